@@ -1,0 +1,41 @@
+"""The value the alarm engine hands to delivery: one alarm transition worth telling people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    FIRING = "firing"
+    REPEAT = "repeat"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    TEST = "test"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """One alarm transition. `alarm_id` is short (e.g. "A7F3") and appears in every message,
+    so a person can `sentinel ack A7F3` and recognise a duplicate after an at-least-once retry.
+    `tags` overrides routing (escalation to the next level's tag); empty means route by
+    severity as the alerts config says."""
+
+    alarm_id: str
+    event: str  # EventType
+    severity: str  # Severity
+    sensor_id: str
+    location: str
+    kind: str
+    value: float | bool | str | None
+    unit: str
+    reason: str
+    ts: float
+    tags: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,8 @@
+"""Sensor sources and payload decoders: MQTT, serial text lines, Modbus RTU, simulators.
+
+A leaf package: it never imports `sentinel`. Everything it produces is a `Reading`.
+"""
+
+from sensors.reading import Kind, Reading, SourceHealth
+
+__all__ = ["Kind", "Reading", "SourceHealth"]

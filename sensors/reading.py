@@ -1,0 +1,80 @@
+"""The one value every source produces, and the health a source reports about itself."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Value = float | bool | str | None
+
+
+class Kind(StrEnum):
+    """What a reading measures. Open-ended on purpose: replication health uses its own kinds."""
+
+    WATER_LEAK = "water_leak"
+    SMOKE = "smoke"
+    TEMPERATURE = "temperature"
+    HUMIDITY = "humidity"
+    BATTERY = "battery"
+    BATTERY_LOW = "battery_low"
+    TAMPER = "tamper"
+    AVAILABILITY = "availability"
+    # replication health, produced by the daemon from backup/ and fed through the same rules
+    REPLICATION_LAG = "replication_lag"
+    REPLICATION_FAILURES = "replication_failures"
+    REPLICATION_GUARD = "replication_guard"
+    REPLICATION_VERIFY = "replication_verify"
+    WATCH_LIMIT = "watch_limit"
+
+
+UNITS: dict[str, str] = {
+    Kind.TEMPERATURE: "°C",
+    Kind.HUMIDITY: "%",
+    Kind.BATTERY: "%",
+    Kind.REPLICATION_LAG: "s",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One observation of one configured sensor.
+
+    `value` is a bool for binary kinds (leak, smoke, tamper, battery_low, availability:
+    True = online), a float for analog kinds. When `fault` is set the sensor reported
+    something physically impossible or an error code; `value` is then None and the
+    reading must never trip a leak/fire/heat alarm, only a sensor-fault one.
+    """
+
+    sensor_id: str
+    kind: str
+    value: Value
+    unit: str = ""
+    ts: float = field(default_factory=time.time)
+    source: str = ""
+    fault: str | None = None
+
+
+@dataclass(slots=True)
+class SourceHealth:
+    """What a source says about itself; shown in `sentinel status` under its component."""
+
+    state: str = "starting"  # starting | connected | disconnected | error
+    last_error: str | None = None
+    received: int = 0
+    decoded: int = 0
+    rejected: int = 0  # malformed payloads, garbled lines, unanswered polls
+    last_message_ts: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "last_error": self.last_error,
+            "received": self.received,
+            "decoded": self.decoded,
+            "rejected": self.rejected,
+            "last_message_ts": self.last_message_ts,
+            **self.details,
+        }

@@ -1,0 +1,1 @@
+"""The `sentinel` command: a thin layer over config, store and daemon."""

@@ -1,0 +1,9 @@
+"""`sentinel` subcommands for simulate (stub until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds this module's subcommands."""
