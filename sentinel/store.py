@@ -112,17 +112,16 @@ class Store:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (sqlite3 knows where one ends)."""
+    """Split a migration script into statements (sqlite3 knows where one really ends, even
+    with `;` inside strings or triggers)."""
     statements: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
+    start = 0
+    for index, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start : index + 1]):
+            statements.append(script[start : index + 1].strip())
+            start = index + 1
+    if script[start:].strip():
+        statements.append(script[start:].strip())
     return statements
 
 

@@ -1,9 +1,81 @@
-"""`sentinel` subcommands: daemon."""
+"""`sentinel run`, `sentinel check-config`, `sentinel demo`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from sentinel.cli.common import ConfigExit, load_or_exit
+from sentinel.config import ConfigError, config_path, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds this module's subcommands."""
+    run = sub.add_parser("run", help="run the daemon (what the systemd unit starts)")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and summarise it")
+    check.add_argument("file", nargs="?", help="config file (default: as for --config)")
+    check.set_defaults(func=cmd_check_config)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole daemon on embedded defaults in a temp dir, with simulated sensors",
+    )
+    demo.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds"
+    )
+    demo.add_argument("--dir", type=Path, default=None, help="work here instead of a temp dir")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = Path(args.file) if args.file else config_path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return 2
+    problems = _credential_problems(config)
+    for problem in problems:
+        print(f"sentinel: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"OK {path}: {config.summary()}")
+    return 0
+
+
+def _credential_problems(config: object) -> list[str]:
+    from sentinel.credentials import credential_problems
+
+    return credential_problems(config)  # type: ignore[arg-type]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_or_exit(args)
+    except ConfigExit as exc:
+        return int(exc.code or 2)
+    from sentinel.credentials import install_log_masking
+
+    from sentinel.logs import setup_logging
+
+    setup_logging(config.daemon.log_level)
+    install_log_masking(config)
+    problems = _credential_problems(config)
+    if problems:
+        for problem in problems:
+            logging.getLogger("sentinel").critical("%s", problem)
+        return 2
+    from sentinel.daemon import Daemon
+
+    daemon = Daemon(config, config_path(args.config))
+    return asyncio.run(daemon.run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sentinel.demo import run_demo
+
+    return run_demo(duration=args.duration, workdir=args.dir)

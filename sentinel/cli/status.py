@@ -1,9 +1,227 @@
-"""`sentinel` subcommands: status."""
+"""`sentinel status`: a table for people, `--json` for tools, `--nagios` for monitoring."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sentinel.cli.common import ConfigExit, load_or_exit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds this module's subcommands."""
+    p = sub.add_parser(
+        "status",
+        help="show daemon, sensors, alarms, replication and alert channels",
+        description="Exit codes (all forms): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    )
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="machine-readable (docs/status.md)")
+    form.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sentinel.status import Health, build_report, nagios_line
+
+    try:
+        config = load_or_exit(args)
+    except ConfigExit:
+        if args.nagios:
+            print("SENTINEL UNKNOWN - config cannot be read (see stderr)")
+        return int(Health.UNKNOWN)
+    report = build_report(config)
+    code = int(Health[report["overall"]["state"]])
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2, default=str)
+        print()
+    elif args.nagios:
+        line, code = nagios_line(report)
+        print(line)
+    else:
+        render(report, Console())
+    return code
+
+
+def _ago(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "never"
+    seconds = max(0.0, now - ts)
+    if seconds < 90:
+        return f"{seconds:.0f}s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h ago"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _value(v: Any, unit: str | None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "YES" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.1f}{unit or ''}"
+    return f"{v}{unit or ''}"
+
+
+STYLE = {"OK": "green", "WARNING": "yellow", "CRITICAL": "bold red", "UNKNOWN": "magenta"}
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    now = report["generated"]
+    overall = report["overall"]
+    daemon = report["daemon"]
+    console.print(
+        f"[bold]sentinel[/bold] {report['site']} — "
+        f"[{STYLE[overall['state']]}]{overall['state']}[/]: {'; '.join(overall['reasons'])}"
+    )
+    line = f"daemon: {daemon['state']}"
+    if daemon.get("pid"):
+        line += f", pid {daemon['pid']}, version {daemon.get('version')}"
+    if daemon.get("uptime") is not None:
+        line += f", up {_ago(now - daemon['uptime'], now).removesuffix(' ago')}"
+    if daemon.get("heartbeat_ts"):
+        line += f", heartbeat {_ago(daemon['heartbeat_ts'], now)}"
+    if daemon.get("status"):
+        line += f" — {daemon['status']}"
+    console.print(line)
+
+    configured = report.get("configured", {})
+    _sensors(report, console, now, configured.get("sensors", 0))
+    _alarms(report, console, now)
+    _replication(report, console, now, configured.get("replication", 0))
+    _alerts(report, console, now)
+    _components(report, console)
+
+
+def _sensors(report: dict[str, Any], console: Console, now: float, configured: int) -> None:
+    if not report["sensors"]:
+        console.print("\n[bold]Sensors[/bold]: none configured" if not configured else
+                      f"\n[bold]Sensors[/bold]: {configured} configured, none seen yet")
+        return
+    table = Table(title="Sensors", title_justify="left", expand=False)
+    for col in ("sensor", "location", "kind", "value", "age", "state"):
+        table.add_column(col)
+    for s in report["sensors"]:
+        state = s.get("state", "")
+        style = {"ok": "green", "alarm": "bold red", "lost": "yellow", "fault": "yellow"}.get(
+            state, ""
+        )
+        if s.get("silenced_until"):
+            state += " (silenced)"
+        table.add_row(
+            str(s.get("id", "")),
+            str(s.get("location", "")),
+            str(s.get("kind", "")),
+            _value(s.get("value"), s.get("unit")),
+            _ago(s.get("ts"), now) if s.get("ts") else "never",
+            f"[{style}]{state}[/]" if style else state,
+        )
+    console.print(table)
+
+
+def _alarms(report: dict[str, Any], console: Console, now: float) -> None:
+    if not report["alarms"]:
+        console.print("\n[bold]Alarms[/bold]: none active")
+    else:
+        table = Table(title="Active alarms", title_justify="left")
+        for col in ("id", "severity", "state", "location", "reason", "value", "since"):
+            table.add_column(col)
+        for a in report["alarms"]:
+            table.add_row(
+                str(a.get("id", "")),
+                str(a.get("severity", "")),
+                str(a.get("state", "")) + (f" by {a['acked_by']}" if a.get("acked_by") else ""),
+                str(a.get("location") or a.get("sensor_id", "")),
+                str(a.get("reason", "")),
+                _value(a.get("value"), a.get("unit")),
+                _ago(a.get("since"), now),
+            )
+        console.print(table)
+    for s in report.get("silences", []):
+        console.print(
+            f"silenced: {s.get('target', s.get('sensor') or 'all')} until "
+            f"{datetime.fromtimestamp(s['until']).strftime('%H:%M') if s.get('until') else '?'}"
+            f" — {s.get('reason', '')}"
+        )
+
+
+def _replication(report: dict[str, Any], console: Console, now: float, configured: int) -> None:
+    if not report["replication"]:
+        console.print(
+            "\n[bold]Replication[/bold]: "
+            + ("none configured" if not configured else f"{configured} configured, no data yet")
+        )
+        return
+    table = Table(title="Replication", title_justify="left")
+    for col in ("source", "RPO", "pending", "last success", "failures", "guard", "verify"):
+        table.add_column(col)
+    for r in report["replication"]:
+        rpo = r.get("rpo_seconds")
+        table.add_row(
+            str(r.get("name", "")),
+            "-" if rpo is None else f"{rpo:.1f}s",
+            str(r.get("pending", "-")),
+            _ago(r.get("last_success"), now),
+            str(r.get("consecutive_failures", 0))
+            + (f" ({r['last_error']})" if r.get("last_error") else ""),
+            "TRIPPED" if r.get("guard_tripped") else "ok",
+            str(r.get("verify", "-")),
+        )
+    console.print(table)
+
+
+def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
+    alerts = report["alerts"]
+    channels = alerts.get("channels", [])
+    if not channels:
+        console.print("\n[bold]Alert channels[/bold]: none configured or none used yet")
+    else:
+        table = Table(title="Alert channels", title_justify="left")
+        for col in ("channel", "tags", "last success", "last failure", "error"):
+            table.add_column(col)
+        for c in channels:
+            table.add_row(
+                str(c.get("name", "")),
+                ",".join(c.get("tags", [])),
+                _ago(c.get("last_success"), now),
+                _ago(c.get("last_failure"), now),
+                str(c.get("last_error") or ""),
+            )
+        console.print(table)
+    depth = alerts.get("outbox_pending")
+    if depth is not None:
+        console.print(f"outbox: {depth} pending")
+    if alerts.get("all_channels_failing_since"):
+        console.print(
+            "[bold red]EVERY ALERT CHANNEL FAILING since "
+            f"{_ago(alerts['all_channels_failing_since'], now)}[/]"
+        )
+
+
+def _components(report: dict[str, Any], console: Console) -> None:
+    comps = report["components"]
+    if not comps:
+        return
+    table = Table(title="Components", title_justify="left")
+    for col in ("component", "task", "state", "restarts", "last error"):
+        table.add_column(col)
+    for name, c in comps.items():
+        table.add_row(
+            name,
+            str(c.get("task", "")),
+            str(c.get("state", "")),
+            str(c.get("restarts", 0)),
+            str(c.get("last_error") or ""),
+        )
+    console.print(table)
+
+

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (lint first) on a fresh machine: installs what it needs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+exec .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,182 @@
+"""The daemon's lifecycle in one place: open the store, start every component under the
+supervisor, beat, ping the watchdog, reload on SIGHUP, stop cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from sentinel import __version__
+from sentinel.config import Config, ConfigError, load_config
+from sentinel.heartbeat import beat
+from sentinel.notify import Notifier
+from sentinel.runtime import Runtime
+from sentinel.store import Store
+
+log = logging.getLogger("sentinel.daemon")
+
+# systemd's default TimeoutStopSec is 90 s; we promise 10 s, so each stop step is bounded.
+STOP_STEP_TIMEOUT = 4.0
+
+
+class Daemon:
+    """One run of `sentinel run`: owns the store and the runtime built from the config."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None,
+        *,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.clock = clock
+        self.started = clock()
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._last_status = ""
+        self.runtime: Runtime | None = None
+        self.reload_error: str | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    async def run(self) -> int:
+        async with self._signals():
+            store = await Store.open(self.config.daemon.state_dir)
+            try:
+                return await self._serve(store)
+            finally:
+                self.notifier.stopping()
+                await store.close()
+                self.notifier.close()
+                log.info("stopped")
+
+    async def _serve(self, store: Store) -> int:
+        await Runtime.migrate(store)
+        self.runtime = Runtime(self.config, store, clock=self.clock)
+        await self.runtime.start()
+        await self._beat(store)
+        status = self.runtime.status_line()
+        self.notifier.ready(status)
+        log.info("sentinel %s started: %s", __version__, self.config.summary())
+        pinger = asyncio.create_task(self._watchdog(), name="watchdog")
+        try:
+            while not self._stop.is_set():
+                await self._wait_for_event(self.config.daemon.heartbeat)
+                if self._reload.is_set():
+                    self._reload.clear()
+                    await self._do_reload(store)
+                await self._beat(store)
+        finally:
+            pinger.cancel()
+            await asyncio.gather(pinger, return_exceptions=True)
+            log.info("stopping")
+            self.notifier.stopping()
+            try:
+                await asyncio.wait_for(self.runtime.stop(), STOP_STEP_TIMEOUT * 2)
+            except TimeoutError:
+                log.error("components did not stop within %.0f s", STOP_STEP_TIMEOUT * 2)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._beat(store, stopped=True), STOP_STEP_TIMEOUT)
+        return 0
+
+    async def _wait_for_event(self, timeout: float) -> None:
+        waiters = [
+            asyncio.create_task(self._stop.wait()),
+            asyncio.create_task(self._reload.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _do_reload(self, store: Store) -> None:
+        if self.config_path is None:
+            log.warning("SIGHUP ignored: this daemon runs on embedded defaults, no file to reload")
+            return
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+            if new.daemon.state_dir != self.config.daemon.state_dir:
+                raise ConfigError(
+                    f"{self.config_path}: daemon.state_dir cannot change on reload "
+                    "(restart the service instead)"
+                )
+        except ConfigError as exc:
+            self.reload_error = str(exc).splitlines()[0] + " (see log)"
+            log.error("config reload rejected, keeping the running config:\n%s", exc)
+            self.notifier.ready(f"config reload rejected: {exc}".splitlines()[0])
+            return
+        assert self.runtime is not None
+        log.info("reloading config from %s", self.config_path)
+        await self.runtime.stop()
+        self.config = new
+        self.reload_error = None
+        self.runtime = Runtime(new, store, clock=self.clock)
+        await self.runtime.start()
+        self.notifier.ready(self.runtime.status_line())
+        log.info("config reloaded: %s", new.summary())
+
+    async def _beat(self, store: Store, *, stopped: bool = False) -> None:
+        assert self.runtime is not None
+        status = "stopped" if stopped else self.runtime.status_line()
+        if self.reload_error:
+            status += f"; {self.reload_error}"
+        await beat(
+            store.write,
+            now=self.clock(),
+            started=self.started,
+            status=status,
+            components=self.runtime.health(),
+            config=self._config_view(),
+            stopped=stopped,
+        )
+        if not stopped and status != self._last_status:
+            self.notifier.status(status)
+            self._last_status = status
+
+    def _config_view(self) -> dict[str, Any]:
+        """What status needs from the config (no secrets): where it came from, intervals."""
+        return {
+            "path": str(self.config_path) if self.config_path else "(embedded defaults)",
+            "site": self.config.site.name,
+            "heartbeat": self.config.daemon.heartbeat,
+        }
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        # Pinged from the event loop itself: a stalled loop stops the pings and systemd
+        # restarts us, which is the point.
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    @contextlib.asynccontextmanager
+    async def _signals(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            yield
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)

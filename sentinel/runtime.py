@@ -1,0 +1,153 @@
+"""Everything one config builds: the alarm engine, delivery, sensor sources, replication,
+each started under the supervisor. Rebuilt whole on reload; state lives in SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from alerts import schema as alerts_schema
+from backup import schema as backup_schema
+from sensors.reading import Reading
+from sentinel.alarm import schema as alarm_schema
+from sentinel.alarm.engine import Engine
+from sentinel.config import Config
+from sentinel.delivery import build_delivery
+from sentinel.replication import build_replicators, replication_readings
+from sentinel.sources import build_sources
+from sentinel.store import Store
+from sentinel.supervisor import Component, Supervisor
+
+log = logging.getLogger("sentinel.runtime")
+
+REPLICATION_HEALTH_INTERVAL = 2.0
+MQTT_PUBLISH_INTERVAL = 1.0
+
+
+class SourceComponent:
+    """Forwards one sensor source's readings to the alarm engine."""
+
+    def __init__(self, source: Any, submit: Callable[[Reading], Any]) -> None:
+        self.source = source
+        self.name = f"source:{source.name}"
+        self._submit = submit
+
+    async def run(self) -> None:
+        async for reading in self.source.readings():
+            await self._submit(reading)
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.source.health())
+
+
+class ReplicationHealth:
+    """Feeds each replicator's lag, failures and guard state to the engine as readings, so
+    replication trouble becomes an alarm on the same road as a leak."""
+
+    name = "replication-health"
+
+    def __init__(self, replicators: list[Any], engine: Engine, clock: Callable[[], float]):
+        self._replicators = replicators
+        self._engine = engine
+        self._clock = clock
+
+    async def run(self) -> None:
+        while True:
+            for reading in replication_readings(self._replicators, now=self._clock()):
+                await self._engine.submit(reading)
+            await asyncio.sleep(REPLICATION_HEALTH_INTERVAL)
+
+    def health(self) -> dict[str, Any]:
+        return {"replicators": len(self._replicators)}
+
+
+class AlarmPublisher:
+    """Publishes the active alarms on MQTT when they change (for Home Assistant and co.)."""
+
+    name = "mqtt-publish"
+
+    def __init__(self, mqtt_source: Any, engine: Engine) -> None:
+        self._mqtt = mqtt_source
+        self._engine = engine
+        self._last: list[dict[str, Any]] | None = None
+        self.published = 0
+
+    async def run(self) -> None:
+        while True:
+            alarms = self._engine.active_alarms()
+            if alarms != self._last:
+                await self._mqtt.publish_state(alarms)
+                self._last = alarms
+                self.published += 1
+            await asyncio.sleep(MQTT_PUBLISH_INTERVAL)
+
+    def health(self) -> dict[str, Any]:
+        return {"published": self.published}
+
+
+class Runtime:
+    def __init__(
+        self, config: Config, store: Store, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.supervisor = Supervisor()
+        self.engine: Engine | None = None
+        self.sender: Any = None
+        self.sources: list[Any] = []
+        self.replicators: list[Any] = []
+
+    @staticmethod
+    async def migrate(store: Store) -> None:
+        await store.migrate("alarm", alarm_schema.MIGRATIONS)
+        await store.migrate("alerts", alerts_schema.MIGRATIONS)
+        await store.migrate("backup", backup_schema.MIGRATIONS)
+
+    async def start(self) -> None:
+        outbox, self.sender = build_delivery(self.config, self.store, clock=self.clock)
+        self.engine = Engine(self.store, self.config, enqueue=outbox.enqueue, clock=self.clock)
+        await self.engine.start()
+        components: list[Component] = [self.engine, self.sender]
+        self.sources = build_sources(self.config)
+        components += [SourceComponent(s, self.engine.submit) for s in self.sources]
+        mqtt = next((s for s in self.sources if hasattr(s, "publish_state")), None)
+        if mqtt is not None:
+            components.append(AlarmPublisher(mqtt, self.engine))
+        self.replicators = build_replicators(self.config, self.store, clock=self.clock)
+        components += self.replicators
+        if self.replicators:
+            components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
+        for component in components:
+            self.supervisor.start(component)
+
+    async def stop(self) -> None:
+        await self.supervisor.stop_all()
+        if self.engine is not None:
+            await self.engine.flush()
+
+    def health(self) -> dict[str, Any]:
+        return self.supervisor.health()
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS= and the heartbeat: what a person needs first."""
+        parts: list[str] = []
+        alarms = self.engine.active_alarms() if self.engine else []
+        if alarms:
+            worst = alarms[0]
+            parts.append(
+                f"{len(alarms)} alarm(s): {worst.get('severity', '')} "
+                f"{worst.get('location') or worst.get('sensor_id', '')} #{worst.get('id', '')}"
+            )
+        else:
+            parts.append("no alarms")
+        failing = (self.sender.health() if self.sender else {}).get("all_channels_failing_since")
+        if failing:
+            parts.append("ALL ALERT CHANNELS FAILING")
+        restarting = [n for n, s in self.supervisor.states.items() if s.state == "restarting"]
+        if restarting:
+            parts.append("restarting: " + ", ".join(restarting))
+        return "; ".join(parts)

@@ -1,0 +1,186 @@
+"""`sentinel status`: one report built from the state database, read-only, in three forms.
+
+The report works while the daemon runs (WAL lets a reader in), after it died (the heartbeat
+says how long ago) and before it ever ran. Each package reads its own tables
+(`read_status` in sentinel/alarm, alerts, backup); this module only composes and judges.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from alerts import status as alerts_status
+from backup import status as backup_status
+from sentinel import __version__
+from sentinel.alarm import status as alarm_status
+from sentinel.config import Config
+from sentinel.heartbeat import read_daemon
+from sentinel.store import open_readonly
+
+SCHEMA_VERSION = 1
+
+
+class Health(IntEnum):
+    """Nagios plugin exit codes; every form of `sentinel status` exits with one of them."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    health: Health
+    reasons: list[str]
+
+
+def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    state_dir = config.daemon.state_dir
+    try:
+        conn = open_readonly(state_dir)
+    except sqlite3.Error as exc:
+        return _unreadable(config, state_dir, exc, now)
+    try:
+        daemon = read_daemon(conn, now, config.daemon.heartbeat)
+        sections = _sections(conn, now) if conn is not None else _empty_sections()
+    except sqlite3.Error as exc:
+        return _unreadable(config, state_dir, exc, now)
+    finally:
+        if conn is not None:
+            conn.close()
+    report: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "generated": now,
+        "version": __version__,
+        "site": config.site.name,
+        "state_dir": str(state_dir),
+        "daemon": daemon.as_dict(now),
+        "components": daemon.components or {},
+        **sections,
+        "configured": {
+            "sensors": len(config.sensors),
+            "replication": len(config.replication),
+            "channels": _channel_count(config),
+        },
+    }
+    verdict = judge(report)
+    report["overall"] = {"state": verdict.health.name, "reasons": verdict.reasons}
+    return report
+
+
+def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
+    alarms = alarm_status.read_status(conn, now)
+    return {
+        "sensors": alarms.get("sensors", []),
+        "alarms": alarms.get("alarms", []),
+        "silences": alarms.get("silences", []),
+        "replication": backup_status.read_status(conn, now).get("sources", []),
+        "alerts": alerts_status.read_status(conn, now),
+    }
+
+
+def _empty_sections() -> dict[str, Any]:
+    return {"sensors": [], "alarms": [], "silences": [], "replication": [], "alerts": {}}
+
+
+def _unreadable(config: Config, state_dir: Path, exc: Exception, now: float) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "generated": now,
+        "version": __version__,
+        "site": config.site.name,
+        "state_dir": str(state_dir),
+        "daemon": {"state": "unknown", "error": f"cannot read {state_dir}: {exc}"},
+        "components": {},
+        **_empty_sections(),
+        "configured": {"sensors": len(config.sensors), "replication": len(config.replication)},
+    }
+    report["overall"] = {
+        "state": Health.UNKNOWN.name,
+        "reasons": [f"cannot read the state database in {state_dir}: {exc}"],
+    }
+    return report
+
+
+def _channel_count(config: Config) -> int | None:
+    try:
+        return config.channel_count()
+    except Exception:  # an unreadable Apprise file is reported by the daemon, not here
+        return None
+
+
+def judge(report: dict[str, Any]) -> Verdict:
+    """The one rule for OK/WARNING/CRITICAL/UNKNOWN, shared by all three forms."""
+    daemon = report["daemon"]
+    reasons: list[str] = []
+    health = Health.OK
+
+    def worse(level: Health, reason: str) -> None:
+        nonlocal health
+        health = max(health, level)
+        reasons.append(reason)
+
+    state = daemon.get("state")
+    if state == "never-started":
+        return Verdict(Health.UNKNOWN, ["daemon has never run with this state directory"])
+    if state == "unknown":
+        return Verdict(Health.UNKNOWN, [daemon.get("error", "daemon state unknown")])
+    if state == "down":
+        worse(Health.CRITICAL, f"daemon down (last heartbeat {_age(daemon['heartbeat_age'])} ago)")
+    elif state == "stopped":
+        worse(Health.CRITICAL, f"daemon stopped {_age(daemon['heartbeat_age'])} ago")
+    for alarm in report["alarms"]:
+        level = Health.CRITICAL if alarm.get("severity") == "critical" else Health.WARNING
+        label = alarm.get("location") or alarm.get("sensor_id") or alarm.get("sensor")
+        worse(level, f"{alarm.get('severity', 'alarm')}: {label} {alarm.get('reason', '')}".strip())
+    if report["alerts"].get("all_channels_failing_since"):
+        worse(Health.CRITICAL, "every alert channel is failing")
+    for name, component in report["components"].items():
+        if component.get("task") == "restarting":
+            worse(Health.WARNING, f"component {name} restarting: {component.get('last_error')}")
+    if not reasons:
+        reasons.append("all normal")
+    return Verdict(health, reasons)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def nagios_line(report: dict[str, Any]) -> tuple[str, int]:
+    """`SENTINEL CRITICAL - text | 'label'=value[UOM];warn;crit;min;max` and its exit code."""
+    overall = report["overall"]
+    health = Health[overall["state"]]
+    text = "; ".join(overall["reasons"])
+    perf = [
+        f"'alarms'={len(report['alarms'])};;;0",
+        f"'sensors_lost'={sum(1 for s in report['sensors'] if s.get('state') == 'lost')};;;0",
+    ]
+    age = report["daemon"].get("heartbeat_age")
+    if age is not None:
+        perf.append(f"'heartbeat_age'={age:.1f}s;;;0")
+    for source in report["replication"]:
+        rpo = source.get("rpo_seconds")
+        if rpo is not None:
+            perf.append(f"'rpo_{source.get('name')}'={rpo:.1f}s;60;300;0")
+        pending = source.get("pending")
+        if pending is not None:
+            perf.append(f"'pending_{source.get('name')}'={pending};;;0")
+    depth = report["alerts"].get("outbox_pending")
+    if depth is not None:
+        perf.append(f"'outbox'={depth};;;0")
+    line = f"SENTINEL {health.name} - {text} | {' '.join(perf)}"
+    return " ".join(line.split()), int(health)

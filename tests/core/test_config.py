@@ -1,0 +1,140 @@
+"""Config errors name the file, the key path, what was expected and what was found; exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentinel.cli.main import main
+from sentinel.config import ConfigError, format_duration, load_config, parse_duration
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sentinel.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["check-config", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unknown_key_is_an_error_with_its_path(tmp_path: Path, capsys) -> None:
+    path = write(
+        tmp_path,
+        """
+[[sensors]]
+id = "leak-1"
+kind = "water_leak"
+topic = "zigbee2mqtt/leak1"
+
+[[sensors]]
+id = "temp-1"
+kind = "temperature"
+max_agee = "5m"
+""",
+    )
+    code, out, err = check(path, capsys)
+    assert code == 2
+    assert str(path) in err
+    assert "sensors[1].max_agee: unknown key" in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_wrong_type_names_expected_and_found(tmp_path: Path, capsys) -> None:
+    path = write(tmp_path, '[daemon]\nheartbeat = "5s"\nlog_level = "loud"\n')
+    code, _, err = check(path, capsys)
+    assert code == 2
+    assert "daemon.log_level" in err
+    assert "'loud'" in err and "'debug'" in err
+
+
+def test_bad_duration_names_key_and_value(tmp_path: Path, capsys) -> None:
+    path = write(
+        tmp_path,
+        '[[sensors]]\nid = "a"\nkind = "water_leak"\n\n'
+        '[[sensors]]\nid = "b"\nkind = "smoke"\n\n'
+        '[[sensors]]\nid = "c"\nkind = "smoke"\nmax_age = "five minutes"\n',
+    )
+    code, _, err = check(path, capsys)
+    assert code == 2
+    assert "sensors[2].max_age" in err
+    assert "'five minutes'" in err
+    assert '"30s"' in err
+
+
+def test_missing_file(tmp_path: Path, capsys) -> None:
+    code, _, err = check(tmp_path / "nope.toml", capsys)
+    assert code == 2
+    assert "nope.toml: config file not found" in err
+
+
+def test_invalid_toml(tmp_path: Path, capsys) -> None:
+    code, _, err = check(write(tmp_path, "[daemon\nx=1"), capsys)
+    assert code == 2
+    assert "not valid TOML" in err
+
+
+def test_run_with_bad_config_exits_2_without_traceback(tmp_path: Path, capsys) -> None:
+    path = write(tmp_path, "[daemon]\nheartbeet = 1\n")
+    code = main(["--config", str(path), "run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "daemon.heartbeet: unknown key" in err
+
+
+def test_env_var_names_the_config(tmp_path: Path, capsys, monkeypatch) -> None:
+    path = write(tmp_path, "[daemon]\nheartbeat = 'never'\n")
+    monkeypatch.setenv("SENTINEL_CONFIG", str(path))
+    code = main(["check-config"])
+    assert code == 2
+    assert "daemon.heartbeat" in capsys.readouterr().err
+
+
+def test_example_config_passes(capsys) -> None:
+    example = Path(__file__).parents[2] / "examples" / "sentinel.toml"
+    code, out, err = check(example, capsys)
+    assert code == 0, err
+    assert out.startswith("OK ")
+    assert "sensors" in out and "replication sources" in out
+
+
+def test_minimal_config_summary(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.summary() == "0 sensors, 0 alert channels, 0 replication sources"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("250ms", 0.25), (12, 12)],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "5 minutes", "-1s", True, "1w", None])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_format_duration_round_trips() -> None:
+    for seconds in (0.25, 5, 90, 3600, 86400 + 60):
+        assert parse_duration(_first_unit(format_duration(seconds))) <= seconds
+
+
+def _first_unit(text: str) -> str:
+    import re
+
+    match = re.match(r"\d+(ms|s|m|h|d)", text)
+    assert match
+    return match.group(0)
+
+
+def test_config_error_is_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "sensors = 3\n"))
+    assert "sensors" in str(info.value)

@@ -1,0 +1,66 @@
+"""The state database: WAL, FULL sync, migrations per owner, transactions roll back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentinel.store import Store, open_readonly
+
+MIGRATIONS = (
+    "CREATE TABLE demo_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+    "ALTER TABLE demo_items ADD COLUMN note TEXT; CREATE INDEX demo_items_name ON demo_items(name);",
+)
+
+
+async def test_pragmas_and_migrations(store: Store) -> None:
+    async with store.db.execute("PRAGMA journal_mode") as cur:
+        assert (await cur.fetchone())[0] == "wal"
+    async with store.db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 2  # FULL
+    async with store.db.execute("PRAGMA user_version") as cur:
+        assert (await cur.fetchone())[0] >= 1
+    await store.migrate("demo", MIGRATIONS[:1])
+    await store.migrate("demo", MIGRATIONS)
+    await store.migrate("demo", MIGRATIONS)  # idempotent
+    async with store.write() as db:
+        await db.execute("INSERT INTO demo_items(name, note) VALUES ('a', 'b')")
+    async with store.db.execute("SELECT version FROM schema_version WHERE owner='demo'") as cur:
+        assert (await cur.fetchone())[0] == 2
+
+
+async def test_failed_transaction_rolls_back(store: Store) -> None:
+    await store.migrate("demo", MIGRATIONS)
+    with pytest.raises(RuntimeError):
+        async with store.write() as db:
+            await db.execute("INSERT INTO demo_items(name) VALUES ('lost')")
+            raise RuntimeError("crash inside the transaction")
+    async with store.db.execute("SELECT count(*) FROM demo_items") as cur:
+        assert (await cur.fetchone())[0] == 0
+
+
+async def test_newer_schema_is_refused(store: Store) -> None:
+    await store.migrate("demo", MIGRATIONS)
+    with pytest.raises(RuntimeError, match="newer than this sentinel knows"):
+        await store.migrate("demo", MIGRATIONS[:1])
+
+
+async def test_readonly_reader_sees_commits_while_writer_is_open(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path)
+    try:
+        await store.migrate("demo", MIGRATIONS)
+        async with store.write() as db:
+            await db.execute("INSERT INTO demo_items(name) VALUES ('seen')")
+        conn = open_readonly(tmp_path)
+        assert conn is not None
+        assert conn.execute("SELECT name FROM demo_items").fetchone()[0] == "seen"
+        with pytest.raises(Exception, match="readonly"):
+            conn.execute("INSERT INTO demo_items(name) VALUES ('no')")
+        conn.close()
+    finally:
+        await store.close()
+
+
+def test_readonly_without_database(tmp_path: Path) -> None:
+    assert open_readonly(tmp_path) is None

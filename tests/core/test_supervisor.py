@@ -1,0 +1,78 @@
+"""A failing component is restarted with backoff while the others keep running."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sentinel.supervisor import Supervisor
+
+
+class Flaky:
+    def __init__(self, name: str, failures: int) -> None:
+        self.name = name
+        self.failures = failures
+        self.runs = 0
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs <= self.failures:
+            raise RuntimeError(f"boom {self.runs}")
+        await asyncio.Event().wait()
+
+    def health(self) -> dict[str, Any]:
+        return {"runs": self.runs}
+
+
+class Ticker:
+    name = "ticker"
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    async def run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.005)
+
+    def health(self) -> dict[str, Any]:
+        return {"ticks": self.ticks}
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_failing_component_restarts_and_others_keep_running() -> None:
+    sup = Supervisor(backoff_initial=0.02, backoff_max=0.05)
+    flaky, ticker = Flaky("flaky", failures=3), Ticker()
+    sup.start(flaky)
+    sup.start(ticker)
+    await wait_until(lambda: flaky.runs == 4)
+    ticks_when_recovered = ticker.ticks
+    await wait_until(lambda: ticker.ticks > ticks_when_recovered + 3)
+    health = sup.health()
+    assert health["flaky"]["restarts"] == 3
+    assert health["flaky"]["last_error"] == "RuntimeError: boom 3"
+    assert health["flaky"]["task"] == "running"
+    assert health["ticker"]["restarts"] == 0
+    await sup.stop_all()
+    assert sup.health() == {}
+
+
+async def test_health_error_does_not_break_status() -> None:
+    class Broken(Ticker):
+        name = "broken"
+
+        def health(self) -> dict[str, Any]:
+            raise ValueError("nope")
+
+    sup = Supervisor()
+    sup.start(Broken())
+    await asyncio.sleep(0)
+    assert "health_error" in sup.health()["broken"]
+    await sup.stop_all()
