@@ -93,13 +93,13 @@ class Daemon:
                 await asyncio.wait_for(self._beat(store, stopped=True), STOP_STEP_TIMEOUT)
         return 0
 
-    async def _wait_for_event(self, timeout: float) -> None:
+    async def _wait_for_event(self, seconds: float) -> None:
         waiters = [
             asyncio.create_task(self._stop.wait()),
             asyncio.create_task(self._reload.wait()),
         ]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

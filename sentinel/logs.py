@@ -45,5 +45,8 @@ def setup_logging(level: str = "info", *, extra_filters: tuple[logging.Filter, .
     root.addHandler(handler)
     root.setLevel(level.upper())
     # third-party chatter stays at warning unless debugging
-    for noisy in ("apprise", "pymodbus", "aiosqlite", "sh", "asyncio"):
+    for noisy in ("apprise", "aiosqlite", "sh", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    # pymodbus logs a frame dump at ERROR for every unanswered poll; our Modbus source
+    # already reports a silent device (rate-limited) and marks its sensors lost.
+    logging.getLogger("pymodbus").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)

@@ -32,7 +32,9 @@ class Notifier:
             return False
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                )
             self._socket.sendto(message.encode("utf-8", "replace"), self._address)
         except OSError as exc:
             log.warning("cannot notify systemd at %s: %s", self._address.lstrip("\0"), exc)

@@ -84,6 +84,8 @@ def _describe(err: Any) -> str:
     if err["type"] == "missing":
         return f"  {where}: required key is missing"
     message = str(err["msg"]).removeprefix("Value error, ")
+    if not loc:  # a check across sections: its message names the keys itself
+        return f"  {message}"
     if "found" in message:
         return f"  {where}: {message}"
     return f"  {where}: {message}; found {_show(found)}"

@@ -9,8 +9,14 @@ from pydantic import Field, model_validator
 
 from sentinel.config.alerts import AlertsConfig
 from sentinel.config.replication import ReplicationConfig
-from sentinel.config.rules import RuleConfig
-from sentinel.config.sensors import MqttConfig, SensorConfig
+from sentinel.config.rules import AlarmsConfig, RuleConfig
+from sentinel.config.sensors import (
+    MQTT_FORMATS,
+    ModbusBusConfig,
+    MqttConfig,
+    SensorConfig,
+    SerialPortConfig,
+)
 from sentinel.config.types import Duration, Model
 
 
@@ -28,18 +34,39 @@ class Config(Model):
     site: SiteConfig = SiteConfig()
     daemon: DaemonConfig = DaemonConfig()
     mqtt: MqttConfig | None = None
+    serial: list[SerialPortConfig] = []
+    modbus: list[ModbusBusConfig] = []
     sensors: list[SensorConfig] = []
     rules: list[RuleConfig] = []
+    alarms: AlarmsConfig = AlarmsConfig()
     alerts: AlertsConfig = AlertsConfig()
     replication: list[ReplicationConfig] = []
 
     @model_validator(mode="after")
-    def _unique_sensor_ids(self) -> Config:
-        seen: set[str] = set()
-        for sensor in self.sensors:
-            if sensor.id in seen:
-                raise ValueError(f"sensor id {sensor.id!r} is used twice")
-            seen.add(sensor.id)
+    def _cross_references(self) -> Config:
+        """Names must be unique and every sensor's source must exist: a typo in a source name
+        would otherwise leave a sensor silently unwatched."""
+        _unique("sensor id", [s.id for s in self.sensors])
+        _unique("serial port name", [p.name for p in self.serial])
+        _unique("modbus bus name", [b.name for b in self.modbus])
+        ports = {p.name for p in self.serial}
+        buses = {b.name for b in self.modbus}
+        for i, sensor in enumerate(self.sensors):
+            if sensor.format == "line" and sensor.source not in ports:
+                raise ValueError(
+                    f"sensors[{i}].source: {sensor.source!r} is not a [[serial]] port "
+                    f"(known: {', '.join(sorted(ports)) or 'none'})"
+                )
+            if sensor.format == "modbus" and sensor.source not in buses:
+                raise ValueError(
+                    f"sensors[{i}].source: {sensor.source!r} is not a [[modbus]] bus "
+                    f"(known: {', '.join(sorted(buses)) or 'none'})"
+                )
+            if sensor.format in MQTT_FORMATS and self.mqtt is None:
+                raise ValueError(
+                    f"sensors[{i}].format: {sensor.format!r} needs an [mqtt] section, "
+                    "and there is none"
+                )
         return self
 
     def summary(self) -> str:
@@ -56,3 +83,11 @@ class Config(Model):
         from alerts.channels import count_channels
 
         return count_channels(path)
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is used twice")
+        seen.add(name)

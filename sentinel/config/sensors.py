@@ -1,35 +1,128 @@
 """Config for sensor sources ([mqtt], [[serial]], [[modbus]]) and the [[sensors]] list.
 
-Owned by the sensors work (issue 4); extend freely, keep `Model` as the base.
+Owned by the sensors work (issue 4). A sensor's `source` names where it comes from: "mqtt",
+the `name` of a [[serial]] port (format "line") or of a [[modbus]] bus (format "modbus").
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from sentinel.config.types import Duration, Model
 
+MQTT_FORMATS = ("zigbee2mqtt", "tasmota", "esphome", "json")
+# What a physical sensor can measure (sensors.reading.Kind minus availability/replication).
+SENSOR_KINDS = (
+    "water_leak",
+    "smoke",
+    "temperature",
+    "humidity",
+    "battery",
+    "battery_low",
+    "tamper",
+)
+_NAME = r"^[A-Za-z0-9_.:-]+$"
+
 
 class MqttConfig(Model):
+    """[mqtt]: the broker, its credentials and TLS, and where sentinel publishes its state."""
+
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     client_id: str = "sentinel"
     username: str | None = None
-    password: str | None = None
-    publish_prefix: str = "sentinel"
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive: int = Field(60, ge=5, le=3600)
+    publish_prefix: str = Field("sentinel", min_length=1)
+    reconnect_min: Duration = Field(1.0, gt=0)
+    reconnect_max: Duration = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate)")
+        if self.password is not None and self.username is None:
+            raise ValueError("password needs username")
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max must not be less than reconnect_min")
+        if any(ch in self.publish_prefix for ch in "+#"):
+            raise ValueError("publish_prefix cannot contain MQTT wildcards + or #")
+        return self
+
+
+class SerialPortConfig(Model):
+    """[[serial]]: a text-line device; `url` is a device path or a pyserial URL."""
+
+    name: str = Field(pattern=_NAME)
+    url: str = Field(min_length=1)
+    baudrate: int = Field(9600, gt=0)
+    reconnect_min: Duration = Field(1.0, gt=0)
+    reconnect_max: Duration = Field(30.0, gt=0)
+
+
+class ModbusBusConfig(Model):
+    """[[modbus]]: one RS-485 bus polled in turn, device by device."""
+
+    name: str = Field(pattern=_NAME)
+    port: str = Field(min_length=1)
+    baudrate: int = Field(9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    interval: Duration = Field(10.0, gt=0)
+    timeout: Duration = Field(1.0, gt=0)
 
 
 class SensorConfig(Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+    """[[sensors]]: one sensor, where it is, what it measures and how it is bound."""
+
+    id: str = Field(pattern=_NAME)
     location: str = ""
-    kind: str
+    kind: str = Field(min_length=1)
     source: str = "mqtt"
-    format: Literal["zigbee2mqtt", "tasmota", "esphome", "json", "line", "modbus", "sim"] = (
-        "zigbee2mqtt"
-    )
+    format: Literal["zigbee2mqtt", "tasmota", "esphome", "json", "line", "modbus"] = "zigbee2mqtt"
     topic: str | None = None
     field: str | None = None
+    availability_topic: str | None = None
+    value_map: dict[str, bool | float | str] = {}
+    device: int | None = Field(None, ge=0, le=247)
+    preset: Literal["xy-md02", "leak-controller"] | None = None
+    # "register" in TOML; renamed here because pydantic's BaseModel has a `register` method.
+    reg: int | None = Field(None, alias="register", ge=0, le=0xFFFF)
+    function: Literal[3, 4] = 4
+    scale: float = 1.0
+    signed: bool = False
     offset: float = 0.0
     max_age: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _check_binding(self) -> SensorConfig:
+        if self.kind not in SENSOR_KINDS:
+            raise ValueError(f"kind {self.kind!r} is not one of {', '.join(SENSOR_KINDS)}")
+        if self.format in MQTT_FORMATS:
+            if self.source != "mqtt":
+                raise ValueError(f'format {self.format!r} needs source = "mqtt"')
+            if not self.topic:
+                raise ValueError(f"format {self.format!r} needs a topic")
+            if any(ch in self.topic for ch in "+#"):
+                raise ValueError("topic cannot contain MQTT wildcards + or #")
+        elif self.source == "mqtt":
+            raise ValueError(
+                f"format {self.format!r} needs source = the name of a "
+                f"{'[[serial]] port' if self.format == 'line' else '[[modbus]] bus'}"
+            )
+        if self.format == "modbus":
+            if self.device is None:
+                raise ValueError("a modbus sensor needs device (its Modbus device id)")
+            if (self.preset is None) == (self.reg is None):
+                raise ValueError("a modbus sensor needs exactly one of preset or register")
+        elif self.device is not None or self.preset is not None or self.reg is not None:
+            raise ValueError('device, preset and register are only for format = "modbus"')
+        return self

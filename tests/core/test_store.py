@@ -10,7 +10,8 @@ from sentinel.store import Store, open_readonly
 
 MIGRATIONS = (
     "CREATE TABLE demo_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
-    "ALTER TABLE demo_items ADD COLUMN note TEXT; CREATE INDEX demo_items_name ON demo_items(name);",
+    "ALTER TABLE demo_items ADD COLUMN note TEXT; "
+    "CREATE INDEX demo_items_name ON demo_items(name);",
 )
 
 

@@ -39,9 +39,9 @@ class Ticker:
         return {"ticks": self.ticks}
 
 
-async def wait_until(predicate, timeout: float = 5.0) -> None:
+async def wait_until(predicate, seconds: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + seconds
     while not predicate():
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.01)

@@ -1,0 +1,297 @@
+"""MQTT source: subscribes to the topics of configured sensors, decodes, emits readings.
+
+Connects to one broker with aiomqtt 2.x, reconnects with backoff and jitter, subscribes
+again after each reconnect, and publishes sentinel's own availability (retained `online`,
+last will `offline`) and its active alarms under `publish_prefix`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+from sensors.binding import Binding, ConversionError
+from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
+from sensors.reading import Reading, SourceHealth
+from sensors.source import Backoff, RateLimitedLog
+
+log = logging.getLogger("sensors.mqtt")
+
+MQTT_FORMATS = ("zigbee2mqtt", "tasmota", "esphome", "json")
+# Default field names per format and kind, used when a sensor names none.
+_TASMOTA_FIELDS = {
+    "temperature": ("*.Temperature",),
+    "humidity": ("*.Humidity",),
+    "water_leak": ("Switch1",),
+    "smoke": ("Switch1",),
+}
+_Z2M_FIELDS = {"smoke": ("smoke", "smoke_state")}
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """How to reach the broker. `password` never appears in repr, logs or health."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "sentinel"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive: int = 60
+    publish_prefix: str = "sentinel"
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MqttBinding:
+    """A sensor bound to MQTT: its decoder, state topic and (optional) availability topic."""
+
+    binding: Binding
+    format: str
+    state_topic: str
+    availability_topic: str | None
+
+
+def mqtt_binding(
+    sensor_id: str,
+    kind: str,
+    format: str,
+    topic: str,
+    *,
+    field: str | None = None,
+    availability_topic: str | None = None,
+    offset: float = 0.0,
+    value_map: dict[str, Any] | None = None,
+) -> MqttBinding:
+    """Builds a binding with each format's topic conventions.
+
+    - zigbee2mqtt: `topic` is the device topic `zigbee2mqtt/<name>`; availability on
+      `<topic>/availability`; field defaults to the kind (`water_leak`, `temperature`...).
+    - tasmota: `topic` is the device's `%topic%`; state on `tele/<topic>/SENSOR`, LWT on
+      `tele/<topic>/LWT`; field defaults to `*.Temperature`, `*.Humidity`, `Switch1`.
+    - esphome: `topic` is `<prefix>/<component>/<name>`; state on `<topic>/state`,
+      availability on `<prefix>/status`.
+    - json: `topic` is the state topic; `field` a dotted path (default: the whole payload);
+      availability only where `availability_topic` is given.
+    """
+    if format not in MQTT_FORMATS:
+        raise ValueError(f"unknown MQTT format {format!r}; expected one of {MQTT_FORMATS}")
+    topic = topic.strip("/")
+    if format == "zigbee2mqtt":
+        state, avail = topic, f"{topic}/availability"
+        fields = _Z2M_FIELDS.get(kind, (kind,))
+    elif format == "tasmota":
+        state, avail = f"tele/{topic}/SENSOR", f"tele/{topic}/LWT"
+        fields = _TASMOTA_FIELDS.get(kind, (kind,))
+    elif format == "esphome":
+        state, avail = f"{topic}/state", f"{topic.split('/', 1)[0]}/status"
+        fields = ("state",)
+    else:
+        state, avail = topic, None
+        fields = ("",)
+    if field is not None:
+        fields = (field,)
+    return MqttBinding(
+        Binding(sensor_id, kind, fields, offset, dict(value_map or {})),
+        format,
+        state,
+        availability_topic if availability_topic is not None else avail,
+    )
+
+
+class MqttSource:
+    """All MQTT-bound sensors of one broker. Implements `sensors.source.Source`."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        bindings: Iterable[MqttBinding],
+        *,
+        name: str = "mqtt",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.bindings = list(bindings)
+        self._clock = clock
+        self._health = SourceHealth()
+        self._log = RateLimitedLog(log)
+        self._client: aiomqtt.Client | None = None
+        self._published = 0
+        self._publish_dropped = 0
+        self._connects = 0
+        self._last_reject: str | None = None
+        self._last_state: str | None = None
+        # topic -> [(binding, is_availability)]; exact topics, so no wildcard matching.
+        self._routes: dict[str, list[tuple[MqttBinding, bool]]] = {}
+        for mb in self.bindings:
+            self._routes.setdefault(mb.state_topic, []).append((mb, False))
+            if mb.availability_topic:
+                self._routes.setdefault(mb.availability_topic, []).append((mb, True))
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._routes)
+
+    @property
+    def availability_topic(self) -> str:
+        return f"{self.settings.publish_prefix}/availability"
+
+    @property
+    def alarms_topic(self) -> str:
+        return f"{self.settings.publish_prefix}/alarms"
+
+    def health(self) -> dict[str, Any]:
+        self._health.details = {
+            "broker": f"{self.settings.host}:{self.settings.port}",
+            "topics": len(self._routes),
+            "connects": self._connects,
+            "published": self._published,
+            "publish_dropped": self._publish_dropped,
+            "last_reject": self._last_reject,
+        }
+        return self._health.as_dict()
+
+    async def readings(self) -> AsyncIterator[Reading]:
+        backoff = Backoff(self.settings.reconnect_min, self.settings.reconnect_max)
+        while True:
+            try:
+                client = self._make_client()
+                async with client:
+                    await self._on_connect(client)
+                    backoff.reset()
+                    async for message in client.messages:
+                        for reading in self.handle(str(message.topic), _bytes(message.payload)):
+                            yield reading
+            except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
+                self._client = None
+                self._health.state = "disconnected"
+                self._health.last_error = f"broker disconnected: {exc}"
+                self._log.warning(
+                    "disconnected",
+                    f"{self.name}: broker {self.settings.host}:{self.settings.port} "
+                    f"disconnected: {exc}; retrying",
+                )
+            finally:
+                self._client = None
+            await asyncio.sleep(backoff.next())
+
+    async def publish_state(self, active_alarms: list[dict[str, Any]]) -> None:
+        """Publishes the active alarms (retained JSON); dropped and counted when offline.
+
+        The latest state is published again after every reconnect.
+        """
+        payload = json.dumps(active_alarms, ensure_ascii=False, default=str)
+        # Kept so a reconnect (or a restarted broker that lost retained messages) gets it again.
+        self._last_state = payload
+        client = self._client
+        if client is None:
+            self._publish_dropped += 1
+            return
+        try:
+            await client.publish(self.alarms_topic, payload, qos=1, retain=True)
+        except aiomqtt.MqttError:
+            self._publish_dropped += 1
+        else:
+            self._published += 1
+
+    def handle(self, topic: str, payload: bytes) -> list[Reading]:
+        """Decodes one message into readings of the sensors bound to its topic."""
+        now = self._clock()
+        health = self._health
+        health.received += 1
+        health.last_message_ts = now
+        routes = self._routes.get(topic)
+        if not routes:
+            return []
+        out: list[Reading] = []
+        cache: dict[str, dict[str, Any] | str] = {}
+        for mb, is_availability in routes:
+            if is_availability:
+                online = parse_availability(payload)
+                if online is None:
+                    self._reject(topic, "availability payload is neither online nor offline")
+                    break
+                out.append(mb.binding.availability(online, ts=now, source=self.name))
+                continue
+            points = cache.get(mb.format)
+            if points is None:
+                decoded = DECODERS[mb.format](topic, payload)
+                points = decoded.error or _as_map(decoded.points)
+                cache[mb.format] = points
+                if decoded.error:
+                    self._reject(topic, decoded.error)
+            if isinstance(points, str):
+                continue
+            if AVAILABILITY in points and isinstance(points[AVAILABILITY], bool):
+                out.append(mb.binding.availability(points[AVAILABILITY], ts=now, source=self.name))
+                continue
+            picked = mb.binding.pick(points)
+            if picked is None:
+                continue
+            try:
+                out.append(mb.binding.reading(picked[1], ts=now, source=self.name))
+            except ConversionError as exc:
+                self._reject(topic, f"sensor {mb.binding.sensor_id} field {picked[0]!r}: {exc}")
+        health.decoded += len(out)
+        return out
+
+    def _reject(self, topic: str, reason: str) -> None:
+        self._health.rejected += 1
+        self._last_reject = f"{topic}: {reason}"
+        self._log.warning(f"reject:{topic}", f"{self.name}: rejected message on {topic}: {reason}")
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        tls = None
+        if s.tls or s.ca_file or s.cert_file:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file
+            )
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=s.client_id,
+            username=s.username,
+            password=s.password,
+            keepalive=s.keepalive,
+            will=aiomqtt.Will(self.availability_topic, b"offline", qos=1, retain=True),
+            tls_params=tls,
+        )
+
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        for topic in self._routes:
+            await client.subscribe(topic, qos=1)
+        await client.publish(self.availability_topic, b"online", qos=1, retain=True)
+        if self._last_state is not None:
+            await client.publish(self.alarms_topic, self._last_state, qos=1, retain=True)
+        self._client = client
+        self._connects += 1
+        self._health.state = "connected"
+        self._health.last_error = None
+        log.info("%s: connected to %s:%s", self.name, self.settings.host, self.settings.port)
+
+
+def _as_map(points: tuple[Point, ...]) -> dict[str, Any]:
+    return {p.field: p.value for p in points}
+
+
+def _bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()

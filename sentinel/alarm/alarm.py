@@ -1,0 +1,312 @@
+"""The life of one alarm: normal -> pending (hold) -> firing -> acknowledged -> resolved.
+
+An `Alarm` object lives per (subject, condition), e.g. ("temp-1", "temperature") or
+("temp-1", "lost"), and is reused: after an alarm resolves the object goes back to normal
+and the next trip gets a new id. Every change returns `Transition`s; the engine records them
+and turns their events into messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.event import EventType
+from sentinel.alarm.rules import RANK, Policy
+
+NORMAL = "normal"
+PENDING = "pending"
+FIRING = "firing"
+ACKNOWLEDGED = "acknowledged"
+RESOLVED = "resolved"
+CANCELLED = "cancelled"  # cleared during the trip hold: never fired
+ACTIVE = (PENDING, FIRING, ACKNOWLEDGED)
+
+ROW_COLUMNS = (
+    "id", "n", "subject", "condition", "sensor_id", "location", "kind", "unit", "state",
+    "severity", "value", "reason", "opened", "fired", "last_notified", "escalation",
+    "acked_by", "acked_at", "clear_since", "latched", "unpaged", "direction", "closed",
+    "updated",
+)
+
+
+@dataclass(slots=True)
+class Transition:
+    """One recorded change. `row` is the alarm's row as it was right after the change."""
+
+    alarm_id: str
+    ts: float
+    from_state: str
+    to_state: str
+    severity: str
+    reason: str
+    event: str | None
+    tags: tuple[str, ...]
+    row: tuple[Any, ...]
+
+
+class Alarm:
+    """State of one condition of one subject (a sensor or a combined rule)."""
+
+    __slots__ = (
+        "acked_at", "acked_by", "alarm_id", "clear_since", "condition", "direction",
+        "escalation", "fired", "kind", "last_notified", "latched", "location", "n", "opened",
+        "policy", "reason", "sensor_id", "severity", "state", "subject", "target",
+        "target_reason", "target_since", "unit", "unpaged", "value",
+    )
+
+    def __init__(
+        self,
+        subject: str,
+        condition: str,
+        *,
+        sensor_id: str,
+        location: str,
+        kind: str,
+        unit: str,
+        policy: Policy,
+    ) -> None:
+        self.subject = subject
+        self.condition = condition
+        self.sensor_id = sensor_id
+        self.location = location
+        self.kind = kind
+        self.unit = unit
+        self.policy = policy
+        # what the condition says right now (kept even while normal: hysteresis, trip hold)
+        self.target: str | None = None
+        self.target_since = 0.0
+        self.target_reason = ""
+        self.direction: str | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.state = NORMAL
+        self.alarm_id: str | None = None
+        self.n = 0
+        self.severity: str | None = None
+        self.value: Any = None
+        self.reason = ""
+        self.opened = 0.0
+        self.fired: float | None = None
+        self.last_notified: float | None = None
+        self.escalation = 0
+        self.acked_by: str | None = None
+        self.acked_at: float | None = None
+        self.clear_since: float | None = None
+        self.latched = False
+        self.unpaged = False
+
+    @property
+    def active(self) -> bool:
+        return self.state != NORMAL
+
+    # -- condition changes ----------------------------------------------------------------
+
+    def update(
+        self,
+        target: str | None,
+        value: Any,
+        reason: str,
+        now: float,
+        new_id: Callable[[], tuple[int, str]],
+    ) -> list[Transition]:
+        """The condition was evaluated again: `target` is the severity it asks for, or None."""
+        if target is None and self.state == NORMAL:
+            self.target = None  # the common case on the hot path: all quiet
+            return []
+        if target is not None:
+            if self.target is None:
+                self.target_since = now
+            self.target_reason = reason
+        self.target = target
+        if self.state != NORMAL or target is not None:
+            self.value = value
+        return self.advance(now, new_id)
+
+    def advance(self, now: float, new_id: Callable[[], tuple[int, str]]) -> list[Transition]:
+        """Apply hold timers; called after every evaluation and from tick()."""
+        out: list[Transition] = []
+        target = self.target
+        policy = self.policy
+        if self.state == NORMAL:
+            if target is None:
+                return out
+            self.n, self.alarm_id = new_id()
+            self.opened = now
+            self.severity = target
+            self.reason = self.target_reason
+            if policy.trip_hold > 0 and now - self.target_since < policy.trip_hold:
+                self.state = PENDING
+                out.append(self._record(now, NORMAL, f"{self.reason} (hold {policy.trip_hold:g}s)"))
+                return out
+            self._fire(now, NORMAL, out)
+            return out
+        if self.state == PENDING:
+            if target is None:
+                self.state = CANCELLED
+                out.append(self._record(now, PENDING, "condition cleared during the hold time"))
+                self._reset()
+                return out
+            self.severity = target
+            self.reason = self.target_reason
+            if now - self.target_since >= policy.trip_hold:
+                self._fire(now, PENDING, out)
+            return out
+        # firing or acknowledged
+        if target is not None:
+            self.clear_since = None
+            self.reason = self.target_reason
+            if self.latched:
+                self.latched = False
+                out.append(self._record(now, self.state, f"condition back: {self.reason}"))
+            if RANK[target] > RANK[self.severity]:
+                before = self.state
+                self.severity = target
+                self.state = FIRING
+                self.acked_by = self.acked_at = None
+                self.last_notified = now
+                out.append(
+                    self._record(now, before, f"severity raised: {self.reason}", EventType.FIRING)
+                )
+            elif RANK[target] < RANK[self.severity]:
+                self.severity = target
+                out.append(self._record(now, self.state, f"severity lowered: {self.reason}"))
+            return out
+        if self.clear_since is None:
+            self.clear_since = now
+        if now - self.clear_since < policy.clear_hold:
+            return out
+        if policy.latching and self.state == FIRING:
+            if not self.latched:
+                self.latched = True
+                out.append(
+                    self._record(now, FIRING, "condition cleared; latched until acknowledged")
+                )
+            return out
+        self._resolve(now, "condition cleared", out)
+        return out
+
+    # -- people ---------------------------------------------------------------------------
+
+    def acknowledge(self, by: str, now: float) -> tuple[str, list[Transition]]:
+        """Returns (what happened, transitions)."""
+        if self.state == ACKNOWLEDGED:
+            return f"already acknowledged by {self.acked_by}", []
+        if self.state != FIRING:
+            return f"not firing ({self.state})", []
+        self.state = ACKNOWLEDGED
+        self.acked_by = by
+        self.acked_at = now
+        self.unpaged = False
+        out = [self._record(now, FIRING, f"acknowledged by {by}", EventType.ACKNOWLEDGED)]
+        if self.latched:
+            self._resolve(now, f"acknowledged by {by} after the condition cleared", out)
+            return "acknowledged and resolved (the condition had cleared)", out
+        return "acknowledged", out
+
+    def resolve(self, now: float, reason: str) -> list[Transition]:
+        """Close the alarm whatever its condition says (e.g. its sensor left the config)."""
+        out: list[Transition] = []
+        if self.state == PENDING:
+            self.state = CANCELLED
+            out.append(self._record(now, PENDING, reason))
+            self._reset()
+        elif self.state in (FIRING, ACKNOWLEDGED):
+            self._resolve(now, reason, out)
+        return out
+
+    # -- notification timing (driven by the engine's tick) ---------------------------------
+
+    def notify(self, now: float, event: str, reason: str, tags: tuple[str, ...] = ()) -> Transition:
+        """A message about an unchanged state: repeat, escalation, page after a silence."""
+        return self._record(now, self.state, reason, event, tags)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _fire(self, now: float, before: str, out: list[Transition]) -> None:
+        self.state = FIRING
+        self.fired = now
+        self.last_notified = now
+        self.escalation = 0
+        out.append(self._record(now, before, self.reason, EventType.FIRING))
+
+    def _resolve(self, now: float, reason: str, out: list[Transition]) -> None:
+        before = self.state
+        self.state = RESOLVED
+        out.append(self._record(now, before, reason, EventType.RESOLVED))
+        self._reset()
+
+    def _record(
+        self,
+        now: float,
+        before: str,
+        reason: str,
+        event: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> Transition:
+        assert self.alarm_id is not None and self.severity is not None
+        return Transition(
+            self.alarm_id, now, before, self.state, self.severity, reason, event, tags,
+            self.row(now),
+        )
+
+    def row(self, now: float) -> tuple[Any, ...]:
+        closed = now if self.state in (RESOLVED, CANCELLED) else None
+        return (
+            self.alarm_id, self.n, self.subject, self.condition, self.sensor_id, self.location,
+            self.kind, self.unit, self.state, self.severity, dump_value(self.value),
+            self.reason, self.opened, self.fired, self.last_notified, self.escalation,
+            self.acked_by, self.acked_at, self.clear_since, int(self.latched),
+            int(self.unpaged), self.direction, closed, now,
+        )
+
+    def load(self, row: Any) -> None:
+        """Restore from an alarm_alarms row (the daemon restarted with this alarm open)."""
+        self.alarm_id = row["id"]
+        self.n = row["n"]
+        self.state = row["state"]
+        self.severity = row["severity"]
+        self.value = load_value(row["value"])
+        self.reason = row["reason"]
+        self.opened = row["opened"]
+        self.fired = row["fired"]
+        self.last_notified = row["last_notified"]
+        self.escalation = row["escalation"]
+        self.acked_by = row["acked_by"]
+        self.acked_at = row["acked_at"]
+        self.clear_since = row["clear_since"]
+        self.latched = bool(row["latched"])
+        self.unpaged = bool(row["unpaged"])
+        self.direction = row["direction"]
+        # the condition is assumed to still hold until a reading says otherwise
+        self.target = None if self.latched or self.clear_since is not None else self.severity
+        self.target_since = self.opened
+        self.target_reason = self.reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.alarm_id,
+            "sensor": self.sensor_id,
+            "location": self.location,
+            "kind": self.kind,
+            "condition": self.condition,
+            "severity": self.severity,
+            "state": self.state,
+            "since": self.fired if self.fired is not None else self.opened,
+            "value": self.value,
+            "unit": self.unit,
+            "reason": self.reason,
+            "acked_by": self.acked_by,
+            "latched": self.latched,
+        }
+
+
+def dump_value(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def load_value(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,196 @@
+"""Which rule applies to a reading: sensor rule over kind rule over built-in defaults.
+
+Rules are resolved once per (sensor, kind) and cached, so the hot path does a dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentinel.config.rules import AlarmsConfig, RuleConfig
+
+WARNING = "warning"
+CRITICAL = "critical"
+RANK = {None: 0, WARNING: 1, CRITICAL: 2}
+
+# Kinds whose value is a bool where True is the trouble.
+BOOLEAN_KINDS = frozenset(
+    {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit"}
+)
+# Replication health arrives for ids like "replication:docs" that are not [[sensors]].
+REPLICATION_KINDS = frozenset(
+    {
+        "replication_lag",
+        "replication_failures",
+        "replication_guard",
+        "replication_verify",
+        "watch_limit",
+    }
+)
+
+# What a minimal config gets (the issue's "sensible defaults").
+BUILTIN: dict[str, dict[str, Any]] = {
+    "temperature": {"warn_high": 30.0, "crit_high": 35.0, "hysteresis": 1.0,
+                    "rate_window": 300.0},
+    "humidity": {"warn_high": 80.0, "hysteresis": 2.0},
+    "water_leak": {"severity": CRITICAL},
+    "smoke": {"severity": CRITICAL},
+    "tamper": {"severity": WARNING},
+    "battery": {"battery_below": 20.0},
+    "replication_lag": {"warn_high": 60.0, "crit_high": 300.0},
+    "replication_failures": {"warn_high": 3.0, "crit_high": 10.0},
+    "replication_guard": {"severity": CRITICAL},
+    "replication_verify": {"severity": CRITICAL},
+    "watch_limit": {"severity": WARNING},
+}
+
+_FIELDS = (
+    "enabled", "severity", "warn_high", "crit_high", "warn_low", "crit_low", "hysteresis",
+    "trip_hold", "clear_hold", "rate_of_rise", "rate_window", "rate_severity",
+    "battery_below", "latching", "repeat", "escalation",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How an alarm lives once its condition is known: holds, latching, repeat, escalation."""
+
+    trip_hold: float = 0.0
+    clear_hold: float = 0.0
+    latching: bool = False
+    repeat: float | None = None  # None: by severity from [alarms]; 0: never
+    escalation: tuple[tuple[float, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The resolved rule for one (sensor, kind)."""
+
+    enabled: bool = True
+    severity: str | None = None
+    warn_high: float | None = None
+    crit_high: float | None = None
+    warn_low: float | None = None
+    crit_low: float | None = None
+    hysteresis: float = 0.0
+    rate_of_rise: float | None = None
+    rate_window: float = 300.0
+    rate_severity: str = WARNING
+    battery_below: float = 20.0
+    policy: Policy = field(default_factory=Policy)
+
+    @property
+    def has_thresholds(self) -> bool:
+        return any(
+            v is not None for v in (self.warn_high, self.crit_high, self.warn_low, self.crit_low)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    sensor: str
+    kind: str | None
+    above: float | None
+    below: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CombinedRule:
+    """All terms true at once -> one alarm named after the rule (e.g. "fire")."""
+
+    name: str
+    terms: tuple[Term, ...]
+    severity: str
+    policy: Policy
+
+
+class RuleBook:
+    """Resolves and caches rules; rebuilt on reload."""
+
+    def __init__(
+        self,
+        rules: Sequence[RuleConfig],
+        alarms: AlarmsConfig,
+        sensor_kinds: dict[str, str],
+    ) -> None:
+        self.alarms = alarms
+        self._sensor_kinds = sensor_kinds
+        self._by_kind: dict[str, list[RuleConfig]] = {}
+        self._by_sensor: dict[str, list[RuleConfig]] = {}
+        combined: list[CombinedRule] = []
+        for rule in rules:
+            if rule.all is not None:
+                combined.append(self._combined(rule))
+            elif rule.sensor is not None:
+                self._by_sensor.setdefault(rule.sensor, []).append(rule)
+            elif rule.kind is not None:
+                self._by_kind.setdefault(rule.kind, []).append(rule)
+        self.combined = tuple(combined)
+        self._cache: dict[tuple[str, str], Rule] = {}
+
+    def rule(self, sensor_id: str, kind: str) -> Rule:
+        key = (sensor_id, kind)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._resolve(sensor_id, kind)
+        return found
+
+    def _layers(self, sensor_id: str, kind: str) -> Iterable[dict[str, Any]]:
+        yield BUILTIN.get(kind, {})
+        for rule in self._by_kind.get(kind, ()):
+            yield _set_fields(rule)
+        own_kind = self._sensor_kinds.get(sensor_id)
+        for rule in self._by_sensor.get(sensor_id, ()):
+            # a sensor rule without a kind is about what the sensor is configured to measure
+            if (rule.kind or own_kind) == kind:
+                yield _set_fields(rule)
+
+    def _resolve(self, sensor_id: str, kind: str) -> Rule:
+        merged: dict[str, Any] = {}
+        for layer in self._layers(sensor_id, kind):
+            merged.update(layer)
+        return self._build(merged)
+
+    def _build(self, merged: dict[str, Any]) -> Rule:
+        policy = Policy(
+            trip_hold=float(merged.get("trip_hold", 0.0)),
+            clear_hold=float(merged.get("clear_hold", 0.0)),
+            latching=bool(merged.get("latching", self.alarms.latching)),
+            repeat=merged.get("repeat"),
+            escalation=_ladder(merged.get("escalation", self.alarms.escalation)),
+        )
+        return Rule(
+            enabled=bool(merged.get("enabled", True)),
+            severity=merged.get("severity"),
+            warn_high=merged.get("warn_high"),
+            crit_high=merged.get("crit_high"),
+            warn_low=merged.get("warn_low"),
+            crit_low=merged.get("crit_low"),
+            hysteresis=float(merged.get("hysteresis", 0.0)),
+            rate_of_rise=merged.get("rate_of_rise"),
+            rate_window=float(merged.get("rate_window", 300.0)),
+            rate_severity=merged.get("rate_severity", WARNING),
+            battery_below=float(merged.get("battery_below", 20.0)),
+            policy=policy,
+        )
+
+    def _combined(self, rule: RuleConfig) -> CombinedRule:
+        assert rule.all is not None and rule.name is not None
+        terms = tuple(Term(t.sensor, t.kind, t.above, t.below) for t in rule.all)
+        fields = _set_fields(rule)
+        built = self._build(fields)
+        return CombinedRule(rule.name, terms, rule.severity or CRITICAL, built.policy)
+
+    def side_policy(self, hold: float = 0.0) -> Policy:
+        """Policy of alarms about the sensor itself (lost, fault, battery): never latching."""
+        return Policy(trip_hold=hold, escalation=_ladder(self.alarms.escalation))
+
+
+def _set_fields(rule: RuleConfig) -> dict[str, Any]:
+    return {name: getattr(rule, name) for name in _FIELDS if getattr(rule, name) is not None}
+
+
+def _ladder(steps: Sequence[Any]) -> tuple[tuple[float, tuple[str, ...]], ...]:
+    return tuple(sorted((float(s.after), tuple(s.tags)) for s in steps))

@@ -1,0 +1,150 @@
+"""Turns the sensor sections of the config into leaf sources (sensors/).
+
+One MQTT source for every MQTT-bound sensor, one line source per [[serial]] port, one
+Modbus source per [[modbus]] bus. Ports and buses no sensor uses are not opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sensors.binding import Binding
+from sensors.line import LineSource
+from sensors.modbus import ModbusBinding, ModbusSource, Register, modbus_binding
+from sensors.mqtt import MqttBinding, MqttSettings, MqttSource, mqtt_binding
+from sensors.source import Source
+from sentinel.config import Config
+from sentinel.config.sensors import (
+    MQTT_FORMATS,
+    ModbusBusConfig,
+    MqttConfig,
+    SensorConfig,
+    SerialPortConfig,
+)
+
+
+class SourceConfigError(ValueError):
+    """A sensor names a source that is not configured."""
+
+
+def mqtt_settings(mqtt: MqttConfig) -> MqttSettings:
+    return MqttSettings(
+        host=mqtt.host,
+        port=mqtt.port,
+        client_id=mqtt.client_id,
+        username=mqtt.username,
+        password=mqtt.password.get_secret_value() if mqtt.password else None,
+        tls=mqtt.tls,
+        ca_file=str(mqtt.ca_file) if mqtt.ca_file else None,
+        cert_file=str(mqtt.cert_file) if mqtt.cert_file else None,
+        key_file=str(mqtt.key_file) if mqtt.key_file else None,
+        keepalive=mqtt.keepalive,
+        publish_prefix=mqtt.publish_prefix,
+        reconnect_min=mqtt.reconnect_min,
+        reconnect_max=mqtt.reconnect_max,
+    )
+
+
+def to_mqtt_binding(sensor: SensorConfig) -> MqttBinding:
+    assert sensor.topic is not None  # the config model requires it for MQTT formats
+    return mqtt_binding(
+        sensor.id,
+        sensor.kind,
+        sensor.format,
+        sensor.topic,
+        field=sensor.field,
+        availability_topic=sensor.availability_topic,
+        offset=sensor.offset,
+        value_map=dict(sensor.value_map),
+    )
+
+
+def to_line_binding(sensor: SensorConfig) -> Binding:
+    return Binding(
+        sensor.id,
+        sensor.kind,
+        (sensor.field or sensor.kind,),
+        sensor.offset,
+        dict(sensor.value_map),
+    )
+
+
+def to_modbus_binding(sensor: SensorConfig) -> ModbusBinding:
+    assert sensor.device is not None  # the config model requires it for format "modbus"
+    register = None
+    if sensor.reg is not None:
+        register = Register(sensor.reg, sensor.function, sensor.scale, sensor.signed)
+    return modbus_binding(
+        sensor.id,
+        sensor.kind,
+        sensor.device,
+        preset=sensor.preset,
+        field=sensor.field,
+        register=register,
+        offset=sensor.offset,
+    )
+
+
+def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -> list[Source]:
+    """The sources for every configured sensor; raises SourceConfigError on a dangling name."""
+    kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    serial_ports: dict[str, SerialPortConfig] = {p.name: p for p in getattr(config, "serial", [])}
+    buses: dict[str, ModbusBusConfig] = {b.name: b for b in getattr(config, "modbus", [])}
+    mqtt_bindings: list[MqttBinding] = []
+    line_bindings: dict[str, list[Binding]] = {}
+    modbus_bindings: dict[str, list[ModbusBinding]] = {}
+    for sensor in config.sensors:
+        if sensor.format in MQTT_FORMATS:
+            mqtt_bindings.append(to_mqtt_binding(sensor))
+        elif sensor.format == "line":
+            if sensor.source not in serial_ports:
+                raise SourceConfigError(
+                    f"sensor {sensor.id!r}: source {sensor.source!r} is not a [[serial]] port"
+                )
+            line_bindings.setdefault(sensor.source, []).append(to_line_binding(sensor))
+        elif sensor.format == "modbus":
+            if sensor.source not in buses:
+                raise SourceConfigError(
+                    f"sensor {sensor.id!r}: source {sensor.source!r} is not a [[modbus]] bus"
+                )
+            modbus_bindings.setdefault(sensor.source, []).append(to_modbus_binding(sensor))
+
+    sources: list[Source] = []
+    if mqtt_bindings:
+        if config.mqtt is None:
+            raise SourceConfigError("MQTT sensors are configured but there is no [mqtt] section")
+        sources.append(MqttSource(mqtt_settings(config.mqtt), mqtt_bindings, **kwargs))
+    elif config.mqtt is not None:
+        # No MQTT sensors, but sentinel still publishes its availability and alarms.
+        sources.append(MqttSource(mqtt_settings(config.mqtt), [], **kwargs))
+    for name, bindings in line_bindings.items():
+        port = serial_ports[name]
+        sources.append(
+            LineSource(
+                f"serial:{name}",
+                port.url,
+                bindings,
+                baudrate=port.baudrate,
+                reconnect_min=port.reconnect_min,
+                reconnect_max=port.reconnect_max,
+                **kwargs,
+            )
+        )
+    for name, mbs in modbus_bindings.items():
+        bus = buses[name]
+        sources.append(
+            ModbusSource(
+                f"modbus:{name}",
+                bus.port,
+                mbs,
+                baudrate=bus.baudrate,
+                parity=bus.parity,
+                stopbits=bus.stopbits,
+                bytesize=bus.bytesize,
+                interval=bus.interval,
+                timeout=bus.timeout,
+                **kwargs,
+            )
+        )
+    return sources

@@ -1,0 +1,76 @@
+"""Helpers for alarm-engine tests: a recording enqueue, configs, readings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiosqlite
+
+from alerts.event import AlarmEvent
+from sensors.reading import Reading
+from sentinel.alarm import Engine
+from sentinel.config import Config
+from sentinel.store import Store
+
+
+class Outbox:
+    """A recording enqueue: rows go into a table in the engine's own transaction."""
+
+    def __init__(self) -> None:
+        self.failing = False
+
+    async def __call__(self, db: aiosqlite.Connection, event: AlarmEvent) -> None:
+        if self.failing:
+            raise RuntimeError("outbox unavailable")
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS test_outbox (seq INTEGER PRIMARY KEY, alarm_id TEXT, "
+            "event TEXT, severity TEXT, sensor_id TEXT, location TEXT, kind TEXT, value TEXT, "
+            "reason TEXT, tags TEXT, ts REAL)"
+        )
+        await db.execute(
+            "INSERT INTO test_outbox(alarm_id, event, severity, sensor_id, location, kind, "
+            "value, reason, tags, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.alarm_id, event.event, event.severity, event.sensor_id, event.location,
+             event.kind, repr(event.value), event.reason, ",".join(event.tags), event.ts),
+        )
+
+
+async def sent(store: Store) -> list[dict[str, Any]]:
+    """Every event committed to the test outbox, oldest first."""
+    try:
+        async with store.db.execute("SELECT * FROM test_outbox ORDER BY seq") as cur:
+            return [dict(r) for r in await cur.fetchall()]
+    except aiosqlite.OperationalError:
+        return []
+
+
+def config(sensors: list[dict[str, Any]] | None = None, rules: list[dict[str, Any]] | None = None,
+           alarms: dict[str, Any] | None = None, **extra: Any) -> Config:
+    # the sensors' own binding (topic) does not matter here; any valid one will do
+    bound = [{"topic": f"zigbee2mqtt/{s['id']}", **s} for s in sensors or []]
+    data: dict[str, Any] = {"sensors": bound, "rules": rules or [], **extra}
+    if bound:
+        data.setdefault("mqtt", {})
+    if alarms is not None:
+        data["alarms"] = alarms
+    return Config.model_validate(data)
+
+
+SENSORS = [
+    {"id": "leak-1", "kind": "water_leak", "location": "under rack A"},
+    {"id": "temp-1", "kind": "temperature", "location": "rack A top"},
+    {"id": "hum-1", "kind": "humidity", "location": "room"},
+    {"id": "smoke-1", "kind": "smoke", "location": "ceiling"},
+]
+
+MakeEngine = Callable[..., Awaitable[Engine]]
+
+
+def reading(sensor: str, kind: str, value: Any, **kw: Any) -> Reading:
+    return Reading(sensor, kind, value, **kw)
+
+
+async def events(store: Store) -> list[tuple[str, str, str]]:
+    """(event, severity, sensor_id) of everything sent so far."""
+    return [(e["event"], e["severity"], e["sensor_id"]) for e in await sent(store)]
