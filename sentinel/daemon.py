@@ -79,7 +79,11 @@ class Daemon:
                 if self._reload.is_set():
                     self._reload.clear()
                     await self._do_reload(store)
-                await self._beat(store)
+                try:
+                    await self._beat(store)
+                except Exception as exc:
+                    # A missed heartbeat shows as a stale one in status; the daemon goes on.
+                    log.error("cannot write the heartbeat: %s", exc)
         finally:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)
@@ -118,9 +122,9 @@ class Daemon:
                     "(restart the service instead)"
                 )
         except ConfigError as exc:
-            self.reload_error = str(exc).splitlines()[0] + " (see log)"
+            self.reload_error = f"config reload rejected: {str(exc).splitlines()[0]} (see log)"
             log.error("config reload rejected, keeping the running config:\n%s", exc)
-            self.notifier.ready(f"config reload rejected: {exc}".splitlines()[0])
+            self.notifier.ready(self.reload_error)
             return
         assert self.runtime is not None
         log.info("reloading config from %s", self.config_path)

@@ -32,10 +32,15 @@ class Notifier:
             return False
         try:
             if self._socket is None:
+                # Non-blocking: a reader that stops reading must never stall the event loop
+                # (that would also starve the watchdog pings we are sending).
                 self._socket = socket.socket(
-                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
                 )
             self._socket.sendto(message.encode("utf-8", "replace"), self._address)
+        except BlockingIOError:
+            log.debug("notify socket full; dropped %r", message.split("\n", 1)[0])
+            return False
         except OSError as exc:
             log.warning("cannot notify systemd at %s: %s", self._address.lstrip("\0"), exc)
             return False

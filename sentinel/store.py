@@ -68,15 +68,31 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One `BEGIN IMMEDIATE` transaction; commits on success, rolls back on error."""
+        """One `BEGIN IMMEDIATE` transaction; commits on success, rolls back on error.
+
+        Safe against cancellation: a component cancelled mid-transaction (stop, reload) must
+        not leave the shared connection inside a transaction for the next writer.
+        """
         async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                await self._execute_to_end("BEGIN IMMEDIATE")
                 yield self.db
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    await self._execute_to_end("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT")
+            await self._execute_to_end("COMMIT")
+
+    async def _execute_to_end(self, sql: str) -> None:
+        """Run `sql` and wait until it has run even if we are cancelled meanwhile: aiosqlite
+        executes it in its thread regardless, and the transaction state must be known before
+        the lock is released."""
+        statement = asyncio.ensure_future(self.db.execute(sql))
+        try:
+            await asyncio.shield(statement)
+        except asyncio.CancelledError:
+            await asyncio.wait([statement])
+            raise
 
     async def _migrate_core(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cur:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sentinel.cli.common import ConfigExit, load_or_exit
 from sentinel.config import ConfigError, config_path, load_config
+from sentinel.credentials import credential_problems, install_log_masking
+from sentinel.logs import setup_logging
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +40,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
-    problems = _credential_problems(config)
+    problems = credential_problems(config, path)
     for problem in problems:
         print(f"sentinel: {problem}", file=sys.stderr)
     if problems:
@@ -47,32 +49,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _credential_problems(config: object) -> list[str]:
-    from sentinel.credentials import credential_problems
-
-    return credential_problems(config)  # type: ignore[arg-type]
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load_or_exit(args)
     except ConfigExit as exc:
         return int(exc.code or 2)
-    from sentinel.credentials import install_log_masking
-
-    from sentinel.logs import setup_logging
-
     setup_logging(config.daemon.log_level)
     install_log_masking(config)
-    problems = _credential_problems(config)
+    path = config_path(args.config)
+    problems = credential_problems(config, path)
     if problems:
         for problem in problems:
-            logging.getLogger("sentinel").critical("%s", problem)
+            logging.getLogger("sentinel").critical("refusing to start: %s", problem)
         return 2
     from sentinel.daemon import Daemon
 
-    daemon = Daemon(config, config_path(args.config))
-    return asyncio.run(daemon.run())
+    return asyncio.run(Daemon(config, path).run())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

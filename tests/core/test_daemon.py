@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,10 +49,23 @@ class Daemon:
         self.notify_path = tmp / "notify.sock"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.notify_path))
-        self.sock.settimeout(10)
+        self.sock.settimeout(0.2)
         self.log = open(tmp / "daemon.log", "w+")  # noqa: SIM115 - closed in stop()
         self.messages: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
+        # Drain the socket all the time, as systemd does.
+        self._reading = True
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while self._reading:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def start(self) -> None:
         env = dict(os.environ, NOTIFY_SOCKET=str(self.notify_path), WATCHDOG_USEC="400000")
@@ -66,13 +80,10 @@ class Daemon:
     def wait_message(self, prefix: str, timeout: float = 15) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for m in self.messages:
+            for m in list(self.messages):
                 if m.startswith(prefix):
                     return m
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                break
+            time.sleep(0.05)
         raise AssertionError(f"no {prefix!r} datagram; got {self.messages}; log:\n{self.logs()}")
 
     def logs(self) -> str:
@@ -83,6 +94,8 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reading = False
+        self._reader.join()
         self.sock.close()
         self.log.close()
 
@@ -96,7 +109,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         d.stop()
 
 
-def wait_for(predicate, timeout: float = 15, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"{what} not reached"
@@ -175,9 +188,11 @@ def test_sighup_good_and_bad_config(daemon: Daemon) -> None:
     assert daemon.proc.poll() is None  # still running on the old config
     # put the good file back so status can find the state dir, and see the old config runs
     write_config(daemon.config, daemon.state, site="renamed room")
-    _, report = status_json(daemon.config)
-    assert report["daemon"]["state"] == "up"
-    assert "config reload rejected" in report["daemon"]["status"]
+    wait_for(
+        lambda: "config reload rejected" in status_json(daemon.config)[1]["daemon"]["status"],
+        what="rejection shown in status",
+    )
+    assert status_json(daemon.config)[1]["daemon"]["state"] == "up"
     daemon.proc.send_signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=10) == 0
 

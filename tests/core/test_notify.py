@@ -50,3 +50,13 @@ def test_without_systemd_does_nothing() -> None:
 def test_watchdog_for_another_pid_is_ignored() -> None:
     n = Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
     assert n.watchdog_interval is None
+
+
+def test_a_reader_that_stops_reading_never_blocks_the_sender(tmp_path: Path) -> None:
+    address = str(tmp_path / "full.sock")
+    with receiver(address):
+        n = Notifier({"NOTIFY_SOCKET": address})
+        sent = [n.watchdog() for _ in range(5000)]  # far past any datagram queue length
+        n.close()
+    assert sent[0] is True
+    assert sent[-1] is False  # dropped, not blocked

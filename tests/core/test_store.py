@@ -65,3 +65,32 @@ async def test_readonly_reader_sees_commits_while_writer_is_open(tmp_path: Path)
 
 def test_readonly_without_database(tmp_path: Path) -> None:
     assert open_readonly(tmp_path) is None
+
+
+async def test_cancelled_writer_leaves_no_open_transaction(store: Store) -> None:
+    """A component cancelled inside its transaction (stop, reload) must not break the next
+    writer with 'cannot start a transaction within a transaction'."""
+    import asyncio
+
+    await store.migrate("demo", MIGRATIONS)
+    entered = asyncio.Event()
+
+    async def slow_writer() -> None:
+        async with store.write() as db:
+            await db.execute("INSERT INTO demo_items(name) VALUES ('half')")
+            entered.set()
+            await asyncio.sleep(30)
+
+    for _ in range(20):  # cancel at varying points, including during BEGIN itself
+        task = asyncio.create_task(slow_writer())
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    task = asyncio.create_task(slow_writer())
+    await entered.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    async with store.write() as db:
+        await db.execute("INSERT INTO demo_items(name) VALUES ('next')")
+    async with store.db.execute("SELECT name FROM demo_items") as cur:
+        assert [row[0] for row in await cur.fetchall()] == ["next"]

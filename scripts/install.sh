@@ -1,0 +1,291 @@
+#!/bin/sh
+# Install, upgrade or uninstall sentinel on the server-room host (Debian 12, run as root).
+#
+#   sudo scripts/install.sh install            venv, user, unit, example config; prints next steps
+#   sudo scripts/install.sh upgrade            new program and unit; keeps config and state
+#   sudo scripts/install.sh uninstall          removes the program; keeps state, user, edited config
+#   sudo scripts/install.sh uninstall --purge  also removes /etc/sentinel, /var/lib/sentinel, user
+#
+# Settings (environment):
+#   DESTDIR=<root>    install under <root> (packaging, tests). Nothing outside <root> is touched:
+#                     no useradd, chown or systemctl; the intended owners are written to the
+#                     manifest <root>/opt/sentinel/install-manifest instead.
+#   PREFIX=/opt/sentinel    program (venv, docs, examples); the unit's ExecStart follows it.
+#   BINDIR=/usr/local/bin   where the `sentinel` command for admins is linked.
+#   UNITDIR=/etc/systemd/system
+#   PYTHON=python3          interpreter for the venv.
+#   PIP_INSTALL_ARGS=       extra pip arguments, e.g. "--no-index --find-links /root/wheels".
+#   SENTINEL_NO_VENV=1      skip building the venv (tests; the venv is pip's business).
+# /etc/sentinel and /var/lib/sentinel are fixed: systemd's ConfigurationDirectory= and
+# StateDirectory= name them.
+set -eu
+# Directories made on the way (e.g. /etc/sysusers.d) must not inherit a private umask.
+umask 022
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+PREFIX=${PREFIX:-/opt/sentinel}
+BINDIR=${BINDIR:-/usr/local/bin}
+UNITDIR=${UNITDIR:-/etc/systemd/system}
+PYTHON=${PYTHON:-python3}
+PIP_INSTALL_ARGS=${PIP_INSTALL_ARGS:-}
+SENTINEL_NO_VENV=${SENTINEL_NO_VENV:-}
+
+CONFDIR=/etc/sentinel
+STATEDIR=/var/lib/sentinel
+SYSUSERS=/etc/sysusers.d/sentinel.conf
+TMPFILES=/etc/tmpfiles.d/sentinel.conf
+UNIT=$UNITDIR/sentinel.service
+MANIFEST=$PREFIX/install-manifest
+USER_NAME=sentinel
+
+die() {
+    echo "install.sh: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "  $*"
+}
+
+# True when we act on the real system (no DESTDIR): only then create users, chown, systemctl.
+live() {
+    [ -z "$DESTDIR" ]
+}
+
+# record TYPE MODE OWNER GROUP PATH: one manifest line (final paths, without DESTDIR).
+record() {
+    printf '%s\t%s\t%s:%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$MANIFEST_TMP"
+}
+
+# put_dir MODE OWNER GROUP PATH
+put_dir() {
+    mkdir -p "$DESTDIR$4"
+    chmod "$1" "$DESTDIR$4"
+    if live; then chown "$2:$3" "$4"; fi
+    record dir "$1" "$2" "$3" "$4"
+}
+
+# put_file MODE OWNER GROUP SOURCE PATH: copy atomically (never a half-written file).
+put_file() {
+    tmp="$DESTDIR$5.sentinel-new"
+    cp "$4" "$tmp"
+    chmod "$1" "$tmp"
+    if live; then chown "$2:$3" "$tmp"; fi
+    mv -f "$tmp" "$DESTDIR$5"
+    record file "$1" "$2" "$3" "$5"
+}
+
+# put_link TARGET PATH
+put_link() {
+    ln -sfn "$1" "$DESTDIR$2"
+    record link 0777 root root "$2"
+}
+
+# Not fatal: in a chroot or container without systemd the files are still right.
+reload_systemd() {
+    systemctl daemon-reload || say "systemctl daemon-reload failed (is systemd running?)"
+}
+
+ensure_user() {
+    if ! live; then
+        return
+    fi
+    if getent passwd "$USER_NAME" >/dev/null; then
+        return
+    fi
+    if command -v systemd-sysusers >/dev/null; then
+        systemd-sysusers "$SYSUSERS"
+    else
+        useradd --system --user-group --home-dir "$STATEDIR" --shell /usr/sbin/nologin \
+            --comment "sentinel server-room daemon" "$USER_NAME"
+    fi
+    say "created system user and group $USER_NAME"
+}
+
+build_venv() {
+    venv=$PREFIX/venv
+    if [ -n "$SENTINEL_NO_VENV" ]; then
+        say "skipped the venv (SENTINEL_NO_VENV)"
+        return
+    fi
+    # A fresh venv each time (a Debian upgrade may change the interpreter under an old one),
+    # built at its final path because pip writes that path into every script's #! line.
+    # The old one is set aside and comes back if the build fails.
+    old=$DESTDIR$venv.sentinel-old
+    rm -rf "$old"
+    if [ -e "$DESTDIR$venv" ]; then mv "$DESTDIR$venv" "$old"; fi
+    # shellcheck disable=SC2086  # PIP_INSTALL_ARGS is a list of words on purpose
+    if "$PYTHON" -m venv "$DESTDIR$venv" &&
+        "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
+            $PIP_INSTALL_ARGS "$SRC"; then
+        rm -rf "$old"
+    else
+        rm -rf "$DESTDIR$venv"
+        if [ -e "$old" ]; then mv "$old" "$DESTDIR$venv"; fi
+        die "building $venv failed (pip's message is above); nothing else was changed"
+    fi
+    # With DESTDIR the scripts' #! lines name <root>/...: fine for tests, not for packaging.
+    if live; then chown -R root:root "$venv"; fi
+    record venv 0755 root root "$venv"
+    say "built $venv"
+}
+
+install_program() {
+    MANIFEST_TMP=$(mktemp)
+    trap 'rm -f "$MANIFEST_TMP"' EXIT
+    put_dir 0755 root root "$PREFIX"
+    # First, so that a failing pip (no network, bad wheel) leaves the installed release and
+    # everything else exactly as it was.
+    build_venv
+    put_dir 0755 root root "$PREFIX/share"
+    put_dir 0755 root root "$PREFIX/share/doc"
+    put_dir 0755 root root "$PREFIX/share/examples"
+    put_file 0644 root root "$SRC/docs/install.md" "$PREFIX/share/doc/install.md"
+    for example in sentinel.example.toml rsyncd.conf.example rsyncd.secrets.example \
+        authorized_keys.example; do
+        put_file 0644 root root "$SRC/systemd/$example" "$PREFIX/share/examples/$example"
+    done
+
+    for dir in /etc/sysusers.d /etc/tmpfiles.d "$UNITDIR" "$BINDIR"; do
+        mkdir -p "$DESTDIR$dir"
+    done
+    put_file 0644 root root "$SRC/systemd/sentinel.sysusers" "$SYSUSERS"
+    put_file 0644 root root "$SRC/systemd/sentinel.tmpfiles" "$TMPFILES"
+    ensure_user
+
+    unit_tmp=$(mktemp)
+    sed "s#/opt/sentinel#$PREFIX#g" "$SRC/systemd/sentinel.service" >"$unit_tmp"
+    put_file 0644 root root "$unit_tmp" "$UNIT"
+    rm -f "$unit_tmp"
+
+    put_dir 0750 root "$USER_NAME" "$CONFDIR"
+    if [ -e "$DESTDIR$CONFDIR/sentinel.toml" ]; then
+        record file 0640 root "$USER_NAME" "$CONFDIR/sentinel.toml"
+        say "kept $CONFDIR/sentinel.toml"
+    else
+        put_file 0640 root "$USER_NAME" "$SRC/systemd/sentinel.example.toml" \
+            "$CONFDIR/sentinel.toml"
+        say "wrote example config $CONFDIR/sentinel.toml"
+    fi
+    # The example of this release, for comparing after an upgrade.
+    put_file 0640 root "$USER_NAME" "$SRC/systemd/sentinel.example.toml" \
+        "$CONFDIR/sentinel.toml.example"
+    if [ -e "$DESTDIR$STATEDIR" ]; then
+        say "kept state in $STATEDIR"
+    fi
+    put_dir 0750 "$USER_NAME" "$USER_NAME" "$STATEDIR"
+
+    put_link "$PREFIX/venv/bin/sentinel" "$BINDIR/sentinel"
+
+    # The manifest describes itself too, so uninstall removes it like any other file.
+    record file 0644 root root "$MANIFEST"
+    cp "$MANIFEST_TMP" "$DESTDIR$MANIFEST"
+    chmod 0644 "$DESTDIR$MANIFEST"
+    rm -f "$MANIFEST_TMP"
+    trap - EXIT
+
+    if live; then
+        systemd-tmpfiles --create "$TMPFILES"
+        reload_systemd
+    fi
+}
+
+do_install() {
+    echo "Installing sentinel into ${DESTDIR:-/}"
+    install_program
+    cat <<EOF
+
+Next steps:
+  1. Edit $CONFDIR/sentinel.toml (sensors, alerts, replication); put the Apprise YAML,
+     ssh key or rsync password file next to it, each 0640 root:$USER_NAME.
+  2. Start it now and at boot:  systemctl enable --now sentinel
+     (a bad config or a credential file others can read stops it with a clear message
+     in journalctl -u sentinel, including the chmod/chown to run)
+  3. Let an admin read status: usermod -aG $USER_NAME <admin>   (then log in again)
+  4. Watch it:            sentinel status; journalctl -u sentinel -f
+  The health-center side (rrsync or rsyncd) is in $PREFIX/share/doc/install.md.
+EOF
+}
+
+do_upgrade() {
+    [ -e "$DESTDIR$MANIFEST" ] || die "no installation found ($MANIFEST missing): run install"
+    echo "Upgrading sentinel in ${DESTDIR:-/} (config and state are kept)"
+    install_program
+    if live; then
+        if systemctl try-restart sentinel.service; then
+            say "restarted sentinel if it was running"
+        else
+            say "could not restart sentinel: systemctl restart sentinel"
+        fi
+    fi
+}
+
+# remove_program: delete the program parts the manifest lists; config and state are handled
+# by the caller. Deepest paths first so directories are empty when their turn comes.
+remove_program() {
+    sort -t "$(printf '\t')" -k4,4 -r "$DESTDIR$MANIFEST" |
+        while IFS="$(printf '\t')" read -r type _mode _owner path; do
+            case $path in
+            "$CONFDIR" | "$CONFDIR"/* | "$STATEDIR") continue ;;
+            esac
+            case $type in
+            dir) rmdir "$DESTDIR$path" 2>/dev/null || true ;;
+            venv) rm -rf "$DESTDIR$path" ;;
+            *) rm -f "$DESTDIR$path" ;;
+            esac
+        done
+}
+
+do_uninstall() {
+    purge=$1
+    [ -e "$DESTDIR$MANIFEST" ] || die "no installation found ($MANIFEST missing)"
+    echo "Uninstalling sentinel from ${DESTDIR:-/}"
+    if live; then
+        systemctl disable --now sentinel.service 2>/dev/null || true
+    fi
+    # An untouched example config is ours; an edited one (and any credentials) is the admin's.
+    config=$DESTDIR$CONFDIR/sentinel.toml
+    untouched=no
+    if [ -f "$config" ] && cmp -s "$config" "$DESTDIR$CONFDIR/sentinel.toml.example"; then
+        untouched=yes
+    fi
+    remove_program
+    rm -f "$DESTDIR$CONFDIR/sentinel.toml.example"
+    if [ "$purge" = yes ]; then
+        rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR"
+        if live && getent passwd "$USER_NAME" >/dev/null; then
+            userdel "$USER_NAME"
+            if getent group "$USER_NAME" >/dev/null; then groupdel "$USER_NAME"; fi
+        fi
+        say "purged $CONFDIR, $STATEDIR and the $USER_NAME user"
+    else
+        if [ "$untouched" = yes ]; then rm -f "$config"; fi
+        rmdir "$DESTDIR$CONFDIR" 2>/dev/null || say "kept $CONFDIR (your config and credentials)"
+        say "kept $STATEDIR and the $USER_NAME user (uninstall --purge removes them)"
+    fi
+    if live; then
+        reload_systemd
+    fi
+}
+
+[ $# -ge 1 ] || die "usage: install.sh install | upgrade | uninstall [--purge]"
+action=$1
+shift
+if live && [ "$(id -u)" != 0 ]; then
+    die "run as root (or set DESTDIR to install into a staging root)"
+fi
+case $action in
+install | upgrade)
+    [ $# -eq 0 ] || die "$action takes no arguments"
+    "do_$action"
+    ;;
+uninstall)
+    case ${1:-} in
+    "") do_uninstall no ;;
+    --purge) do_uninstall yes ;;
+    *) die "uninstall takes only --purge" ;;
+    esac
+    ;;
+*) die "unknown action '$action': use install, upgrade or uninstall [--purge]" ;;
+esac
