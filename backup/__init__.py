@@ -1,4 +1,3 @@
-"""Replication: inotify watcher, change journal, rsync shipper, reconcile, verify, restore.
-
-A leaf package: it never imports `sentinel`.
-"""
+"""Continuous change-streaming replication: inotify watcher -> SQLite change journal ->
+rsync shipper, with full reconcile, checksum verify, point-in-time restore from the kept
+versions, and a ransomware guard. A leaf package: never imports `sentinel`."""

@@ -94,12 +94,31 @@ def test_env_var_names_the_config(tmp_path: Path, capsys, monkeypatch) -> None:
     assert "daemon.heartbeat" in capsys.readouterr().err
 
 
-def test_example_config_passes(capsys) -> None:
-    example = Path(__file__).parents[2] / "examples" / "sentinel.toml"
-    code, out, err = check(example, capsys)
+def test_example_config_passes(tmp_path: Path, capsys) -> None:
+    """The shipped example, installed as install.sh does it (credential files 0640)."""
+    examples = Path(__file__).parents[2] / "examples"
+    for name in ("sentinel.toml", "apprise.yml"):
+        (tmp_path / name).write_bytes((examples / name).read_bytes())
+        (tmp_path / name).chmod(0o640)
+    for name in ("id_ed25519", "known_hosts", "rsync.secret"):
+        (tmp_path / name).write_text("x\n")
+        (tmp_path / name).chmod(0o600)
+    text = (tmp_path / "sentinel.toml").read_text(encoding="utf-8").replace("/etc/sentinel/", "")
+    (tmp_path / "sentinel.toml").write_text(text, encoding="utf-8")
+    code, out, err = check(tmp_path / "sentinel.toml", capsys)
     assert code == 0, err
     assert out.startswith("OK ")
-    assert "sensors" in out and "replication sources" in out
+    assert "7 sensors, 5 alert channels, 2 replication sources" in out
+
+
+def test_credential_file_open_to_others_is_refused(tmp_path: Path, capsys) -> None:
+    (tmp_path / "apprise.yml").write_text("urls:\n  - json://127.0.0.1:9/x\n")
+    (tmp_path / "apprise.yml").chmod(0o644)
+    path = write(tmp_path, '[alerts]\napprise_config = "apprise.yml"\n')
+    code, _, err = check(path, capsys)
+    assert code == 2
+    assert "other users can read it" in err
+    assert "chmod 6" in err
 
 
 def test_minimal_config_summary(tmp_path: Path) -> None:

@@ -1,0 +1,27 @@
+"""Operator decisions on a tripped ransomware guard (run by `sentinel backup resume|discard`
+while the daemon runs; it notices within a second).
+
+- resume: clears the trip; the daemon ships every pending change, the mass change included.
+- discard: clears the trip and deletes the pending journal rows, so none of those changes
+  is shipped and the replica stays as it was. The next full reconcile (nightly, or
+  `sentinel backup sync --full`) mirrors whatever the source holds then, so restore the
+  source first (`sentinel backup restore --to ...`) when the change was an attack.
+"""
+
+from __future__ import annotations
+
+from backup.journal import WriteTx
+from backup.state import save_state
+
+
+async def resume(write: WriteTx, source: str) -> None:
+    await save_state(write, source, guard_tripped=0)
+
+
+async def discard(write: WriteTx, source: str) -> int:
+    """Returns how many pending changes were dropped."""
+    async with write() as db:
+        cur = await db.execute("DELETE FROM backup_journal WHERE source = ?", (source,))
+        dropped = cur.rowcount
+    await save_state(write, source, guard_tripped=0)
+    return dropped

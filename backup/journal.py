@@ -1,0 +1,127 @@
+"""The change journal: every changed path is in SQLite before it is shipped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+import aiosqlite
+
+WriteTx = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    seq: int
+    first_seen: float
+
+
+class Journal:
+    """Pending changes of one source, coalesced per path.
+
+    `db` is for reads; `write` opens the daemon's serialised write transaction.
+    """
+
+    def __init__(
+        self, source: str, db: aiosqlite.Connection, write: WriteTx,
+        *, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self._db = db
+        self._write = write
+        self._clock = clock
+        self._seq = 0
+        self.pending = 0
+        self.oldest: float | None = None
+
+    async def load(self) -> None:
+        async with self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM backup_journal WHERE source = ?", (self.source,)
+        ) as cur:
+            row = await cur.fetchone()
+        self._seq = int(row[0]) if row else 0
+        await self.refresh()
+
+    @property
+    def seq(self) -> int:
+        """The last sequence number handed out (rows up to it are 'seen so far')."""
+        return self._seq
+
+    async def record(self, paths: Iterable[str], *, ts: float | None = None) -> int:
+        """Upserts the paths in one transaction, keeping each row's first-seen time."""
+        now = self._clock() if ts is None else ts
+        rows = []
+        for path in paths:
+            self._seq += 1
+            rows.append((self.source, path, now, self._seq))
+        if not rows:
+            return 0
+        async with self._write() as db:
+            await db.executemany(
+                "INSERT INTO backup_journal(source, path, first_seen, seq) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(source, path) DO UPDATE SET seq = excluded.seq",
+                rows,
+            )
+        self.pending += len(rows)  # an upper bound until refresh(); cheap and monotone
+        if self.oldest is None:
+            self.oldest = now
+        return len(rows)
+
+    async def take(self, max_files: int) -> list[Entry]:
+        """The oldest pending rows (by sequence), at most `max_files`."""
+        async with self._db.execute(
+            "SELECT path, seq, first_seen FROM backup_journal WHERE source = ? "
+            "ORDER BY seq LIMIT ?",
+            (self.source, max_files),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Entry(r[0], int(r[1]), float(r[2])) for r in rows]
+
+    async def complete(self, batch: Iterable[Entry], started: float) -> None:
+        """After a successful transfer: drop rows whose seq is unchanged; rows changed during
+        the transfer stay, with first_seen moved to the transfer start (the latest time their
+        unshipped change can be older than)."""
+        batch = list(batch)
+        async with self._write() as db:
+            await db.executemany(
+                "DELETE FROM backup_journal WHERE source = ? AND path = ? AND seq = ?",
+                [(self.source, e.path, e.seq) for e in batch],
+            )
+            await db.executemany(
+                "UPDATE backup_journal SET first_seen = MAX(first_seen, ?) "
+                "WHERE source = ? AND path = ? AND seq > ?",
+                [(started, self.source, e.path, e.seq) for e in batch],
+            )
+        await self.refresh()
+
+    async def clear_upto(self, seq: int) -> None:
+        """After a full reconcile that began when `seq` was the last number: those rows are
+        covered; rows recorded during the reconcile stay."""
+        async with self._write() as db:
+            await db.execute(
+                "DELETE FROM backup_journal WHERE source = ? AND seq <= ?", (self.source, seq)
+            )
+        await self.refresh()
+
+    async def discard(self) -> int:
+        async with self._write() as db:
+            cur = await db.execute("DELETE FROM backup_journal WHERE source = ?", (self.source,))
+            count = cur.rowcount
+        await self.refresh()
+        return count
+
+    async def refresh(self) -> None:
+        async with self._db.execute(
+            "SELECT COUNT(*), MIN(first_seen) FROM backup_journal WHERE source = ?",
+            (self.source,),
+        ) as cur:
+            row = await cur.fetchone()
+        self.pending = int(row[0]) if row else 0
+        self.oldest = float(row[1]) if row and row[1] is not None else None
+
+    def rpo(self, now: float) -> float:
+        """Age of the oldest pending change; 0 when caught up."""
+        return max(0.0, now - self.oldest) if self.oldest is not None else 0.0

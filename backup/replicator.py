@@ -1,0 +1,420 @@
+"""One replicated source: watcher -> journal -> shipper, plus the scheduled full reconcile,
+verify and version pruning. A `Component` for the daemon's supervisor (run/health)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+
+from backup.guard import Guard, Verdict
+from backup.journal import Entry, Journal, WriteTx
+from backup.rsync import Outcome, RsyncResult
+from backup.spec import ReplicationSpec
+from backup.state import load_state, save_state
+from backup.transfer import full_sync, ship_batch, verify_replica
+from backup.versions import prune_versions
+from backup.watcher import CREATED_OPEN, Watcher
+
+log = logging.getLogger("backup.replicator")
+
+# Events are gathered this long before one journal transaction (a burst becomes one batch).
+COLLECT_DELAY = 0.005
+# Half way to a guard trip, shipping waits up to this long for the count to settle.
+HOLD_MAX = 3.0
+HOLD_STEP = 0.25
+GUARD_POLL = 1.0
+SCHEDULER_TICK = 30.0
+PRUNE_EVERY = 86400.0
+VERIFY_SAMPLE = 20
+RETRY_INITIAL = 1.0
+
+
+class Replicator:
+    """Streams every change of `spec.source` to `spec.target`.
+
+    `db` is the daemon's connection (reads), `write` its serialised write transaction;
+    the backup tables must already be migrated (`backup.schema.MIGRATIONS`).
+    """
+
+    def __init__(
+        self, spec: ReplicationSpec, db: aiosqlite.Connection, write: WriteTx,
+        *, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.name = f"replication:{spec.name}"
+        self._db = db
+        self._write = write
+        self._clock = clock
+        self.journal = Journal(spec.name, db, write, clock=clock)
+        self.guard = Guard(spec.guard)
+        self.watcher: Watcher | None = None
+        self._changes: set[str] = set()
+        self._changed = asyncio.Event()
+        self._ship_wakeup = asyncio.Event()
+        self._reconcile_wakeup = asyncio.Event()
+        self._reconcile_reason: str | None = None
+        self._verify_requested = False
+        self._transfer = asyncio.Lock()
+        self._state: dict[str, Any] = {}
+        self._verify: dict[str, Any] | None = None
+        self._running = False
+        self._phase = "starting"
+        self._hold_since: float | None = None
+        self.transfers = 0
+        self._started = clock()
+
+    # -- Component -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.spec.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self.load()
+        self._verify = await self._load_last_verify()
+        self._started = self._clock()
+        watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow)
+        self.watcher = watcher
+        # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
+        await asyncio.to_thread(watcher.open)
+        try:
+            if self.spec.reconcile_at_start:
+                self.request_reconcile("start")
+            self._phase = "running"
+            if self.journal.pending:
+                self._ship_wakeup.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(watcher.run(), name=f"{self.name}:watch")
+                tg.create_task(self._journal_loop(), name=f"{self.name}:journal")
+                tg.create_task(self._ship_loop(), name=f"{self.name}:ship")
+                tg.create_task(self._schedule_loop(), name=f"{self.name}:schedule")
+        finally:
+            watcher.close()
+            self._phase = "stopped"
+
+    async def load(self) -> None:
+        """Reads the persisted journal/state (run() does it; admin commands call it)."""
+        await self.journal.load()
+        self._state = await load_state(self._db, self.spec.name)
+
+    def health(self) -> dict[str, Any]:
+        now = self._clock()
+        w = self.watcher
+        st = self._state
+        return {
+            "source": str(self.spec.source),
+            "target": self.spec.target.describe(),
+            "phase": self._phase,
+            "pending": self.journal.pending,
+            "rpo": round(self.journal.rpo(now), 3),
+            "last_success": st.get("last_success"),
+            "consecutive_failures": int(st.get("consecutive_failures") or 0),
+            "last_error": st.get("last_error"),
+            "shipped_files": int(st.get("shipped_files") or 0),
+            "transfers": self.transfers,
+            "transfer_running": self._transfer.locked(),
+            "guard_tripped": bool(st.get("guard_tripped")),
+            "guard_count": st.get("guard_count"),
+            "guard_reason": st.get("guard_reason"),
+            "last_full": st.get("last_full"),
+            "verify_mismatch": bool(self._verify and not self._verify["ok"]),
+            "last_verify": self._verify,
+            "watch_limit": bool(w and w.watch_limit),
+            "watch_limit_error": w.watch_limit_error if w else None,
+            "watches": w.watches if w else 0,
+            "files": w.file_count if w else 0,
+            "overflows": w.overflows if w else 0,
+        }
+
+    # -- requests (from the scheduler, overflow, or by hand) -------------------------------
+
+    def request_reconcile(self, reason: str) -> None:
+        self._reconcile_reason = self._reconcile_reason or reason
+        self._reconcile_wakeup.set()
+
+    def request_verify(self) -> None:
+        self._verify_requested = True
+        self._reconcile_wakeup.set()
+
+    @property
+    def caught_up(self) -> bool:
+        return (self.journal.pending == 0 and not self._changes and not self._transfer.locked()
+                and self._reconcile_reason is None)
+
+    # -- watcher callbacks (sync, on the loop) ---------------------------------------------
+
+    def _on_change(self, rel: str, kind: str) -> None:
+        self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
+        if kind != CREATED_OPEN:
+            self._changes.add(rel)
+            self._changed.set()
+
+    def _on_overflow(self) -> None:
+        self.request_reconcile("overflow")
+
+    # -- journal ---------------------------------------------------------------------------
+
+    async def _journal_loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            await asyncio.sleep(COLLECT_DELAY)
+            self._changed.clear()
+            batch, self._changes = self._changes, set()
+            try:
+                await self.journal.record(sorted(batch))
+            except BaseException:
+                self._changes |= batch  # not recorded: keep them for the next try
+                raise
+            self._ship_wakeup.set()
+
+    # -- shipping --------------------------------------------------------------------------
+
+    async def _ship_loop(self) -> None:
+        while True:
+            await self._ship_wakeup.wait()
+            self._ship_wakeup.clear()
+            while self.journal.pending > 0:
+                if self._state.get("guard_tripped"):
+                    break
+                if not await self._guard_allows():
+                    break
+                shipped = await self._ship_one()
+                if shipped is None:
+                    break
+
+    async def _guard_allows(self) -> bool:
+        """False when the guard tripped; may wait a moment when it is close to tripping."""
+        files = self.watcher.file_count if self.watcher else 0
+        while True:
+            now = self._clock()
+            verdict = self.guard.verdict(now, files)
+            if verdict is Verdict.TRIP:
+                await self._trip(self.guard.count(now), files)
+                return False
+            if verdict is Verdict.OK:
+                self._hold_since = None
+                return True
+            mono = time.monotonic()
+            if self._hold_since is None:
+                self._hold_since = mono
+            if mono - self._hold_since >= HOLD_MAX:
+                return True
+            await asyncio.sleep(HOLD_STEP)
+
+    async def _trip(self, count: int, files: int) -> None:
+        reason = (f"{count} existing files modified, deleted or renamed within "
+                  f"{self.spec.guard.window:.0f}s (source has {files} files)")
+        log.critical("replication %s: ransomware guard tripped: %s; shipping paused, "
+                     "run `sentinel backup resume` or `discard`", self.spec.name, reason)
+        values = {"guard_tripped": 1, "guard_count": count, "guard_ts": self._clock(),
+                  "guard_reason": reason}
+        await save_state(self._write, self.spec.name, **values)
+        self._state.update(values)
+        self._reconcile_wakeup.set()  # the scheduler now polls for the operator's decision
+
+    async def _ship_one(self) -> bool | None:
+        """Ships one batch; True on success, False on failure (after backoff), None when
+        there was nothing to ship."""
+        async with self._transfer:
+            entries = await self.journal.take(self.spec.batch_max_files)
+            if not entries:
+                await self.journal.refresh()
+                return None
+            entries = self._cap_bytes(entries)
+            started = self._clock()
+            result = await ship_batch(self.spec, [e.path for e in entries], started)
+            self.transfers += 1
+            if result.ok:
+                await self.journal.complete(entries, started)
+                await self._succeeded(len(result.transferred) + len(result.deleted))
+                return True
+            await self._failed(result)
+        await self._backoff(result)
+        return False
+
+    def _cap_bytes(self, entries: list[Entry]) -> list[Entry]:
+        total = 0
+        for i, e in enumerate(entries):
+            try:
+                total += os.lstat(os.path.join(self.spec.source, e.path)).st_size
+            except OSError:
+                continue
+            if total > self.spec.batch_max_bytes and i > 0:
+                return entries[:i]
+        return entries
+
+    async def _succeeded(self, files: int) -> None:
+        values: dict[str, Any] = {
+            "last_success": self._clock(), "consecutive_failures": 0,
+            "shipped_files": int(self._state.get("shipped_files") or 0) + files,
+        }
+        if self._state.get("consecutive_failures"):
+            log.info("replication %s: target reachable again", self.spec.name)
+            values["last_error"] = None
+        await save_state(self._write, self.spec.name, **values)
+        self._state.update(values)
+
+    async def _failed(self, result: RsyncResult) -> None:
+        failures = int(self._state.get("consecutive_failures") or 0) + 1
+        values = {"consecutive_failures": failures, "last_error_ts": self._clock(),
+                  "last_error": f"rsync exit {result.exit_code} ({result.outcome}): "
+                                f"{result.error}"}
+        if failures == 1 or failures % 10 == 0:  # rate-limited: an outage is one story
+            log.warning("replication %s: %s (failure %d)", self.spec.name,
+                        values["last_error"], failures)
+        await save_state(self._write, self.spec.name, **values)
+        self._state.update(values)
+
+    async def _backoff(self, result: RsyncResult) -> None:
+        failures = int(self._state.get("consecutive_failures") or 1)
+        if result.outcome is Outcome.FATAL:
+            delay = self.spec.fatal_retry
+        else:
+            delay = min(self.spec.retry_max, RETRY_INITIAL * 2 ** (failures - 1))
+        await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    # -- reconcile, verify, prune -------------------------------------------------------
+
+    async def reconcile(
+        self, reason: str, *, on_output: Callable[[str], None] | None = None
+    ) -> RsyncResult | None:
+        """A full pass of the whole source; clears the journal rows it covered."""
+        if self._state.get("guard_tripped"):
+            log.warning("replication %s: full reconcile (%s) skipped: guard tripped",
+                        self.spec.name, reason)
+            return None
+        async with self._transfer:
+            upto = self.journal.seq
+            started = self._clock()
+            log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
+            result = await full_sync(self.spec, started, on_output=on_output)
+            self.transfers += 1
+            if result.ok:
+                await self.journal.clear_upto(upto)
+                await save_state(self._write, self.spec.name, last_full=self._clock(),
+                                 last_full_ok=1)
+                self._state.update(last_full=self._clock(), last_full_ok=1)
+                await self._succeeded(len(result.transferred) + len(result.deleted))
+            else:
+                await self._failed(result)
+        return result
+
+    async def verify(self) -> dict[str, Any]:
+        """Checksum compare of source and replica; differences still pending in the journal
+        are known lag, not a mismatch."""
+        async with self._transfer:
+            result = await verify_replica(self.spec)
+        pending = set()
+        async with self._db.execute(
+            "SELECT path FROM backup_journal WHERE source = ?", (self.spec.name,)
+        ) as cur:
+            pending = {r[0] async for r in cur}
+        diffs = [d for d in result.differences
+                 if d.rstrip("/") not in pending and not (self._changes & {d.rstrip("/")})]
+        ok = result.ok and not diffs
+        record = {"ts": self._clock(), "ok": ok, "differences": len(diffs),
+                  "sample": diffs[:VERIFY_SAMPLE],
+                  "error": None if result.ok else result.error}
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO backup_verify(source, ts, ok, differences, sample, error) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self.spec.name, record["ts"], int(ok), len(diffs),
+                 json.dumps(record["sample"]), record["error"]),
+            )
+        self._verify = record
+        if not ok:
+            log.error("replication %s: verify found %d differences: %s", self.spec.name,
+                      len(diffs), ", ".join(diffs[:5]) or result.error)
+        return record
+
+    async def _load_last_verify(self) -> dict[str, Any] | None:
+        async with self._db.execute(
+            "SELECT ts, ok, differences, sample, error FROM backup_verify WHERE source = ? "
+            "ORDER BY ts DESC LIMIT 1", (self.spec.name,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return {"ts": row[0], "ok": bool(row[1]), "differences": row[2],
+                "sample": json.loads(row[3]), "error": row[4]}
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            now = self._clock()
+            due = self._due(now)
+            if due:
+                self.request_reconcile(due)
+            if self._reconcile_reason is not None:
+                reason = self._reconcile_reason
+                self._reconcile_reason = None
+                self._reconcile_wakeup.clear()
+                result = await self.reconcile(reason)
+                if result is not None and not result.ok:
+                    await self._backoff(result)
+                    self.request_reconcile(reason)
+                    continue
+            if self._verify_requested or self._verify_due(now):
+                self._verify_requested = False
+                await self.verify()
+            await self._maybe_prune(now)
+            await self._check_guard_cleared()
+            with contextlib.suppress(TimeoutError):
+                tick = GUARD_POLL if self._state.get("guard_tripped") else SCHEDULER_TICK
+                await asyncio.wait_for(self._reconcile_wakeup.wait(), tick)
+            self._reconcile_wakeup.clear()
+
+    def _due(self, now: float) -> str | None:
+        last = self._state.get("last_full")
+        fallback = self.spec.fallback_reconcile
+        if (self.watcher is not None and self.watcher.watch_limit
+                and (last is None or now - last >= fallback)):
+            return "out of inotify watches"
+        every = self.spec.reconcile_every
+        if every is not None and last is not None and now - last >= every:
+            return "schedule"
+        return None
+
+    def _verify_due(self, now: float) -> bool:
+        every = self.spec.verify_every
+        if every is None or self._state.get("last_full") is None:
+            return False  # verify a replica only after one full pass made it whole
+        # the first verify waits a full period after start, like every later one
+        last = self._verify["ts"] if self._verify else self._started
+        return now - last >= every
+
+    async def _maybe_prune(self, now: float) -> None:
+        retention = self.spec.retention
+        last = self._state.get("last_prune")
+        if retention is None or (last is not None and now - last < PRUNE_EVERY):
+            return
+        try:
+            pruned = await prune_versions(self.spec.target, self.spec.runtime_dir,
+                                          older_than=now - retention)
+        except RuntimeError as exc:
+            log.warning("replication %s: %s", self.spec.name, exc)
+            return
+        if pruned:
+            log.info("replication %s: pruned %d version dirs", self.spec.name, len(pruned))
+        await save_state(self._write, self.spec.name, last_prune=now)
+        self._state["last_prune"] = now
+
+    async def _check_guard_cleared(self) -> None:
+        """`sentinel backup resume|discard` clears the trip in the database."""
+        if not self._state.get("guard_tripped"):
+            return
+        fresh = await load_state(self._db, self.spec.name)
+        if fresh.get("guard_tripped"):
+            return
+        log.warning("replication %s: guard cleared by an operator; shipping resumes",
+                    self.spec.name)
+        self._state.update(fresh)
+        self.guard.reset()
+        await self.journal.refresh()
+        self._ship_wakeup.set()

@@ -1,0 +1,83 @@
+"""Restore from the replica, optionally as of a point in time, and the recovery drill."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backup.rsync import RsyncResult
+from backup.spec import ReplicationSpec
+from backup.target import VERSIONS_DIR, Target
+from backup.transfer import compare, fetch
+from backup.versions import list_version_stamps, parse_stamp
+
+
+class RestoreError(RuntimeError):
+    """The replica could not be read."""
+
+
+@dataclass(slots=True)
+class RestoreResult:
+    files: int = 0
+    versions_used: list[str] = field(default_factory=list)
+    excluded_newer: int = 0
+
+
+async def restore(
+    target: Target, runtime_dir: Path, dest: Path, *, path: str = "",
+    as_of: float | None = None,
+) -> RestoreResult:
+    """Copies `path` (relative; "" = everything) from the replica into `dest`.
+
+    With `as_of`: a version dir stamped T holds what was live until T, so a file's content
+    as of `as_of` is the oldest version stamped after it, else the current replica copy;
+    files whose content was written after `as_of` (mtime, kept by rsync -a) are left out.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    result = RestoreResult()
+    current = await fetch(target, runtime_dir, "", path, dest)
+    if not current.ok:
+        raise RestoreError(f"reading the replica failed: {current.error}")
+    if as_of is not None:
+        stamps = await list_version_stamps(target, runtime_dir)
+        later = [s for s in stamps if (parse_stamp(s) or 0) > as_of]
+        for stamp in reversed(later):  # newest first, so the oldest one after as_of wins
+            got: RsyncResult = await fetch(target, runtime_dir, f"{VERSIONS_DIR}/{stamp}",
+                                           path, dest)
+            if got.exit_code not in (0, 23, 24):  # 23: this version has nothing under path
+                raise RestoreError(f"reading version {stamp} failed: {got.error}")
+            if got.transferred:
+                result.versions_used.append(stamp)
+        for root, _dirs, files in os.walk(dest):
+            for name in files:
+                full = os.path.join(root, name)
+                if os.lstat(full).st_mtime > as_of:
+                    os.unlink(full)
+                    result.excluded_newer += 1
+    result.files = sum(len(f) for _, _, f in os.walk(dest))
+    return result
+
+
+@dataclass(slots=True)
+class DrillResult:
+    ok: bool
+    files: int
+    differences: list[str]
+    error: str = ""
+
+
+async def drill(spec: ReplicationSpec) -> DrillResult:
+    """Disaster-recovery drill: restore everything into a temp dir, compare with the
+    source by checksum."""
+    with tempfile.TemporaryDirectory(prefix="sentinel-drill-") as tmp:
+        dest = Path(tmp)
+        try:
+            restored = await restore(spec.target, spec.runtime_dir, dest)
+        except RestoreError as exc:
+            return DrillResult(False, 0, [], str(exc))
+        cmp = await compare(str(spec.source).rstrip("/") + "/", str(dest) + "/",
+                            filters=spec.filters.rsync_args(), io_timeout=spec.timeout)
+        return DrillResult(cmp.ok and not cmp.differences, restored.files, cmp.differences,
+                           "" if cmp.ok else cmp.error)

@@ -1,0 +1,46 @@
+"""Tables owned by backup/ (owner "backup" in schema_version)."""
+
+from __future__ import annotations
+
+OWNER = "backup"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    -- One row per changed path not yet on the replica. `first_seen` is when the oldest
+    -- unshipped change happened (the RPO); `seq` is bumped on every change, so a shipped
+    -- batch deletes only rows that did not change while rsync ran.
+    CREATE TABLE backup_journal (
+        source TEXT NOT NULL,
+        path TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (source, path)
+    ) WITHOUT ROWID;
+    CREATE INDEX backup_journal_seq ON backup_journal(source, seq);
+    CREATE TABLE backup_state (
+        source TEXT PRIMARY KEY,
+        last_success REAL,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_error_ts REAL,
+        last_full REAL,
+        last_full_ok INTEGER,
+        shipped_files INTEGER NOT NULL DEFAULT 0,
+        guard_tripped INTEGER NOT NULL DEFAULT 0,
+        guard_count INTEGER,
+        guard_ts REAL,
+        guard_reason TEXT,
+        last_prune REAL
+    );
+    CREATE TABLE backup_verify (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        ts REAL NOT NULL,
+        ok INTEGER NOT NULL,
+        differences INTEGER NOT NULL,
+        sample TEXT NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX backup_verify_source_ts ON backup_verify(source, ts);
+    """,
+)

@@ -1,0 +1,131 @@
+"""Where a source is replicated to, and how rsync reaches it (local path, rsync daemon, ssh)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+# Kept versions live under the replica root; excluded from shipping, compare and restore.
+VERSIONS_DIR = ".sentinel-versions"
+PARTIAL_DIR = ".rsync-partial"
+
+_RSYNCD = re.compile(r"^rsync://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<path>.+)$")
+_SSH = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.+)$")
+
+
+class TargetError(ValueError):
+    """A target that cannot be used (bad URL, password file readable by others...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A replica location. `kind` is "local", "rsyncd" or "ssh".
+
+    `url` is the rsync destination without a trailing slash (for rsyncd it carries the user
+    and port, never the password: that stays in `password_file`).
+    """
+
+    kind: str
+    url: str
+    password_file: Path | None = None
+    ssh_port: int | None = None
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    strict_host_key_checking: bool = True
+    contimeout: int = 10
+
+    def path(self, sub: str = "") -> str:
+        """The rsync address of `sub` (relative) inside the replica; "" is the root."""
+        sub = sub.strip("/")
+        return f"{self.url}/{sub}" if sub else f"{self.url}/"
+
+    def transport_args(self, runtime_dir: Path) -> list[str]:
+        """rsync options that reach this target (ssh command line, password file...)."""
+        if self.kind == "rsyncd":
+            args = [f"--contimeout={self.contimeout}"]
+            if self.password_file is not None:
+                check_password_file(self.password_file)
+                args.append(f"--password-file={self.password_file}")
+            return args
+        if self.kind == "ssh":
+            return ["-e", shlex.join(self.ssh_command(runtime_dir))]
+        return []
+
+    def ssh_command(self, runtime_dir: Path) -> list[str]:
+        """ssh with host key checking and a persistent ControlMaster connection."""
+        cmd = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes"]
+        if self.ssh_port is not None:
+            cmd += ["-p", str(self.ssh_port)]
+        if self.identity_file is not None:
+            cmd += ["-i", str(self.identity_file), "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts is not None:
+            cmd += ["-o", f"UserKnownHostsFile={self.known_hosts}",
+                    "-o", "GlobalKnownHostsFile=/dev/null"]
+        cmd += ["-o", "StrictHostKeyChecking=" + ("yes" if self.strict_host_key_checking else "no")]
+        cmd += [
+            "-o", f"ConnectTimeout={self.contimeout}",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={runtime_dir}/cm-%C",
+            "-o", "ControlPersist=60",
+            "-o", "ServerAliveInterval=15",
+        ]
+        return cmd
+
+    def describe(self) -> str:
+        """For logs and status: the address without secrets."""
+        return self.url
+
+    @property
+    def local_root(self) -> Path | None:
+        return Path(self.url) if self.kind == "local" else None
+
+
+def parse_target(
+    address: str,
+    *,
+    password_file: Path | None = None,
+    ssh_port: int | None = None,
+    identity_file: Path | None = None,
+    known_hosts: Path | None = None,
+    strict_host_key_checking: bool = True,
+    contimeout: int = 10,
+) -> Target:
+    """`/mnt/backup`, `rsync://user@host[:port]/module/path` or `user@host:/path`."""
+    address = address.strip()
+    if not address:
+        raise TargetError("target is empty")
+    if address.startswith("rsync://"):
+        m = _RSYNCD.match(address)
+        if not m:
+            raise TargetError(f"expected rsync://user@host[:port]/module[/path], found {address!r}")
+        if ":" in (m.group("user") or ""):
+            raise TargetError("put the rsync daemon password in password_file, not in the URL")
+        return Target("rsyncd", address.rstrip("/"), password_file=password_file,
+                      contimeout=contimeout)
+    if address.startswith("/"):
+        return Target("local", address.rstrip("/") or "/")
+    m = _SSH.match(address)
+    if m:
+        return Target(
+            "ssh", address.rstrip("/"), ssh_port=ssh_port, identity_file=identity_file,
+            known_hosts=known_hosts, strict_host_key_checking=strict_host_key_checking,
+            contimeout=contimeout,
+        )
+    raise TargetError(
+        f"expected an absolute path, rsync://user@host/module/path or user@host:/path, "
+        f"found {address!r}"
+    )
+
+
+def check_password_file(path: Path) -> None:
+    """rsync refuses a password file others can read; say so before it does."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise TargetError(f"password file {path}: {exc.strerror}") from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise TargetError(f"password file {path} must be mode 0600 (others can read it)")

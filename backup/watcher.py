@@ -1,0 +1,225 @@
+"""Recursive inotify watcher of one source tree (asyncinotify; it passes IN_Q_OVERFLOW on).
+
+A new directory gets its watch first and is scanned afterwards, so a file created in it
+before the watch existed is still reported. Paths are relative to the source root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from asyncinotify import Inotify, Mask
+
+from backup.filters import Filters
+
+log = logging.getLogger("backup.watcher")
+
+WATCH_MASK = (
+    Mask.CLOSE_WRITE | Mask.ATTRIB | Mask.CREATE | Mask.DELETE | Mask.MOVED_FROM
+    | Mask.MOVED_TO | Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.DONT_FOLLOW | Mask.ONLYDIR
+    | Mask.EXCL_UNLINK
+)
+
+# Change kinds handed to `on_change`. "created" is a new regular file still being written:
+# it is not shipped until its close-write, but the guard needs to know it is new.
+CREATED_OPEN = "created"
+
+
+class SourceGone(RuntimeError):
+    """The watched source directory itself was deleted or moved away."""
+
+
+class Watcher:
+    """Watches `root` recursively and calls `on_change(rel, kind)` for every change and
+    `on_overflow()` when the kernel dropped events (then only a full pass is safe)."""
+
+    def __init__(
+        self,
+        root: Path,
+        filters: Filters,
+        on_change: Callable[[str, str], None],
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self.root = str(Path(root).absolute())
+        self.filters = filters
+        self._on_change = on_change
+        self._on_overflow = on_overflow
+        self._inotify: Inotify | None = None
+        self._dirs: dict[int, str] = {}  # wd -> relative dir ("" = root)
+        self._by_rel: dict[str, int] = {}
+        self.file_count = 0
+        self.watch_limit = False
+        self.watch_limit_error: str | None = None
+        self.overflows = 0
+
+    @property
+    def watches(self) -> int:
+        return len(self._dirs)
+
+    def open(self) -> None:
+        """Creates the inotify instance and watches the whole tree (no events reported)."""
+        if not os.path.isdir(self.root):
+            raise SourceGone(f"source {self.root} is not a directory")
+        self._inotify = Inotify()
+        self._add_tree("", scan=False)
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+
+    async def run(self) -> None:
+        assert self._inotify is not None, "call open() first"
+        async for event in self._inotify:
+            self._dispatch(event.mask, event.watch.wd if event.watch else None,
+                           str(event.name) if event.name else None)
+
+    # -- event handling ------------------------------------------------------------------
+
+    def _dispatch(self, mask: Mask, wd: int | None, name: str | None) -> None:
+        if Mask.Q_OVERFLOW in mask:
+            self.overflows += 1
+            log.warning("inotify queue overflow on %s: a full reconcile follows", self.root)
+            self._on_overflow()
+            return
+        if wd is None or wd not in self._dirs:
+            return
+        parent = self._dirs[wd]
+        if Mask.IGNORED in mask:
+            self._forget(wd)
+            return
+        if mask & (Mask.DELETE_SELF | Mask.MOVE_SELF):
+            if parent == "":
+                raise SourceGone(f"source {self.root} was deleted or moved away")
+            return
+        if name is None:
+            return
+        rel = f"{parent}/{name}" if parent else name
+        is_dir = Mask.ISDIR in mask
+        if self.filters.excluded(rel, is_dir=is_dir):
+            return
+        if is_dir:
+            self._dir_event(mask, rel)
+        else:
+            self._file_event(mask, rel)
+
+    def _dir_event(self, mask: Mask, rel: str) -> None:
+        if mask & (Mask.CREATE | Mask.MOVED_TO):
+            self._on_change(rel, "create" if Mask.CREATE in mask else "move_to")
+            self._add_tree(rel, scan=True)
+        elif Mask.MOVED_FROM in mask:
+            self._drop_tree(rel)
+            self._on_change(rel, "move_from")
+        elif Mask.DELETE in mask:
+            self._on_change(rel, "delete")
+        elif Mask.ATTRIB in mask:
+            self._on_change(rel, "attrib")
+
+    def _file_event(self, mask: Mask, rel: str) -> None:
+        if Mask.CLOSE_WRITE in mask:
+            self._on_change(rel, "write")
+        elif Mask.CREATE in mask:
+            self.file_count += 1
+            try:
+                st = os.lstat(os.path.join(self.root, rel))
+            except OSError:
+                return
+            # a hard link or a symlink gets no close-write: ship it now
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                self._on_change(rel, "create")
+            else:
+                self._on_change(rel, CREATED_OPEN)
+        elif Mask.MOVED_TO in mask:
+            self.file_count += 1
+            self._on_change(rel, "move_to")
+        elif Mask.MOVED_FROM in mask:
+            self.file_count = max(0, self.file_count - 1)
+            self._on_change(rel, "move_from")
+        elif Mask.DELETE in mask:
+            self.file_count = max(0, self.file_count - 1)
+            self._on_change(rel, "delete")
+        elif Mask.ATTRIB in mask:
+            self._on_change(rel, "attrib")
+
+    # -- watches -------------------------------------------------------------------------
+
+    def _add_tree(self, top: str, *, scan: bool) -> None:
+        """Watch `top` and every directory below it; with `scan`, report what is in them
+        (the watch comes first, so nothing created meanwhile slips through)."""
+        stack = [top]
+        while stack:
+            rel = stack.pop()
+            full = os.path.join(self.root, rel) if rel else self.root
+            self._watch(rel, full)
+            try:
+                entries = list(os.scandir(full))
+            except OSError:
+                continue  # vanished meanwhile; its deletion is reported by the parent
+            for entry in entries:
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if self.filters.excluded(child, is_dir=is_dir):
+                    continue
+                if is_dir:
+                    stack.append(child)
+                    if scan:
+                        self._on_change(child, "create")
+                else:
+                    self.file_count += 1
+                    if scan:
+                        self._on_change(child, "create")
+
+    def _watch(self, rel: str, full: str) -> None:
+        if self._inotify is None:
+            return
+        try:
+            watch = self._inotify.add_watch(full, WATCH_MASK)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                self._out_of_watches()
+            elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise
+            return
+        old = self._by_rel.get(rel)
+        if old is not None and old != watch.wd:
+            self._dirs.pop(old, None)
+        self._dirs[watch.wd] = rel
+        self._by_rel[rel] = watch.wd
+
+    def _drop_tree(self, rel: str) -> None:
+        """A directory moved away: its watches would report paths under the old name."""
+        prefix = rel + "/"
+        gone = [wd for r, wd in self._by_rel.items() if r == rel or r.startswith(prefix)]
+        live = {w.wd: w for w in self._inotify.watches} if self._inotify is not None else {}
+        for wd in gone:
+            self._forget(wd)
+            watch = live.get(wd)
+            if watch is not None and self._inotify is not None:
+                with contextlib.suppress(OSError):  # already gone with its directory
+                    self._inotify.rm_watch(watch)
+
+    def _forget(self, wd: int) -> None:
+        rel = self._dirs.pop(wd, None)
+        if rel is not None and self._by_rel.get(rel) == wd:
+            del self._by_rel[rel]
+
+    def _out_of_watches(self) -> None:
+        if self.watch_limit:
+            return
+        self.watch_limit = True
+        needed = sum(1 for _ in os.walk(self.root))
+        self.watch_limit_error = (
+            f"out of inotify watches on {self.root}: it has {needed} directories to watch; "
+            f"raise fs.inotify.max_user_watches (e.g. sysctl fs.inotify.max_user_watches="
+            f"{max(needed * 2, 65536)}); meanwhile a full reconcile runs periodically"
+        )
+        log.error("%s", self.watch_limit_error)

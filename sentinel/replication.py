@@ -1,0 +1,82 @@
+"""Wiring for replication: config -> `backup.Replicator` components, and their health ->
+`Reading`s for the alarm engine (lag, failures, guard, verify, watch limit)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from backup.filters import Filters
+from backup.replicator import Replicator
+from backup.schema import MIGRATIONS, OWNER
+from backup.spec import GuardSettings, ReplicationSpec
+from backup.target import parse_target
+from sensors.reading import UNITS, Kind, Reading
+from sentinel.config import Config
+from sentinel.config.replication import ReplicationConfig
+from sentinel.store import Store
+
+
+async def migrate_replication(store: Store) -> None:
+    """Creates/updates the backup_* tables; call once before starting the replicators."""
+    await store.migrate(OWNER, MIGRATIONS)
+
+
+def runtime_dir(config: Config) -> Path:
+    """Where ssh ControlMaster sockets live: systemd's RuntimeDirectory when set (short
+    paths matter: a unix socket path is limited to 108 bytes)."""
+    return Path(os.environ.get("RUNTIME_DIRECTORY") or config.daemon.state_dir / "run")
+
+
+def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
+    target = parse_target(
+        rc.target, password_file=rc.password_file, ssh_port=rc.ssh_port,
+        identity_file=rc.identity_file, known_hosts=rc.known_hosts,
+        strict_host_key_checking=rc.strict_host_key_checking,
+        contimeout=max(1, min(30, int(rc.timeout))),
+    )
+    g = rc.guard
+    return ReplicationSpec(
+        name=rc.name, source=rc.source, target=target,
+        filters=Filters(tuple(rc.include), tuple(rc.exclude)),
+        batch_max_files=rc.batch_max_files, batch_max_bytes=rc.batch_max_bytes,
+        timeout=rc.timeout, reconcile_every=rc.reconcile_every,
+        reconcile_at_start=rc.reconcile_at_start, verify_every=rc.verify_every,
+        retention=rc.versions_retention,
+        guard=GuardSettings(g.enabled, g.window, g.max_files, g.max_share, g.min_files),
+        fallback_reconcile=rc.fallback_reconcile, retry_max=rc.retry_max,
+        runtime_dir=runtime,
+    )
+
+
+def build_replicators(
+    config: Config, store: Store, *, clock: Callable[[], float] = time.time
+) -> list[Replicator]:
+    """One Replicator (a supervisor Component named "replication:<name>") per source.
+    Run `await migrate_replication(store)` first."""
+    runtime = runtime_dir(config)
+    return [
+        Replicator(spec_from_config(rc, runtime), store.db, store.write, clock=clock)
+        for rc in config.replication
+    ]
+
+
+def replication_readings(replicators: Iterable[Replicator], now: float) -> list[Reading]:
+    """Each replicator's health as readings (call every few seconds)."""
+    out: list[Reading] = []
+    for rep in replicators:
+        h = rep.health()
+        sid = f"replication:{rep.spec.name}"
+        values: list[tuple[str, float | bool]] = [
+            (Kind.REPLICATION_LAG, float(h["rpo"])),
+            (Kind.REPLICATION_FAILURES, float(h["consecutive_failures"])),
+            (Kind.REPLICATION_GUARD, bool(h["guard_tripped"])),
+            (Kind.REPLICATION_VERIFY, bool(h["verify_mismatch"])),
+            (Kind.WATCH_LIMIT, bool(h["watch_limit"])),
+        ]
+        for kind, value in values:
+            out.append(Reading(sid, str(kind), value, UNITS.get(kind, ""), now,
+                               source="replication"))
+    return out

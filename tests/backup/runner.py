@@ -1,0 +1,32 @@
+"""Runs one replicator as its own process (like the daemon) so a test can kill -9 it.
+
+python -m tests.backup.runner STATE_DIR SOURCE TARGET RUNTIME_DIR
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from backup.replicator import Replicator
+from backup.schema import MIGRATIONS, OWNER
+from backup.spec import GuardSettings, ReplicationSpec
+from backup.target import parse_target
+from sentinel.store import Store
+
+
+async def main(state: Path, source: Path, target: str, runtime: Path) -> None:
+    store = await Store.open(state)
+    try:
+        await store.migrate(OWNER, MIGRATIONS)
+        spec = ReplicationSpec("docs", source, parse_target(target), runtime_dir=runtime,
+                               guard=GuardSettings(enabled=False), retry_max=1.0,
+                               fatal_retry=1.0, timeout=10)
+        await Replicator(spec, store.db, store.write).run()
+    finally:
+        await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])))

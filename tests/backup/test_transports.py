@@ -1,0 +1,77 @@
+"""Replication over the rsync daemon and over ssh (host keys checked, ControlMaster)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from backup.target import TargetError, parse_target
+from sentinel.store import Store
+from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for
+from tests.fixtures.remote import RsyncDaemon, SshServer
+
+
+def _write_some(src: Path, tag: str) -> None:
+    (src / "d" / "e").mkdir(parents=True, exist_ok=True)
+    (src / "d" / "e" / f"{tag}.bin").write_bytes(os.urandom(5000))
+    (src / f"{tag}.txt").write_text(f"content {tag} 한글")
+
+
+async def test_rsync_daemon_transport_with_secrets_file(
+    tmp_path: Path, bstore: Store, runtime: Path, rsyncd: RsyncDaemon
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_some(src, "first")
+    target = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
+    replica = rsyncd.module_dir / "replica"
+    async with running(make_spec(src, target, runtime), bstore) as rep:
+        await caught_up(rep, src, replica)
+        _write_some(src, "second")
+        (src / "first.txt").unlink()
+        await caught_up(rep, src, replica)
+        assert "s3cret" not in repr(rep.health())
+
+
+async def test_rsync_daemon_password_file_readable_by_others_is_refused(
+    tmp_path: Path, rsyncd: RsyncDaemon, runtime: Path
+) -> None:
+    rsyncd.password_file.chmod(0o644)
+    target = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
+    with pytest.raises(TargetError, match="0600"):
+        target.transport_args(runtime)
+
+
+async def test_ssh_transport_checks_host_key_and_keeps_a_control_master(
+    tmp_path: Path, bstore: Store, runtime: Path, sshd: SshServer
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_some(src, "first")
+    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
+                          known_hosts=sshd.known_hosts)
+    replica = sshd.root_dir / "replica"
+    async with running(make_spec(src, target, runtime), bstore) as rep:
+        await caught_up(rep, src, replica)
+        _write_some(src, "second")
+        await caught_up(rep, src, replica)
+        sockets = [p for p in runtime.iterdir() if p.name.startswith("cm-")]
+        assert sockets, "no ControlMaster socket: every batch would pay a handshake"
+
+
+async def test_ssh_with_unknown_host_key_fails_instead_of_trusting(
+    tmp_path: Path, bstore: Store, runtime: Path, sshd: SshServer
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_some(src, "x")
+    empty_known = tmp_path / "known_hosts"
+    empty_known.write_text("")
+    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
+                          known_hosts=empty_known)
+    async with running(make_spec(src, target, runtime), bstore) as rep:
+        await wait_for(lambda: rep.health()["consecutive_failures"] >= 1, 20, "a failure")
+        assert rep.health()["pending"] > 0 or rep.health()["last_full"] is None
+    assert tree_diff(src, sshd.root_dir / "replica")  # nothing was sent
