@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,9 +233,19 @@ async def keep_alive(port: int, start_after: float) -> None:
             await asyncio.sleep(30)
 
 
-async def play_story(port: int) -> None:
+def mqtt_connected(daemon: Daemon) -> bool:
+    runtime = daemon.runtime
+    return runtime is not None and any(
+        s.name == "mqtt" and s.health().get("state") == "connected" for s in runtime.sources
+    )
+
+
+async def play_story(port: int, after: Callable[[], bool]) -> None:
+    """Plays the room's story once the daemon listens (plain messages are not retained)."""
     import aiomqtt
 
+    while not after():  # noqa: ASYNC110 - the daemon's health has no event to wait on
+        await asyncio.sleep(0.1)
     z2m, tasmota = room_story()
     async with (
         aiomqtt.Client("127.0.0.1", port, identifier="sentinel-demo-z2m") as zc,
@@ -292,7 +303,7 @@ async def _demo(work: Path, duration: float | None) -> int:
         print(banner(work, config_path, broker.port), flush=True)
         daemon = Daemon(config, config_path)
         helpers = [
-            asyncio.create_task(play_story(broker.port)),
+            asyncio.create_task(play_story(broker.port, after=lambda: mqtt_connected(daemon))),
             asyncio.create_task(keep_alive(broker.port, start_after=150)),
             asyncio.create_task(write_documents(work / "onnara")),
         ]

@@ -137,10 +137,10 @@ class Runtime:
         parts: list[str] = []
         alarms = self.engine.active_alarms() if self.engine else []
         if alarms:
-            worst = alarms[0]
+            worst = min(alarms, key=lambda a: (a.get("severity") != "critical", a.get("since", 0)))
             parts.append(
                 f"{len(alarms)} alarm(s): {worst.get('severity', '')} "
-                f"{worst.get('location') or worst.get('sensor_id', '')} #{worst.get('id', '')}"
+                f"{worst.get('location') or worst.get('sensor', '')} #{worst.get('id', '')}"
             )
         else:
             parts.append("no alarms")

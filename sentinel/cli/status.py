@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
 from datetime import datetime
 from typing import Any
 
@@ -115,14 +114,14 @@ def _sensors(report: dict[str, Any], console: Console, now: float, configured: i
         style = {"ok": "green", "alarm": "bold red", "lost": "yellow", "fault": "yellow"}.get(
             state, ""
         )
-        if s.get("silenced_until"):
+        if s.get("silenced"):
             state += " (silenced)"
         table.add_row(
             str(s.get("id", "")),
             str(s.get("location", "")),
             str(s.get("kind", "")),
             _value(s.get("value"), s.get("unit")),
-            _ago(s.get("ts"), now) if s.get("ts") else "never",
+            "never" if s.get("age") is None else _ago(now - s["age"], now),
             f"[{style}]{state}[/]" if style else state,
         )
     console.print(table)
@@ -148,7 +147,7 @@ def _alarms(report: dict[str, Any], console: Console, now: float) -> None:
         console.print(table)
     for s in report.get("silences", []):
         console.print(
-            f"silenced: {s.get('target', s.get('sensor') or 'all')} until "
+            f"silenced: {s.get('sensor') or 'all'} until "
             f"{datetime.fromtimestamp(s['until']).strftime('%H:%M') if s.get('until') else '?'}"
             f" — {s.get('reason', '')}"
         )
