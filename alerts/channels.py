@@ -1,14 +1,275 @@
-"""Apprise channels loaded from Apprise's own YAML config (stub until issue 5 lands)."""
+"""Apprise channels loaded from Apprise's own YAML config: one `Channel` per notification URL.
+
+Each URL is its own channel with its own outbox rows, so a slow or failing one never holds
+up the others. A channel is known everywhere by `key`, derived from its masked URL (never
+from the secret-bearing one), so keys are stable across restarts and config reordering.
+
+Which message form a channel gets (see `Channel.form`):
+- tag `sms` -> SMS form; tag `lms` -> long form (tags win);
+- otherwise `json://`, `form://` (SMS gateways' HTTP APIs) and `kakao://` (200 chars)
+  get the SMS form; every other scheme (mail, messengers, console, file) the long form.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import apprise
+
+from alerts import plugins
+
+SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"})
+SMS_TAG = "sms"
+LMS_TAG = "lms"
+# Apprise itself treats this tag as "matches every filter"; we honour it the same way.
+ALWAYS_TAG = "always"
+REDACTED = "****"
+
+# A path segment this long with a digit in it is most likely a webhook token.
+_TOKEN_SEGMENT = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-.~]{12,}$")
+_SECRET_ARG = re.compile(r"key|token|secret|pass|auth|sig", re.IGNORECASE)
+_DEFAULT_ARGS = frozenset({
+    "method", "overflow", "retry", "wait", "optional", "format", "verify", "rto", "cto",
+    "image", "detect", "silent", "preview", "album", "content", "mdv", "emojis", "store",
+    "tz", "avatar", "mode", "priority", "batch",
+})
+_SPLIT = re.compile(r"[/:@?&=#+,;\s]+")
+
+
+class ChannelConfigError(ValueError):
+    """The Apprise config cannot be used (missing, unreadable, or holds no valid URL)."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One notification URL: how to reach it, how to name it safely, which tags it has."""
+
+    key: str
+    index: int
+    display: str  # masked URL: safe for logs, status and the CLI
+    service: str  # Apprise's service name, e.g. "JSON", "Telegram"
+    schema: str
+    tags: frozenset[str]
+    apprise: apprise.Apprise = field(repr=False, compare=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def form(self) -> str:
+        if SMS_TAG in self.tags:
+            return "sms"
+        if LMS_TAG in self.tags:
+            return "long"
+        return "sms" if self.schema in SMS_SCHEMES else "long"
+
+    def matches(self, route: Iterable[str]) -> bool:
+        """Whether this channel receives a message routed to these tags.
+
+        A channel without tags receives everything (a one-URL config just works), and so
+        does one tagged `always`, as in Apprise.
+        """
+        if not self.tags or ALWAYS_TAG in self.tags:
+            return True
+        return not self.tags.isdisjoint(route)
+
+    def scrub(self, text: str) -> str:
+        """The text with every secret of this channel's URL replaced by ****."""
+        return scrub(text, self.secrets)
+
+
+# Loggers that may print a URL with its secrets: Apprise's own (its privacy URLs keep json://
+# header and argument values) and urllib3's request lines (they carry the query string).
+GUARDED_LOGGERS = (
+    "apprise",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+)
+
+
+class SecretFilter(logging.Filter):
+    """Scrubs every known channel secret from log records of the guarded loggers.
+
+    Apprise logs each URL it loads ("Loaded URL: ...") before we can know its secrets, so
+    those records are dropped outright.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._secrets: tuple[str, ...] = ()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            self._secrets = tuple(sorted(set(self._secrets) | set(secrets), key=len,
+                                         reverse=True))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "apprise" and str(record.msg).startswith("Loaded URL"):
+            return False
+        if self._secrets:
+            text = record.getMessage()
+            clean = scrub(text, self._secrets)
+            if clean != text:
+                record.msg, record.args = clean, None
+        return True
+
+
+LOG_GUARD = SecretFilter()
+
+
+def guard_logs() -> None:
+    """Installs the one process-wide `LOG_GUARD` on every guarded logger (idempotent)."""
+    for name in GUARDED_LOGGERS:
+        logger = logging.getLogger(name)
+        if LOG_GUARD not in logger.filters:
+            logger.addFilter(LOG_GUARD)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def load_channels(path: Path) -> list[Channel]:
+    """Every URL in the Apprise YAML/text config at `path`, as channels in file order.
+
+    Also teaches the process-wide log guard the channels' secrets.
+    """
+    plugins.register()
+    guard_logs()
+    if not path.exists():
+        raise ChannelConfigError(f"{path}: Apprise config file not found")
+    config = apprise.AppriseConfig()
+    if not config.add(str(path)):
+        raise ChannelConfigError(f"{path}: not a usable Apprise config file")
+    loader = apprise.Apprise()
+    loader.add(config)
+    services = list(loader)
+    if not services:
+        raise ChannelConfigError(
+            f"{path}: holds no valid notification URL (check each URL's spelling; Apprise "
+            "skips URLs it cannot parse)"
+        )
+    return channels_from_services(services)
+
+
+def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> list[Channel]:
+    channels: list[Channel] = []
+    seen: dict[str, int] = {}
+    for index, service in enumerate(services):
+        full = _full_url(service)
+        private = service.url(privacy=True)
+        display = mask_url(full, private)
+        secrets = _secrets(full, private, display)
+        digest = hashlib.sha256(display.encode()).hexdigest()[:10]
+        # identical masked URLs (same service, different tokens) are told apart by order
+        seen[digest] = seen.get(digest, 0) + 1
+        key = digest if seen[digest] == 1 else f"{digest}.{seen[digest]}"
+        single = apprise.Apprise()
+        single.add(service)
+        LOG_GUARD.add(secrets)
+        channels.append(
+            Channel(
+                key=key,
+                index=index,
+                display=display,
+                service=str(getattr(service, "service_name", "") or service.secure_protocol),
+                schema=_schema(full),
+                tags=frozenset(str(t) for t in service.tags),
+                apprise=single,
+                secrets=secrets,
+            )
+        )
+    return channels
+
+
+def _full_url(service: apprise.plugins.NotifyBase) -> str:
+    full = str(service.url(privacy=False))
+    if full.endswith("://"):
+        # custom plugins (console://, sentinelfile://) give back only their scheme
+        host = getattr(service, "host", None) or ""
+        path = getattr(service, "fullpath", None) or ""
+        if host or path.strip("/"):
+            full = f"{full}/{host}{path}" if host else f"{full}{path}"
+    return full
+
+
+def mask_url(full: str, private: str) -> str:
+    """Apprise's privacy URL, minus what Apprise leaves readable but may be secret.
+
+    Apprise masks passwords and known token fields, but keeps custom headers (`+X-Token=`)
+    and payload args (`-key=`) of json/form and webhook paths in clear. We drop those
+    arguments (and Apprise's default ones) and shorten token-like path segments.
+    """
+    if private.endswith("://"):
+        # our own plugins print only their scheme; their targets (files) are not secret
+        return full
+    parts = urlsplit(private)
+    segments = [
+        f"{s[0]}...{s[-1]}" if _TOKEN_SEGMENT.match(unquote(s)) else s
+        for s in parts.path.split("/")
+    ]
+    path = "/".join(segments)
+    netloc = parts.netloc
+    if parts.password and parts.password != REDACTED:
+        netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@")
+    # keep what tells two channels apart (e.g. ?to=010...), drop Apprise's own defaults
+    # and anything that may carry a credential
+    kept = [
+        f"{name}={_hide(value)}"
+        if name[:1] in "+-:" or _SECRET_ARG.search(name)
+        else f"{name}={value}"
+        for name, value in parse_qsl(parts.query)
+        if name not in _DEFAULT_ARGS
+    ]
+    query = f"?{'&'.join(kept)}" if kept else ""
+    return f"{parts.scheme}://{netloc}{path}{query}"
+
+
+def _hide(value: str) -> str:
+    """Like Apprise's own masking: enough to tell two values apart, not to use one."""
+    return f"{value[0]}...{value[-1]}" if len(value) >= 8 else REDACTED
+
+
+def _secrets(full: str, private: str, display: str) -> tuple[str, ...]:
+    """Parts of the full URL that the display form hides: what must never be printed."""
+    parts = urlsplit(full)
+    found: set[str] = set()
+    if parts.password:
+        found.add(parts.password)
+    masked = dict(parse_qsl(urlsplit(private).query))
+    for name, value in parse_qsl(parts.query):
+        # json/form `+Header=` and `-arg=` values are sent verbatim and often carry tokens
+        if len(value) >= 4 and (
+            masked.get(name) != value or name[:1] in "+-" or _SECRET_ARG.search(name)
+        ):
+            found.add(value)
+    for raw in _SPLIT.split(f"{parts.netloc}/{parts.path}"):
+        # a token may show up decoded in an error text ("123%3Aabc" as "123:abc")
+        for token in (raw, unquote(raw), *_SPLIT.split(unquote(raw))):
+            if len(token) >= 4 and token not in display:
+                found.add(token)
+    return tuple(sorted(found))
+
+
+def _schema(url: str) -> str:
+    return url.split("://", 1)[0].lower()
 
 
 def count_channels(path: Path) -> int:
     """How many notification URLs the Apprise config file holds."""
-    import apprise
-
+    plugins.register()
+    guard_logs()
     config = apprise.AppriseConfig()
     config.add(str(path))
     obj = apprise.Apprise()

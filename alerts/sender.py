@@ -1,0 +1,373 @@
+"""The sender: delivers outbox rows through Apprise, one independent lane per channel.
+
+Each channel has at most one send in flight; channels never wait for each other. A send
+that fails or times out is retried with exponential backoff and jitter, forever: a page is
+never dropped. A row stays pending until its channel confirmed it, so after a crash every
+unconfirmed row is sent again (at-least-once; the alarm id in every message makes a
+duplicate recognisable).
+
+Grouping: a channel's first message goes out at once; what arrives for it during the next
+`group_window` seconds is merged into one message sent when the window ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+import apprise
+
+from alerts.channels import Channel, guard_logs
+from alerts.event import AlarmEvent, EventType, Severity
+from alerts.outbox import Outbox, decode_event
+from alerts.templates import Templates
+
+log = logging.getLogger("sentinel.alerts")
+
+WriteTx = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+
+DEFAULT_SEND_TIMEOUT = 10.0
+DEFAULT_GROUP_WINDOW = 10.0
+RETRY_INITIAL = 2.0
+RETRY_MAX = 300.0
+ALL_FAILED_AFTER = 300.0
+# Fallback wake-up: enqueue wakes us directly, this only bounds a missed wake-up.
+POLL_INTERVAL = 0.2
+# A merged message lists at most this many events; the rest follow in the next message.
+BATCH_LIMIT = 20
+# Extra time granted to Apprise past its own deadline before we stop waiting.
+TIMEOUT_GRACE = 1.0
+# A failing channel is logged on its first failure, then at most once per this many seconds.
+FAILURE_LOG_INTERVAL = 60.0
+ERROR_TEXT_MAX = 300
+_PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+
+
+@dataclass(slots=True)
+class _Lane:
+    """What the sender remembers about one channel between sends."""
+
+    window_until: float = 0.0
+    retry_at: float = 0.0
+    failures: int = 0
+    failing_since: float | None = None
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_logged: float = float("-inf")
+    suppressed: int = 0
+
+
+class Sender:
+    """Component "alerts": claims due outbox rows and sends them through Apprise."""
+
+    name = "alerts"
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        write: WriteTx,
+        templates: Templates,
+        *,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        group_window: float = DEFAULT_GROUP_WINDOW,
+        retry_initial: float = RETRY_INITIAL,
+        retry_max: float = RETRY_MAX,
+        all_failed_after: float = ALL_FAILED_AFTER,
+        poll_interval: float = POLL_INTERVAL,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.outbox = outbox
+        self._write = write
+        self.templates = templates
+        self.send_timeout = send_timeout
+        self.group_window = group_window
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.all_failed_after = all_failed_after
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._rng = rng
+        self._lanes: dict[str, _Lane] = {c.key: _Lane() for c in outbox.channels}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._pending = 0
+        self._oldest: float | None = None
+        self._sent = 0
+        self._failed_sends = 0
+        self._all_failing_logged = False
+
+    # -- Component -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        guard_logs()
+        try:
+            await self._start()
+            while True:
+                self.outbox.wake.clear()
+                delay = await self._dispatch()
+                timeout = self.poll_interval if delay is None else min(self.poll_interval, delay)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the event fires, and the component would never stop
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(timeout, 0.0)):
+                        await self.outbox.wake.wait()
+        finally:
+            tasks = list(self._inflight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._inflight.clear()
+
+    def health(self) -> dict[str, Any]:
+        now = self._clock()
+        return {
+            "channels": len(self.outbox.channels),
+            "pending": self._pending,
+            "oldest_pending_age": None if self._oldest is None else max(0.0, now - self._oldest),
+            "in_flight": len(self._inflight),
+            "sent": self._sent,
+            "failed_sends": self._failed_sends,
+            "failing_channels": sum(1 for lane in self._lanes.values() if lane.failures),
+            "all_channels_failing_since": self.all_channels_failing_since(),
+        }
+
+    # -- state -----------------------------------------------------------------------------
+
+    def all_channels_failing_since(self) -> float | None:
+        """When the last channel that had been working began failing, if all now fail.
+
+        Only channels that were tried count: a channel nobody routed anything to is unknown,
+        not failing.
+        """
+        tried = [lane for lane in self._lanes.values() if lane.last_success or lane.failures]
+        if not tried or any(lane.failures == 0 for lane in tried):
+            return None
+        return max(lane.failing_since or 0.0 for lane in tried)
+
+    async def _start(self) -> None:
+        """Records the configured channels for status; picks up where the last run stopped."""
+        async with self._write() as db:
+            await db.execute("UPDATE alert_channel SET configured = 0")
+            for c in self.outbox.channels:
+                await db.execute(
+                    "INSERT INTO alert_channel(key, display, service, tags, form, configured) "
+                    "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(key) DO UPDATE SET "
+                    "display = excluded.display, service = excluded.service, "
+                    "tags = excluded.tags, form = excluded.form, configured = 1",
+                    (c.key, c.display, c.service, json.dumps(sorted(c.tags)), c.form),
+                )
+            rows = await db.execute_fetchall(
+                "SELECT key, consecutive_failures, failing_since, last_success, last_failure "
+                "FROM alert_channel WHERE configured = 1"
+            )
+            await self.outbox.adopt_orphans(db)
+        for key, failures, since, success, failure in rows:
+            lane = self._lanes.setdefault(str(key), _Lane())
+            lane.failures = int(failures)
+            lane.failing_since = since
+            lane.last_success = success
+            lane.last_failure = failure
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def _dispatch(self) -> float | None:
+        """Starts a send for every channel that is due; returns seconds until the next one."""
+        # Reading inside a write transaction serialises us after any open transaction on the
+        # shared connection, so we never see rows an enqueuer might still roll back.
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "SELECT channel, COUNT(*), MIN(created) FROM outbox_message "
+                "WHERE state = 'pending' GROUP BY channel"
+            )
+        now = self._clock()
+        self._pending = sum(int(r[1]) for r in rows)
+        self._oldest = min((float(r[2]) for r in rows), default=None)
+        self._check_all_failing(now)
+        soonest: float | None = None
+        for key, _count, _oldest in rows:
+            channel = self.outbox.by_key.get(str(key))
+            if channel is None or channel.key in self._inflight:
+                continue
+            lane = self._lanes[channel.key]
+            ready = max(lane.window_until, lane.retry_at)
+            if now >= ready:
+                self._inflight[channel.key] = asyncio.create_task(
+                    self._send(channel), name=f"alerts:{channel.key}"
+                )
+            else:
+                soonest = ready - now if soonest is None else min(soonest, ready - now)
+        return soonest
+
+    async def _send(self, channel: Channel) -> None:
+        try:
+            await self._send_once(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # rows stay pending and are retried; only the message text is safe to log
+            log.error("alerts: sending to %s failed unexpectedly: %s", channel.display,
+                      channel.scrub(f"{type(exc).__name__}: {exc}"))
+            lane = self._lanes[channel.key]
+            lane.retry_at = self._clock() + self._backoff(max(lane.failures, 1))
+        finally:
+            self._inflight.pop(channel.key, None)
+            self.outbox.wake.set()
+
+    async def _send_once(self, channel: Channel) -> None:
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, payload FROM outbox_message WHERE state = 'pending' AND channel = ? "
+                "ORDER BY id LIMIT ?",
+                (channel.key, BATCH_LIMIT + 1),
+            )
+        if not rows:
+            return
+        more = len(rows) > BATCH_LIMIT
+        rows = rows[:BATCH_LIMIT]
+        ids = [int(r[0]) for r in rows]
+        events = [decode_event(str(r[1])) for r in rows]
+        ok, error = await self.deliver(channel, events)
+        now = self._clock()
+        await self._record(channel, ids, ok, error, now)
+        lane = self._lanes[channel.key]
+        if ok:
+            # a backlog beyond one message goes on at once; otherwise the window opens
+            lane.window_until = now if more else now + self.group_window
+            lane.retry_at = 0.0
+        else:
+            lane.retry_at = now + self._backoff(lane.failures)
+
+    async def deliver(self, channel: Channel, events: Sequence[AlarmEvent]) -> tuple[bool, str]:
+        """One message for these events to one channel; (ok, error text without secrets)."""
+        return await deliver(channel, self.templates, events, self.send_timeout)
+
+    async def _record(
+        self, channel: Channel, ids: list[int], ok: bool, error: str, now: float
+    ) -> None:
+        marks = ",".join("?" * len(ids))
+        lane = self._lanes[channel.key]
+        async with self._write() as db:
+            if ok:
+                await db.execute(
+                    f"UPDATE outbox_message SET state = 'sent', sent = ?, attempts = attempts + 1 "
+                    f"WHERE id IN ({marks}) AND state = 'pending'",
+                    (now, *ids),
+                )
+                await db.execute(
+                    "UPDATE alert_channel SET last_success = ?, consecutive_failures = 0, "
+                    "failing_since = NULL, sent_total = sent_total + ? WHERE key = ?",
+                    (now, len(ids), channel.key),
+                )
+            else:
+                await db.execute(
+                    f"UPDATE outbox_message SET attempts = attempts + 1 WHERE id IN ({marks})",
+                    ids,
+                )
+                await db.execute(
+                    "UPDATE alert_channel SET last_failure = ?, last_error = ?, "
+                    "consecutive_failures = consecutive_failures + 1, "
+                    "failing_since = COALESCE(failing_since, ?) WHERE key = ?",
+                    (now, error, now, channel.key),
+                )
+        if ok:
+            self._sent += len(ids)
+            if lane.failures:
+                log.info("alerts: %s works again after %d failed attempt(s)",
+                         channel.display, lane.failures)
+            lane.failures = 0
+            lane.failing_since = None
+            lane.last_success = now
+            lane.suppressed = 0
+            self._all_failing_logged = False
+        else:
+            self._failed_sends += 1
+            lane.failures += 1
+            lane.last_failure = now
+            if lane.failing_since is None:
+                lane.failing_since = now
+            if now - lane.last_logged >= FAILURE_LOG_INTERVAL:
+                extra = f" ({lane.suppressed} more not logged)" if lane.suppressed else ""
+                log.warning(
+                    "alerts: %s failed (%d in a row, %d message(s) waiting): %s%s",
+                    channel.display, lane.failures, len(ids), error, extra,
+                )
+                lane.last_logged = now
+                lane.suppressed = 0
+            else:
+                lane.suppressed += 1
+        self._check_all_failing(now)
+
+    def _check_all_failing(self, now: float) -> None:
+        since = self.all_channels_failing_since()
+        if since is None or self._all_failing_logged:
+            return
+        if now - since >= self.all_failed_after:
+            self._all_failing_logged = True
+            log.critical(
+                "alerts: every alert channel has been failing since %s: nobody is being "
+                "paged (%d message(s) waiting)",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)), self._pending,
+            )
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential in the failure count, capped, with jitter so channels do not align."""
+        base = min(self.retry_max, self.retry_initial * 2 ** max(failures - 1, 0))
+        return base * (0.5 + 0.5 * self._rng())
+
+
+async def deliver(
+    channel: Channel, templates: Templates, events: Sequence[AlarmEvent], limit: float
+) -> tuple[bool, str]:
+    """Renders the events as one message and sends it; (ok, error text without secrets)."""
+    message = templates.render_group(events, channel.form)
+    try:
+        async with asyncio.timeout(limit + TIMEOUT_GRACE):
+            result = await channel.apprise.async_notify(
+                body=message.body,
+                title=message.title,
+                notify_type=notify_type(events),
+                timeout=limit,
+            )
+    except TimeoutError:
+        return False, f"no answer within {limit:g}s"
+    except Exception as exc:
+        return False, channel.scrub(f"{type(exc).__name__}: {exc}")[:ERROR_TEXT_MAX]
+    return outcome(channel, result)
+
+
+def notify_type(events: Sequence[AlarmEvent]) -> apprise.NotifyType:
+    """Apprise's message type: failure for a critical alarm, success when all cleared."""
+    active = [e for e in events if e.event not in (EventType.RESOLVED, EventType.ACKNOWLEDGED)]
+    if not active:
+        return apprise.NotifyType.SUCCESS
+    if any(e.severity == Severity.CRITICAL for e in active):
+        return apprise.NotifyType.FAILURE
+    if any(e.severity == Severity.WARNING for e in active):
+        return apprise.NotifyType.WARNING
+    return apprise.NotifyType.INFO
+
+
+def outcome(channel: Channel, result: apprise.AppriseResult) -> tuple[bool, str]:
+    """Reads the per-service results: the overall status alone can hide a failure."""
+    services = list(result)
+    if result.status == apprise.AppriseResultStatus.SUCCESS and services and all(services):
+        return True, ""
+    reasons: list[str] = []
+    for service in services:
+        if service:
+            continue
+        warnings = [e.message for e in service.logs() if str(e.level) in _PROBLEM_LEVELS]
+        detail = warnings[-1] if warnings else ""
+        reasons.append(f"{service.status.name}" + (f": {detail}" if detail else ""))
+    if not reasons:
+        reasons.append(result.status.name)
+    return False, channel.scrub("; ".join(reasons))[:ERROR_TEXT_MAX]

@@ -1,0 +1,66 @@
+"""`sentinel status` data for alert delivery, read from the state database (sync, read-only)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
+    """Channels (masked), outbox depth, oldest pending age, all-channels-failing time.
+
+    Empty when the daemon never created the tables. Holds no secrets: channels are shown by
+    their masked URL only.
+    """
+    try:
+        channel_rows = conn.execute(
+            "SELECT key, display, service, tags, form, last_success, last_failure, last_error, "
+            "consecutive_failures, failing_since, sent_total FROM alert_channel "
+            "WHERE configured = 1 ORDER BY display, key"
+        ).fetchall()
+        pending_rows = conn.execute(
+            "SELECT channel, COUNT(*), MIN(created) FROM outbox_message "
+            "WHERE state = 'pending' GROUP BY channel"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}
+        raise
+    pending = {str(r[0]): (int(r[1]), float(r[2])) for r in pending_rows}
+    channels = []
+    for row in channel_rows:
+        waiting, _oldest = pending.get(str(row[0]), (0, None))
+        channels.append(
+            {
+                "key": row[0],
+                "name": row[1],  # the masked URL
+                "url": row[1],
+                "service": row[2],
+                "tags": json.loads(row[3]),
+                "form": row[4],
+                "last_success": row[5],
+                "last_failure": row[6],
+                "last_error": row[7],
+                "consecutive_failures": row[8],
+                "failing_since": row[9],
+                "sent": row[10],
+                "pending": waiting,
+            }
+        )
+    depth = sum(n for n, _ in pending.values())
+    oldest = min((ts for _, ts in pending.values()), default=None)
+    return {
+        "channels": channels,
+        "outbox_pending": depth,
+        "oldest_pending_age": None if oldest is None else max(0.0, now - oldest),
+        "all_channels_failing_since": _all_failing_since(channels),
+    }
+
+
+def _all_failing_since(channels: list[dict[str, Any]]) -> float | None:
+    """Same rule as the sender: every channel that was tried is failing; since the latest."""
+    tried = [c for c in channels if c["last_success"] or c["consecutive_failures"]]
+    if not tried or any(not c["consecutive_failures"] for c in tried):
+        return None
+    return max(float(c["failing_since"] or 0.0) for c in tried)

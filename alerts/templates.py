@@ -1,0 +1,326 @@
+"""Message wording: short SMS form and long (LMS) form, Korean by default, English selectable.
+
+Templates are `str.format` strings over the fields listed in `FIELDS`. A deployment can
+override any of them (`<form>.<event>` for the body, `long.<event>.title` for the long
+form's title, `sms.group`/`long.group` for grouped messages).
+
+The SMS form aims at 90 bytes in EUC-KR (one Korean SMS): when a message is longer, the
+location is shortened first (middle words dropped, then the tail cut with "…"), because
+kind, value, time and alarm id are what the reader acts on.
+"""
+
+from __future__ import annotations
+
+import string
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from alerts.event import AlarmEvent, EventType, Severity
+
+SMS_LIMIT_BYTES = 90
+FORMS = ("sms", "long")
+EVENTS = tuple(e.value for e in EventType)
+
+FIELDS = (
+    "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
+    "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body",
+)
+
+KIND_LABELS: dict[str, dict[str, str]] = {
+    "ko": {
+        "water_leak": "누수", "smoke": "연기", "temperature": "온도", "humidity": "습도",
+        "battery": "배터리", "battery_low": "배터리 부족", "tamper": "케이스 열림",
+        "availability": "통신두절", "lost": "응답없음", "fault": "센서 고장",
+        "fire": "화재", "rate_of_rise": "급격한 온도상승",
+        "replication_lag": "복제 지연", "replication_failures": "복제 실패",
+        "replication_guard": "복제 중지(대량 변경)", "replication_verify": "복제 검증 실패",
+        "watch_limit": "감시 한도 초과", "test": "시험",
+    },
+    "en": {
+        "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
+        "humidity": "humidity", "battery": "battery", "battery_low": "battery low",
+        "tamper": "tamper", "availability": "sensor offline", "lost": "sensor lost",
+        "fault": "sensor fault", "fire": "fire", "rate_of_rise": "rapid heat rise",
+        "replication_lag": "replication lag", "replication_failures": "replication failing",
+        "replication_guard": "replication paused (mass change)",
+        "replication_verify": "replica verify failed", "watch_limit": "watch limit",
+        "test": "test",
+    },
+}
+
+SEVERITY_LABELS = {
+    "ko": {Severity.CRITICAL: "위험", Severity.WARNING: "주의", Severity.INFO: "알림"},
+    "en": {Severity.CRITICAL: "CRIT", Severity.WARNING: "WARN", Severity.INFO: "INFO"},
+}
+
+EVENT_LABELS = {
+    "ko": {
+        EventType.FIRING: "경보 발생", EventType.REPEAT: "경보 반복",
+        EventType.ESCALATED: "경보 미확인(상향)", EventType.ACKNOWLEDGED: "경보 확인",
+        EventType.RESOLVED: "경보 해제", EventType.TEST: "시험",
+    },
+    "en": {
+        EventType.FIRING: "alarm", EventType.REPEAT: "alarm (repeat)",
+        EventType.ESCALATED: "alarm unacknowledged (escalated)",
+        EventType.ACKNOWLEDGED: "alarm acknowledged", EventType.RESOLVED: "alarm cleared",
+        EventType.TEST: "test",
+    },
+}
+
+BOOL_LABELS = {"ko": {True: "감지", False: "정상"}, "en": {True: "detected", False: "normal"}}
+DETECTED = {"ko": "감지", "en": "detected"}
+ALARM = {"ko": "경보", "en": "alarm"}
+
+_LONG_BODY = {
+    "ko": (
+        "{event}: {what}\n현장: {site}\n위치: {location} ({sensor})\n값: {value}\n"
+        "시각: {datetime}\n사유: {reason}\n경보번호: #{id} (확인: sentinel ack {id})"
+    ),
+    "en": (
+        "{event}: {what}\nSite: {site}\nLocation: {location} ({sensor})\n"
+        "Value: {value}\nTime: {datetime}\nReason: {reason}\n"
+        "Alarm: #{id} (acknowledge: sentinel ack {id})"
+    ),
+}
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "ko": {
+        "sms.firing": "[{severity}] {location} {what} {time} #{id}",
+        "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}",
+        "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}",
+        "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {time} #{id}",
+        "sms.resolved": "[해제] {location} {kind} 정상 {time} #{id}",
+        "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
+        "sms.group": "{first} 외 {others}건 {more_ids}",
+        "long.group": "{body}",
+        "long.group.title": "[{site}] 경보 {count}건",
+        **{f"long.{e}": _LONG_BODY["ko"] for e in EVENTS if e != "test"},
+        "long.test": "sentinel 시험 메시지입니다.\n현장: {site}\n시각: {datetime}",
+        **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
+    },
+    "en": {
+        "sms.firing": "[{severity}] {location} {what} {time} #{id}",
+        "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}",
+        "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}",
+        "sms.acknowledged": "[ACK] {location} {kind} acknowledged {time} #{id}",
+        "sms.resolved": "[OK] {location} {kind} normal {time} #{id}",
+        "sms.test": "[TEST] {site} alert test {time}",
+        "sms.group": "{first} +{others} more {more_ids}",
+        "long.group": "{body}",
+        "long.group.title": "[{site}] {count} alarms",
+        **{f"long.{e}": _LONG_BODY["en"] for e in EVENTS if e != "test"},
+        "long.test": "sentinel test message.\nSite: {site}\nTime: {datetime}",
+        **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
+    },
+}
+
+
+class TemplateError(ValueError):
+    """A template a deployment supplied cannot be used (unknown field, bad syntax)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What one channel receives: an optional title and the body."""
+
+    title: str
+    body: str
+
+
+def sms_bytes(text: str) -> int:
+    """Length as a Korean SMS gateway counts it (EUC-KR; unknown characters count 2)."""
+    return len(text.encode("euc-kr", "replace"))
+
+
+def format_value(value: float | bool | str | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        number = float(value)
+        text = str(int(number)) if number.is_integer() else f"{number:.1f}"
+        return f"{text}{unit}"
+    return f"{value}{unit}"
+
+
+class Templates:
+    """Renders `AlarmEvent`s into messages for one language and site."""
+
+    def __init__(
+        self,
+        *,
+        language: str = "ko",
+        site: str = "",
+        overrides: Mapping[str, str] | None = None,
+        template_dir: Path | None = None,
+        localtime: Callable[[float], time.struct_time] = time.localtime,
+    ) -> None:
+        if language not in DEFAULTS:
+            raise TemplateError(f"unknown language {language!r} (use ko or en)")
+        self.language = language
+        self.site = site
+        self._localtime = localtime
+        merged = dict(DEFAULTS[language])
+        if template_dir is not None:
+            merged.update(_load_dir(template_dir))
+        merged.update(overrides or {})
+        for name, text in merged.items():
+            _check(name, text)
+        self._templates = merged
+
+    # -- one event -------------------------------------------------------------------------
+
+    def render(self, event: AlarmEvent, form: str) -> Message:
+        fields = self._fields(event)
+        if form == "sms":
+            return Message("", self._fit_sms(self._template("sms", event.event), fields))
+        body = self._template("long", event.event).format_map(fields)
+        title = self._templates.get(f"long.{event.event}.title", "").format_map(fields)
+        return Message(title, body)
+
+    def render_group(self, events: Sequence[AlarmEvent], form: str) -> Message:
+        """Several events for one channel as one message (grouping window, or a backlog)."""
+        if len(events) == 1:
+            return self.render(events[0], form)
+        lead = _most_urgent(events)
+        extra = {
+            "count": str(len(events)),
+            "others": str(len(events) - 1),
+            "ids": " ".join(f"#{e.alarm_id}" for e in events),
+        }
+        if form == "sms":
+            fields = {**self._fields(lead), **extra}
+            group = self._templates["sms.group"]
+            single = self._template("sms", lead.event)
+            others = list(dict.fromkeys(
+                f"#{e.alarm_id}" for e in events if e.alarm_id != lead.alarm_id
+            ))
+
+            def whole(location: str, listed: int) -> str:
+                first = single.format_map({**fields, "location": location})
+                more = " ".join(others[:listed])
+                return group.format_map({**fields, "first": first, "more_ids": more}).strip()
+
+            # list as many other alarm ids as fit while the location keeps its words
+            for listed in range(len(others), 0, -1):
+                text = _fit(lambda loc, n=listed: whole(loc, n), fields["location"], cut=False)
+                if text is not None:
+                    return Message("", text)
+            text = _fit(lambda loc: whole(loc, 0), fields["location"])
+            assert text is not None
+            return Message("", text)
+        bodies = [self.render(e, "long").body for e in events]
+        fields = {**self._fields(lead), **extra, "body": "\n\n".join(bodies)}
+        return Message(
+            self._templates["long.group.title"].format_map(fields),
+            self._templates["long.group"].format_map(fields),
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _template(self, form: str, event: str) -> str:
+        return self._templates.get(f"{form}.{event}") or self._templates[f"{form}.firing"]
+
+    def _fields(self, event: AlarmEvent) -> dict[str, str]:
+        lang = self.language
+        kind = KIND_LABELS[lang].get(event.kind, event.kind)
+        value = format_value(event.value, event.unit)
+        if isinstance(event.value, bool):
+            value = BOOL_LABELS[lang][event.value]
+        if isinstance(event.value, int | float) and not isinstance(event.value, bool):
+            what = value
+        elif event.value is True:
+            what = DETECTED[lang]
+        else:
+            what = ALARM[lang]
+        if event.event == EventType.TEST:
+            kind = KIND_LABELS[lang]["test"]
+        local = self._localtime(event.ts)
+        return {
+            "site": self.site,
+            "location": event.location or event.sensor_id,
+            "sensor": event.sensor_id,
+            "kind": kind,
+            "what": f"{kind} {what}",
+            "value": value,
+            "severity": SEVERITY_LABELS[lang].get(event.severity, event.severity),  # type: ignore[call-overload]
+            "event": EVENT_LABELS[lang].get(event.event, event.event),  # type: ignore[call-overload]
+            "reason": event.reason or "-",
+            "time": time.strftime("%H:%M", local),
+            "datetime": time.strftime("%Y-%m-%d %H:%M:%S", local),
+            "id": event.alarm_id,
+            "first": "", "others": "0", "count": "1", "ids": f"#{event.alarm_id}", "more_ids": "",
+            "body": "",
+        }
+
+    def _fit_sms(self, template: str, fields: dict[str, str]) -> str:
+        text = _fit(lambda loc: template.format_map({**fields, "location": loc}),
+                    fields["location"])
+        assert text is not None  # with cutting allowed, _fit always returns text
+        return text
+
+
+def _fit(render: Callable[[str], str], location: str, *, cut: bool = True) -> str | None:
+    """Shortens the location until the SMS fits; cuts the text only as a last resort.
+
+    With `cut=False` the location may only lose middle words, and None means "does not fit".
+    """
+    for candidate in _shorter_locations(location, cut=cut):
+        text = render(candidate)
+        if sms_bytes(text) <= SMS_LIMIT_BYTES:
+            return text
+    if not cut:
+        return None
+    text = render("")
+    while sms_bytes(text) > SMS_LIMIT_BYTES:
+        text = text[:-1]
+    return text
+
+
+def _shorter_locations(location: str, *, cut: bool = True) -> list[str]:
+    """The location, then forms that keep its first and last words, then cut tails."""
+    out = [location]
+    words = location.split()
+    # "본관 3층 전산실 UPS 하단" -> "본관 … UPS 하단" -> "본관 … 하단": the room and the
+    # exact spot are what a person walks to; middle words are the least useful.
+    for keep_tail in range(len(words) - 2, 0, -1):
+        out.append(" ".join([words[0], "…", *words[-keep_tail:]]))
+    if not cut:
+        return out
+    for end in range(len(location) - 1, 0, -1):
+        out.append(location[:end].rstrip() + "…")
+    return out
+
+
+def _most_urgent(events: Sequence[AlarmEvent]) -> AlarmEvent:
+    rank = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    active = [e for e in events if e.event not in (EventType.RESOLVED, EventType.ACKNOWLEDGED)]
+    pool = active or list(events)
+    return min(pool, key=lambda e: rank.get(e.severity, 3))  # type: ignore[call-overload]
+
+
+def _check(name: str, text: str) -> None:
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        raise TemplateError(f"template {name!r}: {exc}") from None
+    unknown = sorted(n for n in names if n not in FIELDS)
+    if unknown:
+        raise TemplateError(
+            f"template {name!r} uses unknown field(s) {', '.join(unknown)} "
+            f"(known: {', '.join(FIELDS)})"
+        )
+
+
+def _load_dir(directory: Path) -> dict[str, str]:
+    """`sms.firing.txt`, `long.resolved.txt`, `long.firing.title.txt`, ... in the directory."""
+    if not directory.is_dir():
+        raise TemplateError(f"template directory {directory} does not exist")
+    out: dict[str, str] = {}
+    for path in sorted(directory.glob("*.txt")):
+        out[path.stem] = path.read_text(encoding="utf-8").rstrip("\n")
+    return out
+

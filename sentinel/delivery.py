@@ -1,0 +1,70 @@
+"""Wiring for alert delivery: turns the [alerts] config into the alerts package's objects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from alerts.channels import Channel, ChannelConfigError, load_channels
+from alerts.outbox import Outbox
+from alerts.schema import MIGRATIONS, OWNER
+from alerts.sender import Sender
+from alerts.templates import TemplateError, Templates
+from sentinel.config import Config, ConfigError
+from sentinel.config.alerts import AlertsConfig
+from sentinel.store import Store
+
+
+def load_configured_channels(alerts: AlertsConfig) -> list[Channel]:
+    """The channels of the referenced Apprise config; none when no file is configured."""
+    if alerts.apprise_config is None:
+        return []
+    try:
+        return load_channels(alerts.apprise_config)
+    except ChannelConfigError as exc:
+        raise ConfigError(f"alerts.apprise_config: {exc}") from None
+
+
+def build_templates(config: Config) -> Templates:
+    try:
+        return Templates(
+            language=config.alerts.language,
+            site=config.site.name,
+            overrides=config.alerts.templates,
+            template_dir=config.alerts.template_dir,
+        )
+    except TemplateError as exc:
+        raise ConfigError(f"alerts.templates: {exc}") from None
+
+
+def build_delivery(
+    config: Config, store: Store, *, clock: Callable[[], float] = time.time
+) -> tuple[Outbox, Sender]:
+    """The outbox the alarm engine enqueues into, and the sender component that drains it.
+
+    The alerts tables must exist before the engine enqueues: await
+    `store.migrate(alerts.schema.OWNER, alerts.schema.MIGRATIONS)` first (or use
+    `open_delivery`). Raises ConfigError for an unusable Apprise config or template.
+    """
+    alerts = config.alerts
+    outbox = Outbox(load_configured_channels(alerts), alerts.routes, clock=clock)
+    sender = Sender(
+        outbox,
+        store.write,
+        build_templates(config),
+        send_timeout=alerts.send_timeout,
+        group_window=alerts.group_window,
+        retry_max=alerts.retry_max,
+        all_failed_after=alerts.all_failed_after,
+        clock=clock,
+    )
+    return outbox, sender
+
+
+async def open_delivery(
+    config: Config, store: Store, *, clock: Callable[[], float] = time.time
+) -> tuple[Outbox, Sender]:
+    """Migrates the alerts tables, then `build_delivery`."""
+    outbox, sender = build_delivery(config, store, clock=clock)
+    await store.migrate(OWNER, MIGRATIONS)
+    return outbox, sender

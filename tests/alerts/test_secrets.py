@@ -1,0 +1,101 @@
+"""Secrets in Apprise URLs never reach logs, health, status or the CLI's output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alerts.channels import load_channels
+from alerts.status import read_status
+from sentinel.cli.main import main
+from sentinel.store import Store
+from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, until, write_apprise
+from tests.fixtures.http_sink import HttpSink
+
+PASSWORD = "Pw0rdSECRET1"
+HEADER_TOKEN = "HdrTOKEN777x"
+ARG_KEY = "ArgKEY888x"
+PATH_TOKEN = "hook9Tk4Zq81LmN0pQ"
+SECRETS = (PASSWORD, HEADER_TOKEN, ARG_KEY, PATH_TOKEN)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _secret_urls(sink: HttpSink) -> list[str]:
+    query = f"+X-Token={HEADER_TOKEN}&-apikey={ARG_KEY}"
+    return [
+        # answers 500
+        f"json://user:{PASSWORD}@127.0.0.1:{sink.port}/fail/{PATH_TOKEN}?{query}",
+        # nobody listens: a connection error, whose text names the URL
+        f"json://user:{PASSWORD}@127.0.0.1:{_free_port()}/x/{PATH_TOKEN}?{query}",
+    ]
+
+
+def _leaks(text: str) -> list[str]:
+    return [s for s in SECRETS if s in text]
+
+
+async def test_secrets_stay_out_of_logs_health_and_status(
+    store: Store, http_sink: HttpSink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="apprise")
+    http_sink.fail(f"/fail/{PATH_TOKEN}", times=10_000)
+    urls = _secret_urls(http_sink)
+    yml = write_apprise(tmp_path / "apprise.yml", [(u, ["critical"]) for u in urls])
+    outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
+    async with running(sender):
+        await enqueue(store, outbox, event("S001"))
+        await until(lambda: sender.health()["failed_sends"] >= 4)
+        health = sender.health()
+    # the sink really was asked, with the secrets (the channel itself must get them)
+    assert http_sink.requests()
+    assert any("apikey" in r.message or r.headers.get("X-Token") == HEADER_TOKEN
+               for r in http_sink.requests())
+    logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
+    assert "failed" in logged  # failures were logged...
+    assert _leaks(logged) == []  # ...without a secret
+    assert _leaks(json.dumps(health)) == []
+    conn = sqlite3.connect(store.path)
+    try:
+        status = read_status(conn, 0.0)
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    errors = [c["last_error"] for c in status["channels"]]
+    assert all(errors), "the reason of each failure is kept"
+    assert _leaks(json.dumps(status)) == []
+    assert _leaks(dump) == []
+    pending = await rows(store, "SELECT COUNT(*) FROM outbox_message WHERE state = 'pending'")
+    assert pending == [(2,)]  # nothing was dropped
+
+
+def test_masked_url_and_secret_list(tmp_path: Path, http_sink: HttpSink):
+    yml = write_apprise(tmp_path / "apprise.yml", [(u, []) for u in _secret_urls(http_sink)])
+    for channel in load_channels(yml):
+        assert _leaks(channel.display) == []
+        assert _leaks(repr(channel)) == []
+        assert set(SECRETS) <= set(channel.secrets)
+        assert channel.scrub(f"boom {PASSWORD} {ARG_KEY}") == "boom **** ****"
+
+
+def test_cli_output_has_no_secret(
+    tmp_path: Path, http_sink: HttpSink, capsys: pytest.CaptureFixture[str]
+):
+    http_sink.fail(f"/fail/{PATH_TOKEN}", times=10)
+    yml = write_apprise(tmp_path / "apprise.yml", [(u, []) for u in _secret_urls(http_sink)])
+    config = tmp_path / "sentinel.toml"
+    config.write_text(f'[alerts]\napprise_config = "{yml}"\nsend_timeout = "3s"\n')
+    assert main(["-c", str(config), "test-alert"]) == 1
+    out = capsys.readouterr()
+    assert "FAILED" in out.out
+    assert _leaks(out.out + out.err) == []
