@@ -272,6 +272,21 @@ async def write_documents(source: Path) -> None:
             rng.choice(existing).unlink()
 
 
+async def finish_after(seconds: float, daemon: Daemon, writer: asyncio.Task[None]) -> None:
+    """A timed demo ends like a quiet evening: the clerks stop, the replica catches up
+    (bounded), then the daemon stops, so the summary compares a settled replica."""
+    await asyncio.sleep(seconds)
+    writer.cancel()
+    await asyncio.sleep(0.5)  # let inotify deliver the last writes before judging "caught up"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        runtime = daemon.runtime
+        if runtime is None or all(r.caught_up for r in runtime.replicators):
+            break
+        await asyncio.sleep(0.1)
+    daemon.request_stop()
+
+
 def banner(work: Path, config: Path, port: int) -> str:
     return f"""
 sentinel demo — the whole daemon on embedded defaults, in {work}
@@ -302,13 +317,14 @@ async def _demo(work: Path, duration: float | None) -> int:
         install_log_masking(config)
         print(banner(work, config_path, broker.port), flush=True)
         daemon = Daemon(config, config_path)
+        writer = asyncio.create_task(write_documents(work / "onnara"))
         helpers = [
             asyncio.create_task(play_story(broker.port, after=lambda: mqtt_connected(daemon))),
             asyncio.create_task(keep_alive(broker.port, start_after=150)),
-            asyncio.create_task(write_documents(work / "onnara")),
+            writer,
         ]
         if duration is not None:
-            asyncio.get_running_loop().call_later(duration, daemon.request_stop)
+            helpers.append(asyncio.create_task(finish_after(duration, daemon, writer)))
         code = await daemon.run()
         for task in helpers:
             task.cancel()
