@@ -11,7 +11,6 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from enum import IntEnum
-from pathlib import Path
 from typing import Any
 
 from alerts import status as alerts_status
@@ -44,15 +43,19 @@ class Verdict:
 def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     state_dir = config.daemon.state_dir
+    components: dict[str, Any] = {}
+    sections = _empty_sections()
+    conn = None
     try:
         conn = open_readonly(state_dir)
+        view = read_daemon(conn, now, config.daemon.heartbeat)
+        daemon = view.as_dict(now)
+        components = view.components or {}
+        if conn is not None:
+            sections = _sections(conn, now)
     except sqlite3.Error as exc:
-        return _unreadable(config, state_dir, exc, now)
-    try:
-        daemon = read_daemon(conn, now, config.daemon.heartbeat)
-        sections = _sections(conn, now) if conn is not None else _empty_sections()
-    except sqlite3.Error as exc:
-        return _unreadable(config, state_dir, exc, now)
+        error = f"cannot read the state database in {state_dir}: {exc}"
+        daemon = {"state": "unknown", "error": error}
     finally:
         if conn is not None:
             conn.close()
@@ -62,8 +65,8 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
         "version": __version__,
         "site": config.site.name,
         "state_dir": str(state_dir),
-        "daemon": daemon.as_dict(now),
-        "components": daemon.components or {},
+        "daemon": daemon,
+        "components": components,
         **sections,
         "configured": {
             "sensors": len(config.sensors),
@@ -118,25 +121,6 @@ def _replication(by_name: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _empty_sections() -> dict[str, Any]:
     return {"sensors": [], "alarms": [], "silences": [], "replication": [], "alerts": {}}
-
-
-def _unreadable(config: Config, state_dir: Path, exc: Exception, now: float) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "generated": now,
-        "version": __version__,
-        "site": config.site.name,
-        "state_dir": str(state_dir),
-        "daemon": {"state": "unknown", "error": f"cannot read {state_dir}: {exc}"},
-        "components": {},
-        **_empty_sections(),
-        "configured": {"sensors": len(config.sensors), "replication": len(config.replication)},
-    }
-    report["overall"] = {
-        "state": Health.UNKNOWN.name,
-        "reasons": [f"cannot read the state database in {state_dir}: {exc}"],
-    }
-    return report
 
 
 def _channel_count(config: Config) -> int | None:

@@ -219,3 +219,16 @@ def test_journald_priority_prefixes(tmp_path: Path) -> None:
     assert all(line.startswith("<") and line[2] == ">" for line in lines), lines
     assert any(line.startswith("<6>sentinel.daemon: sentinel ") for line in lines)
     assert not any(line[3:7].isdigit() for line in lines)  # no timestamps under journald
+
+
+def test_status_with_a_corrupt_state_database_is_unknown(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "sentinel.db").write_bytes(b"this is not a database" * 100)
+    config = write_config(tmp_path / "s.toml", state)
+    code, report = status_json(config)
+    assert code == 3
+    assert report["daemon"]["state"] == "unknown"
+    assert "cannot read the state database" in report["overall"]["reasons"][0]
+    nagios = sentinel("status", "--nagios", config=config)
+    assert nagios.returncode == 3 and nagios.stdout.startswith("SENTINEL UNKNOWN - cannot read")
