@@ -16,6 +16,7 @@ from sentinel import __version__
 from sentinel.config import Config, ConfigError, load_config
 from sentinel.heartbeat import beat
 from sentinel.notify import Notifier
+from sentinel.preflight import preflight
 from sentinel.runtime import Runtime
 from sentinel.store import Store
 
@@ -121,6 +122,9 @@ class Daemon:
                     f"{self.config_path}: daemon.state_dir cannot change on reload "
                     "(restart the service instead)"
                 )
+            problems = preflight(new, self.config_path)
+            if problems:
+                raise ConfigError("\n".join(problems))
         except ConfigError as exc:
             self.reload_error = f"config reload rejected: {str(exc).splitlines()[0]} (see log)"
             log.error("config reload rejected, keeping the running config:\n%s", exc)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sentinel.cli.common import ConfigExit, load_or_exit
 from sentinel.config import ConfigError, config_path, load_config
-from sentinel.credentials import credential_problems, install_log_masking
+from sentinel.credentials import install_log_masking
 from sentinel.logs import setup_logging
+from sentinel.preflight import preflight
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +41,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
-    problems = credential_problems(config, path)
+    problems = preflight(config, path)
     for problem in problems:
         print(f"sentinel: {problem}", file=sys.stderr)
     if problems:
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(config.daemon.log_level)
     install_log_masking(config)
     path = config_path(args.config)
-    problems = credential_problems(config, path)
+    problems = preflight(config, path)
     if problems:
         for problem in problems:
             logging.getLogger("sentinel").critical("refusing to start: %s", problem)

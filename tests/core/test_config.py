@@ -157,3 +157,18 @@ def test_config_error_is_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, "sensors = 3\n"))
     assert "sensors" in str(info.value)
+
+
+def test_unusable_apprise_file_fails_check_config_and_run(tmp_path: Path, capsys) -> None:
+    apprise = tmp_path / "apprise.yml"
+    apprise.write_text('urls:\n  - "json://127.0.0.1:9/x":\n      tag: [critical\n')
+    apprise.chmod(0o600)
+    path = write(
+        tmp_path,
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[alerts]\napprise_config = "apprise.yml"\n',
+    )
+    code, out, err = check(path, capsys)
+    assert code == 2 and out == ""
+    assert "alerts.apprise_config" in err and "no valid notification URL" in err
+    assert main(["--config", str(path), "run"]) == 2
+    assert not (tmp_path / "state").exists()  # refused before touching any state

@@ -1,0 +1,30 @@
+"""Everything that must hold before the daemon starts (or takes a reloaded config), beyond
+what the TOML schema checks: credential files private, the Apprise file usable, message
+templates valid, sensor sources buildable. One list of problems, each meant for a person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sentinel.config import Config, ConfigError
+from sentinel.credentials import credential_problems
+from sentinel.delivery import build_templates, load_configured_channels
+from sentinel.sources import SourceConfigError, build_sources
+
+
+def preflight(config: Config, config_path: Path | None) -> list[str]:
+    problems = credential_problems(config, config_path)
+    where = f"{config_path}: " if config_path else ""
+    try:
+        load_configured_channels(config.alerts)
+    except ConfigError as exc:
+        problems.append(f"{where}{exc}")
+    try:
+        build_templates(config)
+    except ConfigError as exc:
+        problems.append(f"{where}{exc}")
+    try:
+        build_sources(config)
+    except SourceConfigError as exc:
+        problems.append(f"{where}{exc}")
+    return problems
