@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,5 +172,10 @@ def test_unusable_apprise_file_fails_check_config_and_run(tmp_path: Path, capsys
     code, out, err = check(path, capsys)
     assert code == 2 and out == ""
     assert "alerts.apprise_config" in err and "no valid notification URL" in err
-    assert main(["--config", str(path), "run"]) == 2
+    run = subprocess.run(
+        [sys.executable, "-m", "sentinel", "--config", str(path), "run"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 2
+    assert "refusing to start" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "state").exists()  # refused before touching any state
