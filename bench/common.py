@@ -1,0 +1,491 @@
+"""Shared parts of the daemon benchmarks (bench/ingest.py, bench/alert_latency.py).
+
+A mosquitto broker on a free loopback port, a sentinel config written for the run, the daemon
+as a real `sentinel run` subprocess watched through its heartbeat row and /proc, a raw MQTT
+3.1.1 publisher (pre-encoded packets, so the load generator costs almost no CPU and the
+broker, not Python, sets the pace) and a loopback HTTP sink that is a real `json://` channel.
+Everything binds 127.0.0.1 and is cleaned up by the caller's `with`/`finally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = REPO / ".venv" / "bin" / "python"
+SENTINEL = REPO / ".venv" / "bin" / "sentinel"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], within: float, what: str, step: float = 0.01) -> None:
+    """Polls `condition` until it holds; raises TimeoutError naming `what` after `within` s."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within:g}s waiting for {what}")
+        time.sleep(step)
+
+
+# -- the machine ---------------------------------------------------------------------------
+
+
+def mosquitto_binary() -> str:
+    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    mem_kb = 0
+    with open("/proc/meminfo", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    cpu = ""
+    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    version = subprocess.run(
+        [mosquitto_binary(), "-h"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu or platform.processor() or "unknown",
+        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mosquitto": version[0] if version else "unknown",
+    }
+
+
+def machine_lines() -> list[str]:
+    return [f"- {k}: {v}" for k, v in machine().items()]
+
+
+# -- /proc sampling --------------------------------------------------------------------------
+
+
+class ProcStats:
+    """CPU time and memory of one process, read from /proc (no psutil needed)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat", encoding="ascii") as f:
+            # the command name may hold spaces; the fields after its ')' are fixed
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def memory_kb(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmHWM", "VmRSS"):
+                    out[key] = int(rest.split()[0])
+        return out
+
+    def hwm_mb(self) -> float:
+        return self.memory_kb().get("VmHWM", 0) / 1024
+
+    def rss_mb(self) -> float:
+        return self.memory_kb().get("VmRSS", 0) / 1024
+
+
+# -- broker ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Broker:
+    """A mosquitto process on a free 127.0.0.1 port (anonymous, no persistence, no log)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    config: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_broker(work: Path) -> Broker:
+    port = free_port()
+    conf = work / "mosquitto.conf"
+    # The defaults are kept on purpose (max_queued_messages 1000): a subscriber that cannot
+    # keep up loses QoS 0 messages at the broker, which is what "dropped" counts.
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [mosquitto_binary(), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    broker = Broker(process, port, conf)
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited at start (port {port})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(listening, 10, f"mosquitto on 127.0.0.1:{port}")
+    except BaseException:
+        broker.stop()
+        raise
+    return broker
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sensor:
+    id: str
+    kind: str
+    format: str
+    topic: str
+    location: str = ""
+
+
+def private_file(path: Path, text: str) -> None:
+    """Credential-style files must be 0600 or the daemon refuses to start."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def write_config(
+    work: Path,
+    port: int,
+    sensors: Sequence[Sensor],
+    *,
+    apprise_urls: Sequence[str] = (),
+    heartbeat: str = "1s",
+    group_window: str = "0s",
+    send_timeout: str = "2s",
+    log_level: str = "warning",
+) -> Path:
+    """A sentinel.toml (and Apprise YAML when URLs are given) for one benchmark run."""
+    lines = [
+        "[site]",
+        'name = "bench"',
+        "[daemon]",
+        f'state_dir = "{work / "state"}"',
+        f'heartbeat = "{heartbeat}"',
+        f'log_level = "{log_level}"',
+        "[mqtt]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        'client_id = "sentinel-bench"',
+        'publish_prefix = "sentinel-bench"',
+        "reconnect_min = 0.2",
+    ]
+    for s in sensors:
+        lines += [
+            "[[sensors]]",
+            f'id = "{s.id}"',
+            f'location = "{s.location or s.id}"',
+            f'kind = "{s.kind}"',
+            f'format = "{s.format}"',
+            f'topic = "{s.topic}"',
+            # the benches run for minutes; nobody should be "lost" meanwhile
+            'max_age = "1h"',
+        ]
+    lines += [
+        "[alerts]",
+        'language = "en"',
+        f'group_window = "{group_window}"',
+        f'send_timeout = "{send_timeout}"',
+    ]
+    if apprise_urls:
+        apprise = work / "apprise.yml"
+        body = "urls:\n" + "".join(
+            f"  - {url}:\n      tag: critical, warning, info\n" for url in apprise_urls
+        )
+        private_file(apprise, body)
+        lines.append(f'apprise_config = "{apprise}"')
+    config = work / "sentinel.toml"
+    private_file(config, "\n".join(lines) + "\n")
+    return config
+
+
+# -- the daemon ------------------------------------------------------------------------------
+
+
+class DaemonProcess:
+    """`sentinel --config FILE run` as a subprocess, observed through its heartbeat row."""
+
+    def __init__(self, config: Path, work: Path) -> None:
+        self.config = config
+        self.work = work
+        self.log_path = work / "daemon.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(SENTINEL), "--config", str(config), "run"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+        )
+        self.stats = ProcStats(self.process.pid)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def heartbeat(self) -> tuple[float, dict[str, Any]] | None:
+        """(heartbeat ts, components health) from the state DB, or None before the first."""
+        if self._conn is None:
+            db = self.work / "state" / "sentinel.db"
+            if not db.exists():
+                return None
+            self._conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = self._conn.execute("SELECT ts, components FROM heartbeat WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        if row is None:
+            return None
+        return float(row[0]), json.loads(row[1])
+
+    def wait_connected(self) -> None:
+        """Until the MQTT source has subscribed (plain messages are not retained)."""
+
+        def connected() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log_tail()}")
+            beat = self.heartbeat()
+            return beat is not None and beat[1].get("source:mqtt", {}).get("state") == "connected"
+
+        wait_until(connected, START_TIMEOUT, "the daemon's MQTT subscription", step=0.05)
+
+    def log_tail(self, lines: int = 20) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._log.close()
+        return self.process.returncode
+
+
+# -- raw MQTT publisher ----------------------------------------------------------------------
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _utf8(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return struct.pack("!H", len(raw)) + raw
+
+
+def publish_packet(topic: str, payload: bytes) -> bytes:
+    """One MQTT 3.1.1 PUBLISH, QoS 0, not retained."""
+    body = _utf8(topic) + payload
+    return b"\x30" + _remaining_length(len(body)) + body
+
+
+class RawPublisher:
+    """A minimal MQTT 3.1.1 client that writes pre-encoded QoS 0 PUBLISH packets.
+
+    The load generator must not be the bottleneck on a 2-core box: encoding once and writing
+    packets in bulk costs a fraction of what a Python MQTT client spends per message.
+    `sync()` sends PINGREQ and waits for PINGRESP: TCP keeps order, so once it returns the
+    broker has taken every packet written before it.
+    """
+
+    def __init__(self, port: int, client_id: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        variable = _utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 600)
+        body = variable + _utf8(client_id)
+        self.sock.sendall(b"\x10" + _remaining_length(len(body)) + body)
+        ack = self._read(4)
+        if ack[0] != 0x20 or ack[3] != 0:
+            raise RuntimeError(f"broker refused the connection: {ack!r}")
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            data += chunk
+        return data
+
+    def send(self, packets: bytes) -> None:
+        self.sock.sendall(packets)
+
+    def sync(self) -> None:
+        self.sock.sendall(b"\xc0\x00")
+        if self._read(2) != b"\xd0\x00":
+            raise RuntimeError("unexpected answer to PINGREQ")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"\xe0\x00")
+        self.sock.close()
+
+
+# -- loopback json:// sink -------------------------------------------------------------------
+
+
+@dataclass
+class Arrival:
+    mono: float
+    path: str
+    body: Any
+
+
+@dataclass
+class Sink:
+    """A loopback HTTP server that records every POST; `stall` makes it never answer in time."""
+
+    stall: float = 0.0
+    arrivals: list[Arrival] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._cond = threading.Condition(self._lock)
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                mono = time.monotonic()
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                with sink._cond:
+                    sink.arrivals.append(Arrival(mono, self.path, body))
+                    sink._cond.notify_all()
+                if sink.stall:
+                    sink._closing.wait(sink.stall)
+                with contextlib.suppress(OSError):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "/") -> str:
+        return f"json://127.0.0.1:{self.port}{path}"
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.arrivals)
+
+    def wait_for(
+        self, predicate: Callable[[Arrival], bool], start: int, within: float
+    ) -> tuple[Arrival, int]:
+        """The first arrival at index >= `start` matching `predicate`, and the next index."""
+        deadline = time.monotonic() + within
+        with self._cond:
+            index = start
+            while True:
+                while index < len(self.arrivals):
+                    item = self.arrivals[index]
+                    index += 1
+                    if predicate(item):
+                        return item, index
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching POST on port {self.port} within {within:g}s")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def sinks(*stalls: float) -> Iterator[list[Sink]]:
+    made: list[Sink] = []
+    try:
+        for stall in stalls:
+            made.append(Sink(stall))
+        yield made
+    finally:
+        for sink in made:
+            sink.close()
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty sample."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
