@@ -126,9 +126,15 @@ class MqttSource:
         bindings: Iterable[MqttBinding],
         *,
         name: str = "mqtt",
+        announce: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`announce`: this connection carries sentinel's own availability (retained
+        `online`, last will `offline`) and its active alarms. Exactly one connection to a
+        broker should; a second one (e.g. for safety sensors) must not, or its last will
+        would say sentinel is offline while the other connection is still up."""
         self.name = name
+        self.announce = announce
         self.settings = settings
         self.bindings = list(bindings)
         self._clock = clock
@@ -276,16 +282,21 @@ class MqttSource:
             username=s.username,
             password=s.password,
             keepalive=s.keepalive,
-            will=aiomqtt.Will(self.availability_topic, b"offline", qos=1, retain=True),
+            will=(
+                aiomqtt.Will(self.availability_topic, b"offline", qos=1, retain=True)
+                if self.announce
+                else None
+            ),
             tls_params=tls,
         )
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         for topic in self._routes:
             await client.subscribe(topic, qos=1)
-        await client.publish(self.availability_topic, b"online", qos=1, retain=True)
-        if self._last_state is not None:
-            await client.publish(self.alarms_topic, self._last_state, qos=1, retain=True)
+        if self.announce:
+            await client.publish(self.availability_topic, b"online", qos=1, retain=True)
+            if self._last_state is not None:
+                await client.publish(self.alarms_topic, self._last_state, qos=1, retain=True)
         self._client = client
         self._connects += 1
         self._health.state = "connected"

@@ -235,9 +235,8 @@ async def keep_alive(port: int, start_after: float) -> None:
 
 def mqtt_connected(daemon: Daemon) -> bool:
     runtime = daemon.runtime
-    return runtime is not None and any(
-        s.name == "mqtt" and s.health().get("state") == "connected" for s in runtime.sources
-    )
+    mqtt = [s for s in runtime.sources if s.name.startswith("mqtt")] if runtime else []
+    return bool(mqtt) and all(s.health().get("state") == "connected" for s in mqtt)
 
 
 async def play_story(port: int, after: Callable[[], bool]) -> None:

@@ -114,7 +114,7 @@ class Runtime:
         components: list[Component] = [self.engine, self.sender]
         self.sources = build_sources(self.config)
         components += [SourceComponent(s, self.engine.submit) for s in self.sources]
-        mqtt = next((s for s in self.sources if hasattr(s, "publish_state")), None)
+        mqtt = next((s for s in self.sources if getattr(s, "announce", False)), None)
         if mqtt is not None:
             components.append(AlarmPublisher(mqtt, self.engine))
         self.replicators = build_replicators(self.config, self.store, clock=self.clock)

@@ -7,6 +7,7 @@ Modbus source per [[modbus]] bus. Ports and buses no sensor uses are not opened.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sensors.binding import Binding
@@ -22,6 +23,8 @@ from sentinel.config.sensors import (
     SensorConfig,
     SerialPortConfig,
 )
+
+SAFETY_KINDS = frozenset({"water_leak", "smoke"})
 
 
 class SourceConfigError(ValueError):
@@ -86,6 +89,28 @@ def to_modbus_binding(sensor: SensorConfig) -> ModbusBinding:
     )
 
 
+def mqtt_sources(
+    settings: MqttSettings, bindings: list[MqttBinding], kwargs: dict[str, Any]
+) -> list[Source]:
+    """Leak and smoke sensors get their own broker connection when other sensors share the
+    broker: one connection is a FIFO, and the broker drops QoS 0 messages for a client that
+    falls behind, so a flooding telemetry device must not sit in front of a leak."""
+    safety = [b for b in bindings if b.binding.kind in SAFETY_KINDS]
+    telemetry = [b for b in bindings if b.binding.kind not in SAFETY_KINDS]
+    if not safety or not telemetry:
+        return [MqttSource(settings, bindings, **kwargs)]
+    return [
+        MqttSource(settings, telemetry, **kwargs),
+        MqttSource(
+            replace(settings, client_id=f"{settings.client_id}-safety"),
+            safety,
+            name="mqtt-safety",
+            announce=False,
+            **kwargs,
+        ),
+    ]
+
+
 def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -> list[Source]:
     """The sources for every configured sensor; raises SourceConfigError on a dangling name."""
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
@@ -111,13 +136,11 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
             modbus_bindings.setdefault(sensor.source, []).append(to_modbus_binding(sensor))
 
     sources: list[Source] = []
-    if mqtt_bindings:
-        if config.mqtt is None:
-            raise SourceConfigError("MQTT sensors are configured but there is no [mqtt] section")
-        sources.append(MqttSource(mqtt_settings(config.mqtt), mqtt_bindings, **kwargs))
-    elif config.mqtt is not None:
-        # No MQTT sensors, but sentinel still publishes its availability and alarms.
-        sources.append(MqttSource(mqtt_settings(config.mqtt), [], **kwargs))
+    if mqtt_bindings and config.mqtt is None:
+        raise SourceConfigError("MQTT sensors are configured but there is no [mqtt] section")
+    if config.mqtt is not None:
+        # Even with no MQTT sensors, sentinel publishes its availability and alarms.
+        sources += mqtt_sources(mqtt_settings(config.mqtt), mqtt_bindings, kwargs)
     for name, bindings in line_bindings.items():
         port = serial_ports[name]
         sources.append(

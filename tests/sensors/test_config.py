@@ -97,16 +97,21 @@ def test_build_sources_one_per_transport() -> None:
         sensors=sensors(),
     )
     sources = build_sources(config)
-    assert [type(s) for s in sources] == [MqttSource, LineSource, ModbusSource]
-    assert [s.name for s in sources] == ["mqtt", "serial:board", "modbus:bus1"]
-    mqtt = sources[0]
-    assert isinstance(mqtt, MqttSource)
-    assert mqtt.topics == [
-        "tele/rack1/LWT",
-        "tele/rack1/SENSOR",
-        "zigbee2mqtt/leak1",
-        "zigbee2mqtt/leak1/availability",
-    ]
+    assert [type(s) for s in sources] == [MqttSource, MqttSource, LineSource, ModbusSource]
+    assert [s.name for s in sources] == ["mqtt", "mqtt-safety", "serial:board", "modbus:bus1"]
+    telemetry, safety = sources[0], sources[1]
+    assert isinstance(telemetry, MqttSource) and isinstance(safety, MqttSource)
+    # the leak sensor has a connection of its own, which does not announce sentinel
+    assert telemetry.topics == ["tele/rack1/LWT", "tele/rack1/SENSOR"]
+    assert safety.topics == ["zigbee2mqtt/leak1", "zigbee2mqtt/leak1/availability"]
+    assert telemetry.announce and not safety.announce
+    assert safety.settings.client_id == telemetry.settings.client_id + "-safety"
+
+
+def test_one_mqtt_connection_when_all_sensors_are_of_one_group() -> None:
+    only_leak = Config(mqtt=MqttConfig(), sensors=sensors()[:1])
+    [source] = build_sources(only_leak)
+    assert source.name == "mqtt" and source.announce
 
 
 def test_dangling_source_names_are_config_errors() -> None:
