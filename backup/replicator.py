@@ -47,14 +47,19 @@ class Replicator:
 
     def __init__(
         self, spec: ReplicationSpec, db: aiosqlite.Connection, write: WriteTx,
-        *, clock: Callable[[], float] = time.time,
+        *, journal_write: WriteTx | None = None, clock: Callable[[], float] = time.time,
     ) -> None:
+        """`journal_write` (default: `write`) carries the per-batch bookkeeping: the change
+        journal and the last-success figures. It may skip the fsync (see sentinel's
+        `Store.fast_write`): after a power loss the full reconcile at start finds every
+        change again. Guard trips and failures always go through `write`."""
         self.spec = spec
         self.name = f"replication:{spec.name}"
         self._db = db
         self._write = write
+        self._journal_write = journal_write or write
         self._clock = clock
-        self.journal = Journal(spec.name, db, write, clock=clock)
+        self.journal = Journal(spec.name, db, self._journal_write, clock=clock)
         self.guard = Guard(spec.guard)
         self.watcher: Watcher | None = None
         self._changes: set[str] = set()
@@ -257,7 +262,7 @@ class Replicator:
         if self._state.get("consecutive_failures"):
             log.info("replication %s: target reachable again", self.spec.name)
             values["last_error"] = None
-        await save_state(self._write, self.spec.name, **values)
+        await save_state(self._journal_write, self.spec.name, **values)
         self._state.update(values)
 
     async def _failed(self, result: RsyncResult) -> None:

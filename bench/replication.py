@@ -595,7 +595,8 @@ async def _replicator_main(cfg: dict[str, object]) -> None:
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await Replicator(spec, store.db, store.write).run()
+            # wired as sentinel/replication.py wires it in the daemon
+            await Replicator(spec, store.db, store.write, journal_write=store.fast_write).run()
     finally:
         await store.close()
 
@@ -610,7 +611,7 @@ async def _reconcile_main(cfg: dict[str, object]) -> None:
     store = await Store.open(Path(str(cfg["state"])))
     try:
         await store.migrate(OWNER, MIGRATIONS)
-        rep = Replicator(spec, store.db, store.write)
+        rep = Replicator(spec, store.db, store.write, journal_write=store.fast_write)
         await rep.load()
         spec.runtime_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()

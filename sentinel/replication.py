@@ -58,7 +58,13 @@ def build_replicators(
     Run `await migrate_replication(store)` first."""
     runtime = runtime_dir(config)
     return [
-        Replicator(spec_from_config(rc, runtime), store.db, store.write, clock=clock)
+        Replicator(
+            spec_from_config(rc, runtime),
+            store.db,
+            store.write,
+            journal_write=store.fast_write,
+            clock=clock,
+        )
         for rc in config.replication
     ]
 

@@ -67,21 +67,36 @@ class Store:
             await self.db.close()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def write(self, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """One `BEGIN IMMEDIATE` transaction; commits on success, rolls back on error.
+
+        `durable=False` commits without fsync (WAL, synchronous=NORMAL): the transaction
+        survives a crash of the process, not a power loss. For bookkeeping that something
+        else rebuilds after a power loss (the replication journal: the full reconcile at
+        start finds every change again), where an fsync per batch would cost latency.
 
         Safe against cancellation: a component cancelled mid-transaction (stop, reload) must
         not leave the shared connection inside a transaction for the next writer.
         """
         async with self._lock:
+            if not durable:
+                await self._execute_to_end("PRAGMA synchronous=NORMAL")
             try:
-                await self._execute_to_end("BEGIN IMMEDIATE")
-                yield self.db
-            except BaseException:
-                if self.db.in_transaction:
-                    await self._execute_to_end("ROLLBACK")
-                raise
-            await self._execute_to_end("COMMIT")
+                try:
+                    await self._execute_to_end("BEGIN IMMEDIATE")
+                    yield self.db
+                except BaseException:
+                    if self.db.in_transaction:
+                        await self._execute_to_end("ROLLBACK")
+                    raise
+                await self._execute_to_end("COMMIT")
+            finally:
+                if not durable:
+                    await self._execute_to_end("PRAGMA synchronous=FULL")
+
+    def fast_write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        """`write(durable=False)`, in the shape leaves take as a write callable."""
+        return self.write(durable=False)
 
     async def _execute_to_end(self, sql: str) -> None:
         """Run `sql` and wait until it has run even if we are cancelled meanwhile: aiosqlite

@@ -94,3 +94,19 @@ async def test_cancelled_writer_leaves_no_open_transaction(store: Store) -> None
         await db.execute("INSERT INTO demo_items(name) VALUES ('next')")
     async with store.db.execute("SELECT name FROM demo_items") as cur:
         assert [row[0] for row in await cur.fetchall()] == ["next"]
+
+
+async def test_fast_write_commits_and_restores_full_sync(store: Store) -> None:
+    await store.migrate("demo", MIGRATIONS)
+    async with store.fast_write() as db:
+        await db.execute("INSERT INTO demo_items(name) VALUES ('journal row')")
+    async with store.db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 2  # back to FULL for everything else
+    with pytest.raises(RuntimeError):
+        async with store.fast_write() as db:
+            await db.execute("INSERT INTO demo_items(name) VALUES ('rolled back')")
+            raise RuntimeError("boom")
+    async with store.db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 2
+    async with store.db.execute("SELECT name FROM demo_items") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["journal row"]
