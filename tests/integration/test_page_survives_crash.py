@@ -225,3 +225,27 @@ def test_credential_file_readable_by_others_refuses_to_start(deployment: Deploym
     assert "apprise.yml" in proc.stderr
     assert "chmod" in proc.stderr
     assert APPRISE_TOKEN not in proc.stderr
+
+
+def retained(d: Deployment, topic: str) -> str:
+    """The retained message on `topic`, as a new subscriber (Home Assistant) would see it."""
+    proc = subprocess.run(
+        ["mosquitto_sub", "-h", d.broker.host, "-p", str(d.broker.port), "-t", topic,
+         "-C", "1", "-W", "5", "--retained-only"],
+        capture_output=True, text=True, timeout=15,
+    )
+    return proc.stdout.strip()
+
+
+def test_availability_and_alarms_are_published_and_last_will_says_offline(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    d.start()
+    wait_for(lambda: retained(d, "sentinel/availability") == "online", what="online")
+    d.publish(leak=True)
+    wait_for(lambda: "leak-ups" in retained(d, "sentinel/alarms"), what="alarms published")
+    [alarm] = json.loads(retained(d, "sentinel/alarms"))
+    assert alarm["severity"] == "critical" and alarm["sensor"] == "leak-ups"
+    d.kill9()  # no clean disconnect: the broker publishes the last will
+    wait_for(lambda: retained(d, "sentinel/availability") == "offline", what="last will")
