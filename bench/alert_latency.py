@@ -32,7 +32,6 @@ from typing import Any
 from bench.common import (
     PYTHON,
     REPO,
-    Broker,
     DaemonProcess,
     RawPublisher,
     Sensor,
@@ -42,9 +41,9 @@ from bench.common import (
     percentile,
     publish_packet,
     sinks,
-    start_broker,
     write_config,
 )
+from sensors.sim.broker import Broker, start_broker
 
 RESULTS = REPO / "bench" / "results" / "alert_latency.md"
 GOAL_P99 = 0.050

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import signal
 import socket
 import sqlite3
@@ -28,18 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sensors.sim.broker import mosquitto_binary
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
 SENTINEL = REPO / ".venv" / "bin" / "sentinel"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], within: float, what: str, step: float = 0.01) -> None:
@@ -52,10 +47,6 @@ def wait_until(condition: Callable[[], bool], within: float, what: str, step: fl
 
 
 # -- the machine ---------------------------------------------------------------------------
-
-
-def mosquitto_binary() -> str:
-    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def machine() -> dict[str, str]:
@@ -122,55 +113,6 @@ class ProcStats:
 # -- broker ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Broker:
-    """A mosquitto process on a free 127.0.0.1 port (anonymous, no persistence, no log)."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    config: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-def start_broker(work: Path) -> Broker:
-    port = free_port()
-    conf = work / "mosquitto.conf"
-    # The defaults are kept on purpose (max_queued_messages 1000): a subscriber that cannot
-    # keep up loses QoS 0 messages at the broker, which is what "dropped" counts.
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [mosquitto_binary(), "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    broker = Broker(process, port, conf)
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited at start (port {port})")
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(listening, 10, f"mosquitto on 127.0.0.1:{port}")
-    except BaseException:
-        broker.stop()
-        raise
-    return broker
 
 
 # -- config ----------------------------------------------------------------------------------

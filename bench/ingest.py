@@ -32,7 +32,6 @@ from typing import Any
 from bench.common import (
     PYTHON,
     REPO,
-    Broker,
     DaemonProcess,
     ProcStats,
     RawPublisher,
@@ -42,10 +41,10 @@ from bench.common import (
     ms,
     percentile,
     publish_packet,
-    start_broker,
     wait_until,
     write_config,
 )
+from sensors.sim.broker import Broker, start_broker
 
 RESULTS = REPO / "bench" / "results" / "ingest.md"
 GOAL_RATE = 10_000

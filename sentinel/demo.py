@@ -8,21 +8,17 @@ printed to this console (Apprise `console://`) and appended to a file (`sentinel
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import filecmp
 import logging
 import os
 import random
-import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from sensors.sim.broker import Broker, BrokerMissing, start_broker
 from sensors.sim.publisher import play
 from sensors.sim.scenario import (
     BASE_HUMIDITY,
@@ -113,50 +109,11 @@ urls:
 """
 
 
-@dataclass
-class Broker:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_broker(work: Path) -> Broker:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        raise SystemExit(
-            "sentinel demo needs the mosquitto broker: run `bash scripts/demo.sh` "
-            "(it installs it) or `apt-get install mosquitto`"
-        )
-    port = free_port()
-    conf = work / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "log_dest none\n",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return Broker(process, port)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"mosquitto did not start on 127.0.0.1:{port}")
+def start_demo_broker(work: Path) -> Broker:
+    try:
+        return start_broker(work)
+    except BrokerMissing as exc:
+        raise SystemExit(f"sentinel demo: {exc}, or run `bash scripts/demo.sh`") from None
 
 
 def private_file(path: Path, text: str) -> None:
@@ -308,7 +265,7 @@ Stop with Ctrl-C.
 
 
 async def _demo(work: Path, duration: float | None) -> int:
-    broker = start_broker(work)
+    broker = start_demo_broker(work)
     try:
         config_path = prepare(work, broker.port)
         config = load_config(config_path)
