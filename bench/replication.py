@@ -680,7 +680,8 @@ def report(data: dict[str, object], argv: list[str], plan: Plan) -> str:
         "(hash), polled by a scanner thread every ~2 ms. CPU: user+sys of the replicating "
         "process, its rsync/ssh children and its ssh ControlMaster during that workload. "
         "sentinel runs `backup.Replicator` with default settings, wired as the daemon wires it "
-        "(journal in SQLite committed without fsync, kept versions via --backup-dir, ransomware guard on) in its own "
+        "(journal in SQLite committed without fsync, kept versions via --backup-dir, "
+        "ransomware guard on) in its own "
         "process; lsyncd 2.2.3 runs `default.rsync` with its defaults, only `delay` changed. "
         "ssh: sshd on 127.0.0.1, ed25519 keys, StrictHostKeyChecking=yes, ControlMaster=auto "
         "for both.", "",
@@ -795,7 +796,8 @@ def interpret(data: dict[str, object], plan: Plan) -> str:
         "Shipping every change at once means up to one rsync per write at low rates, where "
         "lsyncd delay=1 runs one rsync per second; so at 20 writes/s sentinel spends several "
         "times lsyncd's (small) CPU. At 200/s it is 1.1-1.8x lsyncd's; for the 1,000-file "
-        "burst it is less than lsyncd's. Matching lsyncd's CPU at low rates would need a coalescing delay, "
+        "burst it is less than lsyncd's. Matching lsyncd's CPU at low rates would need a "
+        "coalescing delay, "
         "i.e. trading away the latency goals; we kept latency.")
     out.append(
         "- Catch-up after an outage is bounded by the retry backoff (exponential up to "
