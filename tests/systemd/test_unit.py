@@ -150,7 +150,7 @@ CHILD = textwrap.dedent(
         pass
     else:
         sys.exit("a W+X mapping was allowed: the sandbox is not applied")
-    import aiomqtt, aiosqlite, apprise, pydantic, pymodbus, rich, serial, serial_asyncio_fast, sh
+    import aiomqtt, aiosqlite, apprise, pydantic, pymodbus, rich, serial, serial_asyncio_fast
     import asyncinotify
     import sentinel.config.loader
     callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x + 1)
