@@ -22,7 +22,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sensors.sim.broker import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "replication.md"
@@ -99,22 +100,8 @@ def kill_marked(marker: str) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], limit: float = 10) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
 # -- sshd on loopback --------------------------------------------------------------------
@@ -150,7 +137,7 @@ class Sshd:
     def start(self) -> None:
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(self.conf), "-e"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, self.proc)
+        wait_listening(self.port, self.proc)
 
     def stop(self) -> None:
         """Stops the listener and every session it forked (a real outage: the clients'

@@ -42,6 +42,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_listening(
+    port: int, process: subprocess.Popen[bytes], limit: float = START_TIMEOUT
+) -> None:
+    """Waits until something accepts on 127.0.0.1:`port`; raises if `process` exits first
+    or nothing listens within `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} (port {port})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {limit:g}s")
+
+
 def mosquitto_binary() -> str:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
@@ -70,10 +85,9 @@ def start_broker(work: Path) -> Broker:
         stderr=subprocess.DEVNULL,
     )
     broker = Broker(process, port, conf)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return broker
-        time.sleep(0.02)
-    broker.stop()
-    raise RuntimeError(f"mosquitto did not start on 127.0.0.1:{port}")
+    try:
+        wait_listening(port, process)
+    except BaseException:
+        broker.stop()
+        raise
+    return broker

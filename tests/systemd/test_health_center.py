@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from sensors.sim.broker import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "systemd"
 PASSWORD = "replica-pass-123"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
