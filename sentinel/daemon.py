@@ -60,7 +60,6 @@ class Daemon:
             try:
                 return await self._serve(store)
             finally:
-                self.notifier.stopping()
                 await store.close()
                 self.notifier.close()
                 log.info("stopped")
@@ -68,13 +67,14 @@ class Daemon:
     async def _serve(self, store: Store) -> int:
         await Runtime.migrate(store)
         self.runtime = Runtime(self.config, store, clock=self.clock)
-        await self.runtime.start()
-        await self._beat(store)
-        status = self.runtime.status_line()
-        self.notifier.ready(status)
-        log.info("sentinel %s started: %s", __version__, self.config.summary())
-        pinger = asyncio.create_task(self._watchdog(), name="watchdog")
+        pinger: asyncio.Task[None] | None = None
         try:
+            # inside the try: a start that fails half way still stops what it started
+            await self.runtime.start()
+            await self._beat(store)
+            self.notifier.ready(self.runtime.status_line())
+            log.info("sentinel %s started: %s", __version__, self.config.summary())
+            pinger = asyncio.create_task(self._watchdog(), name="watchdog")
             while not self._stop.is_set():
                 await self._wait_for_event(self.config.daemon.heartbeat)
                 if self._reload.is_set():
@@ -86,8 +86,9 @@ class Daemon:
                     # A missed heartbeat shows as a stale one in status; the daemon goes on.
                     log.error("cannot write the heartbeat: %s", exc)
         finally:
-            pinger.cancel()
-            await asyncio.gather(pinger, return_exceptions=True)
+            if pinger is not None:
+                pinger.cancel()
+                await asyncio.gather(pinger, return_exceptions=True)
             log.info("stopping")
             self.notifier.stopping()
             try:

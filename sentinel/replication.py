@@ -69,12 +69,20 @@ def build_replicators(
     ]
 
 
+SENSOR_PREFIX = "replication:"
+
+
+def sensor_id(name: str) -> str:
+    """The id replication health readings (and their alarms) carry for source `name`."""
+    return SENSOR_PREFIX + name
+
+
 def replication_readings(replicators: Iterable[Replicator], now: float) -> list[Reading]:
     """Each replicator's health as readings (call every few seconds)."""
     out: list[Reading] = []
     for rep in replicators:
         h = rep.health()
-        sid = f"replication:{rep.spec.name}"
+        sid = sensor_id(rep.spec.name)
         values: list[tuple[str, float | bool]] = [
             (Kind.REPLICATION_LAG, float(h["rpo"])),
             (Kind.REPLICATION_FAILURES, float(h["consecutive_failures"])),

@@ -19,10 +19,10 @@ from sentinel import __version__
 from sentinel.alarm import status as alarm_status
 from sentinel.config import Config
 from sentinel.heartbeat import read_daemon
+from sentinel.replication import SENSOR_PREFIX
 from sentinel.store import open_readonly
 
 SCHEMA_VERSION = 1
-REPLICATION_PREFIX = "replication:"
 
 
 class Health(IntEnum):
@@ -84,7 +84,7 @@ def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     # Replication health rides the alarm engine as pseudo-sensors; people see it in the
     # replication section instead of as sensor rows.
     sensors = [s for s in alarms.get("sensors", []) if not str(s.get("id")).startswith(
-        REPLICATION_PREFIX)]
+        SENSOR_PREFIX)]
     return {
         "sensors": sensors,
         "alarms": alarms.get("alarms", []),

@@ -25,6 +25,7 @@ from sentinel.alarm.commands import (
 from sentinel.alarm.status import read_status
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config, format_duration, parse_duration
+from sentinel.replication import sensor_id
 from sentinel.store import open_readonly
 
 EXIT_OK = 0
@@ -110,7 +111,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def _known_subjects(config: Config) -> set[str]:
     known = {s.id for s in config.sensors}
-    known |= {f"replication:{r.name}" for r in config.replication}
+    known |= {sensor_id(r.name) for r in config.replication}
     known |= {r.name for r in config.rules if r.all is not None and r.name}
     return known
 

@@ -154,6 +154,8 @@ def test_lifecycle_notify_status_and_sigterm(daemon: Daemon) -> None:
     assert daemon.proc.wait(timeout=10) == 0
     assert time.monotonic() - started < 10
     daemon.wait_message("STOPPING=1")
+    time.sleep(0.3)  # the reader thread drains anything still queued
+    assert daemon.messages.count("STOPPING=1") == 1, daemon.messages
     code, report = status_json(daemon.config)
     assert report["daemon"]["state"] == "stopped"
     assert code == 2  # a stopped guardian is critical for monitoring
