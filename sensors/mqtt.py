@@ -1,7 +1,9 @@
 """MQTT source: subscribes to the topics of configured sensors, decodes, emits readings.
 
-Connects to one broker with aiomqtt 2.x, reconnects with backoff and jitter, subscribes
-again after each reconnect, and publishes sentinel's own availability (retained `online`,
+Connects to one broker with aiomqtt 2.x in a persistent session (fixed client id, clean
+session off, QoS 1 subscriptions: the broker queues what arrives while sentinel is away),
+reconnects with backoff and jitter, subscribes again after each reconnect (which also reads
+every retained state again), and publishes sentinel's own availability (retained `online`,
 last will `offline`) and its active alarms under `publish_prefix`.
 """
 
@@ -279,6 +281,10 @@ class MqttSource:
             s.host,
             s.port,
             identifier=s.client_id,
+            # A persistent session under a fixed client id: the broker keeps our QoS 1
+            # subscriptions and queues what arrives while we are down or reconnecting. Leak
+            # sensors report only on change, so a message missed then is a missed flood.
+            clean_session=False,
             username=s.username,
             password=s.password,
             keepalive=s.keepalive,
