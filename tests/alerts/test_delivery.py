@@ -102,6 +102,39 @@ async def test_stalled_channel_does_not_delay_another(
     assert failures and "/slow" in failures[0][0]
 
 
+async def test_two_stalled_channels_are_both_reached_at_once(
+    store: Store, http_sink_factory: Callable[[], HttpSink], tmp_path: Path
+):
+    """Each channel is its own lane: a stalled SMS gateway must not hold KakaoTalk back
+    until its send times out. Both stall far longer than the test waits, so a shared lane
+    would reach the second only after send_timeout (20 s)."""
+    sms, kakao = http_sink_factory(), http_sink_factory()
+    sms.stall("/sms", 60)
+    kakao.stall("/kakao", 60)
+    # Apprise's own read timeout (4 s by default) would otherwise end the stall early
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (sms.json_url("/sms", query="cto=5&rto=30"), ["critical"]),
+            (kakao.json_url("/kakao", query="cto=5&rto=30"), ["critical"]),
+        ],
+    )
+    outbox, sender = await make_delivery(store, yml, send_timeout=20.0)
+    try:
+        async with running(sender):
+            await enqueue(store, outbox, event("E001"))
+            await until(lambda: sms.requests("/sms") and kakao.requests("/kakao"), within=10)
+            [first] = sms.requests("/sms")
+            [second] = kakao.requests("/kakao")
+            # both were asked while both were still stalled, within 2 s of each other
+            assert first.answered is None and second.answered is None
+            assert abs(first.mono - second.mono) < 2.0
+            assert "#E001" in first.message and "#E001" in second.message
+    finally:
+        sms.close()  # ends the stalls, so Apprise's worker threads finish
+        kakao.close()
+
+
 async def test_message_survives_a_crash_before_sending(http_sink: HttpSink, tmp_path: Path):
     yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/p"), ["critical"])])
     state = tmp_path / "state"
