@@ -226,6 +226,35 @@ async def test_burst_is_grouped_into_one_message(
     assert await rows(store, "SELECT DISTINCT state FROM outbox_message") == [("sent",)]
 
 
+async def test_after_an_outage_a_cleared_alarm_is_not_grouped_as_firing(
+    store: Store, http_sink: HttpSink, tmp_path: Path
+):
+    """The issue's case: with the gateway answering 500 for a while, #SYW5 fired and
+    cleared and #8X9P fired. The one message after the outage must say #SYW5 is clear."""
+    http_sink.fail("/p", times=10_000)
+    yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/p"), ["critical"])])
+    outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
+    async with running(sender):
+        await enqueue(store, outbox, event("SYW5", location="rack 2"))
+        await until(lambda: http_sink.requests("/p"))  # the outage has begun
+        await enqueue(
+            store,
+            outbox,
+            event("SYW5", location="rack 2", event_type="resolved", value=False),
+            event("8X9P", location="floor"),
+        )
+        # the retries now carry all three events; then the gateway is back
+        await until(lambda: any("#8X9P" in r.message for r in http_sink.requests("/p")))
+        http_sink.fail("/p", times=0)
+        got = await http_sink.wait_delivered(1, "/p")
+        await until(lambda: sender.health()["pending"] == 0)
+    message = got[-1].message
+    assert "#SYW5" in message and "#8X9P" in message, message
+    assert "[해제] #SYW5" in message and "[위험] #SYW5" not in message, message
+    assert message.startswith("[위험] floor 누수 감지"), message
+    assert got[-1].body["type"] == "failure"  # #8X9P is still critical
+
+
 async def test_grouped_long_form_lists_every_alarm(
     store: Store, http_sink: HttpSink, tmp_path: Path, clock: FakeClock
 ):
