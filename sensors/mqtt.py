@@ -171,6 +171,7 @@ class MqttSource:
     def health(self) -> dict[str, Any]:
         self._health.details = {
             "broker": f"{self.settings.host}:{self.settings.port}",
+            "client_id": self.settings.client_id,  # the broker keeps our session under it
             "topics": len(self._routes),
             "connects": self._connects,
             "published": self._published,

@@ -49,6 +49,10 @@ class AwayDeployment(Deployment):
             for name in ("source:mqtt", "source:mqtt-safety")
         )
 
+    def client_ids(self) -> list[str]:
+        components = self.status()["components"]
+        return [components[f"source:{name}"]["client_id"] for name in ("mqtt", "mqtt-safety")]
+
     def publish_leak_qos1(self) -> None:
         """What a leak sensor sends on change (the issue's repro: `mosquitto_pub -q 1`)."""
         subprocess.run(
@@ -91,11 +95,14 @@ def test_leak_published_while_daemon_is_killed_pages_once_after_start(
 ) -> None:
     d = away
     d.start()  # the first connection creates the sessions on the broker
+    ids = d.client_ids()
+    assert len(set(ids)) == 2, ids  # one session per connection
     d.kill9()
     d.publish_leak_qos1()  # nobody is connected to take it: the broker must queue it
     d.start()
     wait_for(lambda: d.leak_pages(), what="the page for the leak published while down")
     [alarm] = alarm_ids(d.status())
+    assert d.client_ids() == ids  # the same sessions were taken up again
     time.sleep(2)  # give a wrong second page the chance to arrive
     assert len([m for m in d.pages() if alarm in m]) == 1, d.pages()
     d.terminate()
