@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -39,3 +40,13 @@ class AlarmEvent:
     reason: str
     ts: float
     tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def current_events(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
+    """Each alarm's latest event (events in the order they happened), in the order the
+    alarms first appear: what a message about several events must present as each alarm's
+    current state, so a cleared alarm never reads as still firing."""
+    latest: dict[str, AlarmEvent] = {}
+    for event in events:
+        latest[event.alarm_id] = event
+    return list(latest.values())

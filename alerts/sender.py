@@ -27,7 +27,7 @@ import aiosqlite
 import apprise
 
 from alerts.channels import Channel, guard_logs
-from alerts.event import AlarmEvent, EventType, Severity
+from alerts.event import AlarmEvent, EventType, Severity, current_events
 from alerts.outbox import Outbox, decode_event
 from alerts.templates import Templates
 
@@ -376,8 +376,12 @@ async def deliver(
 
 
 def notify_type(events: Sequence[AlarmEvent]) -> apprise.NotifyType:
-    """Apprise's message type: failure for a critical alarm, success when all cleared."""
-    active = [e for e in events if e.event not in (EventType.RESOLVED, EventType.ACKNOWLEDGED)]
+    """Apprise's message type: failure for a critical alarm, success when all cleared (by
+    each alarm's latest event: one that fired and cleared meanwhile counts as cleared)."""
+    active = [
+        e for e in current_events(events)
+        if e.event not in (EventType.RESOLVED, EventType.ACKNOWLEDGED)
+    ]
     if not active:
         return apprise.NotifyType.SUCCESS
     if any(e.severity == Severity.CRITICAL for e in active):

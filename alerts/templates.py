@@ -4,6 +4,10 @@ Templates are `str.format` strings over the fields listed in `FIELDS`. A deploym
 override any of them (`<form>.<event>` for the body, `long.<event>.title` for the long
 form's title, `sms.group`/`long.group` for grouped messages).
 
+A grouped message presents each alarm in its own current state (its latest event): the SMS
+names the most urgent alarm in full and every other as `[state] #id`; the long form starts
+with one line per alarm, then every event in full.
+
 The SMS form aims at 90 bytes in EUC-KR (one Korean SMS): when a message is longer, the
 location is shortened first (middle words dropped, then the tail cut with "…"), because
 kind, value, time and alarm id are what the reader acts on.
@@ -17,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alerts.event import AlarmEvent, EventType, Severity
+from alerts.event import AlarmEvent, EventType, Severity, current_events
 
 SMS_LIMIT_BYTES = 90
 FORMS = ("sms", "long")
@@ -25,7 +29,7 @@ EVENTS = tuple(e.value for e in EventType)
 
 FIELDS = (
     "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
-    "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body",
+    "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body", "states",
 )
 
 KIND_LABELS: dict[str, dict[str, str]] = {
@@ -69,6 +73,22 @@ EVENT_LABELS = {
     },
 }
 
+# The tag an alarm carries beside its id in a group SMS: the word its own SMS starts with.
+STATE_TAGS = {
+    "ko": {
+        EventType.FIRING: "{severity}", EventType.REPEAT: "{severity}·반복",
+        EventType.ESCALATED: "{severity}·미확인", EventType.ACKNOWLEDGED: "확인",
+        EventType.RESOLVED: "해제", EventType.TEST: "시험",
+    },
+    "en": {
+        EventType.FIRING: "{severity}", EventType.REPEAT: "{severity} repeat",
+        EventType.ESCALATED: "{severity} unacked", EventType.ACKNOWLEDGED: "ACK",
+        EventType.RESOLVED: "OK", EventType.TEST: "TEST",
+    },
+}
+# Shown after the listed alarms when not all of them fit in one SMS.
+MORE = "…"
+
 BOOL_LABELS = {"ko": {True: "감지", False: "정상"}, "en": {True: "detected", False: "normal"}}
 DETECTED = {"ko": "감지", "en": "detected"}
 ALARM = {"ko": "경보", "en": "alarm"}
@@ -93,8 +113,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {time} #{id}",
         "sms.resolved": "[해제] {location} {kind} 정상 {time} #{id}",
         "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
-        "sms.group": "{first} 외 {others}건 {more_ids}",
-        "long.group": "{body}",
+        "sms.group": "{first} 외 {others}건: {more_ids}",
+        "long.group": "{states}\n\n{body}",
         "long.group.title": "[{site}] 경보 {count}건",
         **{f"long.{e}": _LONG_BODY["ko"] for e in EVENTS if e != "test"},
         "long.test": "sentinel 시험 메시지입니다.\n현장: {site}\n시각: {datetime}",
@@ -107,8 +127,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.acknowledged": "[ACK] {location} {kind} acknowledged {time} #{id}",
         "sms.resolved": "[OK] {location} {kind} normal {time} #{id}",
         "sms.test": "[TEST] {site} alert test {time}",
-        "sms.group": "{first} +{others} more {more_ids}",
-        "long.group": "{body}",
+        "sms.group": "{first} +{others} more: {more_ids}",
+        "long.group": "{states}\n\n{body}",
         "long.group.title": "[{site}] {count} alarms",
         **{f"long.{e}": _LONG_BODY["en"] for e in EVENTS if e != "test"},
         "long.test": "sentinel test message.\nSite: {site}\nTime: {datetime}",
@@ -182,29 +202,31 @@ class Templates:
         return Message(title, body)
 
     def render_group(self, events: Sequence[AlarmEvent], form: str) -> Message:
-        """Several events for one channel as one message (grouping window, or a backlog)."""
-        if len(events) == 1:
-            return self.render(events[0], form)
-        lead = _most_urgent(events)
+        """Several events for one channel as one message (grouping window, or a backlog).
+
+        Each alarm is presented by its latest event: after a channel outage, an alarm that
+        cleared meanwhile must read as cleared, not as part of another alarm's firing."""
+        current = current_events(events)
+        if len(events) == 1 or (form == "sms" and len(current) == 1):
+            return self.render(current[-1], form)
+        lead = _most_urgent(current)
         extra = {
-            "count": str(len(events)),
-            "others": str(len(events) - 1),
-            "ids": " ".join(f"#{e.alarm_id}" for e in events),
+            "count": str(len(current)),
+            "others": str(len(current) - 1),
+            "ids": " ".join(f"#{e.alarm_id}" for e in current),
         }
         if form == "sms":
             fields = {**self._fields(lead), **extra}
             group = self._templates["sms.group"]
             single = self._template("sms", lead.event)
-            others = list(dict.fromkeys(
-                f"#{e.alarm_id}" for e in events if e.alarm_id != lead.alarm_id
-            ))
+            others = [f"[{self._state_tag(e)}] #{e.alarm_id}" for e in current if e is not lead]
 
             def whole(location: str, listed: int) -> str:
                 first = single.format_map({**fields, "location": location})
-                more = " ".join(others[:listed])
+                more = " ".join([*others[:listed], *([MORE] if listed < len(others) else [])])
                 return group.format_map({**fields, "first": first, "more_ids": more}).strip()
 
-            # list as many other alarm ids as fit while the location keeps its words
+            # list as many other alarms as fit while the location keeps its words
             for listed in range(len(others), 0, -1):
                 text = _fit(lambda loc, n=listed: whole(loc, n), fields["location"], cut=False)
                 if text is not None:
@@ -212,8 +234,11 @@ class Templates:
             text = _fit(lambda loc: whole(loc, 0), fields["location"])
             assert text is not None
             return Message("", text)
+        states = [self._template("sms", e.event).format_map(self._fields(e)) for e in current]
         bodies = [self.render(e, "long").body for e in events]
-        fields = {**self._fields(lead), **extra, "body": "\n\n".join(bodies)}
+        fields = {
+            **self._fields(lead), **extra, "states": "\n".join(states), "body": "\n\n".join(bodies)
+        }
         return Message(
             self._templates["long.group.title"].format_map(fields),
             self._templates["long.group"].format_map(fields),
@@ -223,6 +248,11 @@ class Templates:
 
     def _template(self, form: str, event: str) -> str:
         return self._templates.get(f"{form}.{event}") or self._templates[f"{form}.firing"]
+
+    def _state_tag(self, event: AlarmEvent) -> str:
+        severity = SEVERITY_LABELS[self.language].get(event.severity, event.severity)  # type: ignore[call-overload]
+        tag = STATE_TAGS[self.language].get(event.event, "{severity}")  # type: ignore[call-overload]
+        return str(tag).format(severity=severity)
 
     def _fields(self, event: AlarmEvent) -> dict[str, str]:
         lang = self.language
@@ -253,7 +283,7 @@ class Templates:
             "datetime": time.strftime("%Y-%m-%d %H:%M:%S", local),
             "id": event.alarm_id,
             "first": "", "others": "0", "count": "1", "ids": f"#{event.alarm_id}", "more_ids": "",
-            "body": "",
+            "body": "", "states": "",
         }
 
     def _fit_sms(self, template: str, fields: dict[str, str]) -> str:

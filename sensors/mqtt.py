@@ -1,7 +1,10 @@
 """MQTT source: subscribes to the topics of configured sensors, decodes, emits readings.
 
-Connects to one broker with aiomqtt 2.x, reconnects with backoff and jitter, subscribes
-again after each reconnect, and publishes sentinel's own availability (retained `online`,
+Connects to one broker with aiomqtt 2.x in a persistent session (fixed client id, clean
+session off, QoS 1 subscriptions: the broker queues what arrives while sentinel is away;
+a message is acknowledged only once its readings were taken, so a crash gets it again),
+reconnects with backoff and jitter, subscribes again after each reconnect (which also reads
+every retained state again), and publishes sentinel's own availability (retained `online`,
 last will `offline`) and its active alarms under `publish_prefix`.
 """
 
@@ -168,6 +171,7 @@ class MqttSource:
     def health(self) -> dict[str, Any]:
         self._health.details = {
             "broker": f"{self.settings.host}:{self.settings.port}",
+            "client_id": self.settings.client_id,  # the broker keeps our session under it
             "topics": len(self._routes),
             "connects": self._connects,
             "published": self._published,
@@ -190,6 +194,9 @@ class MqttSource:
                                 str(message.topic), _bytes(message.payload)
                             ):
                                 yield reading
+                            # only now, with its readings taken: a message received but
+                            # never acknowledged is sent again by the broker after a crash
+                            _ack(client, message)
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 self._client = None
                 self._health.state = "disconnected"
@@ -275,10 +282,14 @@ class MqttSource:
             tls = aiomqtt.TLSParameters(
                 ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id,
+            # A persistent session under a fixed client id: the broker keeps our QoS 1
+            # subscriptions and queues what arrives while we are down or reconnecting. Leak
+            # sensors report only on change, so a message missed then is a missed flood.
+            clean_session=False,
             username=s.username,
             password=s.password,
             keepalive=s.keepalive,
@@ -289,6 +300,8 @@ class MqttSource:
             ),
             tls_params=tls,
         )
+        _manual_ack(client)
+        return client
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         for topic in self._routes:
@@ -331,6 +344,22 @@ async def _batches(client: aiomqtt.Client) -> AsyncIterator[list[aiomqtt.Message
             while len(batch) < BATCH_MAX and not queue.empty():
                 batch.append(queue.get_nowait())
         yield batch
+
+
+def _manual_ack(client: aiomqtt.Client) -> None:
+    """paho acknowledges a QoS 1 message as it arrives, before sentinel has handled it: a
+    kill -9 then loses it. aiomqtt 2.x does not expose paho's manual acknowledgement, so we
+    set it on its paho client (`Client._client`, pinned <3); if that is ever gone, paho's
+    own early acknowledgement remains."""
+    paho = getattr(client, "_client", None)
+    if paho is not None and hasattr(paho, "manual_ack_set") and hasattr(paho, "ack"):
+        paho.manual_ack_set(True)
+
+
+def _ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    paho = getattr(client, "_client", None)
+    if message.qos > 0 and paho is not None and getattr(paho, "_manual_ack", False):
+        paho.ack(message.mid, message.qos)
 
 
 def _as_map(points: tuple[Point, ...]) -> dict[str, Any]:

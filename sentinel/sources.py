@@ -6,6 +6,8 @@ Modbus source per [[modbus]] bus. Ports and buses no sensor uses are not opened.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -31,11 +33,20 @@ class SourceConfigError(ValueError):
     """A sensor names a source that is not configured."""
 
 
-def mqtt_settings(mqtt: MqttConfig) -> MqttSettings:
+def default_client_id(site_name: str) -> str:
+    """A client id that stays the same while the site's name does, and differs between
+    sites sharing a broker (two clients with one id would keep disconnecting each other and
+    share one queue): `sentinel-<ascii slug>-<6 hex digits of the name's hash>`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", site_name.lower()).strip("-")[:32].strip("-")
+    digest = hashlib.blake2b(site_name.encode("utf-8"), digest_size=3).hexdigest()
+    return f"sentinel-{slug or 'site'}-{digest}"
+
+
+def mqtt_settings(mqtt: MqttConfig, site_name: str = "server room") -> MqttSettings:
     return MqttSettings(
         host=mqtt.host,
         port=mqtt.port,
-        client_id=mqtt.client_id,
+        client_id=mqtt.client_id or default_client_id(site_name),
         username=mqtt.username,
         password=mqtt.password.get_secret_value() if mqtt.password else None,
         tls=mqtt.tls,
@@ -94,7 +105,10 @@ def mqtt_sources(
 ) -> list[Source]:
     """Leak and smoke sensors get their own broker connection when other sensors share the
     broker: one connection is a FIFO, and the broker drops QoS 0 messages for a client that
-    falls behind, so a flooding telemetry device must not sit in front of a leak."""
+    falls behind, so a flooding telemetry device must not sit in front of a leak.
+
+    Each connection has a client id of its own (the safety one adds `-safety`), fixed across
+    restarts, so each keeps its own persistent session on the broker."""
     safety = [b for b in bindings if b.binding.kind in SAFETY_KINDS]
     telemetry = [b for b in bindings if b.binding.kind not in SAFETY_KINDS]
     if not safety or not telemetry:
@@ -140,7 +154,9 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
         raise SourceConfigError("MQTT sensors are configured but there is no [mqtt] section")
     if config.mqtt is not None:
         # Even with no MQTT sensors, sentinel publishes its availability and alarms.
-        sources += mqtt_sources(mqtt_settings(config.mqtt), mqtt_bindings, kwargs)
+        sources += mqtt_sources(
+            mqtt_settings(config.mqtt, config.site.name), mqtt_bindings, kwargs
+        )
     for name, bindings in line_bindings.items():
         port = serial_ports[name]
         sources.append(

@@ -32,7 +32,10 @@ class MqttConfig(Model):
 
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
-    client_id: str = "sentinel"
+    # None: derived from [site] name (sentinel.sources.default_client_id). It must stay the
+    # same across restarts: the broker keeps sentinel's session (and what arrived while it
+    # was away) under this id.
+    client_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     username: str | None = None
     password: SecretStr | None = None
     tls: bool = False

@@ -102,6 +102,39 @@ async def test_stalled_channel_does_not_delay_another(
     assert failures and "/slow" in failures[0][0]
 
 
+async def test_two_stalled_channels_are_both_reached_at_once(
+    store: Store, http_sink_factory: Callable[[], HttpSink], tmp_path: Path
+):
+    """Each channel is its own lane: a stalled SMS gateway must not hold KakaoTalk back
+    until its send times out. Both stall far longer than the test waits, so a shared lane
+    would reach the second only after send_timeout (20 s)."""
+    sms, kakao = http_sink_factory(), http_sink_factory()
+    sms.stall("/sms", 60)
+    kakao.stall("/kakao", 60)
+    # Apprise's own read timeout (4 s by default) would otherwise end the stall early
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (sms.json_url("/sms", query="cto=5&rto=30"), ["critical"]),
+            (kakao.json_url("/kakao", query="cto=5&rto=30"), ["critical"]),
+        ],
+    )
+    outbox, sender = await make_delivery(store, yml, send_timeout=20.0)
+    try:
+        async with running(sender):
+            await enqueue(store, outbox, event("E001"))
+            await until(lambda: sms.requests("/sms") and kakao.requests("/kakao"), within=10)
+            [first] = sms.requests("/sms")
+            [second] = kakao.requests("/kakao")
+            # both were asked while both were still stalled, within 2 s of each other
+            assert first.answered is None and second.answered is None
+            assert abs(first.mono - second.mono) < 2.0
+            assert "#E001" in first.message and "#E001" in second.message
+    finally:
+        sms.close()  # ends the stalls, so Apprise's worker threads finish
+        kakao.close()
+
+
 async def test_message_survives_a_crash_before_sending(http_sink: HttpSink, tmp_path: Path):
     yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/p"), ["critical"])])
     state = tmp_path / "state"
@@ -191,6 +224,35 @@ async def test_burst_is_grouped_into_one_message(
     assert "#G002" not in got[0].message
     assert "외 1건" in got[1].message  # one SMS naming the lead alarm and the count
     assert await rows(store, "SELECT DISTINCT state FROM outbox_message") == [("sent",)]
+
+
+async def test_after_an_outage_a_cleared_alarm_is_not_grouped_as_firing(
+    store: Store, http_sink: HttpSink, tmp_path: Path
+):
+    """The issue's case: with the gateway answering 500 for a while, #SYW5 fired and
+    cleared and #8X9P fired. The one message after the outage must say #SYW5 is clear."""
+    http_sink.fail("/p", times=10_000)
+    yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/p"), ["critical"])])
+    outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
+    async with running(sender):
+        await enqueue(store, outbox, event("SYW5", location="rack 2"))
+        await until(lambda: http_sink.requests("/p"))  # the outage has begun
+        await enqueue(
+            store,
+            outbox,
+            event("SYW5", location="rack 2", event_type="resolved", value=False),
+            event("8X9P", location="floor"),
+        )
+        # the retries now carry all three events; then the gateway is back
+        await until(lambda: any("#8X9P" in r.message for r in http_sink.requests("/p")))
+        http_sink.fail("/p", times=0)
+        got = await http_sink.wait_delivered(1, "/p")
+        await until(lambda: sender.health()["pending"] == 0)
+    message = got[-1].message
+    assert "#SYW5" in message and "#8X9P" in message, message
+    assert "[해제] #SYW5" in message and "[위험] #SYW5" not in message, message
+    assert message.startswith("[위험] floor 누수 감지"), message
+    assert got[-1].body["type"] == "failure"  # #8X9P is still critical
 
 
 async def test_grouped_long_form_lists_every_alarm(

@@ -107,6 +107,75 @@ def test_group_leads_with_the_most_urgent():
     assert body.startswith("[위험] 전산실 UPS 하단 누수 감지") and "외 1건" in body
 
 
+def state_of(body: str, alarm_id: str) -> str:
+    """The state word a reader sees for an alarm: the last `[...]` before its id."""
+    before = body[: body.index(f"#{alarm_id}")]
+    return before[before.rindex("[") + 1 : before.rindex("]")]
+
+
+@pytest.mark.parametrize(("language", "crit", "cleared"), [("en", "CRIT", "OK"),
+                                                           ("ko", "위험", "해제")])
+def test_group_states_each_alarms_own_state(language: str, crit: str, cleared: str):
+    """After a channel outage a resolved alarm must not read as part of another alarm's
+    firing message (`[CRIT] floor leak detected #8X9P +1 more #SYW5`)."""
+    templates = Templates(language=language)
+    firing = _event("floor", "water_leak", True, "", alarm_id="8X9P")
+    resolved = _event("rack 2", "water_leak", False, "", event="resolved", alarm_id="SYW5")
+    sms = templates.render_group([firing, resolved], "sms").body
+    assert sms_bytes(sms) <= SMS_LIMIT_BYTES
+    assert state_of(sms, "8X9P") == crit and state_of(sms, "SYW5") == cleared, sms
+    long = templates.render_group([firing, resolved], "long").body
+    lines = long.splitlines()
+    assert any("#8X9P" in line and f"[{crit}]" in line for line in lines), long
+    assert any("#SYW5" in line and f"[{cleared}]" in line for line in lines), long
+    assert not any("#SYW5" in line and f"[{crit}]" in line for line in lines), long
+
+
+def test_group_shows_an_alarm_that_fired_and_cleared_as_cleared():
+    fired = _event("전산실 UPS 하단", "water_leak", True, "", alarm_id="X001")
+    cleared = _event("전산실 UPS 하단", "water_leak", False, "", event="resolved",
+                     alarm_id="X001")
+    warn = _event("전산실 랙1", "temperature", 31.0, "°C", alarm_id="W001", severity="warning")
+    body = Templates().render_group([fired, cleared, warn], "sms").body
+    assert body.startswith("[주의] 전산실 랙1 온도 31°C"), body  # the one still active leads
+    assert state_of(body, "X001") == "해제" and state_of(body, "W001") == "주의", body
+    assert "외 1건" in body  # one other alarm, not two events
+
+
+EVENT_TYPES = [e for e in EventType if e != EventType.TEST]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"),
+                                   exclude_characters="[]#"), max_size=60),
+            st.sampled_from(EVENT_TYPES),
+            st.sampled_from(["critical", "warning", "info"]),
+            st.integers(0, 30),
+        ),
+        min_size=2,
+        max_size=25,
+    ),
+    language=st.sampled_from(["ko", "en"]),
+)
+def test_any_group_gives_a_valid_sms_with_each_alarms_own_state(items, language):
+    events = [
+        _event(location, "water_leak", event != "resolved", "", event, f"G{n:03d}", severity)
+        for location, event, severity, n in items
+    ]
+    templates = Templates(language=language)
+    body = templates.render_group(events, "sms").body
+    assert sms_bytes(body) <= SMS_LIMIT_BYTES, body
+    latest = {e.alarm_id: e for e in events}
+    for alarm_id, e in latest.items():
+        if f"#{alarm_id}" in body:
+            # the id a reader sees carries the tag of that alarm's own latest event
+            own = templates.render(e, "sms").body
+            assert state_of(body, alarm_id) == own[1 : own.index("]")], body
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     location=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),

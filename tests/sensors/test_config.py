@@ -9,6 +9,7 @@ from sensors.line import LineSource
 from sensors.modbus import ModbusSource
 from sensors.mqtt import MqttSource
 from sentinel.config import Config
+from sentinel.config.root import SiteConfig
 from sentinel.config.sensors import ModbusBusConfig, MqttConfig, SensorConfig, SerialPortConfig
 from sentinel.sources import build_sources
 
@@ -122,3 +123,20 @@ def test_dangling_source_names_are_config_errors() -> None:
     with pytest.raises(ValidationError, match=r"needs an \[mqtt\] section"):
         Config(sensors=sensors()[:1])
     assert build_sources(Config()) == []
+
+
+def test_each_mqtt_connection_has_a_client_id_fixed_by_the_site() -> None:
+    """The broker keeps sentinel's sessions under these ids: they must not change between
+    restarts, and must differ between connections and between sites sharing a broker."""
+
+    def ids(site: str, **mqtt: str) -> list[str]:
+        config = Config(
+            site=SiteConfig(name=site), mqtt=MqttConfig(**mqtt), sensors=sensors()[:2]
+        )
+        return [s.settings.client_id for s in build_sources(config) if isinstance(s, MqttSource)]
+
+    first = ids("전산실")
+    assert first == ids("전산실")  # the same config gives the same ids at every start
+    assert len(set(first)) == 2 and all(i.startswith("sentinel-") for i in first)
+    assert set(first).isdisjoint(ids("보건소 전산실"))
+    assert ids("x", client_id="room-1") == ["room-1", "room-1-safety"]

@@ -194,3 +194,31 @@ async def test_health_never_shows_the_password(mosquitto: Mosquitto) -> None:
     source = MqttSource(settings(mosquitto, username="u", password="hunter2-secret"), [])
     assert "hunter2" not in repr(source.settings)
     assert "hunter2" not in json.dumps(source.health())
+
+
+async def test_a_message_is_acknowledged_only_after_its_reading_was_taken(
+    mosquitto: Mosquitto,
+) -> None:
+    """sentinel dying between receiving a leak and handing its reading on (kill -9, a crash
+    in the engine) must not lose it: the broker redelivers what was never acknowledged."""
+    binding = [mqtt_binding("leak", "water_leak", "zigbee2mqtt", "zigbee2mqtt/leak1")]
+    first = MqttSource(settings(mosquitto), binding)
+    readings = first.readings()
+    taking = asyncio.ensure_future(readings.__anext__())
+    for _ in range(750):  # up to 15 s
+        if first.health()["state"] == "connected":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"never connected: {first.health()}")
+    await publish(mosquitto, ("zigbee2mqtt/leak1", '{"water_leak": true}', False))
+    async with asyncio.timeout(15):
+        reading = await taking
+    assert reading.value is True
+    await readings.aclose()  # gone before the consumer asked for the next reading
+
+    collector = Collector(MqttSource(settings(mosquitto), binding))  # the same client id
+    try:
+        assert (await collector.wait_for(match("leak", "water_leak"))).value is True
+    finally:
+        await collector.stop()
