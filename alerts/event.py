@@ -13,6 +13,9 @@ class EventType(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     TEST = "test"
+    # safety actions, announced on the info route: who silenced what until when, and why
+    SILENCED = "silenced"
+    UNSILENCED = "unsilenced"
 
 
 class Severity(StrEnum):
@@ -26,7 +29,8 @@ class AlarmEvent:
     """One alarm transition. `alarm_id` is short (e.g. "A7F3") and appears in every message,
     so a person can `sentinel ack A7F3` and recognise a duplicate after an at-least-once retry.
     `tags` overrides routing (escalation to the next level's tag); empty means route by
-    severity as the alerts config says."""
+    severity as the alerts config says. `actor` names who acknowledged, silenced or
+    unsilenced (declared name and real uid), `until` when a silence ends."""
 
     alarm_id: str
     event: str  # EventType
@@ -39,3 +43,5 @@ class AlarmEvent:
     reason: str
     ts: float
     tags: tuple[str, ...] = field(default_factory=tuple)
+    actor: str = ""
+    until: float | None = None

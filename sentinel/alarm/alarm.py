@@ -45,6 +45,7 @@ class Transition:
     event: str | None
     tags: tuple[str, ...]
     row: tuple[Any, ...]
+    actor: str = ""  # who caused it (an acknowledgement), as its message names them
 
 
 class Alarm:
