@@ -26,7 +26,7 @@ EVENTS = tuple(e.value for e in EventType)
 FIELDS = (
     "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
     "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body",
-    "by", "until",
+    "by", "who", "until",
 )
 
 KIND_LABELS: dict[str, dict[str, str]] = {
@@ -120,11 +120,11 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.firing": "[{severity}] {location} {what} {time} #{id}",
         "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}",
         "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}",
-        "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {by} {time} #{id}",
+        "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {who} {time} #{id}",
         "sms.resolved": "[해제] {location} {kind} 정상 {time} #{id}",
         "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
-        "sms.silenced": "[무음] {location} {until}까지 {by} {time} #{id}",
-        "sms.unsilenced": "[무음해제] {location} {by} {time} #{id}",
+        "sms.silenced": "[무음] {location} {until}까지 {who} {time} #{id}",
+        "sms.unsilenced": "[무음해제] {location} {who} {time} #{id}",
         "sms.group": "{first} 외 {others}건 {more_ids}",
         "long.group": "{body}",
         "long.group.title": "[{site}] 경보 {count}건",
@@ -138,11 +138,11 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.firing": "[{severity}] {location} {what} {time} #{id}",
         "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}",
         "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}",
-        "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {by} {time} #{id}",
+        "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {who} {time} #{id}",
         "sms.resolved": "[OK] {location} {kind} normal {time} #{id}",
         "sms.test": "[TEST] {site} alert test {time}",
-        "sms.silenced": "[SILENCED] {location} until {until} by {by} {time} #{id}",
-        "sms.unsilenced": "[UNSILENCED] {location} by {by} {time} #{id}",
+        "sms.silenced": "[SILENCED] {location} until {until} by {who} {time} #{id}",
+        "sms.unsilenced": "[UNSILENCED] {location} by {who} {time} #{id}",
         "sms.group": "{first} +{others} more {more_ids}",
         "long.group": "{body}",
         "long.group.title": "[{site}] {count} alarms",
@@ -295,7 +295,8 @@ class Templates:
             "id": event.alarm_id,
             "first": "", "others": "0", "count": "1", "ids": f"#{event.alarm_id}", "more_ids": "",
             "body": "",
-            "by": event.actor or "-",
+            "by": event.by or "-",
+            "who": event.who or event.by or "-",
             "until": "-" if event.until is None else time.strftime(
                 "%m-%d %H:%M", self._localtime(event.until)),
         }

@@ -62,6 +62,14 @@ class Actor:
             return self.declared
         return f"{self.declared} ({', '.join(parts)})"
 
+    def short(self) -> str:
+        """"mallory(alice)": the declared name, and the person behind it when different
+        (sudo's user, else the real uid's), for an SMS."""
+        person = self.sudo_user or self.user
+        if person is None or person == self.declared:
+            return self.declared
+        return f"{self.declared}({person})"
+
 
 def _user_name(uid: int) -> str | None:
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.event import EventType
+from sentinel.alarm.actor import Actor
 from sentinel.alarm.rules import RANK, Policy
 
 NORMAL = "normal"
@@ -45,7 +46,7 @@ class Transition:
     event: str | None
     tags: tuple[str, ...]
     row: tuple[Any, ...]
-    actor: str = ""  # who caused it (an acknowledgement), as its message names them
+    actor: Actor | None = None  # who caused it (an acknowledgement)
 
 
 class Alarm:

@@ -673,7 +673,7 @@ class Engine:
                     result, transitions = alarm.acknowledge(actor.declared, now)
                     for t in transitions:
                         if t.event == EventType.ACKNOWLEDGED:
-                            t.actor = actor.describe()
+                            t.actor = actor
                             if reason:
                                 t.reason = f"{t.reason}: {reason}"
                     out += transitions
@@ -739,7 +739,8 @@ class Engine:
             alarm_id=f"S{silence.id}", event=event, severity=Severity.INFO,
             sensor_id=silence.sensor_id or "", location=info.location if info else location,
             kind=info.kind if info else "", value=None, unit="", reason=reason or "-", ts=now,
-            actor=actor.describe(), until=silence.until if event == EventType.SILENCED else None,
+            by=actor.describe(), who=actor.short(),
+            until=silence.until if event == EventType.SILENCED else None,
         ), None))
 
     # -- writing ----------------------------------------------------------------------------
@@ -791,7 +792,8 @@ class Engine:
         return AlarmEvent(
             alarm_id=t.alarm_id, event=str(t.event), severity=t.severity, sensor_id=row[4],
             location=row[5], kind=row[6], value=load_value(row[10]), unit=row[7],
-            reason=t.reason, ts=t.ts, tags=t.tags if tags is None else tags, actor=t.actor,
+            reason=t.reason, ts=t.ts, tags=t.tags if tags is None else tags,
+            by=t.actor.describe() if t.actor else "", who=t.actor.short() if t.actor else "",
         )
 
     async def _commit(self) -> None:
