@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     unsilence = sub.add_parser("unsilence", help="end silences early")
     target = unsilence.add_mutually_exclusive_group(required=True)
     target.add_argument("target", nargs="?", metavar="SENSOR|SILENCE_ID",
-                        help="a sensor id, or the number of one silence")
+                        help="a sensor id, or one silence by its number (3 or S3)")
     target.add_argument("--all", action="store_true", help="end every silence")
     unsilence.add_argument("--by", help="who ends it (default: your login name)")
     unsilence.add_argument("--reason", default="", help="why (announced with it)")
@@ -73,13 +73,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _with_db(config: Config, body: Callable[[sqlite3.Connection], int],
-             not_initialised: str = "{exc}") -> int:
+             not_initialised: Callable[[NotInitialised], str] = str) -> int:
     """Runs `body` on a read-write connection; every database problem is one clear line."""
     path = config.daemon.state_dir / DB_NAME
     try:
         conn = connect(config.daemon.state_dir)
     except NotInitialised as exc:
-        print(f"sentinel: {not_initialised.format(exc=exc)}", file=sys.stderr)
+        print(f"sentinel: {not_initialised(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except StateDbError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
@@ -125,7 +125,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
               f" acknowledged by {actor.describe()}; {_applied_note(daemon_running(conn))}")
         return EXIT_OK
 
-    return _with_db(config, ack, f"no such alarm {args.alarm!r} ({{exc}})")
+    return _with_db(config, ack, lambda exc: f"no such alarm {args.alarm!r} ({exc})")
 
 
 def _known_subjects(config: Config) -> set[str]:
@@ -240,7 +240,11 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         return _alarms(conn, args)
     except sqlite3.Error as exc:
         path = config.daemon.state_dir / DB_NAME
-        print(f"sentinel: cannot read the state database {path}: {exc}; run the command "
+        why = str(exc)
+        if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
+            # WAL: a reader must open the -shm file, which only a writer may create
+            why = "reading it while the daemon is stopped needs write access to its directory"
+        print(f"sentinel: cannot read the state database {path}: {why}; run the command "
               "with sudo or as a member of group sentinel", file=sys.stderr)
         return EXIT_USAGE
     finally:
