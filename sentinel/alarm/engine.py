@@ -259,6 +259,7 @@ class Engine:
                 Silence(r["id"], r["sensor_id"], r["until"], r["reason"], r["created_by"])
                 for r in await cur.fetchall()
             ]
+        self._limit_silences(now)
         # the daemon was down, not the sensors: each gets a full max_age to report again
         for sid in self._sensors:
             self._last_seen[sid] = now
@@ -294,6 +295,7 @@ class Engine:
         rule left the config are resolved."""
         self._configure(config)
         now = self._clock()
+        self._limit_silences(now)
         out: list[Transition] = []
         for key, alarm in list(self._alarms.items()):
             if not self._known_subject(alarm.subject, alarm.condition, alarm.kind):
@@ -599,6 +601,17 @@ class Engine:
             return False
         subjects = (alarm.subject, alarm.sensor_id)
         return any(s.covers(subjects, now) for s in self._silences)
+
+    def _limit_silences(self, now: float) -> None:
+        """A silence from before the limit existed (or was lowered) ends within it too."""
+        for s in self._silences:
+            limit, key = silence_limit(self._settings, everything=s.sensor_id is None)
+            if s.until > now + limit:
+                s.until = now + limit
+                self._ops.append(("sql", "UPDATE alarm_silences SET until = ? WHERE id = ?",
+                                  (s.until, s.id)))
+                log.warning("silence #%d of %s now ends in %s ([alarms] %s)", s.id,
+                            s.describe(), format_duration(limit), key)
 
     def _expire_silences(self, now: float) -> None:
         keep: list[Silence] = []

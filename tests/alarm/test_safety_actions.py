@@ -24,6 +24,7 @@ import pytest
 
 from sentinel.store import Store
 from tests.alarm.helpers import MakeEngine, config, events
+from tests.fixtures.core import FakeClock
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
 
@@ -104,6 +105,22 @@ async def test_the_engine_applies_the_same_limit_to_a_row_from_elsewhere(
     result = await engine.silence(None, 10 * 86400, "forever", "mallory")
     assert result.startswith("rejected") and "max_silence_all" in result
     assert engine.health()["silences"] == 0 and await events(store) == []
+
+
+async def test_a_silence_from_before_the_limit_ends_within_it(
+    make_engine: MakeEngine, store: Store, clock: FakeClock
+) -> None:
+    cfg = config([{"id": "leak-1", "kind": "water_leak", "max_age": "1d"}])
+    await make_engine(cfg)
+    async with store.write() as db:  # `silence --all --for 3650d` as an older release took it
+        await db.execute("INSERT INTO alarm_silences(sensor_id, reason, created_by, created, "
+                         "until) VALUES (NULL, 'quiet', 'mallory', ?, ?)",
+                         (clock(), clock() + 3650 * 86400))
+    engine = await make_engine(cfg)  # the upgraded daemon starts
+    assert engine.health()["silences"] == 1
+    clock.advance(4 * 3600 + 1)
+    await engine.tick()
+    assert engine.health()["silences"] == 0
 
 
 def test_max_silence_all_cannot_exceed_max_silence(tmp_path: Path) -> None:
