@@ -14,6 +14,9 @@ class EventType(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     TEST = "test"
+    # safety actions, announced on the info route: who silenced what until when, and why
+    SILENCED = "silenced"
+    UNSILENCED = "unsilenced"
 
 
 class Severity(StrEnum):
@@ -27,7 +30,10 @@ class AlarmEvent:
     """One alarm transition. `alarm_id` is short (e.g. "A7F3") and appears in every message,
     so a person can `sentinel ack A7F3` and recognise a duplicate after an at-least-once retry.
     `tags` overrides routing (escalation to the next level's tag); empty means route by
-    severity as the alerts config says."""
+    severity as the alerts config says. For an ack or a silence, `by` names who did it (the
+    declared name, the real uid and sudo's), `who` the same in a few characters for an SMS
+    ("kim(alice)": declared name, and the real person when different); `until` is when a
+    silence ends."""
 
     alarm_id: str
     event: str  # EventType
@@ -40,6 +46,9 @@ class AlarmEvent:
     reason: str
     ts: float
     tags: tuple[str, ...] = field(default_factory=tuple)
+    by: str = ""
+    who: str = ""
+    until: float | None = None
 
 
 def current_events(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:

@@ -30,6 +30,7 @@ EVENTS = tuple(e.value for e in EventType)
 FIELDS = (
     "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
     "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body", "states",
+    "by", "who", "until",
 )
 
 KIND_LABELS: dict[str, dict[str, str]] = {
@@ -64,12 +65,14 @@ EVENT_LABELS = {
         EventType.FIRING: "경보 발생", EventType.REPEAT: "경보 반복",
         EventType.ESCALATED: "경보 미확인(상향)", EventType.ACKNOWLEDGED: "경보 확인",
         EventType.RESOLVED: "경보 해제", EventType.TEST: "시험",
+        EventType.SILENCED: "경보 무음 설정", EventType.UNSILENCED: "경보 무음 해제",
     },
     "en": {
         EventType.FIRING: "alarm", EventType.REPEAT: "alarm (repeat)",
         EventType.ESCALATED: "alarm unacknowledged (escalated)",
         EventType.ACKNOWLEDGED: "alarm acknowledged", EventType.RESOLVED: "alarm cleared",
-        EventType.TEST: "test",
+        EventType.TEST: "test", EventType.SILENCED: "alarms silenced",
+        EventType.UNSILENCED: "silence ended",
     },
 }
 
@@ -79,11 +82,13 @@ STATE_TAGS = {
         EventType.FIRING: "{severity}", EventType.REPEAT: "{severity}·반복",
         EventType.ESCALATED: "{severity}·미확인", EventType.ACKNOWLEDGED: "확인",
         EventType.RESOLVED: "해제", EventType.TEST: "시험",
+        EventType.SILENCED: "무음", EventType.UNSILENCED: "무음해제",
     },
     "en": {
         EventType.FIRING: "{severity}", EventType.REPEAT: "{severity} repeat",
         EventType.ESCALATED: "{severity} unacked", EventType.ACKNOWLEDGED: "ACK",
         EventType.RESOLVED: "OK", EventType.TEST: "TEST",
+        EventType.SILENCED: "SILENCED", EventType.UNSILENCED: "UNSILENCED",
     },
 }
 # Shown after the listed alarms when not all of them fit in one SMS.
@@ -92,16 +97,43 @@ MORE = "…"
 BOOL_LABELS = {"ko": {True: "감지", False: "정상"}, "en": {True: "detected", False: "normal"}}
 DETECTED = {"ko": "감지", "en": "detected"}
 ALARM = {"ko": "경보", "en": "alarm"}
+# what a silence of every alarm (`silence --all`) names instead of a location
+EVERYTHING = {"ko": "전체 경보", "en": "all alarms"}
+ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 
 _LONG_BODY = {
     "ko": (
         "{event}: {what}\n현장: {site}\n위치: {location} ({sensor})\n값: {value}\n"
         "시각: {datetime}\n사유: {reason}\n경보번호: #{id} (확인: sentinel ack {id})"
     ),
+    "ko.acknowledged": (
+        "{event}: {what}\n현장: {site}\n위치: {location} ({sensor})\n확인자: {by}\n"
+        "시각: {datetime}\n사유: {reason}\n경보번호: #{id}"
+    ),
+    "ko.silenced": (
+        "{event}: {location} ({sensor})\n현장: {site}\n기한: {until}까지\n설정자: {by}\n"
+        "사유: {reason}\n시각: {datetime}\n무음번호: #{id} (해제: sentinel unsilence {id})"
+    ),
+    "ko.unsilenced": (
+        "{event}: {location} ({sensor})\n현장: {site}\n해제자: {by}\n사유: {reason}\n"
+        "시각: {datetime}\n무음번호: #{id}"
+    ),
     "en": (
         "{event}: {what}\nSite: {site}\nLocation: {location} ({sensor})\n"
         "Value: {value}\nTime: {datetime}\nReason: {reason}\n"
         "Alarm: #{id} (acknowledge: sentinel ack {id})"
+    ),
+    "en.acknowledged": (
+        "{event}: {what}\nSite: {site}\nLocation: {location} ({sensor})\nBy: {by}\n"
+        "Time: {datetime}\nReason: {reason}\nAlarm: #{id}"
+    ),
+    "en.silenced": (
+        "{event}: {location} ({sensor})\nSite: {site}\nUntil: {until}\nBy: {by}\n"
+        "Reason: {reason}\nTime: {datetime}\nSilence: #{id} (end it: sentinel unsilence {id})"
+    ),
+    "en.unsilenced": (
+        "{event}: {location} ({sensor})\nSite: {site}\nBy: {by}\nReason: {reason}\n"
+        "Time: {datetime}\nSilence: #{id}"
     ),
 }
 
@@ -110,29 +142,37 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.firing": "[{severity}] {location} {what} {time} #{id}",
         "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}",
         "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}",
-        "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {time} #{id}",
+        "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {who} {time} #{id}",
         "sms.resolved": "[해제] {location} {kind} 정상 {time} #{id}",
         "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
+        "sms.silenced": "[무음] {location} {until}까지 {who} {time} #{id}",
+        "sms.unsilenced": "[무음해제] {location} {who} {time} #{id}",
         "sms.group": "{first} 외 {others}건: {more_ids}",
         "long.group": "{states}\n\n{body}",
         "long.group.title": "[{site}] 경보 {count}건",
         **{f"long.{e}": _LONG_BODY["ko"] for e in EVENTS if e != "test"},
+        **{f"long.{e}": _LONG_BODY[f"ko.{e}"] for e in ("acknowledged", "silenced", "unsilenced")},
         "long.test": "sentinel 시험 메시지입니다.\n현장: {site}\n시각: {datetime}",
         **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
+        **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
     },
     "en": {
         "sms.firing": "[{severity}] {location} {what} {time} #{id}",
         "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}",
         "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}",
-        "sms.acknowledged": "[ACK] {location} {kind} acknowledged {time} #{id}",
+        "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {who} {time} #{id}",
         "sms.resolved": "[OK] {location} {kind} normal {time} #{id}",
         "sms.test": "[TEST] {site} alert test {time}",
+        "sms.silenced": "[SILENCED] {location} until {until} by {who} {time} #{id}",
+        "sms.unsilenced": "[UNSILENCED] {location} by {who} {time} #{id}",
         "sms.group": "{first} +{others} more: {more_ids}",
         "long.group": "{states}\n\n{body}",
         "long.group.title": "[{site}] {count} alarms",
         **{f"long.{e}": _LONG_BODY["en"] for e in EVENTS if e != "test"},
+        **{f"long.{e}": _LONG_BODY[f"en.{e}"] for e in ("acknowledged", "silenced", "unsilenced")},
         "long.test": "sentinel test message.\nSite: {site}\nTime: {datetime}",
         **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
+        **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
     },
 }
 
@@ -269,10 +309,13 @@ class Templates:
         if event.event == EventType.TEST:
             kind = KIND_LABELS[lang]["test"]
         local = self._localtime(event.ts)
+        location, sensor = event.location or event.sensor_id, event.sensor_id
+        if event.event in ACTIONS and not event.sensor_id:
+            location, sensor = EVERYTHING[lang], "--all"
         return {
             "site": self.site,
-            "location": event.location or event.sensor_id,
-            "sensor": event.sensor_id,
+            "location": location,
+            "sensor": sensor,
             "kind": kind,
             "what": f"{kind} {what}",
             "value": value,
@@ -284,6 +327,10 @@ class Templates:
             "id": event.alarm_id,
             "first": "", "others": "0", "count": "1", "ids": f"#{event.alarm_id}", "more_ids": "",
             "body": "", "states": "",
+            "by": event.by or "-",
+            "who": event.who or event.by or "-",
+            "until": "-" if event.until is None else time.strftime(
+                "%m-%d %H:%M", self._localtime(event.until)),
         }
 
     def _fit_sms(self, template: str, fields: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.event import EventType
+from sentinel.alarm.actor import Actor
 from sentinel.alarm.rules import RANK, Policy
 
 NORMAL = "normal"
@@ -45,6 +46,7 @@ class Transition:
     event: str | None
     tags: tuple[str, ...]
     row: tuple[Any, ...]
+    actor: Actor | None = None  # who caused it (an acknowledgement)
 
 
 class Alarm:

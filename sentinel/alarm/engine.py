@@ -17,8 +17,9 @@ from typing import Any
 
 import aiosqlite
 
-from alerts.event import AlarmEvent, EventType
+from alerts.event import AlarmEvent, EventType, Severity
 from sensors.reading import UNITS, Reading
+from sentinel.alarm.actor import Actor
 from sentinel.alarm.alarm import (
     ACKNOWLEDGED,
     FIRING,
@@ -40,8 +41,8 @@ from sentinel.alarm.rules import (
     RuleBook,
 )
 from sentinel.alarm.schema import MIGRATIONS, OWNER
-from sentinel.alarm.silence import Silence
-from sentinel.config import Config
+from sentinel.alarm.silence import Silence, silence_limit
+from sentinel.config import Config, format_duration
 from sentinel.config.rules import AlarmsConfig
 from sentinel.store import Store
 
@@ -85,6 +86,10 @@ _UPSERT_SENSOR = (
     "location = excluded.location, unit = excluded.unit, max_age = excluded.max_age, "
     "configured = excluded.configured, value = excluded.value, value_ts = excluded.value_ts, "
     "fault = excluded.fault"
+)
+_INSERT_ACTION = (
+    "INSERT INTO alarm_actions(ts, requested, command, target, until, reason, declared_by, uid, "
+    "user, sudo_uid, sudo_user, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _DECLARE_SENSOR = (
     "INSERT INTO alarm_sensors(id, kind, location, max_age, configured) VALUES (?, ?, ?, ?, 1) "
@@ -254,6 +259,7 @@ class Engine:
                 Silence(r["id"], r["sensor_id"], r["until"], r["reason"], r["created_by"])
                 for r in await cur.fetchall()
             ]
+        self._limit_silences(now)
         # the daemon was down, not the sensors: each gets a full max_age to report again
         for sid in self._sensors:
             self._last_seen[sid] = now
@@ -289,6 +295,7 @@ class Engine:
         rule left the config are resolved."""
         self._configure(config)
         now = self._clock()
+        self._limit_silences(now)
         out: list[Transition] = []
         for key, alarm in list(self._alarms.items()):
             if not self._known_subject(alarm.subject, alarm.condition, alarm.kind):
@@ -595,6 +602,17 @@ class Engine:
         subjects = (alarm.subject, alarm.sensor_id)
         return any(s.covers(subjects, now) for s in self._silences)
 
+    def _limit_silences(self, now: float) -> None:
+        """A silence from before the limit existed (or was lowered) ends within it too."""
+        for s in self._silences:
+            limit, key = silence_limit(self._settings, everything=s.sensor_id is None)
+            if s.until > now + limit:
+                s.until = now + limit
+                self._ops.append(("sql", "UPDATE alarm_silences SET until = ? WHERE id = ?",
+                                  (s.until, s.id)))
+                log.warning("silence #%d of %s now ends in %s ([alarms] %s)", s.id,
+                            s.describe(), format_duration(limit), key)
+
     def _expire_silences(self, now: float) -> None:
         keep: list[Silence] = []
         for s in self._silences:
@@ -656,45 +674,87 @@ class Engine:
 
     def _command(self, command: str, args: dict[str, Any], created: float, now: float,
                  out: list[Transition]) -> str:
+        actor = Actor.from_args(args)
+        reason = str(args.get("reason") or "")
+        target: Any = ""
+        until: float | None = None
         if command == "ack":
-            wanted = normalize(str(args["alarm"]))
-            by = str(args.get("by") or "someone")
+            target = normalize(str(args["alarm"]))
+            result = "no such active alarm (already resolved?)"
             for alarm in self._alarms.values():
-                if alarm.alarm_id == wanted:
-                    result, transitions = alarm.acknowledge(by, now)
+                if alarm.alarm_id == target:
+                    result, transitions = alarm.acknowledge(actor.declared, now)
+                    for t in transitions:
+                        if t.event == EventType.ACKNOWLEDGED:
+                            t.actor = actor
+                            if reason:
+                                t.reason = f"{t.reason}: {reason}"
                     out += transitions
-                    return result
-            return "no such active alarm (already resolved?)"
-        if command == "silence":
-            duration = float(args["duration"])
-            # the silence began when the person asked, even if the daemon was down then
-            until = now + duration - max(0.0, now - created)
-            if until <= now:
-                return "expired before the daemon could apply it"
-            self._silence_seq += 1
-            sensor = args.get("sensor")
-            silence = Silence(self._silence_seq, sensor, until, str(args.get("reason", "")),
-                              str(args.get("by", "")))
-            self._silences.append(silence)
-            self._ops.append((
-                "sql",
-                "INSERT INTO alarm_silences(id, sensor_id, reason, created_by, created, until) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (silence.id, sensor, silence.reason, silence.created_by, now, until),
-            ))
-            return f"silence #{silence.id} of {silence.describe()} until {until:.0f}"
-        if command == "unsilence":
+                    break
+        elif command == "silence":
+            target = args.get("sensor")
+            result, until = self._add_silence(target, float(args["duration"]), reason, actor,
+                                              created, now)
+        elif command == "unsilence":
             target = args.get("target")
-            by = str(args.get("by", ""))
-            ended = [s for s in self._silences if _matches(s, target)]
-            for s in ended:
-                self._silences.remove(s)
-                self._ops.append(("sql", "UPDATE alarm_silences SET ended = ?, ended_by = ? "
-                                         "WHERE id = ?", (now, by or "unsilence", s.id)))
-            if not ended:
-                return "no active silence matched"
-            return "ended " + ", ".join(f"#{s.id} ({s.describe()})" for s in ended)
-        return f"unknown command {command!r}"
+            result = self._end_silences(target, reason, actor, now)
+        else:
+            return f"unknown command {command!r}"
+        self._ops.append(("sql", _INSERT_ACTION, (
+            now, created, command, "all" if target is None else str(target), until, reason,
+            actor.declared, actor.uid, actor.user, actor.sudo_uid, actor.sudo_user, result)))
+        return result
+
+    def _add_silence(self, sensor: str | None, duration: float, reason: str, actor: Actor,
+                     created: float, now: float) -> tuple[str, float | None]:
+        limit, key = silence_limit(self._settings, everything=sensor is None)
+        if duration > limit:
+            # the CLI refuses this already; a row from elsewhere meets the same limit
+            return (f"rejected: {format_duration(duration)} is longer than [alarms] {key} "
+                    f"({format_duration(limit)})"), None
+        # the silence began when the person asked, even if the daemon was down then
+        until = now + duration - max(0.0, now - created)
+        if until <= now:
+            return "expired before the daemon could apply it", None
+        self._silence_seq += 1
+        silence = Silence(self._silence_seq, sensor, until, reason, actor.declared)
+        self._silences.append(silence)
+        self._ops.append((
+            "sql",
+            "INSERT INTO alarm_silences(id, sensor_id, reason, created_by, created, until) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (silence.id, sensor, silence.reason, silence.created_by, now, until),
+        ))
+        self._announce(EventType.SILENCED, silence, reason, actor, now)
+        log.warning("silence #%d of %s for %s by %s: %s", silence.id, silence.describe(),
+                    format_duration(until - now), actor.describe(), reason)
+        return (f"silence #{silence.id} of {silence.describe()} for "
+                f"{format_duration(until - now)}"), until
+
+    def _end_silences(self, target: Any, reason: str, actor: Actor, now: float) -> str:
+        ended = [s for s in self._silences if _matches(s, target)]
+        for s in ended:
+            self._silences.remove(s)
+            self._ops.append(("sql", "UPDATE alarm_silences SET ended = ?, ended_by = ? "
+                                     "WHERE id = ?", (now, actor.declared or "unsilence", s.id)))
+            self._announce(EventType.UNSILENCED, s, reason, actor, now)
+        if not ended:
+            return "no active silence matched"
+        return "ended " + ", ".join(f"#{s.id} ({s.describe()})" for s in ended)
+
+    def _announce(self, event: EventType, silence: Silence, reason: str, actor: Actor,
+                  now: float) -> None:
+        """A silence begun or ended reaches the info route, whatever is silenced: nobody
+        should learn only from the next missed flood that the alarms were off."""
+        info = None if silence.sensor_id is None else self._sensors.get(silence.sensor_id)
+        location = "" if silence.sensor_id is None else silence.sensor_id
+        self._ops.append(("event", AlarmEvent(
+            alarm_id=f"S{silence.id}", event=event, severity=Severity.INFO,
+            sensor_id=silence.sensor_id or "", location=info.location if info else location,
+            kind=info.kind if info else "", value=None, unit="", reason=reason or "-", ts=now,
+            by=actor.describe(), who=actor.short(),
+            until=silence.until if event == EventType.SILENCED else None,
+        ), None))
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -707,7 +767,15 @@ class Engine:
                 silenced = self._silences and any(
                     s.covers((t.row[2], t.row[4]), t.ts) for s in self._silences
                 )
-                if silenced and t.event in ALWAYS_SILENCEABLE:
+                if t.event == EventType.ACKNOWLEDGED:
+                    # an ack is also a safety action: the info route hears of it, silenced
+                    # or not; those paged for the alarm hear of it unless it is silenced
+                    tags = self._route("info") if silenced else (
+                        *(t.tags or self._route(t.severity)), *self._route("info"))
+                    if tags:
+                        event = self._event(t, tuple(dict.fromkeys(tags)))
+                        notified = 1
+                elif silenced and t.event in ALWAYS_SILENCEABLE:
                     alarm = self._by_id(t.alarm_id)
                     if t.event in PAGES and alarm is not None and alarm.state == FIRING:
                         alarm.unpaged = True  # paged when the silence ends, if still firing
@@ -728,13 +796,17 @@ class Engine:
                 return alarm
         return None
 
+    def _route(self, severity: str) -> tuple[str, ...]:
+        return tuple(self._config.alerts.routes.get(severity, ()))
+
     @staticmethod
-    def _event(t: Transition) -> AlarmEvent:
+    def _event(t: Transition, tags: tuple[str, ...] | None = None) -> AlarmEvent:
         row = t.row
         return AlarmEvent(
             alarm_id=t.alarm_id, event=str(t.event), severity=t.severity, sensor_id=row[4],
             location=row[5], kind=row[6], value=load_value(row[10]), unit=row[7],
-            reason=t.reason, ts=t.ts, tags=t.tags,
+            reason=t.reason, ts=t.ts, tags=t.tags if tags is None else tags,
+            by=t.actor.describe() if t.actor else "", who=t.actor.short() if t.actor else "",
         )
 
     async def _commit(self) -> None:
@@ -791,6 +863,7 @@ class Engine:
                         "(SELECT id FROM alarm_alarms WHERE closed < ?)", (horizon, horizon))
                     await db.execute("DELETE FROM alarm_alarms WHERE closed < ?", (horizon,))
                     await db.execute("DELETE FROM alarm_commands WHERE applied < ?", (horizon,))
+                    await db.execute("DELETE FROM alarm_actions WHERE ts < ?", (horizon,))
         except Exception as exc:
             self._dirty |= dirty
             self._history[:0] = history

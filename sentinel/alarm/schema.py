@@ -98,4 +98,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX alarm_commands_pending ON alarm_commands(id) WHERE applied IS NULL;
     """,
+    """
+    -- migration 2: the trail of safety actions (ack, silence, unsilence), one row per
+    -- command applied, with the real identity of whoever ran it beside the declared name
+    CREATE TABLE alarm_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        requested REAL NOT NULL,
+        command TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        until REAL,
+        reason TEXT NOT NULL DEFAULT '',
+        declared_by TEXT NOT NULL DEFAULT '',
+        uid INTEGER,
+        user TEXT,
+        sudo_uid INTEGER,
+        sudo_user TEXT,
+        result TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX alarm_actions_ts ON alarm_actions(ts);
+    """,
 )

@@ -7,26 +7,30 @@ at its next start when it is not running.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
+import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sentinel.alarm.actor import Actor
 from sentinel.alarm.commands import (
     NotInitialised,
+    StateDbError,
     add_command,
     connect,
     daemon_running,
+    explain,
     find_alarm,
 )
+from sentinel.alarm.silence import silence_limit, silence_number
 from sentinel.alarm.status import read_status
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config, format_duration, parse_duration
 from sentinel.replication import sensor_id
-from sentinel.store import open_readonly
+from sentinel.store import DB_NAME, open_readonly
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -38,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ack = sub.add_parser("ack", help="acknowledge an alarm (stops repeats and escalation)")
     ack.add_argument("alarm", metavar="ALARM", help="the alarm id from the message, e.g. A7F3")
     ack.add_argument("--by", help="who acknowledges (default: your login name)")
+    ack.add_argument("--reason", default="", help="why, or what you are doing about it")
     ack.set_defaults(func=cmd_ack)
 
     silence = sub.add_parser("silence", help="send nothing about a sensor (or all) for a while")
@@ -45,7 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     what.add_argument("sensor", nargs="?", metavar="SENSOR", help="sensor id or rule name")
     what.add_argument("--all", action="store_true", help="silence every alarm")
     silence.add_argument("--for", dest="duration", required=True,
-                         help="how long, e.g. 30m or 2h")
+                         help="how long, e.g. 30m or 2h (at most [alarms] max_silence, "
+                              "max_silence_all for --all)")
     silence.add_argument("--reason", required=True, help="why (shown in status)")
     silence.add_argument("--by", help="who silences (default: your login name)")
     silence.set_defaults(func=cmd_silence)
@@ -53,9 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     unsilence = sub.add_parser("unsilence", help="end silences early")
     target = unsilence.add_mutually_exclusive_group(required=True)
     target.add_argument("target", nargs="?", metavar="SENSOR|SILENCE_ID",
-                        help="a sensor id, or the number of one silence")
+                        help="a sensor id, or one silence by its number (3 or S3)")
     target.add_argument("--all", action="store_true", help="end every silence")
     unsilence.add_argument("--by", help="who ends it (default: your login name)")
+    unsilence.add_argument("--reason", default="", help="why (announced with it)")
     unsilence.set_defaults(func=cmd_unsilence)
 
     alarms = sub.add_parser("alarms", help="list active alarms (or recent transitions)")
@@ -65,10 +72,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     alarms.set_defaults(func=cmd_alarms)
 
 
-def _who(given: str | None) -> str:
-    if given:
-        return given
-    return os.environ.get("SUDO_USER") or getpass.getuser()
+def _with_db(config: Config, body: Callable[[sqlite3.Connection], int],
+             not_initialised: Callable[[NotInitialised], str] = str) -> int:
+    """Runs `body` on a read-write connection; every database problem is one clear line."""
+    path = config.daemon.state_dir / DB_NAME
+    try:
+        conn = connect(config.daemon.state_dir)
+    except NotInitialised as exc:
+        print(f"sentinel: {not_initialised(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except StateDbError as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        return body(conn)
+    except sqlite3.Error as exc:
+        error = explain(path, exc)
+        print(f"sentinel: {error}", file=sys.stderr)
+        return error.exit_code
+    finally:
+        conn.close()
 
 
 def _when(ts: float | None) -> str:
@@ -83,12 +106,8 @@ def _applied_note(running: bool) -> str:
 
 def cmd_ack(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
-    try:
-        conn = connect(config.daemon.state_dir)
-    except NotInitialised as exc:
-        print(f"sentinel: no such alarm {args.alarm!r} ({exc})", file=sys.stderr)
-        return EXIT_FAILURE
-    try:
+
+    def ack(conn: sqlite3.Connection) -> int:
         row = find_alarm(conn, args.alarm)
         if row is None:
             print(f"sentinel: no such alarm {args.alarm!r}", file=sys.stderr)
@@ -100,13 +119,13 @@ def cmd_ack(args: argparse.Namespace) -> int:
         if row["state"] == "acknowledged":
             print(f"{row['id']} ({where}) was already acknowledged by {row['acked_by']}")
             return EXIT_OK
-        by = _who(args.by)
-        add_command(conn, "ack", {"alarm": row["id"], "by": by})
+        actor = Actor.current(args.by)
+        add_command(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
         print(f"{row['id']} ({where}, {row['state']} since {_when(row['fired'] or row['opened'])})"
-              f" acknowledged by {by}; {_applied_note(daemon_running(conn))}")
+              f" acknowledged by {actor.describe()}; {_applied_note(daemon_running(conn))}")
         return EXIT_OK
-    finally:
-        conn.close()
+
+    return _with_db(config, ack, lambda exc: f"no such alarm {args.alarm!r} ({exc})")
 
 
 def _known_subjects(config: Config) -> set[str]:
@@ -126,45 +145,89 @@ def cmd_silence(args: argparse.Namespace) -> int:
     if duration <= 0:
         print("sentinel: --for: a silence needs a duration above zero", file=sys.stderr)
         return EXIT_USAGE
+    limit, key = silence_limit(config.alarms, everything=args.all)
+    if duration > limit:
+        what = "a silence of every alarm (--all)" if args.all else "a silence"
+        print(f"sentinel: --for {args.duration}: {what} may last at most "
+              f"{format_duration(limit)} (set by [alarms] {key} in the config); silence "
+              "again when it ends if the work takes longer", file=sys.stderr)
+        return EXIT_USAGE
     sensor = None if args.all else args.sensor
     if sensor is not None and sensor not in _known_subjects(config):
         print(f"sentinel: no such sensor {sensor!r} in the config", file=sys.stderr)
         return EXIT_FAILURE
-    try:
-        conn = connect(config.daemon.state_dir)
-    except NotInitialised as exc:
-        print(f"sentinel: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    try:
-        by = _who(args.by)
+
+    def silence(conn: sqlite3.Connection) -> int:
+        actor = Actor.current(args.by)
         add_command(conn, "silence", {"sensor": sensor, "duration": duration,
-                                      "reason": args.reason, "by": by})
+                                      "reason": args.reason, **actor.as_args()})
         what = "every alarm" if sensor is None else sensor
-        print(f"silence of {what} for {format_duration(duration)} recorded "
+        print(f"silence of {what} for {format_duration(duration)} (until "
+              f"{_when(time.time() + duration)}) by {actor.describe()} recorded "
               f"(reason: {args.reason}); {_applied_note(daemon_running(conn))}")
         return EXIT_OK
-    finally:
-        conn.close()
+
+    return _with_db(config, silence)
 
 
 def cmd_unsilence(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
-    try:
-        conn = connect(config.daemon.state_dir)
-    except NotInitialised as exc:
-        print(f"sentinel: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    try:
-        target: Any = None if args.all else args.target
-        if isinstance(target, str) and target.lstrip("#").isdigit():
-            target = int(target.lstrip("#"))
-        add_command(conn, "unsilence", {"target": target, "by": _who(args.by)})
+    target: Any = None if args.all else args.target
+    if isinstance(target, str) and target not in _known_subjects(config):
+        target = silence_number(target) or target  # "3", "#3", "S3" as messages show it
+
+    def unsilence(conn: sqlite3.Connection) -> int:
+        actor = Actor.current(args.by)
+        add_command(conn, "unsilence", {"target": target, "reason": args.reason,
+                                        **actor.as_args()})
         what = "every silence" if target is None else (
             f"silence #{target}" if isinstance(target, int) else f"silences of {target}")
-        print(f"end of {what} recorded; {_applied_note(daemon_running(conn))}")
+        print(f"end of {what} by {actor.describe()} recorded; "
+              f"{_applied_note(daemon_running(conn))}")
         return EXIT_OK
-    finally:
-        conn.close()
+
+    return _with_db(config, unsilence)
+
+
+_TRANSITIONS = (
+    "SELECT t.ts, t.alarm_id, a.sensor_id, a.kind, t.from_state, t.to_state, t.severity, "
+    "t.reason, t.event, t.notified FROM alarm_transitions t "
+    "LEFT JOIN alarm_alarms a ON a.id = t.alarm_id ORDER BY t.seq DESC LIMIT ?"
+)
+_ACTIONS = (
+    "SELECT ts, requested, command, target, until, reason, declared_by AS by, uid, user, "
+    "sudo_uid, sudo_user, result FROM alarm_actions ORDER BY id DESC LIMIT ?"
+)
+
+
+def _rows(conn: sqlite3.Connection, sql: str, kind: str, limit: int) -> list[dict[str, Any]]:
+    try:
+        return [{"type": kind, **dict(r)} for r in conn.execute(sql, (limit,))]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # the daemon has not created (or migrated) them yet
+            return []
+        raise
+
+
+def _history(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """Transitions and safety actions (who acked/silenced, with the real uid), newest first."""
+    rows = _rows(conn, _TRANSITIONS, "transition", limit)
+    rows += _rows(conn, _ACTIONS, "action", limit)
+    rows.sort(key=lambda r: r["ts"], reverse=True)
+    return rows[:limit]
+
+
+def _history_line(r: dict[str, Any]) -> str:
+    if r["type"] == "action":
+        actor = Actor(r["by"], r["uid"], r["user"], r["sudo_uid"], r["sudo_user"])
+        until = f" until {_when(r['until'])}" if r["until"] is not None else ""
+        return (f"{_when(r['ts'])}  {r['command']} {r['target']}{until} by "
+                f"{actor.describe()}: {r['reason'] or '-'} ({r['result']})")
+    sent = ""
+    if r["event"]:
+        sent = f" [{r['event']}{'' if r['notified'] else ', not sent'}]"
+    return (f"{_when(r['ts'])}  {r['alarm_id']}  {r['sensor_id']}  "
+            f"{r['from_state']} -> {r['to_state']} ({r['severity']}): {r['reason']}{sent}")
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
@@ -174,39 +237,40 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         print("no alarms (the daemon has not run here yet)")
         return EXIT_OK
     try:
-        if args.history:
-            try:
-                rows = [dict(r) for r in conn.execute(
-                    "SELECT t.ts, t.alarm_id, a.sensor_id, a.kind, t.from_state, t.to_state, "
-                    "t.severity, t.reason, t.event, t.notified FROM alarm_transitions t "
-                    "LEFT JOIN alarm_alarms a ON a.id = t.alarm_id ORDER BY t.seq DESC LIMIT ?",
-                    (args.limit,),
-                )]
-            except Exception:  # no tables yet
-                rows = []
-            if args.json:
-                print(json.dumps(rows, ensure_ascii=False, indent=2))
-                return EXIT_OK
-            for r in reversed(rows):
-                sent = ""
-                if r["event"]:
-                    sent = f" [{r['event']}{'' if r['notified'] else ', not sent'}]"
-                print(f"{_when(r['ts'])}  {r['alarm_id']}  {r['sensor_id']}  "
-                      f"{r['from_state']} -> {r['to_state']} ({r['severity']}): "
-                      f"{r['reason']}{sent}")
-            return EXIT_OK
-        status = read_status(conn, time.time())
-        if args.json:
-            print(json.dumps(status["alarms"], ensure_ascii=False, indent=2))
-            return EXIT_OK
-        if not status["alarms"]:
-            print("no active alarms")
-        for a in status["alarms"]:
-            acked = f", acknowledged by {a['acked_by']}" if a["acked_by"] else ""
-            print(f"{a['id']}  {a['severity']:<8} {a['state']:<12} {a['sensor']} "
-                  f"({a['location']}) since {_when(a['since'])}: {a['reason']}{acked}")
-        for s in status["silences"]:
-            print(f"silence #{s['id']} of {s['sensor']} until {_when(s['until'])}: {s['reason']}")
-        return EXIT_OK
+        return _alarms(conn, args)
+    except sqlite3.Error as exc:
+        path = config.daemon.state_dir / DB_NAME
+        why = str(exc)
+        if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
+            # WAL: a reader must open the -shm file, which only a writer may create
+            why = "reading it while the daemon is stopped needs write access to its directory"
+        print(f"sentinel: cannot read the state database {path}: {why}; run the command "
+              "with sudo or as a member of group sentinel", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         conn.close()
+
+
+def _alarms(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
+    if args.history:
+        rows = _history(conn, args.limit)
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return EXIT_OK
+        for r in reversed(rows):
+            print(_history_line(r))
+        return EXIT_OK
+    status = read_status(conn, time.time())
+    if args.json:
+        print(json.dumps(status["alarms"], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not status["alarms"]:
+        print("no active alarms")
+    for a in status["alarms"]:
+        acked = f", acknowledged by {a['acked_by']}" if a["acked_by"] else ""
+        print(f"{a['id']}  {a['severity']:<8} {a['state']:<12} {a['sensor']} "
+              f"({a['location']}) since {_when(a['since'])}: {a['reason']}{acked}")
+    for s in status["silences"]:
+        print(f"silence #{s['id']} of {s['sensor']} until {_when(s['until'])} by {s['by']}: "
+              f"{s['reason']}")
+    return EXIT_OK

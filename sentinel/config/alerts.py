@@ -11,7 +11,8 @@ from sentinel.config.types import Duration, Model
 
 SEVERITIES = ("critical", "warning", "info")
 TEMPLATE_NAME = (
-    r"^(sms|long)\.(firing|repeat|escalated|acknowledged|resolved|test|group)(\.title)?$"
+    r"^(sms|long)\.(firing|repeat|escalated|acknowledged|resolved|test|group|silenced|unsilenced)"
+    r"(\.title)?$"
 )
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sentinel.config.types import Duration, Model
+from sentinel.config.types import Duration, Model, format_duration
 
 SeverityName = Literal["warning", "critical"]
 
@@ -85,3 +85,15 @@ class AlarmsConfig(Model):
     history_interval: Duration = 10.0
     history_keep: Duration = 90 * 86400.0
     flush_interval: Duration = Field(5.0, gt=0)
+    # the longest `sentinel silence` accepts; a forgotten silence must end on its own
+    max_silence: Duration = Field(24 * 3600.0, gt=0)
+    max_silence_all: Duration = Field(4 * 3600.0, gt=0)  # `silence --all`: nothing pages
+
+    @model_validator(mode="after")
+    def _silence_limits(self) -> AlarmsConfig:
+        if self.max_silence_all > self.max_silence:
+            raise ValueError(
+                "max_silence_all (silence --all) must not be longer than max_silence; found "
+                f"{format_duration(self.max_silence_all)} and {format_duration(self.max_silence)}"
+            )
+        return self

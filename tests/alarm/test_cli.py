@@ -98,7 +98,7 @@ async def test_silence_and_unsilence_through_the_cli(
     assert "2h" in capsys.readouterr().out
     await engine.tick()
     await engine.submit(reading("leak-1", "water_leak", True))
-    assert await events(store) == []
+    assert await events(store) == [("silenced", "info", "leak-1")]  # announced, no page
 
     conn = open_readonly(store.path.parent)
     assert conn is not None
@@ -110,7 +110,9 @@ async def test_silence_and_unsilence_through_the_cli(
 
     assert main([*args, "unsilence", "leak-1"]) == 0
     await engine.tick()
-    assert await events(store) == [("firing", "critical", "leak-1")]
+    assert await events(store) == [("silenced", "info", "leak-1"),
+                                   ("unsilenced", "info", "leak-1"),
+                                   ("firing", "critical", "leak-1")]
 
     assert main([*args, "silence", "nope", "--for", "2h", "--reason", "x"]) == 1
     assert main([*args, "silence", "--all", "--for", "soon", "--reason", "x"]) == 2

@@ -128,20 +128,21 @@ async def test_silence_suppresses_and_expiry_pages(
     engine = await make_engine(config([{**SENSORS[0], "max_age": "1d"}]))
     await engine.silence("leak-1", 3600, "plumber at work", "kim")
     await engine.submit(reading("leak-1", "water_leak", True))
-    assert await events(store) == []
+    announced = [("silenced", "info", "leak-1")]  # the silence itself, on the info route
+    assert await events(store) == announced
     [alarm] = engine.active_alarms()
     assert alarm["state"] == "firing" and alarm["silenced"]
     # recorded, marked as not sent
     assert await transitions(store) == [("normal", "firing", "firing", 0)]
     clock.advance(30 * 60)
     await engine.tick()  # repeat time for a critical passed, still nothing
-    assert await events(store) == []
+    assert await events(store) == announced
     clock.advance(30 * 60)
     await engine.tick()
-    assert await events(store) == [("firing", "critical", "leak-1")]
-    assert "silence ended" in (await sent(store))[0]["reason"]
+    assert await events(store) == [*announced, ("firing", "critical", "leak-1")]
+    assert "silence ended" in (await sent(store))[1]["reason"]
     await engine.tick()
-    assert len(await events(store)) == 1
+    assert len(await events(store)) == 2
 
 
 async def test_alarm_that_clears_during_its_silence_sends_nothing(
@@ -153,7 +154,7 @@ async def test_alarm_that_clears_during_its_silence_sends_nothing(
     await engine.submit(reading("leak-1", "water_leak", False))
     clock.advance(3601)
     await engine.tick()
-    assert await events(store) == []
+    assert await events(store) == [("silenced", "info", "")]  # only the silence's announcement
     assert [t[:2] for t in await transitions(store)] == [
         ("normal", "firing"), ("firing", "resolved")]
 
@@ -166,7 +167,9 @@ async def test_unsilence_pages_at_once(
     await engine.submit(reading("leak-1", "water_leak", True))
     assert "ended #1" in await engine.unsilence("leak-1", "kim")
     await engine.tick()
-    assert await events(store) == [("firing", "critical", "leak-1")]
+    assert await events(store) == [("silenced", "info", "leak-1"),
+                                   ("unsilenced", "info", "leak-1"),
+                                   ("firing", "critical", "leak-1")]
 
 
 async def test_sensor_lost_by_max_age(

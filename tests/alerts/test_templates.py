@@ -206,3 +206,23 @@ def test_bad_override_is_a_clear_error():
         Templates(overrides={"sms.firing": "{locaton} #{id}"})
     with pytest.raises(TemplateError, match=r"sms\.firing"):
         Templates(overrides={"sms.firing": "{location"})
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_safety_actions_name_who_what_until_when_and_why(language: str):
+    templates = Templates(language=language, site="본청")
+    until = TS + 7200
+    silenced = AlarmEvent("S3", "silenced", "info", "leak-1", "전산실 UPS 하단", "water_leak",
+                          None, "", "배관 공사", TS, by="kim (uid 0 root, sudo from uid 1000 lee)",
+                          who="kim(lee)", until=until)
+    long = templates.render(silenced, "long").body
+    for fact in ("전산실 UPS 하단", "leak-1", "kim (uid 0 root, sudo from uid 1000 lee)",
+                 "배관 공사", time.strftime("%m-%d %H:%M", time.localtime(until)), "#S3",
+                 "unsilence S3"):
+        assert fact in long, (fact, long)
+    sms = templates.render(silenced, "sms").body
+    assert "kim(lee)" in sms and "전산실 UPS 하단" in sms and sms_bytes(sms) <= SMS_LIMIT_BYTES
+    everything = AlarmEvent("S4", "silenced", "info", "", "", "", None, "", "랙 이동", TS,
+                            by="lee (uid 1000 lee)", who="lee", until=until)
+    assert ("전체 경보" if language == "ko" else "all alarms") in templates.render(
+        everything, "sms").body
