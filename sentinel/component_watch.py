@@ -37,6 +37,7 @@ SENSOR_PREFIX = "component:"
 ALARM_PATH = frozenset({"alarms", "alerts"})
 WATCH_INTERVAL = 2.0
 DIRECT_RETRY = 30.0
+SUBMIT_TIMEOUT = 10.0
 # Shown as the alarm id of a page that went around the outbox; the engine's id is unknown.
 DIRECT_ID = "SELF"
 
@@ -56,7 +57,7 @@ def failure_text(supervisor: Supervisor, state: TaskState) -> str:
 
 
 def component_readings(supervisor: Supervisor, now: float) -> list[Reading]:
-    """One reading per component: True while it is marked failing."""
+    """One reading per component whose mark is judged: True while it is marked failing."""
     supervisor.check()
     return [
         Reading(
@@ -65,6 +66,7 @@ def component_readings(supervisor: Supervisor, now: float) -> list[Reading]:
             detail=failure_text(supervisor, state) if state.failing else None,
         )
         for state in list(supervisor.states.values())
+        if supervisor.judged(state)
     ]
 
 
@@ -88,6 +90,7 @@ class ComponentWatch:
         supervisor: Supervisor,
         submit: Callable[[Reading], Any],
         *,
+        active_alarms: Callable[[], list[dict[str, Any]]] = list,
         outbox: Outbox | None = None,
         templates: Templates | None = None,
         send_timeout: float = 10.0,
@@ -96,6 +99,8 @@ class ComponentWatch:
     ) -> None:
         self._supervisor = supervisor
         self._submit = submit
+        self._active_alarms = active_alarms
+        self._started = clock()
         self._outbox = outbox
         self._templates = templates
         self._send_timeout = send_timeout
@@ -117,10 +122,13 @@ class ComponentWatch:
 
     async def report(self) -> None:
         now = self._clock()
-        readings = component_readings(self._supervisor, now)
+        readings = component_readings(self._supervisor, now) + self._gone(now)
+        # first: the direct page must not wait behind an engine that hangs
+        await self._send_direct(now)
         try:
-            for reading in readings:
-                await self._submit(reading)
+            async with asyncio.timeout(SUBMIT_TIMEOUT):
+                for reading in readings:
+                    await self._submit(reading)
         except Exception as exc:
             if not self._submit_failed:
                 log.critical("component watch: the alarm engine refused a reading (%s: %s); "
@@ -129,7 +137,19 @@ class ComponentWatch:
             self._submit_failed = True
         else:
             self._submit_failed = False
-        await self._send_direct(now)
+
+    def _gone(self, now: float) -> list[Reading]:
+        """Resolves restart alarms of components this config no longer runs (after a
+        window, like any other: a reload must not resolve and page them again at once)."""
+        if now - self._started < self._supervisor.alarm_window:
+            return []
+        running = {sensor_id(name) for name in self._supervisor.states}
+        return [
+            Reading(a["sensor"], str(Kind.COMPONENT), False, "", now, source="supervisor")
+            for a in self._active_alarms()
+            if a.get("kind") == Kind.COMPONENT and str(a.get("sensor")).startswith(SENSOR_PREFIX)
+            and a["sensor"] not in running
+        ]
 
     # -- the page around a broken alarm road ------------------------------------------------
 

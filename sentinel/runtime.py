@@ -134,7 +134,8 @@ class Runtime:
         for component in components:
             self.supervisor.start(component)
         watch = ComponentWatch(
-            self.supervisor, self.engine.submit, outbox=outbox,
+            self.supervisor, self.engine.submit, active_alarms=self.engine.active_alarms,
+            outbox=outbox,
             templates=self.sender.templates, send_timeout=self.sender.send_timeout,
             clock=self.clock,
         )

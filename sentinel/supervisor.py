@@ -59,6 +59,7 @@ class TaskState:
     failures: deque[float] = field(default_factory=deque)
     failing: bool = False
     failing_since: float | None = None  # wall time
+    supervised_since: float = 0.0  # supervisor-clock time of start()
 
 
 class Supervisor:
@@ -86,7 +87,8 @@ class Supervisor:
         if component.name in self._tasks:
             raise ValueError(f"component {component.name!r} is already running")
         self._components[component.name] = component
-        self.states[component.name] = TaskState(component.name)
+        self.states[component.name] = TaskState(component.name,
+                                                supervised_since=self._clock())
         self._tasks[component.name] = asyncio.create_task(
             self._supervise(component), name=f"component:{component.name}"
         )
@@ -112,6 +114,15 @@ class Supervisor:
         while state.failures and state.failures[0] <= horizon:
             state.failures.popleft()
         return len(state.failures)
+
+    def judged(self, state: TaskState) -> bool:
+        """Whether the mark means something yet: failing, or watched a whole window.
+
+        A fresh supervisor (after a restart or reload) knows no earlier failures, so a
+        component is called healthy only once it has run a whole window under it; until
+        then a restart alarm raised before stays as it is.
+        """
+        return state.failing or self._clock() - state.supervised_since >= self.alarm_window
 
     def check(self) -> list[TaskState]:
         """Re-judges every component's failing mark; returns those whose mark changed.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sensors.reading import Reading
+from sentinel.alarm import Engine
 from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
 from sentinel.status import judge
@@ -60,8 +62,6 @@ async def test_restart_loop_is_counted_in_a_window_and_pages_once(
     store: Store, clock: FakeClock
 ) -> None:
     outbox = Outbox()
-    from sentinel.alarm import Engine
-
     engine = Engine(store, Config(), enqueue=outbox, clock=clock)
     await engine.start()
     sup = Supervisor(backoff_initial=0.001, backoff_max=0.001, alarm_count=2,
@@ -117,4 +117,37 @@ async def test_restart_loop_is_counted_in_a_window_and_pages_once(
     await crash(sup, comp, clock, 10)
     await watch.report()
     assert len(await sent(store)) == 2
+    await sup.stop_all()
+
+
+async def test_a_restart_neither_resolves_nor_pages_a_restart_alarm_again(
+    store: Store, clock: FakeClock
+) -> None:
+    """After a restart (or reload) the new supervisor knows no earlier failures: an alarm
+    raised before stays until a whole window passed, for a component still configured
+    and for one that left the config."""
+    outbox = Outbox()
+    engine = Engine(store, Config(), enqueue=outbox, clock=clock)
+    await engine.start()
+    for name in ("source:serial-a", "source:old"):
+        await engine.submit(Reading(f"component:{name}", "component", True, "", clock(),
+                                    detail=f"component {name} keeps failing"))
+    assert len(await sent(store)) == 2
+
+    sup = Supervisor(alarm_count=2, alarm_window=600.0, clock=clock)
+    watch = ComponentWatch(sup, engine.submit, active_alarms=engine.active_alarms, clock=clock)
+    comp = Crashy("source:serial-a")
+    sup.start(comp)
+    await wait_until(lambda: comp.waiting)
+    await watch.report()
+    clock.advance(599)
+    await watch.report()
+    assert len(await sent(store)) == 2 and len(engine.active_alarms()) == 2
+
+    clock.advance(2)
+    await watch.report()
+    assert sorted((p["event"], p["sensor_id"]) for p in (await sent(store))[2:]) == [
+        ("resolved", "component:source:old"), ("resolved", "component:source:serial-a")
+    ]
+    assert engine.active_alarms() == []
     await sup.stop_all()

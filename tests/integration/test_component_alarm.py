@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -133,3 +134,34 @@ def test_a_component_in_a_restart_loop_pages_once_with_its_error(
     assert any("replication:docs keeps failing" in r for r in report["overall"]["reasons"])
     assert APPRISE_TOKEN not in json.dumps(report)
     assert "keeps failing" in d.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_a_broken_alert_sender_is_paged_around_the_outbox(deployment: Deployment) -> None:
+    """The sender's outbox table is gone: the sender crashes at every restart and the engine
+    cannot record any alarm. The restart loop still reaches people, directly."""
+    d = deployment
+    d.start()
+    wait_for(lambda: d.component().get("task") == "running", what="the daemon up")
+    with sqlite3.connect(d.tmp / "state" / "sentinel.db") as db:
+        db.execute("DROP TABLE outbox_message")
+
+    def pages(path: str) -> list[str]:
+        return [r.message for r in d.sink.delivered(path) if "component:alerts" in r.message]
+
+    wait_for(lambda: pages("/sms") and pages("/long"), what="the direct pages")
+    assert "crash loop" in pages("/sms")[0]
+    long = pages("/long")[0]
+    assert "alerts keeps failing" in long and "OperationalError" in long
+    assert "sent directly" in long
+
+    code, report = d.status()
+    assert code == 2 and report["overall"]["state"] == "CRITICAL"
+    assert any("component alerts keeps failing (alarms cannot be paged through it)" in r
+               for r in report["overall"]["reasons"])
+    assert "FAILING: alerts" in report["daemon"]["status"]  # what systemd's STATUS= says
+    seen = report["components"]["alerts"]["restarts"]
+    wait_for(lambda: d.status()[1]["components"]["alerts"]["restarts"] > seen,
+             what="another restart")
+    assert len(pages("/sms")) == 1 and len(pages("/long")) == 1
+    log = d.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "CRITICAL" in log and "component alerts keeps failing" in log
