@@ -167,10 +167,10 @@ class Runtime:
         failing = (self.sender.health() if self.sender else {}).get("all_channels_failing_since")
         if failing:
             parts.append("ALL ALERT CHANNELS FAILING")
-        failing = [s for s in self.supervisor.states.values() if s.failing]
-        if failing:
+        looping = [s for s in self.supervisor.states.values() if s.failing]
+        if looping:
             parts.append("FAILING: " + ", ".join(
-                f"{s.name} ({self.supervisor.restarts_in_window(s)} restarts)" for s in failing
+                f"{s.name} ({self.supervisor.restarts_in_window(s)} restarts)" for s in looping
             ))
         restarting = [n for n, s in self.supervisor.states.items()
                       if s.state == "restarting" and not s.failing]

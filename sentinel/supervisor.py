@@ -145,7 +145,7 @@ class Supervisor:
             elif state.failing and count == 0 and state.state == "running":
                 state.failing = False
                 state.failing_since = None
-                log.warning("component %s has run %.0f s without failing again",
+                log.info("component %s has run %.0f s without failing again",
                             state.name, self.alarm_window)
                 changed.append(state)
         return changed
