@@ -31,6 +31,17 @@ RESTART_ALARM_WINDOW = 600.0
 ERROR_TEXT_MAX = 500
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: message` of what really failed: a TaskGroup's ExceptionGroup says only
+    "unhandled errors in a TaskGroup", so the first error inside it is named instead."""
+    others = 0
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        others += len(exc.exceptions) - 1
+        exc = exc.exceptions[0]
+    text = f"{type(exc).__name__}: {exc}"
+    return text + (f" (and {others} more)" if others else "")
+
+
 @runtime_checkable
 class Component(Protocol):
     """Something the daemon runs for its whole life.
@@ -184,7 +195,7 @@ class Supervisor:
                 state.state = "stopped"
                 raise
             except Exception as exc:
-                error = self._redact(f"{type(exc).__name__}: {exc}")[:ERROR_TEXT_MAX]
+                error = self._redact(describe(exc))[:ERROR_TEXT_MAX]
                 log.error("component %s failed: %s", component.name, error, exc_info=exc)
             else:
                 log.error("component %s stopped unexpectedly; restarting", component.name)
