@@ -27,6 +27,8 @@ class Kind(StrEnum):
     REPLICATION_GUARD = "replication_guard"
     REPLICATION_VERIFY = "replication_verify"
     WATCH_LIMIT = "watch_limit"
+    # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
+    COMPONENT = "component"
 
 
 UNITS: dict[str, str] = {
@@ -45,6 +47,8 @@ class Reading:
     True = online), a float for analog kinds. When `fault` is set the sensor reported
     something physically impossible or an error code; `value` is then None and the
     reading must never trip a leak/fire/heat alarm, only a sensor-fault one.
+    `detail`, when set, is the human reason an alarm this reading raises carries (e.g. a
+    failing component's last error) instead of the generic "<kind> detected".
     """
 
     sensor_id: str
@@ -54,6 +58,7 @@ class Reading:
     ts: float = field(default_factory=time.time)
     source: str = ""
     fault: str | None = None
+    detail: str | None = None
 
 
 @dataclass(slots=True)

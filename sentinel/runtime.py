@@ -14,9 +14,12 @@ from backup import schema as backup_schema
 from sensors.reading import Reading
 from sentinel.alarm import schema as alarm_schema
 from sentinel.alarm.engine import Engine
+from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
+from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
 from sentinel.replication import build_replicators, replication_readings
+from sentinel.secrets import SecretMaskingFilter
 from sentinel.sources import build_sources
 from sentinel.store import Store
 from sentinel.supervisor import Component, Supervisor
@@ -95,7 +98,14 @@ class Runtime:
         self.config = config
         self.store = store
         self.clock = clock
-        self.supervisor = Supervisor()
+        daemon = config.daemon
+        self.supervisor = Supervisor(
+            alarm_count=daemon.restart_alarm_count,
+            alarm_window=daemon.restart_alarm_window,
+            # an exception can quote a password or an Apprise URL; status and pages must not
+            redact=SecretMaskingFilter(known_secrets(config)).redact,
+        )
+        self._watch: asyncio.Task[None] | None = None
         self.engine: Engine | None = None
         self.sender: Any = None
         self.sources: list[Any] = []
@@ -123,8 +133,18 @@ class Runtime:
             components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
         for component in components:
             self.supervisor.start(component)
+        watch = ComponentWatch(
+            self.supervisor, self.engine.submit, active_alarms=self.engine.active_alarms,
+            outbox=outbox,
+            templates=self.sender.templates, send_timeout=self.sender.send_timeout,
+            clock=self.clock,
+        )
+        self._watch = asyncio.create_task(watch.run(), name="component-watch")
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         await self.supervisor.stop_all()
         if self.engine is not None:
             await self.engine.flush()
@@ -147,7 +167,13 @@ class Runtime:
         failing = (self.sender.health() if self.sender else {}).get("all_channels_failing_since")
         if failing:
             parts.append("ALL ALERT CHANNELS FAILING")
-        restarting = [n for n, s in self.supervisor.states.items() if s.state == "restarting"]
+        looping = [s for s in self.supervisor.states.values() if s.failing]
+        if looping:
+            parts.append("FAILING: " + ", ".join(
+                f"{s.name} ({self.supervisor.restarts_in_window(s)} restarts)" for s in looping
+            ))
+        restarting = [n for n, s in self.supervisor.states.items()
+                      if s.state == "restarting" and not s.failing]
         if restarting:
             parts.append("restarting: " + ", ".join(restarting))
         return "; ".join(parts)

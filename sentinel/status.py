@@ -17,6 +17,8 @@ from alerts import status as alerts_status
 from backup import status as backup_status
 from sentinel import __version__
 from sentinel.alarm import status as alarm_status
+from sentinel.component_watch import ALARM_PATH
+from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
 from sentinel.config import Config
 from sentinel.heartbeat import read_daemon
 from sentinel.replication import SENSOR_PREFIX
@@ -81,10 +83,10 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
 
 def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     alarms = alarm_status.read_status(conn, now)
-    # Replication health rides the alarm engine as pseudo-sensors; people see it in the
-    # replication section instead of as sensor rows.
+    # Replication and component health ride the alarm engine as pseudo-sensors; people see
+    # them in the replication and components sections instead of as sensor rows.
     sensors = [s for s in alarms.get("sensors", []) if not str(s.get("id")).startswith(
-        SENSOR_PREFIX)]
+        (SENSOR_PREFIX, COMPONENT_PREFIX))]
     return {
         "sensors": sensors,
         "alarms": alarms.get("alarms", []),
@@ -157,8 +159,17 @@ def judge(report: dict[str, Any]) -> Verdict:
     if report["alerts"].get("all_channels_failing_since"):
         worse(Health.CRITICAL, "every alert channel is failing")
     for name, component in report["components"].items():
-        if component.get("task") == "restarting":
-            worse(Health.WARNING, f"component {name} restarting: {component.get('last_error')}")
+        count = component.get("restarts_in_window")
+        error = component.get("last_error")
+        if component.get("failing"):
+            # a broken engine or sender cannot raise or deliver its own alarm: say it here
+            level = Health.CRITICAL if name in ALARM_PATH else Health.WARNING
+            road = " (alarms cannot be paged through it)" if name in ALARM_PATH else ""
+            worse(level, f"component {name} keeps failing{road}: {count} restarts in window, "
+                         f"last error: {error}")
+        elif component.get("task") == "restarting":
+            worse(Health.WARNING, f"component {name} restarting (restart "
+                                  f"{component.get('restarts', 0)}): {error}")
     if not reasons:
         reasons.append("all normal")
     return Verdict(health, reasons)

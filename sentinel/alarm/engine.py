@@ -34,7 +34,7 @@ from sentinel.alarm.conditions import RateTracker, battery_low, threshold
 from sentinel.alarm.ids import alarm_id, normalize
 from sentinel.alarm.rules import (
     BOOLEAN_KINDS,
-    REPLICATION_KINDS,
+    SELF_KINDS,
     WARNING,
     CombinedRule,
     Policy,
@@ -215,7 +215,7 @@ class Engine:
     def _known_subject(self, subject: str, condition: str, kind: str) -> bool:
         if condition == "combined":
             return any(rule.name == subject for rule in self._rules.combined)
-        return subject in self._sensors or kind in REPLICATION_KINDS
+        return subject in self._sensors or kind in SELF_KINDS
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -325,7 +325,7 @@ class Engine:
         kind = reading.kind
         info = self._sensors.get(sid)
         if info is None:
-            if kind not in REPLICATION_KINDS:
+            if kind not in SELF_KINDS:
                 self._unknown(sid)
                 return
             info = self._sensors[sid] = SensorInfo(sid, sid, kind, None, configured=False)
@@ -366,8 +366,9 @@ class Engine:
                 self._update(out, info, "battery", kind, WARNING if value else None, value, "",
                              "battery low", now, self._side_policy)
             elif rule.severity is not None:
+                reason = reading.detail or f"{kind.replace('_', ' ')} detected"
                 self._update(out, info, kind, kind, rule.severity if value else None, value,
-                             unit, f"{kind.replace('_', ' ')} detected", now, rule.policy)
+                             unit, reason, now, rule.policy)
             return
         if not isinstance(value, int | float):
             if kind in BOOLEAN_KINDS or rule.has_thresholds:

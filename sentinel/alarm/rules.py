@@ -17,7 +17,8 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 # Kinds whose value is a bool where True is the trouble.
 BOOLEAN_KINDS = frozenset(
-    {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit"}
+    {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
+     "component"}
 )
 # Replication health arrives for ids like "replication:docs" that are not [[sensors]].
 REPLICATION_KINDS = frozenset(
@@ -29,6 +30,10 @@ REPLICATION_KINDS = frozenset(
         "watch_limit",
     }
 )
+# A supervised component in a restart loop, for ids like "component:alerts".
+COMPONENT_KIND = "component"
+# Health of sentinel itself: readings for pseudo-sensors that are not [[sensors]].
+SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND}
 
 # What a minimal config gets (the "sensible defaults").
 BUILTIN: dict[str, dict[str, Any]] = {
@@ -44,6 +49,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_guard": {"severity": CRITICAL},
     "replication_verify": {"severity": CRITICAL},
     "watch_limit": {"severity": WARNING},
+    # critical: a part of sentinel that stays down leaves a room or the data unwatched, and
+    # it does not heal by itself; `[[rules]] kind = "component"` can lower it
+    "component": {"severity": CRITICAL},
 }
 
 _FIELDS = (

@@ -211,14 +211,16 @@ def _components(report: dict[str, Any], console: Console) -> None:
     if not comps:
         return
     table = Table(title="Components", title_justify="left")
-    for col in ("component", "task", "state", "restarts", "last error"):
+    for col in ("component", "task", "state", "restarts", "in window", "last error"):
         table.add_column(col)
     for name, c in comps.items():
+        task = str(c.get("task", ""))
         table.add_row(
             name,
-            str(c.get("task", "")),
+            "[bold red]FAILING[/] " + task if c.get("failing") else task,
             str(c.get("state", "")),
             str(c.get("restarts", 0)),
+            str(c.get("restarts_in_window", "-")),
             str(c.get("last_error") or ""),
         )
     console.print(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sentinel.config.alerts import AlertsConfig
 from sentinel.config.replication import ReplicationConfig
@@ -17,7 +17,8 @@ from sentinel.config.sensors import (
     SensorConfig,
     SerialPortConfig,
 )
-from sentinel.config.types import Duration, Model
+from sentinel.config.types import Duration, Model, format_duration
+from sentinel.supervisor import BACKOFF_MAX, RESTART_ALARM_COUNT, RESTART_ALARM_WINDOW
 
 
 class SiteConfig(Model):
@@ -28,6 +29,24 @@ class DaemonConfig(Model):
     state_dir: Path = Path("/var/lib/sentinel")
     heartbeat: Duration = Field(5.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # more than this many failures of one component within the window page (a restart loop)
+    restart_alarm_count: int = Field(RESTART_ALARM_COUNT, ge=1, le=1000, strict=True)
+    restart_alarm_window: Duration = Field(RESTART_ALARM_WINDOW, ge=60.0, le=86400.0)
+
+    @field_validator("restart_alarm_window")
+    @classmethod
+    def _window_holds_the_count(cls, window: float, info: ValidationInfo) -> float:
+        # restarts back off to one every BACKOFF_MAX: a shorter window could never see the
+        # count, and a component failing at every restart would never page
+        count = info.data.get("restart_alarm_count", RESTART_ALARM_COUNT)
+        need = count * BACKOFF_MAX
+        if window < need:
+            raise ValueError(
+                f"{format_duration(window)} cannot hold {count} restarts "
+                f"(restart_alarm_count), which back off to one every "
+                f"{format_duration(BACKOFF_MAX)}; use at least {format_duration(need)}"
+            )
+        return window
 
 
 class Config(Model):

@@ -76,3 +76,24 @@ async def test_health_error_does_not_break_status() -> None:
     await asyncio.sleep(0)
     assert "health_error" in sup.health()["broken"]
     await sup.stop_all()
+
+
+async def test_the_error_inside_a_task_group_is_the_one_shown() -> None:
+    class Grouped(Ticker):
+        name = "grouped"
+
+        async def run(self) -> None:
+            async def vanish() -> None:
+                raise FileNotFoundError("source /srv/docs was deleted")
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(vanish())
+                tg.create_task(asyncio.Event().wait())
+
+    sup = Supervisor(backoff_initial=10, backoff_max=10)
+    sup.start(Grouped())
+    await wait_until(lambda: sup.states["grouped"].restarts == 1)
+    assert sup.health()["grouped"]["last_error"] == (
+        "FileNotFoundError: source /srv/docs was deleted"
+    )
+    await sup.stop_all()
