@@ -28,6 +28,7 @@ from sentinel.alarm.commands import (
 from sentinel.alarm.silence import silence_limit, silence_number
 from sentinel.alarm.status import read_status
 from sentinel.cli.common import load_or_exit
+from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
 from sentinel.config import Config, format_duration, parse_duration
 from sentinel.replication import sensor_id
 from sentinel.store import DB_NAME, open_readonly
@@ -153,7 +154,9 @@ def cmd_silence(args: argparse.Namespace) -> int:
               "again when it ends if the work takes longer", file=sys.stderr)
         return EXIT_USAGE
     sensor = None if args.all else args.sensor
-    if sensor is not None and sensor not in _known_subjects(config):
+    # component:<name> ids come from the supervisor at run time, not from the config
+    if (sensor is not None and sensor not in _known_subjects(config)
+            and not sensor.startswith(COMPONENT_PREFIX)):
         print(f"sentinel: no such sensor {sensor!r} in the config", file=sys.stderr)
         return EXIT_FAILURE
 
