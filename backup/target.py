@@ -35,7 +35,7 @@ class Target:
     ssh_port: int | None = None
     identity_file: Path | None = None
     known_hosts: Path | None = None
-    strict_host_key_checking: bool = True
+    strict_host_key_checking: str = "yes"  # ssh's yes | accept-new | no
     contimeout: int = 10
 
     def path(self, sub: str = "") -> str:
@@ -65,7 +65,7 @@ class Target:
         if self.known_hosts is not None:
             cmd += ["-o", f"UserKnownHostsFile={self.known_hosts}",
                     "-o", "GlobalKnownHostsFile=/dev/null"]
-        cmd += ["-o", "StrictHostKeyChecking=" + ("yes" if self.strict_host_key_checking else "no")]
+        cmd += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
         cmd += [
             "-o", f"ConnectTimeout={self.contimeout}",
             "-o", "ControlMaster=auto",
@@ -91,7 +91,7 @@ def parse_target(
     ssh_port: int | None = None,
     identity_file: Path | None = None,
     known_hosts: Path | None = None,
-    strict_host_key_checking: bool = True,
+    strict_host_key_checking: str | bool = "yes",
     contimeout: int = 10,
 ) -> Target:
     """`/mnt/backup`, `rsync://user@host[:port]/module/path` or `user@host:/path`."""
@@ -112,13 +112,22 @@ def parse_target(
     if m:
         return Target(
             "ssh", address.rstrip("/"), ssh_port=ssh_port, identity_file=identity_file,
-            known_hosts=known_hosts, strict_host_key_checking=strict_host_key_checking,
+            known_hosts=known_hosts,
+            strict_host_key_checking=_host_key_checking(strict_host_key_checking),
             contimeout=contimeout,
         )
     raise TargetError(
         f"expected an absolute path, rsync://user@host/module/path or user@host:/path, "
         f"found {address!r}"
     )
+
+
+def _host_key_checking(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value not in ("yes", "accept-new", "no"):
+        raise TargetError(f"strict_host_key_checking: use yes, accept-new or no, found {value!r}")
+    return value
 
 
 def check_password_file(path: Path) -> None:
