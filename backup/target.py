@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from backup.password_file import password_file_problem
 
 # Kept versions live under the replica root; excluded from shipping, compare and restore.
 VERSIONS_DIR = ".sentinel-versions"
@@ -131,10 +131,7 @@ def _host_key_checking(value: str | bool) -> str:
 
 
 def check_password_file(path: Path) -> None:
-    """rsync refuses a password file others can read; say so before it does."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise TargetError(f"password file {path}: {exc.strerror}") from None
-    if stat.S_IMODE(mode) & 0o077:
-        raise TargetError(f"password file {path} must be mode 0600 (others can read it)")
+    """rsync's own password file rule (see backup/password_file.py), before rsync says it."""
+    problem = password_file_problem(path)
+    if problem is not None:
+        raise TargetError(problem)

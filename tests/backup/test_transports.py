@@ -40,7 +40,7 @@ async def test_rsync_daemon_password_file_readable_by_others_is_refused(
 ) -> None:
     rsyncd.password_file.chmod(0o644)
     target = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
-    with pytest.raises(TargetError, match="0600"):
+    with pytest.raises(TargetError, match="other users can read"):
         target.transport_args(runtime)
 
 
