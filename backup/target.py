@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from backup.control_socket import control_path
 from backup.password_file import password_file_problem
 
 # Kept versions live under the replica root; excluded from shipping, compare and restore.
@@ -69,7 +70,7 @@ class Target:
         cmd += [
             "-o", f"ConnectTimeout={self.contimeout}",
             "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={runtime_dir}/cm-%C",
+            "-o", f"ControlPath={control_path(runtime_dir)}",
             "-o", "ControlPersist=60",
             "-o", "ServerAliveInterval=15",
         ]
