@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backup.control_socket import MAX_DIR_LEN, control_dir_problem
+from backup.control_socket import MAX_DIR_LEN, SOCKET_NAME, control_dir_problem
 from backup.target import parse_target
 from sentinel.config import load_config
 from sentinel.replication import runtime_dir, spec_from_config
@@ -140,3 +140,10 @@ def test_the_length_limit_is_exactly_where_ssh_fails(
     else:
         assert control_dir_problem(runtime) is None
         assert result.returncode == 0, result.stderr
+
+
+def test_docs_and_unit_name_the_socket_sentinel_uses() -> None:
+    root = Path(__file__).parents[2]
+    for doc in ("docs/install.md", "systemd/sentinel.service"):
+        text = (root / doc).read_text(encoding="utf-8")
+        assert f"ControlPath=/run/sentinel/{SOCKET_NAME}" in text, doc
