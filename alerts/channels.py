@@ -32,8 +32,9 @@ LMS_TAG = "lms"
 ALWAYS_TAG = "always"
 REDACTED = "****"
 
-# Apprise's privacy form of a secret: its first and last character around "..."
-_ABBREVIATED = re.compile(r"[^/:@?&=]\.\.\.[^/:@?&=]")
+# Apprise's privacy forms of a secret: "t...9" (first and last character), "...abcd" (the
+# last four)
+_ABBREVIATED = re.compile(r"[^/:@?&=]*\.\.\.[^/:@?&=]*")
 # A name a resolver would look up: dotted, an IP address, or localhost.
 _REAL_HOST = re.compile(r"^(localhost|\[?[0-9a-f:.]+\]?|[a-z0-9-]+(\.[a-z0-9-]+)+)$", re.I)
 _SECRET_ARG = re.compile(r"key|token|secret|pass|auth|sig", re.IGNORECASE)

@@ -163,3 +163,18 @@ def test_registered_apprise_url_is_masked_whole_in_logs():
         line = masking.redact(f"sending to {url} failed; POST /hook/{token} HTTP/1.1")
         assert _shown(line) == [], line
         assert "json://127.0.0.1:9/" in line  # which channel failed stays readable
+
+
+def test_apprise_abbreviations_are_not_shown(tmp_path: Path):
+    """Apprise's privacy URL keeps `t...9` and `...abcd` of tokens; the display keeps none."""
+    urls = {
+        "twilio://AC1234567890abcdef1234567890abcd:tok1234567890abcdef1234567890ab"
+        "@12345678901": ["abcd", "12345678901"],
+        "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi": ["uQiR"],
+        "kakao://k3y/s3c": ["k3y", "s3c"],
+        "ntfy://mytopic": ["mytopic"],
+    }
+    yml = write_apprise(tmp_path / "apprise.yml", [(u, []) for u in urls])
+    for channel, hidden in zip(load_channels(yml), urls.values(), strict=True):
+        assert "..." not in channel.display, channel.display
+        assert [h for h in hidden if h in channel.display] == [], channel.display
