@@ -79,9 +79,12 @@ def build_replicators(
         try:
             ensure_control_dir(runtime)
         except OSError as exc:
-            # preflight refuses this before start; here only a race is left, and the ssh
-            # transfers' own failures then raise the replication alarms
-            log.error("replication: %s", exc)
+            # preflight refuses this before start, so only a race is left. Never use a
+            # directory another user controls (a socket planted there would be taken for
+            # our ssh master): a fresh private one does, for this run.
+            fallback = Path(tempfile.mkdtemp(prefix="sentinel-"))
+            log.warning("replication: %s; ssh sockets go to %s instead", exc, fallback)
+            runtime = fallback
     return [
         Replicator(
             spec_from_config(rc, runtime),
