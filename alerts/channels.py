@@ -32,8 +32,11 @@ LMS_TAG = "lms"
 ALWAYS_TAG = "always"
 REDACTED = "****"
 
-# A path segment this long with a digit in it is most likely a webhook token.
-_TOKEN_SEGMENT = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-.~]{12,}$")
+# Apprise's privacy forms of a secret: "t...9" (first and last character), "...abcd" (the
+# last four)
+_ABBREVIATED = re.compile(r"[^/:@?&=]*\.\.\.[^/:@?&=]*")
+# A name a resolver would look up: dotted, an IP address, or localhost.
+_REAL_HOST = re.compile(r"^(localhost|\[?[0-9a-f:.]+\]?|[a-z0-9-]+(\.[a-z0-9-]+)+)$", re.I)
 _SECRET_ARG = re.compile(r"key|token|secret|pass|auth|sig", re.IGNORECASE)
 _DEFAULT_ARGS = frozenset({
     "method", "overflow", "retry", "wait", "optional", "format", "verify", "rto", "cto",
@@ -165,22 +168,19 @@ def load_channels(path: Path) -> list[Channel]:
 
 def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> list[Channel]:
     channels: list[Channel] = []
-    seen: dict[str, int] = {}
+    fulls = [_full_url(service) for service in services]
+    displays = [mask_url(full, service.url(privacy=True))
+                for full, service in zip(fulls, services, strict=True)]
+    keys = _keys(fulls, displays)
     for index, service in enumerate(services):
-        full = _full_url(service)
-        private = service.url(privacy=True)
-        display = mask_url(full, private)
-        secrets = _secrets(full, private, display)
-        digest = hashlib.sha256(display.encode()).hexdigest()[:10]
-        # identical masked URLs (same service, different tokens) are told apart by order
-        seen[digest] = seen.get(digest, 0) + 1
-        key = digest if seen[digest] == 1 else f"{digest}.{seen[digest]}"
+        full, display = fulls[index], displays[index]
+        secrets = _secrets(full, service.url(privacy=True), display)
         single = apprise.Apprise()
         single.add(service)
         LOG_GUARD.add(secrets)
         channels.append(
             Channel(
-                key=key,
+                key=keys[index],
                 index=index,
                 display=display,
                 service=str(getattr(service, "service_name", "") or service.secure_protocol),
@@ -191,6 +191,20 @@ def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> li
             )
         )
     return channels
+
+
+def _keys(fulls: Sequence[str], displays: Sequence[str]) -> list[str]:
+    """Each channel's key: a digest of its masked URL, never of the secret one. Channels
+    whose masked URLs are the same (json://host/****, tokens differ) are numbered in the
+    order of their full URLs' hashes, so reordering the file keeps every key."""
+    digests = [hashlib.sha256(d.encode()).hexdigest()[:10] for d in displays]
+    rank = sorted(range(len(fulls)), key=lambda i: hashlib.sha256(fulls[i].encode()).digest())
+    seen: dict[str, int] = {}
+    keys = [""] * len(fulls)
+    for i in rank:
+        seen[digests[i]] = seen.get(digests[i], 0) + 1
+        keys[i] = digests[i] if seen[digests[i]] == 1 else f"{digests[i]}.{seen[digests[i]]}"
+    return keys
 
 
 def _full_url(service: apprise.plugins.NotifyBase) -> str:
@@ -205,40 +219,37 @@ def _full_url(service: apprise.plugins.NotifyBase) -> str:
 
 
 def mask_url(full: str, private: str) -> str:
-    """Apprise's privacy URL, minus what Apprise leaves readable but may be secret.
+    """Apprise's privacy URL with nothing of a secret left in it.
 
-    Apprise masks passwords and known token fields, but keeps custom headers (`+X-Token=`)
-    and payload args (`-key=`) of json/form and webhook paths in clear. We drop those
-    arguments (and Apprise's default ones) and shorten token-like path segments.
+    Only the scheme, the user name, a real host name and its port, and harmless query
+    arguments stay readable. Every path segment is hidden: webhook and gateway tokens live
+    in the path, and a short token ("hook/s3cr3t") looks no different from a word. Apprise's
+    own `t...9` abbreviations (first and last character) are hidden too, and custom headers
+    (`+X-Token=`) and payload args (`-key=`) of json/form go entirely.
     """
     if private.endswith("://"):
         # our own plugins print only their scheme; their targets (files) are not secret
         return full
     parts = urlsplit(private)
-    segments = [
-        f"{s[0]}...{s[-1]}" if _TOKEN_SEGMENT.match(unquote(s)) else s
-        for s in parts.path.split("/")
-    ]
-    path = "/".join(segments)
-    netloc = parts.netloc
+    path = "/".join(REDACTED if s else s for s in parts.path.split("/")).rstrip("/")
+    netloc = _ABBREVIATED.sub(REDACTED, parts.netloc)
     if parts.password and parts.password != REDACTED:
         netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@")
+    host = parts.hostname or ""
+    if host and not _REAL_HOST.match(host):
+        # a token where the host goes (tgram://BOTTOKEN, kakao://KEY, discord://ID)
+        netloc = netloc.replace(host, REDACTED, 1)
     # keep what tells two channels apart (e.g. ?to=010...), drop Apprise's own defaults
     # and anything that may carry a credential
     kept = [
-        f"{name}={_hide(value)}"
-        if name[:1] in "+-:" or _SECRET_ARG.search(name)
+        f"{name}={REDACTED}"
+        if name[:1] in "+-:" or _SECRET_ARG.search(name) or _ABBREVIATED.fullmatch(value)
         else f"{name}={value}"
         for name, value in parse_qsl(parts.query)
         if name not in _DEFAULT_ARGS
     ]
     query = f"?{'&'.join(kept)}" if kept else ""
     return f"{parts.scheme}://{netloc}{path}{query}"
-
-
-def _hide(value: str) -> str:
-    """Like Apprise's own masking: enough to tell two values apart, not to use one."""
-    return f"{value[0]}...{value[-1]}" if len(value) >= 8 else REDACTED
 
 
 def _secrets(full: str, private: str, display: str) -> tuple[str, ...]:
@@ -254,10 +265,16 @@ def _secrets(full: str, private: str, display: str) -> tuple[str, ...]:
             masked.get(name) != value or name[:1] in "+-" or _SECRET_ARG.search(name)
         ):
             found.add(value)
+    # the whole path as a request line prints it ("POST /hook/abcde HTTP/1.1")
+    if len(parts.path.strip("/")) >= 4:
+        found.update({parts.path, unquote(parts.path)})
     for raw in _SPLIT.split(f"{parts.netloc}/{parts.path}"):
         # a token may show up decoded in an error text ("123%3Aabc" as "123:abc")
         for token in (raw, unquote(raw), *_SPLIT.split(unquote(raw))):
-            if len(token) >= 4 and token not in display:
+            # a plain short word ("send", "hook") alone would blank it out of every error
+            # text; the whole path above covers it where it matters
+            token_like = len(token) >= 6 or any(c.isdigit() for c in token)
+            if len(token) >= 4 and token_like and token not in display:
                 found.add(token)
     return tuple(sorted(found))
 

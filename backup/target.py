@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from backup.control_socket import control_path
+from backup.password_file import password_file_problem
 
 # Kept versions live under the replica root; excluded from shipping, compare and restore.
 VERSIONS_DIR = ".sentinel-versions"
@@ -35,7 +36,7 @@ class Target:
     ssh_port: int | None = None
     identity_file: Path | None = None
     known_hosts: Path | None = None
-    strict_host_key_checking: bool = True
+    strict_host_key_checking: str = "yes"  # ssh's yes | accept-new | no
     contimeout: int = 10
 
     def path(self, sub: str = "") -> str:
@@ -65,11 +66,11 @@ class Target:
         if self.known_hosts is not None:
             cmd += ["-o", f"UserKnownHostsFile={self.known_hosts}",
                     "-o", "GlobalKnownHostsFile=/dev/null"]
-        cmd += ["-o", "StrictHostKeyChecking=" + ("yes" if self.strict_host_key_checking else "no")]
+        cmd += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
         cmd += [
             "-o", f"ConnectTimeout={self.contimeout}",
             "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={runtime_dir}/cm-%C",
+            "-o", f"ControlPath={control_path(runtime_dir)}",
             "-o", "ControlPersist=60",
             "-o", "ServerAliveInterval=15",
         ]
@@ -91,7 +92,7 @@ def parse_target(
     ssh_port: int | None = None,
     identity_file: Path | None = None,
     known_hosts: Path | None = None,
-    strict_host_key_checking: bool = True,
+    strict_host_key_checking: str | bool = "yes",
     contimeout: int = 10,
 ) -> Target:
     """`/mnt/backup`, `rsync://user@host[:port]/module/path` or `user@host:/path`."""
@@ -112,7 +113,8 @@ def parse_target(
     if m:
         return Target(
             "ssh", address.rstrip("/"), ssh_port=ssh_port, identity_file=identity_file,
-            known_hosts=known_hosts, strict_host_key_checking=strict_host_key_checking,
+            known_hosts=known_hosts,
+            strict_host_key_checking=_host_key_checking(strict_host_key_checking),
             contimeout=contimeout,
         )
     raise TargetError(
@@ -121,11 +123,16 @@ def parse_target(
     )
 
 
+def _host_key_checking(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value not in ("yes", "accept-new", "no"):
+        raise TargetError(f"strict_host_key_checking: use yes, accept-new or no, found {value!r}")
+    return value
+
+
 def check_password_file(path: Path) -> None:
-    """rsync refuses a password file others can read; say so before it does."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise TargetError(f"password file {path}: {exc.strerror}") from None
-    if stat.S_IMODE(mode) & 0o077:
-        raise TargetError(f"password file {path} must be mode 0600 (others can read it)")
+    """rsync's own password file rule (see backup/password_file.py), before rsync says it."""
+    problem = password_file_problem(path)
+    if problem is not None:
+        raise TargetError(problem)

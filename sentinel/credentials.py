@@ -10,6 +10,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from backup.password_file import password_file_problem
 from sentinel.config import Config
 from sentinel.secrets import SecretMaskingFilter, check_credential_files, install_masking, urls_in
 
@@ -33,7 +34,17 @@ def credential_files(config: Config, config_path: Path | None) -> list[tuple[Pat
 
 
 def credential_problems(config: Config, config_path: Path | None = None) -> list[str]:
-    return check_credential_files(credential_files(config, config_path))
+    problems = check_credential_files(credential_files(config, config_path))
+    for rep in config.replication:
+        path = rep.password_file
+        # rsync has its own rule on top of ours (root must own it when rsync runs as
+        # root; this user must be able to read it): without this check the daemon
+        # starts and then every transfer fails
+        if path is not None and not any(p.startswith(f"{path} (") for p in problems):
+            problem = password_file_problem(path)
+            if problem is not None:
+                problems.append(f"replication {rep.name!r}: {problem}")
+    return problems
 
 
 def known_secrets(config: Config) -> list[str]:

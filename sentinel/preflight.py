@@ -9,12 +9,14 @@ from pathlib import Path
 from sentinel.config import Config, ConfigError
 from sentinel.credentials import credential_problems
 from sentinel.delivery import build_templates, load_configured_channels
+from sentinel.replication import runtime_problems
 from sentinel.sources import SourceConfigError, build_sources
 
 
 def preflight(config: Config, config_path: Path | None) -> list[str]:
     problems = credential_problems(config, config_path)
     where = f"{config_path}: " if config_path else ""
+    problems += [f"{where}{problem}" for problem in runtime_problems(config)]
     try:
         load_configured_channels(config.alerts)
     except ConfigError as exc:
@@ -27,4 +29,17 @@ def preflight(config: Config, config_path: Path | None) -> list[str]:
         build_sources(config)
     except SourceConfigError as exc:
         problems.append(f"{where}{exc}")
+    return problems
+
+
+def environment_problems(config: Config) -> list[str]:
+    """What check-config refuses but `run` only warns about: the daemon must still start
+    (and page) when a replication source is not mounted at boot."""
+    problems = []
+    for i, rc in enumerate(config.replication):
+        if not rc.source.is_dir():
+            problems.append(
+                f"replication[{i}].source: {rc.source} does not exist or is not a directory "
+                f"(replication {rc.name!r} would have nothing to ship)"
+            )
     return problems

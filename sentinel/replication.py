@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from backup.control_socket import control_dir_problem, ensure_control_dir
 from backup.filters import Filters
 from backup.replicator import Replicator
 from backup.schema import MIGRATIONS, OWNER
@@ -18,6 +21,8 @@ from sentinel.config import Config
 from sentinel.config.replication import ReplicationConfig
 from sentinel.store import Store
 
+log = logging.getLogger("sentinel.replication")
+
 
 async def migrate_replication(store: Store) -> None:
     """Creates/updates the backup_* tables; call once before starting the replicators."""
@@ -25,9 +30,22 @@ async def migrate_replication(store: Store) -> None:
 
 
 def runtime_dir(config: Config) -> Path:
-    """Where ssh ControlMaster sockets live: systemd's RuntimeDirectory when set (short
-    paths matter: a unix socket path is limited to 108 bytes)."""
-    return Path(os.environ.get("RUNTIME_DIRECTORY") or config.daemon.state_dir / "run")
+    """Where ssh ControlMaster sockets live: systemd's RuntimeDirectory (/run/sentinel)
+    when set, else a per-user directory in the temp dir. Never under the state directory:
+    a unix socket path is limited to 108 bytes, and a state_dir of more than about 42
+    characters made every ssh transfer fail (backup/control_socket.py)."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        return Path(runtime)
+    return Path(tempfile.gettempdir()) / f"sentinel-{os.geteuid()}"
+
+
+def runtime_problems(config: Config) -> list[str]:
+    """Why ssh targets could not keep their control socket (checked before start)."""
+    if not any(parse_target(rc.target).kind == "ssh" for rc in config.replication):
+        return []
+    problem = control_dir_problem(runtime_dir(config))
+    return [problem] if problem else []
 
 
 def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
@@ -57,6 +75,16 @@ def build_replicators(
     """One Replicator (a supervisor Component named "replication:<name>") per source.
     Run `await migrate_replication(store)` first."""
     runtime = runtime_dir(config)
+    if config.replication:
+        try:
+            ensure_control_dir(runtime)
+        except OSError as exc:
+            # preflight refuses this before start, so only a race is left. Never use a
+            # directory another user controls (a socket planted there would be taken for
+            # our ssh master): a fresh private one does, for this run.
+            fallback = Path(tempfile.mkdtemp(prefix="sentinel-"))
+            log.warning("replication: %s; ssh sockets go to %s instead", exc, fallback)
+            runtime = fallback
     return [
         Replicator(
             spec_from_config(rc, runtime),

@@ -37,6 +37,10 @@ _SECRET_NAME = (
     r"[A-Za-z0-9_.-]*(?:pass|pwd|token|secret|apikey|api_key|key|auth|sig)[A-Za-z0-9_.-]*"
 )
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_NAME}=)([^&#\s'\"]+)")
+# In a URL known to be secret, Apprise's `+Header=`, `-payload=` and `:field=` values too.
+_QUERY_SECRET_APPRISE = re.compile(
+    rf"(?i)([?&;](?:[+:-][^=&#\s]*|{_SECRET_NAME})=)([^&#\s'\"]+)"
+)
 # `password = "x"`, `token: x`, `api_key=x` outside URLs (config excerpts, library messages).
 _TEXT_SECRET = re.compile(
     r"(?i)\b(\w*(?:password|passwd|passphrase|secret|token|apikey|api_key|access_key)\w*"
@@ -56,13 +60,24 @@ def urls_in(text: str) -> list[str]:
     return [m.group(0) for m in _URL.finditer(text)]
 
 
-def secret_parts(url: str) -> list[str]:
-    """The substrings of `url` that `mask()` hides (password, tokens, secret query values)."""
+def secret_parts(url: str, *, whole_path: bool = False) -> list[str]:
+    """The substrings of `url` that `mask()` hides (password, tokens, secret query values);
+    with `whole_path`, also every path segment."""
     parts: list[str] = []
     match = _URL.search(url)
     if match:
-        _mask_url(match.group(1), match.group(2), parts.append)
+        _mask_url(match.group(1), match.group(2), parts.append, whole_path=whole_path)
     return parts
+
+
+def mask_secret_url(url: str) -> str:
+    """A URL known to carry credentials (an Apprise channel): everything but the scheme,
+    a user name and a real host is hidden, every path segment included. A webhook token
+    in the path may be short and look like a word ("hook/s3cr3t")."""
+    match = _URL.fullmatch(url)
+    if match is None:
+        return mask(url)
+    return _mask_url(match.group(1), match.group(2), whole_path=True)
 
 
 def _mask_text_value(match: re.Match[str]) -> str:
@@ -73,7 +88,10 @@ def _mask_text_value(match: re.Match[str]) -> str:
     return f"{match.group(1)}{quote}{MASK}{quote}"
 
 
-def _mask_url(scheme: str, rest: str, found: Callable[[str], object] = lambda _: None) -> str:
+def _mask_url(
+    scheme: str, rest: str, found: Callable[[str], object] = lambda _: None,
+    *, whole_path: bool = False,
+) -> str:
     def hide(value: str) -> str:
         if not value or value == MASK:
             return value
@@ -96,10 +114,13 @@ def _mask_url(scheme: str, rest: str, found: Callable[[str], object] = lambda _:
     else:
         authority = _mask_host(authority, hide)
 
-    segments = [hide(seg) if _looks_secret(seg) else seg for seg in path.split("/")]
+    segments = [
+        hide(seg) if whole_path or _looks_secret(seg) else seg for seg in path.split("/")
+    ]
     out = f"{scheme}://{authority}{slash}{'/'.join(segments)}{hsep}{fragment}"
     if sep:
-        out += "?" + _QUERY_SECRET.sub(lambda m: m.group(1) + hide(m.group(2)), "&" + query)[1:]
+        secret_query = _QUERY_SECRET_APPRISE if whole_path else _QUERY_SECRET
+        out += "?" + secret_query.sub(lambda m: m.group(1) + hide(m.group(2)), "&" + query)[1:]
     return out
 
 
@@ -144,14 +165,13 @@ class SecretMaskingFilter(logging.Filter):
                 if len(secret) < MIN_SECRET_LENGTH:
                     continue
                 if _URL.fullmatch(secret):
-                    shown = mask(secret)
+                    shown = mask_secret_url(secret)
                     if shown == secret:
                         # Nothing looked secret, but the owner says it is: keep only the scheme.
                         shown = secret.split("://", 1)[0] + "://" + MASK
                     self._known[secret] = shown
-                    for part in secret_parts(secret):
-                        if len(part) >= MIN_SECRET_LENGTH:
-                            self._known.setdefault(part, MASK)
+                    for part in _registrable_parts(secret):
+                        self._known.setdefault(part, MASK)
                 else:
                     self._known[secret] = MASK
             # Longest first, so a URL is replaced whole before its token is.
@@ -184,6 +204,22 @@ class SecretMaskingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+def _registrable_parts(url: str) -> list[str]:
+    """What of a secret URL to mask wherever it appears alone. A short plain word of its
+    path ("hook") is not: it would blank that word out of every log line. The whole path
+    is, so a request line ("POST /hook/abcde") is still masked."""
+    parts = [
+        part for part in secret_parts(url, whole_path=True)
+        if len(part) >= 6 or (len(part) >= MIN_SECRET_LENGTH and _looks_secret(part))
+        or (len(part) >= MIN_SECRET_LENGTH and any(c.isdigit() for c in part))
+    ]
+    rest = url.split("://", 1)[1]
+    path = "/" + rest.partition("/")[2].partition("?")[0].partition("#")[0]
+    if len(path.strip("/")) >= MIN_SECRET_LENGTH:
+        parts.append(path)
+    return parts
 
 
 def install_masking(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backup import control
+from backup.control_socket import ensure_control_dir
 from backup.replicator import Replicator
 from backup.restore import RestoreError, drill, restore
 from backup.spec import ReplicationSpec
@@ -85,7 +86,10 @@ def _select(config: Config, name: str | None) -> list[ReplicationSpec]:
     if not chosen:
         known = ", ".join(rc.name for rc in config.replication) or "none configured"
         raise ValueError(f"no replication named {name!r} ({known})")
-    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        ensure_control_dir(runtime)
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
     return [spec_from_config(rc, runtime) for rc in chosen]
 
 

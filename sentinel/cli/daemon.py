@@ -12,7 +12,7 @@ from sentinel.cli.common import ConfigExit, load_or_exit
 from sentinel.config import ConfigError, config_path, load_config
 from sentinel.credentials import install_log_masking
 from sentinel.logs import setup_logging
-from sentinel.preflight import preflight
+from sentinel.preflight import environment_problems, preflight
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +41,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
-    problems = preflight(config, path)
+    problems = preflight(config, path) + [f"{path}: {p}" for p in environment_problems(config)]
     for problem in problems:
         print(f"sentinel: {problem}", file=sys.stderr)
     if problems:
@@ -63,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in problems:
             logging.getLogger("sentinel").critical("refusing to start: %s", problem)
         return 2
+    for problem in environment_problems(config):
+        logging.getLogger("sentinel").warning("%s: %s", path, problem)
     from sentinel.daemon import Daemon
 
     return asyncio.run(Daemon(config, path).run())

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from sentinel.config.types import Duration, Model
+from sentinel.config.types import ConfigPath, Duration, Model
 
 SEVERITIES = ("critical", "warning", "info")
 TEMPLATE_NAME = (
@@ -23,7 +23,7 @@ class AlertsConfig(Model):
     severity to the Apprise tags that receive it (escalation tags come with the event).
     """
 
-    apprise_config: Path | None = None
+    apprise_config: ConfigPath | None = None
     language: Literal["ko", "en"] = "ko"
     # Alarms for the same channel within this window after a message go out as one message.
     group_window: Duration = 10.0
@@ -37,7 +37,7 @@ class AlertsConfig(Model):
     all_failed_after: Duration = Field(300.0, gt=0)
     # Per-deployment wording: a directory of `<form>.<event>.txt` files and/or inline strings
     # keyed the same way (e.g. "sms.firing"); inline strings win.
-    template_dir: Path | None = None
+    template_dir: ConfigPath | None = None
     templates: dict[str, str] = {}
 
     @field_validator("routes")

@@ -36,7 +36,8 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: Windows editors (Notepad) start a UTF-8 file with a byte-order mark
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -83,12 +84,25 @@ def _describe(err: Any) -> str:
         return f"  {where}: unknown key (typo?); found {_show(found)}"
     if err["type"] == "missing":
         return f"  {where}: required key is missing"
-    message = str(err["msg"]).removeprefix("Value error, ")
+    message = _TYPE_MESSAGES.get(err["type"]) or str(err["msg"]).removeprefix("Value error, ")
+    if isinstance(found, str) and err["type"] in _QUOTED:
+        message += " (write it without quotes)"
     if not loc:  # a check across sections: its message names the keys itself
         return f"  {message}"
     if "found" in message:
         return f"  {where}: {message}"
     return f"  {where}: {message}; found {_show(found)}"
+
+
+# Pydantic's wording for strict types, said the way an admin editing TOML needs to read it.
+_TYPE_MESSAGES = {
+    "int_type": "expected a whole number",
+    "float_type": "expected a number",
+    "bool_type": "expected true or false",
+    "finite_number": "expected a finite number (nan and inf are not allowed)",
+    "string_type": "expected a string in quotes",
+}
+_QUOTED = ("int_type", "float_type", "bool_type")
 
 
 def _show(value: Any) -> str:

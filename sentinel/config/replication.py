@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backup.target import TargetError, parse_target
-from sentinel.config.types import Duration, Model
+from sentinel.config.types import ConfigPath, Duration, Model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -40,17 +41,20 @@ class GuardConfig(Model):
 
 class ReplicationConfig(Model):
     name: str
-    source: Path
+    source: ConfigPath
     target: str
     include: list[str] = []
     exclude: list[str] = []
     # rsync daemon targets
-    password_file: Path | None = None
+    password_file: ConfigPath | None = None
     # ssh targets
     ssh_port: int | None = Field(None, ge=1, le=65535)
-    identity_file: Path | None = None
-    known_hosts: Path | None = None
-    strict_host_key_checking: bool = True  # turning it off must be this explicit
+    identity_file: ConfigPath | None = None
+    known_hosts: ConfigPath | None = None
+    # ssh's StrictHostKeyChecking: "yes" (default: the key must be in known_hosts),
+    # "accept-new" (trust a host's first key, refuse a changed one), or "no"/false (trust
+    # any key: turning it off must be this explicit)
+    strict_host_key_checking: Literal["yes", "accept-new", "no"] = "yes"
     timeout: Duration = Field(60.0, gt=0)
     batch_max_files: int = Field(5000, ge=1)
     batch_max_bytes: int = Field(1 << 30, ge=1)
@@ -61,6 +65,13 @@ class ReplicationConfig(Model):
     fallback_reconcile: Duration = Field(300.0, gt=0)
     retry_max: Duration = Field(60.0, gt=0)
     guard: GuardConfig = GuardConfig()
+
+    @field_validator("strict_host_key_checking", mode="before")
+    @classmethod
+    def _host_key_bool(cls, value: object) -> object:
+        if isinstance(value, bool):  # the older true/false form
+            return "yes" if value else "no"
+        return value
 
     @field_validator("name")
     @classmethod

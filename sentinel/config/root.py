@@ -17,7 +17,7 @@ from sentinel.config.sensors import (
     SensorConfig,
     SerialPortConfig,
 )
-from sentinel.config.types import Duration, Model, format_duration
+from sentinel.config.types import ConfigPath, Duration, Model, format_duration
 from sentinel.supervisor import BACKOFF_MAX, RESTART_ALARM_COUNT, RESTART_ALARM_WINDOW
 
 
@@ -26,7 +26,7 @@ class SiteConfig(Model):
 
 
 class DaemonConfig(Model):
-    state_dir: Path = Path("/var/lib/sentinel")
+    state_dir: ConfigPath = Path("/var/lib/sentinel")
     heartbeat: Duration = Field(5.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # more than this many failures of one component within the window page (a restart loop)
@@ -86,7 +86,37 @@ class Config(Model):
                     f"sensors[{i}].format: {sensor.format!r} needs an [mqtt] section, "
                     "and there is none"
                 )
+        self._rules_name_what_exists()
         return self
+
+    def _rules_name_what_exists(self) -> None:
+        """A rule about a misspelt sensor or kind matches no reading: the alarm it was
+        written for would never fire, and nothing would say so."""
+        from sensors.reading import Kind
+
+        sensors = {s.id for s in self.sensors} | {
+            f"replication:{r.name}" for r in self.replication
+        }
+        kinds = {str(k) for k in Kind}
+        for i, rule in enumerate(self.rules):
+            terms = [(f"rules[{i}]", rule.sensor, rule.kind)] + [
+                (f"rules[{i}].all[{j}]", term.sensor, term.kind)
+                for j, term in enumerate(rule.all or ())
+            ]
+            for where, sensor, kind in terms:
+                # component:<name> ids are the supervisor's, known only at run time
+                if (sensor is not None and sensor not in sensors
+                        and not sensor.startswith("component:")):
+                    raise ValueError(
+                        f"{where}.sensor: {sensor!r} is not a [[sensors]] id, "
+                        f"replication:<name> or component:<name> "
+                        f"(known: {', '.join(sorted(sensors)) or 'none'})"
+                    )
+                if kind is not None and kind not in kinds:
+                    raise ValueError(
+                        f"{where}.kind: {kind!r} is not a kind sentinel reads "
+                        f"(use one of {', '.join(sorted(kinds))})"
+                    )
 
     def summary(self) -> str:
         return (

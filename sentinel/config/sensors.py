@@ -6,12 +6,11 @@ the `name` of a [[serial]] port (format "line") or of a [[modbus]] bus (format "
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from sentinel.config.types import Duration, Model
+from sentinel.config.types import ConfigPath, Duration, Model
 
 MQTT_FORMATS = ("zigbee2mqtt", "tasmota", "esphome", "json")
 # What a physical sensor can measure (sensors.reading.Kind minus availability/replication).
@@ -39,9 +38,9 @@ class MqttConfig(Model):
     username: str | None = None
     password: SecretStr | None = None
     tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: ConfigPath | None = None
+    cert_file: ConfigPath | None = None
+    key_file: ConfigPath | None = None
     keepalive: int = Field(60, ge=5, le=3600)
     publish_prefix: str = Field("sentinel", min_length=1)
     reconnect_min: Duration = Field(1.0, gt=0)
@@ -65,7 +64,7 @@ class SerialPortConfig(Model):
 
     name: str = Field(pattern=_NAME)
     url: str = Field(min_length=1)
-    baudrate: int = Field(9600, gt=0)
+    baudrate: int = Field(9600, gt=0, le=4_000_000)
     reconnect_min: Duration = Field(1.0, gt=0)
     reconnect_max: Duration = Field(30.0, gt=0)
 
@@ -75,7 +74,7 @@ class ModbusBusConfig(Model):
 
     name: str = Field(pattern=_NAME)
     port: str = Field(min_length=1)
-    baudrate: int = Field(9600, gt=0)
+    baudrate: int = Field(9600, gt=0, le=4_000_000)
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
@@ -105,6 +104,15 @@ class SensorConfig(Model):
     offset: float = 0.0
     max_age: Duration = 300.0
 
+    @field_validator("topic", "availability_topic")
+    @classmethod
+    def _no_wildcards(cls, topic: str | None) -> str | None:
+        # sentinel subscribes to these per sensor: a wildcard would bind every matching
+        # device's messages (and its online/offline state) to this one sensor
+        if topic is not None and any(ch in topic for ch in "+#"):
+            raise ValueError("cannot contain MQTT wildcards + or # (name one device's topic)")
+        return topic
+
     @model_validator(mode="after")
     def _check_binding(self) -> SensorConfig:
         if self.kind not in SENSOR_KINDS:
@@ -114,8 +122,6 @@ class SensorConfig(Model):
                 raise ValueError(f'format {self.format!r} needs source = "mqtt"')
             if not self.topic:
                 raise ValueError(f"format {self.format!r} needs a topic")
-            if any(ch in self.topic for ch in "+#"):
-                raise ValueError("topic cannot contain MQTT wildcards + or #")
         elif self.source == "mqtt":
             raise ValueError(
                 f"format {self.format!r} needs source = the name of a "

@@ -15,7 +15,8 @@ def test_keys_are_stable_when_the_file_is_reordered(tmp_path: Path):
             ("json://127.0.0.1:9/b", ["warning"])]
     one = load_channels(write_apprise(tmp_path / "1.yml", urls))
     two = load_channels(write_apprise(tmp_path / "2.yml", list(reversed(urls))))
-    assert {c.display: c.key for c in one} == {c.display: c.key for c in two}
+    # paths are masked (json://127.0.0.1:9/****): tell the channels apart by their tags
+    assert {c.tags: c.key for c in one} == {c.tags: c.key for c in two}
     assert len({c.key for c in one}) == 3
     assert count_channels(tmp_path / "1.yml") == 3
 
@@ -39,7 +40,8 @@ def test_routing(tmp_path: Path):
 
     def paths(severity: str, tags: tuple[str, ...] = ()) -> list[str]:
         event = AlarmEvent("A1", "firing", severity, "s", "", "smoke", True, "", "", 0.0, tags)
-        return [c.display.rsplit("/", 1)[1] for c in outbox.route(event)]
+        names = ["c", "w", "any", "l2"]  # the URLs' paths, which display masks
+        return [names[c.index] for c in outbox.route(event)]
 
     assert paths("critical") == ["c", "any"]
     assert paths("warning") == ["w", "any"]

@@ -6,6 +6,8 @@ import json
 import logging
 import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,80 @@ def test_cli_output_has_no_secret(
     out = capsys.readouterr()
     assert "FAILED" in out.out
     assert _leaks(out.out + out.err) == []
+
+
+# Short path tokens look like words; a long one used to show as `h...Q` (its first and last
+# character, Apprise's privacy form). None of any of them may be shown.
+PATH_TOKENS = ("s3cr3t", "kq7Zt", "abcdefgh", "hk9Tk4Zq81Lm0pQ")
+
+
+def _shown(text: str) -> list[str]:
+    return [t for t in PATH_TOKENS if t in text or f"{t[0]}...{t[-1]}" in text]
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sentinel", "-c", str(config), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_short_path_tokens_are_masked_in_status_cli_database_and_logs(
+    store: Store, http_sink: HttpSink, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+):
+    caplog.set_level(logging.DEBUG)
+    for token in PATH_TOKENS:
+        http_sink.fail(f"/hook/{token}", times=10_000)
+    urls = [http_sink.json_url(f"/hook/{token}") for token in PATH_TOKENS]
+    yml = write_apprise(tmp_path / "apprise.yml", [(u, ["critical"]) for u in urls])
+    channels = load_channels(yml)
+    assert [c.display for c in channels] == [http_sink.json_url("/****/****")] * 4
+    assert len({c.key for c in channels}) == 4  # still four channels
+
+    outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
+    async with running(sender):
+        await enqueue(store, outbox, event("S002"))
+        await until(lambda: sender.health()["failed_sends"] >= 4)
+    config = tmp_path / "sentinel.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{store.path.parent}"\n'
+                      f'[alerts]\napprise_config = "{yml}"\nsend_timeout = "3s"\n')
+    alert = _cli(config, "test-alert")
+    status = _cli(config, "status", "--json")
+    assert alert.returncode == 1 and "FAILED" in alert.stdout
+    assert http_sink.json_url("/****/****") in status.stdout  # the channel, masked
+    out = "\n".join([alert.stdout, alert.stderr, status.stdout, status.stderr])
+    conn = sqlite3.connect(store.path)
+    try:
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    logged = caplog.text
+    assert "failed" in logged
+    assert _shown(out) == []
+    assert _shown(dump) == []
+    assert _shown(logged) == []
+    assert _shown(json.dumps(sender.health())) == []
+
+
+def test_registered_apprise_url_is_masked_whole_in_logs():
+    from sentinel.secrets import SecretMaskingFilter
+
+    urls = [f"json://127.0.0.1:9/hook/{token}" for token in PATH_TOKENS]
+    masking = SecretMaskingFilter(urls)
+    for url, token in zip(urls, PATH_TOKENS, strict=True):
+        line = masking.redact(f"sending to {url} failed; POST /hook/{token} HTTP/1.1")
+        assert _shown(line) == [], line
+        assert "json://127.0.0.1:9/" in line  # which channel failed stays readable
+
+
+def test_apprise_abbreviations_are_not_shown(tmp_path: Path):
+    """Apprise's privacy URL keeps `t...9` and `...abcd` of tokens; the display keeps none."""
+    urls = {
+        "twilio://AC1234567890abcdef1234567890abcd:tok1234567890abcdef1234567890ab"
+        "@12345678901": ["abcd", "12345678901"],
+        "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi": ["uQiR"],
+        "kakao://k3y/s3c": ["k3y", "s3c"],
+        "ntfy://mytopic": ["mytopic"],
+    }
+    yml = write_apprise(tmp_path / "apprise.yml", [(u, []) for u in urls])
+    for channel, hidden in zip(load_channels(yml), urls.values(), strict=True):
+        assert "..." not in channel.display, channel.display
+        assert [h for h in hidden if h in channel.display] == [], channel.display

@@ -55,7 +55,7 @@ def test_config_rejects_bad_targets_and_resolves_relative_paths(tmp_path: Path) 
                             'target = "rsync://u@h/mod/p"\npassword_file = "pw"\n')
     rc = load_config(cfg).replication[0]
     assert rc.source == tmp_path / "docs" and rc.password_file == tmp_path / "pw"
-    assert rc.strict_host_key_checking is True
+    assert rc.strict_host_key_checking == "yes"
     for body, message in [
         ('target = "rsync://u:secret@h/mod"', "password_file"),
         ('target = "relative/path"', "expected an absolute path"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ from backup.target import TargetError, parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for
 from tests.fixtures.remote import RsyncDaemon, SshServer
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 
 def _write_some(src: Path, tag: str) -> None:
@@ -40,7 +45,7 @@ async def test_rsync_daemon_password_file_readable_by_others_is_refused(
 ) -> None:
     rsyncd.password_file.chmod(0o644)
     target = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
-    with pytest.raises(TargetError, match="0600"):
+    with pytest.raises(TargetError, match="other users can read"):
         target.transport_args(runtime)
 
 
@@ -75,3 +80,28 @@ async def test_ssh_with_unknown_host_key_fails_instead_of_trusting(
         await wait_for(lambda: rep.health()["consecutive_failures"] >= 1, 20, "a failure")
         assert rep.health()["pending"] > 0 or rep.health()["last_full"] is None
     assert tree_diff(src, sshd.root_dir / "replica")  # nothing was sent
+
+
+async def test_ssh_accept_new_trusts_a_first_key_and_refuses_a_changed_one(
+    tmp_path: Path, bstore: Store, runtime: Path, sshd: SshServer
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_some(src, "first")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
+                          known_hosts=known, strict_host_key_checking="accept-new")
+    async with running(make_spec(src, target, runtime), bstore) as rep:
+        await caught_up(rep, src, sshd.root_dir / "replica")
+    assert f"[127.0.0.1]:{sshd.port}" in known.read_text()  # the key was recorded
+    ssh = target.ssh_command(runtime)
+    _run([*ssh, "-O", "exit", "root@127.0.0.1"])  # no master left over to reuse
+
+    # the host's key changes (a man in the middle): accept-new refuses it
+    other = tmp_path / "other_key"
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)])
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other.with_suffix('.pub').read_text()}")
+    result = _run([*ssh, "-o", "ControlMaster=no", "root@127.0.0.1", "true"])
+    assert result.returncode != 0
+    assert "HOST IDENTIFICATION HAS CHANGED" in result.stderr

@@ -106,6 +106,10 @@ def test_example_config_passes(tmp_path: Path, capsys) -> None:
         (tmp_path / name).write_text("x\n")
         (tmp_path / name).chmod(0o600)
     text = (tmp_path / "sentinel.toml").read_text(encoding="utf-8").replace("/etc/sentinel/", "")
+    # check-config refuses a replication source that does not exist: give it the stores
+    text = text.replace('source = "/srv/', f'source = "{tmp_path}/srv/')
+    for name in ("onnara", "onnara-db/archivelog"):
+        (tmp_path / "srv" / name).mkdir(parents=True)
     (tmp_path / "sentinel.toml").write_text(text, encoding="utf-8")
     code, out, err = check(tmp_path / "sentinel.toml", capsys)
     assert code == 0, err
