@@ -33,6 +33,7 @@ from sentinel.alarm.conditions import RateTracker, battery_low, threshold
 from sentinel.alarm.ids import alarm_id, normalize
 from sentinel.alarm.rules import (
     BOOLEAN_KINDS,
+    BOOLEAN_REASONS,
     REPLICATION_KINDS,
     WARNING,
     CombinedRule,
@@ -359,8 +360,9 @@ class Engine:
                 self._update(out, info, "battery", kind, WARNING if value else None, value, "",
                              "battery low", now, self._side_policy)
             elif rule.severity is not None:
+                reason = BOOLEAN_REASONS.get(kind) or f"{kind.replace('_', ' ')} detected"
                 self._update(out, info, kind, kind, rule.severity if value else None, value,
-                             unit, f"{kind.replace('_', ' ')} detected", now, rule.policy)
+                             unit, reason, now, rule.policy)
             return
         if not isinstance(value, int | float):
             if kind in BOOLEAN_KINDS or rule.has_thresholds:

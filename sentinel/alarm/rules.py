@@ -17,8 +17,14 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 # Kinds whose value is a bool where True is the trouble.
 BOOLEAN_KINDS = frozenset(
-    {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit"}
+    {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
+     "replication_source_missing", "replication_target_missing"}
 )
+# The reason a boolean alarm states, when "<kind> detected" would read wrong.
+BOOLEAN_REASONS = {
+    "replication_source_missing": "source missing or not mounted",
+    "replication_target_missing": "target missing or not mounted",
+}
 # Replication health arrives for ids like "replication:docs" that are not [[sensors]].
 REPLICATION_KINDS = frozenset(
     {
@@ -27,6 +33,8 @@ REPLICATION_KINDS = frozenset(
         "replication_guard",
         "replication_verify",
         "watch_limit",
+        "replication_source_missing",
+        "replication_target_missing",
     }
 )
 
@@ -44,6 +52,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_guard": {"severity": CRITICAL},
     "replication_verify": {"severity": CRITICAL},
     "watch_limit": {"severity": WARNING},
+    "replication_source_missing": {"severity": CRITICAL},
+    "replication_target_missing": {"severity": CRITICAL},
 }
 
 _FIELDS = (
