@@ -1,0 +1,61 @@
+"""Helpers for the source/target identity tests: a replicator whose start may block, the
+pages its health would raise, mounts that tests unmount."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+from backup.replicator import Replicator
+from backup.spec import ReplicationSpec
+from sentinel.alarm import Engine
+from sentinel.replication import replication_readings
+from sentinel.store import Store
+from tests.alarm.helpers import Outbox, config, sent
+
+
+@contextlib.asynccontextmanager
+async def started(
+    spec: ReplicationSpec, store: Store
+) -> AsyncIterator[tuple[Replicator, asyncio.Task[None]]]:
+    """Runs a replicator without waiting for it to reach "running" (it may block)."""
+    rep = Replicator(spec, store.db, store.write)
+    task = asyncio.create_task(rep.run())
+    try:
+        yield rep, task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def pages(store: Store, rep: Replicator) -> list[tuple[str, str, str, str]]:
+    """(event, severity, kind, reason) the alarm engine sends for the replicator's health."""
+    engine = Engine(store, config(), enqueue=Outbox(), clock=time.time)
+    await engine.start()
+    for reading in replication_readings([rep], time.time()):
+        await engine.submit(reading)
+    return [(e["event"], e["severity"], e["kind"], e["reason"]) for e in await sent(store)]
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], check=False, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+    try:
+        yield path
+    finally:
+        for _ in range(3):  # a bind mount on top may still be there
+            umount(path)
