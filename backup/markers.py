@@ -64,30 +64,35 @@ class TargetCheck:
 
 
 async def check_target(spec: ReplicationSpec) -> TargetCheck:
-    """Is the marker in the replica root? A stat for a local path; for rsyncd and ssh one
-    `rsync --list-only` of the marker (exit 23 = no such file or directory)."""
+    """Is the marker in the replica root? A stat for a local path; for rsyncd and ssh a
+    dry-run push of the marker, itemized: "+++++++++" means the receiver has no such file.
+    (A push, not a listing: the recommended health-center setups are write-only, rrsync -wo
+    and rsyncd `write only`, and refuse every read.)"""
     local = spec.target.local_root
     if local is not None:
         return TargetCheck(os.path.isfile(local / TARGET_MARKER))
-    args = ["--list-only", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
-            *spec.target.transport_args(spec.runtime_dir),
-            spec.target.path(TARGET_MARKER).rstrip("/")]
-    result = await run_rsync(args)
-    if result.exit_code == 0:
-        return TargetCheck(True)
-    if result.exit_code == 23:
-        return TargetCheck(False, result)
+    result = await _push_marker(spec, dry_run=True)
+    if not result.ok:
+        return TargetCheck(None, result)
+    for line in result.output:
+        if line.endswith(" " + TARGET_MARKER) and len(line) > 11:
+            return TargetCheck(not line[:11].endswith("+" * 9), result)
     return TargetCheck(None, result)
 
 
 async def write_target_marker(spec: ReplicationSpec) -> RsyncResult:
     """Writes the marker into the replica root through the same transport (rsync creates
     the root directory itself when it is missing, one level deep)."""
+    return await _push_marker(spec, dry_run=False)
+
+
+async def _push_marker(spec: ReplicationSpec, *, dry_run: bool) -> RsyncResult:
     with tempfile.TemporaryDirectory(prefix="snt-mark", dir=spec.runtime_dir) as tmp:
         marker = Path(tmp) / TARGET_MARKER
         marker.write_text(_TARGET_TEXT)
         marker.chmod(0o644)
         args = ["-t", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
+                *(["--dry-run", "-ii"] if dry_run else []),
                 *spec.target.transport_args(spec.runtime_dir), str(marker),
                 spec.target.path()]
         return await run_rsync(args)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from backup.replicator import Replicator
 from backup.spec import ReplicationSpec
+from sensors.sim.broker import free_port
 from sentinel.alarm import Engine
 from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.alarm.helpers import Outbox, config, sent
+from tests.fixtures.remote import RsyncDaemon
 
 
 @contextlib.asynccontextmanager
@@ -59,3 +61,31 @@ def tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
     finally:
         for _ in range(3):  # a bind mount on top may still be there
             umount(path)
+
+
+@contextlib.contextmanager
+def write_only_rsyncd(base: Path) -> Iterator[RsyncDaemon]:
+    """An rsync daemon whose module refuses every read, like the documented health-center
+    setup (`write only = true`): the target check must not depend on reading back."""
+    module = base / "module"
+    module.mkdir(parents=True)
+    (base / "secrets").write_text("sentinel:s3cret-pw\n")
+    (base / "secrets").chmod(0o600)
+    password = base / "password"
+    password.write_text("s3cret-pw\n")
+    password.chmod(0o600)
+    port = free_port()
+    conf = base / "rsyncd.conf"
+    conf.write_text(
+        f"pid file = {base}/rsyncd.pid\nuse chroot = no\nuid = root\ngid = root\n"
+        f"[backup]\n  path = {module}\n  read only = no\n  write only = yes\n  list = no\n"
+        f"  auth users = sentinel\n  secrets file = {base}/secrets\n"
+    )
+    server = RsyncDaemon(["rsync", "--daemon", "--no-detach", f"--config={conf}",
+                          f"--port={port}", "--address=127.0.0.1"], port,
+                         module_dir=module, password_file=password)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ CRITICAL page instead of being mirrored."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -17,11 +18,11 @@ from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.replicator import Replicator
 from backup.spec import GuardSettings
 from backup.status import read_status
-from backup.target import VERSIONS_DIR, parse_target
+from backup.target import VERSIONS_DIR, Target, parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree, tree_diff, wait_for
-from tests.backup.identity import mount, pages, started, tmpfs, umount
+from tests.backup.identity import mount, pages, started, tmpfs, umount, write_only_rsyncd
 from tests.fixtures.remote import RsyncDaemon, SshServer
 
 SOURCE_PAGE = ("firing", "critical", "replication_source_missing",
@@ -190,22 +191,31 @@ async def test_unmounted_target_gets_nothing_written_on_the_mountpoint(
             assert not any(dst.iterdir()), "files landed on the root filesystem"
 
 
-@pytest.mark.parametrize("transport", ["rsyncd", "sshd"])
+@pytest.mark.parametrize("transport", ["rsyncd", "rsyncd-write-only", "sshd"])
 async def test_lost_remote_target_is_noticed_and_not_recreated(
     tmp_path: Path, bstore: Store, runtime: Path, transport: str,
     request: pytest.FixtureRequest,
 ) -> None:
     src = tmp_path / "src"
     _populate(src, 5)
-    if transport == "rsyncd":
-        server: RsyncDaemon = request.getfixturevalue("rsyncd")
-        target = parse_target(server.url(), password_file=server.password_file)
-        replica = server.module_dir / "replica"
-    else:
-        ssh: SshServer = request.getfixturevalue("sshd")
-        target = parse_target(ssh.address(), ssh_port=ssh.port, identity_file=ssh.identity,
-                              known_hosts=ssh.known_hosts)
-        replica = ssh.root_dir / "replica"
+    with contextlib.ExitStack() as stack:
+        if transport.startswith("rsyncd"):
+            server: RsyncDaemon = (
+                request.getfixturevalue("rsyncd") if transport == "rsyncd"
+                else stack.enter_context(write_only_rsyncd(tmp_path / "wo")))
+            target = parse_target(server.url(), password_file=server.password_file)
+            replica = server.module_dir / "replica"
+        else:
+            ssh: SshServer = request.getfixturevalue("sshd")
+            target = parse_target(ssh.address(), ssh_port=ssh.port,
+                                  identity_file=ssh.identity, known_hosts=ssh.known_hosts)
+            replica = ssh.root_dir / "replica"
+        await _lose_remote_target_and_init(tmp_path, bstore, runtime, src, target, replica)
+
+
+async def _lose_remote_target_and_init(
+    tmp_path: Path, bstore: Store, runtime: Path, src: Path, target: Target, replica: Path
+) -> None:
     spec = make_spec(src, target, runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, replica)
