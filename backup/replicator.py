@@ -22,7 +22,6 @@ from backup.markers import (
     TARGET_MARKER,
     check_target,
     source_problem,
-    write_source_marker,
     write_target_marker,
 )
 from backup.preview import Preview, preview_full_sync
@@ -41,7 +40,6 @@ COLLECT_DELAY = 0.005
 HOLD_MAX = 3.0
 HOLD_STEP = 0.25
 GUARD_POLL = 1.0
-SCHEDULER_TICK = 30.0
 PRUNE_EVERY = 86400.0
 VERIFY_SAMPLE = 20
 RETRY_INITIAL = 1.0
@@ -49,12 +47,12 @@ RETRY_INITIAL = 1.0
 BLOCKED_POLL = 2.0
 # How often a running replicator checks that its source is still there (and mounted).
 SOURCE_POLL = 2.0
-# A remote replica's marker costs one rsync listing: checked this often while shipping,
-# and again after every failed transfer (a local one is a stat, checked before every batch).
+# A remote replica's marker costs one rsync run (a dry-run push): checked this often while
+# shipping, and again after every failed transfer (a local one is a stat, every batch).
 TARGET_CHECK_EVERY = 30.0
 # How often the database is read for guard trips and decisions made by `sentinel backup`.
 STATE_POLL = 5.0
-# guard_reason of a trip by the full pass's dry run; `resume` keeps it, `discard` clears it.
+# guard_reason of a trip by the full pass's dry run; `resume` keeps it, `discard` replaces it.
 FULL_PASS_TRIP = "full pass would"
 
 MISSING_SOURCE = "source missing or not mounted"
@@ -465,10 +463,9 @@ class Replicator:
             return self._skip(reason, "the ransomware guard is tripped (`sentinel backup "
                                       "resume` or `discard` first)")
         async with self._transfer:
-            if init_source and not os.path.lexists(self.spec.source / SOURCE_MARKER) \
-                    and os.path.isdir(self.spec.source):
-                write_source_marker(self.spec.source)
-            self._check_source()
+            problem = self._source_problem(init=init_source)
+            if problem is not None:
+                raise SourceGone(problem)
             if not await self._target_ready(init=init_target):
                 why = (f"{MISSING_TARGET}: {self._target_missing}" if self._target_missing
                        else "the target marker could not be written")

@@ -251,6 +251,9 @@ def test_cli_full_sync_measures_first_and_init_target_is_deliberate(
     assert "ransomware guard tripped: full pass would delete 60" in capsys.readouterr().out
     assert tree(dst) == before
     assert main([*c, "sync", "--full"]) == 1  # still tripped: nothing runs
+    assert main([*c, "discard"]) == 0
+    assert main([*c, "sync", "--full"]) == 1  # discard approves nothing: it trips again
+    assert tree(dst) == before
     assert main([*c, "resume"]) == 0
     assert main([*c, "sync", "--full"]) == 0  # the approved change goes through
     assert not tree_diff(src, dst)
