@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup.rsync import COMMON_ARGS, RsyncResult, run_rsync
+from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 
 SOURCE_MARKER = ".sentinel-source"
@@ -77,7 +77,8 @@ async def check_target(spec: ReplicationSpec) -> TargetCheck:
     for line in result.output:
         if line.endswith(" " + TARGET_MARKER) and len(line) > 11:
             return TargetCheck(not line[:11].endswith("+" * 9), result)
-    return TargetCheck(None, result)
+    return TargetCheck(None, RsyncResult(
+        23, Outcome.RETRY, error=f"the marker check did not itemize {TARGET_MARKER}"))
 
 
 async def write_target_marker(spec: ReplicationSpec) -> RsyncResult:

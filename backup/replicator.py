@@ -100,6 +100,7 @@ class Replicator:
         self._source_missing: str | None = None
         self._target_missing: str | None = None
         self._target_checked: float | None = None  # monotonic time of the last good check
+        self._target_failure: RsyncResult | None = None  # why the last check could not tell
         self._watched_before = False
         # bumped each time the shipper has handled a wake-up (tests wait on it)
         self.ship_rounds = 0
@@ -243,7 +244,10 @@ class Replicator:
                     break
                 self._check_source()
                 if not await self._target_ready():
-                    break
+                    if self._target_failure is None:
+                        break  # missing: the scheduler polls for its return
+                    await self._backoff(self._target_failure)
+                    continue
                 shipped = await self._ship_one()
                 if shipped is None:
                     break
@@ -349,15 +353,20 @@ class Replicator:
 
     async def _target_ready(self, *, init: bool = False) -> bool:
         """True when the replica root holds its marker (written at the first sync, or with
-        `init`). False when shipping must stop: the target is missing, or writing its
-        marker failed (then after a backoff, with the shipper woken to try again)."""
+        `init`). False when nothing may be shipped: the target is missing, or it could not
+        be asked or its marker not written (then `_target_failure` holds the failed run,
+        already counted as a failure: retry after a backoff)."""
+        self._target_failure = None
         if (not init and self._target_missing is None and self.spec.target.kind != "local"
                 and self._target_checked is not None
                 and time.monotonic() - self._target_checked < TARGET_CHECK_EVERY):
             return True
         check = await check_target(self.spec)
-        if check.present is None:
-            return True  # unreachable: the transfer fails too and counts as a failure
+        if check.present is None and check.result is not None:
+            # unreachable or refused: ship nothing without proof that it is the replica
+            self._target_failure = check.result
+            await self._failed(check.result)
+            return False
         if check.present:
             self._target_checked = time.monotonic()
             await self._target_back()
@@ -372,9 +381,8 @@ class Replicator:
             self._target_checked = time.monotonic()
             await self._target_back()
             return True
+        self._target_failure = written
         await self._failed(written)
-        await self._backoff(written)
-        self._ship_wakeup.set()
         return False
 
     async def _target_lost(self) -> None:
@@ -467,9 +475,9 @@ class Replicator:
             if problem is not None:
                 raise SourceGone(problem)
             if not await self._target_ready(init=init_target):
-                why = (f"{MISSING_TARGET}: {self._target_missing}" if self._target_missing
-                       else "the target marker could not be written")
-                return self._skip(reason, why)
+                if self._target_failure is not None:
+                    return self._target_failure  # not ok: retried after a backoff
+                return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
             upto = self.journal.seq
             started = self._clock()
             approved = False
