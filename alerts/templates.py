@@ -42,6 +42,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_lag": "복제 지연", "replication_failures": "복제 실패",
         "replication_guard": "복제 중지(대량 변경)", "replication_verify": "복제 검증 실패",
         "watch_limit": "감시 한도 초과", "component": "구성요소 반복 장애", "test": "시험",
+        "replication_source_missing": "복제 원본 없음(마운트 안 됨)",
+        "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
     },
     "en": {
         "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
@@ -51,7 +53,10 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_lag": "replication lag", "replication_failures": "replication failing",
         "replication_guard": "replication paused (mass change)",
         "replication_verify": "replica verify failed", "watch_limit": "watch limit",
-        "component": "crash loop", "test": "test",
+        "component": "crash loop",
+        "replication_source_missing": "replication source missing or not mounted",
+        "replication_target_missing": "replication target missing or not mounted",
+        "test": "test",
     },
 }
 

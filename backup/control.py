@@ -2,9 +2,11 @@
 while the daemon runs; it notices within a second).
 
 - resume: clears the trip; the daemon ships every pending change, the mass change included.
+  After a trip by a full pass's dry run, that pass runs (once, if it would not change more
+  than was measured).
 - discard: clears the trip and deletes the pending journal rows, so none of those changes
-  is shipped and the replica stays as it was. The next full reconcile (nightly, or
-  `sentinel backup sync --full`) mirrors whatever the source holds then, so restore the
+  is shipped and the replica stays as it was. A full pass that still finds the mass change
+  (nightly, at start, `sentinel backup sync --full`) trips the guard again: restore the
   source first (`sentinel backup restore --to ...`) when the change was an attack.
 """
 
@@ -23,5 +25,6 @@ async def discard(write: WriteTx, source: str) -> int:
     async with write() as db:
         cur = await db.execute("DELETE FROM backup_journal WHERE source = ?", (source,))
         dropped = cur.rowcount
-    await save_state(write, source, guard_tripped=0)
+    # a new reason: the full-pass approval that `resume` keeps is not given
+    await save_state(write, source, guard_tripped=0, guard_reason="discarded by an operator")
     return dropped

@@ -17,12 +17,20 @@ import aiosqlite
 
 from backup.guard import Guard, Verdict
 from backup.journal import Entry, Journal, WriteTx
+from backup.markers import (
+    SOURCE_MARKER,
+    TARGET_MARKER,
+    check_target,
+    source_problem,
+    write_target_marker,
+)
+from backup.preview import Preview, preview_full_sync
 from backup.rsync import Outcome, RsyncResult
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
 from backup.transfer import full_sync, ship_batch, verify_replica
 from backup.versions import prune_versions
-from backup.watcher import CREATED_OPEN, Watcher
+from backup.watcher import CREATED_OPEN, SourceGone, Watcher
 
 log = logging.getLogger("backup.replicator")
 
@@ -32,10 +40,23 @@ COLLECT_DELAY = 0.005
 HOLD_MAX = 3.0
 HOLD_STEP = 0.25
 GUARD_POLL = 1.0
-SCHEDULER_TICK = 30.0
 PRUNE_EVERY = 86400.0
 VERIFY_SAMPLE = 20
 RETRY_INITIAL = 1.0
+# While the source or target is missing, how often it is looked at again.
+BLOCKED_POLL = 2.0
+# How often a running replicator checks that its source is still there (and mounted).
+SOURCE_POLL = 2.0
+# A remote replica's marker costs one rsync run (a dry-run push): checked this often while
+# shipping, and again after every failed transfer (a local one is a stat, every batch).
+TARGET_CHECK_EVERY = 30.0
+# How often the database is read for guard trips and decisions made by `sentinel backup`.
+STATE_POLL = 5.0
+# guard_reason of a trip by the full pass's dry run; `resume` keeps it, `discard` replaces it.
+FULL_PASS_TRIP = "full pass would"
+
+MISSING_SOURCE = "source missing or not mounted"
+MISSING_TARGET = "target missing or not mounted"
 
 
 class Replicator:
@@ -76,6 +97,14 @@ class Replicator:
         self._hold_since: float | None = None
         self.transfers = 0
         self._started = clock()
+        self._source_missing: str | None = None
+        self._target_missing: str | None = None
+        self._target_checked: float | None = None  # monotonic time of the last good check
+        self._target_failure: RsyncResult | None = None  # why the last check could not tell
+        self._watched_before = False
+        # bumped each time the shipper has handled a wake-up (tests wait on it)
+        self.ship_rounds = 0
+        self.last_skip = ""  # why the last reconcile() did not run
 
     # -- Component -----------------------------------------------------------------------
 
@@ -84,13 +113,31 @@ class Replicator:
         await self.load()
         self._verify = await self._load_last_verify()
         self._started = self._clock()
+        # A missing or unmounted source is a state to report and wait out, not a crash:
+        # nothing runs rsync until the source (with its marker) is back.
+        while True:
+            problem = await asyncio.to_thread(self._source_problem)
+            if problem is not None:
+                await self._source_lost(problem)
+                await asyncio.sleep(BLOCKED_POLL)
+                continue
+            await self._source_back()
+            try:
+                await self._run_watched()
+            except* SourceGone as group:
+                await self._source_lost(str(group.exceptions[0]))
+
+    async def _run_watched(self) -> None:
         watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow)
         self.watcher = watcher
-        # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
-        await asyncio.to_thread(watcher.open)
         try:
-            if self.spec.reconcile_at_start:
+            # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
+            await asyncio.to_thread(watcher.open)
+            if self._watched_before:
+                self.request_reconcile("source back")  # changes while it was gone were missed
+            elif self.spec.reconcile_at_start:
                 self.request_reconcile("start")
+            self._watched_before = True
             self._phase = "running"
             if self.journal.pending:
                 self._ship_wakeup.set()
@@ -99,6 +146,7 @@ class Replicator:
                 tg.create_task(self._journal_loop(), name=f"{self.name}:journal")
                 tg.create_task(self._ship_loop(), name=f"{self.name}:ship")
                 tg.create_task(self._schedule_loop(), name=f"{self.name}:schedule")
+                tg.create_task(self._source_loop(), name=f"{self.name}:source")
         finally:
             watcher.close()
             self._phase = "stopped"
@@ -127,6 +175,9 @@ class Replicator:
             "guard_tripped": bool(st.get("guard_tripped")),
             "guard_count": st.get("guard_count"),
             "guard_reason": st.get("guard_reason"),
+            "source_missing": self._source_missing is not None,
+            "target_missing": self._target_missing is not None,
+            "blocked": self._source_missing or self._target_missing,
             "last_full": st.get("last_full"),
             "verify_mismatch": bool(self._verify and not self._verify["ok"]),
             "last_verify": self._verify,
@@ -155,6 +206,8 @@ class Replicator:
     # -- watcher callbacks (sync, on the loop) ---------------------------------------------
 
     def _on_change(self, rel: str, kind: str) -> None:
+        if rel == SOURCE_MARKER:  # not a document (never shipped); its loss is checked
+            return
         self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
         if kind != CREATED_OPEN:
             self._changes.add(rel)
@@ -189,9 +242,16 @@ class Replicator:
                     break
                 if not await self._guard_allows():
                     break
+                self._check_source()
+                if not await self._target_ready():
+                    if self._target_failure is None:
+                        break  # missing: the scheduler polls for its return
+                    await self._backoff(self._target_failure)
+                    continue
                 shipped = await self._ship_one()
                 if shipped is None:
                     break
+            self.ship_rounds += 1
 
     async def _guard_allows(self) -> bool:
         """False when the guard tripped; may wait a moment when it is close to tripping."""
@@ -213,8 +273,11 @@ class Replicator:
             await asyncio.sleep(HOLD_STEP)
 
     async def _trip(self, count: int, files: int) -> None:
-        reason = (f"{count} existing files modified, deleted or renamed within "
-                  f"{self.spec.guard.window:.0f}s (source has {files} files)")
+        await self._trip_with(count, f"{count} existing files modified, deleted or renamed "
+                                     f"within {self.spec.guard.window:.0f}s (source has "
+                                     f"{files} files)")
+
+    async def _trip_with(self, count: int, reason: str) -> None:
         log.critical("replication %s: ransomware guard tripped: %s; shipping paused, "
                      "run `sentinel backup resume` or `discard`", self.spec.name, reason)
         values = {"guard_tripped": 1, "guard_count": count, "guard_ts": self._clock(),
@@ -239,9 +302,116 @@ class Replicator:
                 await self.journal.complete(entries, started)
                 await self._succeeded(len(result.transferred) + len(result.deleted))
                 return True
+            self._target_checked = None  # a lost target also fails transfers: look again
             await self._failed(result)
         await self._backoff(result)
         return False
+
+    # -- source and target identity (backup/markers.py) --------------------------------
+
+    @property
+    def _first_sync(self) -> bool:
+        """Nothing was ever synced from this state: the markers are written, not required."""
+        return self._state.get("last_success") is None and self._state.get("last_full") is None
+
+    def _source_problem(self, *, init: bool = False) -> str | None:
+        return source_problem(self.spec.source, require_mountpoint=self.spec.require_mountpoint,
+                              create=init or self._first_sync)
+
+    def _check_source(self) -> None:
+        problem = self._source_problem()
+        if problem is not None:
+            raise SourceGone(problem)
+
+    async def _source_loop(self) -> None:
+        """An unmount is not an inotify event on the source root we can rely on: look."""
+        while True:
+            await asyncio.sleep(SOURCE_POLL)
+            problem = await asyncio.to_thread(self._source_problem)
+            if problem is not None:
+                raise SourceGone(problem)
+
+    async def _source_lost(self, problem: str) -> None:
+        self._phase = "source missing"
+        if self._source_missing == problem:
+            return
+        self._source_missing = problem
+        log.critical("replication %s: %s: %s; nothing is shipped until it is back",
+                     self.spec.name, MISSING_SOURCE, problem)
+        values = {"last_error": f"{MISSING_SOURCE}: {problem}", "last_error_ts": self._clock()}
+        await save_state(self._write, self.spec.name, **values)
+        self._state.update(values)
+
+    async def _source_back(self) -> None:
+        if self._source_missing is None:
+            return
+        log.warning("replication %s: source %s is back; a full reconcile follows",
+                    self.spec.name, self.spec.source)
+        self._source_missing = None
+        await save_state(self._write, self.spec.name, last_error=None)
+        self._state["last_error"] = None
+
+    async def _target_ready(self, *, init: bool = False) -> bool:
+        """True when the replica root holds its marker (written at the first sync, or with
+        `init`). False when nothing may be shipped: the target is missing, or it could not
+        be asked or its marker not written (then `_target_failure` holds the failed run,
+        already counted as a failure: retry after a backoff)."""
+        self._target_failure = None
+        if (not init and self._target_missing is None and self.spec.target.kind != "local"
+                and self._target_checked is not None
+                and time.monotonic() - self._target_checked < TARGET_CHECK_EVERY):
+            return True
+        check = await check_target(self.spec)
+        if check.present is None and check.result is not None:
+            # unreachable or refused: ship nothing without proof that it is the replica
+            self._target_failure = check.result
+            await self._failed(check.result)
+            return False
+        if check.present:
+            self._target_checked = time.monotonic()
+            await self._target_back()
+            return True
+        if not (init or self._first_sync):
+            await self._target_lost()
+            return False
+        written = await write_target_marker(self.spec)
+        if written.ok:
+            log.info("replication %s: wrote %s in %s", self.spec.name, TARGET_MARKER,
+                     self.spec.target.describe())
+            self._target_checked = time.monotonic()
+            await self._target_back()
+            return True
+        self._target_failure = written
+        await self._failed(written)
+        return False
+
+    async def _target_lost(self) -> None:
+        self._target_checked = None
+        self._reconcile_wakeup.set()  # the scheduler polls for its return
+        if self._target_missing is not None:
+            return
+        problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
+                   "replica is really there, or a new empty one is meant, "
+                   "`sentinel backup sync --full --init-target` writes it)")
+        self._target_missing = problem
+        self._phase = "target missing"
+        log.critical("replication %s: %s: %s; shipping stopped", self.spec.name,
+                     MISSING_TARGET, problem)
+        values = {"last_error": f"{MISSING_TARGET}: {problem}", "last_error_ts": self._clock()}
+        await save_state(self._write, self.spec.name, **values)
+        self._state.update(values)
+
+    async def _target_back(self) -> None:
+        if self._target_missing is None:
+            return
+        log.warning("replication %s: target %s is back; shipping resumes", self.spec.name,
+                    self.spec.target.describe())
+        self._target_missing = None
+        self._phase = "running"
+        await save_state(self._write, self.spec.name, last_error=None)
+        self._state["last_error"] = None
+        self.request_reconcile("target back")
+        self._ship_wakeup.set()
 
     def _cap_bytes(self, entries: list[Entry]) -> list[Entry]:
         total = 0
@@ -287,28 +457,69 @@ class Replicator:
     # -- reconcile, verify, prune -------------------------------------------------------
 
     async def reconcile(
-        self, reason: str, *, on_output: Callable[[str], None] | None = None
+        self, reason: str, *, on_output: Callable[[str], None] | None = None,
+        init_source: bool = False, init_target: bool = False,
     ) -> RsyncResult | None:
-        """A full pass of the whole source; clears the journal rows it covered."""
+        """A full pass of the whole source; clears the journal rows it covered.
+
+        None when it did not run (`last_skip` says why): the guard is tripped, the target
+        is missing, or the dry run measured a mass change and tripped the guard. Raises
+        `SourceGone` when the source is missing or not mounted. `init_source`/`init_target`
+        write a missing marker (an operator's deliberate decision).
+        """
         if self._state.get("guard_tripped"):
-            log.warning("replication %s: full reconcile (%s) skipped: guard tripped",
-                        self.spec.name, reason)
-            return None
+            return self._skip(reason, "the ransomware guard is tripped (`sentinel backup "
+                                      "resume` or `discard` first)")
         async with self._transfer:
+            problem = self._source_problem(init=init_source)
+            if problem is not None:
+                raise SourceGone(problem)
+            if not await self._target_ready(init=init_target):
+                if self._target_failure is not None:
+                    return self._target_failure  # not ok: retried after a backoff
+                return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
             upto = self.journal.seq
             started = self._clock()
+            approved = False
+            if self.spec.guard.enabled:
+                preview, dry = await preview_full_sync(self.spec, started)
+                if not dry.ok:
+                    await self._failed(dry)
+                    return dry
+                if preview.trips(self.spec.guard):
+                    approved = self._approved(preview)
+                    if not approved:
+                        await self._trip_with(preview.damage, preview.describe())
+                        return self._skip(reason, f"ransomware guard tripped: "
+                                                  f"{preview.describe()}")
             log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
             result = await full_sync(self.spec, started, on_output=on_output)
             self.transfers += 1
             if result.ok:
                 await self.journal.clear_upto(upto)
-                await save_state(self._write, self.spec.name, last_full=self._clock(),
-                                 last_full_ok=1)
-                self._state.update(last_full=self._clock(), last_full_ok=1)
+                values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
+                if approved:  # the operator's approval is used up
+                    values.update(guard_reason=None, guard_count=None)
+                await save_state(self._write, self.spec.name, **values)
+                self._state.update(values)
                 await self._succeeded(len(result.transferred) + len(result.deleted))
             else:
                 await self._failed(result)
         return result
+
+    def _skip(self, reason: str, why: str) -> None:
+        log.warning("replication %s: full reconcile (%s) skipped: %s", self.spec.name, reason,
+                    why)
+        self.last_skip = why
+        return None
+
+    def _approved(self, preview: Preview) -> bool:
+        """`sentinel backup resume` after a full-pass trip approves that change: a pass that
+        would do no more than what was measured then goes ahead (once)."""
+        st = self._state
+        return (not st.get("guard_tripped")
+                and str(st.get("guard_reason") or "").startswith(FULL_PASS_TRIP)
+                and preview.damage <= int(st.get("guard_count") or 0))
 
     async def verify(self) -> dict[str, Any]:
         """Checksum compare of source and replica; differences still pending in the journal
@@ -370,8 +581,11 @@ class Replicator:
                 await self.verify()
             await self._maybe_prune(now)
             await self._check_guard_cleared()
+            if self._target_missing is not None:
+                await self._target_ready()
             with contextlib.suppress(TimeoutError):
-                tick = GUARD_POLL if self._state.get("guard_tripped") else SCHEDULER_TICK
+                tick = (GUARD_POLL if self._state.get("guard_tripped") else
+                        BLOCKED_POLL if self._target_missing is not None else STATE_POLL)
                 await asyncio.wait_for(self._reconcile_wakeup.wait(), tick)
             self._reconcile_wakeup.clear()
 
@@ -411,10 +625,16 @@ class Replicator:
         self._state["last_prune"] = now
 
     async def _check_guard_cleared(self) -> None:
-        """`sentinel backup resume|discard` clears the trip in the database."""
-        if not self._state.get("guard_tripped"):
-            return
+        """`sentinel backup resume|discard` clears the trip in the database; a full pass run
+        by `sentinel backup sync --full` may have tripped it there."""
         fresh = await load_state(self._db, self.spec.name)
+        if not self._state.get("guard_tripped"):
+            if fresh.get("guard_tripped"):
+                log.critical("replication %s: ransomware guard tripped by `sentinel backup`: "
+                             "%s; shipping paused", self.spec.name, fresh.get("guard_reason"))
+                self._state.update({k: fresh[k] for k in (
+                    "guard_tripped", "guard_count", "guard_ts", "guard_reason")})
+            return
         if fresh.get("guard_tripped"):
             return
         log.warning("replication %s: guard cleared by an operator; shipping resumes",
@@ -423,3 +643,5 @@ class Replicator:
         self.guard.reset()
         await self.journal.refresh()
         self._ship_wakeup.set()
+        if str(fresh.get("guard_reason") or "").startswith(FULL_PASS_TRIP):
+            self.request_reconcile("resumed by an operator")  # resume, not discard

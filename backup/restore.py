@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup.rsync import RsyncResult
+from backup.rsync import COMMON_ARGS, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import VERSIONS_DIR, Target
 from backup.transfer import compare, fetch
@@ -25,17 +28,56 @@ class RestoreResult:
     excluded_newer: int = 0
 
 
+STAGING_PREFIX = ".sentinel-restore-"
+
+
 async def restore(
     target: Target, runtime_dir: Path, dest: Path, *, path: str = "",
-    as_of: float | None = None,
+    as_of: float | None = None, into_existing: bool = False,
 ) -> RestoreResult:
     """Copies `path` (relative; "" = everything) from the replica into `dest`.
 
     With `as_of`: a version dir stamped T holds what was live until T, so a file's content
     as of `as_of` is the oldest version stamped after it, else the current replica copy;
     files whose content was written after `as_of` (mtime, kept by rsync -a) are left out.
+
+    A restore only ever writes and replaces the files it restores; it never deletes
+    anything in `dest`. A non-empty `dest` is refused unless `into_existing`: pointed at
+    the live store by mistake, it would replace newer documents with older ones.
     """
+    if dest.exists() and not dest.is_dir():
+        raise RestoreError(f"{dest} is not a directory")
+    if dest.is_dir() and not into_existing:
+        with os.scandir(dest) as entries:
+            if any(True for _ in entries):
+                raise RestoreError(
+                    f"{dest} is not empty; restore into an empty or new directory, or pass "
+                    "--into-existing to write the restored files into it (files of the same "
+                    "name are replaced, nothing else is touched)")
     dest.mkdir(parents=True, exist_ok=True)
+    if as_of is None and not into_existing:  # an empty dest: everything in it is ours
+        return await _restore_into(target, runtime_dir, dest, path, None)
+    # Decide what to restore in a private staging directory, then copy only that in.
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest))
+    try:
+        result = await _restore_into(target, runtime_dir, staging, path, as_of)
+        st = os.stat(dest)
+        with contextlib.suppress(OSError):  # the root's owner and mode stay dest's own
+            os.chown(staging, st.st_uid, st.st_gid)
+        os.chmod(staging, stat.S_IMODE(st.st_mode))
+        copied = await run_rsync(["-a", "--safe-links", *COMMON_ARGS, f"{staging}/",
+                                  f"{dest}/"])
+        if not copied.ok:
+            raise RestoreError(f"writing into {dest} failed: {copied.error}")
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+async def _restore_into(
+    target: Target, runtime_dir: Path, dest: Path, path: str, as_of: float | None
+) -> RestoreResult:
+    """Fetches into `dest`, which holds nothing else (it may delete files in it)."""
     result = RestoreResult()
     current = await fetch(target, runtime_dir, "", path, dest)
     if not current.ok:
@@ -78,6 +120,7 @@ async def drill(spec: ReplicationSpec) -> DrillResult:
         except RestoreError as exc:
             return DrillResult(False, 0, [], str(exc))
         cmp = await compare(str(spec.source).rstrip("/") + "/", str(dest) + "/",
-                            filters=spec.filters.rsync_args(), io_timeout=spec.timeout)
+                            filters=spec.filters.rsync_args(), io_timeout=spec.timeout,
+                            safe_links=True)
         return DrillResult(cmp.ok and not cmp.differences, restored.files, cmp.differences,
                            "" if cmp.ok else cmp.error)

@@ -55,5 +55,7 @@ class ReplicationSpec:
     fallback_reconcile: float = DEFAULT_FALLBACK_RECONCILE
     retry_max: float = DEFAULT_RETRY_MAX
     fatal_retry: float = DEFAULT_FATAL_RETRY
+    # the source root must be a mountpoint (an unmounted disk leaves an empty directory)
+    require_mountpoint: bool = False
     # ssh ControlMaster sockets; must be short (unix socket paths are limited to 108 bytes)
     runtime_dir: Path = Path("/run/sentinel")

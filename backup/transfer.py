@@ -6,12 +6,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.rsync import COMMON_ARGS, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
 from backup.versions import backup_dir_arg
 
-PROTECT = (f"--exclude=/{VERSIONS_DIR}", f"--exclude=/{PARTIAL_DIR}")
+# Excluded on both sides: never shipped, never deleted on the replica by --delete, never
+# compared, never restored. The markers prove identity (backup/markers.py): the source
+# marker is not a document, and the target marker must survive every --delete.
+PROTECT = (f"--exclude=/{VERSIONS_DIR}", f"--exclude=/{PARTIAL_DIR}",
+           f"--exclude=/{SOURCE_MARKER}", f"--exclude=/{TARGET_MARKER}")
 
 
 def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
@@ -67,12 +72,16 @@ async def ship_batch(spec: ReplicationSpec, paths: Sequence[str], now: float) ->
 
 
 async def full_sync(
-    spec: ReplicationSpec, now: float, *, on_output: Callable[[str], None] | None = None
+    spec: ReplicationSpec, now: float, *, on_output: Callable[[str], None] | None = None,
+    dry_run: bool = False,
 ) -> RsyncResult:
-    """The whole source, with the same backup semantics (the backstop for lost events)."""
+    """The whole source, with the same backup semantics (the backstop for lost events).
+    `dry_run`: the same command with `--dry-run --stats`: what it would change, itemized."""
     args = [*_base(spec, partial=False), "--delete", "--backup", backup_dir_arg(now), *PROTECT,
             *spec.filters.rsync_args()]
-    if on_output is not None:
+    if dry_run:
+        args += ["--dry-run", "--stats"]
+    elif on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]
     return await run_rsync(args, on_output=on_output)
@@ -80,11 +89,12 @@ async def full_sync(
 
 async def compare(
     source: str, dest: str, *, transport: Sequence[str] = (), filters: Sequence[str] = (),
-    io_timeout: float = 60,
+    io_timeout: float = 60, safe_links: bool = False,
 ) -> RsyncResult:
-    """Dry-run checksum comparison; `result.differences` lists every path that differs."""
+    """Dry-run checksum comparison; `result.differences` lists every path that differs.
+    `safe_links`: leave out symlinks that point outside the tree (restore does)."""
     args = ["-anc", "--delete", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}", *transport,
-            *PROTECT, *filters, source, dest]
+            *(["--safe-links"] if safe_links else []), *PROTECT, *filters, source, dest]
     return await run_rsync(args)
 
 
@@ -100,9 +110,11 @@ async def fetch(
     target: Target, runtime_dir: Path, remote_sub: str, rel: str, dest: Path,
     *, io_timeout: float = 60,
 ) -> RsyncResult:
-    """Copies `<replica>/<remote_sub>/<rel>` to `dest/<rel>` (whole replica when rel is "")."""
+    """Copies `<replica>/<remote_sub>/<rel>` to `dest/<rel>` (whole replica when rel is "").
+    Never deletes in `dest`; symlinks pointing outside the replica (absolute ones, `../`
+    escapes) are not restored: a planted link to /etc/shadow must not come back as one."""
     base = target.path(remote_sub).rstrip("/")
     src = f"{base}/./{rel.strip('/')}" if rel.strip("/") else f"{base}/./"
-    args = ["-aR", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}",
+    args = ["-aR", "--safe-links", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}",
             *target.transport_args(runtime_dir), *PROTECT, src, str(dest).rstrip("/") + "/"]
     return await run_rsync(args)

@@ -26,6 +26,8 @@ class Kind(StrEnum):
     REPLICATION_FAILURES = "replication_failures"
     REPLICATION_GUARD = "replication_guard"
     REPLICATION_VERIFY = "replication_verify"
+    REPLICATION_SOURCE_MISSING = "replication_source_missing"
+    REPLICATION_TARGET_MISSING = "replication_target_missing"
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
     COMPONENT = "component"

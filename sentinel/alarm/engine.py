@@ -34,6 +34,7 @@ from sentinel.alarm.conditions import RateTracker, battery_low, threshold
 from sentinel.alarm.ids import alarm_id, normalize
 from sentinel.alarm.rules import (
     BOOLEAN_KINDS,
+    BOOLEAN_REASONS,
     SELF_KINDS,
     WARNING,
     CombinedRule,
@@ -366,7 +367,8 @@ class Engine:
                 self._update(out, info, "battery", kind, WARNING if value else None, value, "",
                              "battery low", now, self._side_policy)
             elif rule.severity is not None:
-                reason = reading.detail or f"{kind.replace('_', ' ')} detected"
+                reason = (reading.detail or BOOLEAN_REASONS.get(kind)
+                          or f"{kind.replace('_', ' ')} detected")
                 self._update(out, info, kind, kind, rule.severity if value else None, value,
                              unit, reason, now, rule.policy)
             return

@@ -18,8 +18,13 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 # Kinds whose value is a bool where True is the trouble.
 BOOLEAN_KINDS = frozenset(
     {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
-     "component"}
+     "replication_source_missing", "replication_target_missing", "component"}
 )
+# The reason a boolean alarm states, when "<kind> detected" would read wrong.
+BOOLEAN_REASONS = {
+    "replication_source_missing": "source missing or not mounted",
+    "replication_target_missing": "target missing or not mounted",
+}
 # Replication health arrives for ids like "replication:docs" that are not [[sensors]].
 REPLICATION_KINDS = frozenset(
     {
@@ -28,6 +33,8 @@ REPLICATION_KINDS = frozenset(
         "replication_guard",
         "replication_verify",
         "watch_limit",
+        "replication_source_missing",
+        "replication_target_missing",
     }
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
@@ -52,6 +59,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # critical: a part of sentinel that stays down leaves a room or the data unwatched, and
     # it does not heal by itself; `[[rules]] kind = "component"` can lower it
     "component": {"severity": CRITICAL},
+    "replication_source_missing": {"severity": CRITICAL},
+    "replication_target_missing": {"severity": CRITICAL},
 }
 
 _FIELDS = (

@@ -23,6 +23,7 @@ from backup.restore import RestoreError, drill, restore
 from backup.spec import ReplicationSpec
 from backup.status import read_status
 from backup.target import TargetError
+from backup.watcher import SourceGone
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config
 from sentinel.replication import migrate_replication, runtime_dir, spec_from_config
@@ -39,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = bsub.add_parser("sync", help="run a full reconcile now (with a progress bar)")
     s.add_argument("--full", action="store_true", required=True,
                    help="the whole source (required: incremental sync is the daemon's job)")
+    s.add_argument("--init-target", action="store_true",
+                   help="write the replica's .sentinel-target marker first (a new or "
+                        "re-created replica; without it a missing marker stops replication)")
+    s.add_argument("--init-source", action="store_true",
+                   help="write the source's .sentinel-source marker first (the source really "
+                        "is the document store, e.g. after restoring it onto a new disk)")
     s.add_argument("name", nargs="?", help="replication name (default: all)")
     s.set_defaults(func=_cmd(_sync))
 
@@ -51,6 +58,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--to", required=True, type=Path, help="directory to restore into")
     r.add_argument("--as-of", help="point in time: ISO 8601 (2026-11-20T14:30) or epoch")
     r.add_argument("--name", help="replication name (needed when there are several)")
+    r.add_argument("--into-existing", action="store_true",
+                   help="allow a non-empty --to directory: restored files are written and "
+                        "replace files of the same name; nothing else is touched")
     r.set_defaults(func=_cmd(_restore))
 
     d = bsub.add_parser("drill", help="restore into a temp dir and compare with the source")
@@ -124,12 +134,18 @@ async def _sync(store: Store, specs: list[ReplicationSpec], args: argparse.Names
                 if found:
                     progress.update(task, completed=int(found[-1]))
 
-            result = await rep.reconcile("by hand", on_output=on_output)
+            try:
+                result = await rep.reconcile("by hand", on_output=on_output,
+                                             init_source=args.init_source,
+                                             init_target=args.init_target)
+            except SourceGone as exc:
+                result, skipped = None, f"source missing or not mounted: {exc}"
+            else:
+                skipped = rep.last_skip
             if result is not None and result.ok:
                 progress.update(task, completed=100)
         if result is None:
-            print(f"{spec.name}: skipped: the ransomware guard is tripped "
-                  "(`sentinel backup resume` or `discard` first)")
+            print(f"{spec.name}: skipped: {skipped}")
             failed += 1
         elif not result.ok:
             print(f"{spec.name}: FAILED: rsync exit {result.exit_code}: {result.error}")
@@ -180,7 +196,8 @@ async def _restore(store: Store, specs: list[ReplicationSpec], args: argparse.Na
         print(f"sentinel: {exc}", file=sys.stderr)
         return EXIT_USAGE
     spec = specs[0]
-    result = await restore(spec.target, spec.runtime_dir, args.to, path=args.path, as_of=as_of)
+    result = await restore(spec.target, spec.runtime_dir, args.to, path=args.path, as_of=as_of,
+                           into_existing=args.into_existing)
     when = f" as of {datetime.fromtimestamp(as_of).isoformat()}" if as_of is not None else ""
     print(f"{spec.name}: restored {result.files} files{when} into {args.to}"
           + (f" (using {len(result.versions_used)} version sets)" if as_of is not None else ""))

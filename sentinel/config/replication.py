@@ -64,6 +64,8 @@ class ReplicationConfig(Model):
     versions_retention: Duration | None = 30 * 86400.0
     fallback_reconcile: Duration = Field(300.0, gt=0)
     retry_max: Duration = Field(60.0, gt=0)
+    # the source root must be a mountpoint: an unmounted disk is refused, not mirrored
+    require_mountpoint: bool = False
     guard: GuardConfig = GuardConfig()
 
     @field_validator("strict_host_key_checking", mode="before")

@@ -9,12 +9,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.replicator import Replicator
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
 from sentinel.store import Store
 
-SKIP = {VERSIONS_DIR, PARTIAL_DIR}
+SKIP = {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER}
 
 
 def tree(root: Path) -> dict[str, bytes | str | None]:
@@ -32,6 +33,8 @@ def tree(root: Path) -> dict[str, bytes | str | None]:
             except OSError:
                 out[rel] = b"<vanished while reading>"
         for f in files:
+            if rel_dir == "." and f in SKIP:
+                continue
             full = os.path.join(dirpath, f)
             rel = os.path.normpath(os.path.join(rel_dir, f))
             try:

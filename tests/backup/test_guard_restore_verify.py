@@ -148,3 +148,44 @@ def test_status_without_tables_is_empty(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "x.db")
     assert read_status(conn, time.time()) == {}
     conn.close()
+
+
+class _Clock:
+    """Real time plus an offset a test moves forward (to slide the guard window past)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_tripped_guard_holds_after_its_window_and_after_a_restart(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _populate(src, 120)
+    guard = GuardSettings(max_files=50, window=60.0)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=guard)
+    clock = _Clock()
+    async with running(spec, bstore, clock=clock) as rep:
+        await caught_up(rep, src, dst)
+        before = tree(dst)
+        for p in sorted((src / "docs").iterdir()):
+            p.write_bytes(b"\x00ENCRYPTED" + os.urandom(64))
+        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await wait_for(lambda: rep.journal.pending >= 120, 10, "changes journaled")
+        # the window slides past: the live count is back to zero, the trip must hold
+        clock.offset += 2 * guard.window
+        rounds = rep.ship_rounds
+        (src / "docs" / "late.hwp").write_text("one more change wakes the shipper")
+        await wait_for(lambda: rep.ship_rounds > rounds, 10, "a shipping round")
+        assert tree(dst) == before
+    clock.offset += 2 * guard.window
+    async with running(spec, bstore, clock=clock) as rep:  # a restart of the daemon
+        await wait_for(lambda: rep.ship_rounds >= 1, 10, "a shipping round after restart")
+        assert rep.health()["guard_tripped"] and rep.journal.pending >= 120
+        assert tree(dst) == before
+        await resume(bstore.write, "docs")
+        await caught_up(rep, src, dst)
+        assert (dst / "docs" / "doc000.hwp").read_bytes().startswith(b"\x00ENCRYPTED")

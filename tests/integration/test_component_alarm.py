@@ -1,11 +1,10 @@
-"""The whole daemon, real parts: a replicator whose source directory vanished crashes at
+"""The whole daemon, real parts: a replicator whose change journal table is gone crashes at
 every restart; after more than `restart_alarm_count` crashes it pages, exactly once, at a
 loopback Apprise `json://` sink, and `sentinel status` names the real error."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -109,14 +108,18 @@ def test_a_component_in_a_restart_loop_pages_once_with_its_error(
     d = deployment
     d.start()
     wait_for(lambda: (d.replica / "minutes.txt").exists(), what="the first sync")
-    shutil.rmtree(d.source)  # the document store vanished: the replicator crashes for good
+    # the journal's table is gone (a vanished source is its own alarm, not a crash): the
+    # replicator crashes at every restart for good
+    with sqlite3.connect(d.tmp / "state" / "sentinel.db") as db:
+        db.execute("DROP TABLE backup_journal")
+    (d.source / "agenda.txt").write_text("agenda\n", encoding="utf-8")
 
     wait_for(lambda: d.pages("/sms") and d.pages("/long"), what="the restart-loop pages")
     # the SMS names the component; the long form also says what crashed it
     assert "crash loop" in d.pages("/sms")[0]
     page = d.pages("/long")[0]
     assert "replication:docs keeps failing" in page and "restarts in 2m" in page
-    assert f"SourceGone: source {d.source}" in page
+    assert "OperationalError: no such table: backup_journal" in page
 
     # it keeps crashing, and nobody is paged again for it
     seen = d.component()["restarts"]
@@ -126,11 +129,11 @@ def test_a_component_in_a_restart_loop_pages_once_with_its_error(
     code, report = d.status()
     comp = report["components"]["replication:docs"]
     assert comp["failing"] is True and comp["restarts_in_window"] >= 3
-    assert comp["last_error"].startswith("SourceGone: ")
+    assert comp["last_error"].startswith("OperationalError: ")
     assert report["overall"]["state"] == "CRITICAL" and code == 2
     alarms = [a for a in report["alarms"] if a["sensor"] == "component:replication:docs"]
     assert len(alarms) == 1 and alarms[0]["severity"] == "critical"
-    assert "SourceGone" in alarms[0]["reason"]
+    assert "OperationalError" in alarms[0]["reason"]
     assert any("replication:docs keeps failing" in r for r in report["overall"]["reasons"])
     assert APPRISE_TOKEN not in json.dumps(report)
     assert "keeps failing" in d.log_path.read_text(encoding="utf-8", errors="replace")

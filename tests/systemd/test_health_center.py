@@ -345,3 +345,28 @@ def test_rsync_uses_a_root_owned_0640_password_file_as_the_daemon_user(
     )
     assert result.returncode == 0, result.stderr
     assert (rsyncd.replica / "index.txt").read_text() == "index"
+
+
+@pytest.mark.xfail(strict=True, reason="rrsync accepts -@ only with digits: it refuses the "
+                   "--modify-window=-1 (sent as -@-1) that every sentinel transfer passes")
+async def test_rrsync_key_lets_sentinel_check_and_write_its_target_marker(
+    tmp_path: Path, sshd: Sshd
+) -> None:
+    """The marker check is a dry-run push, so the write-only key allows it."""
+    from backup.markers import TARGET_MARKER, check_target, write_target_marker
+    from backup.spec import ReplicationSpec
+    from backup.target import parse_target
+
+    keys = tmp_path / "keys"
+    target = parse_target("root@127.0.0.1:.", ssh_port=sshd.port, identity_file=keys / "client",
+                          known_hosts=keys / "known_hosts")
+    runtime = Path(tempfile.mkdtemp(prefix="snt"))
+    try:
+        spec = ReplicationSpec("onnara", sources(tmp_path), target, runtime_dir=runtime)
+        first = await check_target(spec)
+        assert first.present is False, first.result and first.result.error
+        assert (await write_target_marker(spec)).ok
+        assert (sshd.replica / TARGET_MARKER).is_file()
+        assert (await check_target(spec)).present is True
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)

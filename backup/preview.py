@@ -1,0 +1,74 @@
+"""What a full pass would do to the replica, measured before it runs (rsync --dry-run).
+
+A full pass mirrors with --delete: run after the source was encrypted or emptied while
+sentinel was not watching, it would overwrite or delete the replica in one go. The same
+ransomware-guard thresholds as the live guard apply to the files it would delete or
+replace; new files do not count (a big copy-in is not an attack).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backup.rsync import RsyncResult
+from backup.spec import GuardSettings, ReplicationSpec
+from backup.transfer import full_sync
+
+# One itemized line: 11 change characters, a space, the name (see rsync.OUT_FORMAT).
+_ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
+_DELETING = "*deleting "
+_SOURCE_FILES = re.compile(r"^Number of files: ([\d,]+)(?: \((.*)\))?")
+_REGULAR = re.compile(r"reg: ([\d,]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """Counts from a dry run: replica files it would delete or replace, source files."""
+
+    deleted: int
+    overwritten: int
+    source_files: int
+
+    @property
+    def damage(self) -> int:
+        return self.deleted + self.overwritten
+
+    def trips(self, guard: GuardSettings) -> bool:
+        """The live guard's rule (backup.guard.Guard.verdict), applied to this pass."""
+        if not guard.enabled:
+            return False
+        n = self.damage
+        share_limit = guard.max_share * max(self.source_files, 1)
+        return n > guard.max_files or (n >= guard.min_files and n > share_limit)
+
+    def describe(self) -> str:
+        return (f"full pass would delete {self.deleted} and overwrite {self.overwritten} "
+                f"existing replica files (source has {self.source_files} files)")
+
+
+def count(lines: Sequence[str]) -> Preview:
+    deleted = overwritten = files = 0
+    for line in lines:
+        if line.startswith(_DELETING):
+            if not line.endswith("/"):  # a directory's files are listed one by one
+                deleted += 1
+            continue
+        m = _ITEM.match(line)
+        if m is not None:
+            # an existing file whose content is replaced (a new one shows "+++++++++")
+            if m.group(1) in "<>c" and m.group(2) != "d" and m.group(3) != "+" * 9:
+                overwritten += 1
+            continue
+        s = _SOURCE_FILES.match(line)
+        if s is not None:
+            reg = _REGULAR.search(s.group(2) or "")
+            files = int((reg.group(1) if reg else s.group(1)).replace(",", ""))
+    return Preview(deleted, overwritten, files)
+
+
+async def preview_full_sync(spec: ReplicationSpec, now: float) -> tuple[Preview, RsyncResult]:
+    """Runs the full pass's own command line with --dry-run; the counts and the result."""
+    result = await full_sync(spec, now, dry_run=True)
+    return count(result.output), result
