@@ -36,6 +36,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "fire": "화재", "rate_of_rise": "급격한 온도상승",
         "replication_lag": "복제 지연", "replication_failures": "복제 실패",
         "replication_guard": "복제 중지(대량 변경)", "replication_verify": "복제 검증 실패",
+        "replication_quarantine": "복제 불가 파일",
         "watch_limit": "감시 한도 초과", "test": "시험",
     },
     "en": {
@@ -46,6 +47,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_lag": "replication lag", "replication_failures": "replication failing",
         "replication_guard": "replication paused (mass change)",
         "replication_verify": "replica verify failed", "watch_limit": "watch limit",
+        "replication_quarantine": "files that cannot be replicated",
         "test": "test",
     },
 }

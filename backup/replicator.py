@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +18,11 @@ import aiosqlite
 
 from backup.guard import Guard, Verdict
 from backup.journal import Entry, Journal, WriteTx
+from backup.quarantine import Quarantine, shown
 from backup.rsync import Outcome, RsyncResult
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
-from backup.transfer import full_sync, ship_batch, verify_replica
+from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
 from backup.versions import prune_versions
 from backup.watcher import CREATED_OPEN, Watcher
 
@@ -36,6 +38,12 @@ SCHEDULER_TICK = 30.0
 PRUNE_EVERY = 86400.0
 VERIFY_SAMPLE = 20
 RETRY_INITIAL = 1.0
+# rsync exits that name a file rather than the link (23 partial transfer; 11 file I/O, e.g.
+# a file larger than the target's free space): worth splitting the batch to find the file.
+PER_PATH_CODES = frozenset({11, 23})
+# A failing batch is split in halves until the bad paths are alone; at most this many rsync
+# runs per batch (about two per halving for each bad path, ~13 halvings for 5000 files).
+SPLIT_MAX_RUNS = 32
 
 
 class Replicator:
@@ -60,6 +68,8 @@ class Replicator:
         self._journal_write = journal_write or write
         self._clock = clock
         self.journal = Journal(spec.name, db, self._journal_write, clock=clock)
+        self.quarantine = Quarantine(spec.name, db, write, clock=clock)
+        self._refused: dict[str, str] = {}  # from the watcher, not yet in the quarantine
         self.guard = Guard(spec.guard)
         self.watcher: Watcher | None = None
         self._changes: set[str] = set()
@@ -84,11 +94,13 @@ class Replicator:
         await self.load()
         self._verify = await self._load_last_verify()
         self._started = self._clock()
-        watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow)
+        watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow,
+                          self._on_refused)
         self.watcher = watcher
         # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
         await asyncio.to_thread(watcher.open)
         try:
+            await self._set_aside_refused()
             if self.spec.reconcile_at_start:
                 self.request_reconcile("start")
             self._phase = "running"
@@ -106,6 +118,7 @@ class Replicator:
     async def load(self) -> None:
         """Reads the persisted journal/state (run() does it; admin commands call it)."""
         await self.journal.load()
+        await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
 
     def health(self) -> dict[str, Any]:
@@ -135,6 +148,7 @@ class Replicator:
             "watches": w.watches if w else 0,
             "files": w.file_count if w else 0,
             "overflows": w.overflows if w else 0,
+            "quarantined": len(self.quarantine),
         }
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
@@ -159,9 +173,20 @@ class Replicator:
         if kind != CREATED_OPEN:
             self._changes.add(rel)
             self._changed.set()
+        elif self._refused:
+            self._changed.set()  # a new directory was refused: record that
 
     def _on_overflow(self) -> None:
         self.request_reconcile("overflow")
+
+    def _on_refused(self, rel: str, reason: str) -> None:
+        # may run in the thread of the first walk: only note it; the journal loop records it
+        self._refused[rel] = reason
+
+    async def _set_aside_refused(self) -> None:
+        if self._refused:
+            refused, self._refused = self._refused, {}
+            await self._set_aside(list(refused.items()))
 
     # -- journal ---------------------------------------------------------------------------
 
@@ -170,8 +195,11 @@ class Replicator:
             await self._changed.wait()
             await asyncio.sleep(COLLECT_DELAY)
             self._changed.clear()
+            await self._set_aside_refused()
             batch, self._changes = self._changes, set()
             try:
+                # changed again: a quarantined path gets another try
+                await self.quarantine.release(batch)
                 await self.journal.record(sorted(batch))
             except BaseException:
                 self._changes |= batch  # not recorded: keep them for the next try
@@ -233,15 +261,82 @@ class Replicator:
                 return None
             entries = self._cap_bytes(entries)
             started = self._clock()
-            result = await ship_batch(self.spec, [e.path for e in entries], started)
-            self.transfers += 1
-            if result.ok:
-                await self.journal.complete(entries, started)
-                await self._succeeded(len(result.transferred) + len(result.deleted))
+            prior_ok = not self._state.get("consecutive_failures")
+            result = await self._ship(entries, started)
+            shipped = len(entries) if result.ok else 0
+            if not result.ok and result.exit_code in PER_PATH_CODES:
+                shipped = await self._split(entries, started, result, prior_ok)
+            if shipped:
+                await self._succeeded(shipped)
                 return True
             await self._failed(result)
         await self._backoff(result)
         return False
+
+    async def _ship(self, entries: list[Entry], started: float) -> RsyncResult:
+        """One rsync run; its rows leave the journal when it worked."""
+        result = await ship_batch(self.spec, [e.path for e in entries], started,
+                                  skip=self.quarantine.reasons)
+        self.transfers += 1
+        if result.ok:
+            await self.journal.complete(entries, started)
+            gone = [e.path for e in entries
+                    if not os.path.lexists(os.path.join(self.spec.source, e.path))]
+            if gone:
+                await self._remove_partials(gone)
+        return result
+
+    async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
+                     prior_ok: bool) -> int:
+        """A batch failed for a reason that names files: ships it again in halves (and the
+        failing halves in halves...), so one bad file cannot hold the others. A path that
+        fails alone while others shipped (or, alone in its batch, right after a transfer
+        that worked) goes to the quarantine. Returns how many paths shipped or were set
+        aside; 0 means the target itself looks broken (the caller backs off)."""
+        shipped = 0
+        runs = 0
+        alone: list[tuple[Entry, RsyncResult]] = []
+        failing: deque[tuple[list[Entry], RsyncResult]] = deque([(entries, first)])
+        while failing and runs < SPLIT_MAX_RUNS:
+            group, result = failing.popleft()
+            if len(group) == 1:
+                alone.append((group[0], result))
+                continue
+            mid = len(group) // 2
+            for part in (group[:mid], group[mid:]):
+                if runs >= SPLIT_MAX_RUNS:
+                    break
+                runs += 1
+                part_result = await self._ship(part, started)
+                if part_result.ok:
+                    shipped += len(part)
+                elif part_result.exit_code in PER_PATH_CODES:
+                    failing.append((part, part_result))
+                else:
+                    return shipped  # the link failed, not a file: back off
+        alone += [(g[0], r) for g, r in failing if len(g) == 1]
+        if alone and (shipped or (prior_ok and len(entries) == 1)):
+            await self._set_aside([(e.path, f"rsync exit {r.exit_code}: {r.error}")
+                                   for e, r in alone])
+            await self.journal.complete([e for e, _ in alone], started)
+            await self._remove_partials([e.path for e, _ in alone])
+            shipped += len(alone)
+        return shipped
+
+    async def _set_aside(self, items: list[tuple[str, str]]) -> None:
+        await self.quarantine.add(items)
+        for path, reason in items[:5]:
+            log.warning("replication %s: %s cannot be replicated, set aside: %s",
+                        self.spec.name, shown(path, 200), reason)
+        if len(items) > 5:
+            log.warning("replication %s: %d more paths set aside", self.spec.name,
+                        len(items) - 5)
+
+    async def _remove_partials(self, paths: list[str]) -> None:
+        result = await remove_partials(self.spec, paths)
+        if not result.ok:  # only space is at stake: the next deletion tries again
+            log.info("replication %s: removing partial files failed: %s", self.spec.name,
+                     result.error)
 
     def _cap_bytes(self, entries: list[Entry]) -> list[Entry]:
         total = 0
@@ -298,10 +393,15 @@ class Replicator:
             upto = self.journal.seq
             started = self._clock()
             log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
-            result = await full_sync(self.spec, started, on_output=on_output)
+            result = await full_sync(self.spec, started, on_output=on_output,
+                                     skip=self.quarantine.reasons)
             self.transfers += 1
             if result.ok:
                 await self.journal.clear_upto(upto)
+                # every full pass gives the quarantined paths another try
+                await self.journal.record(
+                    sorted(await self.quarantine.release(list(self.quarantine.reasons))))
+                self._ship_wakeup.set()
                 await save_state(self._write, self.spec.name, last_full=self._clock(),
                                  last_full_ok=1)
                 self._state.update(last_full=self._clock(), last_full_ok=1)
@@ -314,12 +414,8 @@ class Replicator:
         """Checksum compare of source and replica; differences still pending in the journal
         are known lag, not a mismatch."""
         async with self._transfer:
-            result = await verify_replica(self.spec)
-        pending = set()
-        async with self._db.execute(
-            "SELECT path FROM backup_journal WHERE source = ?", (self.spec.name,)
-        ) as cur:
-            pending = {r[0] async for r in cur}
+            result = await verify_replica(self.spec, skip=self.quarantine.reasons)
+        pending = await self.journal.paths()
         diffs = [d for d in result.differences
                  if d.rstrip("/") not in pending and not (self._changes & {d.rstrip("/")})]
         ok = result.ok and not diffs

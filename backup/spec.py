@@ -55,5 +55,7 @@ class ReplicationSpec:
     fallback_reconcile: float = DEFAULT_FALLBACK_RECONCILE
     retry_max: float = DEFAULT_RETRY_MAX
     fatal_retry: float = DEFAULT_FATAL_RETRY
+    sparse: bool = True  # rsync --sparse: holes in a file stay holes on the replica
+    hardlinks: bool = True  # rsync -H: needs a target file system with hard links
     # ssh ControlMaster sockets; must be short (unix socket paths are limited to 108 bytes)
     runtime_dir: Path = Path("/run/sentinel")

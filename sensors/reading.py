@@ -26,6 +26,7 @@ class Kind(StrEnum):
     REPLICATION_FAILURES = "replication_failures"
     REPLICATION_GUARD = "replication_guard"
     REPLICATION_VERIFY = "replication_verify"
+    REPLICATION_QUARANTINE = "replication_quarantine"  # paths rsync/the kernel refuse
     WATCH_LIMIT = "watch_limit"
 
 

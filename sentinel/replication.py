@@ -47,7 +47,7 @@ def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
         retention=rc.versions_retention,
         guard=GuardSettings(g.enabled, g.window, g.max_files, g.max_share, g.min_files),
         fallback_reconcile=rc.fallback_reconcile, retry_max=rc.retry_max,
-        runtime_dir=runtime,
+        sparse=rc.sparse, hardlinks=rc.hardlinks, runtime_dir=runtime,
     )
 
 
@@ -89,6 +89,7 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
             (Kind.REPLICATION_GUARD, bool(h["guard_tripped"])),
             (Kind.REPLICATION_VERIFY, bool(h["verify_mismatch"])),
             (Kind.WATCH_LIMIT, bool(h["watch_limit"])),
+            (Kind.REPLICATION_QUARANTINE, float(h["quarantined"])),
         ]
         for kind, value in values:
             out.append(Reading(sid, str(kind), value, UNITS.get(kind, ""), now,

@@ -26,6 +26,7 @@ REPLICATION_KINDS = frozenset(
         "replication_failures",
         "replication_guard",
         "replication_verify",
+        "replication_quarantine",
         "watch_limit",
     }
 )
@@ -43,6 +44,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_failures": {"warn_high": 3.0, "crit_high": 10.0},
     "replication_guard": {"severity": CRITICAL},
     "replication_verify": {"severity": CRITICAL},
+    "replication_quarantine": {"warn_high": 1.0},  # count of paths set aside
     "watch_limit": {"severity": WARNING},
 }
 

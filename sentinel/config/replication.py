@@ -60,6 +60,8 @@ class ReplicationConfig(Model):
     versions_retention: Duration | None = 30 * 86400.0
     fallback_reconcile: Duration = Field(300.0, gt=0)
     retry_max: Duration = Field(60.0, gt=0)
+    sparse: bool = True  # keep holes in sparse files (rsync --sparse)
+    hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
     guard: GuardConfig = GuardConfig()
 
     @field_validator("name")
