@@ -296,6 +296,8 @@ class Replicator:
         shipped = 0
         runs = 0
         alone: list[tuple[Entry, RsyncResult]] = []
+        # a file that did not fit leaves its partial copy, which would fail the rest too
+        await self._remove_partials([e.path for e in entries])
         failing: deque[tuple[list[Entry], RsyncResult]] = deque([(entries, first)])
         while failing and runs < SPLIT_MAX_RUNS:
             group, result = failing.popleft()
@@ -312,6 +314,7 @@ class Replicator:
                     shipped += len(part)
                 elif part_result.exit_code in PER_PATH_CODES:
                     failing.append((part, part_result))
+                    await self._remove_partials([e.path for e in part])
                 else:
                     return shipped  # the link failed, not a file: back off
         alone += [(g[0], r) for g, r in failing if len(g) == 1]

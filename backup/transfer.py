@@ -124,24 +124,45 @@ async def full_sync(
     """The whole source, with the same backup semantics (the backstop for lost events).
     `skip`: quarantined paths, left alone on both sides so they cannot fail the pass."""
     args = [*_base(spec, partial=False), "--delete", "--backup", backup_dir_arg(now), *PROTECT,
-            *skip_args(skip), *spec.filters.rsync_args()]
+            *skip_args(skip, walking=True), *spec.filters.rsync_args()]
     if on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]
     return await run_rsync(args, on_output=on_output)
 
 
-def skip_args(paths: Iterable[str]) -> list[str]:
-    return [f"--exclude={exact_pattern(p)}" for p in sorted(paths)]
+def skip_args(paths: Iterable[str], *, walking: bool = False) -> list[str]:
+    """Excludes for quarantined paths. `walking` (full pass, verify): rsync reports a name
+    longer than its MAXPATHLEN while listing the parent, before any filter could skip the
+    name, so for such a path the whole parent is left to the live shipping."""
+    out = set()
+    for p in paths:
+        if walking and len(os.fsencode(p)) >= RSYNC_PATH_MAX - 1 and "/" in p:
+            p = p.rpartition("/")[0]
+        out.add(p)
+    return [f"--exclude={exact_pattern(p)}" for p in sorted(out)]
+
+
+RSYNC_PATH_MAX = 4096
+# rsync discards a longer filter rule ("discarding over-long filter"); MAXPATHLEN is 4096.
+PATTERN_MAX = 4000
 
 
 def exact_pattern(rel: str) -> str:
-    """An rsync filter pattern that matches exactly `rel` from the transfer root. A backslash
-    escapes only in a pattern that has wildcards, so escape only then."""
-    rel = "/" + rel.strip("/")
-    if any(c in rel for c in "*?["):
-        rel = "".join("\\" + c if c in "*?[\\" else c for c in rel)
-    return rel
+    """An rsync filter pattern that matches `rel` from the transfer root. A backslash escapes
+    only in a pattern that has wildcards, so escape only then. A path too long for a rule
+    (rsync cannot transfer it either) gets "*" for middle components until the rule fits:
+    it can then also match names of the same depth and leaf, which are as long."""
+    parts = rel.strip("/").split("/")
+    wild = [False] * len(parts)
+    i = len(parts) - 2
+    while len(os.fsencode("/" + "/".join(parts))) > PATTERN_MAX and i >= 1:
+        parts[i], wild[i] = "*", True
+        i -= 1
+    if any(wild) or any(c in rel for c in "*?["):
+        parts = [p if w else "".join("\\" + c if c in "*?[\\" else c for c in p)
+                 for p, w in zip(parts, wild, strict=True)]
+    return "/" + "/".join(parts)
 
 
 async def compare(
@@ -158,7 +179,8 @@ async def verify_replica(spec: ReplicationSpec, *, skip: Iterable[str] = ()) -> 
     return await compare(
         _source(spec), spec.target.path(),
         transport=spec.target.transport_args(spec.runtime_dir),
-        filters=[*skip_args(skip), *spec.filters.rsync_args()], io_timeout=spec.timeout,
+        filters=[*skip_args(skip, walking=True), *spec.filters.rsync_args()],
+        io_timeout=spec.timeout,
     )
 
 
