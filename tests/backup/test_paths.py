@@ -5,7 +5,9 @@ and hard links. None of them may stop replication of the rest."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from backup.status import read_status
 from backup.target import PARTIAL_DIR, parse_target
 from sensors.reading import Kind
 from sentinel.alarm import Engine
+from sentinel.cli.main import main
 from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.alarm.helpers import SENSORS, Outbox, config, events
@@ -81,9 +84,11 @@ async def test_names_that_are_not_utf8_replicate_and_delete(
         os.mkdir(bsrc + b"/dir\xff")
         at(bsrc, b"dir\xff/bad\xfe.txt").write_bytes(b"inside")
         at(bsrc, b"fine.txt").write_bytes(b"fine")
+        at(bsrc, b"new\nline\t.txt").write_bytes(b"control characters")
         await caught_up(rep, src, dst)
         assert at(bdst, b"\xc7\xd1\xb1\xdb.hwp").read_bytes() == b"euc-kr"
         assert at(bdst, b"dir\xff/bad\xfe.txt").read_bytes() == b"inside"
+        assert at(bdst, b"new\nline\t.txt").read_bytes() == b"control characters"
         os.unlink(bsrc + b"/dir\xff/bad\xfe.txt")
         await caught_up(rep, src, dst)
         assert not os.path.lexists(bdst + b"/dir\xff/bad\xfe.txt")
@@ -91,7 +96,7 @@ async def test_names_that_are_not_utf8_replicate_and_delete(
 
 
 async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
-    tmp_path: Path, bstore: Store, runtime: Path
+    tmp_path: Path, bstore: Store, runtime: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
@@ -116,6 +121,15 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
     # refused by the kernel's watch, or by rsync on the retry after the full pass
     assert any(why in shown["paths"][0]["reason"]
                for why in ("longer than", "File name too long", "overflows max-path"))
+    # what an operator sees: the table and --json of `sentinel status`
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
+                   f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n')
+    main(["-c", str(cfg), "status", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["replication"][0]["quarantine"]["count"] == 1
+    main(["-c", str(cfg), "status"])
+    assert "1 path(s) cannot be replicated" in capsys.readouterr().out
     # the same reading raises a warning through the alarm engine
     engine = Engine(bstore, config(SENSORS), enqueue=Outbox())
     await engine.start()
@@ -242,6 +256,10 @@ async def test_sparse_files_stay_sparse_and_hard_links_stay_links(
         journal = Journal("docs", bstore.db, bstore.write)
         await journal.load()
         await journal.record(["a.txt", "b.txt", "disk.img"])
+    else:  # the link arrived as a copy (in a later batch): the full pass links it again
+        dst.mkdir()
+        for name in ("a.txt", "b.txt"):
+            shutil.copy2(src / name, dst / name)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst, limit=60)
     img = os.stat(dst / "disk.img")
