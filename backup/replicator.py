@@ -318,13 +318,29 @@ class Replicator:
                 else:
                     return shipped  # the link failed, not a file: back off
         alone += [(g[0], r) for g, r in failing if len(g) == 1]
-        if alone and (shipped or (prior_ok and len(entries) == 1)):
-            await self._set_aside([(e.path, f"rsync exit {r.exit_code}: {r.error}")
-                                   for e, r in alone])
-            await self.journal.complete([e for e, _ in alone], started)
-            await self._remove_partials([e.path for e, _ in alone])
-            shipped += len(alone)
+        if not alone or not (shipped or (prior_ok and len(entries) == 1)):
+            return shipped
+        # a directory is shipped with its entries: it fails because of a bad file in it, so
+        # it gets one more try once the files that failed alone are set aside
+        dirs = [(e, r) for e, r in alone if os.path.isdir(os.path.join(self.spec.source, e.path))
+                and not os.path.islink(os.path.join(self.spec.source, e.path))]
+        bad = [(e, r) for e, r in alone if (e, r) not in dirs]
+        if bad:
+            await self._quarantine_entries(bad, started)
+            shipped += len(bad)
+        for e, r in dirs:
+            again = await self._ship([e], started) if bad else r
+            if not again.ok:
+                await self._quarantine_entries([(e, again)], started)
+            shipped += 1
         return shipped
+
+    async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
+                                  started: float) -> None:
+        await self._set_aside([(e.path, f"rsync exit {r.exit_code}: {r.error}")
+                               for e, r in bad])
+        await self.journal.complete([e for e, _ in bad], started)
+        await self._remove_partials([e.path for e, _ in bad])
 
     async def _set_aside(self, items: list[tuple[str, str]]) -> None:
         await self.quarantine.add(items)
@@ -411,7 +427,40 @@ class Replicator:
                 await self._succeeded(len(result.transferred) + len(result.deleted))
             else:
                 await self._failed(result)
+        if not result.ok and result.exit_code in PER_PATH_CODES:
+            # one file failed the pass (and exit 11 stops it there): every path goes
+            # through the journal instead, where shipping splits the bad one out
+            count = await self._journal_tree()
+            log.warning("replication %s: full pass failed on a file; its %d paths are "
+                        "shipped in batches instead", self.spec.name, count)
         return result
+
+    async def _journal_tree(self) -> int:
+        paths = await asyncio.to_thread(self._walk_source)
+        await self.journal.record(paths)
+        self._ship_wakeup.set()
+        return len(paths)
+
+    def _walk_source(self) -> list[str]:
+        """Every path of the source the way the watcher names them, "." for the root (a
+        listed directory is shipped as "dir/", which also removes what it no longer has)."""
+        root = str(self.spec.source)
+        out = ["."]
+        for dirpath, dirs, files in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            kept = []
+            for name in dirs:
+                rel = prefix + name
+                if rel in self.quarantine or self.spec.filters.excluded(rel, is_dir=True):
+                    continue
+                kept.append(name)
+                out.append(rel)
+            dirs[:] = kept
+            out += [prefix + name for name in files
+                    if prefix + name not in self.quarantine
+                    and not self.spec.filters.excluded(prefix + name)]
+        return out
 
     async def verify(self) -> dict[str, Any]:
         """Checksum compare of source and replica; differences still pending in the journal

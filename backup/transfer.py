@@ -137,6 +137,8 @@ def skip_args(paths: Iterable[str], *, walking: bool = False) -> list[str]:
     name, so for such a path the whole parent is left to the live shipping."""
     out = set()
     for p in paths:
+        if p.strip("/") in ("", "."):
+            continue  # never the root
         if walking and len(os.fsencode(p)) >= RSYNC_PATH_MAX - 1 and "/" in p:
             p = p.rpartition("/")[0]
         out.add(p)

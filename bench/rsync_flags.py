@@ -10,7 +10,7 @@ off and on, on the same trees, and writes bench/results/rsync_flags.md:
 - one 1 GiB sparse file with 1 MiB of data (time and the replica's disk use),
 - N/2 files each with a second hard link (replica disk use).
 
-Medians of R runs; temp dirs are removed at the end.
+Each flag alone against none; medians of R interleaved runs; temp dirs are removed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from backup.transfer import full_sync, ship_batch  # noqa: E402
 from bench.replication import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "rsync_flags.md"
-MODES = {"off": (False, False), "--sparse -H": (True, True)}
+MODES = {"off": (False, False), "--sparse": (True, False), "-H": (False, True)}
 
 
 def spec(src: Path, dst: Path, work: Path, sparse: bool, links: bool) -> ReplicationSpec:
@@ -73,22 +73,19 @@ def disk_use(root: Path) -> int:
     return total
 
 
-async def timed(coro_factory, repeats: int, before=None) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        began = time.perf_counter()
-        result = await coro_factory()
-        times.append(time.perf_counter() - began)
-        if not result.ok:
-            raise RuntimeError(result.error)
-    return statistics.median(times)
+async def once(coro) -> float:  # type: ignore[no-untyped-def]
+    began = time.perf_counter()
+    result = await coro
+    took = time.perf_counter() - began
+    if not result.ok:
+        raise RuntimeError(result.error)
+    return took
 
 
 async def main(files: int, repeats: int) -> str:
     work = Path(tempfile.mkdtemp(prefix="rsflags"))
-    rows: list[tuple[str, str, str]] = []
+    times: dict[tuple[str, str], list[float]] = {}
+    use: dict[tuple[str, str], str] = {}
     try:
         src = work / "src"
         names = small_tree(src, files)
@@ -101,40 +98,35 @@ async def main(files: int, repeats: int) -> str:
             (link_src / f"a{i:06d}").write_bytes(os.urandom(4096))
             os.link(link_src / f"a{i:06d}", link_src / f"b{i:06d}")
         link_names = sorted(os.listdir(link_src))
-        for mode, (sparse, links) in MODES.items():
-            dst = work / f"dst-{sparse}"
-            shutil.rmtree(dst, ignore_errors=True)
-            s = spec(src, dst, work, sparse, links)
-            await full_sync(s, time.time())  # the replica exists and is equal
+        full_case, batch_case = f"full pass, unchanged {files} files", f"batch of {files} new files"
+        sparse_case, link_case = "1 GiB sparse file (1 MiB data)", f"{files // 2} files x 2 links"
+        for mode, (sparse, links) in MODES.items():  # every mode's replica exists and is equal
+            await full_sync(spec(src, work / f"full-{mode}", work, sparse, links), time.time())
+        for r in range(repeats):
+            order = list(MODES.items())
+            if r % 2:
+                order.reverse()  # no mode always runs first (cache, neighbours' load)
+            for mode, (sparse, links) in order:
+                def add(case: str, took: float, mode: str = mode) -> None:
+                    times.setdefault((case, mode), []).append(took)
 
-            def wipe(d: Path = dst) -> None:
-                shutil.rmtree(d, ignore_errors=True)
-
-            full = await timed(lambda s=s: full_sync(s, time.time()), repeats)
-            batch = await timed(lambda s=s: ship_batch(s, names, time.time()), repeats, wipe)
-            sdst = work / f"sparse-dst-{sparse}"
-
-            def wipe_sparse(d: Path = sdst) -> None:
-                shutil.rmtree(d, ignore_errors=True)
-
-            ss = spec(sparse_src, sdst, work, sparse, links)
-            sparse_t = await timed(lambda ss=ss: ship_batch(ss, ["disk.img"], time.time()),
-                                   repeats, wipe_sparse)
-            sparse_use = disk_use(sdst)
-            ldst = work / f"link-dst-{sparse}"
-            shutil.rmtree(ldst, ignore_errors=True)
-            ls = spec(link_src, ldst, work, sparse, links)
-            linked = await ship_batch(ls, link_names, time.time())
-            assert linked.ok, linked.error
-            rows += [
-                (f"full pass, unchanged {files} files", mode, f"{full * 1000:.0f} ms"),
-                (f"batch of {files} new files", mode, f"{batch * 1000:.0f} ms"),
-                ("1 GiB sparse file (1 MiB data)", mode,
-                 f"{sparse_t * 1000:.0f} ms, replica uses {sparse_use / (1 << 20):.1f} MiB"),
-                (f"{files // 2} files x 2 hard links", mode,
-                 f"replica uses {disk_use(ldst) / (1 << 20):.1f} MiB "
-                 f"(source {disk_use(link_src) / (1 << 20):.1f} MiB)"),
-            ]
+                s = spec(src, work / f"full-{mode}", work, sparse, links)
+                add(full_case, await once(full_sync(s, time.time())))
+                dst = work / f"batch-{mode}"
+                shutil.rmtree(dst, ignore_errors=True)
+                s = spec(src, dst, work, sparse, links)
+                add(batch_case, await once(ship_batch(s, names, time.time())))
+                sdst = work / f"sparse-{mode}"
+                shutil.rmtree(sdst, ignore_errors=True)
+                s = spec(sparse_src, sdst, work, sparse, links)
+                add(sparse_case, await once(ship_batch(s, ["disk.img"], time.time())))
+                use[(sparse_case, mode)] = f"replica uses {disk_use(sdst) / (1 << 20):.1f} MiB"
+                ldst = work / f"links-{mode}"
+                shutil.rmtree(ldst, ignore_errors=True)
+                s = spec(link_src, ldst, work, sparse, links)
+                add(link_case, await once(ship_batch(s, link_names, time.time())))
+                use[(link_case, mode)] = (f"replica uses {disk_use(ldst) / (1 << 20):.1f} MiB "
+                                          f"(source {disk_use(link_src) / (1 << 20):.1f} MiB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     m = machine()
@@ -142,18 +134,22 @@ async def main(files: int, repeats: int) -> str:
         "# rsync --sparse / -H cost (bench/rsync_flags.py)", "",
         f"Command: `.venv/bin/python bench/rsync_flags.py --files {files} --repeats {repeats}`",
         "", "Machine: " + ", ".join(f"{k}: {v}" for k, v in m.items()), "",
-        f"Median of {repeats} runs, local target on the same file system.", "",
-        "| case | flags | result |", "|---|---|---|",
+        f"Median (min-max) of {repeats} runs per flag, the flags' runs interleaved; local "
+        "target on the same file system; sentinel's own command lines.", "",
+        "| case | flags | time | disk |", "|---|---|---|---|",
     ]
-    for case, mode, value in sorted(rows, key=lambda r: (r[0], r[1] != "off")):
-        lines.append(f"| {case} | {mode} | {value} |")
+    for (case, mode), values in times.items():
+        lines.append(f"| {case} | {mode} | {statistics.median(values) * 1000:.0f} ms "
+                     f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f}) | "
+                     f"{use.get((case, mode), '')} |")
+    lines[len(lines) - len(times):] = sorted(lines[len(lines) - len(times):])
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=5000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args()
     text = asyncio.run(main(args.files, args.repeats))

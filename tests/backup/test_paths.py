@@ -215,6 +215,27 @@ async def test_oversized_file_is_split_out_quarantined_and_its_partial_removed(
                            and not len(rep.quarantine), 30, "after.txt")
 
 
+async def test_full_pass_that_fails_on_one_file_ships_the_others(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    """A file larger than the target stops rsync's whole pass (exit 11): the files changed
+    while sentinel was down and sorted after it must still arrive."""
+    src = tmp_path / "src"
+    (src / "later").mkdir(parents=True)
+    (src / "a-big.bin").write_bytes(os.urandom(3 << 20))
+    names = [f"later/s{i}.txt" for i in range(5)]
+    for name in names:
+        (src / name).write_text(name)
+    with tmpfs(tmp_path / "dst", "2m") as dst:
+        (dst / "stale.txt").write_text("deleted while sentinel was down")
+        spec = make_spec(src, parse_target(str(dst)), runtime)
+        async with running(spec, bstore) as rep:
+            await wait_for(lambda: all((dst / n).exists() for n in names) and rep.caught_up
+                           and rep._state.get("last_full_ok") == 1, 30, "the others")
+            assert "a-big.bin" in rep.quarantine
+            assert not (dst / "stale.txt").exists()
+
+
 async def test_partial_file_of_a_path_that_is_gone_is_removed(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
