@@ -263,10 +263,10 @@ class Replicator:
             started = self._clock()
             prior_ok = not self._state.get("consecutive_failures")
             result = await self._ship(entries, started)
-            shipped = len(entries) if result.ok else 0
+            shipped, aside = (len(entries), 0) if result.ok else (0, 0)
             if not result.ok and result.exit_code in PER_PATH_CODES:
-                shipped = await self._split(entries, started, result, prior_ok)
-            if shipped:
+                shipped, aside = await self._split(entries, started, result, prior_ok)
+            if shipped or aside:
                 await self._succeeded(shipped)
                 return True
             await self._failed(result)
@@ -287,12 +287,12 @@ class Replicator:
         return result
 
     async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
-                     prior_ok: bool) -> int:
+                     prior_ok: bool) -> tuple[int, int]:
         """A batch failed for a reason that names files: ships it again in halves (and the
         failing halves in halves...), so one bad file cannot hold the others. A path that
         fails alone while others shipped (or, alone in its batch, right after a transfer
-        that worked) goes to the quarantine. Returns how many paths shipped or were set
-        aside; 0 means the target itself looks broken (the caller backs off)."""
+        that worked) goes to the quarantine. Returns how many paths shipped and how many
+        were set aside; none of either means the target itself looks broken (back off)."""
         shipped = 0
         runs = 0
         alone: list[tuple[Entry, RsyncResult]] = []
@@ -316,10 +316,10 @@ class Replicator:
                     failing.append((part, part_result))
                     await self._remove_partials([e.path for e in part])
                 else:
-                    return shipped  # the link failed, not a file: back off
+                    return shipped, 0  # the link failed, not a file: back off
         alone += [(g[0], r) for g, r in failing if len(g) == 1]
         if not alone or not (shipped or (prior_ok and len(entries) == 1)):
-            return shipped
+            return shipped, 0
         # a directory is shipped with its entries: it fails because of a bad file in it, so
         # it gets one more try once the files that failed alone are set aside
         dirs = [(e, r) for e, r in alone if os.path.isdir(os.path.join(self.spec.source, e.path))
@@ -327,13 +327,15 @@ class Replicator:
         bad = [(e, r) for e, r in alone if (e, r) not in dirs]
         if bad:
             await self._quarantine_entries(bad, started)
-            shipped += len(bad)
+        aside = len(bad)
         for e, r in dirs:
             again = await self._ship([e], started) if bad else r
-            if not again.ok:
+            if again.ok:
+                shipped += 1
+            else:
                 await self._quarantine_entries([(e, again)], started)
-            shipped += 1
-        return shipped
+                aside += 1
+        return shipped, aside
 
     async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
                                   started: float) -> None:

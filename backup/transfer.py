@@ -101,6 +101,8 @@ def partial_paths(paths: Iterable[str]) -> list[str]:
     out = []
     for rel in paths:
         head, _, name = rel.rstrip("/").rpartition("/")
+        if name in ("", ".", ".."):
+            continue
         out.append(f"{head}/{PARTIAL_DIR}/{name}" if head else f"{PARTIAL_DIR}/{name}")
     return out
 

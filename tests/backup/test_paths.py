@@ -18,6 +18,7 @@ import pytest
 from backup.journal import Journal
 from backup.status import read_status
 from backup.target import PARTIAL_DIR, parse_target
+from backup.transfer import PATTERN_MAX, exact_pattern, partial_paths, shipping_list, skip_args
 from sensors.reading import Kind
 from sentinel.alarm import Engine
 from sentinel.cli.main import main
@@ -323,3 +324,24 @@ async def test_journal_migration_turns_text_rows_into_bytes(store: Store) -> Non
         os.fsdecode(b"x\xff"), "보고서/a.hwp"]
     await journal.refresh()
     assert journal.pending == 2
+
+
+def test_shipping_list_names_type_changes_and_directories(tmp_path: Path) -> None:
+    (tmp_path / "was-dir").write_text("now a file")
+    (tmp_path / "dir").mkdir()
+    os.symlink("dir", tmp_path / "link")
+    paths = ["was-dir/child", "was-dir/deeper/x", "dir", "link", "gone/a"]
+    # a symlink to a directory is not followed ("link", not "link/")
+    assert shipping_list(tmp_path, paths) == ["dir/", "gone", "link", "was-dir"]
+
+
+def test_exact_patterns_escape_wildcards_and_fit_rsync() -> None:
+    assert exact_pattern("a/b.txt") == "/a/b.txt"
+    assert exact_pattern("a*/b\\c") == "/a\\*/b\\\\c"  # with a wildcard, "\" escapes
+    assert exact_pattern("x\\y") == "/x\\y"  # without one, it is literal
+    long = "/".join(["n" * 250] * 17)
+    pattern = exact_pattern(long)
+    assert len(pattern) <= PATTERN_MAX and pattern.endswith("/" + "n" * 250)
+    assert skip_args(["."]) == []
+    assert partial_paths(["a/b.iso", "top.iso", "."]) == [
+        f"a/{PARTIAL_DIR}/b.iso", f"{PARTIAL_DIR}/top.iso"]
