@@ -259,6 +259,8 @@ class Replicator:
             if not entries:
                 await self.journal.refresh()
                 return None
+            # `sentinel backup sync --full` (another process) may have released some
+            await self.quarantine.load()
             entries = self._cap_bytes(entries)
             started = self._clock()
             prior_ok = not self._state.get("consecutive_failures")
