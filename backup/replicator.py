@@ -277,15 +277,15 @@ class Replicator:
 
     async def _ship(self, entries: list[Entry], started: float) -> RsyncResult:
         """One rsync run; its rows leave the journal when it worked."""
+        gone = [e.path for e in entries
+                if not os.path.lexists(os.path.join(self.spec.source, e.path))]
+        if gone:  # before the deletion, which would move a partial dir into the versions
+            await self._remove_partials(gone)
         result = await ship_batch(self.spec, [e.path for e in entries], started,
                                   skip=self.quarantine.reasons)
         self.transfers += 1
         if result.ok:
             await self.journal.complete(entries, started)
-            gone = [e.path for e in entries
-                    if not os.path.lexists(os.path.join(self.spec.source, e.path))]
-            if gone:
-                await self._remove_partials(gone)
         return result
 
     async def _split(self, entries: list[Entry], started: float, first: RsyncResult,

@@ -96,14 +96,17 @@ async def ship_batch(
 
 
 def partial_paths(paths: Iterable[str]) -> list[str]:
-    """Where rsync keeps the partial file of each path (`--partial-dir` is relative to the
-    file's directory)."""
+    """Where rsync keeps partial files of each path: its own, in `--partial-dir` beside it,
+    and, for a directory, the partial dir inside it (which a deletion would otherwise move
+    into the versions)."""
     out = []
     for rel in paths:
-        head, _, name = rel.rstrip("/").rpartition("/")
+        rel = rel.rstrip("/")
+        head, _, name = rel.rpartition("/")
         if name in ("", ".", ".."):
             continue
         out.append(f"{head}/{PARTIAL_DIR}/{name}" if head else f"{PARTIAL_DIR}/{name}")
+        out.append(f"{rel}/{PARTIAL_DIR}")
     return out
 
 
@@ -115,7 +118,7 @@ async def remove_partials(spec: ReplicationSpec, paths: Sequence[str]) -> RsyncR
     listing = b"".join(os.fsencode(p) + b"\0" for p in partial_paths(paths))
     args = ["-a", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
             *spec.target.transport_args(spec.runtime_dir), "-R", "--files-from=-", "--from0",
-            "--delete-missing-args", _source(spec), spec.target.path()]
+            "--delete-missing-args", "--force", _source(spec), spec.target.path()]
     return await run_rsync(args, stdin=listing)
 
 

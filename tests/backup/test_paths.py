@@ -254,6 +254,11 @@ async def test_partial_file_of_a_path_that_is_gone_is_removed(
                        "deletion shipped")
         await wait_for(lambda: not (dst / "sub" / PARTIAL_DIR / "big.iso").exists(), 10,
                        "partial file removed")
+        # a whole directory gone: its partial dir is removed, not kept as a "version"
+        (dst / "sub" / PARTIAL_DIR / "other.iso").write_bytes(b"\0" * 65536)
+        (src / "sub").rmdir()
+        await wait_for(lambda: rep.caught_up and not (dst / "sub").exists(), 10, "sub gone")
+        assert not [p for p in dst.rglob("other.iso")]
 
 
 def make_sparse(path: Path) -> None:
@@ -343,5 +348,6 @@ def test_exact_patterns_escape_wildcards_and_fit_rsync() -> None:
     pattern = exact_pattern(long)
     assert len(pattern) <= PATTERN_MAX and pattern.endswith("/" + "n" * 250)
     assert skip_args(["."]) == []
-    assert partial_paths(["a/b.iso", "top.iso", "."]) == [
-        f"a/{PARTIAL_DIR}/b.iso", f"{PARTIAL_DIR}/top.iso"]
+    assert partial_paths(["a/b.iso", "top/", "."]) == [
+        f"a/{PARTIAL_DIR}/b.iso", f"a/b.iso/{PARTIAL_DIR}", f"{PARTIAL_DIR}/top",
+        f"top/{PARTIAL_DIR}"]
