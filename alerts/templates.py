@@ -44,6 +44,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "watch_limit": "감시 한도 초과", "component": "구성요소 반복 장애", "test": "시험",
         "replication_source_missing": "복제 원본 없음(마운트 안 됨)",
         "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
+        "replication_quarantine": "복제 불가 파일",
     },
     "en": {
         "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
@@ -56,6 +57,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "component": "crash loop",
         "replication_source_missing": "replication source missing or not mounted",
         "replication_target_missing": "replication target missing or not mounted",
+        "replication_quarantine": "files that cannot be replicated",
         "test": "test",
     },
 }

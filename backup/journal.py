@@ -1,7 +1,13 @@
-"""The change journal: every changed path is in SQLite before it is shipped."""
+"""The change journal: every changed path is in SQLite before it is shipped.
+
+Paths are `str` in memory the way `os.fsdecode` gives them (a name that is not valid UTF-8
+keeps its bytes as surrogates) and the file system's bytes in SQLite (BLOB): any name Linux
+allows round-trips; a str with surrogates would not even bind to a TEXT parameter.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -56,7 +62,7 @@ class Journal:
         rows = []
         for path in paths:
             self._seq += 1
-            rows.append((self.source, path, now, self._seq))
+            rows.append((self.source, os.fsencode(path), now, self._seq))
         if not rows:
             return 0
         async with self._write() as db:
@@ -78,7 +84,7 @@ class Journal:
             (self.source, max_files),
         ) as cur:
             rows = await cur.fetchall()
-        return [Entry(r[0], int(r[1]), float(r[2])) for r in rows]
+        return [Entry(os.fsdecode(r[0]), int(r[1]), float(r[2])) for r in rows]
 
     async def complete(self, batch: Iterable[Entry], started: float) -> None:
         """After a successful transfer: drop rows whose seq is unchanged; rows changed during
@@ -88,12 +94,12 @@ class Journal:
         async with self._write() as db:
             await db.executemany(
                 "DELETE FROM backup_journal WHERE source = ? AND path = ? AND seq = ?",
-                [(self.source, e.path, e.seq) for e in batch],
+                [(self.source, os.fsencode(e.path), e.seq) for e in batch],
             )
             await db.executemany(
                 "UPDATE backup_journal SET first_seen = MAX(first_seen, ?) "
                 "WHERE source = ? AND path = ? AND seq > ?",
-                [(started, self.source, e.path, e.seq) for e in batch],
+                [(started, self.source, os.fsencode(e.path), e.seq) for e in batch],
             )
         await self.refresh()
 
@@ -105,6 +111,13 @@ class Journal:
                 "DELETE FROM backup_journal WHERE source = ? AND seq <= ?", (self.source, seq)
             )
         await self.refresh()
+
+    async def paths(self) -> set[str]:
+        """Every pending path."""
+        async with self._db.execute(
+            "SELECT path FROM backup_journal WHERE source = ?", (self.source,)
+        ) as cur:
+            return {os.fsdecode(r[0]) async for r in cur}
 
     async def discard(self) -> int:
         async with self._write() as db:

@@ -9,7 +9,7 @@ replace; new files do not count (a big copy-in is not an attack).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from backup.rsync import RsyncResult
@@ -68,7 +68,10 @@ def count(lines: Sequence[str]) -> Preview:
     return Preview(deleted, overwritten, files)
 
 
-async def preview_full_sync(spec: ReplicationSpec, now: float) -> tuple[Preview, RsyncResult]:
-    """Runs the full pass's own command line with --dry-run; the counts and the result."""
-    result = await full_sync(spec, now, dry_run=True)
+async def preview_full_sync(
+    spec: ReplicationSpec, now: float, *, skip: Iterable[str] = ()
+) -> tuple[Preview, RsyncResult]:
+    """Runs the full pass's own command line (quarantined paths skipped the same way) with
+    --dry-run; the counts and the result."""
+    result = await full_sync(spec, now, dry_run=True, skip=skip)
     return count(result.output), result

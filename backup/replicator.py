@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +26,11 @@ from backup.markers import (
     write_target_marker,
 )
 from backup.preview import Preview, preview_full_sync
+from backup.quarantine import Quarantine, shown
 from backup.rsync import Outcome, RsyncResult
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
-from backup.transfer import full_sync, ship_batch, verify_replica
+from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
 from backup.versions import prune_versions
 from backup.watcher import CREATED_OPEN, SourceGone, Watcher
 
@@ -57,6 +59,12 @@ FULL_PASS_TRIP = "full pass would"
 
 MISSING_SOURCE = "source missing or not mounted"
 MISSING_TARGET = "target missing or not mounted"
+# rsync exits that name a file rather than the link (23 partial transfer; 11 file I/O, e.g.
+# a file larger than the target's free space): worth splitting the batch to find the file.
+PER_PATH_CODES = frozenset({11, 23})
+# A failing batch is split in halves until the bad paths are alone; at most this many rsync
+# runs per batch (about two per halving for each bad path, ~13 halvings for 5000 files).
+SPLIT_MAX_RUNS = 32
 
 
 class Replicator:
@@ -81,6 +89,8 @@ class Replicator:
         self._journal_write = journal_write or write
         self._clock = clock
         self.journal = Journal(spec.name, db, self._journal_write, clock=clock)
+        self.quarantine = Quarantine(spec.name, db, write, clock=clock)
+        self._refused: dict[str, str] = {}  # from the watcher, not yet in the quarantine
         self.guard = Guard(spec.guard)
         self.watcher: Watcher | None = None
         self._changes: set[str] = set()
@@ -128,11 +138,13 @@ class Replicator:
                 await self._source_lost(str(group.exceptions[0]))
 
     async def _run_watched(self) -> None:
-        watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow)
+        watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow,
+                          self._on_refused)
         self.watcher = watcher
         try:
             # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
             await asyncio.to_thread(watcher.open)
+            await self._set_aside_refused()
             if self._watched_before:
                 self.request_reconcile("source back")  # changes while it was gone were missed
             elif self.spec.reconcile_at_start:
@@ -154,6 +166,7 @@ class Replicator:
     async def load(self) -> None:
         """Reads the persisted journal/state (run() does it; admin commands call it)."""
         await self.journal.load()
+        await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
 
     def health(self) -> dict[str, Any]:
@@ -186,6 +199,7 @@ class Replicator:
             "watches": w.watches if w else 0,
             "files": w.file_count if w else 0,
             "overflows": w.overflows if w else 0,
+            "quarantined": len(self.quarantine),
         }
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
@@ -212,9 +226,20 @@ class Replicator:
         if kind != CREATED_OPEN:
             self._changes.add(rel)
             self._changed.set()
+        elif self._refused:
+            self._changed.set()  # a new directory was refused: record that
 
     def _on_overflow(self) -> None:
         self.request_reconcile("overflow")
+
+    def _on_refused(self, rel: str, reason: str) -> None:
+        # may run in the thread of the first walk: only note it; the journal loop records it
+        self._refused[rel] = reason
+
+    async def _set_aside_refused(self) -> None:
+        if self._refused:
+            refused, self._refused = self._refused, {}
+            await self._set_aside(list(refused.items()))
 
     # -- journal ---------------------------------------------------------------------------
 
@@ -223,8 +248,11 @@ class Replicator:
             await self._changed.wait()
             await asyncio.sleep(COLLECT_DELAY)
             self._changed.clear()
+            await self._set_aside_refused()
             batch, self._changes = self._changes, set()
             try:
+                # changed again: a quarantined path gets another try
+                await self.quarantine.release(batch)
                 await self.journal.record(sorted(batch))
             except BaseException:
                 self._changes |= batch  # not recorded: keep them for the next try
@@ -294,13 +322,17 @@ class Replicator:
             if not entries:
                 await self.journal.refresh()
                 return None
+            # `sentinel backup sync --full` (another process) may have released some
+            await self.quarantine.load()
             entries = self._cap_bytes(entries)
             started = self._clock()
-            result = await ship_batch(self.spec, [e.path for e in entries], started)
-            self.transfers += 1
-            if result.ok:
-                await self.journal.complete(entries, started)
-                await self._succeeded(len(result.transferred) + len(result.deleted))
+            prior_ok = not self._state.get("consecutive_failures")
+            result = await self._ship(entries, started)
+            shipped, aside = (len(entries), 0) if result.ok else (0, 0)
+            if not result.ok and result.exit_code in PER_PATH_CODES:
+                shipped, aside = await self._split(entries, started, result, prior_ok)
+            if shipped or aside:
+                await self._succeeded(shipped)
                 return True
             self._target_checked = None  # a lost target also fails transfers: look again
             await self._failed(result)
@@ -413,6 +445,92 @@ class Replicator:
         self.request_reconcile("target back")
         self._ship_wakeup.set()
 
+    async def _ship(self, entries: list[Entry], started: float) -> RsyncResult:
+        """One rsync run; its rows leave the journal when it worked."""
+        gone = [e.path for e in entries
+                if not os.path.lexists(os.path.join(self.spec.source, e.path))]
+        if gone:  # before the deletion, which would move a partial dir into the versions
+            await self._remove_partials(gone)
+        result = await ship_batch(self.spec, [e.path for e in entries], started,
+                                  skip=self.quarantine.reasons)
+        self.transfers += 1
+        if result.ok:
+            await self.journal.complete(entries, started)
+        return result
+
+    async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
+                     prior_ok: bool) -> tuple[int, int]:
+        """A batch failed for a reason that names files: ships it again in halves (and the
+        failing halves in halves...), so one bad file cannot hold the others. A path that
+        fails alone while others shipped (or, alone in its batch, right after a transfer
+        that worked) goes to the quarantine. Returns how many paths shipped and how many
+        were set aside; none of either means the target itself looks broken (back off)."""
+        shipped = 0
+        runs = 0
+        alone: list[tuple[Entry, RsyncResult]] = []
+        # a file that did not fit leaves its partial copy, which would fail the rest too
+        await self._remove_partials([e.path for e in entries])
+        failing: deque[tuple[list[Entry], RsyncResult]] = deque([(entries, first)])
+        while failing and runs < SPLIT_MAX_RUNS:
+            group, result = failing.popleft()
+            if len(group) == 1:
+                alone.append((group[0], result))
+                continue
+            mid = len(group) // 2
+            for part in (group[:mid], group[mid:]):
+                if runs >= SPLIT_MAX_RUNS:
+                    break
+                runs += 1
+                part_result = await self._ship(part, started)
+                if part_result.ok:
+                    shipped += len(part)
+                elif part_result.exit_code in PER_PATH_CODES:
+                    failing.append((part, part_result))
+                    await self._remove_partials([e.path for e in part])
+                else:
+                    return shipped, 0  # the link failed, not a file: back off
+        alone += [(g[0], r) for g, r in failing if len(g) == 1]
+        if not alone or not (shipped or (prior_ok and len(entries) == 1)):
+            return shipped, 0
+        # a directory is shipped with its entries: it fails because of a bad file in it, so
+        # it gets one more try once the files that failed alone are set aside
+        dirs = [(e, r) for e, r in alone if os.path.isdir(os.path.join(self.spec.source, e.path))
+                and not os.path.islink(os.path.join(self.spec.source, e.path))]
+        bad = [(e, r) for e, r in alone if (e, r) not in dirs]
+        if bad:
+            await self._quarantine_entries(bad, started)
+        aside = len(bad)
+        for e, r in dirs:
+            again = await self._ship([e], started) if bad else r
+            if again.ok:
+                shipped += 1
+            else:
+                await self._quarantine_entries([(e, again)], started)
+                aside += 1
+        return shipped, aside
+
+    async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
+                                  started: float) -> None:
+        await self._set_aside([(e.path, f"rsync exit {r.exit_code}: {r.error}")
+                               for e, r in bad])
+        await self.journal.complete([e for e, _ in bad], started)
+        await self._remove_partials([e.path for e, _ in bad])
+
+    async def _set_aside(self, items: list[tuple[str, str]]) -> None:
+        await self.quarantine.add(items)
+        for path, reason in items[:5]:
+            log.warning("replication %s: %s cannot be replicated, set aside: %s",
+                        self.spec.name, shown(path, 200), reason)
+        if len(items) > 5:
+            log.warning("replication %s: %d more paths set aside", self.spec.name,
+                        len(items) - 5)
+
+    async def _remove_partials(self, paths: list[str]) -> None:
+        result = await remove_partials(self.spec, paths)
+        if not result.ok:  # only space is at stake: the next deletion tries again
+            log.info("replication %s: removing partial files failed: %s", self.spec.name,
+                     result.error)
+
     def _cap_bytes(self, entries: list[Entry]) -> list[Entry]:
         total = 0
         for i, e in enumerate(entries):
@@ -482,7 +600,8 @@ class Replicator:
             started = self._clock()
             approved = False
             if self.spec.guard.enabled:
-                preview, dry = await preview_full_sync(self.spec, started)
+                preview, dry = await preview_full_sync(self.spec, started,
+                                                       skip=self.quarantine.reasons)
                 if not dry.ok:
                     await self._failed(dry)
                     return dry
@@ -493,10 +612,15 @@ class Replicator:
                         return self._skip(reason, f"ransomware guard tripped: "
                                                   f"{preview.describe()}")
             log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
-            result = await full_sync(self.spec, started, on_output=on_output)
+            result = await full_sync(self.spec, started, on_output=on_output,
+                                     skip=self.quarantine.reasons)
             self.transfers += 1
             if result.ok:
                 await self.journal.clear_upto(upto)
+                # every full pass gives the quarantined paths another try
+                await self.journal.record(
+                    sorted(await self.quarantine.release(list(self.quarantine.reasons))))
+                self._ship_wakeup.set()
                 values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
                 if approved:  # the operator's approval is used up
                     values.update(guard_reason=None, guard_count=None)
@@ -505,6 +629,12 @@ class Replicator:
                 await self._succeeded(len(result.transferred) + len(result.deleted))
             else:
                 await self._failed(result)
+        if not result.ok and result.exit_code in PER_PATH_CODES:
+            # one file failed the pass (and exit 11 stops it there): every path goes
+            # through the journal instead, where shipping splits the bad one out
+            count = await self._journal_tree()
+            log.warning("replication %s: full pass failed on a file; its %d paths are "
+                        "shipped in batches instead", self.spec.name, count)
         return result
 
     def _skip(self, reason: str, why: str) -> None:
@@ -521,16 +651,39 @@ class Replicator:
                 and str(st.get("guard_reason") or "").startswith(FULL_PASS_TRIP)
                 and preview.damage <= int(st.get("guard_count") or 0))
 
+    async def _journal_tree(self) -> int:
+        paths = await asyncio.to_thread(self._walk_source)
+        await self.journal.record(paths)
+        self._ship_wakeup.set()
+        return len(paths)
+
+    def _walk_source(self) -> list[str]:
+        """Every path of the source the way the watcher names them, "." for the root (a
+        listed directory is shipped as "dir/", which also removes what it no longer has)."""
+        root = str(self.spec.source)
+        out = ["."]
+        for dirpath, dirs, files in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            kept = []
+            for name in dirs:
+                rel = prefix + name
+                if rel in self.quarantine or self.spec.filters.excluded(rel, is_dir=True):
+                    continue
+                kept.append(name)
+                out.append(rel)
+            dirs[:] = kept
+            out += [prefix + name for name in files
+                    if prefix + name not in self.quarantine
+                    and not self.spec.filters.excluded(prefix + name)]
+        return out
+
     async def verify(self) -> dict[str, Any]:
         """Checksum compare of source and replica; differences still pending in the journal
         are known lag, not a mismatch."""
         async with self._transfer:
-            result = await verify_replica(self.spec)
-        pending = set()
-        async with self._db.execute(
-            "SELECT path FROM backup_journal WHERE source = ?", (self.spec.name,)
-        ) as cur:
-            pending = {r[0] async for r in cur}
+            result = await verify_replica(self.spec, skip=self.quarantine.reasons)
+        pending = await self.journal.paths()
         diffs = [d for d in result.differences
                  if d.rstrip("/") not in pending and not (self._changes & {d.rstrip("/")})]
         ok = result.ok and not diffs

@@ -164,6 +164,8 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
 
 
-def _last_lines(text: str, n: int = 3) -> str:
+def _last_lines(text: str, n: int = 3, width: int = 240) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return " | ".join(lines[-n:])[:500]
+    # cut long lines in the middle: the reason ("File name too long (36)") is at the end
+    return " | ".join(ln if len(ln) <= width else f"{ln[:width // 2 - 2]}...{ln[-width // 2:]}"
+                      for ln in lines[-n:])

@@ -43,4 +43,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX backup_verify_source_ts ON backup_verify(source, ts);
     """,
+    """
+    -- Paths are the file system's bytes (a Linux name need not be UTF-8): the journal key
+    -- becomes a BLOB; existing TEXT rows become their UTF-8 bytes.
+    CREATE TABLE backup_journal_bytes (
+        source TEXT NOT NULL,
+        path BLOB NOT NULL,
+        first_seen REAL NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (source, path)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO backup_journal_bytes(source, path, first_seen, seq)
+        SELECT source, CAST(path AS BLOB), first_seen, seq FROM backup_journal;
+    DROP TABLE backup_journal;
+    ALTER TABLE backup_journal_bytes RENAME TO backup_journal;
+    CREATE INDEX backup_journal_seq ON backup_journal(source, seq);
+    -- Paths that rsync or the kernel refused on their own while the rest shipped: kept
+    -- out of the journal (so they hold nothing up), shown in status, retried when they
+    -- change again and after each full pass.
+    CREATE TABLE backup_quarantine (
+        source TEXT NOT NULL,
+        path BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        ts REAL NOT NULL,
+        PRIMARY KEY (source, path)
+    ) WITHOUT ROWID;
+    """,
 )

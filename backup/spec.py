@@ -57,5 +57,7 @@ class ReplicationSpec:
     fatal_retry: float = DEFAULT_FATAL_RETRY
     # the source root must be a mountpoint (an unmounted disk leaves an empty directory)
     require_mountpoint: bool = False
+    sparse: bool = True  # rsync --sparse: holes in a file stay holes on the replica
+    hardlinks: bool = True  # rsync -H: needs a target file system with hard links
     # ssh ControlMaster sockets; must be short (unix socket paths are limited to 108 bytes)
     runtime_dir: Path = Path("/run/sentinel")

@@ -6,10 +6,12 @@ import json
 import sqlite3
 from typing import Any
 
+from backup.quarantine import read_quarantine
+
 
 def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     """Per source: pending, RPO, last success, failures, last error, guard, verify, last
-    full reconcile. An empty dict when the backup tables do not exist yet."""
+    full reconcile, quarantined paths. An empty dict when the backup tables do not exist yet."""
     try:
         states = conn.execute(
             "SELECT source, last_success, consecutive_failures, last_error, last_full, "
@@ -48,5 +50,6 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
                 "ts": verify[0], "ok": bool(verify[1]), "differences": verify[2],
                 "sample": json.loads(verify[3]),
             },
+            "quarantine": read_quarantine(conn, name),
         }
     return out

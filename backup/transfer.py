@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
 from backup.versions import backup_dir_arg
 
+_VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
 # Excluded on both sides: never shipped, never deleted on the replica by --delete, never
 # compared, never restored. The markers prove identity (backup/markers.py): the source
 # marker is not a document, and the target marker must survive every --delete.
@@ -26,6 +29,9 @@ def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
     return [
         "-a", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
         *([f"--partial-dir={PARTIAL_DIR}"] if partial else []),
+        # holes stay holes (a 4 KB sparse file is not 100 MB on the replica); hard links stay
+        # links among the files of one run (a batch, or the whole tree in a full pass)
+        *(["--sparse"] if spec.sparse else []), *(["-H"] if spec.hardlinks else []),
         *spec.target.transport_args(spec.runtime_dir),
     ]
 
@@ -35,21 +41,39 @@ def _source(spec: ReplicationSpec) -> str:
 
 
 def shipping_list(source: Path, paths: Iterable[str]) -> list[str]:
-    """The sorted list for --files-from. A vanished path is replaced by its topmost vanished
-    ancestor, and paths below a vanished one are dropped: rsync does not delete a missing
-    argument whose parent is missing too ("parent dir is absent in the file list")."""
+    """The sorted list for --files-from.
+
+    A vanished path is replaced by its topmost vanished ancestor, and paths below a vanished
+    one are dropped: rsync does not delete a missing argument whose parent is missing too
+    ("parent dir is absent in the file list"). A vanished path below an ancestor that is no
+    longer a directory is replaced by that ancestor (a directory became a file: the sender
+    cannot even stat the old child, "Not a directory"). An existing directory is listed with
+    a trailing "/": with `-d --delete` rsync then sends its entries and removes entries the
+    replica has that the source no longer has (a directory moved away and re-created)."""
     root = str(source)
     out: set[str] = set()
     gone: set[str] = set()
     for rel in paths:
-        if os.path.lexists(os.path.join(root, rel)):
-            out.add(rel)
+        try:
+            mode: int | None = os.lstat(os.path.join(root, rel)).st_mode
+        except OSError as exc:
+            mode = None
+            if exc.errno not in _VANISHED:  # too long, unreadable...: let rsync say why
+                out.add(rel)
+                continue
+        if mode is not None:
+            out.add(rel + "/" if stat.S_ISDIR(mode) else rel)
             continue
         parts = rel.split("/")
         for i in range(1, len(parts) + 1):
             prefix = "/".join(parts[:i])
-            if not os.path.lexists(os.path.join(root, prefix)):
-                gone.add(prefix)
+            try:
+                st = os.lstat(os.path.join(root, prefix))
+            except OSError as exc:
+                (gone if exc.errno in _VANISHED else out).add(prefix)
+                break
+            if not stat.S_ISDIR(st.st_mode):
+                out.add(prefix)  # the type change itself ships the removal below it
                 break
     for g in gone:
         parts = g.split("/")
@@ -58,33 +82,102 @@ def shipping_list(source: Path, paths: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-async def ship_batch(spec: ReplicationSpec, paths: Sequence[str], now: float) -> RsyncResult:
+async def ship_batch(
+    spec: ReplicationSpec, paths: Sequence[str], now: float, *, skip: Iterable[str] = ()
+) -> RsyncResult:
     """Ships the listed paths (relative to the source); a listed path that no longer exists
-    is deleted on the replica; replaced and deleted files go to the versions dir."""
+    is deleted on the replica; replaced and deleted files go to the versions dir. `skip`:
+    quarantined paths (a listed directory's entries may include them)."""
     listing = b"\0".join(os.fsencode(p) for p in shipping_list(spec.source, paths)) + b"\0"
     args = [
         *_base(spec), "-R", "--files-from=-", "--from0", "--delete-missing-args",
-        # --force: a vanished non-empty directory is deleted (its files go to the versions)
-        "--force",
-        "--backup", backup_dir_arg(now), *PROTECT, _source(spec), spec.target.path(),
+        # --force: a vanished non-empty directory is deleted (its files go to the versions);
+        # -d --delete: a listed "dir/" loses the entries the source no longer has
+        "--force", "-d", "--delete",
+        "--backup", backup_dir_arg(now), *PROTECT, *skip_args(skip),
+        *spec.filters.rsync_args(), _source(spec), spec.target.path(),
     ]
+    return await run_rsync(args, stdin=listing)
+
+
+def partial_paths(paths: Iterable[str]) -> list[str]:
+    """Where rsync keeps partial files of each path: its own, in `--partial-dir` beside it,
+    and, for a directory, the partial dir inside it (which a deletion would otherwise move
+    into the versions)."""
+    out = []
+    for rel in paths:
+        rel = rel.rstrip("/")
+        head, _, name = rel.rpartition("/")
+        if name in ("", ".", ".."):
+            continue
+        out.append(f"{head}/{PARTIAL_DIR}/{name}" if head else f"{PARTIAL_DIR}/{name}")
+        out.append(f"{rel}/{PARTIAL_DIR}")
+    return out
+
+
+async def remove_partials(spec: ReplicationSpec, paths: Sequence[str]) -> RsyncResult:
+    """Deletes the replica's partial files of `paths` (gone from the source, or set aside):
+    an interrupted big file must not keep filling the target. No --backup: a partial file
+    is no version of anything. Each listed partial is a missing argument on the source side,
+    so rsync deletes it where it exists and skips it where it does not (exit 24 at worst)."""
+    listing = b"".join(os.fsencode(p) + b"\0" for p in partial_paths(paths))
+    args = ["-a", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
+            *spec.target.transport_args(spec.runtime_dir), "-R", "--files-from=-", "--from0",
+            "--delete-missing-args", "--force", _source(spec), spec.target.path()]
     return await run_rsync(args, stdin=listing)
 
 
 async def full_sync(
     spec: ReplicationSpec, now: float, *, on_output: Callable[[str], None] | None = None,
-    dry_run: bool = False,
+    dry_run: bool = False, skip: Iterable[str] = (),
 ) -> RsyncResult:
     """The whole source, with the same backup semantics (the backstop for lost events).
-    `dry_run`: the same command with `--dry-run --stats`: what it would change, itemized."""
+    `dry_run`: the same command with `--dry-run --stats`: what it would change, itemized.
+    `skip`: quarantined paths, left alone on both sides so they cannot fail the pass."""
     args = [*_base(spec, partial=False), "--delete", "--backup", backup_dir_arg(now), *PROTECT,
-            *spec.filters.rsync_args()]
+            *skip_args(skip, walking=True), *spec.filters.rsync_args()]
     if dry_run:
         args += ["--dry-run", "--stats"]
     elif on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]
     return await run_rsync(args, on_output=on_output)
+
+
+def skip_args(paths: Iterable[str], *, walking: bool = False) -> list[str]:
+    """Excludes for quarantined paths. `walking` (full pass, verify): rsync reports a name
+    longer than its MAXPATHLEN while listing the parent, before any filter could skip the
+    name, so for such a path the whole parent is left to the live shipping."""
+    out = set()
+    for p in paths:
+        if p.strip("/") in ("", "."):
+            continue  # never the root
+        if walking and len(os.fsencode(p)) >= RSYNC_PATH_MAX - 1 and "/" in p:
+            p = p.rpartition("/")[0]
+        out.add(p)
+    return [f"--exclude={exact_pattern(p)}" for p in sorted(out)]
+
+
+RSYNC_PATH_MAX = 4096
+# rsync discards a longer filter rule ("discarding over-long filter"); MAXPATHLEN is 4096.
+PATTERN_MAX = 4000
+
+
+def exact_pattern(rel: str) -> str:
+    """An rsync filter pattern that matches `rel` from the transfer root. A backslash escapes
+    only in a pattern that has wildcards, so escape only then. A path too long for a rule
+    (rsync cannot transfer it either) gets "*" for middle components until the rule fits:
+    it can then also match names of the same depth and leaf, which are as long."""
+    parts = rel.strip("/").split("/")
+    wild = [False] * len(parts)
+    i = len(parts) - 2
+    while len(os.fsencode("/" + "/".join(parts))) > PATTERN_MAX and i >= 1:
+        parts[i], wild[i] = "*", True
+        i -= 1
+    if any(wild) or any(c in rel for c in "*?["):
+        parts = [p if w else "".join("\\" + c if c in "*?[\\" else c for c in p)
+                 for p, w in zip(parts, wild, strict=True)]
+    return "/" + "/".join(parts)
 
 
 async def compare(
@@ -98,11 +191,12 @@ async def compare(
     return await run_rsync(args)
 
 
-async def verify_replica(spec: ReplicationSpec) -> RsyncResult:
+async def verify_replica(spec: ReplicationSpec, *, skip: Iterable[str] = ()) -> RsyncResult:
     return await compare(
         _source(spec), spec.target.path(),
         transport=spec.target.transport_args(spec.runtime_dir),
-        filters=spec.filters.rsync_args(), io_timeout=spec.timeout,
+        filters=[*skip_args(skip, walking=True), *spec.filters.rsync_args()],
+        io_timeout=spec.timeout,
     )
 
 

@@ -36,8 +36,10 @@ class SourceGone(RuntimeError):
 
 
 class Watcher:
-    """Watches `root` recursively and calls `on_change(rel, kind)` for every change and
-    `on_overflow()` when the kernel dropped events (then only a full pass is safe)."""
+    """Watches `root` recursively and calls `on_change(rel, kind)` for every change,
+    `on_overflow()` when the kernel dropped events (then only a full pass is safe) and
+    `on_refused(rel, reason)` for a directory the kernel will not watch (a path longer than
+    PATH_MAX): it cannot be replicated either, and must not stop the rest."""
 
     def __init__(
         self,
@@ -45,11 +47,13 @@ class Watcher:
         filters: Filters,
         on_change: Callable[[str, str], None],
         on_overflow: Callable[[], None],
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self.root = str(Path(root).absolute())
         self.filters = filters
         self._on_change = on_change
         self._on_overflow = on_overflow
+        self._on_refused = on_refused
         self._inotify: Inotify | None = None
         self._dirs: dict[int, str] = {}  # wd -> relative dir ("" = root)
         self._by_rel: dict[str, int] = {}
@@ -156,7 +160,8 @@ class Watcher:
         while stack:
             rel = stack.pop()
             full = os.path.join(self.root, rel) if rel else self.root
-            self._watch(rel, full)
+            if not self._watch(rel, full):
+                continue
             try:
                 entries = list(os.scandir(full))
             except OSError:
@@ -178,22 +183,33 @@ class Watcher:
                     if scan:
                         self._on_change(child, "create")
 
-    def _watch(self, rel: str, full: str) -> None:
+    def _watch(self, rel: str, full: str) -> bool:
+        """False for a directory that is not to be walked (refused by the kernel)."""
         if self._inotify is None:
-            return
+            return True
         try:
             watch = self._inotify.add_watch(full, WATCH_MASK)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 self._out_of_watches()
+            elif exc.errno == errno.ENAMETOOLONG:
+                reason = (f"path is {len(os.fsencode(full))} bytes, longer than Linux and "
+                          f"rsync allow ({os.pathconf('/', 'PC_PATH_MAX')}): nothing below "
+                          f"it is replicated")
+                if self._on_refused is not None:
+                    self._on_refused(rel, reason)
+                else:
+                    log.error("cannot watch %r: %s", full[:200], reason)
+                return False
             elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise
-            return
+            return True
         old = self._by_rel.get(rel)
         if old is not None and old != watch.wd:
             self._dirs.pop(old, None)
         self._dirs[watch.wd] = rel
         self._by_rel[rel] = watch.wd
+        return True
 
     def _drop_tree(self, rel: str) -> None:
         """A directory moved away: its watches would report paths under the old name."""

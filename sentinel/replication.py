@@ -65,6 +65,7 @@ def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
         retention=rc.versions_retention,
         guard=GuardSettings(g.enabled, g.window, g.max_files, g.max_share, g.min_files),
         fallback_reconcile=rc.fallback_reconcile, retry_max=rc.retry_max,
+        sparse=rc.sparse, hardlinks=rc.hardlinks,
         runtime_dir=runtime, require_mountpoint=rc.require_mountpoint,
     )
 
@@ -119,6 +120,7 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
             (Kind.WATCH_LIMIT, bool(h["watch_limit"])),
             (Kind.REPLICATION_SOURCE_MISSING, bool(h["source_missing"])),
             (Kind.REPLICATION_TARGET_MISSING, bool(h["target_missing"])),
+            (Kind.REPLICATION_QUARANTINE, float(h["quarantined"])),
         ]
         for kind, value in values:
             out.append(Reading(sid, str(kind), value, UNITS.get(kind, ""), now,

@@ -116,6 +116,7 @@ def _replication(by_name: dict[str, Any]) -> list[dict[str, Any]]:
                     "ok" if verify["ok"] else f"MISMATCH ({verify['differences']})"
                 ),
                 "last_verify": verify,
+                "quarantine": r.get("quarantine") or {"count": 0, "paths": []},
             }
         )
     return rows

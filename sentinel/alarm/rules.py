@@ -32,6 +32,7 @@ REPLICATION_KINDS = frozenset(
         "replication_failures",
         "replication_guard",
         "replication_verify",
+        "replication_quarantine",
         "watch_limit",
         "replication_source_missing",
         "replication_target_missing",
@@ -55,6 +56,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_failures": {"warn_high": 3.0, "crit_high": 10.0},
     "replication_guard": {"severity": CRITICAL},
     "replication_verify": {"severity": CRITICAL},
+    "replication_quarantine": {"warn_high": 1.0},  # count of paths set aside
     "watch_limit": {"severity": WARNING},
     # critical: a part of sentinel that stays down leaves a room or the data unwatched, and
     # it does not heal by itself; `[[rules]] kind = "component"` can lower it

@@ -176,6 +176,16 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             str(r.get("verify", "-")),
         )
     console.print(table)
+    for r in report["replication"]:
+        quarantine = r.get("quarantine") or {}
+        if not quarantine.get("count"):
+            continue
+        console.print(f"[yellow]{r.get('name')}: {quarantine['count']} path(s) cannot be "
+                      f"replicated (set aside, retried when changed and after a full pass):[/]")
+        for q in quarantine.get("paths", []):
+            console.print(f"  {q['path']}: {q['reason']}", markup=False, highlight=False)
+        if quarantine["count"] > len(quarantine.get("paths", [])):
+            console.print(f"  ... and {quarantine['count'] - len(quarantine['paths'])} more")
 
 
 def _alerts(report: dict[str, Any], console: Console, now: float) -> None:

@@ -66,6 +66,8 @@ class ReplicationConfig(Model):
     retry_max: Duration = Field(60.0, gt=0)
     # the source root must be a mountpoint: an unmounted disk is refused, not mirrored
     require_mountpoint: bool = False
+    sparse: bool = True  # keep holes in sparse files (rsync --sparse)
+    hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
     guard: GuardConfig = GuardConfig()
 
     @field_validator("strict_host_key_checking", mode="before")
