@@ -98,6 +98,7 @@ class Runtime:
         self.supervisor = Supervisor()
         self.engine: Engine | None = None
         self.sender: Any = None
+        self.outbox: Any = None
         self.sources: list[Any] = []
         self.replicators: list[Any] = []
 
@@ -109,6 +110,7 @@ class Runtime:
 
     async def start(self) -> None:
         outbox, self.sender = build_delivery(self.config, self.store, clock=self.clock)
+        self.outbox = outbox
         self.engine = Engine(self.store, self.config, enqueue=outbox.enqueue, clock=self.clock)
         await self.engine.start()
         components: list[Component] = [self.engine, self.sender]
