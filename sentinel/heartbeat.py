@@ -54,7 +54,7 @@ async def beat(
 class DaemonView:
     """What status says about the daemon process itself."""
 
-    state: str  # up | down | stopped | never-started
+    state: str  # up | down | stale | stopped | never-started
     pid: int | None = None
     version: str | None = None
     started: float | None = None
@@ -121,8 +121,11 @@ def _view(beat: dict[str, Any], now: float, interval: float | None) -> DaemonVie
     pid = int(beat.get("pid") or 0)
     if beat.get("stopped") is not None:
         state = "stopped"
-    elif age > STALE_AFTER_BEATS * interval or not _pid_alive(pid):
+    elif not _pid_alive(pid):
         state = "down"
+    elif age > STALE_AFTER_BEATS * interval:
+        # the process is there but not beating: it hangs, or cannot write the database
+        state = "stale"
     else:
         state = "up"
     return DaemonView(

@@ -210,6 +210,11 @@ def judge(report: dict[str, Any]) -> Verdict:
         return Verdict(Health.UNKNOWN, [reason] + ([config_error] if config_error else []))
     if state == "down":
         worse(Health.CRITICAL, f"daemon down (last heartbeat {_age(daemon['heartbeat_age'])} ago)")
+    elif state == "stale":
+        worse(Health.CRITICAL,
+              f"daemon not heard from for {_age(daemon['heartbeat_age'])} though pid "
+              f"{daemon.get('pid')} exists: it hangs or cannot write the state database "
+              "(see its log)")
     elif state == "stopped":
         worse(Health.CRITICAL, f"daemon stopped {_age(daemon['heartbeat_age'])} ago")
     for alarm in report["alarms"]:

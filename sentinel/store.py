@@ -87,19 +87,21 @@ def _ident(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def set_aside(path: Path, label: str, now: float) -> Path:
+def set_aside(path: Path, label: str, now: float, *, main: bool = True) -> Path:
     """Renames the database and its -wal/-shm to `<name>.<label>-<time>[-wal|-shm]`, keeping
-    them for a person to look at; returns the new name of the main file."""
+    them for a person to look at; returns the new name of the main file. `main=False` moves
+    only the -wal/-shm (left by a file that is gone: a new file must never read them)."""
     target = path.with_name(f"{path.name}.{label}-{_stamp(now)}")
     n = 1
-    while target.exists():
+    while any(target.with_name(target.name + s).exists() for s in ("", *SIDE_FILES)):
         n += 1
         target = path.with_name(f"{path.name}.{label}-{_stamp(now)}.{n}")
     for suffix in SIDE_FILES:
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.replace(side, target.with_name(target.name + suffix))
-    os.replace(path, target)
+    if main:
+        os.replace(path, target)
     return target
 
 
@@ -286,6 +288,10 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 ident = _ident(self.path)
+                if ident is None or ident != self._ident:
+                    # -wal/-shm at the path are what our old file left: a new file (or the
+                    # one that replaced ours) would read their pages as its own
+                    set_aside(self.path, "stale", self._clock(), main=False)
                 if ident is not None and self._ident is not None and ident != self._ident:
                     moved = set_aside(self.path, "replaced", self._clock())
                     log.warning("state database: the file that replaced ours was moved aside "
