@@ -70,6 +70,10 @@ class Daemon:
             try:
                 return await self._serve(store)
             finally:
+                if not store.durable and not await store.try_durable():
+                    log.error("stopping while the state database cannot be written (%s): "
+                              "what happened since %s is lost", store.problem,
+                              time.strftime("%H:%M:%S", time.localtime(store.problem_since)))
                 await store.close()
                 self.notifier.close()
                 log.info("stopped")
@@ -96,7 +100,9 @@ class Daemon:
                     await self._beat(store)
                 except Exception as exc:
                     # A missed heartbeat shows as a stale one in status; the daemon goes on.
-                    log.error("cannot write the heartbeat: %s", exc)
+                    # When the store has just left an unwritable file, it said so already.
+                    level = logging.DEBUG if not store.durable else logging.ERROR
+                    log.log(level, "cannot write the heartbeat: %s", exc)
         finally:
             if pinger is not None:
                 pinger.cancel()

@@ -231,16 +231,18 @@ class Store:
 
     # -- degraded mode ---------------------------------------------------------------------
 
-    def _note_problem(self, problem: str) -> None:
+    def _note_problem(self, raw: str) -> None:
+        problem = _diagnose(self.path.parent, raw)
         self.durable = False
         self.problem = self.last_problem = problem
         self.degradations += 1
         self.problem_since = self._clock()
         self._retry_error = problem
+        detail = problem if problem == raw else f"{problem}; sqlite: {raw}"
         log.critical(
             "state database %s not writable (%s): running from memory, NOT durable; "
             "alarms still page, nothing is kept across a restart until it can be written",
-            self.path, problem,
+            self.path, detail,
         )
 
     async def _degrade(self, problem: str) -> None:
@@ -302,7 +304,7 @@ class Store:
                 if disk is not None:
                     with contextlib.suppress(Exception):
                         await disk.close()
-                reason = storage_problem(exc) or str(exc)
+                reason = _diagnose(self.path.parent, storage_problem(exc) or str(exc))
                 if reason != self._retry_error:
                     log.warning("state database %s still not writable: %s", self.path, reason)
                     self._retry_error = reason
@@ -400,6 +402,20 @@ class Store:
         for number, script in enumerate(migrations[current:], start=current + 1):
             async with self.write() as db:
                 await _apply_one(db, owner, number, script)
+
+
+def _diagnose(directory: Path, problem: str) -> str:
+    """SQLite says "unable to open database file" or "disk I/O error" for a read-only or
+    full filesystem; the filesystem itself says which."""
+    try:
+        fs = os.statvfs(directory)
+    except OSError as exc:
+        return f"{problem} ({exc.strerror})"
+    if fs.f_flag & os.ST_RDONLY:
+        return "read-only file system"
+    if fs.f_bavail == 0 and "full" not in problem:
+        return "no space left on device"
+    return problem
 
 
 async def _connect_file(path: Path) -> aiosqlite.Connection:
