@@ -21,6 +21,7 @@ import pytest
 
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.tmpfs import fill, mounted_tmpfs
 from tests.integration.test_page_survives_crash import Deployment, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
@@ -50,28 +51,8 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def state_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """`<tmp>/state` is a 1 MB tmpfs: small enough to fill in a test."""
-    path = tmp_path / "state"
-    path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(path)],
-                   check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "state") as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Fills the filesystem of `directory` to the last byte; returns the filler file."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def pages_with(d: Deployment, text: str) -> list[str]:
@@ -226,3 +207,9 @@ def test_broken_config_on_disk_still_shows_the_active_alarm(
     proc = d.cli("status", "--nagios", "--state-dir", str(d.tmp / "state"))
     assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
     assert "cannot be read" in proc.stdout
+    # valid TOML that fails validation: the state dir it names is still used
+    d.config.write_text(good.replace('heartbeat = "0.5s"', 'heartbeat = "soon"'),
+                        encoding="utf-8")
+    proc = d.cli("status", "--nagios")
+    assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
+    assert "daemon stopped" in proc.stdout and "heartbeat" in proc.stdout
