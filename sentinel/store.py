@@ -299,6 +299,8 @@ class Store:
                     log.warning("state database: the file that replaced ours was moved aside "
                                 "to %s", moved.name)
                 disk = await _connect_file(self.path)
+                # from here the file at the path is ours, even if the copy fails half way
+                self._ident = _ident(self.path)
                 await self._conn.backup(disk)
             except (sqlite3.Error, OSError) as exc:
                 if disk is not None:
