@@ -213,3 +213,25 @@ def test_broken_config_on_disk_still_shows_the_active_alarm(
     proc = d.cli("status", "--nagios")
     assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
     assert "daemon stopped" in proc.stdout and "heartbeat" in proc.stdout
+
+
+def test_without_a_runtime_dir_status_says_alive_but_not_writing(
+    deployment: Deployment, state_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No $RUNTIME_DIRECTORY (not under systemd): the live status file would live on the full
+    disk too. Status must still not call a daemon that pages from memory "down"."""
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    d = deployment
+    d.start()
+    fill(state_tmpfs)
+    wait_for(lambda: pages_with(d, "state database not writable"), what="the disk-full page")
+
+    def stale() -> bool:
+        return report(d)[1]["daemon"]["state"] == "stale"
+
+    wait_for(stale, what="status to notice the heartbeat is not being written")
+    code, status = report(d)
+    assert code == 2
+    assert any("cannot write the state database" in r for r in status["overall"]["reasons"])
+    assert_no_traceback(d)
+    d.terminate()
