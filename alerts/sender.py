@@ -186,6 +186,12 @@ class Sender:
         # Reading inside a write transaction serialises us after any open transaction on the
         # shared connection, so we never see rows an enqueuer might still roll back. The
         # rows themselves are read here too, once for all lanes, instead of once per lane.
+        if self._outcomes:
+            # outcomes a failed write could not record: record them before reading, so a
+            # message already delivered is not sent again (kept for later if this fails too)
+            with contextlib.suppress(Exception):
+                await self._flush_outcomes()
+        unrecorded = {i for _c, ids, ok, _e, _t in self._outcomes if ok for i in ids}
         async with self._write() as db:
             rows = await db.execute_fetchall(
                 "SELECT channel, id, payload, created, n FROM ("
@@ -204,6 +210,8 @@ class Sender:
         self._check_all_failing(now)
         due: dict[str, list[tuple[int, str]]] = {}
         for key, row_id, payload, _created, _n in rows:
+            if int(row_id) in unrecorded:
+                continue
             due.setdefault(str(key), []).append((int(row_id), str(payload)))
         soonest: float | None = None
         for key, channel_rows in due.items():
@@ -266,6 +274,10 @@ class Sender:
         transaction (group commit): with ten channels, ten fsyncs in a row would otherwise
         queue behind one another and in front of the next alarm's transaction."""
         self._outcomes.append((channel, ids, ok, error, now))
+        await self._flush_outcomes()
+        self._note_outcome(channel, len(ids), ok, error, now)
+
+    async def _flush_outcomes(self) -> None:
         async with self._record_lock:
             batch, self._outcomes = self._outcomes, []
             if batch:
@@ -276,7 +288,6 @@ class Sender:
                 except BaseException:
                     self._outcomes[:0] = batch  # the next holder writes them
                     raise
-        self._note_outcome(channel, len(ids), ok, error, now)
 
     @staticmethod
     async def _store_outcome(

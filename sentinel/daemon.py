@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from sentinel import __version__
+from alerts.event import AlarmEvent, EventType, Severity
+from sentinel import __version__, livestatus
 from sentinel.config import Config, ConfigError, load_config
 from sentinel.heartbeat import beat
 from sentinel.notify import Notifier
@@ -21,6 +23,10 @@ from sentinel.runtime import Runtime
 from sentinel.store import Store
 
 log = logging.getLogger("sentinel.daemon")
+
+# The id the state database's own pages carry (not an engine alarm: `ack` does not apply).
+STATE_DB_ALARM_ID = "DB"
+STATE_DB_SENSOR = "sentinel:state-db"
 
 # systemd's default TimeoutStopSec is 90 s; we promise 10 s, so each stop step is bounded.
 STOP_STEP_TIMEOUT = 4.0
@@ -47,6 +53,9 @@ class Daemon:
         self._last_status = ""
         self.runtime: Runtime | None = None
         self.reload_error: str | None = None
+        self._durable = True
+        self._degradations = 0
+        self._live_error: str | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -56,10 +65,15 @@ class Daemon:
 
     async def run(self) -> int:
         async with self._signals():
-            store = await Store.open(self.config.daemon.state_dir)
+            store = await Store.open(self.config.daemon.state_dir, resilient=True,
+                                     clock=self.clock)
             try:
                 return await self._serve(store)
             finally:
+                if not store.durable and not await store.try_durable():
+                    log.error("stopping while the state database cannot be written (%s): "
+                              "what happened since %s is lost", store.problem,
+                              time.strftime("%H:%M:%S", time.localtime(store.problem_since)))
                 await store.close()
                 self.notifier.close()
                 log.info("stopped")
@@ -71,6 +85,7 @@ class Daemon:
         try:
             # inside the try: a start that fails half way still stops what it started
             await self.runtime.start()
+            await self._announce_store(store)
             await self._beat(store)
             self.notifier.ready(self.runtime.status_line())
             log.info("sentinel %s started: %s", __version__, self.config.summary())
@@ -80,11 +95,14 @@ class Daemon:
                 if self._reload.is_set():
                     self._reload.clear()
                     await self._do_reload(store)
+                await self._watch_store(store)
                 try:
                     await self._beat(store)
                 except Exception as exc:
                     # A missed heartbeat shows as a stale one in status; the daemon goes on.
-                    log.error("cannot write the heartbeat: %s", exc)
+                    # When the store has just left an unwritable file, it said so already.
+                    level = logging.DEBUG if not store.durable else logging.ERROR
+                    log.log(level, "cannot write the heartbeat: %s", exc)
         finally:
             if pinger is not None:
                 pinger.cancel()
@@ -141,23 +159,129 @@ class Daemon:
         self.notifier.ready(self.runtime.status_line())
         log.info("config reloaded: %s", new.summary())
 
+    # -- the state database's own health -----------------------------------------------------
+
+    async def _announce_store(self, store: Store) -> None:
+        """Pages what opening the state database found: a damaged file set aside, or a file
+        that cannot be written (the daemon then runs from memory)."""
+        if store.recovered:
+            await self._notice(
+                store, EventType.FIRING, "state database was corrupt, started fresh",
+                f"state database was corrupt, started fresh ({store.recovered['reason']}); "
+                f"the damaged file was kept as {store.recovered['moved_to']}: alarm history, "
+                "silences and pending pages from before are not in the new one",
+            )
+        await self._watch_store(store)
+
+    async def _watch_store(self, store: Store) -> None:
+        """Every heartbeat: a file deleted or replaced under us is noticed, a store running
+        from memory tries the file again, and each change of durability pages."""
+        try:
+            await store.check()
+            if not store.durable:
+                await store.try_durable()
+        except Exception as exc:  # never let the watch itself stop the daemon
+            log.error("state database check failed: %s", exc)
+        if store.degradations != self._degradations:
+            self._degradations = store.degradations
+            self._durable = False
+            await self._notice(
+                store, EventType.FIRING, f"state database not writable: {store.last_problem}",
+                f"state database not writable: {store.last_problem}; alarms still page from "
+                "memory, but nothing is durable (lost if sentinel restarts)",
+            )
+        if store.durable and not self._durable:
+            self._durable = True
+            await self._notice(
+                store, EventType.RESOLVED, "state database writable again",
+                f"state database {store.path} writable again: pages are durable again",
+            )
+
+    async def _notice(self, store: Store, event: EventType, location: str, reason: str) -> None:
+        """Queues a page about sentinel's own state database on the normal outbox (in memory
+        while the file cannot be written)."""
+        assert self.runtime is not None and self.runtime.outbox is not None
+        notice = AlarmEvent(
+            alarm_id=STATE_DB_ALARM_ID, event=str(event), severity=str(Severity.CRITICAL),
+            sensor_id=STATE_DB_SENSOR, location=location, kind="state_db", value=None,
+            unit="", reason=reason, ts=self.clock(),
+        )
+        error: Exception | None = None
+        # a first attempt may be the write that finds the file unwritable; the store then
+        # runs from memory and the second one succeeds
+        for _ in range(2):
+            try:
+                async with store.write() as db:
+                    await self.runtime.outbox.enqueue(db, notice)
+                return
+            except Exception as exc:
+                error = exc
+        log.error("cannot queue the page %r: %s", location, error)
+
+    def _store_health(self, store: Store) -> dict[str, Any]:
+        return {
+            "task": "running",
+            "state": "durable" if store.durable else "NOT DURABLE (running from memory)",
+            "durable": store.durable,
+            "last_error": store.problem,
+            "since": store.problem_since,
+            "path": str(store.path),
+            "recovered": store.recovered,
+        }
+
+    # -- heartbeat -----------------------------------------------------------------------------
+
     async def _beat(self, store: Store, *, stopped: bool = False) -> None:
         assert self.runtime is not None
         status = "stopped" if stopped else self.runtime.status_line()
+        if not store.durable:
+            status = f"STATE DATABASE NOT DURABLE ({store.problem}); {status}"
         if self.reload_error:
             status += f"; {self.reload_error}"
+        now = self.clock()
+        components = {**self.runtime.health(), "state-db": self._store_health(store)}
+        self._write_live(store, now, status, components, stopped)
         await beat(
             store.write,
-            now=self.clock(),
+            now=now,
             started=self.started,
             status=status,
-            components=self.runtime.health(),
+            components=components,
             config=self._config_view(),
             stopped=stopped,
         )
         if not stopped and status != self._last_status:
             self.notifier.status(status)
             self._last_status = status
+
+    def _write_live(
+        self, store: Store, now: float, status: str, components: dict[str, Any], stopped: bool
+    ) -> None:
+        """The live status file: what status shows while the database cannot be written."""
+        assert self.runtime is not None
+        engine = self.runtime.engine
+        path = livestatus.runtime_dir(self.config.daemon.state_dir) / livestatus.FILE_NAME
+        try:
+            livestatus.write(path, {
+                "ts": now,
+                "started": self.started,
+                "pid": os.getpid(),
+                "version": __version__,
+                "status": status,
+                "stopped": now if stopped else None,
+                "components": components,
+                "config": self._config_view(),
+                "config_path": str(self.config_path.resolve()) if self.config_path else None,
+                "state_dir": str(self.config.daemon.state_dir.resolve()),
+                "durable": store.durable,
+                "alarms": engine.active_alarms() if engine is not None else [],
+            })
+        except OSError as exc:
+            if str(exc) != self._live_error:
+                log.warning("cannot write the live status file %s: %s", path, exc.strerror)
+                self._live_error = str(exc)
+        else:
+            self._live_error = None
 
     def _config_view(self) -> dict[str, Any]:
         """What status needs from the config (no secrets): where it came from, intervals."""

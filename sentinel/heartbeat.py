@@ -54,7 +54,7 @@ async def beat(
 class DaemonView:
     """What status says about the daemon process itself."""
 
-    state: str  # up | down | stopped | never-started
+    state: str  # up | down | stale | stopped | never-started
     pid: int | None = None
     version: str | None = None
     started: float | None = None
@@ -77,7 +77,14 @@ class DaemonView:
         }
 
 
-def read_daemon(conn: sqlite3.Connection | None, now: float, interval: float) -> DaemonView:
+DEFAULT_INTERVAL = 5.0
+
+
+def read_daemon(
+    conn: sqlite3.Connection | None, now: float, interval: float | None
+) -> DaemonView:
+    """The heartbeat row; `interval` None (the config cannot be read): the interval the
+    daemon recorded with its heartbeat."""
     if conn is None:
         return DaemonView("never-started")
     try:
@@ -89,27 +96,54 @@ def read_daemon(conn: sqlite3.Connection | None, now: float, interval: float) ->
         return DaemonView("never-started")
     if row is None:
         return DaemonView("never-started")
-    age = max(0.0, now - row["ts"])
-    if row["stopped"] is not None:
+    return _view(
+        {
+            "ts": row["ts"], "started": row["started"], "pid": row["pid"],
+            "version": row["version"], "status": row["status"], "stopped": row["stopped"],
+            "components": json.loads(row["components"] or "{}"),
+            "config": json.loads(row["config"] or "{}"),
+        },
+        now, interval,
+    )
+
+
+def view_from_live(live: dict[str, Any], now: float, interval: float | None) -> DaemonView:
+    """The same view from the daemon's live status file (sentinel/livestatus.py)."""
+    return _view(live, now, interval)
+
+
+def _view(beat: dict[str, Any], now: float, interval: float | None) -> DaemonView:
+    config = beat.get("config") or {}
+    if interval is None:
+        interval = float(config.get("heartbeat") or DEFAULT_INTERVAL)
+    ts = float(beat.get("ts") or 0)
+    age = max(0.0, now - ts)
+    pid = int(beat.get("pid") or 0)
+    if beat.get("stopped") is not None:
         state = "stopped"
-    elif age > STALE_AFTER_BEATS * interval or not _pid_alive(row["pid"]):
+    elif not _pid_alive(pid):
         state = "down"
+    elif age > STALE_AFTER_BEATS * interval:
+        # the process is there but not beating: it hangs, or cannot write the database
+        state = "stale"
     else:
         state = "up"
     return DaemonView(
         state=state,
-        pid=row["pid"],
-        version=row["version"],
-        started=row["started"],
-        heartbeat_ts=row["ts"],
+        pid=pid,
+        version=beat.get("version"),
+        started=beat.get("started"),
+        heartbeat_ts=ts,
         heartbeat_age=age,
-        status=row["status"],
-        components=json.loads(row["components"] or "{}"),
-        config=json.loads(row["config"] or "{}"),
+        status=str(beat.get("status") or ""),
+        components=beat.get("components") or {},
+        config=config,
     )
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -108,6 +108,7 @@ class Runtime:
         self._watch: asyncio.Task[None] | None = None
         self.engine: Engine | None = None
         self.sender: Any = None
+        self.outbox: Any = None
         self.sources: list[Any] = []
         self.replicators: list[Any] = []
 
@@ -119,6 +120,7 @@ class Runtime:
 
     async def start(self) -> None:
         outbox, self.sender = build_delivery(self.config, self.store, clock=self.clock)
+        self.outbox = outbox
         self.engine = Engine(self.store, self.config, enqueue=outbox.enqueue, clock=self.clock)
         await self.engine.start()
         components: list[Component] = [self.engine, self.sender]

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import tomllib
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 from alerts import status as alerts_status
 from backup import status as backup_status
-from sentinel import __version__
+from sentinel import __version__, livestatus
 from sentinel.alarm import status as alarm_status
 from sentinel.component_watch import ALARM_PATH
 from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
 from sentinel.config import Config
-from sentinel.heartbeat import read_daemon
+from sentinel.config.root import DaemonConfig
+from sentinel.heartbeat import DaemonView, read_daemon, view_from_live
 from sentinel.replication import SENSOR_PREFIX
 from sentinel.store import open_readonly
 
@@ -43,42 +46,100 @@ class Verdict:
 
 
 def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
+    configured = {
+        "sensors": len(config.sensors),
+        "replication": len(config.replication),
+        "channels": _channel_count(config),
+    }
+    report = _report(config.daemon.state_dir, config.daemon.heartbeat, now)
+    report["site"] = config.site.name
+    report["configured"] = configured
+    return _judged(report)
+
+
+def build_report_without_config(
+    config_path: Path, error: str, *, state_dir: Path | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """Status when the config on disk cannot be read: the alarms and the daemon are still
+    what matters. The state directory is `state_dir` (--state-dir), else the one the running
+    daemon recorded for this config file, else the one the file names if it still parses as
+    TOML, else the default."""
+    if state_dir is None:
+        live = livestatus.find(config=config_path)
+        if live is not None and live.get("state_dir"):
+            state_dir = Path(str(live["state_dir"]))
+        else:
+            state_dir = _named_state_dir(config_path) or DaemonConfig().state_dir
+    report = _report(state_dir, None, now)
+    report["site"] = (report["daemon"].get("config") or {}).get("site", "?")
+    report["config_error"] = f"config {config_path} cannot be read: {error.splitlines()[0]}"
+    return _judged(report)
+
+
+def _named_state_dir(config_path: Path) -> Path | None:
+    try:
+        with config_path.open("rb") as f:
+            value = tomllib.load(f).get("daemon", {}).get("state_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def _judged(report: dict[str, Any]) -> dict[str, Any]:
+    verdict = judge(report)
+    report["overall"] = {"state": verdict.health.name, "reasons": verdict.reasons}
+    return report
+
+
+def _report(state_dir: Path, interval: float | None, now: float | None) -> dict[str, Any]:
+    """The report's body from the state database, or from the daemon's live status file
+    when that is newer (the daemon runs from memory: it cannot write the database)."""
     now = time.time() if now is None else now
-    state_dir = config.daemon.state_dir
     components: dict[str, Any] = {}
     sections = _empty_sections()
     conn = None
+    view: DaemonView | None = None
+    db_error: str | None = None
     try:
         conn = open_readonly(state_dir)
-        view = read_daemon(conn, now, config.daemon.heartbeat)
-        daemon = view.as_dict(now)
-        components = view.components or {}
+        view = read_daemon(conn, now, interval)
         if conn is not None:
             sections = _sections(conn, now)
     except sqlite3.Error as exc:
-        error = f"cannot read the state database in {state_dir}: {exc}"
-        daemon = {"state": "unknown", "error": error}
+        db_error = f"cannot read the state database in {state_dir}: {exc}"
     finally:
         if conn is not None:
             conn.close()
-    report: dict[str, Any] = {
+    live = livestatus.find(state_dir=state_dir)
+    live_ts = float(live.get("ts") or 0) if live else 0.0
+    if live is not None and (view is None or view.heartbeat_ts is None
+                             or live_ts > view.heartbeat_ts):
+        view = view_from_live(live, now, interval)
+        if view.state == "up" and live.get("durable") is False:
+            # the database is stale: what the daemon holds in memory is the truth
+            sections["alarms"] = list(live.get("alarms") or [])
+    if view is None:
+        daemon: dict[str, Any] = {"state": "unknown", "error": db_error}
+    else:
+        daemon = view.as_dict(now)
+        daemon["config"] = view.config or {}
+        components = view.components or {}
+        if db_error:
+            daemon["db_error"] = db_error
+    return {
         "schema": SCHEMA_VERSION,
         "generated": now,
         "version": __version__,
-        "site": config.site.name,
+        "site": "",
         "state_dir": str(state_dir),
         "daemon": daemon,
         "components": components,
         **sections,
-        "configured": {
-            "sensors": len(config.sensors),
-            "replication": len(config.replication),
-            "channels": _channel_count(config),
-        },
+        "configured": {},
     }
-    verdict = judge(report)
-    report["overall"] = {"state": verdict.health.name, "reasons": verdict.reasons}
-    return report
 
 
 def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
@@ -144,19 +205,35 @@ def judge(report: dict[str, Any]) -> Verdict:
         health = max(health, level)
         reasons.append(reason)
 
+    config_error = report.get("config_error")
     state = daemon.get("state")
-    if state == "never-started":
-        return Verdict(Health.UNKNOWN, ["daemon has never run with this state directory"])
-    if state == "unknown":
-        return Verdict(Health.UNKNOWN, [daemon.get("error", "daemon state unknown")])
+    if state in ("never-started", "unknown"):
+        reason = ("daemon has never run with this state directory" if state == "never-started"
+                  else daemon.get("error") or "daemon state unknown")
+        return Verdict(Health.UNKNOWN, [reason] + ([config_error] if config_error else []))
     if state == "down":
         worse(Health.CRITICAL, f"daemon down (last heartbeat {_age(daemon['heartbeat_age'])} ago)")
+    elif state == "stale":
+        worse(Health.CRITICAL,
+              f"daemon not heard from for {_age(daemon['heartbeat_age'])} though pid "
+              f"{daemon.get('pid')} exists: it hangs or cannot write the state database "
+              "(see its log)")
     elif state == "stopped":
         worse(Health.CRITICAL, f"daemon stopped {_age(daemon['heartbeat_age'])} ago")
     for alarm in report["alarms"]:
         level = Health.CRITICAL if alarm.get("severity") == "critical" else Health.WARNING
         label = alarm.get("location") or alarm.get("sensor_id") or alarm.get("sensor")
         worse(level, f"{alarm.get('severity', 'alarm')}: {label} {alarm.get('reason', '')}".strip())
+    state_db = report["components"].get("state-db") or {}
+    if state == "up" and state_db.get("durable") is False:
+        worse(Health.CRITICAL, f"state database not writable: {state_db.get('last_error')}; "
+                               "alarms page from memory, NOT durable")
+    recovered = state_db.get("recovered")
+    if state == "up" and recovered:
+        worse(Health.WARNING, "state database was corrupt, started fresh; the damaged file "
+                              f"is {recovered.get('moved_to')}")
+    if config_error:
+        worse(Health.WARNING, config_error)
     if report["alerts"].get("all_channels_failing_since"):
         worse(Health.CRITICAL, "every alert channel is failing")
     for name, component in report["components"].items():

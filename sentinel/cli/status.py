@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from sentinel.cli.common import ConfigExit, load_or_exit
+from sentinel.config import ConfigError, config_path, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,19 +24,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="machine-readable (docs/status.md)")
     form.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
+    p.add_argument(
+        "--state-dir", type=Path, default=None,
+        help="read this state directory when the config cannot be read (default: the one "
+             "the running daemon recorded, else the one the file names, else the default)",
+    )
     p.set_defaults(func=cmd_status)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sentinel.status import Health, build_report, nagios_line
+    from sentinel.status import Health, build_report, build_report_without_config, nagios_line
 
+    path = config_path(getattr(args, "config", None))
     try:
-        config = load_or_exit(args)
-    except ConfigExit:
-        if args.nagios:
-            print("SENTINEL UNKNOWN - config cannot be read (see stderr)")
-        return int(Health.UNKNOWN)
-    report = build_report(config)
+        report = build_report(load_config(path))
+    except ConfigError as exc:
+        # a broken file on disk must not hide an active alarm: report what the state
+        # database (or the running daemon) says, and that the config is broken
+        print(f"sentinel: {exc}", file=sys.stderr)
+        report = build_report_without_config(path, str(exc), state_dir=args.state_dir)
     code = int(Health[report["overall"]["state"]])
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2, default=str)

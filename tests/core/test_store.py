@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,57 @@ async def test_fast_write_commits_and_restores_full_sync(store: Store) -> None:
         assert (await cur.fetchone())[0] == 2
     async with store.db.execute("SELECT name FROM demo_items") as cur:
         assert [r[0] for r in await cur.fetchall()] == ["journal row"]
+
+
+async def test_damaged_database_is_set_aside_and_a_fresh_one_started(tmp_path: Path) -> None:
+    """Damage past the header (what quick_check finds, not only 'not a database')."""
+    store = await Store.open(tmp_path)
+    await store.migrate("demo", MIGRATIONS)
+    async with store.write() as db:
+        await db.executemany("INSERT INTO demo_items(name) VALUES (?)",
+                             [("x" * 200,) for _ in range(200)])
+    await store.close()
+    db_file = tmp_path / "sentinel.db"
+    with db_file.open("r+b") as f:
+        f.seek(4096 * 2)
+        f.write(b"\xff" * 4096)
+
+    store = await Store.open(tmp_path, resilient=True)
+    try:
+        assert store.recovered is not None and store.durable
+        moved = Path(store.recovered["moved_to"])
+        assert moved.name.startswith("sentinel.db.corrupt-") and moved.exists()
+        await store.migrate("demo", MIGRATIONS)
+        async with store.db.execute("SELECT count(*) FROM demo_items") as cur:
+            assert (await cur.fetchone())[0] == 0  # fresh
+    finally:
+        await store.close()
+
+
+async def test_replaced_file_is_noticed_and_ours_put_back(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path, resilient=True)
+    try:
+        await store.migrate("demo", MIGRATIONS)
+        async with store.write() as db:
+            await db.execute("INSERT INTO demo_items(name) VALUES ('ours')")
+        other = tmp_path / "other.db"
+        conn = sqlite3.connect(other)
+        conn.execute("CREATE TABLE foreign_thing (x)")
+        conn.commit()
+        conn.close()
+        os.replace(other, tmp_path / "sentinel.db")
+
+        await store.check()
+        assert not store.durable and store.problem == "file replaced by another while running"
+        async with store.write() as db:  # still works, from memory
+            await db.execute("INSERT INTO demo_items(name) VALUES ('meanwhile')")
+        assert await store.try_durable()
+        [aside] = tmp_path.glob("sentinel.db.replaced-*")
+        assert sqlite3.connect(aside).execute("SELECT count(*) FROM foreign_thing").fetchone()
+        reader = open_readonly(tmp_path)
+        assert reader is not None
+        names = [r[0] for r in reader.execute("SELECT name FROM demo_items ORDER BY id")]
+        reader.close()
+        assert names == ["ours", "meanwhile"]
+    finally:
+        await store.close()

@@ -1,0 +1,237 @@
+"""The state database in trouble, with the real daemon, a real SQLite file, a small tmpfs and a
+loopback json:// sink: a corrupt file, a full disk, a read-only state directory and a file
+deleted under the daemon each page someone, and alarms keep paging through all of them.
+
+A read-only *remount* of a filesystem that the daemon holds open for writing is refused by
+the kernel ("busy"), so "cannot write while running" is a full tmpfs; read-only is tested at
+start, where it happens in practice (a filesystem remounted ro after errors, then a restart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.tmpfs import fill, mounted_tmpfs
+from tests.integration.test_page_survives_crash import Deployment, wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, mosquitto: Mosquitto, http_sink: HttpSink) -> Iterator[Deployment]:
+    d = Deployment(tmp_path, mosquitto, http_sink)
+    try:
+        yield d
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+@pytest.fixture
+def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """systemd's RuntimeDirectory (a tmpfs of its own in production); the daemon and the
+    status command both see it, as they do under the unit."""
+    path = tmp_path / "run"
+    path.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(path))
+    return path
+
+
+@pytest.fixture
+def state_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """`<tmp>/state` is a 1 MB tmpfs: small enough to fill in a test."""
+    with mounted_tmpfs(tmp_path / "state") as path:
+        yield path
+
+
+def pages_with(d: Deployment, text: str) -> list[str]:
+    return [m for m in d.pages() if text in m]
+
+
+def leak_pages(d: Deployment) -> list[str]:
+    return [m for m in d.pages() if "leak-ups" in m or "UPS floor" in m]
+
+
+def report(d: Deployment) -> tuple[int, dict]:
+    proc = d.cli("status", "--json")
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def alarm_in_file(state: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{state / 'sentinel.db'}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT sensor_id FROM alarm_alarms WHERE closed IS NULL")]
+    finally:
+        conn.close()
+
+
+def assert_no_traceback(d: Deployment) -> None:
+    assert "Traceback" not in d.logs(), d.logs()[-4000:]
+
+
+def test_corrupt_database_is_set_aside_started_fresh_and_pages(deployment: Deployment) -> None:
+    d = deployment
+    d.start()
+    d.terminate()
+    db = d.tmp / "state" / "sentinel.db"
+    os.truncate(db, 100)  # truncate -s 100 sentinel.db
+
+    d.start()
+    wait_for(lambda: pages_with(d, "state database was corrupt"), what="the corrupt page")
+    [page] = pages_with(d, "state database was corrupt")
+    assert "started fresh" in page
+    aside = sorted(db.parent.glob("sentinel.db.corrupt-*"))
+    assert aside and aside[0].stat().st_size == 100  # the damaged file is kept, not deleted
+    code, status = report(d)
+    assert status["daemon"]["state"] == "up"
+    assert code == 1 and any("corrupt" in r for r in status["overall"]["reasons"])
+    # and the fresh database pages as before
+    d.publish(leak=True)
+    wait_for(lambda: leak_pages(d), what="the leak page")
+    assert_no_traceback(d)
+    assert "state database" in d.logs() and "was corrupt" in d.logs()
+
+
+def test_full_disk_pages_from_memory_then_returns_to_durable(
+    deployment: Deployment, state_tmpfs: Path, runtime_dir: Path
+) -> None:
+    d = deployment
+    d.start()
+    filler = fill(state_tmpfs)
+    wait_for(lambda: pages_with(d, "state database not writable"), what="the disk-full page")
+    [page] = pages_with(d, "state database not writable")
+    assert "full" in page
+
+    d.publish(leak=True)
+    wait_for(lambda: leak_pages(d), what="the leak page while the disk is full")
+    code, status = report(d)
+    assert status["daemon"]["state"] == "up", status["daemon"]
+    assert code == 2
+    reasons = "; ".join(status["overall"]["reasons"])
+    assert "state database not writable" in reasons and "NOT durable" in reasons
+    assert [a["sensor"] for a in status["alarms"]] == ["leak-ups"]
+    human = d.cli("status").stdout
+    assert "NOT DURABLE" in human and "leak" in human.lower()
+
+    filler.unlink()
+    wait_for(lambda: pages_with(d, "writable again"), what="the all-clear for the database")
+    # back on the file: what happened meanwhile is in it now, and status reads it from there
+    wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
+    code, status = report(d)
+    assert status["components"]["state-db"]["durable"] is True
+    assert code == 2 and [a["sensor"] for a in status["alarms"]] == ["leak-ups"]
+    time.sleep(1.5)  # a wrong second page for the same leak would come now
+    assert len(leak_pages(d)) == 1, d.pages()
+    assert_no_traceback(d)
+    d.terminate()
+
+
+def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
+    deployment: Deployment, state_tmpfs: Path, runtime_dir: Path
+) -> None:
+    d = deployment
+    d.start()
+    d.terminate()
+    subprocess.run(["mount", "-o", "remount,ro", str(state_tmpfs)], check=True)
+
+    d.start()  # waits for status to show the daemon up and connected
+    wait_for(lambda: pages_with(d, "state database not writable"), what="the read-only page")
+    d.publish(leak=True)
+    wait_for(lambda: leak_pages(d), what="the leak page with a read-only state dir")
+    code, status = report(d)
+    assert code == 2 and status["daemon"]["state"] == "up"
+    assert any("state database not writable" in r for r in status["overall"]["reasons"])
+    logs = d.logs()
+    assert_no_traceback(d)
+    assert len([line for line in logs.splitlines() if "not writable" in line]) == 1, logs
+
+    subprocess.run(["mount", "-o", "remount,rw", str(state_tmpfs)], check=True)
+    wait_for(lambda: pages_with(d, "writable again"), what="the database is writable again")
+    wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
+    d.terminate()
+
+
+def test_database_deleted_while_running_pages_and_is_restored(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    d.start()
+    d.publish(leak=True)
+    wait_for(lambda: leak_pages(d), what="the leak page")
+    state = d.tmp / "state"
+    (state / "sentinel.db").unlink()  # its -wal/-shm stay behind, as after a careless rm
+
+    wait_for(lambda: pages_with(d, "state database not writable"), what="the deleted page")
+    assert "deleted" in pages_with(d, "state database not writable")[0]
+    wait_for(lambda: pages_with(d, "writable again"), what="the file restored")
+    # the restored file holds what the deleted one held
+    assert alarm_in_file(state) == ["leak-ups"]
+    code, status = report(d)
+    assert code == 2 and [a["sensor"] for a in status["alarms"]] == ["leak-ups"]
+    assert_no_traceback(d)
+    d.terminate()
+
+
+def test_broken_config_on_disk_still_shows_the_active_alarm(
+    deployment: Deployment, runtime_dir: Path
+) -> None:
+    d = deployment
+    d.start()
+    d.publish(leak=True)
+    wait_for(lambda: report(d)[1]["alarms"], what="the leak alarm")
+    good = d.config.read_text(encoding="utf-8")
+    d.config.write_text(good + "\n[daemon\nbroken = \n", encoding="utf-8")  # not even TOML
+
+    nagios = d.cli("status", "--nagios")
+    assert nagios.returncode == 2, nagios.stdout
+    assert nagios.stdout.startswith("SENTINEL CRITICAL - ")
+    assert "UPS floor" in nagios.stdout and "cannot be read" in nagios.stdout
+    code, status = report(d)
+    assert code == 2 and status["daemon"]["state"] == "up"
+    assert [a["sensor"] for a in status["alarms"]] == ["leak-ups"]
+
+    # the daemon stopped too: the state dir comes from --state-dir
+    d.terminate()
+    proc = d.cli("status", "--nagios", "--state-dir", str(d.tmp / "state"))
+    assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
+    assert "cannot be read" in proc.stdout
+    # valid TOML that fails validation: the state dir it names is still used
+    d.config.write_text(good.replace('heartbeat = "0.5s"', 'heartbeat = "soon"'),
+                        encoding="utf-8")
+    proc = d.cli("status", "--nagios")
+    assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
+    assert "daemon stopped" in proc.stdout and "heartbeat" in proc.stdout
+
+
+def test_without_a_runtime_dir_status_says_alive_but_not_writing(
+    deployment: Deployment, state_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No $RUNTIME_DIRECTORY (not under systemd): the live status file would live on the full
+    disk too. Status must still not call a daemon that pages from memory "down"."""
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    d = deployment
+    d.start()
+    fill(state_tmpfs)
+    wait_for(lambda: pages_with(d, "state database not writable"), what="the disk-full page")
+
+    def stale() -> bool:
+        return report(d)[1]["daemon"]["state"] == "stale"
+
+    wait_for(stale, what="status to notice the heartbeat is not being written")
+    code, status = report(d)
+    assert code == 2
+    assert any("cannot write the state database" in r for r in status["overall"]["reasons"])
+    assert_no_traceback(d)
+    d.terminate()
