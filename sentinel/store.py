@@ -495,5 +495,16 @@ def open_readonly(state_dir: Path) -> sqlite3.Connection | None:
     if not path.exists():
         return None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        # A WAL database needs its -shm file even to be read. When the daemon is stopped
+        # SQLite has removed it, and a reader who may not write the directory (an admin in
+        # group sentinel) cannot create it. Without a -wal file every commit is in the main
+        # file, so reading it as immutable is exact.
+        if Path(f"{path}-wal").exists():
+            raise
+        conn.close()
+        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     conn.row_factory = sqlite3.Row
     return conn

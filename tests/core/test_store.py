@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +170,35 @@ async def test_replaced_file_is_noticed_and_ours_put_back(tmp_path: Path) -> Non
         assert names == ["ours", "meanwhile"]
     finally:
         await store.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to become an unprivileged user")
+async def test_a_reader_who_may_not_write_reads_the_database_of_a_stopped_daemon(
+    tmp_path: Path,
+) -> None:
+    """An admin in group sentinel runs `sentinel status` while the daemon is stopped: SQLite
+    removed the -shm file at the daemon's last close, and the admin may not create it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    store = await Store.open(state)
+    await store.migrate("demo", MIGRATIONS)
+    async with store.write() as db:
+        await db.execute("INSERT INTO demo_items(name) VALUES ('leak at the UPS')")
+    await store.close()
+    assert not (state / "sentinel.db-shm").exists()
+    state.chmod(0o755)  # readable, not writable, by others: what group sentinel gets
+    (state / "sentinel.db").chmod(0o644)
+    script = ("import sys; from pathlib import Path; from sentinel.store import open_readonly; "
+              "c = open_readonly(Path(sys.argv[1])); "
+              "print(c.execute('SELECT name FROM demo_items').fetchone()[0])")
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         # reach the venv under /root like an admin reaches /opt/sentinel; write nothing
+         "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+         sys.executable, "-c", script, str(state)],
+        capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "leak at the UPS"
