@@ -53,17 +53,6 @@ def umount(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
-    try:
-        yield path
-    finally:
-        for _ in range(3):  # a bind mount on top may still be there
-            umount(path)
-
-
-@contextlib.contextmanager
 def write_only_rsyncd(base: Path) -> Iterator[RsyncDaemon]:
     """An rsync daemon whose module refuses every read, like the documented health-center
     setup (`write only = true`): the target check must not depend on reading back."""

@@ -22,8 +22,9 @@ from backup.target import VERSIONS_DIR, Target, parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree, tree_diff, wait_for
-from tests.backup.identity import mount, pages, started, tmpfs, umount, write_only_rsyncd
+from tests.backup.identity import mount, pages, started, umount, write_only_rsyncd
 from tests.fixtures.remote import RsyncDaemon, SshServer
+from tests.fixtures.tmpfs import mounted_tmpfs
 
 SOURCE_PAGE = ("firing", "critical", "replication_source_missing",
                "source missing or not mounted")
@@ -110,7 +111,7 @@ async def test_unmounted_source_stops_and_remount_catches_up(
 ) -> None:
     disk, src, dst = tmp_path / "disk", tmp_path / "src", tmp_path / "dst"
     src.mkdir()
-    with tmpfs(disk):
+    with mounted_tmpfs(disk, "16m"):
         _populate(disk, 5)
         mount("--bind", str(disk), str(src))
         try:
@@ -180,7 +181,7 @@ async def test_unmounted_target_gets_nothing_written_on_the_mountpoint(
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     _populate(src, 5)
-    with tmpfs(dst):
+    with mounted_tmpfs(dst, "16m"):
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
             await caught_up(rep, src, dst)

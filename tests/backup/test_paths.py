@@ -4,13 +4,10 @@ and hard links. None of them may stop replication of the rest."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import sqlite3
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +23,7 @@ from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.alarm.helpers import SENSORS, Outbox, config, events
 from tests.backup.helpers import caught_up, make_spec, running, wait_for
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                   check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+from tests.fixtures.tmpfs import mounted_tmpfs
 
 
 def status_of(store: Store) -> dict:
@@ -194,7 +181,7 @@ async def test_oversized_file_is_split_out_quarantined_and_its_partial_removed(
     for name in small:
         (src / name).write_text(name)
     (src / "big.bin").write_bytes(os.urandom(3 << 20))
-    with tmpfs(tmp_path / "dst", "2m") as dst:
+    with mounted_tmpfs(tmp_path / "dst", "2m") as dst:
         # one batch, the big file in the middle of it
         spec = make_spec(src, parse_target(str(dst)), runtime, reconcile_at_start=False)
         journal = Journal("docs", bstore.db, bstore.write)
@@ -227,7 +214,7 @@ async def test_full_pass_that_fails_on_one_file_ships_the_others(
     names = [f"later/s{i}.txt" for i in range(5)]
     for name in names:
         (src / name).write_text(name)
-    with tmpfs(tmp_path / "dst", "2m") as dst:
+    with mounted_tmpfs(tmp_path / "dst", "2m") as dst:
         (dst / "stale.txt").write_text("deleted while sentinel was down")
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
