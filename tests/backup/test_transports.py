@@ -158,11 +158,12 @@ async def test_rsync_daemon_ships_a_same_size_rewrite_within_one_second(
         tmp_path, bstore, runtime, target, rsyncd.module_dir / "replica")
 
 
-async def test_rrsync_key_verifies_and_removes_partials_but_cannot_restore(
+async def test_rrsync_key_verifies_and_removes_partials_but_only_a_read_key_restores(
     tmp_path: Path, bstore: Store, runtime: Path, rrsync_sshd: RrsyncServer
 ) -> None:
     """verify and the partial-file cleanup are pushes, so a write-only key allows them;
-    restore reads, which the key refuses (docs/install.md says so)."""
+    restore reads, which the key refuses (docs/install.md says so) and a read-only
+    `rrsync -ro` key for the same directory allows, with the same `host:` address."""
     src = tmp_path / "src"
     src.mkdir()
     _write_some(src, "first")
@@ -189,6 +190,15 @@ async def test_rrsync_key_verifies_and_removes_partials_but_cannot_restore(
 
     with pytest.raises(RestoreError, match="write-only"):
         await restore(target, runtime, tmp_path / "restored")
+
+    # the separate read-only key docs/install.md suggests for restores, same target address
+    authorized = rrsync_sshd.identity.parent / "authorized_keys"
+    authorized.write_text(authorized.read_text().replace("rrsync -wo", "rrsync -ro"))
+    _run([*target.ssh_command(runtime), "-O", "exit", "root@127.0.0.1"])  # log in anew
+    rotten.write_bytes((src / "first.txt").read_bytes())  # verify saw it; mend it
+    restored = tmp_path / "restored"
+    await restore(target, runtime, restored)
+    assert not tree_diff(src, restored)
 
 
 async def test_local_target_ships_a_same_size_rewrite_within_one_second(
