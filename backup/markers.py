@@ -92,7 +92,8 @@ async def _push_marker(spec: ReplicationSpec, *, dry_run: bool) -> RsyncResult:
         marker = Path(tmp) / TARGET_MARKER
         marker.write_text(_TARGET_TEXT)
         marker.chmod(0o644)
-        args = ["-t", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
+        args = ["-t", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
+                f"--timeout={max(1, int(spec.timeout))}",
                 *(["--dry-run", "-ii"] if dry_run else []),
                 *spec.target.transport_args(spec.runtime_dir), str(marker),
                 spec.target.path()]

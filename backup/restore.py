@@ -65,7 +65,8 @@ async def restore(
         with contextlib.suppress(OSError):  # the root's owner and mode stay dest's own
             os.chown(staging, st.st_uid, st.st_gid)
         os.chmod(staging, stat.S_IMODE(st.st_mode))
-        copied = await run_rsync(["-a", "--safe-links", *COMMON_ARGS, f"{staging}/",
+        copied = await run_rsync(["-a", "--safe-links", *COMMON_ARGS, "--modify-window=-1",
+                                  f"{staging}/",
                                   f"{dest}/"])
         if not copied.ok:
             raise RestoreError(f"writing into {dest} failed: {copied.error}")

@@ -13,9 +13,9 @@ from enum import StrEnum
 
 # %i is 11 characters wide ("*deleting  " for deletions); the name follows after one space.
 OUT_FORMAT = "--out-format=%i %n"
-# Nanosecond mtimes: with whole seconds, a same-size rewrite within one second looks
-# unchanged to the quick check and would never be shipped.
-COMMON_ARGS = ("-8", OUT_FORMAT, "--modify-window=-1")
+# Every command also passes `Target.exact_mtime_args` (nanosecond mtimes), in the form that
+# reaches whichever side receives.
+COMMON_ARGS = ("-8", OUT_FORMAT)
 
 # Exit codes. 24 (source files vanished) is a success: the journal row of a vanished file
 # was already shipped as a deletion or will be. 23 (partial transfer) is retried with backoff

@@ -15,7 +15,9 @@ VERSIONS_DIR = ".sentinel-versions"
 PARTIAL_DIR = ".rsync-partial"
 
 _RSYNCD = re.compile(r"^rsync://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<path>.+)$")
-_SSH = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.+)$")
+# An empty path after the colon is the login's home directory, or, for a key restricted
+# with `rrsync DIR` (docs/install.md), DIR itself.
+_SSH = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.*)$")
 
 
 class TargetError(ValueError):
@@ -42,7 +44,19 @@ class Target:
     def path(self, sub: str = "") -> str:
         """The rsync address of `sub` (relative) inside the replica; "" is the root."""
         sub = sub.strip("/")
+        if self.url.endswith(":"):  # ssh with an empty path: "host:/x" would be the host's /x
+            return f"{self.url}{sub}"
         return f"{self.url}/{sub}" if sub else f"{self.url}/"
+
+    def exact_mtime_args(self, *, push: bool) -> list[str]:
+        """Nanosecond mtimes for rsync's quick check: with whole seconds a same-size rewrite
+        within one second looks unchanged and is never shipped. The receiver compares, so in
+        a push to a remote the option must reach the remote rsync. rsync forwards a negative
+        --modify-window as `-@-1`, which rrsync refuses (it takes -@ with digits only), so it
+        goes as a remote option in its long form, which rrsync and rsyncd accept."""
+        if push and self.kind != "local":
+            return ["--remote-option=--modify-window=-1"]
+        return ["--modify-window=-1"]
 
     def transport_args(self, runtime_dir: Path) -> list[str]:
         """rsync options that reach this target (ssh command line, password file...)."""
@@ -95,7 +109,8 @@ def parse_target(
     strict_host_key_checking: str | bool = "yes",
     contimeout: int = 10,
 ) -> Target:
-    """`/mnt/backup`, `rsync://user@host[:port]/module/path` or `user@host:/path`."""
+    """`/mnt/backup`, `rsync://user@host[:port]/module/path`, `user@host:/path` or
+    `user@host:` (the login's home, or the directory of an `rrsync DIR` key)."""
     address = address.strip()
     if not address:
         raise TargetError("target is empty")
@@ -111,14 +126,18 @@ def parse_target(
         return Target("local", address.rstrip("/") or "/")
     m = _SSH.match(address)
     if m:
+        path = m.group("path")
+        # "host:/" is the host's root, "host:" the login's home: keep them apart
+        url = address[:len(address) - len(path)] + (path.rstrip("/") or path[:1])
         return Target(
-            "ssh", address.rstrip("/"), ssh_port=ssh_port, identity_file=identity_file,
+            "ssh", url, ssh_port=ssh_port, identity_file=identity_file,
             known_hosts=known_hosts,
             strict_host_key_checking=_host_key_checking(strict_host_key_checking),
             contimeout=contimeout,
         )
     raise TargetError(
-        f"expected an absolute path, rsync://user@host/module/path or user@host:/path, "
+        f"expected an absolute path, rsync://user@host/module/path, user@host:/path or "
+        f"user@host:, "
         f"found {address!r}"
     )
 

@@ -27,7 +27,8 @@ def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
     # doubled the time of a full pass over an unchanged 100k-file tree, so the full
     # reconcile goes without it (an interrupted big file is sent again from the start).
     return [
-        "-a", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
+        "-a", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
+        f"--timeout={max(1, int(spec.timeout))}",
         *([f"--partial-dir={PARTIAL_DIR}"] if partial else []),
         # holes stay holes (a 4 KB sparse file is not 100 MB on the replica); hard links stay
         # links among the files of one run (a batch, or the whole tree in a full pass)
@@ -121,7 +122,8 @@ async def remove_partials(spec: ReplicationSpec, paths: Sequence[str]) -> RsyncR
     is no version of anything. Each listed partial is a missing argument on the source side,
     so rsync deletes it where it exists and skips it where it does not (exit 24 at worst)."""
     listing = b"".join(os.fsencode(p) + b"\0" for p in partial_paths(paths))
-    args = ["-a", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
+    args = ["-a", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
+            f"--timeout={max(1, int(spec.timeout))}",
             *spec.target.transport_args(spec.runtime_dir), "-R", "--files-from=-", "--from0",
             "--delete-missing-args", "--force", _source(spec), spec.target.path()]
     return await run_rsync(args, stdin=listing)
@@ -185,7 +187,8 @@ async def compare(
     io_timeout: float = 60, safe_links: bool = False,
 ) -> RsyncResult:
     """Dry-run checksum comparison; `result.differences` lists every path that differs.
-    `safe_links`: leave out symlinks that point outside the tree (restore does)."""
+    `safe_links`: leave out symlinks that point outside the tree (restore does).
+    (No --modify-window: -c compares content, mtimes only itemize as attribute changes.)"""
     args = ["-anc", "--delete", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}", *transport,
             *(["--safe-links"] if safe_links else []), *PROTECT, *filters, source, dest]
     return await run_rsync(args)
@@ -208,7 +211,9 @@ async def fetch(
     Never deletes in `dest`; symlinks pointing outside the replica (absolute ones, `../`
     escapes) are not restored: a planted link to /etc/shadow must not come back as one."""
     base = target.path(remote_sub).rstrip("/")
-    src = f"{base}/./{rel.strip('/')}" if rel.strip("/") else f"{base}/./"
-    args = ["-aR", "--safe-links", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}",
+    base += "" if base.endswith(":") else "/"  # "host:" (home, rrsync's dir) is not "host:/"
+    src = f"{base}./{rel.strip('/')}" if rel.strip("/") else f"{base}./"
+    args = ["-aR", "--safe-links", *COMMON_ARGS, *target.exact_mtime_args(push=False),
+            f"--timeout={max(1, int(io_timeout))}",
             *target.transport_args(runtime_dir), *PROTECT, src, str(dest).rstrip("/") + "/"]
     return await run_rsync(args)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from backup.target import TargetError, parse_target
+from backup.restore import RestoreError, restore
+from backup.target import PARTIAL_DIR, Target, TargetError, parse_target
+from backup.transfer import remove_partials
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for
-from tests.fixtures.remote import RsyncDaemon, SshServer
+from tests.fixtures.remote import RrsyncServer, RsyncDaemon, SshServer
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -105,3 +107,103 @@ async def test_ssh_accept_new_trusts_a_first_key_and_refuses_a_changed_one(
     result = _run([*ssh, "-o", "ControlMaster=no", "root@127.0.0.1", "true"])
     assert result.returncode != 0
     assert "HOST IDENTIFICATION HAS CHANGED" in result.stderr
+
+
+# --- the documented health-center key: command="rrsync -wo DIR" ----------------------------
+
+
+def _rrsync_target(server: RrsyncServer) -> Target:
+    # the target as docs/install.md gives it: an empty path is rrsync's directory
+    return parse_target(server.address(), ssh_port=server.port, identity_file=server.identity,
+                        known_hosts=server.known_hosts)
+
+
+async def _ships_a_same_size_rewrite_within_one_second(
+    tmp_path: Path, store: Store, runtime: Path, target: Target, replica: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_some(src, "first")
+    doc = src / "doc.hwp"
+    second = 1_700_000_000 * 10**9
+    doc.write_bytes(b"A" * 4096)
+    os.utime(doc, ns=(second, second + 100_000_000))
+    async with running(make_spec(src, target, runtime), store) as rep:
+        await caught_up(rep, src, replica)  # marker, full pass and its preview
+        # same size, same second: only the nanoseconds tell the quick check it changed.
+        # Written beside the tree and renamed in, so no event sees an in-between mtime.
+        new = tmp_path / "doc.new"
+        new.write_bytes(b"B" * 4096)
+        os.utime(new, ns=(second, second + 600_000_000))
+        os.replace(new, doc)
+        (src / "first.txt").unlink()
+        await caught_up(rep, src, replica)
+    assert (replica / "doc.hwp").read_bytes() == b"B" * 4096
+
+
+async def test_rrsync_key_ships_a_same_size_rewrite_within_one_second(
+    tmp_path: Path, bstore: Store, runtime: Path, rrsync_sshd: RrsyncServer
+) -> None:
+    """rrsync refuses the `-@-1` that a local --modify-window=-1 sends; the nanosecond
+    compare must still reach the receiver, or this rewrite is never shipped."""
+    await _ships_a_same_size_rewrite_within_one_second(
+        tmp_path, bstore, runtime, _rrsync_target(rrsync_sshd), rrsync_sshd.replica)
+
+
+async def test_rsync_daemon_ships_a_same_size_rewrite_within_one_second(
+    tmp_path: Path, bstore: Store, runtime: Path, rsyncd: RsyncDaemon
+) -> None:
+    target = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
+    await _ships_a_same_size_rewrite_within_one_second(
+        tmp_path, bstore, runtime, target, rsyncd.module_dir / "replica")
+
+
+async def test_rrsync_key_verifies_and_removes_partials_but_only_a_read_key_restores(
+    tmp_path: Path, bstore: Store, runtime: Path, rrsync_sshd: RrsyncServer
+) -> None:
+    """verify and the partial-file cleanup are pushes, so a write-only key allows them;
+    restore reads, which the key refuses (docs/install.md says so) and a read-only
+    `rrsync -ro` key for the same directory allows, with the same `host:` address."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_some(src, "first")
+    target = _rrsync_target(rrsync_sshd)
+    spec = make_spec(src, target, runtime)
+    replica = rrsync_sshd.replica
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, replica)
+        rotten = replica / "first.txt"
+        st = rotten.stat()
+        data = bytearray(rotten.read_bytes())
+        data[0] ^= 0xFF  # same size, same mtime: only the checksum compare sees it
+        rotten.write_bytes(bytes(data))
+        os.utime(rotten, ns=(st.st_atime_ns, st.st_mtime_ns))
+        record = await rep.verify()
+        assert record["error"] is None
+        assert record["differences"] == 1 and record["sample"] == ["first.txt"]
+
+    partial = replica / PARTIAL_DIR / "gone.bin"
+    partial.parent.mkdir()
+    partial.write_bytes(b"half a file")
+    assert (await remove_partials(spec, ["gone.bin"])).ok
+    assert not partial.exists()
+
+    with pytest.raises(RestoreError, match="write-only"):
+        await restore(target, runtime, tmp_path / "restored")
+
+    # the separate read-only key docs/install.md suggests for restores, same target address
+    authorized = rrsync_sshd.identity.parent / "authorized_keys"
+    authorized.write_text(authorized.read_text().replace("rrsync -wo", "rrsync -ro"))
+    _run([*target.ssh_command(runtime), "-O", "exit", "root@127.0.0.1"])  # log in anew
+    rotten.write_bytes((src / "first.txt").read_bytes())  # verify saw it; mend it
+    restored = tmp_path / "restored"
+    await restore(target, runtime, restored)
+    assert not tree_diff(src, restored)
+
+
+async def test_local_target_ships_a_same_size_rewrite_within_one_second(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    replica = tmp_path / "replica"
+    await _ships_a_same_size_rewrite_within_one_second(
+        tmp_path, bstore, runtime, parse_target(str(replica)), replica)

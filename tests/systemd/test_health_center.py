@@ -347,8 +347,6 @@ def test_rsync_uses_a_root_owned_0640_password_file_as_the_daemon_user(
     assert (rsyncd.replica / "index.txt").read_text() == "index"
 
 
-@pytest.mark.xfail(strict=True, reason="rrsync accepts -@ only with digits: it refuses the "
-                   "--modify-window=-1 (sent as -@-1) that every sentinel transfer passes")
 async def test_rrsync_key_lets_sentinel_check_and_write_its_target_marker(
     tmp_path: Path, sshd: Sshd
 ) -> None:
@@ -358,7 +356,7 @@ async def test_rrsync_key_lets_sentinel_check_and_write_its_target_marker(
     from backup.target import parse_target
 
     keys = tmp_path / "keys"
-    target = parse_target("root@127.0.0.1:.", ssh_port=sshd.port, identity_file=keys / "client",
+    target = parse_target("root@127.0.0.1:", ssh_port=sshd.port, identity_file=keys / "client",
                           known_hosts=keys / "known_hosts")
     runtime = Path(tempfile.mkdtemp(prefix="snt"))
     try:
