@@ -770,7 +770,11 @@ class Replicator:
             pruned = await prune_versions(self.spec.target, self.spec.runtime_dir,
                                           older_than=now - retention)
         except RuntimeError as exc:
-            log.warning("replication %s: %s", self.spec.name, exc)
+            # once a day, not at every scheduler tick; a write-only key lands here for ever
+            log.warning("replication %s: versions not pruned: %s (with a write-only key "
+                        "the backup host prunes them)", self.spec.name, exc)
+            await save_state(self._write, self.spec.name, last_prune=now)
+            self._state["last_prune"] = now
             return
         if pruned:
             log.info("replication %s: pruned %d version dirs", self.spec.name, len(pruned))

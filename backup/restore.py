@@ -84,7 +84,10 @@ async def _restore_into(
     if not current.ok:
         raise RestoreError(f"reading the replica failed: {current.error}")
     if as_of is not None:
-        stamps = await list_version_stamps(target, runtime_dir)
+        try:
+            stamps = await list_version_stamps(target, runtime_dir)
+        except RuntimeError as exc:
+            raise RestoreError(str(exc)) from exc
         later = [s for s in stamps if (parse_stamp(s) or 0) > as_of]
         for stamp in reversed(later):  # newest first, so the oldest one after as_of wins
             got: RsyncResult = await fetch(target, runtime_dir, f"{VERSIONS_DIR}/{stamp}",

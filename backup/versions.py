@@ -33,14 +33,21 @@ def backup_dir_arg(ts: float) -> str:
 async def list_version_stamps(
     target: Target, runtime_dir: Path, time_limit: float = 120
 ) -> list[str]:
-    """Version stamps present on the replica, oldest first ([] when there are none)."""
+    """Version stamps present on the replica, oldest first ([] when there are none).
+
+    Raises RuntimeError when the replica cannot be listed (a write-only key refuses every
+    read): an empty answer then would make pruning and point-in-time restores silently
+    wrong."""
     result = await run_rsync(
         [*target.transport_args(runtime_dir), "--list-only", "-d",
          target.path(VERSIONS_DIR) + "/"],
         time_limit=time_limit,
     )
+    if result.exit_code == 23 and "No such file or directory" in (result.error or ""):
+        return []  # no version was ever kept
     if result.exit_code != 0:
-        return []
+        raise RuntimeError(f"cannot list the versions on {target.describe()}: rsync exit "
+                           f"{result.exit_code}: {result.error}")
     stamps = []
     for line in result.output:
         name = line.rsplit(" ", 1)[-1]
