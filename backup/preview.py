@@ -25,11 +25,13 @@ _REGULAR = re.compile(r"reg: ([\d,]+)")
 
 @dataclass(frozen=True, slots=True)
 class Preview:
-    """Counts from a dry run: replica files it would delete or replace, source files."""
+    """Counts from a dry run: replica files it would delete or replace, source files, and
+    every itemized change (new files, attributes and directories included)."""
 
     deleted: int
     overwritten: int
     source_files: int
+    changes: int = 0
 
     @property
     def damage(self) -> int:
@@ -49,14 +51,16 @@ class Preview:
 
 
 def count(lines: Sequence[str]) -> Preview:
-    deleted = overwritten = files = 0
+    deleted = overwritten = files = changes = 0
     for line in lines:
         if line.startswith(_DELETING):
+            changes += 1
             if not line.endswith("/"):  # a directory's files are listed one by one
                 deleted += 1
             continue
         m = _ITEM.match(line)
         if m is not None:
+            changes += 1
             # an existing file whose content is replaced (a new one shows "+++++++++")
             if m.group(1) in "<>c" and m.group(2) != "d" and m.group(3) != "+" * 9:
                 overwritten += 1
@@ -65,7 +69,7 @@ def count(lines: Sequence[str]) -> Preview:
         if s is not None:
             reg = _REGULAR.search(s.group(2) or "")
             files = int((reg.group(1) if reg else s.group(1)).replace(",", ""))
-    return Preview(deleted, overwritten, files)
+    return Preview(deleted, overwritten, files, changes)
 
 
 async def preview_full_sync(

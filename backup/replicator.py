@@ -611,10 +611,17 @@ class Replicator:
                         await self._trip_with(preview.damage, preview.describe())
                         return self._skip(reason, f"ransomware guard tripped: "
                                                   f"{preview.describe()}")
-            log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
-            result = await full_sync(self.spec, started, on_output=on_output,
-                                     skip=self.quarantine.reasons)
-            self.transfers += 1
+            if self.spec.guard.enabled and preview.changes == 0:
+                # the measured pass would change nothing: the dry run was the whole pass (an
+                # unchanged tree, the nightly case, costs one walk instead of two)
+                log.info("replication %s: full reconcile (%s): replica already matches",
+                         self.spec.name, reason)
+                result = dry
+            else:
+                log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
+                result = await full_sync(self.spec, started, on_output=on_output,
+                                         skip=self.quarantine.reasons)
+                self.transfers += 1
             if result.ok:
                 await self.journal.clear_upto(upto)
                 # every full pass gives the quarantined paths another try

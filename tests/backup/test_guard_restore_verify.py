@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from backup.control import discard, resume
+from backup.replicator import Replicator
 from backup.restore import drill, restore
 from backup.spec import GuardSettings
 from backup.status import read_status
@@ -189,3 +190,28 @@ async def test_tripped_guard_holds_after_its_window_and_after_a_restart(
         await resume(bstore.write, "docs")
         await caught_up(rep, src, dst)
         assert (dst / "docs" / "doc000.hwp").read_bytes().startswith(b"\x00ENCRYPTED")
+
+
+async def test_a_guarded_full_pass_ships_what_changed_offline_and_nothing_else(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    """The dry run the guard measures is the whole pass when it finds nothing to change; a
+    change it does find (an attribute only, a new file) still reaches the replica."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _populate(src, 20)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GuardSettings())
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+    by_hand = Replicator(spec, bstore.db, bstore.write)
+    await by_hand.load()
+    result = await by_hand.reconcile("unchanged")
+    assert result is not None and result.ok and by_hand.transfers == 0
+
+    # while nobody watched: a permission change and a new file
+    (src / "docs" / "doc007.hwp").chmod(0o600)
+    (src / "docs" / "late.hwp").write_text("written while sentinel was stopped")
+    result = await by_hand.reconcile("changed offline")
+    assert result is not None and result.ok and by_hand.transfers == 1
+    assert (dst / "docs" / "doc007.hwp").stat().st_mode & 0o777 == 0o600
+    assert (dst / "docs" / "late.hwp").read_text() == "written while sentinel was stopped"
+    assert not tree_diff(src, dst)
