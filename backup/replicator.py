@@ -16,13 +16,16 @@ from typing import Any
 
 import aiosqlite
 
+from backup.adoption import replica_holds_files, source_adoptable
 from backup.guard import Guard, Verdict
 from backup.journal import Entry, Journal, WriteTx
 from backup.markers import (
     SOURCE_MARKER,
     TARGET_MARKER,
+    TargetCheck,
     check_target,
     source_problem,
+    write_source_marker,
     write_target_marker,
 )
 from backup.preview import Preview, preview_full_sync
@@ -59,6 +62,9 @@ FULL_PASS_TRIP = "full pass would"
 
 MISSING_SOURCE = "source missing or not mounted"
 MISSING_TARGET = "target missing or not mounted"
+# Why an upgraded install (backup/adoption.py) still has a missing marker.
+NOT_ADOPTED = ("not adopted after the upgrade: sentinel adopts a marker by itself only where "
+               "the directory holds files")
 # rsync exits that name a file rather than the link (23 partial transfer; 11 file I/O, e.g.
 # a file larger than the target's free space): worth splitting the batch to find the file.
 PER_PATH_CODES = frozenset({11, 23})
@@ -111,6 +117,7 @@ class Replicator:
         self._target_missing: str | None = None
         self._target_checked: float | None = None  # monotonic time of the last good check
         self._target_failure: RsyncResult | None = None  # why the last check could not tell
+        self._target_lock = asyncio.Lock()
         self._watched_before = False
         # bumped each time the shipper has handled a wake-up (tests wait on it)
         self.ship_rounds = 0
@@ -147,7 +154,8 @@ class Replicator:
             await self._set_aside_refused()
             if self._watched_before:
                 self.request_reconcile("source back")  # changes while it was gone were missed
-            elif self.spec.reconcile_at_start:
+            elif self.spec.reconcile_at_start or self._adopting:
+                # adopted markers are confirmed by a guarded full pass, whatever the config
                 self.request_reconcile("start")
             self._watched_before = True
             self._phase = "running"
@@ -346,9 +354,31 @@ class Replicator:
         """Nothing was ever synced from this state: the markers are written, not required."""
         return self._state.get("last_success") is None and self._state.get("last_full") is None
 
+    @property
+    def _adopting(self) -> bool:
+        """An install that synced before markers existed, not yet adopted (backup/adoption.py)."""
+        return bool(self._state.get("markers_adopt"))
+
     def _source_problem(self, *, init: bool = False) -> str | None:
-        return source_problem(self.spec.source, require_mountpoint=self.spec.require_mountpoint,
-                              create=init or self._first_sync)
+        if self._adopting and not init:
+            self._adopt_source()
+        problem = source_problem(self.spec.source, require_mountpoint=self.spec.require_mountpoint,
+                                 create=init or self._first_sync)
+        if problem is not None and self._adopting and not init:
+            problem += f"; {NOT_ADOPTED}"
+        return problem
+
+    def _adopt_source(self) -> None:
+        root = str(self.spec.source)
+        if os.path.lexists(os.path.join(root, SOURCE_MARKER)) or not source_adoptable(
+                root, require_mountpoint=self.spec.require_mountpoint):
+            return  # an empty or unmounted source is not adopted: it stays an alarm
+        try:
+            write_source_marker(self.spec.source)
+        except OSError:
+            return  # source_problem() says why
+        log.info("replication %s: adopted %s as the source (synced before markers existed, "
+                 "holds files): wrote %s", self.spec.name, root, SOURCE_MARKER)
 
     def _check_source(self) -> None:
         problem = self._source_problem()
@@ -388,6 +418,11 @@ class Replicator:
         `init`). False when nothing may be shipped: the target is missing, or it could not
         be asked or its marker not written (then `_target_failure` holds the failed run,
         already counted as a failure: retry after a backoff)."""
+        # the shipper and the full pass both ask: one check (and marker written) at a time
+        async with self._target_lock:
+            return await self._target_ready_now(init=init)
+
+    async def _target_ready_now(self, *, init: bool) -> bool:
         self._target_failure = None
         if (not init and self._target_missing is None and self.spec.target.kind != "local"
                 and self._target_checked is not None
@@ -403,13 +438,27 @@ class Replicator:
             self._target_checked = time.monotonic()
             await self._target_back()
             return True
+        adopt = False
         if not (init or self._first_sync):
-            await self._target_lost()
-            return False
+            held = (await replica_holds_files(self.spec) if self._adopting
+                    else TargetCheck(False))
+            if held.present is None and held.result is not None:
+                self._target_failure = held.result
+                await self._failed(held.result)
+                return False
+            if not held.present:  # a missing or empty replica is not adopted
+                await self._target_lost()
+                return False
+            adopt = True
         written = await write_target_marker(self.spec)
         if written.ok:
-            log.info("replication %s: wrote %s in %s", self.spec.name, TARGET_MARKER,
-                     self.spec.target.describe())
+            if adopt:
+                log.info("replication %s: adopted %s as the replica (synced before markers "
+                         "existed, holds files): wrote %s", self.spec.name,
+                         self.spec.target.describe(), TARGET_MARKER)
+            else:
+                log.info("replication %s: wrote %s in %s", self.spec.name, TARGET_MARKER,
+                         self.spec.target.describe())
             self._target_checked = time.monotonic()
             await self._target_back()
             return True
@@ -425,6 +474,8 @@ class Replicator:
         problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
                    "replica is really there, or a new empty one is meant, "
                    "`sentinel backup sync --full --init-target` writes it)")
+        if self._adopting:
+            problem += f"; {NOT_ADOPTED}"
         self._target_missing = problem
         self._phase = "target missing"
         log.critical("replication %s: %s: %s; shipping stopped", self.spec.name,
@@ -596,6 +647,9 @@ class Replicator:
                 if self._target_failure is not None:
                     return self._target_failure  # not ok: retried after a backoff
                 return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
+            if self._adopting:  # both markers are in place now: adoption is over for good
+                await save_state(self._write, self.spec.name, markers_adopt=None)
+                self._state["markers_adopt"] = None
             upto = self.journal.seq
             started = self._clock()
             approved = False

@@ -69,4 +69,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, path)
     ) WITHOUT ROWID;
     """,
+    """
+    -- A state that synced before the source/target markers existed (an upgraded install)
+    -- adopts them once, where it is safe (backup/adoption.py); 1 until both are in place.
+    -- Rows made after this migration never adopt: a new install writes its markers at
+    -- the first sync, and a lost marker is an alarm.
+    ALTER TABLE backup_state ADD COLUMN markers_adopt INTEGER;
+    UPDATE backup_state SET markers_adopt = 1
+        WHERE last_success IS NOT NULL OR last_full IS NOT NULL;
+    """,
 )

@@ -11,7 +11,7 @@ from backup.journal import WriteTx
 FIELDS = (
     "last_success", "consecutive_failures", "last_error", "last_error_ts", "last_full",
     "last_full_ok", "shipped_files", "guard_tripped", "guard_count", "guard_ts", "guard_reason",
-    "last_prune",
+    "last_prune", "markers_adopt",
 )
 
 
