@@ -29,8 +29,10 @@ class Actor:
     def current(cls, declared: str | None) -> Actor:
         """This process: `declared` (default SUDO_USER or the login name) and its real uid."""
         uid = os.getuid()
-        sudo_uid = _int(os.environ.get("SUDO_UID"))
-        sudo_user = os.environ.get("SUDO_USER") or None
+        sudo_uid = sudo_user = None
+        if uid == 0:  # sudo sets these for the root process; anyone else can fake them
+            sudo_uid = _int(os.environ.get("SUDO_UID"))
+            sudo_user = os.environ.get("SUDO_USER") or None
         name = declared or sudo_user or _login_name(uid)
         return cls(name, uid, _user_name(uid), sudo_uid, sudo_user)
 

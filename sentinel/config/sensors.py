@@ -99,9 +99,11 @@ class SensorConfig(Model):
     # "register" in TOML; renamed here because pydantic's BaseModel has a `register` method.
     reg: int | None = Field(None, alias="register", ge=0, le=0xFFFF)
     function: Literal[3, 4] = 4
-    scale: float = 1.0
+    # calibration: a sensor reads within a few degrees or percent of the truth; a huge value
+    # (offset = -1e308) would make every reading normal and hide the alarm it exists for
+    scale: float = Field(1.0, ge=-1000.0, le=1000.0)
     signed: bool = False
-    offset: float = 0.0
+    offset: float = Field(0.0, ge=-1000.0, le=1000.0)
     max_age: Duration = 300.0
 
     @field_validator("topic", "availability_topic")

@@ -375,3 +375,22 @@ async def test_a_read_only_state_directory_is_named_as_such(
     assert "cannot write the state database" in proc.stderr
     assert "read-only file system" in proc.stderr and "Traceback" not in proc.stderr
     assert commands(store.path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to become an unprivileged user")
+def test_sudo_identity_is_believed_only_from_root() -> None:
+    """sudo sets SUDO_USER/SUDO_UID in the root process it starts; any other user can set
+    them too, so the SMS would name whoever they chose."""
+    script = ("from sentinel.alarm.actor import Actor; a = Actor.current(None); "
+              "print(a.sudo_user, a.sudo_uid, a.short())")
+    env = {**CLEAN_ENV, "SUDO_USER": "alice", "SUDO_UID": "1000"}
+    fake = subprocess.run([*UNPRIVILEGED, sys.executable, "-c", script], env=env,
+                          capture_output=True, text=True, timeout=30,
+                          cwd=Path(__file__).parents[2])
+    assert fake.returncode == 0, fake.stderr
+    assert fake.stdout.split()[:2] == ["None", "None"]
+    assert "alice" not in fake.stdout
+    real = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=30, cwd=Path(__file__).parents[2])
+    assert real.stdout.split()[:2] == ["alice", "1000"]

@@ -20,6 +20,8 @@ SERIAL = '[[serial]]\nname = "rs485"\nurl = "/dev/ttyUSB0"\n'
 BAD = [
     (SENSOR + "offset = nan\n",
      "sensors[0].offset: expected a finite number (nan and inf are not allowed); found nan"),
+    (SENSOR + "offset = -1e308\n",  # every reading normal: the alarm could never fire
+     "sensors[0].offset: Input should be greater than or equal to -1000; found -1e+308"),
     (SENSOR + "scale = -inf\n",
      "sensors[0].scale: expected a finite number (nan and inf are not allowed); found -inf"),
     (SENSOR + '[[rules]]\nsensor = "temp-1"\ncrit_high = nan\n',
