@@ -63,6 +63,7 @@ FULL_PASS_TRIP = "full pass would"
 
 MISSING_SOURCE = "source missing or not mounted"
 MISSING_TARGET = "target missing or not mounted"
+FOREIGN_TARGET = "target belongs to another replication"
 # Why an upgraded install (backup/adoption.py) still has a missing marker.
 NOT_ADOPTED = ("not adopted after the upgrade: sentinel adopts a marker by itself only where "
                "the directory holds files")
@@ -478,12 +479,17 @@ class Replicator:
             self._target_failure = check.result
             await self._failed(check.result)
             return False
-        if check.present:
+        if check.present and check.owner is not None and not init:
+            await self._target_lost(check.owner)
+            return False
+        if check.present and not check.unnamed and check.owner is None:
             self._target_checked = time.monotonic()
             await self._target_back()
             return True
         adopt = False
-        if not (init or self._first_sync):
+        if check.present:
+            pass  # an unnamed marker gets the name; another's is claimed with `init` only
+        elif not (init or self._first_sync):
             held = (await replica_holds_files(self.spec) if self._adopting
                     else TargetCheck(False))
             if held.present is None and held.result is not None:
@@ -496,7 +502,12 @@ class Replicator:
             adopt = True
         written = await write_target_marker(self.spec)
         if written.ok:
-            if adopt:
+            if check.present:
+                log.warning("replication %s: %s in %s now names this replication (%s)",
+                            self.spec.name, TARGET_MARKER, self.spec.target.describe(),
+                            "it named none" if check.unnamed else
+                            f"it named {check.owner or 'another one'}; claimed by an operator")
+            elif adopt:
                 log.info("replication %s: adopted %s as the replica (synced before markers "
                          "existed, holds files): wrote %s", self.spec.name,
                          self.spec.target.describe(), TARGET_MARKER)
@@ -510,21 +521,29 @@ class Replicator:
         await self._failed(written)
         return False
 
-    async def _target_lost(self) -> None:
+    async def _target_lost(self, owner: str | None = None) -> None:
+        """`owner`: the marker is there but names another replication ("" remote: unread)."""
         self._target_checked = None
         self._reconcile_wakeup.set()  # the scheduler polls for its return
-        if self._target_missing is not None:
+        if owner is not None:
+            other = f"replication {owner!r}" if owner else "another replication"
+            problem = (f"{self.spec.target.describe()} belongs to {other}: its "
+                       f"{TARGET_MARKER} names it (two replications on one target delete "
+                       "each other's files; if this replication was renamed, `sentinel backup "
+                       "sync --full --init-target` claims the target)")
+        else:
+            problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
+                       "replica is really there, or a new empty one is meant, "
+                       "`sentinel backup sync --full --init-target` writes it)")
+            if self._adopting:
+                problem += f"; {NOT_ADOPTED}"
+        if self._target_missing == problem:
             return
-        problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
-                   "replica is really there, or a new empty one is meant, "
-                   "`sentinel backup sync --full --init-target` writes it)")
-        if self._adopting:
-            problem += f"; {NOT_ADOPTED}"
         self._target_missing = problem
         self._phase = "target missing"
-        log.critical("replication %s: %s: %s; shipping stopped", self.spec.name,
-                     MISSING_TARGET, problem)
-        values = {"last_error": f"{MISSING_TARGET}: {problem}", "last_error_ts": self._clock()}
+        what = MISSING_TARGET if owner is None else FOREIGN_TARGET
+        log.critical("replication %s: %s: %s; shipping stopped", self.spec.name, what, problem)
+        values = {"last_error": f"{what}: {problem}", "last_error_ts": self._clock()}
         await save_state(self._write, self.spec.name, **values)
         self._state.update(values)
 
