@@ -349,11 +349,13 @@ class Replicator:
         if self.guard.verdict(now, files) is not Verdict.TRIP:
             return True
         count = self.guard.count(now)
+        why = ("a directory deleted or moved away" if any(e.path in self._dirs_gone
+                                                          for e in entries)
+               else "measured since a discard")
         await self._trip_with(count, f"{count} existing files modified, deleted or renamed "
                                      f"within {self.spec.guard.window:.0f}s, {len(hits)} of "
                                      f"them replica files one batch would delete or overwrite "
-                                     f"(a directory deleted or moved away; source has "
-                                     f"{files} files)")
+                                     f"({why}; source has {files} files)")
         return False
 
     async def _trip_with(self, count: int, reason: str) -> None:
