@@ -6,6 +6,8 @@ and a lost replica silently rebuilt somewhere else (on the root filesystem when 
 mountpoint). Sentinel writes `.sentinel-source` in the source root and `.sentinel-target`
 in the replica root at the first sync; later, a missing marker stops replication.
 Neither marker is shipped, compared, deleted or restored (see `transfer.PROTECT`).
+The target marker names its replication: two replications on one target would delete each
+other's files at every full pass, so a marker naming another one stops shipping too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ _SOURCE_TEXT = ("This directory is replicated by sentinel. Do not delete this fi
                 "sentinel takes the directory for a missing or unmounted disk and stops.\n")
 _TARGET_TEXT = ("This directory is a sentinel replica. Do not delete this file: without it\n"
                 "sentinel takes the replica for a missing or unmounted disk and stops.\n")
+_OWNER = "replication = "
+# What an unnamed marker (written before markers named their replication, or by hand) may
+# hold: it is adopted by writing the name into it.
+_UNNAMED = (_TARGET_TEXT, "")
+
+
+def target_text(name: str) -> str:
+    return f"{_TARGET_TEXT}{_OWNER}{name}\n"
 
 
 def source_problem(source: Path, *, require_mountpoint: bool, create: bool) -> str | None:
@@ -57,10 +67,14 @@ def write_source_marker(source: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TargetCheck:
-    """`present` True/False, or None when the target could not be asked (`result` says why)."""
+    """`present` True/False, or None when the target could not be asked (`result` says why).
+    A present marker may be `unnamed` (write the name into it) or name another replication,
+    `owner` ("" when a remote marker names someone else: a write-only target cannot be read)."""
 
     present: bool | None
     result: RsyncResult | None = None
+    unnamed: bool = False
+    owner: str | None = None
 
 
 async def check_target(spec: ReplicationSpec) -> TargetCheck:
@@ -70,31 +84,50 @@ async def check_target(spec: ReplicationSpec) -> TargetCheck:
     and rsyncd `write only`, and refuse every read.)"""
     local = spec.target.local_root
     if local is not None:
-        return TargetCheck(os.path.isfile(local / TARGET_MARKER))
-    result = await _push_marker(spec, dry_run=True)
-    if not result.ok:
-        return TargetCheck(None, result)
-    for line in result.output:
-        if line.endswith(" " + TARGET_MARKER) and len(line) > 11:
-            return TargetCheck(not line[:11].endswith("+" * 9), result)
-    return TargetCheck(None, RsyncResult(
-        23, Outcome.RETRY, error=f"the marker check did not itemize {TARGET_MARKER}"))
+        try:
+            text = (local / TARGET_MARKER).read_text(errors="replace")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return TargetCheck(False)
+        except OSError as exc:
+            return TargetCheck(None, RsyncResult(
+                23, Outcome.RETRY, error=f"cannot read {TARGET_MARKER}: {exc.strerror}"))
+        owner = next((line[len(_OWNER):].strip() for line in text.splitlines()
+                      if line.startswith(_OWNER)), None)
+        if owner is None:
+            return TargetCheck(True, unnamed=True)
+        return TargetCheck(True, owner=None if owner == spec.name else owner)
+    # a remote marker is compared by checksum with what each kind of owner would write
+    for text in (target_text(spec.name), *_UNNAMED):
+        result = await _push_marker(spec, dry_run=True, text=text)
+        if not result.ok:
+            return TargetCheck(None, result)
+        item = next((line[:11] for line in result.output
+                     if line.endswith(" " + TARGET_MARKER) and len(line) > 11), None)
+        if item is None:
+            return TargetCheck(None, RsyncResult(
+                23, Outcome.RETRY, error=f"the marker check did not itemize {TARGET_MARKER}"))
+        if item.endswith("+" * 9):
+            return TargetCheck(False, result)
+        if item[2] != "c":  # the same content
+            return TargetCheck(True, result, unnamed=text in _UNNAMED)
+    return TargetCheck(True, result, owner="")
 
 
 async def write_target_marker(spec: ReplicationSpec) -> RsyncResult:
-    """Writes the marker into the replica root through the same transport (rsync creates
-    the root directory itself when it is missing, one level deep)."""
-    return await _push_marker(spec, dry_run=False)
+    """Writes the marker, naming this replication, into the replica root through the same
+    transport (rsync creates the root directory itself when it is missing, one level deep)."""
+    return await _push_marker(spec, dry_run=False, text=target_text(spec.name))
 
 
-async def _push_marker(spec: ReplicationSpec, *, dry_run: bool) -> RsyncResult:
+async def _push_marker(spec: ReplicationSpec, *, dry_run: bool, text: str) -> RsyncResult:
     with tempfile.TemporaryDirectory(prefix="snt-mark", dir=spec.runtime_dir) as tmp:
         marker = Path(tmp) / TARGET_MARKER
-        marker.write_text(_TARGET_TEXT)
+        marker.write_text(text)
         marker.chmod(0o644)
+        # -c: a dry run itemizes "c" when the replica's marker holds other content
         args = ["-t", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
                 f"--timeout={max(1, int(spec.timeout))}",
-                *(["--dry-run", "-ii"] if dry_run else []),
+                *(["--dry-run", "-ii", "-c"] if dry_run else []),
                 *spec.target.transport_args(spec.runtime_dir), str(marker),
                 spec.target.path()]
         return await run_rsync(args)

@@ -50,20 +50,34 @@ class Preview:
                 f"existing replica files (source has {self.source_files} files)")
 
 
+def damage(line: str) -> str | None:
+    """For one itemized line: "delete" or "overwrite" when it destroys an existing replica
+    file, "change" for any other itemized change, None for a line that is no item."""
+    if line.startswith(_DELETING):
+        # a directory's files are listed one by one
+        return "change" if line.endswith("/") else "delete"
+    m = _ITEM.match(line)
+    if m is None:
+        return None
+    # an existing file whose content is replaced (a new one shows "+++++++++")
+    if m.group(1) in "<>c" and m.group(2) != "d" and m.group(3) != "+" * 9:
+        return "overwrite"
+    return "change"
+
+
+def damaged(lines: Iterable[str]) -> list[str]:
+    """The replica files (relative names) a dry run would delete or overwrite."""
+    return [line[12:] for line in lines if damage(line) in ("delete", "overwrite")]
+
+
 def count(lines: Sequence[str]) -> Preview:
     deleted = overwritten = files = changes = 0
     for line in lines:
-        if line.startswith(_DELETING):
+        kind = damage(line)
+        if kind is not None:
             changes += 1
-            if not line.endswith("/"):  # a directory's files are listed one by one
-                deleted += 1
-            continue
-        m = _ITEM.match(line)
-        if m is not None:
-            changes += 1
-            # an existing file whose content is replaced (a new one shows "+++++++++")
-            if m.group(1) in "<>c" and m.group(2) != "d" and m.group(3) != "+" * 9:
-                overwritten += 1
+            deleted += kind == "delete"
+            overwritten += kind == "overwrite"
             continue
         s = _SOURCE_FILES.match(line)
         if s is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from backup.adoption import replica_holds_files, source_adoptable
+from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.journal import Entry, Journal, WriteTx
 from backup.markers import (
@@ -28,7 +29,7 @@ from backup.markers import (
     write_source_marker,
     write_target_marker,
 )
-from backup.preview import Preview, preview_full_sync
+from backup.preview import Preview, damaged, preview_full_sync
 from backup.quarantine import Quarantine, shown
 from backup.rsync import Outcome, RsyncResult
 from backup.spec import ReplicationSpec
@@ -62,6 +63,7 @@ FULL_PASS_TRIP = "full pass would"
 
 MISSING_SOURCE = "source missing or not mounted"
 MISSING_TARGET = "target missing or not mounted"
+FOREIGN_TARGET = "target belongs to another replication"
 # Why an upgraded install (backup/adoption.py) still has a missing marker.
 NOT_ADOPTED = ("not adopted after the upgrade: sentinel adopts a marker by itself only where "
                "the directory holds files")
@@ -98,6 +100,14 @@ class Replicator:
         self.quarantine = Quarantine(spec.name, db, write, clock=clock)
         self._refused: dict[str, str] = {}  # from the watcher, not yet in the quarantine
         self.guard = Guard(spec.guard)
+        # The live guard counts one event per path; a directory deleted or moved away is one
+        # event for all the replica files below it. A batch holding such a path is measured
+        # first (its own command with --dry-run), like a full pass: these are those paths.
+        self._dirs_gone: set[str] = set()
+        # after `sentinel backup discard` the replica differs from the source in what was
+        # dropped: every batch is measured until a full pass ran
+        self._measure_all = False
+        self._approved_upto = 0  # journal seq up to which `resume` approved the pending rows
         self.watcher: Watcher | None = None
         self._changes: set[str] = set()
         self._changed = asyncio.Event()
@@ -146,7 +156,7 @@ class Replicator:
 
     async def _run_watched(self) -> None:
         watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow,
-                          self._on_refused)
+                          self._on_refused, self._dirs_gone.add)
         self.watcher = watcher
         try:
             # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
@@ -176,6 +186,7 @@ class Replicator:
         await self.journal.load()
         await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
+        self._measure_all = self._state.get("guard_reason") == DISCARDED
 
     def health(self) -> dict[str, Any]:
         now = self._clock()
@@ -313,6 +324,40 @@ class Replicator:
                                      f"within {self.spec.guard.window:.0f}s (source has "
                                      f"{files} files)")
 
+    async def _measured_allows(self, entries: list[Entry]) -> bool:
+        """False when the batch, measured by its own rsync command with --dry-run, would
+        delete or overwrite more replica files than the guard allows (the trip is recorded).
+        Only a batch that deletes a directory (or any batch after a discard) is measured."""
+        if not self.spec.guard.enabled or all(e.seq <= self._approved_upto for e in entries):
+            return True
+        if not self._measure_all and not any(e.path in self._dirs_gone for e in entries):
+            return True
+        began = time.monotonic()
+        dry = await ship_batch(self.spec, [e.path for e in entries], self._clock(),
+                               skip=self.quarantine.reasons, dry_run=True)
+        if not dry.ok:
+            return True  # the transfer itself fails the same way and reports it
+        now = self._clock()
+        hits = damaged(dry.output)
+        for rel in hits:
+            self.guard.observe(rel, "delete", now)
+        files = self.watcher.file_count if self.watcher else 0
+        log.info("replication %s: measured a batch of %d paths (a directory deleted or "
+                 "moved away, or after a discard): it would delete or overwrite %d replica "
+                 "files (dry run %.2fs)", self.spec.name, len(entries), len(hits),
+                 time.monotonic() - began)
+        if self.guard.verdict(now, files) is not Verdict.TRIP:
+            return True
+        count = self.guard.count(now)
+        why = ("a directory deleted or moved away" if any(e.path in self._dirs_gone
+                                                          for e in entries)
+               else "measured since a discard")
+        await self._trip_with(count, f"{count} existing files modified, deleted or renamed "
+                                     f"within {self.spec.guard.window:.0f}s, {len(hits)} of "
+                                     f"them replica files one batch would delete or overwrite "
+                                     f"({why}; source has {files} files)")
+        return False
+
     async def _trip_with(self, count: int, reason: str) -> None:
         log.critical("replication %s: ransomware guard tripped: %s; shipping paused, "
                      "run `sentinel backup resume` or `discard`", self.spec.name, reason)
@@ -333,6 +378,8 @@ class Replicator:
             # `sentinel backup sync --full` (another process) may have released some
             await self.quarantine.load()
             entries = self._cap_bytes(entries)
+            if not await self._measured_allows(entries):
+                return None
             started = self._clock()
             prior_ok = not self._state.get("consecutive_failures")
             result = await self._ship(entries, started)
@@ -434,12 +481,17 @@ class Replicator:
             self._target_failure = check.result
             await self._failed(check.result)
             return False
-        if check.present:
+        if check.present and check.owner is not None and not init:
+            await self._target_lost(check.owner)
+            return False
+        if check.present and not check.unnamed and check.owner is None:
             self._target_checked = time.monotonic()
             await self._target_back()
             return True
         adopt = False
-        if not (init or self._first_sync):
+        if check.present:
+            pass  # an unnamed marker gets the name; another's is claimed with `init` only
+        elif not (init or self._first_sync):
             held = (await replica_holds_files(self.spec) if self._adopting
                     else TargetCheck(False))
             if held.present is None and held.result is not None:
@@ -452,7 +504,12 @@ class Replicator:
             adopt = True
         written = await write_target_marker(self.spec)
         if written.ok:
-            if adopt:
+            if check.present:
+                log.warning("replication %s: %s in %s now names this replication (%s)",
+                            self.spec.name, TARGET_MARKER, self.spec.target.describe(),
+                            "it named none" if check.unnamed else
+                            f"it named {check.owner or 'another one'}; claimed by an operator")
+            elif adopt:
                 log.info("replication %s: adopted %s as the replica (synced before markers "
                          "existed, holds files): wrote %s", self.spec.name,
                          self.spec.target.describe(), TARGET_MARKER)
@@ -466,21 +523,29 @@ class Replicator:
         await self._failed(written)
         return False
 
-    async def _target_lost(self) -> None:
+    async def _target_lost(self, owner: str | None = None) -> None:
+        """`owner`: the marker is there but names another replication ("" remote: unread)."""
         self._target_checked = None
         self._reconcile_wakeup.set()  # the scheduler polls for its return
-        if self._target_missing is not None:
+        if owner is not None:
+            other = f"replication {owner!r}" if owner else "another replication"
+            problem = (f"{self.spec.target.describe()} belongs to {other}: its "
+                       f"{TARGET_MARKER} names it (two replications on one target delete "
+                       "each other's files; if this replication was renamed, `sentinel backup "
+                       "sync --full --init-target` claims the target)")
+        else:
+            problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
+                       "replica is really there, or a new empty one is meant, "
+                       "`sentinel backup sync --full --init-target` writes it)")
+            if self._adopting:
+                problem += f"; {NOT_ADOPTED}"
+        if self._target_missing == problem:
             return
-        problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
-                   "replica is really there, or a new empty one is meant, "
-                   "`sentinel backup sync --full --init-target` writes it)")
-        if self._adopting:
-            problem += f"; {NOT_ADOPTED}"
         self._target_missing = problem
         self._phase = "target missing"
-        log.critical("replication %s: %s: %s; shipping stopped", self.spec.name,
-                     MISSING_TARGET, problem)
-        values = {"last_error": f"{MISSING_TARGET}: {problem}", "last_error_ts": self._clock()}
+        what = MISSING_TARGET if owner is None else FOREIGN_TARGET
+        log.critical("replication %s: %s: %s; shipping stopped", self.spec.name, what, problem)
+        values = {"last_error": f"{what}: {problem}", "last_error_ts": self._clock()}
         await save_state(self._write, self.spec.name, **values)
         self._state.update(values)
 
@@ -507,6 +572,7 @@ class Replicator:
         self.transfers += 1
         if result.ok:
             await self.journal.complete(entries, started)
+            self._dirs_gone.difference_update(e.path for e in entries)
         return result
 
     async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
@@ -683,8 +749,11 @@ class Replicator:
                     sorted(await self.quarantine.release(list(self.quarantine.reasons))))
                 self._ship_wakeup.set()
                 values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
-                if approved:  # the operator's approval is used up
+                if approved or self._measure_all:
+                    # the operator's approval is used up; after a discard, the guarded pass
+                    # made the replica match the source again: batches go unmeasured again
                     values.update(guard_reason=None, guard_count=None)
+                    self._measure_all = False
                 await save_state(self._write, self.spec.name, **values)
                 self._state.update(values)
                 await self._succeeded(len(result.transferred) + len(result.deleted))
@@ -859,6 +928,10 @@ class Replicator:
                     self.spec.name)
         self._state.update(fresh)
         self.guard.reset()
+        if fresh.get("guard_reason") == DISCARDED:
+            self._measure_all = True
+        else:  # resume: the pending changes, measured or not, are approved
+            self._approved_upto = self.journal.seq
         await self.journal.refresh()
         self._ship_wakeup.set()
         if str(fresh.get("guard_reason") or "").startswith(FULL_PASS_TRIP):

@@ -84,11 +84,13 @@ def shipping_list(source: Path, paths: Iterable[str]) -> list[str]:
 
 
 async def ship_batch(
-    spec: ReplicationSpec, paths: Sequence[str], now: float, *, skip: Iterable[str] = ()
+    spec: ReplicationSpec, paths: Sequence[str], now: float, *, skip: Iterable[str] = (),
+    dry_run: bool = False,
 ) -> RsyncResult:
     """Ships the listed paths (relative to the source); a listed path that no longer exists
     is deleted on the replica; replaced and deleted files go to the versions dir. `skip`:
-    quarantined paths (a listed directory's entries may include them)."""
+    quarantined paths (a listed directory's entries may include them). `dry_run`: the same
+    command with --dry-run, itemizing every replica file it would delete or replace."""
     listing = b"\0".join(os.fsencode(p) for p in shipping_list(spec.source, paths)) + b"\0"
     args = [
         *_base(spec), "-R", "--files-from=-", "--from0", "--delete-missing-args",
@@ -96,7 +98,8 @@ async def ship_batch(
         # -d --delete: a listed "dir/" loses the entries the source no longer has
         "--force", "-d", "--delete",
         "--backup", backup_dir_arg(now), *PROTECT, *skip_args(skip),
-        *spec.filters.rsync_args(), _source(spec), spec.target.path(),
+        *spec.filters.rsync_args(), *(["--dry-run"] if dry_run else []), _source(spec),
+        spec.target.path(),
     ]
     return await run_rsync(args, stdin=listing)
 

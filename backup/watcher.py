@@ -39,7 +39,8 @@ class Watcher:
     """Watches `root` recursively and calls `on_change(rel, kind)` for every change,
     `on_overflow()` when the kernel dropped events (then only a full pass is safe) and
     `on_refused(rel, reason)` for a directory the kernel will not watch (a path longer than
-    PATH_MAX): it cannot be replicated either, and must not stop the rest."""
+    PATH_MAX): it cannot be replicated either, and must not stop the rest. `on_dir_gone(rel)`
+    for a directory deleted or moved away: one event that can stand for many replica files."""
 
     def __init__(
         self,
@@ -48,12 +49,14 @@ class Watcher:
         on_change: Callable[[str, str], None],
         on_overflow: Callable[[], None],
         on_refused: Callable[[str, str], None] | None = None,
+        on_dir_gone: Callable[[str], None] | None = None,
     ) -> None:
         self.root = str(Path(root).absolute())
         self.filters = filters
         self._on_change = on_change
         self._on_overflow = on_overflow
         self._on_refused = on_refused
+        self._on_dir_gone = on_dir_gone
         self._inotify: Inotify | None = None
         self._dirs: dict[int, str] = {}  # wd -> relative dir ("" = root)
         self._by_rel: dict[str, int] = {}
@@ -117,11 +120,12 @@ class Watcher:
         if mask & (Mask.CREATE | Mask.MOVED_TO):
             self._on_change(rel, "create" if Mask.CREATE in mask else "move_to")
             self._add_tree(rel, scan=True)
-        elif Mask.MOVED_FROM in mask:
-            self._drop_tree(rel)
-            self._on_change(rel, "move_from")
-        elif Mask.DELETE in mask:
-            self._on_change(rel, "delete")
+        elif mask & (Mask.MOVED_FROM | Mask.DELETE):
+            if Mask.MOVED_FROM in mask:
+                self._drop_tree(rel)
+            if self._on_dir_gone is not None:
+                self._on_dir_gone(rel)
+            self._on_change(rel, "move_from" if Mask.MOVED_FROM in mask else "delete")
         elif Mask.ATTRIB in mask:
             self._on_change(rel, "attrib")
 

@@ -15,13 +15,14 @@ max_files = 200
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from backup.target import TargetError, parse_target
+from backup.target import Target, TargetError, parse_target
 from sentinel.config.types import ConfigPath, Duration, Model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -107,3 +108,47 @@ class ReplicationConfig(Model):
         ):
             raise ValueError("the target must not be inside the source")
         return self
+
+
+def target_place(target: Target, ssh_port: int | None = None) -> tuple[str, tuple[str, ...]]:
+    """Where a target is, as (host, path components), comparable between replications: a
+    local path resolved (symlinks, ".."), a remote host lower-cased with its port, the
+    rsyncd module and path, an ssh path (a home-relative one under the login's name)."""
+    if target.kind == "local":
+        return "", Path(target.url).resolve().parts
+    if target.kind == "rsyncd":
+        m = re.match(r"^rsync://(?:[^@/]+@)?([^:/]+)(?::(\d+))?/(.*)$", target.url)
+        assert m is not None  # parse_target matched it
+        host, port, path = m.group(1), m.group(2) or "873", m.group(3)
+        return f"rsync://{host.lower()}:{port}", _parts(path)
+    login, _, path = target.url.partition(":")
+    user, _, host = login.rpartition("@")
+    place = f"ssh://{host.lower()}:{ssh_port or 22}"
+    if path.startswith("/"):
+        return place, _parts(path)
+    return place, (f"~{user}", *_parts(path))  # relative to the login's home
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    norm = posixpath.normpath("/" + path)
+    return tuple(p for p in norm.split("/") if p)
+
+
+def targets_apart(replications: list[ReplicationConfig]) -> None:
+    """Two replications on one target (or one inside the other's) delete each other's files
+    at every full pass, and share one marker that then proves nothing: refused."""
+    places = []
+    for r in replications:
+        try:
+            places.append((r, target_place(parse_target(r.target), r.ssh_port)))
+        except TargetError:
+            continue  # already reported on the entry itself
+    for i, (a, (host_a, parts_a)) in enumerate(places):
+        for b, (host_b, parts_b) in places[i + 1:]:
+            n = min(len(parts_a), len(parts_b))
+            if host_a == host_b and parts_a[:n] == parts_b[:n]:
+                how = "the same target" if parts_a == parts_b else "nested targets"
+                raise ValueError(
+                    f"replication {a.name!r} (target {a.target}) and replication {b.name!r} "
+                    f"(target {b.target}) have {how}: a full pass of one would delete the "
+                    "other's replica; give each replication a target of its own")

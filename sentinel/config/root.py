@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sentinel.config.alerts import AlertsConfig
-from sentinel.config.replication import ReplicationConfig
+from sentinel.config.replication import ReplicationConfig, targets_apart
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 from sentinel.config.sensors import (
     MQTT_FORMATS,
@@ -68,6 +68,8 @@ class Config(Model):
         _unique("sensor id", [s.id for s in self.sensors])
         _unique("serial port name", [p.name for p in self.serial])
         _unique("modbus bus name", [b.name for b in self.modbus])
+        _unique("replication name", [r.name for r in self.replication])
+        targets_apart(self.replication)
         ports = {p.name for p in self.serial}
         buses = {b.name for b in self.modbus}
         for i, sensor in enumerate(self.sensors):
