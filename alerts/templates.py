@@ -45,6 +45,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_source_missing": "복제 원본 없음(마운트 안 됨)",
         "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
         "replication_quarantine": "복제 불가 파일",
+        "outbox_undeliverable": "발송 불가 경보 메시지", "state_db": "상태 DB",
     },
     "en": {
         "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
@@ -58,6 +59,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_source_missing": "replication source missing or not mounted",
         "replication_target_missing": "replication target missing or not mounted",
         "replication_quarantine": "files that cannot be replicated",
+        "outbox_undeliverable": "undeliverable alert message", "state_db": "state database",
         "test": "test",
     },
 }
