@@ -35,6 +35,22 @@ DEFAULT_ROUTES: Mapping[str, Sequence[str]] = {
 }
 
 
+# Routes that must reach somebody: check-config and run refuse a config where they do not.
+REQUIRED_ROUTES = ("critical", "warning")
+
+
+def unrouted(
+    channels: Sequence[Channel], routes: Mapping[str, Sequence[str]]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Each required severity whose route matches no channel, with the route's tags."""
+    missing = []
+    for severity in REQUIRED_ROUTES:
+        tags = tuple(routes.get(severity, ()))  # as Outbox.route: no entry, no channel
+        if not any(c.matches(tags) for c in channels):
+            missing.append((severity, tags))
+    return missing
+
+
 def encode_event(event: AlarmEvent) -> str:
     data = asdict(event)
     data["tags"] = list(event.tags)
