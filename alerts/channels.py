@@ -12,16 +12,20 @@ Which message form a channel gets (see `Channel.form`):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
+import yaml
+from apprise.common import ConfigFormat
+from apprise.config.base import ConfigBase
 
 from alerts import plugins
 
@@ -117,12 +121,35 @@ class SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "apprise" and str(record.msg).startswith("Loaded URL"):
             return False
+        text = record.getMessage()
+        # Apprise's privacy form of a secret keeps its first and last character ("Z...r");
+        # a URL it could not load was never registered here: show none of either
+        clean = _URL_IN_TEXT.sub(lambda m: _ABBREVIATED_IN_URL.sub(REDACTED, m.group(0)), text)
         if self._secrets:
-            text = record.getMessage()
-            clean = scrub(text, self._secrets)
-            if clean != text:
-                record.msg, record.args = clean, None
+            clean = scrub(clean, self._secrets)
+        if clean != text:
+            record.msg, record.args = clean, None
         return True
+
+
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s'\"<>`]+")
+_ABBREVIATED_IN_URL = re.compile(r"[^/:@?&=#]*\.\.\.[^/:@?&=#]*")
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Drops a logger's records for a while: its lines would repeat our own clearer one."""
+    logger, drop = logging.getLogger(name), _DropAll()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 LOG_GUARD = SecretFilter()
@@ -152,6 +179,15 @@ def load_channels(path: Path) -> list[Channel]:
     guard_logs()
     if not path.exists():
         raise ChannelConfigError(f"{path}: Apprise config file not found")
+    # before Apprise parses it: its own line for a URL it cannot parse may print the URL
+    refused, total = _check_entries(path)
+    if refused:
+        none = "holds no valid notification URL: " if len(refused) == total else ""
+        raise ChannelConfigError(
+            f"{path}: {none}Apprise cannot load " + "; ".join(refused) + " (check the "
+            "scheme's spelling and the URL's form; a channel Apprise cannot load reaches "
+            "nobody)"
+        )
     config = apprise.AppriseConfig()
     if not config.add(str(path)):
         raise ChannelConfigError(f"{path}: not a usable Apprise config file")
@@ -164,6 +200,88 @@ def load_channels(path: Path) -> list[Channel]:
             "skips URLs it cannot parse)"
         )
     return channels_from_services(services)
+
+
+def unloadable_entries(path: Path) -> list[str]:
+    """Each notification URL in the config that Apprise cannot load, by its position and
+    masked ("urls entry 2 (line 5): jsonz://127.0.0.1:8080/****"). Apprise itself skips
+    such a URL with a log line and loads the rest, so a typo would drop a channel
+    silently; each entry is parsed alone here, by Apprise's own parser, to say which."""
+    return _check_entries(path)[0]
+
+
+def _check_entries(path: Path) -> tuple[list[str], int]:
+    """The refused entries, and how many URL entries the file has."""
+    plugins.register()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return [], 0  # the loader reports an unreadable file
+    with _quiet("apprise"):
+        fmt = ConfigBase.detect_config_format(text)
+        if fmt == ConfigFormat.YAML:
+            return _unloadable_yaml(text)
+        if fmt == ConfigFormat.TEXT:
+            return _unloadable_text(text)
+    return [], 0
+
+
+def _unloadable_yaml(text: str) -> tuple[list[str], int]:
+    try:
+        document = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return [], 0  # the loader reports a file that is not YAML
+    if not isinstance(document, dict) or not isinstance(document.get("urls"), list):
+        return [], 0
+    lines: list[int | None] = [None] * len(document["urls"])
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "urls" and isinstance(value, yaml.SequenceNode):
+                lines = [item.start_mark.line + 1 for item in value.value]
+    rest = {k: v for k, v in document.items() if k not in ("urls", "include")}
+    refused = []
+    for number, entry in enumerate(document["urls"], start=1):
+        alone = yaml.safe_dump({**rest, "urls": [entry]})
+        servers, _ = ConfigBase.config_parse_yaml(alone, asset=apprise.AppriseAsset())
+        if not servers:
+            line = lines[number - 1] if number <= len(lines) else None
+            where = f"urls entry {number}" + (f" (line {line})" if line else "")
+            refused.append(f"{where}: {_masked_entry(entry)}")
+    return refused, len(document["urls"])
+
+
+def _unloadable_text(text: str) -> tuple[list[str], int]:
+    refused, total = [], 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if "://" not in entry or entry[:1] in "#;" or entry.lower().startswith("include"):
+            continue
+        total += 1
+        servers, _ = ConfigBase.config_parse_text(entry, asset=apprise.AppriseAsset())
+        if not servers:
+            refused.append(f"line {number}: {_masked_entry(entry)}")
+    return refused, total
+
+
+def _masked_entry(entry: object) -> str:
+    """An entry's URL shown by its scheme and a real host only: nothing else of a URL that
+    failed to parse can be told apart from its secrets."""
+    url = ""
+    if isinstance(entry, str):
+        url = entry
+    elif isinstance(entry, dict):
+        url = next((k for k in entry if isinstance(k, str) and "://" in k), "")
+    head = url.split("://", 1)[0]
+    if "=" in head:  # a TEXT line's "tags=" prefix
+        url = url[len(head.split("=", 1)[0]) + 1:]
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep:
+        return "an entry without a URL"
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    shown = host if _REAL_HOST.match(name or "-") else REDACTED
+    return f"{scheme.strip()}://{shown}/{REDACTED}"
 
 
 def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> list[Channel]:
@@ -287,8 +405,9 @@ def count_channels(path: Path) -> int:
     """How many notification URLs the Apprise config file holds."""
     plugins.register()
     guard_logs()
-    config = apprise.AppriseConfig()
-    config.add(str(path))
-    obj = apprise.Apprise()
-    obj.add(config)
-    return len(obj)
+    with _quiet("apprise"):  # status output: a bad URL is refused by check-config and run
+        config = apprise.AppriseConfig()
+        config.add(str(path))
+        obj = apprise.Apprise()
+        obj.add(config)
+        return len(obj)

@@ -51,6 +51,17 @@ class AlarmEvent:
     until: float | None = None
 
 
+# Kinds of sentinel's own health alarms (its database, its components, its outbox, the
+# replication it runs), as opposed to alarms on a configured sensor in the room.
+SELF_KINDS = frozenset({"state_db", "component", "outbox_undeliverable", "watch_limit"})
+SELF_KIND_PREFIXES = ("replication_",)
+
+
+def is_self_health(event: AlarmEvent) -> bool:
+    """Whether the alarm is about sentinel itself rather than the room it watches."""
+    return event.kind in SELF_KINDS or event.kind.startswith(SELF_KIND_PREFIXES)
+
+
 def current_events(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
     """Each alarm's latest event (events in the order they happened), in the order the
     alarms first appear: what a message about several events must present as each alarm's

@@ -18,15 +18,37 @@ from typing import Any
 import aiosqlite
 
 from alerts.channels import Channel
-from alerts.event import AlarmEvent
+from alerts.event import AlarmEvent, EventType, Severity
 
 log = logging.getLogger("sentinel.alerts")
+
+# The page about rows set aside: sentinel's own health notice, like "#DB" for the database.
+UNDELIVERABLE_ID = "OUTBOX"
+UNDELIVERABLE_KIND = "outbox_undeliverable"
+UNDELIVERABLE_SENSOR = "sentinel:outbox"
+ERROR_TEXT_MAX = 300
 
 DEFAULT_ROUTES: Mapping[str, Sequence[str]] = {
     "critical": ("critical",),
     "warning": ("warning",),
     "info": ("info",),
 }
+
+
+# Routes that must reach somebody: check-config and run refuse a config where they do not.
+REQUIRED_ROUTES = ("critical", "warning")
+
+
+def unrouted(
+    channels: Sequence[Channel], routes: Mapping[str, Sequence[str]]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Each required severity whose route matches no channel, with the route's tags."""
+    missing = []
+    for severity in REQUIRED_ROUTES:
+        tags = tuple(routes.get(severity, ()))  # as Outbox.route: no entry, no channel
+        if not any(c.matches(tags) for c in channels):
+            missing.append((severity, tags))
+    return missing
 
 
 def encode_event(event: AlarmEvent) -> str:
@@ -125,7 +147,11 @@ class Outbox:
             if payload in done:
                 continue
             done.add(payload)
-            event = decode_event(payload)
+            try:
+                event = decode_event(payload)
+            except Exception as exc:
+                await self.set_aside(db, [(int(row[0]), describe(exc))])
+                continue
             have = {
                 str(r[0])
                 for r in await db.execute_fetchall(
@@ -136,7 +162,7 @@ class Outbox:
             if targets:
                 await self._insert(db, event, targets)
         await db.executemany(
-            "UPDATE outbox_message SET state = 'orphaned' WHERE id = ?",
+            "UPDATE outbox_message SET state = 'orphaned' WHERE id = ? AND state = 'pending'",
             [(r[0],) for r in orphans],
         )
         log.warning(
@@ -146,3 +172,56 @@ class Outbox:
         )
         self.wake.set()
         return len(orphans)
+
+    async def set_aside(self, db: aiosqlite.Connection, rows: Sequence[tuple[int, str]]) -> None:
+        """Marks rows that can never become a message (undecodable, unrenderable) 'dead'
+        with their error, inside the caller's transaction, so they stop blocking their
+        channel's lane; they stay in the table for forensics. Each is logged once (it is no
+        longer pending, so nothing reads it again), and a notice is queued on the remaining
+        path: critical if a set-aside row was a critical page, else warning."""
+        if not rows:
+            return
+        marks = ",".join("?" * len(rows))
+        found = await db.execute_fetchall(
+            f"SELECT id, channel, alarm_id, event, severity FROM outbox_message "
+            f"WHERE id IN ({marks})",
+            [row_id for row_id, _ in rows],
+        )
+        info = {int(r[0]): (str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in found}
+        await db.executemany(
+            "UPDATE outbox_message SET state = 'dead', error = ? WHERE id = ?",
+            [(error[:ERROR_TEXT_MAX], row_id) for row_id, error in rows],
+        )
+        described: list[str] = []
+        critical = False
+        for row_id, error in rows:
+            channel, alarm_id, what, severity = info.get(row_id, ("?", "?", "?", "?"))
+            shown = self.by_key[channel].display if channel in self.by_key else channel
+            log.error(
+                "alerts: outbox message %d (alarm %s, %s %s) for %s cannot be made into a "
+                "message and is set aside (state 'dead', kept in the database): %s",
+                row_id, alarm_id, severity, what, shown, error,
+            )
+            critical = critical or severity == Severity.CRITICAL
+            described.append(f"#{row_id} (alarm {alarm_id}, {severity} {what}): {error}")
+        if all(info.get(row_id, ("", ""))[1] == UNDELIVERABLE_ID for row_id, _ in rows):
+            return  # the notice itself cannot be rendered: another would fail the same way
+        notice = AlarmEvent(
+            alarm_id=UNDELIVERABLE_ID, event=str(EventType.FIRING),
+            severity=str(Severity.CRITICAL if critical else Severity.WARNING),
+            sensor_id=UNDELIVERABLE_SENSOR, location="alert outbox",
+            kind=UNDELIVERABLE_KIND, value=len(rows), unit="",
+            reason=(f"{len(rows)} outbox message(s) cannot be sent and were set aside; a page "
+                    f"may be missing, check the room and `sentinel status`: "
+                    + "; ".join(described))[:1000],
+            ts=self._clock(),
+        )
+        channels = self.route(notice)
+        if channels:
+            await self._insert(db, notice, channels)
+        self.wake.set()
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception: its type and message."""
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:ERROR_TEXT_MAX]

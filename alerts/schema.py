@@ -16,7 +16,7 @@ MIGRATIONS: tuple[str, ...] = (
         severity TEXT NOT NULL,
         payload TEXT NOT NULL,          -- the AlarmEvent as JSON
         created REAL NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | orphaned
+        state TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | orphaned | dead
         attempts INTEGER NOT NULL DEFAULT 0,
         sent REAL
     );
@@ -37,5 +37,10 @@ MIGRATIONS: tuple[str, ...] = (
         failing_since REAL,
         sent_total INTEGER NOT NULL DEFAULT 0
     );
+    """,
+    """
+    -- A row that cannot be decoded or rendered is set aside as state 'dead' with the
+    -- error, so it never blocks the rows behind it (kept for forensics).
+    ALTER TABLE outbox_message ADD COLUMN error TEXT;
     """,
 )

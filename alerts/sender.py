@@ -28,7 +28,7 @@ import apprise
 
 from alerts.channels import Channel, guard_logs
 from alerts.event import AlarmEvent, EventType, Severity, current_events
-from alerts.outbox import Outbox, decode_event
+from alerts.outbox import Outbox, decode_event, describe
 from alerts.templates import Templates
 
 log = logging.getLogger("sentinel.alerts")
@@ -103,6 +103,7 @@ class Sender:
         self._oldest: float | None = None
         self._sent = 0
         self._failed_sends = 0
+        self._undeliverable = 0
         self._all_failing_logged = False
         self._outcomes: list[tuple[Channel, list[int], bool, str, float]] = []
         self._record_lock = asyncio.Lock()
@@ -138,6 +139,7 @@ class Sender:
             "in_flight": len(self._inflight),
             "sent": self._sent,
             "failed_sends": self._failed_sends,
+            "set_aside": self._undeliverable,
             "failing_channels": sum(1 for lane in self._lanes.values() if lane.failures),
             "all_channels_failing_since": self.all_channels_failing_since(),
         }
@@ -250,8 +252,9 @@ class Sender:
             return
         more = len(rows) > BATCH_LIMIT
         rows = rows[:BATCH_LIMIT]
-        ids = [row_id for row_id, _ in rows]
-        events = [decode_event(payload) for _, payload in rows]
+        ids, events = await self._prepare(channel, rows)
+        if not events:
+            return  # all set aside; the wake-up set by _send brings the rows behind them
         ok, error = await self.deliver(channel, events)
         now = self._clock()
         await self._record(channel, ids, ok, error, now)
@@ -262,6 +265,31 @@ class Sender:
             lane.retry_at = 0.0
         else:
             lane.retry_at = now + self._backoff(lane.failures)
+
+    async def _prepare(
+        self, channel: Channel, rows: list[tuple[int, str]]
+    ) -> tuple[list[int], list[AlarmEvent]]:
+        """Decodes and renders each row on its own; a row that fails (a damaged database, a
+        row another version wrote, a value no template can show) is set aside at once, so it
+        never blocks the rows behind it. Returns the ids and events that can be sent."""
+        ids: list[int] = []
+        events: list[AlarmEvent] = []
+        bad: list[tuple[int, str]] = []
+        for row_id, payload in rows:
+            try:
+                event = decode_event(payload)
+                self.templates.render(event, channel.form)
+                notify_type([event])
+            except Exception as exc:
+                bad.append((row_id, channel.scrub(describe(exc))))
+                continue
+            ids.append(row_id)
+            events.append(event)
+        if bad:
+            async with self._write() as db:
+                await self.outbox.set_aside(db, bad)
+            self._undeliverable += len(bad)
+        return ids, events
 
     async def deliver(self, channel: Channel, events: Sequence[AlarmEvent]) -> tuple[bool, str]:
         """One message for these events to one channel; (ok, error text without secrets)."""

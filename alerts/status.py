@@ -27,6 +27,7 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         if "no such table" in str(exc):
             return {}
         raise
+    dead = _dead_rows(conn)
     pending = {str(r[0]): (int(r[1]), float(r[2])) for r in pending_rows}
     channels = []
     for row in channel_rows:
@@ -55,7 +56,26 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         "outbox_pending": depth,
         "oldest_pending_age": None if oldest is None else max(0.0, now - oldest),
         "all_channels_failing_since": _all_failing_since(channels),
+        # rows set aside because no message could be made of them (the newest few shown)
+        "undeliverable": len(dead),
+        "undeliverable_rows": dead[:5],
     }
+
+
+def _dead_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    try:
+        rows = conn.execute(
+            "SELECT id, alarm_id, severity, created, error FROM outbox_message "
+            "WHERE state = 'dead' ORDER BY id DESC"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such column" in str(exc):  # a database the daemon has not migrated yet
+            return []
+        raise
+    return [
+        {"id": r[0], "alarm_id": r[1], "severity": r[2], "created": r[3], "error": r[4]}
+        for r in rows
+    ]
 
 
 def _all_failing_since(channels: list[dict[str, Any]]) -> float | None:

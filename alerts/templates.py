@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alerts.event import AlarmEvent, EventType, Severity, current_events
+from alerts.event import AlarmEvent, EventType, Severity, current_events, is_self_health
 
 SMS_LIMIT_BYTES = 90
 FORMS = ("sms", "long")
@@ -45,6 +45,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_source_missing": "복제 원본 없음(마운트 안 됨)",
         "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
         "replication_quarantine": "복제 불가 파일",
+        "outbox_undeliverable": "발송 불가 경보 메시지", "state_db": "상태 DB",
     },
     "en": {
         "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
@@ -58,6 +59,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_source_missing": "replication source missing or not mounted",
         "replication_target_missing": "replication target missing or not mounted",
         "replication_quarantine": "files that cannot be replicated",
+        "outbox_undeliverable": "undeliverable alert message", "state_db": "state database",
         "test": "test",
     },
 }
@@ -266,7 +268,9 @@ class Templates:
             fields = {**self._fields(lead), **extra}
             group = self._templates["sms.group"]
             single = self._template("sms", lead.event)
-            others = [f"[{self._state_tag(e)}] #{e.alarm_id}" for e in current if e is not lead]
+            # room alarms listed before sentinel's own, so a cut list drops those first
+            rest = sorted((e for e in current if e is not lead), key=is_self_health)
+            others = [f"[{self._state_tag(e)}] #{e.alarm_id}" for e in rest]
 
             def whole(location: str, listed: int) -> str:
                 first = single.format_map({**fields, "location": location})
@@ -380,10 +384,13 @@ def _shorter_locations(location: str, *, cut: bool = True) -> list[str]:
 
 
 def _most_urgent(events: Sequence[AlarmEvent]) -> AlarmEvent:
+    """The alarm a group SMS names in full: the most severe active one; at equal severity
+    an alarm in the room (a leak) before one about sentinel itself (its database, a crash
+    loop), which the reader can look up later but which must not hide where the water is."""
     rank = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     active = [e for e in events if e.event not in (EventType.RESOLVED, EventType.ACKNOWLEDGED)]
     pool = active or list(events)
-    return min(pool, key=lambda e: rank.get(e.severity, 3))  # type: ignore[call-overload]
+    return min(pool, key=lambda e: (rank.get(e.severity, 3), is_self_health(e)))  # type: ignore[call-overload]
 
 
 def _check(name: str, text: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alerts.outbox import unrouted
 from sentinel.config import Config, ConfigError
 from sentinel.credentials import credential_problems
 from sentinel.delivery import build_templates, load_configured_channels
@@ -18,9 +19,17 @@ def preflight(config: Config, config_path: Path | None) -> list[str]:
     where = f"{config_path}: " if config_path else ""
     problems += [f"{where}{problem}" for problem in runtime_problems(config)]
     try:
-        load_configured_channels(config.alerts)
+        channels = load_configured_channels(config.alerts)
     except ConfigError as exc:
         problems.append(f"{where}{exc}")
+    else:
+        if config.alerts.apprise_config is not None:
+            for severity, tags in unrouted(channels, config.alerts.routes):
+                problems.append(
+                    f"{where}alerts.routes.{severity}: no channel in "
+                    f"{config.alerts.apprise_config} carries the tag(s) {', '.join(tags) or '-'} "
+                    f"(or 'always', or no tag): a {severity} alarm would reach nobody"
+                )
     try:
         build_templates(config)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 MASK = "****"
 
@@ -172,11 +173,15 @@ class SecretMaskingFilter(logging.Filter):
                     self._known[secret] = shown
                     for part in _registrable_parts(secret):
                         self._known.setdefault(part, MASK)
+                        # as a request line or a library prints it: "123%3AAAH..."
+                        self._known.setdefault(quote(part, safe=""), MASK)
                 else:
                     self._known[secret] = MASK
             # Longest first, so a URL is replaced whole before its token is.
             ordered = sorted(self._known, key=len, reverse=True)
-            self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+            self._pattern = (
+                re.compile("|".join(_whole(secret) for secret in ordered)) if ordered else None
+            )
 
     def add_urls_from(self, text: str) -> None:
         """Register every URL in a config text, e.g. the Apprise YAML's contents."""
@@ -206,6 +211,29 @@ class SecretMaskingFilter(logging.Filter):
         return True
 
 
+_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_-]")
+# Before a secret: not inside a token, unless a %XX escape ends right there ("123%3AAAH...").
+_TOKEN_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
+# After it: no token character, and no "." that continues the token ("sentinel.toml"); a
+# sentence's full stop still ends it.
+_TOKEN_END = r"(?![A-Za-z0-9_-])(?!\.[A-Za-z0-9_-])"
+
+
+# A secret this long is never a word: masked wherever it appears, even glued to other
+# text (Telegram's API path is "/bot<TOKEN>/sendMessage").
+ANYWHERE_LENGTH = 16
+
+
+def _whole(secret: str) -> str:
+    """A pattern for a short secret as a whole token: a topic "sentinel" masks the word
+    itself, never the letters inside ".sentinel-target" or a path's "sentinels"."""
+    if len(secret) >= ANYWHERE_LENGTH:
+        return re.escape(secret)
+    start = _TOKEN_START if _TOKEN_CHAR.match(secret[0]) else ""
+    end = _TOKEN_END if _TOKEN_CHAR.match(secret[-1]) else ""
+    return f"{start}{re.escape(secret)}{end}"
+
+
 def _registrable_parts(url: str) -> list[str]:
     """What of a secret URL to mask wherever it appears alone. A short plain word of its
     path ("hook") is not: it would blank that word out of every log line. The whole path
@@ -217,7 +245,9 @@ def _registrable_parts(url: str) -> list[str]:
     ]
     rest = url.split("://", 1)[1]
     path = "/" + rest.partition("/")[2].partition("?")[0].partition("#")[0]
-    if len(path.strip("/")) >= MIN_SECRET_LENGTH:
+    # a one-segment path already registered as a token would add only "/<token>" matches
+    # inside other paths ("/etc/sentinel")
+    if len(path.strip("/")) >= MIN_SECRET_LENGTH and path.strip("/") not in parts:
         parts.append(path)
     return parts
 

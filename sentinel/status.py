@@ -236,6 +236,10 @@ def judge(report: dict[str, Any]) -> Verdict:
         worse(Health.WARNING, config_error)
     if report["alerts"].get("all_channels_failing_since"):
         worse(Health.CRITICAL, "every alert channel is failing")
+    undeliverable = report["alerts"].get("undeliverable")
+    if undeliverable:
+        worse(Health.WARNING, f"{undeliverable} undeliverable outbox rows (set aside: no "
+                              "message could be made of them; a page may be missing)")
     for name, component in report["components"].items():
         count = component.get("restarts_in_window")
         error = component.get("last_error")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sentinel.config import ConfigError, config_path, load_config
@@ -216,6 +217,12 @@ def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
     depth = alerts.get("outbox_pending")
     if depth is not None:
         console.print(f"outbox: {depth} pending")
+    for dead in alerts.get("undeliverable_rows") or []:
+        console.print(
+            "[yellow]" + escape(f"undeliverable outbox row {dead.get('id')} (alarm "
+                                f"{dead.get('alarm_id')}, {dead.get('severity')}): "
+                                f"{dead.get('error')}") + "[/]"
+        )
     if alerts.get("all_channels_failing_since"):
         console.print(
             "[bold red]EVERY ALERT CHANNEL FAILING since "
