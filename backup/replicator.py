@@ -130,6 +130,7 @@ class Replicator:
         self._retrying: set[str] = set()
         self._space_retried: float | None = None  # when they were last tried
         self._free_at_aside: int | None = None  # a local replica's free bytes back then
+        self._room_again = False  # a transfer worked after the replica ran out of room
         self._recreated: str | None = None  # the root rsync re-created, when it did
         # bumped each time the shipper has handled a wake-up (tests wait on it)
         self.ship_rounds = 0
@@ -606,15 +607,22 @@ class Replicator:
 
     async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
                                   started: float) -> None:
+        items = [(e.path, f"rsync exit {r.exit_code}: {r.error}") for e, r in bad]
+        again = [(p, why) for p, why in items if p in self._retrying]
         self._retrying.difference_update(e.path for e, _ in bad)
-        await self._set_aside([(e.path, f"rsync exit {r.exit_code}: {r.error}")
-                               for e, r in bad])
+        if again:  # tried again and still failing: already paged and listed, no new warning
+            await self.quarantine.add(again)
+            log.info("replication %s: %d path(s) tried again still cannot be replicated "
+                     "(first: %s)", self.spec.name, len(again), shown(again[0][0], 200))
+        await self._set_aside([item for item in items if item not in again])
         await self.journal.complete([e for e, _ in bad], started)
         await self._remove_partials([e.path for e, _ in bad])
         if any(target_condition(r.error) for _, r in bad):  # the room left without them
             self._free_at_aside = self._local_free()
 
     async def _set_aside(self, items: list[tuple[str, str]]) -> None:
+        if not items:
+            return
         await self.quarantine.add(items)
         for path, reason in items[:5]:
             log.warning("replication %s: %s cannot be replicated, set aside: %s",
@@ -650,6 +658,8 @@ class Replicator:
         if self._state.get("consecutive_failures"):
             log.info("replication %s: target reachable again", self.spec.name)
             values["last_error"] = None
+            # a full replica (of any kind) has room again: the files set aside for space too
+            self._room_again = bool(target_condition(str(self._state.get("last_error"))))
         await save_state(self._journal_write, self.spec.name, **values)
         self._state.update(values)
 
@@ -957,9 +967,11 @@ class Replicator:
             return
         if self._space_retried is None:
             self._space_retried = now
-        if now - self._space_retried < SPACE_RETRY and not self._space_grew(space):
+        if (now - self._space_retried < SPACE_RETRY and not self._room_again
+                and not self._space_grew(space)):
             return
         self._space_retried = now
+        self._room_again = False
         self._free_at_aside = self._local_free()
         released = await self._release(space)
         await self.journal.record(sorted(released))
