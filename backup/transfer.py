@@ -227,7 +227,9 @@ async def fetch(
     base = target.path(remote_sub).rstrip("/")
     base += "" if base.endswith(":") else "/"  # "host:" (home, rrsync's dir) is not "host:/"
     rel = rel.strip("/")
-    if target.kind != "local":  # the remote rsync globs its arguments: "*" is a name here
+    if target.kind != "local" and any(c in rel for c in "*?["):
+        # the remote rsync globs an argument with wildcards ("*" is a name here); a
+        # backslash escapes only then, as in `exact_pattern`
         rel = "".join("\\" + c if c in "*?[\\" else c for c in rel)
     src = f"{base}./{rel}" if rel else f"{base}./"
     args = ["-aR", "--safe-links", *COMMON_ARGS, *target.exact_mtime_args(push=False),
