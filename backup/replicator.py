@@ -964,6 +964,7 @@ class Replicator:
         space = [p for p, why in self.quarantine.reasons.items() if target_condition(why)]
         if not space:
             self._space_retried = None
+            self._room_again = False
             return
         if self._space_retried is None:
             self._space_retried = now
