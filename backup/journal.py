@@ -51,6 +51,16 @@ class Journal:
         self._seq = int(row[0]) if row else 0
         await self.refresh()
 
+    async def sync(self) -> None:
+        """Takes in rows another process recorded (their numbers too, so a later change here
+        is numbered after them)."""
+        async with self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM backup_journal WHERE source = ?", (self.source,)
+        ) as cur:
+            row = await cur.fetchone()
+        self._seq = max(self._seq, int(row[0]) if row else 0)
+        await self.refresh()
+
     @property
     def seq(self) -> int:
         """The last sequence number handed out (rows up to it are 'seen so far')."""

@@ -11,7 +11,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiosqlite
@@ -31,7 +31,7 @@ from backup.markers import (
 )
 from backup.preview import Preview, damaged, preview_full_sync
 from backup.quarantine import Quarantine, shown
-from backup.rsync import Outcome, RsyncResult
+from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
 from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
@@ -73,6 +73,13 @@ PER_PATH_CODES = frozenset({11, 23})
 # A failing batch is split in halves until the bad paths are alone; at most this many rsync
 # runs per batch (about two per halving for each bad path, ~13 halvings for 5000 files).
 SPLIT_MAX_RUNS = 32
+# Paths set aside because the replica had no room are tried again this often by themselves
+# (and sooner on a local replica whose free space grew).
+SPACE_RETRY = 600.0
+
+
+class TargetRecreated(Exception):
+    """rsync had to create the replica root: the replica was gone (see `_target_recreated`)."""
 
 
 class Replicator:
@@ -129,6 +136,12 @@ class Replicator:
         self._target_failure: RsyncResult | None = None  # why the last check could not tell
         self._target_lock = asyncio.Lock()
         self._watched_before = False
+        # paths released from the quarantine for another try after a lack of space
+        self._retrying: set[str] = set()
+        self._space_retried: float | None = None  # when they were last tried
+        self._free_at_aside: int | None = None  # a local replica's free bytes back then
+        self._room_again = False  # a transfer worked after the replica ran out of room
+        self._recreated: str | None = None  # the root rsync re-created, when it did
         # bumped each time the shipper has handled a wake-up (tests wait on it)
         self.ship_rounds = 0
         self.last_skip = ""  # why the last reconcile() did not run
@@ -271,7 +284,7 @@ class Replicator:
             batch, self._changes = self._changes, set()
             try:
                 # changed again: a quarantined path gets another try
-                await self.quarantine.release(batch)
+                await self._release(batch)
                 await self.journal.record(sorted(batch))
             except BaseException:
                 self._changes |= batch  # not recorded: keep them for the next try
@@ -376,18 +389,23 @@ class Replicator:
                 await self.journal.refresh()
                 return None
             # `sentinel backup sync --full` (another process) may have released some
-            await self.quarantine.load()
+            await self._reload_quarantine()
             entries = self._cap_bytes(entries)
             if not await self._measured_allows(entries):
                 return None
             started = self._clock()
             prior_ok = not self._state.get("consecutive_failures")
-            result = await self._ship(entries, started)
-            shipped, aside = (len(entries), 0) if result.ok else (0, 0)
-            if not result.ok and result.exit_code in PER_PATH_CODES:
-                shipped, aside = await self._split(entries, started, result, prior_ok)
-            if shipped or aside:
+            try:
+                result = await self._ship(entries, started)
+                shipped, aside = (len(entries), 0) if result.ok else (0, 0)
+                if not result.ok and result.exit_code in PER_PATH_CODES:
+                    shipped, aside = await self._split(entries, started, result, prior_ok)
+            except TargetRecreated:
+                return None  # nothing counted as shipped; the scheduler polls for the target
+            if shipped:
                 await self._succeeded(shipped)
+                return True
+            if aside:  # set aside, nothing shipped: no news about the link either way
                 return True
             self._target_checked = None  # a lost target also fails transfers: look again
             await self._failed(result)
@@ -498,7 +516,8 @@ class Replicator:
                 self._target_failure = held.result
                 await self._failed(held.result)
                 return False
-            if not held.present:  # a missing or empty replica is not adopted
+            if not held.present or self._recreated:  # a missing, empty or re-created
+                # replica is not adopted
                 await self._target_lost()
                 return False
             adopt = True
@@ -523,8 +542,20 @@ class Replicator:
         await self._failed(written)
         return False
 
-    async def _target_lost(self, owner: str | None = None) -> None:
-        """`owner`: the marker is there but names another replication ("" remote: unread)."""
+    async def _target_recreated(self, where: str) -> None:
+        """rsync printed "created directory": the replica root was gone and rsync made a new
+        one (on a backup host, possibly where an unmounted disk belongs). Whatever the run
+        wrote there is not the replica: stop at once, whatever the marker check cache says."""
+        self._recreated = where
+        await self._target_lost(problem=
+            f"{self.spec.target.describe()} was gone: rsync re-created it ({where!r} on the "
+            "receiving side) and wrote into it; that directory is not the replica, check it "
+            "(and the mount) before `sentinel backup sync --full --init-target`")
+        raise TargetRecreated(where)
+
+    async def _target_lost(self, owner: str | None = None, problem: str | None = None) -> None:
+        """`owner`: the marker is there but names another replication ("" remote: unread).
+        `problem`: what was seen instead of the marker (default: it is missing)."""
         self._target_checked = None
         self._reconcile_wakeup.set()  # the scheduler polls for its return
         if owner is not None:
@@ -533,7 +564,7 @@ class Replicator:
                        f"{TARGET_MARKER} names it (two replications on one target delete "
                        "each other's files; if this replication was renamed, `sentinel backup "
                        "sync --full --init-target` claims the target)")
-        else:
+        elif problem is None:
             problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
                        "replica is really there, or a new empty one is meant, "
                        "`sentinel backup sync --full --init-target` writes it)")
@@ -555,6 +586,7 @@ class Replicator:
         log.warning("replication %s: target %s is back; shipping resumes", self.spec.name,
                     self.spec.target.describe())
         self._target_missing = None
+        self._recreated = None
         self._phase = "running"
         await save_state(self._write, self.spec.name, last_error=None)
         self._state["last_error"] = None
@@ -570,9 +602,12 @@ class Replicator:
         result = await ship_batch(self.spec, [e.path for e in entries], started,
                                   skip=self.quarantine.reasons)
         self.transfers += 1
+        if result.created_root is not None:
+            await self._target_recreated(result.created_root)  # raises
         if result.ok:
             await self.journal.complete(entries, started)
             self._dirs_gone.difference_update(e.path for e in entries)
+            self._retrying.difference_update(e.path for e in entries)
         return result
 
     async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
@@ -607,8 +642,18 @@ class Replicator:
                 else:
                     return shipped, 0  # the link failed, not a file: back off
         alone += [(g[0], r) for g, r in failing if len(g) == 1]
-        if not alone or not (shipped or (prior_ok and len(entries) == 1)):
+        if not alone:
             return shipped, 0
+        if not shipped and not all(e.path in self._retrying for e, _ in alone):
+            # Nothing of this round shipped. A full, read-only or failing replica fails every
+            # path: that is the target's condition, not the path's (a failure, never set
+            # aside). A path that fails on its own (too long...) right after a transfer that
+            # worked is the path's. (Paths already set aside for space and tried again go
+            # back aside: the failure is for new paths to show.)
+            if any(target_condition(r.error) for _, r in alone):
+                return 0, 0
+            if not (prior_ok and len(entries) == 1):
+                return 0, 0
         # a directory is shipped with its entries: it fails because of a bad file in it, so
         # it gets one more try once the files that failed alone are set aside
         dirs = [(e, r) for e, r in alone if os.path.isdir(os.path.join(self.spec.source, e.path))
@@ -628,12 +673,22 @@ class Replicator:
 
     async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
                                   started: float) -> None:
-        await self._set_aside([(e.path, f"rsync exit {r.exit_code}: {r.error}")
-                               for e, r in bad])
+        items = [(e.path, f"rsync exit {r.exit_code}: {r.error}") for e, r in bad]
+        again = [(p, why) for p, why in items if p in self._retrying]
+        self._retrying.difference_update(e.path for e, _ in bad)
+        if again:  # tried again and still failing: already paged and listed, no new warning
+            await self.quarantine.add(again)
+            log.info("replication %s: %d path(s) tried again still cannot be replicated "
+                     "(first: %s)", self.spec.name, len(again), shown(again[0][0], 200))
+        await self._set_aside([item for item in items if item not in again])
         await self.journal.complete([e for e, _ in bad], started)
         await self._remove_partials([e.path for e, _ in bad])
+        if any(target_condition(r.error) for _, r in bad):  # the room left without them
+            self._free_at_aside = self._local_free()
 
     async def _set_aside(self, items: list[tuple[str, str]]) -> None:
+        if not items:
+            return
         await self.quarantine.add(items)
         for path, reason in items[:5]:
             log.warning("replication %s: %s cannot be replicated, set aside: %s",
@@ -644,6 +699,8 @@ class Replicator:
 
     async def _remove_partials(self, paths: list[str]) -> None:
         result = await remove_partials(self.spec, paths)
+        if result.created_root is not None:
+            await self._target_recreated(result.created_root)  # raises
         if not result.ok:  # only space is at stake: the next deletion tries again
             log.info("replication %s: removing partial files failed: %s", self.spec.name,
                      result.error)
@@ -667,13 +724,17 @@ class Replicator:
         if self._state.get("consecutive_failures"):
             log.info("replication %s: target reachable again", self.spec.name)
             values["last_error"] = None
+            # a full replica (of any kind) has room again: the files set aside for space too
+            self._room_again = bool(target_condition(str(self._state.get("last_error"))))
         await save_state(self._journal_write, self.spec.name, **values)
         self._state.update(values)
 
     async def _failed(self, result: RsyncResult) -> None:
         failures = int(self._state.get("consecutive_failures") or 0) + 1
+        condition = target_condition(result.error)
         values = {"consecutive_failures": failures, "last_error_ts": self._clock(),
-                  "last_error": f"rsync exit {result.exit_code} ({result.outcome}): "
+                  "last_error": f"{condition + ': ' if condition else ''}"
+                                f"rsync exit {result.exit_code} ({result.outcome}): "
                                 f"{result.error}"}
         if failures == 1 or failures % 10 == 0:  # rate-limited: an outage is one story
             log.warning("replication %s: %s (failure %d)", self.spec.name,
@@ -742,11 +803,15 @@ class Replicator:
                 result = await full_sync(self.spec, started, on_output=on_output,
                                          skip=self.quarantine.reasons)
                 self.transfers += 1
+                if result.created_root is not None:
+                    with contextlib.suppress(TargetRecreated):
+                        await self._target_recreated(result.created_root)
+                    return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
             if result.ok:
                 await self.journal.clear_upto(upto)
                 # every full pass gives the quarantined paths another try
                 await self.journal.record(
-                    sorted(await self.quarantine.release(list(self.quarantine.reasons))))
+                    sorted(await self._release(list(self.quarantine.reasons))))
                 self._ship_wakeup.set()
                 values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
                 if approved or self._measure_all:
@@ -864,6 +929,8 @@ class Replicator:
                 await self.verify()
             await self._maybe_prune(now)
             await self._check_guard_cleared()
+            await self._pick_up_journal()
+            await self._retry_set_aside(now)
             if self._target_missing is not None:
                 await self._target_ready()
             with contextlib.suppress(TimeoutError):
@@ -910,6 +977,77 @@ class Replicator:
             log.info("replication %s: pruned %d version dirs", self.spec.name, len(pruned))
         await save_state(self._write, self.spec.name, last_prune=now)
         self._state["last_prune"] = now
+
+    async def _release(self, paths: Iterable[str]) -> list[str]:
+        """Takes paths out of the quarantine for another try. Until they ship, each keeps
+        its past: failing alone again for space, it goes back aside instead of counting as
+        the replica failing."""
+        released = await self.quarantine.release(paths)
+        self._retrying.update(released)
+        return released
+
+    async def _reload_quarantine(self) -> None:
+        """The table is the truth: another process (`sentinel backup sync --full`) may have
+        released paths; they are being tried again, as with `_release`."""
+        before = set(self.quarantine.reasons)
+        await self.quarantine.load()
+        self._retrying.update(before.difference(self.quarantine.reasons))
+
+    async def _pick_up_journal(self) -> None:
+        """Rows another process recorded (`sentinel backup sync --full` releases quarantined
+        paths into the journal) wake no watcher: ship them on the next poll."""
+        if (self._transfer.locked() or self._state.get("guard_tripped")
+                or self._target_missing is not None):
+            return
+        await self._reload_quarantine()
+        await self.journal.sync()
+        if self.journal.pending:
+            self._ship_wakeup.set()
+
+    def _local_free(self) -> int | None:
+        root = self.spec.target.local_root
+        if root is None:
+            return None
+        try:
+            st = os.statvfs(root)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    def _space_grew(self, paths: list[str]) -> bool:
+        """A local replica has more room than when a path was set aside, enough for one."""
+        free = self._local_free()
+        if free is None or self._free_at_aside is None or free <= self._free_at_aside:
+            return False
+        for rel in paths:
+            try:
+                if os.lstat(os.path.join(self.spec.source, rel)).st_size < free:
+                    return True
+            except OSError:
+                return True  # gone: the retry ships the deletion
+        return False
+
+    async def _retry_set_aside(self, now: float) -> None:
+        """Paths set aside for lack of room on the replica do not wait for their next change:
+        they are tried again every SPACE_RETRY, and as soon as a local replica has room."""
+        space = [p for p, why in self.quarantine.reasons.items() if target_condition(why)]
+        if not space:
+            self._space_retried = None
+            self._room_again = False
+            return
+        if self._space_retried is None:
+            self._space_retried = now
+        if (now - self._space_retried < SPACE_RETRY and not self._room_again
+                and not self._space_grew(space)):
+            return
+        self._space_retried = now
+        self._room_again = False
+        self._free_at_aside = self._local_free()
+        released = await self._release(space)
+        await self.journal.record(sorted(released))
+        log.info("replication %s: %d path(s) set aside for lack of room on the replica are "
+                 "tried again", self.spec.name, len(released))
+        self._ship_wakeup.set()
 
     async def _check_guard_cleared(self) -> None:
         """`sentinel backup resume|discard` clears the trip in the database; a full pass run

@@ -8,6 +8,7 @@ import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from backup.rsync import COMMON_ARGS, RsyncResult, run_rsync
@@ -81,7 +82,10 @@ async def _restore_into(
     """Fetches into `dest`, which holds nothing else (it may delete files in it)."""
     result = RestoreResult()
     current = await fetch(target, runtime_dir, "", path, dest)
-    if not current.ok:
+    # as of a time, a path deleted since is only in the versions: 23 (nothing there) is
+    # not yet an error
+    missing_now = as_of is not None and path.strip("/") != "" and current.exit_code == 23
+    if not current.ok and not missing_now:
         raise RestoreError(f"reading the replica failed: {current.error}")
     if as_of is not None:
         try:
@@ -102,8 +106,15 @@ async def _restore_into(
                 if os.lstat(full).st_mtime > as_of:
                     os.unlink(full)
                     result.excluded_newer += 1
+        if missing_now and not os.path.lexists(dest / path.strip("/")):
+            raise RestoreError(f"{path} did not exist at {_shown_time(as_of)} (it is neither "
+                               "on the replica nor in a version kept after that time)")
     result.files = sum(len(f) for _, _, f in os.walk(dest))
     return result
+
+
+def _shown_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass(slots=True)

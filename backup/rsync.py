@@ -53,6 +53,9 @@ class RsyncResult:
     output: list[str] = field(default_factory=list)  # every stdout line
     error: str = ""
     seconds: float = 0.0
+    # the destination root rsync had to make ("created directory X"): a lost replica that
+    # rsync re-created, unless the root was meant to be new
+    created_root: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,8 +67,36 @@ class RsyncResult:
         return self.transferred + self.deleted
 
 
+CREATED_ROOT = "created directory "
+
+
+# errno texts that describe the receiving file system, not the path being written: a full,
+# over-quota, read-only or failing replica fails every file the same way.
+TARGET_CONDITIONS = (
+    ("No space left on device (28)", "no space left on the replica"),
+    ("Disk quota exceeded (122)", "disk quota exceeded on the replica"),
+    ("Read-only file system (30)", "the replica is read-only"),
+    ("Input/output error (5)", "I/O error on the replica"),
+)
+
+
+def target_condition(error: str) -> str | None:
+    """What is wrong with the replica's file system, from rsync's error text (None when the
+    error is about something else, or the sending side's own file)."""
+    for line in error.split(" | "):
+        if "[sender]" in line:
+            continue
+        for text, meaning in TARGET_CONDITIONS:
+            if text in line:
+                return meaning
+    return None
+
+
 def parse_itemized(lines: Sequence[str], result: RsyncResult) -> None:
     for line in lines:
+        if line.startswith(CREATED_ROOT):  # the receiver's note, printed with %i only
+            result.created_root = line[len(CREATED_ROOT):]
+            continue
         if len(line) < 13 or line[11] != " ":
             continue
         code, name = line[:11], line[12:]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from backup.markers import SOURCE_MARKER, TARGET_MARKER
-from backup.rsync import COMMON_ARGS, RsyncResult, run_rsync
+from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
 from backup.versions import backup_dir_arg
@@ -124,12 +124,26 @@ async def remove_partials(spec: ReplicationSpec, paths: Sequence[str]) -> RsyncR
     an interrupted big file must not keep filling the target. No --backup: a partial file
     is no version of anything. Each listed partial is a missing argument on the source side,
     so rsync deletes it where it exists and skips it where it does not (exit 24 at worst)."""
-    listing = b"".join(os.fsencode(p) + b"\0" for p in partial_paths(paths))
+    wanted = [p for p in partial_paths(paths) if not _under_a_file(spec.source, p)]
+    if not wanted:
+        return RsyncResult(0, Outcome.OK)
+    listing = b"".join(os.fsencode(p) + b"\0" for p in wanted)
     args = ["-a", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
             f"--timeout={max(1, int(spec.timeout))}",
             *spec.target.transport_args(spec.runtime_dir), "-R", "--files-from=-", "--from0",
             "--delete-missing-args", "--force", _source(spec), spec.target.path()]
     return await run_rsync(args, stdin=listing)
+
+
+def _under_a_file(source: Path, rel: str) -> bool:
+    """The partial dir inside a path that is a file on the source (a set-aside file): rsync
+    cannot even look for it there ("Not a directory"), and rsync keeps partial dirs in
+    directories only."""
+    try:
+        os.lstat(os.path.join(source, rel))
+    except OSError as exc:
+        return exc.errno == errno.ENOTDIR
+    return False
 
 
 async def full_sync(
@@ -215,7 +229,12 @@ async def fetch(
     escapes) are not restored: a planted link to /etc/shadow must not come back as one."""
     base = target.path(remote_sub).rstrip("/")
     base += "" if base.endswith(":") else "/"  # "host:" (home, rrsync's dir) is not "host:/"
-    src = f"{base}./{rel.strip('/')}" if rel.strip("/") else f"{base}./"
+    rel = rel.strip("/")
+    if target.kind != "local" and any(c in rel for c in "*?["):
+        # the remote rsync globs an argument with wildcards ("*" is a name here); a
+        # backslash escapes only then, as in `exact_pattern`
+        rel = "".join("\\" + c if c in "*?[\\" else c for c in rel)
+    src = f"{base}./{rel}" if rel else f"{base}./"
     args = ["-aR", "--safe-links", *COMMON_ARGS, *target.exact_mtime_args(push=False),
             f"--timeout={max(1, int(io_timeout))}",
             *target.transport_args(runtime_dir), *PROTECT, src, str(dest).rstrip("/") + "/"]

@@ -15,6 +15,7 @@ from backup.target import parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running
+from tests.fixtures.remote import RsyncDaemon
 
 
 async def _replicated(tmp_path: Path, bstore: Store, runtime: Path) -> tuple[Path, Path, float]:
@@ -105,3 +106,43 @@ def test_cli_restore_names_the_flag_for_a_non_empty_destination(
     assert main([*c, "restore", "--to", str(busy), "--into-existing"]) == 0
     assert (busy / "mine.txt").read_text() == "mine"
     assert (busy / "d" / "a.txt").read_text() == "one"
+
+
+@pytest.mark.parametrize("transport", ["local", "rsyncd"])
+async def test_restore_as_of_brings_back_a_file_deleted_since(
+    tmp_path: Path, bstore: Store, runtime: Path, transport: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The point-in-time restore of one path: deleted after T, it is only in the versions."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "gone.txt").write_text("the deleted document")
+    (src / "*").write_text("a hostile name")
+    (src / "kept.txt").write_text("kept")
+    if transport == "rsyncd":
+        server: RsyncDaemon = request.getfixturevalue("rsyncd")
+        target = parse_target(server.url(), password_file=server.password_file)
+        replica = server.module_dir / "replica"
+    else:
+        target = parse_target(str(tmp_path / "dst"))
+        replica = tmp_path / "dst"
+    spec = make_spec(src, target, runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, replica)
+        await asyncio.sleep(0.05)
+        as_of = time.time()
+        await asyncio.sleep(0.05)
+        (src / "a" / "gone.txt").unlink()
+        (src / "*").unlink()
+        await caught_up(rep, src, replica)
+    assert not (replica / "a" / "gone.txt").exists()
+    out = tmp_path / "out"
+    result = await restore(target, runtime, out, path="a/gone.txt", as_of=as_of)
+    assert (out / "a" / "gone.txt").read_text() == "the deleted document"
+    assert result.files == 1
+    await restore(target, runtime, tmp_path / "out2", path="*", as_of=as_of)
+    assert [p.name for p in (tmp_path / "out2").iterdir()] == ["*"]
+    assert (tmp_path / "out2" / "*").read_text() == "a hostile name"
+    # in neither the replica nor a version: said plainly
+    with pytest.raises(RestoreError, match=r"never\.txt did not exist at"):
+        await restore(target, runtime, tmp_path / "out3", path="never.txt", as_of=as_of)
