@@ -16,10 +16,11 @@ from typing import Any
 from alerts.event import AlarmEvent, EventType, Severity
 from sentinel import __version__, livestatus
 from sentinel.config import Config, ConfigError, load_config
-from sentinel.heartbeat import beat
+from sentinel.heartbeat import beat, pid_alive
 from sentinel.notify import Notifier
 from sentinel.preflight import preflight
 from sentinel.runtime import Runtime
+from sentinel.state_lock import StateDirLocked, StateLock
 from sentinel.store import Store
 
 log = logging.getLogger("sentinel.daemon")
@@ -27,6 +28,9 @@ log = logging.getLogger("sentinel.daemon")
 # The id the state database's own pages carry (not an engine alarm: `ack` does not apply).
 STATE_DB_ALARM_ID = "DB"
 STATE_DB_SENSOR = "sentinel:state-db"
+
+# `sentinel run` refusing to start (systemd's Restart=on-failure retries it: docs/install.md)
+EXIT_REFUSED = 2
 
 # systemd's default TimeoutStopSec is 90 s; we promise 10 s, so each stop step is bounded.
 STOP_STEP_TIMEOUT = 4.0
@@ -56,6 +60,10 @@ class Daemon:
         self._durable = True
         self._degradations = 0
         self._live_error: str | None = None
+        self._live_path = livestatus.path_for(config.daemon.state_dir)
+        # what the previous run's live status file said (read before ours replaces it)
+        self._previous: dict[str, Any] | None = None
+        self._locked = False
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -64,9 +72,28 @@ class Daemon:
         self._reload.set()
 
     async def run(self) -> int:
+        state_dir = self.config.daemon.state_dir
+        try:
+            lock: StateLock | None = StateLock.acquire(state_dir)
+        except StateDirLocked as exc:
+            log.critical("refusing to start: %s", exc)
+            return EXIT_REFUSED
+        except OSError as exc:
+            # no lock file and none can be made: the store runs from memory anyway
+            log.warning("cannot lock the state directory %s (%s): a second daemon on it "
+                        "would not be refused", state_dir, exc.strerror or exc)
+            lock = None
+        self._locked = lock is not None
+        try:
+            self._previous = livestatus.read(self._live_path)
+            return await self._run_locked(state_dir)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def _run_locked(self, state_dir: Path) -> int:
         async with self._signals():
-            store = await Store.open(self.config.daemon.state_dir, resilient=True,
-                                     clock=self.clock)
+            store = await Store.open(state_dir, resilient=True, clock=self.clock)
             try:
                 return await self._serve(store)
             finally:
@@ -86,6 +113,7 @@ class Daemon:
             # inside the try: a start that fails half way still stops what it started
             await self.runtime.start()
             await self._announce_store(store)
+            await self._announce_lost_state(store)
             await self._beat(store)
             self.notifier.ready(self.runtime.status_line())
             log.info("sentinel %s started: %s", __version__, self.config.summary())
@@ -172,6 +200,31 @@ class Daemon:
                 "silences and pending pages from before are not in the new one",
             )
         await self._watch_store(store)
+
+    async def _announce_lost_state(self, store: Store) -> None:
+        """The previous run ended (kill -9, a crash, or a stop) while it ran from memory:
+        what it held since then is gone, and the alarms active then will not page again
+        while their sensors (which report only on change) stay where they are."""
+        prev = self._previous
+        if not prev or prev.get("durable") is not False:
+            return
+        pid = int(prev.get("pid") or 0)
+        # Holding the lock proves that run is over; without it, trust only a dead pid.
+        if pid == os.getpid() or (not self._locked and pid_alive(pid)):
+            return
+        since = (prev.get("components") or {}).get("state-db", {}).get("since")
+        when = _clock_time(float(since)) if since else "?"
+        active = list(prev.get("alarms") or [])
+        alarms = ", ".join(_alarm_label(a) for a in active) or "none"
+        text = (f"sentinel restarted after running without a durable state database since "
+                f"{when}: alarms active then: {alarms}; they may not page again")
+        log.critical("%s (last heard from at %s, pid %s)", text,
+                     _clock_time(float(prev.get("ts") or 0)), pid or "?")
+        # the SMS carries about 60 characters of location: the alarm ids are what to check
+        ids = " ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
+                       for a in active) or "no alarms"
+        short = f"restarted, not durable since {when[-8:-3]}: {ids}"
+        await self._notice(store, EventType.FIRING, short, text)
 
     async def _watch_store(self, store: Store) -> None:
         """Every heartbeat: a file deleted or replaced under us is noticed, a store running
@@ -260,7 +313,7 @@ class Daemon:
         """The live status file: what status shows while the database cannot be written."""
         assert self.runtime is not None
         engine = self.runtime.engine
-        path = livestatus.runtime_dir(self.config.daemon.state_dir) / livestatus.FILE_NAME
+        path = self._live_path
         try:
             livestatus.write(path, {
                 "ts": now,
@@ -277,10 +330,14 @@ class Daemon:
                 "alarms": engine.active_alarms() if engine is not None else [],
             })
         except OSError as exc:
-            if str(exc) != self._live_error:
-                log.warning("cannot write the live status file %s: %s", path, exc.strerror)
-                self._live_error = str(exc)
+            # once per cause, not every heartbeat (the message would name a temp file)
+            reason = exc.strerror or str(exc)
+            if reason != self._live_error:
+                log.warning("cannot write the live status file %s: %s", path, reason)
+                self._live_error = reason
         else:
+            if self._live_error is not None:
+                log.info("live status file %s written again", path)
             self._live_error = None
 
     def _config_view(self) -> dict[str, Any]:
@@ -313,3 +370,13 @@ class Daemon:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+
+
+def _clock_time(ts: float) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _alarm_label(alarm: dict[str, Any]) -> str:
+    """`critical UPS floor #EYDH`, as the heartbeat's status line names an alarm."""
+    where = alarm.get("location") or alarm.get("sensor_id") or alarm.get("sensor") or "?"
+    return f"{alarm.get('severity', 'alarm')} {where} #{alarm.get('id', '?')}"
