@@ -77,6 +77,9 @@ class Daemon:
             lock: StateLock | None = StateLock.acquire(state_dir)
         except StateDirLocked as exc:
             log.critical("refusing to start: %s", exc)
+            # systemd retries (Restart=on-failure); `systemctl status` shows why meanwhile
+            self.notifier.status(f"refusing to start: {exc}")
+            self.notifier.close()
             return EXIT_REFUSED
         except OSError as exc:
             # no lock file and none can be made: the store runs from memory anyway

@@ -73,19 +73,20 @@ class StateLock:
 
 
 def _holder(path: Path, fd: int) -> int | None:
-    """The pid holding the lock: what it wrote into the file, else the kernel's lock table
-    (it may not have written yet, or its disk was full)."""
-    with contextlib.suppress(OSError, ValueError):
-        return int(path.read_text(encoding="ascii").strip())
+    """The pid holding the lock: the kernel's lock table, else what the holder wrote into
+    the file (which may be an earlier holder's, when this one's disk was read-only)."""
     try:
-        inode = os.fstat(fd).st_ino
+        st = os.fstat(fd)
+        ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
         lines = Path("/proc/locks").read_text(encoding="ascii").splitlines()
     except OSError:
-        return None
+        lines = []
     for line in lines:
         # "1: FLOCK  ADVISORY  WRITE 4711 fe:01:1234 0 EOF"
         fields = line.split()
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == ident:
             with contextlib.suppress(ValueError):
                 return int(fields[4])
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text(encoding="ascii").strip())
     return None

@@ -380,11 +380,12 @@ def start_as_daemon_user(d: Deployment) -> None:
     log.close()
 
 
-def member_status(d: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+def member_status(d: Deployment, *args: str, command: str = "status"
+                  ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["setpriv", f"--reuid={MEMBER_UID}", f"--regid={MEMBER_UID}",
          f"--groups={DAEMON_UID}", PYTHON, "-m", "sentinel", "--config", str(d.config),
-         "status", *args],
+         command, *args],
         capture_output=True, text=True, timeout=30,
         env={**os.environ, "RUNTIME_DIRECTORY": str(d.tmp / "run")},
     )
@@ -411,6 +412,8 @@ def test_a_member_of_group_sentinel_sees_the_true_status(group_lab: Deployment) 
     proc = member_status(d, "--nagios")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "daemon stopped" in proc.stdout and "UPS floor" in proc.stdout, proc.stdout
+    proc = member_status(d, command="alarms")
+    assert proc.returncode == 0 and "leak-ups" in proc.stdout, proc.stdout + proc.stderr
 
     # not durable (the daemon may no longer write its state directory): the member reads the
     # live status file in the runtime directory, as root does
