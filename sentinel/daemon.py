@@ -100,10 +100,14 @@ class Daemon:
             try:
                 return await self._serve(store)
             finally:
-                if not store.durable and not await store.try_durable():
-                    log.error("stopping while the state database cannot be written (%s): "
-                              "what happened since %s is lost", store.problem,
-                              time.strftime("%H:%M:%S", time.localtime(store.problem_since)))
+                if not store.durable:
+                    if await store.try_durable():
+                        self._mark_live_durable()
+                    else:
+                        log.error("stopping while the state database cannot be written (%s): "
+                                  "what happened since %s is lost", store.problem,
+                                  time.strftime("%H:%M:%S",
+                                                time.localtime(store.problem_since)))
                 await store.close()
                 self.notifier.close()
                 log.info("stopped")
@@ -211,22 +215,30 @@ class Daemon:
         prev = self._previous
         if not prev or prev.get("durable") is not False:
             return
-        pid = int(prev.get("pid") or 0)
+        try:
+            pid = int(prev.get("pid") or 0)
+            since = float((prev.get("components") or {}).get("state-db", {}).get("since") or 0)
+            last = float(prev.get("ts") or 0)
+            active = [a for a in prev.get("alarms") or [] if isinstance(a, dict)]
+        except (TypeError, ValueError, AttributeError):
+            log.warning("the previous run's live status file %s is not what this version "
+                        "writes; not checked for state lost by a not-durable run",
+                        self._live_path)
+            return
         # Holding the lock proves that run is over; without it, trust only a dead pid.
         if pid == os.getpid() or (not self._locked and pid_alive(pid)):
             return
-        since = (prev.get("components") or {}).get("state-db", {}).get("since")
-        when = _clock_time(float(since)) if since else "?"
-        active = list(prev.get("alarms") or [])
+        when = _clock_time(since) if since else "?"
         alarms = ", ".join(_alarm_label(a) for a in active) or "none"
         text = (f"sentinel restarted after running without a durable state database since "
                 f"{when}: alarms active then: {alarms}; they may not page again")
         log.critical("%s (last heard from at %s, pid %s)", text,
-                     _clock_time(float(prev.get("ts") or 0)), pid or "?")
+                     _clock_time(last) if last else "?", pid or "?")
         # the SMS carries about 60 characters of location: the alarm ids are what to check
         ids = " ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
                        for a in active) or "no alarms"
-        short = f"restarted, not durable since {when[-8:-3]}: {ids}"
+        short = (f"restarted, not durable since "
+                 f"{time.strftime('%H:%M', time.localtime(since)) if since else '?'}: {ids}")
         await self._notice(store, EventType.FIRING, short, text)
 
     async def _watch_store(self, store: Store) -> None:
@@ -342,6 +354,14 @@ class Daemon:
             if self._live_error is not None:
                 log.info("live status file %s written again", path)
             self._live_error = None
+
+    def _mark_live_durable(self) -> None:
+        """Memory reached the file at the very end: the next start must not page it lost."""
+        live = livestatus.read(self._live_path)
+        if live is not None and live.get("pid") == os.getpid():
+            live["durable"] = True
+            with contextlib.suppress(OSError):
+                livestatus.write(self._live_path, live)
 
     def _config_view(self) -> dict[str, Any]:
         """What status needs from the config (no secrets): where it came from, intervals."""
