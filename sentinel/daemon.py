@@ -16,10 +16,11 @@ from typing import Any
 from alerts.event import AlarmEvent, EventType, Severity
 from sentinel import __version__, livestatus
 from sentinel.config import Config, ConfigError, load_config
-from sentinel.heartbeat import beat
+from sentinel.heartbeat import beat, pid_alive
 from sentinel.notify import Notifier
 from sentinel.preflight import preflight
 from sentinel.runtime import Runtime
+from sentinel.state_lock import StateDirLocked, StateLock
 from sentinel.store import Store
 
 log = logging.getLogger("sentinel.daemon")
@@ -27,6 +28,9 @@ log = logging.getLogger("sentinel.daemon")
 # The id the state database's own pages carry (not an engine alarm: `ack` does not apply).
 STATE_DB_ALARM_ID = "DB"
 STATE_DB_SENSOR = "sentinel:state-db"
+
+# `sentinel run` refusing to start (systemd's Restart=on-failure retries it: docs/install.md)
+EXIT_REFUSED = 2
 
 # systemd's default TimeoutStopSec is 90 s; we promise 10 s, so each stop step is bounded.
 STOP_STEP_TIMEOUT = 4.0
@@ -56,6 +60,10 @@ class Daemon:
         self._durable = True
         self._degradations = 0
         self._live_error: str | None = None
+        self._live_path = livestatus.path_for(config.daemon.state_dir)
+        # what the previous run's live status file said (read before ours replaces it)
+        self._previous: dict[str, Any] | None = None
+        self._locked = False
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -64,16 +72,42 @@ class Daemon:
         self._reload.set()
 
     async def run(self) -> int:
+        state_dir = self.config.daemon.state_dir
+        try:
+            lock: StateLock | None = StateLock.acquire(state_dir)
+        except StateDirLocked as exc:
+            log.critical("refusing to start: %s", exc)
+            # systemd retries (Restart=on-failure); `systemctl status` shows why meanwhile
+            self.notifier.status(f"refusing to start: {exc}")
+            self.notifier.close()
+            return EXIT_REFUSED
+        except OSError as exc:
+            # no lock file and none can be made: the store runs from memory anyway
+            log.warning("cannot lock the state directory %s (%s): a second daemon on it "
+                        "would not be refused", state_dir, exc.strerror or exc)
+            lock = None
+        self._locked = lock is not None
+        try:
+            self._previous = livestatus.read(self._live_path)
+            return await self._run_locked(state_dir)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def _run_locked(self, state_dir: Path) -> int:
         async with self._signals():
-            store = await Store.open(self.config.daemon.state_dir, resilient=True,
-                                     clock=self.clock)
+            store = await Store.open(state_dir, resilient=True, clock=self.clock)
             try:
                 return await self._serve(store)
             finally:
-                if not store.durable and not await store.try_durable():
-                    log.error("stopping while the state database cannot be written (%s): "
-                              "what happened since %s is lost", store.problem,
-                              time.strftime("%H:%M:%S", time.localtime(store.problem_since)))
+                if not store.durable:
+                    if await store.try_durable():
+                        self._mark_live_durable()
+                    else:
+                        log.error("stopping while the state database cannot be written (%s): "
+                                  "what happened since %s is lost", store.problem,
+                                  time.strftime("%H:%M:%S",
+                                                time.localtime(store.problem_since)))
                 await store.close()
                 self.notifier.close()
                 log.info("stopped")
@@ -86,6 +120,7 @@ class Daemon:
             # inside the try: a start that fails half way still stops what it started
             await self.runtime.start()
             await self._announce_store(store)
+            await self._announce_lost_state(store)
             await self._beat(store)
             self.notifier.ready(self.runtime.status_line())
             log.info("sentinel %s started: %s", __version__, self.config.summary())
@@ -172,6 +207,39 @@ class Daemon:
                 "silences and pending pages from before are not in the new one",
             )
         await self._watch_store(store)
+
+    async def _announce_lost_state(self, store: Store) -> None:
+        """The previous run ended (kill -9, a crash, or a stop) while it ran from memory:
+        what it held since then is gone, and the alarms active then will not page again
+        while their sensors (which report only on change) stay where they are."""
+        prev = self._previous
+        if not prev or prev.get("durable") is not False:
+            return
+        try:
+            pid = int(prev.get("pid") or 0)
+            since = float((prev.get("components") or {}).get("state-db", {}).get("since") or 0)
+            last = float(prev.get("ts") or 0)
+            active = [a for a in prev.get("alarms") or [] if isinstance(a, dict)]
+        except (TypeError, ValueError, AttributeError):
+            log.warning("the previous run's live status file %s is not what this version "
+                        "writes; not checked for state lost by a not-durable run",
+                        self._live_path)
+            return
+        # Holding the lock proves that run is over; without it, trust only a dead pid.
+        if pid == os.getpid() or (not self._locked and pid_alive(pid)):
+            return
+        when = _clock_time(since) if since else "?"
+        alarms = ", ".join(_alarm_label(a) for a in active) or "none"
+        text = (f"sentinel restarted after running without a durable state database since "
+                f"{when}: alarms active then: {alarms}; they may not page again")
+        log.critical("%s (last heard from at %s, pid %s)", text,
+                     _clock_time(last) if last else "?", pid or "?")
+        # the SMS carries about 60 characters of location: the alarm ids are what to check
+        ids = " ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
+                       for a in active) or "no alarms"
+        short = (f"restarted, not durable since "
+                 f"{time.strftime('%H:%M', time.localtime(since)) if since else '?'}: {ids}")
+        await self._notice(store, EventType.FIRING, short, text)
 
     async def _watch_store(self, store: Store) -> None:
         """Every heartbeat: a file deleted or replaced under us is noticed, a store running
@@ -260,7 +328,7 @@ class Daemon:
         """The live status file: what status shows while the database cannot be written."""
         assert self.runtime is not None
         engine = self.runtime.engine
-        path = livestatus.runtime_dir(self.config.daemon.state_dir) / livestatus.FILE_NAME
+        path = self._live_path
         try:
             livestatus.write(path, {
                 "ts": now,
@@ -277,11 +345,23 @@ class Daemon:
                 "alarms": engine.active_alarms() if engine is not None else [],
             })
         except OSError as exc:
-            if str(exc) != self._live_error:
-                log.warning("cannot write the live status file %s: %s", path, exc.strerror)
-                self._live_error = str(exc)
+            # once per cause, not every heartbeat (the message would name a temp file)
+            reason = exc.strerror or str(exc)
+            if reason != self._live_error:
+                log.warning("cannot write the live status file %s: %s", path, reason)
+                self._live_error = reason
         else:
+            if self._live_error is not None:
+                log.info("live status file %s written again", path)
             self._live_error = None
+
+    def _mark_live_durable(self) -> None:
+        """Memory reached the file at the very end: the next start must not page it lost."""
+        live = livestatus.read(self._live_path)
+        if live is not None and live.get("pid") == os.getpid():
+            live["durable"] = True
+            with contextlib.suppress(OSError):
+                livestatus.write(self._live_path, live)
 
     def _config_view(self) -> dict[str, Any]:
         """What status needs from the config (no secrets): where it came from, intervals."""
@@ -313,3 +393,13 @@ class Daemon:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+
+
+def _clock_time(ts: float) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _alarm_label(alarm: dict[str, Any]) -> str:
+    """`critical UPS floor #EYDH`, as the heartbeat's status line names an alarm."""
+    where = alarm.get("location") or alarm.get("sensor_id") or alarm.get("sensor") or "?"
+    return f"{alarm.get('severity', 'alarm')} {where} #{alarm.get('id', '?')}"

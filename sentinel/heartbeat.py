@@ -121,7 +121,7 @@ def _view(beat: dict[str, Any], now: float, interval: float | None) -> DaemonVie
     pid = int(beat.get("pid") or 0)
     if beat.get("stopped") is not None:
         state = "stopped"
-    elif not _pid_alive(pid):
+    elif not pid_alive(pid):
         state = "down"
     elif age > STALE_AFTER_BEATS * interval:
         # the process is there but not beating: it hangs, or cannot write the database
@@ -141,7 +141,7 @@ def _view(beat: dict[str, Any], now: float, interval: float | None) -> DaemonVie
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:

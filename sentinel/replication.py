@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +16,7 @@ from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.target import parse_target
 from sensors.reading import UNITS, Kind, Reading
+from sentinel import rundir
 from sentinel.config import Config
 from sentinel.config.replication import ReplicationConfig
 from sentinel.store import Store
@@ -30,14 +30,9 @@ async def migrate_replication(store: Store) -> None:
 
 
 def runtime_dir(config: Config) -> Path:
-    """Where ssh ControlMaster sockets live: systemd's RuntimeDirectory (/run/sentinel)
-    when set, else a per-user directory in the temp dir. Never under the state directory:
-    a unix socket path is limited to 108 bytes, and a state_dir of more than about 42
-    characters made every ssh transfer fail (backup/control_socket.py)."""
-    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if runtime:
-        return Path(runtime)
-    return Path(tempfile.gettempdir()) / f"sentinel-{os.geteuid()}"
+    """Where ssh ControlMaster sockets live: the daemon's runtime directory
+    (sentinel/rundir.py), never under the state directory."""
+    return rundir.runtime_dir()
 
 
 def runtime_problems(config: Config) -> list[str]:

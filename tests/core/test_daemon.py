@@ -234,3 +234,32 @@ def test_status_with_a_corrupt_state_database_is_unknown(tmp_path: Path) -> None
     assert "cannot read the state database" in report["overall"]["reasons"][0]
     nagios = sentinel("status", "--nagios", config=config)
     assert nagios.returncode == 3 and nagios.stdout.startswith("SENTINEL UNKNOWN - cannot read")
+
+
+def test_a_refused_second_daemon_tells_systemd_why(daemon: Daemon, tmp_path: Path) -> None:
+    """Under Restart=on-failure systemd retries a refused start every RestartSec; what
+    `systemctl status` shows meanwhile is the STATUS= line naming the holder."""
+    daemon.start()
+    daemon.wait_message("READY=1")
+    assert daemon.proc is not None
+    env = dict(os.environ, NOTIFY_SOCKET=str(daemon.notify_path))
+    env.pop("JOURNAL_STREAM", None)
+    proc = subprocess.run([PYTHON, "-m", "sentinel", "--config", str(daemon.config), "run"],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 2, proc.stderr
+    status = daemon.wait_message("STATUS=refusing to start")
+    assert f"pid {daemon.proc.pid}" in status
+    assert len([m for m in daemon.messages if "READY=1" in m]) == 1, daemon.messages
+
+
+def test_a_damaged_live_status_file_from_before_is_one_warning(daemon: Daemon) -> None:
+    from sentinel import livestatus
+
+    path = livestatus.path_for(daemon.state)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(json.dumps({"durable": False, "pid": "not a pid", "alarms": 5}))
+    daemon.start()
+    daemon.wait_message("READY=1")
+    logs = daemon.logs()
+    assert "Traceback" not in logs, logs
+    assert len([line for line in logs.splitlines() if "live status file" in line]) == 1, logs
