@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -383,10 +383,14 @@ class Store:
             row = await cur.fetchone()
         current = int(row[0]) if row else 0
         for number, script in enumerate(CORE_MIGRATIONS[current:], start=current + 1):
-            async with self.write() as db:
+
+            async def apply(db: aiosqlite.Connection, script: str = script,
+                            number: int = number) -> None:
                 for statement in _statements(script):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version={number}")
+
+            await self._write_at_start(apply)
 
     async def migrate(self, owner: str, migrations: Sequence[str]) -> None:
         """Apply the owner's migrations not yet applied, each in its own transaction."""
@@ -402,8 +406,28 @@ class Store:
                 f"sentinel knows ({len(migrations)}): refusing to run an older release on it"
             )
         for number, script in enumerate(migrations[current:], start=current + 1):
-            async with self.write() as db:
+
+            async def apply(db: aiosqlite.Connection, script: str = script,
+                            number: int = number) -> None:
                 await _apply_one(db, owner, number, script)
+
+            await self._write_at_start(apply)
+
+    async def _write_at_start(
+        self, apply: Callable[[aiosqlite.Connection], Awaitable[None]]
+    ) -> None:
+        """A migration, once more when its first attempt moved the store to memory: an
+        upgrade that starts on a full or read-only state disk must come up and page, not
+        crash in a restart loop (other writers retry on their own; migrations run once)."""
+        durable = self.durable
+        try:
+            async with self.write() as db:
+                await apply(db)
+        except Exception:
+            if not durable or self.durable:
+                raise
+            async with self.write() as db:
+                await apply(db)
 
 
 def _diagnose(directory: Path, problem: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.store import Store, open_readonly
+from tests.fixtures.tmpfs import fill, mounted_tmpfs
 
 MIGRATIONS = (
     "CREATE TABLE demo_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
@@ -202,3 +203,27 @@ async def test_a_reader_who_may_not_write_reads_the_database_of_a_stopped_daemon
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "leak at the UPS"
+
+
+async def test_migrations_on_a_full_state_disk_run_in_memory(tmp_path: Path) -> None:
+    """The first start after an upgrade on a nearly full state disk: the store opens on the
+    file, the upgrade's migration does not fit. The daemon comes up from memory and pages,
+    instead of a traceback and a restart loop."""
+    upgrade = (MIGRATIONS[0], "CREATE TABLE demo_big (x TEXT); INSERT INTO demo_big "
+               "SELECT printf('%.1000c', 'x') FROM (WITH RECURSIVE c(n) AS (SELECT 1 "
+               "UNION ALL SELECT n + 1 FROM c WHERE n < 300) SELECT n FROM c);")
+    with mounted_tmpfs(tmp_path / "state", "2m") as state:
+        store = await Store.open(state)
+        await store.migrate("demo", upgrade[:1])
+        await store.close()
+        filler = fill(state)
+        os.truncate(filler, filler.stat().st_size - 65536)  # room to open, not to upgrade
+        store = await Store.open(state, resilient=True)
+        try:
+            assert store.durable
+            await store.migrate("demo", upgrade)
+            assert not store.durable
+            async with store.db.execute("SELECT count(*) FROM demo_big") as cur:
+                assert (await cur.fetchone())[0] == 300
+        finally:
+            await store.close()
