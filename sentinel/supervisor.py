@@ -170,6 +170,7 @@ class Supervisor:
                 detail = {"health_error": self._redact(repr(exc))}
             # The supervisor's keys come last: a component's own `last_error` (often None
             # while it is between runs) must not hide the error that crashed it.
+            crashing = state.state == "restarting" or state.failing
             out[name] = {
                 **detail,
                 "task": state.state,
@@ -177,7 +178,12 @@ class Supervisor:
                 "restarts_in_window": self.restarts_in_window(state),
                 "failing": state.failing,
                 "failing_since": state.failing_since,
-                "last_error": state.last_error or detail.get("last_error"),
+                # the crash is the error while it restarts or keeps failing; once it runs
+                # again, its own current error (say, target missing) comes before a crash
+                # of weeks ago, which stays in last_crash
+                "last_error": (state.last_error if crashing
+                               else detail.get("last_error") or state.last_error),
+                "last_crash": state.last_error,
                 "last_error_ts": state.last_error_ts,
             }
         return out

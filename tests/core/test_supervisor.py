@@ -97,3 +97,22 @@ async def test_the_error_inside_a_task_group_is_the_one_shown() -> None:
         "FileNotFoundError: source /srv/docs was deleted"
     )
     await sup.stop_all()
+
+
+class LostTarget(Flaky):
+    """Crashed once, then runs, waiting for a target that is gone: its own error is news."""
+
+    def health(self) -> dict[str, Any]:
+        return {"runs": self.runs,
+                "last_error": "target missing or not mounted" if self.runs > 1 else None}
+
+
+async def test_a_running_components_own_error_comes_before_an_old_crash() -> None:
+    sup = Supervisor(backoff_initial=0.02, backoff_max=0.05)
+    lost = LostTarget("replication:docs", failures=1)
+    sup.start(lost)
+    await wait_until(lambda: lost.runs == 2 and sup.health()[lost.name]["task"] == "running")
+    health = sup.health()[lost.name]
+    assert health["last_error"] == "target missing or not mounted"
+    assert health["last_crash"] == "RuntimeError: boom 1"
+    await sup.stop_all()
