@@ -175,6 +175,7 @@ class Replicator:
             # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
             await asyncio.to_thread(watcher.open)
             await self._set_aside_refused()
+            await self._note_vanished()
             if self._watched_before:
                 self.request_reconcile("source back")  # changes while it was gone were missed
             elif self.spec.reconcile_at_start or self._adopting:
@@ -200,6 +201,18 @@ class Replicator:
         await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
         self._measure_all = self._state.get("guard_reason") == DISCARDED
+
+    async def _note_vanished(self) -> None:
+        """`_dirs_gone` lives in memory: a pending path that no longer exists in the source
+        may be a directory deleted before a restart, so its batch is measured too (a file's
+        costs only a dry run)."""
+        if not self.spec.guard.enabled or not self.journal.pending:
+            return
+        root = self.spec.source
+        pending = await self.journal.paths()
+        gone = await asyncio.to_thread(
+            lambda: {p for p in pending if p != "." and not os.path.lexists(root / p)})
+        self._dirs_gone |= gone
 
     def health(self) -> dict[str, Any]:
         now = self._clock()
@@ -348,8 +361,9 @@ class Replicator:
         began = time.monotonic()
         dry = await ship_batch(self.spec, [e.path for e in entries], self._clock(),
                                skip=self.quarantine.reasons, dry_run=True)
-        if not dry.ok:
+        if not dry.ok and dry.exit_code not in PER_PATH_CODES:
             return True  # the transfer itself fails the same way and reports it
+        # exit 23/11: some path failed, the rest was still measured
         now = self._clock()
         hits = damaged(dry.output)
         for rel in hits:
@@ -384,6 +398,8 @@ class Replicator:
         """Ships one batch; True on success, False on failure (after backoff), None when
         there was nothing to ship."""
         async with self._transfer:
+            if self._state.get("guard_tripped"):
+                return None  # a full pass tripped the guard while we waited for it
             entries = await self.journal.take(self.spec.batch_max_files)
             if not entries:
                 await self.journal.refresh()
@@ -783,9 +799,11 @@ class Replicator:
             if self.spec.guard.enabled:
                 preview, dry = await preview_full_sync(self.spec, started,
                                                        skip=self.quarantine.reasons)
-                if not dry.ok:
+                if not dry.ok and dry.exit_code not in PER_PATH_CODES:
                     await self._failed(dry)
                     return dry
+                # exit 23/11 (a path it could not read): the counts still hold; the pass
+                # below fails the same way and falls back to shipping through the journal
                 if preview.trips(self.spec.guard):
                     approved = self._approved(preview)
                     if not approved:
@@ -936,7 +954,8 @@ class Replicator:
             with contextlib.suppress(TimeoutError):
                 tick = (GUARD_POLL if self._state.get("guard_tripped") else
                         BLOCKED_POLL if self._target_missing is not None else STATE_POLL)
-                await asyncio.wait_for(self._reconcile_wakeup.wait(), tick)
+                async with asyncio.timeout(tick):
+                    await self._reconcile_wakeup.wait()
             self._reconcile_wakeup.clear()
 
     def _due(self, now: float) -> str | None:

@@ -196,17 +196,20 @@ class Watcher:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 self._out_of_watches()
-            elif exc.errno == errno.ENAMETOOLONG:
-                reason = (f"path is {len(os.fsencode(full))} bytes, longer than Linux and "
-                          f"rsync allow ({os.pathconf('/', 'PC_PATH_MAX')}): nothing below "
-                          f"it is replicated")
+            elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                # refused (a directory we may not read, a name too long, ...): that
+                # directory is set aside and listed, the rest of the tree goes on
+                if exc.errno == errno.ENAMETOOLONG:
+                    reason = (f"path is {len(os.fsencode(full))} bytes, longer than Linux "
+                              f"and rsync allow ({os.pathconf('/', 'PC_PATH_MAX')}): nothing "
+                              f"below it is replicated")
+                else:
+                    reason = f"cannot watch: {exc.strerror}"
                 if self._on_refused is not None:
                     self._on_refused(rel, reason)
                 else:
                     log.error("cannot watch %r: %s", full[:200], reason)
                 return False
-            elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                raise
             return True
         old = self._by_rel.get(rel)
         if old is not None and old != watch.wd:
