@@ -35,25 +35,32 @@ def control_dir_problem(runtime_dir: Path) -> str | None:
             f"transfer would fail: use a directory of at most {MAX_DIR_LEN} bytes "
             "(RUNTIME_DIRECTORY, as the systemd unit sets it, or a shorter TMPDIR)"
         )
-    try:
-        st = os.lstat(runtime_dir)
-    except FileNotFoundError:
-        return None  # created 0700 by ensure_control_dir
-    except OSError as exc:
-        return f"ssh control socket directory {runtime_dir}: {exc.strerror}"
     # Another user's directory (or a symlink planted in /tmp) would let them take over
     # or redirect the connection to the replica.
+    return private_dir_problem(runtime_dir, "ssh control socket directory")
+
+
+def private_dir_problem(directory: Path, what: str) -> str | None:
+    """Why `directory` is not this user's own directory that nobody else may write (None:
+    it is, or it does not exist yet and `mkdir(mode=0o700)` will make it so). `what`
+    names it in the message."""
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{what} {directory}: {exc.strerror}"
     if not stat.S_ISDIR(st.st_mode):
-        return f"ssh control socket directory {runtime_dir} is not a directory"
+        return f"{what} {directory} is not a directory"
     if st.st_uid != os.geteuid():
         return (
-            f"ssh control socket directory {runtime_dir} belongs to uid {st.st_uid}, not to "
+            f"{what} {directory} belongs to uid {st.st_uid}, not to "
             f"this user ({os.geteuid()}): remove it, sentinel re-creates it"
         )
     if stat.S_IMODE(st.st_mode) & 0o022:
         return (
-            f"ssh control socket directory {runtime_dir} is mode "
-            f"{stat.S_IMODE(st.st_mode):04o}, writable by others: chmod 700 {runtime_dir}"
+            f"{what} {directory} is mode "
+            f"{stat.S_IMODE(st.st_mode):04o}, writable by others: chmod 700 {directory}"
         )
     return None
 

@@ -20,10 +20,10 @@ import hashlib
 import json
 import logging
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
+from backup.control_socket import private_dir_problem
 from sentinel.rundir import runtime_dir, user_runtime_dir
 
 log = logging.getLogger("sentinel.livestatus")
@@ -73,10 +73,9 @@ def _ensure_own_dir(directory: Path) -> None:
     """Creates the runtime directory (0700, as the ssh control sockets want it) and refuses
     one that another user made in the shared temp dir: they could rewrite what status says."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = os.lstat(directory)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise PermissionError(errno.EPERM, f"not a directory of uid {os.geteuid()}",
-                              str(directory))
+    problem = private_dir_problem(directory, "live status directory")
+    if problem is not None:
+        raise PermissionError(errno.EPERM, problem, str(directory))
 
 
 def _dirs(state_dir: Path | None) -> list[Path]:
