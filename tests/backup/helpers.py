@@ -98,3 +98,20 @@ async def caught_up(rep: Replicator, source: Path, replica: Path, limit: float =
             f"{exc}: diff {tree_diff(source, replica)[:5]}, health {rep.health()}"
         ) from None
 
+
+def populate_docs(src: Path, n: int = 5) -> None:
+    """`n` small documents under `src/docs`, each with its own bytes."""
+    (src / "docs").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (src / "docs" / f"doc{i:03}.hwp").write_bytes(f"document {i}".encode() * 50)
+
+
+# A guard that a 120-file directory trips (more than 50 replica files within a minute).
+DIR_GUARD = GuardSettings(max_files=50, window=60.0)
+
+
+def big_dir(root: Path, n: int = 120) -> None:
+    """`root/big` with `n` files: more than DIR_GUARD allows to vanish at once."""
+    (root / "big").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / "big" / f"f{i:03}.txt").write_text(f"doc {i}\n")

@@ -7,17 +7,16 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from backup.replicator import Replicator
 from backup.spec import ReplicationSpec
-from sensors.sim.broker import free_port
 from sentinel.alarm import Engine
 from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.alarm.helpers import Outbox, config, sent
-from tests.fixtures.remote import RsyncDaemon
+from tests.fixtures.remote import RsyncDaemon, started_rsyncd
 
 
 @contextlib.asynccontextmanager
@@ -52,29 +51,7 @@ def umount(path: Path) -> None:
     subprocess.run(["umount", str(path)], check=False, stderr=subprocess.DEVNULL)
 
 
-@contextlib.contextmanager
-def write_only_rsyncd(base: Path) -> Iterator[RsyncDaemon]:
+def write_only_rsyncd(base: Path) -> contextlib.AbstractContextManager[RsyncDaemon]:
     """An rsync daemon whose module refuses every read, like the documented health-center
     setup (`write only = true`): the target check must not depend on reading back."""
-    module = base / "module"
-    module.mkdir(parents=True)
-    (base / "secrets").write_text("sentinel:s3cret-pw\n")
-    (base / "secrets").chmod(0o600)
-    password = base / "password"
-    password.write_text("s3cret-pw\n")
-    password.chmod(0o600)
-    port = free_port()
-    conf = base / "rsyncd.conf"
-    conf.write_text(
-        f"pid file = {base}/rsyncd.pid\nuse chroot = no\nuid = root\ngid = root\n"
-        f"[backup]\n  path = {module}\n  read only = no\n  write only = yes\n  list = no\n"
-        f"  auth users = sentinel\n  secrets file = {base}/secrets\n"
-    )
-    server = RsyncDaemon(["rsync", "--daemon", "--no-detach", f"--config={conf}",
-                          f"--port={port}", "--address=127.0.0.1"], port,
-                         module_dir=module, password_file=password)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return started_rsyncd(base, "  write only = yes\n  list = no\n")

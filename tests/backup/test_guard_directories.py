@@ -8,30 +8,21 @@ import shutil
 from pathlib import Path
 
 from backup.control import discard, resume
-from backup.spec import GuardSettings
 from backup.target import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree, wait_for
-
-GUARD = GuardSettings(max_files=50, window=60.0)
-
-
-def _big(root: Path, n: int = 120) -> None:
-    (root / "big").mkdir(parents=True)
-    for i in range(n):
-        (root / "big" / f"f{i:03}.txt").write_text(f"doc {i}\n")
+from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree, wait_for
 
 
 async def test_a_directory_moved_out_of_the_source_trips_the_guard(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst, away = tmp_path / "src", tmp_path / "dst", tmp_path / "away"
-    _big(src)
+    big_dir(src)
     (src / "small").mkdir()
     for i in range(5):
         (src / "small" / f"s{i}.txt").write_text(f"small {i}\n")
     away.mkdir()
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
         # below the thresholds: a moved directory ships as before
@@ -58,8 +49,8 @@ async def test_discard_after_a_full_pass_trip_keeps_the_directory_on_the_replica
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _big(src)
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    big_dir(src)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
     before = tree(dst)

@@ -14,19 +14,11 @@ from pathlib import Path
 import pytest
 
 from backup.journal import Journal
-from backup.spec import GuardSettings
 from backup.target import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree, wait_for
+from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree, wait_for
 
-GUARD = GuardSettings(max_files=50, window=60.0)
 NOBODY = 65534
-
-
-def _big(root: Path, n: int = 120) -> None:
-    (root / "big").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        (root / "big" / f"f{i:03}.txt").write_text(f"doc {i}\n")
 
 
 async def test_a_full_pass_trip_stops_the_batch_that_waited_for_it(
@@ -35,11 +27,11 @@ async def test_a_full_pass_trip_stops_the_batch_that_waited_for_it(
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     (src / "a.txt").write_text("old\n")
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
         # replica files the full pass would delete: its dry run trips the guard
-        _big(dst / "junk")
+        big_dir(dst / "junk")
         lock = rep._transfer
         async with lock:  # a transfer is running: both the pass and the batch wait for it
             full = asyncio.create_task(rep.reconcile("test"))
@@ -57,11 +49,11 @@ async def test_a_directory_deleted_before_a_restart_is_still_measured(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _big(src)
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    big_dir(src)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD,
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD,
                      reconcile_at_start=False)
     # recorded, then the daemon stopped before shipping it
     shutil.rmtree(src / "big")
@@ -118,12 +110,12 @@ async def test_a_measured_batch_with_one_refused_path_is_still_measured(
     base: Path, rsync_as_nobody: Callable[[], None], bstore: Store, runtime: Path
 ) -> None:
     src, dst = base / "src", base / "dst"
-    _big(src)
+    big_dir(src)
     (src / "locked").mkdir()
     (src / "locked" / "x.txt").write_text("x\n")
     dst.mkdir()
     _give_to_nobody(src, dst)
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
         rsync_as_nobody()
@@ -148,7 +140,7 @@ async def test_a_full_pass_that_fails_on_one_path_still_ships_offline_changes(
     (src / "a.txt").write_text("a\n")
     dst.mkdir()
     _give_to_nobody(src, dst)
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
     # while sentinel is stopped: a document written, a replica directory locked away

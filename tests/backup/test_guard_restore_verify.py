@@ -16,20 +16,22 @@ from backup.status import read_status
 from backup.target import VERSIONS_DIR, parse_target
 from sentinel.replication import replication_readings
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree, tree_diff, wait_for
-
-
-def _populate(src: Path, n: int) -> None:
-    (src / "docs").mkdir(parents=True)
-    for i in range(n):
-        (src / "docs" / f"doc{i:03}.hwp").write_bytes(f"document {i}".encode() * 50)
+from tests.backup.helpers import (
+    caught_up,
+    make_spec,
+    populate_docs,
+    running,
+    tree,
+    tree_diff,
+    wait_for,
+)
 
 
 async def test_mass_rename_to_locked_trips_guard_and_replica_is_untouched(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 300)
+    populate_docs(src, 300)
     spec = make_spec(src, parse_target(str(dst)), runtime, guard=GuardSettings())  # defaults
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
@@ -63,7 +65,7 @@ async def test_discard_drops_pending_changes_and_leaves_replica(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 120)
+    populate_docs(src, 120)
     guard = GuardSettings(max_files=50)
     spec = make_spec(src, parse_target(str(dst)), runtime, guard=guard)
     async with running(spec, bstore) as rep:
@@ -122,7 +124,7 @@ async def test_verify_finds_a_planted_difference(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 5)
+    populate_docs(src, 5)
     spec = make_spec(src, parse_target(str(dst)), runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
@@ -165,7 +167,7 @@ async def test_tripped_guard_holds_after_its_window_and_after_a_restart(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 120)
+    populate_docs(src, 120)
     guard = GuardSettings(max_files=50, window=60.0)
     spec = make_spec(src, parse_target(str(dst)), runtime, guard=guard)
     clock = _Clock()
@@ -198,7 +200,7 @@ async def test_a_guarded_full_pass_ships_what_changed_offline_and_nothing_else(
     """The dry run the guard measures is the whole pass when it finds nothing to change; a
     change it does find (an attribute only, a new file) still reaches the replica."""
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 20)
+    populate_docs(src, 20)
     spec = make_spec(src, parse_target(str(dst)), runtime, guard=GuardSettings())
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)

@@ -21,7 +21,15 @@ from backup.status import read_status
 from backup.target import VERSIONS_DIR, Target, parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree, tree_diff, wait_for
+from tests.backup.helpers import (
+    caught_up,
+    make_spec,
+    populate_docs,
+    running,
+    tree,
+    tree_diff,
+    wait_for,
+)
 from tests.backup.identity import mount, pages, started, umount, write_only_rsyncd
 from tests.fixtures.remote import RsyncDaemon, SshServer
 from tests.fixtures.tmpfs import mounted_tmpfs
@@ -30,12 +38,6 @@ SOURCE_PAGE = ("firing", "critical", "replication_source_missing",
                "source missing or not mounted")
 TARGET_PAGE = ("firing", "critical", "replication_target_missing",
                "target missing or not mounted")
-
-
-def _populate(src: Path, n: int) -> None:
-    (src / "docs").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        (src / "docs" / f"doc{i:03}.hwp").write_bytes(f"document {i}".encode() * 50)
 
 
 def _last_error(store: Store) -> str:
@@ -50,7 +52,7 @@ async def test_full_pass_after_offline_encryption_trips_the_guard_and_keeps_the_
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 300)
+    populate_docs(src, 300)
     spec = make_spec(src, parse_target(str(dst)), runtime, guard=GuardSettings())  # defaults
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
@@ -76,7 +78,7 @@ async def test_source_emptied_while_stopped_ships_no_deletion(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 10)
+    populate_docs(src, 10)
     spec = make_spec(src, parse_target(str(dst)), runtime)  # guard off: the marker alone
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
@@ -97,7 +99,7 @@ async def test_require_mountpoint_refuses_a_plain_directory_even_at_first_sync(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 3)
+    populate_docs(src, 3)
     spec = make_spec(src, parse_target(str(dst)), runtime, require_mountpoint=True)
     async with started(spec, bstore) as (rep, task):
         await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
@@ -112,7 +114,7 @@ async def test_unmounted_source_stops_and_remount_catches_up(
     disk, src, dst = tmp_path / "disk", tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     with mounted_tmpfs(disk, "16m"):
-        _populate(disk, 5)
+        populate_docs(disk, 5)
         mount("--bind", str(disk), str(src))
         try:
             spec = make_spec(src, parse_target(str(dst)), runtime, require_mountpoint=True)
@@ -135,7 +137,7 @@ async def test_source_moved_away_is_an_alarm_not_a_crash_loop(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 5)
+    populate_docs(src, 5)
     spec = make_spec(src, parse_target(str(dst)), runtime)
     async with started(spec, bstore) as (rep, task):
         await wait_for(lambda: rep.caught_up and not tree_diff(src, dst), 30, "first sync")
@@ -156,7 +158,7 @@ async def test_deleted_local_target_stops_shipping_until_init_target(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 5)
+    populate_docs(src, 5)
     spec = make_spec(src, parse_target(str(dst)), runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
@@ -180,7 +182,7 @@ async def test_unmounted_target_gets_nothing_written_on_the_mountpoint(
     tmp_path: Path, bstore: Store, runtime: Path
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 5)
+    populate_docs(src, 5)
     with mounted_tmpfs(dst, "16m"):
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
@@ -197,7 +199,7 @@ async def test_lost_remote_target_is_noticed_and_not_recreated(
     request: pytest.FixtureRequest,
 ) -> None:
     src = tmp_path / "src"
-    _populate(src, 5)
+    populate_docs(src, 5)
     with contextlib.ExitStack() as stack:
         if transport.startswith("rsyncd"):
             server: RsyncDaemon = (
@@ -238,7 +240,7 @@ def test_cli_full_sync_measures_first_and_init_target_is_deliberate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 100)
+    populate_docs(src, 100)
     cfg = tmp_path / "sentinel.toml"
     cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
                    f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n')

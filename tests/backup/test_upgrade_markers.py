@@ -20,7 +20,7 @@ from backup.spec import GuardSettings
 from backup.state import load_state
 from backup.target import Target, parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree, wait_for
+from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree, wait_for
 from tests.backup.identity import pages, started, write_only_rsyncd
 from tests.fixtures.remote import RsyncDaemon, SshServer
 
@@ -30,12 +30,6 @@ TARGET_PAGE = ("firing", "critical", "replication_target_missing",
                "target missing or not mounted")
 # the migrations of the release before markers (this change appends one)
 PREVIOUS_RELEASE = MIGRATIONS[:-1]
-
-
-def _populate(src: Path, n: int = 5) -> None:
-    (src / "docs").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        (src / "docs" / f"doc{i:03}.hwp").write_bytes(f"document {i}".encode() * 50)
 
 
 async def _upgraded_store(tmp_path: Path) -> Store:
@@ -88,7 +82,7 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
 ) -> None:
     caplog.set_level(logging.INFO, logger="backup.replicator")
     src = tmp_path / "src"
-    _populate(src)
+    populate_docs(src)
     store = await _upgraded_store(tmp_path)
     try:
         with _target(kind, tmp_path, request) as (target, replica):
@@ -124,7 +118,7 @@ async def test_upgraded_install_with_an_empty_source_does_not_adopt_and_pages(
     """The disk was not mounted (or was emptied) while the upgrade happened."""
     caplog.set_level(logging.INFO, logger="backup.replicator")
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src)
+    populate_docs(src)
     _old_replica(src, dst)
     shutil.rmtree(src)
     src.mkdir()
@@ -153,7 +147,7 @@ async def test_upgraded_install_with_a_lost_replica_does_not_adopt_it_and_pages(
     """The replica disk was lost or not mounted while the upgrade happened: it is not
     re-created or filled as if nothing happened."""
     src = tmp_path / "src"
-    _populate(src)
+    populate_docs(src)
     store = await _upgraded_store(tmp_path)
     try:
         with _target(kind, tmp_path, request) as (target, replica):
@@ -178,7 +172,7 @@ async def test_upgraded_install_with_a_plain_directory_where_a_mount_is_required
 ) -> None:
     """require_mountpoint = true: files in the bare mountpoint directory prove nothing."""
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src)
+    populate_docs(src)
     _old_replica(src, dst)
     store = await _upgraded_store(tmp_path)
     try:
@@ -196,7 +190,7 @@ async def test_upgraded_install_encrypted_during_the_upgrade_still_trips_the_gua
 ) -> None:
     """Adoption only lifts the marker requirement: the adopted full pass is measured first."""
     src, dst = tmp_path / "src", tmp_path / "dst"
-    _populate(src, 50)
+    populate_docs(src, 50)
     _old_replica(src, dst)
     before = tree(dst)
     for p in sorted((src / "docs").iterdir()):
