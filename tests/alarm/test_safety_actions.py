@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from tests.alarm.helpers import MakeEngine, config, events
 from tests.fixtures.core import FakeClock
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
+from tests.integration.test_page_survives_crash import wait_for
 
 PYTHON = sys.executable
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
@@ -220,13 +221,6 @@ retry_max = "1s"
             return [tuple(r) for r in conn.execute(sql)]
         finally:
             conn.close()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "it") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture

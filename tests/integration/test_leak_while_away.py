@@ -84,10 +84,7 @@ def away(tmp_path: Path, persistent_broker: Mosquitto, http_sink: HttpSink) -> I
     try:
         yield d
     finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.send_signal(signal.SIGCONT)
-            d.proc.kill()
-            d.proc.wait()
+        d.kill_leftover()
 
 
 def test_leak_published_while_daemon_is_killed_pages_once_after_start(

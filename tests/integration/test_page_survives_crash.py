@@ -12,10 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
@@ -83,6 +81,12 @@ retry_max = "1s"
         log.close()
         wait_for(lambda: self.mqtt_connected(), what="daemon connected to the broker")
 
+    def kill_leftover(self) -> None:
+        """At a test's end: a daemon still running is killed (even a SIGSTOPped one)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -146,16 +150,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
 
-
-@pytest.fixture
-def deployment(tmp_path: Path, mosquitto: Mosquitto, http_sink: HttpSink) -> Iterator[Deployment]:
-    d = Deployment(tmp_path, mosquitto, http_sink)
-    try:
-        yield d
-    finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
 
 
 def alarm_ids(status: dict) -> list[str]:

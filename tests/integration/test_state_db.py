@@ -29,16 +29,6 @@ from tests.integration.test_page_survives_crash import PYTHON, Deployment, wait_
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
 
 
-@pytest.fixture
-def deployment(tmp_path: Path, mosquitto: Mosquitto, http_sink: HttpSink) -> Iterator[Deployment]:
-    d = Deployment(tmp_path, mosquitto, http_sink)
-    try:
-        yield d
-    finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
-
 
 @pytest.fixture
 def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -363,9 +353,7 @@ def group_lab(mosquitto: Mosquitto, http_sink: HttpSink) -> Iterator[Deployment]
     try:
         yield d
     finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill_leftover()
         shutil.rmtree(lab, ignore_errors=True)
 
 
