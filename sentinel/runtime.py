@@ -18,6 +18,7 @@ from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
 from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
+from sentinel.keeper import build_keeper
 from sentinel.replication import build_replicators, replication_readings
 from sentinel.secrets import SecretMaskingFilter
 from sentinel.sources import build_sources
@@ -133,6 +134,7 @@ class Runtime:
         components += self.replicators
         if self.replicators:
             components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
+        components += build_keeper(self.config, self.engine.submit, clock=self.clock)
         for component in components:
             self.supervisor.start(component)
         watch = ComponentWatch(
