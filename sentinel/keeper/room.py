@@ -191,8 +191,10 @@ class RoomWatch:
         # the keeper's clock decides age: the room's clock may be wrong. At start, the
         # file's ctime is when it landed (set by this host's kernel at rsync's rename).
         self.heartbeat_arrived = min(now, st.st_ctime) if first else now
-        if self._snap_seq is not None and beat.seq != self._snap_seq:
-            self._changed(now)  # the room shipped something since the last snapshot
+        if beat.seq != self._snap_seq:
+            # the room shipped something since the last snapshot (or no snapshot yet says
+            # which of its shipments it holds)
+            self._changed(now)
 
     def heartbeat_age(self, now: float) -> float:
         return now - (self.heartbeat_arrived if self.heartbeat_arrived is not None
@@ -326,34 +328,26 @@ class RoomWatch:
                                    source="keeper", detail=self.last_error))
 
     def _silence_text(self, age: float, disaster: bool) -> str:
-        """The page: "sentinel silent for 2m; data safe as of 14:32:05; last known alarms:
-        leak (critical)", in the alerts' language."""
+        """The page, short enough for one SMS beside the room's name: "silent 2m, data safe
+        to 14:32:05, alarms: leak(CRIT)", in the alerts' language."""
         ko = self._lang == "ko"
         beat = self.heartbeat
         how_long = _duration(age, ko)
         if beat is None:
-            silent = (f"sentinel 응답 없음(keeper 시작 후 {how_long}째 한 번도 없음)" if ko
-                      else f"sentinel never heard from ({how_long} since the keeper started)")
-        else:
-            silent = (f"sentinel {how_long}째 응답 없음" if ko
-                      else f"sentinel silent for {how_long}")
-        safe = (f"자료 {_clock(self.safe_as_of)}까지 안전" if ko
-                else f"data safe as of {_clock(self.safe_as_of)}")
-        alarms = beat.alarms if beat is not None else ()
+            return (f"keeper 시작 후 {how_long} 무응답(수신 기록 없음)" if ko
+                    else f"never heard from ({how_long} since keeper start)")
+        safe = _clock(self.safe_as_of)
         labels = KIND_LABELS["ko" if ko else "en"]
         sev = SEVERITY_LABELS["ko" if ko else "en"]
-        listed = ", ".join(
-            f"{labels.get(a.kind, a.kind)}({sev.get(a.severity, a.severity)})" if ko  # type: ignore[call-overload]
-            else f"{labels.get(a.kind, a.kind)} ({a.severity})"
-            for a in alarms
+        listed = ",".join(
+            f"{labels.get(a.kind, a.kind)}({sev.get(a.severity, a.severity)})"  # type: ignore[call-overload]
+            for a in beat.alarms
         )
         if disaster:
-            head = "재난 추정: " if ko else "likely disaster: "
-            last = f"마지막 경보: {listed}" if ko else f"last known alarms: {listed}"
-            return f"{head}{silent}; {safe}; {last}"
-        last = (f"마지막 경보: {listed or '없음'}" if ko
-                else f"last known alarms: {listed or 'none'}")
-        return f"{silent}; {safe}; {last}"
+            return (f"재난 추정: {how_long} 무응답, 자료 {safe}까지 안전, 경보: {listed}" if ko
+                    else f"LIKELY DISASTER: silent {how_long} during {listed}; data safe to {safe}")
+        return (f"{how_long} 무응답, 자료 {safe}까지 안전, 경보: {listed or '없음'}" if ko
+                else f"silent {how_long}, data safe to {safe}, alarms: {listed or 'none'}")
 
     # -- status -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ snapshots and receipts, and a loopback json:// channel that receives its pages."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ class Keeper:
         self.receipts = tmp / "receipts"
         self.log_path = tmp / "keeper.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        url = sink.json_url("/keeper", query="cto=1&rto=1")
+        url = sink.json_url("/page", query="cto=1&rto=1")
         apprise = tmp / "apprise.yml"
         apprise.write_text(f'urls:\n  - "{url}":\n      tag: critical, warning, info\n')
         apprise.chmod(0o600)
@@ -99,6 +100,7 @@ snapshot_within = "3s"
         return subprocess.run(
             [PYTHON, "-m", "sentinel", "--config", str(self.config), *args],
             capture_output=True, text=True, timeout=60,
+            env={**os.environ, "COLUMNS": "200"},  # the status table unwrapped
         )
 
     def status(self) -> dict[str, Any]:
@@ -127,7 +129,7 @@ snapshot_within = "3s"
         return beat
 
     def pages(self) -> list[str]:
-        return [r.message for r in self.sink.delivered("/keeper")]
+        return [r.message for r in self.sink.delivered("/page")]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
