@@ -19,7 +19,8 @@ follows its data, and the keeper snapshots on the heartbeat) and takes one snaps
 
 Disk added is counted as real blocks: st_blocks of every inode that exists only in the new
 snapshot (link count 1) plus every directory of it (all new). The page cache is warm for all
-three (same data, interleaved order).
+three (same data, interleaved order), and `sync` runs, untimed, before each timed step so
+none pays for the writeback of another's work.
 """
 
 from __future__ import annotations
@@ -235,6 +236,7 @@ def run(work: Path, args: argparse.Namespace, rng: random.Random) -> str:
 
         # interleaved order: neither always gets the cache the other just warmed
         for step in ((ours, peer) if i % 2 else (peer, ours)):
+            os.sync()  # untimed: each starts with no writeback of the other's work pending
             step()
         rows.append(row)
         print(f"repeat {i}: ours {row['ours_s']:.3f} s, rsync {row['rsync_s']:.3f} s "
@@ -243,6 +245,7 @@ def run(work: Path, args: argparse.Namespace, rng: random.Random) -> str:
     # rightly reads as "changed" (a chmod does the same), so it must not run between ours
     for i, row in enumerate(rows, 1):
         change(landing, rels, args.changed, rng)
+        os.sync()
         row["cpal_s"] = timed(["cp", "-al", str(landing), str(work / "cpal" / str(i))])
         _, row["cpal_dirs"] = added_blocks(work / "cpal" / str(i))
         print(f"cp -al {i}: {row['cpal_s']:.3f} s", flush=True)
