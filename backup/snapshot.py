@@ -355,7 +355,10 @@ class SnapshotStore:
                 if snap.ts in keep:
                     continue
                 doomed = self.root / (DELETE_PREFIX + snap.name)
-                os.rename(snap.path, doomed)
+                try:
+                    os.rename(snap.path, doomed)
+                except OSError as e:
+                    raise SnapshotError(f"cannot remove snapshot {snap.name}: {e}") from e
                 shutil.rmtree(doomed, ignore_errors=True)
                 removed.append(snap)
             return removed
@@ -601,7 +604,11 @@ def restore(
     dest.mkdir(parents=True, exist_ok=True)
     cmd = ["rsync", "-a", "--safe-links", "--relative", "--stats", "--no-human-readable",
            "--", source, f"{dest}/"]
-    done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              check=False)
+    except OSError as e:  # no rsync on the keeper host
+        raise SnapshotError(f"cannot run rsync to restore {snapshot.name}: {e}") from e
     if done.returncode != 0:
         raise SnapshotError(
             f"rsync exited {done.returncode} restoring {snapshot.name}: "
