@@ -177,8 +177,20 @@ class SnapshotStore:
         Built in `<root>/.tmp-<name>/`, synced, then renamed into place: a crash leaves only a
         `.tmp-` dir, which `list()` ignores and the next take removes.
         """
-        with self._lock:
+        with self._exclusive():
             return self._take(Path(landing), now)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One take or prune at a time on this root, across threads and processes (a second
+        keeper started by mistake must not remove the first one's `.tmp-` dir mid-take)."""
+        with self._lock:
+            fd = os.open(self.root, _DIR_FLAGS)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
 
     def _take(self, landing: Path, now: float) -> SnapshotResult:
         started = time.monotonic()
@@ -345,7 +357,7 @@ class SnapshotStore:
         Each is renamed to `.tmp-del-<name>` before its tree is removed, so a prune cut short
         never leaves a half-empty snapshot that looks real.
         """
-        with self._lock:
+        with self._exclusive():
             snaps = self.list()
             keep = select_keep([s.ts for s in snaps], policy, now)
             if snaps:
