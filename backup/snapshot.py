@@ -177,8 +177,20 @@ class SnapshotStore:
         Built in `<root>/.tmp-<name>/`, synced, then renamed into place: a crash leaves only a
         `.tmp-` dir, which `list()` ignores and the next take removes.
         """
-        with self._lock:
+        with self._exclusive():
             return self._take(Path(landing), now)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One take or prune at a time on this root, across threads and processes (a second
+        keeper started by mistake must not remove the first one's `.tmp-` dir mid-take)."""
+        with self._lock:
+            fd = os.open(self.root, _DIR_FLAGS)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
 
     def _take(self, landing: Path, now: float) -> SnapshotResult:
         started = time.monotonic()
@@ -248,42 +260,69 @@ class SnapshotStore:
 
         def enter(src: int, prev: int, dst: int, rel: str, st: os.stat_result) -> None:
             with os.scandir(src) as it:
-                entries = sorted(it, key=lambda e: e.name)  # deterministic; closes the listing
+                entries = list(it)  # read whole, so the listing fd closes now
             stack.append((src, prev, dst, rel, iter(entries), st))
 
+        old_entries = walk.old.entries if walk.old is not None else None
+        manifest = walk.manifest
+        link = os.link
+        fast_linked = 0
         enter(src_top, prev_top, dst_top, "", os.fstat(src_top))
-        while stack:
-            src, prev, dst, rel_dir, entries, dir_st = stack[-1]
-            entry = next(entries, None)
-            if entry is None:
-                stack.pop()
-                if len(stack):  # the top dir's fds belong to _take
-                    _finish_dir(dst, dir_st)
-                    for fd in (src, prev, dst):
-                        if fd >= 0:
-                            os.close(fd)
-                continue
-            name = entry.name
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # gone since the listing: not part of this snapshot
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                if name in _SCRATCH_DIRS:
+        try:
+            while stack:
+                src, prev, dst, rel_dir, entries, dir_st = stack[-1]
+                entry = next(entries, None)
+                if entry is None:
+                    stack.pop()
+                    if len(stack):  # the top dir's fds belong to _take
+                        _finish_dir(dst, dir_st)
+                        for fd in (src, prev, dst):
+                            if fd >= 0:
+                                os.close(fd)
                     continue
-                opened = self._open_subdir(src, prev, dst, name, rel, walk)
-                if opened is not None:
-                    enter(*opened, rel, st)
-            elif stat.S_ISREG(mode):
-                if _RSYNC_TEMP_RE.match(name):
-                    continue
-                _store_file(src, prev, dst, name, rel, st, walk)
-            elif stat.S_ISLNK(mode):
-                _store_symlink(src, prev, dst, name, rel, st, walk)
-            else:
-                walk.result.skipped.append(f"{rel} ({_kind(mode)})")
+                name = entry.name
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # gone since the listing: not part of this snapshot
+                mode = st.st_mode
+                if stat.S_ISDIR(mode):
+                    if name in _SCRATCH_DIRS:
+                        continue
+                    opened = self._open_subdir(src, prev, dst, name, rel, walk)
+                    if opened is not None:
+                        enter(*opened, rel, st)
+                elif stat.S_ISREG(mode):
+                    # the common case inline (100,000 files, a few changed): same inode, ctime,
+                    # size and mtime as at the last take, not racy then -> link, reuse the entry
+                    was = old_entries.get(rel) if old_entries is not None else None
+                    if (type(was) is tuple and not was[4] and was[0] == st.st_ino
+                            and was[1] == st.st_ctime_ns and was[2] == st.st_size
+                            and was[3] == st.st_mtime_ns and prev >= 0):
+                        try:
+                            link(name, name, src_dir_fd=prev, dst_dir_fd=dst, follow_symlinks=False)
+                        except OSError:
+                            pass  # the slow path copies
+                        else:
+                            fast_linked += 1
+                            manifest[rel] = was
+                            continue
+                    if _RSYNC_TEMP_RE.match(name):
+                        continue
+                    _store_file(src, prev, dst, name, rel, st, walk)
+                elif stat.S_ISLNK(mode):
+                    _store_symlink(src, prev, dst, name, rel, st, walk)
+                else:
+                    walk.result.skipped.append(f"{rel} ({_kind(mode)})")
+        finally:
+            for src, prev, dst, *_ in stack[1:]:  # an error mid-walk: close the path
+                for fd in (src, prev, dst):
+                    if fd >= 0:
+                        os.close(fd)
+            walk.result.linked += fast_linked
+            walk.result.files += fast_linked
+            walk.seen_previous += fast_linked
 
     @staticmethod
     def _open_subdir(
@@ -318,7 +357,7 @@ class SnapshotStore:
         Each is renamed to `.tmp-del-<name>` before its tree is removed, so a prune cut short
         never leaves a half-empty snapshot that looks real.
         """
-        with self._lock:
+        with self._exclusive():
             snaps = self.list()
             keep = select_keep([s.ts for s in snaps], policy, now)
             if snaps:
@@ -328,7 +367,10 @@ class SnapshotStore:
                 if snap.ts in keep:
                     continue
                 doomed = self.root / (DELETE_PREFIX + snap.name)
-                os.rename(snap.path, doomed)
+                try:
+                    os.rename(snap.path, doomed)
+                except OSError as e:
+                    raise SnapshotError(f"cannot remove snapshot {snap.name}: {e}") from e
                 shutil.rmtree(doomed, ignore_errors=True)
                 removed.append(snap)
             return removed
@@ -574,7 +616,11 @@ def restore(
     dest.mkdir(parents=True, exist_ok=True)
     cmd = ["rsync", "-a", "--safe-links", "--relative", "--stats", "--no-human-readable",
            "--", source, f"{dest}/"]
-    done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              check=False)
+    except OSError as e:  # no rsync on the keeper host
+        raise SnapshotError(f"cannot run rsync to restore {snapshot.name}: {e}") from e
     if done.returncode != 0:
         raise SnapshotError(
             f"rsync exited {done.returncode} restoring {snapshot.name}: "

@@ -456,3 +456,27 @@ def test_names_never_collide_or_go_backwards(store: SnapshotStore, landing: Path
     c = store.take(landing, now=1_700_000_000.0).snapshot  # clock stepped back
     assert a.ts < b.ts < c.ts
     assert store.list() == [a, b, c]
+
+
+def test_takes_on_one_root_are_serialized_across_processes(
+    store: SnapshotStore, landing: Path
+) -> None:
+    """A second keeper process on the same root waits for the first instead of removing its
+    in-progress `.tmp-` dir."""
+    import fcntl
+
+    fd = os.open(store.root, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # stands for another process mid-take
+    script = ("import sys, time; from pathlib import Path; from backup.snapshot import "
+              "SnapshotStore; SnapshotStore(Path(sys.argv[1])).take(Path(sys.argv[2]), "
+              "now=time.time())")
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", script, str(store.root), str(landing)])
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None and store.list() == []
+    finally:
+        os.close(fd)  # releases the lock
+    assert proc.wait(timeout=30) == 0
+    assert len(store.list()) == 1
