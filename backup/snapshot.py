@@ -94,6 +94,11 @@ class SnapshotResult:
     removed: int = 0
     previous_files: int = 0
     skipped: list[str] = field(default_factory=list)  # "rel (reason)"
+    # previous_files and removed by top-level name ("" for the landing root's own files),
+    # when the previous snapshot's manifest is in memory (not right after a restart): the
+    # keeper judges a mass change without the room's own version pruning in it
+    previous_by_top: dict[str, int] = field(default_factory=dict)
+    removed_by_top: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -240,6 +245,7 @@ class SnapshotStore:
         if prev is not None:
             if old is not None:
                 result.previous_files = len(old.entries)
+                _count_by_top(old.entries, walk.manifest, result)
             else:
                 result.previous_files = _count_entries(prev.path)
             result.removed = max(0, result.previous_files - walk.seen_previous)
@@ -377,6 +383,15 @@ class SnapshotStore:
 
 
 # -- one entry ---------------------------------------------------------------------------------
+
+
+def _count_by_top(previous: dict[str, _Key], now: dict[str, _Key],
+                  result: SnapshotResult) -> None:
+    for rel in previous:
+        top = rel.split("/", 1)[0] if "/" in rel else ""
+        result.previous_by_top[top] = result.previous_by_top.get(top, 0) + 1
+        if rel not in now:
+            result.removed_by_top[top] = result.removed_by_top.get(top, 0) + 1
 
 
 def _kind(mode: int) -> str:

@@ -302,7 +302,8 @@ def nagios_line(report: dict[str, Any]) -> tuple[str, int]:
             perf.append(f"'heartbeat_age_{name}'={room['heartbeat_age']:.1f}s;"
                         f";{room['silent_after']:g};0")
         if room.get("safe_as_of") is not None:
-            perf.append(f"'safe_lag_{name}'={max(0.0, report['generated'] - room['safe_as_of']):.1f}s;;;0")
+            lag = max(0.0, report["generated"] - room["safe_as_of"])
+            perf.append(f"'safe_lag_{name}'={lag:.1f}s;;;0")
         if room.get("snapshot_count") is not None:
             perf.append(f"'snapshots_{name}'={room['snapshot_count']};;;0")
     depth = report["alerts"].get("outbox_pending")

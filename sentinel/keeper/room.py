@@ -34,6 +34,7 @@ from backup.keeper_record import (
 )
 from backup.retention import Retention
 from backup.snapshot import SnapshotStore
+from backup.target import VERSIONS_DIR
 from backup.watcher import Watcher
 from sensors.reading import Kind, Reading
 from sentinel.config.keeper import KeeperConfig, RoomConfig
@@ -224,7 +225,7 @@ class RoomWatch:
         self._dirty_since = None
         try:
             result = await asyncio.to_thread(self.store.take, self.room.landing, now=now)
-            removed = await asyncio.to_thread(self.store.prune, self.retention, now=now)
+            pruned = await asyncio.to_thread(self.store.prune, self.retention, now=now)
         except Exception as exc:
             self.failures += 1
             self.last_error = f"snapshot failed: {exc}"
@@ -241,11 +242,14 @@ class RoomWatch:
             "linked": result.linked, "bytes_copied": result.bytes_copied,
             "added": result.added, "changed": result.changed, "removed": result.removed,
             "skipped": len(result.skipped), "seconds": round(result.seconds, 3),
-            "pruned": len(removed),
+            "pruned": len(pruned),
         }
         self._list_snapshots()
-        self.mass_change = self._mass_change(result.changed, result.removed,
-                                             result.previous_files, snap.name)
+        # the room prunes its own .sentinel-versions/ (versions_retention): that is no
+        # attack, and the snapshots keep those files anyway
+        removed = result.removed - result.removed_by_top.get(VERSIONS_DIR, 0)
+        previous = result.previous_files - result.previous_by_top.get(VERSIONS_DIR, 0)
+        self.mass_change = self._mass_change(result.changed, removed, previous, snap.name)
         if beat is not None:
             self._snap_seq = beat.seq
             self._safe(beat.synced_through)

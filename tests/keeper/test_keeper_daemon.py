@@ -30,7 +30,9 @@ def keeper(tmp_path: Path, http_sink: HttpSink) -> Iterator[Keeper]:
 
 def snapshot_names(k: Keeper, room: str = "main") -> list[str]:
     root = k.snapshots / room
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
 
 
 def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper) -> None:
@@ -195,3 +197,26 @@ landing = "{tmp_path / "snap" / "main"}"
 """)
     with pytest.raises(ConfigError, match="writer account would reach"):
         load_config(config)
+
+
+def test_the_rooms_own_version_pruning_is_no_mass_change(keeper: Keeper) -> None:
+    landing = keeper.landing["main"]
+    versions = landing / ".sentinel-versions" / "2026-11-01"
+    versions.mkdir(parents=True)
+    for i in range(300):
+        (versions / f"old{i}.txt").write_text(f"old {i}")
+    (landing / "doc.txt").write_text("current")
+    keeper.start()
+    keeper.beat(seq=1)
+    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    time.sleep(1.0)  # the first snapshot's manifest is the one the next take compares with
+    first = snapshot_names(keeper)[-1]
+    # versions_retention on the room removes a month of versions at once
+    for path in versions.iterdir():
+        path.unlink()
+    keeper.beat(seq=2)
+    wait_for(lambda: len(snapshot_names(keeper)) >= 2, timeout=10, what="the next snapshot")
+    time.sleep(1.0)
+    assert not [p for p in keeper.pages() if "deleted" in p], keeper.pages()
+    assert (keeper.snapshots / "main" / first / ".sentinel-versions" / "2026-11-01"
+            / "old5.txt").read_text() == "old 5"
