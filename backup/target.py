@@ -58,7 +58,7 @@ class Target:
     def path(self, sub: str = "") -> str:
         """The rsync address of `sub` (relative) inside the replica; "" is the root."""
         sub = sub.strip("/")
-        if self.url.endswith(":") and not self.daemon_over_ssh:  # ssh with an empty path: "host:/x" would be the host's /x
+        if self.url.endswith(":"):  # ssh with an empty path: "host:/x" would be the host's /x
             return f"{self.url}{sub}"
         return f"{self.url}/{sub}" if sub else f"{self.url}/"
 
