@@ -27,7 +27,7 @@ import pytest
 
 from backup.markers import TARGET_MARKER, check_target, write_target_marker
 from backup.schema import MIGRATIONS, OWNER
-from backup.target import VERSIONS_DIR, Target, parse_target
+from backup.target import VERSIONS_DIR, Target, TargetError, parse_target
 from sensors.sim.broker import free_port, wait_listening
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff
@@ -128,14 +128,15 @@ class KeeperHost:
                    *(a.replace("::", prefix, 1) for a in args))
 
     def snapshot(self, *, capability: bool = True) -> subprocess.CompletedProcess[str]:
-        """backup.snapshot's take, run as the keeper account with (or without) the
-        CAP_DAC_READ_SEARCH that systemd/sentinel-keeper.service grants."""
-        caps = (["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-                if capability else [])
+        """backup.snapshot's take, run as the keeper account the way
+        systemd/sentinel-keeper.service runs it: NoNewPrivileges, CAP_DAC_READ_SEARCH as the
+        whole bounding set and ambient (or, to show what it is for, without it)."""
+        caps = "-all,+dac_read_search" if capability else "-all"
         return subprocess.run(
             ["setpriv", f"--reuid={self.keeper}", f"--regid={self.keeper}", "--init-groups",
-             *caps, sys.executable, "-c", TAKE, str(self.snapshots / ROOM),
-             str(self.landing)],
+             "--no-new-privs", f"--bounding-set={caps}", f"--inh-caps={caps}",
+             f"--ambient-caps={caps}", sys.executable, "-c", TAKE,
+             str(self.snapshots / ROOM), str(self.landing)],
             capture_output=True, text=True, timeout=60, cwd=REPO,
         )
 
@@ -364,6 +365,9 @@ def test_the_rooms_push_with_versions_lands_and_is_snapshotted(
     changed = {**ORIGINAL, "index.txt": b"index, version 2\n"}
     del changed["2026/approvals/doc-002.hwp"]
     src = room_tree(landed, changed)
+    same = landed.landing / "2026/approvals/doc-001.hwp"  # unchanged: same mtime, not sent
+    os.utime(src / "2026/approvals/doc-001.hwp", ns=(same.stat().st_atime_ns,
+                                                     same.stat().st_mtime_ns))
     args = ["-a", "--delete", "--backup", f"--backup-dir={VERSIONS_DIR}/b2",
             f"--filter=P /{VERSIONS_DIR}/", f"{src}/", f"::{ROOM}/"]
     pushed = landed.rsync_as_writer(way, *args)
@@ -602,6 +606,25 @@ def test_the_write_key_cannot_reach_the_history_module(landed: KeeperHost) -> No
 
 
 # --- a whole room replication over the documented access ------------------------------------
+# --- a whole room replication over the documented access ------------------------------------
+
+
+def test_host_module_targets_are_ssh_targets_that_name_a_module() -> None:
+    target = parse_target("sentinel-replica@health-center::main/", ssh_port=2222)
+    assert (target.kind, target.url, target.daemon_over_ssh) == (
+        "ssh", "sentinel-replica@health-center::main", True)
+    assert target.path() == "sentinel-replica@health-center::main/"
+    assert target.path(VERSIONS_DIR) == f"sentinel-replica@health-center::main/{VERSIONS_DIR}"
+    assert parse_target("u@h::main/sub/dir/").path("x") == "u@h::main/sub/dir/x"
+    assert not parse_target("u@h:main").daemon_over_ssh  # a home-relative path, not a module
+    # no module, or a path where the module belongs: `h::` alone would make every
+    # sub-path (`h::.sentinel-versions`) a module name of its own
+    for bad in ("u@h::", "u@h::/srv/x", "u@h:::main"):
+        with pytest.raises(TargetError, match="module"):
+            parse_target(bad)
+    with pytest.raises(TargetError, match="ssh key"):
+        parse_target("u@h::main", password_file=Path("/etc/sentinel/rsync.password"))
+
 
 
 def room_target(host: KeeperHost, way: str, runtime: Path) -> Target:
