@@ -544,6 +544,39 @@ def test_the_writer_cannot_list_or_read_anything_but_its_receipt(
     landed.assert_history_intact()
 
 
+@pytest.mark.parametrize("way", WAYS)
+def test_options_that_name_paths_and_symlinks_stay_inside_the_landing_area(
+    landed: KeeperHost, way: str
+) -> None:
+    """--backup-dir, --temp-dir, --partial-dir, --link-dest and a planted symlink, each
+    aimed at the history: rsyncd resolves them inside the module, or they find nothing the
+    writer may touch."""
+    history = landed.snapshots / ROOM
+    snapshots = sorted(history.iterdir())
+    src = room_tree(landed, {"index.txt": b"rewritten\n", "planted.txt": b"x"})
+    for option in (f"--backup-dir=../../snapshots/{ROOM}", f"--backup-dir={history}",
+                   f"--temp-dir={history}", f"--partial-dir={history}",
+                   f"--link-dest={history}", "--compare-dest=../../snapshots"):
+        landed.rsync_as_writer(way, "-r", "-b", option, f"{src}/", f"::{ROOM}/")
+    links = landed.base / f"links-{way}"
+    (links / "evil").mkdir(parents=True)
+    (links / "evil" / "planted.txt").write_bytes(b"x")
+    link_src = landed.base / f"link-{way}"
+    link_src.mkdir()
+    (link_src / "evil").symlink_to(history)
+    assert landed.rsync_as_writer(way, "-rl", f"{link_src}/", f"::{ROOM}/").returncode == 0
+    stored = os.readlink(landed.landing / "evil")
+    assert stored.startswith("/rsyncd-munged/"), stored  # munge symlinks = true
+    snapshots.append(Path(str(landed.take()["path"])))
+    # the keeper keeps the link as a link, never what it points at
+    assert os.readlink(snapshots[-1] / "evil") == stored
+    # a push through the link (--keep-dirlinks) replaces the munged link by a directory
+    landed.rsync_as_writer(way, "-r", "--keep-dirlinks", f"{links}/", f"::{ROOM}/")
+    assert files(landed.landing / "evil") == {"planted.txt": b"x"}
+    assert sorted(history.iterdir()) == snapshots  # nothing landed beside the snapshots
+    landed.assert_history_intact()  # nor inside one
+
+
 def test_the_writer_key_gets_no_shell(landed: KeeperHost) -> None:
     ssh = landed.ssh(landed.writer_key).split()
     for command in ("sh -c id", "id", "cat /etc/passwd"):
