@@ -1,4 +1,5 @@
-"""Where a source is replicated to, and how rsync reaches it (local path, rsync daemon, ssh)."""
+"""Where a source is replicated to, and how rsync reaches it (local path, rsync daemon, ssh,
+or an rsync daemon module over ssh)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ _RSYNCD = re.compile(r"^rsync://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<po
 # An empty path after the colon is the login's home directory, or, for a key restricted
 # with `rrsync DIR` (docs/install.md), DIR itself.
 _SSH = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.*)$")
+# rsync(1) "USING RSYNC-DAEMON FEATURES VIA A REMOTE-SHELL CONNECTION": ssh starts
+# `rsync --server --daemon`, which a forced command on the keeper host pins to its config
+# (systemd/keeper-authorized_keys.example); the module then decides what may be written.
+_SSH_DAEMON = re.compile(
+    r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+)::(?P<module>[^/:]+)(?P<path>(?:/.*)?)$"
+)
 
 
 class TargetError(ValueError):
@@ -29,7 +36,9 @@ class Target:
     """A replica location. `kind` is "local", "rsyncd" or "ssh".
 
     `url` is the rsync destination without a trailing slash (for rsyncd it carries the user
-    and port, never the password: that stays in `password_file`).
+    and port, never the password: that stays in `password_file`). An ssh target is either
+    `user@host:path` (a shell login, or an rrsync key) or `user@host::module[/path]` (an
+    rsync daemon module reached over ssh, `daemon_over_ssh`): both take the same ssh options.
     """
 
     kind: str
@@ -40,6 +49,11 @@ class Target:
     known_hosts: Path | None = None
     strict_host_key_checking: str = "yes"  # ssh's yes | accept-new | no
     contimeout: int = 10
+
+    @property
+    def daemon_over_ssh(self) -> bool:
+        """`user@host::module[/path]`: an rsync daemon module reached over ssh."""
+        return self.kind == "ssh" and _SSH_DAEMON.match(self.url) is not None
 
     def path(self, sub: str = "") -> str:
         """The rsync address of `sub` (relative) inside the replica; "" is the root."""
@@ -53,7 +67,8 @@ class Target:
         within one second looks unchanged and is never shipped. The receiver compares, so in
         a push to a remote the option must reach the remote rsync. rsync forwards a negative
         --modify-window as `-@-1`, which rrsync refuses (it takes -@ with digits only), so it
-        goes as a remote option in its long form, which rrsync and rsyncd accept."""
+        goes as a remote option in its long form, which rrsync and rsyncd (also over ssh)
+        accept."""
         if push and self.kind != "local":
             return ["--remote-option=--modify-window=-1"]
         return ["--modify-window=-1"]
@@ -109,8 +124,9 @@ def parse_target(
     strict_host_key_checking: str | bool = "yes",
     contimeout: int = 10,
 ) -> Target:
-    """`/mnt/backup`, `rsync://user@host[:port]/module/path`, `user@host:/path` or
-    `user@host:` (the login's home, or the directory of an `rrsync DIR` key)."""
+    """`/mnt/backup`, `rsync://user@host[:port]/module/path`, `user@host:/path`,
+    `user@host:` (the login's home, or the directory of an `rrsync DIR` key) or
+    `user@host::module[/path]` (an rsync daemon module over ssh, docs/keeper.md)."""
     address = address.strip()
     if not address:
         raise TargetError("target is empty")
@@ -124,21 +140,46 @@ def parse_target(
                       contimeout=contimeout)
     if address.startswith("/"):
         return Target("local", address.rstrip("/") or "/")
+    if "::" in address:
+        m = _SSH_DAEMON.match(address)
+        if not m:
+            raise TargetError(
+                f"expected user@host::module[/path] (an rsync daemon module over ssh), "
+                f"found {address!r}"
+            )
+        if password_file is not None:
+            raise TargetError("a host::module target logs in with its ssh key: no password_file")
+        module_path = m.group("path").rstrip("/")
+        url = f"{address[:m.start('path')]}{module_path}"
+        return _ssh_target(url, ssh_port, identity_file, known_hosts,
+                           strict_host_key_checking, contimeout)
     m = _SSH.match(address)
     if m:
         path = m.group("path")
         # "host:/" is the host's root, "host:" the login's home: keep them apart
         url = address[:len(address) - len(path)] + (path.rstrip("/") or path[:1])
-        return Target(
-            "ssh", url, ssh_port=ssh_port, identity_file=identity_file,
-            known_hosts=known_hosts,
-            strict_host_key_checking=_host_key_checking(strict_host_key_checking),
-            contimeout=contimeout,
-        )
+        return _ssh_target(url, ssh_port, identity_file, known_hosts,
+                           strict_host_key_checking, contimeout)
     raise TargetError(
-        f"expected an absolute path, rsync://user@host/module/path, user@host:/path or "
-        f"user@host:, "
+        f"expected an absolute path, rsync://user@host/module/path, user@host:/path, "
+        f"user@host: or user@host::module, "
         f"found {address!r}"
+    )
+
+
+def _ssh_target(
+    url: str,
+    ssh_port: int | None,
+    identity_file: Path | None,
+    known_hosts: Path | None,
+    strict_host_key_checking: str | bool,
+    contimeout: int,
+) -> Target:
+    return Target(
+        "ssh", url, ssh_port=ssh_port, identity_file=identity_file,
+        known_hosts=known_hosts,
+        strict_host_key_checking=_host_key_checking(strict_host_key_checking),
+        contimeout=contimeout,
     )
 
 

@@ -6,6 +6,14 @@
 #   sudo scripts/install.sh uninstall          removes the program; keeps state, user, edited config
 #   sudo scripts/install.sh uninstall --purge  also removes /etc/sentinel, /var/lib/sentinel, user
 #
+# The keeper on the health-center host (docs/keeper.md): the same actions with --keeper, e.g.
+#   sudo scripts/install.sh install --keeper   venv, the sentinel-keeper and sentinel-replica
+#                                              accounts, /srv/keeper, sentinel-keeper.service,
+#                                              /etc/sentinel-keeper with the rsyncd examples
+# Its manifest is separate (<PREFIX>/keeper-install-manifest): both roles may share one host,
+# and uninstalling one keeps what the other still uses. /srv/keeper (the history) is never
+# removed, not even by --purge.
+#
 # Settings (environment):
 #   DESTDIR=<root>    install under <root> (packaging, tests). Nothing outside <root> is touched:
 #                     no useradd, chown or systemctl; the intended owners are written to the
@@ -37,7 +45,22 @@ SYSUSERS=/etc/sysusers.d/sentinel.conf
 TMPFILES=/etc/tmpfiles.d/sentinel.conf
 UNIT=$UNITDIR/sentinel.service
 MANIFEST=$PREFIX/install-manifest
+OTHER_MANIFEST=$PREFIX/keeper-install-manifest
 USER_NAME=sentinel
+ROLE=room
+
+# use_keeper_role: the health-center keeper's names instead of the room's.
+use_keeper_role() {
+    ROLE=keeper
+    CONFDIR=/etc/sentinel-keeper
+    STATEDIR=/var/lib/sentinel-keeper
+    SYSUSERS=/etc/sysusers.d/sentinel-keeper.conf
+    TMPFILES=/etc/tmpfiles.d/sentinel-keeper.conf
+    UNIT=$UNITDIR/sentinel-keeper.service
+    MANIFEST=$PREFIX/keeper-install-manifest
+    OTHER_MANIFEST=$PREFIX/install-manifest
+    USER_NAME=sentinel-keeper
+}
 
 die() {
     echo "install.sh: $*" >&2
@@ -91,6 +114,10 @@ ensure_user() {
     if ! live; then
         return
     fi
+    if [ "$ROLE" = keeper ]; then
+        ensure_keeper_users
+        return
+    fi
     if getent passwd "$USER_NAME" >/dev/null; then
         return
     fi
@@ -101,6 +128,24 @@ ensure_user() {
             --comment "sentinel server-room daemon" "$USER_NAME"
     fi
     say "created system user and group $USER_NAME"
+}
+
+# The keeper's two accounts (systemd/sentinel-keeper.sysusers says why two, and why /bin/sh).
+ensure_keeper_users() {
+    if getent passwd sentinel-keeper >/dev/null && getent passwd sentinel-replica >/dev/null; then
+        return
+    fi
+    if command -v systemd-sysusers >/dev/null; then
+        systemd-sysusers "$SYSUSERS"
+    else
+        for account in sentinel-keeper sentinel-replica; do
+            if ! getent passwd "$account" >/dev/null; then
+                useradd --system --user-group --home-dir "/var/lib/$account" --shell /bin/sh \
+                    --comment "sentinel $account" "$account"
+            fi
+        done
+    fi
+    say "created system users sentinel-keeper (the keeper) and sentinel-replica (the writer)"
 }
 
 build_venv() {
@@ -141,6 +186,28 @@ install_program() {
     put_dir 0755 root root "$PREFIX/share"
     put_dir 0755 root root "$PREFIX/share/doc"
     put_dir 0755 root root "$PREFIX/share/examples"
+    if [ "$ROLE" = keeper ]; then
+        install_keeper_files
+    else
+        install_room_files
+    fi
+
+    put_link "$PREFIX/venv/bin/sentinel" "$BINDIR/sentinel"
+
+    # The manifest describes itself too, so uninstall removes it like any other file.
+    record file 0644 root root "$MANIFEST"
+    cp "$MANIFEST_TMP" "$DESTDIR$MANIFEST"
+    chmod 0644 "$DESTDIR$MANIFEST"
+    rm -f "$MANIFEST_TMP"
+    trap - EXIT
+
+    if live; then
+        systemd-tmpfiles --create "$TMPFILES"
+        reload_systemd
+    fi
+}
+
+install_room_files() {
     put_file 0644 root root "$SRC/docs/install.md" "$PREFIX/share/doc/install.md"
     for example in sentinel.example.toml rsyncd.conf.example rsyncd.secrets.example \
         authorized_keys.example; do
@@ -175,18 +242,112 @@ install_program() {
         say "kept state in $STATEDIR"
     fi
     put_dir 0750 "$USER_NAME" "$USER_NAME" "$STATEDIR"
+}
 
-    put_link "$PREFIX/venv/bin/sentinel" "$BINDIR/sentinel"
+# put_unit NAME: the unit from systemd/, its ExecStart following PREFIX.
+put_unit() {
+    unit_tmp=$(mktemp)
+    sed "s#/opt/sentinel#$PREFIX#g" "$SRC/systemd/$1" >"$unit_tmp"
+    put_file 0644 root root "$unit_tmp" "$UNIT"
+    rm -f "$unit_tmp"
+}
 
-    # The manifest describes itself too, so uninstall removes it like any other file.
-    record file 0644 root root "$MANIFEST"
-    cp "$MANIFEST_TMP" "$DESTDIR$MANIFEST"
-    chmod 0644 "$DESTDIR$MANIFEST"
-    rm -f "$MANIFEST_TMP"
-    trap - EXIT
+# put_config_once MODE OWNER GROUP SOURCE PATH: an example becomes the config the first time;
+# after that the admin's file is kept (and still recorded, as the room's sentinel.toml is).
+put_config_once() {
+    if [ -e "$DESTDIR$5" ]; then
+        record file "$1" "$2" "$3" "$5"
+        say "kept $5"
+    else
+        put_file "$@"
+        say "wrote example $5"
+    fi
+}
 
+# The keeper on the health-center host: docs/keeper.md walks through what this sets up.
+install_keeper_files() {
+    put_file 0644 root root "$SRC/docs/keeper.md" "$PREFIX/share/doc/keeper.md"
+    for example in keeper-rsyncd.conf.example keeper-history-rsyncd.conf.example \
+        keeper-authorized_keys.example keeper-history-authorized_keys.example; do
+        put_file 0644 root root "$SRC/systemd/$example" "$PREFIX/share/examples/$example"
+    done
+
+    for dir in /etc/sysusers.d /etc/tmpfiles.d "$UNITDIR" "$BINDIR"; do
+        mkdir -p "$DESTDIR$dir"
+    done
+    put_file 0644 root root "$SRC/systemd/sentinel-keeper.sysusers" "$SYSUSERS"
+    put_file 0644 root root "$SRC/systemd/sentinel-keeper.tmpfiles" "$TMPFILES"
+    ensure_user
+    put_unit sentinel-keeper.service
+
+    # 0755: the writer's and the drill key's rsync daemons read their configs here.
+    put_dir 0755 root root "$CONFDIR"
+    put_config_once 0644 root root "$SRC/systemd/keeper-rsyncd.conf.example" \
+        "$CONFDIR/rsyncd.conf"
+    put_config_once 0644 root root "$SRC/systemd/keeper-history-rsyncd.conf.example" \
+        "$CONFDIR/history-rsyncd.conf"
+    if [ -e "$SRC/systemd/sentinel-keeper.example.toml" ]; then
+        put_config_once 0640 root "$USER_NAME" "$SRC/systemd/sentinel-keeper.example.toml" \
+            "$CONFDIR/keeper.toml"
+    fi
+    if [ -e "$DESTDIR$STATEDIR" ]; then
+        say "kept state in $STATEDIR"
+    fi
+    put_dir 0750 "$USER_NAME" "$USER_NAME" "$STATEDIR"
+}
+
+keeper_next_steps() {
+    cat <<EOF
+
+Next steps ($PREFIX/share/doc/keeper.md has each one in full):
+  1. Per room: its directories (a block in $TMPFILES; "main" is there),
+     its modules in $CONFDIR/rsyncd.conf and history-rsyncd.conf, and the
+     server room's address in "hosts allow" and in the keys' from=.
+  2. Keys: the room's write key in ~sentinel-replica/.ssh/authorized_keys, its drill key in
+     ~sentinel-keeper/.ssh/authorized_keys, each with the forced command of
+     $PREFIX/share/examples/keeper-*authorized_keys.example.
+  3. $CONFDIR/keeper.toml ([keeper], [[keeper.rooms]], its own alerts),
+     0640 root:sentinel-keeper.
+  4. Start it now and at boot:  systemctl enable --now sentinel-keeper
+  5. Watch it:  sentinel -c $CONFDIR/keeper.toml keeper status
+EOF
+}
+
+# shared PATH: true when the other role's installation still lists PATH (the venv, docs, the
+# admin's `sentinel` link): uninstalling this role must leave it.
+shared() {
+    [ -e "$DESTDIR$OTHER_MANIFEST" ] && cut -f4 "$DESTDIR$OTHER_MANIFEST" | grep -qxF "$1"
+}
+
+# The keeper's rsyncd.conf and history-rsyncd.conf go while they are the examples; an edited
+# one, keeper.toml and any secrets are the admin's. /srv/keeper is never removed here.
+uninstall_keeper() {
+    purge=$1
+    untouched=""
+    for pair in rsyncd.conf:keeper-rsyncd.conf.example \
+        history-rsyncd.conf:keeper-history-rsyncd.conf.example; do
+        if cmp -s "$DESTDIR$CONFDIR/${pair%%:*}" "$SRC/systemd/${pair#*:}"; then
+            untouched="$untouched ${pair%%:*}"
+        fi
+    done
+    remove_program
+    if [ "$purge" = yes ]; then
+        rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR"
+        if live; then
+            for account in sentinel-keeper sentinel-replica; do
+                if getent passwd "$account" >/dev/null; then userdel "$account"; fi
+                if getent group "$account" >/dev/null; then groupdel "$account"; fi
+            done
+        fi
+        say "purged $CONFDIR, $STATEDIR and the sentinel-keeper and sentinel-replica users"
+    else
+        for config in $untouched; do rm -f "$DESTDIR$CONFDIR/$config"; done
+        rmdir "$DESTDIR$CONFDIR" 2>/dev/null || say "kept $CONFDIR (your config and credentials)"
+        say "kept $STATEDIR and the sentinel-keeper and sentinel-replica users" \
+            "(uninstall --purge --keeper removes them)"
+    fi
+    say "kept /srv/keeper: the rooms' landing areas and history are never removed by uninstall"
     if live; then
-        systemd-tmpfiles --create "$TMPFILES"
         reload_systemd
     fi
 }
@@ -194,6 +355,10 @@ install_program() {
 do_install() {
     echo "Installing sentinel into ${DESTDIR:-/}"
     install_program
+    if [ "$ROLE" = keeper ]; then
+        keeper_next_steps
+        return
+    fi
     cat <<EOF
 
 Next steps:
@@ -212,11 +377,12 @@ do_upgrade() {
     [ -e "$DESTDIR$MANIFEST" ] || die "no installation found ($MANIFEST missing): run install"
     echo "Upgrading sentinel in ${DESTDIR:-/} (config and state are kept)"
     install_program
+    service=$(basename "$UNIT" .service)
     if live; then
-        if systemctl try-restart sentinel.service; then
-            say "restarted sentinel if it was running"
+        if systemctl try-restart "$service.service"; then
+            say "restarted $service if it was running"
         else
-            say "could not restart sentinel: systemctl restart sentinel"
+            say "could not restart $service: systemctl restart $service"
         fi
     fi
 }
@@ -229,6 +395,7 @@ remove_program() {
             case $path in
             "$CONFDIR" | "$CONFDIR"/* | "$STATEDIR") continue ;;
             esac
+            if shared "$path"; then continue; fi
             case $type in
             dir) rmdir "$DESTDIR$path" 2>/dev/null || true ;;
             venv) rm -rf "$DESTDIR$path" ;;
@@ -242,7 +409,11 @@ do_uninstall() {
     [ -e "$DESTDIR$MANIFEST" ] || die "no installation found ($MANIFEST missing)"
     echo "Uninstalling sentinel from ${DESTDIR:-/}"
     if live; then
-        systemctl disable --now sentinel.service 2>/dev/null || true
+        systemctl disable --now "$(basename "$UNIT")" 2>/dev/null || true
+    fi
+    if [ "$ROLE" = keeper ]; then
+        uninstall_keeper "$purge"
+        return
     fi
     # An untouched example config is ours; an edited one (and any credentials) is the admin's.
     config=$DESTDIR$CONFDIR/sentinel.toml
@@ -269,23 +440,28 @@ do_uninstall() {
     fi
 }
 
-[ $# -ge 1 ] || die "usage: install.sh install | upgrade | uninstall [--purge]"
+[ $# -ge 1 ] || die "usage: install.sh install | upgrade | uninstall [--purge]  [--keeper]"
 action=$1
 shift
+purge=no
+for arg in "$@"; do
+    case $arg in
+    --keeper) use_keeper_role ;;
+    --purge)
+        [ "$action" = uninstall ] || die "$action takes no arguments but --keeper"
+        purge=yes
+        ;;
+    *)
+        if [ "$action" = uninstall ]; then die "uninstall takes only --purge and --keeper"; fi
+        die "$action takes no arguments but --keeper"
+        ;;
+    esac
+done
 if live && [ "$(id -u)" != 0 ]; then
     die "run as root (or set DESTDIR to install into a staging root)"
 fi
 case $action in
-install | upgrade)
-    [ $# -eq 0 ] || die "$action takes no arguments"
-    "do_$action"
-    ;;
-uninstall)
-    case ${1:-} in
-    "") do_uninstall no ;;
-    --purge) do_uninstall yes ;;
-    *) die "uninstall takes only --purge" ;;
-    esac
-    ;;
-*) die "unknown action '$action': use install, upgrade or uninstall [--purge]" ;;
+install | upgrade) "do_$action" ;;
+uninstall) do_uninstall "$purge" ;;
+*) die "unknown action '$action': use install, upgrade or uninstall [--purge], each [--keeper]" ;;
 esac
