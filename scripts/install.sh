@@ -325,7 +325,8 @@ uninstall_keeper() {
     purge=$1
     untouched=""
     for pair in rsyncd.conf:keeper-rsyncd.conf.example \
-        history-rsyncd.conf:keeper-history-rsyncd.conf.example; do
+        history-rsyncd.conf:keeper-history-rsyncd.conf.example \
+        keeper.toml:sentinel-keeper.example.toml; do
         if cmp -s "$DESTDIR$CONFDIR/${pair%%:*}" "$SRC/systemd/${pair#*:}"; then
             untouched="$untouched ${pair%%:*}"
         fi
