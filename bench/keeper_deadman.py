@@ -116,9 +116,10 @@ def main() -> int:
         for sub in ("docs", "landing/main", "snapshots", "receipts"):
             (work / sub).mkdir(parents=True)
         (work / "docs" / "a.txt").write_text("record")
-        private_file(work / "room-apprise.yml", "urls:\n  - console://:\n      tag: critical, warning, info\n")
+        private_file(work / "room-apprise.yml",
+                     "urls:\n  - console://:\n      tag: critical, warning, info\n")
         private_file(work / "keeper-apprise.yml",
-                     f'urls:\n  - "{sink.url("/keeper")}":\n      tag: critical, warning, info\n')
+                     f'urls:\n  - "{sink.url("/page")}":\n      tag: critical, warning, info\n')
         room_cfg, keeper_cfg = work / "room.toml", work / "keeper.toml"
         private_file(room_cfg, ROOM_CONFIG.format(work=work, heartbeat=args.heartbeat))
         private_file(keeper_cfg, KEEPER_CONFIG.format(work=work, silent=args.silent_after))
