@@ -1,0 +1,118 @@
+"""A real room daemon ships to a real keeper; the room is killed (kill -9); the keeper pages
+through its own json:// channel, saying up to when the data is safe.
+
+Both are `sentinel` processes. The room replicates a document folder to the keeper's landing
+area (a local target here: tests/systemd/test_keeper_access.py and
+tests/backup/test_keeper_heartbeat.py run the same records through sshd and rsyncd with the
+documented accounts).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.http_sink import HttpSink
+from tests.keeper.helpers import PYTHON, Keeper, wait_for
+
+
+class Room:
+    def __init__(self, tmp: Path, keeper: Keeper) -> None:
+        self.docs = tmp / "docs"
+        self.docs.mkdir()
+        (self.docs / "결재").mkdir()
+        (self.docs / "결재" / "기안-0001.hwp").write_bytes(b"first approval")
+        apprise = tmp / "room-apprise.yml"
+        apprise.write_text("urls:\n  - console://:\n      tag: critical, warning, info\n")
+        apprise.chmod(0o600)
+        self.config = tmp / "room.toml"
+        self.config.write_text(f"""
+[site]
+name = "county"
+[daemon]
+state_dir = "{tmp / "room-state"}"
+heartbeat = "0.5s"
+[alerts]
+apprise_config = "{apprise}"
+[[replication]]
+name = "docs"
+source = "{self.docs}"
+target = "{keeper.landing["main"]}"
+[replication.keeper]
+room = "main"
+heartbeat = "1s"
+receipt = "{keeper.receipts / "main" / "receipt.json"}"
+""")
+        self.config.chmod(0o600)
+        self.log = tmp / "room.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
+                stdout=out, stderr=subprocess.STDOUT)
+
+    def status(self) -> dict:
+        proc = subprocess.run([PYTHON, "-m", "sentinel", "--config", str(self.config),
+                               "status", "--json"], capture_output=True, text=True, timeout=60)
+        return json.loads(proc.stdout) if proc.stdout else {}
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, http_sink: HttpSink) -> Iterator[tuple[Room, Keeper]]:
+    keeper = Keeper(tmp_path, http_sink, silent_after="6s")
+    room = Room(tmp_path, keeper)
+    try:
+        yield room, keeper
+    finally:
+        room.stop()
+        keeper.stop()
+
+
+def test_kill_9_of_the_room_pages_from_the_keeper_with_data_safe_as_of(
+        pair: tuple[Room, Keeper]) -> None:
+    room, keeper = pair
+    keeper.start()
+    room.start()
+    # a clerk saves a document; it lands, is snapshotted and confirmed back to the room
+    saved = time.time()
+    (room.docs / "결재" / "기안-0002.hwp").write_bytes(b"second approval")
+    receipt = wait_for(lambda: (r := keeper.receipt()) and (r.get("safe_as_of") or 0) > saved
+                       and r, timeout=30, what="a receipt covering the new document")
+    snap = keeper.snapshots / "main" / receipt["snapshot"]
+    assert (snap / "결재" / "기안-0002.hwp").read_bytes() == b"second approval"
+    keeper_room = wait_for(lambda: (r := keeper.room()) and r.get("heartbeat_age") is not None
+                           and r["heartbeat_age"] < 3 and r, what="the keeper hearing the room")
+    assert keeper_room["snapshot_count"] >= 1
+    assert keeper.pages() == []
+    # the power fails in the room
+    room.kill9()
+    died = time.time()
+    page = wait_for(lambda: [p for p in keeper.pages() if "silent" in p], timeout=30,
+                    what="the keeper's silent-room page")[0]
+    assert time.time() - died < 6 + 5  # threshold + 5 s (bench/keeper_deadman.py measures it)
+    assert "main server room" in page
+    safe = keeper.room()["safe_as_of"]
+    assert safe >= saved
+    assert f"data safe to {time.strftime('%H:%M:%S', time.localtime(safe))}" in page
+    # the room comes back: the keeper says so
+    room.start()
+    wait_for(lambda: any("normal" in p for p in keeper.pages()), timeout=30,
+             what="the resolved message")
