@@ -111,6 +111,7 @@ class RoomHeartbeat:
         self._wake = asyncio.Event()
         self._began = clock()
         self._caught_up_before: float | None = None  # last success before this run
+        self._start_done = not spec.reconcile_at_start
         self._urgent: float | None = None
         self.beats = 0
         self.last_heartbeat: Heartbeat | None = None
@@ -196,9 +197,16 @@ class RoomHeartbeat:
         then no later than the last success of the previous run."""
         journal = self._replicator.journal
         synced = now if journal.oldest is None else min(now, journal.oldest)
-        last_full = self._replicator.health().get("last_full")
-        if self.spec.reconcile_at_start and (last_full is None or last_full < self._began):
-            synced = min(synced, self._caught_up_before or 0.0)
+        if not self._start_done:
+            rep = self._replicator
+            last_full = rep.health().get("last_full")
+            # the replicator asks for its start pass before it calls itself running, so
+            # running and caught up means that pass is over
+            if ((rep.health().get("phase") == "running" and rep.caught_up)
+                    or (last_full is not None and last_full >= self._began)):
+                self._start_done = True
+            else:
+                synced = min(synced, self._caught_up_before or 0.0)
         return synced
 
     def _alarms(self) -> tuple[AlarmNote, ...]:

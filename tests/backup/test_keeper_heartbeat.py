@@ -1,0 +1,156 @@
+"""The room's heartbeat to the keeper (issue 11), with real rsync to a local target: what the
+keeper reads at the landing root, that it is never versioned nor deleted by a full pass, and
+the receipt read back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
+from backup.target import VERSIONS_DIR, parse_target
+from sentinel.config.replication import KeeperConfig
+from sentinel.room_heartbeat import RoomHeartbeat
+from sentinel.store import Store
+from tests.backup.helpers import caught_up, make_spec, populate_docs, running, wait_for
+
+ALARMS = [{"id": "EYDH", "sensor": "leak-ups", "kind": "water_leak", "severity": "critical",
+           "location": "전산실 UPS 하단", "since": 1795318843.5},
+          {"id": "F1RE", "sensor": "fire", "kind": "combined", "severity": "critical",
+           "location": "천장, 랙 A", "since": 1795318844.0}]
+
+
+def keeper(receipt: Path, **kw: Any) -> KeeperConfig:
+    return KeeperConfig(receipt=str(receipt), heartbeat=kw.pop("heartbeat", 1.0), **kw)
+
+
+@contextlib.asynccontextmanager
+async def beating(room: RoomHeartbeat) -> AsyncIterator[RoomHeartbeat]:
+    task = asyncio.create_task(room.run())
+    try:
+        yield room
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def versioned_heartbeats(replica: Path) -> list[str]:
+    found = []
+    for dirpath, _dirs, files in os.walk(replica / VERSIONS_DIR):
+        found += [os.path.join(dirpath, f) for f in files if f == HEARTBEAT_FILE]
+    return found
+
+
+async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pass(
+    tmp_path: Path, bstore: Store, runtime: Path
+):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    populate_docs(src)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        (src / "docs" / "live.hwp").write_bytes(b"shipped through the journal")
+        await caught_up(rep, src, dst)
+        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep,
+                             bstore.db, site="본청", active_alarms=lambda: ALARMS)
+        async with beating(room):
+            await wait_for(lambda: room.beats >= 1, 15, "first heartbeat")
+            hb = read_heartbeat(dst / HEARTBEAT_FILE)
+            assert (hb.room, hb.replication, hb.site) == ("main-office", "docs", "본청")
+            assert hb.pending == 0 and hb.rpo == 0.0
+            assert hb.seq == rep.journal.seq > 0  # every change recorded so far has shipped
+            assert abs(hb.synced_through - hb.ts) < 1e-6  # nothing pending: synced to now
+            assert [(a.id, a.kind, a.severity) for a in hb.alarms] == [
+                ("EYDH", "water_leak", "critical"), ("F1RE", "fire", "critical")]
+            assert hb.alarms[0].location == "전산실 UPS 하단"
+            first_ts = hb.ts
+            # a changed document, and a full pass with --delete, while it beats on
+            (src / "docs" / "doc000.hwp").write_bytes(b"changed")
+            await caught_up(rep, src, dst)
+            result = await rep.reconcile("test")
+            assert result is not None and result.ok
+            await wait_for(lambda: room.beats >= 3, 15, "more heartbeats")
+            hb = read_heartbeat(dst / HEARTBEAT_FILE)
+            assert hb.ts > first_ts and hb.seq == rep.journal.seq
+            verify = await rep.verify()
+            assert verify["ok"], verify
+    # overwritten in place each time, never kept as a version (the document's version is)
+    assert versioned_heartbeats(dst) == []
+    assert any(f == "doc000.hwp" for _d, _s, files in os.walk(dst / VERSIONS_DIR) for f in files)
+    assert (dst / HEARTBEAT_FILE).exists()
+
+
+async def test_keeper_heartbeat_says_what_is_pending(
+    tmp_path: Path, bstore: Store, runtime: Path
+):
+    """While the replica is gone, changes pile up: the heartbeat (pushed where the landing
+    area would be) says how many and since when, and never re-creates the replica root."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    populate_docs(src)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep,
+                             bstore.db)
+        await room.heartbeat()  # caught up: the start pass is over
+        marker = dst / ".sentinel-target"
+        marker.rename(tmp_path / "marker")  # the replica looks lost: nothing ships
+        try:
+            before = time.time()
+            (src / "docs" / "new.hwp").write_bytes(b"new")
+            await wait_for(lambda: rep.journal.pending > 0, 10, "a pending change")
+            hb = await room.heartbeat()
+            assert hb.pending >= 1 and hb.synced_through <= hb.ts
+            assert before - 1 <= hb.synced_through <= time.time()
+            assert hb.seq < rep.journal.seq  # the pending change has not shipped
+        finally:
+            (tmp_path / "marker").rename(marker)
+    gone = tmp_path / "gone"
+    spec2 = make_spec(src, parse_target(str(gone)), runtime, name="other")
+    room2 = RoomHeartbeat(spec2, keeper(tmp_path / "receipt.json"), "main-office", rep,
+                          bstore.db)
+    room2._dir.mkdir(parents=True, exist_ok=True)
+    assert await room2.beat() is False
+    assert room2.ship_error and not gone.exists()
+    assert room2.health()["state"] == "heartbeat failing"
+
+
+async def test_keeper_receipt_is_read_back_and_the_newest_kept(
+    tmp_path: Path, bstore: Store, runtime: Path
+):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    populate_docs(src, 1)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    receipt_path = tmp_path / "receipts" / "receipt.json"
+    receipt_path.parent.mkdir()
+    async with running(spec, bstore) as rep:
+        room = RoomHeartbeat(spec, keeper(receipt_path), "main-office", rep, bstore.db)
+        assert await room.read_receipt() is None
+        assert "No such file" in str(room.receipt_error)
+        now = time.time()
+        write_atomic(receipt_path, Receipt("main-office", now - 5, "20261202T032000Z",
+                                           now - 4, now - 3).to_json())
+        got = await room.read_receipt()
+        assert got is not None and room.receipt_error is None
+        assert room.health()["receipt"]["safe_as_of"] == now - 5
+        # an older receipt read later (a lagging copy) does not replace the newer one
+        write_atomic(receipt_path, Receipt("main-office", now - 50, None, None,
+                                           now - 40).to_json())
+        await room.read_receipt()
+        assert room.receipt is not None and room.receipt.safe_as_of == now - 5
+        # a receipt for another room is refused, with the reason
+        write_atomic(receipt_path, Receipt("township", now, None, None, now).to_json())
+        assert await room.read_receipt() is None
+        assert "township" in str(room.receipt_error)
+        receipt_path.write_text("{not json")
+        assert await room.read_receipt() is None
+        assert "not JSON" in str(room.receipt_error)
