@@ -145,7 +145,8 @@ class RoomHeartbeat:
             "replication": self.spec.name,
             "state": ("heartbeat failing" if self.ship_error else
                       "receipt unreadable" if self.receipt_error else
-                      "ok" if self.last_shipped else "starting"),
+                      "ok" if self.last_shipped else
+                      "waiting for the first sync" if self._never_synced() else "starting"),
             "heartbeat_every": self.keeper.heartbeat,
             "stale_after": self.keeper.stale_after,
             "confirm_wait": self.keeper.confirm_wait,
@@ -241,8 +242,16 @@ class RoomHeartbeat:
         r = self.receipt
         return r is not None and r.answered is not None and r.answered >= urgent
 
+    def _never_synced(self) -> bool:
+        h = self._replicator.health()
+        return h.get("last_success") is None and h.get("last_full") is None
+
     async def beat(self) -> bool:
-        """Writes and pushes one heartbeat; True when it reached the target."""
+        """Writes and pushes one heartbeat; True when it reached the target. Before the
+        replication's first sync made the replica root, nothing is pushed (there is no
+        landing area yet, and a heartbeat must never be the thing that creates it)."""
+        if self._never_synced():
+            return False
         async with self._lock:
             hb = await self.heartbeat()
             path = self._dir / HEARTBEAT_FILE
