@@ -78,7 +78,7 @@ class KeeperConfig(Model):
             target = parse_target(value)
         except TargetError as exc:
             raise ValueError(f"receipt: {exc}") from None
-        if target.url.endswith(("/", ":")) or not posixpath.basename(target.url):
+        if value.endswith(("/", ":")) or not posixpath.basename(target.url):
             raise ValueError("receipt: name the file (…/receipt.json), not a directory")
         return value
 

@@ -18,6 +18,7 @@ from sentinel.config.replication import KeeperConfig
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running, wait_for
+from tests.fixtures.remote import started_rsyncd
 
 ALARMS = [{"id": "EYDH", "sensor": "leak-ups", "kind": "water_leak", "severity": "critical",
            "location": "전산실 UPS 하단", "since": 1795318843.5},
@@ -154,3 +155,42 @@ async def test_keeper_receipt_is_read_back_and_the_newest_kept(
         receipt_path.write_text("{not json")
         assert await room.read_receipt() is None
         assert "not JSON" in str(room.receipt_error)
+
+
+async def test_keeper_heartbeat_and_receipt_through_a_write_only_rsync_daemon(
+    tmp_path: Path, bstore: Store, runtime: Path
+):
+    """The documented keeper modules on a real rsync daemon: the landing area write only
+    (and refusing in-place writes), the receipt module read only. The heartbeat is pushed
+    with the replication's password file, the receipt pulled back with it."""
+    receipts = tmp_path / "receipts"
+    receipts.mkdir()
+    secrets = tmp_path / "rsyncd" / "secrets"
+    with started_rsyncd(tmp_path / "rsyncd", module_options=(
+        "  write only = yes\n  refuse options = inplace append append-verify\n"
+        f"[main-office-receipt]\n  path = {receipts}\n  read only = yes\n"
+        f"  auth users = sentinel\n  secrets file = {secrets}\n"
+    )) as server:
+        src = tmp_path / "src"
+        src.mkdir()
+        populate_docs(src, 2)
+        target = parse_target(server.url(), password_file=server.password_file)
+        spec = make_spec(src, target, runtime)
+        landing = server.module_dir / "replica"
+        address = f"rsync://sentinel@127.0.0.1:{server.port}/main-office-receipt/receipt.json"
+        async with running(spec, bstore) as rep:
+            await caught_up(rep, src, landing)
+            room = RoomHeartbeat(spec, KeeperConfig(receipt=address), "main-office", rep,
+                                 bstore.db)
+            room._dir.mkdir(parents=True, exist_ok=True)
+            assert await room.beat(), room.ship_error
+            assert await room.beat(), room.ship_error  # again: replaced, not refused
+            assert read_heartbeat(landing / HEARTBEAT_FILE).room == "main-office"
+            assert await room.read_receipt() is None
+            assert "rsync exit" in str(room.receipt_error)
+            now = time.time()
+            write_atomic(receipts / "receipt.json",
+                         Receipt("main-office", now - 2, "snap", now - 1, now).to_json())
+            got = await room.read_receipt()
+            assert got is not None and got.safe_as_of == now - 2, room.receipt_error
+    assert versioned_heartbeats(landing) == []

@@ -1,0 +1,66 @@
+"""`[replication.keeper]` (issue 11): defaults, refusals with the reason, and no table at
+all leaving a replication exactly as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentinel.config import ConfigError, load_config
+
+BASE = """
+[[replication]]
+name = "docs"
+source = "{src}"
+target = "{dst}"
+"""
+
+
+def _load(tmp_path: Path, extra: str = "", target: str | None = None):
+    (tmp_path / "src").mkdir(exist_ok=True)
+    text = BASE.format(src=tmp_path / "src", dst=target or tmp_path / "dst") + extra
+    path = tmp_path / "sentinel.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def test_keeper_table_absent_means_no_keeper(tmp_path: Path):
+    rc = _load(tmp_path).replication[0]
+    assert rc.keeper is None and rc.keeper_room == "docs"
+
+
+def test_keeper_defaults(tmp_path: Path):
+    rc = _load(tmp_path, f'[replication.keeper]\nreceipt = "{tmp_path}/r/receipt.json"\n'
+               ).replication[0]
+    assert rc.keeper is not None
+    assert rc.keeper_room == "docs"  # the replication's name
+    assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (
+        5.0, 1.5, 30.0)
+
+
+@pytest.mark.parametrize("receipt", [
+    "rsync://sentinel@keeper/main-office-receipt/receipt.json",
+    "sentinel@keeper::main-office-receipt/receipt.json",
+])
+def test_keeper_remote_receipts_and_durations(tmp_path: Path, receipt: str):
+    rc = _load(tmp_path, f'[replication.keeper]\nroom = "main-office"\nheartbeat = "2s"\n'
+               f'confirm_wait = "500ms"\nreceipt_stale = "1m"\nreceipt = "{receipt}"\n',
+               target="rsync://sentinel@keeper/main-office").replication[0]
+    assert rc.keeper is not None and rc.keeper_room == "main-office"
+    assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (
+        2.0, 0.5, 60.0)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('confirm_wait = "10s"\nreceipt = "/r/receipt.json"', "confirm_wait"),
+    ('receipt = "relative/receipt.json"', "receipt"),
+    ('receipt = "/r/"', "name the file"),
+    ('room = "main office!"\nreceipt = "/r/receipt.json"', "room"),
+    ('heartbeat = "0s"\nreceipt = "/r/receipt.json"', "heartbeat"),
+    ('receipt = "/r/receipt.json"\nbeat = "5s"', "beat"),
+    ('heartbeat = "5s"', "receipt"),
+])
+def test_keeper_table_refusals_say_why(tmp_path: Path, table: str, message: str):
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, f"[replication.keeper]\n{table}\n")
