@@ -317,7 +317,7 @@ def judge(report: dict[str, Any]) -> Verdict:
         elif component.get("task") == "restarting":
             worse(Health.WARNING, f"component {name} restarting (restart "
                                   f"{component.get('restarts', 0)}): {error}")
-    for row in report["replication"]:
+    for row in report.get("replication") or []:
         keeper = row.get("keeper") or {}
         if keeper.get("problem"):
             worse(Health.WARNING, f"keeper {keeper.get('room')} ({row.get('name')}): "
