@@ -64,3 +64,47 @@ def test_keeper_remote_receipts_and_durations(tmp_path: Path, receipt: str):
 def test_keeper_table_refusals_say_why(tmp_path: Path, table: str, message: str):
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, f"[replication.keeper]\n{table}\n")
+
+
+async def test_keeper_absent_the_runtime_builds_nothing_and_the_sender_waits_for_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No `[replication.keeper]`: no keeper component, no confirm hook on the sender (so the
+    alert path is what it was), no heartbeat file at the replica; with one: both exist."""
+    from sentinel.runtime import Runtime
+    from sentinel.store import Store
+    from tests.backup.helpers import wait_for
+
+    runtime_dir = tmp_path / "run"
+    runtime_dir.mkdir(mode=0o700)
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime_dir))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    for keeper in (False, True):
+        dst = tmp_path / f"dst-{keeper}"
+        extra = (f'[replication.keeper]\nheartbeat = "1s"\n'
+                 f'receipt = "{tmp_path}/receipt.json"\n') if keeper else ""
+        config = _load(tmp_path, extra, target=str(dst))
+        store = await Store.open(tmp_path / f"state-{keeper}")
+        try:
+            await Runtime.migrate(store)
+            runtime = Runtime(config, store)
+            await runtime.start()
+            try:
+                rep = runtime.replicators[0]
+                await wait_for(lambda rep=rep: rep.health()["last_full"] is not None, 20,
+                               "the first sync")
+                if keeper:
+                    assert runtime.sender.confirm is not None
+                    assert "keeper:docs" in runtime.health()
+                    await wait_for(lambda dst=dst: (dst / ".sentinel-heartbeat.json").exists(),
+                                   10, "the heartbeat")
+                else:
+                    await wait_for(lambda rep=rep: rep.caught_up, 10, "caught up")
+                    assert runtime.sender.confirm is None and runtime.keeper_rooms == []
+                    assert not any(n.startswith("keeper:") for n in runtime.health())
+                    assert not (dst / ".sentinel-heartbeat.json").exists()
+            finally:
+                await runtime.stop()
+        finally:
+            await store.close()
