@@ -18,7 +18,7 @@ from sentinel.config.replication import KeeperConfig
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running, wait_for
-from tests.fixtures.remote import started_rsyncd
+from tests.fixtures.remote import SshServer, started_rsyncd
 
 ALARMS = [{"id": "EYDH", "sensor": "leak-ups", "kind": "water_leak", "severity": "critical",
            "location": "전산실 UPS 하단", "since": 1795318843.5},
@@ -194,3 +194,45 @@ async def test_keeper_heartbeat_and_receipt_through_a_write_only_rsync_daemon(
             got = await room.read_receipt()
             assert got is not None and got.safe_as_of == now - 2, room.receipt_error
     assert versioned_heartbeats(landing) == []
+
+
+async def test_keeper_heartbeat_and_receipt_through_the_rsync_daemon_over_ssh(
+    tmp_path: Path, bstore: Store, runtime: Path, sshd: SshServer
+):
+    """The keeper's ssh access: the key's forced command runs `rsync --server --daemon`
+    with the keeper's rsyncd config; the room addresses `user@host::module/path`. The
+    heartbeat goes to the landing module, the receipt comes back from the receipt module,
+    both with the replication's own ssh key and known_hosts."""
+    landing, receipts = tmp_path / "landing", tmp_path / "receipts"
+    landing.mkdir()
+    receipts.mkdir()
+    conf = tmp_path / "keeper-rsyncd.conf"
+    conf.write_text(
+        "use chroot = no\nuid = root\ngid = root\n"  # the ssh login runs it (root here)
+        f"[main-office]\n  path = {landing}\n  read only = no\n  write only = yes\n"
+        "  list = no\n  refuse options = inplace append append-verify\n"
+        f"[main-office-receipt]\n  path = {receipts}\n  read only = yes\n  list = no\n")
+    authorized = sshd.identity.parent / "authorized_keys"
+    key = sshd.identity.with_suffix(".pub").read_text().strip()
+    authorized.write_text(
+        f'command="rsync --server --daemon --config={conf} .",restrict {key}\n')
+    src = tmp_path / "src"
+    src.mkdir()
+    populate_docs(src, 2)
+    options = {"ssh_port": sshd.port, "identity_file": sshd.identity,
+               "known_hosts": sshd.known_hosts}
+    target = parse_target("root@127.0.0.1::main-office", **options)
+    spec = make_spec(src, target, runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, landing)
+        room = RoomHeartbeat(spec, KeeperConfig(
+            receipt="root@127.0.0.1::main-office-receipt/receipt.json"), "main-office", rep,
+            bstore.db)
+        room._dir.mkdir(parents=True, exist_ok=True)
+        assert await room.beat(), room.ship_error
+        assert read_heartbeat(landing / HEARTBEAT_FILE).room == "main-office"
+        now = time.time()
+        write_atomic(receipts / "receipt.json",
+                     Receipt("main-office", now - 2, "snap", now - 1, now).to_json())
+        got = await room.read_receipt()
+        assert got is not None and got.safe_as_of == now - 2, room.receipt_error
