@@ -45,7 +45,7 @@ from backup.keeper_record import (
     write_atomic,
 )
 from backup.replicator import Replicator
-from backup.rsync import COMMON_ARGS, run_rsync
+from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import Target, TargetError, parse_target
 from sentinel.config.replication import KeeperConfig
@@ -257,14 +257,18 @@ class RoomHeartbeat:
             path = self._dir / HEARTBEAT_FILE
             await asyncio.to_thread(self._write, path, hb.to_json())
             target = self.spec.target
-            # The destination names the file: rsync then never creates a missing replica
-            # root (an unmounted disk stays visibly missing). -I: sent even when size and
-            # mtime look the same. No --backup, no --delete.
-            result = await run_rsync([
-                "-t", "-I", *COMMON_ARGS, f"--timeout={max(1, int(self.spec.timeout))}",
-                *target.transport_args(self.spec.runtime_dir), str(path),
-                target.path(HEARTBEAT_FILE),
-            ], time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
+            try:
+                transport = target.transport_args(self.spec.runtime_dir)
+            except TargetError as exc:  # a password file rsync would refuse (the
+                result = RsyncResult(1, Outcome.FATAL, error=str(exc))  # replication says so)
+            else:
+                # The destination names the file: rsync then never creates a missing replica
+                # root (an unmounted disk stays visibly missing). -I: sent even when size
+                # and mtime look the same. No --backup, no --delete.
+                result = await run_rsync([
+                    "-t", "-I", *COMMON_ARGS, f"--timeout={max(1, int(self.spec.timeout))}",
+                    *transport, str(path), target.path(HEARTBEAT_FILE),
+                ], time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
             self.last_heartbeat = hb
             if result.ok:
                 self.beats += 1

@@ -236,3 +236,38 @@ async def test_keeper_heartbeat_and_receipt_through_the_rsync_daemon_over_ssh(
                      Receipt("main-office", now - 2, "snap", now - 1, now).to_json())
         got = await room.read_receipt()
         assert got is not None and got.safe_as_of == now - 2, room.receipt_error
+
+
+async def test_keeper_heartbeat_after_a_restart_claims_nothing_made_while_down(
+    tmp_path: Path, bstore: Store, runtime: Path
+):
+    """Changes made while the daemon was down are in no journal: until the full pass at
+    start has run, the heartbeat's synced_through stays at the previous run's last success,
+    not "now" (here the replica is unreachable, so that pass cannot run)."""
+    from backup.replicator import Replicator
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    populate_docs(src, 2)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        before = rep.health()["last_success"]
+    assert before is not None
+    await asyncio.sleep(0.1)
+    changed = time.time()
+    (src / "docs" / "while-down.hwp").write_bytes(b"written while sentinel was stopped")
+    (dst / ".sentinel-target").rename(tmp_path / "marker")  # and the replica is unreachable
+    rep = Replicator(spec, bstore.db, bstore.write)
+    task = asyncio.create_task(rep.run())
+    try:
+        await wait_for(lambda: rep.health()["target_missing"], 15, "the missing target")
+        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep,
+                             bstore.db)
+        room._caught_up_before = await room._last_success()
+        hb = await room.heartbeat()
+        assert hb.synced_through <= before < changed, (hb, before, changed)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
