@@ -371,19 +371,29 @@ class KeeperConfirm:
         if not any(needs_confirmation(e) for e in events):
             return list(events)
         self._forget()
-        out = []
+        # every confirmation asked for at once (a leak and a smoke alarm in one message
+        # wait together, not one after the other)
+        waits = {}
         for event in events:
             if not needs_confirmation(event):
-                out.append(event)
                 continue
             key = (event.alarm_id, event.ts)
             if key not in self._pending:
                 task = asyncio.create_task(self._confirm(event), name=f"keeper:{event.alarm_id}")
                 self._pending[key] = (time.monotonic(), task)
-            # shielded: a lane cancelled at shutdown must not cancel the others' answer
-            safe, answered = await asyncio.shield(self._pending[key][1])
-            out.append(event if safe is None else dataclasses.replace(
-                event, safe_as_of=safe, safe_unconfirmed=not answered))
+            waits[key] = self._pending[key][1]
+        # shielded: a lane cancelled at shutdown must not cancel the others' answer
+        answers = dict(zip(waits, await asyncio.shield(asyncio.gather(*waits.values())),
+                           strict=True))
+        out = []
+        for event in events:
+            answer = answers.get((event.alarm_id, event.ts))
+            if answer is None or answer[0] is None:
+                out.append(event)
+                continue
+            safe, answered = answer
+            out.append(dataclasses.replace(event, safe_as_of=safe,
+                                           safe_unconfirmed=not answered))
         return out
 
     async def _confirm(self, event: AlarmEvent) -> tuple[float | None, bool]:

@@ -47,6 +47,8 @@ class GuardConfig(Model):
 
 # A critical page waits at most this long for the keeper's "data safe to" confirmation.
 CONFIRM_WAIT_MAX = 5.0
+# Default age at which a receipt counts as the keeper not answering (see KeeperConfig).
+RECEIPT_STALE = 90.0
 
 
 class KeeperConfig(Model):
@@ -55,7 +57,8 @@ class KeeperConfig(Model):
     back from `receipt` (an absolute path for a local target, `rsync://user@host/<room>-receipt
     /receipt.json`, or `user@host::<room>-receipt/receipt.json`: the rsync daemon over ssh).
     `receipt_stale`: a receipt older than this is reported as the keeper not answering
-    (default 6 heartbeats)."""
+    (default 90 s, or 6 heartbeats when longer: while changes keep landing, the keeper
+    rewrites its receipt only at its next snapshot, up to its `snapshot_within`, 60 s)."""
 
     room: str | None = None  # default: the replication's name
     heartbeat: Duration = Field(5.0, ge=1.0, le=300.0)
@@ -84,7 +87,9 @@ class KeeperConfig(Model):
 
     @property
     def stale_after(self) -> float:
-        return self.receipt_stale if self.receipt_stale is not None else 6 * self.heartbeat
+        if self.receipt_stale is not None:
+            return self.receipt_stale
+        return max(RECEIPT_STALE, 6 * self.heartbeat)
 
 
 class ReplicationConfig(Model):

@@ -36,7 +36,7 @@ def test_keeper_defaults(tmp_path: Path):
     assert rc.keeper is not None
     assert rc.keeper_room == "docs"  # the replication's name
     assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (
-        5.0, 1.5, 30.0)
+        5.0, 1.5, 90.0)
 
 
 @pytest.mark.parametrize("receipt", [
