@@ -59,7 +59,7 @@ class AlarmEvent:
 # Kinds of sentinel's own health alarms (its database, its components, its outbox, the
 # replication it runs), as opposed to alarms on a configured sensor in the room.
 SELF_KINDS = frozenset({"state_db", "component", "outbox_undeliverable", "watch_limit"})
-SELF_KIND_PREFIXES = ("replication_",)
+SELF_KIND_PREFIXES = ("replication_", "keeper_")
 
 
 def is_self_health(event: AlarmEvent) -> bool:

@@ -54,6 +54,9 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
         "replication_quarantine": "복제 불가 파일",
         "outbox_undeliverable": "발송 불가 경보 메시지", "state_db": "상태 DB",
+        "room_silent": "sentinel 응답 없음", "room_disaster": "재난 추정(경보 중 응답 끊김)",
+        "landing_mass_change": "백업 대량 삭제·변경", "keeper_snapshot_failures": "스냅숏 실패",
+        "keeper_disk_free": "백업 디스크 여유",
     },
     "en": {
         "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
@@ -68,6 +71,9 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_target_missing": "replication target missing or not mounted",
         "replication_quarantine": "files that cannot be replicated",
         "outbox_undeliverable": "undeliverable alert message", "state_db": "state database",
+        "room_silent": "sentinel silent", "room_disaster": "likely disaster (silent during alarm)",
+        "landing_mass_change": "mass deletion/rewrite at the backup",
+        "keeper_snapshot_failures": "snapshots failing", "keeper_disk_free": "backup disk free",
         "test": "test",
     },
 }
@@ -117,6 +123,10 @@ ALARM = {"ko": "경보", "en": "alarm"}
 # what a silence of every alarm (`silence --all`) names instead of a location
 EVERYTHING = {"ko": "전체 경보", "en": "all alarms"}
 ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
+# Kinds whose alarm reason is the whole story and is written to be read in an SMS (the
+# keeper's "sentinel silent for 2m; data safe as of 14:32:05; last alarms: leak"): the
+# message states the reason instead of "<kind> detected".
+REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change"})
 
 _LONG_BODY = {
     "ko": (
@@ -327,6 +337,9 @@ class Templates:
             what = ALARM[lang]
         if event.event == EventType.TEST:
             kind = KIND_LABELS[lang]["test"]
+        what = f"{kind} {what}"
+        if event.kind in REASON_KINDS and event.value is True and event.reason:
+            what = event.reason
         local = self._localtime(event.ts)
         location, sensor = event.location or event.sensor_id, event.sensor_id
         if event.event in ACTIONS and not event.sensor_id:
@@ -336,7 +349,7 @@ class Templates:
             "location": location,
             "sensor": sensor,
             "kind": kind,
-            "what": f"{kind} {what}",
+            "what": what,
             "value": value,
             "severity": SEVERITY_LABELS[lang].get(event.severity, event.severity),  # type: ignore[call-overload]
             "event": EVENT_LABELS[lang].get(event.event, event.event),  # type: ignore[call-overload]

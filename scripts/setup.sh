@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd)
+APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd
+    btrfs-progs)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

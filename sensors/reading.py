@@ -32,6 +32,14 @@ class Kind(StrEnum):
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
     COMPONENT = "component"
+    # the keeper (health-center role): a room whose heartbeat stopped ("room:<name>"), the
+    # same while a critical alarm was active (a likely disaster), a snapshot that found a
+    # mass deletion or rewrite, snapshots failing, and the keeper's own disks ("keeper:...")
+    ROOM_SILENT = "room_silent"
+    ROOM_DISASTER = "room_disaster"
+    LANDING_MASS_CHANGE = "landing_mass_change"
+    KEEPER_SNAPSHOT_FAILURES = "keeper_snapshot_failures"
+    KEEPER_DISK_FREE = "keeper_disk_free"
 
 
 UNITS: dict[str, str] = {
@@ -39,6 +47,7 @@ UNITS: dict[str, str] = {
     Kind.HUMIDITY: "%",
     Kind.BATTERY: "%",
     Kind.REPLICATION_LAG: "s",
+    Kind.KEEPER_DISK_FREE: "%",
 }
 
 

@@ -55,6 +55,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._last_status = ""
+        self._rooms_seen: dict[str, Any] = {}
         self.runtime: Runtime | None = None
         self.reload_error: str | None = None
         self._durable = True
@@ -308,6 +309,11 @@ class Daemon:
             status += f"; {self.reload_error}"
         now = self.clock()
         components = {**self.runtime.health(), "state-db": self._store_health(store)}
+        if stopped:
+            # a stopped keeper's status still says what it last knew of each room
+            components = {**self._rooms_seen, **components}
+        else:
+            self._rooms_seen = {k: v for k, v in components.items() if k.startswith("room:")}
         self._write_live(store, now, status, components, stopped)
         await beat(
             store.write,

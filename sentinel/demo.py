@@ -1,8 +1,10 @@
 """`sentinel demo`: the whole daemon on embedded defaults, in a temporary directory.
 
 A real mosquitto broker on a free loopback port, simulated sensors publishing in Zigbee2MQTT
-and Tasmota shapes, an "On-Nara" document folder replicated to a local replica, and alerts
-printed to this console (Apprise `console://`) and appended to a file (`sentinelfile://`).
+and Tasmota shapes, an "On-Nara" document folder replicated to the landing area of a keeper
+(the health-center role, `sentinel/demo_keeper.py`), and alerts printed to this console
+(Apprise `console://`) and appended to a file (`sentinelfile://`). The demo ends with the
+room daemon gone and the keeper's page about it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ from sensors.sim.scenario import (
 from sentinel.config import load_config
 from sentinel.credentials import install_log_masking
 from sentinel.daemon import Daemon
+from sentinel.demo_keeper import (
+    ROOM,
+    SILENT_AFTER,
+    DemoKeeper,
+    prepare_keeper,
+    start_keeper,
+    stop_keeper,
+    wait_for_silence_page,
+)
 from sentinel.logs import setup_logging
 
 log = logging.getLogger("sentinel.demo")
@@ -96,7 +107,13 @@ group_window = "3s"
 [[replication]]
 name = "onnara"
 source = "{work}/onnara"
-target = "{work}/replica"
+# the landing area of the demo's health center: a keeper snapshots it (docs/keeper.md)
+target = "{landing}"
+
+[replication.keeper]
+room = "{room}"
+heartbeat = "2s"
+receipt = "{receipt}"
 """
 
 APPRISE = """\
@@ -123,9 +140,8 @@ def private_file(path: Path, text: str) -> None:
         out.write(text)
 
 
-def prepare(work: Path, port: int) -> Path:
+def prepare(work: Path, port: int, keeper: DemoKeeper) -> Path:
     (work / "onnara" / "결재").mkdir(parents=True, exist_ok=True)
-    (work / "replica").mkdir(exist_ok=True)
     for n in range(1, 6):
         (work / "onnara" / "결재" / f"기안-{n:04d}.hwp").write_bytes(os.urandom(2048))
     private_file(work / "apprise.yml", APPRISE.format(work=work))
@@ -139,6 +155,9 @@ def prepare(work: Path, port: int) -> Path:
             leak=LEAK_DEVICE,
             climate=CLIMATE_DEVICE,
             smoke=SMOKE_DEVICE,
+            landing=keeper.landing,
+            room=ROOM,
+            receipt=keeper.receipt,
         ),
     )
     return config
@@ -243,35 +262,41 @@ async def finish_after(seconds: float, daemon: Daemon, writer: asyncio.Task[None
     daemon.request_stop()
 
 
-def banner(work: Path, config: Path, port: int) -> str:
+def banner(work: Path, config: Path, port: int, keeper: DemoKeeper) -> str:
     return f"""
 sentinel demo — the whole daemon on embedded defaults, in {work}
 
   broker     mosquitto on 127.0.0.1:{port} (simulated Zigbee2MQTT and Tasmota devices)
   sensors    leak under the UPS, rack temperature/humidity, ceiling smoke
-  documents  {work}/onnara  ->  replica {work}/replica  (versions in {VERSIONS_DIR}/)
+  documents  {work}/onnara  ->  landing area {keeper.landing}  (versions in {VERSIONS_DIR}/)
+  keeper     {keeper.describe()}
+             snapshots in {keeper.root}/snapshots, its pages in {keeper.pages}
   alerts     printed here ([failure] ...) and appended to {work}/alerts.log
 
 What happens: water under the UPS at 10 s (critical page), mopped up at 30 s (resolved);
 the cooling fails at 35 s (heat warning near 68 s, critical near 93 s, then it cools);
-smoke at 120 s. Clerks save a document every 3 s; watch them arrive in the replica.
+smoke at 120 s. Clerks save a document every 3 s; watch them arrive at the health center.
+When the room daemon stops (Ctrl-C), the keeper notices the silence within
+{SILENT_AFTER:g} s and pages, saying up to when the data is safe.
 
 In another terminal:
   .venv/bin/sentinel --config {config} status
+  .venv/bin/sentinel --config {keeper.config} keeper status
   .venv/bin/sentinel --config {config} ack <alarm id> --by me
-  ls -R {work}/replica
 Stop with Ctrl-C.
 """
 
 
 async def _demo(work: Path, duration: float | None) -> int:
     broker = start_demo_broker(work)
+    keeper = prepare_keeper(work)
     try:
-        config_path = prepare(work, broker.port)
+        config_path = prepare(work, broker.port, keeper)
         config = load_config(config_path)
         setup_logging(config.daemon.log_level)
         install_log_masking(config)
-        print(banner(work, config_path, broker.port), flush=True)
+        print(banner(work, config_path, broker.port, keeper), flush=True)
+        start_keeper(keeper)
         daemon = Daemon(config, config_path)
         writer = asyncio.create_task(write_documents(work / "onnara"))
         helpers = [
@@ -285,14 +310,25 @@ async def _demo(work: Path, duration: float | None) -> int:
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
-        print(summary(work), flush=True)
+        print(summary(work, keeper), flush=True)
+        print(f"\nThe room daemon is gone, as if the power had failed. The keeper at the health "
+              f"center pages once it has heard nothing for {SILENT_AFTER:g} s ...", flush=True)
+        page = await asyncio.to_thread(wait_for_silence_page, keeper,
+                                       timeout=SILENT_AFTER + 20)
+        stop_keeper(keeper)
+        if page is None:
+            print(f"demo: the keeper did not page (see {keeper.root / 'keeper.log'})",
+                  flush=True)
+            return code or 1
+        print(f"[keeper page] {page}", flush=True)
         return code
     finally:
+        stop_keeper(keeper)
         broker.stop()
 
 
-def summary(work: Path) -> str:
-    source, replica = work / "onnara", work / "replica"
+def summary(work: Path, keeper: DemoKeeper) -> str:
+    source, replica = work / "onnara", keeper.landing
     files = [p for p in source.rglob("*") if p.is_file()]
     same = sum(
         1
@@ -303,7 +339,7 @@ def summary(work: Path) -> str:
     alerts = work / "alerts.log"
     sent = len(alerts.read_text(encoding="utf-8").splitlines()) if alerts.exists() else 0
     return (
-        f"\ndemo finished: {same}/{len(files)} documents identical in the replica, "
+        f"\ndemo finished: {same}/{len(files)} documents identical at the health center, "
         f"{sent} alert messages in {alerts}.\nState kept in {work} "
         f"(`sentinel --config {work}/sentinel.toml status` still works)."
     )

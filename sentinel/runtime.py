@@ -18,6 +18,7 @@ from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
 from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
+from sentinel.keeper import build_keeper
 from sentinel.replication import build_replicators, replication_readings
 from sentinel.room_heartbeat import KeeperConfirm, RoomHeartbeat
 from sentinel.secrets import SecretMaskingFilter
@@ -148,6 +149,7 @@ class Runtime:
             # only with a keeper does a critical page wait for its "data safe to"
             self.keeper_confirm = KeeperConfirm(self.keeper_rooms, clock=self.clock)
             self.sender.confirm = self.keeper_confirm
+        components += build_keeper(self.config, self.engine.submit, clock=self.clock)
         for component in components:
             self.supervisor.start(component)
         watch = ComponentWatch(

@@ -54,6 +54,11 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     report = _report(config.daemon.state_dir, config.daemon.heartbeat, now)
     report["site"] = config.site.name
     report["configured"] = configured
+    if config.keeper is not None:
+        from sentinel.keeper.status import rooms_section
+
+        report["rooms"] = rooms_section(config.keeper, report["components"],
+                                        report["generated"])
     return _judged(report)
 
 
@@ -148,7 +153,7 @@ def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     # Replication and component health ride the alarm engine as pseudo-sensors; people see
     # them in the replication and components sections instead of as sensor rows.
     sensors = [s for s in alarms.get("sensors", []) if not str(s.get("id")).startswith(
-        (SENSOR_PREFIX, COMPONENT_PREFIX))]
+        (SENSOR_PREFIX, COMPONENT_PREFIX, "room:", "keeper:"))]
     return {
         "sensors": sensors,
         "alarms": alarms.get("alarms", []),
@@ -322,6 +327,11 @@ def judge(report: dict[str, Any]) -> Verdict:
         if keeper.get("problem"):
             worse(Health.WARNING, f"keeper {keeper.get('room')} ({row.get('name')}): "
                                   f"{keeper['problem']}")
+    if report.get("rooms"):
+        from sentinel.keeper.status import room_problems
+
+        for level, reason in room_problems(report["rooms"]):
+            worse(Health[level], reason)
     if not reasons:
         reasons.append("all normal")
     return Verdict(health, reasons)
@@ -359,6 +369,16 @@ def nagios_line(report: dict[str, Any]) -> tuple[str, int]:
         receipt_age = (source.get("keeper") or {}).get("receipt_age")
         if receipt_age is not None:
             perf.append(f"'keeper_receipt_age_{source.get('name')}'={receipt_age:.1f}s;;;0")
+    for room in report.get("rooms") or ():
+        name = room["room"]
+        if room.get("heartbeat_age") is not None:
+            perf.append(f"'heartbeat_age_{name}'={room['heartbeat_age']:.1f}s;"
+                        f";{room['silent_after']:g};0")
+        if room.get("safe_as_of") is not None:
+            lag = max(0.0, report["generated"] - room["safe_as_of"])
+            perf.append(f"'safe_lag_{name}'={lag:.1f}s;;;0")
+        if room.get("snapshot_count") is not None:
+            perf.append(f"'snapshots_{name}'={room['snapshot_count']};;;0")
     depth = report["alerts"].get("outbox_pending")
     if depth is not None:
         perf.append(f"'outbox'={depth};;;0")

@@ -177,6 +177,12 @@ class Engine:
         self._sensors: dict[str, SensorInfo] = {
             s.id: SensorInfo(s.id, s.location or s.id, s.kind, s.max_age) for s in config.sensors
         }
+        keeper = getattr(config, "keeper", None)
+        for room in keeper.rooms if keeper is not None else ():
+            # a room's pages name where it is ("군청 전산실"), not its id
+            sid = f"room:{room.name}"
+            self._sensors[sid] = SensorInfo(sid, room.where, "room_silent", None,
+                                            configured=False)
         for sid, info in previous.items():  # replication health seen so far stays known
             if not info.configured and sid not in self._sensors:
                 self._sensors[sid] = info

@@ -18,7 +18,8 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 # Kinds whose value is a bool where True is the trouble.
 BOOLEAN_KINDS = frozenset(
     {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
-     "replication_source_missing", "replication_target_missing", "component"}
+     "replication_source_missing", "replication_target_missing", "component",
+     "room_silent", "room_disaster", "landing_mass_change"}
 )
 # The reason a boolean alarm states, when "<kind> detected" would read wrong.
 BOOLEAN_REASONS = {
@@ -40,8 +41,14 @@ REPLICATION_KINDS = frozenset(
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
 COMPONENT_KIND = "component"
-# Health of sentinel itself: readings for pseudo-sensors that are not [[sensors]].
-SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND}
+# What the keeper watches, for ids like "room:main" and "keeper:disk:/srv/keeper".
+KEEPER_KINDS = frozenset(
+    {"room_silent", "room_disaster", "landing_mass_change", "keeper_snapshot_failures",
+     "keeper_disk_free"}
+)
+# Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
+# a keeper watches.
+SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND} | KEEPER_KINDS
 
 # What a minimal config gets (the "sensible defaults").
 BUILTIN: dict[str, dict[str, Any]] = {
@@ -63,6 +70,14 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "component": {"severity": CRITICAL},
     "replication_source_missing": {"severity": CRITICAL},
     "replication_target_missing": {"severity": CRITICAL},
+    # a room gone dark pages a person: a fire or a flood may have taken the host, the
+    # broker and the LAN together; `[[rules]] kind = "room_silent"` can lower it
+    "room_silent": {"severity": CRITICAL},
+    "room_disaster": {"severity": CRITICAL},
+    # stays until acknowledged: the next, normal snapshot does not undo a mass deletion
+    "landing_mass_change": {"severity": CRITICAL, "latching": True},
+    "keeper_snapshot_failures": {"warn_high": 1.0, "crit_high": 3.0},
+    "keeper_disk_free": {"warn_low": 15.0, "crit_low": 5.0, "hysteresis": 1.0},
 }
 
 _FIELDS = (

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from sentinel import __version__
-from sentinel.cli import alarm, alerts, backup, daemon, simulate, status
+from sentinel.cli import alarm, alerts, backup, daemon, keeper, simulate, status
 
 # Each module adds its subcommands; a subcommand sets `func(args) -> int` (the exit code).
-COMMAND_MODULES = (daemon, status, alarm, alerts, backup, simulate)
+COMMAND_MODULES = (daemon, status, alarm, alerts, backup, keeper, simulate)
 
 # Exit codes shared by every command (documented in the README).
 EXIT_OK = 0

@@ -102,11 +102,45 @@ def render(report: dict[str, Any], console: Console) -> None:
     console.print(line)
 
     configured = report.get("configured", {})
-    _sensors(report, console, now, configured.get("sensors", 0))
+    if report.get("rooms") is not None:
+        _rooms(report, console, now)
+    else:
+        _sensors(report, console, now, configured.get("sensors", 0))
     _alarms(report, console, now)
     _replication(report, console, now, configured.get("replication", 0))
     _alerts(report, console, now)
     _components(report, console)
+
+
+def _clock(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S")
+
+
+def _rooms(report: dict[str, Any], console: Console, now: float) -> None:
+    """The keeper's rooms: is each alive, and up to when is its data safe here."""
+    table = Table(title="Rooms (keeper)", title_justify="left")
+    for col in ("room", "heartbeat", "data safe as of", "landing lag", "snapshots",
+                "newest", "oldest", "disk free", "problem"):
+        table.add_column(col)
+    for r in report["rooms"]:
+        age = r.get("heartbeat_age")
+        beat = "never" if age is None else f"{age:.0f}s ago"
+        if r.get("silent"):
+            beat = f"[bold red]SILENT {beat}[/]"
+        lag = r.get("landing_lag")
+        free = [f"{v:.0f}%" for v in (r.get("landing_disk_free"), r.get("snapshot_disk_free"))
+                if v is not None]
+        problem = (r.get("mass_change") or r.get("heartbeat_error") or r.get("last_error")
+                   or r.get("watch_error") or "")
+        table.add_row(
+            escape(f"{r['room']} ({r['label']})" if r["label"] != r["room"] else r["room"]),
+            beat, _clock(r.get("safe_as_of")),
+            "-" if lag is None else f"{lag:.0f}s",
+            str(r.get("snapshot_count") if r.get("snapshot_count") is not None else "-"),
+            _clock(r.get("newest_snapshot_ts")), _clock(r.get("oldest_snapshot_ts")),
+            " / ".join(free) or "-", escape(str(problem)),
+        )
+    console.print(table)
 
 
 def _sensors(report: dict[str, Any], console: Console, now: float, configured: int) -> None:

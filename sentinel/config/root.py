@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sentinel.config.alerts import AlertsConfig
+from sentinel.config.keeper import KeeperConfig
 from sentinel.config.replication import ReplicationConfig, targets_apart
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 from sentinel.config.sensors import (
@@ -60,6 +61,8 @@ class Config(Model):
     alarms: AlarmsConfig = AlarmsConfig()
     alerts: AlertsConfig = AlertsConfig()
     replication: list[ReplicationConfig] = []
+    # the health-center role (`sentinel keeper run`): rooms whose landing areas it keeps
+    keeper: KeeperConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -98,7 +101,7 @@ class Config(Model):
 
         sensors = {s.id for s in self.sensors} | {
             f"replication:{r.name}" for r in self.replication
-        }
+        } | {f"room:{r.name}" for r in (self.keeper.rooms if self.keeper else ())}
         kinds = {str(k) for k in Kind}
         for i, rule in enumerate(self.rules):
             terms = [(f"rules[{i}]", rule.sensor, rule.kind)] + [
@@ -108,10 +111,10 @@ class Config(Model):
             for where, sensor, kind in terms:
                 # component:<name> ids are the supervisor's, known only at run time
                 if (sensor is not None and sensor not in sensors
-                        and not sensor.startswith("component:")):
+                        and not sensor.startswith(("component:", "keeper:"))):
                     raise ValueError(
                         f"{where}.sensor: {sensor!r} is not a [[sensors]] id, "
-                        f"replication:<name> or component:<name> "
+                        f"replication:<name>, room:<name>, keeper:<name> or component:<name> "
                         f"(known: {', '.join(sorted(sensors)) or 'none'})"
                     )
                 if kind is not None and kind not in kinds:
@@ -121,6 +124,9 @@ class Config(Model):
                     )
 
     def summary(self) -> str:
+        if self.keeper is not None:
+            return (f"keeper of {len(self.keeper.rooms)} room(s), "
+                    f"{self.channel_count()} alert channels")
         return (
             f"{len(self.sensors)} sensors, {self.channel_count()} alert channels, "
             f"{len(self.replication)} replication sources"

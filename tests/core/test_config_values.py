@@ -41,8 +41,8 @@ BAD = [
      "serial[0].baudrate: expected a whole number; found 9600.5"),
     ('[site]\nname = 7\n', "site.name: expected a string in quotes; found 7"),
     (SENSOR + '[[rules]]\nsensor = "temp-l"\ncrit_high = 40\n',
-     "rules[0].sensor: 'temp-l' is not a [[sensors]] id, replication:<name> or "
-     "component:<name> (known: temp-1)"),
+     "rules[0].sensor: 'temp-l' is not a [[sensors]] id, replication:<name>, room:<name>, "
+     "keeper:<name> or component:<name> (known: temp-1)"),
     (SENSOR + '[[rules]]\nname = "fire"\nall = [{sensor = "smoke-1"}, {sensor = "temp-1"}]\n',
      "rules[0].all[0].sensor: 'smoke-1' is not a [[sensors]] id"),
     ('[[rules]]\nkind = "temprature"\ncrit_high = 40\n',

@@ -1,0 +1,409 @@
+"""One room the keeper serves: its heartbeat, its snapshots, its receipt and its alarms.
+
+The room daemon ships data, then a heartbeat, over one rsync path into the landing area.
+This component looks at the heartbeat every `poll`, snapshots the landing area soon after
+it changes (inotify, and the heartbeat's shipped sequence), writes the receipt the room reads
+back ("data safe as of"), and feeds the alarm engine: `room_silent` when the heartbeat is
+older than the room's threshold, `room_disaster` when that happens while the room had a
+critical alarm, `landing_mass_change` when a snapshot finds a mass deletion or rewrite, and
+`keeper_snapshot_failures`. The alarm engine, outbox and templates are the room daemon's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from alerts.templates import KIND_LABELS, SEVERITY_LABELS
+from backup.filters import Filters
+from backup.keeper_record import (
+    HEARTBEAT_FILE,
+    RECEIPT_FILE,
+    Heartbeat,
+    Receipt,
+    RecordError,
+    read_heartbeat,
+    read_receipt,
+    write_atomic,
+)
+from backup.retention import Retention
+from backup.snapshot import SnapshotStore
+from backup.target import VERSIONS_DIR
+from backup.watcher import Watcher
+from sensors.reading import Kind, Reading
+from sentinel.config.keeper import KeeperConfig, RoomConfig
+
+log = logging.getLogger("sentinel.keeper")
+
+SENSOR_PREFIX = "room:"
+# Readings are re-sent this often even when nothing changed, so a restarted engine relearns.
+REPORT_EVERY = 10.0
+# After a failed snapshot, wait this long (doubling, capped) before the next attempt.
+RETRY_MIN, RETRY_MAX = 5.0, 300.0
+# The heartbeat and rsync's temporary copies of it change every few seconds by design; only
+# data changes make a snapshot due.
+_QUIET = Filters(exclude=(HEARTBEAT_FILE, f".{HEARTBEAT_FILE}.*"))
+
+Submit = Callable[[Reading], Awaitable[None]]
+
+
+class RoomWatch:
+    """The keeper's view of one room (a supervised component)."""
+
+    def __init__(
+        self,
+        room: RoomConfig,
+        keeper: KeeperConfig,
+        submit: Submit,
+        *,
+        language: str = "ko",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.room = room
+        self.keeper = keeper
+        self.name = f"{SENSOR_PREFIX}{room.name}"
+        self.sensor_id = self.name
+        self._submit = submit
+        self._lang = language
+        self._clock = clock
+        self.store = SnapshotStore(keeper.snapshot_dir / room.name)
+        self.receipt_path = keeper.receipt_dir / room.name / RECEIPT_FILE
+        self.retention = Retention(keep_all=keeper.keep_all, hourly=keeper.keep_hourly,
+                                   daily=keeper.keep_daily)
+        self.started = clock()
+        self.heartbeat: Heartbeat | None = None
+        self.heartbeat_arrived: float | None = None
+        self.heartbeat_error: str | None = None
+        self._hb_key: tuple[int, ...] | None = None
+        self.landing_problem: str | None = None
+        self.watch_error: str | None = None
+        self._watching = False
+        self._dirty_since: float | None = None
+        self._last_change: float | None = None
+        self._snap_seq: int | None = None
+        self.safe_as_of: float | None = None
+        self.answered: float | None = None
+        self.last_snapshot: dict[str, Any] | None = None
+        self.snapshots: list[tuple[str, float]] = []
+        self.failures = 0
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+        self.mass_change: str | None = None
+        self._reported: tuple[Any, ...] | None = None
+        self._reported_at = 0.0
+
+    # -- life -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._load)
+        watch = asyncio.create_task(self._watch(), name=f"{self.name}-inotify")
+        try:
+            while True:
+                now = self._clock()
+                self._look_at_heartbeat(now)
+                if self._snapshot_due(now):
+                    await self._snapshot(now)
+                else:
+                    self._advance_without_snapshot(now)
+                await self._report(now)
+                await asyncio.sleep(self.keeper.poll)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    def _load(self) -> None:
+        """What survives a keeper restart: the snapshots on disk and the last receipt."""
+        self._list_snapshots()
+        with contextlib.suppress(OSError, RecordError):
+            old = read_receipt(self.receipt_path)
+            self.safe_as_of, self.answered = old.safe_as_of, old.answered
+        if not self.snapshots:
+            self._changed(self._clock())  # nothing kept yet: the first snapshot is due
+
+    async def _watch(self) -> None:
+        """inotify on the landing area: any change there (the room's, or an attacker's)
+        makes a snapshot due. Without it, snapshots follow the heartbeat's sequence and
+        `snapshot_every`, and status says so."""
+        delay = 1.0
+        while True:
+            watcher = Watcher(self.room.landing, _QUIET,
+                              on_change=lambda rel, kind: self._changed(self._clock()),
+                              on_overflow=lambda: self._changed(self._clock()),
+                              on_dir_gone=lambda rel: self._changed(self._clock()))
+            try:
+                await asyncio.to_thread(watcher.open)
+                self._watching, self.watch_error = True, None
+                self._changed(self._clock())  # whatever happened before the watch existed
+                await watcher.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the landing area vanished, a watch limit...
+                if self.watch_error != str(exc):
+                    log.warning("room %s: cannot watch %s: %s", self.room.name,
+                                self.room.landing, exc)
+                self.watch_error = str(exc)
+            finally:
+                self._watching = False
+                watcher.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _changed(self, now: float) -> None:
+        self._last_change = now
+        if self._dirty_since is None:
+            self._dirty_since = now
+
+    # -- the heartbeat ----------------------------------------------------------------------
+
+    def _look_at_heartbeat(self, now: float) -> None:
+        path = self.room.landing / HEARTBEAT_FILE
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self.landing_problem = (None if self.room.landing.is_dir()
+                                    else f"landing area {self.room.landing} is missing")
+            return
+        except OSError as exc:
+            self.landing_problem = f"cannot look at {path}: {exc.strerror}"
+            return
+        self.landing_problem = None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key == self._hb_key:
+            return
+        self._hb_key = key
+        if not stat.S_ISREG(st.st_mode):
+            self.heartbeat_error = f"{HEARTBEAT_FILE} is not a regular file"
+            return
+        try:
+            beat = read_heartbeat(path)
+        except (OSError, RecordError) as exc:
+            self.heartbeat_error = f"unreadable heartbeat: {exc}"
+            log.warning("room %s: %s", self.room.name, self.heartbeat_error)
+            return
+        first = self.heartbeat is None
+        self.heartbeat, self.heartbeat_error = beat, None
+        # the keeper's clock decides age: the room's clock may be wrong. At start, the
+        # file's ctime is when it landed (set by this host's kernel at rsync's rename).
+        self.heartbeat_arrived = min(now, st.st_ctime) if first else now
+        if beat.seq != self._snap_seq:
+            # the room shipped something since the last snapshot (or no snapshot yet says
+            # which of its shipments it holds)
+            self._changed(now)
+
+    def heartbeat_age(self, now: float) -> float:
+        return now - (self.heartbeat_arrived if self.heartbeat_arrived is not None
+                      else self.started)
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def _urgent(self) -> bool:
+        beat = self.heartbeat
+        return (beat is not None and beat.urgent is not None
+                and (self.answered is None or beat.urgent > self.answered))
+
+    def _snapshot_due(self, now: float) -> bool:
+        if now < self._retry_at or not self.room.landing.is_dir():
+            return False
+        if self._dirty_since is not None:
+            if self._urgent():
+                return True
+            quiet = now - (self._last_change or now)
+            waited = now - self._dirty_since
+            return quiet >= self.keeper.settle or waited >= self.keeper.snapshot_within
+        newest = self.snapshots[-1][1] if self.snapshots else None
+        return newest is None or now - newest >= self.keeper.snapshot_every
+
+    async def _snapshot(self, now: float) -> None:
+        beat = self.heartbeat  # read before the walk: everything it covers has landed
+        self._dirty_since = None
+        try:
+            result = await asyncio.to_thread(self.store.take, self.room.landing, now=now)
+            pruned = await asyncio.to_thread(self.store.prune, self.retention, now=now)
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = f"snapshot failed: {exc}"
+            self._retry_at = now + min(RETRY_MAX, RETRY_MIN * 2 ** (self.failures - 1))
+            self._changed(now)  # still not kept
+            log.error("room %s: %s", self.room.name, self.last_error)
+            return
+        if self.failures:
+            log.info("room %s: snapshots work again", self.room.name)
+        self.failures, self.last_error, self._retry_at = 0, None, 0.0
+        snap = result.snapshot
+        self.last_snapshot = {
+            "name": snap.name, "ts": snap.ts, "files": result.files, "copied": result.copied,
+            "linked": result.linked, "bytes_copied": result.bytes_copied,
+            "added": result.added, "changed": result.changed, "removed": result.removed,
+            "skipped": len(result.skipped), "seconds": round(result.seconds, 3),
+            "pruned": len(pruned),
+        }
+        self._list_snapshots()
+        # the room prunes its own .sentinel-versions/ (versions_retention): that is no
+        # attack, and the snapshots keep those files anyway
+        removed = result.removed - result.removed_by_top.get(VERSIONS_DIR, 0)
+        previous = result.previous_files - result.previous_by_top.get(VERSIONS_DIR, 0)
+        self.mass_change = self._mass_change(result.changed, removed, previous, snap.name)
+        if beat is not None:
+            self._snap_seq = beat.seq
+            self._safe(beat.synced_through)
+            if beat.urgent is not None:
+                self.answered = max(self.answered or 0.0, beat.urgent)
+        self._write_receipt(now)
+        log.info("room %s: snapshot %s: %d files, %d copied (%d bytes), %d removed, %.2fs",
+                 self.room.name, snap.name, result.files, result.copied, result.bytes_copied,
+                 result.removed, result.seconds)
+
+    def _advance_without_snapshot(self, now: float) -> None:
+        """Nothing landed since the last snapshot (inotify is watching and the room's
+        shipped sequence is the one snapshotted): that snapshot holds everything the newest
+        heartbeat covers, so "safe as of" moves on without a new snapshot."""
+        beat = self.heartbeat
+        if (beat is None or not self._watching or self._dirty_since is not None
+                or self._snap_seq != beat.seq or not self.snapshots):
+            return
+        before = (self.safe_as_of, self.answered)
+        self._safe(beat.synced_through)
+        if beat.urgent is not None:
+            self.answered = max(self.answered or 0.0, beat.urgent)
+        if (self.safe_as_of, self.answered) != before:
+            self._write_receipt(now)
+
+    def _safe(self, through: float) -> None:
+        self.safe_as_of = through if self.safe_as_of is None else max(self.safe_as_of, through)
+
+    def _mass_change(self, changed: int, removed: int, previous: int, name: str) -> str | None:
+        room = self.room
+        count = changed + removed
+        over = count > room.mass_change_files or (
+            previous >= room.mass_change_min_files and count > room.mass_change_share * previous)
+        if not over:
+            return None
+        if self._lang == "ko":
+            return (f"백업 파일 {previous}개 중 {removed}개 삭제, {changed}개 변경됨 "
+                    f"(원본은 스냅숏 {name}에 보존)")
+        return (f"{removed} of {previous} files deleted and {changed} rewritten in the landing "
+                f"area (snapshots before {name} keep the originals)")
+
+    def _list_snapshots(self) -> None:
+        self.snapshots = [(s.name, s.ts) for s in self.store.list()]
+
+    def _write_receipt(self, now: float) -> None:
+        newest = self.snapshots[-1] if self.snapshots else None
+        receipt = Receipt(
+            room=self.room.name, safe_as_of=self.safe_as_of,
+            snapshot=newest[0] if newest else None, snapshot_ts=newest[1] if newest else None,
+            written=now, answered=self.answered,
+        )
+        try:
+            self.receipt_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            write_atomic(self.receipt_path, receipt.to_json())
+        except OSError as exc:
+            self.last_error = f"cannot write the receipt {self.receipt_path}: {exc.strerror}"
+            log.error("room %s: %s", self.room.name, self.last_error)
+
+    # -- alarms -----------------------------------------------------------------------------
+
+    async def _report(self, now: float) -> None:
+        age = self.heartbeat_age(now)
+        silent = age > self.room.silent_after
+        disaster = silent and self.heartbeat is not None and bool(self.heartbeat.critical_alarms)
+        state = (silent, disaster, self.mass_change, self.failures)
+        if state == self._reported and now - self._reported_at < REPORT_EVERY:
+            return
+        if silent and state[:2] != (self._reported or (None, None))[:2]:
+            log.critical("room %s: %s", self.room.name, self._silence_text(age, disaster))
+        self._reported, self._reported_at = state, now
+        sid = self.sensor_id
+        text = self._silence_text(age, disaster) if silent else None
+        await self._submit(Reading(sid, Kind.ROOM_SILENT, silent and not disaster,
+                                   source="keeper", detail=text))
+        await self._submit(Reading(sid, Kind.ROOM_DISASTER, disaster, source="keeper",
+                                   detail=text))
+        await self._submit(Reading(sid, Kind.LANDING_MASS_CHANGE, self.mass_change is not None,
+                                   source="keeper", detail=self.mass_change))
+        await self._submit(Reading(sid, Kind.KEEPER_SNAPSHOT_FAILURES, float(self.failures),
+                                   source="keeper", detail=self.last_error))
+
+    def _silence_text(self, age: float, disaster: bool) -> str:
+        """The page, short enough for one SMS beside the room's name: "silent 2m, data safe
+        to 14:32:05, alarms: leak(CRIT)", in the alerts' language."""
+        ko = self._lang == "ko"
+        beat = self.heartbeat
+        how_long = _duration(age, ko)
+        if beat is None:
+            return (f"keeper 시작 후 {how_long} 무응답(수신 기록 없음)" if ko
+                    else f"never heard from ({how_long} since keeper start)")
+        safe = _clock(self.safe_as_of)
+        labels = KIND_LABELS["ko" if ko else "en"]
+        sev = SEVERITY_LABELS["ko" if ko else "en"]
+        listed = ",".join(
+            f"{labels.get(a.kind, a.kind)}({sev.get(a.severity, a.severity)})"  # type: ignore[call-overload]
+            for a in beat.alarms
+        )
+        if disaster:
+            return (f"재난 추정: {how_long} 무응답, 자료 {safe}까지 안전, 경보: {listed}" if ko
+                    else f"LIKELY DISASTER: silent {how_long} during {listed}; data safe to {safe}")
+        return (f"{how_long} 무응답, 자료 {safe}까지 안전, 경보: {listed or '없음'}" if ko
+                else f"silent {how_long}, data safe to {safe}, alarms: {listed or 'none'}")
+
+    # -- status -----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        now = self._clock()
+        beat = self.heartbeat
+        return {
+            "room": self.room.name,
+            "label": self.room.where,
+            "landing": str(self.room.landing),
+            "heartbeat_arrived": self.heartbeat_arrived,
+            "heartbeat_age": round(self.heartbeat_age(now), 1),
+            "silent_after": self.room.silent_after,
+            "heartbeat_error": self.heartbeat_error,
+            "room_ts": beat.ts if beat else None,
+            "room_seq": beat.seq if beat else None,
+            "room_rpo": beat.rpo if beat else None,
+            "room_pending": beat.pending if beat else None,
+            "room_alarms": [{"kind": a.kind, "severity": a.severity, "id": a.id}
+                            for a in beat.alarms] if beat else [],
+            "safe_as_of": self.safe_as_of,
+            "answered": self.answered,
+            "snapshot_count": len(self.snapshots),
+            "newest_snapshot": self.snapshots[-1][0] if self.snapshots else None,
+            "newest_snapshot_ts": self.snapshots[-1][1] if self.snapshots else None,
+            "oldest_snapshot": self.snapshots[0][0] if self.snapshots else None,
+            "oldest_snapshot_ts": self.snapshots[0][1] if self.snapshots else None,
+            "last_snapshot": self.last_snapshot,
+            "unsnapshotted_since": self._dirty_since,
+            "snapshot_failures": self.failures,
+            "last_error": self.last_error or self.landing_problem,
+            "watching": self._watching,
+            "watch_error": self.watch_error,
+            "mass_change": self.mass_change,
+        }
+
+
+def _duration(seconds: float, ko: bool) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}초" if ko else f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}분" if ko else f"{seconds // 60}m"
+    return f"{seconds // 3600}시간" if ko else f"{seconds // 3600}h"
+
+
+def _clock(ts: float | None) -> str:
+    """14:32:05 today, 12-01 14:32:05 before; "?" when nothing is known yet."""
+    if ts is None:
+        return "?"
+    local = time.localtime(ts)
+    if time.strftime("%Y%m%d", local) == time.strftime("%Y%m%d"):
+        return time.strftime("%H:%M:%S", local)
+    return time.strftime("%m-%d %H:%M:%S", local)
+
