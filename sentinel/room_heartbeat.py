@@ -338,9 +338,11 @@ class RoomHeartbeat:
 
     async def confirm(self, urgent: float) -> tuple[float | None, bool]:
         """Ships an urgent heartbeat and reads the receipt until it answers `urgent`; the
-        caller bounds the wait. (safe_as_of, answered)."""
+        caller bounds the wait. (safe_as_of, answered). When the heartbeat cannot be
+        shipped, no answer can come: the page is not held for nothing."""
         self._urgent = urgent
-        await self.beat()
+        if not await self.beat():
+            return self.newest_safe(), False
         while True:
             await self.read_receipt()
             if self._answered(urgent):

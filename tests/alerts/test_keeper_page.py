@@ -206,3 +206,21 @@ def test_keeper_safe_field_renders_and_fits_the_sms():
     # a confirmation from another day shows the date
     yesterday = confirmed.__class__(**{**_fields(confirmed), "ts": safe + 86400})
     assert "12-02 14:32까지 안전" in ko.render(yesterday, "sms").body
+
+
+async def test_keeper_unreachable_landing_does_not_hold_the_page(
+    tmp_path: Path, store: Store, http_sink: HttpSink
+):
+    """The urgent heartbeat cannot even be shipped (the landing area is gone): no answer can
+    come, so the page goes out at once instead of after confirm_wait."""
+    outbox, sender = await make_delivery(store, sink_config(tmp_path, http_sink))
+    async with room_with_keeper(tmp_path, store, confirm_wait=5.0) as (confirm, room, _k):
+        (tmp_path / "landing").rename(tmp_path / "landing-gone")
+        sender.confirm = confirm
+        async with running(sender):
+            began = time.monotonic()
+            await enqueue(store, outbox, event("GONE"))
+            sms = (await http_sink.wait_delivered(1, "/sms", within=10.0))[0]
+    assert sms.mono - began < 3.0 and "#GONE" in sms.message
+    assert room.ship_error is not None
+    assert room.last_confirm is not None and room.last_confirm["answered"] is False
