@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
+from backup.restore import restore
 from backup.target import VERSIONS_DIR, parse_target
 from sentinel.config.replication import KeeperConfig
 from sentinel.room_heartbeat import RoomHeartbeat
@@ -82,6 +83,10 @@ async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pa
             assert hb.ts > first_ts and hb.seq == rep.journal.seq
             verify = await rep.verify()
             assert verify["ok"], verify
+            restored = tmp_path / "restored"
+            await restore(spec.target, runtime, restored)
+            assert (restored / "docs" / "live.hwp").exists()
+            assert not (restored / HEARTBEAT_FILE).exists()  # not a document
     # overwritten in place each time, never kept as a version (the document's version is)
     assert versioned_heartbeats(dst) == []
     assert any(f == "doc000.hwp" for _d, _s, files in os.walk(dst / VERSIONS_DIR) for f in files)
