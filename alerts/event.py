@@ -33,7 +33,10 @@ class AlarmEvent:
     severity as the alerts config says. For an ack or a silence, `by` names who did it (the
     declared name, the real uid and sudo's), `who` the same in a few characters for an SMS
     ("kim(alice)": declared name, and the real person when different); `until` is when a
-    silence ends."""
+    silence ends. `safe_as_of` is the keeper's "data safe as of" (room clock) a critical
+    page carries (sentinel/room_heartbeat.py fills it in just before sending, never in the
+    outbox row); `safe_unconfirmed` when the keeper did not answer in time and it is the
+    newest older receipt's."""
 
     alarm_id: str
     event: str  # EventType
@@ -49,6 +52,8 @@ class AlarmEvent:
     by: str = ""
     who: str = ""
     until: float | None = None
+    safe_as_of: float | None = None
+    safe_unconfirmed: bool = False
 
 
 # Kinds of sentinel's own health alarms (its database, its components, its outbox, the

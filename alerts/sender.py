@@ -8,6 +8,13 @@ duplicate recognisable).
 
 Grouping: a channel's first message goes out at once; what arrives for it during the next
 `group_window` seconds is merged into one message sent when the window ends.
+
+Confirmation: a deployment with a keeper (sentinel/room_heartbeat.py) gives the sender a
+`confirm` hook, awaited just before a message is rendered; it may hold a critical leak, smoke
+or fire page for up to a second or two and returns the events with the keeper's "data safe
+to" filled in. The rows are already durable and stay pending during the wait, and the lane
+stays busy (one send in flight per channel), so the wait can neither lose nor duplicate a
+row: it only delays it. Without a keeper the hook is None and nothing is awaited.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +57,11 @@ TIMEOUT_GRACE = 1.0
 FAILURE_LOG_INTERVAL = 60.0
 ERROR_TEXT_MAX = 300
 _PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+# Events in, the same events (some with `safe_as_of`) out; see the module docstring.
+ConfirmHook = Callable[[Sequence[AlarmEvent]], Awaitable[list[AlarmEvent]]]
+# However the hook behaves, a page is never held longer than this (the hook's own bound is
+# the configured confirm_wait, at most 5 s).
+CONFIRM_LIMIT = 6.0
 
 
 @dataclass(slots=True)
@@ -85,8 +97,10 @@ class Sender:
         poll_interval: float = POLL_INTERVAL,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        confirm: ConfirmHook | None = None,
     ) -> None:
         self.outbox = outbox
+        self.confirm = confirm
         self._write = write
         self.templates = templates
         self.send_timeout = send_timeout
@@ -255,6 +269,8 @@ class Sender:
         ids, events = await self._prepare(channel, rows)
         if not events:
             return  # all set aside; the wake-up set by _send brings the rows behind them
+        if self.confirm is not None:
+            events = await self._confirmed(events)
         ok, error = await self.deliver(channel, events)
         now = self._clock()
         await self._record(channel, ids, ok, error, now)
@@ -290,6 +306,21 @@ class Sender:
                 await self.outbox.set_aside(db, bad)
             self._undeliverable += len(bad)
         return ids, events
+
+    async def _confirmed(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        """The events as the confirm hook returns them; unchanged when it fails or overruns
+        (a page without "data safe to" beats a page held or lost)."""
+        assert self.confirm is not None
+        try:
+            async with asyncio.timeout(CONFIRM_LIMIT):
+                confirmed = await self.confirm(events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("alerts: the keeper confirmation failed, paging without it: %s",
+                        f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX])
+            return events
+        return confirmed if len(confirmed) == len(events) else events
 
     async def deliver(self, channel: Channel, events: Sequence[AlarmEvent]) -> tuple[bool, str]:
         """One message for these events to one channel; (ok, error text without secrets)."""

@@ -11,6 +11,9 @@ with one line per alarm, then every event in full.
 The SMS form aims at 90 bytes in EUC-KR (one Korean SMS): when a message is longer, the
 location is shortened first (middle words dropped, then the tail cut with "…"), because
 kind, value, time and alarm id are what the reader acts on.
+
+`{safe}` is the keeper's confirmation on a critical leak, smoke or fire page (" 자료
+14:32:05까지 안전"), empty when there is none, so a template can always carry it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ EVENTS = tuple(e.value for e in EventType)
 FIELDS = (
     "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
     "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body", "states",
-    "by", "who", "until",
+    "by", "who", "until", "safe",
 )
+
+# `{safe}`: up to when the keeper confirmed the room's data safe; marked when it is an older
+# receipt (the keeper did not answer the page's own request in time).
+SAFE = {"ko": " 자료 {t}까지 안전", "en": " data safe to {t}"}
+SAFE_OLDER = {"ko": " 자료 {t}까지 안전(이전 확인)", "en": " data safe to {t} (older receipt)"}
 
 KIND_LABELS: dict[str, dict[str, str]] = {
     "ko": {
@@ -122,7 +130,7 @@ REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change"}
 
 _LONG_BODY = {
     "ko": (
-        "{event}: {what}\n현장: {site}\n위치: {location} ({sensor})\n값: {value}\n"
+        "{event}: {what}{safe}\n현장: {site}\n위치: {location} ({sensor})\n값: {value}\n"
         "시각: {datetime}\n사유: {reason}\n경보번호: #{id} (확인: sentinel ack {id})"
     ),
     "ko.acknowledged": (
@@ -138,7 +146,7 @@ _LONG_BODY = {
         "시각: {datetime}\n무음번호: #{id}"
     ),
     "en": (
-        "{event}: {what}\nSite: {site}\nLocation: {location} ({sensor})\n"
+        "{event}: {what}{safe}\nSite: {site}\nLocation: {location} ({sensor})\n"
         "Value: {value}\nTime: {datetime}\nReason: {reason}\n"
         "Alarm: #{id} (acknowledge: sentinel ack {id})"
     ),
@@ -158,9 +166,9 @@ _LONG_BODY = {
 
 DEFAULTS: dict[str, dict[str, str]] = {
     "ko": {
-        "sms.firing": "[{severity}] {location} {what} {time} #{id}",
-        "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}",
-        "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}",
+        "sms.firing": "[{severity}] {location} {what} {time} #{id}{safe}",
+        "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}{safe}",
+        "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {who} {time} #{id}",
         "sms.resolved": "[해제] {location} {kind} 정상 {time} #{id}",
         "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
@@ -176,9 +184,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
     },
     "en": {
-        "sms.firing": "[{severity}] {location} {what} {time} #{id}",
-        "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}",
-        "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}",
+        "sms.firing": "[{severity}] {location} {what} {time} #{id}{safe}",
+        "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}{safe}",
+        "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {who} {time} #{id}",
         "sms.resolved": "[OK] {location} {kind} normal {time} #{id}",
         "sms.test": "[TEST] {site} alert test {time}",
@@ -355,7 +363,18 @@ class Templates:
             "who": event.who or event.by or "-",
             "until": "-" if event.until is None else time.strftime(
                 "%m-%d %H:%M", self._localtime(event.until)),
+            "safe": self._safe(event, local),
         }
+
+    def _safe(self, event: AlarmEvent, local: time.struct_time) -> str:
+        if event.safe_as_of is None:
+            return ""
+        safe = self._localtime(event.safe_as_of)
+        # a confirmation from another day says so (a page never hides how old it is)
+        same_day = (safe.tm_year, safe.tm_yday) == (local.tm_year, local.tm_yday)
+        when = time.strftime("%H:%M:%S" if same_day else "%m-%d %H:%M", safe)
+        words = SAFE_OLDER if event.safe_unconfirmed else SAFE
+        return words[self.language].format(t=when)
 
     def _fit_sms(self, template: str, fields: dict[str, str]) -> str:
         text = _fit(lambda loc: template.format_map({**fields, "location": loc}),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 
+from backup.keeper_record import HEARTBEAT_FILE
 from backup.markers import SOURCE_MARKER, TARGET_MARKER, TargetCheck
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
@@ -25,7 +26,8 @@ from backup.transfer import PROTECT
 _ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
 _DELETING = "*deleting "
 # Not documents: a replica root holding only these is an empty replica.
-_NOT_DOCUMENTS = frozenset({VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER})
+_NOT_DOCUMENTS = frozenset({VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER,
+                            HEARTBEAT_FILE})
 
 
 def source_adoptable(source: str, *, require_mountpoint: bool) -> bool:

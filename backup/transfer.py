@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from backup.keeper_record import HEARTBEAT_FILE
 from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
@@ -17,9 +18,12 @@ from backup.versions import backup_dir_arg
 _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
 # Excluded on both sides: never shipped, never deleted on the replica by --delete, never
 # compared, never restored. The markers prove identity (backup/markers.py): the source
-# marker is not a document, and the target marker must survive every --delete.
+# marker is not a document, and the target marker must survive every --delete. The keeper's
+# heartbeat (backup/keeper_record.py) is pushed to the replica root on its own, without
+# --backup: a full pass must neither delete it nor keep a version of it per heartbeat.
 PROTECT = (f"--exclude=/{VERSIONS_DIR}", f"--exclude=/{PARTIAL_DIR}",
-           f"--exclude=/{SOURCE_MARKER}", f"--exclude=/{TARGET_MARKER}")
+           f"--exclude=/{SOURCE_MARKER}", f"--exclude=/{TARGET_MARKER}",
+           f"--exclude=/{HEARTBEAT_FILE}")
 
 
 def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:

@@ -20,6 +20,7 @@ from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
 from sentinel.keeper import build_keeper
 from sentinel.replication import build_replicators, replication_readings
+from sentinel.room_heartbeat import KeeperConfirm, RoomHeartbeat
 from sentinel.secrets import SecretMaskingFilter
 from sentinel.sources import build_sources
 from sentinel.store import Store
@@ -112,6 +113,8 @@ class Runtime:
         self.outbox: Any = None
         self.sources: list[Any] = []
         self.replicators: list[Any] = []
+        self.keeper_rooms: list[RoomHeartbeat] = []
+        self.keeper_confirm: KeeperConfirm | None = None
 
     @staticmethod
     async def migrate(store: Store) -> None:
@@ -134,6 +137,18 @@ class Runtime:
         components += self.replicators
         if self.replicators:
             components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
+        self.keeper_rooms = [
+            RoomHeartbeat(rep.spec, rc.keeper, rc.keeper_room, rep, self.store.db,
+                          site=self.config.site.name, active_alarms=self.engine.active_alarms,
+                          clock=self.clock)
+            for rc, rep in zip(self.config.replication, self.replicators, strict=True)
+            if rc.keeper is not None
+        ]
+        components += self.keeper_rooms
+        if self.keeper_rooms:
+            # only with a keeper does a critical page wait for its "data safe to"
+            self.keeper_confirm = KeeperConfirm(self.keeper_rooms, clock=self.clock)
+            self.sender.confirm = self.keeper_confirm
         components += build_keeper(self.config, self.engine.submit, clock=self.clock)
         for component in components:
             self.supervisor.start(component)
@@ -150,6 +165,8 @@ class Runtime:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         await self.supervisor.stop_all()
+        if self.keeper_confirm is not None:
+            await self.keeper_confirm.close()
         if self.engine is not None:
             await self.engine.flush()
 

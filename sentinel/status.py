@@ -134,6 +134,7 @@ def _report(state_dir: Path, interval: float | None, now: float | None) -> dict[
         components = view.components or {}
         if db_error:
             daemon["db_error"] = db_error
+    _attach_keepers(sections["replication"], components, now)
     return {
         "schema": SCHEMA_VERSION,
         "generated": now,
@@ -186,6 +187,70 @@ def _replication(by_name: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+KEEPER_PREFIX = "keeper:"
+
+
+def keeper_view(health: dict[str, Any], now: float) -> dict[str, Any]:
+    """What status says about one replication's keeper, from its component's health (the
+    daemon's heartbeat row): the newest receipt's "data safe as of", ages, and the problem
+    a person must see (None when there is none)."""
+    receipt = health.get("receipt") or {}
+    written = receipt.get("written")
+    shipped = health.get("last_shipped")
+    age = None if written is None else max(0.0, now - float(written))
+    stale_after = float(health.get("stale_after") or 30.0)
+    problems = []
+    if health.get("ship_error"):
+        problems.append(f"heartbeat cannot be shipped since "
+                        f"{_clock(health.get('ship_failing_since'))}: {health['ship_error']}")
+    if not receipt:
+        if health.get("receipt_error"):
+            problems.append(f"keeper unreachable: its receipt cannot be read: "
+                            f"{health['receipt_error']}")
+        elif shipped is not None:
+            problems.append("keeper not answering: no receipt yet")
+    elif age is not None and age > stale_after:
+        why = (f"; reading it fails: {health['receipt_error']}" if health.get("receipt_error")
+               else "")
+        problems.append(f"keeper not answering: newest receipt is {_age(age)} old "
+                        f"(written {_clock(written)}){why}")
+    return {
+        "room": health.get("room"),
+        "safe_as_of": receipt.get("safe_as_of"),
+        "receipt_written": written,
+        "receipt_age": None if age is None else round(age, 1),
+        "snapshot": receipt.get("snapshot"),
+        "heartbeat_shipped": shipped,
+        "heartbeat_age": None if shipped is None else round(max(0.0, now - shipped), 1),
+        "heartbeat_error": health.get("ship_error"),
+        "receipt_error": health.get("receipt_error"),
+        "last_confirm": health.get("last_confirm"),
+        "problem": "; ".join(problems) or None,
+    }
+
+
+def _attach_keepers(rows: list[dict[str, Any]], components: dict[str, Any],
+                    now: float) -> None:
+    """Each replication row with a keeper gets its "keeper" view (a row the backup tables
+    do not hold yet is added, so the keeper's state is never hidden)."""
+    by_name = {r.get("name"): r for r in rows}
+    for cname, health in components.items():
+        if not cname.startswith(KEEPER_PREFIX) or not isinstance(health, dict):
+            continue
+        name = cname[len(KEEPER_PREFIX):]
+        row = by_name.get(name)
+        if row is None:
+            row = by_name[name] = {"name": name}
+            rows.append(row)
+        row["keeper"] = keeper_view(health, now)
+
+
+def _clock(ts: Any) -> str:
+    if not isinstance(ts, int | float):
+        return "?"
+    return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
 def _empty_sections() -> dict[str, Any]:
@@ -257,6 +322,11 @@ def judge(report: dict[str, Any]) -> Verdict:
         elif component.get("task") == "restarting":
             worse(Health.WARNING, f"component {name} restarting (restart "
                                   f"{component.get('restarts', 0)}): {error}")
+    for row in report.get("replication") or []:
+        keeper = row.get("keeper") or {}
+        if keeper.get("problem"):
+            worse(Health.WARNING, f"keeper {keeper.get('room')} ({row.get('name')}): "
+                                  f"{keeper['problem']}")
     if report.get("rooms"):
         from sentinel.keeper.status import room_problems
 
@@ -296,6 +366,9 @@ def nagios_line(report: dict[str, Any]) -> tuple[str, int]:
         pending = source.get("pending")
         if pending is not None:
             perf.append(f"'pending_{source.get('name')}'={pending};;;0")
+        receipt_age = (source.get("keeper") or {}).get("receipt_age")
+        if receipt_age is not None:
+            perf.append(f"'keeper_receipt_age_{source.get('name')}'={receipt_age:.1f}s;;;0")
     for room in report.get("rooms") or ():
         name = room["room"]
         if room.get("heartbeat_age") is not None:

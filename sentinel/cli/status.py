@@ -219,6 +219,8 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
         )
     console.print(table)
     for r in report["replication"]:
+        _keeper_line(r, console, now)
+    for r in report["replication"]:
         quarantine = r.get("quarantine") or {}
         if not quarantine.get("count"):
             continue
@@ -228,6 +230,31 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             console.print(f"  {q['path']}: {q['reason']}", markup=False, highlight=False)
         if quarantine["count"] > len(quarantine.get("paths", [])):
             console.print(f"  ... and {quarantine['count'] - len(quarantine['paths'])} more")
+
+
+def _keeper_line(row: dict[str, Any], console: Console, now: float) -> None:
+    """`onnara: data safe at the keeper main-office as of 14:32:05 (receipt 3s old)`, and
+    a WARNING line saying why when the keeper cannot be reached or does not answer."""
+    keeper = row.get("keeper")
+    if not keeper:
+        return
+    safe = keeper.get("safe_as_of")
+    written = keeper.get("receipt_written")
+    if safe is not None:
+        text = (f"{row.get('name')}: data safe at the keeper {keeper.get('room')} as of "
+                f"{datetime.fromtimestamp(safe).strftime('%H:%M:%S')}")
+    elif written is not None:
+        text = f"{row.get('name')}: keeper {keeper.get('room')} holds no snapshot yet"
+    else:
+        text = f"{row.get('name')}: keeper {keeper.get('room')}: no receipt read yet"
+    if written is not None:
+        text += f" (receipt {_ago(written, now).removesuffix(' ago')} old"
+        shipped = keeper.get("heartbeat_shipped")
+        text += f", heartbeat shipped {_ago(shipped, now)})" if shipped else ")"
+    console.print(escape(text))
+    if keeper.get("problem"):
+        console.print("[yellow]" + escape(f"WARNING {row.get('name')}: {keeper['problem']}")
+                      + "[/]")
 
 
 def _alerts(report: dict[str, Any], console: Console, now: float) -> None:

@@ -10,6 +10,11 @@ known_hosts = "/etc/sentinel/known_hosts"
 exclude = ["*.tmp", "cache/*"]
 [replication.guard]
 max_files = 200
+[replication.keeper]                  # optional: a keeper at the health center (issue 11)
+room = "main-office"                  # the name the keeper knows this room by
+heartbeat = "5s"
+receipt = "backup@health-center::main-office-receipt/receipt.json"
+confirm_wait = "1.5s"
 ```
 """
 
@@ -38,6 +43,53 @@ class GuardConfig(Model):
     max_files: int = Field(200, ge=1)
     max_share: float = Field(0.2, gt=0, le=1)
     min_files: int = Field(50, ge=1)
+
+
+# A critical page waits at most this long for the keeper's "data safe to" confirmation.
+CONFIRM_WAIT_MAX = 5.0
+# Default age at which a receipt counts as the keeper not answering (see KeeperConfig).
+RECEIPT_STALE = 90.0
+
+
+class KeeperConfig(Model):
+    """The keeper (`sentinel keeper` on the backup host) this replication reports to: a
+    heartbeat pushed to the target root every `heartbeat`, and the keeper's receipt read
+    back from `receipt` (an absolute path for a local target, `rsync://user@host/<room>-receipt
+    /receipt.json`, or `user@host::<room>-receipt/receipt.json`: the rsync daemon over ssh).
+    `receipt_stale`: a receipt older than this is reported as the keeper not answering
+    (default 90 s, or 6 heartbeats when longer: while changes keep landing, the keeper
+    rewrites its receipt only at its next snapshot, up to its `snapshot_within`, 60 s)."""
+
+    room: str | None = None  # default: the replication's name
+    heartbeat: Duration = Field(5.0, ge=1.0, le=300.0)
+    receipt: str
+    confirm_wait: Duration = Field(1.5, ge=0.0, le=CONFIRM_WAIT_MAX)
+    receipt_stale: Duration | None = Field(None, gt=0)
+
+    @field_validator("room")
+    @classmethod
+    def _room(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_' or '-' (it names the keeper's "
+                             "directories and rsync modules)")
+        return value
+
+    @field_validator("receipt")
+    @classmethod
+    def _receipt(cls, value: str) -> str:
+        try:
+            target = parse_target(value)
+        except TargetError as exc:
+            raise ValueError(f"receipt: {exc}") from None
+        if value.endswith(("/", ":")) or not posixpath.basename(target.url):
+            raise ValueError("receipt: name the file (…/receipt.json), not a directory")
+        return value
+
+    @property
+    def stale_after(self) -> float:
+        if self.receipt_stale is not None:
+            return self.receipt_stale
+        return max(RECEIPT_STALE, 6 * self.heartbeat)
 
 
 class ReplicationConfig(Model):
@@ -70,6 +122,12 @@ class ReplicationConfig(Model):
     sparse: bool = True  # keep holes in sparse files (rsync --sparse)
     hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
     guard: GuardConfig = GuardConfig()
+    keeper: KeeperConfig | None = None
+
+    @property
+    def keeper_room(self) -> str:
+        """The name the keeper knows this room by."""
+        return (self.keeper.room if self.keeper and self.keeper.room else None) or self.name
 
     @field_validator("strict_host_key_checking", mode="before")
     @classmethod

@@ -9,13 +9,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from backup.keeper_record import HEARTBEAT_FILE
 from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.replicator import Replicator
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
 from sentinel.store import Store
 
-SKIP = {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER}
+SKIP = {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE}
 
 
 def tree(root: Path) -> dict[str, bytes | str | None]:

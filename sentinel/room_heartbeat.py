@@ -1,0 +1,449 @@
+"""The room's side of the keeper (issue 11): heartbeats out, receipts back, and the "data safe
+to" a critical page carries.
+
+For each `[[replication]]` with a `[replication.keeper]` table, a `RoomHeartbeat` component
+(supervised, "keeper:<replication>"):
+
+- every `heartbeat` seconds writes a `Heartbeat` (backup/keeper_record.py) into the runtime
+  dir and pushes it with rsync, over the replication's own transport, to the target root as
+  `.sentinel-heartbeat.json`. Without --backup (a version per heartbeat would flood the
+  versions dir); the replicator's --delete, compare, verify and restore leave it alone
+  (`backup.transfer.PROTECT`);
+- after each heartbeat reads the keeper's receipt back and keeps the newest: `sentinel status`
+  shows it from the component's health (the daemon's heartbeat row), without the daemon.
+
+`KeeperConfirm` is the sender's confirm hook (alerts/sender.py): a critical leak, smoke or
+fire page makes every keeper room ship an urgent heartbeat at once and poll its receipt until
+the keeper answers it or `confirm_wait` passes; the page then carries the keeper's
+`safe_as_of`. Without an answer it carries the newest older receipt's, marked as older, or
+nothing when there was never a receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from alerts.event import AlarmEvent, EventType, Severity
+from backup.keeper_record import (
+    HEARTBEAT_FILE,
+    MAX_ALARMS,
+    RECEIPT_FILE,
+    AlarmNote,
+    Heartbeat,
+    Receipt,
+    RecordError,
+    read_receipt,
+    write_atomic,
+)
+from backup.replicator import Replicator
+from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
+from backup.spec import ReplicationSpec
+from backup.target import Target, TargetError, parse_target
+from sentinel.config.replication import KeeperConfig
+
+log = logging.getLogger("sentinel.keeper")
+
+# The alarm kinds whose critical page asks the keeper for a confirmation first: the
+# disasters that may take the room down with the page. A combined rule is named by its
+# sensor id ("fire"; any name starting with "fire").
+DISASTER_KINDS = frozenset({"water_leak", "smoke", "fire"})
+# While a page waits, the receipt is read this often.
+CONFIRM_POLL = 0.2
+# An urgent request stays in every heartbeat until a receipt answers it, or this long (the
+# keeper may read a heartbeat only every second or so: the next regular one must not
+# replace the urgent one before it was seen).
+URGENT_KEEP = 300.0
+# Confirmations (one per alarm firing, shared by every channel's lane) are forgotten after
+# this long: a retried send re-renders with the first answer instead of waiting again.
+CONFIRM_FORGET = 600.0
+
+
+def needs_confirmation(event: AlarmEvent) -> bool:
+    """A critical leak, smoke or fire alarm firing in the room (not sentinel's own health)."""
+    if event.event != EventType.FIRING or event.severity != Severity.CRITICAL:
+        return False
+    if event.kind in DISASTER_KINDS:
+        return True
+    return event.kind == "combined" and event.sensor_id.lower().startswith("fire")
+
+
+def receipt_target(address: str, replica: Target) -> Target:
+    """Where the receipt is read from, reached with the replica's transport options (its
+    password file, ssh key, known hosts, port)."""
+    return parse_target(
+        address, password_file=replica.password_file, ssh_port=replica.ssh_port,
+        identity_file=replica.identity_file, known_hosts=replica.known_hosts,
+        strict_host_key_checking=replica.strict_host_key_checking,
+        contimeout=replica.contimeout,
+    )
+
+
+class RoomHeartbeat:
+    """Component "keeper:<replication>": ships heartbeats, reads receipts (see module doc)."""
+
+    def __init__(
+        self, spec: ReplicationSpec, keeper: KeeperConfig, room: str, replicator: Replicator,
+        db: aiosqlite.Connection, *, site: str = "",
+        active_alarms: Callable[[], list[dict[str, Any]]] = list,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.keeper = keeper
+        self.room = room
+        self.name = f"keeper:{spec.name}"
+        self._replicator = replicator
+        self._db = db
+        self._site = site
+        self._active_alarms = active_alarms
+        self._clock = clock
+        self._receipt_from = receipt_target(keeper.receipt, spec.target)
+        self._dir = spec.runtime_dir / f"keeper-{spec.name}"
+        self._lock = asyncio.Lock()  # one heartbeat push at a time
+        self._wake = asyncio.Event()
+        self._began = clock()
+        self._caught_up_before: float | None = None  # last success before this run
+        self._start_done = not spec.reconcile_at_start
+        self._urgent: float | None = None
+        self.beats = 0
+        self.last_heartbeat: Heartbeat | None = None
+        self.last_shipped: float | None = None
+        self.ship_error: str | None = None
+        self.ship_failing_since: float | None = None
+        self.receipt: Receipt | None = None
+        self.receipt_read: float | None = None
+        self.receipt_error: str | None = None
+        self.receipt_failing_since: float | None = None
+        self.last_confirm: dict[str, Any] | None = None
+
+    # -- Component -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._caught_up_before = await self._last_success()
+        while True:
+            await self.beat()
+            await self.read_receipt()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.keeper.heartbeat):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    def health(self) -> dict[str, Any]:
+        r = self.receipt
+        hb = self.last_heartbeat
+        return {
+            "room": self.room,
+            "replication": self.spec.name,
+            "state": ("heartbeat failing" if self.ship_error else
+                      "receipt unreadable" if self.receipt_error else
+                      "ok" if self.last_shipped else
+                      "waiting for the first sync" if self._never_synced() else "starting"),
+            "heartbeat_every": self.keeper.heartbeat,
+            "stale_after": self.keeper.stale_after,
+            "confirm_wait": self.keeper.confirm_wait,
+            "beats": self.beats,
+            "last_shipped": self.last_shipped,
+            "seq": hb.seq if hb else None,
+            "synced_through": hb.synced_through if hb else None,
+            "ship_error": self.ship_error,
+            "ship_failing_since": self.ship_failing_since,
+            "receipt": None if r is None else {
+                "safe_as_of": r.safe_as_of, "written": r.written, "snapshot": r.snapshot,
+                "snapshot_ts": r.snapshot_ts, "answered": r.answered,
+            },
+            "receipt_read": self.receipt_read,
+            "receipt_error": self.receipt_error,
+            "receipt_failing_since": self.receipt_failing_since,
+            "last_confirm": self.last_confirm,
+        }
+
+    # -- heartbeat -----------------------------------------------------------------------
+
+    async def _last_success(self) -> float | None:
+        try:
+            async with self._db.execute(
+                "SELECT last_success FROM backup_state WHERE source = ?", (self.spec.name,)
+            ) as cur:
+                row = await cur.fetchone()
+        except aiosqlite.Error:
+            return None
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def _shipped_seq(self) -> int:
+        """The journal sequence up to which every change has left the journal (shipped)."""
+        journal = self._replicator.journal
+        try:
+            async with self._db.execute(
+                "SELECT MIN(seq) FROM backup_journal WHERE source = ?", (self.spec.name,)
+            ) as cur:
+                row = await cur.fetchone()
+        except aiosqlite.Error:
+            row = None
+        if row is None or row[0] is None:
+            return journal.seq
+        return max(0, int(row[0]) - 1)
+
+    def _synced_through(self, now: float) -> float:
+        """Every change the room saw before this moment has been shipped. Until the full
+        pass at start has run, changes made while the daemon was down may not have been:
+        then no later than the last success of the previous run."""
+        journal = self._replicator.journal
+        synced = now if journal.oldest is None else min(now, journal.oldest)
+        if not self._start_done:
+            rep = self._replicator
+            last_full = rep.health().get("last_full")
+            # the replicator asks for its start pass before it calls itself running, so
+            # running and caught up means that pass is over
+            if ((rep.health().get("phase") == "running" and rep.caught_up)
+                    or (last_full is not None and last_full >= self._began)):
+                self._start_done = True
+            else:
+                synced = min(synced, self._caught_up_before or 0.0)
+        return synced
+
+    def _alarms(self) -> tuple[AlarmNote, ...]:
+        notes = []
+        for a in self._active_alarms()[:MAX_ALARMS]:
+            kind = str(a.get("kind") or "")
+            if kind == "combined":  # a combined rule is known by its name ("fire")
+                kind = str(a.get("sensor") or kind)
+            since = a.get("since")
+            notes.append(AlarmNote(
+                id=str(a.get("id") or ""), kind=kind[:200],
+                severity=str(a.get("severity") or ""),
+                location=str(a.get("location") or "")[:200],
+                since=float(since) if isinstance(since, int | float) else None,
+            ))
+        return tuple(notes)
+
+    async def heartbeat(self) -> Heartbeat:
+        now = self._clock()
+        urgent = self._urgent
+        if urgent is not None and (now - urgent > URGENT_KEEP or self._answered(urgent)):
+            urgent = self._urgent = None
+        journal = self._replicator.journal
+        return Heartbeat(
+            room=self.room, replication=self.spec.name, ts=now,
+            seq=await self._shipped_seq(), pending=journal.pending,
+            rpo=round(journal.rpo(now), 3), synced_through=self._synced_through(now),
+            alarms=self._alarms(), urgent=urgent, site=self._site[:200],
+        )
+
+    def _answered(self, urgent: float) -> bool:
+        r = self.receipt
+        return r is not None and r.answered is not None and r.answered >= urgent
+
+    def _never_synced(self) -> bool:
+        h = self._replicator.health()
+        return h.get("last_success") is None and h.get("last_full") is None
+
+    async def beat(self) -> bool:
+        """Writes and pushes one heartbeat; True when it reached the target. Before the
+        replication's first sync made the replica root, nothing is pushed (there is no
+        landing area yet, and a heartbeat must never be the thing that creates it)."""
+        if self._never_synced():
+            return False
+        async with self._lock:
+            hb = await self.heartbeat()
+            path = self._dir / HEARTBEAT_FILE
+            await asyncio.to_thread(self._write, path, hb.to_json())
+            target = self.spec.target
+            try:
+                transport = target.transport_args(self.spec.runtime_dir)
+            except TargetError as exc:  # a password file rsync would refuse (the
+                result = RsyncResult(1, Outcome.FATAL, error=str(exc))  # replication says so)
+            else:
+                # The destination names the file: rsync then never creates a missing replica
+                # root (an unmounted disk stays visibly missing). -I: sent even when size
+                # and mtime look the same. No --backup, no --delete.
+                result = await run_rsync([
+                    "-t", "-I", *COMMON_ARGS, f"--timeout={max(1, int(self.spec.timeout))}",
+                    *transport, str(path), target.path(HEARTBEAT_FILE),
+                ], time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
+            self.last_heartbeat = hb
+            if result.ok:
+                self.beats += 1
+                self.last_shipped = hb.ts
+                if self.ship_error is not None:
+                    log.info("keeper %s: heartbeat reaches %s again", self.room,
+                             target.describe())
+                self.ship_error = self.ship_failing_since = None
+                return True
+            error = f"rsync exit {result.exit_code}: {result.error}"
+            if self.ship_error is None:  # once per outage: the replication alarm pages
+                log.warning("keeper %s: heartbeat cannot be shipped to %s: %s (logged once "
+                            "until it works again)", self.room, target.describe(), error)
+                self.ship_failing_since = hb.ts
+            self.ship_error = error
+            return False
+
+    def _write(self, path: Path, text: str) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(path, text)
+
+    # -- receipt -------------------------------------------------------------------------
+
+    async def read_receipt(self) -> Receipt | None:
+        """Reads the keeper's receipt (a local path, or an rsync pull into the runtime dir)
+        and keeps the newest; None when it could not be read (`receipt_error` says why)."""
+        try:
+            receipt = await self._fetch()
+        except (OSError, RecordError, TargetError) as exc:
+            self._receipt_failed(str(exc) if not isinstance(exc, OSError) else
+                                 f"{exc.strerror or exc}: {exc.filename or self.keeper.receipt}")
+            return None
+        if receipt.room != self.room:
+            self._receipt_failed(f"the receipt at {self.keeper.receipt} is for room "
+                                 f"{receipt.room!r}, not {self.room!r}")
+            return None
+        if self.receipt_error is not None:
+            log.info("keeper %s: receipt readable again", self.room)
+        self.receipt_error = self.receipt_failing_since = None
+        self.receipt_read = self._clock()
+        if self.receipt is None or receipt.written >= self.receipt.written:
+            self.receipt = receipt
+        return receipt
+
+    async def _fetch(self) -> Receipt:
+        local = self._receipt_from.local_root
+        if local is not None:
+            return await asyncio.to_thread(read_receipt, local)
+        dest = self._dir / RECEIPT_FILE
+        source = self._receipt_from
+        result = await run_rsync([
+            "-I", *COMMON_ARGS, f"--timeout={max(1, int(self.spec.timeout))}",
+            *source.transport_args(self.spec.runtime_dir), source.url, str(dest),
+        ], time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
+        if not result.ok:
+            raise RecordError(f"rsync exit {result.exit_code}: {result.error}")
+        return await asyncio.to_thread(read_receipt, dest)
+
+    def _receipt_failed(self, error: str) -> None:
+        if self.receipt_error is None:
+            log.warning("keeper %s: receipt cannot be read from %s: %s (logged once until it "
+                        "works again)", self.room, self._receipt_from.describe(), error)
+            self.receipt_failing_since = self._clock()
+        self.receipt_error = error
+
+    # -- confirmation for a critical page ------------------------------------------------
+
+    async def confirm(self, urgent: float) -> tuple[float | None, bool]:
+        """Ships an urgent heartbeat and reads the receipt until it answers `urgent`; the
+        caller bounds the wait. (safe_as_of, answered). When the heartbeat cannot be
+        shipped, no answer can come: the page is not held for nothing."""
+        self._urgent = urgent
+        if not await self.beat():
+            return self.newest_safe(), False
+        while True:
+            await self.read_receipt()
+            if self._answered(urgent):
+                assert self.receipt is not None
+                return self.receipt.safe_as_of, True
+            await asyncio.sleep(CONFIRM_POLL)
+
+    def newest_safe(self) -> float | None:
+        return self.receipt.safe_as_of if self.receipt is not None else None
+
+
+class KeeperConfirm:
+    """The sender's confirm hook over every keeper room (see module doc). One confirmation
+    per alarm firing, shared by all channels' lanes (each awaits it; none starts another)."""
+
+    def __init__(self, rooms: Sequence[RoomHeartbeat], *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.rooms = list(rooms)
+        self._clock = clock
+        self._pending: dict[tuple[str, float], tuple[float, asyncio.Task[tuple[float | None,
+                                                                             bool]]]] = {}
+
+    @property
+    def wait(self) -> float:
+        return max((r.keeper.confirm_wait for r in self.rooms), default=0.0)
+
+    async def __call__(self, events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
+        if not any(needs_confirmation(e) for e in events):
+            return list(events)
+        self._forget()
+        # every confirmation asked for at once (a leak and a smoke alarm in one message
+        # wait together, not one after the other)
+        waits = {}
+        for event in events:
+            if not needs_confirmation(event):
+                continue
+            key = (event.alarm_id, event.ts)
+            if key not in self._pending:
+                task = asyncio.create_task(self._confirm(event), name=f"keeper:{event.alarm_id}")
+                self._pending[key] = (time.monotonic(), task)
+            waits[key] = self._pending[key][1]
+        # shielded: a lane cancelled at shutdown must not cancel the others' answer
+        answers = dict(zip(waits, await asyncio.shield(asyncio.gather(*waits.values())),
+                           strict=True))
+        out = []
+        for event in events:
+            answer = answers.get((event.alarm_id, event.ts))
+            if answer is None or answer[0] is None:
+                out.append(event)
+                continue
+            safe, answered = answer
+            out.append(dataclasses.replace(event, safe_as_of=safe,
+                                           safe_unconfirmed=not answered))
+        return out
+
+    async def _confirm(self, event: AlarmEvent) -> tuple[float | None, bool]:
+        urgent = self._clock()
+        began = time.monotonic()
+        results = await asyncio.gather(*(self._one(room, urgent) for room in self.rooms))
+        safe_values = [s for s, _ in results]
+        answered = all(a for _, a in results)
+        # the page speaks for every replication: all of them are safe up to the oldest
+        safe = None if not safe_values or None in safe_values else min(
+            s for s in safe_values if s is not None)
+        waited = round(time.monotonic() - began, 3)
+        for room, (room_safe, room_answered) in zip(self.rooms, results, strict=True):
+            room.last_confirm = {"alarm": event.alarm_id, "urgent": urgent,
+                                 "answered": room_answered, "safe_as_of": room_safe,
+                                 "waited": waited}
+        if answered:
+            log.info("alarm %s: keeper confirmed data safe to %s (%.2fs)", event.alarm_id,
+                     _clock_text(safe), waited)
+        else:
+            log.warning("alarm %s: the keeper did not confirm within %.1fs; the page goes "
+                        "out with %s", event.alarm_id, self.wait,
+                        "the newest older receipt" if safe is not None else
+                        "no \"data safe to\"")
+        return safe, answered
+
+    async def _one(self, room: RoomHeartbeat, urgent: float) -> tuple[float | None, bool]:
+        try:
+            async with asyncio.timeout(room.keeper.confirm_wait):
+                return await room.confirm(urgent)
+        except TimeoutError:
+            return room.newest_safe(), False
+        except Exception as exc:  # a page must go out whatever the keeper path does
+            log.warning("keeper %s: confirmation failed: %s", room.room, exc)
+            return room.newest_safe(), False
+
+    def _forget(self) -> None:
+        now = time.monotonic()
+        for key, (started, task) in list(self._pending.items()):
+            if task.done() and now - started > CONFIRM_FORGET:
+                del self._pending[key]
+
+    async def close(self) -> None:
+        tasks = [task for _, task in self._pending.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _clock_text(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%H:%M:%S", time.localtime(ts))
