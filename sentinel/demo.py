@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from backup.markers import SOURCE_MARKER
 from sensors.sim.broker import Broker, BrokerMissing, start_broker
 from sensors.sim.publisher import play
 from sensors.sim.scenario import (
@@ -329,7 +330,8 @@ async def _demo(work: Path, duration: float | None) -> int:
 
 def summary(work: Path, keeper: DemoKeeper) -> str:
     source, replica = work / "onnara", keeper.landing
-    files = [p for p in source.rglob("*") if p.is_file()]
+    # the source marker stays at the source (backup/markers.py); documents are what count
+    files = [p for p in source.rglob("*") if p.is_file() and p.name != SOURCE_MARKER]
     same = sum(
         1
         for p in files

@@ -22,13 +22,21 @@ def test_demo_pages_the_leak_and_replicates_documents(tmp_path: Path) -> None:
     alerts = (work / "alerts.log").read_text(encoding="utf-8").splitlines()
     assert any("누수" in line for line in alerts), alerts
     # every document the clerks saved is in the replica with the same bytes
-    source, replica = work / "onnara", work / "replica"
+    source, replica = work / "onnara", work / "health-center" / "landing" / "main"
     docs = [p for p in source.rglob("*.hwp")]
     assert len(docs) >= 8
     for doc in docs:
         copy = replica / doc.relative_to(source)
         assert copy.is_file() and filecmp.cmp(doc, copy, shallow=False), doc
-    assert "documents identical in the replica" in proc.stdout
+    assert "documents identical at the health center" in proc.stdout
+    # the demo ends with the room daemon gone: the keeper's page is the last thing printed,
+    # naming the room and up to when its data is safe
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("[keeper page]"), proc.stdout[-2000:]
+    assert "데모 군청 전산실" in last and "무응답" in last and "까지 안전" in last, last
+    snapshots = [p for p in (work / "health-center" / "snapshots" / "main").iterdir()
+                 if not p.name.startswith(".")]
+    assert snapshots, "the keeper took no snapshot"
     # status still answers from the state the demo left behind
     status = subprocess.run(
         [sys.executable, "-m", "sentinel", "--config", str(work / "sentinel.toml"), "status"],
