@@ -72,7 +72,7 @@ class RoomWatch:
         self._submit = submit
         self._lang = language
         self._clock = clock
-        self.store = SnapshotStore(keeper.snapshot_dir / room.name)
+        self._store: SnapshotStore | None = None  # opened in run(): a bad dir pages, not crashes
         self.receipt_path = keeper.receipt_dir / room.name / RECEIPT_FILE
         self.retention = Retention(keep_all=keeper.keep_all, hourly=keeper.keep_hourly,
                                    daily=keeper.keep_daily)
@@ -118,9 +118,20 @@ class RoomWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
 
+    @property
+    def store(self) -> SnapshotStore:
+        """The room's snapshot store, created (0700) on first use; raises OSError when the
+        snapshot dir cannot be made or entered."""
+        if self._store is None:
+            self._store = SnapshotStore(self.keeper.snapshot_dir / self.room.name)
+        return self._store
+
     def _load(self) -> None:
         """What survives a keeper restart: the snapshots on disk and the last receipt."""
-        self._list_snapshots()
+        try:
+            self._list_snapshots()
+        except OSError as exc:
+            self._failed(self._clock(), f"cannot open the snapshot store: {exc}")
         with contextlib.suppress(OSError, RecordError):
             old = read_receipt(self.receipt_path)
             self.safe_as_of, self.answered = old.safe_as_of, old.answered
@@ -227,11 +238,7 @@ class RoomWatch:
             result = await asyncio.to_thread(self.store.take, self.room.landing, now=now)
             pruned = await asyncio.to_thread(self.store.prune, self.retention, now=now)
         except Exception as exc:
-            self.failures += 1
-            self.last_error = f"snapshot failed: {exc}"
-            self._retry_at = now + min(RETRY_MAX, RETRY_MIN * 2 ** (self.failures - 1))
-            self._changed(now)  # still not kept
-            log.error("room %s: %s", self.room.name, self.last_error)
+            self._failed(now, f"snapshot failed: {exc}")
             return
         if self.failures:
             log.info("room %s: snapshots work again", self.room.name)
@@ -259,6 +266,13 @@ class RoomWatch:
         log.info("room %s: snapshot %s: %d files, %d copied (%d bytes), %d removed, %.2fs",
                  self.room.name, snap.name, result.files, result.copied, result.bytes_copied,
                  result.removed, result.seconds)
+
+    def _failed(self, now: float, error: str) -> None:
+        self.failures += 1
+        self.last_error = error
+        self._retry_at = now + min(RETRY_MAX, RETRY_MIN * 2 ** (self.failures - 1))
+        self._changed(now)  # still not kept
+        log.error("room %s: %s", self.room.name, error)
 
     def _advance_without_snapshot(self, now: float) -> None:
         """Nothing landed since the last snapshot (inotify is watching and the room's

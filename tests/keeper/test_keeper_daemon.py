@@ -220,3 +220,23 @@ def test_the_rooms_own_version_pruning_is_no_mass_change(keeper: Keeper) -> None
     assert not [p for p in keeper.pages() if "deleted" in p], keeper.pages()
     assert (keeper.snapshots / "main" / first / ".sentinel-versions" / "2026-11-01"
             / "old5.txt").read_text() == "old 5"
+
+
+def test_snapshots_that_cannot_be_taken_page_and_recover(keeper: Keeper) -> None:
+    keeper.snapshots.write_text("not a directory")  # a lost mount, a wrong path, a full disk
+    (keeper.landing["main"] / "a.txt").write_text("v1")
+    keeper.start()
+    keeper.beat(seq=1)
+    page = wait_for(lambda: [p for p in keeper.pages() if "snapshots failing" in p],
+                    timeout=20, what="the snapshot-failure page")
+    assert "main" in page[0]
+    room = keeper.room()
+    assert room["snapshot_failures"] >= 1 and "snapshot" in (room["last_error"] or "")
+    report = keeper.status()
+    assert any("room main" in r for r in report["overall"]["reasons"]), report["overall"]
+    assert keeper.proc is not None and keeper.proc.poll() is None  # still running
+    keeper.snapshots.unlink()
+    keeper.snapshots.mkdir()
+    wait_for(lambda: snapshot_names(keeper), timeout=30, what="a snapshot after the repair")
+    wait_for(lambda: any("snapshots failing" in p and "normal" in p for p in keeper.pages()),
+             timeout=20, what="the snapshot failure cleared")
