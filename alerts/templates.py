@@ -372,7 +372,9 @@ class Templates:
         safe = self._localtime(event.safe_as_of)
         # a confirmation from another day says so (a page never hides how old it is)
         same_day = (safe.tm_year, safe.tm_yday) == (local.tm_year, local.tm_yday)
-        when = time.strftime("%H:%M:%S" if same_day else "%m-%d %H:%M", safe)
+        fmt = ("%H:%M:%S" if same_day else "%m-%d %H:%M" if safe.tm_year == local.tm_year
+               else "%Y-%m-%d")
+        when = time.strftime(fmt, safe)
         words = SAFE_OLDER if event.safe_unconfirmed else SAFE
         return words[self.language].format(t=when)
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,9 +165,24 @@ def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
 
 
 def _read(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        raw = f.read(MAX_BYTES + 1)
-    return raw
+    """The file's first bytes, never blocking: the writer may put a FIFO (or a symlink to
+    one) at the heartbeat's name, and a plain open() of a FIFO waits for a writer for ever,
+    which would freeze the keeper's event loop and every room with it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RecordError(f"{path.name} is not a regular file")
+        chunks = []
+        left = MAX_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _load(raw: bytes, what: str) -> dict[str, Any]:

@@ -48,10 +48,9 @@ _NAME_RE = re.compile(r"\A\d{8}T\d{6}\.\d{6}Z\Z")
 # daemon uses ".rsync-partial", backup.target.PARTIAL_DIR; not imported to stay a leaf) and
 # the --delay-updates staging dir.
 _SCRATCH_DIRS = frozenset({".rsync-partial", ".~tmp~"})
-# rsync writes each incoming file as ".<name>.XXXXXX" (mkstemp: 6 of [A-Za-z0-9]) beside it
-# and renames it into place when complete; a snapshot taken mid-transfer must not keep the
-# half-written temp file as if it were a document.
-_RSYNC_TEMP_RE = re.compile(r"\A\..+\.[A-Za-z0-9]{6}\Z", re.DOTALL)
+# rsync's own temp files (".<name>.XXXXXX", renamed into place when complete) are NOT left
+# out: ".env.backup" or ".notes.drafts" are real documents of the same shape, and a
+# half-written temp file kept in one snapshot costs a few bytes, a document left out is lost.
 FICLONE = 0x40049409
 # A file changed this close before the start of a take may change again within the same
 # timestamp tick right after we read it, unseen (git's "racy" files): it is copied, but not
@@ -314,8 +313,6 @@ class SnapshotStore:
                             fast_linked += 1
                             manifest[rel] = was
                             continue
-                    if _RSYNC_TEMP_RE.match(name):
-                        continue
                     _store_file(src, prev, dst, name, rel, st, walk)
                 elif stat.S_ISLNK(mode):
                     _store_symlink(src, prev, dst, name, rel, st, walk)

@@ -39,6 +39,9 @@ class RoomConfig(Model):
     mass_change_files: int = Field(200, ge=1, strict=True)
     mass_change_share: float = Field(0.2, gt=0, le=1)
     mass_change_min_files: int = Field(50, ge=1, strict=True)
+    # ... counted over all snapshots of this window, so a slow drip (10 % per snapshot) adds
+    # up to the same page as one sweep
+    mass_change_window: Duration = Field(3600.0, ge=0, le=7 * DAY)
 
     @field_validator("name")
     @classmethod
@@ -73,10 +76,6 @@ class KeeperConfig(Model):
     keep_all: Duration = Field(2 * DAY, ge=0)
     keep_hourly: Duration = Field(30 * DAY, ge=0)
     keep_daily: Duration = Field(365 * DAY, ge=0)
-    # free space (percent) on the snapshot and landing file systems: a county host filling
-    # the disk is an attack too
-    disk_warn_free: float = Field(15.0, ge=0, le=100)
-    disk_crit_free: float = Field(5.0, ge=0, le=100)
     rooms: list[RoomConfig] = Field(min_length=1)
 
     @field_validator("snapshot_dir", "receipt_dir")
@@ -92,8 +91,6 @@ class KeeperConfig(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"rooms: duplicate name(s) {', '.join(dupes)}")
-        if self.disk_crit_free > self.disk_warn_free:
-            raise ValueError("disk_crit_free must not be above disk_warn_free")
         if self.snapshot_within < self.settle:
             raise ValueError("snapshot_within must not be shorter than settle")
         own = {"snapshot_dir": self.snapshot_dir, "receipt_dir": self.receipt_dir}

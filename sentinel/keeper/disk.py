@@ -1,7 +1,8 @@
 """The keeper's disks: free space on the snapshot and landing file systems, as readings.
 
 A county host that fills the landing disk is an attack too: when it is full, the next
-snapshot and the room's next push both fail. `keeper_disk_free` pages before that.
+snapshot and the room's next push both fail. `keeper_disk_free` pages before that (warning
+below 15 %, critical below 5 %; `[[rules]] kind = "keeper_disk_free"` changes the limits).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def watched_paths(keeper: KeeperConfig) -> list[Path]:
 
 
 def free_percent(path: Path) -> float:
+    """The scarcer of free blocks and free inodes: a landing area flooded with empty files
+    runs out of inodes with the disk nearly empty, and then no snapshot can be made."""
     st = os.statvfs(path)
-    return 100.0 * st.f_bavail / st.f_blocks if st.f_blocks else 0.0
+    blocks = 100.0 * st.f_bavail / st.f_blocks if st.f_blocks else 0.0
+    inodes = 100.0 * st.f_favail / st.f_files if st.f_files else 100.0
+    return min(blocks, inodes)
 
 
 class DiskWatch:

@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from backup.keeper_record import (
     Heartbeat,
     Receipt,
     RecordError,
+    parse_heartbeat,
     read_heartbeat,
     read_receipt,
     write_atomic,
@@ -46,6 +48,13 @@ SENSOR_PREFIX = "room:"
 REPORT_EVERY = 10.0
 # After a failed snapshot, wait this long (doubling, capped) before the next attempt.
 RETRY_MIN, RETRY_MAX = 5.0, 300.0
+# A heartbeat that claims a moment further ahead of this host's clock is refused: "data safe
+# as of" only ever grows, so one heartbeat from a clock years ahead (or a forged one) would
+# make every later receipt and page claim safety it does not have.
+CLOCK_AHEAD_MAX = 300.0
+# An urgent heartbeat takes a snapshot at once, but not more often than this: a writer
+# flipping `urgent` every second must not make the keeper snapshot every second.
+URGENT_MIN_GAP = 10.0
 # The heartbeat and rsync's temporary copies of it change every few seconds by design; only
 # data changes make a snapshot due.
 _QUIET = Filters(exclude=(HEARTBEAT_FILE, f".{HEARTBEAT_FILE}.*"))
@@ -93,8 +102,12 @@ class RoomWatch:
         self.snapshots: list[tuple[str, float]] = []
         self.failures = 0
         self.last_error: str | None = None
+        self.receipt_error: str | None = None
+        self._seen_file = False
         self._retry_at = 0.0
         self.mass_change: str | None = None
+        # (snapshot time, files deleted or rewritten, files before) within the window
+        self._churn: deque[tuple[float, int, int]] = deque()
         self._reported: tuple[Any, ...] | None = None
         self._reported_at = 0.0
 
@@ -111,6 +124,8 @@ class RoomWatch:
                     await self._snapshot(now)
                 else:
                     self._advance_without_snapshot(now)
+                if self.receipt_error is not None:
+                    self._write_receipt(now)
                 await self._report(now)
                 await asyncio.sleep(self.keeper.poll)
         finally:
@@ -132,9 +147,21 @@ class RoomWatch:
             self._list_snapshots()
         except OSError as exc:
             self._failed(self._clock(), f"cannot open the snapshot store: {exc}")
+        now = self._clock()
         with contextlib.suppress(OSError, RecordError):
             old = read_receipt(self.receipt_path)
-            self.safe_as_of, self.answered = old.safe_as_of, old.answered
+            if all(v is None or v <= now + CLOCK_AHEAD_MAX for v in (old.safe_as_of,
+                                                                     old.answered)):
+                self.safe_as_of, self.answered = old.safe_as_of, old.answered
+            # the last heartbeat this keeper accepted, and when: a heartbeat file the
+            # writer deleted since must not turn a silent room into "never heard from"
+            # (nor resolve its likely-disaster alarm)
+            last = old.extra.get("heartbeat")
+            arrived = old.extra.get("heartbeat_arrived")
+            if isinstance(last, str) and isinstance(arrived, int | float) and arrived <= now:
+                with contextlib.suppress(RecordError):
+                    self.heartbeat = parse_heartbeat(last.encode("utf-8"))
+                    self.heartbeat_arrived = float(arrived)
         if not self.snapshots:
             self._changed(self._clock())  # nothing kept yet: the first snapshot is due
 
@@ -194,19 +221,36 @@ class RoomWatch:
             return
         try:
             beat = read_heartbeat(path)
+            self._trust(beat, now)
         except (OSError, RecordError) as exc:
             self.heartbeat_error = f"unreadable heartbeat: {exc}"
             log.warning("room %s: %s", self.room.name, self.heartbeat_error)
             return
-        first = self.heartbeat is None
+        first, self._seen_file = not self._seen_file, True
+        # the keeper's clock decides age: the room's clock may be wrong. The first file read
+        # after a start landed when its ctime says (set by this host's kernel at rsync's
+        # rename), and is no news if this keeper had accepted it before the restart.
+        arrived = min(now, st.st_ctime) if first else now
+        if first and self.heartbeat_arrived is not None and arrived <= self.heartbeat_arrived:
+            return
         self.heartbeat, self.heartbeat_error = beat, None
-        # the keeper's clock decides age: the room's clock may be wrong. At start, the
-        # file's ctime is when it landed (set by this host's kernel at rsync's rename).
-        self.heartbeat_arrived = min(now, st.st_ctime) if first else now
+        self.heartbeat_arrived = arrived
         if beat.seq != self._snap_seq:
             # the room shipped something since the last snapshot (or no snapshot yet says
             # which of its shipments it holds)
             self._changed(now)
+
+    def _trust(self, beat: Heartbeat, now: float) -> None:
+        """Refuses a heartbeat that is another room's (a room set up with the wrong module
+        would keep this one looking alive) or that claims a moment in this host's future."""
+        if beat.room != self.room.name:
+            raise RecordError(f"it names room {beat.room!r}, this landing area is room "
+                              f"{self.room.name!r} (check the room's [replication.keeper] room)")
+        for name, value in (("synced_through", beat.synced_through), ("urgent", beat.urgent)):
+            if value is not None and value > now + CLOCK_AHEAD_MAX:
+                raise RecordError(
+                    f"{name} is {value - now:.0f} s ahead of this host's clock (the room's "
+                    "clock is wrong, or the file is forged); it cannot vouch for anything")
 
     def heartbeat_age(self, now: float) -> float:
         return now - (self.heartbeat_arrived if self.heartbeat_arrived is not None
@@ -223,13 +267,17 @@ class RoomWatch:
         if now < self._retry_at or not self.room.landing.is_dir():
             return False
         if self._dirty_since is not None:
-            if self._urgent():
+            newest = self.snapshots[-1][1] if self.snapshots else None
+            if self._urgent() and (newest is None or now - newest >= URGENT_MIN_GAP):
                 return True
             quiet = now - (self._last_change or now)
             waited = now - self._dirty_since
             return quiet >= self.keeper.settle or waited >= self.keeper.snapshot_within
         newest = self.snapshots[-1][1] if self.snapshots else None
-        return newest is None or now - newest >= self.keeper.snapshot_every
+        # a newest snapshot dated ahead of the clock (the clock went back) must not stop the
+        # at-least-every snapshot
+        return (newest is None or now - newest >= self.keeper.snapshot_every
+                or newest > now + CLOCK_AHEAD_MAX)
 
     async def _snapshot(self, now: float) -> None:
         beat = self.heartbeat  # read before the walk: everything it covers has landed
@@ -293,12 +341,31 @@ class RoomWatch:
         self.safe_as_of = through if self.safe_as_of is None else max(self.safe_as_of, through)
 
     def _mass_change(self, changed: int, removed: int, previous: int, name: str) -> str | None:
+        """Deleted plus rewritten files against the thresholds, for this snapshot alone and
+        summed over `mass_change_window` against the file count at the window's start."""
         room = self.room
-        count = changed + removed
-        over = count > room.mass_change_files or (
-            previous >= room.mass_change_min_files and count > room.mass_change_share * previous)
-        if not over:
+        now = self._clock()
+        if previous:  # a first snapshot has nothing to compare with
+            self._churn.append((now, changed + removed, previous))
+        while self._churn and now - self._churn[0][0] > room.mass_change_window:
+            self._churn.popleft()
+        windows = [(changed + removed, previous, changed, removed)]
+        if len(self._churn) > 1:
+            total = sum(c for _, c, _ in self._churn)
+            windows.append((total, self._churn[0][2], None, None))
+        for count, base, *_ in windows:
+            if count > room.mass_change_files or (
+                    base >= room.mass_change_min_files and count > room.mass_change_share * base):
+                break
+        else:
             return None
+        if count != changed + removed:
+            window = _duration(room.mass_change_window, self._lang == "ko")
+            if self._lang == "ko":
+                return (f"백업 파일 {base}개 중 {count}개가 {window} 동안 삭제·변경됨 "
+                        "(원본은 이전 스냅숏에 보존)")
+            return (f"{count} of {base} files deleted or rewritten in the landing area within "
+                    f"{window} (earlier snapshots keep the originals)")
         if self._lang == "ko":
             return (f"백업 파일 {previous}개 중 {removed}개 삭제, {changed}개 변경됨 "
                     f"(원본은 스냅숏 {name}에 보존)")
@@ -310,17 +377,28 @@ class RoomWatch:
 
     def _write_receipt(self, now: float) -> None:
         newest = self.snapshots[-1] if self.snapshots else None
+        beat = self.heartbeat
         receipt = Receipt(
             room=self.room.name, safe_as_of=self.safe_as_of,
             snapshot=newest[0] if newest else None, snapshot_ts=newest[1] if newest else None,
             written=now, answered=self.answered,
+            extra={"heartbeat": beat.to_json() if beat else None,
+                   "heartbeat_arrived": self.heartbeat_arrived},
         )
         try:
             self.receipt_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             write_atomic(self.receipt_path, receipt.to_json())
         except OSError as exc:
-            self.last_error = f"cannot write the receipt {self.receipt_path}: {exc.strerror}"
-            log.error("room %s: %s", self.room.name, self.last_error)
+            # the room's pages and status quote this file: not writing it is a failure of
+            # the keeper's job, paged like a failed snapshot (and retried every poll)
+            if self.receipt_error is None:
+                log.error("room %s: cannot write the receipt %s: %s", self.room.name,
+                          self.receipt_path, exc.strerror)
+            self.receipt_error = f"cannot write the receipt {self.receipt_path}: {exc.strerror}"
+            return
+        if self.receipt_error is not None:
+            log.info("room %s: the receipt is written again", self.room.name)
+        self.receipt_error = None
 
     # -- alarms -----------------------------------------------------------------------------
 
@@ -328,7 +406,8 @@ class RoomWatch:
         age = self.heartbeat_age(now)
         silent = age > self.room.silent_after
         disaster = silent and self.heartbeat is not None and bool(self.heartbeat.critical_alarms)
-        state = (silent, disaster, self.mass_change, self.failures)
+        failures = self.failures + (1 if self.receipt_error else 0)
+        state = (silent, disaster, self.mass_change, failures)
         if state == self._reported and now - self._reported_at < REPORT_EVERY:
             return
         if silent and state[:2] != (self._reported or (None, None))[:2]:
@@ -342,12 +421,12 @@ class RoomWatch:
                                    detail=text))
         await self._submit(Reading(sid, Kind.LANDING_MASS_CHANGE, self.mass_change is not None,
                                    source="keeper", detail=self.mass_change))
-        await self._submit(Reading(sid, Kind.KEEPER_SNAPSHOT_FAILURES, float(self.failures),
-                                   source="keeper", detail=self.last_error))
+        await self._submit(Reading(sid, Kind.KEEPER_SNAPSHOT_FAILURES, float(failures),
+                                   source="keeper", detail=self.last_error or self.receipt_error))
 
     def _silence_text(self, age: float, disaster: bool) -> str:
-        """The page, short enough for one SMS beside the room's name: "silent 2m, data safe
-        to 14:32:05, alarms: leak(CRIT)", in the alerts' language."""
+        """The page, short enough for one SMS beside the room's name (90 bytes in EUC-KR):
+        "90초 무응답, 자료 14:32:05까지 안전, 누수(위험)", in the alerts' language."""
         ko = self._lang == "ko"
         beat = self.heartbeat
         how_long = _duration(age, ko)
@@ -357,15 +436,21 @@ class RoomWatch:
         safe = _clock(self.safe_as_of)
         labels = KIND_LABELS["ko" if ko else "en"]
         sev = SEVERITY_LABELS["ko" if ko else "en"]
-        listed = ",".join(
-            f"{labels.get(a.kind, a.kind)}({sev.get(a.severity, a.severity)})"  # type: ignore[call-overload]
-            for a in beat.alarms
-        )
+        # the most severe alarm by name, the others counted: the room's name must still fit
+        alarms = sorted(beat.alarms, key=lambda a: a.severity != "critical")
+        listed = ""
+        if alarms:
+            first = alarms[0]
+            level = sev.get(first.severity, first.severity)  # type: ignore[call-overload]
+            listed = f"{labels.get(first.kind, first.kind)}({level})"
+            if len(alarms) > 1:
+                listed += f" 외 {len(alarms) - 1}" if ko else f" +{len(alarms) - 1}"
         if disaster:
-            return (f"재난 추정: {how_long} 무응답, 자료 {safe}까지 안전, 경보: {listed}" if ko
+            return (f"재난추정 {how_long} 무응답, 자료 {safe}까지 안전, {listed}" if ko
                     else f"LIKELY DISASTER: silent {how_long} during {listed}; data safe to {safe}")
-        return (f"{how_long} 무응답, 자료 {safe}까지 안전, 경보: {listed or '없음'}" if ko
-                else f"silent {how_long}, data safe to {safe}, alarms: {listed or 'none'}")
+        if ko:
+            return f"{how_long} 무응답, 자료 {safe}까지 안전" + (f", {listed}" if listed else "")
+        return f"silent {how_long}, data safe to {safe}" + (f", alarms: {listed}" if listed else "")
 
     # -- status -----------------------------------------------------------------------------
 
@@ -396,11 +481,19 @@ class RoomWatch:
             "last_snapshot": self.last_snapshot,
             "unsnapshotted_since": self._dirty_since,
             "snapshot_failures": self.failures,
-            "last_error": self.last_error or self.landing_problem,
+            "last_error": self.last_error or self.receipt_error or self.landing_problem,
             "watching": self._watching,
             "watch_error": self.watch_error,
             "mass_change": self.mass_change,
+            "clock_warning": self._clock_warning(now),
         }
+
+    def _clock_warning(self, now: float) -> str | None:
+        if not self.snapshots or self.snapshots[-1][1] <= now + CLOCK_AHEAD_MAX:
+            return None
+        return (f"the newest snapshot is dated {self.snapshots[-1][1] - now:.0f} s ahead of "
+                "this host's clock (the clock went back?): new snapshots sort after it, and "
+                "retention and --as-of go by snapshot time")
 
 
 def _duration(seconds: float, ko: bool) -> str:
@@ -413,11 +506,14 @@ def _duration(seconds: float, ko: bool) -> str:
 
 
 def _clock(ts: float | None) -> str:
-    """14:32:05 today, 12-01 14:32:05 before; "?" when nothing is known yet."""
+    """14:32:05 today, 12-01 14:32 another day, 2025-12-01 another year; "?" when nothing
+    is known yet."""
     if ts is None:
         return "?"
-    local = time.localtime(ts)
-    if time.strftime("%Y%m%d", local) == time.strftime("%Y%m%d"):
-        return time.strftime("%H:%M:%S", local)
-    return time.strftime("%m-%d %H:%M:%S", local)
+    local, today = time.localtime(ts), time.localtime()
+    if local.tm_year != today.tm_year:
+        return time.strftime("%Y-%m-%d", local)
+    if time.strftime("%m%d", local) != time.strftime("%m%d", today):
+        return time.strftime("%m-%d %H:%M", local)
+    return time.strftime("%H:%M:%S", local)
 

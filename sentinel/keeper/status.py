@@ -54,6 +54,7 @@ def rooms_section(keeper: KeeperConfig, components: dict[str, Any],
             "watch_error": seen.get("watch_error"),
             "last_error": seen.get("last_error"),
             "mass_change": seen.get("mass_change"),
+            "clock_warning": seen.get("clock_warning"),
         })
     return rows
 
@@ -67,6 +68,8 @@ def room_problems(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
             out.append(("WARNING", f"room {name}: {r['heartbeat_error']}"))
         if r.get("last_error"):
             out.append(("WARNING", f"room {name}: {r['last_error']}"))
+        if r.get("clock_warning"):
+            out.append(("WARNING", f"room {name}: {r['clock_warning']}"))
         if r.get("watch_error"):
             out.append(("WARNING", f"room {name}: landing area not watched ({r['watch_error']}); "
                                    "snapshots follow the heartbeat and snapshot_every only"))

@@ -57,7 +57,7 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     assert "silent" in text
     # nothing landed after the snapshot, so the last heartbeat's moment is safe too
     assert f"data safe to {time.strftime('%H:%M:%S', time.localtime(beat.synced_through))}" in text
-    assert "alarms: none" in text
+    assert "alarms:" not in text  # the room had none
     time.sleep(3)
     assert len([p for p in keeper.pages() if "silent" in p]) == 1, keeper.pages()
     room = keeper.room()

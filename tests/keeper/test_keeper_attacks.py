@@ -1,0 +1,133 @@
+"""What a hostile county host (or bad luck) does to the keeper, against a real `sentinel keeper
+run`: each case was found by an attack pass on the first version and failed there."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backup.keeper_record import HEARTBEAT_FILE, AlarmNote, Heartbeat, write_atomic
+from tests.fixtures.http_sink import HttpSink
+from tests.keeper.helpers import Keeper, wait_for
+from tests.keeper.test_keeper_daemon import snapshot_names
+
+
+@pytest.fixture
+def keeper(tmp_path: Path, http_sink: HttpSink) -> Iterator[Keeper]:
+    k = Keeper(tmp_path, http_sink)
+    try:
+        yield k
+    finally:
+        k.stop()
+
+
+def forged(keeper: Keeper, **fields: object) -> None:
+    now = time.time()
+    base = {"room": "main", "replication": "docs", "ts": now, "seq": 1, "pending": 0,
+            "rpo": 0.0, "synced_through": now}
+    write_atomic(keeper.landing["main"] / HEARTBEAT_FILE,
+                 Heartbeat(**{**base, **fields}).to_json())  # type: ignore[arg-type]
+
+
+def test_a_heartbeat_from_the_future_cannot_make_data_safe_as_of_lie(keeper: Keeper) -> None:
+    (keeper.landing["main"] / "a.txt").write_text("v1")
+    keeper.start()
+    beat = keeper.beat(seq=1)
+    wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"], what="a receipt")
+    four_years = time.time() + 4 * 365 * 86400
+    forged(keeper, seq=2, synced_through=four_years, urgent=four_years)
+    wait_for(lambda: "ahead of this host's clock" in (keeper.room().get("heartbeat_error") or ""),
+             what="the refusal in status")
+    receipt = keeper.receipt()
+    assert receipt is not None and receipt["safe_as_of"] < time.time() + 60
+    assert receipt["safe_as_of"] == pytest.approx(beat.synced_through, abs=5)
+    assert (receipt.get("answered") or 0) < time.time() + 60
+
+
+def test_a_fifo_at_the_heartbeats_name_does_not_freeze_the_keeper(keeper: Keeper) -> None:
+    keeper.start()
+    keeper.beat(seq=1)
+    wait_for(lambda: keeper.room().get("heartbeat_age") is not None, what="the heartbeat")
+    path = keeper.landing["main"] / HEARTBEAT_FILE
+    path.unlink()
+    os.mkfifo(path)
+    # frozen, it would never page; alive, the room counts as silent and pages
+    page = wait_for(lambda: [p for p in keeper.pages() if "silent" in p], timeout=20,
+                    what="the silent page despite the FIFO")
+    assert page
+    assert "not a regular file" in (keeper.room().get("heartbeat_error") or "")
+
+
+def test_a_slow_drip_deletion_adds_up_to_a_mass_change_page(keeper: Keeper) -> None:
+    landing = keeper.landing["main"]
+    for i in range(100):
+        (landing / f"doc{i:03d}.txt").write_text(f"record {i}")
+    keeper.start()
+    keeper.beat(seq=1)
+    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    # 10 files a snapshot: below the per-snapshot share (20 of 100), not below the hour's
+    for step in range(4):
+        for i in range(step * 10, step * 10 + 10):
+            (landing / f"doc{i:03d}.txt").unlink()
+        before = len(snapshot_names(keeper))
+        keeper.beat(seq=2 + step)
+        wait_for(lambda b=before: len(snapshot_names(keeper)) > b, timeout=15,  # type: ignore[misc]
+                 what="the next snapshot")
+    page = wait_for(lambda: [p for p in keeper.pages() if "deleted" in p], timeout=15,
+                    what="the mass-change page for the drip")
+    assert "within" in page[0]
+
+
+def test_a_receipt_that_cannot_be_written_pages(keeper: Keeper) -> None:
+    keeper.receipts.write_text("not a directory")
+    (keeper.landing["main"] / "a.txt").write_text("v1")
+    keeper.start()
+    keeper.beat(seq=1)
+    page = wait_for(lambda: [p for p in keeper.pages() if "snapshots failing" in p],
+                    timeout=20, what="the page for the unwritable receipt")
+    assert page
+    assert "receipt" in (keeper.room().get("last_error") or "")
+
+
+def test_a_restart_during_a_disaster_sends_no_false_all_clear(keeper: Keeper) -> None:
+    keeper.start()
+    keeper.beat(seq=0, alarms=(AlarmNote("A7F3", "water_leak", "critical", "UPS floor"),))
+    wait_for(lambda: [p for p in keeper.pages() if "DISASTER" in p], timeout=15,
+             what="the likely-disaster page")
+    # the writer's --delete takes the heartbeat file; the keeper restarts
+    (keeper.landing["main"] / HEARTBEAT_FILE).unlink()
+    keeper.stop()
+    keeper.start()
+    time.sleep(4)
+    pages = keeper.pages()
+    assert not [p for p in pages if "normal" in p or "cleared" in p], pages
+    assert not [p for p in pages if "never heard from" in p], pages
+    room = keeper.room()
+    assert room["silent"] is True and room["safe_as_of"] is not None
+
+
+def test_urgent_spam_cannot_make_a_snapshot_every_second(keeper: Keeper) -> None:
+    (keeper.landing["main"] / "a.txt").write_text("v1")
+    keeper.start()
+    keeper.beat(seq=1)
+    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    before = len(snapshot_names(keeper))
+    for n in range(12):
+        (keeper.landing["main"] / "a.txt").write_text(f"v{n}")
+        keeper.beat(seq=2 + n, urgent=time.time())
+        time.sleep(0.5)
+    # 6 s of an urgent request every 0.5 s: one urgent snapshot, then at most one per 10 s
+    assert len(snapshot_names(keeper)) - before <= 2
+
+
+def test_a_heartbeat_naming_another_room_does_not_keep_this_one_alive(keeper: Keeper) -> None:
+    keeper.start()
+    forged(keeper, room="township")
+    page = wait_for(lambda: [p for p in keeper.pages() if "never heard" in p], timeout=15,
+                    what="the silent page")
+    assert page
+    assert "names room 'township'" in (keeper.room().get("heartbeat_error") or "")
