@@ -12,27 +12,21 @@ For each `[[replication]]` with a `[replication.keeper]` table, a `RoomHeartbeat
 - after each heartbeat reads the keeper's receipt back and keeps the newest: `sentinel status`
   shows it from the component's health (the daemon's heartbeat row), without the daemon.
 
-`KeeperConfirm` is the sender's confirm hook (alerts/sender.py): a critical leak, smoke or
-fire page makes every keeper room ship an urgent heartbeat at once and poll its receipt until
-the keeper answers it or `confirm_wait` passes; the page then carries the keeper's
-`safe_as_of`. Without an answer it carries the newest older receipt's, marked as older, or
-nothing when there was never a receipt.
+`KeeperConfirm` (sentinel/keeper_confirm.py) is the sender's confirm hook over these.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from alerts.event import AlarmEvent, EventType, Severity
 from backup.keeper_record import (
     HEARTBEAT_FILE,
     MAX_ALARMS,
@@ -48,32 +42,16 @@ from backup.replicator import Replicator
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import Target, TargetError, parse_target
-from sentinel.config.replication import KeeperConfig
+from sentinel.config.replication import KeeperLinkConfig
 
 log = logging.getLogger("sentinel.keeper")
 
-# The alarm kinds whose critical page asks the keeper for a confirmation first: the
-# disasters that may take the room down with the page. A combined rule is named by its
-# sensor id ("fire"; any name starting with "fire").
-DISASTER_KINDS = frozenset({"water_leak", "smoke", "fire"})
 # While a page waits, the receipt is read this often.
 CONFIRM_POLL = 0.2
 # An urgent request stays in every heartbeat until a receipt answers it, or this long (the
 # keeper may read a heartbeat only every second or so: the next regular one must not
 # replace the urgent one before it was seen).
 URGENT_KEEP = 300.0
-# Confirmations (one per alarm firing, shared by every channel's lane) are forgotten after
-# this long: a retried send re-renders with the first answer instead of waiting again.
-CONFIRM_FORGET = 600.0
-
-
-def needs_confirmation(event: AlarmEvent) -> bool:
-    """A critical leak, smoke or fire alarm firing in the room (not sentinel's own health)."""
-    if event.event != EventType.FIRING or event.severity != Severity.CRITICAL:
-        return False
-    if event.kind in DISASTER_KINDS:
-        return True
-    return event.kind == "combined" and event.sensor_id.lower().startswith("fire")
 
 
 def receipt_target(address: str, replica: Target) -> Target:
@@ -91,7 +69,7 @@ class RoomHeartbeat:
     """Component "keeper:<replication>": ships heartbeats, reads receipts (see module doc)."""
 
     def __init__(
-        self, spec: ReplicationSpec, keeper: KeeperConfig, room: str, replicator: Replicator,
+        self, spec: ReplicationSpec, keeper: KeeperLinkConfig, room: str, replicator: Replicator,
         db: aiosqlite.Connection, *, site: str = "",
         active_alarms: Callable[[], list[dict[str, Any]]] = list,
         clock: Callable[[], float] = time.time,
@@ -354,96 +332,5 @@ class RoomHeartbeat:
         return self.receipt.safe_as_of if self.receipt is not None else None
 
 
-class KeeperConfirm:
-    """The sender's confirm hook over every keeper room (see module doc). One confirmation
-    per alarm firing, shared by all channels' lanes (each awaits it; none starts another)."""
-
-    def __init__(self, rooms: Sequence[RoomHeartbeat], *,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.rooms = list(rooms)
-        self._clock = clock
-        self._pending: dict[tuple[str, float], tuple[float, asyncio.Task[tuple[float | None,
-                                                                             bool]]]] = {}
-
-    @property
-    def wait(self) -> float:
-        return max((r.keeper.confirm_wait for r in self.rooms), default=0.0)
-
-    async def __call__(self, events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
-        if not any(needs_confirmation(e) for e in events):
-            return list(events)
-        self._forget()
-        # every confirmation asked for at once (a leak and a smoke alarm in one message
-        # wait together, not one after the other)
-        waits = {}
-        for event in events:
-            if not needs_confirmation(event):
-                continue
-            key = (event.alarm_id, event.ts)
-            if key not in self._pending:
-                task = asyncio.create_task(self._confirm(event), name=f"keeper:{event.alarm_id}")
-                self._pending[key] = (time.monotonic(), task)
-            waits[key] = self._pending[key][1]
-        # shielded: a lane cancelled at shutdown must not cancel the others' answer
-        answers = dict(zip(waits, await asyncio.shield(asyncio.gather(*waits.values())),
-                           strict=True))
-        out = []
-        for event in events:
-            answer = answers.get((event.alarm_id, event.ts))
-            if answer is None or answer[0] is None:
-                out.append(event)
-                continue
-            safe, answered = answer
-            out.append(dataclasses.replace(event, safe_as_of=safe,
-                                           safe_unconfirmed=not answered))
-        return out
-
-    async def _confirm(self, event: AlarmEvent) -> tuple[float | None, bool]:
-        urgent = self._clock()
-        began = time.monotonic()
-        results = await asyncio.gather(*(self._one(room, urgent) for room in self.rooms))
-        safe_values = [s for s, _ in results]
-        answered = all(a for _, a in results)
-        # the page speaks for every replication: all of them are safe up to the oldest
-        safe = None if not safe_values or None in safe_values else min(
-            s for s in safe_values if s is not None)
-        waited = round(time.monotonic() - began, 3)
-        for room, (room_safe, room_answered) in zip(self.rooms, results, strict=True):
-            room.last_confirm = {"alarm": event.alarm_id, "urgent": urgent,
-                                 "answered": room_answered, "safe_as_of": room_safe,
-                                 "waited": waited}
-        if answered:
-            log.info("alarm %s: keeper confirmed data safe to %s (%.2fs)", event.alarm_id,
-                     _clock_text(safe), waited)
-        else:
-            log.warning("alarm %s: the keeper did not confirm within %.1fs; the page goes "
-                        "out with %s", event.alarm_id, self.wait,
-                        "the newest older receipt" if safe is not None else
-                        "no \"data safe to\"")
-        return safe, answered
-
-    async def _one(self, room: RoomHeartbeat, urgent: float) -> tuple[float | None, bool]:
-        try:
-            async with asyncio.timeout(room.keeper.confirm_wait):
-                return await room.confirm(urgent)
-        except TimeoutError:
-            return room.newest_safe(), False
-        except Exception as exc:  # a page must go out whatever the keeper path does
-            log.warning("keeper %s: confirmation failed: %s", room.room, exc)
-            return room.newest_safe(), False
-
-    def _forget(self) -> None:
-        now = time.monotonic()
-        for key, (started, task) in list(self._pending.items()):
-            if task.done() and now - started > CONFIRM_FORGET:
-                del self._pending[key]
-
-    async def close(self) -> None:
-        tasks = [task for _, task in self._pending.values() if not task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _clock_text(ts: float | None) -> str:
+def clock_text(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%H:%M:%S", time.localtime(ts))

@@ -19,8 +19,9 @@ from sentinel.config import Config
 from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
 from sentinel.keeper import build_keeper
+from sentinel.keeper_confirm import KeeperConfirm
 from sentinel.replication import build_replicators, replication_readings
-from sentinel.room_heartbeat import KeeperConfirm, RoomHeartbeat
+from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.secrets import SecretMaskingFilter
 from sentinel.sources import build_sources
 from sentinel.store import Store

@@ -47,11 +47,11 @@ class GuardConfig(Model):
 
 # A critical page waits at most this long for the keeper's "data safe to" confirmation.
 CONFIRM_WAIT_MAX = 5.0
-# Default age at which a receipt counts as the keeper not answering (see KeeperConfig).
+# Default age at which a receipt counts as the keeper not answering (see KeeperLinkConfig).
 RECEIPT_STALE = 90.0
 
 
-class KeeperConfig(Model):
+class KeeperLinkConfig(Model):
     """The keeper (`sentinel keeper` on the backup host) this replication reports to: a
     heartbeat pushed to the target root every `heartbeat`, and the keeper's receipt read
     back from `receipt` (an absolute path for a local target, `rsync://user@host/<room>-receipt
@@ -122,7 +122,7 @@ class ReplicationConfig(Model):
     sparse: bool = True  # keep holes in sparse files (rsync --sparse)
     hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
     guard: GuardConfig = GuardConfig()
-    keeper: KeeperConfig | None = None
+    keeper: KeeperLinkConfig | None = None
 
     @property
     def keeper_room(self) -> str:

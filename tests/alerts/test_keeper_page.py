@@ -17,8 +17,9 @@ from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_
 from backup.schema import MIGRATIONS as BACKUP_MIGRATIONS
 from backup.schema import OWNER as BACKUP_OWNER
 from backup.target import parse_target
-from sentinel.config.replication import KeeperConfig
-from sentinel.room_heartbeat import KeeperConfirm, RoomHeartbeat, needs_confirmation
+from sentinel.config.replication import KeeperLinkConfig
+from sentinel.keeper_confirm import KeeperConfirm, needs_confirmation
+from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, make_delivery, running, write_apprise
 from tests.backup.helpers import caught_up, make_spec, populate_docs
@@ -81,7 +82,7 @@ async def room_with_keeper(
     keeper = ReceiptWriter(landing, receipt, delay=delay, answer=answer)
     async with replicating(spec, store) as rep:
         await caught_up(rep, src, landing)
-        room = RoomHeartbeat(spec, KeeperConfig(receipt=str(receipt), heartbeat=5.0,
+        room = RoomHeartbeat(spec, KeeperLinkConfig(receipt=str(receipt), heartbeat=5.0,
                                                 confirm_wait=confirm_wait),
                              ROOM, rep, store.db)
         beat_task = asyncio.create_task(room.run())

@@ -15,7 +15,7 @@ from typing import Any
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
 from backup.restore import restore
 from backup.target import VERSIONS_DIR, parse_target
-from sentinel.config.replication import KeeperConfig
+from sentinel.config.replication import KeeperLinkConfig
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running, wait_for
@@ -27,8 +27,8 @@ ALARMS = [{"id": "EYDH", "sensor": "leak-ups", "kind": "water_leak", "severity":
            "location": "천장, 랙 A", "since": 1795318844.0}]
 
 
-def keeper(receipt: Path, **kw: Any) -> KeeperConfig:
-    return KeeperConfig(receipt=str(receipt), heartbeat=kw.pop("heartbeat", 1.0), **kw)
+def keeper(receipt: Path, **kw: Any) -> KeeperLinkConfig:
+    return KeeperLinkConfig(receipt=str(receipt), heartbeat=kw.pop("heartbeat", 1.0), **kw)
 
 
 @contextlib.asynccontextmanager
@@ -185,7 +185,7 @@ async def test_keeper_heartbeat_and_receipt_through_a_write_only_rsync_daemon(
         address = f"rsync://sentinel@127.0.0.1:{server.port}/main-office-receipt/receipt.json"
         async with running(spec, bstore) as rep:
             await caught_up(rep, src, landing)
-            room = RoomHeartbeat(spec, KeeperConfig(receipt=address), "main-office", rep,
+            room = RoomHeartbeat(spec, KeeperLinkConfig(receipt=address), "main-office", rep,
                                  bstore.db)
             room._dir.mkdir(parents=True, exist_ok=True)
             assert await room.beat(), room.ship_error
@@ -230,7 +230,7 @@ async def test_keeper_heartbeat_and_receipt_through_the_rsync_daemon_over_ssh(
     spec = make_spec(src, target, runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, landing)
-        room = RoomHeartbeat(spec, KeeperConfig(
+        room = RoomHeartbeat(spec, KeeperLinkConfig(
             receipt="root@127.0.0.1::main-office-receipt/receipt.json"), "main-office", rep,
             bstore.db)
         room._dir.mkdir(parents=True, exist_ok=True)
