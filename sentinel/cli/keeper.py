@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sentinel.cli import daemon, status
 from sentinel.cli.common import ConfigExit, load_or_exit
+from sentinel.config import Config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _keeper_config(args: argparse.Namespace) -> Config | int:
+    """The config when it has a [keeper] section, else the exit code already explained."""
     try:
         config = load_or_exit(args)
     except ConfigExit as exc:
@@ -55,6 +57,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.keeper is None:
         print("sentinel: this config has no [keeper] section (docs/keeper.md)", file=sys.stderr)
         return 2
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _keeper_config(args)
+    if isinstance(config, int):
+        return config
     return daemon.cmd_run(args)
 
 
@@ -62,13 +71,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from backup.snapshot import SnapshotError, SnapshotStore, restore
     from sentinel.cli.backup import parse_time
 
-    try:
-        config = load_or_exit(args)
-    except ConfigExit as exc:
-        return int(exc.code or 2)
-    if config.keeper is None:
-        print("sentinel: this config has no [keeper] section (docs/keeper.md)", file=sys.stderr)
-        return 2
+    config = _keeper_config(args)
+    if isinstance(config, int):
+        return config
+    assert config.keeper is not None
     rooms = {r.name: r for r in config.keeper.rooms}
     if args.room not in rooms:
         print(f"sentinel: no room {args.room!r} (known: {', '.join(sorted(rooms))})",

@@ -133,3 +133,10 @@ snapshot_within = "3s"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def snapshot_names(k: Keeper, room: str = "main") -> list[str]:
+    root = k.snapshots / room
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))

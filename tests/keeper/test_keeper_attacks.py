@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from backup.keeper_record import HEARTBEAT_FILE, AlarmNote, Heartbeat, write_atomic
-from tests.fixtures.http_sink import HttpSink
-from tests.keeper.helpers import Keeper, wait_for
-from tests.keeper.test_keeper_daemon import snapshot_names
-
-
-@pytest.fixture
-def keeper(tmp_path: Path, http_sink: HttpSink) -> Iterator[Keeper]:
-    k = Keeper(tmp_path, http_sink)
-    try:
-        yield k
-    finally:
-        k.stop()
+from tests.keeper.helpers import Keeper, snapshot_names, wait_for
 
 
 def forged(keeper: Keeper, **fields: object) -> None:

@@ -9,30 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from backup.keeper_record import AlarmNote
 from tests.fixtures.http_sink import HttpSink
-from tests.keeper.helpers import Keeper, wait_for
-
-
-@pytest.fixture
-def keeper(tmp_path: Path, http_sink: HttpSink) -> Iterator[Keeper]:
-    k = Keeper(tmp_path, http_sink)
-    try:
-        yield k
-    finally:
-        k.stop()
-
-
-def snapshot_names(k: Keeper, room: str = "main") -> list[str]:
-    root = k.snapshots / room
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+from tests.keeper.helpers import Keeper, snapshot_names, wait_for
 
 
 def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper) -> None:
