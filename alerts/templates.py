@@ -54,6 +54,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
         "replication_quarantine": "복제 불가 파일",
         "outbox_undeliverable": "발송 불가 경보 메시지", "state_db": "상태 DB",
+        "replication_keeper": "백업 보관(keeper) 응답 없음",
         "room_silent": "sentinel 응답 없음", "room_disaster": "재난 추정(경보 중 응답 끊김)",
         "landing_mass_change": "백업 대량 삭제·변경", "keeper_snapshot_failures": "스냅숏 실패",
         "keeper_disk_free": "백업 디스크 여유",
@@ -71,6 +72,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_target_missing": "replication target missing or not mounted",
         "replication_quarantine": "files that cannot be replicated",
         "outbox_undeliverable": "undeliverable alert message", "state_db": "state database",
+        "replication_keeper": "keeper not answering",
         "room_silent": "sentinel silent", "room_disaster": "likely disaster (silent during alarm)",
         "landing_mass_change": "mass deletion/rewrite at the backup",
         "keeper_snapshot_failures": "snapshots failing", "keeper_disk_free": "backup disk free",
@@ -126,7 +128,8 @@ ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 # Kinds whose alarm reason is the whole story and is written to be read in an SMS (the
 # keeper's "sentinel silent for 2m; data safe as of 14:32:05; last alarms: leak"): the
 # message states the reason instead of "<kind> detected".
-REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change"})
+REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change",
+                          "replication_keeper"})
 
 _LONG_BODY = {
     "ko": (

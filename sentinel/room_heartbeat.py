@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from backup.replicator import Replicator
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import Target, TargetError, parse_target
+from sensors.reading import Reading
 from sentinel.config.replication import KeeperLinkConfig
 
 log = logging.getLogger("sentinel.keeper")
@@ -72,9 +73,11 @@ class RoomHeartbeat:
         self, spec: ReplicationSpec, keeper: KeeperLinkConfig, room: str, replicator: Replicator,
         db: aiosqlite.Connection, *, site: str = "",
         active_alarms: Callable[[], list[dict[str, Any]]] = list,
+        submit: Callable[[Reading], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
+        self._submit = submit
         self.keeper = keeper
         self.room = room
         self.name = f"keeper:{spec.name}"
@@ -110,10 +113,33 @@ class RoomHeartbeat:
         while True:
             await self.beat()
             await self.read_receipt()
+            if self._submit is not None:
+                # a keeper that stops answering is a keeper that stopped keeping: paged on
+                # the room's own road (replication:<name>, kind replication_keeper)
+                problem = self.keeper_problem(self._clock())
+                await self._submit(Reading(f"replication:{self.spec.name}",
+                                           "replication_keeper", problem is not None,
+                                           source="keeper", detail=problem))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.keeper.heartbeat):
                     await self._wake.wait()
             self._wake.clear()
+
+    def keeper_problem(self, now: float) -> str | None:
+        """Why the keeper does not vouch for this room now, or None. Judged once heartbeats
+        have been shipped for `stale_after` (the keeper rewrites the receipt at every
+        heartbeat it accepts; its `written` is the keeper's clock, so the hosts need NTP)."""
+        if self.last_shipped is None or now - self._began < self.keeper.stale_after:
+            return None
+        if self.receipt is None:
+            why = f": {self.receipt_error}" if self.receipt_error else ""
+            return f"keeper {self.room} not answering: no receipt{why}"
+        age = now - self.receipt.written
+        if age <= self.keeper.stale_after:
+            return None
+        why = f"; reading it fails: {self.receipt_error}" if self.receipt_error else ""
+        return (f"keeper {self.room} not answering: newest receipt {age:.0f}s old "
+                f"(written {clock_text(self.receipt.written)}){why}")
 
     def health(self) -> dict[str, Any]:
         r = self.receipt

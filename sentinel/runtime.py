@@ -141,7 +141,7 @@ class Runtime:
         self.keeper_rooms = [
             RoomHeartbeat(rep.spec, rc.keeper, rc.keeper_room, rep, self.store.db,
                           site=self.config.site.name, active_alarms=self.engine.active_alarms,
-                          clock=self.clock)
+                          submit=self.engine.submit, clock=self.clock)
             for rc, rep in zip(self.config.replication, self.replicators, strict=True)
             if rc.keeper is not None
         ]

@@ -19,7 +19,7 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 BOOLEAN_KINDS = frozenset(
     {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
      "replication_source_missing", "replication_target_missing", "component",
-     "room_silent", "room_disaster", "landing_mass_change"}
+     "room_silent", "room_disaster", "landing_mass_change", "replication_keeper"}
 )
 # The reason a boolean alarm states, when "<kind> detected" would read wrong.
 BOOLEAN_REASONS = {
@@ -37,6 +37,7 @@ REPLICATION_KINDS = frozenset(
         "watch_limit",
         "replication_source_missing",
         "replication_target_missing",
+        "replication_keeper",
     }
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
@@ -72,6 +73,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_target_missing": {"severity": CRITICAL},
     # a room gone dark pages a person: a fire or a flood may have taken the host, the
     # broker and the LAN together; `[[rules]] kind = "room_silent"` can lower it
+    # the keeper stopped confirming what it keeps: the data still ships, history may not
+    # be kept; a warning, the room is not in danger by it
+    "replication_keeper": {"severity": WARNING},
     "room_silent": {"severity": CRITICAL},
     "room_disaster": {"severity": CRITICAL},
     # stays until acknowledged: the next, normal snapshot does not undo a mass deletion

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sentinel.cli import daemon, status
 from sentinel.cli.common import ConfigExit, load_or_exit
-from sentinel.config import Config
+from sentinel.config import Config, ConfigError, config_path, load_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     form.add_argument("--json", action="store_true", help="machine-readable (docs/status.md)")
     form.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
     st.add_argument("--state-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    st.set_defaults(func=status.cmd_status)
+    st.set_defaults(func=cmd_status)
 
     r = ksub.add_parser(
         "restore",
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--room", required=True, help="the room's name in [[keeper.rooms]]")
     r.add_argument("--as-of", default=None,
                    help="point in time: ISO 8601 (2026-11-20T14:30) or epoch (default: newest)")
-    r.add_argument("--to", type=Path, required=True, help="directory to restore into")
+    r.add_argument("--to", type=Path, default=None, help="directory to restore into")
     r.add_argument("--path", default=None, help="only this file or directory (relative)")
     r.add_argument("--into-existing", action="store_true",
                    help="allow a non-empty --to (files are added or overwritten, never deleted)")
@@ -67,6 +67,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.cmd_run(args)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The status report with the rooms section. A config that cannot be read still gets
+    the report (the alarms matter more than the file); one that is not a keeper's is
+    refused instead of showing the room's status under the keeper's name."""
+    try:
+        config = load_config(config_path(getattr(args, "config", None)))
+    except ConfigError:
+        return status.cmd_status(args)
+    if config.keeper is None:
+        print("sentinel: this config has no [keeper] section; for a room use `sentinel "
+              "status` (docs/keeper.md)", file=sys.stderr)
+        return 3
+    return status.cmd_status(args)
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from backup.snapshot import SnapshotError, SnapshotStore, restore
     from sentinel.cli.backup import parse_time
@@ -80,12 +95,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"sentinel: no room {args.room!r} (known: {', '.join(sorted(rooms))})",
               file=sys.stderr)
         return 2
+    if args.to is None and not args.list:
+        print("sentinel: keeper restore needs --to DIR (or --list)", file=sys.stderr)
+        return 2
     root = config.keeper.snapshot_dir / args.room
-    if not root.is_dir():
-        print(f"sentinel: room {args.room} has no snapshots ({root} does not exist)",
-              file=sys.stderr)
+    try:
+        if not root.is_dir():
+            print(f"sentinel: room {args.room} has no snapshots ({root} does not exist)",
+                  file=sys.stderr)
+            return 1
+        store = SnapshotStore(root)
+        store.list()
+    except OSError as exc:
+        print(f"sentinel: cannot read the snapshots of room {args.room}: {exc} (run as root "
+              "or as the keeper's account)", file=sys.stderr)
         return 1
-    store = SnapshotStore(root)
     if args.list:
         for snap in store.list():
             print(f"{snap.name}  {datetime.fromtimestamp(snap.ts).isoformat(timespec='seconds')}")

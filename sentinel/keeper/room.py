@@ -104,9 +104,13 @@ class RoomWatch:
         self.last_error: str | None = None
         self.receipt_error: str | None = None
         self._seen_file = False
+        # the receipt is rewritten after every accepted heartbeat (its `written` is how the
+        # room knows this keeper is alive), after each snapshot, and while it fails
+        self._receipt_due = False
+        self._last_urgent_snapshot = 0.0
         self._retry_at = 0.0
         self.mass_change: str | None = None
-        # (snapshot time, files deleted or rewritten, files before) within the window
+        # (snapshot time, files deleted, files before) within the window
         self._churn: deque[tuple[float, int, int]] = deque()
         self._reported: tuple[Any, ...] | None = None
         self._reported_at = 0.0
@@ -124,8 +128,8 @@ class RoomWatch:
                     await self._snapshot(now)
                 else:
                     self._advance_without_snapshot(now)
-                if self.receipt_error is not None:
-                    self._write_receipt(now)
+                if self._receipt_due or self.receipt_error is not None:
+                    await self._write_receipt(now)
                 await self._report(now)
                 await asyncio.sleep(self.keeper.poll)
         finally:
@@ -235,6 +239,7 @@ class RoomWatch:
             return
         self.heartbeat, self.heartbeat_error = beat, None
         self.heartbeat_arrived = arrived
+        self._receipt_due = True
         if beat.seq != self._snap_seq:
             # the room shipped something since the last snapshot (or no snapshot yet says
             # which of its shipments it holds)
@@ -266,9 +271,12 @@ class RoomWatch:
     def _snapshot_due(self, now: float) -> bool:
         if now < self._retry_at or not self.room.landing.is_dir():
             return False
+        if self._urgent() and not self._watching and self._dirty_since is None:
+            # unwatched, nothing says the landing area is unchanged: only a snapshot answers
+            self._changed(now)
         if self._dirty_since is not None:
-            newest = self.snapshots[-1][1] if self.snapshots else None
-            if self._urgent() and (newest is None or now - newest >= URGENT_MIN_GAP):
+            if self._urgent() and now - self._last_urgent_snapshot >= URGENT_MIN_GAP:
+                self._last_urgent_snapshot = now
                 return True
             quiet = now - (self._last_change or now)
             waited = now - self._dirty_since
@@ -285,6 +293,7 @@ class RoomWatch:
         try:
             result = await asyncio.to_thread(self.store.take, self.room.landing, now=now)
             pruned = await asyncio.to_thread(self.store.prune, self.retention, now=now)
+            await asyncio.to_thread(self._list_snapshots)
         except Exception as exc:
             self._failed(now, f"snapshot failed: {exc}")
             return
@@ -299,7 +308,6 @@ class RoomWatch:
             "skipped": len(result.skipped), "seconds": round(result.seconds, 3),
             "pruned": len(pruned),
         }
-        self._list_snapshots()
         # the room prunes its own .sentinel-versions/ (versions_retention): that is no
         # attack, and the snapshots keep those files anyway
         removed = result.removed - result.removed_by_top.get(VERSIONS_DIR, 0)
@@ -310,7 +318,7 @@ class RoomWatch:
             self._safe(beat.synced_through)
             if beat.urgent is not None:
                 self.answered = max(self.answered or 0.0, beat.urgent)
-        self._write_receipt(now)
+        await self._write_receipt(now)
         log.info("room %s: snapshot %s: %d files, %d copied (%d bytes), %d removed, %.2fs",
                  self.room.name, snap.name, result.files, result.copied, result.bytes_copied,
                  result.removed, result.seconds)
@@ -335,18 +343,21 @@ class RoomWatch:
         if beat.urgent is not None:
             self.answered = max(self.answered or 0.0, beat.urgent)
         if (self.safe_as_of, self.answered) != before:
-            self._write_receipt(now)
+            self._receipt_due = True
 
     def _safe(self, through: float) -> None:
         self.safe_as_of = through if self.safe_as_of is None else max(self.safe_as_of, through)
 
     def _mass_change(self, changed: int, removed: int, previous: int, name: str) -> str | None:
-        """Deleted plus rewritten files against the thresholds, for this snapshot alone and
-        summed over `mass_change_window` against the file count at the window's start."""
+        """Deleted plus rewritten files against the thresholds for this snapshot alone, and
+        deleted files summed over `mass_change_window` against the file count at its start
+        (a slow drip). Rewrites are not summed: one document saved 60 times in an hour is
+        one document, and a per-snapshot count cannot tell it from 60 (a rewrite drip
+        below the per-snapshot limits is not paged)."""
         room = self.room
         now = self._clock()
         if previous:  # a first snapshot has nothing to compare with
-            self._churn.append((now, changed + removed, previous))
+            self._churn.append((now, removed, previous))
         while self._churn and now - self._churn[0][0] > room.mass_change_window:
             self._churn.popleft()
         windows = [(changed + removed, previous, changed, removed)]
@@ -359,12 +370,12 @@ class RoomWatch:
                 break
         else:
             return None
-        if count != changed + removed:
+        if len(windows) > 1 and (count, base) == windows[1][:2]:
             window = _duration(room.mass_change_window, self._lang == "ko")
             if self._lang == "ko":
-                return (f"백업 파일 {base}개 중 {count}개가 {window} 동안 삭제·변경됨 "
+                return (f"백업 파일 {base}개 중 {count}개가 {window} 동안 삭제됨 "
                         "(원본은 이전 스냅숏에 보존)")
-            return (f"{count} of {base} files deleted or rewritten in the landing area within "
+            return (f"{count} of {base} files deleted from the landing area within "
                     f"{window} (earlier snapshots keep the originals)")
         if self._lang == "ko":
             return (f"백업 파일 {previous}개 중 {removed}개 삭제, {changed}개 변경됨 "
@@ -375,7 +386,13 @@ class RoomWatch:
     def _list_snapshots(self) -> None:
         self.snapshots = [(s.name, s.ts) for s in self.store.list()]
 
-    def _write_receipt(self, now: float) -> None:
+    async def _write_receipt(self, now: float) -> None:
+        """Written off the event loop: its fsync can wait behind another room's snapshot
+        flush on the same disk, and nothing else (no room, no page) may wait with it."""
+        self._receipt_due = False
+        await asyncio.to_thread(self._write_receipt_file, now)
+
+    def _write_receipt_file(self, now: float) -> None:
         newest = self.snapshots[-1] if self.snapshots else None
         beat = self.heartbeat
         receipt = Receipt(
@@ -463,6 +480,7 @@ class RoomWatch:
             "landing": str(self.room.landing),
             "heartbeat_arrived": self.heartbeat_arrived,
             "heartbeat_age": round(self.heartbeat_age(now), 1),
+            "silent": self.heartbeat_age(now) > self.room.silent_after,
             "silent_after": self.room.silent_after,
             "heartbeat_error": self.heartbeat_error,
             "room_ts": beat.ts if beat else None,

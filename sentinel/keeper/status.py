@@ -34,7 +34,10 @@ def rooms_section(keeper: KeeperConfig, components: dict[str, Any],
             "label": room.where,
             "heartbeat_age": None if arrived is None else round(now - arrived, 1),
             "silent_after": room.silent_after,
-            "silent": arrived is None or now - arrived > room.silent_after,
+            # never heard from: silent once the keeper has waited silent_after (its own
+            # judgement, from its heartbeat row), not from the first second
+            "silent": bool(seen.get("silent", True)) if arrived is None
+            else now - arrived > room.silent_after,
             "heartbeat_error": seen.get("heartbeat_error"),
             "safe_as_of": safe,
             "landing_lag": seen.get("room_rpo"),

@@ -31,7 +31,8 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "co
 
 class Keeper:
     def __init__(self, tmp: Path, sink: HttpSink, *, rooms: tuple[str, ...] = ("main",),
-                 silent_after: str = "5s", extra: str = "", language: str = "en") -> None:
+                 silent_after: str = "5s", extra: str = "", language: str = "en",
+                 settle: str = "0.5s", snapshot_within: str = "3s") -> None:
         self.tmp = tmp
         self.sink = sink
         self.landing = {r: tmp / "landing" / r for r in rooms}
@@ -70,8 +71,8 @@ retry_max = "1s"
 snapshot_dir = "{self.snapshots}"
 receipt_dir = "{self.receipts}"
 poll = "0.2s"
-settle = "0.5s"
-snapshot_within = "3s"
+settle = "{settle}"
+snapshot_within = "{snapshot_within}"
 {extra}
 {room_tables}
 """)

@@ -23,7 +23,7 @@ from tests.keeper.helpers import PYTHON, Keeper, wait_for
 
 
 class Room:
-    def __init__(self, tmp: Path, keeper: Keeper) -> None:
+    def __init__(self, tmp: Path, keeper: Keeper, *, extra: str = "") -> None:
         self.docs = tmp / "docs"
         self.docs.mkdir()
         (self.docs / "결재").mkdir()
@@ -48,6 +48,7 @@ target = "{keeper.landing["main"]}"
 room = "main"
 heartbeat = "1s"
 receipt = "{keeper.receipts / "main" / "receipt.json"}"
+{extra}
 """)
         self.config.chmod(0o600)
         self.log = tmp / "room.log"
@@ -116,3 +117,24 @@ def test_kill_9_of_the_room_pages_from_the_keeper_with_data_safe_as_of(
     room.start()
     wait_for(lambda: any("normal" in p for p in keeper.pages()), timeout=30,
              what="the resolved message")
+
+
+def test_a_keeper_that_stops_answering_is_paged_by_the_room(tmp_path: Path,
+                                                            http_sink: HttpSink) -> None:
+    keeper = Keeper(tmp_path, http_sink, silent_after="60s")
+    room = Room(tmp_path, keeper, extra='receipt_stale = "4s"')
+    try:
+        keeper.start()
+        room.start()
+        wait_for(lambda: (r := keeper.receipt()) and r.get("safe_as_of"), timeout=30,
+                 what="the first receipt")
+        time.sleep(6)  # receipts keep coming: no page (the keeper rewrites it every beat)
+        assert "not answering" not in room.log.read_text()
+        keeper.stop()
+        wait_for(lambda: "not answering" in room.log.read_text(), timeout=30,
+                 what="the room's page about its keeper")
+        report = room.status()
+        assert any("keeper" in a.get("reason", "") for a in report["alarms"]), report["alarms"]
+    finally:
+        room.stop()
+        keeper.stop()
