@@ -146,6 +146,9 @@ def _hint(error: str) -> str:
     if "Unknown module" in error:
         return (" (the key used does not reach this module: is history_identity_file the "
                 "drill key? The write key cannot read the history)")
+    if "Permission denied" in error:
+        return (" (the keeper host refused this key for that account: history_identity_file "
+                "must be the drill key installed in the keeper account's authorized_keys)")
     if "module is write only" in error:
         return (" (history names the write-only landing module: use the room's history "
                 "module, <room>-history)")

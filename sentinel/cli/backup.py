@@ -254,7 +254,8 @@ async def _drill_keeper(spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
     else:
         print(f"{spec.name}: DRILL FAILED: "
               + (result.error if result.error else
-                 f"{len(result.failed)} differences between the source and the snapshot"))
+                 f"{len(result.failed)} difference{'' if len(result.failed) == 1 else 's'} "
+                 "between the source and the snapshot"))
         for diff in result.failed:
             print(f"  {diff}")
     if result.newer:
