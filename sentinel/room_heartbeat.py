@@ -66,6 +66,20 @@ def receipt_target(address: str, replica: Target) -> Target:
     )
 
 
+def history_target(keeper: KeeperLinkConfig, replica: Target) -> Target:
+    """Where `backup drill` reads the keeper's snapshots (`keeper.history`): the replica's
+    ssh options (port, known hosts, host key checking), but the drill key, never the
+    replica's write key."""
+    if keeper.history is None:
+        raise TargetError("no [replication.keeper] history is configured")
+    return parse_target(
+        keeper.history, ssh_port=replica.ssh_port, identity_file=keeper.history_identity_file,
+        known_hosts=replica.known_hosts,
+        strict_host_key_checking=replica.strict_host_key_checking,
+        contimeout=replica.contimeout,
+    )
+
+
 class RoomHeartbeat:
     """Component "keeper:<replication>": ships heartbeats, reads receipts (see module doc)."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from backup import control
 from backup.control_socket import ensure_control_dir
+from backup.keeper_drill import keeper_drill
 from backup.replicator import Replicator
 from backup.restore import RestoreError, drill, restore
 from backup.spec import ReplicationSpec
@@ -26,7 +27,9 @@ from backup.target import TargetError
 from backup.watcher import SourceGone
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config
+from sentinel.config.replication import ReplicationConfig
 from sentinel.replication import migrate_replication, runtime_dir, spec_from_config
+from sentinel.room_heartbeat import history_target, receipt_target
 from sentinel.store import Store, open_readonly
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -63,7 +66,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "replace files of the same name; nothing else is touched")
     r.set_defaults(func=_cmd(_restore))
 
-    d = bsub.add_parser("drill", help="restore into a temp dir and compare with the source")
+    d = bsub.add_parser("drill", help="restore into a temp dir and compare with the source "
+                                      "(from the keeper's newest snapshot when "
+                                      "[replication.keeper] history is set)")
     d.add_argument("name", nargs="?")
     d.set_defaults(func=_cmd(_drill))
 
@@ -80,6 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _cmd(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         config = load_or_exit(args)
+        args.loaded_config = config
         try:
             specs = _select(config, getattr(args, "name", None))
         except ValueError as exc:
@@ -206,7 +212,13 @@ async def _restore(store: Store, specs: list[ReplicationSpec], args: argparse.Na
 
 async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
     bad = 0
+    config: Config = args.loaded_config
+    by_name = {rc.name: rc for rc in config.replication}
     for spec in specs:
+        rc = by_name[spec.name]
+        if rc.keeper is not None and rc.keeper.history is not None:
+            bad += not await _drill_keeper(spec, rc)
+            continue
         began = time.monotonic()
         result = await drill(spec)
         took = time.monotonic() - began
@@ -220,6 +232,44 @@ async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Name
         for path in result.differences[:50]:
             print(f"  {path}")
     return EXIT_FAILURE if bad else EXIT_OK
+
+
+async def _drill_keeper(spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
+    """The drill from the keeper's newest snapshot (backup/keeper_drill.py); True when it
+    passed. Every difference is listed: a drill that fails must say what to look at."""
+    assert rc.keeper is not None and rc.keeper.history is not None
+    history = history_target(rc.keeper, spec.target)
+    began = time.monotonic()
+    result = await keeper_drill(spec, history, receipt_target(rc.keeper.receipt, spec.target),
+                                rc.keeper_room)
+    took = time.monotonic() - began
+    if result.snapshot is not None:
+        print(f"{spec.name}: keeper snapshot {result.snapshot} from {result.history}; "
+              f"data safe as of {_when(result.safe_as_of)}")
+    if result.ok:
+        same = (f"identical to the source except {len(result.newer)} changed at the source "
+                "since" if result.newer else "identical to the source")
+        print(f"{spec.name}: DRILL OK: {result.files} files restored from the keeper's "
+              f"snapshot, {same} ({took:.1f}s)")
+    else:
+        print(f"{spec.name}: DRILL FAILED: "
+              + (result.error if result.error else
+                 f"{len(result.failed)} difference{'' if len(result.failed) == 1 else 's'} "
+                 "between the source and the snapshot"))
+        for diff in result.failed:
+            print(f"  {diff}")
+    if result.newer:
+        print(f"{spec.name}: newer than the snapshot (changed at the source after "
+              f"{_when(result.safe_as_of)}; not a failure):")
+        for diff in result.newer:
+            print(f"  {diff} (changed {_when(diff.changed)})")
+    return result.ok
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "unknown (the keeper has confirmed no heartbeat yet)"
+    return datetime.fromtimestamp(ts).astimezone().isoformat(sep=" ", timespec="seconds")
 
 
 async def _resume(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ room = "main-office"                  # the name the keeper knows this room by
 heartbeat = "5s"
 receipt = "backup@health-center::main-office-receipt/receipt.json"
 confirm_wait = "1.5s"
+history = "sentinel-keeper@health-center::main-office-history"   # for `backup drill`
+history_identity_file = "/etc/sentinel/id_drill"                # the drill key, not the write key
 ```
 """
 
@@ -58,13 +60,21 @@ class KeeperLinkConfig(Model):
     /receipt.json`, or `user@host::<room>-receipt/receipt.json`: the rsync daemon over ssh).
     `receipt_stale`: a receipt older than this is reported as the keeper not answering
     (default 90 s, or 6 heartbeats when longer: while changes keep landing, the keeper
-    rewrites its receipt only at its next snapshot, up to its `snapshot_within`, 60 s)."""
+    rewrites its receipt only at its next snapshot, up to its `snapshot_within`, 60 s).
+
+    `history` (optional): where `sentinel backup drill` reads the keeper's snapshots, the
+    room's read-only history module `user@host::<room>-history` reached with the separate
+    drill key `history_identity_file` (docs/keeper.md, "The drill key"), or an absolute path
+    for a keeper on a local disk. The replication's other ssh options (port, known hosts,
+    host key checking) apply. Without it the drill reads the replica as before."""
 
     room: str | None = None  # default: the replication's name
     heartbeat: Duration = Field(5.0, ge=1.0, le=300.0)
     receipt: str
     confirm_wait: Duration = Field(1.5, ge=0.0, le=CONFIRM_WAIT_MAX)
     receipt_stale: Duration | None = Field(None, gt=0)
+    history: str | None = None
+    history_identity_file: ConfigPath | None = None
 
     @field_validator("room")
     @classmethod
@@ -84,6 +94,49 @@ class KeeperLinkConfig(Model):
         if value.endswith(("/", ":")) or not posixpath.basename(target.url):
             raise ValueError("receipt: name the file (…/receipt.json), not a directory")
         return value
+
+    @field_validator("history")
+    @classmethod
+    def _history(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            target = parse_target(value)
+        except TargetError as exc:
+            raise ValueError(f"history: {exc}") from None
+        # the history is reached as the keeper's read-only module over ssh (the drill key's
+        # forced command) or on a local disk; a shell login or a TCP rsync daemon is not how
+        # docs/keeper.md exposes it, and a writable place is no history
+        if not (target.kind == "local" or target.daemon_over_ssh):
+            raise ValueError("history: use user@host::<room>-history (the keeper's read-only "
+                             "snapshot module, reached with the drill key) or an absolute "
+                             "path for a keeper on this host")
+        return value
+
+    @field_validator("history_identity_file")
+    @classmethod
+    def _history_key_relative(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base_dir") if info.context else None
+        if value is not None and not value.is_absolute() and base is not None:
+            return Path(base) / value
+        return value
+
+    @model_validator(mode="after")
+    def _history_key(self) -> KeeperLinkConfig:
+        if self.history is None:
+            if self.history_identity_file is not None:
+                raise ValueError("history_identity_file is the drill key for `history`: set "
+                                 "history too, or remove it")
+            return self
+        remote = parse_target(self.history).kind == "ssh"
+        if remote and self.history_identity_file is None:
+            raise ValueError("history_identity_file: an ssh history needs the separate drill "
+                             "key (docs/keeper.md, \"The drill key\"); the write key cannot "
+                             "read the snapshots")
+        if not remote and self.history_identity_file is not None:
+            raise ValueError("history_identity_file is only for an ssh history "
+                             "(user@host::<room>-history)")
+        return self
 
     @property
     def stale_after(self) -> float:
@@ -165,7 +218,20 @@ class ReplicationConfig(Model):
             self.source.resolve()
         ):
             raise ValueError("the target must not be inside the source")
+        key = self.keeper.history_identity_file if self.keeper else None
+        if key is not None and self.identity_file is not None and (
+                key == self.identity_file or _same_file(key, self.identity_file)):
+            raise ValueError("keeper.history_identity_file is the replication's write key "
+                             "(identity_file): the drill needs its own read-only key, and the "
+                             "write key stays write-only (docs/keeper.md, \"The drill key\")")
         return self
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def target_place(target: Target, ssh_port: int | None = None) -> tuple[str, tuple[str, ...]]:
