@@ -126,7 +126,7 @@ ALARM = {"ko": "경보", "en": "alarm"}
 EVERYTHING = {"ko": "전체 경보", "en": "all alarms"}
 ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 # Kinds whose alarm reason is the whole story and is written to be read in an SMS (the
-# keeper's "sentinel silent for 2m; data safe as of 14:32:05; last alarms: leak"): the
+# keeper's "silent 90s, data safe to 14:32:05, alarms: leak(CRIT)"): the
 # message states the reason instead of "<kind> detected".
 REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change",
                           "replication_keeper"})

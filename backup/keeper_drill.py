@@ -15,14 +15,13 @@ snapshot lacks, different bytes, a file only the snapshot has) fails it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import posixpath
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup.keeper_record import RECEIPT_FILE, Receipt, RecordError, read_receipt
+from backup.keeper_record import RecordError, fetch_receipt
 from backup.rsync import COMMON_ARGS, run_rsync
 from backup.snapshot import parse_name
 from backup.spec import ReplicationSpec
@@ -60,23 +59,6 @@ class KeeperDrillResult:
 
 class DrillError(RuntimeError):
     """The keeper's receipt or snapshot could not be read (the message says why)."""
-
-
-async def fetch_receipt(source: Target, runtime_dir: Path, work: Path,
-                        *, io_timeout: float = 60) -> Receipt:
-    """The keeper's receipt: read in place for a local keeper, else pulled with rsync into
-    `work` (the same way the room's heartbeat component reads it)."""
-    local = source.local_root
-    if local is not None:
-        return await asyncio.to_thread(read_receipt, local)
-    dest = work / RECEIPT_FILE
-    result = await run_rsync([
-        "-I", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}",
-        *source.transport_args(runtime_dir), source.url, str(dest),
-    ], time_limit=max(io_timeout, 30))
-    if not result.ok:
-        raise RecordError(f"rsync exit {result.exit_code}: {result.error}")
-    return await asyncio.to_thread(read_receipt, dest)
 
 
 async def keeper_drill(spec: ReplicationSpec, history: Target, receipt: Target,

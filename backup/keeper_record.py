@@ -13,6 +13,7 @@ of trusting the file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -22,6 +23,9 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from backup.rsync import COMMON_ARGS, run_rsync
+from backup.target import Target
 
 HEARTBEAT_FILE = ".sentinel-heartbeat.json"
 RECEIPT_FILE = "receipt.json"
@@ -228,3 +232,19 @@ def _number(data: dict[str, Any], key: str, *, optional: bool = False) -> Any:  
         raise RecordError(f"{key}: expected a number")
     return float(value)
 
+
+async def fetch_receipt(source: Target, runtime_dir: Path, work: Path,
+                        *, io_timeout: float = 60, time_limit: float | None = None) -> Receipt:
+    """The keeper's receipt: read in place for a local keeper, else pulled with rsync into
+    `work` (the room's heartbeat component and `backup drill` both read it so)."""
+    local = source.local_root
+    if local is not None:
+        return await asyncio.to_thread(read_receipt, local)
+    dest = work / RECEIPT_FILE
+    result = await run_rsync([
+        "-I", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}",
+        *source.transport_args(runtime_dir), source.url, str(dest),
+    ], time_limit=time_limit if time_limit is not None else max(io_timeout, 30))
+    if not result.ok:
+        raise RecordError(f"rsync exit {result.exit_code}: {result.error}")
+    return await asyncio.to_thread(read_receipt, dest)

@@ -30,12 +30,11 @@ import aiosqlite
 from backup.keeper_record import (
     HEARTBEAT_FILE,
     MAX_ALARMS,
-    RECEIPT_FILE,
     AlarmNote,
     Heartbeat,
     Receipt,
     RecordError,
-    read_receipt,
+    fetch_receipt,
     write_atomic,
 )
 from backup.replicator import Replicator
@@ -332,18 +331,10 @@ class RoomHeartbeat:
         return receipt
 
     async def _fetch(self) -> Receipt:
-        local = self._receipt_from.local_root
-        if local is not None:
-            return await asyncio.to_thread(read_receipt, local)
-        dest = self._dir / RECEIPT_FILE
-        source = self._receipt_from
-        result = await run_rsync([
-            "-I", *COMMON_ARGS, f"--timeout={max(1, int(self.spec.timeout))}",
-            *source.transport_args(self.spec.runtime_dir), source.url, str(dest),
-        ], time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
-        if not result.ok:
-            raise RecordError(f"rsync exit {result.exit_code}: {result.error}")
-        return await asyncio.to_thread(read_receipt, dest)
+        return await fetch_receipt(
+            self._receipt_from, self.spec.runtime_dir, self._dir,
+            io_timeout=self.spec.timeout,
+            time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
 
     def _receipt_failed(self, error: str) -> None:
         if self.receipt_error is None:
