@@ -328,7 +328,9 @@ def test_the_drill_key_cannot_write_or_delete_history(landed: KeeperHost) -> Non
     empty.mkdir()
     deleted = landed.rsync_as_drill("-r", "--delete", f"{empty}/", f"::{ROOM}-history/")
     assert deleted.returncode != 0
-    assert "module is read only" in deleted.stderr
+    # the daemon's refusal text races ssh's close: seen as exit 1 with nothing on stderr
+    # once in a CI run. The refusal itself is the exit code and the intact history below.
+    assert not deleted.stderr or "read only" in deleted.stderr, deleted.stderr
     src = room_tree(landed, {"planted.txt": b"x"})
     for dest in (f"::{ROOM}-history/", f"::{ROOM}-history/../../landing/{ROOM}/"):
         written = landed.rsync_as_drill("-r", f"{src}/", dest)
