@@ -32,6 +32,22 @@ class RestoreResult:
 STAGING_PREFIX = ".sentinel-restore-"
 
 
+def dest_problem(dest: Path, *, into_existing: bool) -> str | None:
+    """Why `dest` cannot receive a restore, or None. A restore never deletes, so a
+    non-empty `dest` is refused unless `into_existing`: pointed at the live store by
+    mistake, it would replace newer documents with older ones. (The replica's restore here
+    and the keeper's snapshot restore both ask.)"""
+    if dest.exists() and not dest.is_dir():
+        return f"{dest} is not a directory"
+    if dest.is_dir() and not into_existing:
+        with os.scandir(dest) as entries:
+            if any(True for _ in entries):
+                return (f"{dest} is not empty; restore into an empty or new directory, or "
+                        "pass --into-existing to write the restored files into it (files "
+                        "of the same name are replaced, nothing else is touched)")
+    return None
+
+
 async def restore(
     target: Target, runtime_dir: Path, dest: Path, *, path: str = "",
     as_of: float | None = None, into_existing: bool = False,
@@ -46,15 +62,9 @@ async def restore(
     anything in `dest`. A non-empty `dest` is refused unless `into_existing`: pointed at
     the live store by mistake, it would replace newer documents with older ones.
     """
-    if dest.exists() and not dest.is_dir():
-        raise RestoreError(f"{dest} is not a directory")
-    if dest.is_dir() and not into_existing:
-        with os.scandir(dest) as entries:
-            if any(True for _ in entries):
-                raise RestoreError(
-                    f"{dest} is not empty; restore into an empty or new directory, or pass "
-                    "--into-existing to write the restored files into it (files of the same "
-                    "name are replaced, nothing else is touched)")
+    problem = dest_problem(dest, into_existing=into_existing)
+    if problem is not None:
+        raise RestoreError(problem)
     dest.mkdir(parents=True, exist_ok=True)
     if as_of is None and not into_existing:  # an empty dest: everything in it is ours
         return await _restore_into(target, runtime_dir, dest, path, None)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from backup.restore import dest_problem
 from backup.retention import Retention, select_keep
 
 TMP_PREFIX = ".tmp-"
@@ -619,16 +620,11 @@ def restore(
                 raise SnapshotError(f"{subpath!r}: {part!r} is not a directory in the snapshot")
         _lstat(here / parts[-1], subpath)
         source = f"{base}/./{'/'.join(parts)}"
-    if dest.exists() or dest.is_symlink():
-        if not dest.is_dir() or dest.is_symlink():
-            raise SnapshotError(f"{dest} is not a directory")
-        if not into_existing:
-            with os.scandir(dest) as entries:
-                if any(True for _ in entries):
-                    raise SnapshotError(
-                        f"{dest} is not empty; restore into an empty or new directory, or "
-                        "pass into_existing to write the restored files into it (files of "
-                        "the same name are replaced, nothing else is touched)")
+    if dest.is_symlink():
+        raise SnapshotError(f"{dest} is not a directory")
+    problem = dest_problem(dest, into_existing=into_existing)
+    if problem is not None:
+        raise SnapshotError(problem)
     dest.mkdir(parents=True, exist_ok=True)
     cmd = ["rsync", "-a", "--safe-links", "--relative", "--stats", "--no-human-readable",
            "--", source, f"{dest}/"]
