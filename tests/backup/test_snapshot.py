@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -280,49 +281,10 @@ def test_symlink_to_outside_is_stored_as_symlink(
                    if isinstance(v, bytes))
 
 
-def test_directory_swapped_for_symlink_mid_walk_is_not_followed(
-    store: SnapshotStore, landing: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The writer lists docs/ as a directory, then swaps it for a symlink to / before the
-    keeper descends: the fd-relative O_NOFOLLOW open refuses, nothing of / is read."""
-    real_scandir = os.scandir
-    top_ino = os.stat(landing).st_ino
-
-    class Listing:
-        def __init__(self, entries: list[os.DirEntry[str]]) -> None:
-            self.entries = entries
-
-        def __enter__(self) -> list[os.DirEntry[str]]:
-            return self.entries
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-    def scandir(fd):  # type: ignore[no-untyped-def]
-        with real_scandir(fd) as it:
-            entries = list(it)
-        if isinstance(fd, int) and os.fstat(fd).st_ino == top_ino:
-            for e in entries:
-                e.stat(follow_symlinks=False)  # cached: the keeper saw a directory
-            shutil.rmtree(landing / "docs")
-            os.symlink("/", landing / "docs")
-        return Listing(entries)
-
-    monkeypatch.setattr(os, "scandir", scandir)
-    result = take(store, landing)
-    monkeypatch.undo()
-    snap = result.snapshot.path
-    assert not (snap / "docs" / "etc").exists()
-    assert not (snap / "docs" / "proc").exists()
-    assert any(s.startswith("docs/") for s in result.skipped), result.skipped
-    assert (snap / "c.txt").read_bytes() == b"charlie"
-
-
-def test_file_swapped_for_fifo_is_not_opened(
-    store: SnapshotStore, landing: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Listed as a file, a FIFO by the time it is opened: O_NONBLOCK keeps the open from
-    blocking the keeper and the fstat check skips it."""
+def swap_after_listing(monkeypatch: pytest.MonkeyPatch, landing: Path,
+                       swap: Callable[[], None]) -> None:
+    """Makes the writer win a race: once the keeper has listed (and stat'ed) the landing
+    area's top directory, `swap()` changes what a listed name is before it is opened."""
     real_scandir = os.scandir
     top_ino = os.stat(landing).st_ino
 
@@ -338,12 +300,44 @@ def test_file_swapped_for_fifo_is_not_opened(
             entries = list(it)
         if isinstance(fd, int) and os.fstat(fd).st_ino == top_ino:
             for e in entries:
-                e.stat(follow_symlinks=False)
-            os.unlink(landing / "c.txt")
-            os.mkfifo(landing / "c.txt")
+                e.stat(follow_symlinks=False)  # cached: the keeper saw what was listed
+            swap()
         return Listing(entries)
 
     monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_directory_swapped_for_symlink_mid_walk_is_not_followed(
+    store: SnapshotStore, landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer lists docs/ as a directory, then swaps it for a symlink to / before the
+    keeper descends: the fd-relative O_NOFOLLOW open refuses, nothing of / is read."""
+
+    def swap() -> None:
+        shutil.rmtree(landing / "docs")
+        os.symlink("/", landing / "docs")
+
+    swap_after_listing(monkeypatch, landing, swap)
+    result = take(store, landing)
+    monkeypatch.undo()
+    snap = result.snapshot.path
+    assert not (snap / "docs" / "etc").exists()
+    assert not (snap / "docs" / "proc").exists()
+    assert any(s.startswith("docs/") for s in result.skipped), result.skipped
+    assert (snap / "c.txt").read_bytes() == b"charlie"
+
+
+def test_file_swapped_for_fifo_is_not_opened(
+    store: SnapshotStore, landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listed as a file, a FIFO by the time it is opened: O_NONBLOCK keeps the open from
+    blocking the keeper and the fstat check skips it."""
+
+    def swap() -> None:
+        os.unlink(landing / "c.txt")
+        os.mkfifo(landing / "c.txt")
+
+    swap_after_listing(monkeypatch, landing, swap)
     result = take(store, landing)
     monkeypatch.undo()
     assert not (result.snapshot.path / "c.txt").exists()
