@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from sentinel.advice import advisories
 from sentinel.cli.common import ConfigExit, load_or_exit
 from sentinel.config import ConfigError, config_path, load_config
 from sentinel.credentials import install_log_masking
@@ -21,6 +22,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     check = sub.add_parser("check-config", help="validate a config file and summarise it")
     check.add_argument("file", nargs="?", help="config file (default: as for --config)")
+    check.add_argument(
+        "--user",
+        default=None,
+        help="check file access as this account (the service user) instead of the caller",
+    )
     check.set_defaults(func=cmd_check_config)
 
     demo = sub.add_parser(
@@ -46,6 +52,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"sentinel: {problem}", file=sys.stderr)
     if problems:
         return 2
+    for advice in advisories(config, user=args.user):
+        print(f"sentinel: warning: {path}: {advice}", file=sys.stderr)
     print(f"OK {path}: {config.summary()}")
     return 0
 
@@ -65,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     for problem in environment_problems(config):
         logging.getLogger("sentinel").warning("%s: %s", path, problem)
+    for advice in advisories(config):
+        logging.getLogger("sentinel").warning("%s: %s", path, advice)
     from sentinel.daemon import Daemon
 
     return asyncio.run(Daemon(config, path).run())
