@@ -167,6 +167,14 @@ def parse_target(
     )
 
 
+def rsyncd_host(url: str) -> str:
+    """The host part of an `rsync://` address (`parse_target` has already accepted it)."""
+    m = _RSYNCD.match(url)
+    if m is None:
+        raise TargetError(f"not an rsync:// address: {url!r}")
+    return m.group("host")
+
+
 def _ssh_target(
     url: str,
     ssh_port: int | None,
