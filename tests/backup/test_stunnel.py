@@ -27,6 +27,7 @@ from tests.fixtures.remote import RsyncDaemon, started_rsyncd
 from tests.fixtures.stunnel import Cert, Stunnel, example, make_cert, stunnel_binary
 
 DOC = "2026/approvals/민원-001.hwp"
+ROOM_MODULE_OPTIONS = "  hosts allow = 127.0.1.1\n  hosts deny = *\n"
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Tunnel:
             ("connect = 127.0.0.1:873", f"connect = 127.0.0.1:{self.rsyncd.port}"),
             ("/etc/stunnel/sentinel-keeper.crt", str(cert.cert)),
             ("/etc/stunnel/sentinel-keeper.key", str(cert.key)),
-            ("/etc/stunnel/sentinel-rooms.crt", str(self.certs["room"].cert)),
+            ("/etc/stunnel/sentinel-room-main.crt", str(self.certs["room"].cert)),
         ])
 
     def room_conf(self) -> str:
@@ -69,7 +70,9 @@ class Tunnel:
 def tunnel(tmp_path: Path) -> Iterator[Tunnel]:
     binary = stunnel_binary()
     certs = {name: make_cert(tmp_path / "tls", name) for name in ("keeper", "room", "stranger")}
-    with started_rsyncd(tmp_path / "rsyncd") as rsyncd:
+    # as docs/transport.md says for a room's modules: only the keeper-side stunnel's
+    # `local` source address for this room gets in
+    with started_rsyncd(tmp_path / "rsyncd", ROOM_MODULE_OPTIONS) as rsyncd:
         t = Tunnel(rsyncd, Stunnel(binary, tmp_path / "keeper.conf", free_port()),
                    Stunnel(binary, tmp_path / "room.conf", free_port()), certs)
         try:
@@ -120,15 +123,18 @@ async def test_records_ship_through_stunnel_and_the_tls_port_speaks_only_tls_to_
         assert (tunnel.replica / DOC).read_bytes() == "결재 문서 v2, 고쳐 씀 ".encode() * 300
     assert "Certificate accepted at depth=0: CN=room" in tunnel.keeper.log.read_text()
 
-    # a plain rsync client on the TLS port is refused: nothing there speaks clear text
+    # a plain rsync client is refused on the TLS port (nothing there speaks clear text),
+    # and by rsyncd itself when it goes around the tunnel (`hosts allow`)
     (tmp_path / "plain.txt").write_text("in the clear")
-    plain = await asyncio.to_thread(
-        subprocess.run,
-        ["rsync", "--contimeout=5", "--timeout=5",
-         f"--password-file={tunnel.rsyncd.password_file}", str(tmp_path / "plain.txt"),
-         f"rsync://sentinel@127.0.0.1:{tunnel.keeper.port}/backup/replica/"],
-        capture_output=True, text=True, timeout=30)
-    assert plain.returncode != 0, plain.stdout
+    for port in (tunnel.keeper.port, tunnel.rsyncd.port):
+        plain = await asyncio.to_thread(
+            subprocess.run,
+            ["rsync", "--contimeout=5", "--timeout=5",
+             f"--password-file={tunnel.rsyncd.password_file}", str(tmp_path / "plain.txt"),
+             f"rsync://sentinel@127.0.0.1:{port}/backup/replica/"],
+            capture_output=True, text=True, timeout=30)
+        assert plain.returncode != 0, plain.stdout
+    assert "access denied" in plain.stderr, plain.stderr
     assert not (tunnel.replica / "plain.txt").exists()
 
     # inside TLS, with the room's pinned certificate, is the rsync daemon; another
