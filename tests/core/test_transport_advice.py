@@ -4,6 +4,7 @@ a local stunnel client (a loopback address) pass without a word."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,14 @@ def test_ssh_local_and_stunnel_wrapped_targets_are_not_warned(
 ])
 def test_which_addresses_cross_the_network_in_the_clear(address: str, host: str | None) -> None:
     assert cleartext_host(address) == host
+
+
+def test_the_shipped_example_config_sends_nothing_in_the_clear() -> None:
+    """What people copy: its replications are ssh, or rsync:// through the local stunnel
+    client."""
+    example = Path(__file__).parents[2] / "examples" / "sentinel.toml"
+    replications = tomllib.loads(example.read_text(encoding="utf-8"))["replication"]
+    addresses = [r["target"] for r in replications] + [
+        r["keeper"]["receipt"] for r in replications if "keeper" in r]
+    assert any(a.startswith("rsync://") for a in addresses)  # the stunnel form is shown
+    assert [a for a in addresses if cleartext_host(a)] == []
