@@ -90,6 +90,9 @@ def test_ssh_local_and_stunnel_wrapped_targets_are_not_warned(
     ("rsync://u@localhost.evil.example/m", "localhost.evil.example"),
     ("rsync://u@127.0.0.1.nip.io/m", "127.0.0.1.nip.io"),
     ("rsync://u@0.0.0.0/m", "0.0.0.0"),
+    ("rsync://u@127.0.0.1@evil.example/m", "127.0.0.1@evil.example"),  # either reading
+    ("rsync://u@evil.example@127.0.0.1/m", "evil.example@127.0.0.1"),  # is warned
+    ("rsync://u@127.1/m", "127.1"),  # not spelled as loopback: warned, not guessed
     ("rsync://u@128.0.0.1/m", "128.0.0.1"),
     ("rsync://u@127.0.0.1:8873/m", None),
     ("rsync://u@127.8.9.10/m", None),
