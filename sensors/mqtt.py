@@ -23,6 +23,7 @@ import aiomqtt
 
 from sensors.binding import Binding, ConversionError
 from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
+from sensors.mqtt_failure import connection_failure
 from sensors.reading import Reading, SourceHealth
 from sensors.source import Backoff, RateLimitedLog
 
@@ -200,11 +201,11 @@ class MqttSource:
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 self._client = None
                 self._health.state = "disconnected"
-                self._health.last_error = f"broker disconnected: {exc}"
+                self._health.last_error = connection_failure(exc, self.settings)
                 self._log.warning(
                     "disconnected",
-                    f"{self.name}: broker {self.settings.host}:{self.settings.port} "
-                    f"disconnected: {exc}; retrying",
+                    f"{self.name}: broker {self.settings.host}:{self.settings.port}: "
+                    f"{self._health.last_error}; retrying",
                 )
             finally:
                 self._client = None
