@@ -23,7 +23,7 @@ import aiomqtt
 
 from sensors.binding import Binding, ConversionError
 from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
-from sensors.mqtt_failure import connection_failure
+from sensors.mqtt_failure import BrokerRefused, connection_failure, is_refusal
 from sensors.reading import Reading, SourceHealth
 from sensors.source import Backoff, RateLimitedLog
 
@@ -202,6 +202,11 @@ class MqttSource:
                 self._client = None
                 self._health.state = "disconnected"
                 self._health.last_error = connection_failure(exc, self.settings)
+                if is_refusal(exc):
+                    raise BrokerRefused(
+                        f"broker {self.settings.host}:{self.settings.port}: "
+                        f"{self._health.last_error}"
+                    ) from None
                 self._log.warning(
                     "disconnected",
                     f"{self.name}: broker {self.settings.host}:{self.settings.port}: "

@@ -18,6 +18,13 @@ _BAD_LOGIN = {4, 134}
 _NOT_AUTHORISED = {5, 135}
 
 
+class BrokerRefused(Exception):
+    """The broker refused sentinel's login or its certificate failed verification: retrying
+    alone will not fix it, a person must. Raised out of the source so the supervisor counts
+    it, and past `restart_alarm_count` it pages (component alarm) instead of waiting for the
+    sensors' `max_age`, which for a battery leak sensor is a day."""
+
+
 class BrokerSettings(Protocol):
     @property
     def username(self) -> str | None: ...
@@ -72,6 +79,16 @@ def connection_failure(exc: BaseException, settings: BrokerSettings) -> str:
         )
         return f"no answer from the broker (timed out); {hint}"
     return f"broker disconnected: {text}"
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """A refused login or an untrusted broker certificate (not a broker that is down)."""
+    code = _code(exc)
+    return (
+        code in _BAD_LOGIN
+        or code in _NOT_AUTHORISED
+        or isinstance(_tls_error(exc), ssl.SSLCertVerificationError)
+    )
 
 
 def _code(exc: BaseException) -> int | None:

@@ -11,18 +11,25 @@ retained availability still says offline.
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sensors.mqtt import MqttSettings, MqttSource, mqtt_binding
+from sensors.mqtt_failure import BrokerRefused
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.locked_mosquitto import PASSWORDS, LockedMosquitto
 from tests.fixtures.mosquitto import Mosquitto
-from tests.integration.test_page_survives_crash import Deployment, alarm_ids, private, wait_for
-from tests.sensors.helpers import Collector
+from tests.integration.test_page_survives_crash import (
+    PYTHON,
+    Deployment,
+    alarm_ids,
+    private,
+    wait_for,
+)
 
 LEAK_TOPIC = "zigbee2mqtt/leak-ups"
 # Accounts that may log in but must not write the leak sensor's topics, and no login at all.
@@ -59,6 +66,14 @@ ca_file = "{broker.ca.cert}"
 
 [[sensors]]{tail}""",
         )
+
+    def launch(self) -> None:
+        """Starts the daemon without waiting for it to connect (it may be refused)."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def mqtt(self) -> dict:
         return self.status()["components"]["source:mqtt"]
@@ -107,6 +122,33 @@ def test_forged_all_clear_availability_and_online_never_reach_sentinel(
         d.kill_leftover()
 
 
+def test_refused_login_pages_without_waiting_for_max_age(
+    tmp_path: Path, locked: LockedMosquitto, http_sink: HttpSink
+) -> None:
+    """The broker's password was changed and sentinel's was not: the leak sensor's max_age
+    is a day, so the refusal itself must page (a component alarm) and say why."""
+    d = TlsDeployment(tmp_path, locked, http_sink)
+    text = d.config.read_text(encoding="utf-8")
+    text = text.replace(PASSWORDS["sentinel"], "stale-pw-5151")
+    text = text.replace('heartbeat = "0.5s"', 'heartbeat = "0.5s"\nrestart_alarm_count = 1\n'
+                        'restart_alarm_window = "1m"')  # fmt: skip
+    private(d.config, text)
+    apprise = tmp_path / "apprise.yml"  # the long form, which carries the component's error
+    private(apprise, apprise.read_text().replace("tag: critical,", "tag: lms, critical,"))
+    try:
+        d.launch()
+        wait_for(lambda: d.pages(), what="a page about the refused login")
+        [sent] = d.sink.delivered("/sms")
+        page = f"{sent.title}\n{sent.message}"
+        assert "component:source:mqtt" in page
+        assert "not authorised: the broker refused the login of user 'sentinel'" in page
+        assert "stale-pw-5151" not in page + d.logs() + d.cli("status").stdout
+        status = d.cli("status").stdout
+        assert "not authorised" in " ".join(status.split())
+    finally:
+        d.kill_leftover()
+
+
 def source(broker: LockedMosquitto, **kw: object) -> MqttSource:
     settings = MqttSettings(
         host=broker.host,
@@ -129,26 +171,28 @@ def source(broker: LockedMosquitto, **kw: object) -> MqttSource:
     ],
 )
 async def test_refused_connection_says_why_in_plain_words(
-    locked: LockedMosquitto, caplog: pytest.LogCaptureFixture, case: str, expected: str
+    locked: LockedMosquitto, case: str, expected: str
 ) -> None:
-    """What status (`last_error` of source:mqtt) and the log say when the broker refuses."""
+    """What status (`last_error` of source:mqtt) says when the broker refuses, and that the
+    source gives up to the supervisor (which pages past restart_alarm_count) instead of
+    retrying quietly until the sensors' max_age."""
     kw: dict[str, object] = {"tls": True, "ca_file": str(locked.ca.cert),
                              "username": "sentinel", "password": "wrong-pw-0000"}  # fmt: skip
     if case == "server cert from another CA":
         kw |= {"ca_file": str(locked.other_ca.cert), "password": PASSWORDS["sentinel"]}
     elif case == "no login":
         kw |= {"username": None, "password": None}
-    caplog.set_level(logging.WARNING, logger="sensors.mqtt")
-    collector = Collector(source(locked, **kw))
-    try:
-        health = await collector.wait_health(lambda h: h["last_error"] is not None)
-    finally:
-        await collector.stop()
+    mqtt = source(locked, **kw)
+    with pytest.raises(BrokerRefused) as refused:
+        async with asyncio.timeout(15):
+            async for reading in mqtt.readings():
+                raise AssertionError(f"a refused connection gave a reading: {reading}")
+    health = mqtt.health()
     assert health["state"] == "disconnected"
     assert health["last_error"].startswith(expected), health["last_error"]
-    assert expected in caplog.text
+    assert str(refused.value) == f"broker {locked.host}:{locked.tls_port}: {health['last_error']}"
     for raw in ("_ssl.c", "[code:", "SSLCertVerificationError", "wrong-pw-0000"):
-        assert raw not in health["last_error"] and raw not in caplog.text
+        assert raw not in health["last_error"]
 
 
 def test_the_accounts_in_the_docs_are_the_accounts_in_the_acl() -> None:
