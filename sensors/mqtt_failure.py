@@ -52,11 +52,16 @@ def connection_failure(exc: BaseException, settings: BrokerSettings) -> str:
     tls = _tls_error(exc)
     if isinstance(tls, ssl.SSLCertVerificationError):
         reason = tls.verify_message or "not trusted"
-        if "mismatch" in reason or "match" in reason:
+        if "mismatch" in reason:
             return (
                 f"TLS certificate verify failed: the broker's certificate is not for this "
                 f"host ({reason}); [mqtt] host must be a name or address the certificate "
                 "lists"
+            )
+        if "expired" in reason or "not yet valid" in reason:
+            return (
+                f"TLS certificate verify failed: the broker's certificate is outside its "
+                f"validity dates ({reason}); renew it (or check this host's clock)"
             )
         trusted = f"ca_file {settings.ca_file}" if settings.ca_file else "the system CAs"
         return (
