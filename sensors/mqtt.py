@@ -184,10 +184,12 @@ class MqttSource:
     async def readings(self) -> AsyncIterator[Reading]:
         backoff = Backoff(self.settings.reconnect_min, self.settings.reconnect_max)
         while True:
+            connected = False
             try:
                 client = self._make_client()
                 async with client:
                     await self._on_connect(client)
+                    connected = True
                     backoff.reset()
                     async for batch in _batches(client):
                         for message in batch:
@@ -201,7 +203,9 @@ class MqttSource:
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 self._client = None
                 self._health.state = "disconnected"
-                self._health.last_error = connection_failure(exc, self.settings)
+                self._health.last_error = connection_failure(
+                    exc, self.settings, connected=connected
+                )
                 if is_refusal(exc):
                     raise BrokerRefused(
                         f"broker {self.settings.host}:{self.settings.port}: "

@@ -36,8 +36,14 @@ class BrokerSettings(Protocol):
     def cert_file(self) -> str | None: ...
 
 
-def connection_failure(exc: BaseException, settings: BrokerSettings) -> str:
-    """One line: what went wrong and what to check. `exc` is what the connection raised."""
+def connection_failure(
+    exc: BaseException, settings: BrokerSettings, *, connected: bool = False
+) -> str:
+    """One line: what went wrong and what to check. `exc` is what the connection raised;
+    `connected`: it was up and then lost (a reset or timeout then says nothing about the
+    TLS or port settings, which worked)."""
+    if connected:
+        return f"broker disconnected: {exc or type(exc).__name__}"
     code = _code(exc)
     if code in _BAD_LOGIN or code in _NOT_AUTHORISED:
         if settings.username is None:
