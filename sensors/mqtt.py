@@ -23,6 +23,7 @@ import aiomqtt
 
 from sensors.binding import Binding, ConversionError
 from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
+from sensors.mqtt_failure import BrokerRefused, connection_failure, is_refusal
 from sensors.reading import Reading, SourceHealth
 from sensors.source import Backoff, RateLimitedLog
 
@@ -183,10 +184,12 @@ class MqttSource:
     async def readings(self) -> AsyncIterator[Reading]:
         backoff = Backoff(self.settings.reconnect_min, self.settings.reconnect_max)
         while True:
+            connected = False
             try:
                 client = self._make_client()
                 async with client:
                     await self._on_connect(client)
+                    connected = True
                     backoff.reset()
                     async for batch in _batches(client):
                         for message in batch:
@@ -200,11 +203,18 @@ class MqttSource:
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as exc:
                 self._client = None
                 self._health.state = "disconnected"
-                self._health.last_error = f"broker disconnected: {exc}"
+                self._health.last_error = connection_failure(
+                    exc, self.settings, connected=connected
+                )
+                if is_refusal(exc):
+                    raise BrokerRefused(
+                        f"broker {self.settings.host}:{self.settings.port}: "
+                        f"{self._health.last_error}"
+                    ) from None
                 self._log.warning(
                     "disconnected",
-                    f"{self.name}: broker {self.settings.host}:{self.settings.port} "
-                    f"disconnected: {exc}; retrying",
+                    f"{self.name}: broker {self.settings.host}:{self.settings.port}: "
+                    f"{self._health.last_error}; retrying",
                 )
             finally:
                 self._client = None
