@@ -31,6 +31,7 @@ from backup.markers import (
 )
 from backup.preview import Preview, damaged, preview_full_sync
 from backup.quarantine import Quarantine, shown
+from backup.readability import readable_now, unreadable_reason
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
@@ -76,6 +77,10 @@ SPLIT_MAX_RUNS = 32
 # Paths set aside because the replica had no room are tried again this often by themselves
 # (and sooner on a local replica whose free space grew).
 SPACE_RETRY = 600.0
+# Paths set aside because this account may not read them are looked at this often: a chmod
+# or setfacl on the file itself is an inotify event and retries it at once, but access
+# granted on a parent directory (or a default ACL) is not.
+UNREADABLE_RETRY = 30.0
 
 
 class TargetRecreated(Exception):
@@ -139,6 +144,7 @@ class Replicator:
         # paths released from the quarantine for another try after a lack of space
         self._retrying: set[str] = set()
         self._space_retried: float | None = None  # when they were last tried
+        self._unreadable_checked: float | None = None  # when unreadable ones were looked at
         self._free_at_aside: int | None = None  # a local replica's free bytes back then
         self._room_again = False  # a transfer worked after the replica ran out of room
         self._recreated: str | None = None  # the root rsync re-created, when it did
@@ -245,6 +251,9 @@ class Replicator:
             "files": w.file_count if w else 0,
             "overflows": w.overflows if w else 0,
             "quarantined": len(self.quarantine),
+            "unreadable": len(self.quarantine.unreadable),
+            "unreadable_first": (shown(min(self.quarantine.unreadable), 200)
+                                 if self.quarantine.unreadable else None),
         }
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
@@ -668,7 +677,11 @@ class Replicator:
             # back aside: the failure is for new paths to show.)
             if any(target_condition(r.error) for _, r in alone):
                 return 0, 0
-            if not (prior_ok and len(entries) == 1):
+            # A path this account may not read is the path's own trouble, never the link's:
+            # set aside and named at once (retrying it as a failing replica would page
+            # "replication failing" for ever and hold every later change behind it).
+            if not (prior_ok and len(entries) == 1) and not all(
+                    unreadable_reason(r.error) for _, r in alone):
                 return 0, 0
         # a directory is shipped with its entries: it fails because of a bad file in it, so
         # it gets one more try once the files that failed alone are set aside
@@ -949,6 +962,7 @@ class Replicator:
             await self._check_guard_cleared()
             await self._pick_up_journal()
             await self._retry_set_aside(now)
+            await self._retry_unreadable(now)
             if self._target_missing is not None:
                 await self._target_ready()
             with contextlib.suppress(TimeoutError):
@@ -1066,6 +1080,33 @@ class Replicator:
         await self.journal.record(sorted(released))
         log.info("replication %s: %d path(s) set aside for lack of room on the replica are "
                  "tried again", self.spec.name, len(released))
+        self._ship_wakeup.set()
+
+    async def _retry_unreadable(self, now: float) -> None:
+        """Paths set aside as unreadable go back to the journal once this account can read
+        them (access granted on a parent directory sends no event for the file)."""
+        if not self.quarantine.unreadable:
+            self._unreadable_checked = None
+            return
+        if (self._unreadable_checked is not None
+                and now - self._unreadable_checked < UNREADABLE_RETRY):
+            return
+        self._unreadable_checked = now
+        root = str(self.spec.source)
+        paths = sorted(self.quarantine.unreadable)
+        ready = await asyncio.to_thread(
+            lambda: [p for p in paths if readable_now(os.path.join(root, p))])
+        if not ready:
+            return
+        released = await self._release(ready)
+        if not released:
+            return
+        if self.watcher is not None:
+            for rel in released:  # a directory the kernel refused to watch: watch it now
+                self.watcher.watch_again(rel)
+        await self.journal.record(sorted(released))
+        log.info("replication %s: %d path(s) set aside as unreadable can be read now and are "
+                 "shipped (first: %s)", self.spec.name, len(released), shown(released[0], 200))
         self._ship_wakeup.set()
 
     async def _check_guard_cleared(self) -> None:

@@ -1,0 +1,185 @@
+"""Documents the daemon's account may not read (another user's 0600 file, a 0700 directory):
+the real daemon, run as an unprivileged user like the unit's User=sentinel, with real rsync.
+Each is set aside and named in a warning alarm, the rest ships, nothing counts as the
+replica failing, and once read access is granted (setfacl) it ships and the alarm clears."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.http_sink import HttpSink
+from tests.integration.test_page_survives_crash import wait_for
+
+PYTHON = sys.executable
+NOBODY = 65534
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("setpriv", "setfacl")),
+    reason="needs root, setpriv and setfacl (Debian package acl)")
+
+
+class Room:
+    """A config, a source, a local replica and the daemon running as nobody."""
+
+    def __init__(self, base: Path, sink: HttpSink) -> None:
+        self.base = base
+        self.sink = sink
+        self.source = base / "docs"
+        self.replica = base / "replica"
+        for d in (self.source, self.replica, base / "state", base / "run"):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        (self.source / "minutes.txt").write_text("council minutes\n")
+        os.chown(self.source / "minutes.txt", NOBODY, NOBODY)
+        long = sink.json_url("/long", query="cto=1&rto=1")
+        self._owned(base / "apprise.yml",
+                    f'urls:\n  - "{long}":\n      tag: critical, warning, lms\n')
+        self.config = self._owned(base / "sentinel.toml", f"""
+[site]
+name = "test county"
+
+[daemon]
+state_dir = "{base / "state"}"
+heartbeat = "0.5s"
+
+[alerts]
+apprise_config = "{base / "apprise.yml"}"
+language = "en"
+group_window = "0s"
+send_timeout = "3s"
+retry_max = "1s"
+
+[[replication]]
+name = "docs"
+source = "{self.source}"
+target = "{self.replica}"
+""")
+        self.log = base / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _owned(path: Path, text: str) -> Path:
+        path.write_text(text)
+        path.chmod(0o600)
+        os.chown(path, NOBODY, NOBODY)
+        return path
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
+                env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")},
+            )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def status(self) -> dict:
+        proc = subprocess.run(
+            [PYTHON, "-m", "sentinel", "--config", str(self.config), "status", "--json"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")})
+        return json.loads(proc.stdout) if proc.stdout else {}
+
+    def alarm(self) -> dict | None:
+        found = [a for a in self.status().get("alarms", [])
+                 if a.get("kind") == "replication_unreadable"]
+        return found[0] if found else None
+
+    def replication(self) -> dict:
+        rows = self.status().get("replication") or [{}]
+        return rows[0]
+
+    def root_file(self, rel: str, text: str) -> Path:
+        """A document another account wrote with a private umask (0600 root)."""
+        path = self.source / rel
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+
+@pytest.fixture
+def room(http_sink: HttpSink) -> Iterator[Room]:
+    # not under pytest's tmp_path: root's 0700 directory, which nobody cannot enter
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    base.chmod(0o755)
+    r = Room(base, http_sink)
+    try:
+        yield r
+    finally:
+        r.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_granted(
+    room: Room,
+) -> None:
+    r = room
+    r.start()
+    wait_for(lambda: (r.replica / "minutes.txt").exists(), what="the first sync")
+
+    # Two private files in one batch: before, nothing of that batch shipped, so it was
+    # retried for ever as "replication failing" (warning at 3, critical at 10 failures)
+    # and held every later change behind it.
+    r.root_file("budget-a.hwp", "budget A\n")
+    r.root_file("budget-b.hwp", "budget B\n")
+    wait_for(r.alarm, what="the replication_unreadable alarm")
+    alarm = r.alarm()
+    assert alarm is not None
+    assert alarm["severity"] == "warning"
+    assert f"cannot read {r.source}/budget-a.hwp (and 1 more): permission denied" \
+        in alarm["reason"]
+    row = r.replication()
+    assert row["consecutive_failures"] == 0, row
+    assert row["quarantine"]["unreadable"] == 2
+    assert sorted(p["path"] for p in row["quarantine"]["paths"]) == [
+        "budget-a.hwp", "budget-b.hwp"]
+    # not paged twice: the generic "files that cannot be replicated" stays quiet
+    kinds = {a["kind"] for a in r.status()["alarms"]}
+    assert kinds == {"replication_unreadable"}, kinds
+    wait_for(lambda: any("budget-a.hwp" in p.message for p in r.sink.delivered("/long")),
+             what="the page naming the file")
+
+    # the rest still ships at once
+    (r.source / "agenda.txt").write_text("agenda\n")
+    wait_for(lambda: (r.replica / "agenda.txt").exists(), what="a later document to ship")
+
+    # access granted the documented way: the files ship and the alarm clears
+    subprocess.run(["setfacl", "-m", f"u:{NOBODY}:r", r.source / "budget-a.hwp",
+                    r.source / "budget-b.hwp"], check=True)
+    wait_for(lambda: (r.replica / "budget-b.hwp").exists()
+             and (r.replica / "budget-a.hwp").exists(), what="the granted files to ship")
+    assert (r.replica / "budget-a.hwp").read_text() == "budget A\n"
+    wait_for(lambda: r.alarm() is None, what="the alarm to clear")
+
+    # a directory the account may not enter (the kernel refuses to watch it): named too;
+    # `setfacl -R -m u:…:rX` on it (scripts/install.sh grant-read) brings its files over
+    os.mkdir(r.source / "hr", 0o700)
+    r.root_file("hr/payroll.xls", "payroll\n")
+    wait_for(lambda: (r.alarm() or {}).get("reason", "").startswith(
+        f"cannot read {r.source}/hr:"), what="the alarm naming the directory")
+    subprocess.run(["setfacl", "-R", "-m", f"u:{NOBODY}:rX", r.source / "hr"], check=True)
+    wait_for(lambda: (r.replica / "hr" / "payroll.xls").exists(),
+             what="the directory's file to ship")
+    wait_for(lambda: r.alarm() is None, what="the alarm to clear again")
+    assert r.replication()["quarantine"]["count"] == 0
+    r.stop()
+    assert "Traceback" not in r.log.read_text()
