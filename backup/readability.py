@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections.abc import Callable
 
 # rsync's sender says "[sender] send_files failed to open ...", "opendir ... failed" or
@@ -63,12 +64,13 @@ def _lists(path: str) -> bool:
 
 
 def first_unreadable(
-    root: str, excluded: Callable[[str, bool], bool], *, limit: int | None = None,
-) -> tuple[str | None, int]:
-    """Walks `root` (depth first, in name order) and returns the first path (relative to
-    root, "." for root itself) this process may not read, and how many paths it looked at.
-    Stops at the first problem, or after `limit` paths (then (None, limit)). `excluded(rel,
-    is_dir)`: paths replication leaves out (not walked, not judged)."""
+    root: str, excluded: Callable[[str, bool], bool], *, deadline: float | None = None,
+) -> tuple[str | None, int, bool]:
+    """Walks `root` (depth first, in name order) for the first path (relative to root, "."
+    for root itself) this process may not read. Returns it (None when there is none), how
+    many paths were looked at, and whether the walk was complete: it stops at the first
+    problem, or at `deadline` (time.monotonic()). `excluded(rel, is_dir)`: paths
+    replication leaves out (not walked, not judged)."""
     seen = 0
     stack = ["."]
     while stack:
@@ -76,7 +78,7 @@ def first_unreadable(
         full = root if rel == "." else os.path.join(root, rel)
         seen += 1
         if not _lists(full):
-            return rel, seen
+            return rel, seen, True
         try:
             with os.scandir(full) as it:
                 entries = sorted(it, key=lambda e: e.name, reverse=True)
@@ -87,7 +89,7 @@ def first_unreadable(
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
-                return child, seen  # cannot even stat it: its directory lacks search
+                return child, seen, True  # cannot even stat it: no search on its directory
             if excluded(child, is_dir):
                 continue
             if is_dir:
@@ -95,7 +97,7 @@ def first_unreadable(
                 continue
             seen += 1
             if not readable_now(entry.path):
-                return child, seen
-            if limit is not None and seen >= limit:
-                return None, seen
-    return None, seen
+                return child, seen, True
+            if deadline is not None and seen % 1024 == 0 and time.monotonic() > deadline:
+                return None, seen, False
+    return None, seen, True
