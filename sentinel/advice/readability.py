@@ -20,8 +20,9 @@ from backup.readability import first_unreadable
 from sentinel.config import Config
 
 # The whole check stops after this long: `run` does it at every start (as the service user)
-# and a store of millions of files must not hold the start up. About 100k paths a second on
-# ext4 with a warm cache (docs/install.md); the daemon names any unreadable file it meets.
+# and a store of millions of files must not hold the start up. 100,000 files took 1.0-1.7 s
+# as another user (ext4, warm cache; docs/install.md); the daemon names any unreadable file
+# it meets anyway.
 BUDGET = 5.0
 
 
