@@ -360,7 +360,8 @@ uninstall_keeper() {
 # with ACLs (docs/install.md, "Letting sentinel read the document store"): r on files, r and x
 # on directories, and a default ACL on every directory so files created later get it too.
 # Not `setfacl -R -m u:NAME:rX`: a file that inherited the default entry (r-x, masked) would
-# get a real x from X on the next run. find does not follow symlinks (nor leave the tree).
+# get a real x from X on the next run. find -H follows PATH itself when it is a symlink (a
+# store linked from /srv), never a symlink inside the tree.
 # setfacl -m is idempotent: running it again changes nothing.
 grant_read() {
     grant_user=$USER_NAME
@@ -393,12 +394,12 @@ $1" ;;
     done
     for path in $paths; do
         IFS=$old_ifs
-        find "$path" -type d -exec setfacl -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
+        find -H "$path" -type d -exec setfacl -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
             die "setfacl on the directories of $path failed (above)"
-        find "$path" -type f -exec setfacl -m "u:$grant_user:r" {} + ||
+        find -H "$path" -type f -exec setfacl -m "u:$grant_user:r" {} + ||
             die "setfacl on the files of $path failed (above)"
-        dirs=$(find "$path" -type d | wc -l)
-        files=$(find "$path" ! -type d | wc -l)
+        dirs=$(find -H "$path" -type d | wc -l)
+        files=$(find -H "$path" ! -type d | wc -l)
         say "$path: $grant_user may read its $files files and enter its $dirs directories" \
             "(ACL u:$grant_user:r, rx on directories), and files made there later too" \
             "(default ACL)"
