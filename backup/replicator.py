@@ -77,9 +77,9 @@ SPLIT_MAX_RUNS = 32
 # Paths set aside because the replica had no room are tried again this often by themselves
 # (and sooner on a local replica whose free space grew).
 SPACE_RETRY = 600.0
-# Paths set aside because this account may not read them are looked at this often: a chmod
-# or setfacl on the file itself is an inotify event and retries it at once, but access
-# granted on a parent directory (or a default ACL) is not.
+# Paths set aside because this account may not read them are looked at this often. A chmod
+# or setfacl on the path or on a directory above it in the source retries it at once (an
+# inotify event); this is the backstop for access that changes without one.
 UNREADABLE_RETRY = 30.0
 
 
@@ -279,6 +279,12 @@ class Replicator:
         self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
         if kind != CREATED_OPEN:
             self._changes.add(rel)
+            if kind == "attrib" and self.quarantine.unreadable:
+                # access granted on a directory (setfacl, chmod) sends no event for what is
+                # below it: the paths set aside there as unreadable get another try now
+                prefix = rel + "/"
+                self._changes.update(p for p in self.quarantine.unreadable
+                                     if p.startswith(prefix))
             self._changed.set()
         elif self._refused:
             self._changed.set()  # a new directory was refused: record that

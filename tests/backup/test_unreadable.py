@@ -155,8 +155,6 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
     # not paged twice: the generic "files that cannot be replicated" stays quiet
     kinds = {a["kind"] for a in r.status()["alarms"]}
     assert kinds == {"replication_unreadable"}, kinds
-    wait_for(lambda: any("budget-a.hwp" in p.message for p in r.sink.delivered("/long")),
-             what="the page naming the file")
 
     # the rest still ships at once
     (r.source / "agenda.txt").write_text("agenda\n")
@@ -181,5 +179,82 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
              what="the directory's file to ship")
     wait_for(lambda: r.alarm() is None, what="the alarm to clear again")
     assert r.replication()["quarantine"]["count"] == 0
+    # the pages (waited for last: Apprise's first send is slow on a loaded machine)
+    wait_for(lambda: any(f"{r.source}/budget-a.hwp" in p.message
+                         for p in r.sink.delivered("/long")), what="the page naming the file")
     r.stop()
     assert "Traceback" not in r.log.read_text()
+
+
+def test_access_granted_on_a_directory_ships_the_files_set_aside_below_it() -> None:
+    """`setfacl -m u:sentinel:rx DIR` (or a chmod) is no event for the files below DIR that
+    were readable by their own mode: they get another try at once. Before, they waited for
+    their own next change or the next full pass (nightly)."""
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    try:
+        base.chmod(0o755)
+        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
+        for d in (source, replica, state, runtime):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        (source / "a").mkdir(mode=0o744)  # listable, but not enterable by others
+        proc = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
+             str(replica), str(runtime), "a/report.hwp"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=Path(__file__).parents[2])
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+            (source / "a" / "report.hwp").write_text("report\n")  # 0644: readable by mode
+            assert proc.stdout.readline().strip() == "ASIDE", proc.stderr.read()
+            subprocess.run(["setfacl", "-m", f"u:{NOBODY}:rx", source / "a"], check=True)
+            out, err = proc.communicate(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
+        assert (replica / "a" / "report.hwp").read_text() == "report\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
+    tmp_path: Path,
+) -> None:
+    """The backstop for access that changes without an event: every UNREADABLE_RETRY the
+    daemon opens the paths set aside as unreadable, and those it can read now go back to
+    the journal. (Run as root here, which reads everything: readable now.)"""
+    from backup.readability import unreadable_reason
+    from backup.replicator import UNREADABLE_RETRY, Replicator
+    from backup.schema import MIGRATIONS, OWNER
+    from backup.spec import ReplicationSpec
+    from backup.target import parse_target
+    from sentinel.store import Store
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "salary.hwp").write_text("salary\n")
+    why = ('rsync exit 23: rsync: [sender] send_files failed to open "…/salary.hwp": '
+           'Permission denied (13) | rsync error: some files/attrs were not transferred')
+    assert unreadable_reason(why)
+    store = await Store.open(tmp_path / "state")
+    try:
+        await store.migrate(OWNER, MIGRATIONS)
+        rep = Replicator(ReplicationSpec("docs", source, parse_target(str(tmp_path / "r")),
+                                         runtime_dir=tmp_path / "run"), store.db, store.write)
+        await rep.load()
+        await rep.quarantine.add([("salary.hwp", why)])
+        assert rep.health()["unreadable"] == 1
+        await rep._retry_unreadable(1000.0)  # the first look starts the clock
+        assert await rep.journal.paths() == {"salary.hwp"}
+        assert rep.health()["unreadable"] == 0 and len(rep.quarantine) == 0
+        # still unreadable: it stays aside, and is not looked at again before its time
+        await rep.quarantine.add([("salary.hwp", why)])
+        (source / "salary.hwp").chmod(0)
+        await rep._retry_unreadable(1000.0 + UNREADABLE_RETRY / 2)
+        assert "salary.hwp" in rep.quarantine.unreadable
+    finally:
+        await store.close()
