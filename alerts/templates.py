@@ -72,7 +72,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_source_missing": "replication source missing or not mounted",
         "replication_target_missing": "replication target missing or not mounted",
         "replication_quarantine": "files that cannot be replicated",
-        "replication_unreadable": "documents sentinel may not read",
+        "replication_unreadable": "unreadable documents",
         "outbox_undeliverable": "undeliverable alert message", "state_db": "state database",
         "replication_keeper": "keeper not answering",
         "room_silent": "sentinel silent", "room_disaster": "likely disaster (silent during alarm)",
