@@ -145,6 +145,9 @@ class Replicator:
         self._retrying: set[str] = set()
         self._space_retried: float | None = None  # when they were last tried
         self._unreadable_checked: float | None = None  # when unreadable ones were looked at
+        # paths set aside as unreadable, taken out for another try and not shipped yet: their
+        # alarm stays until they really ship (readable by open() is no proof rsync agrees)
+        self._unreadable_pending: set[str] = set()
         self._free_at_aside: int | None = None  # a local replica's free bytes back then
         self._room_again = False  # a transfer worked after the replica ran out of room
         self._recreated: str | None = None  # the root rsync re-created, when it did
@@ -224,6 +227,7 @@ class Replicator:
         now = self._clock()
         w = self.watcher
         st = self._state
+        unreadable = self.quarantine.unreadable | self._unreadable_pending
         return {
             "source": str(self.spec.source),
             "target": self.spec.target.describe(),
@@ -251,9 +255,10 @@ class Replicator:
             "files": w.file_count if w else 0,
             "overflows": w.overflows if w else 0,
             "quarantined": len(self.quarantine),
-            "unreadable": len(self.quarantine.unreadable),
-            "unreadable_first": (shown(min(self.quarantine.unreadable), 200)
-                                 if self.quarantine.unreadable else None),
+            # set aside for another reason than the account's access (their own alarm)
+            "quarantined_other": len(self.quarantine) - len(self.quarantine.unreadable),
+            "unreadable": len(unreadable),
+            "unreadable_first": shown(min(unreadable), 200) if unreadable else None,
         }
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
@@ -639,6 +644,7 @@ class Replicator:
             await self.journal.complete(entries, started)
             self._dirs_gone.difference_update(e.path for e in entries)
             self._retrying.difference_update(e.path for e in entries)
+            self._unreadable_pending.difference_update(e.path for e in entries)
         return result
 
     async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
@@ -713,6 +719,7 @@ class Replicator:
         self._retrying.difference_update(e.path for e, _ in bad)
         if again:  # tried again and still failing: already paged and listed, no new warning
             await self.quarantine.add(again)
+            self._unreadable_pending.difference_update(p for p, _ in again)
             log.info("replication %s: %d path(s) tried again still cannot be replicated "
                      "(first: %s)", self.spec.name, len(again), shown(again[0][0], 200))
         await self._set_aside([item for item in items if item not in again])
@@ -725,6 +732,7 @@ class Replicator:
         if not items:
             return
         await self.quarantine.add(items)
+        self._unreadable_pending.difference_update(p for p, _ in items)
         for path, reason in items[:5]:
             log.warning("replication %s: %s cannot be replicated, set aside: %s",
                         self.spec.name, shown(path, 200), reason)
@@ -1021,16 +1029,20 @@ class Replicator:
         """Takes paths out of the quarantine for another try. Until they ship, each keeps
         its past: failing alone again for space, it goes back aside instead of counting as
         the replica failing."""
+        was_unreadable = set(self.quarantine.unreadable)
         released = await self.quarantine.release(paths)
         self._retrying.update(released)
+        self._unreadable_pending.update(was_unreadable.intersection(released))
         return released
 
     async def _reload_quarantine(self) -> None:
         """The table is the truth: another process (`sentinel backup sync --full`) may have
         released paths; they are being tried again, as with `_release`."""
         before = set(self.quarantine.reasons)
+        was_unreadable = set(self.quarantine.unreadable)
         await self.quarantine.load()
         self._retrying.update(before.difference(self.quarantine.reasons))
+        self._unreadable_pending.update(was_unreadable.difference(self.quarantine.reasons))
 
     async def _pick_up_journal(self) -> None:
         """Rows another process recorded (`sentinel backup sync --full` releases quarantined

@@ -117,7 +117,7 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
             (Kind.REPLICATION_SOURCE_MISSING, bool(h["source_missing"])),
             (Kind.REPLICATION_TARGET_MISSING, bool(h["target_missing"])),
             # the unreadable ones have their own alarm, which names them
-            (Kind.REPLICATION_QUARANTINE, float(h["quarantined"] - h["unreadable"])),
+            (Kind.REPLICATION_QUARANTINE, float(h["quarantined_other"])),
         ]
         for kind, value in values:
             out.append(Reading(sid, str(kind), value, UNITS.get(kind, ""), now,
