@@ -128,11 +128,11 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
 
 
 def unreadable_detail(health: dict[str, Any]) -> str | None:
-    """The alarm's reason: which document the service account may not read."""
+    """The alarm's reason: the first document the service account may not read, and how
+    many more. Only a path and a number: the kind's label says what is wrong in the page's
+    language ("읽기 권한 없는 문서", "unreadable documents"), status says what to do."""
     count = int(health.get("unreadable") or 0)
     if not count:
         return None
-    more = f" (and {count - 1} more)" if count > 1 else ""
-    path = f"{str(health.get('source')).rstrip('/')}/{health.get('unreadable_first')}"
-    return (f"cannot read {path}{more}: permission denied; grant read access "
-            "(docs/install.md, \"Letting sentinel read the document store\")")
+    more = f" (+{count - 1})" if count > 1 else ""
+    return f"{str(health.get('source')).rstrip('/')}/{health.get('unreadable_first')}{more}"

@@ -145,8 +145,7 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
     alarm = r.alarm()
     assert alarm is not None
     assert alarm["severity"] == "warning"
-    assert f"cannot read {r.source}/budget-a.hwp (and 1 more): permission denied" \
-        in alarm["reason"]
+    assert alarm["reason"] == f"{r.source}/budget-a.hwp (+1)"
     row = r.replication()
     assert row["consecutive_failures"] == 0, row
     assert row["quarantine"]["unreadable"] == 2
@@ -173,7 +172,7 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
     os.mkdir(r.source / "hr", 0o700)
     r.root_file("hr/payroll.xls", "payroll\n")
     wait_for(lambda: (r.alarm() or {}).get("reason", "").startswith(
-        f"cannot read {r.source}/hr:"), what="the alarm naming the directory")
+        f"{r.source}/hr"), what="the alarm naming the directory")
     subprocess.run(["setfacl", "-R", "-m", f"u:{NOBODY}:rX", r.source / "hr"], check=True)
     wait_for(lambda: (r.replica / "hr" / "payroll.xls").exists(),
              what="the directory's file to ship")
