@@ -15,12 +15,14 @@ from collections.abc import Callable
 # denied" for a directory it may not read.
 _DENIED = "Permission denied"
 _DENIED_RSYNC = "Permission denied (13)"
+# The reason for a directory found unlistable or unsearchable by our own walk.
+DIR_DENIED = "cannot read: Permission denied (this account may not list or enter it)"
 
 
 def unreadable_reason(reason: str) -> bool:
     """True when a set-aside reason says this account may not read the source path (not a
     full or refusing replica: those are the receiver's lines, never "[sender]")."""
-    if reason.startswith("cannot watch: ") and _DENIED in reason:
+    if reason.startswith(("cannot watch: ", "cannot read: ")) and _DENIED in reason:
         return True
     return any("[sender]" in line and _DENIED_RSYNC in line for line in reason.split(" | "))
 

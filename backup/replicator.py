@@ -31,7 +31,7 @@ from backup.markers import (
 )
 from backup.preview import Preview, damaged, preview_full_sync
 from backup.quarantine import Quarantine, shown
-from backup.readability import readable_now, unreadable_reason
+from backup.readability import DIR_DENIED, readable_now, unreadable_reason
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
@@ -892,16 +892,22 @@ class Replicator:
                 and preview.damage <= int(st.get("guard_count") or 0))
 
     async def _journal_tree(self) -> int:
-        paths = await asyncio.to_thread(self._walk_source)
+        paths, denied = await asyncio.to_thread(self._walk_source)
+        # a directory rsync's recursion cannot enter (listable but not searchable: `setfacl
+        # -m u:sentinel:r` without X) ships as "dir/" in a batch with its unreadable files set
+        # aside, so batches never isolate it, and every full pass would fail on it again
+        await self._set_aside([(rel, DIR_DENIED) for rel in denied])
         await self.journal.record(paths)
         self._ship_wakeup.set()
         return len(paths)
 
-    def _walk_source(self) -> list[str]:
+    def _walk_source(self) -> tuple[list[str], list[str]]:
         """Every path of the source the way the watcher names them, "." for the root (a
-        listed directory is shipped as "dir/", which also removes what it no longer has)."""
+        listed directory is shipped as "dir/", which also removes what it no longer has),
+        and the directories this account may not list or enter (not walked)."""
         root = str(self.spec.source)
         out = ["."]
+        denied: list[str] = []
         for dirpath, dirs, files in os.walk(root):
             rel_dir = os.path.relpath(dirpath, root)
             prefix = "" if rel_dir == "." else rel_dir + "/"
@@ -910,13 +916,16 @@ class Replicator:
                 rel = prefix + name
                 if rel in self.quarantine or self.spec.filters.excluded(rel, is_dir=True):
                     continue
+                if not readable_now(os.path.join(root, rel)):
+                    denied.append(rel)
+                    continue
                 kept.append(name)
                 out.append(rel)
             dirs[:] = kept
             out += [prefix + name for name in files
                     if prefix + name not in self.quarantine
                     and not self.spec.filters.excluded(prefix + name)]
-        return out
+        return out, denied
 
     async def verify(self) -> dict[str, Any]:
         """Checksum compare of source and replica; differences still pending in the journal

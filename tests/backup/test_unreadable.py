@@ -200,7 +200,7 @@ def test_access_granted_on_a_directory_ships_the_files_set_aside_below_it() -> N
         proc = subprocess.Popen(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
              PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
-             str(replica), str(runtime), "a/report.hwp"],
+             str(replica), str(runtime), "a/report.hwp", "a/report.hwp"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             cwd=Path(__file__).parents[2])
         try:
@@ -215,6 +215,48 @@ def test_access_granted_on_a_directory_ships_the_files_set_aside_below_it() -> N
                 proc.kill()
                 proc.wait()
         assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
+        assert (replica / "a" / "report.hwp").read_text() == "report\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_directory_it_can_list_but_not_enter_does_not_fail_every_full_pass() -> None:
+    """`setfacl -m u:sentinel:r` without X on a directory: the account can list it but not
+    enter it. rsync's recursion fails on it (exit 23) while a batch shipping it as "dir/"
+    with its unreadable files set aside works, so splitting never isolated it and the full
+    pass failed again after every backoff, for ever. Now the walk after a failed full pass
+    sets the directory aside; the next full pass goes through around it, and access granted
+    later ships what is in it."""
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    try:
+        base.chmod(0o755)
+        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
+        for d in (source, replica, state, runtime):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        (source / "ok.txt").write_text("ok\n")
+        (source / "a").mkdir(mode=0o755)
+        (source / "a" / "report.hwp").write_text("report\n")
+        (source / "a").chmod(0o744)  # others may list it, not enter it
+        proc = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
+             str(replica), str(runtime), "a", "a/report.hwp", "full"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=Path(__file__).parents[2])
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+            # "a" set aside and a full pass that succeeded around it
+            assert proc.stdout.readline().strip() == "ASIDE", proc.stderr.read()
+            subprocess.run(["setfacl", "-m", f"u:{NOBODY}:rx", source / "a"], check=True)
+            out, err = proc.communicate(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
+        assert (replica / "ok.txt").exists()
         assert (replica / "a" / "report.hwp").read_text() == "report\n"
     finally:
         shutil.rmtree(base, ignore_errors=True)
