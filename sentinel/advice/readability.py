@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from backup.filters import Filters
+from backup.markers import SOURCE_MARKER
 from backup.readability import first_unreadable
 from sentinel.config import Config
 
@@ -69,8 +70,13 @@ def _walk(sources: list[tuple[str, Filters]], budget: float) -> list[dict[str, A
         first, seen, complete = first_unreadable(
             root, lambda rel, is_dir, f=filters: f.excluded(rel, is_dir=is_dir),
             deadline=deadline)
+        # the first sync writes the source marker: an account that only reads the store
+        # cannot, and the first start would page "source missing"
+        marker = os.path.join(root, SOURCE_MARKER)
+        no_marker = (os.path.isdir(root) and not os.path.lexists(marker)
+                     and not os.access(root, os.W_OK))
         out.append({"source": root, "first": first, "seen": seen, "complete": complete,
-                    "seconds": round(time.monotonic() - began, 3)})
+                    "seconds": round(time.monotonic() - began, 3), "no_marker": no_marker})
     return out
 
 
@@ -113,6 +119,12 @@ def _report(results: list[dict[str, Any]], user: str) -> list[str]:
             lines.append(f"cannot check which documents {user} may read: {r['error']}")
             continue
         root = str(r["source"]).rstrip("/")
+        if r.get("no_marker"):
+            lines.append(
+                f"replication source {root}: {user} may only read it, so the first sync cannot "
+                f"write the {SOURCE_MARKER} marker and would page 'source missing'; write it "
+                f"once as root: echo 'replicated by sentinel: do not delete' | sudo tee "
+                f"{root}/{SOURCE_MARKER}")
         if r["first"] is not None:
             path = root if r["first"] == "." else f"{root}/{r['first']}"
             lines.append(

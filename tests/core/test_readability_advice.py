@@ -32,10 +32,12 @@ def store() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def config_for(base: Path, *extra: str) -> Path:
+def config_for(base: Path, *extra: str, marker: bool = True) -> Path:
     source = base / "onnara"
     (source / "2026").mkdir(parents=True, exist_ok=True)
     (source / "2026" / "minutes.hwp").write_text("minutes\n")
+    if marker:  # written by root once (docs/install.md): sentinel only reads the store
+        (source / ".sentinel-source").write_text("replicated by sentinel\n")
     (base / "replica").mkdir(exist_ok=True)
     path = base / "sentinel.toml"
     path.write_text(f'[daemon]\nstate_dir = "{base / "state"}"\n\n[[replication]]\n'
@@ -91,6 +93,16 @@ def test_a_directory_it_cannot_enter_is_named_and_excluded_paths_are_not(
     private(source / "hr" / "payroll.xls")
     [line] = readability_advice(load_config(path), "nobody")
     assert f"nobody may not read {source}/hr (the first such path" in line, line
+
+
+def test_a_store_it_may_only_read_needs_its_marker_written_by_root(store: Path) -> None:
+    path = config_for(store, marker=False)
+    [line] = readability_advice(load_config(path), "nobody")
+    assert ("nobody may only read it, so the first sync cannot write the .sentinel-source "
+            "marker") in line, line
+    assert f"sudo tee {store / 'onnara'}/.sentinel-source" in line
+    (store / "onnara" / ".sentinel-source").write_text("replicated by sentinel\n")
+    assert readability_advice(load_config(path), "nobody") == []
 
 
 def test_an_unknown_user_is_one_clear_error(store: Path) -> None:
