@@ -16,6 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from backup.readability import unreadable_reason
+from backup.replicator import UNREADABLE_RETRY, Replicator
+from backup.schema import MIGRATIONS, OWNER
+from backup.spec import ReplicationSpec
+from backup.target import parse_target
+from sentinel.store import Store
 from tests.fixtures.http_sink import HttpSink
 from tests.integration.test_page_survives_crash import wait_for
 
@@ -268,13 +274,6 @@ async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
     """The backstop for access that changes without an event: every UNREADABLE_RETRY the
     daemon opens the paths set aside as unreadable, and those it can read now go back to
     the journal. (Run as root here, which reads everything: readable now.)"""
-    from backup.readability import unreadable_reason
-    from backup.replicator import UNREADABLE_RETRY, Replicator
-    from backup.schema import MIGRATIONS, OWNER
-    from backup.spec import ReplicationSpec
-    from backup.target import parse_target
-    from sentinel.store import Store
-
     source = tmp_path / "src"
     source.mkdir()
     (source / "salary.hwp").write_text("salary\n")
@@ -294,10 +293,12 @@ async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
         assert len(rep.quarantine) == 0
         # the alarm stays until the path really ships (open() working is no proof for rsync)
         assert rep.health()["unreadable"] == 1
-        # still unreadable: it stays aside, and is not looked at again before its time
+        # set aside again (it failed once more): not looked at before UNREADABLE_RETRY has
+        # passed (root could read it, so a look would take it out), then taken out again
         await rep.quarantine.add([("salary.hwp", why)])
-        (source / "salary.hwp").chmod(0)
         await rep._retry_unreadable(1000.0 + UNREADABLE_RETRY / 2)
         assert "salary.hwp" in rep.quarantine.unreadable
+        await rep._retry_unreadable(1000.0 + UNREADABLE_RETRY + 1)
+        assert "salary.hwp" not in rep.quarantine.unreadable
     finally:
         await store.close()
