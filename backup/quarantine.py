@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from backup.journal import WriteTx
+from backup.readability import unreadable_reason
 
 # Shown in status and pages: enough to act on, not a flood.
 SHOW_MAX = 20
@@ -40,12 +41,16 @@ class Quarantine:
         self._write = write
         self._clock = clock
         self.reasons: dict[str, str] = {}
+        # the paths among them this account may not read: their own alarm, and the daemon
+        # looks whether they became readable (backup/readability.py)
+        self.unreadable: set[str] = set()
 
     async def load(self) -> None:
         async with self._db.execute(
             "SELECT path, reason FROM backup_quarantine WHERE source = ?", (self.source,)
         ) as cur:
             self.reasons = {os.fsdecode(r[0]): str(r[1]) async for r in cur}
+        self.unreadable = {p for p, why in self.reasons.items() if unreadable_reason(why)}
 
     def __len__(self) -> int:
         return len(self.reasons)
@@ -62,7 +67,13 @@ class Quarantine:
             await db.executemany(
                 "INSERT INTO backup_quarantine(source, path, reason, ts) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(source, path) DO UPDATE SET reason = excluded.reason", rows)
-        self.reasons.update((os.fsdecode(r[1]), r[2]) for r in rows)
+        for _, raw, reason, _ts in rows:
+            path = os.fsdecode(raw)
+            self.reasons[path] = reason
+            if unreadable_reason(reason):
+                self.unreadable.add(path)
+            else:
+                self.unreadable.discard(path)
 
     async def release(self, paths: Iterable[str]) -> list[str]:
         """Takes the given paths out (they are to be tried again); returns those that were in."""
@@ -75,6 +86,7 @@ class Quarantine:
                 [(self.source, os.fsencode(p)) for p in out])
         for p in out:
             self.reasons.pop(p, None)
+            self.unreadable.discard(p)
         return out
 
 
@@ -86,7 +98,10 @@ def read_quarantine(conn: sqlite3.Connection, source: str) -> dict[str, Any]:
         rows = conn.execute(
             "SELECT path, reason, ts FROM backup_quarantine WHERE source = ? ORDER BY ts, path "
             "LIMIT ?", (source, SHOW_MAX)).fetchall()
+        reasons = conn.execute("SELECT reason FROM backup_quarantine WHERE source = ?",
+                               (source,)).fetchall()
     except sqlite3.OperationalError:  # an older schema: nothing quarantined
-        return {"count": 0, "paths": []}
-    return {"count": count, "paths": [
-        {"path": shown(os.fsdecode(r[0])), "reason": r[1], "since": r[2]} for r in rows]}
+        return {"count": 0, "unreadable": 0, "paths": []}
+    return {"count": count, "unreadable": sum(unreadable_reason(str(r[0])) for r in reasons),
+            "paths": [{"path": shown(os.fsdecode(r[0])), "reason": r[1], "since": r[2],
+                       "unreadable": unreadable_reason(str(r[1]))} for r in rows]}

@@ -31,6 +31,7 @@ from backup.markers import (
 )
 from backup.preview import Preview, damaged, preview_full_sync
 from backup.quarantine import Quarantine, shown
+from backup.readability import DIR_DENIED, readable_now, unreadable_reason
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
@@ -76,6 +77,10 @@ SPLIT_MAX_RUNS = 32
 # Paths set aside because the replica had no room are tried again this often by themselves
 # (and sooner on a local replica whose free space grew).
 SPACE_RETRY = 600.0
+# Paths set aside because this account may not read them are looked at this often. A chmod
+# or setfacl on the path or on a directory above it in the source retries it at once (an
+# inotify event); this is the backstop for access that changes without one.
+UNREADABLE_RETRY = 30.0
 
 
 class TargetRecreated(Exception):
@@ -139,6 +144,10 @@ class Replicator:
         # paths released from the quarantine for another try after a lack of space
         self._retrying: set[str] = set()
         self._space_retried: float | None = None  # when they were last tried
+        self._unreadable_checked: float | None = None  # when unreadable ones were looked at
+        # paths set aside as unreadable, taken out for another try and not shipped yet: their
+        # alarm stays until they really ship (readable by open() is no proof rsync agrees)
+        self._unreadable_pending: set[str] = set()
         self._free_at_aside: int | None = None  # a local replica's free bytes back then
         self._room_again = False  # a transfer worked after the replica ran out of room
         self._recreated: str | None = None  # the root rsync re-created, when it did
@@ -218,6 +227,7 @@ class Replicator:
         now = self._clock()
         w = self.watcher
         st = self._state
+        unreadable = self.quarantine.unreadable | self._unreadable_pending
         return {
             "source": str(self.spec.source),
             "target": self.spec.target.describe(),
@@ -245,6 +255,10 @@ class Replicator:
             "files": w.file_count if w else 0,
             "overflows": w.overflows if w else 0,
             "quarantined": len(self.quarantine),
+            # set aside for another reason than the account's access (their own alarm)
+            "quarantined_other": len(self.quarantine) - len(self.quarantine.unreadable),
+            "unreadable": len(unreadable),
+            "unreadable_first": shown(min(unreadable), 200) if unreadable else None,
         }
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
@@ -270,6 +284,12 @@ class Replicator:
         self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
         if kind != CREATED_OPEN:
             self._changes.add(rel)
+            if kind == "attrib" and self.quarantine.unreadable:
+                # access granted on a directory (setfacl, chmod) sends no event for what is
+                # below it: the paths set aside there as unreadable get another try now
+                prefix = rel + "/"
+                self._changes.update(p for p in self.quarantine.unreadable
+                                     if p.startswith(prefix))
             self._changed.set()
         elif self._refused:
             self._changed.set()  # a new directory was refused: record that
@@ -624,6 +644,7 @@ class Replicator:
             await self.journal.complete(entries, started)
             self._dirs_gone.difference_update(e.path for e in entries)
             self._retrying.difference_update(e.path for e in entries)
+            self._unreadable_pending.difference_update(e.path for e in entries)
         return result
 
     async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
@@ -668,7 +689,11 @@ class Replicator:
             # back aside: the failure is for new paths to show.)
             if any(target_condition(r.error) for _, r in alone):
                 return 0, 0
-            if not (prior_ok and len(entries) == 1):
+            # A path this account may not read is the path's own trouble, never the link's:
+            # set aside and named at once (retrying it as a failing replica would page
+            # "replication failing" for ever and hold every later change behind it).
+            if not (prior_ok and len(entries) == 1) and not all(
+                    unreadable_reason(r.error) for _, r in alone):
                 return 0, 0
         # a directory is shipped with its entries: it fails because of a bad file in it, so
         # it gets one more try once the files that failed alone are set aside
@@ -694,6 +719,7 @@ class Replicator:
         self._retrying.difference_update(e.path for e, _ in bad)
         if again:  # tried again and still failing: already paged and listed, no new warning
             await self.quarantine.add(again)
+            self._unreadable_pending.difference_update(p for p, _ in again)
             log.info("replication %s: %d path(s) tried again still cannot be replicated "
                      "(first: %s)", self.spec.name, len(again), shown(again[0][0], 200))
         await self._set_aside([item for item in items if item not in again])
@@ -706,6 +732,7 @@ class Replicator:
         if not items:
             return
         await self.quarantine.add(items)
+        self._unreadable_pending.difference_update(p for p, _ in items)
         for path, reason in items[:5]:
             log.warning("replication %s: %s cannot be replicated, set aside: %s",
                         self.spec.name, shown(path, 200), reason)
@@ -865,16 +892,22 @@ class Replicator:
                 and preview.damage <= int(st.get("guard_count") or 0))
 
     async def _journal_tree(self) -> int:
-        paths = await asyncio.to_thread(self._walk_source)
+        paths, denied = await asyncio.to_thread(self._walk_source)
+        # a directory rsync's recursion cannot enter (listable but not searchable: `setfacl
+        # -m u:sentinel:r` without X) ships as "dir/" in a batch with its unreadable files set
+        # aside, so batches never isolate it, and every full pass would fail on it again
+        await self._set_aside([(rel, DIR_DENIED) for rel in denied])
         await self.journal.record(paths)
         self._ship_wakeup.set()
         return len(paths)
 
-    def _walk_source(self) -> list[str]:
+    def _walk_source(self) -> tuple[list[str], list[str]]:
         """Every path of the source the way the watcher names them, "." for the root (a
-        listed directory is shipped as "dir/", which also removes what it no longer has)."""
+        listed directory is shipped as "dir/", which also removes what it no longer has),
+        and the directories this account may not list or enter (not walked)."""
         root = str(self.spec.source)
         out = ["."]
+        denied: list[str] = []
         for dirpath, dirs, files in os.walk(root):
             rel_dir = os.path.relpath(dirpath, root)
             prefix = "" if rel_dir == "." else rel_dir + "/"
@@ -883,13 +916,16 @@ class Replicator:
                 rel = prefix + name
                 if rel in self.quarantine or self.spec.filters.excluded(rel, is_dir=True):
                     continue
+                if not readable_now(os.path.join(root, rel)):
+                    denied.append(rel)
+                    continue
                 kept.append(name)
                 out.append(rel)
             dirs[:] = kept
             out += [prefix + name for name in files
                     if prefix + name not in self.quarantine
                     and not self.spec.filters.excluded(prefix + name)]
-        return out
+        return out, denied
 
     async def verify(self) -> dict[str, Any]:
         """Checksum compare of source and replica; differences still pending in the journal
@@ -949,6 +985,7 @@ class Replicator:
             await self._check_guard_cleared()
             await self._pick_up_journal()
             await self._retry_set_aside(now)
+            await self._retry_unreadable(now)
             if self._target_missing is not None:
                 await self._target_ready()
             with contextlib.suppress(TimeoutError):
@@ -1001,16 +1038,20 @@ class Replicator:
         """Takes paths out of the quarantine for another try. Until they ship, each keeps
         its past: failing alone again for space, it goes back aside instead of counting as
         the replica failing."""
+        was_unreadable = set(self.quarantine.unreadable)
         released = await self.quarantine.release(paths)
         self._retrying.update(released)
+        self._unreadable_pending.update(was_unreadable.intersection(released))
         return released
 
     async def _reload_quarantine(self) -> None:
         """The table is the truth: another process (`sentinel backup sync --full`) may have
         released paths; they are being tried again, as with `_release`."""
         before = set(self.quarantine.reasons)
+        was_unreadable = set(self.quarantine.unreadable)
         await self.quarantine.load()
         self._retrying.update(before.difference(self.quarantine.reasons))
+        self._unreadable_pending.update(was_unreadable.difference(self.quarantine.reasons))
 
     async def _pick_up_journal(self) -> None:
         """Rows another process recorded (`sentinel backup sync --full` releases quarantined
@@ -1066,6 +1107,33 @@ class Replicator:
         await self.journal.record(sorted(released))
         log.info("replication %s: %d path(s) set aside for lack of room on the replica are "
                  "tried again", self.spec.name, len(released))
+        self._ship_wakeup.set()
+
+    async def _retry_unreadable(self, now: float) -> None:
+        """Paths set aside as unreadable go back to the journal once this account can read
+        them (access granted on a parent directory sends no event for the file)."""
+        if not self.quarantine.unreadable:
+            self._unreadable_checked = None
+            return
+        if (self._unreadable_checked is not None
+                and now - self._unreadable_checked < UNREADABLE_RETRY):
+            return
+        self._unreadable_checked = now
+        root = str(self.spec.source)
+        paths = sorted(self.quarantine.unreadable)
+        ready = await asyncio.to_thread(
+            lambda: [p for p in paths if readable_now(os.path.join(root, p))])
+        if not ready:
+            return
+        released = await self._release(ready)
+        if not released:
+            return
+        if self.watcher is not None:
+            for rel in released:  # a directory the kernel refused to watch: watch it now
+                self.watcher.watch_again(rel)
+        await self.journal.record(sorted(released))
+        log.info("replication %s: %d path(s) set aside as unreadable can be read now and are "
+                 "shipped (first: %s)", self.spec.name, len(released), shown(released[0], 200))
         self._ship_wakeup.set()
 
     async def _check_guard_cleared(self) -> None:

@@ -20,7 +20,8 @@ COMMON_ARGS = ("-8", OUT_FORMAT)
 # Exit codes. 24 (source files vanished) is a success: the journal row of a vanished file
 # was already shipped as a deletion or will be. 23 (partial transfer) is retried with backoff
 # rather than treated as fatal: an unwritable or full target gives 23 and recovers by
-# itself; a persistently unreadable source file keeps failing and raises the failures alarm.
+# itself. A source file the account may not read also gives 23: the replicator splits the
+# batch, sets the file aside and names it (backup/readability.py, replication_unreadable).
 OK_CODES = frozenset({0, 24})
 RETRYABLE_CODES = frozenset({5, 10, 11, 12, 14, 20, 21, 22, 23, 30, 35, 255})
 # Everything else (1 syntax, 2 protocol, 3 file selection, 4 unsupported, 6 log, 13, 25

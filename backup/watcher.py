@@ -127,7 +127,17 @@ class Watcher:
                 self._on_dir_gone(rel)
             self._on_change(rel, "move_from" if Mask.MOVED_FROM in mask else "delete")
         elif Mask.ATTRIB in mask:
+            self.watch_again(rel)  # a chmod or setfacl may let us read it now
             self._on_change(rel, "attrib")
+
+    def watch_again(self, rel: str) -> None:
+        """A directory refused before (we may not read it) gets its watches, and what is
+        in it is reported, once it can be read; one already watched is left alone."""
+        full = os.path.join(self.root, rel)
+        if (rel in ("", ".") or rel in self._by_rel or not os.path.isdir(full)
+                or os.path.islink(full)):
+            return
+        self._add_tree(rel, scan=True)
 
     def _file_event(self, mask: Mask, rel: str) -> None:
         if Mask.CLOSE_WRITE in mask:

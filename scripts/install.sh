@@ -5,6 +5,9 @@
 #   sudo scripts/install.sh upgrade            new program and unit; keeps config and state
 #   sudo scripts/install.sh uninstall          removes the program; keeps state, user, edited config
 #   sudo scripts/install.sh uninstall --purge  also removes /etc/sentinel, /var/lib/sentinel, user
+#   sudo scripts/install.sh grant-read /srv/onnara [--user NAME]
+#                                              ACLs that let the service user (sentinel) read
+#                                              the document store, and new files in it later
 #
 # The keeper on the health-center host (docs/keeper.md): the same actions with --keeper, e.g.
 #   sudo scripts/install.sh install --keeper   venv, the sentinel-keeper and sentinel-replica
@@ -353,6 +356,63 @@ uninstall_keeper() {
     fi
 }
 
+# grant_read [--user NAME] PATH...: read access to the document store for the service user,
+# with ACLs (docs/install.md, "Letting sentinel read the document store"): r on files, r and x
+# on directories, and a default ACL on every directory so files created later get it too.
+# Not `setfacl -R -m u:NAME:rX`: a file that inherited the default entry (r-x, masked) would
+# get a real x from X on the next run. find -H follows PATH itself when it is a symlink (a
+# store linked from /srv), never a symlink inside the tree.
+# setfacl -m is idempotent: running it again changes nothing.
+grant_read() {
+    grant_user=$USER_NAME
+    paths=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --user)
+            [ $# -ge 2 ] || die "grant-read: --user needs a name"
+            grant_user=$2
+            shift
+            ;;
+        -*) die "grant-read takes directories and --user NAME, not '$1'" ;;
+        *) paths="$paths
+$1" ;;
+        esac
+        shift
+    done
+    [ -n "$paths" ] || die "grant-read: name the document store, e.g. grant-read /srv/onnara"
+    live || die "grant-read changes this host's files: unset DESTDIR"
+    [ "$(id -u)" = 0 ] || die "grant-read: run as root"
+    command -v setfacl >/dev/null || die "setfacl is missing: apt-get install acl"
+    getent passwd "$grant_user" >/dev/null ||
+        die "grant-read: no user '$grant_user' (run install first, or give --user NAME)"
+    # every path is checked before any is changed
+    old_ifs=$IFS
+    IFS='
+'
+    for path in $paths; do
+        [ -e "$path" ] || die "grant-read: $path does not exist; nothing was changed"
+    done
+    for path in $paths; do
+        IFS=$old_ifs
+        find -H "$path" -type d -exec setfacl -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
+            die "setfacl on the directories of $path failed (above)"
+        find -H "$path" -type f -exec setfacl -m "u:$grant_user:r" {} + ||
+            die "setfacl on the files of $path failed (above)"
+        dirs=$(find -H "$path" -type d | wc -l)
+        files=$(find -H "$path" ! -type d | wc -l)
+        say "$path: $grant_user may read its $files files and enter its $dirs directories" \
+            "(ACL u:$grant_user:r, rx on directories), and files made there later too" \
+            "(default ACL)"
+        # the ACLs do not help when a directory above does not let the user through
+        if ! setpriv --reuid="$grant_user" --regid="$(id -g "$grant_user")" --init-groups \
+            test -r "$path" -a -x "$path" 2>/dev/null; then
+            say "WARNING: $grant_user still cannot reach $path: a directory above it denies" \
+                "search (give it x, e.g. setfacl -m u:$grant_user:x <that directory>)"
+        fi
+    done
+    say "check: sentinel check-config --user $grant_user   (names the first path it cannot read)"
+}
+
 do_install() {
     echo "Installing sentinel into ${DESTDIR:-/}"
     install_program
@@ -441,9 +501,14 @@ do_uninstall() {
     fi
 }
 
-[ $# -ge 1 ] || die "usage: install.sh install | upgrade | uninstall [--purge]  [--keeper]"
+[ $# -ge 1 ] || die "usage: install.sh install | upgrade | uninstall [--purge]  [--keeper]" \
+    "| grant-read PATH... [--user NAME]"
 action=$1
 shift
+if [ "$action" = grant-read ]; then
+    grant_read "$@"
+    exit 0
+fi
 purge=no
 for arg in "$@"; do
     case $arg in

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd
-    btrfs-progs stunnel4 openssl)
+    btrfs-progs stunnel4 openssl acl)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

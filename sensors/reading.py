@@ -29,6 +29,8 @@ class Kind(StrEnum):
     REPLICATION_SOURCE_MISSING = "replication_source_missing"
     REPLICATION_TARGET_MISSING = "replication_target_missing"
     REPLICATION_QUARANTINE = "replication_quarantine"  # paths rsync/the kernel refuse
+    # source paths the daemon's account may not read (set aside, named in the alarm)
+    REPLICATION_UNREADABLE = "replication_unreadable"
     REPLICATION_KEEPER = "replication_keeper"  # the keeper stopped confirming (issue 11)
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from backup.control_socket import control_dir_problem, ensure_control_dir
 from backup.filters import Filters
@@ -115,9 +116,23 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
             (Kind.WATCH_LIMIT, bool(h["watch_limit"])),
             (Kind.REPLICATION_SOURCE_MISSING, bool(h["source_missing"])),
             (Kind.REPLICATION_TARGET_MISSING, bool(h["target_missing"])),
-            (Kind.REPLICATION_QUARANTINE, float(h["quarantined"])),
+            # the unreadable ones have their own alarm, which names them
+            (Kind.REPLICATION_QUARANTINE, float(h["quarantined_other"])),
         ]
         for kind, value in values:
             out.append(Reading(sid, str(kind), value, UNITS.get(kind, ""), now,
                                source="replication"))
+        out.append(Reading(sid, str(Kind.REPLICATION_UNREADABLE), bool(h["unreadable"]), "",
+                           now, source="replication", detail=unreadable_detail(h)))
     return out
+
+
+def unreadable_detail(health: dict[str, Any]) -> str | None:
+    """The alarm's reason: the first document the service account may not read, and how
+    many more. Only a path and a number: the kind's label says what is wrong in the page's
+    language ("읽기 권한 없는 문서", "unreadable documents"), status says what to do."""
+    count = int(health.get("unreadable") or 0)
+    if not count:
+        return None
+    more = f" (+{count - 1})" if count > 1 else ""
+    return f"{str(health.get('source')).rstrip('/')}/{health.get('unreadable_first')}{more}"

@@ -19,7 +19,8 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 BOOLEAN_KINDS = frozenset(
     {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
      "replication_source_missing", "replication_target_missing", "component",
-     "room_silent", "room_disaster", "landing_mass_change", "replication_keeper"}
+     "room_silent", "room_disaster", "landing_mass_change", "replication_keeper",
+     "replication_unreadable"}
 )
 # The reason a boolean alarm states, when "<kind> detected" would read wrong.
 BOOLEAN_REASONS = {
@@ -34,6 +35,7 @@ REPLICATION_KINDS = frozenset(
         "replication_guard",
         "replication_verify",
         "replication_quarantine",
+        "replication_unreadable",
         "watch_limit",
         "replication_source_missing",
         "replication_target_missing",
@@ -65,6 +67,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_guard": {"severity": CRITICAL},
     "replication_verify": {"severity": CRITICAL},
     "replication_quarantine": {"warn_high": 1.0},  # count of paths set aside
+    # documents the service account may not read: the rest ships, a person grants access
+    "replication_unreadable": {"severity": WARNING},
     "watch_limit": {"severity": WARNING},
     # critical: a part of sentinel that stays down leaves a room or the data unwatched, and
     # it does not heal by itself; `[[rules]] kind = "component"` can lower it

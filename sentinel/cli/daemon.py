@@ -52,7 +52,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"sentinel: {problem}", file=sys.stderr)
     if problems:
         return 2
-    for advice in advisories(config, user=args.user):
+    try:
+        advice_lines = advisories(config, user=args.user)
+    except LookupError as exc:  # --user names no account
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return 2
+    for advice in advice_lines:
         print(f"sentinel: warning: {path}: {advice}", file=sys.stderr)
     print(f"OK {path}: {config.summary()}")
     return 0

@@ -226,6 +226,10 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             continue
         console.print(f"[yellow]{r.get('name')}: {quarantine['count']} path(s) cannot be "
                       f"replicated (set aside, retried when changed and after a full pass):[/]")
+        if quarantine.get("unreadable"):
+            console.print(f"[yellow]  {quarantine['unreadable']} of them the daemon's account "
+                          "may not read: grant read access (scripts/install.sh grant-read, "
+                          "docs/install.md); they ship once readable[/]")
         for q in quarantine.get("paths", []):
             console.print(f"  {q['path']}: {q['reason']}", markup=False, highlight=False)
         if quarantine["count"] > len(quarantine.get("paths", [])):

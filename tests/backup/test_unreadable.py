@@ -1,0 +1,304 @@
+"""Documents the daemon's account may not read (another user's 0600 file, a 0700 directory):
+the real daemon, run as an unprivileged user like the unit's User=sentinel, with real rsync.
+Each is set aside and named in a warning alarm, the rest ships, nothing counts as the
+replica failing, and once read access is granted (setfacl) it ships and the alarm clears."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backup.readability import unreadable_reason
+from backup.replicator import UNREADABLE_RETRY, Replicator
+from backup.schema import MIGRATIONS, OWNER
+from backup.spec import ReplicationSpec
+from backup.target import parse_target
+from sentinel.store import Store
+from tests.fixtures.http_sink import HttpSink
+from tests.integration.test_page_survives_crash import wait_for
+
+PYTHON = sys.executable
+NOBODY = 65534
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("setpriv", "setfacl")),
+    reason="needs root, setpriv and setfacl (Debian package acl)")
+
+
+class Room:
+    """A config, a source, a local replica and the daemon running as nobody."""
+
+    def __init__(self, base: Path, sink: HttpSink) -> None:
+        self.base = base
+        self.sink = sink
+        self.source = base / "docs"
+        self.replica = base / "replica"
+        for d in (self.source, self.replica, base / "state", base / "run"):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        (self.source / "minutes.txt").write_text("council minutes\n")
+        os.chown(self.source / "minutes.txt", NOBODY, NOBODY)
+        long = sink.json_url("/long", query="cto=1&rto=1")
+        self._owned(base / "apprise.yml",
+                    f'urls:\n  - "{long}":\n      tag: critical, warning, lms\n')
+        self.config = self._owned(base / "sentinel.toml", f"""
+[site]
+name = "test county"
+
+[daemon]
+state_dir = "{base / "state"}"
+heartbeat = "0.5s"
+
+[alerts]
+apprise_config = "{base / "apprise.yml"}"
+language = "en"
+group_window = "0s"
+send_timeout = "3s"
+retry_max = "1s"
+
+[[replication]]
+name = "docs"
+source = "{self.source}"
+target = "{self.replica}"
+""")
+        self.log = base / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _owned(path: Path, text: str) -> Path:
+        path.write_text(text)
+        path.chmod(0o600)
+        os.chown(path, NOBODY, NOBODY)
+        return path
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
+                env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")},
+            )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def status(self) -> dict:
+        proc = subprocess.run(
+            [PYTHON, "-m", "sentinel", "--config", str(self.config), "status", "--json"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")})
+        return json.loads(proc.stdout) if proc.stdout else {}
+
+    def alarm(self) -> dict | None:
+        found = [a for a in self.status().get("alarms", [])
+                 if a.get("kind") == "replication_unreadable"]
+        return found[0] if found else None
+
+    def replication(self) -> dict:
+        rows = self.status().get("replication") or [{}]
+        return rows[0]
+
+    def root_file(self, rel: str, text: str) -> Path:
+        """A document another account wrote with a private umask (0600 root)."""
+        path = self.source / rel
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+
+@pytest.fixture
+def room(http_sink: HttpSink) -> Iterator[Room]:
+    # not under pytest's tmp_path: root's 0700 directory, which nobody cannot enter
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    base.chmod(0o755)
+    r = Room(base, http_sink)
+    try:
+        yield r
+    finally:
+        r.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_granted(
+    room: Room,
+) -> None:
+    r = room
+    r.start()
+    wait_for(lambda: (r.replica / "minutes.txt").exists(), what="the first sync")
+
+    # Two private files in one batch: before, nothing of that batch shipped, so it was
+    # retried for ever as "replication failing" (warning at 3, critical at 10 failures)
+    # and held every later change behind it.
+    r.root_file("budget-a.hwp", "budget A\n")
+    r.root_file("budget-b.hwp", "budget B\n")
+    wait_for(r.alarm, what="the replication_unreadable alarm")
+    alarm = r.alarm()
+    assert alarm is not None
+    assert alarm["severity"] == "warning"
+    assert alarm["reason"] == f"{r.source}/budget-a.hwp (+1)"
+    row = r.replication()
+    assert row["consecutive_failures"] == 0, row
+    assert row["quarantine"]["unreadable"] == 2
+    assert sorted(p["path"] for p in row["quarantine"]["paths"]) == [
+        "budget-a.hwp", "budget-b.hwp"]
+    # not paged twice: the generic "files that cannot be replicated" stays quiet
+    kinds = {a["kind"] for a in r.status()["alarms"]}
+    assert kinds == {"replication_unreadable"}, kinds
+
+    # the rest still ships at once
+    (r.source / "agenda.txt").write_text("agenda\n")
+    wait_for(lambda: (r.replica / "agenda.txt").exists(), what="a later document to ship")
+
+    # access granted the documented way: the files ship and the alarm clears
+    subprocess.run(["setfacl", "-m", f"u:{NOBODY}:r", r.source / "budget-a.hwp",
+                    r.source / "budget-b.hwp"], check=True)
+    wait_for(lambda: (r.replica / "budget-b.hwp").exists()
+             and (r.replica / "budget-a.hwp").exists(), what="the granted files to ship")
+    assert (r.replica / "budget-a.hwp").read_text() == "budget A\n"
+    wait_for(lambda: r.alarm() is None, what="the alarm to clear")
+
+    # a directory the account may not enter (the kernel refuses to watch it): named too;
+    # `setfacl -R -m u:…:rX` on it (scripts/install.sh grant-read) brings its files over
+    os.mkdir(r.source / "hr", 0o700)
+    r.root_file("hr/payroll.xls", "payroll\n")
+    wait_for(lambda: (r.alarm() or {}).get("reason", "").startswith(
+        f"{r.source}/hr"), what="the alarm naming the directory")
+    subprocess.run(["setfacl", "-R", "-m", f"u:{NOBODY}:rX", r.source / "hr"], check=True)
+    wait_for(lambda: (r.replica / "hr" / "payroll.xls").exists(),
+             what="the directory's file to ship")
+    wait_for(lambda: r.alarm() is None, what="the alarm to clear again")
+    assert r.replication()["quarantine"]["count"] == 0
+    # the pages (waited for last: Apprise's first send is slow on a loaded machine)
+    wait_for(lambda: any(f"{r.source}/budget-a.hwp" in p.message
+                         for p in r.sink.delivered("/long")), what="the page naming the file")
+    r.stop()
+    assert "Traceback" not in r.log.read_text()
+
+
+def test_access_granted_on_a_directory_ships_the_files_set_aside_below_it() -> None:
+    """`setfacl -m u:sentinel:rx DIR` (or a chmod) is no event for the files below DIR that
+    were readable by their own mode: they get another try at once. Before, they waited for
+    their own next change or the next full pass (nightly)."""
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    try:
+        base.chmod(0o755)
+        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
+        for d in (source, replica, state, runtime):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        (source / "a").mkdir(mode=0o744)  # listable, but not enterable by others
+        proc = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
+             str(replica), str(runtime), "a/report.hwp", "a/report.hwp"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=Path(__file__).parents[2])
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+            (source / "a" / "report.hwp").write_text("report\n")  # 0644: readable by mode
+            assert proc.stdout.readline().strip() == "ASIDE", proc.stderr.read()
+            subprocess.run(["setfacl", "-m", f"u:{NOBODY}:rx", source / "a"], check=True)
+            out, err = proc.communicate(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
+        assert (replica / "a" / "report.hwp").read_text() == "report\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_directory_it_can_list_but_not_enter_does_not_fail_every_full_pass() -> None:
+    """`setfacl -m u:sentinel:r` without X on a directory: the account can list it but not
+    enter it. rsync's recursion fails on it (exit 23) while a batch shipping it as "dir/"
+    with its unreadable files set aside works, so splitting never isolated it and the full
+    pass failed again after every backoff, for ever. Now the walk after a failed full pass
+    sets the directory aside; the next full pass goes through around it, and access granted
+    later ships what is in it."""
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    try:
+        base.chmod(0o755)
+        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
+        for d in (source, replica, state, runtime):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        (source / "ok.txt").write_text("ok\n")
+        (source / "a").mkdir(mode=0o755)
+        (source / "a" / "report.hwp").write_text("report\n")
+        (source / "a").chmod(0o744)  # others may list it, not enter it
+        proc = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
+             str(replica), str(runtime), "a", "a/report.hwp", "full"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=Path(__file__).parents[2])
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+            # "a" set aside and a full pass that succeeded around it
+            assert proc.stdout.readline().strip() == "ASIDE", proc.stderr.read()
+            subprocess.run(["setfacl", "-m", f"u:{NOBODY}:rx", source / "a"], check=True)
+            out, err = proc.communicate(timeout=40)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
+        assert (replica / "ok.txt").exists()
+        assert (replica / "a" / "report.hwp").read_text() == "report\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
+    tmp_path: Path,
+) -> None:
+    """The backstop for access that changes without an event: every UNREADABLE_RETRY the
+    daemon opens the paths set aside as unreadable, and those it can read now go back to
+    the journal. (Run as root here, which reads everything: readable now.)"""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "salary.hwp").write_text("salary\n")
+    why = ('rsync exit 23: rsync: [sender] send_files failed to open "…/salary.hwp": '
+           'Permission denied (13) | rsync error: some files/attrs were not transferred')
+    assert unreadable_reason(why)
+    store = await Store.open(tmp_path / "state")
+    try:
+        await store.migrate(OWNER, MIGRATIONS)
+        rep = Replicator(ReplicationSpec("docs", source, parse_target(str(tmp_path / "r")),
+                                         runtime_dir=tmp_path / "run"), store.db, store.write)
+        await rep.load()
+        await rep.quarantine.add([("salary.hwp", why)])
+        assert rep.health()["unreadable"] == 1
+        await rep._retry_unreadable(1000.0)  # the first look starts the clock
+        assert await rep.journal.paths() == {"salary.hwp"}
+        assert len(rep.quarantine) == 0
+        # the alarm stays until the path really ships (open() working is no proof for rsync)
+        assert rep.health()["unreadable"] == 1
+        # set aside again (it failed once more): not looked at before UNREADABLE_RETRY has
+        # passed (root could read it, so a look would take it out), then taken out again
+        await rep.quarantine.add([("salary.hwp", why)])
+        await rep._retry_unreadable(1000.0 + UNREADABLE_RETRY / 2)
+        assert "salary.hwp" in rep.quarantine.unreadable
+        await rep._retry_unreadable(1000.0 + UNREADABLE_RETRY + 1)
+        assert "salary.hwp" not in rep.quarantine.unreadable
+    finally:
+        await store.close()

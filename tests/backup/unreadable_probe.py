@@ -1,0 +1,59 @@
+"""Runs a replicator (as the unprivileged user a test starts it as): prints "READY" once it
+watches, "ASIDE" once `ASIDE_REL` is set aside as unreadable (with `full`: and a full pass
+went through around it), and "SHIPPED" once the replica holds `SHIP_REL` and nothing is set
+aside any more; gives up after 30 s. With `full` the start-up full pass runs, else none.
+
+python -m tests.backup.unreadable_probe STATE SOURCE REPLICA RUNTIME ASIDE_REL SHIP_REL [full]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+from backup.replicator import Replicator
+from backup.schema import MIGRATIONS, OWNER
+from backup.spec import GuardSettings, ReplicationSpec
+from backup.target import parse_target
+from sentinel.store import Store
+
+
+async def main(state: Path, source: Path, replica: Path, runtime: Path, aside: str,
+               ship: str, full: bool) -> int:
+    store = await Store.open(state)
+    try:
+        await store.migrate(OWNER, MIGRATIONS)
+        spec = ReplicationSpec("docs", source, parse_target(str(replica)), runtime_dir=runtime,
+                               guard=GuardSettings(enabled=False), retry_max=1.0,
+                               fatal_retry=1.0, timeout=10, reconcile_at_start=full)
+        rep = Replicator(spec, store.db, store.write)
+        task = asyncio.create_task(rep.run())
+        said = ready = False
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if task.done():
+                task.result()  # a crash is the failure under test: let it show
+            if not ready and rep.health()["phase"] == "running":
+                print("READY", flush=True)
+                ready = True
+            if (not said and aside in rep.quarantine.unreadable
+                    and (not full or rep.health()["last_full"] is not None)):
+                print("ASIDE", flush=True)
+                said = True
+            if said and (replica / ship).exists() and not rep.quarantine.unreadable:
+                print("SHIPPED", flush=True)
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    sys.exit(asyncio.run(main(Path(a[0]), Path(a[1]), Path(a[2]), Path(a[3]), a[4], a[5],
+                              a[6:] == ["full"])))

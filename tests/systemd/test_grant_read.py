@@ -1,0 +1,94 @@
+"""`scripts/install.sh grant-read PATH --user NAME`: the documented ACLs, applied for real
+(setfacl on this host's file system), then read as that user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+INSTALL = Path(__file__).parents[2] / "scripts" / "install.sh"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("setfacl", "getfacl", "setpriv")),
+    reason="needs root, setpriv and setfacl/getfacl (Debian package acl)")
+
+
+def install(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", str(INSTALL), *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "DESTDIR": ""})
+
+
+def nobody_reads(path: Path) -> bool:
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "cat", str(path)], capture_output=True, timeout=10).returncode == 0
+
+
+def acls(path: Path) -> str:
+    return subprocess.run(["getfacl", "-R", "-p", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.fixture
+def store() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="sntgrant"))
+    base.chmod(0o755)
+    store = base / "onnara"
+    (store / "2026").mkdir(parents=True, mode=0o700)
+    store.chmod(0o700)
+    secret = store / "2026" / "salary.hwp"
+    secret.write_text("salary\n")
+    secret.chmod(0o600)
+    try:
+        yield store
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_grant_read_lets_the_service_user_read_now_and_later(store: Path) -> None:
+    secret = store / "2026" / "salary.hwp"
+    assert not nobody_reads(secret)
+    proc = install("grant-read", str(store), "--user", "nobody")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{store}: nobody may read its 1 files and enter its 2 directories" in proc.stdout
+    assert "WARNING" not in proc.stdout
+    assert nobody_reads(secret)
+    # idempotent: a second run changes nothing
+    before = acls(store)
+    assert install("grant-read", str(store), "--user", "nobody").returncode == 0
+    assert acls(store) == before
+    # a file made later by the application (mode 0640) inherits the default ACL
+    fd = os.open(store / "2026" / "minutes.hwp", os.O_WRONLY | os.O_CREAT, 0o640)
+    os.write(fd, b"minutes\n")
+    os.close(fd)
+    assert nobody_reads(store / "2026" / "minutes.hwp")
+    (store / "2027").mkdir(mode=0o750)  # so does a new directory, and what it will hold
+    (store / "2027" / "plan.hwp").write_text("plan\n")
+    assert nobody_reads(store / "2027" / "plan.hwp")
+    # running it again later gives no data file an execute bit
+    assert install("grant-read", str(store), "--user", "nobody").returncode == 0
+    assert "user:nobody:r--" in acls(store / "2027" / "plan.hwp")
+    assert not os.stat(store / "2027" / "plan.hwp").st_mode & 0o111
+
+
+def test_grant_read_refuses_a_missing_path_before_changing_anything(store: Path) -> None:
+    before = acls(store)
+    proc = install("grant-read", str(store), str(store.parent / "no-such-dir"),
+                   "--user", "nobody")
+    assert proc.returncode == 1
+    assert f"{store.parent / 'no-such-dir'} does not exist; nothing was changed" in proc.stderr
+    assert acls(store) == before
+    proc = install("grant-read", str(store), "--user", "no-such-account-x")
+    assert proc.returncode == 1 and "no user 'no-such-account-x'" in proc.stderr
+
+
+def test_grant_read_says_when_a_directory_above_still_blocks(store: Path) -> None:
+    store.parent.chmod(0o700)
+    proc = install("grant-read", str(store), "--user", "nobody")
+    assert proc.returncode == 0, proc.stderr
+    assert f"WARNING: nobody still cannot reach {store}" in proc.stdout
