@@ -394,6 +394,22 @@ $1" ;;
     done
     for path in $paths; do
         IFS=$old_ifs
+        # sentinel only reads the store, so its first sync cannot write the source marker
+        # (backup/markers.py, same text): write it here, but never into an empty directory,
+        # which is what an unmounted disk leaves behind.
+        if [ -d "$path" ] && [ ! -e "$path/.sentinel-source" ]; then
+            if [ -n "$(ls -A "$path")" ]; then
+                printf '%s\n%s\n' \
+                    "This directory is replicated by sentinel. Do not delete this file: without it" \
+                    "sentinel takes the directory for a missing or unmounted disk and stops." \
+                    >"$path/.sentinel-source"
+                chmod 0644 "$path/.sentinel-source"
+                say "$path: wrote the .sentinel-source marker (sentinel cannot write there itself)"
+            else
+                say "WARNING: $path is empty (an unmounted disk?): no .sentinel-source marker" \
+                    "written; mount it and run grant-read again"
+            fi
+        fi
         find -H "$path" -type d -exec setfacl -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
             die "setfacl on the directories of $path failed (above)"
         find -H "$path" -type f -exec setfacl -m "u:$grant_user:r" {} + ||

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from backup.markers import SOURCE_MARKER, source_problem
+
 INSTALL = Path(__file__).parents[2] / "scripts" / "install.sh"
 
 pytestmark = pytest.mark.skipif(
@@ -55,8 +57,11 @@ def test_grant_read_lets_the_service_user_read_now_and_later(store: Path) -> Non
     assert not nobody_reads(secret)
     proc = install("grant-read", str(store), "--user", "nobody")
     assert proc.returncode == 0, proc.stderr
-    assert f"{store}: nobody may read its 1 files and enter its 2 directories" in proc.stdout
+    assert f"{store}: nobody may read its 2 files and enter its 2 directories" in proc.stdout
     assert "WARNING" not in proc.stdout
+    # the marker the daemon's first sync cannot write itself, being only a reader
+    assert source_problem(store, require_mountpoint=False, create=False) is None
+    assert nobody_reads(store / SOURCE_MARKER)
     assert nobody_reads(secret)
     # idempotent: a second run changes nothing
     before = acls(store)
@@ -92,3 +97,13 @@ def test_grant_read_says_when_a_directory_above_still_blocks(store: Path) -> Non
     proc = install("grant-read", str(store), "--user", "nobody")
     assert proc.returncode == 0, proc.stderr
     assert f"WARNING: nobody still cannot reach {store}" in proc.stdout
+
+
+def test_grant_read_writes_no_marker_into_an_empty_directory(store: Path) -> None:
+    # an unmounted disk leaves an empty mountpoint: a marker there would make it "the store"
+    empty = store.parent / "unmounted"
+    empty.mkdir()
+    proc = install("grant-read", str(empty), "--user", "nobody")
+    assert proc.returncode == 0, proc.stderr
+    assert "is empty (an unmounted disk?)" in proc.stdout
+    assert not (empty / SOURCE_MARKER).exists()
