@@ -21,7 +21,9 @@
 #   PREFIX=/opt/sentinel    program (venv, docs, examples); the unit's ExecStart follows it.
 #   BINDIR=/usr/local/bin   where the `sentinel` command for admins is linked.
 #   UNITDIR=/etc/systemd/system
-#   PYTHON=python3          interpreter for the venv.
+#   PYTHON=/usr/bin/python3 interpreter for the venv: the system one, not whichever python3 is
+#                     first on root's PATH (a pyenv build under /root is one the service
+#                     user can never run). Any other is checked as the service user first.
 #   PIP_INSTALL_ARGS=       extra pip arguments, e.g. "--no-index --find-links /root/wheels".
 #   SENTINEL_NO_VENV=1      skip building the venv (tests; the venv is pip's business).
 # /etc/sentinel and /var/lib/sentinel are fixed: systemd's ConfigurationDirectory= and
@@ -35,7 +37,7 @@ DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/opt/sentinel}
 BINDIR=${BINDIR:-/usr/local/bin}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-/usr/bin/python3}
 PIP_INSTALL_ARGS=${PIP_INSTALL_ARGS:-}
 SENTINEL_NO_VENV=${SENTINEL_NO_VENV:-}
 
@@ -148,6 +150,105 @@ ensure_keeper_users() {
     say "created system users sentinel-keeper (the keeper) and sentinel-replica (the writer)"
 }
 
+# put_back_venv OLD VENV: a failed build leaves the installed release as it was (and a
+# failed first install no empty PREFIX).
+put_back_venv() {
+    rm -rf "$DESTDIR$2"
+    if [ -e "$1" ]; then mv "$1" "$DESTDIR$2"; fi
+    rmdir "$DESTDIR$PREFIX" 2>/dev/null || true
+}
+
+# hidden_by_unit PATH: the unit setting that hides PATH from the service, if one does. Both
+# units set ProtectHome=yes and PrivateTmp=yes: a program or interpreter there cannot start
+# under systemd even when the service user may read it.
+hidden_by_unit() {
+    case $1 in
+    /root | /root/* | /home | /home/* | /run/user | /run/user/*) echo "ProtectHome=yes" ;;
+    /tmp | /tmp/* | /var/tmp | /var/tmp/*) echo "PrivateTmp=yes" ;;
+    *) return 1 ;;
+    esac
+}
+
+# as_user WHO COMMAND...: runuser, not setpriv: setpriv calls execve with root's
+# capabilities still in effect, so a path only root may enter passes its exec.
+as_user() {
+    as_user_name=$1
+    shift
+    runuser -u "$as_user_name" -- "$@"
+}
+
+# link_chain PATH: PATH and every symlink hop after it, one per line (a venv's python3 is a
+# link to the interpreter it was made with, which may itself be a link).
+link_chain() {
+    hop=$1
+    n=0
+    echo "$hop"
+    while [ -L "$hop" ] && [ "$n" -lt 40 ]; do
+        target=$(readlink "$hop")
+        case $target in
+        /*) hop=$target ;;
+        *) hop=$(dirname "$hop")/$target ;;
+        esac
+        echo "$hop"
+        n=$((n + 1))
+    done
+}
+
+# blocked_dir WHO PATH...: the first directory on the way to PATH (its links followed) that
+# WHO may not enter, with its mode and owner: the one the admin has to change or avoid.
+blocked_dir() {
+    who=$1
+    shift
+    for start in "$@"; do
+        while IFS= read -r hop; do
+            dir=
+            rest=${hop#/}
+            while [ -n "$rest" ]; do
+                dir=$dir/${rest%%/*}
+                case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
+                if [ -d "$dir" ] && ! as_user "$who" test -x "$dir" </dev/null 2>/dev/null; then
+                    echo "$dir ($(stat -c '%A %U:%G' "$dir")) is not searchable by $who"
+                    return 0
+                fi
+            done
+        done <<EOF
+$(link_chain "$start")
+EOF
+    done
+    return 1
+}
+
+# venv_problem VENV: why the service user could not run VENV's interpreter (printed; status
+# 0), or status 1 when it can. Before the user exists (first install) nobody stands in.
+venv_problem() {
+    python=$1/bin/python3
+    who=$USER_NAME
+    if ! getent passwd "$who" >/dev/null; then who=nobody; fi
+    stand_in=
+    if [ "$who" = nobody ]; then stand_in=" (nobody stands in for $USER_NAME, not made yet)"; fi
+    interpreter=$(readlink "$python") || interpreter=$python
+    if ! ran=$(as_user "$who" "$python" -c '' </dev/null 2>&1); then
+        why=$(blocked_dir "$who" "$python") || why=$ran
+        echo "the service user cannot run the venv's interpreter $interpreter" \
+            "(PYTHON=$PYTHON): $why$stand_in"
+        return 0
+    fi
+    base=$(as_user "$who" "$python" -c 'import sys; print(sys.base_prefix)' </dev/null)
+    while IFS= read -r path; do
+        if setting=$(hidden_by_unit "$path"); then
+            echo "the venv's interpreter $interpreter (PYTHON=$PYTHON) is in $path," \
+                "which the unit's $setting hides from the service"
+            return 0
+        fi
+    done <<EOF
+$(link_chain "$python")
+$(readlink -f "$python")
+$base
+$(readlink -f "$base")
+EOF
+    return 1
+}
+
 build_venv() {
     venv=$PREFIX/venv
     if [ -n "$SENTINEL_NO_VENV" ]; then
@@ -160,14 +261,26 @@ build_venv() {
     old=$DESTDIR$venv.sentinel-old
     rm -rf "$old"
     if [ -e "$DESTDIR$venv" ]; then mv "$DESTDIR$venv" "$old"; fi
+    if ! "$PYTHON" -m venv "$DESTDIR$venv"; then
+        put_back_venv "$old" "$venv"
+        die "$PYTHON -m venv failed (its message is above; on Debian: apt-get install" \
+            "python3-venv); nothing else was changed"
+    fi
+    # Before pip: a venv links to its interpreter, so one the service user cannot run makes
+    # a service that can never start (issue 12: a pyenv python3 under /root, mode 0700).
+    if live && problem=$(venv_problem "$venv"); then
+        put_back_venv "$old" "$venv"
+        echo "install.sh: $problem; nothing else was changed" >&2
+        die "fix: use the system interpreter, PYTHON=/usr/bin/python3 (the default;" \
+            "apt-get install python3-venv), or one outside /root, /home and /tmp that every" \
+            "user may run (e.g. /opt/python3.12)"
+    fi
     # shellcheck disable=SC2086  # PIP_INSTALL_ARGS is a list of words on purpose
-    if "$PYTHON" -m venv "$DESTDIR$venv" &&
-        "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
-            $PIP_INSTALL_ARGS "$SRC"; then
+    if "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
+        $PIP_INSTALL_ARGS "$SRC"; then
         rm -rf "$old"
     else
-        rm -rf "$DESTDIR$venv"
-        if [ -e "$old" ]; then mv "$old" "$DESTDIR$venv"; fi
+        put_back_venv "$old" "$venv"
         die "building $venv failed (pip's message is above); nothing else was changed"
     fi
     # With DESTDIR the scripts' #! lines name <root>/...: fine for tests, not for packaging.
@@ -204,7 +317,42 @@ install_program() {
     if live; then
         systemd-tmpfiles --create "$TMPFILES"
         reload_systemd
+        verify_service_user
     fi
+}
+
+# verify_service_user: the service user runs the installed program and its check-config,
+# as systemd would start it, before install says it is done. A program it cannot run is an
+# error; a config it refuses is the admin's next step (an example config may name files
+# not made yet), so it is shown, not fatal.
+verify_service_user() {
+    if [ -n "$SENTINEL_NO_VENV" ]; then
+        return
+    fi
+    program=$PREFIX/venv/bin/sentinel
+    again="scripts/install.sh upgrade"
+    if [ "$ROLE" = keeper ]; then again="$again --keeper"; fi
+    if ! version=$(as_user "$USER_NAME" "$program" --version </dev/null 2>&1); then
+        why=$(blocked_dir "$USER_NAME" "$program" "$PREFIX/venv/bin/python3") || why=$version
+        die "installed, but $USER_NAME cannot run $program: $why; the service cannot" \
+            "start. Fix that, then run $again"
+    fi
+    say "checked: $USER_NAME runs $program ($version)"
+    config=$CONFDIR/sentinel.toml
+    if [ "$ROLE" = keeper ]; then config=$CONFDIR/keeper.toml; fi
+    if [ ! -e "$config" ]; then
+        return
+    fi
+    checked=0
+    report=$(as_user "$USER_NAME" "$program" -c "$config" check-config </dev/null 2>&1) ||
+        checked=$?
+    case $checked in
+    0) say "checked: check-config as $USER_NAME accepts $config:" ;;
+    2) say "check-config as $USER_NAME refuses $config; the service will not start until it" \
+        "passes:" ;;
+    *) die "installed, but check-config as $USER_NAME failed (exit $checked): $report" ;;
+    esac
+    printf '%s\n' "$report" | sed 's/^/    /'
 }
 
 install_room_files() {
