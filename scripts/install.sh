@@ -261,19 +261,25 @@ build_venv() {
     old=$DESTDIR$venv.sentinel-old
     rm -rf "$old"
     if [ -e "$DESTDIR$venv" ]; then mv "$DESTDIR$venv" "$old"; fi
-    if ! "$PYTHON" -m venv "$DESTDIR$venv"; then
+    # pip comes after the check, as `python3 -m venv` itself adds it (ensurepip), so that a
+    # refusal costs no pip install.
+    if ! "$PYTHON" -m venv --without-pip "$DESTDIR$venv"; then
         put_back_venv "$old" "$venv"
-        die "$PYTHON -m venv failed (its message is above; on Debian: apt-get install" \
-            "python3-venv); nothing else was changed"
+        die "$PYTHON -m venv failed (its message is above); nothing else was changed"
     fi
-    # Before pip: a venv links to its interpreter, so one the service user cannot run makes
-    # a service that can never start (issue 12: a pyenv python3 under /root, mode 0700).
+    # A venv links to its interpreter, so one the service user cannot run makes a service
+    # that can never start (issue 12: a pyenv python3 under /root, mode 0700).
     if live && problem=$(venv_problem "$venv"); then
         put_back_venv "$old" "$venv"
         echo "install.sh: $problem; nothing else was changed" >&2
         die "fix: use the system interpreter, PYTHON=/usr/bin/python3 (the default;" \
             "apt-get install python3-venv), or one outside /root, /home and /tmp that every" \
             "user may run (e.g. /opt/python3.12)"
+    fi
+    if ! "$DESTDIR$venv/bin/python3" -m ensurepip --upgrade --default-pip >/dev/null; then
+        put_back_venv "$old" "$venv"
+        die "no pip for the venv (ensurepip's message is above; on Debian: apt-get install" \
+            "python3-venv); nothing else was changed"
     fi
     # shellcheck disable=SC2086  # PIP_INSTALL_ARGS is a list of words on purpose
     if "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
