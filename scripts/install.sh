@@ -40,6 +40,8 @@ UNITDIR=${UNITDIR:-/etc/systemd/system}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PIP_INSTALL_ARGS=${PIP_INSTALL_ARGS:-}
 SENTINEL_NO_VENV=${SENTINEL_NO_VENV:-}
+# Set when check-config, run as the service user after install, refuses the config.
+CONFIG_REFUSED=
 
 CONFDIR=/etc/sentinel
 STATEDIR=/var/lib/sentinel
@@ -354,8 +356,11 @@ verify_service_user() {
         checked=$?
     case $checked in
     0) say "checked: check-config as $USER_NAME accepts $config:" ;;
-    2) say "check-config as $USER_NAME refuses $config; the service will not start until it" \
-        "passes:" ;;
+    2)
+        CONFIG_REFUSED=yes
+        say "check-config as $USER_NAME refuses $config; the service will not start until it" \
+            "passes:"
+        ;;
     *) die "installed, but check-config as $USER_NAME failed (exit $checked): $report" ;;
     esac
     printf '%s\n' "$report" | sed 's/^/    /'
@@ -534,7 +539,11 @@ do_upgrade() {
     install_program
     service=$(basename "$UNIT" .service)
     if live; then
-        if systemctl try-restart "$service.service"; then
+        # A restart into a config this release refuses would leave the room unwatched.
+        if [ -n "$CONFIG_REFUSED" ]; then
+            say "did not restart $service: check-config refuses its config (above); fix it," \
+                "then: systemctl restart $service"
+        elif systemctl try-restart "$service.service"; then
             say "restarted $service if it was running"
         else
             say "could not restart $service: systemctl restart $service"

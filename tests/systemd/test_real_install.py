@@ -281,11 +281,11 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
         try:
             result = install("install", PATH=path)
             assert result.returncode == 0, result.stderr
-            assert "checked: sentinel runs /opt/sentinel/venv/bin/sentinel" in result.stdout
-            assert "check-config as sentinel accepts /etc/sentinel/sentinel.toml" in result.stdout
             # what failed in the report: the service user running the installed program
             ran = as_user("sentinel", "/usr/local/bin/sentinel", "check-config")
             assert ran.returncode == 0, ran.stderr
+            assert "checked: sentinel runs /opt/sentinel/venv/bin/sentinel" in result.stdout
+            assert "check-config as sentinel accepts /etc/sentinel/sentinel.toml" in result.stdout
             assert_installed_as_documented()
 
             enabled = subprocess.run(["systemctl", "enable", "sentinel.service"],
@@ -299,8 +299,9 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
 
             run_as_the_unit_runs_it()
 
+            # The admin's edit, one this release refuses (as a stricter new release might).
             config = Path("/etc/sentinel/sentinel.toml")
-            config.write_text(config.read_text() + '\n# edited by the admin\n')
+            config.write_text(config.read_text() + "\n[mistyped]\nkey = 1\n")
             kept = {p: digest(p) for p in (config, Path("/var/lib/sentinel/sentinel.db"))}
             (VENV / "the-release-before").touch()
 
@@ -308,6 +309,10 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
 
             assert result.returncode == 0, result.stderr
             assert "checked: sentinel runs /opt/sentinel/venv/bin/sentinel" in result.stdout
+            assert "check-config as sentinel refuses /etc/sentinel/sentinel.toml" in result.stdout
+            assert "mistyped: unknown key" in result.stdout
+            # not restarted into a config it would refuse: the running daemon keeps watching
+            assert "did not restart sentinel" in result.stdout
             assert {p: digest(p) for p in kept} == kept
             assert not (VENV / "the-release-before").exists()  # a fresh venv
             assert_installed_as_documented()
