@@ -196,9 +196,10 @@ link_chain() {
     done
 }
 
-# blocked_dir WHO PATH...: the first directory on the way to PATH (its links followed) that
-# WHO may not enter, with its mode and owner: the one the admin has to change or avoid.
-blocked_dir() {
+# blocked_path WHO PATH...: the first directory on the way to PATH (its links followed) that
+# WHO may not enter, or the file it may not execute, with its mode and owner: the one the
+# admin has to change or avoid.
+blocked_path() {
     who=$1
     shift
     for start in "$@"; do
@@ -213,6 +214,11 @@ blocked_dir() {
                     return 0
                 fi
             done
+            if [ -f "$hop" ] && [ ! -L "$hop" ] &&
+                ! as_user "$who" test -x "$hop" </dev/null 2>/dev/null; then
+                echo "$hop ($(stat -c '%A %U:%G' "$hop")) is not executable by $who"
+                return 0
+            fi
         done <<EOF
 $(link_chain "$start")
 EOF
@@ -226,11 +232,13 @@ venv_problem() {
     python=$1/bin/python3
     who=$USER_NAME
     if ! getent passwd "$who" >/dev/null; then who=nobody; fi
+    # Without either account there is nobody to ask; the check after install still runs.
+    if ! getent passwd "$who" >/dev/null; then return 1; fi
     stand_in=
     if [ "$who" = nobody ]; then stand_in=" (nobody stands in for $USER_NAME, not made yet)"; fi
     interpreter=$(readlink "$python") || interpreter=$python
     if ! ran=$(as_user "$who" "$python" -c '' </dev/null 2>&1); then
-        why=$(blocked_dir "$who" "$python") || why=$ran
+        why=$(blocked_path "$who" "$python") || why=$ran
         echo "the service user cannot run the venv's interpreter $interpreter" \
             "(PYTHON=$PYTHON): $why$stand_in"
         return 0
@@ -341,7 +349,7 @@ verify_service_user() {
     again="scripts/install.sh upgrade"
     if [ "$ROLE" = keeper ]; then again="$again --keeper"; fi
     if ! version=$(as_user "$USER_NAME" "$program" --version </dev/null 2>&1); then
-        why=$(blocked_dir "$USER_NAME" "$program" "$PREFIX/venv/bin/python3") || why=$version
+        why=$(blocked_path "$USER_NAME" "$program" "$PREFIX/venv/bin/python3") || why=$version
         die "installed, but $USER_NAME cannot run $program: $why; the service cannot" \
             "start. Fix that, then run $again"
     fi
