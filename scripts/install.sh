@@ -500,14 +500,17 @@ uninstall_keeper() {
     done
     remove_program
     if [ "$purge" = yes ]; then
-        rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR"
+        # The writer's home (tmpfiles makes it; its .ssh holds the rooms' write keys) goes
+        # with its account.
+        rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR" "$DESTDIR/var/lib/sentinel-replica"
         if live; then
             for account in sentinel-keeper sentinel-replica; do
                 if getent passwd "$account" >/dev/null; then userdel "$account"; fi
                 if getent group "$account" >/dev/null; then groupdel "$account"; fi
             done
         fi
-        say "purged $CONFDIR, $STATEDIR and the sentinel-keeper and sentinel-replica users"
+        say "purged $CONFDIR, $STATEDIR, /var/lib/sentinel-replica and the sentinel-keeper" \
+            "and sentinel-replica users"
     else
         for config in $untouched; do rm -f "$DESTDIR$CONFDIR/$config"; done
         rmdir "$DESTDIR$CONFDIR" 2>/dev/null || say "kept $CONFDIR (your config and credentials)"
