@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd
-    btrfs-progs)
+    btrfs-progs python3-venv)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

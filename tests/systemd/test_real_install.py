@@ -250,10 +250,9 @@ def run_as_the_unit_runs_it() -> None:
         assert owner(st) == f"{user}:{group}"
         assert st.st_mode & 0o040 and not st.st_mode & 0o007, f"{st.st_mode:o}"
 
-        # As systemd stops it: SIGTERM to the daemon. runuser, its parent here, then exits
-        # with the daemon's status.
-        daemon = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
-        os.kill(daemon, signal.SIGTERM)
+        # As systemd stops it: SIGTERM to the daemon (the pid status reports). runuser, its
+        # parent here, then exits with the daemon's status.
+        os.kill(report["daemon"]["pid"], signal.SIGTERM)
         assert proc.wait(timeout=seconds(unit["Service.TimeoutStopSec"][0])) == 0
         assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
     finally:
