@@ -172,11 +172,12 @@ hidden_by_unit() {
 }
 
 # as_user WHO COMMAND...: runuser, not setpriv: setpriv calls execve with root's
-# capabilities still in effect, so a path only root may enter passes its exec.
+# capabilities still in effect, so a path only root may enter passes its exec. From /, as
+# systemd starts services, not from a checkout under /root the user may not enter.
 as_user() {
     as_user_name=$1
     shift
-    runuser -u "$as_user_name" -- "$@"
+    (cd / && runuser -u "$as_user_name" -- "$@")
 }
 
 # link_chain PATH: PATH and every symlink hop after it, one per line (a venv's python3 is a
@@ -236,7 +237,17 @@ venv_problem() {
     if ! getent passwd "$who" >/dev/null; then return 1; fi
     stand_in=
     if [ "$who" = nobody ]; then stand_in=" (nobody stands in for $USER_NAME, not made yet)"; fi
-    interpreter=$(readlink "$python") || interpreter=$python
+    # The name to show: the first link out of the venv (bin/python3 -> python3.11 -> ...).
+    interpreter=$python
+    while IFS= read -r hop; do
+        case $hop in "$1"/*) ;; *)
+            interpreter=$hop
+            break
+            ;;
+        esac
+    done <<EOF
+$(link_chain "$python")
+EOF
     if ! ran=$(as_user "$who" "$python" -c '' </dev/null 2>&1); then
         why=$(blocked_path "$who" "$python") || why=$ran
         echo "the service user cannot run the venv's interpreter $interpreter" \
