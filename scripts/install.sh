@@ -254,7 +254,18 @@ EOF
             "(PYTHON=$PYTHON): $why$stand_in"
         return 0
     fi
-    base=$(as_user "$who" "$python" -c 'import sys; print(sys.base_prefix)' </dev/null)
+    # A binary others may run whose libpython or standard library they may not read starts
+    # anyway, on whatever libpython the loader finds next: another Python than root's.
+    probe='import sys; print(sys.version.split()[0], "from", sys.base_prefix)'
+    theirs=$(as_user "$who" "$python" -c "$probe" </dev/null 2>/dev/null)
+    ours=$("$python" -c "$probe" </dev/null 2>/dev/null)
+    if [ "$theirs" != "$ours" ]; then
+        echo "the venv's interpreter $interpreter (PYTHON=$PYTHON) is Python $ours for root" \
+            "but $theirs for $who$stand_in: its library or standard library is where $who" \
+            "may not read"
+        return 0
+    fi
+    base=${theirs#* from }
     while IFS= read -r path; do
         if setting=$(hidden_by_unit "$path"); then
             echo "the venv's interpreter $interpreter (PYTHON=$PYTHON) is in $path," \

@@ -101,6 +101,25 @@ def interpreter_in(parent: Path | None, mode: int) -> Iterator[Path]:
         shutil.rmtree(base)
 
 
+@contextmanager
+def interpreter_with_private_stdlib() -> Iterator[Path]:
+    """A python3 binary everyone may run whose standard library only root may reach (as a
+    pyenv binary copied out of /root): others start it on another Python's library."""
+    stdlib = Path(subprocess.run([SYSTEM_PYTHON, "-c", "import sysconfig; print(sysconfig."
+                                  "get_path('stdlib'))"], capture_output=True, text=True,
+                                 check=True).stdout.strip())
+    base = Path(tempfile.mkdtemp(prefix=".fakepyenv-"))
+    try:
+        base.chmod(0o755)
+        (base / "bin").mkdir(mode=0o755)
+        shutil.copy(SYSTEM_PYTHON.resolve(), base / "bin/python3")
+        (base / "lib").mkdir(mode=0o700)
+        (base / "lib" / stdlib.name).symlink_to(stdlib)
+        yield base / "bin/python3"
+    finally:
+        shutil.rmtree(base)
+
+
 def scrub(made_sysusers_d: bool) -> None:
     """Whatever the test left: the host had no trace of sentinel when it started."""
     if Path("/opt/sentinel/install-manifest").exists():
@@ -119,23 +138,29 @@ def scrub(made_sysusers_d: bool) -> None:
         sysusers_d.rmdir()
 
 
+HOME = Path("/root") if Path("/root").is_dir() else None
+
+
 @pytest.mark.parametrize(
-    ("parent", "mode", "reason"),
+    ("kind", "reason"),
     [
         # the report: a pyenv build under /root (0700)
-        (Path("/root") if Path("/root").is_dir() else None, 0o700,
-         r"(/\S*) \(drwx------ root:root\) is not searchable by nobody"),
+        ("private-dir", r"(?P<path>/\S*) \(drwx------ root:root\) is not searchable by nobody"),
         # readable by all, but the unit's PrivateTmp=yes hides /tmp from the service
-        (Path("/tmp"), 0o755, r"is in (/tmp/\S*), which the unit's PrivateTmp=yes hides"),
+        ("private-tmp", r"is in (?P<path>/tmp/\S*), which the unit's PrivateTmp=yes hides"),
+        # it runs for everyone, but not as the same Python
+        ("private-stdlib", r"is Python (\S+) from (?P<path>/\S+) for root but \1 from /usr for "
+                           r"nobody .*: its library or standard library is where nobody may not "
+                           r"read"),
     ],
-    ids=["private-dir", "private-tmp"],
 )
-def test_an_interpreter_the_service_cannot_use_is_refused(
-    parent: Path | None, mode: int, reason: str
-) -> None:
+def test_an_interpreter_the_service_cannot_use_is_refused(kind: str, reason: str) -> None:
     require_a_host_without_sentinel()
-    with interpreter_in(parent, mode) as python:
-        if mode == 0o700:
+    interpreters = {"private-dir": lambda: interpreter_in(HOME, 0o700),
+                    "private-tmp": lambda: interpreter_in(Path("/tmp"), 0o755),
+                    "private-stdlib": interpreter_with_private_stdlib}
+    with interpreters[kind]() as python:
+        if kind == "private-dir":
             # The reported failure, reproduced: a venv made with this python3 links into the
             # private directory, and every other user gets "Permission denied".
             probe = Path(tempfile.mkdtemp())
@@ -155,7 +180,8 @@ def test_an_interpreter_the_service_cannot_use_is_refused(
             assert result.returncode != 0, result.stdout
             named = re.search(reason, result.stderr)
             assert named, result.stderr
-            assert Path(named.group(1)) in (python, *python.parents)
+            # the directory to change or avoid is one on the interpreter's way
+            assert python.is_relative_to(named["path"])
             assert "fix: use the system interpreter, PYTHON=/usr/bin/python3" in result.stderr
             assert "nothing else was changed" in result.stderr
             assert found_installation() == []
@@ -273,8 +299,7 @@ def digest(path: Path) -> str:
 def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
     require_a_host_without_sentinel()
     made_sysusers_d = not Path("/etc/sysusers.d").exists()
-    home = Path("/root") if Path("/root").is_dir() else None
-    with interpreter_in(home, 0o700) as private:
+    with interpreter_in(HOME, 0o700) as private:
         # root's python3 is the private build, as on the host in the report
         path = f"{private.parent}:{os.environ['PATH']}"
         try:
