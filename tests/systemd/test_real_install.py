@@ -153,6 +153,7 @@ HOME = Path("/root") if Path("/root").is_dir() else None
                            r"nobody .*: its library or standard library is where nobody may not "
                            r"read"),
     ],
+    ids=["private-dir", "private-tmp", "private-stdlib"],
 )
 def test_an_interpreter_the_service_cannot_use_is_refused(kind: str, reason: str) -> None:
     require_a_host_without_sentinel()
