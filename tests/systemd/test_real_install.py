@@ -67,8 +67,14 @@ def require_a_host_without_sentinel() -> None:
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}")
-    if subprocess.run([SYSTEM_PYTHON, "-c", "import venv, ensurepip"]).returncode != 0:
+    if not SYSTEM_PYTHON.exists() or subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import venv, ensurepip"]
+    ).returncode != 0:
         pytest.skip("needs /usr/bin/python3 with venv and ensurepip (python3-venv)")
+    try:
+        pwd.getpwnam("nobody")  # the installer's stand-in before the user exists
+    except KeyError:
+        pytest.skip("needs the nobody account")
     found = found_installation()
     if found:
         pytest.skip(f"sentinel is (partly) installed on this host ({', '.join(found)}); this "
