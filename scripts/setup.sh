@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd
-    btrfs-progs python3-venv)
+    btrfs-progs)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
