@@ -24,7 +24,9 @@
 #   PREFIX=/opt/sentinel    program (venv, docs, examples); the unit's ExecStart follows it.
 #   BINDIR=/usr/local/bin   where the `sentinel` command for admins is linked.
 #   UNITDIR=/etc/systemd/system
-#   PYTHON=python3          interpreter for the venv.
+#   PYTHON=/usr/bin/python3 interpreter for the venv: the system one, not whichever python3 is
+#                     first on root's PATH (a pyenv build under /root is one the service
+#                     user can never run). Any other is checked as the service user first.
 #   PIP_INSTALL_ARGS=       extra pip arguments, e.g. "--no-index --find-links /root/wheels".
 #   SENTINEL_NO_VENV=1      skip building the venv (tests; the venv is pip's business).
 # /etc/sentinel and /var/lib/sentinel are fixed: systemd's ConfigurationDirectory= and
@@ -38,9 +40,11 @@ DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/opt/sentinel}
 BINDIR=${BINDIR:-/usr/local/bin}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-/usr/bin/python3}
 PIP_INSTALL_ARGS=${PIP_INSTALL_ARGS:-}
 SENTINEL_NO_VENV=${SENTINEL_NO_VENV:-}
+# Set when check-config, run as the service user after install, refuses the config.
+CONFIG_REFUSED=
 
 CONFDIR=/etc/sentinel
 STATEDIR=/var/lib/sentinel
@@ -151,6 +155,135 @@ ensure_keeper_users() {
     say "created system users sentinel-keeper (the keeper) and sentinel-replica (the writer)"
 }
 
+# put_back_venv OLD VENV: a failed build leaves the installed release as it was (and a
+# failed first install no empty PREFIX).
+put_back_venv() {
+    rm -rf "$DESTDIR$2"
+    if [ -e "$1" ]; then mv "$1" "$DESTDIR$2"; fi
+    rmdir "$DESTDIR$PREFIX" 2>/dev/null || true
+}
+
+# hidden_by_unit PATH: the unit setting that hides PATH from the service, if one does. Both
+# units set ProtectHome=yes and PrivateTmp=yes: a program or interpreter there cannot start
+# under systemd even when the service user may read it.
+hidden_by_unit() {
+    case $1 in
+    /root | /root/* | /home | /home/* | /run/user | /run/user/*) echo "ProtectHome=yes" ;;
+    /tmp | /tmp/* | /var/tmp | /var/tmp/*) echo "PrivateTmp=yes" ;;
+    *) return 1 ;;
+    esac
+}
+
+# as_user WHO COMMAND...: runuser, not setpriv: setpriv calls execve with root's
+# capabilities still in effect, so a path only root may enter passes its exec. From /, as
+# systemd starts services, not from a checkout under /root the user may not enter.
+as_user() {
+    as_user_name=$1
+    shift
+    (cd / && runuser -u "$as_user_name" -- "$@")
+}
+
+# link_chain PATH: PATH and every symlink hop after it, one per line (a venv's python3 is a
+# link to the interpreter it was made with, which may itself be a link).
+link_chain() {
+    hop=$1
+    n=0
+    echo "$hop"
+    while [ -L "$hop" ] && [ "$n" -lt 40 ]; do
+        target=$(readlink "$hop")
+        case $target in
+        /*) hop=$target ;;
+        *) hop=$(dirname "$hop")/$target ;;
+        esac
+        echo "$hop"
+        n=$((n + 1))
+    done
+}
+
+# blocked_path WHO PATH...: the first directory on the way to PATH (its links followed) that
+# WHO may not enter, or the file it may not execute, with its mode and owner: the one the
+# admin has to change or avoid.
+blocked_path() {
+    who=$1
+    shift
+    for start in "$@"; do
+        while IFS= read -r hop; do
+            dir=
+            rest=${hop#/}
+            while [ -n "$rest" ]; do
+                dir=$dir/${rest%%/*}
+                case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
+                if [ -d "$dir" ] && ! as_user "$who" test -x "$dir" </dev/null 2>/dev/null; then
+                    echo "$dir ($(stat -c '%A %U:%G' "$dir")) is not searchable by $who"
+                    return 0
+                fi
+            done
+            if [ -f "$hop" ] && [ ! -L "$hop" ] &&
+                ! as_user "$who" test -x "$hop" </dev/null 2>/dev/null; then
+                echo "$hop ($(stat -c '%A %U:%G' "$hop")) is not executable by $who"
+                return 0
+            fi
+        done <<EOF
+$(link_chain "$start")
+EOF
+    done
+    return 1
+}
+
+# venv_problem VENV: why the service user could not run VENV's interpreter (printed; status
+# 0), or status 1 when it can. Before the user exists (first install) nobody stands in.
+venv_problem() {
+    python=$1/bin/python3
+    who=$USER_NAME
+    if ! getent passwd "$who" >/dev/null; then who=nobody; fi
+    # Without either account there is nobody to ask; the check after install still runs.
+    if ! getent passwd "$who" >/dev/null; then return 1; fi
+    stand_in=
+    if [ "$who" = nobody ]; then stand_in=" (nobody stands in for $USER_NAME, not made yet)"; fi
+    # The name to show: the first link out of the venv (bin/python3 -> python3.11 -> ...).
+    interpreter=$python
+    while IFS= read -r hop; do
+        case $hop in "$1"/*) ;; *)
+            interpreter=$hop
+            break
+            ;;
+        esac
+    done <<EOF
+$(link_chain "$python")
+EOF
+    if ! ran=$(as_user "$who" "$python" -c '' </dev/null 2>&1); then
+        why=$(blocked_path "$who" "$python") || why=$ran
+        echo "the service user cannot run the venv's interpreter $interpreter" \
+            "(PYTHON=$PYTHON): $why$stand_in"
+        return 0
+    fi
+    # A binary others may run whose libpython or standard library they may not read starts
+    # anyway, on whatever libpython the loader finds next: another Python than root's.
+    probe='import sys; print(sys.version.split()[0], "from", sys.base_prefix)'
+    theirs=$(as_user "$who" "$python" -c "$probe" </dev/null 2>/dev/null)
+    ours=$("$python" -c "$probe" </dev/null 2>/dev/null)
+    if [ "$theirs" != "$ours" ]; then
+        echo "the venv's interpreter $interpreter (PYTHON=$PYTHON) is Python $ours for root" \
+            "but $theirs for $who$stand_in: its library or standard library is where $who" \
+            "may not read"
+        return 0
+    fi
+    base=${theirs#* from }
+    while IFS= read -r path; do
+        if setting=$(hidden_by_unit "$path"); then
+            echo "the venv's interpreter $interpreter (PYTHON=$PYTHON) is in $path," \
+                "which the unit's $setting hides from the service"
+            return 0
+        fi
+    done <<EOF
+$(link_chain "$python")
+$(readlink -f "$python")
+$base
+$(readlink -f "$base")
+EOF
+    return 1
+}
+
 build_venv() {
     venv=$PREFIX/venv
     if [ -n "$SENTINEL_NO_VENV" ]; then
@@ -163,14 +296,32 @@ build_venv() {
     old=$DESTDIR$venv.sentinel-old
     rm -rf "$old"
     if [ -e "$DESTDIR$venv" ]; then mv "$DESTDIR$venv" "$old"; fi
+    # pip comes after the check, as `python3 -m venv` itself adds it (ensurepip), so that a
+    # refusal costs no pip install.
+    if ! "$PYTHON" -m venv --without-pip "$DESTDIR$venv"; then
+        put_back_venv "$old" "$venv"
+        die "$PYTHON -m venv failed (its message is above); nothing else was changed"
+    fi
+    # A venv links to its interpreter, so one the service user cannot run makes a service
+    # that can never start (issue 12: a pyenv python3 under /root, mode 0700).
+    if live && problem=$(venv_problem "$venv"); then
+        put_back_venv "$old" "$venv"
+        echo "install.sh: $problem; nothing else was changed" >&2
+        die "fix: use the system interpreter, PYTHON=/usr/bin/python3 (the default;" \
+            "apt-get install python3-venv), or one outside /root, /home and /tmp that every" \
+            "user may run (e.g. /opt/python3.12)"
+    fi
+    if ! "$DESTDIR$venv/bin/python3" -m ensurepip --upgrade --default-pip >/dev/null; then
+        put_back_venv "$old" "$venv"
+        die "no pip for the venv (ensurepip's message is above; on Debian: apt-get install" \
+            "python3-venv); nothing else was changed"
+    fi
     # shellcheck disable=SC2086  # PIP_INSTALL_ARGS is a list of words on purpose
-    if "$PYTHON" -m venv "$DESTDIR$venv" &&
-        "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
-            $PIP_INSTALL_ARGS "$SRC"; then
+    if "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
+        $PIP_INSTALL_ARGS "$SRC"; then
         rm -rf "$old"
     else
-        rm -rf "$DESTDIR$venv"
-        if [ -e "$old" ]; then mv "$old" "$DESTDIR$venv"; fi
+        put_back_venv "$old" "$venv"
         die "building $venv failed (pip's message is above); nothing else was changed"
     fi
     # With DESTDIR the scripts' #! lines name <root>/...: fine for tests, not for packaging.
@@ -207,7 +358,45 @@ install_program() {
     if live; then
         systemd-tmpfiles --create "$TMPFILES"
         reload_systemd
+        verify_service_user
     fi
+}
+
+# verify_service_user: the service user runs the installed program and its check-config,
+# as systemd would start it, before install says it is done. A program it cannot run is an
+# error; a config it refuses is the admin's next step (an example config may name files
+# not made yet), so it is shown, not fatal.
+verify_service_user() {
+    if [ -n "$SENTINEL_NO_VENV" ]; then
+        return
+    fi
+    program=$PREFIX/venv/bin/sentinel
+    again="scripts/install.sh upgrade"
+    if [ "$ROLE" = keeper ]; then again="$again --keeper"; fi
+    if ! version=$(as_user "$USER_NAME" "$program" --version </dev/null 2>&1); then
+        why=$(blocked_path "$USER_NAME" "$program" "$PREFIX/venv/bin/python3") || why=$version
+        die "installed, but $USER_NAME cannot run $program: $why; the service cannot" \
+            "start. Fix that, then run $again"
+    fi
+    say "checked: $USER_NAME runs $program ($version)"
+    config=$CONFDIR/sentinel.toml
+    if [ "$ROLE" = keeper ]; then config=$CONFDIR/keeper.toml; fi
+    if [ ! -e "$config" ]; then
+        return
+    fi
+    checked=0
+    report=$(as_user "$USER_NAME" "$program" -c "$config" check-config </dev/null 2>&1) ||
+        checked=$?
+    case $checked in
+    0) say "checked: check-config as $USER_NAME accepts $config:" ;;
+    2)
+        CONFIG_REFUSED=yes
+        say "check-config as $USER_NAME refuses $config; the service will not start until it" \
+            "passes:"
+        ;;
+    *) die "installed, but check-config as $USER_NAME failed (exit $checked): $report" ;;
+    esac
+    printf '%s\n' "$report" | sed 's/^/    /'
 }
 
 install_room_files() {
@@ -336,14 +525,17 @@ uninstall_keeper() {
     done
     remove_program
     if [ "$purge" = yes ]; then
-        rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR"
+        # The writer's home (tmpfiles makes it; its .ssh holds the rooms' write keys) goes
+        # with its account.
+        rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR" "$DESTDIR/var/lib/sentinel-replica"
         if live; then
             for account in sentinel-keeper sentinel-replica; do
                 if getent passwd "$account" >/dev/null; then userdel "$account"; fi
                 if getent group "$account" >/dev/null; then groupdel "$account"; fi
             done
         fi
-        say "purged $CONFDIR, $STATEDIR and the sentinel-keeper and sentinel-replica users"
+        say "purged $CONFDIR, $STATEDIR, /var/lib/sentinel-replica and the sentinel-keeper" \
+            "and sentinel-replica users"
     else
         for config in $untouched; do rm -f "$DESTDIR$CONFDIR/$config"; done
         rmdir "$DESTDIR$CONFDIR" 2>/dev/null || say "kept $CONFDIR (your config and credentials)"
@@ -456,7 +648,11 @@ do_upgrade() {
     install_program
     service=$(basename "$UNIT" .service)
     if live; then
-        if systemctl try-restart "$service.service"; then
+        # A restart into a config this release refuses would leave the room unwatched.
+        if [ -n "$CONFIG_REFUSED" ]; then
+            say "did not restart $service: check-config refuses its config (above); fix it," \
+                "then: systemctl restart $service"
+        elif systemctl try-restart "$service.service"; then
             say "restarted $service if it was running"
         else
             say "could not restart $service: systemctl restart $service"

@@ -155,3 +155,19 @@ def test_keeper_flag_is_checked_like_the_other_arguments(tmp_path: Path) -> None
         result = run(tmp_path, *args, check=False)
         assert result.returncode != 0 and message in result.stderr, args
         assert not any(tmp_path.iterdir())
+
+
+def test_uninstall_keeper_purge_leaves_no_home_of_the_deleted_accounts(tmp_path: Path) -> None:
+    """tmpfiles makes the writer's home outside the keeper's state directory; a purge that
+    deletes the account must not leave it (and the rooms' keys in it) behind."""
+    run(tmp_path, "install", "--keeper")
+    subprocess.run(["systemd-sysusers", f"--root={tmp_path}"], check=True, capture_output=True)
+    subprocess.run(["systemd-tmpfiles", f"--root={tmp_path}", "--create"], check=True,
+                   capture_output=True)
+    keys = tmp_path / "var/lib/sentinel-replica/.ssh/authorized_keys"
+    keys.write_text("command=\"rrsync ...\" ssh-ed25519 AAAA room-write-key\n")
+
+    run(tmp_path, "uninstall", "--keeper", "--purge")
+
+    assert not (tmp_path / "var/lib/sentinel-replica").exists()
+    assert not (tmp_path / "var/lib/sentinel-keeper").exists()
