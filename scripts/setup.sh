@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# python3-venv: scripts/install.sh builds its venv with /usr/bin/python3 (the system one),
+# whatever python3 comes first on PATH, and tests/systemd/test_real_install.py runs it.
 APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd
-    btrfs-progs stunnel4 openssl acl)
+    btrfs-progs stunnel4 openssl acl python3-venv)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -15,7 +17,7 @@ for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
         || missing+=("$pkg")
 done
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null && [[ " ${missing[*]} " != *" python3-venv "* ]]; then
     missing+=(python3-venv)
 fi
 if ((${#missing[@]})); then
