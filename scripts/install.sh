@@ -400,10 +400,16 @@ verify_service_user() {
 }
 
 install_room_files() {
-    put_file 0644 root root "$SRC/docs/install.md" "$PREFIX/share/doc/install.md"
+    for doc in install.md mqtt-broker.md transport.md; do
+        put_file 0644 root root "$SRC/docs/$doc" "$PREFIX/share/doc/$doc"
+    done
     for example in sentinel.example.toml rsyncd.conf.example rsyncd.secrets.example \
-        authorized_keys.example; do
+        authorized_keys.example stunnel-room.conf.example; do
         put_file 0644 root root "$SRC/systemd/$example" "$PREFIX/share/examples/$example"
+    done
+    # the locked broker of docs/mqtt-broker.md
+    for example in mosquitto.conf mosquitto.acl; do
+        put_file 0644 root root "$SRC/examples/$example" "$PREFIX/share/examples/$example"
     done
 
     for dir in /etc/sysusers.d /etc/tmpfiles.d "$UNITDIR" "$BINDIR"; do
@@ -458,9 +464,12 @@ put_config_once() {
 
 # The keeper on the health-center host: docs/keeper.md walks through what this sets up.
 install_keeper_files() {
-    put_file 0644 root root "$SRC/docs/keeper.md" "$PREFIX/share/doc/keeper.md"
+    for doc in keeper.md transport.md; do
+        put_file 0644 root root "$SRC/docs/$doc" "$PREFIX/share/doc/$doc"
+    done
     for example in keeper-rsyncd.conf.example keeper-history-rsyncd.conf.example \
-        keeper-authorized_keys.example keeper-history-authorized_keys.example; do
+        keeper-authorized_keys.example keeper-history-authorized_keys.example \
+        stunnel-keeper.conf.example; do
         put_file 0644 root root "$SRC/systemd/$example" "$PREFIX/share/examples/$example"
     done
 
@@ -633,12 +642,17 @@ do_install() {
 Next steps:
   1. Edit $CONFDIR/sentinel.toml (sensors, alerts, replication); put the Apprise YAML,
      ssh key or rsync password file next to it, each 0640 root:$USER_NAME.
-  2. Start it now and at boot:  systemctl enable --now sentinel
+  2. Let it read the document store (ACLs, and the .sentinel-source marker):
+       $0 grant-read /srv/onnara
+     then: runuser -u $USER_NAME -- sentinel check-config   (names what it cannot read)
+  3. Lock the MQTT broker: $PREFIX/share/doc/mqtt-broker.md
+  4. Start it now and at boot:  systemctl enable --now sentinel
      (a bad config or a credential file others can read stops it with a clear message
      in journalctl -u sentinel, including the chmod/chown to run)
-  3. Let an admin read status: usermod -aG $USER_NAME <admin>   (then log in again)
-  4. Watch it:            sentinel status; journalctl -u sentinel -f
-  The health-center side (rrsync or rsyncd) is in $PREFIX/share/doc/install.md.
+  5. Let an admin read status: usermod -aG $USER_NAME <admin>   (then log in again)
+  6. Watch it:            sentinel status; journalctl -u sentinel -f
+  The health-center side (ssh, or rsyncd inside stunnel) is in $PREFIX/share/doc/install.md
+  and transport.md.
 EOF
 }
 

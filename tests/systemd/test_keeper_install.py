@@ -19,7 +19,9 @@ EXPECTED: dict[str, tuple[str, int, str]] = {
     "/opt/sentinel/share": ("dir", 0o755, "root:root"),
     "/opt/sentinel/share/doc": ("dir", 0o755, "root:root"),
     "/opt/sentinel/share/doc/keeper.md": ("file", 0o644, "root:root"),
+    "/opt/sentinel/share/doc/transport.md": ("file", 0o644, "root:root"),
     "/opt/sentinel/share/examples": ("dir", 0o755, "root:root"),
+    "/opt/sentinel/share/examples/stunnel-keeper.conf.example": ("file", 0o644, "root:root"),
     "/opt/sentinel/share/examples/keeper-rsyncd.conf.example": ("file", 0o644, "root:root"),
     "/opt/sentinel/share/examples/keeper-history-rsyncd.conf.example": (
         "file", 0o644, "root:root"),
