@@ -17,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from alerts import reasons
 from alerts.channels import Channel
 from alerts.event import AlarmEvent, EventType, Severity
 
@@ -214,7 +215,7 @@ class Outbox:
             reason=(f"{len(rows)} outbox message(s) cannot be sent and were set aside; a page "
                     f"may be missing, check the room and `sentinel status`: "
                     + "; ".join(described))[:1000],
-            ts=self._clock(),
+            ts=self._clock(), cause=reasons.UNDELIVERABLE, params={"count": len(rows)},
         )
         channels = self.route(notice)
         if channels:

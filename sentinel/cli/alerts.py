@@ -8,6 +8,7 @@ import secrets
 import sys
 import time
 
+from alerts import reasons
 from alerts.channels import Channel
 from alerts.event import AlarmEvent, EventType, Severity
 from alerts.sender import deliver
@@ -64,6 +65,7 @@ def test_alert(args: argparse.Namespace) -> int:
         unit="",
         reason="sentinel test-alert",
         ts=time.time(),
+        cause=reasons.TEST,
     )
     results = asyncio.run(_send_all(channels, templates, event, config.alerts.send_timeout))
     failed = 0
