@@ -69,6 +69,17 @@ _FAULTS_KO = (
 )
 
 
+# What the state database's problem (sentinel/store.py, SQLite's own words) says in Korean.
+_DB_PROBLEMS_KO = {
+    "read-only file system": "읽기 전용 파일 시스템",
+    "no space left on device": "디스크 공간 없음",
+    "database or disk is full": "디스크 공간 없음",
+    "disk I/O error": "디스크 입출력 오류",
+    "unable to open database file": "DB 파일을 열 수 없음",
+    "attempt to write a readonly database": "읽기 전용 DB",
+}
+
+
 def number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
@@ -182,7 +193,8 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
         return (f"keeper {p.get('room', '')} not answering: newest receipt {age} old "
                 f"(written {written})" + (f"; reading it fails: {error}" if error else ""))
     if cause == STATE_DB_DOWN:
-        return (f"상태 DB 기록 불가: {p.get('problem', '')}. 경보는 메모리에서 계속 발송되나 "
+        problem = str(p.get("problem", ""))
+        return (f"상태 DB 기록 불가: {_DB_PROBLEMS_KO.get(problem, problem)}. 경보는 메모리에서 계속 발송되나 "
                 "sentinel 재시작 시 기록이 사라짐" if ko else
                 f"state database not writable: {p.get('problem', '')}; alarms still page from "
                 "memory, but nothing is durable (lost if sentinel restarts)")

@@ -125,8 +125,8 @@ MORE = "…"
 BOOL_LABELS = {"ko": {True: "감지", False: "정상"}, "en": {True: "detected", False: "normal"}}
 # sentinel's own pseudo-sensors, whose `location` is a sentence in English (the log's words)
 OWN_LOCATIONS = {
-    "ko": {"sentinel:state-db": "sentinel 상태 DB", "sentinel:outbox": "경보 발송 대기열"},
-    "en": {"sentinel:state-db": "sentinel state database", "sentinel:outbox": "alert outbox"},
+    "ko": {"sentinel:state-db": "sentinel", "sentinel:outbox": "sentinel"},
+    "en": {"sentinel:state-db": "sentinel", "sentinel:outbox": "sentinel"},
 }
 LASTED = {"ko": " 지속 {d}", "en": " lasted {d}"}
 UNACKED_FOR = {"ko": "{d} 동안 미확인: ", "en": "unacknowledged for {d}: "}
@@ -139,7 +139,7 @@ ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 # keeper's "silent 90s, data safe to 14:32:05, alarms: leak(CRIT)"): the
 # message states the reason instead of "<kind> detected".
 REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change",
-                          "replication_keeper"})
+                          "replication_keeper", "state_db"})
 
 # The long form's title says what happened, where (site) and how bad; the body adds what
 # the title does not, so nothing is said twice (a channel without titles gets the title
@@ -195,7 +195,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}{safe}",
         "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {who} {time} #{id}",
-        "sms.resolved": "[해제] {location} {kind}({severity}) 정상 복귀 {time}{lasted} #{id}",
+        "sms.resolved": "[해제] {location} {kind} {severity}경보 정상 복귀 {time}{lasted} #{id}",
         "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
         "sms.silenced": "[무음] {location} {until}까지 {who} {time} #{id}",
         "sms.unsilenced": "[무음해제] {location} {who} {time} #{id}",
@@ -215,7 +215,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}{safe}",
         "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {who} {time} #{id}",
-        "sms.resolved": "[OK] {location} {kind} ({severity}) back to normal {time}{lasted} #{id}",
+        "sms.resolved": ("[OK] {location} {severity} {kind} alarm back to normal {time}{lasted} "
+                         "#{id}"),
         "sms.test": "[TEST] {site} alert test {time}",
         "sms.silenced": "[SILENCED] {location} until {until} by {who} {time} #{id}",
         "sms.unsilenced": "[UNSILENCED] {location} by {who} {time} #{id}",
@@ -373,9 +374,12 @@ class Templates:
         if event.event == EventType.TEST:
             kind = labels["test"]
         what = f"{kind} {what}"
-        reason = self._reason(event, labels)
-        if event.kind in REASON_KINDS and event.value is True and event.reason:
-            what = reason
+        condition = self._condition(event, labels)
+        if event.value is True and event.cause == reasons.DETECTED:
+            what = condition  # "복제 원본 없음(마운트 안 됨)", not "... 감지"
+        if event.kind in REASON_KINDS and (event.value is True or event.cause) and event.reason:
+            what = condition
+        reason = self._reason(event, condition)
         local = self._localtime(event.ts)
         location, sensor = event.location or event.sensor_id, event.sensor_id
         location = OWN_LOCATIONS[lang].get(sensor, location)
@@ -411,19 +415,26 @@ class Templates:
             "lasted": LASTED[lang].format(d=lasted) if lasted else "",
         }
 
-    def _reason(self, event: AlarmEvent, labels: Mapping[str, str]) -> str:
-        """The reason in this language: from the event's cause; without one, the English
-        text in English and, in Korean, what the event's own fields say."""
+    def _condition(self, event: AlarmEvent, labels: Mapping[str, str]) -> str:
+        """Why, in this language: from the event's cause; without one, the English text in
+        English and, in Korean, what the event's own fields say."""
         lang = self.language
         if event.event in ACTIONS or event.cause == reasons.TEXT:
             return event.reason or "-"  # a person's words, or the keeper's in this language
         text = reasons.condition(event.cause, event.params, event.kind, labels, lang)
         if text is None:
             text = event.reason if lang == "en" and event.reason else self._fallback(event)
-        text = reasons.note(event.params, lang) + text
+        return text or "-"
+
+    def _reason(self, event: AlarmEvent, condition: str) -> str:
+        """The condition, with what this page adds to it (raised, unacknowledged for ...)."""
+        lang = self.language
+        if event.event in ACTIONS:
+            return condition
+        text = reasons.note(event.params, lang) + condition
         if event.event == EventType.ESCALATED and event.since is not None:
             text = UNACKED_FOR[lang].format(d=reasons.duration(event.ts - event.since, lang)) + text
-        return text or "-"
+        return text
 
     def _fallback(self, event: AlarmEvent) -> str:
         if event.event == EventType.RESOLVED:

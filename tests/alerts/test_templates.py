@@ -70,7 +70,7 @@ def test_korean_sms_reads_naturally():
     assert templates.render(heat, "sms").body == f"[주의] 전산실 랙3 온도 31.2°C {HHMM} #A7F3"
     cleared = _event("전산실 UPS 하단", "water_leak", False, "", event="resolved")
     assert templates.render(cleared, "sms").body.startswith(
-        "[해제] 전산실 UPS 하단 누수(위험) 정상 복귀")
+        "[해제] 전산실 UPS 하단 누수 위험경보 정상 복귀")
 
 
 def test_long_location_is_shortened_keeping_its_ends():
