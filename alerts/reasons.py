@@ -154,7 +154,7 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
     if cause == SILENT:
         silent, limit = (duration(float(p.get(k, 0)), language) for k in ("silent_for", "max_age"))
         return (f"{silent} 동안 수신 없음 (허용 {limit})" if ko
-                else f"no reading for {silent} (max_age {limit})")
+                else f"no reading for {silent} (allowed {limit})")
     if cause == FAULT:
         return f"센서 고장: {_fault_ko(str(p.get('fault', '')))}" if ko else (
             f"sensor fault: {p.get('fault', '')}")
@@ -194,8 +194,8 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
                 f"(written {written})" + (f"; reading it fails: {error}" if error else ""))
     if cause == STATE_DB_DOWN:
         problem = str(p.get("problem", ""))
-        return (f"상태 DB 기록 불가: {_DB_PROBLEMS_KO.get(problem, problem)}. 경보는 메모리에서 계속 발송되나 "
-                "sentinel 재시작 시 기록이 사라짐" if ko else
+        return (f"상태 DB 기록 불가: {_DB_PROBLEMS_KO.get(problem, problem)}. 경보는 "
+                "메모리에서 계속 발송되나 sentinel 재시작 시 기록이 사라짐" if ko else
                 f"state database not writable: {p.get('problem', '')}; alarms still page from "
                 "memory, but nothing is durable (lost if sentinel restarts)")
     if cause == STATE_DB_BACK:

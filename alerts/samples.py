@@ -14,6 +14,7 @@ from typing import Any
 
 from alerts import reasons
 from alerts.event import AlarmEvent, EventType, Severity
+from alerts.templates import KIND_LABELS
 
 # 2026-12-02 14:32:05 local in the demo's zone does not matter: times are printed as given
 TS = 1_796_189_525.0
@@ -128,14 +129,16 @@ def _alarm_id(index: int) -> str:
 
 def alarm_event(sample: Sample, index: int, event: EventType, language: str) -> AlarmEvent:
     """The sample as the engine would hand `event` of it to delivery."""
-    reason = (sample.text or {}).get(language, "") or f"{sample.kind} (sample)"
+    # what the engine writes in `reason`: the English words (or the keeper's own text)
+    reason = (sample.text or {}).get(language, "") or reasons.condition(
+        sample.cause, sample.params, sample.kind, KIND_LABELS["en"], "en") or ""
     value = sample.value
     params = dict(sample.params)
     cause = sample.cause
     severity = sample.severity
     by = who = ""
     if event == EventType.RESOLVED:
-        cause, params = reasons.CLEARED, {}
+        cause, params, reason = reasons.CLEARED, {}, "condition cleared"
         value = False if isinstance(value, bool) else value
         # a critical alarm that eased to a warning before it cleared
         severity = WARN if severity == CRIT else severity
