@@ -16,7 +16,7 @@ from alerts import reasons
 from alerts.event import AlarmEvent, EventType, Severity
 from alerts.templates import KIND_LABELS
 
-# 2026-12-02 14:32:05 local in the demo's zone does not matter: times are printed as given
+# 2026-12-02 14:32:05 in Korea (05:32:05 UTC): the keeper texts below quote times near it
 TS = 1_796_189_525.0
 FIRED = TS - 750.0  # a resolved sample lasted 12 min 30 s
 ERROR = "ConnectionRefusedError: [Errno 111] Connection refused"
