@@ -59,6 +59,11 @@ _DETECTED_EN = {
     "replication_verify": "replica does not match the source",
 }
 
+# severities and events named inside a reason (the templates name the message's own)
+_SEVERITY_KO = {"critical": "위험", "warning": "주의", "info": "알림"}
+_EVENT_KO = {"firing": "발생", "repeat": "반복", "escalated": "미확인", "acknowledged": "확인",
+             "resolved": "해제", "test": "시험", "silenced": "무음", "unsilenced": "무음 해제"}
+
 # The decoder's fault texts (sensors/fault.py), worded in Korean.
 _FAULTS_KO = (
     (re.compile(r"temperature (\S+) °C is a probe error value"), "온도 {0}°C는 프로브 오류값"),
@@ -203,10 +208,13 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
                 else "state database writable again: pages are durable again")
     if cause == UNDELIVERABLE:
         count = p.get("count", 0)
-        return (f"발송할 수 없는 경보 메시지 {count}건을 따로 보관함. 누락된 경보가 있을 수 "
-                "있으니 현장과 sentinel status를 확인" if ko else
-                f"{count} outbox message(s) cannot be sent and were set aside; a page may be "
-                "missing, check the room and `sentinel status`")
+        rows = "; ".join(_row(item, ko) for item in p.get("items", ()))
+        if ko:
+            return (f"발송할 수 없는 경보 메시지 {count}건을 따로 보관함. 누락된 경보가 있을 "
+                    "수 있으니 현장과 sentinel status를 확인 바람"
+                    + (f". 보관된 메시지: {rows}" if rows else ""))
+        return (f"{count} outbox message(s) cannot be sent and were set aside; a page may be "
+                "missing, check the room and `sentinel status`" + (f": {rows}" if rows else ""))
     if cause == TEST:
         return "시험 발송(sentinel test-alert)" if ko else "sentinel test-alert"
     if cause == CLEARED:
@@ -242,6 +250,16 @@ def _part(part: Mapping[str, Any], labels: Mapping[str, str], language: str) -> 
     if ko:
         return f"{sensor} {_DETECTED_KO.get(kind, labels.get(kind, kind) + ' 감지')}"
     return f"{sensor} {kind.replace('_', ' ')}"
+
+
+def _row(item: Mapping[str, Any], ko: bool) -> str:
+    """One set-aside outbox row: "#7 (경보 ZZZZ, critical firing): TypeError: …"."""
+    row, alarm, error = item.get("row"), item.get("alarm"), item.get("error", "")
+    severity, event = str(item.get("severity", "")), str(item.get("event", ""))
+    if ko:
+        words = f"{_SEVERITY_KO.get(severity, severity)} {_EVENT_KO.get(event, event)}"
+        return f"#{row} (경보 {alarm}, {words}): {error}"
+    return f"#{row} (alarm {alarm}, {severity} {event}): {error}"
 
 
 def _fault_ko(text: str) -> str:

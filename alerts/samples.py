@@ -21,6 +21,7 @@ TS = 1_796_189_525.0
 FIRED = TS - 750.0  # a resolved sample lasted 12 min 30 s
 ERROR = "ConnectionRefusedError: [Errno 111] Connection refused"
 DB_PATH = "/var/lib/sentinel/sentinel.db"
+ROW_ERROR = "TypeError: unsupported format string passed to NoneType.__format__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,11 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("state_db", "sentinel:state-db", "state database not writable", None, "", CRIT,
            reasons.STATE_DB_DOWN, {"path": DB_PATH, "problem": "no space left on device"}),
     Sample("outbox_undeliverable", "sentinel:outbox", "alert outbox", 2, "", WARN,
-           reasons.UNDELIVERABLE, {"count": 2}),
+           reasons.UNDELIVERABLE, {"count": 2, "items": [
+               {"row": 7, "alarm": "ZZZZ", "severity": "critical", "event": "firing",
+                "error": ROW_ERROR},
+               {"row": 8, "alarm": "ZZZZ", "severity": "critical", "event": "repeat",
+                "error": ROW_ERROR}]}),
     Sample("room_silent", "room:main", "room:main", True, "", CRIT, reasons.TEXT, {},
            {"ko": "90초 무응답, 자료 14:32:05까지 안전, 누수(위험)",
             "en": "silent 90s, data safe to 14:32:05, alarms: leak(CRIT)"}),
@@ -115,9 +120,9 @@ SAMPLES: tuple[Sample, ...] = (
 
 # Names an operator configured or a system said, kept as they are in any language.
 NAMES: frozenset[str] = frozenset(
-    {s.sensor for s in SAMPLES} | {s.location for s in SAMPLES} | {ERROR, DB_PATH, "main",
-     "fire", "alerts", "alarms", "2026-12-02T1430", "kim(alice)",
-     "kim (uid 1000 alice)"}
+    {s.sensor for s in SAMPLES} | {s.location for s in SAMPLES}
+    | {ERROR, DB_PATH, ROW_ERROR, "ZZZZ", "main", "fire", "alerts", "alarms", "2026-12-02T1430",
+       "kim(alice)", "kim (uid 1000 alice)"}
 )
 ALARM_EVENTS = (EventType.FIRING, EventType.REPEAT, EventType.ESCALATED,
                 EventType.ACKNOWLEDGED, EventType.RESOLVED)
