@@ -184,6 +184,12 @@ def every_event(language: str) -> list[tuple[str, AlarmEvent]]:
         for event in ALARM_EVENTS:
             label = f"{sample.kind}/{sample.cause} {event}"
             out.append((label, alarm_event(sample, index, event, language)))
+    # a page about an alarm already on: its severity went up; its silence ended
+    for note in (reasons.RAISED, reasons.AFTER_SILENCE):
+        at = 2  # the critical temperature
+        event = alarm_event(SAMPLES[at], at, EventType.FIRING, language)
+        out.append((f"{SAMPLES[at].kind}/{note} firing",
+                    replace(event, params={**event.params, "note": note})))
     out += [(f"{e.event} {e.sensor_id or '--all'}", e) for e in action_events()]
     out.append(("test", sample_test_event()))
     return out
