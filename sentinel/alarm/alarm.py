@@ -247,6 +247,7 @@ class Alarm:
         self.fired = now
         self.last_notified = now
         self.escalation = 0
+        self.peak = self.severity  # a level seen only during the trip hold never paged
         out.append(self._record(now, before, self.reason, EventType.FIRING))
 
     def _take_target(self, target: str) -> None:
