@@ -10,6 +10,7 @@ import re
 import pytest
 
 from alerts.event import EventType
+from alerts.outbox import decode_event
 from alerts.samples import NAMES, SAMPLES, every_event, groups
 from alerts.templates import EVENT_LABELS, SMS_LIMIT_BYTES, Templates, sms_bytes
 
@@ -112,3 +113,18 @@ def test_a_resolved_alarm_names_its_peak_and_how_long_it_lasted() -> None:
             assert f"] {peak} " in long.title and lasted in long.body, (label, long)
             assert peak in templates.render(event, "sms").body, label
     assert any(s.severity == "critical" for s in SAMPLES)
+
+
+def test_an_outbox_row_from_before_reason_codes_still_reads_as_korean() -> None:
+    """A row queued by the previous release (no cause, peak or since) during an upgrade."""
+    old = ('{"alarm_id": "EYDH", "event": "%s", "severity": "critical", "sensor_id": '
+           '"leak-ups", "location": "전산실 UPS 하단", "kind": "water_leak", "value": %s, '
+           '"unit": "", "reason": "%s", "ts": 1796189525.0, "tags": [], "by": "", "who": "", '
+           '"until": null, "safe_as_of": null, "safe_unconfirmed": false}')
+    templates = Templates(site=SITE)
+    for event, value, reason, said in (("firing", "true", "water leak detected", "누수 감지"),
+                                       ("resolved", "false", "condition cleared", "정상 복귀")):
+        message = templates.render(decode_event(old % (event, value, reason)), "long")
+        assert f"사유: {said}" in message.body, message
+        text = f"{message.title}\n{message.body}".replace("EYDH", "")
+        assert not foreign(text, LATIN_WORD, KO_ALLOWED), message
