@@ -14,6 +14,12 @@ kind, value, time and alarm id are what the reader acts on.
 
 `{safe}` is the keeper's confirmation on a critical leak, smoke or fire page (" 자료
 14:32:05까지 안전"), empty when there is none, so a template can always carry it.
+
+`{reason}` is worded in the message's language from the event's reason code
+(alerts/reasons.py). On a resolved event `{severity}` is the highest severity the alarm
+reached, `{duration}` how long it lasted ("12분 30초", "-" when unknown) and `{lasted}` the
+same as " 지속 12분 30초" (empty when unknown). `{memo}` is what the person who
+acknowledged wrote. `sentinel test-alert --preview` shows every template rendered.
 """
 
 from __future__ import annotations
