@@ -40,6 +40,13 @@ REMOVED = "removed"  # its sensor or rule left the config
 RAISED = "raised"  # its severity went up
 AFTER_SILENCE = "after_silence"  # still firing when the silence over it ended
 
+# The parameters a cause cannot be worded without.
+_NEEDS = {
+    HIGH: ("value", "limit"), LOW: ("value", "limit"), RATE: ("rate", "limit"),
+    BATTERY: ("value", "below"), SILENT: ("silent_for", "max_age"), COMBINED: ("name",),
+    COMPONENT: ("name",), KEEPER_STALE: ("room", "age"), KEEPER_NO_RECEIPT: ("room",),
+}
+
 # Boolean kinds whose "detected" reads wrong in Korean: the state itself is the reason.
 _DETECTED_KO = {
     "water_leak": "누수 감지", "smoke": "연기 감지", "tamper": "케이스 열림 감지",
@@ -131,6 +138,8 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
     the kinds' names in the language."""
     ko = language == "ko"
     p = params
+    if any(p.get(key) is None for key in _NEEDS.get(cause, ())):
+        return None  # a damaged or foreign row: the caller words it from the event itself
     kind_label = labels.get(kind, kind)
     if cause == HIGH:
         head = f"{kind_label} 상한 초과" if ko else f"{kind_label} above its limit"

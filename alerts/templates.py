@@ -427,7 +427,10 @@ class Templates:
         lang = self.language
         if event.event in ACTIONS or event.cause == reasons.TEXT:
             return event.reason or "-"  # a person's words, or the keeper's in this language
-        text = reasons.condition(event.cause, event.params, event.kind, labels, lang)
+        try:
+            text = reasons.condition(event.cause, event.params, event.kind, labels, lang)
+        except (TypeError, ValueError):
+            text = None  # parameters of the wrong type (a damaged row): still page
         if text is None:
             text = event.reason if lang == "en" and event.reason else self._fallback(event)
         return text or "-"

@@ -128,3 +128,15 @@ def test_an_outbox_row_from_before_reason_codes_still_reads_as_korean() -> None:
         assert f"사유: {said}" in message.body, message
         text = f"{message.title}\n{message.body}".replace("EYDH", "")
         assert not foreign(text, LATIN_WORD, KO_ALLOWED), message
+
+
+def test_a_reason_code_without_its_parameters_still_reads_as_korean() -> None:
+    """A damaged row, or a code with parameters this release does not know, is worded from
+    the event's own kind and value instead of printing "None"."""
+    event = decode_event(
+        '{"alarm_id": "EYDH", "event": "firing", "severity": "warning", "sensor_id": "t1", '
+        '"location": "전산실", "kind": "temperature", "value": 32.5, "unit": "°C", '
+        '"reason": "32.5°C (limit 30°C)", "ts": 1796189525.0, "cause": "high", '
+        '"params": {"value": "x", "limit": null}}')
+    body = Templates(site=SITE).render(event, "long").body
+    assert "사유: 온도 32.5°C" in body and "None" not in body, body
