@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class EventType(StrEnum):
@@ -36,7 +37,12 @@ class AlarmEvent:
     silence ends. `safe_as_of` is the keeper's "data safe as of" (room clock) a critical
     page carries (sentinel/room_heartbeat.py fills it in just before sending, never in the
     outbox row); `safe_unconfirmed` when the keeper did not answer in time and it is the
-    newest older receipt's."""
+    newest older receipt's.
+
+    `cause` is the reason as a code (alerts/reasons.py) with its `params`, so each language
+    words it itself; `reason` is the English text kept for logs and older outbox rows.
+    `peak` is the highest severity the alarm reached and `since` when it fired: a resolved
+    message names the worst it got and how long it lasted."""
 
     alarm_id: str
     event: str  # EventType
@@ -54,6 +60,11 @@ class AlarmEvent:
     until: float | None = None
     safe_as_of: float | None = None
     safe_unconfirmed: bool = False
+    cause: str = ""
+    # never hashed or compared by identity: a plain dict survives the outbox's JSON
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    peak: str = ""
+    since: float | None = None
 
 
 # Kinds of sentinel's own health alarms (its database, its components, its outbox, the

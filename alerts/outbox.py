@@ -17,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from alerts import reasons
 from alerts.channels import Channel
 from alerts.event import AlarmEvent, EventType, Severity
 
@@ -26,6 +27,8 @@ log = logging.getLogger("sentinel.alerts")
 UNDELIVERABLE_ID = "OUTBOX"
 UNDELIVERABLE_KIND = "outbox_undeliverable"
 UNDELIVERABLE_SENSOR = "sentinel:outbox"
+# rows a notice names one by one (its reason text is capped at 1000 characters too)
+UNDELIVERABLE_LISTED = 5
 ERROR_TEXT_MAX = 300
 
 DEFAULT_ROUTES: Mapping[str, Sequence[str]] = {
@@ -193,6 +196,7 @@ class Outbox:
             [(error[:ERROR_TEXT_MAX], row_id) for row_id, error in rows],
         )
         described: list[str] = []
+        items: list[dict[str, Any]] = []
         critical = False
         for row_id, error in rows:
             channel, alarm_id, what, severity = info.get(row_id, ("?", "?", "?", "?"))
@@ -204,6 +208,8 @@ class Outbox:
             )
             critical = critical or severity == Severity.CRITICAL
             described.append(f"#{row_id} (alarm {alarm_id}, {severity} {what}): {error}")
+            items.append({"row": row_id, "alarm": alarm_id, "severity": severity,
+                          "event": what, "error": error[:ERROR_TEXT_MAX]})
         if all(info.get(row_id, ("", ""))[1] == UNDELIVERABLE_ID for row_id, _ in rows):
             return  # the notice itself cannot be rendered: another would fail the same way
         notice = AlarmEvent(
@@ -214,7 +220,8 @@ class Outbox:
             reason=(f"{len(rows)} outbox message(s) cannot be sent and were set aside; a page "
                     f"may be missing, check the room and `sentinel status`: "
                     + "; ".join(described))[:1000],
-            ts=self._clock(),
+            ts=self._clock(), cause=reasons.UNDELIVERABLE,
+            params={"count": len(rows), "items": items[:UNDELIVERABLE_LISTED]},
         )
         channels = self.route(notice)
         if channels:

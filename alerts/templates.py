@@ -14,6 +14,12 @@ kind, value, time and alarm id are what the reader acts on.
 
 `{safe}` is the keeper's confirmation on a critical leak, smoke or fire page (" 자료
 14:32:05까지 안전"), empty when there is none, so a template can always carry it.
+
+`{reason}` is worded in the message's language from the event's reason code
+(alerts/reasons.py). On a resolved event `{severity}` is the highest severity the alarm
+reached, `{duration}` how long it lasted ("12분 30초", "-" when unknown) and `{lasted}` the
+same as " 지속 12분 30초" (empty when unknown). `{memo}` is what the person who
+acknowledged wrote. `sentinel test-alert --preview` shows every template rendered.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from alerts import reasons
 from alerts.event import AlarmEvent, EventType, Severity, current_events, is_self_health
 
 SMS_LIMIT_BYTES = 90
@@ -33,7 +40,7 @@ EVENTS = tuple(e.value for e in EventType)
 FIELDS = (
     "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
     "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body", "states",
-    "by", "who", "until", "safe",
+    "by", "who", "until", "safe", "memo", "duration", "lasted",
 )
 
 # `{safe}`: up to when the keeper confirmed the room's data safe; marked when it is an older
@@ -55,7 +62,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "replication_quarantine": "복제 불가 파일",
         "replication_unreadable": "읽기 권한 없는 문서",
         "outbox_undeliverable": "발송 불가 경보 메시지", "state_db": "상태 DB",
-        "replication_keeper": "백업 보관(keeper) 응답 없음",
+        "replication_keeper": "백업 보관 서버 응답 없음",
+        "sensor_lost": "센서 응답 없음", "sensor_fault": "센서 고장", "combined": "복합 조건",
         "room_silent": "sentinel 응답 없음", "room_disaster": "재난 추정(경보 중 응답 끊김)",
         "landing_mass_change": "백업 대량 삭제·변경", "keeper_snapshot_failures": "스냅숏 실패",
         "keeper_disk_free": "백업 디스크 여유",
@@ -78,7 +86,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "room_silent": "sentinel silent", "room_disaster": "likely disaster (silent during alarm)",
         "landing_mass_change": "mass deletion/rewrite at the backup",
         "keeper_snapshot_failures": "snapshots failing", "keeper_disk_free": "backup disk free",
-        "test": "test",
+        "test": "test", "sensor_lost": "sensor lost", "sensor_fault": "sensor fault",
+        "combined": "combined rule",
     },
 }
 
@@ -122,6 +131,13 @@ STATE_TAGS = {
 MORE = "…"
 
 BOOL_LABELS = {"ko": {True: "감지", False: "정상"}, "en": {True: "detected", False: "normal"}}
+# sentinel's own pseudo-sensors, whose `location` is a sentence in English (the log's words)
+OWN_LOCATIONS = {
+    "ko": {"sentinel:state-db": "sentinel", "sentinel:outbox": "sentinel"},
+    "en": {"sentinel:state-db": "sentinel", "sentinel:outbox": "sentinel"},
+}
+LASTED = {"ko": " 지속 {d}", "en": " lasted {d}"}
+UNACKED_FOR = {"ko": "{d} 동안 미확인: ", "en": "unacknowledged for {d}: "}
 DETECTED = {"ko": "감지", "en": "detected"}
 ALARM = {"ko": "경보", "en": "alarm"}
 # what a silence of every alarm (`silence --all`) names instead of a location
@@ -131,43 +147,55 @@ ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 # keeper's "silent 90s, data safe to 14:32:05, alarms: leak(CRIT)"): the
 # message states the reason instead of "<kind> detected".
 REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change",
-                          "replication_keeper"})
+                          "replication_keeper", "state_db"})
 
+# The long form's title says what happened, where (site) and how bad; the body adds what
+# the title does not, so nothing is said twice (a channel without titles gets the title
+# prepended by Apprise).
 _LONG_BODY = {
     "ko": (
-        "{event}: {what}{safe}\n현장: {site}\n위치: {location} ({sensor})\n값: {value}\n"
-        "시각: {datetime}\n사유: {reason}\n경보번호: #{id} (확인: sentinel ack {id})"
+        "사유: {reason}{safe}\n위치: {location} ({sensor})\n값: {value}\n시각: {datetime}\n"
+        "경보번호: #{id} (확인: sentinel ack {id})"
+    ),
+    "ko.resolved": (
+        "사유: {reason}\n지속 시간: {duration}\n위치: {location} ({sensor})\n"
+        "마지막 값: {value}\n시각: {datetime}\n경보번호: #{id}"
     ),
     "ko.acknowledged": (
-        "{event}: {what}\n현장: {site}\n위치: {location} ({sensor})\n확인자: {by}\n"
-        "시각: {datetime}\n사유: {reason}\n경보번호: #{id}"
+        "확인자: {by}\n메모: {memo}\n경보 사유: {reason}\n위치: {location} ({sensor})\n"
+        "시각: {datetime}\n경보번호: #{id}"
     ),
     "ko.silenced": (
-        "{event}: {location} ({sensor})\n현장: {site}\n기한: {until}까지\n설정자: {by}\n"
-        "사유: {reason}\n시각: {datetime}\n무음번호: #{id} (해제: sentinel unsilence {id})"
+        "대상: {location} ({sensor})\n기한: {until}까지\n설정자: {by}\n사유: {reason}\n"
+        "시각: {datetime}\n무음번호: #{id} (해제: sentinel unsilence {id})"
     ),
     "ko.unsilenced": (
-        "{event}: {location} ({sensor})\n현장: {site}\n해제자: {by}\n사유: {reason}\n"
-        "시각: {datetime}\n무음번호: #{id}"
+        "대상: {location} ({sensor})\n해제자: {by}\n사유: {reason}\n시각: {datetime}\n"
+        "무음번호: #{id}"
     ),
     "en": (
-        "{event}: {what}{safe}\nSite: {site}\nLocation: {location} ({sensor})\n"
-        "Value: {value}\nTime: {datetime}\nReason: {reason}\n"
-        "Alarm: #{id} (acknowledge: sentinel ack {id})"
+        "Reason: {reason}{safe}\nLocation: {location} ({sensor})\nValue: {value}\n"
+        "Time: {datetime}\nAlarm: #{id} (acknowledge: sentinel ack {id})"
+    ),
+    "en.resolved": (
+        "Reason: {reason}\nLasted: {duration}\nLocation: {location} ({sensor})\n"
+        "Last value: {value}\nTime: {datetime}\nAlarm: #{id}"
     ),
     "en.acknowledged": (
-        "{event}: {what}\nSite: {site}\nLocation: {location} ({sensor})\nBy: {by}\n"
-        "Time: {datetime}\nReason: {reason}\nAlarm: #{id}"
+        "By: {by}\nNote: {memo}\nAlarm reason: {reason}\nLocation: {location} ({sensor})\n"
+        "Time: {datetime}\nAlarm: #{id}"
     ),
     "en.silenced": (
-        "{event}: {location} ({sensor})\nSite: {site}\nUntil: {until}\nBy: {by}\n"
-        "Reason: {reason}\nTime: {datetime}\nSilence: #{id} (end it: sentinel unsilence {id})"
+        "Target: {location} ({sensor})\nUntil: {until}\nBy: {by}\nReason: {reason}\n"
+        "Time: {datetime}\nSilence: #{id} (end it: sentinel unsilence {id})"
     ),
     "en.unsilenced": (
-        "{event}: {location} ({sensor})\nSite: {site}\nBy: {by}\nReason: {reason}\n"
-        "Time: {datetime}\nSilence: #{id}"
+        "Target: {location} ({sensor})\nBy: {by}\nReason: {reason}\nTime: {datetime}\n"
+        "Silence: #{id}"
     ),
 }
+# the long forms an event has of its own; the others use the firing one
+_OWN_BODIES = ("resolved", "acknowledged", "silenced", "unsilenced")
 
 DEFAULTS: dict[str, dict[str, str]] = {
     "ko": {
@@ -175,7 +203,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.repeat": "[{severity}·반복] {location} {what} {time} #{id}{safe}",
         "sms.escalated": "[{severity}·미확인] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[확인] {location} {kind} 경보 확인 {who} {time} #{id}",
-        "sms.resolved": "[해제] {location} {kind} 정상 {time} #{id}",
+        "sms.resolved": "[해제] {location} {kind} {severity}경보 정상 복귀 {time}{lasted} #{id}",
         "sms.test": "[시험] {site} 경보 시험 메시지 {time}",
         "sms.silenced": "[무음] {location} {until}까지 {who} {time} #{id}",
         "sms.unsilenced": "[무음해제] {location} {who} {time} #{id}",
@@ -183,17 +211,20 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "long.group": "{states}\n\n{body}",
         "long.group.title": "[{site}] 경보 {count}건",
         **{f"long.{e}": _LONG_BODY["ko"] for e in EVENTS if e != "test"},
-        **{f"long.{e}": _LONG_BODY[f"ko.{e}"] for e in ("acknowledged", "silenced", "unsilenced")},
-        "long.test": "sentinel 시험 메시지입니다.\n현장: {site}\n시각: {datetime}",
+        **{f"long.{e}": _LONG_BODY[f"ko.{e}"] for e in _OWN_BODIES},
+        "long.test": ("sentinel 경보 발송 시험입니다. 이 메시지가 보이면 이 채널로 경보가 "
+                      "전달됩니다.\n시각: {datetime}"),
         **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
         **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
+        "long.test.title": "[{site}] 경보 시험 메시지",
     },
     "en": {
         "sms.firing": "[{severity}] {location} {what} {time} #{id}{safe}",
         "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}{safe}",
         "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {who} {time} #{id}",
-        "sms.resolved": "[OK] {location} {kind} normal {time} #{id}",
+        "sms.resolved": ("[OK] {location} {severity} {kind} alarm back to normal {time}{lasted} "
+                         "#{id}"),
         "sms.test": "[TEST] {site} alert test {time}",
         "sms.silenced": "[SILENCED] {location} until {until} by {who} {time} #{id}",
         "sms.unsilenced": "[UNSILENCED] {location} by {who} {time} #{id}",
@@ -201,10 +232,12 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "long.group": "{states}\n\n{body}",
         "long.group.title": "[{site}] {count} alarms",
         **{f"long.{e}": _LONG_BODY["en"] for e in EVENTS if e != "test"},
-        **{f"long.{e}": _LONG_BODY[f"en.{e}"] for e in ("acknowledged", "silenced", "unsilenced")},
-        "long.test": "sentinel test message.\nSite: {site}\nTime: {datetime}",
+        **{f"long.{e}": _LONG_BODY[f"en.{e}"] for e in _OWN_BODIES},
+        "long.test": ("sentinel alert test. If you can read this, alarms reach you on this "
+                      "channel.\nTime: {datetime}"),
         **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
         **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
+        "long.test.title": "[{site}] alert test",
     },
 }
 
@@ -309,7 +342,10 @@ class Templates:
             assert text is not None
             return Message("", text)
         states = [self._template("sms", e.event).format_map(self._fields(e)) for e in current]
-        bodies = [self.render(e, "long").body for e in events]
+        # each event under its own title, less the site the group's title already names
+        site_tag = f"[{self.site}] "
+        bodies = [f"{m.title.removeprefix(site_tag)}\n{m.body}".strip()
+                  for m in (self.render(e, "long") for e in events)]
         fields = {
             **self._fields(lead), **extra, "states": "\n".join(states), "body": "\n\n".join(bodies)
         }
@@ -330,10 +366,13 @@ class Templates:
 
     def _fields(self, event: AlarmEvent) -> dict[str, str]:
         lang = self.language
-        kind = KIND_LABELS[lang].get(event.kind, event.kind)
+        labels = KIND_LABELS[lang]
+        kind = labels.get(event.kind, event.kind)
         value = format_value(event.value, event.unit)
         if isinstance(event.value, bool):
             value = BOOL_LABELS[lang][event.value]
+        elif isinstance(event.value, int | float) and event.unit == "s":
+            value = reasons.measure(event.value, event.unit, lang)
         if isinstance(event.value, int | float) and not isinstance(event.value, bool):
             what = value
         elif event.value is True:
@@ -341,14 +380,24 @@ class Templates:
         else:
             what = ALARM[lang]
         if event.event == EventType.TEST:
-            kind = KIND_LABELS[lang]["test"]
+            kind = labels["test"]
         what = f"{kind} {what}"
-        if event.kind in REASON_KINDS and event.value is True and event.reason:
-            what = event.reason
+        condition = self._condition(event, labels)
+        if event.value is True and event.cause == reasons.DETECTED:
+            what = condition  # "복제 원본 없음(마운트 안 됨)", not "... 감지"
+        if event.kind in REASON_KINDS and (event.value is True or event.cause) and event.reason:
+            what = condition
+        reason = self._reason(event, condition)
         local = self._localtime(event.ts)
         location, sensor = event.location or event.sensor_id, event.sensor_id
+        location = OWN_LOCATIONS[lang].get(sensor, location)
         if event.event in ACTIONS and not event.sensor_id:
             location, sensor = EVERYTHING[lang], "--all"
+        severity = event.severity
+        if event.event == EventType.RESOLVED and event.peak:
+            severity = event.peak  # the worst it got, not where it eased off before clearing
+        lasted = ("" if event.since is None else
+                  reasons.duration(event.ts - event.since, lang))
         return {
             "site": self.site,
             "location": location,
@@ -356,9 +405,9 @@ class Templates:
             "kind": kind,
             "what": what,
             "value": value,
-            "severity": SEVERITY_LABELS[lang].get(event.severity, event.severity),  # type: ignore[call-overload]
+            "severity": SEVERITY_LABELS[lang].get(severity, severity),  # type: ignore[call-overload]
             "event": EVENT_LABELS[lang].get(event.event, event.event),  # type: ignore[call-overload]
-            "reason": event.reason or "-",
+            "reason": reason,
             "time": time.strftime("%H:%M", local),
             "datetime": time.strftime("%Y-%m-%d %H:%M:%S", local),
             "id": event.alarm_id,
@@ -369,7 +418,48 @@ class Templates:
             "until": "-" if event.until is None else time.strftime(
                 "%m-%d %H:%M", self._localtime(event.until)),
             "safe": self._safe(event, local),
+            "memo": str(event.params.get("memo") or "-"),
+            "duration": lasted or "-",
+            "lasted": LASTED[lang].format(d=lasted) if lasted else "",
         }
+
+    def _condition(self, event: AlarmEvent, labels: Mapping[str, str]) -> str:
+        """Why, in this language: from the event's cause; without one, the English text in
+        English and, in Korean, what the event's own fields say."""
+        lang = self.language
+        if event.event in ACTIONS or event.cause == reasons.TEXT:
+            return event.reason or "-"  # a person's words, or the keeper's in this language
+        try:
+            text = reasons.condition(event.cause, event.params, event.kind, labels, lang)
+        except (TypeError, ValueError):
+            text = None  # parameters of the wrong type (a damaged row): still page
+        if text is None:
+            text = event.reason if lang == "en" and event.reason else self._fallback(event)
+        return text or "-"
+
+    def _reason(self, event: AlarmEvent, condition: str) -> str:
+        """The condition, with what this page adds to it (raised, unacknowledged for ...)."""
+        lang = self.language
+        if event.event in ACTIONS:
+            return condition
+        text = reasons.note(event.params, lang) + condition
+        if event.event == EventType.ESCALATED and event.since is not None:
+            text = UNACKED_FOR[lang].format(d=reasons.duration(event.ts - event.since, lang)) + text
+        return text
+
+    def _fallback(self, event: AlarmEvent) -> str:
+        if event.event == EventType.RESOLVED:
+            return reasons.condition(reasons.CLEARED, {}, "", {}, self.language) or "-"
+        if event.event == EventType.TEST:
+            return reasons.condition(reasons.TEST, {}, "", {}, self.language) or "-"
+        labels = KIND_LABELS[self.language]
+        kind = labels.get(event.kind, event.kind)
+        if event.value is True:
+            return reasons.condition(reasons.DETECTED, {}, event.kind, labels,
+                                     self.language) or "-"
+        if isinstance(event.value, int | float) and not isinstance(event.value, bool):
+            return f"{kind} {reasons.measure(event.value, event.unit, self.language)}"
+        return f"{kind} {ALARM[self.language]}"
 
     def _safe(self, event: AlarmEvent, local: time.struct_time) -> str:
         if event.safe_as_of is None:

@@ -74,6 +74,10 @@ class Reading:
     source: str = ""
     fault: str | None = None
     detail: str | None = None
+    # `detail` as a code of alerts/reasons.py and its parameters, so an alarm's message can
+    # be worded in the alerts' language; a detail without a code is already in that language
+    cause: str | None = None
+    params: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts import reasons
 from alerts.channels import Channel
 from alerts.event import AlarmEvent, EventType, Severity
 from alerts.outbox import Outbox
@@ -56,6 +57,12 @@ def failure_text(supervisor: Supervisor, state: TaskState) -> str:
     )
 
 
+def failure_params(supervisor: Supervisor, state: TaskState) -> dict[str, Any]:
+    """`failure_text` as parameters of alerts/reasons.py's COMPONENT, for the page's wording."""
+    return {"name": state.name, "count": supervisor.restarts_in_window(state),
+            "window": supervisor.alarm_window, "error": state.last_error}
+
+
 def component_readings(supervisor: Supervisor, now: float) -> list[Reading]:
     """One reading per component whose mark is judged: True while it is marked failing."""
     supervisor.check()
@@ -64,6 +71,8 @@ def component_readings(supervisor: Supervisor, now: float) -> list[Reading]:
             sensor_id(state.name), str(Kind.COMPONENT), state.failing, "", now,
             source="supervisor",
             detail=failure_text(supervisor, state) if state.failing else None,
+            cause=reasons.COMPONENT if state.failing else None,
+            params=failure_params(supervisor, state) if state.failing else None,
         )
         for state in list(supervisor.states.values())
         if supervisor.judged(state)
@@ -181,6 +190,8 @@ class ComponentWatch:
             alarm_id=DIRECT_ID, event=str(EventType.FIRING), severity=str(Severity.CRITICAL),
             sensor_id=sensor_id(state.name), location=sensor_id(state.name),
             kind=str(Kind.COMPONENT), value=True, unit="", reason=reason, ts=now,
+            cause=reasons.COMPONENT,
+            params={**failure_params(self._supervisor, state), "direct": True},
         )
 
     async def _try(self, page: _DirectPage, now: float) -> None:

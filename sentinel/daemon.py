@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from alerts import reasons
 from alerts.event import AlarmEvent, EventType, Severity
 from sentinel import __version__, livestatus
 from sentinel.config import Config, ConfigError, load_config
@@ -258,22 +259,25 @@ class Daemon:
                 store, EventType.FIRING, f"state database not writable: {store.last_problem}",
                 f"state database not writable: {store.last_problem}; alarms still page from "
                 "memory, but nothing is durable (lost if sentinel restarts)",
+                (reasons.STATE_DB_DOWN, {"path": str(store.path), "problem": store.last_problem}),
             )
         if store.durable and not self._durable:
             self._durable = True
             await self._notice(
                 store, EventType.RESOLVED, "state database writable again",
                 f"state database {store.path} writable again: pages are durable again",
+                (reasons.STATE_DB_BACK, {"path": str(store.path)}),
             )
 
-    async def _notice(self, store: Store, event: EventType, location: str, reason: str) -> None:
+    async def _notice(self, store: Store, event: EventType, location: str, reason: str,
+                      cause: tuple[str, dict[str, Any]]) -> None:
         """Queues a page about sentinel's own state database on the normal outbox (in memory
         while the file cannot be written)."""
         assert self.runtime is not None and self.runtime.outbox is not None
         notice = AlarmEvent(
             alarm_id=STATE_DB_ALARM_ID, event=str(event), severity=str(Severity.CRITICAL),
             sensor_id=STATE_DB_SENSOR, location=location, kind="state_db", value=None,
-            unit="", reason=reason, ts=self.clock(),
+            unit="", reason=reason, ts=self.clock(), cause=cause[0], params=cause[1],
         )
         error: Exception | None = None
         # a first attempt may be the write that finds the file unwritable; the store then

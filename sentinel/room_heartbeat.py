@@ -27,6 +27,7 @@ from typing import Any
 
 import aiosqlite
 
+from alerts import reasons
 from backup.keeper_record import (
     HEARTBEAT_FILE,
     MAX_ALARMS,
@@ -129,30 +130,36 @@ class RoomHeartbeat:
             if self._submit is not None:
                 # a keeper that stops answering is a keeper that stopped keeping: paged on
                 # the room's own road (replication:<name>, kind replication_keeper)
-                problem = self.keeper_problem(self._clock())
+                problem, cause, params = self.keeper_problem(self._clock())
                 await self._submit(Reading(f"replication:{self.spec.name}",
                                            "replication_keeper", problem is not None,
-                                           source="keeper", detail=problem))
+                                           source="keeper", detail=problem, cause=cause,
+                                           params=params))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.keeper.heartbeat):
                     await self._wake.wait()
             self._wake.clear()
 
-    def keeper_problem(self, now: float) -> str | None:
+    def keeper_problem(self, now: float) -> tuple[str | None, str | None, dict[str, Any]]:
         """Why the keeper does not vouch for this room now, or None. Judged once heartbeats
         have been shipped for `stale_after` (the keeper rewrites the receipt at every
-        heartbeat it accepts; its `written` is the keeper's clock, so the hosts need NTP)."""
+        heartbeat it accepts; its `written` is the keeper's clock, so the hosts need NTP).
+        With it, the same as a code of alerts/reasons.py and its parameters."""
         if self.last_shipped is None or now - self._began < self.keeper.stale_after:
-            return None
+            return None, None, {}
+        error = self.receipt_error
         if self.receipt is None:
-            why = f": {self.receipt_error}" if self.receipt_error else ""
-            return f"keeper {self.room} not answering: no receipt{why}"
+            why = f": {error}" if error else ""
+            return (f"keeper {self.room} not answering: no receipt{why}",
+                    reasons.KEEPER_NO_RECEIPT, {"room": self.room, "error": error})
         age = now - self.receipt.written
         if age <= self.keeper.stale_after:
-            return None
-        why = f"; reading it fails: {self.receipt_error}" if self.receipt_error else ""
+            return None, None, {}
+        why = f"; reading it fails: {error}" if error else ""
+        written = clock_text(self.receipt.written)
         return (f"keeper {self.room} not answering: newest receipt {age:.0f}s old "
-                f"(written {clock_text(self.receipt.written)}){why}")
+                f"(written {written}){why}", reasons.KEEPER_STALE,
+                {"room": self.room, "age": round(age), "written": written, "error": error})
 
     def health(self) -> dict[str, Any]:
         r = self.receipt

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from alerts import reasons
 from alerts.event import EventType
 from sentinel.alarm.actor import Actor
 from sentinel.alarm.rules import RANK, Policy
@@ -29,8 +30,11 @@ ROW_COLUMNS = (
     "id", "n", "subject", "condition", "sensor_id", "location", "kind", "unit", "state",
     "severity", "value", "reason", "opened", "fired", "last_notified", "escalation",
     "acked_by", "acked_at", "clear_since", "latched", "unpaged", "direction", "closed",
-    "updated",
+    "updated", "cause", "params", "peak",
 )
+# (code, parameters) of alerts/reasons.py: the reason as each language words it
+Cause = tuple[str, dict[str, Any]]
+NO_CAUSE: Cause = ("", {})
 
 
 @dataclass(slots=True)
@@ -47,16 +51,18 @@ class Transition:
     tags: tuple[str, ...]
     row: tuple[Any, ...]
     actor: Actor | None = None  # who caused it (an acknowledgement)
+    cause: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class Alarm:
     """State of one condition of one subject (a sensor or a combined rule)."""
 
     __slots__ = (
-        "acked_at", "acked_by", "alarm_id", "clear_since", "condition", "direction",
+        "acked_at", "acked_by", "alarm_id", "cause", "clear_since", "condition", "direction",
         "escalation", "fired", "kind", "last_notified", "latched", "location", "n", "opened",
-        "policy", "reason", "sensor_id", "severity", "state", "subject", "target",
-        "target_reason", "target_since", "unit", "unpaged", "value",
+        "peak", "policy", "reason", "sensor_id", "severity", "state", "subject", "target",
+        "target_cause", "target_reason", "target_since", "unit", "unpaged", "value",
     )
 
     def __init__(
@@ -81,6 +87,7 @@ class Alarm:
         self.target: str | None = None
         self.target_since = 0.0
         self.target_reason = ""
+        self.target_cause: Cause = NO_CAUSE
         self.direction: str | None = None
         self._reset()
 
@@ -91,6 +98,8 @@ class Alarm:
         self.severity: str | None = None
         self.value: Any = None
         self.reason = ""
+        self.cause: Cause = NO_CAUSE
+        self.peak: str | None = None  # the highest severity reached since it opened
         self.opened = 0.0
         self.fired: float | None = None
         self.last_notified: float | None = None
@@ -114,8 +123,10 @@ class Alarm:
         reason: str,
         now: float,
         new_id: Callable[[], tuple[int, str]],
+        cause: Cause = NO_CAUSE,
     ) -> list[Transition]:
-        """The condition was evaluated again: `target` is the severity it asks for, or None."""
+        """The condition was evaluated again: `target` is the severity it asks for, or None;
+        `cause` is `reason` as a code for the messages."""
         if target is None and self.state == NORMAL:
             self.target = None  # the common case on the hot path: all quiet
             return []
@@ -123,6 +134,7 @@ class Alarm:
             if self.target is None:
                 self.target_since = now
             self.target_reason = reason
+            self.target_cause = cause
         self.target = target
         if self.state != NORMAL or target is not None:
             self.value = value
@@ -138,8 +150,7 @@ class Alarm:
                 return out
             self.n, self.alarm_id = new_id()
             self.opened = now
-            self.severity = target
-            self.reason = self.target_reason
+            self._take_target(target)
             if policy.trip_hold > 0 and now - self.target_since < policy.trip_hold:
                 self.state = PENDING
                 out.append(self._record(now, NORMAL, f"{self.reason} (hold {policy.trip_hold:g}s)"))
@@ -152,8 +163,7 @@ class Alarm:
                 out.append(self._record(now, PENDING, "condition cleared during the hold time"))
                 self._reset()
                 return out
-            self.severity = target
-            self.reason = self.target_reason
+            self._take_target(target)
             if now - self.target_since >= policy.trip_hold:
                 self._fire(now, PENDING, out)
             return out
@@ -161,18 +171,19 @@ class Alarm:
         if target is not None:
             self.clear_since = None
             self.reason = self.target_reason
+            self.cause = self.target_cause
             if self.latched:
                 self.latched = False
                 out.append(self._record(now, self.state, f"condition back: {self.reason}"))
             if RANK[target] > RANK[self.severity]:
                 before = self.state
-                self.severity = target
+                self._take_target(target)
                 self.state = FIRING
                 self.acked_by = self.acked_at = None
                 self.last_notified = now
-                out.append(
-                    self._record(now, before, f"severity raised: {self.reason}", EventType.FIRING)
-                )
+                raised = (self.cause[0], {**self.cause[1], "note": reasons.RAISED})
+                out.append(self._record(now, before, f"severity raised: {self.reason}",
+                                        EventType.FIRING, cause=raised))
             elif RANK[target] < RANK[self.severity]:
                 self.severity = target
                 out.append(self._record(now, self.state, f"severity lowered: {self.reason}"))
@@ -188,7 +199,7 @@ class Alarm:
                     self._record(now, FIRING, "condition cleared; latched until acknowledged")
                 )
             return out
-        self._resolve(now, "condition cleared", out)
+        self._resolve(now, "condition cleared", out, (reasons.CLEARED, {}))
         return out
 
     # -- people ---------------------------------------------------------------------------
@@ -205,11 +216,12 @@ class Alarm:
         self.unpaged = False
         out = [self._record(now, FIRING, f"acknowledged by {by}", EventType.ACKNOWLEDGED)]
         if self.latched:
-            self._resolve(now, f"acknowledged by {by} after the condition cleared", out)
+            self._resolve(now, f"acknowledged by {by} after the condition cleared", out,
+                          (reasons.ACKED_CLEARED, {"by": by}))
             return "acknowledged and resolved (the condition had cleared)", out
         return "acknowledged", out
 
-    def resolve(self, now: float, reason: str) -> list[Transition]:
+    def resolve(self, now: float, reason: str, cause: Cause = NO_CAUSE) -> list[Transition]:
         """Close the alarm whatever its condition says (e.g. its sensor left the config)."""
         out: list[Transition] = []
         if self.state == PENDING:
@@ -217,14 +229,16 @@ class Alarm:
             out.append(self._record(now, PENDING, reason))
             self._reset()
         elif self.state in (FIRING, ACKNOWLEDGED):
-            self._resolve(now, reason, out)
+            self._resolve(now, reason, out, cause)
         return out
 
     # -- notification timing (driven by the engine's tick) ---------------------------------
 
-    def notify(self, now: float, event: str, reason: str, tags: tuple[str, ...] = ()) -> Transition:
+    def notify(self, now: float, event: str, reason: str, tags: tuple[str, ...] = (),
+               note: str = "") -> Transition:
         """A message about an unchanged state: repeat, escalation, page after a silence."""
-        return self._record(now, self.state, reason, event, tags)
+        cause = (self.cause[0], {**self.cause[1], "note": note}) if note else None
+        return self._record(now, self.state, reason, event, tags, cause)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -233,12 +247,20 @@ class Alarm:
         self.fired = now
         self.last_notified = now
         self.escalation = 0
+        self.peak = self.severity  # a level seen only during the trip hold never paged
         out.append(self._record(now, before, self.reason, EventType.FIRING))
 
-    def _resolve(self, now: float, reason: str, out: list[Transition]) -> None:
+    def _take_target(self, target: str) -> None:
+        self.severity = target
+        self.reason = self.target_reason
+        self.cause = self.target_cause
+        if RANK[target] > RANK[self.peak]:
+            self.peak = target
+
+    def _resolve(self, now: float, reason: str, out: list[Transition], cause: Cause) -> None:
         before = self.state
         self.state = RESOLVED
-        out.append(self._record(now, before, reason, EventType.RESOLVED))
+        out.append(self._record(now, before, reason, EventType.RESOLVED, cause=cause))
         self._reset()
 
     def _record(
@@ -248,11 +270,14 @@ class Alarm:
         reason: str,
         event: str | None = None,
         tags: tuple[str, ...] = (),
+        cause: Cause | None = None,
     ) -> Transition:
+        """`cause` is the transition's own (cleared, acknowledged), else the condition's."""
         assert self.alarm_id is not None and self.severity is not None
+        code, params = self.cause if cause is None else cause
         return Transition(
             self.alarm_id, now, before, self.state, self.severity, reason, event, tags,
-            self.row(now),
+            self.row(now), cause=code, params=params,
         )
 
     def row(self, now: float) -> tuple[Any, ...]:
@@ -262,7 +287,8 @@ class Alarm:
             self.kind, self.unit, self.state, self.severity, dump_value(self.value),
             self.reason, self.opened, self.fired, self.last_notified, self.escalation,
             self.acked_by, self.acked_at, self.clear_since, int(self.latched),
-            int(self.unpaged), self.direction, closed, now,
+            int(self.unpaged), self.direction, closed, now, self.cause[0],
+            json.dumps(self.cause[1], ensure_ascii=False), self.peak,
         )
 
     def load(self, row: Any) -> None:
@@ -283,10 +309,14 @@ class Alarm:
         self.latched = bool(row["latched"])
         self.unpaged = bool(row["unpaged"])
         self.direction = row["direction"]
+        self.cause = (row["cause"] or "", json.loads(row["params"] or "{}"))
+        # a row from before migration 3 never recorded its peak: its severity is the best guess
+        self.peak = row["peak"] or self.severity
         # the condition is assumed to still hold until a reading says otherwise
         self.target = None if self.latched or self.clear_since is not None else self.severity
         self.target_since = self.opened
         self.target_reason = self.reason
+        self.target_cause = self.cause
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -17,15 +17,18 @@ from typing import Any
 
 import aiosqlite
 
+from alerts import reasons
 from alerts.event import AlarmEvent, EventType, Severity
 from sensors.reading import UNITS, Reading
 from sentinel.alarm.actor import Actor
 from sentinel.alarm.alarm import (
     ACKNOWLEDGED,
     FIRING,
+    NO_CAUSE,
     NORMAL,
     ROW_COLUMNS,
     Alarm,
+    Cause,
     Transition,
     dump_value,
     load_value,
@@ -35,10 +38,12 @@ from sentinel.alarm.ids import alarm_id, normalize
 from sentinel.alarm.rules import (
     BOOLEAN_KINDS,
     BOOLEAN_REASONS,
+    CRITICAL,
     SELF_KINDS,
     WARNING,
     CombinedRule,
     Policy,
+    Rule,
     RuleBook,
 )
 from sentinel.alarm.schema import MIGRATIONS, OWNER
@@ -257,7 +262,8 @@ class Engine:
                                 r["unit"], location=r["location"])
             alarm.load(r)
             if not self._known_subject(alarm.subject, alarm.condition, alarm.kind):
-                out += alarm.resolve(now, "its sensor or rule was removed from the config")
+                out += alarm.resolve(now, "its sensor or rule was removed from the config",
+                                     (reasons.REMOVED, {}))
         async with db.execute(
             "SELECT id, sensor_id, until, reason, created_by FROM alarm_silences "
             "WHERE ended IS NULL"
@@ -306,7 +312,8 @@ class Engine:
         out: list[Transition] = []
         for key, alarm in list(self._alarms.items()):
             if not self._known_subject(alarm.subject, alarm.condition, alarm.kind):
-                out += alarm.resolve(now, "its sensor or rule was removed from the config")
+                out += alarm.resolve(now, "its sensor or rule was removed from the config",
+                                     (reasons.REMOVED, {}))
                 del self._alarms[key]
         for sid in self._sensors:
             self._last_seen.setdefault(sid, now)
@@ -344,7 +351,8 @@ class Engine:
             self._last_seen[sid] = now
             self._remember(sid, kind, None, reading.unit, now, reading.fault)
             self._update(out, info, "fault", kind, WARNING, None, "",
-                         f"sensor fault: {reading.fault}", now, self._fault_policy)
+                         f"sensor fault: {reading.fault}", now, self._fault_policy,
+                         (reasons.FAULT, {"fault": reading.fault}))
         else:
             self._last_seen[sid] = now
             self._sensor_is_back(info, now, out)
@@ -371,12 +379,16 @@ class Engine:
         if isinstance(value, bool):
             if kind == "battery_low":
                 self._update(out, info, "battery", kind, WARNING if value else None, value, "",
-                             "battery low", now, self._side_policy)
+                             "battery low", now, self._side_policy, (reasons.BATTERY_LOW, {}))
             elif rule.severity is not None:
                 reason = (reading.detail or BOOLEAN_REASONS.get(kind)
                           or f"{kind.replace('_', ' ')} detected")
+                # a detail without a code is already worded in the alerts' language
+                cause: Cause = (
+                    (reading.cause or reasons.TEXT, dict(reading.params or {}))
+                    if reading.detail else (reasons.DETECTED, {}))
                 self._update(out, info, kind, kind, rule.severity if value else None, value,
-                             unit, reason, now, rule.policy)
+                             unit, reason, now, rule.policy, cause)
             return
         if not isinstance(value, int | float):
             if kind in BOOLEAN_KINDS or rule.has_thresholds:
@@ -389,7 +401,8 @@ class Engine:
                               and current.target is not None)
             self._update(out, info, "battery", kind, WARNING if low else None, value, unit,
                          f"battery {value:g}% (below {rule.battery_below:g}%)", now,
-                         self._side_policy)
+                         self._side_policy,
+                         (reasons.BATTERY, {"value": value, "below": rule.battery_below}))
             return
         if rule.has_thresholds:
             key = (sid, kind)
@@ -401,7 +414,11 @@ class Engine:
                 alarm = self._alarm(sid, kind, sid, kind, unit, info.location, rule.policy)
                 if target is not None:
                     alarm.direction = new_direction
-                out += alarm.update(target, value, reason, now, self._new_id)
+                limit = _limit(rule, target, new_direction)
+                cause = NO_CAUSE if target is None else (
+                    reasons.HIGH if new_direction == "high" else reasons.LOW,
+                    {"value": value, "limit": limit, "unit": unit})
+                out += alarm.update(target, value, reason, now, self._new_id, cause)
         if rule.rate_of_rise is not None:
             tracker = self._rates.get(sid)
             if tracker is None or tracker.window != rule.rate_window:
@@ -413,6 +430,8 @@ class Engine:
                     out, info, "rate", kind, target, value, unit,
                     f"rising {rate:.1f}{unit}/min (limit {rule.rate_of_rise:g}{unit}/min)",
                     now, rule.policy,
+                    (reasons.RATE, {"rate": round(rate, 1), "limit": rule.rate_of_rise,
+                                    "unit": unit}),
                 )
 
     def _remember(self, sid: str, kind: str, value: Any, unit: str, now: float,
@@ -440,13 +459,13 @@ class Engine:
 
     def _update(self, out: list[Transition], info: SensorInfo, condition: str, kind: str,
                 target: str | None, value: Any, unit: str, reason: str, now: float,
-                policy: Policy) -> None:
+                policy: Policy, cause: Cause = NO_CAUSE) -> None:
         alarm = self._alarms.get((info.id, condition))
         if alarm is None:
             if target is None:
                 return
             alarm = self._alarm(info.id, condition, info.id, kind, unit, info.location, policy)
-        out += alarm.update(target, value, reason, now, self._new_id)
+        out += alarm.update(target, value, reason, now, self._new_id, cause)
 
     def _alarm(self, subject: str, condition: str, sensor_id: str, kind: str, unit: str,
                location: str, policy: Policy | None = None) -> Alarm:
@@ -479,7 +498,8 @@ class Engine:
         if value is False:
             self._offline.add(info.id)
             self._update(out, info, "lost", info.kind, WARNING, None, "",
-                         "sensor offline (its gateway says so)", now, self._side_policy)
+                         "sensor offline (its gateway says so)", now, self._side_policy,
+                         (reasons.OFFLINE, {}))
         elif value is True:
             self._last_seen[info.id] = now
             self._sensor_is_back(info, now, out)
@@ -504,12 +524,15 @@ class Engine:
             if silent_for > info.max_age:
                 self._update(out, info, "lost", info.kind, WARNING, None, "",
                              f"no reading for {silent_for:.0f}s (max_age {info.max_age:g}s)",
-                             now, self._side_policy)
+                             now, self._side_policy,
+                             (reasons.SILENT, {"silent_for": round(silent_for),
+                                               "max_age": info.max_age}))
 
     # -- combined rules ---------------------------------------------------------------------
 
     def _evaluate_combined(self, rule: CombinedRule, now: float, out: list[Transition]) -> None:
         parts: list[str] = []
+        coded: list[dict[str, Any]] = []
         holds = True
         for term in rule.terms:
             info = self._sensors.get(term.sensor)
@@ -523,12 +546,16 @@ class Engine:
                 break
             value = latest.value
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            said: dict[str, Any] = {"sensor": term.sensor, "kind": kind, "value": value,
+                                    "unit": latest.unit}
             if term.above is not None:
                 ok = numeric and value > term.above
                 part = f"{term.sensor} {value}{latest.unit} > {term.above:g}"
+                said["above"] = term.above
             elif term.below is not None:
                 ok = numeric and value < term.below
                 part = f"{term.sensor} {value}{latest.unit} < {term.below:g}"
+                said["below"] = term.below
             else:
                 ok = value is True
                 part = f"{term.sensor} {kind.replace('_', ' ')}"
@@ -536,6 +563,7 @@ class Engine:
                 holds = False
                 break
             parts.append(part)
+            coded.append(said)
         key = (rule.name, "combined")
         alarm = self._alarms.get(key)
         if alarm is None and not holds:
@@ -551,7 +579,7 @@ class Engine:
                                 ", ".join(locations), rule.policy)
         target = rule.severity if holds else None
         out += alarm.update(target, None, f"{rule.name}: " + " and ".join(parts), now,
-                            self._new_id)
+                            self._new_id, (reasons.COMBINED, {"name": rule.name, "parts": coded}))
 
     # -- time -------------------------------------------------------------------------------
 
@@ -584,7 +612,8 @@ class Engine:
             alarm.unpaged = False
             alarm.last_notified = now
             out.append(alarm.notify(now, EventType.FIRING,
-                                    f"still firing after its silence ended: {alarm.reason}"))
+                                    f"still firing after its silence ended: {alarm.reason}",
+                                    note=reasons.AFTER_SILENCE))
             return
         policy = alarm.policy
         if policy.escalation and alarm.fired is not None:
@@ -698,6 +727,7 @@ class Engine:
                             t.actor = actor
                             if reason:
                                 t.reason = f"{t.reason}: {reason}"
+                                t.params = {**t.params, "memo": reason}
                     out += transitions
                     break
         elif command == "silence":
@@ -816,6 +846,8 @@ class Engine:
             location=row[5], kind=row[6], value=load_value(row[10]), unit=row[7],
             reason=t.reason, ts=t.ts, tags=t.tags if tags is None else tags,
             by=t.actor.describe() if t.actor else "", who=t.actor.short() if t.actor else "",
+            cause=t.cause, params=t.params, peak=row[ROW_COLUMNS.index("peak")] or "",
+            since=row[ROW_COLUMNS.index("fired")],
         )
 
     async def _commit(self) -> None:
@@ -913,6 +945,14 @@ class Engine:
             out.append(item)
         out.sort(key=lambda a: (a["severity"] != "critical", a["since"]))
         return out
+
+
+def _limit(rule: Rule, severity: str | None, direction: str | None) -> float | None:
+    """The threshold a level of `threshold()` is judged against, for the message."""
+    high = direction == "high"
+    if severity == CRITICAL:
+        return rule.crit_high if high else rule.crit_low
+    return rule.warn_high if high else rule.warn_low
 
 
 def _matches(silence: Silence, target: Any) -> bool:

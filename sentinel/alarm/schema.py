@@ -118,4 +118,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX alarm_actions_ts ON alarm_actions(ts);
     """,
+    """
+    -- migration 3: the reason as a code for the messages' own wording (alerts/reasons.py),
+    -- and the highest severity an alarm reached, so its "resolved" names the worst it got
+    -- (NULL in rows from before: read as the row's severity)
+    ALTER TABLE alarm_alarms ADD COLUMN cause TEXT NOT NULL DEFAULT '';
+    ALTER TABLE alarm_alarms ADD COLUMN params TEXT;
+    ALTER TABLE alarm_alarms ADD COLUMN peak TEXT;
+    """,
 )

@@ -8,11 +8,13 @@ import secrets
 import sys
 import time
 
+from alerts import reasons
 from alerts.channels import Channel
 from alerts.event import AlarmEvent, EventType, Severity
 from alerts.sender import deliver
 from alerts.templates import Templates
 from sentinel.cli.common import load_or_exit
+from sentinel.cli.preview import LANGUAGES, preview
 from sentinel.config import ConfigError
 from sentinel.delivery import build_templates, load_configured_channels
 
@@ -34,10 +36,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     parser.add_argument("--tag", help="only the channels carrying this Apprise tag")
+    parser.add_argument(
+        "--preview", action="store_true",
+        help="send nothing: print every template (SMS with its byte count, and the long "
+             "form) for a sample of each alarm kind and event, in Korean and English",
+    )
+    parser.add_argument("--language", choices=LANGUAGES,
+                        help="with --preview: only this language")
     parser.set_defaults(func=test_alert)
 
 
 def test_alert(args: argparse.Namespace) -> int:
+    if args.preview:
+        return preview(args)
     config = load_or_exit(args)
     try:
         channels = load_configured_channels(config.alerts)
@@ -64,6 +75,7 @@ def test_alert(args: argparse.Namespace) -> int:
         unit="",
         reason="sentinel test-alert",
         ts=time.time(),
+        cause=reasons.TEST,
     )
     results = asyncio.run(_send_all(channels, templates, event, config.alerts.send_timeout))
     failed = 0

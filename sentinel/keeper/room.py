@@ -448,7 +448,7 @@ class RoomWatch:
         beat = self.heartbeat
         how_long = _duration(age, ko)
         if beat is None:
-            return (f"keeper 시작 후 {how_long} 무응답(수신 기록 없음)" if ko
+            return (f"보관 서버 시작 후 {how_long} 무응답(수신 기록 없음)" if ko
                     else f"never heard from ({how_long} since keeper start)")
         safe = _clock(self.safe_as_of)
         labels = KIND_LABELS["ko" if ko else "en"]

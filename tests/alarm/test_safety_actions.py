@@ -213,7 +213,8 @@ retry_max = "1s"
         )
 
     def messages(self, path: str) -> list[str]:
-        return [r.message for r in self.sink.delivered(path)]
+        """Each message as a person reads it: its title, then its body."""
+        return [f"{r.title}\n{r.message}" for r in self.sink.delivered(path)]
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         conn = sqlite3.connect(f"file:{self.state / 'sentinel.db'}?mode=ro", uri=True)

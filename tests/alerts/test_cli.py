@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from alerts.samples import SAMPLES
 from sentinel.cli.main import main
 from tests.alerts.helpers import write_apprise
 from tests.fixtures.http_sink import HttpSink
+
+SAMPLE_KINDS = sorted({s.kind for s in SAMPLES})
 
 
 def _config(tmp_path: Path, apprise_yml: Path | str, extra: str = "") -> Path:
@@ -81,3 +84,34 @@ def test_config_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture):
     none = tmp_path / "bare.toml"
     none.write_text("[site]\nname = 'x'\n")
     assert main(["-c", str(none), "test-alert"]) == 2
+
+
+def test_preview_prints_every_template_and_sends_nothing(
+    tmp_path: Path, http_sink: HttpSink, capsys: pytest.CaptureFixture
+):
+    yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/a"), [])])
+    config = _config(tmp_path, yml, '[alerts.templates]\n"sms.firing" = "[{severity}] 맞춤 '
+                     '{location} {what} #{id}"\n')
+    assert main(["-c", str(config), "test-alert", "--preview"]) == 0
+    out = capsys.readouterr().out
+    ko, en = out.split("##### en #####")
+    for kind in SAMPLE_KINDS:
+        assert f"=== {kind}/" in ko and f"=== {kind}/" in en, kind
+    for event in ("firing", "escalated", "acknowledged", "resolved", "silenced", "grouped"):
+        assert event in ko and event in en, event
+    assert "SMS (" in out and "/90 bytes): " in out and "TOO LONG" not in out
+    # the site's own override is Korean (its configured language); English keeps the default
+    assert "[위험] 맞춤 전산실 UPS 하단 누수 감지 #A001" in ko and "맞춤" not in en
+    assert "LMS title: [본청] 위험 누수 경보 발생" in ko
+    assert http_sink.delivered() == []
+
+
+def test_preview_without_a_config_uses_the_demo_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    monkeypatch.delenv("SENTINEL_CONFIG", raising=False)
+    monkeypatch.setattr("sentinel.config.loader.DEFAULT_PATH", tmp_path / "none.toml")
+    assert main(["test-alert", "--preview", "--language", "en"]) == 0
+    captured = capsys.readouterr()
+    assert "LMS title: [데모 군청 전산실] CRIT leak alarm" in captured.out
+    assert "##### ko" not in captured.out and "demo's defaults" in captured.err

@@ -34,6 +34,9 @@ KINDS = [
 ]
 
 
+SECONDS_742 = {"ko": "12분 22초", "en": "12 min 22 s"}
+
+
 def _event(location: str, kind: str, value, unit: str, event: str = "firing",
            alarm_id: str = "A7F3", severity: str = "critical") -> AlarmEvent:
     return AlarmEvent(alarm_id, event, severity, "sensor-1", location, kind, value, unit,
@@ -53,6 +56,9 @@ def test_sms_fits_and_names_what_matters(language: str, location: str):
                 # the location may be shortened, but its first word always survives
                 assert location.split()[0].rstrip(",") in body, body
             if event in (EventType.FIRING, EventType.REPEAT) and isinstance(value, float):
+                if unit == "s":  # seconds read as a duration, in the message's language
+                    assert SECONDS_742[language] in body, body
+                    continue
                 assert f"{value:.1f}".rstrip("0").rstrip(".") in body and unit in body, body
 
 
@@ -63,7 +69,8 @@ def test_korean_sms_reads_naturally():
     heat = _event("전산실 랙3", "temperature", 31.25, "°C", severity="warning")
     assert templates.render(heat, "sms").body == f"[주의] 전산실 랙3 온도 31.2°C {HHMM} #A7F3"
     cleared = _event("전산실 UPS 하단", "water_leak", False, "", event="resolved")
-    assert templates.render(cleared, "sms").body.startswith("[해제] 전산실 UPS 하단 누수 정상")
+    assert templates.render(cleared, "sms").body.startswith(
+        "[해제] 전산실 UPS 하단 누수 위험경보 정상 복귀")
 
 
 def test_long_location_is_shortened_keeping_its_ends():
@@ -83,7 +90,8 @@ def test_long_form_names_site_location_value_time_and_id(language: str):
     message = Templates(language=language, site="○○군청 본청").render(
         _event("전산실 랙3", "temperature", 36.2, "°C"), "long")
     assert "○○군청 본청" in message.title
-    for fact in ("○○군청 본청", "전산실 랙3", "36.2°C", HHMM, "#A7F3", "sensor-1"):
+    assert "○○군청 본청" not in message.body  # the title says it; the body adds, not repeats
+    for fact in ("전산실 랙3", "36.2°C", HHMM, "#A7F3", "sensor-1"):
         assert fact in message.body
     assert sms_bytes(message.body) > SMS_LIMIT_BYTES  # the long form is not squeezed
 

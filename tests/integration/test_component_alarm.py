@@ -118,7 +118,7 @@ def test_a_component_in_a_restart_loop_pages_once_with_its_error(
     # the SMS names the component; the long form also says what crashed it
     assert "crash loop" in d.pages("/sms")[0]
     page = d.pages("/long")[0]
-    assert "replication:docs keeps failing" in page and "restarts in 2m" in page
+    assert "replication:docs keeps failing" in page and "restarts in 2 min" in page
     assert "OperationalError: no such table: backup_journal" in page
 
     # it keeps crashing, and nobody is paged again for it
