@@ -21,6 +21,8 @@ TS = 1_796_189_525.0
 FIRED = TS - 750.0  # a resolved sample lasted 12 min 30 s
 ERROR = "ConnectionRefusedError: [Errno 111] Connection refused"
 DB_PATH = "/var/lib/sentinel/sentinel.db"
+# the first document the service account may not read (sentinel/replication.py words it)
+UNREADABLE = "/srv/onnara/2026/salary.hwp"
 ROW_ERROR = "TypeError: unsupported format string passed to NoneType.__format__"
 
 
@@ -83,6 +85,8 @@ SAMPLES: tuple[Sample, ...] = (
            CRIT, reasons.DETECTED, {}),
     Sample("replication_quarantine", "replication:docs", "replication:docs", 2.0, "", WARN,
            reasons.HIGH, {"value": 2.0, "limit": 1.0, "unit": ""}),
+    Sample("replication_unreadable", "replication:docs", "replication:docs", True, "", WARN,
+           reasons.TEXT, {}, {"ko": f"{UNREADABLE} (+1)", "en": f"{UNREADABLE} (+1)"}),
     Sample("replication_keeper", "replication:docs", "replication:docs", True, "", WARN,
            reasons.KEEPER_STALE, {"room": "main", "age": 620, "written": "14:21:45",
                                   "error": None}),
@@ -121,7 +125,7 @@ SAMPLES: tuple[Sample, ...] = (
 # Names an operator configured or a system said, kept as they are in any language.
 NAMES: frozenset[str] = frozenset(
     {s.sensor for s in SAMPLES} | {s.location for s in SAMPLES}
-    | {ERROR, DB_PATH, ROW_ERROR, "ZZZZ", "main", "fire", "alerts", "alarms", "2026-12-02T1430",
+    | {ERROR, DB_PATH, ROW_ERROR, UNREADABLE, "ZZZZ", "main", "fire", "alerts", "alarms", "2026-12-02T1430",
        "kim(alice)", "kim (uid 1000 alice)"}
 )
 ALARM_EVENTS = (EventType.FIRING, EventType.REPEAT, EventType.ESCALATED,
