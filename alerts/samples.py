@@ -125,8 +125,8 @@ SAMPLES: tuple[Sample, ...] = (
 # Names an operator configured or a system said, kept as they are in any language.
 NAMES: frozenset[str] = frozenset(
     {s.sensor for s in SAMPLES} | {s.location for s in SAMPLES}
-    | {ERROR, DB_PATH, ROW_ERROR, UNREADABLE, "ZZZZ", "main", "fire", "alerts", "alarms", "2026-12-02T1430",
-       "kim(alice)", "kim (uid 1000 alice)"}
+    | {ERROR, DB_PATH, ROW_ERROR, UNREADABLE, "ZZZZ", "main", "fire", "alerts", "alarms",
+       "2026-12-02T1430", "kim(alice)", "kim (uid 1000 alice)"}
 )
 ALARM_EVENTS = (EventType.FIRING, EventType.REPEAT, EventType.ESCALATED,
                 EventType.ACKNOWLEDGED, EventType.RESOLVED)
