@@ -561,8 +561,8 @@ uninstall_keeper() {
 # with ACLs (docs/install.md, "Letting sentinel read the document store"): r on files, r and x
 # on directories, and a default ACL on every directory so files created later get it too.
 # Not `setfacl -R -m u:NAME:rX`: a file that inherited the default entry (r-x, masked) would
-# get a real x from X on the next run. find -H follows PATH itself when it is a symlink (a
-# store linked from /srv), never a symlink inside the tree.
+# get a real x from X on the next run. PATH itself may be a symlink (a store linked from
+# /srv); a symlink inside the tree is never followed.
 # setfacl -m is idempotent: running it again changes nothing.
 grant_read() {
     grant_user=$USER_NAME
@@ -575,6 +575,8 @@ grant_read() {
             shift
             ;;
         -*) die "grant-read takes directories and --user NAME, not '$1'" ;;
+        *'
+'*) die "grant-read: a path with a newline is not taken (rename it first)" ;;
         *) paths="$paths
 $1" ;;
         esac
@@ -595,34 +597,47 @@ $1" ;;
     done
     for path in $paths; do
         IFS=$old_ifs
+        # The store's writers (the application, clerks on a share) can plant symlinks in it,
+        # and this runs as root: the store is resolved once (it may be a link from /srv), and
+        # from then on nothing below it is followed: find does not, setfacl -P skips a link
+        # (one swapped in after find listed it, too), the marker is never written through one.
+        real=$(realpath -e -- "$path") || die "grant-read: cannot resolve $path"
         # sentinel only reads the store, so its first sync cannot write the source marker
         # (backup/markers.py, same text): write it here, but never into an empty directory,
         # which is what an unmounted disk leaves behind.
-        if [ -d "$path" ] && [ ! -e "$path/.sentinel-source" ]; then
-            if [ -n "$(ls -A "$path")" ]; then
+        marker=$real/.sentinel-source
+        if [ -L "$marker" ]; then
+            say "WARNING: $marker is a symbolic link (not written by sentinel): left alone;" \
+                "remove it and run grant-read again"
+        elif [ -d "$real" ] && [ ! -e "$marker" ]; then
+            if [ -n "$(ls -A "$real")" ]; then
+                # a new file made beside it and renamed over: rename replaces a link swapped
+                # in meanwhile instead of writing through it
+                tmp=$(mktemp "$real/.sentinel-source.XXXXXX")
                 printf '%s\n%s\n' \
                     "This directory is replicated by sentinel. Do not delete this file: without it" \
                     "sentinel takes the directory for a missing or unmounted disk and stops." \
-                    >"$path/.sentinel-source"
-                chmod 0644 "$path/.sentinel-source"
+                    >"$tmp"
+                chmod 0644 "$tmp"
+                mv -f -T "$tmp" "$marker"
                 say "$path: wrote the .sentinel-source marker (sentinel cannot write there itself)"
             else
                 say "WARNING: $path is empty (an unmounted disk?): no .sentinel-source marker" \
                     "written; mount it and run grant-read again"
             fi
         fi
-        find -H "$path" -type d -exec setfacl -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
+        find "$real" -type d -exec setfacl -P -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
             die "setfacl on the directories of $path failed (above)"
-        find -H "$path" -type f -exec setfacl -m "u:$grant_user:r" {} + ||
+        find "$real" -type f -exec setfacl -P -m "u:$grant_user:r" {} + ||
             die "setfacl on the files of $path failed (above)"
-        dirs=$(find -H "$path" -type d | wc -l)
-        files=$(find -H "$path" ! -type d | wc -l)
+        dirs=$(find "$real" -type d | wc -l)
+        files=$(find "$real" ! -type d | wc -l)
         say "$path: $grant_user may read its $files files and enter its $dirs directories" \
             "(ACL u:$grant_user:r, rx on directories), and files made there later too" \
             "(default ACL)"
         # the ACLs do not help when a directory above does not let the user through
         if ! setpriv --reuid="$grant_user" --regid="$(id -g "$grant_user")" --init-groups \
-            test -r "$path" -a -x "$path" 2>/dev/null; then
+            test -r "$real" -a -x "$real" 2>/dev/null; then
             say "WARNING: $grant_user still cannot reach $path: a directory above it denies" \
                 "search (give it x, e.g. setfacl -m u:$grant_user:x <that directory>)"
         fi

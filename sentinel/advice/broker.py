@@ -7,24 +7,10 @@ sensor's state. On loopback only local processes can connect, so no warning ther
 
 from __future__ import annotations
 
-import ipaddress
-
+from sentinel.advice.loopback import is_loopback
 from sentinel.config import Config
 
 DOC = "docs/mqtt-broker.md"
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost. Any other name may resolve off the host: judged by
-    the name, not by what the resolver says today."""
-    name = host.strip().strip("[]").lower()
-    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def broker_advice(config: Config) -> list[str]:

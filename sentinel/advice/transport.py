@@ -9,9 +9,8 @@ a config says "this rsync:// is wrapped" (docs/transport.md), and it is not warn
 
 from __future__ import annotations
 
-import ipaddress
-
 from backup.target import TargetError, parse_target, rsyncd_host
+from sentinel.advice.loopback import is_loopback
 from sentinel.config import Config
 
 _FIX = ("use an ssh target (user@host: with rrsync, or user@host::module), or wrap the "
@@ -54,16 +53,3 @@ def cleartext_host(address: str) -> str | None:
         return None
     host = rsyncd_host(target.url)
     return None if is_loopback(host) else host
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, or `localhost` / `*.localhost` (RFC 6761: always this host). Other
-    names are not resolved: check-config must not depend on DNS, and a name is where a
-    record leaves the host unnoticed when the name moves."""
-    name = host.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False

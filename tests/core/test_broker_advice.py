@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from sentinel.advice.broker import broker_advice, is_loopback
+from sentinel.advice.broker import broker_advice
+from sentinel.advice.loopback import is_loopback
 from sentinel.cli.main import main
 from sentinel.config.loader import validate_config
 
@@ -29,7 +30,8 @@ def test_loopback_broker_needs_no_lock(tmp_path: Path, host: str) -> None:
 
 
 @pytest.mark.parametrize("host", ["192.168.10.5", "10.0.0.1", "mqtt.lan", "::ffff:10.0.0.1",
-                                  "127.0.0.1.example.org", "0.0.0.0"])  # fmt: skip
+                                  "127.0.0.1.example.org", "0.0.0.0",
+                                  "mqtt.localhost"])  # fmt: skip
 def test_open_broker_off_this_host_names_the_risk_and_the_fix(tmp_path: Path, host: str) -> None:
     assert not is_loopback(host)
     [line] = advice(tmp_path, host=host)

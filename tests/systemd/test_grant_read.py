@@ -107,3 +107,32 @@ def test_grant_read_writes_no_marker_into_an_empty_directory(store: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "is empty (an unmounted disk?)" in proc.stdout
     assert not (empty / SOURCE_MARKER).exists()
+
+
+def test_grant_read_follows_no_link_a_writer_of_the_store_planted(store: Path) -> None:
+    # grant-read runs as root; whoever writes the store must not steer it elsewhere
+    victim = store.parent / "victim"
+    victim.mkdir()
+    outside = victim / "secret.conf"
+    outside.write_text("root only\n")
+    outside.chmod(0o600)
+    (store / SOURCE_MARKER).symlink_to(victim / "created-by-root")  # dangling
+    (store / "2026" / "link.hwp").symlink_to(outside)
+    (store / "2026" / "linkdir").symlink_to(victim)
+    proc = install("grant-read", str(store), "--user", "nobody")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{store}/{SOURCE_MARKER} is a symbolic link" in proc.stdout
+    assert not (victim / "created-by-root").exists()
+    assert "nobody" not in acls(victim)
+    assert not nobody_reads(outside)
+    assert nobody_reads(store / "2026" / "salary.hwp")  # the store itself is granted
+
+
+def test_grant_read_refuses_a_path_with_a_newline(store: Path) -> None:
+    odd = store.parent / "a\nb"
+    odd.mkdir()
+    (store.parent / "a").mkdir()
+    proc = install("grant-read", str(odd), "--user", "nobody")
+    assert proc.returncode != 0
+    assert "a path with a newline is not taken" in proc.stderr
+    assert "nobody" not in acls(store.parent / "a")
