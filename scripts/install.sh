@@ -588,7 +588,9 @@ $1" ;;
     command -v setfacl >/dev/null || die "setfacl is missing: apt-get install acl"
     getent passwd "$grant_user" >/dev/null ||
         die "grant-read: no user '$grant_user' (run install first, or give --user NAME)"
-    # every path is checked before any is changed
+    # every path is checked before any is changed; a path is taken as written, not as a
+    # pattern (set -f: `grant-read '/srv/a*'` must not grant whatever matches)
+    set -f
     old_ifs=$IFS
     IFS='
 '
@@ -626,7 +628,12 @@ $1" ;;
                     "written; mount it and run grant-read again"
             fi
         fi
-        find "$real" -type d -exec setfacl -P -m "u:$grant_user:rx,d:u:$grant_user:rx" {} + ||
+        # d:o::---: with a default ACL the kernel no longer applies the creating program's
+        # umask, and the default "other" entry would be copied from the directory's mode; a
+        # document the application writes with umask 077 would be readable by every local
+        # user. New files get the directory's group bits and nothing for others instead.
+        find "$real" -type d -exec setfacl -P \
+            -m "u:$grant_user:rx,d:u:$grant_user:rx,d:o::---" {} + ||
             die "setfacl on the directories of $path failed (above)"
         find "$real" -type f -exec setfacl -P -m "u:$grant_user:r" {} + ||
             die "setfacl on the files of $path failed (above)"
@@ -642,6 +649,7 @@ $1" ;;
                 "search (give it x, e.g. setfacl -m u:$grant_user:x <that directory>)"
         fi
     done
+    set +f
     say "check: sentinel check-config --user $grant_user   (names the first path it cannot read)"
 }
 

@@ -136,3 +136,31 @@ def test_grant_read_refuses_a_path_with_a_newline(store: Path) -> None:
     assert proc.returncode != 0
     assert "a path with a newline is not taken" in proc.stderr
     assert "nobody" not in acls(store.parent / "a")
+
+
+def test_a_private_document_made_after_grant_read_stays_private_to_others(store: Path) -> None:
+    # a default ACL makes the kernel ignore the application's umask: without d:o::--- the
+    # "other" bits of new files would come from the directory's mode (0755 here)
+    (store / "2026").chmod(0o755)
+    assert install("grant-read", str(store), "--user", "nobody").returncode == 0
+    old = os.umask(0o077)
+    try:
+        (store / "2026" / "private.hwp").write_text("citizen record\n")
+    finally:
+        os.umask(old)
+    assert not os.stat(store / "2026" / "private.hwp").st_mode & 0o007
+    assert nobody_reads(store / "2026" / "private.hwp")  # the service user still does
+    stranger = subprocess.run(["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups",
+                               "cat", str(store / "2026" / "private.hwp")],
+                              capture_output=True, timeout=10)
+    assert stranger.returncode != 0
+
+
+def test_grant_read_takes_a_path_as_written_not_as_a_pattern(store: Path) -> None:
+    for name in ("a1", "a2"):
+        (store.parent / name).mkdir()
+        (store.parent / name / "doc.hwp").write_text("doc\n")
+    proc = install("grant-read", str(store.parent / "a*"), "--user", "nobody")
+    assert proc.returncode != 0
+    assert "does not exist; nothing was changed" in proc.stderr
+    assert "nobody" not in acls(store.parent / "a1")
