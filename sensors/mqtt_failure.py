@@ -43,7 +43,7 @@ def connection_failure(
     `connected`: it was up and then lost (a reset or timeout then says nothing about the
     TLS or port settings, which worked)."""
     if connected:
-        return f"broker disconnected: {exc or type(exc).__name__}"
+        return f"broker disconnected: {str(exc) or type(exc).__name__}"
     code = _code(exc)
     if code in _BAD_LOGIN or code in _NOT_AUTHORISED:
         if settings.username is None:

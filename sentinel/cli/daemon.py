@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sentinel.advice import advisories
+from sentinel.advice.readability import UnknownUser
 from sentinel.cli.common import ConfigExit, load_or_exit
 from sentinel.config import ConfigError, config_path, load_config
 from sentinel.credentials import install_log_masking
@@ -54,7 +55,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     try:
         advice_lines = advisories(config, user=args.user)
-    except LookupError as exc:  # --user names no account
+    except UnknownUser as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 2
     for advice in advice_lines:
