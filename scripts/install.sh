@@ -45,6 +45,7 @@ PIP_INSTALL_ARGS=${PIP_INSTALL_ARGS:-}
 SENTINEL_NO_VENV=${SENTINEL_NO_VENV:-}
 # Set when check-config, run as the service user after install, refuses the config.
 CONFIG_REFUSED=
+VENV_OLD=
 
 CONFDIR=/etc/sentinel
 STATEDIR=/var/lib/sentinel
@@ -319,7 +320,9 @@ build_venv() {
     # shellcheck disable=SC2086  # PIP_INSTALL_ARGS is a list of words on purpose
     if "$DESTDIR$venv/bin/pip" install --quiet --disable-pip-version-check \
         $PIP_INSTALL_ARGS "$SRC"; then
-        rm -rf "$old"
+        # kept until the service user has run the new release (verify_service_user): an
+        # upgrade the config does not pass puts it back (do_upgrade)
+        VENV_OLD=$old
     else
         put_back_venv "$old" "$venv"
         die "building $venv failed (pip's message is above); nothing else was changed"
@@ -362,6 +365,11 @@ install_program() {
     fi
 }
 
+# drop_old_venv: the new release is accepted; the one before it goes.
+drop_old_venv() {
+    if [ -n "$VENV_OLD" ]; then rm -rf "$VENV_OLD"; fi
+}
+
 # verify_service_user: the service user runs the installed program and its check-config,
 # as systemd would start it, before install says it is done. A program it cannot run is an
 # error; a config it refuses is the admin's next step (an example config may name files
@@ -375,6 +383,7 @@ verify_service_user() {
     if [ "$ROLE" = keeper ]; then again="$again --keeper"; fi
     if ! version=$(as_user "$USER_NAME" "$program" --version </dev/null 2>&1); then
         why=$(blocked_path "$USER_NAME" "$program" "$PREFIX/venv/bin/python3") || why=$version
+        drop_old_venv
         die "installed, but $USER_NAME cannot run $program: $why; the service cannot" \
             "start. Fix that, then run $again"
     fi
@@ -394,7 +403,10 @@ verify_service_user() {
         say "check-config as $USER_NAME refuses $config; the service will not start until it" \
             "passes:"
         ;;
-    *) die "installed, but check-config as $USER_NAME failed (exit $checked): $report" ;;
+    *)
+        drop_old_venv
+        die "installed, but check-config as $USER_NAME failed (exit $checked): $report"
+        ;;
     esac
     printf '%s\n' "$report" | sed 's/^/    /'
 }
@@ -656,6 +668,7 @@ $1" ;;
 do_install() {
     echo "Installing sentinel into ${DESTDIR:-/}"
     install_program
+    drop_old_venv
     if [ "$ROLE" = keeper ]; then
         keeper_next_steps
         return
@@ -685,8 +698,18 @@ do_upgrade() {
     install_program
     service=$(basename "$UNIT" .service)
     if live; then
-        # A restart into a config this release refuses would leave the room unwatched.
+        # A restart into a config this release refuses would leave the room unwatched, and
+        # the running daemon must not be left on a release it was not started from (it
+        # imports some modules late): the release before comes back.
         if [ -n "$CONFIG_REFUSED" ]; then
+            again="scripts/install.sh upgrade"
+            if [ "$ROLE" = keeper ]; then again="$again --keeper"; fi
+            if [ -n "$VENV_OLD" ] && [ -e "$VENV_OLD" ]; then
+                put_back_venv "$VENV_OLD" "$PREFIX/venv"
+                die "upgrade stopped: the new release refuses $service's config (above), so" \
+                    "the release before is back in $PREFIX/venv and $service was not" \
+                    "restarted; fix the config, then run $again"
+            fi
             say "did not restart $service: check-config refuses its config (above); fix it," \
                 "then: systemctl restart $service"
         elif systemctl try-restart "$service.service"; then
@@ -695,6 +718,7 @@ do_upgrade() {
             say "could not restart $service: systemctl restart $service"
         fi
     fi
+    drop_old_venv
 }
 
 # remove_program: delete the program parts the manifest lists; config and state are handled

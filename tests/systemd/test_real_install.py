@@ -338,14 +338,16 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
 
             result = install("upgrade", PATH=path)
 
-            assert result.returncode == 0, result.stderr
+            assert result.returncode == 1, result.stdout
             assert "checked: sentinel runs /opt/sentinel/venv/bin/sentinel" in result.stdout
             assert "check-config as sentinel refuses /etc/sentinel/sentinel.toml" in result.stdout
             assert "mistyped: unknown key" in result.stdout
-            # not restarted into a config it would refuse: the running daemon keeps watching
-            assert "did not restart sentinel" in result.stdout
+            # not restarted into a config it would refuse, and the running daemon is not left
+            # on a release it was not started from: the release before is back
+            assert "the release before is back in /opt/sentinel/venv" in result.stderr
             assert {p: digest(p) for p in kept} == kept
-            assert not (VENV / "the-release-before").exists()  # a fresh venv
+            assert (VENV / "the-release-before").exists()
+            assert not Path(f"{VENV}.sentinel-old").exists()
             assert_installed_as_documented()
 
             result = install("uninstall", "--purge", PATH=path)
