@@ -30,6 +30,9 @@ KEEPER_STALE = "keeper_stale"  # room, age, written ("HH:MM:SS"), error
 TEXT = "text"  # `reason` is already in the alerts' language (the keeper words it)
 STATE_DB_DOWN = "state_db_down"  # path, problem
 STATE_DB_BACK = "state_db_back"  # path
+STATE_DB_CORRUPT = "state_db_corrupt"  # problem (sqlite's words), moved_to (the damaged file)
+# the run before ended while not durable: since ("HH:MM"), alarms [{id, location}]
+STATE_DB_LOST = "state_db_lost"
 UNDELIVERABLE = "undeliverable"  # count
 TEST = "test"
 # how an alarm ended or was handled
@@ -89,6 +92,11 @@ _DB_PROBLEMS_KO = {
     "disk I/O error": "디스크 입출력 오류",
     "unable to open database file": "DB 파일을 열 수 없음",
     "attempt to write a readonly database": "읽기 전용 DB",
+    "file deleted while running": "실행 중 DB 파일 삭제됨",
+    "file replaced by another while running": "실행 중 DB 파일이 다른 파일로 바뀜",
+    "Permission denied": "권한 없음",
+    "Read-only file system": "읽기 전용 파일 시스템",
+    "No space left on device": "디스크 공간 없음",
 }
 
 
@@ -212,6 +220,19 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
                 "메모리에서 계속 발송되나 sentinel 재시작 시 기록이 사라짐" if ko else
                 f"state database not writable: {p.get('problem', '')}; alarms still page from "
                 "memory, but nothing is durable (lost if sentinel restarts)")
+    if cause == STATE_DB_CORRUPT:
+        return (f"상태 DB 손상으로 새 DB에서 시작함({p.get('problem', '')}). 손상된 파일은 "
+                f"{p.get('moved_to', '')}에 보관: 이전 경보 기록, 무음 설정, 미발송 메시지는 "
+                "새 DB에 없음" if ko else
+                f"state database was corrupt, started fresh ({p.get('problem', '')}); the "
+                f"damaged file was kept as {p.get('moved_to', '')}: alarm history, silences "
+                "and pending pages from before are not in the new one")
+    if cause == STATE_DB_LOST:
+        alarms = _lost_alarms(p, ko)
+        return (f"sentinel 재시작: {p.get('since', '?')}부터 상태 DB 없이(메모리에서) 실행 "
+                f"중이었음. 당시 경보: {alarms}. 이 경보는 다시 발송되지 않을 수 있음" if ko else
+                f"sentinel restarted after running without a durable state database since "
+                f"{p.get('since', '?')}: alarms active then: {alarms}; they may not page again")
     if cause == STATE_DB_BACK:
         return ("상태 DB 기록 재개: 경보 기록이 다시 보존됨" if ko
                 else "state database writable again: pages are durable again")
@@ -235,6 +256,35 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
         return ("센서 또는 규칙이 설정에서 제거됨" if ko
                 else "its sensor or rule was removed from the config")
     return None
+
+
+def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
+    """The SMS form of a cause whose full wording does not fit one (sentinel's notices about
+    its own state database), or None: the SMS keeps its time and alarm id."""
+    ko = language == "ko"
+    p = params
+    if cause == STATE_DB_DOWN:
+        problem = str(p.get("problem", ""))
+        return (f"상태 DB 기록 불가({_DB_PROBLEMS_KO.get(problem, problem)})" if ko
+                else f"state database not writable ({problem})")
+    if cause == STATE_DB_BACK:
+        return "상태 DB 기록 재개" if ko else "state database writable again"
+    if cause == STATE_DB_CORRUPT:
+        return "상태 DB 손상, 새 DB로 시작" if ko else "state database was corrupt, started fresh"
+    if cause == STATE_DB_LOST:
+        ids = " ".join(f"{a.get('location', '?')} #{a.get('id', '?')}"
+                       for a in p.get("alarms") or ()) or ("경보 없음" if ko else "no alarms")
+        return (f"재시작, {p.get('since', '?')}부터 비보존 실행: {ids}" if ko
+                else f"restarted, not durable since {p.get('since', '?')}: {ids}")
+    return None
+
+
+def _lost_alarms(params: Mapping[str, Any], ko: bool) -> str:
+    alarms = [a for a in params.get("alarms") or () if isinstance(a, Mapping)]
+    if not alarms:
+        return "없음" if ko else "none"
+    return ", ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
+                     for a in alarms)
 
 
 def note(params: Mapping[str, Any], language: str) -> str:

@@ -99,6 +99,12 @@ SAMPLES: tuple[Sample, ...] = (
                                "direct": True}),
     Sample("state_db", "sentinel:state-db", "state database not writable", None, "", CRIT,
            reasons.STATE_DB_DOWN, {"path": DB_PATH, "problem": "no space left on device"}),
+    Sample("state_db", "sentinel:state-db", "state database was corrupt", None, "", CRIT,
+           reasons.STATE_DB_CORRUPT, {"problem": "file is not a database",
+                                      "moved_to": f"{DB_PATH}.corrupt-20261202T053205"}),
+    Sample("state_db", "sentinel:state-db", "restarted, not durable", None, "", CRIT,
+           reasons.STATE_DB_LOST, {"since": "14:20", "alarms": [
+               {"id": "EYDH", "location": "UPS 하단 바닥"}]}),
     Sample("outbox_undeliverable", "sentinel:outbox", "alert outbox", 2, "", WARN,
            reasons.UNDELIVERABLE, {"count": 2, "items": [
                {"row": 7, "alarm": "ZZZZ", "severity": "critical", "event": "firing",
@@ -125,7 +131,8 @@ SAMPLES: tuple[Sample, ...] = (
 # Names an operator configured or a system said, kept as they are in any language.
 NAMES: frozenset[str] = frozenset(
     {s.sensor for s in SAMPLES} | {s.location for s in SAMPLES}
-    | {ERROR, DB_PATH, ROW_ERROR, UNREADABLE, "ZZZZ", "main", "fire", "alerts", "alarms",
+    | {ERROR, DB_PATH, ROW_ERROR, UNREADABLE, f"{DB_PATH}.corrupt-20261202T053205", "EYDH",
+       "file is not a database", "UPS 하단 바닥", "ZZZZ", "main", "fire", "alerts", "alarms",
        "2026-12-02T1430", "kim(alice)", "kim (uid 1000 alice)"}
 )
 ALARM_EVENTS = (EventType.FIRING, EventType.REPEAT, EventType.ESCALATED,

@@ -386,7 +386,7 @@ class Templates:
         if event.value is True and event.cause == reasons.DETECTED:
             what = condition  # "복제 원본 없음(마운트 안 됨)", not "... 감지"
         if event.kind in REASON_KINDS and (event.value is True or event.cause) and event.reason:
-            what = condition
+            what = reasons.short(event.cause, event.params, lang) or condition
         reason = self._reason(event, condition)
         local = self._localtime(event.ts)
         location, sensor = event.location or event.sensor_id, event.sensor_id

@@ -207,6 +207,8 @@ class Daemon:
                 f"state database was corrupt, started fresh ({store.recovered['reason']}); "
                 f"the damaged file was kept as {store.recovered['moved_to']}: alarm history, "
                 "silences and pending pages from before are not in the new one",
+                (reasons.STATE_DB_CORRUPT, {"problem": store.recovered["reason"],
+                                            "moved_to": store.recovered["moved_to"]}),
             )
         await self._watch_store(store)
 
@@ -239,9 +241,13 @@ class Daemon:
         # the SMS carries about 60 characters of location: the alarm ids are what to check
         ids = " ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
                        for a in active) or "no alarms"
-        short = (f"restarted, not durable since "
-                 f"{time.strftime('%H:%M', time.localtime(since)) if since else '?'}: {ids}")
-        await self._notice(store, EventType.FIRING, short, text)
+        hhmm = time.strftime('%H:%M', time.localtime(since)) if since else "?"
+        short = f"restarted, not durable since {hhmm}: {ids}"
+        lost = [{"id": str(a.get("id", "?")), "location": str(a.get("location") or
+                                                               a.get("sensor", "?"))}
+                for a in active]
+        await self._notice(store, EventType.FIRING, short, text,
+                           (reasons.STATE_DB_LOST, {"since": hhmm, "alarms": lost}))
 
     async def _watch_store(self, store: Store) -> None:
         """Every heartbeat: a file deleted or replaced under us is noticed, a store running

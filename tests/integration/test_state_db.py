@@ -81,9 +81,9 @@ def test_corrupt_database_is_set_aside_started_fresh_and_pages(deployment: Deplo
     os.truncate(db, 100)  # truncate -s 100 sentinel.db
 
     d.start()
-    wait_for(lambda: pages_with(d, "state database was corrupt"), what="the corrupt page")
-    [page] = pages_with(d, "state database was corrupt")
-    assert "started fresh" in page
+    wait_for(lambda: pages_with(d, "상태 DB 손상"), what="the corrupt page")
+    [page] = pages_with(d, "상태 DB 손상")
+    assert "새 DB로 시작" in page
     aside = sorted(db.parent.glob("sentinel.db.corrupt-*"))
     assert aside and aside[0].stat().st_size == 100  # the damaged file is kept, not deleted
     code, status = report(d)
@@ -102,9 +102,9 @@ def test_full_disk_pages_from_memory_then_returns_to_durable(
     d = deployment
     d.start()
     filler = fill(state_tmpfs)
-    wait_for(lambda: pages_with(d, "state database not writable"), what="the disk-full page")
-    [page] = pages_with(d, "state database not writable")
-    assert "full" in page
+    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
+    [page] = pages_with(d, "상태 DB 기록 불가")
+    assert "디스크 공간 없음" in page
 
     d.publish(leak=True)
     wait_for(lambda: leak_pages(d), what="the leak page while the disk is full")
@@ -118,7 +118,7 @@ def test_full_disk_pages_from_memory_then_returns_to_durable(
     assert "NOT DURABLE" in human and "leak" in human.lower()
 
     filler.unlink()
-    wait_for(lambda: pages_with(d, "writable again"), what="the all-clear for the database")
+    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the all-clear for the database")
     # back on the file: what happened meanwhile is in it now, and status reads it from there
     wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
     code, status = report(d)
@@ -139,7 +139,7 @@ def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
     subprocess.run(["mount", "-o", "remount,ro", str(state_tmpfs)], check=True)
 
     d.start()  # waits for status to show the daemon up and connected
-    wait_for(lambda: pages_with(d, "state database not writable"), what="the read-only page")
+    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the read-only page")
     d.publish(leak=True)
     wait_for(lambda: leak_pages(d), what="the leak page with a read-only state dir")
     code, status = report(d)
@@ -150,7 +150,7 @@ def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
     assert len([line for line in logs.splitlines() if "not writable" in line]) == 1, logs
 
     subprocess.run(["mount", "-o", "remount,rw", str(state_tmpfs)], check=True)
-    wait_for(lambda: pages_with(d, "writable again"), what="the database is writable again")
+    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the database is writable again")
     wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
     d.terminate()
 
@@ -165,9 +165,9 @@ def test_database_deleted_while_running_pages_and_is_restored(
     state = d.tmp / "state"
     (state / "sentinel.db").unlink()  # its -wal/-shm stay behind, as after a careless rm
 
-    wait_for(lambda: pages_with(d, "state database not writable"), what="the deleted page")
-    assert "deleted" in pages_with(d, "state database not writable")[0]
-    wait_for(lambda: pages_with(d, "writable again"), what="the file restored")
+    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the deleted page")
+    assert "삭제됨" in pages_with(d, "상태 DB 기록 불가")[0]
+    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the file restored")
     # the restored file holds what the deleted one held
     assert alarm_in_file(state) == ["leak-ups"]
     code, status = report(d)
@@ -217,7 +217,7 @@ def test_without_a_runtime_dir_status_says_alive_but_not_writing(
     d = deployment
     d.start()
     fill(state_tmpfs)
-    wait_for(lambda: pages_with(d, "state database not writable"), what="the disk-full page")
+    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
     d.publish(leak=True)
     wait_for(lambda: leak_pages(d), what="the leak page from memory")
     wait_for(lambda: report(d)[1]["alarms"], what="the leak in status")
@@ -260,7 +260,7 @@ def test_kill_9_while_not_durable_pages_what_was_lost_at_the_next_start(
     d = deployment
     d.start()
     filler = fill(state_tmpfs)
-    wait_for(lambda: pages_with(d, "state database not writable"), what="the disk-full page")
+    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
     d.publish(leak=True)
     wait_for(lambda: leak_pages(d), what="the leak page from memory")
     wait_for(lambda: [a["sensor"] for a in report(d)[1]["alarms"]] == ["leak-ups"],
@@ -270,9 +270,9 @@ def test_kill_9_while_not_durable_pages_what_was_lost_at_the_next_start(
 
     d.start()
     lost = "sentinel restarted after running without a durable state database since"
-    wait_for(lambda: pages_with(d, "restarted, not durable since"),
+    wait_for(lambda: pages_with(d, "비보존 실행"),
              what="the page about the lost state")
-    [page] = pages_with(d, "restarted, not durable since")
+    [page] = pages_with(d, "비보존 실행")
     assert "UPS floor" in page, page
     [line] = [line for line in d.logs().splitlines() if lost in line]
     assert "alarms active then: critical UPS floor #" in line and "may not page again" in line
@@ -280,7 +280,7 @@ def test_kill_9_while_not_durable_pages_what_was_lost_at_the_next_start(
     d.terminate()
     d.start()
     time.sleep(1.5)
-    assert len(pages_with(d, "restarted, not durable since")) == 1, d.pages()
+    assert len(pages_with(d, "비보존 실행")) == 1, d.pages()
     assert_no_traceback(d)
     d.terminate()
 
@@ -408,7 +408,7 @@ def test_a_member_of_group_sentinel_sees_the_true_status(group_lab: Deployment) 
     (d.tmp / "state").chmod(0o550)
     start_as_daemon_user(d)
     # (the SMS shortens the location to "state … not writable")
-    wait_for(lambda: pages_with(d, "not writable"), what="the not-writable page")
+    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the not-writable page")
     wait_for(lambda: member_sees(d).get("daemon", {}).get("state") == "up",
              what="the member to see the daemon up while not durable")
     proc = member_status(d, "--nagios")
