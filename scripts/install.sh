@@ -48,6 +48,8 @@ CONFIG_REFUSED=
 VENV_OLD=
 
 CONFDIR=/etc/sentinel
+# the stores grant-read opened to the service user, one resolved path per line
+GRANTS=$CONFDIR/read-grants
 STATEDIR=/var/lib/sentinel
 SYSUSERS=/etc/sysusers.d/sentinel.conf
 TMPFILES=/etc/tmpfiles.d/sentinel.conf
@@ -616,6 +618,13 @@ $1" ;;
         # from then on nothing below it is followed: find does not, setfacl -P skips a link
         # (one swapped in after find listed it, too), the marker is never written through one.
         real=$(realpath -e -- "$path") || die "grant-read: cannot resolve $path"
+        case $real in
+        / | /etc | /etc/* | /usr | /usr/* | /bin | /sbin | /lib | /lib64 | /boot | /boot/* | \
+            /dev | /dev/* | /proc | /proc/* | /sys | /sys/* | /run | /root | /root/* | /var | \
+            /home | /var/lib | /var/lib/sentinel*)
+            die "grant-read: $real is a system directory, not a document store; nothing" \
+                "was changed there" ;;
+        esac
         # sentinel only reads the store, so its first sync cannot write the source marker
         # (backup/markers.py, same text): write it here, but never into an empty directory,
         # which is what an unmounted disk leaves behind.
@@ -651,6 +660,12 @@ $1" ;;
             die "setfacl on the files of $path failed (above)"
         dirs=$(find "$real" -type d | wc -l)
         files=$(find "$real" ! -type d | wc -l)
+        # uninstall --purge takes the service user's entries back before its uid is freed:
+        # the next system account would get the same uid, and with it every document
+        if [ "$grant_user" = "$USER_NAME" ] && [ -d "$CONFDIR" ] &&
+            ! grep -qxF -- "$real" "$GRANTS" 2>/dev/null; then
+            printf '%s\n' "$real" >>"$GRANTS"
+        fi
         say "$path: $grant_user may read its $files files and enter its $dirs directories" \
             "(ACL u:$grant_user:r, rx on directories), and files made there later too" \
             "(default ACL)"
@@ -663,6 +678,25 @@ $1" ;;
     done
     set +f
     say "check: sentinel check-config --user $grant_user   (names the first path it cannot read)"
+}
+
+# revoke_read: removes the ACL entries grant-read gave the service user (the paths it kept
+# in $GRANTS), so no later account that inherits the uid can read the store. Links are not
+# followed (-P), as grant-read followed none.
+revoke_read() {
+    if ! live || [ ! -f "$GRANTS" ] || ! getent passwd "$USER_NAME" >/dev/null; then
+        return
+    fi
+    while IFS= read -r real; do
+        if [ -d "$real" ]; then
+            if setfacl -R -P -x "u:$USER_NAME,d:u:$USER_NAME" "$real"; then
+                say "$real: removed $USER_NAME's read access (grant-read)"
+            else
+                say "WARNING: could not remove every ACL entry of $USER_NAME under $real" \
+                    "(above): getfacl -R -p $real | grep $USER_NAME"
+            fi
+        fi
+    done <"$GRANTS"
 }
 
 do_install() {
@@ -758,6 +792,7 @@ do_uninstall() {
     remove_program
     rm -f "$DESTDIR$CONFDIR/sentinel.toml.example"
     if [ "$purge" = yes ]; then
+        revoke_read
         rm -rf "$DESTDIR$CONFDIR" "$DESTDIR$STATEDIR"
         if live && getent passwd "$USER_NAME" >/dev/null; then
             userdel "$USER_NAME"

@@ -118,7 +118,8 @@ def test_full_disk_pages_from_memory_then_returns_to_durable(
     assert "NOT DURABLE" in human and "leak" in human.lower()
 
     filler.unlink()
-    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the all-clear for the database")
+    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"),
+             what="the all-clear for the database")
     # back on the file: what happened meanwhile is in it now, and status reads it from there
     wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
     code, status = report(d)
@@ -150,7 +151,8 @@ def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
     assert len([line for line in logs.splitlines() if "not writable" in line]) == 1, logs
 
     subprocess.run(["mount", "-o", "remount,rw", str(state_tmpfs)], check=True)
-    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the database is writable again")
+    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"),
+             what="the database is writable again")
     wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
     d.terminate()
 

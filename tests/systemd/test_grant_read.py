@@ -164,3 +164,10 @@ def test_grant_read_takes_a_path_as_written_not_as_a_pattern(store: Path) -> Non
     assert proc.returncode != 0
     assert "does not exist; nothing was changed" in proc.stderr
     assert "nobody" not in acls(store.parent / "a1")
+
+
+@pytest.mark.parametrize("system", ["/", "/etc", "/home", "/usr/share"])
+def test_grant_read_refuses_a_system_directory(system: str) -> None:
+    proc = install("grant-read", system, "--user", "nobody")
+    assert proc.returncode != 0
+    assert "is a system directory, not a document store" in proc.stderr

@@ -350,9 +350,25 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
             assert not Path(f"{VENV}.sentinel-old").exists()
             assert_installed_as_documented()
 
+            # The document store opened to the service user; the purge must take that back,
+            # or the next system account, given the freed uid, reads every record.
+            store = Path(tempfile.mkdtemp(prefix="sntstore"))
+            store.chmod(0o700)
+            (store / "minutes.hwp").write_text("minutes\n")
+            (store / "minutes.hwp").chmod(0o600)
+            uid = pwd.getpwnam("sentinel").pw_uid
+            granted = install("grant-read", str(store), PATH=path)
+            assert granted.returncode == 0, granted.stderr
+            assert as_user("sentinel", "cat", store / "minutes.hwp").returncode == 0
+
             result = install("uninstall", "--purge", PATH=path)
 
             assert result.returncode == 0, result.stderr
+            assert f"{store}: removed sentinel's read access" in result.stdout
+            acl = subprocess.run(["getfacl", "-R", "-n", "-p", str(store)], capture_output=True,
+                                 text=True, check=True).stdout
+            assert f"user:{uid}:" not in acl, acl
+            shutil.rmtree(store)
             assert found_installation() == []
             # Other accounts may come and go meanwhile (tests of other modules make their own).
             for name in ACCOUNT_FILES:
