@@ -118,18 +118,22 @@ class Quarantine:
 
 
 def read_quarantine(conn: sqlite3.Connection, source: str) -> dict[str, Any]:
-    """For status: how many paths, and the first SHOW_MAX with their reasons."""
+    """For status: how many paths (and how many of them unreadable, the first of those),
+    and the first SHOW_MAX with their reasons."""
     try:
         count = int(conn.execute("SELECT COUNT(*) FROM backup_quarantine WHERE source = ?",
                                  (source,)).fetchone()[0])
         rows = conn.execute(
             "SELECT path, reason, ts FROM backup_quarantine WHERE source = ? ORDER BY ts, path "
             "LIMIT ?", (source, SHOW_MAX)).fetchall()
-        reasons = conn.execute("SELECT reason FROM backup_quarantine WHERE source = ?",
+        reasons = conn.execute("SELECT path, reason FROM backup_quarantine WHERE source = ?",
                                (source,)).fetchall()
     except sqlite3.OperationalError:  # an older schema: nothing quarantined
         return {"count": 0, "unreadable": 0, "paths": []}
-    return {"count": count, "unreadable": sum(unreadable_reason(str(r[0])) for r in reasons),
+    unreadable = sorted(os.fsdecode(r[0]) for r in reasons if unreadable_reason(str(r[1])))
+    return {"count": count, "unreadable": len(unreadable),
+            # the first in name order, as the daemon's alarm names it
+            "unreadable_first": shown(unreadable[0], 200) if unreadable else None,
             "paths": [{"path": shown(os.fsdecode(r[0])), "reason": printable(str(r[1])),
                        "since": r[2],
                        "unreadable": unreadable_reason(str(r[1]))} for r in rows]}
