@@ -6,12 +6,34 @@ or of the log."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.backup.test_unreadable import NOBODY, PYTHON, Room, room  # noqa: F401 (fixture)
+import pytest
+
+from tests.backup.test_unreadable import PYTHON, Room
+from tests.backup.test_unreadable import pytestmark as needs_root
+from tests.fixtures.http_sink import HttpSink
 from tests.integration.test_page_survives_crash import wait_for
+
+pytestmark = needs_root
+
+
+@pytest.fixture
+def room(http_sink: HttpSink) -> Iterator[Room]:
+    # not under pytest's tmp_path: root's 0700 directory, which nobody cannot enter
+    base = Path(tempfile.mkdtemp(prefix="sntunr"))
+    base.chmod(0o755)
+    r = Room(base, http_sink)
+    try:
+        yield r
+    finally:
+        r.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 # more than bisection could ever isolate (SPLIT_MAX_RUNS = 32 gets a batch of ~60 failing
 # paths down to pairs, never to single paths): the old code called the replica failing
