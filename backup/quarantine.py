@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,10 +20,36 @@ from backup.readability import unreadable_reason
 SHOW_MAX = 20
 
 
+# Characters that move the cursor, end a line or steer a terminal (newline, ESC, DEL, the
+# C1 controls, line separators, bidirectional overrides): a file name holding them could
+# forge lines of a page, the log or `sentinel status`, or clear the operator's screen.
+_UNSHOWN = {"Cc", "Cf", "Zl", "Zp"}
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (\\n, \\x1b, \\u202e): one
+    line, nothing a terminal or a pager acts on."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) not in _UNSHOWN:
+            out.append(ch)
+        elif ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
 def shown(path: str, limit: int | None = None) -> str:
-    """A path for people and JSON: bytes that are not UTF-8 appear as \\xNN; a path longer
-    than `limit` characters is cut in the middle."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    """A path for people and JSON: bytes that are not UTF-8 appear as \\xNN, control
+    characters as escapes (printable()); a path longer than `limit` characters is cut in the
+    middle."""
+    text = printable(os.fsencode(path).decode("utf-8", "backslashreplace"))
     if limit is not None and len(text) > limit:
         half = max(1, (limit - 5) // 2)
         text = f"{text[:half]}/.../{text[-half:]}"
@@ -91,17 +118,22 @@ class Quarantine:
 
 
 def read_quarantine(conn: sqlite3.Connection, source: str) -> dict[str, Any]:
-    """For status: how many paths, and the first SHOW_MAX with their reasons."""
+    """For status: how many paths (and how many of them unreadable, the first of those),
+    and the first SHOW_MAX with their reasons."""
     try:
         count = int(conn.execute("SELECT COUNT(*) FROM backup_quarantine WHERE source = ?",
                                  (source,)).fetchone()[0])
         rows = conn.execute(
             "SELECT path, reason, ts FROM backup_quarantine WHERE source = ? ORDER BY ts, path "
             "LIMIT ?", (source, SHOW_MAX)).fetchall()
-        reasons = conn.execute("SELECT reason FROM backup_quarantine WHERE source = ?",
+        reasons = conn.execute("SELECT path, reason FROM backup_quarantine WHERE source = ?",
                                (source,)).fetchall()
     except sqlite3.OperationalError:  # an older schema: nothing quarantined
         return {"count": 0, "unreadable": 0, "paths": []}
-    return {"count": count, "unreadable": sum(unreadable_reason(str(r[0])) for r in reasons),
-            "paths": [{"path": shown(os.fsdecode(r[0])), "reason": r[1], "since": r[2],
+    unreadable = sorted(os.fsdecode(r[0]) for r in reasons if unreadable_reason(str(r[1])))
+    return {"count": count, "unreadable": len(unreadable),
+            # the first in name order, as the daemon's alarm names it
+            "unreadable_first": shown(unreadable[0], 200) if unreadable else None,
+            "paths": [{"path": shown(os.fsdecode(r[0])), "reason": printable(str(r[1])),
+                       "since": r[2],
                        "unreadable": unreadable_reason(str(r[1]))} for r in rows]}

@@ -6,25 +6,53 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
-# rsync's sender says "[sender] send_files failed to open ...", "opendir ... failed" or
-# "link_stat ... failed" with this errno text; the watcher says "cannot watch: Permission
-# denied" for a directory it may not read.
+# The watcher says "cannot watch: Permission denied" for a directory it may not read; the
+# daemon's own look (readable_now) says "cannot read: ...". Only these reasons, written by
+# us with no path in them, mean "unreadable": rsync's text quotes file names, which anyone
+# who can write the store chooses (a file named "[sender] ... Permission denied (13)").
 _DENIED = "Permission denied"
-_DENIED_RSYNC = "Permission denied (13)"
 # The reason for a directory found unlistable or unsearchable by our own walk.
 DIR_DENIED = "cannot read: Permission denied (this account may not list or enter it)"
+# The reason for a file this account may not open.
+FILE_DENIED = "cannot read: Permission denied (this account may not open it)"
+
+# rsync's sender-side lines for a source path it may not read, checked against rsync 3.2.7
+# and 3.5.0: the prefix before the quoted path decides, never a substring of the line
+# (the quoted path may hold anything, quotes and "[sender]" included).
+_SENDER_DENIED = re.compile(
+    r'rsync: \[sender\] (?:send_files failed to open "(?P<open>.*)"'
+    r'|opendir "(?P<opendir>.*)" failed'
+    r'|link_stat "(?P<link>.*)" failed'
+    r'|readlink_stat\("(?P<readlink>.*)"\) failed)'
+    r": Permission denied \(13\)")
+# rsync shows a byte it will not print (control characters, bytes that are not UTF-8, a
+# backslash before "#") as \#NNN, in octal
+_RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
 
 
 def unreadable_reason(reason: str) -> bool:
-    """True when a set-aside reason says this account may not read the source path (not a
-    full or refusing replica: those are the receiver's lines, never "[sender]")."""
-    if reason.startswith(("cannot watch: ", "cannot read: ")) and _DENIED in reason:
-        return True
-    return any("[sender]" in line and _DENIED_RSYNC in line for line in reason.split(" | "))
+    """True when a set-aside reason says this account may not read the source path (one of
+    the daemon's own reasons above, never rsync's text)."""
+    return reason.startswith(("cannot watch: ", "cannot read: ")) and _DENIED in reason
+
+
+def sender_denied(lines: Iterable[str]) -> list[str]:
+    """The paths rsync's sender says it may not read ("Permission denied (13)"), as rsync
+    named them (absolute, under the source), its escapes decoded. Other lines are ignored."""
+    out = []
+    for line in lines:
+        m = _SENDER_DENIED.fullmatch(line.strip())
+        if m is None:
+            continue
+        quoted = next(g for g in m.groups() if g is not None)
+        raw = quoted.encode("utf-8", "surrogateescape")
+        out.append(os.fsdecode(_RSYNC_ESCAPE.sub(lambda e: bytes([int(e[1], 8) & 0xFF]), raw)))
+    return out
 
 
 def readable_now(path: str) -> bool:
@@ -68,38 +96,44 @@ def _lists(path: str) -> bool:
 def first_unreadable(
     root: str, excluded: Callable[[str, bool], bool], *, deadline: float | None = None,
 ) -> tuple[str | None, int, bool]:
-    """Walks `root` (depth first, in name order) for the first path (relative to root, "."
-    for root itself) this process may not read. Returns it (None when there is none), how
-    many paths were looked at, and whether the walk was complete: it stops at the first
-    problem, or at `deadline` (time.monotonic()). `excluded(rel, is_dir)`: paths
-    replication leaves out (not walked, not judged)."""
-    seen = 0
-    stack = ["."]
-    while stack:
-        rel = stack.pop()
-        full = root if rel == "." else os.path.join(root, rel)
-        seen += 1
-        if not _lists(full):
-            return rel, seen, True
+    """Walks `root` (depth first, in name order: a directory's entries before the next
+    name) for the first path (relative to root, "." for root itself) this process may not
+    read. Returns it (None when there is none), how many paths were looked at, and whether
+    the walk was complete: it stops at the first problem, or at `deadline`
+    (time.monotonic()), which is checked at every path, directories included.
+    `excluded(rel, is_dir)`: paths replication leaves out (not walked, not judged)."""
+    if not _lists(root):
+        return ".", 1, True
+    seen = 1
+    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = []
+
+    def enter(rel: str, full: str) -> None:
         try:
             with os.scandir(full) as it:
-                entries = sorted(it, key=lambda e: e.name, reverse=True)
+                entries = sorted(it, key=lambda e: e.name)
         except OSError:
-            continue  # vanished meanwhile
-        for entry in entries:
-            child = entry.name if rel == "." else f"{rel}/{entry.name}"
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                return child, seen, True  # cannot even stat it: no search on its directory
-            if excluded(child, is_dir):
-                continue
-            if is_dir:
-                stack.append(child)
-                continue
-            seen += 1
-            if not readable_now(entry.path):
-                return child, seen, True
-            if deadline is not None and seen % 1024 == 0 and time.monotonic() > deadline:
-                return None, seen, False
+            entries = []  # vanished meanwhile
+        stack.append((rel, iter(entries)))
+
+    enter(".", root)
+    while stack:
+        if deadline is not None and time.monotonic() > deadline:
+            return None, seen, False
+        rel, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        child = entry.name if rel == "." else f"{rel}/{entry.name}"
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            return child, seen, True  # cannot even stat it: no search on its directory
+        if excluded(child, is_dir):
+            continue
+        seen += 1
+        if not readable_now(entry.path):
+            return child, seen, True
+        if is_dir:
+            enter(child, entry.path)
     return None, seen, True

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -30,8 +31,8 @@ from backup.markers import (
     write_target_marker,
 )
 from backup.preview import Preview, damaged, preview_full_sync
-from backup.quarantine import Quarantine, shown
-from backup.readability import DIR_DENIED, readable_now, unreadable_reason
+from backup.quarantine import Quarantine, printable, shown
+from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_denied
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import load_state, save_state
@@ -284,15 +285,23 @@ class Replicator:
         self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
         if kind != CREATED_OPEN:
             self._changes.add(rel)
-            if kind == "attrib" and self.quarantine.unreadable:
+            if kind == "attrib" and self.quarantine.unreadable and self._is_dir(rel):
                 # access granted on a directory (setfacl, chmod) sends no event for what is
-                # below it: the paths set aside there as unreadable get another try now
+                # below it: the paths set aside there as unreadable get another try now.
+                # Only for a directory: `setfacl -R` sends one event per file, and scanning
+                # every set-aside path for each made it quadratic on the event loop.
                 prefix = rel + "/"
                 self._changes.update(p for p in self.quarantine.unreadable
                                      if p.startswith(prefix))
             self._changed.set()
         elif self._refused:
             self._changed.set()  # a new directory was refused: record that
+
+    def _is_dir(self, rel: str) -> bool:
+        try:
+            return stat.S_ISDIR(os.lstat(os.path.join(self.spec.source, rel)).st_mode)
+        except OSError:
+            return False
 
     def _on_overflow(self) -> None:
         self.request_reconcile("overflow")
@@ -654,11 +663,68 @@ class Replicator:
         fails alone while others shipped (or, alone in its batch, right after a transfer
         that worked) goes to the quarantine. Returns how many paths shipped and how many
         were set aside; none of either means the target itself looks broken (back off)."""
-        shipped = 0
         runs = 0
-        alone: list[tuple[Entry, RsyncResult]] = []
         # a file that did not fit leaves its partial copy, which would fail the rest too
         await self._remove_partials([e.path for e in entries])
+        # Files this account may not read are named by rsync itself and confirmed by opening
+        # them: set aside all at once, not found by halving (a folder of 3000 private files
+        # never came down to single paths within SPLIT_MAX_RUNS, and failed for ever).
+        entries, unreadable = await self._set_aside_unreadable(entries, first, started)
+        if unreadable:
+            if not entries:
+                return 0, unreadable
+            first = await self._ship(entries, started)
+            runs += 1
+            if first.ok:
+                return len(entries), unreadable
+            if first.exit_code not in PER_PATH_CODES:
+                return 0, unreadable  # no news about the link: the next round says
+            await self._remove_partials([e.path for e in entries])
+        shipped, aside = await self._bisect(entries, started, first, prior_ok, runs)
+        return shipped, aside + unreadable
+
+    async def _set_aside_unreadable(self, entries: list[Entry], result: RsyncResult,
+                                    started: float) -> tuple[list[Entry], int]:
+        """When rsync's sender says it may not read paths: each batch path and each path
+        rsync names that this account cannot open now is set aside as unreadable (the
+        service account is who we are: the open is the truth, rsync's text only the hint).
+        Returns the other entries and how many paths were set aside."""
+        named = sender_denied(result.errors)
+        if not named:
+            return entries, 0
+        root = str(self.spec.source).rstrip("/") + "/"
+        candidates = {e.path for e in entries}
+        candidates.update(p[len(root):] for p in named if p.startswith(root) and p != root)
+        candidates = {p for p in candidates if p and p not in self.quarantine}
+
+        def look() -> list[tuple[str, str]]:
+            out = []
+            for rel in sorted(candidates):
+                full = os.path.join(root, rel)
+                if not readable_now(full):
+                    isdir = os.path.isdir(full) and not os.path.islink(full)
+                    out.append((rel, DIR_DENIED if isdir else FILE_DENIED))
+            return out
+
+        bad = await asyncio.to_thread(look)
+        if not bad:
+            return entries, 0
+        paths = {p for p, _ in bad}
+        again = [item for item in bad if item[0] in self._retrying]
+        self._retrying.difference_update(paths)
+        if again:  # tried again and still unreadable: already named, no new warning
+            await self.quarantine.add(again)
+            self._unreadable_pending.difference_update(p for p, _ in again)
+        await self._set_aside([item for item in bad if item not in again])
+        await self.journal.complete([e for e in entries if e.path in paths], started)
+        return [e for e in entries if e.path not in paths], len(bad)
+
+    async def _bisect(self, entries: list[Entry], started: float, first: RsyncResult,
+                      prior_ok: bool, runs: int) -> tuple[int, int]:
+        """Ships a failing batch again in halves (and the failing halves in halves...) until
+        single paths fail alone; see _split."""
+        shipped = 0
+        alone: list[tuple[Entry, RsyncResult]] = []
         failing: deque[tuple[list[Entry], RsyncResult]] = deque([(entries, first)])
         while failing and runs < SPLIT_MAX_RUNS:
             group, result = failing.popleft()
@@ -693,7 +759,8 @@ class Replicator:
             # set aside and named at once (retrying it as a failing replica would page
             # "replication failing" for ever and hold every later change behind it).
             if not (prior_ok and len(entries) == 1) and not all(
-                    unreadable_reason(r.error) for _, r in alone):
+                    not readable_now(os.path.join(self.spec.source, e.path))
+                    for e, _ in alone):
                 return 0, 0
         # a directory is shipped with its entries: it fails because of a bad file in it, so
         # it gets one more try once the files that failed alone are set aside
@@ -714,7 +781,7 @@ class Replicator:
 
     async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
                                   started: float) -> None:
-        items = [(e.path, f"rsync exit {r.exit_code}: {r.error}") for e, r in bad]
+        items = [(e.path, self._aside_reason(e.path, r)) for e, r in bad]
         again = [(p, why) for p, why in items if p in self._retrying]
         self._retrying.difference_update(e.path for e, _ in bad)
         if again:  # tried again and still failing: already paged and listed, no new warning
@@ -728,6 +795,15 @@ class Replicator:
         if any(target_condition(r.error) for _, r in bad):  # the room left without them
             self._free_at_aside = self._local_free()
 
+    def _aside_reason(self, rel: str, result: RsyncResult) -> str:
+        """rsync's words, or "cannot read" when this account may not open the path: only
+        then is it named as unreadable (a readable directory that failed because of its
+        files, or a file named like an rsync line, keeps rsync's words)."""
+        full = os.path.join(self.spec.source, rel)
+        if sender_denied(result.errors) and not readable_now(full):
+            return DIR_DENIED if os.path.isdir(full) else FILE_DENIED
+        return f"rsync exit {result.exit_code}: {result.error}"
+
     async def _set_aside(self, items: list[tuple[str, str]]) -> None:
         if not items:
             return
@@ -735,7 +811,7 @@ class Replicator:
         self._unreadable_pending.difference_update(p for p, _ in items)
         for path, reason in items[:5]:
             log.warning("replication %s: %s cannot be replicated, set aside: %s",
-                        self.spec.name, shown(path, 200), reason)
+                        self.spec.name, shown(path, 200), printable(reason))
         if len(items) > 5:
             log.warning("replication %s: %d more paths set aside", self.spec.name,
                         len(items) - 5)

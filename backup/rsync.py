@@ -42,6 +42,11 @@ def classify(exit_code: int) -> Outcome:
     return Outcome.FATAL
 
 
+# stderr lines kept per run: one per unreadable file of a batch (batch_max_files is 5000
+# by default), with room for the summary lines
+ERROR_LINES_MAX = 20000
+
+
 @dataclass(slots=True)
 class RsyncResult:
     """What one rsync run did."""
@@ -53,6 +58,9 @@ class RsyncResult:
     other: list[str] = field(default_factory=list)  # attribute-only and directory items
     output: list[str] = field(default_factory=list)  # every stdout line
     error: str = ""
+    # every stderr line (bounded): `error` keeps the last few for people, these name each
+    # path the sender could not read (backup/readability.py sender_denied)
+    errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # the destination root rsync had to make ("created directory X"): a lost replica that
     # rsync re-created, unless the root was meant to be new
@@ -152,7 +160,9 @@ async def run_rsync(
         result.output = out.decode("utf-8", "replace").splitlines()
         parse_itemized(result.output, result)
     if code != 0:
-        result.error = _last_lines(err.decode("utf-8", "replace")) or f"rsync exited {code}"
+        text = err.decode("utf-8", "replace")
+        result.error = _last_lines(text) or f"rsync exited {code}"
+        result.errors = text.splitlines()[:ERROR_LINES_MAX]
     return result
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from backup.control_socket import control_dir_problem, ensure_control_dir
 from backup.filters import Filters
+from backup.quarantine import shown
 from backup.replicator import Replicator
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
@@ -135,4 +136,5 @@ def unreadable_detail(health: dict[str, Any]) -> str | None:
     if not count:
         return None
     more = f" (+{count - 1})" if count > 1 else ""
-    return f"{str(health.get('source')).rstrip('/')}/{health.get('unreadable_first')}{more}"
+    # unreadable_first is already shown() by the replicator; the source is the config's
+    return f"{shown(str(health.get('source')).rstrip('/'))}/{health.get('unreadable_first')}{more}"

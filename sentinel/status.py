@@ -24,7 +24,7 @@ from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
 from sentinel.config import Config
 from sentinel.config.root import DaemonConfig
 from sentinel.heartbeat import DaemonView, read_daemon, view_from_live
-from sentinel.replication import SENSOR_PREFIX
+from sentinel.replication import SENSOR_PREFIX, sensor_id, unreadable_detail
 from sentinel.store import open_readonly
 
 SCHEMA_VERSION = 1
@@ -54,12 +54,34 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     report = _report(config.daemon.state_dir, config.daemon.heartbeat, now)
     report["site"] = config.site.name
     report["configured"] = configured
+    _live_unreadable(config, report)
     if config.keeper is not None:
         from sentinel.keeper.status import rooms_section
 
         report["rooms"] = rooms_section(config.keeper, report["components"],
                                         report["generated"])
     return _judged(report)
+
+
+def _live_unreadable(config: Config, report: dict[str, Any]) -> None:
+    """The replication_unreadable alarm's reason as the quarantine says now. The engine
+    stores an alarm's reason when it fires (and when its severity changes), so "… (+3)"
+    stayed while more documents were set aside; the reason at firing stays in
+    `reason_at_firing`. Only while the table holds unreadable paths (a path released for
+    another try and not shipped yet keeps the alarm, but is no longer in the table)."""
+    rows = {r.get("name"): r for r in report.get("replication", [])}
+    sources = {sensor_id(rc.name): (rc.name, str(rc.source)) for rc in config.replication}
+    for alarm in report.get("alarms", []):
+        sid = alarm.get("sensor") or alarm.get("sensor_id")
+        if alarm.get("kind") != "replication_unreadable" or sid not in sources:
+            continue
+        name, source = sources[sid]
+        quarantine = (rows.get(name) or {}).get("quarantine") or {}
+        detail = unreadable_detail({"source": source, "unreadable": quarantine.get("unreadable"),
+                                    "unreadable_first": quarantine.get("unreadable_first")})
+        if detail is not None and detail != alarm.get("reason"):
+            alarm["reason_at_firing"] = alarm.get("reason")
+            alarm["reason"] = detail
 
 
 def build_report_without_config(

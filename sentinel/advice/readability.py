@@ -20,10 +20,10 @@ from backup.markers import SOURCE_MARKER
 from backup.readability import first_unreadable
 from sentinel.config import Config
 
-# The whole check stops after this long: `run` does it at every start (as the service user)
-# and a store of millions of files must not hold the start up. 100,000 files took 1.0-1.7 s
-# as another user (ext4, warm cache; docs/install.md); the daemon names any unreadable file
-# it meets anyway.
+# The whole check stops after this long (checked at every path, directories included): a
+# store of millions of files must not hold check-config up. 100,000 files took 1.0-1.7 s
+# as another user (ext4, warm cache; docs/install.md). `run` does not walk at all: the
+# daemon names any unreadable file it meets.
 BUDGET = 5.0
 
 

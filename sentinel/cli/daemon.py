@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     for problem in environment_problems(config):
         logging.getLogger("sentinel").warning("%s: %s", path, problem)
-    for advice in advisories(config):
+    for advice in advisories(config, readability=False):
         logging.getLogger("sentinel").warning("%s: %s", path, advice)
     from sentinel.daemon import Daemon
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from backup.quarantine import printable
 from sentinel.config import ConfigError, config_path, load_config
 
 
@@ -56,6 +57,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+def _t(value: Any) -> str:
+    """Any text from the report (reasons, names, paths, errors: much of it chosen by whoever
+    names a file or a sensor) as literal text: no rich markup ("[attack county]" stays),
+    no control characters (a newline or ESC[2J in a file name)."""
+    return escape(printable(str(value)))
+
+
 def _ago(ts: float | None, now: float) -> str:
     if ts is None:
         return "never"
@@ -87,8 +95,9 @@ def render(report: dict[str, Any], console: Console) -> None:
     overall = report["overall"]
     daemon = report["daemon"]
     console.print(
-        f"[bold]sentinel[/bold] {report['site']} — "
-        f"[{STYLE[overall['state']]}]{overall['state']}[/]: {'; '.join(overall['reasons'])}"
+        f"[bold]sentinel[/bold] {_t(report['site'])} — "
+        f"[{STYLE[overall['state']]}]{overall['state']}[/]: "
+        f"{_t('; '.join(str(r) for r in overall['reasons']))}"
     )
     line = f"daemon: {daemon['state']}"
     if daemon.get("pid"):
@@ -99,7 +108,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         line += f", heartbeat {_ago(daemon['heartbeat_ts'], now)}"
     if daemon.get("status"):
         line += f" — {daemon['status']}"
-    console.print(line)
+    console.print(_t(line))
 
     configured = report.get("configured", {})
     if report.get("rooms") is not None:
@@ -133,12 +142,12 @@ def _rooms(report: dict[str, Any], console: Console, now: float) -> None:
         problem = (r.get("mass_change") or r.get("heartbeat_error") or r.get("last_error")
                    or r.get("watch_error") or "")
         table.add_row(
-            escape(f"{r['room']} ({r['label']})" if r["label"] != r["room"] else r["room"]),
+            _t(f"{r['room']} ({r['label']})" if r["label"] != r["room"] else r["room"]),
             beat, _clock(r.get("safe_as_of")),
             "-" if lag is None else f"{lag:.0f}s",
             str(r.get("snapshot_count") if r.get("snapshot_count") is not None else "-"),
             _clock(r.get("newest_snapshot_ts")), _clock(r.get("oldest_snapshot_ts")),
-            " / ".join(free) or "-", escape(str(problem)),
+            " / ".join(free) or "-", _t(problem),
         )
     console.print(table)
 
@@ -159,12 +168,12 @@ def _sensors(report: dict[str, Any], console: Console, now: float, configured: i
         if s.get("silenced"):
             state += " (silenced)"
         table.add_row(
-            str(s.get("id", "")),
-            str(s.get("location", "")),
-            str(s.get("kind", "")),
+            _t(s.get("id", "")),
+            _t(s.get("location", "")),
+            _t(s.get("kind", "")),
             _value(s.get("value"), s.get("unit")),
             "never" if s.get("age") is None else _ago(now - s["age"], now),
-            f"[{style}]{state}[/]" if style else state,
+            f"[{style}]{_t(state)}[/]" if style else _t(state),
         )
     console.print(table)
 
@@ -178,21 +187,22 @@ def _alarms(report: dict[str, Any], console: Console, now: float) -> None:
             table.add_column(col)
         for a in report["alarms"]:
             table.add_row(
-                str(a.get("id", "")),
-                str(a.get("severity", "")),
-                str(a.get("state", "")) + (f" by {a['acked_by']}" if a.get("acked_by") else ""),
-                str(a.get("location") or a.get("sensor_id", "")),
-                str(a.get("reason", "")),
-                _value(a.get("value"), a.get("unit")),
+                _t(a.get("id", "")),
+                _t(a.get("severity", "")),
+                _t(str(a.get("state", "")) + (f" by {a['acked_by']}" if a.get("acked_by")
+                                              else "")),
+                _t(a.get("location") or a.get("sensor_id", "")),
+                _t(a.get("reason", "")),
+                _t(_value(a.get("value"), a.get("unit"))),
                 _ago(a.get("since"), now),
             )
         console.print(table)
     for s in report.get("silences", []):
-        console.print(
+        console.print(_t(
             f"silenced: {s.get('sensor') or 'all'} until "
             f"{datetime.fromtimestamp(s['until']).strftime('%H:%M') if s.get('until') else '?'}"
             f" — {s.get('reason', '')}"
-        )
+        ))
 
 
 def _replication(report: dict[str, Any], console: Console, now: float, configured: int) -> None:
@@ -208,14 +218,14 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
     for r in report["replication"]:
         rpo = r.get("rpo_seconds")
         table.add_row(
-            str(r.get("name", "")),
+            _t(r.get("name", "")),
             "-" if rpo is None else f"{rpo:.1f}s",
-            str(r.get("pending", "-")),
+            _t(r.get("pending", "-")),
             _ago(r.get("last_success"), now),
-            str(r.get("consecutive_failures", 0))
-            + (f" ({r['last_error']})" if r.get("last_error") else ""),
+            _t(str(r.get("consecutive_failures", 0))
+               + (f" ({r['last_error']})" if r.get("last_error") else "")),
             "TRIPPED" if r.get("guard_tripped") else "ok",
-            str(r.get("verify", "-")),
+            _t(r.get("verify", "-")),
         )
     console.print(table)
     for r in report["replication"]:
@@ -224,14 +234,15 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
         quarantine = r.get("quarantine") or {}
         if not quarantine.get("count"):
             continue
-        console.print(f"[yellow]{r.get('name')}: {quarantine['count']} path(s) cannot be "
+        console.print(f"[yellow]{_t(r.get('name'))}: {quarantine['count']} path(s) cannot be "
                       f"replicated (set aside, retried when changed and after a full pass):[/]")
         if quarantine.get("unreadable"):
             console.print(f"[yellow]  {quarantine['unreadable']} of them the daemon's account "
                           "may not read: grant read access (scripts/install.sh grant-read, "
                           "docs/install.md); they ship once readable[/]")
         for q in quarantine.get("paths", []):
-            console.print(f"  {q['path']}: {q['reason']}", markup=False, highlight=False)
+            console.print(printable(f"  {q['path']}: {q['reason']}"), markup=False,
+                          highlight=False)
         if quarantine["count"] > len(quarantine.get("paths", [])):
             console.print(f"  ... and {quarantine['count'] - len(quarantine['paths'])} more")
 
@@ -255,9 +266,9 @@ def _keeper_line(row: dict[str, Any], console: Console, now: float) -> None:
         text += f" (receipt {_ago(written, now).removesuffix(' ago')} old"
         shipped = keeper.get("heartbeat_shipped")
         text += f", heartbeat shipped {_ago(shipped, now)})" if shipped else ")"
-    console.print(escape(text))
+    console.print(_t(text))
     if keeper.get("problem"):
-        console.print("[yellow]" + escape(f"WARNING {row.get('name')}: {keeper['problem']}")
+        console.print("[yellow]" + _t(f"WARNING {row.get('name')}: {keeper['problem']}")
                       + "[/]")
 
 
@@ -272,11 +283,11 @@ def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
             table.add_column(col)
         for c in channels:
             table.add_row(
-                str(c.get("name", "")),
-                ",".join(c.get("tags", [])),
+                _t(c.get("name", "")),
+                _t(",".join(str(t) for t in c.get("tags", []))),
                 _ago(c.get("last_success"), now),
                 _ago(c.get("last_failure"), now),
-                str(c.get("last_error") or ""),
+                _t(c.get("last_error") or ""),
             )
         console.print(table)
     depth = alerts.get("outbox_pending")
@@ -284,7 +295,7 @@ def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
         console.print(f"outbox: {depth} pending")
     for dead in alerts.get("undeliverable_rows") or []:
         console.print(
-            "[yellow]" + escape(f"undeliverable outbox row {dead.get('id')} (alarm "
+            "[yellow]" + _t(f"undeliverable outbox row {dead.get('id')} (alarm "
                                 f"{dead.get('alarm_id')}, {dead.get('severity')}): "
                                 f"{dead.get('error')}") + "[/]"
         )
@@ -303,14 +314,14 @@ def _components(report: dict[str, Any], console: Console) -> None:
     for col in ("component", "task", "state", "restarts", "in window", "last error"):
         table.add_column(col)
     for name, c in comps.items():
-        task = str(c.get("task", ""))
+        task = _t(c.get("task", ""))
         table.add_row(
-            name,
+            _t(name),
             "[bold red]FAILING[/] " + task if c.get("failing") else task,
-            str(c.get("state", "")),
-            str(c.get("restarts", 0)),
-            str(c.get("restarts_in_window", "-")),
-            str(c.get("last_error") or ""),
+            _t(c.get("state", "")),
+            _t(c.get("restarts", 0)),
+            _t(c.get("restarts_in_window", "-")),
+            _t(c.get("last_error") or ""),
         )
     console.print(table)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from backup.readability import unreadable_reason
+from backup.readability import FILE_DENIED, unreadable_reason
 from backup.replicator import UNREADABLE_RETRY, Replicator
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import ReplicationSpec
@@ -277,8 +277,7 @@ async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
     source = tmp_path / "src"
     source.mkdir()
     (source / "salary.hwp").write_text("salary\n")
-    why = ('rsync exit 23: rsync: [sender] send_files failed to open "…/salary.hwp": '
-           'Permission denied (13) | rsync error: some files/attrs were not transferred')
+    why = FILE_DENIED
     assert unreadable_reason(why)
     store = await Store.open(tmp_path / "state")
     try:

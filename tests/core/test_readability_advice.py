@@ -115,3 +115,22 @@ def test_an_unknown_user_is_one_clear_error(store: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr == ("sentinel: --user no-such-account-x: no such account on this "
                            "host\n"), proc.stderr
+
+
+def test_the_walk_keeps_its_budget_among_directories_and_names_the_first_path_in_order(
+    store: Path,
+) -> None:
+    """A store of directories alone never reached the clock (it was read after every 1024th
+    file): 150,000 directories took 23 s of a 5 s budget. And "the first such path" was the
+    last of its directory (the entries were checked in reverse)."""
+    path = config_for(store)
+    source = store / "onnara"
+    for i in range(3000):
+        (source / "d" / f"{i:05d}").mkdir(parents=True)
+    private(source / "zzz.hwp")
+    [line] = readability_advice(load_config(path), "nobody", budget=0.0)
+    assert "then the time ran out" in line, line
+    private(source / "2026" / "a.hwp")
+    private(source / "2026" / "b.hwp")
+    [line] = readability_advice(load_config(path), "nobody")
+    assert f"nobody may not read {source}/2026/a.hwp (the first such path" in line, line
