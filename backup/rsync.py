@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +18,9 @@ OUT_FORMAT = "--out-format=%i %n"
 # Every command also passes `Target.exact_mtime_args` (nanosecond mtimes), in the form that
 # reaches whichever side receives.
 COMMON_ARGS = ("-8", OUT_FORMAT)
+# Above this many bytes of arguments, the excludes go in a file (spill_excludes); Linux
+# refuses an exec near 2 MiB of arguments and environment.
+ARGS_INLINE_MAX = 256 * 1024
 
 # Exit codes. 24 (source files vanished) is a success: the journal row of a vanished file
 # was already shipped as a deletion or will be. 23 (partial transfer) is retried with backoff
@@ -134,6 +139,53 @@ async def run_rsync(
     # on the event loop and often stalls a finished rsync for a whole second (its threads
     # poll with 1 s timeouts), which alone put the shipping latency p50 at ~0.5 s.
     began = time.monotonic()
+    args, spilled = spill_excludes(args)
+    try:
+        return await _run(args, began, stdin, time_limit, on_output)
+    finally:
+        if spilled is not None:
+            os.unlink(spilled)
+
+
+def spill_excludes(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """`args`, with the longest run of `--exclude=` moved into a file when the command line
+    would pass ARGS_INLINE_MAX; and that file's path, for the caller to remove.
+
+    Each path set aside (quarantined, unreadable) is one exclude: a store with tens of
+    thousands of them (a 0600 archive folder) made a command the kernel refuses to exec
+    (E2BIG near 2 MiB), and rsync could not start at all. The file keeps the run's place on
+    the command line, so the rules keep their order, and is NUL-separated (--from0), as a
+    name may hold a newline."""
+    args = list(args)
+    if sum(len(a) + 1 for a in args) <= ARGS_INLINE_MAX:
+        return args, None
+    if "--from0" not in args and any(a.startswith("--files-from") for a in args):
+        return args, None  # a newline-separated list already: left as it was
+    best = (0, 0)
+    start = None
+    for i, arg in enumerate([*args, ""]):
+        if arg.startswith("--exclude="):
+            start = i if start is None else start
+        elif start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    first, end = best
+    if end - first < 2:
+        return args, None
+    fd, path = tempfile.mkstemp(prefix="sentinel-excludes-")
+    with os.fdopen(fd, "wb") as out:
+        for arg in args[first:end]:
+            out.write(os.fsencode(arg.removeprefix("--exclude=")) + b"\0")
+    spilled = [*args[:first], f"--exclude-from={path}", *args[end:]]
+    if "--from0" not in spilled:
+        spilled.insert(0, "--from0")
+    return spilled, path
+
+
+async def _run(args: Sequence[str], began: float, stdin: bytes | None,
+               time_limit: float | None,
+               on_output: Callable[[str], None] | None) -> RsyncResult:
     try:
         proc = await asyncio.create_subprocess_exec(
             "rsync", *args,
@@ -142,6 +194,9 @@ async def run_rsync(
         )
     except FileNotFoundError:
         return RsyncResult(127, Outcome.FATAL, error="rsync is not installed")
+    except OSError as exc:  # E2BIG despite the spill, EAGAIN, ENOMEM: a failing run, paged
+        return RsyncResult(20, Outcome.RETRY, error=f"cannot start rsync: {exc.strerror}",
+                           seconds=time.monotonic() - began)
     try:
         async with asyncio.timeout(time_limit):
             out, err = await _communicate(proc, stdin, on_output)
