@@ -12,6 +12,9 @@ import contextlib
 import json
 import os
 import pwd
+import select
+import shlex
+import signal
 import time
 from typing import Any
 
@@ -25,6 +28,8 @@ from sentinel.config import Config
 # as another user (ext4, warm cache; docs/install.md). `run` does not walk at all: the
 # daemon names any unreadable file it meets.
 BUDGET = 5.0
+# what the child checking as another account gets beyond the budget before it is killed
+CHILD_GRACE = 5.0
 
 
 class UnknownUser(LookupError):
@@ -70,11 +75,11 @@ def _walk(sources: list[tuple[str, Filters]], budget: float) -> list[dict[str, A
         first, seen, complete = first_unreadable(
             root, lambda rel, is_dir, f=filters: f.excluded(rel, is_dir=is_dir),
             deadline=deadline)
-        # the first sync writes the source marker: an account that only reads the store
-        # cannot, and the first start would page "source missing"
+        # the first sync writes the source marker, but under the unit the store is
+        # read-only (ReadOnlyPaths=) whatever the account may write: without the marker
+        # the first start pages "source missing"
         marker = os.path.join(root, SOURCE_MARKER)
-        no_marker = (os.path.isdir(root) and not os.path.lexists(marker)
-                     and not os.access(root, os.W_OK))
+        no_marker = os.path.isdir(root) and not os.path.lexists(marker)
         out.append({"source": root, "first": first, "seen": seen, "complete": complete,
                     "seconds": round(time.monotonic() - began, 3), "no_marker": no_marker})
     return out
@@ -100,9 +105,23 @@ def _walk_as(account: pwd.struct_passwd, sources: list[tuple[str, Filters]],
             json.dump(result, pipe)
         os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        text = pipe.read()
+    # a stat on a hung network mount never returns, whatever the walk's own budget says:
+    # the child gets that budget and a grace, then it is killed and the check says so
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + budget + CHILD_GRACE
+    with os.fdopen(read_end, "rb") as pipe:
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([pipe], [], [], left)[0]:
+                continue
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            chunks = []
     os.waitpid(pid, 0)
+    text = b"".join(chunks).decode("utf-8", "replace")
     try:
         result = json.loads(text)
     except ValueError:
@@ -121,17 +140,17 @@ def _report(results: list[dict[str, Any]], user: str) -> list[str]:
         root = str(r["source"]).rstrip("/")
         if r.get("no_marker"):
             lines.append(
-                f"replication source {root}: {user} may only read it, so the first sync cannot "
-                f"write the {SOURCE_MARKER} marker and would page 'source missing'; write it "
-                f"once as root: echo 'replicated by sentinel: do not delete' | sudo tee "
-                f"{root}/{SOURCE_MARKER}")
+                f"replication source {root}: no {SOURCE_MARKER} marker, and the service may "
+                "only read the store, so its first sync cannot write it and would page "
+                f"'source missing'; write it once as root (it also grants read access): "
+                f"sudo scripts/install.sh grant-read {shlex.quote(root)}")
         if r["first"] is not None:
             path = root if r["first"] == "." else f"{root}/{r['first']}"
             lines.append(
                 f"replication source {root}: {user} may not read {path} (the first such "
-                f"path; it would not be replicated). Grant read access: scripts/install.sh "
-                f"grant-read {root} (setfacl -R -m u:{user}:rX and a default ACL, "
-                "docs/install.md)")
+                f"path; it would not be replicated). Grant read access: sudo "
+                f"scripts/install.sh grant-read {shlex.quote(root)} --user {shlex.quote(user)} "
+                "(ACLs, docs/install.md)")
         elif not r["complete"]:
             lines.append(
                 f"replication source {root}: readable by {user} as far as checked ({r['seen']} "

@@ -98,9 +98,10 @@ def test_a_directory_it_cannot_enter_is_named_and_excluded_paths_are_not(
 def test_a_store_it_may_only_read_needs_its_marker_written_by_root(store: Path) -> None:
     path = config_for(store, marker=False)
     [line] = readability_advice(load_config(path), "nobody")
-    assert ("nobody may only read it, so the first sync cannot write the .sentinel-source "
-            "marker") in line, line
-    assert f"sudo tee {store / 'onnara'}/.sentinel-source" in line
+    assert "no .sentinel-source marker" in line, line
+    assert "its first sync cannot write it" in line
+    # the safe way to write it (grant-read follows no link a writer planted), not `tee`
+    assert f"sudo scripts/install.sh grant-read {store / 'onnara'}" in line
     (store / "onnara" / ".sentinel-source").write_text("replicated by sentinel\n")
     assert readability_advice(load_config(path), "nobody") == []
 
