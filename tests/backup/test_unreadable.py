@@ -206,7 +206,7 @@ def test_access_granted_on_a_directory_ships_the_files_set_aside_below_it() -> N
         proc = subprocess.Popen(
             ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
              PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
-             str(replica), str(runtime), "a/report.hwp", "a/report.hwp"],
+             str(replica), str(runtime), "a/report.hwp", "a/report.hwp", "events"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             cwd=Path(__file__).parents[2])
         try:

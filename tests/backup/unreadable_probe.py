@@ -2,8 +2,11 @@
 watches, "ASIDE" once `ASIDE_REL` is set aside as unreadable (with `full`: and a full pass
 went through around it), and "SHIPPED" once the replica holds `SHIP_REL` and nothing is set
 aside any more; gives up after 30 s. With `full` the start-up full pass runs, else none.
+With `events` the 30 s backstop is off once ASIDE is said: only an inotify event (a chmod or
+setfacl) can bring the set-aside path back.
 
-python -m tests.backup.unreadable_probe STATE SOURCE REPLICA RUNTIME ASIDE_REL SHIP_REL [full]
+python -m tests.backup.unreadable_probe STATE SOURCE REPLICA RUNTIME ASIDE_REL SHIP_REL
+    [full] [events]
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sentinel.store import Store
 
 
 async def main(state: Path, source: Path, replica: Path, runtime: Path, aside: str,
-               ship: str, full: bool) -> int:
+               ship: str, full: bool, events: bool = False) -> int:
     store = await Store.open(state)
     try:
         await store.migrate(OWNER, MIGRATIONS)
@@ -42,6 +45,8 @@ async def main(state: Path, source: Path, replica: Path, runtime: Path, aside: s
                     and (not full or rep.health()["last_full"] is not None)):
                 print("ASIDE", flush=True)
                 said = True
+                if events:
+                    rep._retry_unreadable = _no_backstop  # type: ignore[method-assign]
             if said and (replica / ship).exists() and not rep.quarantine.unreadable:
                 print("SHIPPED", flush=True)
                 break
@@ -53,7 +58,11 @@ async def main(state: Path, source: Path, replica: Path, runtime: Path, aside: s
     return 0
 
 
+async def _no_backstop(now: float) -> None:
+    return None
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     sys.exit(asyncio.run(main(Path(a[0]), Path(a[1]), Path(a[2]), Path(a[3]), a[4], a[5],
-                              a[6:] == ["full"])))
+                              "full" in a[6:], "events" in a[6:])))
