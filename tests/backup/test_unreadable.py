@@ -5,12 +5,8 @@ replica failing, and once read access is granted (setfacl) it ships and the alar
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,117 +18,24 @@ from backup.schema import MIGRATIONS, OWNER
 from backup.spec import ReplicationSpec
 from backup.target import parse_target
 from sentinel.store import Store
+from tests.backup.unreadable_room import (
+    NOBODY,
+    Room,
+    needs_root,
+    open_room,
+    probe,
+    probe_dirs,
+)
 from tests.fixtures.http_sink import HttpSink
 from tests.integration.test_page_survives_crash import wait_for
 
-PYTHON = sys.executable
-NOBODY = 65534
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("setpriv", "setfacl")),
-    reason="needs root, setpriv and setfacl (Debian package acl)")
-
-
-class Room:
-    """A config, a source, a local replica and the daemon running as nobody."""
-
-    def __init__(self, base: Path, sink: HttpSink) -> None:
-        self.base = base
-        self.sink = sink
-        self.source = base / "docs"
-        self.replica = base / "replica"
-        for d in (self.source, self.replica, base / "state", base / "run"):
-            d.mkdir()
-            os.chown(d, NOBODY, NOBODY)
-        (self.source / "minutes.txt").write_text("council minutes\n")
-        os.chown(self.source / "minutes.txt", NOBODY, NOBODY)
-        long = sink.json_url("/long", query="cto=1&rto=1")
-        self._owned(base / "apprise.yml",
-                    f'urls:\n  - "{long}":\n      tag: critical, warning, lms\n')
-        self.config = self._owned(base / "sentinel.toml", f"""
-[site]
-name = "test county"
-
-[daemon]
-state_dir = "{base / "state"}"
-heartbeat = "0.5s"
-
-[alerts]
-apprise_config = "{base / "apprise.yml"}"
-language = "en"
-group_window = "0s"
-send_timeout = "3s"
-retry_max = "1s"
-
-[[replication]]
-name = "docs"
-source = "{self.source}"
-target = "{self.replica}"
-""")
-        self.log = base / "daemon.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @staticmethod
-    def _owned(path: Path, text: str) -> Path:
-        path.write_text(text)
-        path.chmod(0o600)
-        os.chown(path, NOBODY, NOBODY)
-        return path
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                 PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
-                env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")},
-            )
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def status(self) -> dict:
-        proc = subprocess.run(
-            [PYTHON, "-m", "sentinel", "--config", str(self.config), "status", "--json"],
-            capture_output=True, text=True, timeout=30,
-            env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")})
-        return json.loads(proc.stdout) if proc.stdout else {}
-
-    def alarm(self) -> dict | None:
-        found = [a for a in self.status().get("alarms", [])
-                 if a.get("kind") == "replication_unreadable"]
-        return found[0] if found else None
-
-    def replication(self) -> dict:
-        rows = self.status().get("replication") or [{}]
-        return rows[0]
-
-    def root_file(self, rel: str, text: str) -> Path:
-        """A document another account wrote with a private umask (0600 root)."""
-        path = self.source / rel
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        return path
+pytestmark = needs_root
 
 
 @pytest.fixture
 def room(http_sink: HttpSink) -> Iterator[Room]:
-    # not under pytest's tmp_path: root's 0700 directory, which nobody cannot enter
-    base = Path(tempfile.mkdtemp(prefix="sntunr"))
-    base.chmod(0o755)
-    r = Room(base, http_sink)
-    try:
+    with open_room(http_sink) as r:
         yield r
-    finally:
-        r.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_granted(
@@ -195,35 +98,17 @@ def test_access_granted_on_a_directory_ships_the_files_set_aside_below_it() -> N
     """`setfacl -m u:sentinel:rx DIR` (or a chmod) is no event for the files below DIR that
     were readable by their own mode: they get another try at once. Before, they waited for
     their own next change or the next full pass (nightly)."""
-    base = Path(tempfile.mkdtemp(prefix="sntunr"))
-    try:
-        base.chmod(0o755)
-        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
-        for d in (source, replica, state, runtime):
-            d.mkdir()
-            os.chown(d, NOBODY, NOBODY)
+    with probe_dirs() as dirs:
+        source, replica = dirs[0], dirs[1]
         (source / "a").mkdir(mode=0o744)  # listable, but not enterable by others
-        proc = subprocess.Popen(
-            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-             PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
-             str(replica), str(runtime), "a/report.hwp", "a/report.hwp", "events"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=Path(__file__).parents[2])
-        try:
+        with probe(dirs, "a/report.hwp", "a/report.hwp", "events") as proc:
             assert proc.stdout is not None and proc.stderr is not None
-            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
             (source / "a" / "report.hwp").write_text("report\n")  # 0644: readable by mode
             assert proc.stdout.readline().strip() == "ASIDE", proc.stderr.read()
             subprocess.run(["setfacl", "-m", f"u:{NOBODY}:rx", source / "a"], check=True)
             out, err = proc.communicate(timeout=40)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
         assert (replica / "a" / "report.hwp").read_text() == "report\n"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_directory_it_can_list_but_not_enter_does_not_fail_every_full_pass() -> None:
@@ -233,39 +118,21 @@ def test_a_directory_it_can_list_but_not_enter_does_not_fail_every_full_pass() -
     pass failed again after every backoff, for ever. Now the walk after a failed full pass
     sets the directory aside; the next full pass goes through around it, and access granted
     later ships what is in it."""
-    base = Path(tempfile.mkdtemp(prefix="sntunr"))
-    try:
-        base.chmod(0o755)
-        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
-        for d in (source, replica, state, runtime):
-            d.mkdir()
-            os.chown(d, NOBODY, NOBODY)
+    with probe_dirs() as dirs:
+        source, replica = dirs[0], dirs[1]
         (source / "ok.txt").write_text("ok\n")
         (source / "a").mkdir(mode=0o755)
         (source / "a" / "report.hwp").write_text("report\n")
         (source / "a").chmod(0o744)  # others may list it, not enter it
-        proc = subprocess.Popen(
-            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-             PYTHON, "-m", "tests.backup.unreadable_probe", str(state), str(source),
-             str(replica), str(runtime), "a", "a/report.hwp", "full"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=Path(__file__).parents[2])
-        try:
+        with probe(dirs, "a", "a/report.hwp", "full") as proc:
             assert proc.stdout is not None and proc.stderr is not None
-            assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
             # "a" set aside and a full pass that succeeded around it
             assert proc.stdout.readline().strip() == "ASIDE", proc.stderr.read()
             subprocess.run(["setfacl", "-m", f"u:{NOBODY}:rx", source / "a"], check=True)
             out, err = proc.communicate(timeout=40)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         assert proc.returncode == 0 and "SHIPPED" in out, err[-2000:]
         assert (replica / "ok.txt").exists()
         assert (replica / "a" / "report.hwp").read_text() == "report\n"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(

@@ -6,17 +6,13 @@ or of the log."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.backup.test_unreadable import PYTHON, Room
-from tests.backup.test_unreadable import pytestmark as needs_root
+from tests.backup.unreadable_room import PYTHON, Room, needs_root, open_room
 from tests.fixtures.http_sink import HttpSink
 from tests.integration.test_page_survives_crash import wait_for
 
@@ -25,15 +21,8 @@ pytestmark = needs_root
 
 @pytest.fixture
 def room(http_sink: HttpSink) -> Iterator[Room]:
-    # not under pytest's tmp_path: root's 0700 directory, which nobody cannot enter
-    base = Path(tempfile.mkdtemp(prefix="sntunr"))
-    base.chmod(0o755)
-    r = Room(base, http_sink)
-    try:
+    with open_room(http_sink) as r:
         yield r
-    finally:
-        r.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 # more than bisection could ever isolate (SPLIT_MAX_RUNS = 32 gets a batch of ~60 failing
 # paths down to pairs, never to single paths): the old code called the replica failing
