@@ -89,7 +89,8 @@ def test_another_account_taking_sentinels_client_id_pages(
     tmp_path: Path, locked: LockedMosquitto, http_sink: HttpSink  # noqa: F811
 ) -> None:
     """Any valid account may connect under sentinel's client id; mosquitto then drops
-    sentinel's session with what it queued. sentinel reconnects, sees no session, pages."""
+    sentinel's session with what it queued. sentinel reconnects, sees no session, pages.
+    Then the same across a sentinel restart."""
     d = TlsDeployment(tmp_path, locked, http_sink)
     try:
         d.start()
@@ -117,6 +118,15 @@ def test_another_account_taking_sentinels_client_id_pages(
         assert "source:mqtt 브로커 세션 유실" in d.pages()[0]  # the SMS: a warning, in Korean
         assert f"MQTT session lost: broker {locked.host}:{locked.tls_port}" in d.logs()
         assert PASSWORDS["sentinel"] not in d.logs() + d.pages()[0]
+
+        # sentinel stops; the broker restarts without persistence (the example config
+        # relies on Debian's, the test's copy has none): the restarted sentinel still
+        # expected its session, from its last heartbeat, and says it is gone
+        d.terminate()
+        locked.stop()
+        locked.start()
+        d.start()
+        assert d.mqtt()["session"] == "lost" and d.mqtt()["connects"] == 1
     finally:
         d.kill_leftover()
 
