@@ -171,7 +171,9 @@ class MqttSource:
         self._session_present: bool | None = None  # CONNACK's flag, None: not read
         self._session: str | None = None  # kept | new | lost
         self._session_losses = 0
-        self._lost_at: float | None = None  # monotonic; the lost-session alarm is on
+        # monotonic: when the quiet period that resolves the lost-session alarm started
+        # (None: no alarm to resolve)
+        self._lost_at: float | None = None
         self._monotonic = time.monotonic
         # topic -> [(binding, is_availability)]; exact topics, so no wildcard matching.
         self._routes: dict[str, list[tuple[MqttBinding, bool]]] = {}
@@ -327,6 +329,11 @@ class MqttSource:
         it should hold, else None."""
         present, expected = self._session_present, self.expect_session
         self.expect_session = True  # from here on the broker holds one for our client id
+        if self._connects == 1:
+            # An alarm raised before a restart or a config reload has nobody to resolve it
+            # but this new source: it resolves the same way, after a quiet period from now
+            # (a resolve with no alarm on is a no-op in the engine).
+            self._lost_at = self._monotonic()
         if present is None:
             self._session = None  # paho gave no flag (a newer aiomqtt): nothing to judge
             return None
