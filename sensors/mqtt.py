@@ -174,6 +174,9 @@ class MqttSource:
         # monotonic: when the quiet period that resolves the lost-session alarm started
         # (None: no alarm to resolve)
         self._lost_at: float | None = None
+        # the lost-session alarm may be on (raised here, or by the previous run: set by the
+        # runtime from its last heartbeat) and is to be resolved
+        self.session_alarm = False
         self._monotonic = time.monotonic
         # topic -> [(binding, is_availability)]; exact topics, so no wildcard matching.
         self._routes: dict[str, list[tuple[MqttBinding, bool]]] = {}
@@ -207,6 +210,7 @@ class MqttSource:
             "session_losses": self._session_losses,
             # read back at the next start: a session the broker should then still hold
             "session_expected": self.expect_session,
+            "session_alarm": self.session_alarm,
         }
         return self._health.as_dict()
 
@@ -326,25 +330,27 @@ class MqttSource:
 
     def _judge_session(self) -> Reading | None:
         """After a connect: the lost-session reading when the broker has dropped a session
-        it should hold, else None."""
+        it should hold; at a source's first connect otherwise the resolving one; else
+        None."""
         present, expected = self._session_present, self.expect_session
         self.expect_session = True  # from here on the broker holds one for our client id
-        if self._connects == 1:
-            # An alarm raised before a restart or a config reload has nobody to resolve it
-            # but this new source: it resolves the same way, after a quiet period from now
-            # (a resolve with no alarm on is a no-op in the engine).
-            self._lost_at = self._monotonic()
+        # An alarm raised before a restart or a config reload (the last heartbeat says one
+        # may be on) has no timer in this new source: its first connect that loses nothing
+        # resolves it. Not a quiet period here: that would put `_batches` on its slower,
+        # timed path for the first minutes of such a run.
+        settle = (self._session_reading(False)
+                  if self._connects == 1 and self.session_alarm else None)
         if present is None:
             self._session = None  # paho gave no flag (a newer aiomqtt): nothing to judge
-            return None
+            return settle
         if present:
             self._session = "kept"
-            return None
+            return settle
         if not expected:
             self._session = "new"
             log.info("%s: no earlier session under client id %r known; the broker starts one",
                      self.name, self.settings.client_id)
-            return None
+            return settle
         self._session = "lost"
         self._session_losses += 1
         self._lost_at = self._monotonic()
@@ -362,6 +368,7 @@ class MqttSource:
                                  {}, "en") or SESSION_LOST_KIND
 
     def _session_reading(self, lost: bool) -> Reading:
+        self.session_alarm = lost
         if not lost:
             self._lost_at = None
         return Reading(

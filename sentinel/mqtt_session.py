@@ -20,7 +20,8 @@ log = logging.getLogger("sentinel.mqtt_session")
 
 
 async def expect_sessions(db: aiosqlite.Connection, sources: Iterable[Any]) -> None:
-    """Sets `expect_session` on each MQTT source the previous heartbeat saw connected."""
+    """Sets `expect_session` on each MQTT source the previous heartbeat saw connected, and
+    `session_alarm` where its lost-session alarm may still be on (to be resolved)."""
     try:
         async with db.execute("SELECT components FROM heartbeat WHERE id = 1") as cur:
             row = await cur.fetchone()
@@ -34,6 +35,8 @@ async def expect_sessions(db: aiosqlite.Connection, sources: Iterable[Any]) -> N
         seen = before.get(f"source:{source.name}")
         if not isinstance(seen, dict):
             continue
+        # its alarm is on the pseudo-sensor source:<name>, whatever the client id now
+        source.session_alarm = bool(seen.get("session_alarm"))
         same = (seen.get("client_id") == source.settings.client_id
                 and seen.get("broker") == f"{source.settings.host}:{source.settings.port}")
         if same and (seen.get("session_expected") or seen.get("connects")):
