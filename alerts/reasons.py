@@ -34,6 +34,7 @@ STATE_DB_CORRUPT = "state_db_corrupt"  # problem (sqlite's words), moved_to (the
 # the run before ended while not durable: since ("HH:MM"), alarms [{id, location}]
 STATE_DB_LOST = "state_db_lost"
 UNDELIVERABLE = "undeliverable"  # count
+SESSION_LOST = "mqtt_session_lost"  # broker, client_id, losses (sensors/mqtt.py)
 TEST = "test"
 # how an alarm ended or was handled
 CLEARED = "cleared"
@@ -48,6 +49,7 @@ _NEEDS = {
     HIGH: ("value", "limit"), LOW: ("value", "limit"), RATE: ("rate", "limit"),
     BATTERY: ("value", "below"), SILENT: ("silent_for", "max_age"), COMBINED: ("name",),
     COMPONENT: ("name",), KEEPER_STALE: ("room", "age"), KEEPER_NO_RECEIPT: ("room",),
+    SESSION_LOST: ("broker",),
 }
 
 # Boolean kinds whose "detected" reads wrong in Korean: the state itself is the reason.
@@ -245,6 +247,14 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
                     + (f". 보관된 메시지: {rows}" if rows else ""))
         return (f"{count} outbox message(s) cannot be sent and were set aside; a page may be "
                 "missing, check the room and `sentinel status`" + (f": {rows}" if rows else ""))
+    if cause == SESSION_LOST:
+        broker, client_id, losses = p.get("broker"), p.get("client_id", ""), p.get("losses", 1)
+        if ko:
+            return (f"브로커 {broker}에 sentinel 세션({client_id})이 없어짐(시작 후 {losses}회): "
+                    "연결이 끊긴 동안 온 메시지가 유실되었을 수 있음, 보존 상태는 다시 읽음")
+        return (f"MQTT session lost: broker {broker} no longer held sentinel's session "
+                f"(client id {client_id}, lost {losses} time(s) since start); messages sent "
+                "while sentinel was disconnected may be lost, retained states were read again")
     if cause == TEST:
         return "시험 발송(sentinel test-alert)" if ko else "sentinel test-alert"
     if cause == CLEARED:

@@ -97,6 +97,9 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("component", "component:alarms", "component:alarms", True, "", CRIT,
            reasons.COMPONENT, {"name": "alarms", "count": 5, "window": 600.0, "error": ERROR,
                                "direct": True}),
+    Sample("mqtt_session_lost", "source:mqtt", "source:mqtt", True, "", WARN,
+           reasons.SESSION_LOST, {"broker": "127.0.0.1:1883",
+                                  "client_id": "sentinel-server-room-1a2b3c", "losses": 2}),
     Sample("state_db", "sentinel:state-db", "state database not writable", None, "", CRIT,
            reasons.STATE_DB_DOWN, {"path": DB_PATH, "problem": "no space left on device"}),
     Sample("state_db", "sentinel:state-db", "state database was corrupt", None, "", CRIT,
@@ -133,7 +136,7 @@ NAMES: frozenset[str] = frozenset(
     {s.sensor for s in SAMPLES} | {s.location for s in SAMPLES}
     | {ERROR, DB_PATH, ROW_ERROR, UNREADABLE, f"{DB_PATH}.corrupt-20261202T053205", "EYDH",
        "file is not a database", "UPS 하단 바닥", "ZZZZ", "main", "fire", "alerts", "alarms",
-       "2026-12-02T1430", "kim(alice)", "kim (uid 1000 alice)"}
+       "2026-12-02T1430", "kim(alice)", "sentinel-server-room-1a2b3c", "kim (uid 1000 alice)"}
 )
 ALARM_EVENTS = (EventType.FIRING, EventType.REPEAT, EventType.ESCALATED,
                 EventType.ACKNOWLEDGED, EventType.RESOLVED)

@@ -6,6 +6,13 @@ a message is acknowledged only once its readings were taken, so a crash gets it 
 reconnects with backoff and jitter, subscribes again after each reconnect (which also reads
 every retained state again), and publishes sentinel's own availability (retained `online`,
 last will `offline`) and its active alarms under `publish_prefix`.
+
+A persistent session is only worth something while the broker keeps it: a client that
+connects with sentinel's client id, or a broker restarted without persistence, drops it
+with what was queued. Each connect reads CONNACK's session-present flag; when sentinel had a
+session and the broker has none, the source logs it and yields a `mqtt_session_lost`
+reading for the pseudo-sensor `source:<name>` (a warning alarm), resolved once
+`SESSION_LOST_QUIET` seconds passed connected without another loss.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 
 import aiomqtt
 
+from alerts import reasons
 from sensors.binding import Binding, ConversionError
 from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
 from sensors.mqtt_failure import BrokerRefused, connection_failure, is_refusal
@@ -43,6 +51,12 @@ _Z2M_FIELDS = {"smoke": ("smoke", "smoke_state")}
 # 15,000 msg/s flood delayed another sensor's page by 70-660 ms; 32 gave 31-47 ms in one run
 # but cost capacity (bench/results/ingest.md: ~17,000 vs ~22,000 msg/s). Tune with that bench.
 BATCH_MAX = 32
+SESSION_LOST_KIND = reasons.SESSION_LOST  # the kind, and the cause worded in alerts/
+# The lost-session alarm reports something that already happened (the broker starts a new
+# session at that very connect), so no later connect is needed to end it, and one may not
+# come for weeks. It resolves after this long connected without another loss: two clients
+# fighting over the client id lose it every few seconds, which keeps the one alarm on.
+SESSION_LOST_QUIET = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +164,20 @@ class MqttSource:
         self._connects = 0
         self._last_reject: str | None = None
         self._last_state: str | None = None
+        # Whether the broker should hold a session for our client id: we connected with it
+        # before (in this process, or in the previous run, from its last heartbeat; set by
+        # the runtime). The first connect of a fresh state directory cannot know.
+        self.expect_session = False
+        self._session_present: bool | None = None  # CONNACK's flag, None: not read
+        self._session: str | None = None  # kept | new | lost
+        self._session_losses = 0
+        # monotonic: when the quiet period that resolves the lost-session alarm started
+        # (None: no alarm to resolve)
+        self._lost_at: float | None = None
+        # the lost-session alarm may be on (raised here, or by the previous run: set by the
+        # runtime from its last heartbeat) and is to be resolved
+        self.session_alarm = False
+        self._monotonic = time.monotonic
         # topic -> [(binding, is_availability)]; exact topics, so no wildcard matching.
         self._routes: dict[str, list[tuple[MqttBinding, bool]]] = {}
         for mb in self.bindings:
@@ -178,6 +206,11 @@ class MqttSource:
             "published": self._published,
             "publish_dropped": self._publish_dropped,
             "last_reject": self._last_reject,
+            "session": self._session,
+            "session_losses": self._session_losses,
+            # read back at the next start: a session the broker should then still hold
+            "session_expected": self.expect_session,
+            "session_alarm": self.session_alarm,
         }
         return self._health.as_dict()
 
@@ -191,7 +224,12 @@ class MqttSource:
                     await self._on_connect(client)
                     connected = True
                     backoff.reset()
-                    async for batch in _batches(client):
+                    lost = self._judge_session()
+                    if lost is not None:
+                        yield lost
+                    async for batch in _batches(client, self._quiet_left):
+                        if self._lost_at is not None and self._quiet_left() == 0:
+                            yield self._session_reading(False)
                         for message in batch:
                             for reading in self.handle(
                                 str(message.topic), _bytes(message.payload)
@@ -285,6 +323,83 @@ class MqttSource:
         self._last_reject = f"{topic}: {reason}"
         self._log.warning(f"reject:{topic}", f"{self.name}: rejected message on {topic}: {reason}")
 
+    @property
+    def session_sensor(self) -> str:
+        """The pseudo-sensor of the lost-session alarm, named like the source's component."""
+        return f"source:{self.name}"
+
+    def _judge_session(self) -> Reading | None:
+        """After a connect: the lost-session reading when the broker has dropped a session
+        it should hold; at a source's first connect otherwise the resolving one; else
+        None."""
+        present, expected = self._session_present, self.expect_session
+        self.expect_session = True  # from here on the broker holds one for our client id
+        # An alarm raised before a restart or a config reload (the last heartbeat says one
+        # may be on) has no timer in this new source: its first connect that loses nothing
+        # resolves it. Not a quiet period here: that would put `_batches` on its slower,
+        # timed path for the first minutes of such a run.
+        settle = (self._session_reading(False)
+                  if self._connects == 1 and self.session_alarm else None)
+        if present is None:
+            self._session = None  # paho gave no flag (a newer aiomqtt): nothing to judge
+            return settle
+        if present:
+            self._session = "kept"
+            return settle
+        if not expected:
+            self._session = "new"
+            log.info("%s: no earlier session under client id %r known; the broker starts one",
+                     self.name, self.settings.client_id)
+            return settle
+        self._session = "lost"
+        self._session_losses += 1
+        self._lost_at = self._monotonic()
+        log.warning("%s: %s", self.name, self._session_text())
+        return self._session_reading(True)
+
+    def _session_params(self) -> dict[str, Any]:
+        s = self.settings
+        return {"broker": f"{s.host}:{s.port}", "client_id": s.client_id,
+                "losses": self._session_losses}
+
+    def _session_text(self) -> str:
+        # the page's English words, so the log says what the page says
+        return reasons.condition(SESSION_LOST_KIND, self._session_params(), SESSION_LOST_KIND,
+                                 {}, "en") or SESSION_LOST_KIND
+
+    def _session_reading(self, lost: bool) -> Reading:
+        self.session_alarm = lost
+        if not lost:
+            self._lost_at = None
+        return Reading(
+            self.session_sensor, SESSION_LOST_KIND, lost, "", self._clock(), source=self.name,
+            detail=self._session_text() if lost else None,
+            cause=reasons.SESSION_LOST if lost else None,
+            params=self._session_params() if lost else None,
+        )
+
+    def _quiet_left(self) -> float | None:
+        """Seconds until the lost-session alarm resolves; None while it is off."""
+        if self._lost_at is None:
+            return None
+        return max(0.0, self._lost_at + SESSION_LOST_QUIET - self._monotonic())
+
+    def _read_session_flag(self, client: aiomqtt.Client) -> None:
+        """aiomqtt 2.x drops CONNACK's flags; we read session-present on its paho client
+        (`Client._client`, pinned <3) before aiomqtt's own handler sees the CONNACK."""
+        self._session_present = None
+        paho = getattr(client, "_client", None)
+        handler = getattr(paho, "on_connect", None)
+        if paho is None or handler is None:
+            return
+
+        def on_connect(c: Any, userdata: Any, flags: Any, *rest: Any) -> None:
+            present = getattr(flags, "session_present", None)
+            self._session_present = None if present is None else bool(present)
+            handler(c, userdata, flags, *rest)
+
+        paho.on_connect = on_connect
+
     def _make_client(self) -> aiomqtt.Client:
         s = self.settings
         tls = None
@@ -311,6 +426,7 @@ class MqttSource:
             tls_params=tls,
         )
         _manual_ack(client)
+        self._read_session_flag(client)
         return client
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
@@ -327,9 +443,12 @@ class MqttSource:
         log.info("%s: connected to %s:%s", self.name, self.settings.host, self.settings.port)
 
 
-async def _batches(client: aiomqtt.Client) -> AsyncIterator[list[aiomqtt.Message]]:
+async def _batches(
+    client: aiomqtt.Client, wake: Callable[[], float | None] = lambda: None
+) -> AsyncIterator[list[aiomqtt.Message]]:
     """The client's messages in arrival order, as many at a time as are waiting (at most
-    BATCH_MAX, then the loop gets a turn).
+    BATCH_MAX, then the loop gets a turn). An empty batch when `wake()` seconds pass with
+    no message (a timer of the caller's; None: no timer, and no extra task per message).
 
     aiomqtt's `client.messages` spends a Task and an `asyncio.wait` (about three loop turns)
     on every message, while its socket reader adds one message per loop turn: under a
@@ -342,18 +461,33 @@ async def _batches(client: aiomqtt.Client) -> AsyncIterator[list[aiomqtt.Message
     if not isinstance(queue, asyncio.Queue):
         queue = None
     messages = client.messages.__aiter__()
-    while True:
-        if queue is not None and not queue.empty():
-            # a full batch was just handled: let the other components have the loop first
-            await asyncio.sleep(0)
-            batch = []
-        else:
-            # waits, and raises MqttError when the connection is lost
-            batch = [await messages.__anext__()]
-        if queue is not None:
-            while len(batch) < BATCH_MAX and not queue.empty():
-                batch.append(queue.get_nowait())
-        yield batch
+    waiting: asyncio.Future[aiomqtt.Message] | None = None
+    try:
+        while True:
+            timeout = wake()
+            if queue is not None and not queue.empty():
+                # a full batch was just handled: let the other components have the loop first
+                await asyncio.sleep(0)
+                batch = []
+            elif timeout is None and waiting is None:
+                # waits, and raises MqttError when the connection is lost
+                batch = [await messages.__anext__()]
+            else:
+                # kept across a timeout, so no message is taken and then dropped
+                if waiting is None:
+                    waiting = asyncio.ensure_future(messages.__anext__())
+                done, _ = await asyncio.wait({waiting}, timeout=timeout)
+                if not done:
+                    yield []
+                    continue
+                batch, waiting = [waiting.result()], None
+            if queue is not None:
+                while len(batch) < BATCH_MAX and not queue.empty():
+                    batch.append(queue.get_nowait())
+            yield batch
+    finally:
+        if waiting is not None:
+            waiting.cancel()
 
 
 def _manual_ack(client: aiomqtt.Client) -> None:

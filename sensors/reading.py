@@ -35,6 +35,9 @@ class Kind(StrEnum):
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
     COMPONENT = "component"
+    # the broker dropped the MQTT session sentinel expected it to hold (pseudo-sensor
+    # "source:<name>"): what it queued while sentinel was away may be lost
+    MQTT_SESSION_LOST = "mqtt_session_lost"
     # the keeper (health-center role): a room whose heartbeat stopped ("room:<name>"), the
     # same while a critical alarm was active (a likely disaster), a snapshot that found a
     # mass deletion or rewrite, snapshots failing, and the keeper's own disks ("keeper:...")

@@ -320,10 +320,14 @@ class Daemon:
         now = self.clock()
         components = {**self.runtime.health(), "state-db": self._store_health(store)}
         if stopped:
-            # a stopped keeper's status still says what it last knew of each room
+            # a stopped keeper's status still says what it last knew of each room, and each
+            # MQTT source's client id and session stay for the next start, which expects the
+            # broker to hold that session still (sentinel/mqtt_session.py)
             components = {**self._rooms_seen, **components}
         else:
             self._rooms_seen = {k: v for k, v in components.items() if k.startswith("room:")}
+            self._rooms_seen |= {k: {**v, "state": "stopped", "task": "stopped"}
+                                 for k, v in components.items() if k.startswith("source:")}
         self._write_live(store, now, status, components, stopped)
         await beat(
             store.write,

@@ -20,6 +20,7 @@ from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
 from sentinel.keeper import build_keeper
 from sentinel.keeper_confirm import KeeperConfirm
+from sentinel.mqtt_session import expect_sessions
 from sentinel.replication import build_replicators, replication_readings
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.secrets import SecretMaskingFilter
@@ -130,6 +131,7 @@ class Runtime:
         await self.engine.start()
         components: list[Component] = [self.engine, self.sender]
         self.sources = build_sources(self.config)
+        await expect_sessions(self.store.db, self.sources)
         components += [SourceComponent(s, self.engine.submit) for s in self.sources]
         mqtt = next((s for s in self.sources if getattr(s, "announce", False)), None)
         if mqtt is not None:

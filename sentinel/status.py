@@ -172,10 +172,11 @@ def _report(state_dir: Path, interval: float | None, now: float | None) -> dict[
 
 def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     alarms = alarm_status.read_status(conn, now)
-    # Replication and component health ride the alarm engine as pseudo-sensors; people see
-    # them in the replication and components sections instead of as sensor rows.
+    # Replication and component health (and an MQTT source's lost session, "source:mqtt")
+    # ride the alarm engine as pseudo-sensors; people see them in the replication and
+    # components sections instead of as sensor rows.
     sensors = [s for s in alarms.get("sensors", []) if not str(s.get("id")).startswith(
-        (SENSOR_PREFIX, COMPONENT_PREFIX, "room:", "keeper:"))]
+        (SENSOR_PREFIX, COMPONENT_PREFIX, "room:", "keeper:", "source:"))]
     return {
         "sensors": sensors,
         "alarms": alarms.get("alarms", []),

@@ -20,7 +20,7 @@ BOOLEAN_KINDS = frozenset(
     {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
      "replication_source_missing", "replication_target_missing", "component",
      "room_silent", "room_disaster", "landing_mass_change", "replication_keeper",
-     "replication_unreadable"}
+     "replication_unreadable", "mqtt_session_lost"}
 )
 # The reason a boolean alarm states, when "<kind> detected" would read wrong.
 BOOLEAN_REASONS = {
@@ -44,6 +44,8 @@ REPLICATION_KINDS = frozenset(
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
 COMPONENT_KIND = "component"
+# The broker dropped sentinel's MQTT session, for ids like "source:mqtt" (sensors/mqtt.py).
+SESSION_KIND = "mqtt_session_lost"
 # What the keeper watches, for ids like "room:main" and "keeper:disk:/srv/keeper".
 KEEPER_KINDS = frozenset(
     {"room_silent", "room_disaster", "landing_mass_change", "keeper_snapshot_failures",
@@ -51,7 +53,7 @@ KEEPER_KINDS = frozenset(
 )
 # Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
 # a keeper watches.
-SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND} | KEEPER_KINDS
+SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND} | KEEPER_KINDS
 
 # What a minimal config gets (the issue's "sensible defaults").
 BUILTIN: dict[str, dict[str, Any]] = {
@@ -73,6 +75,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # critical: a part of sentinel that stays down leaves a room or the data unwatched, and
     # it does not heal by itself; `[[rules]] kind = "component"` can lower it
     "component": {"severity": CRITICAL},
+    # messages may have been lost once; the connection works again, so nobody must run,
+    # but a person should check the sensors' state and who else uses sentinel's client id
+    "mqtt_session_lost": {"severity": WARNING},
     "replication_source_missing": {"severity": CRITICAL},
     "replication_target_missing": {"severity": CRITICAL},
     # a room gone dark pages a person: a fire or a flood may have taken the host, the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 from sensors.mqtt import MqttSettings, MqttSource, mqtt_binding
 from sensors.mqtt_failure import BrokerRefused
 from tests.fixtures.http_sink import HttpSink
-from tests.fixtures.locked_mosquitto import PASSWORDS, LockedMosquitto
+from tests.fixtures.locked_mosquitto import EXAMPLES, OTHER_DEVICE, PASSWORDS, LockedMosquitto
 from tests.fixtures.mosquitto import Mosquitto
 from tests.integration.test_page_survives_crash import (
     PYTHON,
@@ -33,7 +34,7 @@ from tests.integration.test_page_survives_crash import (
 
 LEAK_TOPIC = "zigbee2mqtt/leak-ups"
 # Accounts that may log in but must not write the leak sensor's topics, and no login at all.
-INTRUDERS: list[str | None] = [None, "tasmota", "gateway", "monitor"]
+INTRUDERS: list[str | None] = [None, "climate-rack1", OTHER_DEVICE, "gateway", "monitor"]
 
 
 @pytest.fixture
@@ -134,6 +135,27 @@ def test_forged_all_clear_availability_and_online_never_reach_sentinel(
         d.kill_leftover()
 
 
+def test_a_tasmota_device_cannot_forge_another_devices_telemetry_or_last_will(
+    locked: LockedMosquitto,
+) -> None:
+    """Each Tasmota device has its own account (its %topic%): the office plug's password,
+    readable in its web UI and config backup, does not write the rack's temperature or its
+    LWT, and neither does any other account. Judged by what sentinel's account is handed."""
+    rack, reading = "tele/climate-rack1", '{"AM2301":{"Temperature":24.5}}'
+    assert locked.pub(f"{rack}/LWT", "Online", user="climate-rack1", retain=True).returncode == 0
+    assert locked.pub(f"{rack}/SENSOR", reading, user="climate-rack1", retain=True).returncode == 0
+    # the office plug writes its own topics (the ACL's pattern lines, no line of its own)
+    assert locked.pub(f"tele/{OTHER_DEVICE}/LWT", "Online", user=OTHER_DEVICE,
+                      retain=True).returncode == 0  # fmt: skip
+    assert locked.retained(f"tele/{OTHER_DEVICE}/LWT", user="sentinel") == "Online"
+    for user in (OTHER_DEVICE, "zigbee2mqtt", "esphome", "gateway", "monitor", "sentinel"):
+        locked.pub(f"{rack}/LWT", "Offline", user=user, retain=True)
+        locked.pub(f"{rack}/SENSOR", '{"AM2301":{"Temperature":18.0}}', user=user,
+                   retain=True)  # fmt: skip
+    assert locked.retained(f"{rack}/LWT", user="sentinel") == "Online"
+    assert locked.retained(f"{rack}/SENSOR", user="sentinel") == reading
+
+
 def test_refused_login_pages_without_waiting_for_max_age(
     tmp_path: Path, locked: LockedMosquitto, http_sink: HttpSink
 ) -> None:
@@ -222,3 +244,12 @@ def test_the_accounts_in_the_docs_are_the_accounts_in_the_acl() -> None:
         assert f"mosquitto_passwd /etc/mosquitto/passwd {user}" in doc or (
             f"mosquitto_passwd -c /etc/mosquitto/passwd {user}" in doc
         ), user
+        assert f"| `{user}`" in doc, f"{user} has no row in the docs' table"
+    # a Tasmota device logs in as its own %topic% (the pattern lines give it its topics):
+    # each Tasmota sensor of the example config has its account, and no account is shared
+    assert {"pattern write tele/%u/#", "pattern write stat/%u/#",
+            "pattern read cmnd/%u/#"} <= set(acl.splitlines())  # fmt: skip
+    assert "user tasmota" not in acl.splitlines()
+    example = tomllib.loads((EXAMPLES / "sentinel.toml").read_text(encoding="utf-8"))
+    tasmota = {s["topic"] for s in example["sensors"] if s.get("format") == "tasmota"}
+    assert tasmota and tasmota <= users
