@@ -22,10 +22,11 @@ DIR_DENIED = "cannot read: Permission denied (this account may not list or enter
 FILE_DENIED = "cannot read: Permission denied (this account may not open it)"
 
 # rsync's sender-side lines for a source path it may not read, checked against rsync 3.2.7
-# and 3.5.0: the prefix before the quoted path decides, never a substring of the line
-# (the quoted path may hold anything, quotes and "[sender]" included).
+# and 3.5.0 (3.1 wrote them without "[sender] "): the prefix before the quoted path
+# decides, never a substring of the line (the quoted path may hold anything, quotes and
+# "[sender]" included).
 _SENDER_DENIED = re.compile(
-    r'rsync: \[sender\] (?:send_files failed to open "(?P<open>.*)"'
+    r'rsync: (?:\[sender\] )?(?:send_files failed to open "(?P<open>.*)"'
     r'|opendir "(?P<opendir>.*)" failed'
     r'|link_stat "(?P<link>.*)" failed'
     r'|readlink_stat\("(?P<readlink>.*)"\) failed)'
