@@ -28,11 +28,10 @@ from typing import Any
 
 import aiomqtt
 
-from alerts import reasons
 from sensors.binding import Binding, ConversionError
 from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
 from sensors.mqtt_failure import BrokerRefused, connection_failure, is_refusal
-from sensors.reading import Reading, SourceHealth
+from sensors.reading import Kind, Reading, SourceHealth
 from sensors.source import Backoff, RateLimitedLog
 
 log = logging.getLogger("sensors.mqtt")
@@ -51,7 +50,8 @@ _Z2M_FIELDS = {"smoke": ("smoke", "smoke_state")}
 # 15,000 msg/s flood delayed another sensor's page by 70-660 ms; 32 gave 31-47 ms in one run
 # but cost capacity (bench/results/ingest.md: ~17,000 vs ~22,000 msg/s). Tune with that bench.
 BATCH_MAX = 32
-SESSION_LOST_KIND = reasons.SESSION_LOST  # the kind, and the cause worded in alerts/
+# the kind, and the cause code alerts/reasons.py words per language (a leaf cannot import it)
+SESSION_LOST_KIND = str(Kind.MQTT_SESSION_LOST)
 # The lost-session alarm reports something that already happened (the broker starts a new
 # session at that very connect), so no later connect is needed to end it, and one may not
 # come for weeks. It resolves after this long connected without another loss: two clients
@@ -363,9 +363,12 @@ class MqttSource:
                 "losses": self._session_losses}
 
     def _session_text(self) -> str:
-        # the page's English words, so the log says what the page says
-        return reasons.condition(SESSION_LOST_KIND, self._session_params(), SESSION_LOST_KIND,
-                                 {}, "en") or SESSION_LOST_KIND
+        # the log's and status's words; pages word the cause in their own language
+        p = self._session_params()
+        return (f"MQTT session lost: broker {p['broker']} no longer held sentinel's session "
+                f"(client id {p['client_id']}, lost {p['losses']} time(s) since start); "
+                "messages sent while sentinel was disconnected may be lost, retained states "
+                "were read again")
 
     def _session_reading(self, lost: bool) -> Reading:
         self.session_alarm = lost
@@ -374,7 +377,7 @@ class MqttSource:
         return Reading(
             self.session_sensor, SESSION_LOST_KIND, lost, "", self._clock(), source=self.name,
             detail=self._session_text() if lost else None,
-            cause=reasons.SESSION_LOST if lost else None,
+            cause=SESSION_LOST_KIND if lost else None,
             params=self._session_params() if lost else None,
         )
 
