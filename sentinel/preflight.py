@@ -11,7 +11,7 @@ from sentinel.config import Config, ConfigError
 from sentinel.credentials import credential_problems
 from sentinel.delivery import build_templates, load_configured_channels
 from sentinel.replication import runtime_problems
-from sentinel.sources import SourceConfigError, build_sources
+from sentinel.sources import build_sources
 
 
 def preflight(config: Config, config_path: Path | None) -> list[str]:
@@ -34,10 +34,7 @@ def preflight(config: Config, config_path: Path | None) -> list[str]:
         build_templates(config)
     except ConfigError as exc:
         problems.append(f"{where}{exc}")
-    try:
-        build_sources(config)
-    except SourceConfigError as exc:
-        problems.append(f"{where}{exc}")
+    build_sources(config)
     return problems
 
 

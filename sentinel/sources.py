@@ -29,10 +29,6 @@ from sentinel.config.sensors import (
 SAFETY_KINDS = frozenset({"water_leak", "smoke"})
 
 
-class SourceConfigError(ValueError):
-    """A sensor names a source that is not configured."""
-
-
 def default_client_id(site_name: str) -> str:
     """A client id that stays the same while the site's name does, and differs between
     sites sharing a broker (two clients with one id would keep disconnecting each other and
@@ -126,7 +122,8 @@ def mqtt_sources(
 
 
 def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -> list[Source]:
-    """The sources for every configured sensor; raises SourceConfigError on a dangling name."""
+    """The sources for every configured sensor. Config's validation has already refused a
+    sensor naming a port or bus that is not configured, or MQTT sensors without [mqtt]."""
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
     serial_ports: dict[str, SerialPortConfig] = {p.name: p for p in getattr(config, "serial", [])}
     buses: dict[str, ModbusBusConfig] = {b.name: b for b in getattr(config, "modbus", [])}
@@ -137,21 +134,11 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
         if sensor.format in MQTT_FORMATS:
             mqtt_bindings.append(to_mqtt_binding(sensor))
         elif sensor.format == "line":
-            if sensor.source not in serial_ports:
-                raise SourceConfigError(
-                    f"sensor {sensor.id!r}: source {sensor.source!r} is not a [[serial]] port"
-                )
             line_bindings.setdefault(sensor.source, []).append(to_line_binding(sensor))
         elif sensor.format == "modbus":
-            if sensor.source not in buses:
-                raise SourceConfigError(
-                    f"sensor {sensor.id!r}: source {sensor.source!r} is not a [[modbus]] bus"
-                )
             modbus_bindings.setdefault(sensor.source, []).append(to_modbus_binding(sensor))
 
     sources: list[Source] = []
-    if mqtt_bindings and config.mqtt is None:
-        raise SourceConfigError("MQTT sensors are configured but there is no [mqtt] section")
     if config.mqtt is not None:
         # Even with no MQTT sensors, sentinel publishes its availability and alarms.
         sources += mqtt_sources(

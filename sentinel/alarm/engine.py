@@ -49,7 +49,6 @@ from sentinel.alarm.rules import (
 from sentinel.alarm.schema import MIGRATIONS, OWNER
 from sentinel.alarm.silence import Silence, silence_limit
 from sentinel.config import Config, format_duration
-from sentinel.config.rules import AlarmsConfig
 from sentinel.store import Store
 
 log = logging.getLogger("sentinel.alarm")
@@ -175,9 +174,7 @@ class Engine:
 
     def _configure(self, config: Config) -> None:
         self._config = config
-        alarms = getattr(config, "alarms", None)
-        # [alarms] is optional in Config until root.py carries it
-        self._settings = alarms if isinstance(alarms, AlarmsConfig) else AlarmsConfig()
+        self._settings = config.alarms
         previous = getattr(self, "_sensors", {})
         self._sensors: dict[str, SensorInfo] = {
             s.id: SensorInfo(s.id, s.location or s.id, s.kind, s.max_age) for s in config.sensors
