@@ -258,7 +258,9 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
         proc.kill()
     # reap it even when we are being cancelled (no zombie, no loop-closed warnings)
     with contextlib.suppress(BaseException):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
+        async with asyncio.timeout(5):
+            # shielded: the timeout (or a second cancel) stops the wait, not the reaping
+            await asyncio.shield(proc.wait())
 
 
 def _last_lines(text: str, n: int = 3, width: int = 240) -> str:

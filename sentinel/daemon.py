@@ -55,6 +55,9 @@ class Daemon:
         self.started = clock()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        # set with either of the two above: the heartbeat loop waits on this one event
+        # instead of a task per event per heartbeat
+        self._wake = asyncio.Event()
         self._last_status = ""
         self._rooms_seen: dict[str, Any] = {}
         self.runtime: Runtime | None = None
@@ -69,9 +72,11 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def request_reload(self) -> None:
         self._reload.set()
+        self._wake.set()
 
     async def run(self) -> int:
         state_dir = self.config.daemon.state_dir
@@ -147,24 +152,22 @@ class Daemon:
             log.info("stopping")
             self.notifier.stopping()
             try:
-                await asyncio.wait_for(self.runtime.stop(), STOP_STEP_TIMEOUT * 2)
+                async with asyncio.timeout(STOP_STEP_TIMEOUT * 2):
+                    await self.runtime.stop()
             except TimeoutError:
                 log.error("components did not stop within %.0f s", STOP_STEP_TIMEOUT * 2)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._beat(store, stopped=True), STOP_STEP_TIMEOUT)
+                async with asyncio.timeout(STOP_STEP_TIMEOUT):
+                    await self._beat(store, stopped=True)
         return 0
 
     async def _wait_for_event(self, seconds: float) -> None:
-        waiters = [
-            asyncio.create_task(self._stop.wait()),
-            asyncio.create_task(self._reload.wait()),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        """Returns after `seconds`, or at once when a stop or reload is (or was) requested."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        # the caller acts on _stop and _reload before it waits again
+        self._wake.clear()
 
     async def _do_reload(self, store: Store) -> None:
         if self.config_path is None:
