@@ -219,7 +219,7 @@ class MqttSource:
         while True:
             connected = False
             try:
-                client = self._make_client()
+                client, inbox = self._make_client()
                 async with client:
                     await self._on_connect(client)
                     connected = True
@@ -227,7 +227,7 @@ class MqttSource:
                     lost = self._judge_session()
                     if lost is not None:
                         yield lost
-                    async for batch in _batches(client, self._quiet_left):
+                    async for batch in _batches(client, inbox, self._quiet_left):
                         if self._lost_at is not None and self._quiet_left() == 0:
                             yield self._session_reading(False)
                         for message in batch:
@@ -403,8 +403,19 @@ class MqttSource:
 
         paho.on_connect = on_connect
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self) -> tuple[aiomqtt.Client, asyncio.Queue[aiomqtt.Message]]:
+        """The client, and the queue it puts received messages in (ours, through aiomqtt's
+        public `queue_type=`), which `_batches` drains."""
         s = self.settings
+        inbox: list[asyncio.Queue[aiomqtt.Message]] = []
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            # a class, as aiomqtt builds its queue itself (`queue_type(maxsize=...)`): this
+            # one hands the instance to us
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                inbox.append(self)
+
         tls = None
         if s.tls or s.ca_file or s.cert_file:
             tls = aiomqtt.TLSParameters(
@@ -427,10 +438,11 @@ class MqttSource:
                 else None
             ),
             tls_params=tls,
+            queue_type=Inbox,
         )
         _manual_ack(client)
         self._read_session_flag(client)
-        return client
+        return client, inbox[0]
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         for topic in self._routes:
@@ -447,7 +459,9 @@ class MqttSource:
 
 
 async def _batches(
-    client: aiomqtt.Client, wake: Callable[[], float | None] = lambda: None
+    client: aiomqtt.Client,
+    queue: asyncio.Queue[aiomqtt.Message],
+    wake: Callable[[], float | None] = lambda: None,
 ) -> AsyncIterator[list[aiomqtt.Message]]:
     """The client's messages in arrival order, as many at a time as are waiting (at most
     BATCH_MAX, then the loop gets a turn). An empty batch when `wake()` seconds pass with
@@ -457,18 +471,14 @@ async def _batches(
     on every message, while its socket reader adds one message per loop turn: under a
     sustained load its unbounded queue grew without end (90 MB RSS at 3,000 msg/s in
     bench/ingest.py). Taking what is already queued without waiting costs nothing per
-    message. The queue is aiomqtt 2.x's own (`Client._queue`, pinned <3); if it is ever
-    gone we fall back to one message per wait.
+    message. `queue` is the one the client fills (given to it as `queue_type=`).
     """
-    queue = getattr(client, "_queue", None)
-    if not isinstance(queue, asyncio.Queue):
-        queue = None
     messages = client.messages.__aiter__()
     waiting: asyncio.Future[aiomqtt.Message] | None = None
     try:
         while True:
             timeout = wake()
-            if queue is not None and not queue.empty():
+            if not queue.empty():
                 # a full batch was just handled: let the other components have the loop first
                 await asyncio.sleep(0)
                 batch = []
@@ -484,9 +494,8 @@ async def _batches(
                     yield []
                     continue
                 batch, waiting = [waiting.result()], None
-            if queue is not None:
-                while len(batch) < BATCH_MAX and not queue.empty():
-                    batch.append(queue.get_nowait())
+            while len(batch) < BATCH_MAX and not queue.empty():
+                batch.append(queue.get_nowait())
             yield batch
     finally:
         if waiting is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 
 from alerts.channels import load_channels
 from alerts.status import read_status
+from sensors.sim.broker import free_port
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, until, write_apprise
@@ -26,19 +26,13 @@ PATH_TOKEN = "hook9Tk4Zq81LmN0pQ"
 SECRETS = (PASSWORD, HEADER_TOKEN, ARG_KEY, PATH_TOKEN)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _secret_urls(sink: HttpSink) -> list[str]:
     query = f"+X-Token={HEADER_TOKEN}&-apikey={ARG_KEY}"
     return [
         # answers 500
         f"json://user:{PASSWORD}@127.0.0.1:{sink.port}/fail/{PATH_TOKEN}?{query}",
         # nobody listens: a connection error, whose text names the URL
-        f"json://user:{PASSWORD}@127.0.0.1:{_free_port()}/x/{PATH_TOKEN}?{query}",
+        f"json://user:{PASSWORD}@127.0.0.1:{free_port()}/x/{PATH_TOKEN}?{query}",
     ]
 
 

@@ -79,7 +79,9 @@ async def running(spec: ReplicationSpec, store: Store, **kw: object) -> AsyncIte
     rep = Replicator(spec, store.db, store.write, **kw)  # type: ignore[arg-type]
     task = asyncio.create_task(rep.run())
     try:
-        await wait_for(lambda: rep._phase == "running" or task.done(), 30, "replicator start")
+        await wait_for(
+            lambda: rep.health()["phase"] == "running" or task.done(), 30, "replicator start"
+        )
         if task.done():
             task.result()
         yield rep

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import string
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,24 +45,85 @@ JSONISH = st.recursive(
 )
 
 
+FIELDS = st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=12)
+NUMBERS = st.floats(allow_nan=False, allow_infinity=False)
+SCALARS = st.none() | st.booleans() | NUMBERS | st.text(max_size=10)
+OBJECT_TOPICS = {
+    "zigbee2mqtt": "zigbee2mqtt/dev1",
+    "tasmota": "tele/t1/SENSOR",
+    "json": "room/probe",
+}
+AVAILABILITY_TOPICS = {
+    "zigbee2mqtt": "zigbee2mqtt/dev1/availability",
+    "tasmota": "tele/t1/LWT",
+    "esphome": "node/status",
+}
+
+
+def _typed(points: tuple[Point, ...]) -> list[tuple[str, object, type]]:
+    # Point(f, True) == Point(f, 1.0) in Python: the type is compared too
+    return [(p.field, p.value, type(p.value)) for p in points]
+
+
+def _a_rejection_or_points(result: Decoded) -> None:
+    """What a decoder owes any input: points, or a rejection saying why; a decoder that
+    raised (caught by `_never_raise`) is a bug, not a rejection."""
+    assert not (result.error or "").startswith("decoder error"), result.error
+    assert result.error is None or result.points == ()
+    for point in result.points:
+        assert point.value is None or isinstance(point.value, bool | float | str)
+
+
 @pytest.mark.parametrize("name", sorted(DECODERS))
 @settings(max_examples=300, deadline=None)
 @given(topic=TOPICS, payload=st.binary(max_size=300))
 def test_decoders_never_raise_on_arbitrary_bytes(name: str, topic: str, payload: bytes) -> None:
-    result = DECODERS[name](topic, payload)
-    assert isinstance(result, Decoded)
-    assert (result.error is None) or result.points == ()
+    _a_rejection_or_points(DECODERS[name](topic, payload))
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))
 @settings(max_examples=200, deadline=None)
 @given(topic=TOPICS, data=JSONISH)
 def test_decoders_never_raise_on_arbitrary_json(name: str, topic: str, data: object) -> None:
-    import json
+    _a_rejection_or_points(DECODERS[name](topic, json.dumps(data).encode()))
 
-    payload = json.dumps(data).encode()
-    result = DECODERS[name](topic, payload)
-    assert isinstance(result, Decoded)
+
+@pytest.mark.parametrize("name", sorted(OBJECT_TOPICS))
+@settings(max_examples=200, deadline=None)
+@given(fields=st.dictionaries(FIELDS, SCALARS, max_size=8))
+def test_a_json_object_decodes_to_its_fields(name: str, fields: dict[str, object]) -> None:
+    result = DECODERS[name](OBJECT_TOPICS[name], json.dumps(fields).encode())
+    assert result.error is None
+    assert _typed(result.points) == _typed(tuple(Point(k, v) for k, v in fields.items()))  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.booleans() | NUMBERS)
+def test_an_esphome_state_decodes_to_its_value(value: bool | float) -> None:
+    payload = ("ON" if value else "OFF") if isinstance(value, bool) else repr(value)
+    result = decode_esphome("node/sensor/x/state", payload.encode())
+    assert _typed(result.points) == _typed((Point("state", value),))
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.dictionaries(FIELDS, NUMBERS, min_size=1, max_size=8))
+def test_a_line_decodes_to_its_pairs(fields: dict[str, float]) -> None:
+    line = " ".join(f"{k}={v!r}" for k, v in fields.items()) + "\n"
+    result = decode_line("serial", line.encode())
+    assert _typed(result.points) == _typed(tuple(Point(k, v) for k, v in fields.items()))
+
+
+@pytest.mark.parametrize("name", sorted(AVAILABILITY_TOPICS))
+@settings(max_examples=50, deadline=None)
+@given(online=st.booleans(), as_json=st.booleans(), upper=st.booleans())
+def test_availability_decodes_to_its_state(
+    name: str, online: bool, as_json: bool, upper: bool
+) -> None:
+    word = "online" if online else "offline"
+    word = word.capitalize() if upper else word
+    payload = json.dumps({"state": word}) if as_json else word
+    result = DECODERS[name](AVAILABILITY_TOPICS[name], payload.encode())
+    assert _typed(result.points) == _typed((Point("availability", online),))
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiomqtt
+import pytest
 
+import sensors.mqtt as mqtt_module
 from sensors.mqtt import MqttSettings, MqttSource, mqtt_binding
 from tests.fixtures.mosquitto import Mosquitto
 from tests.sensors.helpers import Collector, match
@@ -220,5 +224,35 @@ async def test_a_message_is_acknowledged_only_after_its_reading_was_taken(
     collector = Collector(MqttSource(settings(mosquitto), binding))  # the same client id
     try:
         assert (await collector.wait_for(match("leak", "water_leak"))).value is True
+    finally:
+        await collector.stop()
+
+
+async def test_a_burst_is_taken_in_batches(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source drains the messages already queued in one wakeup (BENCHMARKS.md: 2,786 ->
+    24,000 readings/s). Taken one per wait, a burst of N is N wakeups."""
+    sizes: list[int] = []
+    real = mqtt_module._batches
+
+    async def counted(*args: Any, **kw: Any) -> AsyncIterator[list[aiomqtt.Message]]:
+        async for batch in real(*args, **kw):
+            if batch:
+                sizes.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(mqtt_module, "_batches", counted)
+    burst = 300
+    binding = [mqtt_binding("temp", "temperature", "zigbee2mqtt", "zigbee2mqtt/t1")]
+    collector = Collector(MqttSource(settings(mosquitto), binding))
+    try:
+        await connected(collector)
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+            for n in range(burst):
+                await client.publish("zigbee2mqtt/t1", f'{{"temperature": {n / 100}}}', qos=0)
+        await collector.wait_for(match("temp", "temperature", (burst - 1) / 100))
+        assert sum(sizes) == burst
+        assert len(sizes) < burst / 2, f"{len(sizes)} wakeups for {burst} messages"
     finally:
         await collector.stop()
