@@ -42,11 +42,33 @@ _ABBREVIATED = re.compile(r"[^/:@?&=]*\.\.\.[^/:@?&=]*")
 # A name a resolver would look up: dotted, an IP address, or localhost.
 _REAL_HOST = re.compile(r"^(localhost|\[?[0-9a-f:.]+\]?|[a-z0-9-]+(\.[a-z0-9-]+)+)$", re.I)
 _SECRET_ARG = re.compile(r"key|token|secret|pass|auth|sig", re.IGNORECASE)
-_DEFAULT_ARGS = frozenset({
-    "method", "overflow", "retry", "wait", "optional", "format", "verify", "rto", "cto",
-    "image", "detect", "silent", "preview", "album", "content", "mdv", "emojis", "store",
-    "tz", "avatar", "mode", "priority", "batch",
-})
+_DEFAULT_ARGS = frozenset(
+    {
+        "method",
+        "overflow",
+        "retry",
+        "wait",
+        "optional",
+        "format",
+        "verify",
+        "rto",
+        "cto",
+        "image",
+        "detect",
+        "silent",
+        "preview",
+        "album",
+        "content",
+        "mdv",
+        "emojis",
+        "store",
+        "tz",
+        "avatar",
+        "mode",
+        "priority",
+        "batch",
+    }
+)
 _SPLIT = re.compile(r"[/:@?&=#+,;\s]+")
 
 
@@ -115,8 +137,7 @@ class SecretFilter(logging.Filter):
 
     def add(self, secrets: Iterable[str]) -> None:
         with self._lock:
-            self._secrets = tuple(sorted(set(self._secrets) | set(secrets), key=len,
-                                         reverse=True))
+            self._secrets = tuple(sorted(set(self._secrets) | set(secrets), key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "apprise" and str(record.msg).startswith("Loaded URL"):
@@ -274,7 +295,7 @@ def _masked_entry(entry: object) -> str:
         url = next((k for k in entry if isinstance(k, str) and "://" in k), "")
     head = url.split("://", 1)[0]
     if "=" in head:  # a TEXT line's "tags=" prefix
-        url = url[len(head.split("=", 1)[0]) + 1:]
+        url = url[len(head.split("=", 1)[0]) + 1 :]
     scheme, sep, rest = url.strip().partition("://")
     if not sep:
         return "an entry without a URL"
@@ -287,8 +308,10 @@ def _masked_entry(entry: object) -> str:
 def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> list[Channel]:
     channels: list[Channel] = []
     fulls = [_full_url(service) for service in services]
-    displays = [mask_url(full, service.url(privacy=True))
-                for full, service in zip(fulls, services, strict=True)]
+    displays = [
+        mask_url(full, service.url(privacy=True))
+        for full, service in zip(fulls, services, strict=True)
+    ]
     keys = _keys(fulls, displays)
     for index, service in enumerate(services):
         full, display = fulls[index], displays[index]

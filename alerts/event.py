@@ -69,8 +69,9 @@ class AlarmEvent:
 
 # Kinds of sentinel's own health alarms (its database, its components, its outbox, the
 # replication it runs), as opposed to alarms on a configured sensor in the room.
-SELF_KINDS = frozenset({"state_db", "component", "outbox_undeliverable", "watch_limit",
-                        "mqtt_session_lost"})
+SELF_KINDS = frozenset(
+    {"state_db", "component", "outbox_undeliverable", "watch_limit", "mqtt_session_lost"}
+)
 SELF_KIND_PREFIXES = ("replication_", "keeper_")
 
 

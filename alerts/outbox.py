@@ -106,7 +106,9 @@ class Outbox:
             self.unrouted += 1
             log.warning(
                 "alarm %s (%s, %s): no channel is tagged for it; nobody will be told",
-                event.alarm_id, event.severity, event.event,
+                event.alarm_id,
+                event.severity,
+                event.event,
             )
             return 0
         await self._insert(db, event, channels)
@@ -125,10 +127,7 @@ class Outbox:
         await db.executemany(
             "INSERT INTO outbox_message(channel, alarm_id, event, severity, payload, created) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (c.key, event.alarm_id, event.event, event.severity, payload, now)
-                for c in channels
-            ],
+            [(c.key, event.alarm_id, event.event, event.severity, payload, now) for c in channels],
         )
 
     async def adopt_orphans(self, db: aiosqlite.Connection) -> int:
@@ -204,23 +203,41 @@ class Outbox:
             log.error(
                 "alerts: outbox message %d (alarm %s, %s %s) for %s cannot be made into a "
                 "message and is set aside (state 'dead', kept in the database): %s",
-                row_id, alarm_id, severity, what, shown, error,
+                row_id,
+                alarm_id,
+                severity,
+                what,
+                shown,
+                error,
             )
             critical = critical or severity == Severity.CRITICAL
             described.append(f"#{row_id} (alarm {alarm_id}, {severity} {what}): {error}")
-            items.append({"row": row_id, "alarm": alarm_id, "severity": severity,
-                          "event": what, "error": error[:ERROR_TEXT_MAX]})
+            items.append(
+                {
+                    "row": row_id,
+                    "alarm": alarm_id,
+                    "severity": severity,
+                    "event": what,
+                    "error": error[:ERROR_TEXT_MAX],
+                }
+            )
         if all(info.get(row_id, ("", ""))[1] == UNDELIVERABLE_ID for row_id, _ in rows):
             return  # the notice itself cannot be rendered: another would fail the same way
         notice = AlarmEvent(
-            alarm_id=UNDELIVERABLE_ID, event=str(EventType.FIRING),
+            alarm_id=UNDELIVERABLE_ID,
+            event=str(EventType.FIRING),
             severity=str(Severity.CRITICAL if critical else Severity.WARNING),
-            sensor_id=UNDELIVERABLE_SENSOR, location="alert outbox",
-            kind=UNDELIVERABLE_KIND, value=len(rows), unit="",
-            reason=(f"{len(rows)} outbox message(s) cannot be sent and were set aside; a page "
-                    f"may be missing, check the room and `sentinel status`: "
-                    + "; ".join(described))[:1000],
-            ts=self._clock(), cause=reasons.UNDELIVERABLE,
+            sensor_id=UNDELIVERABLE_SENSOR,
+            location="alert outbox",
+            kind=UNDELIVERABLE_KIND,
+            value=len(rows),
+            unit="",
+            reason=(
+                f"{len(rows)} outbox message(s) cannot be sent and were set aside; a page "
+                f"may be missing, check the room and `sentinel status`: " + "; ".join(described)
+            )[:1000],
+            ts=self._clock(),
+            cause=reasons.UNDELIVERABLE,
             params={"count": len(rows), "items": items[:UNDELIVERABLE_LISTED]},
         )
         channels = self.route(notice)

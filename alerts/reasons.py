@@ -46,22 +46,32 @@ AFTER_SILENCE = "after_silence"  # still firing when the silence over it ended
 
 # The parameters a cause cannot be worded without.
 _NEEDS = {
-    HIGH: ("value", "limit"), LOW: ("value", "limit"), RATE: ("rate", "limit"),
-    BATTERY: ("value", "below"), SILENT: ("silent_for", "max_age"), COMBINED: ("name",),
-    COMPONENT: ("name",), KEEPER_STALE: ("room", "age"), KEEPER_NO_RECEIPT: ("room",),
+    HIGH: ("value", "limit"),
+    LOW: ("value", "limit"),
+    RATE: ("rate", "limit"),
+    BATTERY: ("value", "below"),
+    SILENT: ("silent_for", "max_age"),
+    COMBINED: ("name",),
+    COMPONENT: ("name",),
+    KEEPER_STALE: ("room", "age"),
+    KEEPER_NO_RECEIPT: ("room",),
     SESSION_LOST: ("broker",),
 }
 
 # Boolean kinds whose "detected" reads wrong in Korean: the state itself is the reason.
 _DETECTED_KO = {
-    "water_leak": "누수 감지", "smoke": "연기 감지", "tamper": "케이스 열림 감지",
+    "water_leak": "누수 감지",
+    "smoke": "연기 감지",
+    "tamper": "케이스 열림 감지",
     "replication_guard": "대량 변경 감지로 복제 중지",
     "replication_verify": "복제본 검증 불일치",
     "watch_limit": "파일 변경 감시 한도 초과",
     "replication_source_missing": "복제 원본 없음(마운트 안 됨)",
     "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
-    "component": "구성요소 반복 장애", "replication_keeper": "백업 보관 서버 응답 없음",
-    "room_silent": "sentinel 응답 없음", "room_disaster": "재난 추정(경보 중 응답 끊김)",
+    "component": "구성요소 반복 장애",
+    "replication_keeper": "백업 보관 서버 응답 없음",
+    "room_silent": "sentinel 응답 없음",
+    "room_disaster": "재난 추정(경보 중 응답 끊김)",
     "landing_mass_change": "백업 대량 삭제·변경",
 }
 _DETECTED_EN = {
@@ -73,14 +83,24 @@ _DETECTED_EN = {
 
 # severities and events named inside a reason (the templates name the message's own)
 _SEVERITY_KO = {"critical": "위험", "warning": "주의", "info": "알림"}
-_EVENT_KO = {"firing": "발생", "repeat": "반복", "escalated": "미확인", "acknowledged": "확인",
-             "resolved": "해제", "test": "시험", "silenced": "무음", "unsilenced": "무음 해제"}
+_EVENT_KO = {
+    "firing": "발생",
+    "repeat": "반복",
+    "escalated": "미확인",
+    "acknowledged": "확인",
+    "resolved": "해제",
+    "test": "시험",
+    "silenced": "무음",
+    "unsilenced": "무음 해제",
+}
 
 # The decoder's fault texts (sensors/fault.py), worded in Korean.
 _FAULTS_KO = (
     (re.compile(r"temperature (\S+) °C is a probe error value"), "온도 {0}°C는 프로브 오류값"),
-    (re.compile(r"temperature (\S+) °C outside the physical range (\S+)\.\.(\S+)"),
-     "온도 {0}°C가 물리적 범위({1}~{2}°C)를 벗어남"),
+    (
+        re.compile(r"temperature (\S+) °C outside the physical range (\S+)\.\.(\S+)"),
+        "온도 {0}°C가 물리적 범위({1}~{2}°C)를 벗어남",
+    ),
     (re.compile(r"(\w+) (\S+) % outside 0\.\.100"), "{1}%가 0~100% 범위를 벗어남"),
     (re.compile(r"register error value (0x[0-9A-F]+)"), "레지스터 오류값 {0}"),
 )
@@ -134,16 +154,20 @@ def measure(value: Any, unit: str, language: str) -> str:
 def _compare(params: Mapping[str, Any], op: str, language: str) -> str:
     value, limit, unit = params.get("value"), params.get("limit"), params.get("unit", "")
     shown, bound = measure(value, unit, language), measure(limit, unit, language)
-    strict = (isinstance(value, int | float) and isinstance(limit, int | float)
-              and (value > limit if op == ">" else value < limit))
+    strict = (
+        isinstance(value, int | float)
+        and isinstance(limit, int | float)
+        and (value > limit if op == ">" else value < limit)
+    )
     if strict:
         return f"({shown} {op} {bound})"
     # held by hysteresis, back on the good side of the limit but not yet by enough
     return f"({shown}, 기준 {bound})" if language == "ko" else f"({shown}, limit {bound})"
 
 
-def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[str, str],
-              language: str) -> str | None:
+def condition(
+    cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[str, str], language: str
+) -> str | None:
     """The condition's wording, or None for a cause this module does not know. `labels` are
     the kinds' names in the language."""
     ko = language == "ko"
@@ -160,28 +184,37 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
     if cause == RATE:
         unit = p.get("unit", "")
         rate, limit = number(p.get("rate")), number(p.get("limit"))
-        return (f"온도 급상승 (분당 {rate}{unit}, 기준 분당 {limit}{unit})" if ko
-                else f"rising {rate}{unit}/min (limit {limit}{unit}/min)")
+        return (
+            f"온도 급상승 (분당 {rate}{unit}, 기준 분당 {limit}{unit})"
+            if ko
+            else f"rising {rate}{unit}/min (limit {limit}{unit}/min)"
+        )
     if cause == DETECTED:
         if ko:
             return _DETECTED_KO.get(kind, f"{kind_label} 감지")
         return _DETECTED_EN.get(kind, f"{kind_label} detected")
     if cause == BATTERY:
         value, below = number(p.get("value")), number(p.get("below"))
-        return (f"배터리 {value}% (기준 {below}% 미만)" if ko
-                else f"battery {value}% (below {below}%)")
+        return (
+            f"배터리 {value}% (기준 {below}% 미만)" if ko else f"battery {value}% (below {below}%)"
+        )
     if cause == BATTERY_LOW:
         return "배터리 부족" if ko else "battery low"
     if cause == OFFLINE:
-        return ("센서 통신 두절(게이트웨이 통보)" if ko
-                else "sensor offline (its gateway says so)")
+        return "센서 통신 두절(게이트웨이 통보)" if ko else "sensor offline (its gateway says so)"
     if cause == SILENT:
         silent, limit = (duration(float(p.get(k, 0)), language) for k in ("silent_for", "max_age"))
-        return (f"{silent} 동안 수신 없음 (허용 {limit})" if ko
-                else f"no reading for {silent} (allowed {limit})")
+        return (
+            f"{silent} 동안 수신 없음 (허용 {limit})"
+            if ko
+            else f"no reading for {silent} (allowed {limit})"
+        )
     if cause == FAULT:
-        return f"센서 고장: {_fault_ko(str(p.get('fault', '')))}" if ko else (
-            f"sensor fault: {p.get('fault', '')}")
+        return (
+            f"센서 고장: {_fault_ko(str(p.get('fault', '')))}"
+            if ko
+            else (f"sensor fault: {p.get('fault', '')}")
+        )
     if cause == COMBINED:
         parts = [_part(part, labels, language) for part in p.get("parts", ())]
         return f"{p.get('name', '')}: " + (" 및 " if ko else " and ").join(parts)
@@ -190,81 +223,115 @@ def condition(cause: str, params: Mapping[str, Any], kind: str, labels: Mapping[
         window = duration(float(p.get("window", 0)), language)
         error = p.get("error") or ("-" if ko else "none")
         if ko:
-            text = (f"구성요소 {name} 반복 장애: {window} 동안 {count}회 재시작, "
-                    f"마지막 오류: {error}")
+            text = (
+                f"구성요소 {name} 반복 장애: {window} 동안 {count}회 재시작, 마지막 오류: {error}"
+            )
             if p.get("direct"):
                 text += " (경보 엔진 장애로 대기열을 거치지 않고 직접 발송)"
             return text
         text = f"component {name} keeps failing: {count} restarts in {window}; last error: {error}"
         if p.get("direct"):
             road = "alarm engine" if name == "alarms" else "alert sender"
-            text += (f" (sent directly: the {road} is failing, this page did not go through "
-                     "the outbox)")
+            text += (
+                f" (sent directly: the {road} is failing, this page did not go through the outbox)"
+            )
         return text
     if cause == KEEPER_NO_RECEIPT:
         error = p.get("error")
         if ko:
             return f"백업 보관 서버 {p.get('room', '')} 응답 없음: 수신 확인 없음" + (
-                f" ({error})" if error else "")
+                f" ({error})" if error else ""
+            )
         return f"keeper {p.get('room', '')} not answering: no receipt" + (
-            f": {error}" if error else "")
+            f": {error}" if error else ""
+        )
     if cause == KEEPER_STALE:
         age = duration(float(p.get("age", 0)), language)
         written, error = p.get("written", ""), p.get("error")
         if ko:
-            return (f"백업 보관 서버 {p.get('room', '')} 응답 없음: 마지막 수신 확인 {age} 전"
-                    f"({written} 작성)" + (f", 확인 파일 읽기 실패: {error}" if error else ""))
-        return (f"keeper {p.get('room', '')} not answering: newest receipt {age} old "
-                f"(written {written})" + (f"; reading it fails: {error}" if error else ""))
+            return (
+                f"백업 보관 서버 {p.get('room', '')} 응답 없음: 마지막 수신 확인 {age} 전"
+                f"({written} 작성)" + (f", 확인 파일 읽기 실패: {error}" if error else "")
+            )
+        return (
+            f"keeper {p.get('room', '')} not answering: newest receipt {age} old "
+            f"(written {written})" + (f"; reading it fails: {error}" if error else "")
+        )
     if cause == STATE_DB_DOWN:
         problem = str(p.get("problem", ""))
-        return (f"상태 DB 기록 불가: {_DB_PROBLEMS_KO.get(problem, problem)}. 경보는 "
-                "메모리에서 계속 발송되나 sentinel 재시작 시 기록이 사라짐" if ko else
-                f"state database not writable: {p.get('problem', '')}; alarms still page from "
-                "memory, but nothing is durable (lost if sentinel restarts)")
+        return (
+            f"상태 DB 기록 불가: {_DB_PROBLEMS_KO.get(problem, problem)}. 경보는 "
+            "메모리에서 계속 발송되나 sentinel 재시작 시 기록이 사라짐"
+            if ko
+            else f"state database not writable: {p.get('problem', '')}; alarms still page from "
+            "memory, but nothing is durable (lost if sentinel restarts)"
+        )
     if cause == STATE_DB_CORRUPT:
-        return (f"상태 DB 손상으로 새 DB에서 시작함({p.get('problem', '')}). 손상된 파일은 "
-                f"{p.get('moved_to', '')}에 보관: 이전 경보 기록, 무음 설정, 미발송 메시지는 "
-                "새 DB에 없음" if ko else
-                f"state database was corrupt, started fresh ({p.get('problem', '')}); the "
-                f"damaged file was kept as {p.get('moved_to', '')}: alarm history, silences "
-                "and pending pages from before are not in the new one")
+        return (
+            f"상태 DB 손상으로 새 DB에서 시작함({p.get('problem', '')}). 손상된 파일은 "
+            f"{p.get('moved_to', '')}에 보관: 이전 경보 기록, 무음 설정, 미발송 메시지는 "
+            "새 DB에 없음"
+            if ko
+            else f"state database was corrupt, started fresh ({p.get('problem', '')}); the "
+            f"damaged file was kept as {p.get('moved_to', '')}: alarm history, silences "
+            "and pending pages from before are not in the new one"
+        )
     if cause == STATE_DB_LOST:
         alarms = _lost_alarms(p, ko)
-        return (f"sentinel 재시작: {p.get('since', '?')}부터 상태 DB 없이(메모리에서) 실행 "
-                f"중이었음. 당시 경보: {alarms}. 이 경보는 다시 발송되지 않을 수 있음" if ko else
-                f"sentinel restarted after running without a durable state database since "
-                f"{p.get('since', '?')}: alarms active then: {alarms}; they may not page again")
+        return (
+            f"sentinel 재시작: {p.get('since', '?')}부터 상태 DB 없이(메모리에서) 실행 "
+            f"중이었음. 당시 경보: {alarms}. 이 경보는 다시 발송되지 않을 수 있음"
+            if ko
+            else f"sentinel restarted after running without a durable state database since "
+            f"{p.get('since', '?')}: alarms active then: {alarms}; they may not page again"
+        )
     if cause == STATE_DB_BACK:
-        return ("상태 DB 기록 재개: 경보 기록이 다시 보존됨" if ko
-                else "state database writable again: pages are durable again")
+        return (
+            "상태 DB 기록 재개: 경보 기록이 다시 보존됨"
+            if ko
+            else "state database writable again: pages are durable again"
+        )
     if cause == UNDELIVERABLE:
         count = p.get("count", 0)
         rows = "; ".join(_row(item, ko) for item in p.get("items", ()))
         if ko:
-            return (f"발송할 수 없는 경보 메시지 {count}건을 따로 보관함. 누락된 경보가 있을 "
-                    "수 있으니 현장과 sentinel status를 확인 바람"
-                    + (f". 보관된 메시지: {rows}" if rows else ""))
-        return (f"{count} outbox message(s) cannot be sent and were set aside; a page may be "
-                "missing, check the room and `sentinel status`" + (f": {rows}" if rows else ""))
+            return (
+                f"발송할 수 없는 경보 메시지 {count}건을 따로 보관함. 누락된 경보가 있을 "
+                "수 있으니 현장과 sentinel status를 확인 바람"
+                + (f". 보관된 메시지: {rows}" if rows else "")
+            )
+        return (
+            f"{count} outbox message(s) cannot be sent and were set aside; a page may be "
+            "missing, check the room and `sentinel status`" + (f": {rows}" if rows else "")
+        )
     if cause == SESSION_LOST:
         broker, client_id, losses = p.get("broker"), p.get("client_id", ""), p.get("losses", 1)
         if ko:
-            return (f"브로커 {broker}에 sentinel 세션({client_id})이 없어짐(시작 후 {losses}회): "
-                    "연결이 끊긴 동안 온 메시지가 유실되었을 수 있음, 보존 상태는 다시 읽음")
-        return (f"MQTT session lost: broker {broker} no longer held sentinel's session "
-                f"(client id {client_id}, lost {losses} time(s) since start); messages sent "
-                "while sentinel was disconnected may be lost, retained states were read again")
+            return (
+                f"브로커 {broker}에 sentinel 세션({client_id})이 없어짐(시작 후 {losses}회): "
+                "연결이 끊긴 동안 온 메시지가 유실되었을 수 있음, 보존 상태는 다시 읽음"
+            )
+        return (
+            f"MQTT session lost: broker {broker} no longer held sentinel's session "
+            f"(client id {client_id}, lost {losses} time(s) since start); messages sent "
+            "while sentinel was disconnected may be lost, retained states were read again"
+        )
     if cause == TEST:
         return "시험 발송(sentinel test-alert)" if ko else "sentinel test-alert"
     if cause == CLEARED:
         return "정상 복귀" if ko else "back to normal"
     if cause == ACKED_CLEARED:
-        return (f"{p.get('by', '')} 확인 후 해제(조건은 이미 해소)" if ko
-                else f"acknowledged by {p.get('by', '')} after the condition cleared")
+        return (
+            f"{p.get('by', '')} 확인 후 해제(조건은 이미 해소)"
+            if ko
+            else f"acknowledged by {p.get('by', '')} after the condition cleared"
+        )
     if cause == REMOVED:
-        return ("센서 또는 규칙이 설정에서 제거됨" if ko
-                else "its sensor or rule was removed from the config")
+        return (
+            "센서 또는 규칙이 설정에서 제거됨"
+            if ko
+            else "its sensor or rule was removed from the config"
+        )
     return None
 
 
@@ -275,17 +342,24 @@ def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
     p = params
     if cause == STATE_DB_DOWN:
         problem = str(p.get("problem", ""))
-        return (f"상태 DB 기록 불가({_DB_PROBLEMS_KO.get(problem, problem)})" if ko
-                else f"state database not writable ({problem})")
+        return (
+            f"상태 DB 기록 불가({_DB_PROBLEMS_KO.get(problem, problem)})"
+            if ko
+            else f"state database not writable ({problem})"
+        )
     if cause == STATE_DB_BACK:
         return "상태 DB 기록 재개" if ko else "state database writable again"
     if cause == STATE_DB_CORRUPT:
         return "상태 DB 손상, 새 DB로 시작" if ko else "state database was corrupt, started fresh"
     if cause == STATE_DB_LOST:
-        ids = " ".join(f"{a.get('location', '?')} #{a.get('id', '?')}"
-                       for a in p.get("alarms") or ()) or ("경보 없음" if ko else "no alarms")
-        return (f"재시작, {p.get('since', '?')}부터 비보존 실행: {ids}" if ko
-                else f"restarted, not durable since {p.get('since', '?')}: {ids}")
+        ids = " ".join(
+            f"{a.get('location', '?')} #{a.get('id', '?')}" for a in p.get("alarms") or ()
+        ) or ("경보 없음" if ko else "no alarms")
+        return (
+            f"재시작, {p.get('since', '?')}부터 비보존 실행: {ids}"
+            if ko
+            else f"restarted, not durable since {p.get('since', '?')}: {ids}"
+        )
     return None
 
 
@@ -293,8 +367,9 @@ def _lost_alarms(params: Mapping[str, Any], ko: bool) -> str:
     alarms = [a for a in params.get("alarms") or () if isinstance(a, Mapping)]
     if not alarms:
         return "없음" if ko else "none"
-    return ", ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
-                     for a in alarms)
+    return ", ".join(
+        f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}" for a in alarms
+    )
 
 
 def note(params: Mapping[str, Any], language: str) -> str:

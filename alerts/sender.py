@@ -251,8 +251,11 @@ class Sender:
             raise
         except Exception as exc:
             # rows stay pending and are retried; only the message text is safe to log
-            log.error("alerts: sending to %s failed unexpectedly: %s", channel.display,
-                      channel.scrub(f"{type(exc).__name__}: {exc}"))
+            log.error(
+                "alerts: sending to %s failed unexpectedly: %s",
+                channel.display,
+                channel.scrub(f"{type(exc).__name__}: {exc}"),
+            )
             lane = self._lanes[channel.key]
             lane.retry_at = self._clock() + self._backoff(max(lane.failures, 1))
         finally:
@@ -317,8 +320,10 @@ class Sender:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("alerts: the keeper confirmation failed, paging without it: %s",
-                        f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX])
+            log.warning(
+                "alerts: the keeper confirmation failed, paging without it: %s",
+                f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX],
+            )
             return events
         return confirmed if len(confirmed) == len(events) else events
 
@@ -350,7 +355,11 @@ class Sender:
 
     @staticmethod
     async def _store_outcome(
-        db: aiosqlite.Connection, channel: Channel, ids: list[int], ok: bool, error: str,
+        db: aiosqlite.Connection,
+        channel: Channel,
+        ids: list[int],
+        ok: bool,
+        error: str,
         now: float,
     ) -> None:
         marks = ",".join("?" * len(ids))
@@ -382,8 +391,11 @@ class Sender:
         if ok:
             self._sent += count
             if lane.failures:
-                log.info("alerts: %s works again after %d failed attempt(s)",
-                         channel.display, lane.failures)
+                log.info(
+                    "alerts: %s works again after %d failed attempt(s)",
+                    channel.display,
+                    lane.failures,
+                )
             lane.failures = 0
             lane.failing_since = None
             lane.last_success = now
@@ -399,7 +411,11 @@ class Sender:
                 extra = f" ({lane.suppressed} more not logged)" if lane.suppressed else ""
                 log.warning(
                     "alerts: %s failed (%d in a row, %d message(s) waiting): %s%s",
-                    channel.display, lane.failures, count, error, extra,
+                    channel.display,
+                    lane.failures,
+                    count,
+                    error,
+                    extra,
                 )
                 lane.last_logged = now
                 lane.suppressed = 0
@@ -416,7 +432,8 @@ class Sender:
             log.critical(
                 "alerts: every alert channel has been failing since %s: nobody is being "
                 "paged (%d message(s) waiting)",
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)), self._pending,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)),
+                self._pending,
             )
 
     def _backoff(self, failures: int) -> float:
@@ -449,7 +466,8 @@ def notify_type(events: Sequence[AlarmEvent]) -> apprise.NotifyType:
     """Apprise's message type: failure for a critical alarm, success when all cleared (by
     each alarm's latest event: one that fired and cleared meanwhile counts as cleared)."""
     active = [
-        e for e in current_events(events)
+        e
+        for e in current_events(events)
         if e.event not in (EventType.RESOLVED, EventType.ACKNOWLEDGED)
     ]
     if not active:

@@ -38,9 +38,32 @@ FORMS = ("sms", "long")
 EVENTS = tuple(e.value for e in EventType)
 
 FIELDS = (
-    "site", "location", "sensor", "kind", "what", "value", "severity", "event", "reason",
-    "time", "datetime", "id", "first", "others", "count", "ids", "more_ids", "body", "states",
-    "by", "who", "until", "safe", "memo", "duration", "lasted",
+    "site",
+    "location",
+    "sensor",
+    "kind",
+    "what",
+    "value",
+    "severity",
+    "event",
+    "reason",
+    "time",
+    "datetime",
+    "id",
+    "first",
+    "others",
+    "count",
+    "ids",
+    "more_ids",
+    "body",
+    "states",
+    "by",
+    "who",
+    "until",
+    "safe",
+    "memo",
+    "duration",
+    "lasted",
 )
 
 # `{safe}`: up to when the keeper confirmed the room's data safe; marked when it is an older
@@ -50,45 +73,77 @@ SAFE_OLDER = {"ko": " 자료 {t}까지 안전(이전 확인)", "en": " data safe
 
 KIND_LABELS: dict[str, dict[str, str]] = {
     "ko": {
-        "water_leak": "누수", "smoke": "연기", "temperature": "온도", "humidity": "습도",
-        "battery": "배터리", "battery_low": "배터리 부족", "tamper": "케이스 열림",
-        "availability": "통신두절", "lost": "응답없음", "fault": "센서 고장",
-        "fire": "화재", "rate_of_rise": "급격한 온도상승",
-        "replication_lag": "복제 지연", "replication_failures": "복제 실패",
-        "replication_guard": "복제 중지(대량 변경)", "replication_verify": "복제 검증 실패",
-        "watch_limit": "감시 한도 초과", "component": "구성요소 반복 장애", "test": "시험",
+        "water_leak": "누수",
+        "smoke": "연기",
+        "temperature": "온도",
+        "humidity": "습도",
+        "battery": "배터리",
+        "battery_low": "배터리 부족",
+        "tamper": "케이스 열림",
+        "availability": "통신두절",
+        "lost": "응답없음",
+        "fault": "센서 고장",
+        "fire": "화재",
+        "rate_of_rise": "급격한 온도상승",
+        "replication_lag": "복제 지연",
+        "replication_failures": "복제 실패",
+        "replication_guard": "복제 중지(대량 변경)",
+        "replication_verify": "복제 검증 실패",
+        "watch_limit": "감시 한도 초과",
+        "component": "구성요소 반복 장애",
+        "test": "시험",
         "replication_source_missing": "복제 원본 없음(마운트 안 됨)",
         "replication_target_missing": "복제 대상 없음(마운트 안 됨)",
         "replication_quarantine": "복제 불가 파일",
         "replication_unreadable": "읽기 권한 없는 문서",
-        "outbox_undeliverable": "발송 불가 경보 메시지", "state_db": "상태 DB",
+        "outbox_undeliverable": "발송 불가 경보 메시지",
+        "state_db": "상태 DB",
         "replication_keeper": "백업 보관 서버 응답 없음",
         "mqtt_session_lost": "브로커 세션 유실",
-        "sensor_lost": "센서 응답 없음", "sensor_fault": "센서 고장", "combined": "복합 조건",
-        "room_silent": "sentinel 응답 없음", "room_disaster": "재난 추정(경보 중 응답 끊김)",
-        "landing_mass_change": "백업 대량 삭제·변경", "keeper_snapshot_failures": "스냅숏 실패",
+        "sensor_lost": "센서 응답 없음",
+        "sensor_fault": "센서 고장",
+        "combined": "복합 조건",
+        "room_silent": "sentinel 응답 없음",
+        "room_disaster": "재난 추정(경보 중 응답 끊김)",
+        "landing_mass_change": "백업 대량 삭제·변경",
+        "keeper_snapshot_failures": "스냅숏 실패",
         "keeper_disk_free": "백업 디스크 여유",
     },
     "en": {
-        "water_leak": "leak", "smoke": "smoke", "temperature": "temperature",
-        "humidity": "humidity", "battery": "battery", "battery_low": "battery low",
-        "tamper": "tamper", "availability": "sensor offline", "lost": "sensor lost",
-        "fault": "sensor fault", "fire": "fire", "rate_of_rise": "rapid heat rise",
-        "replication_lag": "replication lag", "replication_failures": "replication failing",
+        "water_leak": "leak",
+        "smoke": "smoke",
+        "temperature": "temperature",
+        "humidity": "humidity",
+        "battery": "battery",
+        "battery_low": "battery low",
+        "tamper": "tamper",
+        "availability": "sensor offline",
+        "lost": "sensor lost",
+        "fault": "sensor fault",
+        "fire": "fire",
+        "rate_of_rise": "rapid heat rise",
+        "replication_lag": "replication lag",
+        "replication_failures": "replication failing",
         "replication_guard": "replication paused (mass change)",
-        "replication_verify": "replica verify failed", "watch_limit": "watch limit",
+        "replication_verify": "replica verify failed",
+        "watch_limit": "watch limit",
         "component": "crash loop",
         "replication_source_missing": "replication source missing or not mounted",
         "replication_target_missing": "replication target missing or not mounted",
         "replication_quarantine": "files that cannot be replicated",
         "replication_unreadable": "unreadable documents",
-        "outbox_undeliverable": "undeliverable alert message", "state_db": "state database",
+        "outbox_undeliverable": "undeliverable alert message",
+        "state_db": "state database",
         "replication_keeper": "keeper not answering",
         "mqtt_session_lost": "MQTT session lost",
-        "room_silent": "sentinel silent", "room_disaster": "likely disaster (silent during alarm)",
+        "room_silent": "sentinel silent",
+        "room_disaster": "likely disaster (silent during alarm)",
         "landing_mass_change": "mass deletion/rewrite at the backup",
-        "keeper_snapshot_failures": "snapshots failing", "keeper_disk_free": "backup disk free",
-        "test": "test", "sensor_lost": "sensor lost", "sensor_fault": "sensor fault",
+        "keeper_snapshot_failures": "snapshots failing",
+        "keeper_disk_free": "backup disk free",
+        "test": "test",
+        "sensor_lost": "sensor lost",
+        "sensor_fault": "sensor fault",
         "combined": "combined rule",
     },
 }
@@ -100,16 +155,23 @@ SEVERITY_LABELS = {
 
 EVENT_LABELS = {
     "ko": {
-        EventType.FIRING: "경보 발생", EventType.REPEAT: "경보 반복",
-        EventType.ESCALATED: "경보 미확인(상향)", EventType.ACKNOWLEDGED: "경보 확인",
-        EventType.RESOLVED: "경보 해제", EventType.TEST: "시험",
-        EventType.SILENCED: "경보 무음 설정", EventType.UNSILENCED: "경보 무음 해제",
+        EventType.FIRING: "경보 발생",
+        EventType.REPEAT: "경보 반복",
+        EventType.ESCALATED: "경보 미확인(상향)",
+        EventType.ACKNOWLEDGED: "경보 확인",
+        EventType.RESOLVED: "경보 해제",
+        EventType.TEST: "시험",
+        EventType.SILENCED: "경보 무음 설정",
+        EventType.UNSILENCED: "경보 무음 해제",
     },
     "en": {
-        EventType.FIRING: "alarm", EventType.REPEAT: "alarm (repeat)",
+        EventType.FIRING: "alarm",
+        EventType.REPEAT: "alarm (repeat)",
         EventType.ESCALATED: "alarm unacknowledged (escalated)",
-        EventType.ACKNOWLEDGED: "alarm acknowledged", EventType.RESOLVED: "alarm cleared",
-        EventType.TEST: "test", EventType.SILENCED: "alarms silenced",
+        EventType.ACKNOWLEDGED: "alarm acknowledged",
+        EventType.RESOLVED: "alarm cleared",
+        EventType.TEST: "test",
+        EventType.SILENCED: "alarms silenced",
         EventType.UNSILENCED: "silence ended",
     },
 }
@@ -117,16 +179,24 @@ EVENT_LABELS = {
 # The tag an alarm carries beside its id in a group SMS: the word its own SMS starts with.
 STATE_TAGS = {
     "ko": {
-        EventType.FIRING: "{severity}", EventType.REPEAT: "{severity}·반복",
-        EventType.ESCALATED: "{severity}·미확인", EventType.ACKNOWLEDGED: "확인",
-        EventType.RESOLVED: "해제", EventType.TEST: "시험",
-        EventType.SILENCED: "무음", EventType.UNSILENCED: "무음해제",
+        EventType.FIRING: "{severity}",
+        EventType.REPEAT: "{severity}·반복",
+        EventType.ESCALATED: "{severity}·미확인",
+        EventType.ACKNOWLEDGED: "확인",
+        EventType.RESOLVED: "해제",
+        EventType.TEST: "시험",
+        EventType.SILENCED: "무음",
+        EventType.UNSILENCED: "무음해제",
     },
     "en": {
-        EventType.FIRING: "{severity}", EventType.REPEAT: "{severity} repeat",
-        EventType.ESCALATED: "{severity} unacked", EventType.ACKNOWLEDGED: "ACK",
-        EventType.RESOLVED: "OK", EventType.TEST: "TEST",
-        EventType.SILENCED: "SILENCED", EventType.UNSILENCED: "UNSILENCED",
+        EventType.FIRING: "{severity}",
+        EventType.REPEAT: "{severity} repeat",
+        EventType.ESCALATED: "{severity} unacked",
+        EventType.ACKNOWLEDGED: "ACK",
+        EventType.RESOLVED: "OK",
+        EventType.TEST: "TEST",
+        EventType.SILENCED: "SILENCED",
+        EventType.UNSILENCED: "UNSILENCED",
     },
 }
 # Shown after the listed alarms when not all of them fit in one SMS.
@@ -148,8 +218,9 @@ ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 # Kinds whose alarm reason is the whole story and is written to be read in an SMS (the
 # keeper's "silent 90s, data safe to 14:32:05, alarms: leak(CRIT)"): the
 # message states the reason instead of "<kind> detected".
-REASON_KINDS = frozenset({"room_silent", "room_disaster", "landing_mass_change",
-                          "replication_keeper", "state_db"})
+REASON_KINDS = frozenset(
+    {"room_silent", "room_disaster", "landing_mass_change", "replication_keeper", "state_db"}
+)
 
 # The long form's title says what happened, where (site) and how bad; the body adds what
 # the title does not, so nothing is said twice (a channel without titles gets the title
@@ -214,8 +285,10 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "long.group.title": "[{site}] 경보 {count}건",
         **{f"long.{e}": _LONG_BODY["ko"] for e in EVENTS if e != "test"},
         **{f"long.{e}": _LONG_BODY[f"ko.{e}"] for e in _OWN_BODIES},
-        "long.test": ("sentinel 경보 발송 시험입니다. 이 메시지가 보이면 이 채널로 경보가 "
-                      "전달됩니다.\n시각: {datetime}"),
+        "long.test": (
+            "sentinel 경보 발송 시험입니다. 이 메시지가 보이면 이 채널로 경보가 "
+            "전달됩니다.\n시각: {datetime}"
+        ),
         **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
         **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
         "long.test.title": "[{site}] 경보 시험 메시지",
@@ -225,8 +298,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sms.repeat": "[{severity} repeat] {location} {what} {time} #{id}{safe}",
         "sms.escalated": "[{severity} unacked] {location} {what} {time} #{id}{safe}",
         "sms.acknowledged": "[ACK] {location} {kind} acknowledged by {who} {time} #{id}",
-        "sms.resolved": ("[OK] {location} {severity} {kind} alarm back to normal {time}{lasted} "
-                         "#{id}"),
+        "sms.resolved": (
+            "[OK] {location} {severity} {kind} alarm back to normal {time}{lasted} #{id}"
+        ),
         "sms.test": "[TEST] {site} alert test {time}",
         "sms.silenced": "[SILENCED] {location} until {until} by {who} {time} #{id}",
         "sms.unsilenced": "[UNSILENCED] {location} by {who} {time} #{id}",
@@ -235,8 +309,10 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "long.group.title": "[{site}] {count} alarms",
         **{f"long.{e}": _LONG_BODY["en"] for e in EVENTS if e != "test"},
         **{f"long.{e}": _LONG_BODY[f"en.{e}"] for e in _OWN_BODIES},
-        "long.test": ("sentinel alert test. If you can read this, alarms reach you on this "
-                      "channel.\nTime: {datetime}"),
+        "long.test": (
+            "sentinel alert test. If you can read this, alarms reach you on this "
+            "channel.\nTime: {datetime}"
+        ),
         **{f"long.{e}.title": "[{site}] {severity} {kind} {event}" for e in EVENTS},
         **{f"long.{e}.title": "[{site}] {event}: {location}" for e in ACTIONS},
         "long.test.title": "[{site}] alert test",
@@ -346,10 +422,15 @@ class Templates:
         states = [self._template("sms", e.event).format_map(self._fields(e)) for e in current]
         # each event under its own title, less the site the group's title already names
         site_tag = f"[{self.site}] "
-        bodies = [f"{m.title.removeprefix(site_tag)}\n{m.body}".strip()
-                  for m in (self.render(e, "long") for e in events)]
+        bodies = [
+            f"{m.title.removeprefix(site_tag)}\n{m.body}".strip()
+            for m in (self.render(e, "long") for e in events)
+        ]
         fields = {
-            **self._fields(lead), **extra, "states": "\n".join(states), "body": "\n\n".join(bodies)
+            **self._fields(lead),
+            **extra,
+            "states": "\n".join(states),
+            "body": "\n\n".join(bodies),
         }
         return Message(
             self._templates["long.group.title"].format_map(fields),
@@ -398,8 +479,7 @@ class Templates:
         severity = event.severity
         if event.event == EventType.RESOLVED and event.peak:
             severity = event.peak  # the worst it got, not where it eased off before clearing
-        lasted = ("" if event.since is None else
-                  reasons.duration(event.ts - event.since, lang))
+        lasted = "" if event.since is None else reasons.duration(event.ts - event.since, lang)
         return {
             "site": self.site,
             "location": location,
@@ -413,12 +493,18 @@ class Templates:
             "time": time.strftime("%H:%M", local),
             "datetime": time.strftime("%Y-%m-%d %H:%M:%S", local),
             "id": event.alarm_id,
-            "first": "", "others": "0", "count": "1", "ids": f"#{event.alarm_id}", "more_ids": "",
-            "body": "", "states": "",
+            "first": "",
+            "others": "0",
+            "count": "1",
+            "ids": f"#{event.alarm_id}",
+            "more_ids": "",
+            "body": "",
+            "states": "",
             "by": event.by or "-",
             "who": event.who or event.by or "-",
-            "until": "-" if event.until is None else time.strftime(
-                "%m-%d %H:%M", self._localtime(event.until)),
+            "until": "-"
+            if event.until is None
+            else time.strftime("%m-%d %H:%M", self._localtime(event.until)),
             "safe": self._safe(event, local),
             "memo": str(event.params.get("memo") or "-"),
             "duration": lasted or "-",
@@ -457,8 +543,7 @@ class Templates:
         labels = KIND_LABELS[self.language]
         kind = labels.get(event.kind, event.kind)
         if event.value is True:
-            return reasons.condition(reasons.DETECTED, {}, event.kind, labels,
-                                     self.language) or "-"
+            return reasons.condition(reasons.DETECTED, {}, event.kind, labels, self.language) or "-"
         if isinstance(event.value, int | float) and not isinstance(event.value, bool):
             return f"{kind} {reasons.measure(event.value, event.unit, self.language)}"
         return f"{kind} {ALARM[self.language]}"
@@ -469,15 +554,21 @@ class Templates:
         safe = self._localtime(event.safe_as_of)
         # a confirmation from another day says so (a page never hides how old it is)
         same_day = (safe.tm_year, safe.tm_yday) == (local.tm_year, local.tm_yday)
-        fmt = ("%H:%M:%S" if same_day else "%m-%d %H:%M" if safe.tm_year == local.tm_year
-               else "%Y-%m-%d")
+        fmt = (
+            "%H:%M:%S"
+            if same_day
+            else "%m-%d %H:%M"
+            if safe.tm_year == local.tm_year
+            else "%Y-%m-%d"
+        )
         when = time.strftime(fmt, safe)
         words = SAFE_OLDER if event.safe_unconfirmed else SAFE
         return words[self.language].format(t=when)
 
     def _fit_sms(self, template: str, fields: dict[str, str]) -> str:
-        text = _fit(lambda loc: template.format_map({**fields, "location": loc}),
-                    fields["location"])
+        text = _fit(
+            lambda loc: template.format_map({**fields, "location": loc}), fields["location"]
+        )
         assert text is not None  # with cutting allowed, _fit always returns text
         return text
 
@@ -545,4 +636,3 @@ def _load_dir(directory: Path) -> dict[str, str]:
     for path in sorted(directory.glob("*.txt")):
         out[path.stem] = path.read_text(encoding="utf-8").rstrip("\n")
     return out
-

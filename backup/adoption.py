@@ -26,8 +26,9 @@ from backup.transfer import PROTECT
 _ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
 _DELETING = "*deleting "
 # Not documents: a replica root holding only these is an empty replica.
-_NOT_DOCUMENTS = frozenset({VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER,
-                            HEARTBEAT_FILE})
+_NOT_DOCUMENTS = frozenset(
+    {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE}
+)
 
 
 def source_adoptable(source: str, *, require_mountpoint: bool) -> bool:
@@ -54,9 +55,19 @@ async def replica_holds_files(spec: ReplicationSpec) -> TargetCheck:
                 return TargetCheck(any(e.name not in _NOT_DOCUMENTS for e in entries))
         except OSError:
             return TargetCheck(False)
-    args = ["-d", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}", "--delete",
-            "--dry-run", "-ii", *spec.target.transport_args(spec.runtime_dir), *PROTECT,
-            *spec.filters.rsync_args(), str(spec.source).rstrip("/") + "/", spec.target.path()]
+    args = [
+        "-d",
+        *COMMON_ARGS,
+        f"--timeout={max(1, int(spec.timeout))}",
+        "--delete",
+        "--dry-run",
+        "-ii",
+        *spec.target.transport_args(spec.runtime_dir),
+        *PROTECT,
+        *spec.filters.rsync_args(),
+        str(spec.source).rstrip("/") + "/",
+        spec.target.path(),
+    ]
     result = await run_rsync(args)
     if not result.ok:
         return TargetCheck(None, result)
@@ -74,6 +85,10 @@ async def replica_holds_files(spec: ReplicationSpec) -> TargetCheck:
         elif m.group(3) != "+" * 9:
             return TargetCheck(True, result)
     if not seen_root:
-        return TargetCheck(None, RsyncResult(
-            23, Outcome.RETRY, error="the replica probe did not itemize the replica root"))
+        return TargetCheck(
+            None,
+            RsyncResult(
+                23, Outcome.RETRY, error="the replica probe did not itemize the replica root"
+            ),
+        )
     return TargetCheck(False, result)

@@ -17,8 +17,9 @@ SOCKET_NAME = "cm-%C"
 SUN_PATH_MAX = 107
 _HASH_LEN = 40  # %C: hex SHA-1 of local host, remote host, port, user
 _SSH_TEMP_SUFFIX = len(".") + 16
-MAX_DIR_LEN = SUN_PATH_MAX - len("/") - len(SOCKET_NAME.replace("%C", "")) - _HASH_LEN \
-    - _SSH_TEMP_SUFFIX
+MAX_DIR_LEN = (
+    SUN_PATH_MAX - len("/") - len(SOCKET_NAME.replace("%C", "")) - _HASH_LEN - _SSH_TEMP_SUFFIX
+)
 
 
 def control_path(runtime_dir: Path) -> str:

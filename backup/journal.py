@@ -32,8 +32,12 @@ class Journal:
     """
 
     def __init__(
-        self, source: str, db: aiosqlite.Connection, write: WriteTx,
-        *, clock: Callable[[], float] = time.time,
+        self,
+        source: str,
+        db: aiosqlite.Connection,
+        write: WriteTx,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self._db = db

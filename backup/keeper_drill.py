@@ -61,8 +61,9 @@ class DrillError(RuntimeError):
     """The keeper's receipt or snapshot could not be read (the message says why)."""
 
 
-async def keeper_drill(spec: ReplicationSpec, history: Target, receipt: Target,
-                       room: str) -> KeeperDrillResult:
+async def keeper_drill(
+    spec: ReplicationSpec, history: Target, receipt: Target, room: str
+) -> KeeperDrillResult:
     """Restores the keeper's newest confirmed snapshot of `room` from `history` into a temp
     dir and compares it with `spec.source` by checksum (see the module doc)."""
     result = KeeperDrillResult(history=history.describe())
@@ -77,63 +78,99 @@ async def keeper_drill(spec: ReplicationSpec, history: Target, receipt: Target,
     return result
 
 
-async def _drill_into(spec: ReplicationSpec, history: Target, receipt_from: Target, room: str,
-                      work: Path, result: KeeperDrillResult) -> None:
+async def _drill_into(
+    spec: ReplicationSpec,
+    history: Target,
+    receipt_from: Target,
+    room: str,
+    work: Path,
+    result: KeeperDrillResult,
+) -> None:
     try:
-        receipt = await fetch_receipt(receipt_from, spec.runtime_dir, work,
-                                      io_timeout=spec.timeout)
+        receipt = await fetch_receipt(receipt_from, spec.runtime_dir, work, io_timeout=spec.timeout)
     except (RecordError, OSError) as exc:
-        text = str(exc) if not isinstance(exc, OSError) else (
-            f"{exc.strerror or exc}: {exc.filename or receipt_from.describe()}")
-        raise DrillError(f"cannot read the keeper's receipt at {receipt_from.describe()} "
-                         f"(it names the newest snapshot): {text}") from None
+        text = (
+            str(exc)
+            if not isinstance(exc, OSError)
+            else (f"{exc.strerror or exc}: {exc.filename or receipt_from.describe()}")
+        )
+        raise DrillError(
+            f"cannot read the keeper's receipt at {receipt_from.describe()} "
+            f"(it names the newest snapshot): {text}"
+        ) from None
     if receipt.room != room:
-        raise DrillError(f"the receipt at {receipt_from.describe()} is for room "
-                         f"{receipt.room!r}, not {room!r}")
+        raise DrillError(
+            f"the receipt at {receipt_from.describe()} is for room {receipt.room!r}, not {room!r}"
+        )
     if receipt.snapshot is None:
-        raise DrillError(f"the keeper has no snapshot of room {room!r} yet (receipt at "
-                         f"{receipt_from.describe()})")
+        raise DrillError(
+            f"the keeper has no snapshot of room {room!r} yet (receipt at "
+            f"{receipt_from.describe()})"
+        )
     # the name becomes a path on the keeper: only the keeper's own snapshot names pass
     if parse_name(receipt.snapshot) is None:
-        raise DrillError(f"the receipt names snapshot {receipt.snapshot!r}, which is not a "
-                         "snapshot name")
+        raise DrillError(
+            f"the receipt names snapshot {receipt.snapshot!r}, which is not a snapshot name"
+        )
     result.snapshot, result.safe_as_of = receipt.snapshot, receipt.safe_as_of
 
     restored = work / "snapshot"
     restored.mkdir()
     # a pull, never a push: --safe-links leaves out links pointing out of the snapshot, and
     # PROTECT the keeper's and sentinel's own files (heartbeat, markers, versions)
-    pulled = await run_rsync([
-        "-a", "--safe-links", *COMMON_ARGS, f"--timeout={max(1, int(spec.timeout))}",
-        *history.transport_args(spec.runtime_dir), *PROTECT,
-        history.path(receipt.snapshot) + "/", f"{restored}/",
-    ])
+    pulled = await run_rsync(
+        [
+            "-a",
+            "--safe-links",
+            *COMMON_ARGS,
+            f"--timeout={max(1, int(spec.timeout))}",
+            *history.transport_args(spec.runtime_dir),
+            *PROTECT,
+            history.path(receipt.snapshot) + "/",
+            f"{restored}/",
+        ]
+    )
     if not pulled.ok:
-        raise DrillError(f"reading snapshot {receipt.snapshot} from {history.describe()} "
-                         f"failed: {pulled.error}{_hint(pulled.error)}")
+        raise DrillError(
+            f"reading snapshot {receipt.snapshot} from {history.describe()} "
+            f"failed: {pulled.error}{_hint(pulled.error)}"
+        )
     result.files = sum(len(f) for _, _, f in os.walk(restored))
 
-    cmp = await compare(str(spec.source).rstrip("/") + "/", f"{restored}/",
-                        filters=spec.filters.rsync_args(), io_timeout=spec.timeout,
-                        safe_links=True)
+    cmp = await compare(
+        str(spec.source).rstrip("/") + "/",
+        f"{restored}/",
+        filters=spec.filters.rsync_args(),
+        io_timeout=spec.timeout,
+        safe_links=True,
+    )
     if not cmp.ok:
         raise DrillError(f"comparing with the source failed: {cmp.error}")
     for diff in _differences(spec.source, cmp.output):
-        late = (receipt.safe_as_of is not None and diff.changed is not None
-                and diff.changed > receipt.safe_as_of)
+        late = (
+            receipt.safe_as_of is not None
+            and diff.changed is not None
+            and diff.changed > receipt.safe_as_of
+        )
         (result.newer if late else result.failed).append(diff)
 
 
 def _hint(error: str) -> str:
     if "Unknown module" in error:
-        return (" (the key used does not reach this module: is history_identity_file the "
-                "drill key? The write key cannot read the history)")
+        return (
+            " (the key used does not reach this module: is history_identity_file the "
+            "drill key? The write key cannot read the history)"
+        )
     if "Permission denied" in error:
-        return (" (the keeper host refused this key for that account: history_identity_file "
-                "must be the drill key installed in the keeper account's authorized_keys)")
+        return (
+            " (the keeper host refused this key for that account: history_identity_file "
+            "must be the drill key installed in the keeper account's authorized_keys)"
+        )
     if "module is write only" in error:
-        return (" (history names the write-only landing module: use the room's history "
-                "module, <room>-history)")
+        return (
+            " (history names the write-only landing module: use the room's history "
+            "module, <room>-history)"
+        )
     return ""
 
 
@@ -147,11 +184,15 @@ def _differences(source: Path, lines: list[str]) -> list[Difference]:
         code, name = line[:11], line[12:]
         if code.startswith("*deleting"):
             # gone from the source: the deletion changed the nearest directory still there
-            out.append(Difference(name.rstrip("/"), "only in the snapshot (not in the source)",
-                                  _changed_above(source, name.rstrip("/"))))
+            out.append(
+                Difference(
+                    name.rstrip("/"),
+                    "only in the snapshot (not in the source)",
+                    _changed_above(source, name.rstrip("/")),
+                )
+            )
         elif code[0] in "<>ch" and (code[1] != "d" or code[2:] == _NEW):
-            what = ("missing from the snapshot" if code[2:] == _NEW
-                    else "differs from the snapshot")
+            what = "missing from the snapshot" if code[2:] == _NEW else "differs from the snapshot"
             out.append(Difference(name.rstrip("/"), what, _changed(source / name)))
     return out
 

@@ -108,7 +108,9 @@ def parse_heartbeat(raw: bytes) -> Heartbeat:
         raise RecordError("heartbeat: alarms is not a list")
     alarms = tuple(
         AlarmNote(
-            id=_text(a, "id"), kind=_text(a, "kind"), severity=_text(a, "severity"),
+            id=_text(a, "id"),
+            kind=_text(a, "kind"),
+            severity=_text(a, "severity"),
             location=_text(a, "location", default=""),
             since=_number(a, "since", optional=True),
         )
@@ -233,18 +235,31 @@ def _number(data: dict[str, Any], key: str, *, optional: bool = False) -> Any:  
     return float(value)
 
 
-async def fetch_receipt(source: Target, runtime_dir: Path, work: Path,
-                        *, io_timeout: float = 60, time_limit: float | None = None) -> Receipt:
+async def fetch_receipt(
+    source: Target,
+    runtime_dir: Path,
+    work: Path,
+    *,
+    io_timeout: float = 60,
+    time_limit: float | None = None,
+) -> Receipt:
     """The keeper's receipt: read in place for a local keeper, else pulled with rsync into
     `work` (the room's heartbeat component and `backup drill` both read it so)."""
     local = source.local_root
     if local is not None:
         return await asyncio.to_thread(read_receipt, local)
     dest = work / RECEIPT_FILE
-    result = await run_rsync([
-        "-I", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}",
-        *source.transport_args(runtime_dir), source.url, str(dest),
-    ], time_limit=time_limit if time_limit is not None else max(io_timeout, 30))
+    result = await run_rsync(
+        [
+            "-I",
+            *COMMON_ARGS,
+            f"--timeout={max(1, int(io_timeout))}",
+            *source.transport_args(runtime_dir),
+            source.url,
+            str(dest),
+        ],
+        time_limit=time_limit if time_limit is not None else max(io_timeout, 30),
+    )
     if not result.ok:
         raise RecordError(f"rsync exit {result.exit_code}: {result.error}")
     return await asyncio.to_thread(read_receipt, dest)

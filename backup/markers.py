@@ -23,10 +23,14 @@ from backup.spec import ReplicationSpec
 SOURCE_MARKER = ".sentinel-source"
 TARGET_MARKER = ".sentinel-target"
 
-_SOURCE_TEXT = ("This directory is replicated by sentinel. Do not delete this file: without it\n"
-                "sentinel takes the directory for a missing or unmounted disk and stops.\n")
-_TARGET_TEXT = ("This directory is a sentinel replica. Do not delete this file: without it\n"
-                "sentinel takes the replica for a missing or unmounted disk and stops.\n")
+_SOURCE_TEXT = (
+    "This directory is replicated by sentinel. Do not delete this file: without it\n"
+    "sentinel takes the directory for a missing or unmounted disk and stops.\n"
+)
+_TARGET_TEXT = (
+    "This directory is a sentinel replica. Do not delete this file: without it\n"
+    "sentinel takes the replica for a missing or unmounted disk and stops.\n"
+)
 _OWNER = "replication = "
 # What an unnamed marker (written before markers named their replication, or by hand) may
 # hold: it is adopted by writing the name into it.
@@ -51,8 +55,10 @@ def source_problem(source: Path, *, require_mountpoint: bool, create: bool) -> s
     if os.path.lexists(marker):
         return None
     if not create:
-        return (f"{root} has no {SOURCE_MARKER} marker (if this is the real source, "
-                "`sentinel backup sync --full --init-source` writes it again)")
+        return (
+            f"{root} has no {SOURCE_MARKER} marker (if this is the real source, "
+            "`sentinel backup sync --full --init-source` writes it again)"
+        )
     try:
         write_source_marker(source)
     except OSError as exc:
@@ -89,10 +95,16 @@ async def check_target(spec: ReplicationSpec) -> TargetCheck:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return TargetCheck(False)
         except OSError as exc:
-            return TargetCheck(None, RsyncResult(
-                23, Outcome.RETRY, error=f"cannot read {TARGET_MARKER}: {exc.strerror}"))
-        owner = next((line[len(_OWNER):].strip() for line in text.splitlines()
-                      if line.startswith(_OWNER)), None)
+            return TargetCheck(
+                None,
+                RsyncResult(
+                    23, Outcome.RETRY, error=f"cannot read {TARGET_MARKER}: {exc.strerror}"
+                ),
+            )
+        owner = next(
+            (line[len(_OWNER) :].strip() for line in text.splitlines() if line.startswith(_OWNER)),
+            None,
+        )
         if owner is None:
             return TargetCheck(True, unnamed=True)
         return TargetCheck(True, owner=None if owner == spec.name else owner)
@@ -101,11 +113,21 @@ async def check_target(spec: ReplicationSpec) -> TargetCheck:
         result = await _push_marker(spec, dry_run=True, text=text)
         if not result.ok:
             return TargetCheck(None, result)
-        item = next((line[:11] for line in result.output
-                     if line.endswith(" " + TARGET_MARKER) and len(line) > 11), None)
+        item = next(
+            (
+                line[:11]
+                for line in result.output
+                if line.endswith(" " + TARGET_MARKER) and len(line) > 11
+            ),
+            None,
+        )
         if item is None:
-            return TargetCheck(None, RsyncResult(
-                23, Outcome.RETRY, error=f"the marker check did not itemize {TARGET_MARKER}"))
+            return TargetCheck(
+                None,
+                RsyncResult(
+                    23, Outcome.RETRY, error=f"the marker check did not itemize {TARGET_MARKER}"
+                ),
+            )
         if item.endswith("+" * 9):
             return TargetCheck(False, result)
         if item[2] != "c":  # the same content
@@ -125,9 +147,14 @@ async def _push_marker(spec: ReplicationSpec, *, dry_run: bool, text: str) -> Rs
         marker.write_text(text)
         marker.chmod(0o644)
         # -c: a dry run itemizes "c" when the replica's marker holds other content
-        args = ["-t", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
-                f"--timeout={max(1, int(spec.timeout))}",
-                *(["--dry-run", "-ii", "-c"] if dry_run else []),
-                *spec.target.transport_args(spec.runtime_dir), str(marker),
-                spec.target.path()]
+        args = [
+            "-t",
+            *COMMON_ARGS,
+            *spec.target.exact_mtime_args(push=True),
+            f"--timeout={max(1, int(spec.timeout))}",
+            *(["--dry-run", "-ii", "-c"] if dry_run else []),
+            *spec.target.transport_args(spec.runtime_dir),
+            str(marker),
+            spec.target.path(),
+        ]
         return await run_rsync(args)

@@ -20,7 +20,8 @@ def password_file_problem(path: Path, *, group: str = "sentinel") -> str | None:
     quoted = shlex.quote(str(path))
     root = os.getuid() == 0
     readable_fix = (
-        f"sudo chown root:root {quoted} && sudo chmod 600 {quoted}" if root
+        f"sudo chown root:root {quoted} && sudo chmod 600 {quoted}"
+        if root
         else f"sudo chown root:{group} {quoted} && sudo chmod 640 {quoted}"
     )
     try:
@@ -45,4 +46,3 @@ def password_file_problem(path: Path, *, group: str = "sentinel") -> str | None:
     if not content.replace(b"\r", b"\n").strip(b"\n"):
         return f"rsync password file {path}: holds no password (rsync reads the first line)"
     return None
-

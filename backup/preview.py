@@ -46,8 +46,10 @@ class Preview:
         return n > guard.max_files or (n >= guard.min_files and n > share_limit)
 
     def describe(self) -> str:
-        return (f"full pass would delete {self.deleted} and overwrite {self.overwritten} "
-                f"existing replica files (source has {self.source_files} files)")
+        return (
+            f"full pass would delete {self.deleted} and overwrite {self.overwritten} "
+            f"existing replica files (source has {self.source_files} files)"
+        )
 
 
 def damage(line: str) -> str | None:

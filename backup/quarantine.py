@@ -60,8 +60,12 @@ class Quarantine:
     """The quarantined paths of one source (a copy in memory; the table is the truth)."""
 
     def __init__(
-        self, source: str, db: aiosqlite.Connection, write: WriteTx,
-        *, clock: Callable[[], float] = time.time,
+        self,
+        source: str,
+        db: aiosqlite.Connection,
+        write: WriteTx,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self._db = db
@@ -86,14 +90,15 @@ class Quarantine:
         return path in self.reasons
 
     async def add(self, items: Iterable[tuple[str, str]]) -> None:
-        rows = [(self.source, os.fsencode(path), reason, self._clock())
-                for path, reason in items]
+        rows = [(self.source, os.fsencode(path), reason, self._clock()) for path, reason in items]
         if not rows:
             return
         async with self._write() as db:
             await db.executemany(
                 "INSERT INTO backup_quarantine(source, path, reason, ts) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(source, path) DO UPDATE SET reason = excluded.reason", rows)
+                "ON CONFLICT(source, path) DO UPDATE SET reason = excluded.reason",
+                rows,
+            )
         for _, raw, reason, _ts in rows:
             path = os.fsdecode(raw)
             self.reasons[path] = reason
@@ -110,7 +115,8 @@ class Quarantine:
         async with self._write() as db:
             await db.executemany(
                 "DELETE FROM backup_quarantine WHERE source = ? AND path = ?",
-                [(self.source, os.fsencode(p)) for p in out])
+                [(self.source, os.fsencode(p)) for p in out],
+            )
         for p in out:
             self.reasons.pop(p, None)
             self.unreadable.discard(p)
@@ -121,19 +127,34 @@ def read_quarantine(conn: sqlite3.Connection, source: str) -> dict[str, Any]:
     """For status: how many paths (and how many of them unreadable, the first of those),
     and the first SHOW_MAX with their reasons."""
     try:
-        count = int(conn.execute("SELECT COUNT(*) FROM backup_quarantine WHERE source = ?",
-                                 (source,)).fetchone()[0])
+        count = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM backup_quarantine WHERE source = ?", (source,)
+            ).fetchone()[0]
+        )
         rows = conn.execute(
             "SELECT path, reason, ts FROM backup_quarantine WHERE source = ? ORDER BY ts, path "
-            "LIMIT ?", (source, SHOW_MAX)).fetchall()
-        reasons = conn.execute("SELECT path, reason FROM backup_quarantine WHERE source = ?",
-                               (source,)).fetchall()
+            "LIMIT ?",
+            (source, SHOW_MAX),
+        ).fetchall()
+        reasons = conn.execute(
+            "SELECT path, reason FROM backup_quarantine WHERE source = ?", (source,)
+        ).fetchall()
     except sqlite3.OperationalError:  # an older schema: nothing quarantined
         return {"count": 0, "unreadable": 0, "paths": []}
     unreadable = sorted(os.fsdecode(r[0]) for r in reasons if unreadable_reason(str(r[1])))
-    return {"count": count, "unreadable": len(unreadable),
-            # the first in name order, as the daemon's alarm names it
-            "unreadable_first": shown(unreadable[0], 200) if unreadable else None,
-            "paths": [{"path": shown(os.fsdecode(r[0])), "reason": printable(str(r[1])),
-                       "since": r[2],
-                       "unreadable": unreadable_reason(str(r[1]))} for r in rows]}
+    return {
+        "count": count,
+        "unreadable": len(unreadable),
+        # the first in name order, as the daemon's alarm names it
+        "unreadable_first": shown(unreadable[0], 200) if unreadable else None,
+        "paths": [
+            {
+                "path": shown(os.fsdecode(r[0])),
+                "reason": printable(str(r[1])),
+                "since": r[2],
+                "unreadable": unreadable_reason(str(r[1])),
+            }
+            for r in rows
+        ],
+    }

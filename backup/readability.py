@@ -30,7 +30,8 @@ _SENDER_DENIED = re.compile(
     r'|opendir "(?P<opendir>.*)" failed'
     r'|link_stat "(?P<link>.*)" failed'
     r'|readlink_stat\("(?P<readlink>.*)"\) failed)'
-    r": Permission denied \(13\)")
+    r": Permission denied \(13\)"
+)
 # rsync shows a byte it will not print (control characters, bytes that are not UTF-8, a
 # backslash before "#") as \#NNN, in octal
 _RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
@@ -95,7 +96,10 @@ def _lists(path: str) -> bool:
 
 
 def first_unreadable(
-    root: str, excluded: Callable[[str, bool], bool], *, deadline: float | None = None,
+    root: str,
+    excluded: Callable[[str, bool], bool],
+    *,
+    deadline: float | None = None,
 ) -> tuple[str | None, int, bool]:
     """Walks `root` (depth first, in name order: a directory's entries before the next
     name) for the first path (relative to root, "." for root itself) this process may not

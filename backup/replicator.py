@@ -67,8 +67,10 @@ MISSING_SOURCE = "source missing or not mounted"
 MISSING_TARGET = "target missing or not mounted"
 FOREIGN_TARGET = "target belongs to another replication"
 # Why an upgraded install (backup/adoption.py) still has a missing marker.
-NOT_ADOPTED = ("not adopted after the upgrade: sentinel adopts a marker by itself only where "
-               "the directory holds files")
+NOT_ADOPTED = (
+    "not adopted after the upgrade: sentinel adopts a marker by itself only where "
+    "the directory holds files"
+)
 # rsync exits that name a file rather than the link (23 partial transfer; 11 file I/O, e.g.
 # a file larger than the target's free space): worth splitting the batch to find the file.
 PER_PATH_CODES = frozenset({11, 23})
@@ -96,8 +98,13 @@ class Replicator:
     """
 
     def __init__(
-        self, spec: ReplicationSpec, db: aiosqlite.Connection, write: WriteTx,
-        *, journal_write: WriteTx | None = None, clock: Callable[[], float] = time.time,
+        self,
+        spec: ReplicationSpec,
+        db: aiosqlite.Connection,
+        write: WriteTx,
+        *,
+        journal_write: WriteTx | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`journal_write` (default: `write`) carries the per-batch bookkeeping: the change
         journal and the last-success figures. It may skip the fsync (see sentinel's
@@ -178,8 +185,14 @@ class Replicator:
                 await self._source_lost(str(group.exceptions[0]))
 
     async def _run_watched(self) -> None:
-        watcher = Watcher(self.spec.source, self.spec.filters, self._on_change, self._on_overflow,
-                          self._on_refused, self._dirs_gone.add)
+        watcher = Watcher(
+            self.spec.source,
+            self.spec.filters,
+            self._on_change,
+            self._on_overflow,
+            self._on_refused,
+            self._dirs_gone.add,
+        )
         self.watcher = watcher
         try:
             # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
@@ -221,7 +234,8 @@ class Replicator:
         root = self.spec.source
         pending = await self.journal.paths()
         gone = await asyncio.to_thread(
-            lambda: {p for p in pending if p != "." and not os.path.lexists(root / p)})
+            lambda: {p for p in pending if p != "." and not os.path.lexists(root / p)}
+        )
         self._dirs_gone |= gone
 
     def health(self) -> dict[str, Any]:
@@ -274,8 +288,12 @@ class Replicator:
 
     @property
     def caught_up(self) -> bool:
-        return (self.journal.pending == 0 and not self._changes and not self._transfer.locked()
-                and self._reconcile_reason is None)
+        return (
+            self.journal.pending == 0
+            and not self._changes
+            and not self._transfer.locked()
+            and self._reconcile_reason is None
+        )
 
     # -- watcher callbacks (sync, on the loop) ---------------------------------------------
 
@@ -291,8 +309,7 @@ class Replicator:
                 # Only for a directory: `setfacl -R` sends one event per file, and scanning
                 # every set-aside path for each made it quadratic on the event loop.
                 prefix = rel + "/"
-                self._changes.update(p for p in self.quarantine.unreadable
-                                     if p.startswith(prefix))
+                self._changes.update(p for p in self.quarantine.unreadable if p.startswith(prefix))
             self._changed.set()
         elif self._refused:
             self._changed.set()  # a new directory was refused: record that
@@ -375,9 +392,12 @@ class Replicator:
             await asyncio.sleep(HOLD_STEP)
 
     async def _trip(self, count: int, files: int) -> None:
-        await self._trip_with(count, f"{count} existing files modified, deleted or renamed "
-                                     f"within {self.spec.guard.window:.0f}s (source has "
-                                     f"{files} files)")
+        await self._trip_with(
+            count,
+            f"{count} existing files modified, deleted or renamed "
+            f"within {self.spec.guard.window:.0f}s (source has "
+            f"{files} files)",
+        )
 
     async def _measured_allows(self, entries: list[Entry]) -> bool:
         """False when the batch, measured by its own rsync command with --dry-run, would
@@ -388,8 +408,13 @@ class Replicator:
         if not self._measure_all and not any(e.path in self._dirs_gone for e in entries):
             return True
         began = time.monotonic()
-        dry = await ship_batch(self.spec, [e.path for e in entries], self._clock(),
-                               skip=self.quarantine.reasons, dry_run=True)
+        dry = await ship_batch(
+            self.spec,
+            [e.path for e in entries],
+            self._clock(),
+            skip=self.quarantine.reasons,
+            dry_run=True,
+        )
         if not dry.ok and dry.exit_code not in PER_PATH_CODES:
             return True  # the transfer itself fails the same way and reports it
         # exit 23/11: some path failed, the rest was still measured
@@ -398,27 +423,45 @@ class Replicator:
         for rel in hits:
             self.guard.observe(rel, "delete", now)
         files = self.watcher.file_count if self.watcher else 0
-        log.info("replication %s: measured a batch of %d paths (a directory deleted or "
-                 "moved away, or after a discard): it would delete or overwrite %d replica "
-                 "files (dry run %.2fs)", self.spec.name, len(entries), len(hits),
-                 time.monotonic() - began)
+        log.info(
+            "replication %s: measured a batch of %d paths (a directory deleted or "
+            "moved away, or after a discard): it would delete or overwrite %d replica "
+            "files (dry run %.2fs)",
+            self.spec.name,
+            len(entries),
+            len(hits),
+            time.monotonic() - began,
+        )
         if self.guard.verdict(now, files) is not Verdict.TRIP:
             return True
         count = self.guard.count(now)
-        why = ("a directory deleted or moved away" if any(e.path in self._dirs_gone
-                                                          for e in entries)
-               else "measured since a discard")
-        await self._trip_with(count, f"{count} existing files modified, deleted or renamed "
-                                     f"within {self.spec.guard.window:.0f}s, {len(hits)} of "
-                                     f"them replica files one batch would delete or overwrite "
-                                     f"({why}; source has {files} files)")
+        why = (
+            "a directory deleted or moved away"
+            if any(e.path in self._dirs_gone for e in entries)
+            else "measured since a discard"
+        )
+        await self._trip_with(
+            count,
+            f"{count} existing files modified, deleted or renamed "
+            f"within {self.spec.guard.window:.0f}s, {len(hits)} of "
+            f"them replica files one batch would delete or overwrite "
+            f"({why}; source has {files} files)",
+        )
         return False
 
     async def _trip_with(self, count: int, reason: str) -> None:
-        log.critical("replication %s: ransomware guard tripped: %s; shipping paused, "
-                     "run `sentinel backup resume` or `discard`", self.spec.name, reason)
-        values = {"guard_tripped": 1, "guard_count": count, "guard_ts": self._clock(),
-                  "guard_reason": reason}
+        log.critical(
+            "replication %s: ransomware guard tripped: %s; shipping paused, "
+            "run `sentinel backup resume` or `discard`",
+            self.spec.name,
+            reason,
+        )
+        values = {
+            "guard_tripped": 1,
+            "guard_count": count,
+            "guard_ts": self._clock(),
+            "guard_reason": reason,
+        }
         await save_state(self._write, self.spec.name, **values)
         self._state.update(values)
         self._reconcile_wakeup.set()  # the scheduler now polls for the operator's decision
@@ -472,8 +515,11 @@ class Replicator:
     def _source_problem(self, *, init: bool = False) -> str | None:
         if self._adopting and not init:
             self._adopt_source()
-        problem = source_problem(self.spec.source, require_mountpoint=self.spec.require_mountpoint,
-                                 create=init or self._first_sync)
+        problem = source_problem(
+            self.spec.source,
+            require_mountpoint=self.spec.require_mountpoint,
+            create=init or self._first_sync,
+        )
         if problem is not None and self._adopting and not init:
             problem += f"; {NOT_ADOPTED}"
         return problem
@@ -481,14 +527,20 @@ class Replicator:
     def _adopt_source(self) -> None:
         root = str(self.spec.source)
         if os.path.lexists(os.path.join(root, SOURCE_MARKER)) or not source_adoptable(
-                root, require_mountpoint=self.spec.require_mountpoint):
+            root, require_mountpoint=self.spec.require_mountpoint
+        ):
             return  # an empty or unmounted source is not adopted: it stays an alarm
         try:
             write_source_marker(self.spec.source)
         except OSError:
             return  # source_problem() says why
-        log.info("replication %s: adopted %s as the source (synced before markers existed, "
-                 "holds files): wrote %s", self.spec.name, root, SOURCE_MARKER)
+        log.info(
+            "replication %s: adopted %s as the source (synced before markers existed, "
+            "holds files): wrote %s",
+            self.spec.name,
+            root,
+            SOURCE_MARKER,
+        )
 
     def _check_source(self) -> None:
         problem = self._source_problem()
@@ -508,8 +560,12 @@ class Replicator:
         if self._source_missing == problem:
             return
         self._source_missing = problem
-        log.critical("replication %s: %s: %s; nothing is shipped until it is back",
-                     self.spec.name, MISSING_SOURCE, problem)
+        log.critical(
+            "replication %s: %s: %s; nothing is shipped until it is back",
+            self.spec.name,
+            MISSING_SOURCE,
+            problem,
+        )
         values = {"last_error": f"{MISSING_SOURCE}: {problem}", "last_error_ts": self._clock()}
         await save_state(self._write, self.spec.name, **values)
         self._state.update(values)
@@ -517,8 +573,11 @@ class Replicator:
     async def _source_back(self) -> None:
         if self._source_missing is None:
             return
-        log.warning("replication %s: source %s is back; a full reconcile follows",
-                    self.spec.name, self.spec.source)
+        log.warning(
+            "replication %s: source %s is back; a full reconcile follows",
+            self.spec.name,
+            self.spec.source,
+        )
         self._source_missing = None
         await save_state(self._write, self.spec.name, last_error=None)
         self._state["last_error"] = None
@@ -534,9 +593,13 @@ class Replicator:
 
     async def _target_ready_now(self, *, init: bool) -> bool:
         self._target_failure = None
-        if (not init and self._target_missing is None and self.spec.target.kind != "local"
-                and self._target_checked is not None
-                and time.monotonic() - self._target_checked < TARGET_CHECK_EVERY):
+        if (
+            not init
+            and self._target_missing is None
+            and self.spec.target.kind != "local"
+            and self._target_checked is not None
+            and time.monotonic() - self._target_checked < TARGET_CHECK_EVERY
+        ):
             return True
         check = await check_target(self.spec)
         if check.present is None and check.result is not None:
@@ -555,8 +618,7 @@ class Replicator:
         if check.present:
             pass  # an unnamed marker gets the name; another's is claimed with `init` only
         elif not (init or self._first_sync):
-            held = (await replica_holds_files(self.spec) if self._adopting
-                    else TargetCheck(False))
+            held = await replica_holds_files(self.spec) if self._adopting else TargetCheck(False)
             if held.present is None and held.result is not None:
                 self._target_failure = held.result
                 await self._failed(held.result)
@@ -569,17 +631,30 @@ class Replicator:
         written = await write_target_marker(self.spec)
         if written.ok:
             if check.present:
-                log.warning("replication %s: %s in %s now names this replication (%s)",
-                            self.spec.name, TARGET_MARKER, self.spec.target.describe(),
-                            "it named none" if check.unnamed else
-                            f"it named {check.owner or 'another one'}; claimed by an operator")
+                log.warning(
+                    "replication %s: %s in %s now names this replication (%s)",
+                    self.spec.name,
+                    TARGET_MARKER,
+                    self.spec.target.describe(),
+                    "it named none"
+                    if check.unnamed
+                    else f"it named {check.owner or 'another one'}; claimed by an operator",
+                )
             elif adopt:
-                log.info("replication %s: adopted %s as the replica (synced before markers "
-                         "existed, holds files): wrote %s", self.spec.name,
-                         self.spec.target.describe(), TARGET_MARKER)
+                log.info(
+                    "replication %s: adopted %s as the replica (synced before markers "
+                    "existed, holds files): wrote %s",
+                    self.spec.name,
+                    self.spec.target.describe(),
+                    TARGET_MARKER,
+                )
             else:
-                log.info("replication %s: wrote %s in %s", self.spec.name, TARGET_MARKER,
-                         self.spec.target.describe())
+                log.info(
+                    "replication %s: wrote %s in %s",
+                    self.spec.name,
+                    TARGET_MARKER,
+                    self.spec.target.describe(),
+                )
             self._target_checked = time.monotonic()
             await self._target_back()
             return True
@@ -592,10 +667,11 @@ class Replicator:
         one (on a backup host, possibly where an unmounted disk belongs). Whatever the run
         wrote there is not the replica: stop at once, whatever the marker check cache says."""
         self._recreated = where
-        await self._target_lost(problem=
-            f"{self.spec.target.describe()} was gone: rsync re-created it ({where!r} on the "
-            "receiving side) and wrote into it; that directory is not the replica, check it "
-            "(and the mount) before `sentinel backup sync --full --init-target`")
+        await self._target_lost(
+            problem=f"{self.spec.target.describe()} was gone: rsync re-created it "
+            f"({where!r} on the receiving side) and wrote into it; that directory is not the "
+            "replica, check it (and the mount) before `sentinel backup sync --full --init-target`"
+        )
         raise TargetRecreated(where)
 
     async def _target_lost(self, owner: str | None = None, problem: str | None = None) -> None:
@@ -605,14 +681,18 @@ class Replicator:
         self._reconcile_wakeup.set()  # the scheduler polls for its return
         if owner is not None:
             other = f"replication {owner!r}" if owner else "another replication"
-            problem = (f"{self.spec.target.describe()} belongs to {other}: its "
-                       f"{TARGET_MARKER} names it (two replications on one target delete "
-                       "each other's files; if this replication was renamed, `sentinel backup "
-                       "sync --full --init-target` claims the target)")
+            problem = (
+                f"{self.spec.target.describe()} belongs to {other}: its "
+                f"{TARGET_MARKER} names it (two replications on one target delete "
+                "each other's files; if this replication was renamed, `sentinel backup "
+                "sync --full --init-target` claims the target)"
+            )
         elif problem is None:
-            problem = (f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
-                       "replica is really there, or a new empty one is meant, "
-                       "`sentinel backup sync --full --init-target` writes it)")
+            problem = (
+                f"{self.spec.target.describe()} has no {TARGET_MARKER} marker (if the "
+                "replica is really there, or a new empty one is meant, "
+                "`sentinel backup sync --full --init-target` writes it)"
+            )
             if self._adopting:
                 problem += f"; {NOT_ADOPTED}"
         if self._target_missing == problem:
@@ -628,8 +708,11 @@ class Replicator:
     async def _target_back(self) -> None:
         if self._target_missing is None:
             return
-        log.warning("replication %s: target %s is back; shipping resumes", self.spec.name,
-                    self.spec.target.describe())
+        log.warning(
+            "replication %s: target %s is back; shipping resumes",
+            self.spec.name,
+            self.spec.target.describe(),
+        )
         self._target_missing = None
         self._recreated = None
         self._phase = "running"
@@ -640,12 +723,14 @@ class Replicator:
 
     async def _ship(self, entries: list[Entry], started: float) -> RsyncResult:
         """One rsync run; its rows leave the journal when it worked."""
-        gone = [e.path for e in entries
-                if not os.path.lexists(os.path.join(self.spec.source, e.path))]
+        gone = [
+            e.path for e in entries if not os.path.lexists(os.path.join(self.spec.source, e.path))
+        ]
         if gone:  # before the deletion, which would move a partial dir into the versions
             await self._remove_partials(gone)
-        result = await ship_batch(self.spec, [e.path for e in entries], started,
-                                  skip=self.quarantine.reasons)
+        result = await ship_batch(
+            self.spec, [e.path for e in entries], started, skip=self.quarantine.reasons
+        )
         self.transfers += 1
         if result.created_root is not None:
             await self._target_recreated(result.created_root)  # raises
@@ -656,8 +741,9 @@ class Replicator:
             self._unreadable_pending.difference_update(e.path for e in entries)
         return result
 
-    async def _split(self, entries: list[Entry], started: float, first: RsyncResult,
-                     prior_ok: bool) -> tuple[int, int]:
+    async def _split(
+        self, entries: list[Entry], started: float, first: RsyncResult, prior_ok: bool
+    ) -> tuple[int, int]:
         """A batch failed for a reason that names files: ships it again in halves (and the
         failing halves in halves...), so one bad file cannot hold the others. A path that
         fails alone while others shipped (or, alone in its batch, right after a transfer
@@ -683,8 +769,9 @@ class Replicator:
         shipped, aside = await self._bisect(entries, started, first, prior_ok, runs)
         return shipped, aside + unreadable
 
-    async def _set_aside_unreadable(self, entries: list[Entry], result: RsyncResult,
-                                    started: float) -> tuple[list[Entry], int]:
+    async def _set_aside_unreadable(
+        self, entries: list[Entry], result: RsyncResult, started: float
+    ) -> tuple[list[Entry], int]:
         """When rsync's sender says it may not read paths: each batch path and each path
         rsync names that this account cannot open now is set aside as unreadable (the
         service account is who we are: the open is the truth, rsync's text only the hint).
@@ -694,7 +781,7 @@ class Replicator:
             return entries, 0
         root = str(self.spec.source).rstrip("/") + "/"
         candidates = {e.path for e in entries}
-        candidates.update(p[len(root):] for p in named if p.startswith(root) and p != root)
+        candidates.update(p[len(root) :] for p in named if p.startswith(root) and p != root)
         candidates = {p for p in candidates if p and p not in self.quarantine}
 
         def look() -> list[tuple[str, str]]:
@@ -719,8 +806,9 @@ class Replicator:
         await self.journal.complete([e for e in entries if e.path in paths], started)
         return [e for e in entries if e.path not in paths], len(bad)
 
-    async def _bisect(self, entries: list[Entry], started: float, first: RsyncResult,
-                      prior_ok: bool, runs: int) -> tuple[int, int]:
+    async def _bisect(
+        self, entries: list[Entry], started: float, first: RsyncResult, prior_ok: bool, runs: int
+    ) -> tuple[int, int]:
         """Ships a failing batch again in halves (and the failing halves in halves...) until
         single paths fail alone; see _split."""
         shipped = 0
@@ -759,13 +847,17 @@ class Replicator:
             # set aside and named at once (retrying it as a failing replica would page
             # "replication failing" for ever and hold every later change behind it).
             if not (prior_ok and len(entries) == 1) and not all(
-                    not readable_now(os.path.join(self.spec.source, e.path))
-                    for e, _ in alone):
+                not readable_now(os.path.join(self.spec.source, e.path)) for e, _ in alone
+            ):
                 return 0, 0
         # a directory is shipped with its entries: it fails because of a bad file in it, so
         # it gets one more try once the files that failed alone are set aside
-        dirs = [(e, r) for e, r in alone if os.path.isdir(os.path.join(self.spec.source, e.path))
-                and not os.path.islink(os.path.join(self.spec.source, e.path))]
+        dirs = [
+            (e, r)
+            for e, r in alone
+            if os.path.isdir(os.path.join(self.spec.source, e.path))
+            and not os.path.islink(os.path.join(self.spec.source, e.path))
+        ]
         bad = [(e, r) for e, r in alone if (e, r) not in dirs]
         if bad:
             await self._quarantine_entries(bad, started)
@@ -779,16 +871,21 @@ class Replicator:
                 aside += 1
         return shipped, aside
 
-    async def _quarantine_entries(self, bad: list[tuple[Entry, RsyncResult]],
-                                  started: float) -> None:
+    async def _quarantine_entries(
+        self, bad: list[tuple[Entry, RsyncResult]], started: float
+    ) -> None:
         items = [(e.path, self._aside_reason(e.path, r)) for e, r in bad]
         again = [(p, why) for p, why in items if p in self._retrying]
         self._retrying.difference_update(e.path for e, _ in bad)
         if again:  # tried again and still failing: already paged and listed, no new warning
             await self.quarantine.add(again)
             self._unreadable_pending.difference_update(p for p, _ in again)
-            log.info("replication %s: %d path(s) tried again still cannot be replicated "
-                     "(first: %s)", self.spec.name, len(again), shown(again[0][0], 200))
+            log.info(
+                "replication %s: %d path(s) tried again still cannot be replicated (first: %s)",
+                self.spec.name,
+                len(again),
+                shown(again[0][0], 200),
+            )
         await self._set_aside([item for item in items if item not in again])
         await self.journal.complete([e for e, _ in bad], started)
         await self._remove_partials([e.path for e, _ in bad])
@@ -810,19 +907,23 @@ class Replicator:
         await self.quarantine.add(items)
         self._unreadable_pending.difference_update(p for p, _ in items)
         for path, reason in items[:5]:
-            log.warning("replication %s: %s cannot be replicated, set aside: %s",
-                        self.spec.name, shown(path, 200), printable(reason))
+            log.warning(
+                "replication %s: %s cannot be replicated, set aside: %s",
+                self.spec.name,
+                shown(path, 200),
+                printable(reason),
+            )
         if len(items) > 5:
-            log.warning("replication %s: %d more paths set aside", self.spec.name,
-                        len(items) - 5)
+            log.warning("replication %s: %d more paths set aside", self.spec.name, len(items) - 5)
 
     async def _remove_partials(self, paths: list[str]) -> None:
         result = await remove_partials(self.spec, paths)
         if result.created_root is not None:
             await self._target_recreated(result.created_root)  # raises
         if not result.ok:  # only space is at stake: the next deletion tries again
-            log.info("replication %s: removing partial files failed: %s", self.spec.name,
-                     result.error)
+            log.info(
+                "replication %s: removing partial files failed: %s", self.spec.name, result.error
+            )
 
     def _cap_bytes(self, entries: list[Entry]) -> list[Entry]:
         total = 0
@@ -837,7 +938,8 @@ class Replicator:
 
     async def _succeeded(self, files: int) -> None:
         values: dict[str, Any] = {
-            "last_success": self._clock(), "consecutive_failures": 0,
+            "last_success": self._clock(),
+            "consecutive_failures": 0,
             "shipped_files": int(self._state.get("shipped_files") or 0) + files,
         }
         if self._state.get("consecutive_failures"):
@@ -851,13 +953,17 @@ class Replicator:
     async def _failed(self, result: RsyncResult) -> None:
         failures = int(self._state.get("consecutive_failures") or 0) + 1
         condition = target_condition(result.error)
-        values = {"consecutive_failures": failures, "last_error_ts": self._clock(),
-                  "last_error": f"{condition + ': ' if condition else ''}"
-                                f"rsync exit {result.exit_code} ({result.outcome}): "
-                                f"{result.error}"}
+        values = {
+            "consecutive_failures": failures,
+            "last_error_ts": self._clock(),
+            "last_error": f"{condition + ': ' if condition else ''}"
+            f"rsync exit {result.exit_code} ({result.outcome}): "
+            f"{result.error}",
+        }
         if failures == 1 or failures % 10 == 0:  # rate-limited: an outage is one story
-            log.warning("replication %s: %s (failure %d)", self.spec.name,
-                        values["last_error"], failures)
+            log.warning(
+                "replication %s: %s (failure %d)", self.spec.name, values["last_error"], failures
+            )
         await save_state(self._write, self.spec.name, **values)
         self._state.update(values)
 
@@ -872,8 +978,12 @@ class Replicator:
     # -- reconcile, verify, prune -------------------------------------------------------
 
     async def reconcile(
-        self, reason: str, *, on_output: Callable[[str], None] | None = None,
-        init_source: bool = False, init_target: bool = False,
+        self,
+        reason: str,
+        *,
+        on_output: Callable[[str], None] | None = None,
+        init_source: bool = False,
+        init_target: bool = False,
     ) -> RsyncResult | None:
         """A full pass of the whole source; clears the journal rows it covered.
 
@@ -883,8 +993,10 @@ class Replicator:
         write a missing marker (an operator's deliberate decision).
         """
         if self._state.get("guard_tripped"):
-            return self._skip(reason, "the ransomware guard is tripped (`sentinel backup "
-                                      "resume` or `discard` first)")
+            return self._skip(
+                reason,
+                "the ransomware guard is tripped (`sentinel backup resume` or `discard` first)",
+            )
         async with self._transfer:
             problem = self._source_problem(init=init_source)
             if problem is not None:
@@ -900,8 +1012,9 @@ class Replicator:
             started = self._clock()
             approved = False
             if self.spec.guard.enabled:
-                preview, dry = await preview_full_sync(self.spec, started,
-                                                       skip=self.quarantine.reasons)
+                preview, dry = await preview_full_sync(
+                    self.spec, started, skip=self.quarantine.reasons
+                )
                 if not dry.ok and dry.exit_code not in PER_PATH_CODES:
                     await self._failed(dry)
                     return dry
@@ -911,18 +1024,21 @@ class Replicator:
                     approved = self._approved(preview)
                     if not approved:
                         await self._trip_with(preview.damage, preview.describe())
-                        return self._skip(reason, f"ransomware guard tripped: "
-                                                  f"{preview.describe()}")
+                        return self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
             if self.spec.guard.enabled and preview.changes == 0:
                 # the measured pass would change nothing: the dry run was the whole pass (an
                 # unchanged tree, the nightly case, costs one walk instead of two)
-                log.info("replication %s: full reconcile (%s): replica already matches",
-                         self.spec.name, reason)
+                log.info(
+                    "replication %s: full reconcile (%s): replica already matches",
+                    self.spec.name,
+                    reason,
+                )
                 result = dry
             else:
                 log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
-                result = await full_sync(self.spec, started, on_output=on_output,
-                                         skip=self.quarantine.reasons)
+                result = await full_sync(
+                    self.spec, started, on_output=on_output, skip=self.quarantine.reasons
+                )
                 self.transfers += 1
                 if result.created_root is not None:
                     with contextlib.suppress(TargetRecreated):
@@ -932,7 +1048,8 @@ class Replicator:
                 await self.journal.clear_upto(upto)
                 # every full pass gives the quarantined paths another try
                 await self.journal.record(
-                    sorted(await self._release(list(self.quarantine.reasons))))
+                    sorted(await self._release(list(self.quarantine.reasons)))
+                )
                 self._ship_wakeup.set()
                 values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
                 if approved or self._measure_all:
@@ -949,13 +1066,16 @@ class Replicator:
             # one file failed the pass (and exit 11 stops it there): every path goes
             # through the journal instead, where shipping splits the bad one out
             count = await self._journal_tree()
-            log.warning("replication %s: full pass failed on a file; its %d paths are "
-                        "shipped in batches instead", self.spec.name, count)
+            log.warning(
+                "replication %s: full pass failed on a file; its %d paths are "
+                "shipped in batches instead",
+                self.spec.name,
+                count,
+            )
         return result
 
     def _skip(self, reason: str, why: str) -> None:
-        log.warning("replication %s: full reconcile (%s) skipped: %s", self.spec.name, reason,
-                    why)
+        log.warning("replication %s: full reconcile (%s) skipped: %s", self.spec.name, reason, why)
         self.last_skip = why
         return None
 
@@ -963,9 +1083,11 @@ class Replicator:
         """`sentinel backup resume` after a full-pass trip approves that change: a pass that
         would do no more than what was measured then goes ahead (once)."""
         st = self._state
-        return (not st.get("guard_tripped")
-                and str(st.get("guard_reason") or "").startswith(FULL_PASS_TRIP)
-                and preview.damage <= int(st.get("guard_count") or 0))
+        return (
+            not st.get("guard_tripped")
+            and str(st.get("guard_reason") or "").startswith(FULL_PASS_TRIP)
+            and preview.damage <= int(st.get("guard_count") or 0)
+        )
 
     async def _journal_tree(self) -> int:
         paths, denied = await asyncio.to_thread(self._walk_source)
@@ -998,9 +1120,12 @@ class Replicator:
                 kept.append(name)
                 out.append(rel)
             dirs[:] = kept
-            out += [prefix + name for name in files
-                    if prefix + name not in self.quarantine
-                    and not self.spec.filters.excluded(prefix + name)]
+            out += [
+                prefix + name
+                for name in files
+                if prefix + name not in self.quarantine
+                and not self.spec.filters.excluded(prefix + name)
+            ]
         return out, denied
 
     async def verify(self) -> dict[str, Any]:
@@ -1009,35 +1134,58 @@ class Replicator:
         async with self._transfer:
             result = await verify_replica(self.spec, skip=self.quarantine.reasons)
         pending = await self.journal.paths()
-        diffs = [d for d in result.differences
-                 if d.rstrip("/") not in pending and not (self._changes & {d.rstrip("/")})]
+        diffs = [
+            d
+            for d in result.differences
+            if d.rstrip("/") not in pending and not (self._changes & {d.rstrip("/")})
+        ]
         ok = result.ok and not diffs
-        record = {"ts": self._clock(), "ok": ok, "differences": len(diffs),
-                  "sample": diffs[:VERIFY_SAMPLE],
-                  "error": None if result.ok else result.error}
+        record = {
+            "ts": self._clock(),
+            "ok": ok,
+            "differences": len(diffs),
+            "sample": diffs[:VERIFY_SAMPLE],
+            "error": None if result.ok else result.error,
+        }
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO backup_verify(source, ts, ok, differences, sample, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (self.spec.name, record["ts"], int(ok), len(diffs),
-                 json.dumps(record["sample"]), record["error"]),
+                (
+                    self.spec.name,
+                    record["ts"],
+                    int(ok),
+                    len(diffs),
+                    json.dumps(record["sample"]),
+                    record["error"],
+                ),
             )
         self._verify = record
         if not ok:
-            log.error("replication %s: verify found %d differences: %s", self.spec.name,
-                      len(diffs), ", ".join(diffs[:5]) or result.error)
+            log.error(
+                "replication %s: verify found %d differences: %s",
+                self.spec.name,
+                len(diffs),
+                ", ".join(diffs[:5]) or result.error,
+            )
         return record
 
     async def _load_last_verify(self) -> dict[str, Any] | None:
         async with self._db.execute(
             "SELECT ts, ok, differences, sample, error FROM backup_verify WHERE source = ? "
-            "ORDER BY ts DESC LIMIT 1", (self.spec.name,)
+            "ORDER BY ts DESC LIMIT 1",
+            (self.spec.name,),
         ) as cur:
             row = await cur.fetchone()
         if row is None:
             return None
-        return {"ts": row[0], "ok": bool(row[1]), "differences": row[2],
-                "sample": json.loads(row[3]), "error": row[4]}
+        return {
+            "ts": row[0],
+            "ok": bool(row[1]),
+            "differences": row[2],
+            "sample": json.loads(row[3]),
+            "error": row[4],
+        }
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -1065,8 +1213,13 @@ class Replicator:
             if self._target_missing is not None:
                 await self._target_ready()
             with contextlib.suppress(TimeoutError):
-                tick = (GUARD_POLL if self._state.get("guard_tripped") else
-                        BLOCKED_POLL if self._target_missing is not None else STATE_POLL)
+                tick = (
+                    GUARD_POLL
+                    if self._state.get("guard_tripped")
+                    else BLOCKED_POLL
+                    if self._target_missing is not None
+                    else STATE_POLL
+                )
                 async with asyncio.timeout(tick):
                     await self._reconcile_wakeup.wait()
             self._reconcile_wakeup.clear()
@@ -1074,8 +1227,11 @@ class Replicator:
     def _due(self, now: float) -> str | None:
         last = self._state.get("last_full")
         fallback = self.spec.fallback_reconcile
-        if (self.watcher is not None and self.watcher.watch_limit
-                and (last is None or now - last >= fallback)):
+        if (
+            self.watcher is not None
+            and self.watcher.watch_limit
+            and (last is None or now - last >= fallback)
+        ):
             return "out of inotify watches"
         every = self.spec.reconcile_every
         if every is not None and last is not None and now - last >= every:
@@ -1096,12 +1252,17 @@ class Replicator:
         if retention is None or (last is not None and now - last < PRUNE_EVERY):
             return
         try:
-            pruned = await prune_versions(self.spec.target, self.spec.runtime_dir,
-                                          older_than=now - retention)
+            pruned = await prune_versions(
+                self.spec.target, self.spec.runtime_dir, older_than=now - retention
+            )
         except RuntimeError as exc:
             # once a day, not at every scheduler tick; a write-only key lands here for ever
-            log.warning("replication %s: versions not pruned: %s (with a write-only key "
-                        "the backup host prunes them)", self.spec.name, exc)
+            log.warning(
+                "replication %s: versions not pruned: %s (with a write-only key "
+                "the backup host prunes them)",
+                self.spec.name,
+                exc,
+            )
             await save_state(self._write, self.spec.name, last_prune=now)
             self._state["last_prune"] = now
             return
@@ -1132,8 +1293,11 @@ class Replicator:
     async def _pick_up_journal(self) -> None:
         """Rows another process recorded (`sentinel backup sync --full` releases quarantined
         paths into the journal) wake no watcher: ship them on the next poll."""
-        if (self._transfer.locked() or self._state.get("guard_tripped")
-                or self._target_missing is not None):
+        if (
+            self._transfer.locked()
+            or self._state.get("guard_tripped")
+            or self._target_missing is not None
+        ):
             return
         await self._reload_quarantine()
         await self.journal.sync()
@@ -1173,16 +1337,22 @@ class Replicator:
             return
         if self._space_retried is None:
             self._space_retried = now
-        if (now - self._space_retried < SPACE_RETRY and not self._room_again
-                and not self._space_grew(space)):
+        if (
+            now - self._space_retried < SPACE_RETRY
+            and not self._room_again
+            and not self._space_grew(space)
+        ):
             return
         self._space_retried = now
         self._room_again = False
         self._free_at_aside = self._local_free()
         released = await self._release(space)
         await self.journal.record(sorted(released))
-        log.info("replication %s: %d path(s) set aside for lack of room on the replica are "
-                 "tried again", self.spec.name, len(released))
+        log.info(
+            "replication %s: %d path(s) set aside for lack of room on the replica are tried again",
+            self.spec.name,
+            len(released),
+        )
         self._ship_wakeup.set()
 
     async def _retry_unreadable(self, now: float) -> None:
@@ -1191,14 +1361,17 @@ class Replicator:
         if not self.quarantine.unreadable:
             self._unreadable_checked = None
             return
-        if (self._unreadable_checked is not None
-                and now - self._unreadable_checked < UNREADABLE_RETRY):
+        if (
+            self._unreadable_checked is not None
+            and now - self._unreadable_checked < UNREADABLE_RETRY
+        ):
             return
         self._unreadable_checked = now
         root = str(self.spec.source)
         paths = sorted(self.quarantine.unreadable)
         ready = await asyncio.to_thread(
-            lambda: [p for p in paths if readable_now(os.path.join(root, p))])
+            lambda: [p for p in paths if readable_now(os.path.join(root, p))]
+        )
         if not ready:
             return
         released = await self._release(ready)
@@ -1208,8 +1381,13 @@ class Replicator:
             for rel in released:  # a directory the kernel refused to watch: watch it now
                 self.watcher.watch_again(rel)
         await self.journal.record(sorted(released))
-        log.info("replication %s: %d path(s) set aside as unreadable can be read now and are "
-                 "shipped (first: %s)", self.spec.name, len(released), shown(released[0], 200))
+        log.info(
+            "replication %s: %d path(s) set aside as unreadable can be read now and are "
+            "shipped (first: %s)",
+            self.spec.name,
+            len(released),
+            shown(released[0], 200),
+        )
         self._ship_wakeup.set()
 
     async def _check_guard_cleared(self) -> None:
@@ -1218,15 +1396,24 @@ class Replicator:
         fresh = await load_state(self._db, self.spec.name)
         if not self._state.get("guard_tripped"):
             if fresh.get("guard_tripped"):
-                log.critical("replication %s: ransomware guard tripped by `sentinel backup`: "
-                             "%s; shipping paused", self.spec.name, fresh.get("guard_reason"))
-                self._state.update({k: fresh[k] for k in (
-                    "guard_tripped", "guard_count", "guard_ts", "guard_reason")})
+                log.critical(
+                    "replication %s: ransomware guard tripped by `sentinel backup`: "
+                    "%s; shipping paused",
+                    self.spec.name,
+                    fresh.get("guard_reason"),
+                )
+                self._state.update(
+                    {
+                        k: fresh[k]
+                        for k in ("guard_tripped", "guard_count", "guard_ts", "guard_reason")
+                    }
+                )
             return
         if fresh.get("guard_tripped"):
             return
-        log.warning("replication %s: guard cleared by an operator; shipping resumes",
-                    self.spec.name)
+        log.warning(
+            "replication %s: guard cleared by an operator; shipping resumes", self.spec.name
+        )
         self._state.update(fresh)
         self.guard.reset()
         if fresh.get("guard_reason") == DISCARDED:

@@ -42,15 +42,22 @@ def dest_problem(dest: Path, *, into_existing: bool) -> str | None:
     if dest.is_dir() and not into_existing:
         with os.scandir(dest) as entries:
             if any(True for _ in entries):
-                return (f"{dest} is not empty; restore into an empty or new directory, or "
-                        "pass --into-existing to write the restored files into it (files "
-                        "of the same name are replaced, nothing else is touched)")
+                return (
+                    f"{dest} is not empty; restore into an empty or new directory, or "
+                    "pass --into-existing to write the restored files into it (files "
+                    "of the same name are replaced, nothing else is touched)"
+                )
     return None
 
 
 async def restore(
-    target: Target, runtime_dir: Path, dest: Path, *, path: str = "",
-    as_of: float | None = None, into_existing: bool = False,
+    target: Target,
+    runtime_dir: Path,
+    dest: Path,
+    *,
+    path: str = "",
+    as_of: float | None = None,
+    into_existing: bool = False,
 ) -> RestoreResult:
     """Copies `path` (relative; "" = everything) from the replica into `dest`.
 
@@ -76,9 +83,9 @@ async def restore(
         with contextlib.suppress(OSError):  # the root's owner and mode stay dest's own
             os.chown(staging, st.st_uid, st.st_gid)
         os.chmod(staging, stat.S_IMODE(st.st_mode))
-        copied = await run_rsync(["-a", "--safe-links", *COMMON_ARGS, "--modify-window=-1",
-                                  f"{staging}/",
-                                  f"{dest}/"])
+        copied = await run_rsync(
+            ["-a", "--safe-links", *COMMON_ARGS, "--modify-window=-1", f"{staging}/", f"{dest}/"]
+        )
         if not copied.ok:
             raise RestoreError(f"writing into {dest} failed: {copied.error}")
         return result
@@ -104,8 +111,9 @@ async def _restore_into(
             raise RestoreError(str(exc)) from exc
         later = [s for s in stamps if (parse_stamp(s) or 0) > as_of]
         for stamp in reversed(later):  # newest first, so the oldest one after as_of wins
-            got: RsyncResult = await fetch(target, runtime_dir, f"{VERSIONS_DIR}/{stamp}",
-                                           path, dest)
+            got: RsyncResult = await fetch(
+                target, runtime_dir, f"{VERSIONS_DIR}/{stamp}", path, dest
+            )
             if got.exit_code not in (0, 23, 24):  # 23: this version has nothing under path
                 raise RestoreError(f"reading version {stamp} failed: {got.error}")
             if got.transferred:
@@ -117,8 +125,10 @@ async def _restore_into(
                     os.unlink(full)
                     result.excluded_newer += 1
         if missing_now and not os.path.lexists(dest / path.strip("/")):
-            raise RestoreError(f"{path} did not exist at {_shown_time(as_of)} (it is neither "
-                               "on the replica nor in a version kept after that time)")
+            raise RestoreError(
+                f"{path} did not exist at {_shown_time(as_of)} (it is neither "
+                "on the replica nor in a version kept after that time)"
+            )
     result.files = sum(len(f) for _, _, f in os.walk(dest))
     return result
 
@@ -144,8 +154,16 @@ async def drill(spec: ReplicationSpec) -> DrillResult:
             restored = await restore(spec.target, spec.runtime_dir, dest)
         except RestoreError as exc:
             return DrillResult(False, 0, [], str(exc))
-        cmp = await compare(str(spec.source).rstrip("/") + "/", str(dest) + "/",
-                            filters=spec.filters.rsync_args(), io_timeout=spec.timeout,
-                            safe_links=True)
-        return DrillResult(cmp.ok and not cmp.differences, restored.files, cmp.differences,
-                           "" if cmp.ok else cmp.error)
+        cmp = await compare(
+            str(spec.source).rstrip("/") + "/",
+            str(dest) + "/",
+            filters=spec.filters.rsync_args(),
+            io_timeout=spec.timeout,
+            safe_links=True,
+        )
+        return DrillResult(
+            cmp.ok and not cmp.differences,
+            restored.files,
+            cmp.differences,
+            "" if cmp.ok else cmp.error,
+        )

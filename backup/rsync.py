@@ -109,7 +109,7 @@ def target_condition(error: str) -> str | None:
 def parse_itemized(lines: Sequence[str], result: RsyncResult) -> None:
     for line in lines:
         if line.startswith(CREATED_ROOT):  # the receiver's note, printed with %i only
-            result.created_root = line[len(CREATED_ROOT):]
+            result.created_root = line[len(CREATED_ROOT) :]
             continue
         if len(line) < 13 or line[11] != " ":
             continue
@@ -183,27 +183,41 @@ def spill_excludes(args: Sequence[str]) -> tuple[list[str], str | None]:
     return spilled, path
 
 
-async def _run(args: Sequence[str], began: float, stdin: bytes | None,
-               time_limit: float | None,
-               on_output: Callable[[str], None] | None) -> RsyncResult:
+async def _run(
+    args: Sequence[str],
+    began: float,
+    stdin: bytes | None,
+    time_limit: float | None,
+    on_output: Callable[[str], None] | None,
+) -> RsyncResult:
     try:
         proc = await asyncio.create_subprocess_exec(
-            "rsync", *args,
+            "rsync",
+            *args,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
     except FileNotFoundError:
         return RsyncResult(127, Outcome.FATAL, error="rsync is not installed")
     except OSError as exc:  # E2BIG despite the spill, EAGAIN, ENOMEM: a failing run, paged
-        return RsyncResult(20, Outcome.RETRY, error=f"cannot start rsync: {exc.strerror}",
-                           seconds=time.monotonic() - began)
+        return RsyncResult(
+            20,
+            Outcome.RETRY,
+            error=f"cannot start rsync: {exc.strerror}",
+            seconds=time.monotonic() - began,
+        )
     try:
         async with asyncio.timeout(time_limit):
             out, err = await _communicate(proc, stdin, on_output)
     except TimeoutError:
         await _kill(proc)
-        return RsyncResult(30, Outcome.RETRY, error=f"rsync killed after {time_limit:.0f}s",
-                           seconds=time.monotonic() - began)
+        return RsyncResult(
+            30,
+            Outcome.RETRY,
+            error=f"rsync killed after {time_limit:.0f}s",
+            seconds=time.monotonic() - began,
+        )
     except asyncio.CancelledError:
         await _kill(proc)
         raise
@@ -222,7 +236,8 @@ async def _run(args: Sequence[str], began: float, stdin: bytes | None,
 
 
 async def _communicate(
-    proc: asyncio.subprocess.Process, stdin: bytes | None,
+    proc: asyncio.subprocess.Process,
+    stdin: bytes | None,
     on_output: Callable[[str], None] | None,
 ) -> tuple[bytes, bytes]:
     async def feed() -> None:
@@ -234,8 +249,9 @@ async def _communicate(
             await proc.stdin.drain()
         proc.stdin.close()
 
-    async def pump(stream: asyncio.StreamReader | None,
-                   sink: Callable[[str], None] | None) -> bytes:
+    async def pump(
+        stream: asyncio.StreamReader | None, sink: Callable[[str], None] | None
+    ) -> bytes:
         if stream is None:
             return b""
         chunks: list[bytes] = []
@@ -247,8 +263,9 @@ async def _communicate(
                 sink(decoder.decode(chunk))
         return b"".join(chunks)
 
-    _, out, err = await asyncio.gather(feed(), pump(proc.stdout, on_output),
-                                       pump(proc.stderr, None))
+    _, out, err = await asyncio.gather(
+        feed(), pump(proc.stdout, on_output), pump(proc.stderr, None)
+    )
     await proc.wait()
     return out, err
 
@@ -266,5 +283,7 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
 def _last_lines(text: str, n: int = 3, width: int = 240) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     # cut long lines in the middle: the reason ("File name too long (36)") is at the end
-    return " | ".join(ln if len(ln) <= width else f"{ln[:width // 2 - 2]}...{ln[-width // 2:]}"
-                      for ln in lines[-n:])
+    return " | ".join(
+        ln if len(ln) <= width else f"{ln[: width // 2 - 2]}...{ln[-width // 2 :]}"
+        for ln in lines[-n:]
+    )

@@ -211,8 +211,9 @@ class SnapshotStore:
         name = snapshot_name(stamp)
         snap = Snapshot(name, parse_name(name) or stamp, self.root / name)
         result = SnapshotResult(snap)
-        old = self._manifest if prev and self._manifest and self._manifest.name == prev.name \
-            else None
+        old = (
+            self._manifest if prev and self._manifest and self._manifest.name == prev.name else None
+        )
         walk = _Walk(result, {}, old, started_ns)
 
         try:
@@ -307,9 +308,15 @@ class SnapshotStore:
                     # the common case inline (100,000 files, a few changed): same inode, ctime,
                     # size and mtime as at the last take, not racy then -> link, reuse the entry
                     was = old_entries.get(rel) if old_entries is not None else None
-                    if (type(was) is tuple and not was[4] and was[0] == st.st_ino
-                            and was[1] == st.st_ctime_ns and was[2] == st.st_size
-                            and was[3] == st.st_mtime_ns and prev >= 0):
+                    if (
+                        type(was) is tuple
+                        and not was[4]
+                        and was[0] == st.st_ino
+                        and was[1] == st.st_ctime_ns
+                        and was[2] == st.st_size
+                        and was[3] == st.st_mtime_ns
+                        and prev >= 0
+                    ):
                         try:
                             link(name, name, src_dir_fd=prev, dst_dir_fd=dst, follow_symlinks=False)
                         except OSError:
@@ -387,8 +394,7 @@ class SnapshotStore:
 # -- one entry ---------------------------------------------------------------------------------
 
 
-def _count_by_top(previous: dict[str, _Key], now: dict[str, _Key],
-                  result: SnapshotResult) -> None:
+def _count_by_top(previous: dict[str, _Key], now: dict[str, _Key], result: SnapshotResult) -> None:
     for rel in previous:
         top = rel.split("/", 1)[0] if "/" in rel else ""
         result.previous_by_top[top] = result.previous_by_top.get(top, 0) + 1
@@ -441,8 +447,11 @@ def _store_file(
             old = None
         if old is not None:
             in_previous = True
-            same = (stat.S_ISREG(old.st_mode) and old.st_size == st.st_size
-                    and old.st_mtime_ns == st.st_mtime_ns)
+            same = (
+                stat.S_ISREG(old.st_mode)
+                and old.st_size == st.st_size
+                and old.st_mtime_ns == st.st_mtime_ns
+            )
             linkable = same and not _racy(st.st_mtime_ns, old.st_ctime_ns)
     if linkable:
         try:
@@ -626,17 +635,26 @@ def restore(
     if problem is not None:
         raise SnapshotError(problem)
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = ["rsync", "-a", "--safe-links", "--relative", "--stats", "--no-human-readable",
-           "--", source, f"{dest}/"]
+    cmd = [
+        "rsync",
+        "-a",
+        "--safe-links",
+        "--relative",
+        "--stats",
+        "--no-human-readable",
+        "--",
+        source,
+        f"{dest}/",
+    ]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                              check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     except OSError as e:  # no rsync on the keeper host
         raise SnapshotError(f"cannot run rsync to restore {snapshot.name}: {e}") from e
     if done.returncode != 0:
         raise SnapshotError(
             f"rsync exited {done.returncode} restoring {snapshot.name}: "
-            f"{done.stderr.strip()[-500:]}")
+            f"{done.stderr.strip()[-500:]}"
+        )
     match = re.search(r"Number of regular files transferred:\s*([\d,]+)", done.stdout)
     return int(match.group(1).replace(",", "")) if match else 0
 

@@ -9,9 +9,19 @@ import aiosqlite
 from backup.journal import WriteTx
 
 FIELDS = (
-    "last_success", "consecutive_failures", "last_error", "last_error_ts", "last_full",
-    "last_full_ok", "shipped_files", "guard_tripped", "guard_count", "guard_ts", "guard_reason",
-    "last_prune", "markers_adopt",
+    "last_success",
+    "consecutive_failures",
+    "last_error",
+    "last_error_ts",
+    "last_full",
+    "last_full_ok",
+    "shipped_files",
+    "guard_tripped",
+    "guard_count",
+    "guard_ts",
+    "guard_reason",
+    "last_prune",
+    "markers_adopt",
 )
 
 
@@ -22,7 +32,10 @@ async def load_state(db: aiosqlite.Connection, source: str) -> dict[str, Any]:
         row = await cur.fetchone()
     if row is None:
         return {f: None for f in FIELDS} | {
-            "consecutive_failures": 0, "shipped_files": 0, "guard_tripped": 0}
+            "consecutive_failures": 0,
+            "shipped_files": 0,
+            "guard_tripped": 0,
+        }
     return dict(zip(FIELDS, tuple(row), strict=True))
 
 

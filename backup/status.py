@@ -18,8 +18,10 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
             "guard_tripped, guard_count, guard_ts, guard_reason FROM backup_state"
         ).fetchall()
         pending = {
-            r[0]: (int(r[1]), r[2]) for r in conn.execute(
-                "SELECT source, COUNT(*), MIN(first_seen) FROM backup_journal GROUP BY source")
+            r[0]: (int(r[1]), r[2])
+            for r in conn.execute(
+                "SELECT source, COUNT(*), MIN(first_seen) FROM backup_journal GROUP BY source"
+            )
         }
     except sqlite3.OperationalError:
         return {}
@@ -31,7 +33,8 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         count, oldest = pending.get(name, (0, None))
         verify = conn.execute(
             "SELECT ts, ok, differences, sample FROM backup_verify WHERE source = ? "
-            "ORDER BY ts DESC LIMIT 1", (name,)
+            "ORDER BY ts DESC LIMIT 1",
+            (name,),
         ).fetchone()
         out[name] = {
             "pending": count,
@@ -46,8 +49,12 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
                 "ts": r[7] if r else None,
                 "reason": r[8] if r else None,
             },
-            "last_verify": None if verify is None else {
-                "ts": verify[0], "ok": bool(verify[1]), "differences": verify[2],
+            "last_verify": None
+            if verify is None
+            else {
+                "ts": verify[0],
+                "ok": bool(verify[1]),
+                "differences": verify[2],
                 "sample": json.loads(verify[3]),
             },
             "quarantine": read_quarantine(conn, name),

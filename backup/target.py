@@ -15,7 +15,9 @@ from backup.password_file import password_file_problem
 VERSIONS_DIR = ".sentinel-versions"
 PARTIAL_DIR = ".rsync-partial"
 
-_RSYNCD = re.compile(r"^rsync://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<path>.+)$")
+_RSYNCD = re.compile(
+    r"^rsync://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<path>.+)$"
+)
 # An empty path after the colon is the login's home directory, or, for a key restricted
 # with `rrsync DIR` (docs/install.md), DIR itself.
 _SSH = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.*)$")
@@ -93,15 +95,24 @@ class Target:
         if self.identity_file is not None:
             cmd += ["-i", str(self.identity_file), "-o", "IdentitiesOnly=yes"]
         if self.known_hosts is not None:
-            cmd += ["-o", f"UserKnownHostsFile={self.known_hosts}",
-                    "-o", "GlobalKnownHostsFile=/dev/null"]
+            cmd += [
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts}",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+            ]
         cmd += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
         cmd += [
-            "-o", f"ConnectTimeout={self.contimeout}",
-            "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={control_path(runtime_dir)}",
-            "-o", "ControlPersist=60",
-            "-o", "ServerAliveInterval=15",
+            "-o",
+            f"ConnectTimeout={self.contimeout}",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={control_path(runtime_dir)}",
+            "-o",
+            "ControlPersist=60",
+            "-o",
+            "ServerAliveInterval=15",
         ]
         return cmd
 
@@ -136,8 +147,9 @@ def parse_target(
             raise TargetError(f"expected rsync://user@host[:port]/module[/path], found {address!r}")
         if ":" in (m.group("user") or ""):
             raise TargetError("put the rsync daemon password in password_file, not in the URL")
-        return Target("rsyncd", address.rstrip("/"), password_file=password_file,
-                      contimeout=contimeout)
+        return Target(
+            "rsyncd", address.rstrip("/"), password_file=password_file, contimeout=contimeout
+        )
     if address.startswith("/"):
         return Target("local", address.rstrip("/") or "/")
     if "::" in address:
@@ -150,16 +162,18 @@ def parse_target(
         if password_file is not None:
             raise TargetError("a host::module target logs in with its ssh key: no password_file")
         module_path = m.group("path").rstrip("/")
-        url = f"{address[:m.start('path')]}{module_path}"
-        return _ssh_target(url, ssh_port, identity_file, known_hosts,
-                           strict_host_key_checking, contimeout)
+        url = f"{address[: m.start('path')]}{module_path}"
+        return _ssh_target(
+            url, ssh_port, identity_file, known_hosts, strict_host_key_checking, contimeout
+        )
     m = _SSH.match(address)
     if m:
         path = m.group("path")
         # "host:/" is the host's root, "host:" the login's home: keep them apart
-        url = address[:len(address) - len(path)] + (path.rstrip("/") or path[:1])
-        return _ssh_target(url, ssh_port, identity_file, known_hosts,
-                           strict_host_key_checking, contimeout)
+        url = address[: len(address) - len(path)] + (path.rstrip("/") or path[:1])
+        return _ssh_target(
+            url, ssh_port, identity_file, known_hosts, strict_host_key_checking, contimeout
+        )
     raise TargetError(
         f"expected an absolute path, rsync://user@host/module/path, user@host:/path, "
         f"user@host: or user@host::module, "
@@ -184,7 +198,10 @@ def _ssh_target(
     contimeout: int,
 ) -> Target:
     return Target(
-        "ssh", url, ssh_port=ssh_port, identity_file=identity_file,
+        "ssh",
+        url,
+        ssh_port=ssh_port,
+        identity_file=identity_file,
         known_hosts=known_hosts,
         strict_host_key_checking=_host_key_checking(strict_host_key_checking),
         contimeout=contimeout,

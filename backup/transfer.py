@@ -21,9 +21,13 @@ _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
 # marker is not a document, and the target marker must survive every --delete. The keeper's
 # heartbeat (backup/keeper_record.py) is pushed to the replica root on its own, without
 # --backup: a full pass must neither delete it nor keep a version of it per heartbeat.
-PROTECT = (f"--exclude=/{VERSIONS_DIR}", f"--exclude=/{PARTIAL_DIR}",
-           f"--exclude=/{SOURCE_MARKER}", f"--exclude=/{TARGET_MARKER}",
-           f"--exclude=/{HEARTBEAT_FILE}")
+PROTECT = (
+    f"--exclude=/{VERSIONS_DIR}",
+    f"--exclude=/{PARTIAL_DIR}",
+    f"--exclude=/{SOURCE_MARKER}",
+    f"--exclude=/{TARGET_MARKER}",
+    f"--exclude=/{HEARTBEAT_FILE}",
+)
 
 
 def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
@@ -31,12 +35,15 @@ def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
     # doubled the time of a full pass over an unchanged 100k-file tree, so the full
     # reconcile goes without it (an interrupted big file is sent again from the start).
     return [
-        "-a", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
+        "-a",
+        *COMMON_ARGS,
+        *spec.target.exact_mtime_args(push=True),
         f"--timeout={max(1, int(spec.timeout))}",
         *([f"--partial-dir={PARTIAL_DIR}"] if partial else []),
         # holes stay holes (a 4 KB sparse file is not 100 MB on the replica); hard links stay
         # links among the files of one run (a batch, or the whole tree in a full pass)
-        *(["--sparse"] if spec.sparse else []), *(["-H"] if spec.hardlinks else []),
+        *(["--sparse"] if spec.sparse else []),
+        *(["-H"] if spec.hardlinks else []),
         *spec.target.transport_args(spec.runtime_dir),
     ]
 
@@ -88,7 +95,11 @@ def shipping_list(source: Path, paths: Iterable[str]) -> list[str]:
 
 
 async def ship_batch(
-    spec: ReplicationSpec, paths: Sequence[str], now: float, *, skip: Iterable[str] = (),
+    spec: ReplicationSpec,
+    paths: Sequence[str],
+    now: float,
+    *,
+    skip: Iterable[str] = (),
     dry_run: bool = False,
 ) -> RsyncResult:
     """Ships the listed paths (relative to the source); a listed path that no longer exists
@@ -97,12 +108,23 @@ async def ship_batch(
     command with --dry-run, itemizing every replica file it would delete or replace."""
     listing = b"\0".join(os.fsencode(p) for p in shipping_list(spec.source, paths)) + b"\0"
     args = [
-        *_base(spec), "-R", "--files-from=-", "--from0", "--delete-missing-args",
+        *_base(spec),
+        "-R",
+        "--files-from=-",
+        "--from0",
+        "--delete-missing-args",
         # --force: a vanished non-empty directory is deleted (its files go to the versions);
         # -d --delete: a listed "dir/" loses the entries the source no longer has
-        "--force", "-d", "--delete",
-        "--backup", backup_dir_arg(now), *PROTECT, *skip_args(skip),
-        *spec.filters.rsync_args(), *(["--dry-run"] if dry_run else []), _source(spec),
+        "--force",
+        "-d",
+        "--delete",
+        "--backup",
+        backup_dir_arg(now),
+        *PROTECT,
+        *skip_args(skip),
+        *spec.filters.rsync_args(),
+        *(["--dry-run"] if dry_run else []),
+        _source(spec),
         spec.target.path(),
     ]
     return await run_rsync(args, stdin=listing)
@@ -132,10 +154,20 @@ async def remove_partials(spec: ReplicationSpec, paths: Sequence[str]) -> RsyncR
     if not wanted:
         return RsyncResult(0, Outcome.OK)
     listing = b"".join(os.fsencode(p) + b"\0" for p in wanted)
-    args = ["-a", *COMMON_ARGS, *spec.target.exact_mtime_args(push=True),
-            f"--timeout={max(1, int(spec.timeout))}",
-            *spec.target.transport_args(spec.runtime_dir), "-R", "--files-from=-", "--from0",
-            "--delete-missing-args", "--force", _source(spec), spec.target.path()]
+    args = [
+        "-a",
+        *COMMON_ARGS,
+        *spec.target.exact_mtime_args(push=True),
+        f"--timeout={max(1, int(spec.timeout))}",
+        *spec.target.transport_args(spec.runtime_dir),
+        "-R",
+        "--files-from=-",
+        "--from0",
+        "--delete-missing-args",
+        "--force",
+        _source(spec),
+        spec.target.path(),
+    ]
     return await run_rsync(args, stdin=listing)
 
 
@@ -151,14 +183,25 @@ def _under_a_file(source: Path, rel: str) -> bool:
 
 
 async def full_sync(
-    spec: ReplicationSpec, now: float, *, on_output: Callable[[str], None] | None = None,
-    dry_run: bool = False, skip: Iterable[str] = (),
+    spec: ReplicationSpec,
+    now: float,
+    *,
+    on_output: Callable[[str], None] | None = None,
+    dry_run: bool = False,
+    skip: Iterable[str] = (),
 ) -> RsyncResult:
     """The whole source, with the same backup semantics (the backstop for lost events).
     `dry_run`: the same command with `--dry-run --stats`: what it would change, itemized.
     `skip`: quarantined paths, left alone on both sides so they cannot fail the pass."""
-    args = [*_base(spec, partial=False), "--delete", "--backup", backup_dir_arg(now), *PROTECT,
-            *skip_args(skip, walking=True), *spec.filters.rsync_args()]
+    args = [
+        *_base(spec, partial=False),
+        "--delete",
+        "--backup",
+        backup_dir_arg(now),
+        *PROTECT,
+        *skip_args(skip, walking=True),
+        *spec.filters.rsync_args(),
+    ]
     if dry_run:
         args += ["--dry-run", "--stats"]
     elif on_output is not None:
@@ -198,26 +241,44 @@ def exact_pattern(rel: str) -> str:
         parts[i], wild[i] = "*", True
         i -= 1
     if any(wild) or any(c in rel for c in "*?["):
-        parts = [p if w else "".join("\\" + c if c in "*?[\\" else c for c in p)
-                 for p, w in zip(parts, wild, strict=True)]
+        parts = [
+            p if w else "".join("\\" + c if c in "*?[\\" else c for c in p)
+            for p, w in zip(parts, wild, strict=True)
+        ]
     return "/" + "/".join(parts)
 
 
 async def compare(
-    source: str, dest: str, *, transport: Sequence[str] = (), filters: Sequence[str] = (),
-    io_timeout: float = 60, safe_links: bool = False,
+    source: str,
+    dest: str,
+    *,
+    transport: Sequence[str] = (),
+    filters: Sequence[str] = (),
+    io_timeout: float = 60,
+    safe_links: bool = False,
 ) -> RsyncResult:
     """Dry-run checksum comparison; `result.differences` lists every path that differs.
     `safe_links`: leave out symlinks that point outside the tree (restore does).
     (No --modify-window: -c compares content, mtimes only itemize as attribute changes.)"""
-    args = ["-anc", "--delete", *COMMON_ARGS, f"--timeout={max(1, int(io_timeout))}", *transport,
-            *(["--safe-links"] if safe_links else []), *PROTECT, *filters, source, dest]
+    args = [
+        "-anc",
+        "--delete",
+        *COMMON_ARGS,
+        f"--timeout={max(1, int(io_timeout))}",
+        *transport,
+        *(["--safe-links"] if safe_links else []),
+        *PROTECT,
+        *filters,
+        source,
+        dest,
+    ]
     return await run_rsync(args)
 
 
 async def verify_replica(spec: ReplicationSpec, *, skip: Iterable[str] = ()) -> RsyncResult:
     return await compare(
-        _source(spec), spec.target.path(),
+        _source(spec),
+        spec.target.path(),
         transport=spec.target.transport_args(spec.runtime_dir),
         filters=[*skip_args(skip, walking=True), *spec.filters.rsync_args()],
         io_timeout=spec.timeout,
@@ -225,8 +286,13 @@ async def verify_replica(spec: ReplicationSpec, *, skip: Iterable[str] = ()) -> 
 
 
 async def fetch(
-    target: Target, runtime_dir: Path, remote_sub: str, rel: str, dest: Path,
-    *, io_timeout: float = 60,
+    target: Target,
+    runtime_dir: Path,
+    remote_sub: str,
+    rel: str,
+    dest: Path,
+    *,
+    io_timeout: float = 60,
 ) -> RsyncResult:
     """Copies `<replica>/<remote_sub>/<rel>` to `dest/<rel>` (whole replica when rel is "").
     Never deletes in `dest`; symlinks pointing outside the replica (absolute ones, `../`
@@ -239,7 +305,15 @@ async def fetch(
         # backslash escapes only then, as in `exact_pattern`
         rel = "".join("\\" + c if c in "*?[\\" else c for c in rel)
     src = f"{base}./{rel}" if rel else f"{base}./"
-    args = ["-aR", "--safe-links", *COMMON_ARGS, *target.exact_mtime_args(push=False),
-            f"--timeout={max(1, int(io_timeout))}",
-            *target.transport_args(runtime_dir), *PROTECT, src, str(dest).rstrip("/") + "/"]
+    args = [
+        "-aR",
+        "--safe-links",
+        *COMMON_ARGS,
+        *target.exact_mtime_args(push=False),
+        f"--timeout={max(1, int(io_timeout))}",
+        *target.transport_args(runtime_dir),
+        *PROTECT,
+        src,
+        str(dest).rstrip("/") + "/",
+    ]
     return await run_rsync(args)

@@ -39,15 +39,16 @@ async def list_version_stamps(
     read): an empty answer then would make pruning and point-in-time restores silently
     wrong."""
     result = await run_rsync(
-        [*target.transport_args(runtime_dir), "--list-only", "-d",
-         target.path(VERSIONS_DIR) + "/"],
+        [*target.transport_args(runtime_dir), "--list-only", "-d", target.path(VERSIONS_DIR) + "/"],
         time_limit=time_limit,
     )
     if result.exit_code == 23 and "No such file or directory" in (result.error or ""):
         return []  # no version was ever kept
     if result.exit_code != 0:
-        raise RuntimeError(f"cannot list the versions on {target.describe()}: rsync exit "
-                           f"{result.exit_code}: {result.error}")
+        raise RuntimeError(
+            f"cannot list the versions on {target.describe()}: rsync exit "
+            f"{result.exit_code}: {result.error}"
+        )
     stamps = []
     for line in result.output:
         name = line.rsplit(" ", 1)[-1]

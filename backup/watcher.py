@@ -21,8 +21,16 @@ from backup.filters import Filters
 log = logging.getLogger("backup.watcher")
 
 WATCH_MASK = (
-    Mask.CLOSE_WRITE | Mask.ATTRIB | Mask.CREATE | Mask.DELETE | Mask.MOVED_FROM
-    | Mask.MOVED_TO | Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.DONT_FOLLOW | Mask.ONLYDIR
+    Mask.CLOSE_WRITE
+    | Mask.ATTRIB
+    | Mask.CREATE
+    | Mask.DELETE
+    | Mask.MOVED_FROM
+    | Mask.MOVED_TO
+    | Mask.DELETE_SELF
+    | Mask.MOVE_SELF
+    | Mask.DONT_FOLLOW
+    | Mask.ONLYDIR
     | Mask.EXCL_UNLINK
 )
 
@@ -84,8 +92,11 @@ class Watcher:
     async def run(self) -> None:
         assert self._inotify is not None, "call open() first"
         async for event in self._inotify:
-            self._dispatch(event.mask, event.watch.wd if event.watch else None,
-                           str(event.name) if event.name else None)
+            self._dispatch(
+                event.mask,
+                event.watch.wd if event.watch else None,
+                str(event.name) if event.name else None,
+            )
 
     # -- event handling ------------------------------------------------------------------
 
@@ -134,8 +145,12 @@ class Watcher:
         """A directory refused before (we may not read it) gets its watches, and what is
         in it is reported, once it can be read; one already watched is left alone."""
         full = os.path.join(self.root, rel)
-        if (rel in ("", ".") or rel in self._by_rel or not os.path.isdir(full)
-                or os.path.islink(full)):
+        if (
+            rel in ("", ".")
+            or rel in self._by_rel
+            or not os.path.isdir(full)
+            or os.path.islink(full)
+        ):
             return
         self._add_tree(rel, scan=True)
 
@@ -210,9 +225,11 @@ class Watcher:
                 # refused (a directory we may not read, a name too long, ...): that
                 # directory is set aside and listed, the rest of the tree goes on
                 if exc.errno == errno.ENAMETOOLONG:
-                    reason = (f"path is {len(os.fsencode(full))} bytes, longer than Linux "
-                              f"and rsync allow ({os.pathconf('/', 'PC_PATH_MAX')}): nothing "
-                              f"below it is replicated")
+                    reason = (
+                        f"path is {len(os.fsencode(full))} bytes, longer than Linux "
+                        f"and rsync allow ({os.pathconf('/', 'PC_PATH_MAX')}): nothing "
+                        f"below it is replicated"
+                    )
                 else:
                     reason = f"cannot watch: {exc.strerror}"
                 if self._on_refused is not None:

@@ -105,18 +105,27 @@ class Result:
         if not self.latencies:
             return f"| {self.name} | 0 | - | - | - | {self.lost} |"
         v = self.latencies
-        return (f"| {self.name} | {len(v)} | {ms(percentile(v, 50))} | {ms(percentile(v, 99))} "
-                f"| {ms(max(v))} | {self.lost} |")
+        return (
+            f"| {self.name} | {len(v)} | {ms(percentile(v, 50))} | {ms(percentile(v, 99))} "
+            f"| {ms(max(v))} | {self.lost} |"
+        )
 
 
-def run_daemon(broker: Broker, root: Path, name: str, events: int, channels: int,
-               stalled: bool) -> Result:
+def run_daemon(
+    broker: Broker, root: Path, name: str, events: int, channels: int, stalled: bool
+) -> Result:
     work = Path(tempfile.mkdtemp(prefix="daemon-", dir=root))
     stalls = [STALL if stalled and n == channels - 1 else 0.0 for n in range(channels)]
     with sinks(*stalls) as made:
         urls = [s.url(f"/ch{n}") for n, s in enumerate(made)]
-        config = write_config(work, broker.port, leak_sensors(), apprise_urls=urls,
-                              send_timeout=SEND_TIMEOUT, log_level="error")
+        config = write_config(
+            work,
+            broker.port,
+            leak_sensors(),
+            apprise_urls=urls,
+            send_timeout=SEND_TIMEOUT,
+            log_level="error",
+        )
         daemon = DaemonProcess(config, work)
         pub: RawPublisher | None = None
         try:
@@ -127,24 +136,27 @@ def run_daemon(broker: Broker, root: Path, name: str, events: int, channels: int
             note = ""
             if stalled:
                 stuck = made[-1].count()
-                note = (f"the stalled channel received {stuck} request(s) (each held open, "
-                        f"never answered in time); other healthy channels got "
-                        f"{sum(s.count() for s in made[1:-1])} requests")
+                note = (
+                    f"the stalled channel received {stuck} request(s) (each held open, "
+                    f"never answered in time); other healthy channels got "
+                    f"{sum(s.count() for s in made[1:-1])} requests"
+                )
             time.sleep(1.2)  # one more heartbeat, so the sender's counters are current
             beat = daemon.heartbeat()
             if beat is not None:
                 alerts = beat[1].get("alerts", {})
-                note += (f"{'; ' if note else ''}sender at the end: sent {alerts.get('sent')}, "
-                         f"pending {alerts.get('pending')}, failed sends "
-                         f"{alerts.get('failed_sends')}, RSS peak {daemon.stats.hwm_mb():.1f} MB")
+                note += (
+                    f"{'; ' if note else ''}sender at the end: sent {alerts.get('sent')}, "
+                    f"pending {alerts.get('pending')}, failed sends "
+                    f"{alerts.get('failed_sends')}, RSS peak {daemon.stats.hwm_mb():.1f} MB"
+                )
             return Result(name, latencies, lost, note)
         finally:
             if pub is not None:
                 pub.close()
             code = daemon.stop()
             if code not in (0, None):
-                print(f"warning: daemon exited with {code}: {daemon.log_tail()}",
-                      file=sys.stderr)
+                print(f"warning: daemon exited with {code}: {daemon.log_tail()}", file=sys.stderr)
 
 
 # -- the peer (floor) ------------------------------------------------------------------------
@@ -177,9 +189,17 @@ def run_peer(broker: Broker, events: int, channels: int) -> Result:
     with sinks(*([0.0] * channels)) as made:
         sink = made[0]
         proc = subprocess.Popen(
-            [str(PYTHON), "-m", "bench.alert_latency", "_peer", str(broker.port),
-             *[s.url(f"/ch{n}") for n, s in enumerate(made)]],
-            cwd=REPO, stdout=subprocess.PIPE, text=True,
+            [
+                str(PYTHON),
+                "-m",
+                "bench.alert_latency",
+                "_peer",
+                str(broker.port),
+                *[s.url(f"/ch{n}") for n, s in enumerate(made)],
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         ready = threading.Event()
 
@@ -260,32 +280,43 @@ def report(args: argparse.Namespace, results: list[Result], command: str) -> str
     lines += ["", "## Against the goal and the peer", ""]
     if peer and peer.latencies:
         pp50, pp99 = percentile(peer.latencies, 50), percentile(peer.latencies, 99)
-        lines.append(f"- peer in this run: p50 {ms(pp50)}, p99 {ms(pp99)} (reference on this "
-                     f"kind of machine: {PEER_REFERENCE}).")
+        lines.append(
+            f"- peer in this run: p50 {ms(pp50)}, p99 {ms(pp99)} (reference on this "
+            f"kind of machine: {PEER_REFERENCE})."
+        )
         for r in (one, healthy, ten):
             if r and r.latencies:
                 p50, p99 = percentile(r.latencies, 50), percentile(r.latencies, 99)
-                lines.append(f"- {r.name}: p50 {ms(p50)} ({p50 / pp50:.1f}x the peer), p99 "
-                             f"{ms(p99)} ({p99 / pp99:.1f}x the peer).")
+                lines.append(
+                    f"- {r.name}: p50 {ms(p50)} ({p50 / pp50:.1f}x the peer), p99 "
+                    f"{ms(p99)} ({p99 / pp99:.1f}x the peer)."
+                )
     if peer10 and peer10.latencies:
         q50, q99 = percentile(peer10.latencies, 50), percentile(peer10.latencies, 99)
-        lines.append(f"- peer with ten json:// URLs in one Apprise object (channel 1 timed): "
-                     f"p50 {ms(q50)}, p99 {ms(q99)}: the floor for ten channels on this box.")
+        lines.append(
+            f"- peer with ten json:// URLs in one Apprise object (channel 1 timed): "
+            f"p50 {ms(q50)}, p99 {ms(q99)}: the floor for ten channels on this box."
+        )
         for r in (healthy, ten):
             if r and r.latencies:
                 p50, p99 = percentile(r.latencies, 50), percentile(r.latencies, 99)
-                lines.append(f"- {r.name} vs that floor: p50 {p50 / q50:.1f}x, p99 "
-                             f"{p99 / q99:.1f}x.")
+                lines.append(
+                    f"- {r.name} vs that floor: p50 {p50 / q50:.1f}x, p99 {p99 / q99:.1f}x."
+                )
     for r in (one, healthy, ten):
         if r and r.latencies:
             p99 = percentile(r.latencies, 99)
-            lines.append(f"- goal p99 < {ms(GOAL_P99)} for {r.name}: "
-                         f"{'MET' if p99 < GOAL_P99 and not r.lost else 'MISSED'}.")
+            lines.append(
+                f"- goal p99 < {ms(GOAL_P99)} for {r.name}: "
+                f"{'MET' if p99 < GOAL_P99 and not r.lost else 'MISSED'}."
+            )
     if healthy and ten and healthy.latencies and ten.latencies:
         d50 = percentile(ten.latencies, 50) - percentile(healthy.latencies, 50)
         d99 = percentile(ten.latencies, 99) - percentile(healthy.latencies, 99)
-        lines.append(f"- the stalled channel changed channel 1's p50 by {ms(d50)} and its p99 "
-                     f"by {ms(d99)} (10 channels with vs. without the stall).")
+        lines.append(
+            f"- the stalled channel changed channel 1's p50 by {ms(d50)} and its p99 "
+            f"by {ms(d99)} (10 channels with vs. without the stall)."
+        )
     lines += [
         "",
         "## Interpretation",
@@ -323,9 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     broker = start_broker(root)
     results: list[Result] = []
     try:
-        for name, channels, stalled in (("daemon, 1 channel", 1, False),
-                                        ("daemon, 10 channels", 10, False),
-                                        ("daemon, 10 channels, 1 stalled", 10, True)):
+        for name, channels, stalled in (
+            ("daemon, 1 channel", 1, False),
+            ("daemon, 10 channels", 10, False),
+            ("daemon, 10 channels, 1 stalled", 10, True),
+        ):
             results.append(run_daemon(broker, root, name, args.events, channels, stalled))
             print(results[-1].row(), flush=True)
         for channels in (1, 10):

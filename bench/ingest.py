@@ -79,12 +79,19 @@ def packets_for(devices: Sequence[int]) -> list[bytes]:
         for i in devices:
             value = 20.0 + ((i * 7 + rnd) % 80) / 10
             if i % 2 == 0:
-                payload = {"temperature": value, "humidity": 45.0, "battery": 97,
-                           "linkquality": 120}
+                payload = {
+                    "temperature": value,
+                    "humidity": 45.0,
+                    "battery": 97,
+                    "linkquality": 120,
+                }
                 topic = f"zigbee2mqtt/bench-{i:03d}"
             else:
-                payload = {"Time": "2026-11-20T10:00:00",
-                           "AM2301": {"Temperature": value, "Humidity": 45.0}, "TempUnit": "C"}
+                payload = {
+                    "Time": "2026-11-20T10:00:00",
+                    "AM2301": {"Temperature": value, "Humidity": 45.0},
+                    "TempUnit": "C",
+                }
                 topic = f"tele/bench-{i:03d}/SENSOR"
             out.append(publish_packet(topic, json.dumps(payload).encode()))
     return out
@@ -151,13 +158,18 @@ def child(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def start_publishers(port: int, device_sets: Sequence[Sequence[int]], rate: float,
-                     duration: float) -> list[subprocess.Popen[str]]:
+def start_publishers(
+    port: int, device_sets: Sequence[Sequence[int]], rate: float, duration: float
+) -> list[subprocess.Popen[str]]:
     procs = []
     for n, devices in enumerate(device_sets):
-        spec = {"port": port, "client_id": f"bench-pub-{n}-{time.monotonic_ns()}",
-                "devices": list(devices), "rate": rate / len(device_sets),
-                "duration": duration}
+        spec = {
+            "port": port,
+            "client_id": f"bench-pub-{n}-{time.monotonic_ns()}",
+            "devices": list(devices),
+            "rate": rate / len(device_sets),
+            "duration": duration,
+        }
         procs.append(child("_publish", json.dumps(spec)))
     return procs
 
@@ -229,8 +241,9 @@ class Run:
 Counter = Callable[[], tuple[float, int] | None]
 
 
-def measure(run: Run, counter: Counter, stats: ProcStats, procs: list[subprocess.Popen[str]],
-            base: int) -> None:
+def measure(
+    run: Run, counter: Counter, stats: ProcStats, procs: list[subprocess.Popen[str]], base: int
+) -> None:
     """Samples the consumer while the publishers run, then waits for it to drain."""
     samples: list[tuple[float, float, int, float]] = []  # bench mono, counter ts, count, cpu
     start = time.monotonic()
@@ -279,8 +292,7 @@ def decoded(components: dict[str, Any]) -> int:
     return int(components.get("source:mqtt", {}).get("decoded", 0))
 
 
-def run_daemon(broker: Broker, root: Path, name: str, n: int, rate: float,
-               duration: float) -> Run:
+def run_daemon(broker: Broker, root: Path, name: str, n: int, rate: float, duration: float) -> Run:
     work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
     config = write_config(work, broker.port, sensors(n))
     daemon = DaemonProcess(config, work)
@@ -345,8 +357,13 @@ class Flood:
     hwm_mb: float = 0.0
 
 
-def leak_latencies(pub: RawPublisher, sink: Sink, count: int, within: float,
-                   stop_when: Callable[[], bool] = lambda: False) -> tuple[list[float], int]:
+def leak_latencies(
+    pub: RawPublisher,
+    sink: Sink,
+    count: int,
+    within: float,
+    stop_when: Callable[[], bool] = lambda: False,
+) -> tuple[list[float], int]:
     """Publishes leak true/false `count` times; the publish-to-page time of each FIRING."""
     out: list[float] = []
     lost = 0
@@ -373,8 +390,7 @@ def _kind(arrival: Any) -> str:
     return str(body.get("type", "")) if isinstance(body, dict) else ""
 
 
-def run_flood(broker: Broker, root: Path, n: int, rates: Sequence[float],
-              duration: float) -> Flood:
+def run_flood(broker: Broker, root: Path, n: int, rates: Sequence[float], duration: float) -> Flood:
     result = Flood()
     work = Path(tempfile.mkdtemp(prefix="flood-", dir=root))
     sink = Sink()
@@ -471,8 +487,10 @@ def report(args: argparse.Namespace, runs: list[Run], flood: Flood, command: str
     lines.append("")
     for r in runs:
         if r.extra:
-            lines.append(f"- {r.name} counters at the end: "
-                         + ", ".join(f"{k} {v}" for k, v in r.extra.items()))
+            lines.append(
+                f"- {r.name} counters at the end: "
+                + ", ".join(f"{k} {v}" for k, v in r.extra.items())
+            )
     d_max, p_max = by.get("daemon, max"), by.get("peer, max")
     d_goal = by.get("daemon, goal")
     lines += ["", "## Against the goal and the peer", ""]
@@ -500,12 +518,15 @@ def report(args: argparse.Namespace, runs: list[Run], flood: Flood, command: str
     lines.append("| condition | events | lost | p50 | p99 | max |")
     lines.append("|---|---|---|---|---|---|")
     rows = [("no flood", flood.baseline, 0)]
-    rows += [(f"one device flooding at {r.rate:,.0f} msg/s", r.latencies, r.lost)
-             for r in flood.runs]
+    rows += [
+        (f"one device flooding at {r.rate:,.0f} msg/s", r.latencies, r.lost) for r in flood.runs
+    ]
     for label, values, lost in rows:
         if values:
-            lines.append(f"| {label} | {len(values)} | {lost} | {ms(percentile(values, 50))} "
-                         f"| {ms(percentile(values, 99))} | {ms(max(values))} |")
+            lines.append(
+                f"| {label} | {len(values)} | {lost} | {ms(percentile(values, 50))} "
+                f"| {ms(percentile(values, 99))} | {ms(max(values))} |"
+            )
         else:
             lines.append(f"| {label} | 0 | {lost} | - | - | - |")
     lines.append("")
@@ -582,14 +603,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     parser.add_argument("--sensors", type=int, default=100)
-    parser.add_argument("--duration", type=float, default=25.0,
-                        help="seconds each load runs (>= 23 for a 20 s window)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=25.0,
+        help="seconds each load runs (>= 23 for a 20 s window)",
+    )
     parser.add_argument("--rate", type=float, default=GOAL_RATE, help="the paced load, msg/s")
-    parser.add_argument("--overload", type=float, default=OVERLOAD_RATE,
-                        help="the overload (max) run and the flood, msg/s")
-    parser.add_argument("--only", choices=("daemon", "peer", "flood"), action="append",
-                        help="run only these parts (repeatable); the results file is not "
-                        "written then")
+    parser.add_argument(
+        "--overload",
+        type=float,
+        default=OVERLOAD_RATE,
+        help="the overload (max) run and the flood, msg/s",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("daemon", "peer", "flood"),
+        action="append",
+        help="run only these parts (repeatable); the results file is not written then",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     parts = set(args.only or ("daemon", "peer", "flood"))
@@ -602,22 +634,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan: list[tuple[str, float]] = [("goal", args.rate), ("max", args.overload)]
         for label, rate in plan:
             if "daemon" in parts:
-                runs.append(run_daemon(broker, root, f"daemon, {label}", args.sensors, rate,
-                                       args.duration))
+                runs.append(
+                    run_daemon(broker, root, f"daemon, {label}", args.sensors, rate, args.duration)
+                )
                 print(_line(runs[-1]), flush=True)
             if "peer" in parts:
-                runs.append(run_peer(broker, f"peer, {label}", args.sensors, rate,
-                                     args.duration))
+                runs.append(run_peer(broker, f"peer, {label}", args.sensors, rate, args.duration))
                 print(_line(runs[-1]), flush=True)
         if "flood" in parts:
-            flood = run_flood(broker, root, args.sensors,
-                              [args.rate * 1.5, args.overload], args.duration)
+            flood = run_flood(
+                broker, root, args.sensors, [args.rate * 1.5, args.overload], args.duration
+            )
             for r in [FloodRun(0, flood.baseline), *flood.runs]:
                 if r.latencies:
-                    print(f"leak page, flood {r.rate:,.0f}/s: p50 "
-                          f"{ms(percentile(r.latencies, 50))}, p99 "
-                          f"{ms(percentile(r.latencies, 99))}, lost {r.lost}, flood published "
-                          f"{r.published}, decoded {r.decoded}", flush=True)
+                    print(
+                        f"leak page, flood {r.rate:,.0f}/s: p50 "
+                        f"{ms(percentile(r.latencies, 50))}, p99 "
+                        f"{ms(percentile(r.latencies, 99))}, lost {r.lost}, flood published "
+                        f"{r.published}, decoded {r.decoded}",
+                        flush=True,
+                    )
     finally:
         broker.stop()
         import shutil
@@ -634,9 +670,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _line(r: Run) -> str:
-    return (f"{r.name}: offered {r.offered}, published {r.published:,}, consumed "
-            f"{r.consumed:,}, dropped {r.dropped:,}, rate {r.rate:,.0f}/s, CPU "
-            f"{r.cpu_percent:.0f}%, peak RSS {r.hwm_mb:.1f} MB")
+    return (
+        f"{r.name}: offered {r.offered}, published {r.published:,}, consumed "
+        f"{r.consumed:,}, dropped {r.dropped:,}, rate {r.rate:,.0f}/s, CPU "
+        f"{r.cpu_percent:.0f}%, peak RSS {r.hwm_mb:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

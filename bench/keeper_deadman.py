@@ -86,8 +86,12 @@ silent_after = "{silent:g}s"
 
 
 def cli(config: Path, *args: str) -> dict:
-    proc = subprocess.run([str(PYTHON), "-m", "sentinel", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(PYTHON), "-m", "sentinel", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
@@ -98,8 +102,11 @@ def room_age(keeper_config: Path) -> float | None:
 
 def start(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([str(PYTHON), "-m", "sentinel", "--config", str(config), *args],
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [str(PYTHON), "-m", "sentinel", "--config", str(config), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def main() -> int:
@@ -116,10 +123,14 @@ def main() -> int:
         for sub in ("docs", "landing/main", "snapshots", "receipts"):
             (work / sub).mkdir(parents=True)
         (work / "docs" / "a.txt").write_text("record")
-        private_file(work / "room-apprise.yml",
-                     "urls:\n  - console://:\n      tag: critical, warning, info\n")
-        private_file(work / "keeper-apprise.yml",
-                     f'urls:\n  - "{sink.url("/page")}":\n      tag: critical, warning, info\n')
+        private_file(
+            work / "room-apprise.yml",
+            "urls:\n  - console://:\n      tag: critical, warning, info\n",
+        )
+        private_file(
+            work / "keeper-apprise.yml",
+            f'urls:\n  - "{sink.url("/page")}":\n      tag: critical, warning, info\n',
+        )
         room_cfg, keeper_cfg = work / "room.toml", work / "keeper.toml"
         private_file(room_cfg, ROOM_CONFIG.format(work=work, heartbeat=args.heartbeat))
         private_file(keeper_cfg, KEEPER_CONFIG.format(work=work, silent=args.silent_after))
@@ -128,16 +139,21 @@ def main() -> int:
         try:
             for run in range(args.runs):
                 room = start(room_cfg, "run", log=work / "room.log")
-                wait_until(lambda: (a := room_age(keeper_cfg)) is not None and a < 1.5, 60,
-                           "the keeper to see the room's heartbeat", step=0.3)
+                wait_until(
+                    lambda: (a := room_age(keeper_cfg)) is not None and a < 1.5,
+                    60,
+                    "the keeper to see the room's heartbeat",
+                    step=0.3,
+                )
                 if run:  # the previous run's silence must have cleared before the next death
                     _, seen = sink.wait_for(lambda a: "normal" in json.dumps(a.body), seen, 30)
                 time.sleep(rng.uniform(0, args.heartbeat))
                 room.send_signal(signal.SIGKILL)
                 died = time.monotonic()
                 room.wait()
-                page, seen = sink.wait_for(lambda a: "silent" in json.dumps(a.body), seen,
-                                           args.silent_after + 60)
+                page, seen = sink.wait_for(
+                    lambda a: "silent" in json.dumps(a.body), seen, args.silent_after + 60
+                )
                 delays.append(page.mono - died)
                 print(f"run {run + 1}: page {delays[-1]:.2f} s after kill -9", flush=True)
         finally:

@@ -59,14 +59,23 @@ def machine(work: Path) -> dict[str, str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    fstype = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(work)],
-                            capture_output=True,
-                            text=True, check=False).stdout.strip()
-    rsync = subprocess.run(["rsync", "--version"], capture_output=True, text=True,
-                           check=False).stdout.splitlines()[0]
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "kernel": platform.release(),
-            "python": platform.python_version(), "filesystem of the test dir": fstype,
-            "rsync": rsync}
+    fstype = subprocess.run(
+        ["findmnt", "-n", "-o", "FSTYPE", "--target", str(work)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    rsync = subprocess.run(
+        ["rsync", "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[0]
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "filesystem of the test dir": fstype,
+        "rsync": rsync,
+    }
 
 
 # -- the landing area --------------------------------------------------------------------------
@@ -95,7 +104,7 @@ def build_landing(landing: Path, files: int, rng: random.Random) -> tuple[list[s
         rel = f"{rel_dir}/doc{i:06d}.{('pdf', 'docx', 'xlsx', 'hwp', 'txt')[i % 5]}"
         size = sizes(rng)
         start = rng.randrange(0, len(blob) - size)
-        (landing / rel).write_bytes(blob[start:start + size])
+        (landing / rel).write_bytes(blob[start : start + size])
         total += size
         rels.append(rel)
     return rels, total
@@ -143,8 +152,9 @@ def btrfs_run(work: Path, files: int, rng: random.Random, repeats: int) -> dict[
     mnt.mkdir()
     subprocess.run(["truncate", "-s", "4G", str(img)], check=True)
     subprocess.run(["mkfs.btrfs", "-q", str(img)], check=True)
-    done = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         return {"skipped": f"mount -o loop failed: {done.stderr.strip()}"}
     try:
@@ -155,8 +165,18 @@ def btrfs_run(work: Path, files: int, rng: random.Random, repeats: int) -> dict[
             if i:
                 change(mnt / "landing", rels, 10, rng)
             t = time.perf_counter()
-            subprocess.run(["btrfs", "-q", "subvolume", "snapshot", "-r", str(mnt / "landing"),
-                            str(mnt / f"snap{i}")], check=True)
+            subprocess.run(
+                [
+                    "btrfs",
+                    "-q",
+                    "subvolume",
+                    "snapshot",
+                    "-r",
+                    str(mnt / "landing"),
+                    str(mnt / f"snap{i}"),
+                ],
+                check=True,
+            )
             if i:
                 times.append(time.perf_counter() - t)
         return {"median": statistics.median(times), "p90": percentile(times, 90)}
@@ -208,8 +228,7 @@ def run(work: Path, args: argparse.Namespace, rng: random.Random) -> str:
     for i in range(1, args.repeats + 1):
         changed_bytes, changed_blocks = change(landing, rels, args.changed, rng)
         time.sleep(0.5)
-        row: dict[str, float] = {"changed_bytes": changed_bytes,
-                                 "changed_blocks": changed_blocks}
+        row: dict[str, float] = {"changed_bytes": changed_bytes, "changed_blocks": changed_blocks}
 
         def ours(row: dict[str, float] = row) -> None:
             result = store.take(landing, now=time.time())
@@ -222,8 +241,9 @@ def run(work: Path, args: argparse.Namespace, rng: random.Random) -> str:
             nonlocal prev_rsync
             new = work / "rsync" / str(i)
             t = time.perf_counter()
-            subprocess.run(["rsync", "-a", f"--link-dest={prev_rsync}", f"{landing}/",
-                            f"{new}/"], check=True)
+            subprocess.run(
+                ["rsync", "-a", f"--link-dest={prev_rsync}", f"{landing}/", f"{new}/"], check=True
+            )
             row["rsync_s"] = time.perf_counter() - t
             fd = os.open(new, os.O_RDONLY | os.O_DIRECTORY)
             try:
@@ -235,12 +255,15 @@ def run(work: Path, args: argparse.Namespace, rng: random.Random) -> str:
             prev_rsync = new
 
         # interleaved order: neither always gets the cache the other just warmed
-        for step in ((ours, peer) if i % 2 else (peer, ours)):
+        for step in (ours, peer) if i % 2 else (peer, ours):
             os.sync()  # untimed: each starts with no writeback of the other's work pending
             step()
         rows.append(row)
-        print(f"repeat {i}: ours {row['ours_s']:.3f} s, rsync {row['rsync_s']:.3f} s "
-              f"(+sync {row['rsync_sync_s']:.3f} s)", flush=True)
+        print(
+            f"repeat {i}: ours {row['ours_s']:.3f} s, rsync {row['rsync_s']:.3f} s "
+            f"(+sync {row['rsync_sync_s']:.3f} s)",
+            flush=True,
+        )
     # cp -al last: linking the landing's inodes bumps their ctime (link count), which ours
     # rightly reads as "changed" (a chmod does the same), so it must not run between ours
     for i, row in enumerate(rows, 1):
@@ -254,9 +277,16 @@ def run(work: Path, args: argparse.Namespace, rng: random.Random) -> str:
     return render(info, args, total, build_s, first.seconds, rsync_first, rows, btrfs)
 
 
-def render(info: dict[str, str], args: argparse.Namespace, total: int, build_s: float,
-           first_s: float, rsync_first: float, rows: list[dict[str, float]],
-           btrfs: dict[str, object] | None) -> str:
+def render(
+    info: dict[str, str],
+    args: argparse.Namespace,
+    total: int,
+    build_s: float,
+    first_s: float,
+    rsync_first: float,
+    rows: list[dict[str, float]],
+    btrfs: dict[str, object] | None,
+) -> str:
     def col(key: str) -> list[float]:
         return [r[key] for r in rows]
 
@@ -268,47 +298,64 @@ def render(info: dict[str, str], args: argparse.Namespace, total: int, build_s: 
         return f"{v / 1024:,.0f} KiB"
 
     ours, peer = statistics.median(col("ours_s")), statistics.median(col("rsync_sync_s"))
-    lines = ["Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), "",
-             f"Landing area: {args.files:,} files, {total / 2**20:,.0f} MiB, "
-             f"{args.files // 50:,} leaf directories (built in {build_s:.1f} s). "
-             f"Initial full snapshot: ours {first_s:.2f} s, `rsync -a` {rsync_first:.2f} s.",
-             "",
-             f"Each of {len(rows)} repeats: {args.changed} files replaced (temp + rename), "
-             "0.5 s pause, one snapshot by each.", "",
-             "| | median | p90 |", "|---|---|---|",
-             f"| ours: `SnapshotStore.take` (incl. syncfs) | {stat_cells('ours_s')} |",
-             f"| `rsync -a --link-dest` | {stat_cells('rsync_s')} |",
-             f"| `rsync -a --link-dest` + syncfs | {stat_cells('rsync_sync_s')} |",
-             f"| `cp -al` (rejected, information) | {stat_cells('cpal_s')} |",
-             ]
+    lines = [
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()),
+        "",
+        f"Landing area: {args.files:,} files, {total / 2**20:,.0f} MiB, "
+        f"{args.files // 50:,} leaf directories (built in {build_s:.1f} s). "
+        f"Initial full snapshot: ours {first_s:.2f} s, `rsync -a` {rsync_first:.2f} s.",
+        "",
+        f"Each of {len(rows)} repeats: {args.changed} files replaced (temp + rename), "
+        "0.5 s pause, one snapshot by each.",
+        "",
+        "| | median | p90 |",
+        "|---|---|---|",
+        f"| ours: `SnapshotStore.take` (incl. syncfs) | {stat_cells('ours_s')} |",
+        f"| `rsync -a --link-dest` | {stat_cells('rsync_s')} |",
+        f"| `rsync -a --link-dest` + syncfs | {stat_cells('rsync_sync_s')} |",
+        f"| `cp -al` (rejected, information) | {stat_cells('cpal_s')} |",
+    ]
     if btrfs is not None:
         if "median" in btrfs:
-            lines.append(f"| `btrfs subvolume snapshot -r` (information) | "
-                         f"{btrfs['median']:.3f} s | {btrfs['p90']:.3f} s |")
+            lines.append(
+                f"| `btrfs subvolume snapshot -r` (information) | "
+                f"{btrfs['median']:.3f} s | {btrfs['p90']:.3f} s |"
+            )
         else:
             lines.append(f"| `btrfs subvolume snapshot -r` | not run: {btrfs['skipped']} | |")
-    lines += ["", f"Ratio ours / rsync+syncfs (medians): **{ours / peer:.2f}x**; ours / rsync "
-              f"alone: {ours / statistics.median(col('rsync_s')):.2f}x. Goal ≤ {GOAL_S:.0f} s: "
-              + ("**met**" if ours <= GOAL_S else "**missed**") + ".", "",
-              "Disk added per snapshot (real blocks; medians over the repeats):", "",
-              "| | changed files' blocks | new-inode blocks | directory blocks | "
-              "files linked / copied |", "|---|---|---|---|---|",
-              f"| ours | {kib(statistics.median(col('changed_blocks')))} | "
-              f"{kib(statistics.median(col('ours_added')))} | "
-              f"{kib(statistics.median(col('ours_dirs')))} | "
-              f"{statistics.median(col('ours_linked')):,.0f} / "
-              f"{statistics.median(col('ours_copied')):,.0f} |",
-              f"| `rsync --link-dest` | | {kib(statistics.median(col('rsync_added')))} | "
-              f"{kib(statistics.median(col('rsync_dirs')))} | |",
-              f"| `cp -al` | | 0 (shares the landing's inodes) | "
-              f"{kib(statistics.median(col('cpal_dirs')))} | |",
-              "", "Per repeat:", "",
-              "| # | ours s | rsync s | rsync+sync s | cp -al s | ours copied | "
-              "ours bytes copied | changed bytes |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Ratio ours / rsync+syncfs (medians): **{ours / peer:.2f}x**; ours / rsync "
+        f"alone: {ours / statistics.median(col('rsync_s')):.2f}x. Goal ≤ {GOAL_S:.0f} s: "
+        + ("**met**" if ours <= GOAL_S else "**missed**")
+        + ".",
+        "",
+        "Disk added per snapshot (real blocks; medians over the repeats):",
+        "",
+        "| | changed files' blocks | new-inode blocks | directory blocks | files linked / copied |",
+        "|---|---|---|---|---|",
+        f"| ours | {kib(statistics.median(col('changed_blocks')))} | "
+        f"{kib(statistics.median(col('ours_added')))} | "
+        f"{kib(statistics.median(col('ours_dirs')))} | "
+        f"{statistics.median(col('ours_linked')):,.0f} / "
+        f"{statistics.median(col('ours_copied')):,.0f} |",
+        f"| `rsync --link-dest` | | {kib(statistics.median(col('rsync_added')))} | "
+        f"{kib(statistics.median(col('rsync_dirs')))} | |",
+        f"| `cp -al` | | 0 (shares the landing's inodes) | "
+        f"{kib(statistics.median(col('cpal_dirs')))} | |",
+        "",
+        "Per repeat:",
+        "",
+        "| # | ours s | rsync s | rsync+sync s | cp -al s | ours copied | "
+        "ours bytes copied | changed bytes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rows, 1):
-        lines.append(f"| {i} | {r['ours_s']:.3f} | {r['rsync_s']:.3f} | "
-                     f"{r['rsync_sync_s']:.3f} | {r['cpal_s']:.3f} | {r['ours_copied']:.0f} | "
-                     f"{r['ours_bytes_copied']:,.0f} | {r['changed_bytes']:,.0f} |")
+        lines.append(
+            f"| {i} | {r['ours_s']:.3f} | {r['rsync_s']:.3f} | "
+            f"{r['rsync_sync_s']:.3f} | {r['cpal_s']:.3f} | {r['ours_copied']:.0f} | "
+            f"{r['ours_bytes_copied']:,.0f} | {r['changed_bytes']:,.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

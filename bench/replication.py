@@ -57,7 +57,7 @@ def _proc_table() -> dict[int, tuple[int, float, float, str]]:
                 cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         ppid = int(fields[1])
         own = (int(fields[11]) + int(fields[12])) / TICK
         reaped = (int(fields[13]) + int(fields[14])) / TICK
@@ -100,10 +100,6 @@ def kill_marked(marker: str) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-
-
-
-
 # -- sshd on loopback --------------------------------------------------------------------
 
 
@@ -115,15 +111,17 @@ class Sshd:
         base.mkdir(parents=True)
         host_key, self.identity = base / "host_ed25519", base / "id_ed25519"
         for key in (host_key, self.identity):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                           check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
+            )
         authorized = base / "authorized_keys"
         authorized.write_text(self.identity.with_suffix(".pub").read_text())
         authorized.chmod(0o600)
         self.port = free_port()
         self.known_hosts = base / "known_hosts"
         self.known_hosts.write_text(
-            f"[127.0.0.1]:{self.port} {host_key.with_suffix('.pub').read_text()}")
+            f"[127.0.0.1]:{self.port} {host_key.with_suffix('.pub').read_text()}"
+        )
         self.conf = base / "sshd_config"
         self.conf.write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
@@ -135,8 +133,11 @@ class Sshd:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(self.conf), "-e"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-f", str(self.conf), "-e"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_listening(self.port, self.proc)
 
     def stop(self) -> None:
@@ -150,12 +151,29 @@ class Sshd:
 
     def ssh_args(self, control_dir: Path) -> list[str]:
         return [
-            "ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-p", str(self.port),
-            "-i", str(self.identity), "-o", "IdentitiesOnly=yes",
-            "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-            "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/cm-%C",
-            "-o", "ControlPersist=60",
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            str(self.port),
+            "-i",
+            str(self.identity),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={control_dir}/cm-%C",
+            "-o",
+            "ControlPersist=60",
         ]
 
 
@@ -191,9 +209,15 @@ class Stats:
         return max(self.latencies) if self.latencies else None
 
     def as_dict(self) -> dict[str, float | int | None]:
-        return {"p50": self.pct(50), "p99": self.pct(99), "max": self.max, "cpu": self.cpu,
-                "written": self.written, "missing": self.missing,
-                "write_seconds": self.write_seconds}
+        return {
+            "p50": self.pct(50),
+            "p99": self.pct(99),
+            "max": self.max,
+            "cpu": self.cpu,
+            "written": self.written,
+            "missing": self.missing,
+            "write_seconds": self.write_seconds,
+        }
 
 
 class Scanner(threading.Thread):
@@ -312,8 +336,9 @@ class System:
         raise NotImplementedError
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT)
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
 
     def cpu(self) -> float:
         assert self.proc is not None
@@ -334,11 +359,18 @@ class Sentinel(System):
     label = "sentinel"
 
     def argv(self) -> list[str]:
-        cfg = {"state": str(self.work / "state"), "source": str(self.source),
-               "target": self.target, "runtime": str(self.control)}
+        cfg = {
+            "state": str(self.work / "state"),
+            "source": str(self.source),
+            "target": self.target,
+            "runtime": str(self.control),
+        }
         if self.sshd is not None:
-            cfg |= {"ssh_port": self.sshd.port, "identity": str(self.sshd.identity),
-                    "known_hosts": str(self.sshd.known_hosts)}
+            cfg |= {
+                "ssh_port": self.sshd.port,
+                "identity": str(self.sshd.identity),
+                "known_hosts": str(self.sshd.known_hosts),
+            }
         return [sys.executable, str(Path(__file__).resolve()), "_replicator", json.dumps(cfg)]
 
 
@@ -376,15 +408,16 @@ class Plan:
     tree_files: int = 100_000
 
 
-def run_system(kind: str, target_kind: str, work: Path, sshd: Sshd | None,
-               plan: Plan) -> dict[str, dict[str, float | int | None]]:
+def run_system(
+    kind: str, target_kind: str, work: Path, sshd: Sshd | None, plan: Plan
+) -> dict[str, dict[str, float | int | None]]:
     source, replica_root = work / "src", work / "dst"
     source.mkdir()
     for i in range(SUBDIRS):
         (source / f"d{i}").mkdir()
     replica = replica_root / "replica"
     replica_root.mkdir()
-    target = (f"root@127.0.0.1:{replica}" if target_kind == "ssh" else str(replica))
+    target = f"root@127.0.0.1:{replica}" if target_kind == "ssh" else str(replica)
     if kind == "sentinel":
         system: System = Sentinel(work, source, target, sshd)
     else:
@@ -406,8 +439,7 @@ def run_system(kind: str, target_kind: str, work: Path, sshd: Sshd | None,
         scanner.take_done()
         time.sleep(1.0)
         workloads: list[tuple[str, Callable[[], tuple[int, float]]]] = [
-            (f"{r}/s", lambda r=r: writer.steady(f"r{r}", r, plan.duration))
-            for r in plan.rates
+            (f"{r}/s", lambda r=r: writer.steady(f"r{r}", r, plan.duration)) for r in plan.rates
         ]
         workloads.append((f"burst {plan.burst}", lambda: writer.burst("burst", plan.burst)))
         for name, run in workloads:
@@ -421,9 +453,12 @@ def run_system(kind: str, target_kind: str, work: Path, sshd: Sshd | None,
                 with scanner.lock:
                     scanner.pending.clear()
             out[name] = stats.as_dict()
-            print(f"  {system.label:18} {target_kind:5} {name:10} "
-                  f"p50={_ms(stats.pct(50))} p99={_ms(stats.pct(99))} max={_ms(stats.max)} "
-                  f"cpu={stats.cpu:.2f}s missing={stats.missing}", flush=True)
+            print(
+                f"  {system.label:18} {target_kind:5} {name:10} "
+                f"p50={_ms(stats.pct(50))} p99={_ms(stats.pct(99))} max={_ms(stats.max)} "
+                f"cpu={stats.cpu:.2f}s missing={stats.missing}",
+                flush=True,
+            )
             time.sleep(1.0)
     finally:
         scanner.stop_flag.set()
@@ -459,9 +494,14 @@ def run_outage(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float | int]:
         sshd.start()
         caught = wait_until(lambda: scanner.outstanding() == 0, 600, step=0.02)
         catch_up = time.monotonic() - t0
-        return {"outage_s": plan.outage, "files": n, "catch_up_s": catch_up,
-                "caught_up": int(caught), "cpu_catch_up": system.cpu() - cpu0,
-                "missing": scanner.outstanding()}
+        return {
+            "outage_s": plan.outage,
+            "files": n,
+            "catch_up_s": catch_up,
+            "caught_up": int(caught),
+            "cpu_catch_up": system.cpu() - cpu0,
+            "missing": scanner.outstanding(),
+        }
     finally:
         scanner.stop_flag.set()
         system.stop()
@@ -533,13 +573,33 @@ def run_reconcile(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float]:
                 subprocess.run(["rsync", "-a", *ext, f"{src}/", dest], check=True)
                 plain.append(time.monotonic() - t0)
                 res = subprocess.run(
-                    [sys.executable, str(Path(__file__).resolve()), "_reconcile", json.dumps({
-                        "state": str(work / f"rstate-{kind}"), "source": str(src),
-                        "target": f"root@127.0.0.1:{dst}" if kind == "ssh" else str(dst),
-                        "runtime": str(control),
-                        **({"ssh_port": sshd.port, "identity": str(sshd.identity),
-                            "known_hosts": str(sshd.known_hosts)} if kind == "ssh" else {}),
-                    })], check=True, capture_output=True, text=True, cwd=ROOT)
+                    [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "_reconcile",
+                        json.dumps(
+                            {
+                                "state": str(work / f"rstate-{kind}"),
+                                "source": str(src),
+                                "target": f"root@127.0.0.1:{dst}" if kind == "ssh" else str(dst),
+                                "runtime": str(control),
+                                **(
+                                    {
+                                        "ssh_port": sshd.port,
+                                        "identity": str(sshd.identity),
+                                        "known_hosts": str(sshd.known_hosts),
+                                    }
+                                    if kind == "ssh"
+                                    else {}
+                                ),
+                            }
+                        ),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                )
                 ours.append(float(res.stdout.strip().splitlines()[-1]))
             out[f"{kind}_rsync"] = statistics.median(plain)
             out[f"{kind}_sentinel"] = statistics.median(ours)
@@ -560,12 +620,14 @@ def _spec(cfg: dict[str, object]):  # type: ignore[no-untyped-def]
     from backup.target import parse_target
 
     target = parse_target(
-        str(cfg["target"]), ssh_port=cfg.get("ssh_port"),  # type: ignore[arg-type]
+        str(cfg["target"]),
+        ssh_port=cfg.get("ssh_port"),  # type: ignore[arg-type]
         identity_file=Path(str(cfg["identity"])) if "identity" in cfg else None,
         known_hosts=Path(str(cfg["known_hosts"])) if "known_hosts" in cfg else None,
     )
-    return ReplicationSpec("bench", Path(str(cfg["source"])), target,
-                           runtime_dir=Path(str(cfg["runtime"])))
+    return ReplicationSpec(
+        "bench", Path(str(cfg["source"])), target, runtime_dir=Path(str(cfg["runtime"]))
+    )
 
 
 async def _replicator_main(cfg: dict[str, object]) -> None:
@@ -621,22 +683,31 @@ def _ms(v: float | None) -> str:
 
 
 def machine() -> dict[str, str]:
-    mem = next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
-               if ln.startswith("MemTotal"))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in
-                Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
-               "?")
+    mem = next(
+        ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")
+    )
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
     rsync = subprocess.run(["rsync", "--version"], capture_output=True, text=True).stdout
     lsyncd = subprocess.run(["lsyncd", "--version"], capture_output=True, text=True).stdout
     ssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr
     return {
-        "nproc": str(os.cpu_count()), "cpu": cpu,
-        "ram": f"{int(mem.split()[1]) // 1024} MiB", "kernel": platform.release(),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram": f"{int(mem.split()[1]) // 1024} MiB",
+        "kernel": platform.release(),
         "os": " ".join(Path("/etc/debian_version").read_text().split()) + " (Debian)",
         "python": platform.python_version(),
         "rsync": rsync.splitlines()[0] if rsync else "?",
         "lsyncd": lsyncd.strip().splitlines()[0] if lsyncd else "?",
-        "ssh": ssh.strip(), "fs": "ext4 on virtio disk (source, replica and state on it)",
+        "ssh": ssh.strip(),
+        "fs": "ext4 on virtio disk (source, replica and state on it)",
     }
 
 
@@ -647,9 +718,12 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 GOALS = {  # (target, workload) -> p99 limit in s
-    ("local", "20/s"): 0.3, ("ssh", "20/s"): 0.5,
-    ("local", "200/s"): 1.0, ("ssh", "200/s"): 1.0,
-    ("local", "burst 1000"): 1.0, ("ssh", "burst 1000"): 1.0,
+    ("local", "20/s"): 0.3,
+    ("ssh", "20/s"): 0.5,
+    ("local", "200/s"): 1.0,
+    ("ssh", "200/s"): 1.0,
+    ("local", "burst 1000"): 1.0,
+    ("ssh", "burst 1000"): 1.0,
 }
 
 
@@ -657,12 +731,16 @@ def report(data: dict[str, object], argv: list[str], plan: Plan) -> str:
     m = data["machine"]
     assert isinstance(m, dict)
     lines = [
-        "# Replication benchmark (issue #6)", "",
-        f"Command: `{' '.join(argv)}` ({data['started']}, took {data['took']:.0f} s)", "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in m.items()), "",
+        "# Replication benchmark (issue #6)",
+        "",
+        f"Command: `{' '.join(argv)}` ({data['started']}, took {data['took']:.0f} s)",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in m.items()),
+        "",
         f"Workload: random-size files ({MIN_SIZE >> 10}-{MAX_SIZE >> 10} KiB, incompressible) "
-        f"written into {SUBDIRS} directories, steady at " + " and ".join(
-            f"{r}/s" for r in plan.rates) + f" for {plan.duration:.0f} s each, then "
+        f"written into {SUBDIRS} directories, steady at "
+        + " and ".join(f"{r}/s" for r in plan.rates)
+        + f" for {plan.duration:.0f} s each, then "
         f"{plan.burst} files written at once. Latency: close() -> replica holds the same bytes "
         "(hash), polled by a scanner thread every ~2 ms. CPU: user+sys of the replicating "
         "process, its rsync/ssh children and its ssh ControlMaster during that workload. "
@@ -671,25 +749,31 @@ def report(data: dict[str, object], argv: list[str], plan: Plan) -> str:
         "ransomware guard on) in its own "
         "process; lsyncd 2.2.3 runs `default.rsync` with its defaults, only `delay` changed. "
         "ssh: sshd on 127.0.0.1, ed25519 keys, StrictHostKeyChecking=yes, ControlMaster=auto "
-        "for both.", "",
+        "for both.",
+        "",
     ]
     systems = data["systems"]
     assert isinstance(systems, dict)
     verdicts: list[str] = []
     for target in ("local", "ssh"):
         for wl in [f"{r}/s" for r in plan.rates] + [f"burst {plan.burst}"]:
-            rows = {lab: systems.get(f"{lab}|{target}", {}).get(wl) for lab in
-                    ("sentinel", "lsyncd delay=15", "lsyncd delay=1")}
+            rows = {
+                lab: systems.get(f"{lab}|{target}", {}).get(wl)
+                for lab in ("sentinel", "lsyncd delay=15", "lsyncd delay=1")
+            }
             if not any(rows.values()):
                 continue
-            lines += [f"## {target}, {wl}", "",
-                      "| | sentinel | lsyncd delay=15 | lsyncd delay=1 | sentinel / lsyncd d=1 |",
-                      "|---|---|---|---|---|"]
-            for key, label in (("p50", "p50"), ("p99", "p99"), ("max", "max"),
-                               ("cpu", "CPU s")):
+            lines += [
+                f"## {target}, {wl}",
+                "",
+                "| | sentinel | lsyncd delay=15 | lsyncd delay=1 | sentinel / lsyncd d=1 |",
+                "|---|---|---|---|---|",
+            ]
+            for key, label in (("p50", "p50"), ("p99", "p99"), ("max", "max"), ("cpu", "CPU s")):
                 vals = [r.get(key) if r else None for r in rows.values()]
-                cells = [(f"{v:.2f}" if key == "cpu" else _ms(v)) if v is not None else "-"
-                         for v in vals]
+                cells = [
+                    (f"{v:.2f}" if key == "cpu" else _ms(v)) if v is not None else "-" for v in vals
+                ]
                 lines.append(f"| {label} | {' | '.join(cells)} | {_ratio(vals[0], vals[2])} |")
             miss = [str(r.get("missing", 0)) if r else "-" for r in rows.values()]
             lines.append(f"| files never replicated | {' | '.join(miss)} | |")
@@ -701,54 +785,99 @@ def report(data: dict[str, object], argv: list[str], plan: Plan) -> str:
                 if goal is not None and isinstance(p99, float):
                     verdicts.append(
                         f"- {target} {wl}: p99 {_ms(p99)} vs goal {_ms(goal)}: "
-                        + ("**met**" if p99 <= goal else "**missed**"))
+                        + ("**met**" if p99 <= goal else "**missed**")
+                    )
                 if d1:
-                    worse = [k for k in ("p50", "p99", "max", "cpu")
-                             if isinstance(s.get(k), float) and isinstance(d1.get(k), float)
-                             and s[k] > d1[k]]  # type: ignore[operator]
-                    verdicts.append(f"- {target} {wl}: vs lsyncd delay=1 " + (
-                        "ahead on p50, p99, max and CPU" if not worse
-                        else "**behind on " + ", ".join(worse) + "**"))
+                    worse = [
+                        k
+                        for k in ("p50", "p99", "max", "cpu")
+                        if isinstance(s.get(k), float)
+                        and isinstance(d1.get(k), float)
+                        and s[k] > d1[k]
+                    ]  # type: ignore[operator]
+                    verdicts.append(
+                        f"- {target} {wl}: vs lsyncd delay=1 "
+                        + (
+                            "ahead on p50, p99, max and CPU"
+                            if not worse
+                            else "**behind on " + ", ".join(worse) + "**"
+                        )
+                    )
     floor = data.get("floor")
     if isinstance(floor, dict):
-        lines += ["## Floor: one rsync of one 8 KiB file, warm transport", "",
-                  "| | median | min |", "|---|---|---|",
-                  f"| local | {_ms(floor['local_median'])} | {_ms(floor['local_min'])} |",
-                  f"| ssh (ControlMaster) | {_ms(floor['ssh_median'])} | "
-                  f"{_ms(floor['ssh_min'])} |", ""]
+        lines += [
+            "## Floor: one rsync of one 8 KiB file, warm transport",
+            "",
+            "| | median | min |",
+            "|---|---|---|",
+            f"| local | {_ms(floor['local_median'])} | {_ms(floor['local_min'])} |",
+            f"| ssh (ControlMaster) | {_ms(floor['ssh_median'])} | {_ms(floor['ssh_min'])} |",
+            "",
+        ]
     out = data.get("outage")
     if isinstance(out, dict):
-        lines += [f"## Catch-up after a {out['outage_s']:.0f} s ssh target outage", "",
-                  f"sshd and all its sessions killed, {out['files']} files written at "
-                  f"{plan.outage_rate:.0f}/s meanwhile, sshd started again: sentinel had "
-                  f"every file on the replica after **{out['catch_up_s']:.1f} s** "
-                  f"(CPU {out['cpu_catch_up']:.2f} s, files missing {out['missing']}).", ""]
+        lines += [
+            f"## Catch-up after a {out['outage_s']:.0f} s ssh target outage",
+            "",
+            f"sshd and all its sessions killed, {out['files']} files written at "
+            f"{plan.outage_rate:.0f}/s meanwhile, sshd started again: sentinel had "
+            f"every file on the replica after **{out['catch_up_s']:.1f} s** "
+            f"(CPU {out['cpu_catch_up']:.2f} s, files missing {out['missing']}).",
+            "",
+        ]
         if out["outage_s"] < 300:
-            lines += [f"NOTE: this is a {out['outage_s']:.0f} s outage (`--quick`/`--outage`), "
-                      "not the 5-minute one the issue asks for.", ""]
+            lines += [
+                f"NOTE: this is a {out['outage_s']:.0f} s outage (`--quick`/`--outage`), "
+                "not the 5-minute one the issue asks for.",
+                "",
+            ]
     rec = data.get("reconcile")
     if isinstance(rec, dict):
-        lines += [f"## Full reconcile of an unchanged {rec['files']:.0f}-file tree", "",
-                  "Median of 3, interleaved; plain = `rsync -a src/ dst/`, sentinel = "
-                  "`Replicator.reconcile()` in its own process (rsync with --delete, "
-                  "--backup-dir, itemized output, journal clear).", "",
-                  "| | plain rsync -a | sentinel | ratio |", "|---|---|---|---|"]
+        lines += [
+            f"## Full reconcile of an unchanged {rec['files']:.0f}-file tree",
+            "",
+            "Median of 3, interleaved; plain = `rsync -a src/ dst/`, sentinel = "
+            "`Replicator.reconcile()` in its own process (rsync with --delete, "
+            "--backup-dir, itemized output, journal clear).",
+            "",
+            "| | plain rsync -a | sentinel | ratio |",
+            "|---|---|---|---|",
+        ]
         for kind in ("local", "ssh"):
             if f"{kind}_rsync" in rec:
-                lines.append(f"| {kind} | {rec[f'{kind}_rsync']:.2f} s | "
-                             f"{rec[f'{kind}_sentinel']:.2f} s | "
-                             f"{_ratio(rec[f'{kind}_sentinel'], rec[f'{kind}_rsync'])} |")
+                lines.append(
+                    f"| {kind} | {rec[f'{kind}_rsync']:.2f} s | "
+                    f"{rec[f'{kind}_sentinel']:.2f} s | "
+                    f"{_ratio(rec[f'{kind}_sentinel'], rec[f'{kind}_rsync'])} |"
+                )
                 verdicts.append(
                     f"- reconcile {kind}: {_ratio(rec[f'{kind}_sentinel'], rec[f'{kind}_rsync'])}"
-                    f" of plain rsync vs goal 1.20x: " + (
-                        "**met**" if rec[f"{kind}_sentinel"] <= 1.2 * rec[f"{kind}_rsync"]
-                        else "**missed**"))
+                    f" of plain rsync vs goal 1.20x: "
+                    + (
+                        "**met**"
+                        if rec[f"{kind}_sentinel"] <= 1.2 * rec[f"{kind}_rsync"]
+                        else "**missed**"
+                    )
+                )
         lines.append("")
-    lines += ["## Goals", "", *verdicts, "", "## Interpretation", "",
-              str(data.get("interpretation", "")), ""]
-    lines += ["## Raw numbers", "", "```json", json.dumps(
-        {k: v for k, v in data.items() if k != "interpretation"}, indent=1, default=str),
-        "```", ""]
+    lines += [
+        "## Goals",
+        "",
+        *verdicts,
+        "",
+        "## Interpretation",
+        "",
+        str(data.get("interpretation", "")),
+        "",
+    ]
+    lines += [
+        "## Raw numbers",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in data.items() if k != "interpretation"}, indent=1, default=str),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -763,13 +892,15 @@ def interpret(data: dict[str, object], plan: Plan) -> str:
         s, d1 = systems.get(f"sentinel|{target}"), systems.get(f"lsyncd delay=1|{target}")
         if not s or not d1:
             continue
-        p99_wins = [wl for wl in s if wl in d1 and (s[wl].get("p99") or 0)
-                    <= (d1[wl].get("p99") or 0)]
+        p99_wins = [
+            wl for wl in s if wl in d1 and (s[wl].get("p99") or 0) <= (d1[wl].get("p99") or 0)
+        ]
         cpu_losses = [wl for wl in s if wl in d1 and s[wl]["cpu"] > d1[wl]["cpu"]]
         out.append(
             f"- {target}: sentinel's p99 is at or below lsyncd delay=1 in {len(p99_wins)} of "
             f"{len(s)} workloads ({', '.join(p99_wins) or 'none'}); it uses more CPU in "
-            f"{', '.join(cpu_losses) or 'none'}.")
+            f"{', '.join(cpu_losses) or 'none'}."
+        )
     if isinstance(floor, dict):
         out.append(
             f"- The floor is one rsync per change: {_ms(floor['local_median'])} locally and "
@@ -777,7 +908,8 @@ def interpret(data: dict[str, object], plan: Plan) -> str:
             "a new session on an existing ssh connection costs ~100 ms). sentinel ships as "
             "soon as the journal has a change and the previous rsync ended, so at 20 writes/s "
             "it runs about one rsync per file locally and one per 3-5 files over ssh; its "
-            "latency is roughly one to two rsync times.")
+            "latency is roughly one to two rsync times."
+        )
     out.append(
         "- CPU: a local rsync of one small file costs ~10 ms CPU here (three processes). "
         "Shipping every change at once means up to one rsync per write at low rates, where "
@@ -785,12 +917,14 @@ def interpret(data: dict[str, object], plan: Plan) -> str:
         "times lsyncd's (small) CPU. At 200/s it is 1.1-1.8x lsyncd's; for the 1,000-file "
         "burst it is less than lsyncd's. Matching lsyncd's CPU at low rates would need a "
         "coalescing delay, "
-        "i.e. trading away the latency goals; we kept latency.")
+        "i.e. trading away the latency goals; we kept latency."
+    )
     out.append(
         "- Catch-up after an outage is bounded by the retry backoff (exponential up to "
         "`retry_max`, 60 s by default, with jitter): the first retry after the target "
         "returns can be up to a minute late; then the backlog goes in batches of up to "
-        "5000 files.")
+        "5000 files."
+    )
     return "\n".join(out)
 
 
@@ -812,19 +946,29 @@ def main(argv: list[str]) -> None:
         asyncio.run(_reconcile_main(json.loads(argv[1])))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="10 s steady runs, 30 s outage, 20k-file tree (for trying)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="10 s steady runs, 30 s outage, 20k-file tree (for trying)",
+    )
     ap.add_argument("--duration", type=float, help="seconds of each steady run (default 60)")
     ap.add_argument("--outage", type=float, help="outage seconds (default 300)")
     ap.add_argument("--tree-files", type=int, help="files in the reconcile tree (100000)")
-    ap.add_argument("--only", nargs="*", default=[],
-                    choices=["sentinel", "lsyncd", "floor", "outage", "reconcile"],
-                    help="run only these parts")
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=[],
+        choices=["sentinel", "lsyncd", "floor", "outage", "reconcile"],
+        help="run only these parts",
+    )
     ap.add_argument("--targets", nargs="*", default=["local", "ssh"], choices=["local", "ssh"])
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    plan = Plan(duration=10 if args.quick else 60, outage=30 if args.quick else 300,
-                tree_files=20_000 if args.quick else 100_000)
+    plan = Plan(
+        duration=10 if args.quick else 60,
+        outage=30 if args.quick else 300,
+        tree_files=20_000 if args.quick else 100_000,
+    )
     if args.duration:
         plan.duration = args.duration
     if args.outage:
@@ -833,8 +977,11 @@ def main(argv: list[str]) -> None:
         plan.tree_files = args.tree_files
     parts = set(args.only) or {"sentinel", "lsyncd", "floor", "outage", "reconcile"}
     began = time.monotonic()
-    data: dict[str, object] = {"machine": machine(), "systems": {},
-                               "started": time.strftime("%Y-%m-%d %H:%M %Z")}
+    data: dict[str, object] = {
+        "machine": machine(),
+        "systems": {},
+        "started": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
     systems = data["systems"]
     assert isinstance(systems, dict)
     with workdir() as work:
@@ -842,7 +989,8 @@ def main(argv: list[str]) -> None:
         sshd.start()
         try:
             kinds = (["sentinel"] if "sentinel" in parts else []) + (
-                ["lsyncd delay=15", "lsyncd delay=1"] if "lsyncd" in parts else [])
+                ["lsyncd delay=15", "lsyncd delay=1"] if "lsyncd" in parts else []
+            )
             for target in args.targets:
                 for kind in kinds:
                     sub = work / f"w{len(systems)}"
@@ -850,7 +998,8 @@ def main(argv: list[str]) -> None:
                     print(f"{kind} -> {target}", flush=True)
                     try:
                         systems[f"{kind}|{target}"] = run_system(
-                            kind, target, sub, sshd if target == "ssh" else None, plan)
+                            kind, target, sub, sshd if target == "ssh" else None, plan
+                        )
                     except RuntimeError as exc:
                         print(f"  failed: {exc}", flush=True)
                         systems[f"{kind}|{target}"] = {}

@@ -38,9 +38,15 @@ MODES = {"off": (False, False), "--sparse": (True, False), "-H": (False, True)}
 
 
 def spec(src: Path, dst: Path, work: Path, sparse: bool, links: bool) -> ReplicationSpec:
-    return ReplicationSpec(name="bench", source=src, target=parse_target(str(dst)),
-                           guard=GuardSettings(enabled=False), runtime_dir=work,
-                           sparse=sparse, hardlinks=links)
+    return ReplicationSpec(
+        name="bench",
+        source=src,
+        target=parse_target(str(dst)),
+        guard=GuardSettings(enabled=False),
+        runtime_dir=work,
+        sparse=sparse,
+        hardlinks=links,
+    )
 
 
 def small_tree(root: Path, files: int) -> list[str]:
@@ -107,6 +113,7 @@ async def main(files: int, repeats: int) -> str:
             if r % 2:
                 order.reverse()  # no mode always runs first (cache, neighbours' load)
             for mode, (sparse, links) in order:
+
                 def add(case: str, took: float, mode: str = mode) -> None:
                     times.setdefault((case, mode), []).append(took)
 
@@ -125,24 +132,33 @@ async def main(files: int, repeats: int) -> str:
                 shutil.rmtree(ldst, ignore_errors=True)
                 s = spec(link_src, ldst, work, sparse, links)
                 add(link_case, await once(ship_batch(s, link_names, time.time())))
-                use[(link_case, mode)] = (f"replica uses {disk_use(ldst) / (1 << 20):.1f} MiB "
-                                          f"(source {disk_use(link_src) / (1 << 20):.1f} MiB)")
+                use[(link_case, mode)] = (
+                    f"replica uses {disk_use(ldst) / (1 << 20):.1f} MiB "
+                    f"(source {disk_use(link_src) / (1 << 20):.1f} MiB)"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     m = machine()
     lines = [
-        "# rsync --sparse / -H cost (bench/rsync_flags.py)", "",
+        "# rsync --sparse / -H cost (bench/rsync_flags.py)",
+        "",
         f"Command: `.venv/bin/python bench/rsync_flags.py --files {files} --repeats {repeats}`",
-        "", "Machine: " + ", ".join(f"{k}: {v}" for k, v in m.items()), "",
+        "",
+        "Machine: " + ", ".join(f"{k}: {v}" for k, v in m.items()),
+        "",
         f"Median (min-max) of {repeats} runs per flag, the flags' runs interleaved; local "
-        "target on the same file system; sentinel's own command lines.", "",
-        "| case | flags | time | disk |", "|---|---|---|---|",
+        "target on the same file system; sentinel's own command lines.",
+        "",
+        "| case | flags | time | disk |",
+        "|---|---|---|---|",
     ]
     for (case, mode), values in times.items():
-        lines.append(f"| {case} | {mode} | {statistics.median(values) * 1000:.0f} ms "
-                     f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f}) | "
-                     f"{use.get((case, mode), '')} |")
-    lines[len(lines) - len(times):] = sorted(lines[len(lines) - len(times):])
+        lines.append(
+            f"| {case} | {mode} | {statistics.median(values) * 1000:.0f} ms "
+            f"({min(values) * 1000:.0f}-{max(values) * 1000:.0f}) | "
+            f"{use.get((case, mode), '')} |"
+        )
+    lines[len(lines) - len(times) :] = sorted(lines[len(lines) - len(times) :])
     return "\n".join(lines) + "\n"
 
 

@@ -69,29 +69,39 @@ def main() -> int:
 
         def caught_up() -> bool:
             rep = room.replication()
-            return (rep.get("pending") == 0 and (room.replica / "big" / "open.txt").exists()
-                    and (rep.get("quarantine") or {}).get("unreadable") == n)
+            return (
+                rep.get("pending") == 0
+                and (room.replica / "big" / "open.txt").exists()
+                and (rep.get("quarantine") or {}).get("unreadable") == n
+            )
 
         until("the warning naming a file", named)
         alarm_at = time.monotonic() - began
         until("the replica caught up", caught_up)
         ok_at = time.monotonic() - began
         failures = room.replication().get("consecutive_failures")
-        others = [a["kind"] for a in room.status().get("alarms", [])
-                  if a["kind"] != "replication_unreadable"]
+        others = [
+            a["kind"]
+            for a in room.status().get("alarms", [])
+            if a["kind"] != "replication_unreadable"
+        ]
 
         granted = time.monotonic()
-        subprocess.run(["setfacl", "-R", "-m", f"u:{NOBODY}:rX", str(room.source / "big")],
-                       check=True)
-        until("all shipped and the warning cleared", lambda: room.alarm() is None and len(
-            list((room.replica / "big").glob("f*.hwp"))) == n)
+        subprocess.run(
+            ["setfacl", "-R", "-m", f"u:{NOBODY}:rX", str(room.source / "big")], check=True
+        )
+        until(
+            "all shipped and the warning cleared",
+            lambda: room.alarm() is None and len(list((room.replica / "big").glob("f*.hwp"))) == n,
+        )
         cleared = time.monotonic() - granted
         print(f"{n} private files, cp -a {copied:.2f} s")
         print(f"warning naming a file: {alarm_at:.1f} s after the cp began")
-        print(f"replica caught up (pending 0, {n} set aside, failures {failures}, "
-              f"other alarms {others or 'none'}): {ok_at:.1f} s after the cp began")
-        print(f"setfacl -R, then all {n} shipped and the warning cleared: "
-              f"{cleared:.1f} s")
+        print(
+            f"replica caught up (pending 0, {n} set aside, failures {failures}, "
+            f"other alarms {others or 'none'}): {ok_at:.1f} s after the cp began"
+        )
+        print(f"setfacl -R, then all {n} shipped and the warning cleared: {cleared:.1f} s")
         return 0
     finally:
         room.stop()

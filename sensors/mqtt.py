@@ -231,9 +231,7 @@ class MqttSource:
                         if self._lost_at is not None and self._quiet_left() == 0:
                             yield self._session_reading(False)
                         for message in batch:
-                            for reading in self.handle(
-                                str(message.topic), _bytes(message.payload)
-                            ):
+                            for reading in self.handle(str(message.topic), _bytes(message.payload)):
                                 yield reading
                             # only now, with its readings taken: a message received but
                             # never acknowledged is sent again by the broker after a crash
@@ -338,8 +336,9 @@ class MqttSource:
         # may be on) has no timer in this new source: its first connect that loses nothing
         # resolves it. Not a quiet period here: that would put `_batches` on its slower,
         # timed path for the first minutes of such a run.
-        settle = (self._session_reading(False)
-                  if self._connects == 1 and self.session_alarm else None)
+        settle = (
+            self._session_reading(False) if self._connects == 1 and self.session_alarm else None
+        )
         if present is None:
             self._session = None  # paho gave no flag (a newer aiomqtt): nothing to judge
             return settle
@@ -348,8 +347,11 @@ class MqttSource:
             return settle
         if not expected:
             self._session = "new"
-            log.info("%s: no earlier session under client id %r known; the broker starts one",
-                     self.name, self.settings.client_id)
+            log.info(
+                "%s: no earlier session under client id %r known; the broker starts one",
+                self.name,
+                self.settings.client_id,
+            )
             return settle
         self._session = "lost"
         self._session_losses += 1
@@ -359,23 +361,33 @@ class MqttSource:
 
     def _session_params(self) -> dict[str, Any]:
         s = self.settings
-        return {"broker": f"{s.host}:{s.port}", "client_id": s.client_id,
-                "losses": self._session_losses}
+        return {
+            "broker": f"{s.host}:{s.port}",
+            "client_id": s.client_id,
+            "losses": self._session_losses,
+        }
 
     def _session_text(self) -> str:
         # the log's and status's words; pages word the cause in their own language
         p = self._session_params()
-        return (f"MQTT session lost: broker {p['broker']} no longer held sentinel's session "
-                f"(client id {p['client_id']}, lost {p['losses']} time(s) since start); "
-                "messages sent while sentinel was disconnected may be lost, retained states "
-                "were read again")
+        return (
+            f"MQTT session lost: broker {p['broker']} no longer held sentinel's session "
+            f"(client id {p['client_id']}, lost {p['losses']} time(s) since start); "
+            "messages sent while sentinel was disconnected may be lost, retained states "
+            "were read again"
+        )
 
     def _session_reading(self, lost: bool) -> Reading:
         self.session_alarm = lost
         if not lost:
             self._lost_at = None
         return Reading(
-            self.session_sensor, SESSION_LOST_KIND, lost, "", self._clock(), source=self.name,
+            self.session_sensor,
+            SESSION_LOST_KIND,
+            lost,
+            "",
+            self._clock(),
+            source=self.name,
             detail=self._session_text() if lost else None,
             cause=SESSION_LOST_KIND if lost else None,
             params=self._session_params() if lost else None,

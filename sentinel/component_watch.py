@@ -59,8 +59,12 @@ def failure_text(supervisor: Supervisor, state: TaskState) -> str:
 
 def failure_params(supervisor: Supervisor, state: TaskState) -> dict[str, Any]:
     """`failure_text` as parameters of alerts/reasons.py's COMPONENT, for the page's wording."""
-    return {"name": state.name, "count": supervisor.restarts_in_window(state),
-            "window": supervisor.alarm_window, "error": state.last_error}
+    return {
+        "name": state.name,
+        "count": supervisor.restarts_in_window(state),
+        "window": supervisor.alarm_window,
+        "error": state.last_error,
+    }
 
 
 def component_readings(supervisor: Supervisor, now: float) -> list[Reading]:
@@ -68,7 +72,11 @@ def component_readings(supervisor: Supervisor, now: float) -> list[Reading]:
     supervisor.check()
     return [
         Reading(
-            sensor_id(state.name), str(Kind.COMPONENT), state.failing, "", now,
+            sensor_id(state.name),
+            str(Kind.COMPONENT),
+            state.failing,
+            "",
+            now,
             source="supervisor",
             detail=failure_text(supervisor, state) if state.failing else None,
             cause=reasons.COMPONENT if state.failing else None,
@@ -140,9 +148,12 @@ class ComponentWatch:
                     await self._submit(reading)
         except Exception as exc:
             if not self._submit_failed:
-                log.critical("component watch: the alarm engine refused a reading (%s: %s); "
-                             "restart alarms go only to the log and status", type(exc).__name__,
-                             exc)
+                log.critical(
+                    "component watch: the alarm engine refused a reading (%s: %s); "
+                    "restart alarms go only to the log and status",
+                    type(exc).__name__,
+                    exc,
+                )
             self._submit_failed = True
         else:
             self._submit_failed = False
@@ -156,7 +167,8 @@ class ComponentWatch:
         return [
             Reading(a["sensor"], str(Kind.COMPONENT), False, "", now, source="supervisor")
             for a in self._active_alarms()
-            if a.get("kind") == Kind.COMPONENT and str(a.get("sensor")).startswith(SENSOR_PREFIX)
+            if a.get("kind") == Kind.COMPONENT
+            and str(a.get("sensor")).startswith(SENSOR_PREFIX)
             and a["sensor"] not in running
         ]
 
@@ -164,7 +176,8 @@ class ComponentWatch:
 
     async def _send_direct(self, now: float) -> None:
         failing = {
-            s.name: s for s in self._supervisor.states.values()
+            s.name: s
+            for s in self._supervisor.states.values()
             if s.failing and s.name in ALARM_PATH
         }
         for name in list(self._paged):
@@ -184,30 +197,46 @@ class ComponentWatch:
 
     def _event(self, state: TaskState, now: float) -> AlarmEvent:
         road = "alarm engine" if state.name == "alarms" else "alert sender"
-        reason = (f"{failure_text(self._supervisor, state)} (sent directly: the {road} is "
-                  "failing, this page did not go through the outbox)")
+        reason = (
+            f"{failure_text(self._supervisor, state)} (sent directly: the {road} is "
+            "failing, this page did not go through the outbox)"
+        )
         return AlarmEvent(
-            alarm_id=DIRECT_ID, event=str(EventType.FIRING), severity=str(Severity.CRITICAL),
-            sensor_id=sensor_id(state.name), location=sensor_id(state.name),
-            kind=str(Kind.COMPONENT), value=True, unit="", reason=reason, ts=now,
+            alarm_id=DIRECT_ID,
+            event=str(EventType.FIRING),
+            severity=str(Severity.CRITICAL),
+            sensor_id=sensor_id(state.name),
+            location=sensor_id(state.name),
+            kind=str(Kind.COMPONENT),
+            value=True,
+            unit="",
+            reason=reason,
+            ts=now,
             cause=reasons.COMPONENT,
             params={**failure_params(self._supervisor, state), "direct": True},
         )
 
     async def _try(self, page: _DirectPage, now: float) -> None:
         assert self._templates is not None
-        results = await asyncio.gather(*(
-            deliver(c, self._templates, [page.event], self._send_timeout) for c in page.waiting
-        ))
+        results = await asyncio.gather(
+            *(deliver(c, self._templates, [page.event], self._send_timeout) for c in page.waiting)
+        )
         left = []
         for channel, (ok, error) in zip(page.waiting, results, strict=True):
             if ok:
                 page.done.append(channel.display)
-                log.warning("component %s: failure paged directly to %s", page.event.sensor_id,
-                            channel.display)
+                log.warning(
+                    "component %s: failure paged directly to %s",
+                    page.event.sensor_id,
+                    channel.display,
+                )
             else:
                 left.append(channel)
-                log.error("component %s: direct page to %s failed: %s", page.event.sensor_id,
-                          channel.display, error)
+                log.error(
+                    "component %s: direct page to %s failed: %s",
+                    page.event.sensor_id,
+                    channel.display,
+                    error,
+                )
         page.waiting = left
         page.next_try = now + DIRECT_RETRY

@@ -90,8 +90,12 @@ class Daemon:
             return EXIT_REFUSED
         except OSError as exc:
             # no lock file and none can be made: the store runs from memory anyway
-            log.warning("cannot lock the state directory %s (%s): a second daemon on it "
-                        "would not be refused", state_dir, exc.strerror or exc)
+            log.warning(
+                "cannot lock the state directory %s (%s): a second daemon on it "
+                "would not be refused",
+                state_dir,
+                exc.strerror or exc,
+            )
             lock = None
         self._locked = lock is not None
         try:
@@ -111,10 +115,12 @@ class Daemon:
                     if await store.try_durable():
                         self._mark_live_durable()
                     else:
-                        log.error("stopping while the state database cannot be written (%s): "
-                                  "what happened since %s is lost", store.problem,
-                                  time.strftime("%H:%M:%S",
-                                                time.localtime(store.problem_since)))
+                        log.error(
+                            "stopping while the state database cannot be written (%s): "
+                            "what happened since %s is lost",
+                            store.problem,
+                            time.strftime("%H:%M:%S", time.localtime(store.problem_since)),
+                        )
                 await store.close()
                 self.notifier.close()
                 log.info("stopped")
@@ -206,12 +212,16 @@ class Daemon:
         that cannot be written (the daemon then runs from memory)."""
         if store.recovered:
             await self._notice(
-                store, EventType.FIRING, "state database was corrupt, started fresh",
+                store,
+                EventType.FIRING,
+                "state database was corrupt, started fresh",
                 f"state database was corrupt, started fresh ({store.recovered['reason']}); "
                 f"the damaged file was kept as {store.recovered['moved_to']}: alarm history, "
                 "silences and pending pages from before are not in the new one",
-                (reasons.STATE_DB_CORRUPT, {"problem": store.recovered["reason"],
-                                            "moved_to": store.recovered["moved_to"]}),
+                (
+                    reasons.STATE_DB_CORRUPT,
+                    {"problem": store.recovered["reason"], "moved_to": store.recovered["moved_to"]},
+                ),
             )
         await self._watch_store(store)
 
@@ -228,29 +238,50 @@ class Daemon:
             last = float(prev.get("ts") or 0)
             active = [a for a in prev.get("alarms") or [] if isinstance(a, dict)]
         except (TypeError, ValueError, AttributeError):
-            log.warning("the previous run's live status file %s is not what this version "
-                        "writes; not checked for state lost by a not-durable run",
-                        self._live_path)
+            log.warning(
+                "the previous run's live status file %s is not what this version "
+                "writes; not checked for state lost by a not-durable run",
+                self._live_path,
+            )
             return
         # Holding the lock proves that run is over; without it, trust only a dead pid.
         if pid == os.getpid() or (not self._locked and pid_alive(pid)):
             return
         when = _clock_time(since) if since else "?"
         alarms = ", ".join(_alarm_label(a) for a in active) or "none"
-        text = (f"sentinel restarted after running without a durable state database since "
-                f"{when}: alarms active then: {alarms}; they may not page again")
-        log.critical("%s (last heard from at %s, pid %s)", text,
-                     _clock_time(last) if last else "?", pid or "?")
+        text = (
+            f"sentinel restarted after running without a durable state database since "
+            f"{when}: alarms active then: {alarms}; they may not page again"
+        )
+        log.critical(
+            "%s (last heard from at %s, pid %s)",
+            text,
+            _clock_time(last) if last else "?",
+            pid or "?",
+        )
         # the SMS carries about 60 characters of location: the alarm ids are what to check
-        ids = " ".join(f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}"
-                       for a in active) or "no alarms"
-        hhmm = time.strftime('%H:%M', time.localtime(since)) if since else "?"
+        ids = (
+            " ".join(
+                f"{a.get('location') or a.get('sensor', '?')} #{a.get('id', '?')}" for a in active
+            )
+            or "no alarms"
+        )
+        hhmm = time.strftime("%H:%M", time.localtime(since)) if since else "?"
         short = f"restarted, not durable since {hhmm}: {ids}"
-        lost = [{"id": str(a.get("id", "?")), "location": str(a.get("location") or
-                                                               a.get("sensor", "?"))}
-                for a in active]
-        await self._notice(store, EventType.FIRING, short, text,
-                           (reasons.STATE_DB_LOST, {"since": hhmm, "alarms": lost}))
+        lost = [
+            {
+                "id": str(a.get("id", "?")),
+                "location": str(a.get("location") or a.get("sensor", "?")),
+            }
+            for a in active
+        ]
+        await self._notice(
+            store,
+            EventType.FIRING,
+            short,
+            text,
+            (reasons.STATE_DB_LOST, {"since": hhmm, "alarms": lost}),
+        )
 
     async def _watch_store(self, store: Store) -> None:
         """Every heartbeat: a file deleted or replaced under us is noticed, a store running
@@ -265,7 +296,9 @@ class Daemon:
             self._degradations = store.degradations
             self._durable = False
             await self._notice(
-                store, EventType.FIRING, f"state database not writable: {store.last_problem}",
+                store,
+                EventType.FIRING,
+                f"state database not writable: {store.last_problem}",
                 f"state database not writable: {store.last_problem}; alarms still page from "
                 "memory, but nothing is durable (lost if sentinel restarts)",
                 (reasons.STATE_DB_DOWN, {"path": str(store.path), "problem": store.last_problem}),
@@ -273,20 +306,37 @@ class Daemon:
         if store.durable and not self._durable:
             self._durable = True
             await self._notice(
-                store, EventType.RESOLVED, "state database writable again",
+                store,
+                EventType.RESOLVED,
+                "state database writable again",
                 f"state database {store.path} writable again: pages are durable again",
                 (reasons.STATE_DB_BACK, {"path": str(store.path)}),
             )
 
-    async def _notice(self, store: Store, event: EventType, location: str, reason: str,
-                      cause: tuple[str, dict[str, Any]]) -> None:
+    async def _notice(
+        self,
+        store: Store,
+        event: EventType,
+        location: str,
+        reason: str,
+        cause: tuple[str, dict[str, Any]],
+    ) -> None:
         """Queues a page about sentinel's own state database on the normal outbox (in memory
         while the file cannot be written)."""
         assert self.runtime is not None and self.runtime.outbox is not None
         notice = AlarmEvent(
-            alarm_id=STATE_DB_ALARM_ID, event=str(event), severity=str(Severity.CRITICAL),
-            sensor_id=STATE_DB_SENSOR, location=location, kind="state_db", value=None,
-            unit="", reason=reason, ts=self.clock(), cause=cause[0], params=cause[1],
+            alarm_id=STATE_DB_ALARM_ID,
+            event=str(event),
+            severity=str(Severity.CRITICAL),
+            sensor_id=STATE_DB_SENSOR,
+            location=location,
+            kind="state_db",
+            value=None,
+            unit="",
+            reason=reason,
+            ts=self.clock(),
+            cause=cause[0],
+            params=cause[1],
         )
         error: Exception | None = None
         # a first attempt may be the write that finds the file unwritable; the store then
@@ -329,8 +379,11 @@ class Daemon:
             components = {**self._rooms_seen, **components}
         else:
             self._rooms_seen = {k: v for k, v in components.items() if k.startswith("room:")}
-            self._rooms_seen |= {k: {**v, "state": "stopped", "task": "stopped"}
-                                 for k, v in components.items() if k.startswith("source:")}
+            self._rooms_seen |= {
+                k: {**v, "state": "stopped", "task": "stopped"}
+                for k, v in components.items()
+                if k.startswith("source:")
+            }
         self._write_live(store, now, status, components, stopped)
         await beat(
             store.write,
@@ -353,20 +406,23 @@ class Daemon:
         engine = self.runtime.engine
         path = self._live_path
         try:
-            livestatus.write(path, {
-                "ts": now,
-                "started": self.started,
-                "pid": os.getpid(),
-                "version": __version__,
-                "status": status,
-                "stopped": now if stopped else None,
-                "components": components,
-                "config": self._config_view(),
-                "config_path": str(self.config_path.resolve()) if self.config_path else None,
-                "state_dir": str(self.config.daemon.state_dir.resolve()),
-                "durable": store.durable,
-                "alarms": engine.active_alarms() if engine is not None else [],
-            })
+            livestatus.write(
+                path,
+                {
+                    "ts": now,
+                    "started": self.started,
+                    "pid": os.getpid(),
+                    "version": __version__,
+                    "status": status,
+                    "stopped": now if stopped else None,
+                    "components": components,
+                    "config": self._config_view(),
+                    "config_path": str(self.config_path.resolve()) if self.config_path else None,
+                    "state_dir": str(self.config.daemon.state_dir.resolve()),
+                    "durable": store.durable,
+                    "alarms": engine.active_alarms() if engine is not None else [],
+                },
+            )
         except OSError as exc:
             # once per cause, not every heartbeat (the message would name a temp file)
             reason = exc.strerror or str(exc)

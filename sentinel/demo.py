@@ -312,14 +312,15 @@ async def _demo(work: Path, duration: float | None) -> int:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
         print(summary(work, keeper), flush=True)
-        print(f"\nThe room daemon is gone, as if the power had failed. The keeper at the health "
-              f"center pages once it has heard nothing for {SILENT_AFTER:g} s ...", flush=True)
-        page = await asyncio.to_thread(wait_for_silence_page, keeper,
-                                       timeout=SILENT_AFTER + 20)
+        print(
+            f"\nThe room daemon is gone, as if the power had failed. The keeper at the health "
+            f"center pages once it has heard nothing for {SILENT_AFTER:g} s ...",
+            flush=True,
+        )
+        page = await asyncio.to_thread(wait_for_silence_page, keeper, timeout=SILENT_AFTER + 20)
         stop_keeper(keeper)
         if page is None:
-            print(f"demo: the keeper did not page (see {keeper.root / 'keeper.log'})",
-                  flush=True)
+            print(f"demo: the keeper did not page (see {keeper.root / 'keeper.log'})", flush=True)
             return code or 1
         print(f"[keeper page] {page}", flush=True)
         return code

@@ -83,8 +83,11 @@ class DemoKeeper:
         return self.root / "pages.log"
 
     def describe(self) -> str:
-        who = (f"account {self.account}, CAP_DAC_READ_SEARCH only" if self.account
-               else "your own account (run the demo as root for a separate keeper account)")
+        who = (
+            f"account {self.account}, CAP_DAC_READ_SEARCH only"
+            if self.account
+            else "your own account (run the demo as root for a separate keeper account)"
+        )
         return f"sentinel keeper on {self.root} ({who})"
 
 
@@ -120,9 +123,19 @@ def _keeper_account() -> str | None:
         pwd.getpwnam(KEEPER_ACCOUNT)
     except KeyError:
         made = subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home",
-             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", KEEPER_ACCOUNT],
-            capture_output=True, text=True,
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                KEEPER_ACCOUNT,
+            ],
+            capture_output=True,
+            text=True,
         )
         if made.returncode != 0:
             return None
@@ -132,12 +145,17 @@ def _keeper_account() -> str | None:
 def start_keeper(keeper: DemoKeeper) -> None:
     command = [sys.executable, "-m", "sentinel", "--config", str(keeper.config), "keeper", "run"]
     if keeper.account is not None:
-        command = ["setpriv", f"--reuid={keeper.account}", f"--regid={keeper.account}",
-                   "--init-groups", "--inh-caps=+dac_read_search",
-                   "--ambient-caps=+dac_read_search", *command]
+        command = [
+            "setpriv",
+            f"--reuid={keeper.account}",
+            f"--regid={keeper.account}",
+            "--init-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+            *command,
+        ]
     log = (keeper.root / "keeper.log").open("ab")
-    keeper.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=keeper.root)
+    keeper.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=keeper.root)
     log.close()
 
 

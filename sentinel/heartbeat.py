@@ -80,9 +80,7 @@ class DaemonView:
 DEFAULT_INTERVAL = 5.0
 
 
-def read_daemon(
-    conn: sqlite3.Connection | None, now: float, interval: float | None
-) -> DaemonView:
+def read_daemon(conn: sqlite3.Connection | None, now: float, interval: float | None) -> DaemonView:
     """The heartbeat row; `interval` None (the config cannot be read): the interval the
     daemon recorded with its heartbeat."""
     if conn is None:
@@ -98,12 +96,17 @@ def read_daemon(
         return DaemonView("never-started")
     return _view(
         {
-            "ts": row["ts"], "started": row["started"], "pid": row["pid"],
-            "version": row["version"], "status": row["status"], "stopped": row["stopped"],
+            "ts": row["ts"],
+            "started": row["started"],
+            "pid": row["pid"],
+            "version": row["version"],
+            "status": row["status"],
+            "stopped": row["stopped"],
             "components": json.loads(row["components"] or "{}"),
             "config": json.loads(row["config"] or "{}"),
         },
-        now, interval,
+        now,
+        interval,
     )
 
 

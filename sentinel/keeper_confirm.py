@@ -40,12 +40,14 @@ class KeeperConfirm:
     """The sender's confirm hook over every keeper room (see module doc). One confirmation
     per alarm firing, shared by all channels' lanes (each awaits it; none starts another)."""
 
-    def __init__(self, rooms: Sequence[RoomHeartbeat], *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, rooms: Sequence[RoomHeartbeat], *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.rooms = list(rooms)
         self._clock = clock
-        self._pending: dict[tuple[str, float], tuple[float, asyncio.Task[tuple[float | None,
-                                                                             bool]]]] = {}
+        self._pending: dict[
+            tuple[str, float], tuple[float, asyncio.Task[tuple[float | None, bool]]]
+        ] = {}
 
     @property
     def wait(self) -> float:
@@ -67,8 +69,9 @@ class KeeperConfirm:
                 self._pending[key] = (time.monotonic(), task)
             waits[key] = self._pending[key][1]
         # shielded: a lane cancelled at shutdown must not cancel the others' answer
-        answers = dict(zip(waits, await asyncio.shield(asyncio.gather(*waits.values())),
-                           strict=True))
+        answers = dict(
+            zip(waits, await asyncio.shield(asyncio.gather(*waits.values())), strict=True)
+        )
         out = []
         for event in events:
             answer = answers.get((event.alarm_id, event.ts))
@@ -76,8 +79,7 @@ class KeeperConfirm:
                 out.append(event)
                 continue
             safe, answered = answer
-            out.append(dataclasses.replace(event, safe_as_of=safe,
-                                           safe_unconfirmed=not answered))
+            out.append(dataclasses.replace(event, safe_as_of=safe, safe_unconfirmed=not answered))
         return out
 
     async def _confirm(self, event: AlarmEvent) -> tuple[float | None, bool]:
@@ -87,21 +89,34 @@ class KeeperConfirm:
         safe_values = [s for s, _ in results]
         answered = all(a for _, a in results)
         # the page speaks for every replication: all of them are safe up to the oldest
-        safe = None if not safe_values or None in safe_values else min(
-            s for s in safe_values if s is not None)
+        safe = (
+            None
+            if not safe_values or None in safe_values
+            else min(s for s in safe_values if s is not None)
+        )
         waited = round(time.monotonic() - began, 3)
         for room, (room_safe, room_answered) in zip(self.rooms, results, strict=True):
-            room.last_confirm = {"alarm": event.alarm_id, "urgent": urgent,
-                                 "answered": room_answered, "safe_as_of": room_safe,
-                                 "waited": waited}
+            room.last_confirm = {
+                "alarm": event.alarm_id,
+                "urgent": urgent,
+                "answered": room_answered,
+                "safe_as_of": room_safe,
+                "waited": waited,
+            }
         if answered:
-            log.info("alarm %s: keeper confirmed data safe to %s (%.2fs)", event.alarm_id,
-                     clock_text(safe), waited)
+            log.info(
+                "alarm %s: keeper confirmed data safe to %s (%.2fs)",
+                event.alarm_id,
+                clock_text(safe),
+                waited,
+            )
         else:
-            log.warning("alarm %s: the keeper did not confirm within %.1fs; the page goes "
-                        "out with %s", event.alarm_id, self.wait,
-                        "the newest older receipt" if safe is not None else
-                        "no \"data safe to\"")
+            log.warning(
+                "alarm %s: the keeper did not confirm within %.1fs; the page goes out with %s",
+                event.alarm_id,
+                self.wait,
+                "the newest older receipt" if safe is not None else 'no "data safe to"',
+            )
         return safe, answered
 
     async def _one(self, room: RoomHeartbeat, urgent: float) -> tuple[float | None, bool]:

@@ -34,9 +34,7 @@ def setup_logging(level: str = "info", *, extra_filters: tuple[logging.Filter, .
     if under_journald():
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     for f in extra_filters:
         handler.addFilter(f)
     root = logging.getLogger()

@@ -37,7 +37,9 @@ async def expect_sessions(db: aiosqlite.Connection, sources: Iterable[Any]) -> N
             continue
         # its alarm is on the pseudo-sensor source:<name>, whatever the client id now
         source.session_alarm = bool(seen.get("session_alarm"))
-        same = (seen.get("client_id") == source.settings.client_id
-                and seen.get("broker") == f"{source.settings.host}:{source.settings.port}")
+        same = (
+            seen.get("client_id") == source.settings.client_id
+            and seen.get("broker") == f"{source.settings.host}:{source.settings.port}"
+        )
         if same and (seen.get("session_expected") or seen.get("connects")):
             source.expect_session = True

@@ -47,23 +47,34 @@ def runtime_problems(config: Config) -> list[str]:
 
 def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
     target = parse_target(
-        rc.target, password_file=rc.password_file, ssh_port=rc.ssh_port,
-        identity_file=rc.identity_file, known_hosts=rc.known_hosts,
+        rc.target,
+        password_file=rc.password_file,
+        ssh_port=rc.ssh_port,
+        identity_file=rc.identity_file,
+        known_hosts=rc.known_hosts,
         strict_host_key_checking=rc.strict_host_key_checking,
         contimeout=max(1, min(30, int(rc.timeout))),
     )
     g = rc.guard
     return ReplicationSpec(
-        name=rc.name, source=rc.source, target=target,
+        name=rc.name,
+        source=rc.source,
+        target=target,
         filters=Filters(tuple(rc.include), tuple(rc.exclude)),
-        batch_max_files=rc.batch_max_files, batch_max_bytes=rc.batch_max_bytes,
-        timeout=rc.timeout, reconcile_every=rc.reconcile_every,
-        reconcile_at_start=rc.reconcile_at_start, verify_every=rc.verify_every,
+        batch_max_files=rc.batch_max_files,
+        batch_max_bytes=rc.batch_max_bytes,
+        timeout=rc.timeout,
+        reconcile_every=rc.reconcile_every,
+        reconcile_at_start=rc.reconcile_at_start,
+        verify_every=rc.verify_every,
         retention=rc.versions_retention,
         guard=GuardSettings(g.enabled, g.window, g.max_files, g.max_share, g.min_files),
-        fallback_reconcile=rc.fallback_reconcile, retry_max=rc.retry_max,
-        sparse=rc.sparse, hardlinks=rc.hardlinks,
-        runtime_dir=runtime, require_mountpoint=rc.require_mountpoint,
+        fallback_reconcile=rc.fallback_reconcile,
+        retry_max=rc.retry_max,
+        sparse=rc.sparse,
+        hardlinks=rc.hardlinks,
+        runtime_dir=runtime,
+        require_mountpoint=rc.require_mountpoint,
     )
 
 
@@ -121,10 +132,20 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
             (Kind.REPLICATION_QUARANTINE, float(h["quarantined_other"])),
         ]
         for kind, value in values:
-            out.append(Reading(sid, str(kind), value, UNITS.get(kind, ""), now,
-                               source="replication"))
-        out.append(Reading(sid, str(Kind.REPLICATION_UNREADABLE), bool(h["unreadable"]), "",
-                           now, source="replication", detail=unreadable_detail(h)))
+            out.append(
+                Reading(sid, str(kind), value, UNITS.get(kind, ""), now, source="replication")
+            )
+        out.append(
+            Reading(
+                sid,
+                str(Kind.REPLICATION_UNREADABLE),
+                bool(h["unreadable"]),
+                "",
+                now,
+                source="replication",
+                detail=unreadable_detail(h),
+            )
+        )
     return out
 
 

@@ -59,8 +59,11 @@ def receipt_target(address: str, replica: Target) -> Target:
     """Where the receipt is read from, reached with the replica's transport options (its
     password file, ssh key, known hosts, port)."""
     return parse_target(
-        address, password_file=replica.password_file, ssh_port=replica.ssh_port,
-        identity_file=replica.identity_file, known_hosts=replica.known_hosts,
+        address,
+        password_file=replica.password_file,
+        ssh_port=replica.ssh_port,
+        identity_file=replica.identity_file,
+        known_hosts=replica.known_hosts,
         strict_host_key_checking=replica.strict_host_key_checking,
         contimeout=replica.contimeout,
     )
@@ -73,7 +76,9 @@ def history_target(keeper: KeeperLinkConfig, replica: Target) -> Target:
     if keeper.history is None:
         raise TargetError("no [replication.keeper] history is configured")
     return parse_target(
-        keeper.history, ssh_port=replica.ssh_port, identity_file=keeper.history_identity_file,
+        keeper.history,
+        ssh_port=replica.ssh_port,
+        identity_file=keeper.history_identity_file,
         known_hosts=replica.known_hosts,
         strict_host_key_checking=replica.strict_host_key_checking,
         contimeout=replica.contimeout,
@@ -84,8 +89,14 @@ class RoomHeartbeat:
     """Component "keeper:<replication>": ships heartbeats, reads receipts (see module doc)."""
 
     def __init__(
-        self, spec: ReplicationSpec, keeper: KeeperLinkConfig, room: str, replicator: Replicator,
-        db: aiosqlite.Connection, *, site: str = "",
+        self,
+        spec: ReplicationSpec,
+        keeper: KeeperLinkConfig,
+        room: str,
+        replicator: Replicator,
+        db: aiosqlite.Connection,
+        *,
+        site: str = "",
         active_alarms: Callable[[], list[dict[str, Any]]] = list,
         submit: Callable[[Reading], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
@@ -131,10 +142,17 @@ class RoomHeartbeat:
                 # a keeper that stops answering is a keeper that stopped keeping: paged on
                 # the room's own road (replication:<name>, kind replication_keeper)
                 problem, cause, params = self.keeper_problem(self._clock())
-                await self._submit(Reading(f"replication:{self.spec.name}",
-                                           "replication_keeper", problem is not None,
-                                           source="keeper", detail=problem, cause=cause,
-                                           params=params))
+                await self._submit(
+                    Reading(
+                        f"replication:{self.spec.name}",
+                        "replication_keeper",
+                        problem is not None,
+                        source="keeper",
+                        detail=problem,
+                        cause=cause,
+                        params=params,
+                    )
+                )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.keeper.heartbeat):
                     await self._wake.wait()
@@ -150,16 +168,22 @@ class RoomHeartbeat:
         error = self.receipt_error
         if self.receipt is None:
             why = f": {error}" if error else ""
-            return (f"keeper {self.room} not answering: no receipt{why}",
-                    reasons.KEEPER_NO_RECEIPT, {"room": self.room, "error": error})
+            return (
+                f"keeper {self.room} not answering: no receipt{why}",
+                reasons.KEEPER_NO_RECEIPT,
+                {"room": self.room, "error": error},
+            )
         age = now - self.receipt.written
         if age <= self.keeper.stale_after:
             return None, None, {}
         why = f"; reading it fails: {error}" if error else ""
         written = clock_text(self.receipt.written)
-        return (f"keeper {self.room} not answering: newest receipt {age:.0f}s old "
-                f"(written {written}){why}", reasons.KEEPER_STALE,
-                {"room": self.room, "age": round(age), "written": written, "error": error})
+        return (
+            f"keeper {self.room} not answering: newest receipt {age:.0f}s old "
+            f"(written {written}){why}",
+            reasons.KEEPER_STALE,
+            {"room": self.room, "age": round(age), "written": written, "error": error},
+        )
 
     def health(self) -> dict[str, Any]:
         r = self.receipt
@@ -167,10 +191,17 @@ class RoomHeartbeat:
         return {
             "room": self.room,
             "replication": self.spec.name,
-            "state": ("heartbeat failing" if self.ship_error else
-                      "receipt unreadable" if self.receipt_error else
-                      "ok" if self.last_shipped else
-                      "waiting for the first sync" if self._never_synced() else "starting"),
+            "state": (
+                "heartbeat failing"
+                if self.ship_error
+                else "receipt unreadable"
+                if self.receipt_error
+                else "ok"
+                if self.last_shipped
+                else "waiting for the first sync"
+                if self._never_synced()
+                else "starting"
+            ),
             "heartbeat_every": self.keeper.heartbeat,
             "stale_after": self.keeper.stale_after,
             "confirm_wait": self.keeper.confirm_wait,
@@ -180,9 +211,14 @@ class RoomHeartbeat:
             "synced_through": hb.synced_through if hb else None,
             "ship_error": self.ship_error,
             "ship_failing_since": self.ship_failing_since,
-            "receipt": None if r is None else {
-                "safe_as_of": r.safe_as_of, "written": r.written, "snapshot": r.snapshot,
-                "snapshot_ts": r.snapshot_ts, "answered": r.answered,
+            "receipt": None
+            if r is None
+            else {
+                "safe_as_of": r.safe_as_of,
+                "written": r.written,
+                "snapshot": r.snapshot,
+                "snapshot_ts": r.snapshot_ts,
+                "answered": r.answered,
             },
             "receipt_read": self.receipt_read,
             "receipt_error": self.receipt_error,
@@ -227,8 +263,9 @@ class RoomHeartbeat:
             last_full = rep.health().get("last_full")
             # the replicator asks for its start pass before it calls itself running, so
             # running and caught up means that pass is over
-            if ((rep.health().get("phase") == "running" and rep.caught_up)
-                    or (last_full is not None and last_full >= self._began)):
+            if (rep.health().get("phase") == "running" and rep.caught_up) or (
+                last_full is not None and last_full >= self._began
+            ):
                 self._start_done = True
             else:
                 synced = min(synced, self._caught_up_before or 0.0)
@@ -241,12 +278,15 @@ class RoomHeartbeat:
             if kind == "combined":  # a combined rule is known by its name ("fire")
                 kind = str(a.get("sensor") or kind)
             since = a.get("since")
-            notes.append(AlarmNote(
-                id=str(a.get("id") or ""), kind=kind[:200],
-                severity=str(a.get("severity") or ""),
-                location=str(a.get("location") or "")[:200],
-                since=float(since) if isinstance(since, int | float) else None,
-            ))
+            notes.append(
+                AlarmNote(
+                    id=str(a.get("id") or ""),
+                    kind=kind[:200],
+                    severity=str(a.get("severity") or ""),
+                    location=str(a.get("location") or "")[:200],
+                    since=float(since) if isinstance(since, int | float) else None,
+                )
+            )
         return tuple(notes)
 
     async def heartbeat(self) -> Heartbeat:
@@ -256,10 +296,16 @@ class RoomHeartbeat:
             urgent = self._urgent = None
         journal = self._replicator.journal
         return Heartbeat(
-            room=self.room, replication=self.spec.name, ts=now,
-            seq=await self._shipped_seq(), pending=journal.pending,
-            rpo=round(journal.rpo(now), 3), synced_through=self._synced_through(now),
-            alarms=self._alarms(), urgent=urgent, site=self._site[:200],
+            room=self.room,
+            replication=self.spec.name,
+            ts=now,
+            seq=await self._shipped_seq(),
+            pending=journal.pending,
+            rpo=round(journal.rpo(now), 3),
+            synced_through=self._synced_through(now),
+            alarms=self._alarms(),
+            urgent=urgent,
+            site=self._site[:200],
         )
 
     def _answered(self, urgent: float) -> bool:
@@ -289,23 +335,35 @@ class RoomHeartbeat:
                 # The destination names the file: rsync then never creates a missing replica
                 # root (an unmounted disk stays visibly missing). -I: sent even when size
                 # and mtime look the same. No --backup, no --delete.
-                result = await run_rsync([
-                    "-t", "-I", *COMMON_ARGS, f"--timeout={max(1, int(self.spec.timeout))}",
-                    *transport, str(path), target.path(HEARTBEAT_FILE),
-                ], time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
+                result = await run_rsync(
+                    [
+                        "-t",
+                        "-I",
+                        *COMMON_ARGS,
+                        f"--timeout={max(1, int(self.spec.timeout))}",
+                        *transport,
+                        str(path),
+                        target.path(HEARTBEAT_FILE),
+                    ],
+                    time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2),
+                )
             self.last_heartbeat = hb
             if result.ok:
                 self.beats += 1
                 self.last_shipped = hb.ts
                 if self.ship_error is not None:
-                    log.info("keeper %s: heartbeat reaches %s again", self.room,
-                             target.describe())
+                    log.info("keeper %s: heartbeat reaches %s again", self.room, target.describe())
                 self.ship_error = self.ship_failing_since = None
                 return True
             error = f"rsync exit {result.exit_code}: {result.error}"
             if self.ship_error is None:  # once per outage: the replication alarm pages
-                log.warning("keeper %s: heartbeat cannot be shipped to %s: %s (logged once "
-                            "until it works again)", self.room, target.describe(), error)
+                log.warning(
+                    "keeper %s: heartbeat cannot be shipped to %s: %s (logged once "
+                    "until it works again)",
+                    self.room,
+                    target.describe(),
+                    error,
+                )
                 self.ship_failing_since = hb.ts
             self.ship_error = error
             return False
@@ -322,12 +380,17 @@ class RoomHeartbeat:
         try:
             receipt = await self._fetch()
         except (OSError, RecordError, TargetError) as exc:
-            self._receipt_failed(str(exc) if not isinstance(exc, OSError) else
-                                 f"{exc.strerror or exc}: {exc.filename or self.keeper.receipt}")
+            self._receipt_failed(
+                str(exc)
+                if not isinstance(exc, OSError)
+                else f"{exc.strerror or exc}: {exc.filename or self.keeper.receipt}"
+            )
             return None
         if receipt.room != self.room:
-            self._receipt_failed(f"the receipt at {self.keeper.receipt} is for room "
-                                 f"{receipt.room!r}, not {self.room!r}")
+            self._receipt_failed(
+                f"the receipt at {self.keeper.receipt} is for room "
+                f"{receipt.room!r}, not {self.room!r}"
+            )
             return None
         if self.receipt_error is not None:
             log.info("keeper %s: receipt readable again", self.room)
@@ -339,14 +402,21 @@ class RoomHeartbeat:
 
     async def _fetch(self) -> Receipt:
         return await fetch_receipt(
-            self._receipt_from, self.spec.runtime_dir, self._dir,
+            self._receipt_from,
+            self.spec.runtime_dir,
+            self._dir,
             io_timeout=self.spec.timeout,
-            time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2))
+            time_limit=max(self.spec.timeout, self.keeper.heartbeat * 2),
+        )
 
     def _receipt_failed(self, error: str) -> None:
         if self.receipt_error is None:
-            log.warning("keeper %s: receipt cannot be read from %s: %s (logged once until it "
-                        "works again)", self.room, self._receipt_from.describe(), error)
+            log.warning(
+                "keeper %s: receipt cannot be read from %s: %s (logged once until it works again)",
+                self.room,
+                self._receipt_from.describe(),
+                error,
+            )
             self.receipt_failing_since = self._clock()
         self.receipt_error = error
 

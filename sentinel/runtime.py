@@ -141,9 +141,17 @@ class Runtime:
         if self.replicators:
             components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
         self.keeper_rooms = [
-            RoomHeartbeat(rep.spec, rc.keeper, rc.keeper_room, rep, self.store.db,
-                          site=self.config.site.name, active_alarms=self.engine.active_alarms,
-                          submit=self.engine.submit, clock=self.clock)
+            RoomHeartbeat(
+                rep.spec,
+                rc.keeper,
+                rc.keeper_room,
+                rep,
+                self.store.db,
+                site=self.config.site.name,
+                active_alarms=self.engine.active_alarms,
+                submit=self.engine.submit,
+                clock=self.clock,
+            )
             for rc, rep in zip(self.config.replication, self.replicators, strict=True)
             if rc.keeper is not None
         ]
@@ -156,9 +164,12 @@ class Runtime:
         for component in components:
             self.supervisor.start(component)
         watch = ComponentWatch(
-            self.supervisor, self.engine.submit, active_alarms=self.engine.active_alarms,
+            self.supervisor,
+            self.engine.submit,
+            active_alarms=self.engine.active_alarms,
             outbox=outbox,
-            templates=self.sender.templates, send_timeout=self.sender.send_timeout,
+            templates=self.sender.templates,
+            send_timeout=self.sender.send_timeout,
             clock=self.clock,
         )
         self._watch = asyncio.create_task(watch.run(), name="component-watch")
@@ -193,11 +204,17 @@ class Runtime:
             parts.append("ALL ALERT CHANNELS FAILING")
         looping = [s for s in self.supervisor.states.values() if s.failing]
         if looping:
-            parts.append("FAILING: " + ", ".join(
-                f"{s.name} ({self.supervisor.restarts_in_window(s)} restarts)" for s in looping
-            ))
-        restarting = [n for n, s in self.supervisor.states.items()
-                      if s.state == "restarting" and not s.failing]
+            parts.append(
+                "FAILING: "
+                + ", ".join(
+                    f"{s.name} ({self.supervisor.restarts_in_window(s)} restarts)" for s in looping
+                )
+            )
+        restarting = [
+            n
+            for n, s in self.supervisor.states.items()
+            if s.state == "restarting" and not s.failing
+        ]
         if restarting:
             parts.append("restarting: " + ", ".join(restarting))
         return "; ".join(parts)

@@ -39,9 +39,7 @@ _SECRET_NAME = (
 )
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_NAME}=)([^&#\s'\"]+)")
 # In a URL known to be secret, Apprise's `+Header=`, `-payload=` and `:field=` values too.
-_QUERY_SECRET_APPRISE = re.compile(
-    rf"(?i)([?&;](?:[+:-][^=&#\s]*|{_SECRET_NAME})=)([^&#\s'\"]+)"
-)
+_QUERY_SECRET_APPRISE = re.compile(rf"(?i)([?&;](?:[+:-][^=&#\s]*|{_SECRET_NAME})=)([^&#\s'\"]+)")
 # `password = "x"`, `token: x`, `api_key=x` outside URLs (config excerpts, library messages).
 _TEXT_SECRET = re.compile(
     r"(?i)\b(\w*(?:password|passwd|passphrase|secret|token|apikey|api_key|access_key)\w*"
@@ -90,8 +88,11 @@ def _mask_text_value(match: re.Match[str]) -> str:
 
 
 def _mask_url(
-    scheme: str, rest: str, found: Callable[[str], object] = lambda _: None,
-    *, whole_path: bool = False,
+    scheme: str,
+    rest: str,
+    found: Callable[[str], object] = lambda _: None,
+    *,
+    whole_path: bool = False,
 ) -> str:
     def hide(value: str) -> str:
         if not value or value == MASK:
@@ -115,9 +116,7 @@ def _mask_url(
     else:
         authority = _mask_host(authority, hide)
 
-    segments = [
-        hide(seg) if whole_path or _looks_secret(seg) else seg for seg in path.split("/")
-    ]
+    segments = [hide(seg) if whole_path or _looks_secret(seg) else seg for seg in path.split("/")]
     out = f"{scheme}://{authority}{slash}{'/'.join(segments)}{hsep}{fragment}"
     if sep:
         secret_query = _QUERY_SECRET_APPRISE if whole_path else _QUERY_SECRET
@@ -239,8 +238,10 @@ def _registrable_parts(url: str) -> list[str]:
     path ("hook") is not: it would blank that word out of every log line. The whole path
     is, so a request line ("POST /hook/abcde") is still masked."""
     parts = [
-        part for part in secret_parts(url, whole_path=True)
-        if len(part) >= 6 or (len(part) >= MIN_SECRET_LENGTH and _looks_secret(part))
+        part
+        for part in secret_parts(url, whole_path=True)
+        if len(part) >= 6
+        or (len(part) >= MIN_SECRET_LENGTH and _looks_secret(part))
         or (len(part) >= MIN_SECRET_LENGTH and any(c.isdigit() for c in part))
     ]
     rest = url.split("://", 1)[1]

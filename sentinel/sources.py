@@ -141,9 +141,7 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
     sources: list[Source] = []
     if config.mqtt is not None:
         # Even with no MQTT sensors, sentinel publishes its availability and alarms.
-        sources += mqtt_sources(
-            mqtt_settings(config.mqtt, config.site.name), mqtt_bindings, kwargs
-        )
+        sources += mqtt_sources(mqtt_settings(config.mqtt, config.site.name), mqtt_bindings, kwargs)
     for name, bindings in line_bindings.items():
         port = serial_ports[name]
         sources.append(

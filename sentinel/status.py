@@ -58,8 +58,7 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     if config.keeper is not None:
         from sentinel.keeper.status import rooms_section
 
-        report["rooms"] = rooms_section(config.keeper, report["components"],
-                                        report["generated"])
+        report["rooms"] = rooms_section(config.keeper, report["components"], report["generated"])
     return _judged(report)
 
 
@@ -77,8 +76,13 @@ def _live_unreadable(config: Config, report: dict[str, Any]) -> None:
             continue
         name, source = sources[sid]
         quarantine = (rows.get(name) or {}).get("quarantine") or {}
-        detail = unreadable_detail({"source": source, "unreadable": quarantine.get("unreadable"),
-                                    "unreadable_first": quarantine.get("unreadable_first")})
+        detail = unreadable_detail(
+            {
+                "source": source,
+                "unreadable": quarantine.get("unreadable"),
+                "unreadable_first": quarantine.get("unreadable_first"),
+            }
+        )
         if detail is not None and detail != alarm.get("reason"):
             alarm["reason_at_firing"] = alarm.get("reason")
             alarm["reason"] = detail
@@ -142,8 +146,9 @@ def _report(state_dir: Path, interval: float | None, now: float | None) -> dict[
             conn.close()
     live = livestatus.find(state_dir=state_dir)
     live_ts = float(live.get("ts") or 0) if live else 0.0
-    if live is not None and (view is None or view.heartbeat_ts is None
-                             or live_ts > view.heartbeat_ts):
+    if live is not None and (
+        view is None or view.heartbeat_ts is None or live_ts > view.heartbeat_ts
+    ):
         view = view_from_live(live, now, interval)
         if view.state == "up" and live.get("durable") is False:
             # the database is stale: what the daemon holds in memory is the truth
@@ -175,8 +180,13 @@ def _sections(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     # Replication and component health (and an MQTT source's lost session, "source:mqtt")
     # ride the alarm engine as pseudo-sensors; people see them in the replication and
     # components sections instead of as sensor rows.
-    sensors = [s for s in alarms.get("sensors", []) if not str(s.get("id")).startswith(
-        (SENSOR_PREFIX, COMPONENT_PREFIX, "room:", "keeper:", "source:"))]
+    sensors = [
+        s
+        for s in alarms.get("sensors", [])
+        if not str(s.get("id")).startswith(
+            (SENSOR_PREFIX, COMPONENT_PREFIX, "room:", "keeper:", "source:")
+        )
+    ]
     return {
         "sensors": sensors,
         "alarms": alarms.get("alarms", []),
@@ -202,9 +212,9 @@ def _replication(by_name: dict[str, Any]) -> list[dict[str, Any]]:
                 "last_full_reconcile": r.get("last_full"),
                 "guard_tripped": bool(r.get("guard", {}).get("tripped")),
                 "guard": r.get("guard"),
-                "verify": "-" if not verify else (
-                    "ok" if verify["ok"] else f"MISMATCH ({verify['differences']})"
-                ),
+                "verify": "-"
+                if not verify
+                else ("ok" if verify["ok"] else f"MISMATCH ({verify['differences']})"),
                 "last_verify": verify,
                 "quarantine": r.get("quarantine") or {"count": 0, "paths": []},
             }
@@ -226,19 +236,25 @@ def keeper_view(health: dict[str, Any], now: float) -> dict[str, Any]:
     stale_after = float(health.get("stale_after") or 30.0)
     problems = []
     if health.get("ship_error"):
-        problems.append(f"heartbeat cannot be shipped since "
-                        f"{_clock(health.get('ship_failing_since'))}: {health['ship_error']}")
+        problems.append(
+            f"heartbeat cannot be shipped since "
+            f"{_clock(health.get('ship_failing_since'))}: {health['ship_error']}"
+        )
     if not receipt:
         if health.get("receipt_error"):
-            problems.append(f"keeper unreachable: its receipt cannot be read: "
-                            f"{health['receipt_error']}")
+            problems.append(
+                f"keeper unreachable: its receipt cannot be read: {health['receipt_error']}"
+            )
         elif shipped is not None:
             problems.append("keeper not answering: no receipt yet")
     elif age is not None and age > stale_after:
-        why = (f"; reading it fails: {health['receipt_error']}" if health.get("receipt_error")
-               else "")
-        problems.append(f"keeper not answering: newest receipt is {_age(age)} old "
-                        f"(written {_clock(written)}){why}")
+        why = (
+            f"; reading it fails: {health['receipt_error']}" if health.get("receipt_error") else ""
+        )
+        problems.append(
+            f"keeper not answering: newest receipt is {_age(age)} old "
+            f"(written {_clock(written)}){why}"
+        )
     return {
         "room": health.get("room"),
         "safe_as_of": receipt.get("safe_as_of"),
@@ -254,15 +270,14 @@ def keeper_view(health: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
-def _attach_keepers(rows: list[dict[str, Any]], components: dict[str, Any],
-                    now: float) -> None:
+def _attach_keepers(rows: list[dict[str, Any]], components: dict[str, Any], now: float) -> None:
     """Each replication row with a keeper gets its "keeper" view (a row the backup tables
     do not hold yet is added, so the keeper's state is never hidden)."""
     by_name = {r.get("name"): r for r in rows}
     for cname, health in components.items():
         if not cname.startswith(KEEPER_PREFIX) or not isinstance(health, dict):
             continue
-        name = cname[len(KEEPER_PREFIX):]
+        name = cname[len(KEEPER_PREFIX) :]
         row = by_name.get(name)
         if row is None:
             row = by_name[name] = {"name": name}
@@ -301,16 +316,21 @@ def judge(report: dict[str, Any]) -> Verdict:
     config_error = report.get("config_error")
     state = daemon.get("state")
     if state in ("never-started", "unknown"):
-        reason = ("daemon has never run with this state directory" if state == "never-started"
-                  else daemon.get("error") or "daemon state unknown")
+        reason = (
+            "daemon has never run with this state directory"
+            if state == "never-started"
+            else daemon.get("error") or "daemon state unknown"
+        )
         return Verdict(Health.UNKNOWN, [reason] + ([config_error] if config_error else []))
     if state == "down":
         worse(Health.CRITICAL, f"daemon down (last heartbeat {_age(daemon['heartbeat_age'])} ago)")
     elif state == "stale":
-        worse(Health.CRITICAL,
-              f"daemon not heard from for {_age(daemon['heartbeat_age'])} though pid "
-              f"{daemon.get('pid')} exists: it hangs or cannot write the state database "
-              "(see its log)")
+        worse(
+            Health.CRITICAL,
+            f"daemon not heard from for {_age(daemon['heartbeat_age'])} though pid "
+            f"{daemon.get('pid')} exists: it hangs or cannot write the state database "
+            "(see its log)",
+        )
     elif state == "stopped":
         worse(Health.CRITICAL, f"daemon stopped {_age(daemon['heartbeat_age'])} ago")
     for alarm in report["alarms"]:
@@ -319,20 +339,29 @@ def judge(report: dict[str, Any]) -> Verdict:
         worse(level, f"{alarm.get('severity', 'alarm')}: {label} {alarm.get('reason', '')}".strip())
     state_db = report["components"].get("state-db") or {}
     if state == "up" and state_db.get("durable") is False:
-        worse(Health.CRITICAL, f"state database not writable: {state_db.get('last_error')}; "
-                               "alarms page from memory, NOT durable")
+        worse(
+            Health.CRITICAL,
+            f"state database not writable: {state_db.get('last_error')}; "
+            "alarms page from memory, NOT durable",
+        )
     recovered = state_db.get("recovered")
     if state == "up" and recovered:
-        worse(Health.WARNING, "state database was corrupt, started fresh; the damaged file "
-                              f"is {recovered.get('moved_to')}")
+        worse(
+            Health.WARNING,
+            "state database was corrupt, started fresh; the damaged file "
+            f"is {recovered.get('moved_to')}",
+        )
     if config_error:
         worse(Health.WARNING, config_error)
     if report["alerts"].get("all_channels_failing_since"):
         worse(Health.CRITICAL, "every alert channel is failing")
     undeliverable = report["alerts"].get("undeliverable")
     if undeliverable:
-        worse(Health.WARNING, f"{undeliverable} undeliverable outbox rows (set aside: no "
-                              "message could be made of them; a page may be missing)")
+        worse(
+            Health.WARNING,
+            f"{undeliverable} undeliverable outbox rows (set aside: no "
+            "message could be made of them; a page may be missing)",
+        )
     for name, component in report["components"].items():
         count = component.get("restarts_in_window")
         error = component.get("last_error")
@@ -340,16 +369,23 @@ def judge(report: dict[str, Any]) -> Verdict:
             # a broken engine or sender cannot raise or deliver its own alarm: say it here
             level = Health.CRITICAL if name in ALARM_PATH else Health.WARNING
             road = " (alarms cannot be paged through it)" if name in ALARM_PATH else ""
-            worse(level, f"component {name} keeps failing{road}: {count} restarts in window, "
-                         f"last error: {error}")
+            worse(
+                level,
+                f"component {name} keeps failing{road}: {count} restarts in window, "
+                f"last error: {error}",
+            )
         elif component.get("task") == "restarting":
-            worse(Health.WARNING, f"component {name} restarting (restart "
-                                  f"{component.get('restarts', 0)}): {error}")
+            worse(
+                Health.WARNING,
+                f"component {name} restarting (restart {component.get('restarts', 0)}): {error}",
+            )
     for row in report.get("replication") or []:
         keeper = row.get("keeper") or {}
         if keeper.get("problem"):
-            worse(Health.WARNING, f"keeper {keeper.get('room')} ({row.get('name')}): "
-                                  f"{keeper['problem']}")
+            worse(
+                Health.WARNING,
+                f"keeper {keeper.get('room')} ({row.get('name')}): {keeper['problem']}",
+            )
     if report.get("rooms"):
         from sentinel.keeper.status import room_problems
 
@@ -395,8 +431,9 @@ def nagios_line(report: dict[str, Any]) -> tuple[str, int]:
     for room in report.get("rooms") or ():
         name = room["room"]
         if room.get("heartbeat_age") is not None:
-            perf.append(f"'heartbeat_age_{name}'={room['heartbeat_age']:.1f}s;"
-                        f";{room['silent_after']:g};0")
+            perf.append(
+                f"'heartbeat_age_{name}'={room['heartbeat_age']:.1f}s;;{room['silent_after']:g};0"
+            )
         if room.get("safe_as_of") is not None:
             lag = max(0.0, report["generated"] - room["safe_as_of"])
             perf.append(f"'safe_lag_{name}'={lag:.1f}s;;;0")

@@ -34,10 +34,16 @@ SIDE_FILES = ("-wal", "-shm")
 
 # Primary result codes that say the file (not the statement) is the trouble: full, read-only,
 # I/O error, damaged, not a database, cannot be opened.
-_STORAGE_CODES = frozenset({
-    sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT,
-    sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CANTOPEN,
-})
+_STORAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
 _DAMAGED_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 # The store's own tables. PRAGMA user_version counts these; each package's migrations are
@@ -71,8 +77,11 @@ def storage_problem(exc: BaseException) -> str | None:
 
 def _damaged(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.DatabaseError) and code is not None and (
-        code & 0xFF in _DAMAGED_CODES)
+    return (
+        isinstance(exc, sqlite3.DatabaseError)
+        and code is not None
+        and (code & 0xFF in _DAMAGED_CODES)
+    )
 
 
 def _stamp(now: float) -> str:
@@ -184,8 +193,12 @@ class Store:
                 now = clock()
                 moved = set_aside(path, "corrupt", now)
                 recovered = {"reason": damage, "moved_to": str(moved), "ts": now}
-                log.critical("state database %s was corrupt (%s): moved aside to %s, "
-                             "started a fresh one", path, damage, moved.name)
+                log.critical(
+                    "state database %s was corrupt (%s): moved aside to %s, started a fresh one",
+                    path,
+                    damage,
+                    moved.name,
+                )
             store = await cls._open_file(path, clock)
         except (sqlite3.Error, OSError) as exc:
             problem = storage_problem(exc)
@@ -242,7 +255,8 @@ class Store:
         log.critical(
             "state database %s not writable (%s): running from memory, NOT durable; "
             "alarms still page, nothing is kept across a restart until it can be written",
-            self.path, detail,
+            self.path,
+            detail,
         )
 
     async def _degrade(self, problem: str) -> None:
@@ -296,8 +310,10 @@ class Store:
                     set_aside(self.path, "stale", self._clock(), main=False)
                 if ident is not None and self._ident is not None and ident != self._ident:
                     moved = set_aside(self.path, "replaced", self._clock())
-                    log.warning("state database: the file that replaced ours was moved aside "
-                                "to %s", moved.name)
+                    log.warning(
+                        "state database: the file that replaced ours was moved aside to %s",
+                        moved.name,
+                    )
                 disk = await _connect_file(self.path)
                 # from here the file at the path is ours, even if the copy fails half way
                 self._ident = _ident(self.path)
@@ -314,8 +330,12 @@ class Store:
             old, self._conn = self._conn, disk
             self._ident = _ident(self.path)
             await old.close()
-            log.warning("state database %s writable again: durable again (was: %s, for %.0f s)",
-                        self.path, self.problem, self._clock() - (self.problem_since or 0))
+            log.warning(
+                "state database %s writable again: durable again (was: %s, for %.0f s)",
+                self.path,
+                self.problem,
+                self._clock() - (self.problem_since or 0),
+            )
             self.durable = True
             self.problem = None
             self.problem_since = None
@@ -384,8 +404,9 @@ class Store:
         current = int(row[0]) if row else 0
         for number, script in enumerate(CORE_MIGRATIONS[current:], start=current + 1):
 
-            async def apply(db: aiosqlite.Connection, script: str = script,
-                            number: int = number) -> None:
+            async def apply(
+                db: aiosqlite.Connection, script: str = script, number: int = number
+            ) -> None:
                 for statement in _statements(script):
                     await db.execute(statement)
                 await db.execute(f"PRAGMA user_version={number}")
@@ -407,8 +428,9 @@ class Store:
             )
         for number, script in enumerate(migrations[current:], start=current + 1):
 
-            async def apply(db: aiosqlite.Connection, script: str = script,
-                            number: int = number) -> None:
+            async def apply(
+                db: aiosqlite.Connection, script: str = script, number: int = number
+            ) -> None:
                 await _apply_one(db, owner, number, script)
 
             await self._write_at_start(apply)
@@ -478,8 +500,9 @@ async def _run_script(db: aiosqlite.Connection, scripts: Sequence[str], mark: st
         await db.execute("COMMIT")
 
 
-async def _apply(db: aiosqlite.Connection, owner: str, migrations: Sequence[str],
-                 current: int) -> None:
+async def _apply(
+    db: aiosqlite.Connection, owner: str, migrations: Sequence[str], current: int
+) -> None:
     for number, script in enumerate(migrations[current:], start=current + 1):
         await db.execute("BEGIN")
         await _apply_one(db, owner, number, script)

@@ -98,8 +98,7 @@ class Supervisor:
         if component.name in self._tasks:
             raise ValueError(f"component {component.name!r} is already running")
         self._components[component.name] = component
-        self.states[component.name] = TaskState(component.name,
-                                                supervised_since=self._clock())
+        self.states[component.name] = TaskState(component.name, supervised_since=self._clock())
         self._tasks[component.name] = asyncio.create_task(
             self._supervise(component), name=f"component:{component.name}"
         )
@@ -150,14 +149,20 @@ class Supervisor:
                 state.failing_since = time.time()
                 log.critical(
                     "component %s keeps failing: %d restarts within %.0f s; last error: %s",
-                    state.name, count, self.alarm_window, state.last_error,
+                    state.name,
+                    count,
+                    self.alarm_window,
+                    state.last_error,
                 )
                 changed.append(state)
             elif state.failing and count == 0 and state.state == "running":
                 state.failing = False
                 state.failing_since = None
-                log.info("component %s has run %.0f s without failing again",
-                            state.name, self.alarm_window)
+                log.info(
+                    "component %s has run %.0f s without failing again",
+                    state.name,
+                    self.alarm_window,
+                )
                 changed.append(state)
         return changed
 
@@ -181,8 +186,9 @@ class Supervisor:
                 # the crash is the error while it restarts or keeps failing; once it runs
                 # again, its own current error (say, target missing) comes before a crash
                 # of weeks ago, which stays in last_crash
-                "last_error": (state.last_error if crashing
-                               else detail.get("last_error") or state.last_error),
+                "last_error": (
+                    state.last_error if crashing else detail.get("last_error") or state.last_error
+                ),
                 "last_crash": state.last_error,
                 "last_error_ts": state.last_error_ts,
             }

@@ -13,8 +13,7 @@ from sentinel.advice.transport import transport_advice
 from sentinel.config import Config
 
 
-def advisories(config: Config, *, user: str | None = None,
-               readability: bool = True) -> list[str]:
+def advisories(config: Config, *, user: str | None = None, readability: bool = True) -> list[str]:
     """Every warning for this config. `user`: check file access as this account (the
     service user) instead of the caller. `readability=False` leaves out the walk of the
     replication sources (`run`: the daemon names each unreadable file it meets, and a walk

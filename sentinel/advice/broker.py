@@ -22,7 +22,7 @@ def broker_advice(config: Config) -> list[str]:
         return [
             f"{where} and sentinel connects with neither TLS nor a login: the broker "
             "accepts anonymous clients, so anyone on that network can forge sensor readings "
-            "or clear an alarm (a fake {\"water_leak\": false}). Give each client an account "
+            'or clear an alarm (a fake {"water_leak": false}). Give each client an account '
             f"and an ACL, and use TLS off this host: see {DOC}"
         ]
     if not mqtt.tls:

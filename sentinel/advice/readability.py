@@ -36,12 +36,12 @@ class UnknownUser(LookupError):
     """`--user` names no account on this host."""
 
 
-def readability_advice(config: Config, user: str | None, *,
-                       budget: float = BUDGET) -> list[str]:
+def readability_advice(config: Config, user: str | None, *, budget: float = BUDGET) -> list[str]:
     if not config.replication:
         return []
-    sources = [(str(rc.source), Filters(tuple(rc.include), tuple(rc.exclude)))
-               for rc in config.replication]
+    sources = [
+        (str(rc.source), Filters(tuple(rc.include), tuple(rc.exclude))) for rc in config.replication
+    ]
     if user is None:
         if os.geteuid() == 0:
             return []  # root reads everything: only `--user` tells something
@@ -53,8 +53,10 @@ def readability_advice(config: Config, user: str | None, *,
     if account.pw_uid == os.geteuid():
         return _report(_walk(sources, budget), user)
     if os.geteuid() != 0:
-        return [f"cannot check which documents {user} may read: only root can act as another "
-                f"account (run check-config as root, or as {user})"]
+        return [
+            f"cannot check which documents {user} may read: only root can act as another "
+            f"account (run check-config as root, or as {user})"
+        ]
     return _report(_walk_as(account, sources, budget), user)
 
 
@@ -73,20 +75,29 @@ def _walk(sources: list[tuple[str, Filters]], budget: float) -> list[dict[str, A
     for root, filters in sources:
         began = time.monotonic()
         first, seen, complete = first_unreadable(
-            root, lambda rel, is_dir, f=filters: f.excluded(rel, is_dir=is_dir),
-            deadline=deadline)
+            root, lambda rel, is_dir, f=filters: f.excluded(rel, is_dir=is_dir), deadline=deadline
+        )
         # the first sync writes the source marker, but under the unit the store is
         # read-only (ReadOnlyPaths=) whatever the account may write: without the marker
         # the first start pages "source missing"
         marker = os.path.join(root, SOURCE_MARKER)
         no_marker = os.path.isdir(root) and not os.path.lexists(marker)
-        out.append({"source": root, "first": first, "seen": seen, "complete": complete,
-                    "seconds": round(time.monotonic() - began, 3), "no_marker": no_marker})
+        out.append(
+            {
+                "source": root,
+                "first": first,
+                "seen": seen,
+                "complete": complete,
+                "seconds": round(time.monotonic() - began, 3),
+                "no_marker": no_marker,
+            }
+        )
     return out
 
 
-def _walk_as(account: pwd.struct_passwd, sources: list[tuple[str, Filters]],
-             budget: float) -> list[dict[str, Any]]:
+def _walk_as(
+    account: pwd.struct_passwd, sources: list[tuple[str, Filters]], budget: float
+) -> list[dict[str, Any]]:
     """The walk in a child that is `account` (uid, gid, supplementary groups) for real."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -143,17 +154,20 @@ def _report(results: list[dict[str, Any]], user: str) -> list[str]:
                 f"replication source {root}: no {SOURCE_MARKER} marker, and the service may "
                 "only read the store, so its first sync cannot write it and would page "
                 f"'source missing'; write it once as root (it also grants read access): "
-                f"sudo scripts/install.sh grant-read {shlex.quote(root)}")
+                f"sudo scripts/install.sh grant-read {shlex.quote(root)}"
+            )
         if r["first"] is not None:
             path = root if r["first"] == "." else f"{root}/{r['first']}"
             lines.append(
                 f"replication source {root}: {user} may not read {path} (the first such "
                 f"path; it would not be replicated). Grant read access: sudo "
                 f"scripts/install.sh grant-read {shlex.quote(root)} --user {shlex.quote(user)} "
-                "(ACLs, docs/install.md)")
+                "(ACLs, docs/install.md)"
+            )
         elif not r["complete"]:
             lines.append(
                 f"replication source {root}: readable by {user} as far as checked ({r['seen']} "
                 f"paths in {r['seconds']:.1f}s, then the time ran out); the daemon names any "
-                "document it cannot read when it meets it")
+                "document it cannot read when it meets it"
+            )
     return lines

@@ -13,9 +13,11 @@ from backup.target import TargetError, parse_target, rsyncd_host
 from sentinel.advice.loopback import is_loopback
 from sentinel.config import Config
 
-_FIX = ("use an ssh target (user@host: with rrsync, or user@host::module), or wrap the "
-        "daemon in stunnel and point the target at the local stunnel client, "
-        "rsync://user@127.0.0.1:PORT/module (docs/transport.md)")
+_FIX = (
+    "use an ssh target (user@host: with rrsync, or user@host::module), or wrap the "
+    "daemon in stunnel and point the target at the local stunnel client, "
+    "rsync://user@127.0.0.1:PORT/module (docs/transport.md)"
+)
 
 
 def transport_advice(config: Config) -> list[str]:
@@ -27,7 +29,8 @@ def transport_advice(config: Config) -> list[str]:
                 f"replication {rc.name!r}: target {rc.target} is a plain rsync daemon on "
                 f"{host}: the official records it ships cross the network unencrypted, "
                 "readable and alterable by anyone on the path, and its password login can "
-                f"be captured and guessed offline; {_FIX}")
+                f"be captured and guessed offline; {_FIX}"
+            )
         # The history (backup drill) is not checked: its validator admits only a local
         # path or user@host::module, both of which stay off the clear-text daemon protocol.
         receipt = rc.keeper.receipt if rc.keeper else None
@@ -36,8 +39,9 @@ def transport_advice(config: Config) -> list[str]:
             advice.append(
                 f"replication {rc.name!r}: keeper receipt {receipt} is read from a plain "
                 f"rsync daemon on {host}: anyone on the path can forge the keeper's "
-                "\"data safe as of\" answer, and the password login can be captured and "
-                f"guessed offline; {_FIX}")
+                '"data safe as of" answer, and the password login can be captured and '
+                f"guessed offline; {_FIX}"
+            )
     return advice
 
 

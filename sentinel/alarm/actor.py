@@ -49,11 +49,16 @@ class Actor:
         )
 
     def as_args(self) -> dict[str, Any]:
-        return {"by": self.declared, "uid": self.uid, "user": self.user,
-                "sudo_uid": self.sudo_uid, "sudo_user": self.sudo_user}
+        return {
+            "by": self.declared,
+            "uid": self.uid,
+            "user": self.user,
+            "sudo_uid": self.sudo_uid,
+            "sudo_user": self.sudo_user,
+        }
 
     def describe(self) -> str:
-        """"kim (uid 0 root, sudo from uid 1000 alice)": what messages and history show."""
+        """ "kim (uid 0 root, sudo from uid 1000 alice)": what messages and history show."""
         parts = []
         if self.uid is not None:
             parts.append(f"uid {self.uid} {self.user or '?'}")
@@ -65,7 +70,7 @@ class Actor:
         return f"{self.declared} ({', '.join(parts)})"
 
     def short(self) -> str:
-        """"mallory(alice)": the declared name, and the person behind it when different
+        """ "mallory(alice)": the declared name, and the person behind it when different
         (sudo's user, else the real uid's), for an SMS."""
         person = self.sudo_user or self.user
         if person is None or person == self.declared:

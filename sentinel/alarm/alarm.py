@@ -27,10 +27,33 @@ CANCELLED = "cancelled"  # cleared during the trip hold: never fired
 ACTIVE = (PENDING, FIRING, ACKNOWLEDGED)
 
 ROW_COLUMNS = (
-    "id", "n", "subject", "condition", "sensor_id", "location", "kind", "unit", "state",
-    "severity", "value", "reason", "opened", "fired", "last_notified", "escalation",
-    "acked_by", "acked_at", "clear_since", "latched", "unpaged", "direction", "closed",
-    "updated", "cause", "params", "peak",
+    "id",
+    "n",
+    "subject",
+    "condition",
+    "sensor_id",
+    "location",
+    "kind",
+    "unit",
+    "state",
+    "severity",
+    "value",
+    "reason",
+    "opened",
+    "fired",
+    "last_notified",
+    "escalation",
+    "acked_by",
+    "acked_at",
+    "clear_since",
+    "latched",
+    "unpaged",
+    "direction",
+    "closed",
+    "updated",
+    "cause",
+    "params",
+    "peak",
 )
 # (code, parameters) of alerts/reasons.py: the reason as each language words it
 Cause = tuple[str, dict[str, Any]]
@@ -59,10 +82,35 @@ class Alarm:
     """State of one condition of one subject (a sensor or a combined rule)."""
 
     __slots__ = (
-        "acked_at", "acked_by", "alarm_id", "cause", "clear_since", "condition", "direction",
-        "escalation", "fired", "kind", "last_notified", "latched", "location", "n", "opened",
-        "peak", "policy", "reason", "sensor_id", "severity", "state", "subject", "target",
-        "target_cause", "target_reason", "target_since", "unit", "unpaged", "value",
+        "acked_at",
+        "acked_by",
+        "alarm_id",
+        "cause",
+        "clear_since",
+        "condition",
+        "direction",
+        "escalation",
+        "fired",
+        "kind",
+        "last_notified",
+        "latched",
+        "location",
+        "n",
+        "opened",
+        "peak",
+        "policy",
+        "reason",
+        "sensor_id",
+        "severity",
+        "state",
+        "subject",
+        "target",
+        "target_cause",
+        "target_reason",
+        "target_since",
+        "unit",
+        "unpaged",
+        "value",
     )
 
     def __init__(
@@ -182,8 +230,15 @@ class Alarm:
                 self.acked_by = self.acked_at = None
                 self.last_notified = now
                 raised = (self.cause[0], {**self.cause[1], "note": reasons.RAISED})
-                out.append(self._record(now, before, f"severity raised: {self.reason}",
-                                        EventType.FIRING, cause=raised))
+                out.append(
+                    self._record(
+                        now,
+                        before,
+                        f"severity raised: {self.reason}",
+                        EventType.FIRING,
+                        cause=raised,
+                    )
+                )
             elif RANK[target] < RANK[self.severity]:
                 self.severity = target
                 out.append(self._record(now, self.state, f"severity lowered: {self.reason}"))
@@ -216,8 +271,12 @@ class Alarm:
         self.unpaged = False
         out = [self._record(now, FIRING, f"acknowledged by {by}", EventType.ACKNOWLEDGED)]
         if self.latched:
-            self._resolve(now, f"acknowledged by {by} after the condition cleared", out,
-                          (reasons.ACKED_CLEARED, {"by": by}))
+            self._resolve(
+                now,
+                f"acknowledged by {by} after the condition cleared",
+                out,
+                (reasons.ACKED_CLEARED, {"by": by}),
+            )
             return "acknowledged and resolved (the condition had cleared)", out
         return "acknowledged", out
 
@@ -234,8 +293,9 @@ class Alarm:
 
     # -- notification timing (driven by the engine's tick) ---------------------------------
 
-    def notify(self, now: float, event: str, reason: str, tags: tuple[str, ...] = (),
-               note: str = "") -> Transition:
+    def notify(
+        self, now: float, event: str, reason: str, tags: tuple[str, ...] = (), note: str = ""
+    ) -> Transition:
         """A message about an unchanged state: repeat, escalation, page after a silence."""
         cause = (self.cause[0], {**self.cause[1], "note": note}) if note else None
         return self._record(now, self.state, reason, event, tags, cause)
@@ -276,19 +336,49 @@ class Alarm:
         assert self.alarm_id is not None and self.severity is not None
         code, params = self.cause if cause is None else cause
         return Transition(
-            self.alarm_id, now, before, self.state, self.severity, reason, event, tags,
-            self.row(now), cause=code, params=params,
+            self.alarm_id,
+            now,
+            before,
+            self.state,
+            self.severity,
+            reason,
+            event,
+            tags,
+            self.row(now),
+            cause=code,
+            params=params,
         )
 
     def row(self, now: float) -> tuple[Any, ...]:
         closed = now if self.state in (RESOLVED, CANCELLED) else None
         return (
-            self.alarm_id, self.n, self.subject, self.condition, self.sensor_id, self.location,
-            self.kind, self.unit, self.state, self.severity, dump_value(self.value),
-            self.reason, self.opened, self.fired, self.last_notified, self.escalation,
-            self.acked_by, self.acked_at, self.clear_since, int(self.latched),
-            int(self.unpaged), self.direction, closed, now, self.cause[0],
-            json.dumps(self.cause[1], ensure_ascii=False), self.peak,
+            self.alarm_id,
+            self.n,
+            self.subject,
+            self.condition,
+            self.sensor_id,
+            self.location,
+            self.kind,
+            self.unit,
+            self.state,
+            self.severity,
+            dump_value(self.value),
+            self.reason,
+            self.opened,
+            self.fired,
+            self.last_notified,
+            self.escalation,
+            self.acked_by,
+            self.acked_at,
+            self.clear_since,
+            int(self.latched),
+            int(self.unpaged),
+            self.direction,
+            closed,
+            now,
+            self.cause[0],
+            json.dumps(self.cause[1], ensure_ascii=False),
+            self.peak,
         )
 
     def load(self, row: Any) -> None:

@@ -32,8 +32,7 @@ class StateDbError(Exception):
 
 # who may change alarms after scripts/install.sh: the database is 0640 sentinel:sentinel
 HOW_TO_WRITE = (
-    "run the command with sudo (members of group sentinel may read status but not change "
-    "alarms)"
+    "run the command with sudo (members of group sentinel may read status but not change alarms)"
 )
 EXIT_CANNOT_WRITE = 2
 EXIT_DB_ERROR = 1
@@ -45,8 +44,9 @@ def cannot_write(path: Path, why: str) -> StateDbError:
         advice = "the file system holding it is mounted read-only"
     else:
         advice = HOW_TO_WRITE
-    return StateDbError(f"cannot write the state database {path}: {why}; {advice}",
-                        EXIT_CANNOT_WRITE)
+    return StateDbError(
+        f"cannot write the state database {path}: {why}; {advice}", EXIT_CANNOT_WRITE
+    )
 
 
 def explain(path: Path, exc: sqlite3.Error) -> StateDbError:
@@ -105,13 +105,12 @@ def connect(state_dir: Path) -> sqlite3.Connection:
 
 
 def find_alarm(conn: sqlite3.Connection, text: str) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT * FROM alarm_alarms WHERE id = ?", (normalize(text),)
-    ).fetchone()
+    return conn.execute("SELECT * FROM alarm_alarms WHERE id = ?", (normalize(text),)).fetchone()
 
 
-def add_command(conn: sqlite3.Connection, command: str, args: dict[str, Any],
-                now: float | None = None) -> int:
+def add_command(
+    conn: sqlite3.Connection, command: str, args: dict[str, Any], now: float | None = None
+) -> int:
     cur = conn.execute(
         "INSERT INTO alarm_commands(command, args, created) VALUES (?, ?, ?)",
         (command, json.dumps(args), time.time() if now is None else now),

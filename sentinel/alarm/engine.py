@@ -68,8 +68,13 @@ CONDITION_KINDS = {
     "combined": "combined",
 }
 ALWAYS_SILENCEABLE = frozenset(
-    {EventType.FIRING, EventType.REPEAT, EventType.ESCALATED, EventType.RESOLVED,
-     EventType.ACKNOWLEDGED}
+    {
+        EventType.FIRING,
+        EventType.REPEAT,
+        EventType.ESCALATED,
+        EventType.RESOLVED,
+        EventType.ACKNOWLEDGED,
+    }
 )
 PAGES = frozenset({EventType.FIRING, EventType.REPEAT, EventType.ESCALATED})
 
@@ -183,14 +188,11 @@ class Engine:
         for room in keeper.rooms if keeper is not None else ():
             # a room's pages name where it is ("군청 전산실"), not its id
             sid = f"room:{room.name}"
-            self._sensors[sid] = SensorInfo(sid, room.where, "room_silent", None,
-                                            configured=False)
+            self._sensors[sid] = SensorInfo(sid, room.where, "room_silent", None, configured=False)
         for sid, info in previous.items():  # replication health seen so far stays known
             if not info.configured and sid not in self._sensors:
                 self._sensors[sid] = info
-        self._rules = RuleBook(
-            config.rules, self._settings, {s.id: s.kind for s in config.sensors}
-        )
+        self._rules = RuleBook(config.rules, self._settings, {s.id: s.kind for s in config.sensors})
         self._combined_by_sensor: dict[str, list[CombinedRule]] = {}
         for rule in self._rules.combined:
             for term in rule.terms:
@@ -241,13 +243,13 @@ class Engine:
             row = await cur.fetchone()
         self._silence_seq = int(row[0]) if row else 0
         async with db.execute(
-            "SELECT id, kind, location, configured, value, value_ts, unit, fault "
-            "FROM alarm_sensors"
+            "SELECT id, kind, location, configured, value, value_ts, unit, fault FROM alarm_sensors"
         ) as cur:
             for r in await cur.fetchall():
                 if not r["configured"] and r["id"] not in self._sensors:
-                    self._sensors[r["id"]] = SensorInfo(r["id"], r["location"], r["kind"], None,
-                                                        configured=False)
+                    self._sensors[r["id"]] = SensorInfo(
+                        r["id"], r["location"], r["kind"], None, configured=False
+                    )
                 if r["value_ts"] is not None:
                     latest = Latest(load_value(r["value"]), r["unit"], r["value_ts"], r["fault"])
                     self._latest[(r["id"], r["kind"])] = latest
@@ -255,12 +257,19 @@ class Engine:
             rows = await cur.fetchall()
         out: list[Transition] = []
         for r in rows:
-            alarm = self._alarm(r["subject"], r["condition"], r["sensor_id"], r["kind"],
-                                r["unit"], location=r["location"])
+            alarm = self._alarm(
+                r["subject"],
+                r["condition"],
+                r["sensor_id"],
+                r["kind"],
+                r["unit"],
+                location=r["location"],
+            )
             alarm.load(r)
             if not self._known_subject(alarm.subject, alarm.condition, alarm.kind):
-                out += alarm.resolve(now, "its sensor or rule was removed from the config",
-                                     (reasons.REMOVED, {}))
+                out += alarm.resolve(
+                    now, "its sensor or rule was removed from the config", (reasons.REMOVED, {})
+                )
         async with db.execute(
             "SELECT id, sensor_id, until, reason, created_by FROM alarm_silences "
             "WHERE ended IS NULL"
@@ -309,8 +318,9 @@ class Engine:
         out: list[Transition] = []
         for key, alarm in list(self._alarms.items()):
             if not self._known_subject(alarm.subject, alarm.condition, alarm.kind):
-                out += alarm.resolve(now, "its sensor or rule was removed from the config",
-                                     (reasons.REMOVED, {}))
+                out += alarm.resolve(
+                    now, "its sensor or rule was removed from the config", (reasons.REMOVED, {})
+                )
                 del self._alarms[key]
         for sid in self._sensors:
             self._last_seen.setdefault(sid, now)
@@ -318,8 +328,13 @@ class Engine:
         self._declare_sensors(self._sensors.values())
         configured = [s.id for s in self._sensors.values() if s.configured]
         marks = ",".join("?" for _ in configured)
-        self._ops.append(("sql", f"DELETE FROM alarm_sensors WHERE configured = 1 AND id NOT IN "
-                                 f"({marks})", tuple(configured)))
+        self._ops.append(
+            (
+                "sql",
+                f"DELETE FROM alarm_sensors WHERE configured = 1 AND id NOT IN ({marks})",
+                tuple(configured),
+            )
+        )
         await self._commit()
 
     def _declare_sensors(self, sensors: Iterable[SensorInfo]) -> None:
@@ -347,9 +362,19 @@ class Engine:
         elif reading.fault is not None:
             self._last_seen[sid] = now
             self._remember(sid, kind, None, reading.unit, now, reading.fault)
-            self._update(out, info, "fault", kind, WARNING, None, "",
-                         f"sensor fault: {reading.fault}", now, self._fault_policy,
-                         (reasons.FAULT, {"fault": reading.fault}))
+            self._update(
+                out,
+                info,
+                "fault",
+                kind,
+                WARNING,
+                None,
+                "",
+                f"sensor fault: {reading.fault}",
+                now,
+                self._fault_policy,
+                (reasons.FAULT, {"fault": reading.fault}),
+            )
         else:
             self._last_seen[sid] = now
             self._sensor_is_back(info, now, out)
@@ -363,8 +388,9 @@ class Engine:
         if self._ops:
             await self._commit()
 
-    def _observe(self, info: SensorInfo, reading: Reading, now: float,
-                 out: list[Transition]) -> None:
+    def _observe(
+        self, info: SensorInfo, reading: Reading, now: float, out: list[Transition]
+    ) -> None:
         sid = info.id
         kind = reading.kind
         value = reading.value
@@ -375,17 +401,44 @@ class Engine:
             return
         if isinstance(value, bool):
             if kind == "battery_low":
-                self._update(out, info, "battery", kind, WARNING if value else None, value, "",
-                             "battery low", now, self._side_policy, (reasons.BATTERY_LOW, {}))
+                self._update(
+                    out,
+                    info,
+                    "battery",
+                    kind,
+                    WARNING if value else None,
+                    value,
+                    "",
+                    "battery low",
+                    now,
+                    self._side_policy,
+                    (reasons.BATTERY_LOW, {}),
+                )
             elif rule.severity is not None:
-                reason = (reading.detail or BOOLEAN_REASONS.get(kind)
-                          or f"{kind.replace('_', ' ')} detected")
+                reason = (
+                    reading.detail
+                    or BOOLEAN_REASONS.get(kind)
+                    or f"{kind.replace('_', ' ')} detected"
+                )
                 # a detail without a code is already worded in the alerts' language
                 cause: Cause = (
                     (reading.cause or reasons.TEXT, dict(reading.params or {}))
-                    if reading.detail else (reasons.DETECTED, {}))
-                self._update(out, info, kind, kind, rule.severity if value else None, value,
-                             unit, reason, now, rule.policy, cause)
+                    if reading.detail
+                    else (reasons.DETECTED, {})
+                )
+                self._update(
+                    out,
+                    info,
+                    kind,
+                    kind,
+                    rule.severity if value else None,
+                    value,
+                    unit,
+                    reason,
+                    now,
+                    rule.policy,
+                    cause,
+                )
             return
         if not isinstance(value, int | float):
             if kind in BOOLEAN_KINDS or rule.has_thresholds:
@@ -394,12 +447,22 @@ class Engine:
         if kind == "battery":
             key = (sid, "battery")
             current = self._alarms.get(key)
-            low = battery_low(value, rule.battery_below, current is not None
-                              and current.target is not None)
-            self._update(out, info, "battery", kind, WARNING if low else None, value, unit,
-                         f"battery {value:g}% (below {rule.battery_below:g}%)", now,
-                         self._side_policy,
-                         (reasons.BATTERY, {"value": value, "below": rule.battery_below}))
+            low = battery_low(
+                value, rule.battery_below, current is not None and current.target is not None
+            )
+            self._update(
+                out,
+                info,
+                "battery",
+                kind,
+                WARNING if low else None,
+                value,
+                unit,
+                f"battery {value:g}% (below {rule.battery_below:g}%)",
+                now,
+                self._side_policy,
+                (reasons.BATTERY, {"value": value, "below": rule.battery_below}),
+            )
             return
         if rule.has_thresholds:
             key = (sid, kind)
@@ -412,9 +475,14 @@ class Engine:
                 if target is not None:
                     alarm.direction = new_direction
                 limit = _limit(rule, target, new_direction)
-                cause = NO_CAUSE if target is None else (
-                    reasons.HIGH if new_direction == "high" else reasons.LOW,
-                    {"value": value, "limit": limit, "unit": unit})
+                cause = (
+                    NO_CAUSE
+                    if target is None
+                    else (
+                        reasons.HIGH if new_direction == "high" else reasons.LOW,
+                        {"value": value, "limit": limit, "unit": unit},
+                    )
+                )
                 out += alarm.update(target, value, reason, now, self._new_id, cause)
         if rule.rate_of_rise is not None:
             tracker = self._rates.get(sid)
@@ -424,15 +492,25 @@ class Engine:
             if rate is not None:
                 target = rule.rate_severity if rate >= rule.rate_of_rise else None
                 self._update(
-                    out, info, "rate", kind, target, value, unit,
+                    out,
+                    info,
+                    "rate",
+                    kind,
+                    target,
+                    value,
+                    unit,
                     f"rising {rate:.1f}{unit}/min (limit {rule.rate_of_rise:g}{unit}/min)",
-                    now, rule.policy,
-                    (reasons.RATE, {"rate": round(rate, 1), "limit": rule.rate_of_rise,
-                                    "unit": unit}),
+                    now,
+                    rule.policy,
+                    (
+                        reasons.RATE,
+                        {"rate": round(rate, 1), "limit": rule.rate_of_rise, "unit": unit},
+                    ),
                 )
 
-    def _remember(self, sid: str, kind: str, value: Any, unit: str, now: float,
-                  fault: str | None) -> None:
+    def _remember(
+        self, sid: str, kind: str, value: Any, unit: str, now: float, fault: str | None
+    ) -> None:
         key = (sid, kind)
         latest = self._latest.get(key)
         if latest is None:
@@ -454,9 +532,20 @@ class Engine:
                 self.history_dropped += HISTORY_BUFFER_MAX // 10
             self._history.append((sid, kind, now, value))
 
-    def _update(self, out: list[Transition], info: SensorInfo, condition: str, kind: str,
-                target: str | None, value: Any, unit: str, reason: str, now: float,
-                policy: Policy, cause: Cause = NO_CAUSE) -> None:
+    def _update(
+        self,
+        out: list[Transition],
+        info: SensorInfo,
+        condition: str,
+        kind: str,
+        target: str | None,
+        value: Any,
+        unit: str,
+        reason: str,
+        now: float,
+        policy: Policy,
+        cause: Cause = NO_CAUSE,
+    ) -> None:
         alarm = self._alarms.get((info.id, condition))
         if alarm is None:
             if target is None:
@@ -464,22 +553,33 @@ class Engine:
             alarm = self._alarm(info.id, condition, info.id, kind, unit, info.location, policy)
         out += alarm.update(target, value, reason, now, self._new_id, cause)
 
-    def _alarm(self, subject: str, condition: str, sensor_id: str, kind: str, unit: str,
-               location: str, policy: Policy | None = None) -> Alarm:
+    def _alarm(
+        self,
+        subject: str,
+        condition: str,
+        sensor_id: str,
+        kind: str,
+        unit: str,
+        location: str,
+        policy: Policy | None = None,
+    ) -> Alarm:
         key = (subject, condition)
         alarm = self._alarms.get(key)
         if alarm is None:
             alarm = self._alarms[key] = Alarm(
-                subject, condition, sensor_id=sensor_id, location=location,
-                kind=CONDITION_KINDS.get(condition, kind), unit=unit,
+                subject,
+                condition,
+                sensor_id=sensor_id,
+                location=location,
+                kind=CONDITION_KINDS.get(condition, kind),
+                unit=unit,
                 policy=policy or self._policy_for(subject, condition, kind),
             )
         return alarm
 
     def _new_id(self) -> tuple[int, str]:
         self._seq += 1
-        self._ops.append(("sql", "UPDATE alarm_seq SET n = max(n, ?) WHERE id = 1",
-                          (self._seq,)))
+        self._ops.append(("sql", "UPDATE alarm_seq SET n = max(n, ?) WHERE id = 1", (self._seq,)))
         return self._seq, alarm_id(self._seq)
 
     def _unknown(self, sid: str) -> None:
@@ -490,13 +590,24 @@ class Engine:
 
     # -- sensor presence --------------------------------------------------------------------
 
-    def _availability(self, info: SensorInfo, value: Any, now: float,
-                      out: list[Transition]) -> None:
+    def _availability(
+        self, info: SensorInfo, value: Any, now: float, out: list[Transition]
+    ) -> None:
         if value is False:
             self._offline.add(info.id)
-            self._update(out, info, "lost", info.kind, WARNING, None, "",
-                         "sensor offline (its gateway says so)", now, self._side_policy,
-                         (reasons.OFFLINE, {}))
+            self._update(
+                out,
+                info,
+                "lost",
+                info.kind,
+                WARNING,
+                None,
+                "",
+                "sensor offline (its gateway says so)",
+                now,
+                self._side_policy,
+                (reasons.OFFLINE, {}),
+            )
         elif value is True:
             self._last_seen[info.id] = now
             self._sensor_is_back(info, now, out)
@@ -519,11 +630,19 @@ class Engine:
                 continue
             silent_for = now - self._last_seen.get(sid, now)
             if silent_for > info.max_age:
-                self._update(out, info, "lost", info.kind, WARNING, None, "",
-                             f"no reading for {silent_for:.0f}s (max_age {info.max_age:g}s)",
-                             now, self._side_policy,
-                             (reasons.SILENT, {"silent_for": round(silent_for),
-                                               "max_age": info.max_age}))
+                self._update(
+                    out,
+                    info,
+                    "lost",
+                    info.kind,
+                    WARNING,
+                    None,
+                    "",
+                    f"no reading for {silent_for:.0f}s (max_age {info.max_age:g}s)",
+                    now,
+                    self._side_policy,
+                    (reasons.SILENT, {"silent_for": round(silent_for), "max_age": info.max_age}),
+                )
 
     # -- combined rules ---------------------------------------------------------------------
 
@@ -543,8 +662,12 @@ class Engine:
                 break
             value = latest.value
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            said: dict[str, Any] = {"sensor": term.sensor, "kind": kind, "value": value,
-                                    "unit": latest.unit}
+            said: dict[str, Any] = {
+                "sensor": term.sensor,
+                "kind": kind,
+                "value": value,
+                "unit": latest.unit,
+            }
             if term.above is not None:
                 ok = numeric and value > term.above
                 part = f"{term.sensor} {value}{latest.unit} > {term.above:g}"
@@ -572,11 +695,18 @@ class Engine:
                 where = info.location if info else term.sensor
                 if where not in locations:
                     locations.append(where)
-            alarm = self._alarm(rule.name, "combined", rule.name, "combined", "",
-                                ", ".join(locations), rule.policy)
+            alarm = self._alarm(
+                rule.name, "combined", rule.name, "combined", "", ", ".join(locations), rule.policy
+            )
         target = rule.severity if holds else None
-        out += alarm.update(target, None, f"{rule.name}: " + " and ".join(parts), now,
-                            self._new_id, (reasons.COMBINED, {"name": rule.name, "parts": coded}))
+        out += alarm.update(
+            target,
+            None,
+            f"{rule.name}: " + " and ".join(parts),
+            now,
+            self._new_id,
+            (reasons.COMBINED, {"name": rule.name, "parts": coded}),
+        )
 
     # -- time -------------------------------------------------------------------------------
 
@@ -608,9 +738,14 @@ class Engine:
         if alarm.unpaged:
             alarm.unpaged = False
             alarm.last_notified = now
-            out.append(alarm.notify(now, EventType.FIRING,
-                                    f"still firing after its silence ended: {alarm.reason}",
-                                    note=reasons.AFTER_SILENCE))
+            out.append(
+                alarm.notify(
+                    now,
+                    EventType.FIRING,
+                    f"still firing after its silence ended: {alarm.reason}",
+                    note=reasons.AFTER_SILENCE,
+                )
+            )
             return
         policy = alarm.policy
         if policy.escalation and alarm.fired is not None:
@@ -618,13 +753,21 @@ class Engine:
             if due > alarm.escalation:
                 alarm.escalation = due
                 tags = policy.escalation[due - 1][1]
-                out.append(alarm.notify(
-                    now, EventType.ESCALATED,
-                    f"unacknowledged for {now - alarm.fired:.0f}s: {alarm.reason}", tags))
+                out.append(
+                    alarm.notify(
+                        now,
+                        EventType.ESCALATED,
+                        f"unacknowledged for {now - alarm.fired:.0f}s: {alarm.reason}",
+                        tags,
+                    )
+                )
         repeat = policy.repeat
         if repeat is None:
-            repeat = (self._settings.repeat_critical if alarm.severity == "critical"
-                      else self._settings.repeat_warning)
+            repeat = (
+                self._settings.repeat_critical
+                if alarm.severity == "critical"
+                else self._settings.repeat_warning
+            )
         if repeat and alarm.last_notified is not None and now - alarm.last_notified >= repeat:
             alarm.last_notified = now
             out.append(alarm.notify(now, EventType.REPEAT, f"still firing: {alarm.reason}"))
@@ -643,18 +786,29 @@ class Engine:
             limit, key = silence_limit(self._settings, everything=s.sensor_id is None)
             if s.until > now + limit:
                 s.until = now + limit
-                self._ops.append(("sql", "UPDATE alarm_silences SET until = ? WHERE id = ?",
-                                  (s.until, s.id)))
-                log.warning("silence #%d of %s now ends in %s ([alarms] %s)", s.id,
-                            s.describe(), format_duration(limit), key)
+                self._ops.append(
+                    ("sql", "UPDATE alarm_silences SET until = ? WHERE id = ?", (s.until, s.id))
+                )
+                log.warning(
+                    "silence #%d of %s now ends in %s ([alarms] %s)",
+                    s.id,
+                    s.describe(),
+                    format_duration(limit),
+                    key,
+                )
 
     def _expire_silences(self, now: float) -> None:
         keep: list[Silence] = []
         for s in self._silences:
             if s.until <= now:
-                self._ops.append(("sql", "UPDATE alarm_silences SET ended = ?, ended_by = ? "
-                                         "WHERE id = ? AND ended IS NULL",
-                                  (s.until, "expired", s.id)))
+                self._ops.append(
+                    (
+                        "sql",
+                        "UPDATE alarm_silences SET ended = ?, ended_by = ? "
+                        "WHERE id = ? AND ended IS NULL",
+                        (s.until, "expired", s.id),
+                    )
+                )
                 log.info("silence #%d of %s expired", s.id, s.describe())
             else:
                 keep.append(s)
@@ -681,8 +835,13 @@ class Engine:
                 out = []
             log.info("command #%d %s: %s", row["id"], row["command"], result)
             self._queue(out)
-            self._ops.append(("sql", "UPDATE alarm_commands SET applied = ?, result = ? "
-                                     "WHERE id = ?", (now, result, row["id"])))
+            self._ops.append(
+                (
+                    "sql",
+                    "UPDATE alarm_commands SET applied = ?, result = ? WHERE id = ?",
+                    (now, result, row["id"]),
+                )
+            )
         await self._commit()
 
     async def acknowledge(self, alarm: str, by: str) -> str:
@@ -707,8 +866,9 @@ class Engine:
         await self._commit()
         return result
 
-    def _command(self, command: str, args: dict[str, Any], created: float, now: float,
-                 out: list[Transition]) -> str:
+    def _command(
+        self, command: str, args: dict[str, Any], created: float, now: float, out: list[Transition]
+    ) -> str:
         actor = Actor.from_args(args)
         reason = str(args.get("reason") or "")
         target: Any = ""
@@ -729,25 +889,52 @@ class Engine:
                     break
         elif command == "silence":
             target = args.get("sensor")
-            result, until = self._add_silence(target, float(args["duration"]), reason, actor,
-                                              created, now)
+            result, until = self._add_silence(
+                target, float(args["duration"]), reason, actor, created, now
+            )
         elif command == "unsilence":
             target = args.get("target")
             result = self._end_silences(target, reason, actor, now)
         else:
             return f"unknown command {command!r}"
-        self._ops.append(("sql", _INSERT_ACTION, (
-            now, created, command, "all" if target is None else str(target), until, reason,
-            actor.declared, actor.uid, actor.user, actor.sudo_uid, actor.sudo_user, result)))
+        self._ops.append(
+            (
+                "sql",
+                _INSERT_ACTION,
+                (
+                    now,
+                    created,
+                    command,
+                    "all" if target is None else str(target),
+                    until,
+                    reason,
+                    actor.declared,
+                    actor.uid,
+                    actor.user,
+                    actor.sudo_uid,
+                    actor.sudo_user,
+                    result,
+                ),
+            )
+        )
         return result
 
-    def _add_silence(self, sensor: str | None, duration: float, reason: str, actor: Actor,
-                     created: float, now: float) -> tuple[str, float | None]:
+    def _add_silence(
+        self,
+        sensor: str | None,
+        duration: float,
+        reason: str,
+        actor: Actor,
+        created: float,
+        now: float,
+    ) -> tuple[str, float | None]:
         limit, key = silence_limit(self._settings, everything=sensor is None)
         if duration > limit:
             # the CLI refuses this already; a row from elsewhere meets the same limit
-            return (f"rejected: {format_duration(duration)} is longer than [alarms] {key} "
-                    f"({format_duration(limit)})"), None
+            return (
+                f"rejected: {format_duration(duration)} is longer than [alarms] {key} "
+                f"({format_duration(limit)})"
+            ), None
         # the silence began when the person asked, even if the daemon was down then
         until = now + duration - max(0.0, now - created)
         if until <= now:
@@ -755,42 +942,71 @@ class Engine:
         self._silence_seq += 1
         silence = Silence(self._silence_seq, sensor, until, reason, actor.declared)
         self._silences.append(silence)
-        self._ops.append((
-            "sql",
-            "INSERT INTO alarm_silences(id, sensor_id, reason, created_by, created, until) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (silence.id, sensor, silence.reason, silence.created_by, now, until),
-        ))
+        self._ops.append(
+            (
+                "sql",
+                "INSERT INTO alarm_silences(id, sensor_id, reason, created_by, created, until) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (silence.id, sensor, silence.reason, silence.created_by, now, until),
+            )
+        )
         self._announce(EventType.SILENCED, silence, reason, actor, now)
-        log.warning("silence #%d of %s for %s by %s: %s", silence.id, silence.describe(),
-                    format_duration(until - now), actor.describe(), reason)
-        return (f"silence #{silence.id} of {silence.describe()} for "
-                f"{format_duration(until - now)}"), until
+        log.warning(
+            "silence #%d of %s for %s by %s: %s",
+            silence.id,
+            silence.describe(),
+            format_duration(until - now),
+            actor.describe(),
+            reason,
+        )
+        return (
+            f"silence #{silence.id} of {silence.describe()} for {format_duration(until - now)}"
+        ), until
 
     def _end_silences(self, target: Any, reason: str, actor: Actor, now: float) -> str:
         ended = [s for s in self._silences if _matches(s, target)]
         for s in ended:
             self._silences.remove(s)
-            self._ops.append(("sql", "UPDATE alarm_silences SET ended = ?, ended_by = ? "
-                                     "WHERE id = ?", (now, actor.declared or "unsilence", s.id)))
+            self._ops.append(
+                (
+                    "sql",
+                    "UPDATE alarm_silences SET ended = ?, ended_by = ? WHERE id = ?",
+                    (now, actor.declared or "unsilence", s.id),
+                )
+            )
             self._announce(EventType.UNSILENCED, s, reason, actor, now)
         if not ended:
             return "no active silence matched"
         return "ended " + ", ".join(f"#{s.id} ({s.describe()})" for s in ended)
 
-    def _announce(self, event: EventType, silence: Silence, reason: str, actor: Actor,
-                  now: float) -> None:
+    def _announce(
+        self, event: EventType, silence: Silence, reason: str, actor: Actor, now: float
+    ) -> None:
         """A silence begun or ended reaches the info route, whatever is silenced: nobody
         should learn only from the next missed flood that the alarms were off."""
         info = None if silence.sensor_id is None else self._sensors.get(silence.sensor_id)
         location = "" if silence.sensor_id is None else silence.sensor_id
-        self._ops.append(("event", AlarmEvent(
-            alarm_id=f"S{silence.id}", event=event, severity=Severity.INFO,
-            sensor_id=silence.sensor_id or "", location=info.location if info else location,
-            kind=info.kind if info else "", value=None, unit="", reason=reason or "-", ts=now,
-            by=actor.describe(), who=actor.short(),
-            until=silence.until if event == EventType.SILENCED else None,
-        ), None))
+        self._ops.append(
+            (
+                "event",
+                AlarmEvent(
+                    alarm_id=f"S{silence.id}",
+                    event=event,
+                    severity=Severity.INFO,
+                    sensor_id=silence.sensor_id or "",
+                    location=info.location if info else location,
+                    kind=info.kind if info else "",
+                    value=None,
+                    unit="",
+                    reason=reason or "-",
+                    ts=now,
+                    by=actor.describe(),
+                    who=actor.short(),
+                    until=silence.until if event == EventType.SILENCED else None,
+                ),
+                None,
+            )
+        )
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -806,8 +1022,11 @@ class Engine:
                 if t.event == EventType.ACKNOWLEDGED:
                     # an ack is also a safety action: the info route hears of it, silenced
                     # or not; those paged for the alarm hear of it unless it is silenced
-                    tags = self._route("info") if silenced else (
-                        *(t.tags or self._route(t.severity)), *self._route("info"))
+                    tags = (
+                        self._route("info")
+                        if silenced
+                        else (*(t.tags or self._route(t.severity)), *self._route("info"))
+                    )
                     if tags:
                         event = self._event(t, tuple(dict.fromkeys(tags)))
                         notified = 1
@@ -820,9 +1039,22 @@ class Engine:
                     event = self._event(t)
                     notified = 1
             self._ops.append(("sql", _UPSERT_ALARM, t.row))
-            self._ops.append(("sql", _INSERT_TRANSITION, (
-                t.alarm_id, t.ts, t.from_state, t.to_state, t.severity, t.reason, t.event,
-                notified)))
+            self._ops.append(
+                (
+                    "sql",
+                    _INSERT_TRANSITION,
+                    (
+                        t.alarm_id,
+                        t.ts,
+                        t.from_state,
+                        t.to_state,
+                        t.severity,
+                        t.reason,
+                        t.event,
+                        notified,
+                    ),
+                )
+            )
             if event is not None:
                 self._ops.append(("event", event, None))
 
@@ -839,11 +1071,22 @@ class Engine:
     def _event(t: Transition, tags: tuple[str, ...] | None = None) -> AlarmEvent:
         row = t.row
         return AlarmEvent(
-            alarm_id=t.alarm_id, event=str(t.event), severity=t.severity, sensor_id=row[4],
-            location=row[5], kind=row[6], value=load_value(row[10]), unit=row[7],
-            reason=t.reason, ts=t.ts, tags=t.tags if tags is None else tags,
-            by=t.actor.describe() if t.actor else "", who=t.actor.short() if t.actor else "",
-            cause=t.cause, params=t.params, peak=row[ROW_COLUMNS.index("peak")] or "",
+            alarm_id=t.alarm_id,
+            event=str(t.event),
+            severity=t.severity,
+            sensor_id=row[4],
+            location=row[5],
+            kind=row[6],
+            value=load_value(row[10]),
+            unit=row[7],
+            reason=t.reason,
+            ts=t.ts,
+            tags=t.tags if tags is None else tags,
+            by=t.actor.describe() if t.actor else "",
+            who=t.actor.short() if t.actor else "",
+            cause=t.cause,
+            params=t.params,
+            peak=row[ROW_COLUMNS.index("peak")] or "",
             since=row[ROW_COLUMNS.index("fired")],
         )
 
@@ -863,8 +1106,11 @@ class Engine:
             except Exception as exc:
                 self._ops[:0] = ops
                 self.write_errors += 1
-                log.error("alarm engine: cannot record %d changes (kept, retried next tick): %s",
-                          len(ops), exc)
+                log.error(
+                    "alarm engine: cannot record %d changes (kept, retried next tick): %s",
+                    len(ops),
+                    exc,
+                )
 
     async def flush(self) -> None:
         """Write the buffered latest values and history; prune history once an hour."""
@@ -877,9 +1123,19 @@ class Engine:
             info = self._sensors.get(sid)
             if latest is None or info is None:
                 continue
-            sensors.append((sid, kind, info.location, latest.unit, info.max_age,
-                            int(info.configured), dump_value(latest.value), latest.ts,
-                            latest.fault))
+            sensors.append(
+                (
+                    sid,
+                    kind,
+                    info.location,
+                    latest.unit,
+                    info.max_age,
+                    int(info.configured),
+                    dump_value(latest.value),
+                    latest.ts,
+                    latest.fault,
+                )
+            )
         rows = [(sid, kind, ts, dump_value(value)) for sid, kind, ts, value in history]
         prune = now - self._last_prune >= PRUNE_INTERVAL
         if not sensors and not rows and not prune:
@@ -898,7 +1154,9 @@ class Engine:
                     await db.execute("DELETE FROM alarm_history WHERE ts < ?", (horizon,))
                     await db.execute(
                         "DELETE FROM alarm_transitions WHERE ts < ? AND alarm_id IN "
-                        "(SELECT id FROM alarm_alarms WHERE closed < ?)", (horizon, horizon))
+                        "(SELECT id FROM alarm_alarms WHERE closed < ?)",
+                        (horizon, horizon),
+                    )
                     await db.execute("DELETE FROM alarm_alarms WHERE closed < ?", (horizon,))
                     await db.execute("DELETE FROM alarm_commands WHERE applied < ?", (horizon,))
                     await db.execute("DELETE FROM alarm_actions WHERE ts < ?", (horizon,))

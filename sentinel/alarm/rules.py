@@ -17,10 +17,23 @@ RANK = {None: 0, WARNING: 1, CRITICAL: 2}
 
 # Kinds whose value is a bool where True is the trouble.
 BOOLEAN_KINDS = frozenset(
-    {"water_leak", "smoke", "tamper", "replication_guard", "replication_verify", "watch_limit",
-     "replication_source_missing", "replication_target_missing", "component",
-     "room_silent", "room_disaster", "landing_mass_change", "replication_keeper",
-     "replication_unreadable", "mqtt_session_lost"}
+    {
+        "water_leak",
+        "smoke",
+        "tamper",
+        "replication_guard",
+        "replication_verify",
+        "watch_limit",
+        "replication_source_missing",
+        "replication_target_missing",
+        "component",
+        "room_silent",
+        "room_disaster",
+        "landing_mass_change",
+        "replication_keeper",
+        "replication_unreadable",
+        "mqtt_session_lost",
+    }
 )
 # The reason a boolean alarm states, when "<kind> detected" would read wrong.
 BOOLEAN_REASONS = {
@@ -48,8 +61,13 @@ COMPONENT_KIND = "component"
 SESSION_KIND = "mqtt_session_lost"
 # What the keeper watches, for ids like "room:main" and "keeper:disk:/srv/keeper".
 KEEPER_KINDS = frozenset(
-    {"room_silent", "room_disaster", "landing_mass_change", "keeper_snapshot_failures",
-     "keeper_disk_free"}
+    {
+        "room_silent",
+        "room_disaster",
+        "landing_mass_change",
+        "keeper_snapshot_failures",
+        "keeper_disk_free",
+    }
 )
 # Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
 # a keeper watches.
@@ -57,8 +75,7 @@ SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND} | KEEPER_KINDS
 
 # What a minimal config gets (the "sensible defaults").
 BUILTIN: dict[str, dict[str, Any]] = {
-    "temperature": {"warn_high": 30.0, "crit_high": 35.0, "hysteresis": 1.0,
-                    "rate_window": 300.0},
+    "temperature": {"warn_high": 30.0, "crit_high": 35.0, "hysteresis": 1.0, "rate_window": 300.0},
     "humidity": {"warn_high": 80.0, "hysteresis": 2.0},
     "water_leak": {"severity": CRITICAL},
     "smoke": {"severity": CRITICAL},
@@ -94,9 +111,22 @@ BUILTIN: dict[str, dict[str, Any]] = {
 }
 
 _FIELDS = (
-    "enabled", "severity", "warn_high", "crit_high", "warn_low", "crit_low", "hysteresis",
-    "trip_hold", "clear_hold", "rate_of_rise", "rate_window", "rate_severity",
-    "battery_below", "latching", "repeat", "escalation",
+    "enabled",
+    "severity",
+    "warn_high",
+    "crit_high",
+    "warn_low",
+    "crit_low",
+    "hysteresis",
+    "trip_hold",
+    "clear_hold",
+    "rate_of_rise",
+    "rate_window",
+    "rate_severity",
+    "battery_below",
+    "latching",
+    "repeat",
+    "escalation",
 )
 
 

@@ -24,8 +24,12 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         if "no such table" in str(exc):
             return empty
         raise
-    return {"sensors": sensors, "alarms": alarms, "silences": silences,
-            "pending_commands": int(pending)}
+    return {
+        "sensors": sensors,
+        "alarms": alarms,
+        "silences": silences,
+        "pending_commands": int(pending),
+    }
 
 
 def _alarms(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -62,8 +66,15 @@ def _silences(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
         (now,),
     ).fetchall()
     return [
-        {"id": r[0], "sensor": r[1] or "all", "reason": r[2], "by": r[3], "since": r[4],
-         "until": r[5], "remaining": max(0.0, r[5] - now)}
+        {
+            "id": r[0],
+            "sensor": r[1] or "all",
+            "reason": r[2],
+            "by": r[3],
+            "since": r[4],
+            "until": r[5],
+            "remaining": max(0.0, r[5] - now),
+        }
         for r in rows
     ]
 
@@ -100,20 +111,21 @@ def _sensors(
             state = "lost"
         else:
             state = "ok"
-        silence = next(
-            (s for s in silences if s["sensor"] in ("all", sid)), None
+        silence = next((s for s in silences if s["sensor"] in ("all", sid)), None)
+        out.append(
+            {
+                "id": sid,
+                "location": location,
+                "kind": kind,
+                "value": _value(value),
+                "unit": unit,
+                "age": age,
+                "state": state,
+                "silenced": None
+                if silence is None
+                else {"id": silence["id"], "until": silence["until"], "reason": silence["reason"]},
+            }
         )
-        out.append({
-            "id": sid,
-            "location": location,
-            "kind": kind,
-            "value": _value(value),
-            "unit": unit,
-            "age": age,
-            "state": state,
-            "silenced": None if silence is None else {
-                "id": silence["id"], "until": silence["until"], "reason": silence["reason"]},
-        })
     return out
 
 

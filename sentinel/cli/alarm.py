@@ -50,17 +50,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     what = silence.add_mutually_exclusive_group(required=True)
     what.add_argument("sensor", nargs="?", metavar="SENSOR", help="sensor id or rule name")
     what.add_argument("--all", action="store_true", help="silence every alarm")
-    silence.add_argument("--for", dest="duration", required=True,
-                         help="how long, e.g. 30m or 2h (at most [alarms] max_silence, "
-                              "max_silence_all for --all)")
+    silence.add_argument(
+        "--for",
+        dest="duration",
+        required=True,
+        help="how long, e.g. 30m or 2h (at most [alarms] max_silence, max_silence_all for --all)",
+    )
     silence.add_argument("--reason", required=True, help="why (shown in status)")
     silence.add_argument("--by", help="who silences (default: your login name)")
     silence.set_defaults(func=cmd_silence)
 
     unsilence = sub.add_parser("unsilence", help="end silences early")
     target = unsilence.add_mutually_exclusive_group(required=True)
-    target.add_argument("target", nargs="?", metavar="SENSOR|SILENCE_ID",
-                        help="a sensor id, or one silence by its number (3 or S3)")
+    target.add_argument(
+        "target",
+        nargs="?",
+        metavar="SENSOR|SILENCE_ID",
+        help="a sensor id, or one silence by its number (3 or S3)",
+    )
     target.add_argument("--all", action="store_true", help="end every silence")
     unsilence.add_argument("--by", help="who ends it (default: your login name)")
     unsilence.add_argument("--reason", default="", help="why (announced with it)")
@@ -73,8 +80,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     alarms.set_defaults(func=cmd_alarms)
 
 
-def _with_db(config: Config, body: Callable[[sqlite3.Connection], int],
-             not_initialised: Callable[[NotInitialised], str] = str) -> int:
+def _with_db(
+    config: Config,
+    body: Callable[[sqlite3.Connection], int],
+    not_initialised: Callable[[NotInitialised], str] = str,
+) -> int:
     """Runs `body` on a read-write connection; every database problem is one clear line."""
     path = config.daemon.state_dir / DB_NAME
     try:
@@ -122,8 +132,10 @@ def cmd_ack(args: argparse.Namespace) -> int:
             return EXIT_OK
         actor = Actor.current(args.by)
         add_command(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
-        print(f"{row['id']} ({where}, {row['state']} since {_when(row['fired'] or row['opened'])})"
-              f" acknowledged by {actor.describe()}; {_applied_note(daemon_running(conn))}")
+        print(
+            f"{row['id']} ({where}, {row['state']} since {_when(row['fired'] or row['opened'])})"
+            f" acknowledged by {actor.describe()}; {_applied_note(daemon_running(conn))}"
+        )
         return EXIT_OK
 
     return _with_db(config, ack, lambda exc: f"no such alarm {args.alarm!r} ({exc})")
@@ -149,25 +161,36 @@ def cmd_silence(args: argparse.Namespace) -> int:
     limit, key = silence_limit(config.alarms, everything=args.all)
     if duration > limit:
         what = "a silence of every alarm (--all)" if args.all else "a silence"
-        print(f"sentinel: --for {args.duration}: {what} may last at most "
-              f"{format_duration(limit)} (set by [alarms] {key} in the config); silence "
-              "again when it ends if the work takes longer", file=sys.stderr)
+        print(
+            f"sentinel: --for {args.duration}: {what} may last at most "
+            f"{format_duration(limit)} (set by [alarms] {key} in the config); silence "
+            "again when it ends if the work takes longer",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     sensor = None if args.all else args.sensor
     # component:<name> ids come from the supervisor at run time, not from the config
-    if (sensor is not None and sensor not in _known_subjects(config)
-            and not sensor.startswith(COMPONENT_PREFIX)):
+    if (
+        sensor is not None
+        and sensor not in _known_subjects(config)
+        and not sensor.startswith(COMPONENT_PREFIX)
+    ):
         print(f"sentinel: no such sensor {sensor!r} in the config", file=sys.stderr)
         return EXIT_FAILURE
 
     def silence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        add_command(conn, "silence", {"sensor": sensor, "duration": duration,
-                                      "reason": args.reason, **actor.as_args()})
+        add_command(
+            conn,
+            "silence",
+            {"sensor": sensor, "duration": duration, "reason": args.reason, **actor.as_args()},
+        )
         what = "every alarm" if sensor is None else sensor
-        print(f"silence of {what} for {format_duration(duration)} (until "
-              f"{_when(time.time() + duration)}) by {actor.describe()} recorded "
-              f"(reason: {args.reason}); {_applied_note(daemon_running(conn))}")
+        print(
+            f"silence of {what} for {format_duration(duration)} (until "
+            f"{_when(time.time() + duration)}) by {actor.describe()} recorded "
+            f"(reason: {args.reason}); {_applied_note(daemon_running(conn))}"
+        )
         return EXIT_OK
 
     return _with_db(config, silence)
@@ -181,12 +204,15 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
 
     def unsilence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        add_command(conn, "unsilence", {"target": target, "reason": args.reason,
-                                        **actor.as_args()})
-        what = "every silence" if target is None else (
-            f"silence #{target}" if isinstance(target, int) else f"silences of {target}")
-        print(f"end of {what} by {actor.describe()} recorded; "
-              f"{_applied_note(daemon_running(conn))}")
+        add_command(conn, "unsilence", {"target": target, "reason": args.reason, **actor.as_args()})
+        what = (
+            "every silence"
+            if target is None
+            else (f"silence #{target}" if isinstance(target, int) else f"silences of {target}")
+        )
+        print(
+            f"end of {what} by {actor.describe()} recorded; {_applied_note(daemon_running(conn))}"
+        )
         return EXIT_OK
 
     return _with_db(config, unsilence)
@@ -224,13 +250,17 @@ def _history_line(r: dict[str, Any]) -> str:
     if r["type"] == "action":
         actor = Actor(r["by"], r["uid"], r["user"], r["sudo_uid"], r["sudo_user"])
         until = f" until {_when(r['until'])}" if r["until"] is not None else ""
-        return (f"{_when(r['ts'])}  {r['command']} {r['target']}{until} by "
-                f"{actor.describe()}: {r['reason'] or '-'} ({r['result']})")
+        return (
+            f"{_when(r['ts'])}  {r['command']} {r['target']}{until} by "
+            f"{actor.describe()}: {r['reason'] or '-'} ({r['result']})"
+        )
     sent = ""
     if r["event"]:
         sent = f" [{r['event']}{'' if r['notified'] else ', not sent'}]"
-    return (f"{_when(r['ts'])}  {r['alarm_id']}  {r['sensor_id']}  "
-            f"{r['from_state']} -> {r['to_state']} ({r['severity']}): {r['reason']}{sent}")
+    return (
+        f"{_when(r['ts'])}  {r['alarm_id']}  {r['sensor_id']}  "
+        f"{r['from_state']} -> {r['to_state']} ({r['severity']}): {r['reason']}{sent}"
+    )
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
@@ -247,8 +277,11 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         if str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
             # WAL: a reader must open the -shm file, which only a writer may create
             why = "reading it while the daemon is stopped needs write access to its directory"
-        print(f"sentinel: cannot read the state database {path}: {why}; run the command "
-              "with sudo or as a member of group sentinel", file=sys.stderr)
+        print(
+            f"sentinel: cannot read the state database {path}: {why}; run the command "
+            "with sudo or as a member of group sentinel",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     finally:
         conn.close()
@@ -271,9 +304,13 @@ def _alarms(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
         print("no active alarms")
     for a in status["alarms"]:
         acked = f", acknowledged by {a['acked_by']}" if a["acked_by"] else ""
-        print(f"{a['id']}  {a['severity']:<8} {a['state']:<12} {a['sensor']} "
-              f"({a['location']}) since {_when(a['since'])}: {a['reason']}{acked}")
+        print(
+            f"{a['id']}  {a['severity']:<8} {a['state']:<12} {a['sensor']} "
+            f"({a['location']}) since {_when(a['since'])}: {a['reason']}{acked}"
+        )
     for s in status["silences"]:
-        print(f"silence #{s['id']} of {s['sensor']} until {_when(s['until'])} by {s['by']}: "
-              f"{s['reason']}")
+        print(
+            f"silence #{s['id']} of {s['sensor']} until {_when(s['until'])} by {s['by']}: "
+            f"{s['reason']}"
+        )
     return EXIT_OK

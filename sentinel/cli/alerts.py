@@ -37,12 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--tag", help="only the channels carrying this Apprise tag")
     parser.add_argument(
-        "--preview", action="store_true",
+        "--preview",
+        action="store_true",
         help="send nothing: print every template (SMS with its byte count, and the long "
-             "form) for a sample of each alarm kind and event, in Korean and English",
+        "form) for a sample of each alarm kind and event, in Korean and English",
     )
-    parser.add_argument("--language", choices=LANGUAGES,
-                        help="with --preview: only this language")
+    parser.add_argument("--language", choices=LANGUAGES, help="with --preview: only this language")
     parser.set_defaults(func=test_alert)
 
 
@@ -94,6 +94,4 @@ def test_alert(args: argparse.Namespace) -> int:
 async def _send_all(
     channels: list[Channel], templates: Templates, event: AlarmEvent, limit: float
 ) -> list[tuple[bool, str]]:
-    return list(
-        await asyncio.gather(*(deliver(c, templates, [event], limit) for c in channels))
-    )
+    return list(await asyncio.gather(*(deliver(c, templates, [event], limit) for c in channels)))

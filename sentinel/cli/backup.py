@@ -41,14 +41,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bsub = p.add_subparsers(dest="backup_command", metavar="ACTION")
 
     s = bsub.add_parser("sync", help="run a full reconcile now (with a progress bar)")
-    s.add_argument("--full", action="store_true", required=True,
-                   help="the whole source (required: incremental sync is the daemon's job)")
-    s.add_argument("--init-target", action="store_true",
-                   help="write the replica's .sentinel-target marker first (a new or "
-                        "re-created replica; without it a missing marker stops replication)")
-    s.add_argument("--init-source", action="store_true",
-                   help="write the source's .sentinel-source marker first (the source really "
-                        "is the document store, e.g. after restoring it onto a new disk)")
+    s.add_argument(
+        "--full",
+        action="store_true",
+        required=True,
+        help="the whole source (required: incremental sync is the daemon's job)",
+    )
+    s.add_argument(
+        "--init-target",
+        action="store_true",
+        help="write the replica's .sentinel-target marker first (a new or "
+        "re-created replica; without it a missing marker stops replication)",
+    )
+    s.add_argument(
+        "--init-source",
+        action="store_true",
+        help="write the source's .sentinel-source marker first (the source really "
+        "is the document store, e.g. after restoring it onto a new disk)",
+    )
     s.add_argument("name", nargs="?", help="replication name (default: all)")
     s.set_defaults(func=_cmd(_sync))
 
@@ -61,19 +71,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--to", required=True, type=Path, help="directory to restore into")
     r.add_argument("--as-of", help="point in time: ISO 8601 (2026-11-20T14:30) or epoch")
     r.add_argument("--name", help="replication name (needed when there are several)")
-    r.add_argument("--into-existing", action="store_true",
-                   help="allow a non-empty --to directory: restored files are written and "
-                        "replace files of the same name; nothing else is touched")
+    r.add_argument(
+        "--into-existing",
+        action="store_true",
+        help="allow a non-empty --to directory: restored files are written and "
+        "replace files of the same name; nothing else is touched",
+    )
     r.set_defaults(func=_cmd(_restore))
 
-    d = bsub.add_parser("drill", help="restore into a temp dir and compare with the source "
-                                      "(from the keeper's newest snapshot when "
-                                      "[replication.keeper] history is set)")
+    d = bsub.add_parser(
+        "drill",
+        help="restore into a temp dir and compare with the source "
+        "(from the keeper's newest snapshot when "
+        "[replication.keeper] history is set)",
+    )
     d.add_argument("name", nargs="?")
     d.set_defaults(func=_cmd(_drill))
 
-    for action, text in (("resume", "ship the changes held by the ransomware guard"),
-                         ("discard", "drop the changes held by the ransomware guard")):
+    for action, text in (
+        ("resume", "ship the changes held by the ransomware guard"),
+        ("discard", "drop the changes held by the ransomware guard"),
+    ):
         a = bsub.add_parser(action, help=text)
         a.add_argument("name", nargs="?")
         a.set_defaults(func=_cmd(_resume if action == "resume" else _discard))
@@ -109,8 +127,9 @@ def _select(config: Config, name: str | None) -> list[ReplicationSpec]:
     return [spec_from_config(rc, runtime) for rc in chosen]
 
 
-async def _with_store(config: Config, specs: list[ReplicationSpec], args: argparse.Namespace,
-                      fn: Any) -> int:
+async def _with_store(
+    config: Config, specs: list[ReplicationSpec], args: argparse.Namespace, fn: Any
+) -> int:
     store = await Store.open(config.daemon.state_dir)
     try:
         await migrate_replication(store)
@@ -130,8 +149,12 @@ async def _sync(store: Store, specs: list[ReplicationSpec], args: argparse.Names
     for spec in specs:
         rep = Replicator(spec, store.db, store.write)
         await rep.load()
-        columns = (TextColumn(spec.name), BarColumn(),
-                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+        columns = (
+            TextColumn(spec.name),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns) as progress:
             task = progress.add_task(spec.name, total=100)
 
@@ -141,9 +164,12 @@ async def _sync(store: Store, specs: list[ReplicationSpec], args: argparse.Names
                     progress.update(task, completed=int(found[-1]))
 
             try:
-                result = await rep.reconcile("by hand", on_output=on_output,
-                                             init_source=args.init_source,
-                                             init_target=args.init_target)
+                result = await rep.reconcile(
+                    "by hand",
+                    on_output=on_output,
+                    init_source=args.init_source,
+                    init_target=args.init_target,
+                )
             except SourceGone as exc:
                 result, skipped = None, f"source missing or not mounted: {exc}"
             else:
@@ -188,8 +214,9 @@ def parse_time(text: str) -> float:
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise ValueError(f"--as-of: expected 2026-11-20T14:30 or epoch seconds, "
-                         f"found {text!r}") from None
+        raise ValueError(
+            f"--as-of: expected 2026-11-20T14:30 or epoch seconds, found {text!r}"
+        ) from None
 
 
 async def _restore(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
@@ -202,11 +229,19 @@ async def _restore(store: Store, specs: list[ReplicationSpec], args: argparse.Na
         print(f"sentinel: {exc}", file=sys.stderr)
         return EXIT_USAGE
     spec = specs[0]
-    result = await restore(spec.target, spec.runtime_dir, args.to, path=args.path, as_of=as_of,
-                           into_existing=args.into_existing)
+    result = await restore(
+        spec.target,
+        spec.runtime_dir,
+        args.to,
+        path=args.path,
+        as_of=as_of,
+        into_existing=args.into_existing,
+    )
     when = f" as of {datetime.fromtimestamp(as_of).isoformat()}" if as_of is not None else ""
-    print(f"{spec.name}: restored {result.files} files{when} into {args.to}"
-          + (f" (using {len(result.versions_used)} version sets)" if as_of is not None else ""))
+    print(
+        f"{spec.name}: restored {result.files} files{when} into {args.to}"
+        + (f" (using {len(result.versions_used)} version sets)" if as_of is not None else "")
+    )
     return EXIT_OK
 
 
@@ -223,12 +258,15 @@ async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Name
         result = await drill(spec)
         took = time.monotonic() - began
         if result.ok:
-            print(f"{spec.name}: DRILL OK: {result.files} files restored and identical to "
-                  f"the source ({took:.1f}s)")
+            print(
+                f"{spec.name}: DRILL OK: {result.files} files restored and identical to "
+                f"the source ({took:.1f}s)"
+            )
             continue
         bad += 1
-        print(f"{spec.name}: DRILL FAILED: {result.error or ''} "
-              f"{len(result.differences)} differences")
+        print(
+            f"{spec.name}: DRILL FAILED: {result.error or ''} {len(result.differences)} differences"
+        )
         for path in result.differences[:50]:
             print(f"  {path}")
     return EXIT_FAILURE if bad else EXIT_OK
@@ -240,27 +278,42 @@ async def _drill_keeper(spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
     assert rc.keeper is not None and rc.keeper.history is not None
     history = history_target(rc.keeper, spec.target)
     began = time.monotonic()
-    result = await keeper_drill(spec, history, receipt_target(rc.keeper.receipt, spec.target),
-                                rc.keeper_room)
+    result = await keeper_drill(
+        spec, history, receipt_target(rc.keeper.receipt, spec.target), rc.keeper_room
+    )
     took = time.monotonic() - began
     if result.snapshot is not None:
-        print(f"{spec.name}: keeper snapshot {result.snapshot} from {result.history}; "
-              f"data safe as of {_when(result.safe_as_of)}")
+        print(
+            f"{spec.name}: keeper snapshot {result.snapshot} from {result.history}; "
+            f"data safe as of {_when(result.safe_as_of)}"
+        )
     if result.ok:
-        same = (f"identical to the source except {len(result.newer)} changed at the source "
-                "since" if result.newer else "identical to the source")
-        print(f"{spec.name}: DRILL OK: {result.files} files restored from the keeper's "
-              f"snapshot, {same} ({took:.1f}s)")
+        same = (
+            f"identical to the source except {len(result.newer)} changed at the source since"
+            if result.newer
+            else "identical to the source"
+        )
+        print(
+            f"{spec.name}: DRILL OK: {result.files} files restored from the keeper's "
+            f"snapshot, {same} ({took:.1f}s)"
+        )
     else:
-        print(f"{spec.name}: DRILL FAILED: "
-              + (result.error if result.error else
-                 f"{len(result.failed)} difference{'' if len(result.failed) == 1 else 's'} "
-                 "between the source and the snapshot"))
+        print(
+            f"{spec.name}: DRILL FAILED: "
+            + (
+                result.error
+                if result.error
+                else f"{len(result.failed)} difference{'' if len(result.failed) == 1 else 's'} "
+                "between the source and the snapshot"
+            )
+        )
         for diff in result.failed:
             print(f"  {diff}")
     if result.newer:
-        print(f"{spec.name}: newer than the snapshot (changed at the source after "
-              f"{_when(result.safe_as_of)}; not a failure):")
+        print(
+            f"{spec.name}: newer than the snapshot (changed at the source after "
+            f"{_when(result.safe_as_of)}; not a failure):"
+        )
         for diff in result.newer:
             print(f"  {diff} (changed {_when(diff.changed)})")
     return result.ok
@@ -282,9 +335,11 @@ async def _resume(store: Store, specs: list[ReplicationSpec], args: argparse.Nam
 async def _discard(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
     for spec in specs:
         dropped = await control.discard(store.write, spec.name)
-        print(f"{spec.name}: {dropped} pending changes dropped; the replica stays as it was. "
-              "The next full reconcile mirrors the source as it is then: restore the source "
-              "first if it was damaged.")
+        print(
+            f"{spec.name}: {dropped} pending changes dropped; the replica stays as it was. "
+            "The next full reconcile mirrors the source as it is then: restore the source "
+            "first if it was damaged."
+        )
     return EXIT_OK
 
 

@@ -34,9 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="run the whole daemon on embedded defaults in a temp dir, with simulated sensors",
     )
-    demo.add_argument(
-        "--duration", type=float, default=None, help="stop after this many seconds"
-    )
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo.add_argument("--dir", type=Path, default=None, help="work here instead of a temp dir")
     demo.set_defaults(func=cmd_demo)
 

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.set_defaults(func=cmd_run)
 
     st = ksub.add_parser(
-        "status", help="per room: heartbeat age, data safe as of, snapshots, disk free",
+        "status",
+        help="per room: heartbeat age, data safe as of, snapshots, disk free",
         description="Exit codes (all forms): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     )
     form = st.add_mutually_exclusive_group()
@@ -37,12 +38,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="copy a room's files out of an immutable snapshot (never deletes anything)",
     )
     r.add_argument("--room", required=True, help="the room's name in [[keeper.rooms]]")
-    r.add_argument("--as-of", default=None,
-                   help="point in time: ISO 8601 (2026-11-20T14:30) or epoch (default: newest)")
+    r.add_argument(
+        "--as-of",
+        default=None,
+        help="point in time: ISO 8601 (2026-11-20T14:30) or epoch (default: newest)",
+    )
     r.add_argument("--to", type=Path, default=None, help="directory to restore into")
     r.add_argument("--path", default=None, help="only this file or directory (relative)")
-    r.add_argument("--into-existing", action="store_true",
-                   help="allow a non-empty --to (files are added or overwritten, never deleted)")
+    r.add_argument(
+        "--into-existing",
+        action="store_true",
+        help="allow a non-empty --to (files are added or overwritten, never deleted)",
+    )
     r.add_argument("--list", action="store_true", help="list the room's snapshots instead")
     r.set_defaults(func=cmd_restore)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -76,8 +83,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ConfigError:
         return status.cmd_status(args)
     if config.keeper is None:
-        print("sentinel: this config has no [keeper] section; for a room use `sentinel "
-              "status` (docs/keeper.md)", file=sys.stderr)
+        print(
+            "sentinel: this config has no [keeper] section; for a room use `sentinel "
+            "status` (docs/keeper.md)",
+            file=sys.stderr,
+        )
         return 3
     return status.cmd_status(args)
 
@@ -92,8 +102,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     assert config.keeper is not None
     rooms = {r.name: r for r in config.keeper.rooms}
     if args.room not in rooms:
-        print(f"sentinel: no room {args.room!r} (known: {', '.join(sorted(rooms))})",
-              file=sys.stderr)
+        print(
+            f"sentinel: no room {args.room!r} (known: {', '.join(sorted(rooms))})", file=sys.stderr
+        )
         return 2
     if args.to is None and not args.list:
         print("sentinel: keeper restore needs --to DIR (or --list)", file=sys.stderr)
@@ -101,14 +112,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
     root = config.keeper.snapshot_dir / args.room
     try:
         if not root.is_dir():
-            print(f"sentinel: room {args.room} has no snapshots ({root} does not exist)",
-                  file=sys.stderr)
+            print(
+                f"sentinel: room {args.room} has no snapshots ({root} does not exist)",
+                file=sys.stderr,
+            )
             return 1
         store = SnapshotStore(root)
         store.list()
     except OSError as exc:
-        print(f"sentinel: cannot read the snapshots of room {args.room}: {exc} (run as root "
-              "or as the keeper's account)", file=sys.stderr)
+        print(
+            f"sentinel: cannot read the snapshots of room {args.room}: {exc} (run as root "
+            "or as the keeper's account)",
+            file=sys.stderr,
+        )
         return 1
     if args.list:
         for snap in store.list():
@@ -121,8 +137,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 2
     snap = store.newest() if as_of is None else store.at(as_of)
     if snap is None:
-        print(f"sentinel: room {args.room} has no snapshot"
-              + (f" at or before {args.as_of}" if as_of is not None else ""), file=sys.stderr)
+        print(
+            f"sentinel: room {args.room} has no snapshot"
+            + (f" at or before {args.as_of}" if as_of is not None else ""),
+            file=sys.stderr,
+        )
         return 1
     try:
         files = restore(snap, args.to, into_existing=args.into_existing, subpath=args.path)
@@ -130,6 +149,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"sentinel: {exc}", file=sys.stderr)
         return 1
     taken = datetime.fromtimestamp(snap.ts).isoformat(timespec="seconds")
-    print(f"restored {files} file(s) of room {args.room} from snapshot {snap.name} "
-          f"(taken {taken}) into {args.to}")
+    print(
+        f"restored {files} file(s) of room {args.room} from snapshot {snap.name} "
+        f"(taken {taken}) into {args.to}"
+    )
     return 0

@@ -31,9 +31,12 @@ def preview(args: argparse.Namespace) -> int:
     for lang in languages:
         own = lang == language  # a deployment's overrides are written in its own language
         try:
-            templates = Templates(language=lang, site=site,
-                                  overrides=overrides if own else None,
-                                  template_dir=template_dir if own else None)
+            templates = Templates(
+                language=lang,
+                site=site,
+                overrides=overrides if own else None,
+                template_dir=template_dir if own else None,
+            )
         except TemplateError as exc:
             print(f"sentinel: alerts.templates: {exc}", file=sys.stderr)
             return EXIT_CONFIG
@@ -41,8 +44,9 @@ def preview(args: argparse.Namespace) -> int:
         for label, event in every_event(lang):
             _show(label, templates.render(event, "sms"), templates.render(event, "long"))
         for label, events in groups(lang):
-            _show(label, templates.render_group(events, "sms"),
-                  templates.render_group(events, "long"))
+            _show(
+                label, templates.render_group(events, "sms"), templates.render_group(events, "long")
+            )
     return EXIT_OK
 
 
@@ -67,8 +71,9 @@ def _settings(
     if not named and not path.exists():
         from sentinel.demo import SITE  # the demo's site name, not its machinery
 
-        print(f"sentinel: no config at {path}: previewing with the demo's defaults",
-              file=sys.stderr)
+        print(
+            f"sentinel: no config at {path}: previewing with the demo's defaults", file=sys.stderr
+        )
         return SITE, "ko", None, None
     config = load_or_exit(args)
     alerts = config.alerts

@@ -27,9 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     form.add_argument("--json", action="store_true", help="machine-readable (docs/status.md)")
     form.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
     p.add_argument(
-        "--state-dir", type=Path, default=None,
+        "--state-dir",
+        type=Path,
+        default=None,
         help="read this state directory when the config cannot be read (default: the one "
-             "the running daemon recorded, else the one the file names, else the default)",
+        "the running daemon recorded, else the one the file names, else the default)",
     )
     p.set_defaults(func=cmd_status)
 
@@ -128,8 +130,17 @@ def _clock(ts: float | None) -> str:
 def _rooms(report: dict[str, Any], console: Console, now: float) -> None:
     """The keeper's rooms: is each alive, and up to when is its data safe here."""
     table = Table(title="Rooms (keeper)", title_justify="left")
-    for col in ("room", "heartbeat", "data safe as of", "landing lag", "snapshots",
-                "newest", "oldest", "disk free", "problem"):
+    for col in (
+        "room",
+        "heartbeat",
+        "data safe as of",
+        "landing lag",
+        "snapshots",
+        "newest",
+        "oldest",
+        "disk free",
+        "problem",
+    ):
         table.add_column(col)
     for r in report["rooms"]:
         age = r.get("heartbeat_age")
@@ -137,25 +148,39 @@ def _rooms(report: dict[str, Any], console: Console, now: float) -> None:
         if r.get("silent"):
             beat = f"[bold red]SILENT {beat}[/]"
         lag = r.get("landing_lag")
-        free = [f"{v:.0f}%" for v in (r.get("landing_disk_free"), r.get("snapshot_disk_free"))
-                if v is not None]
-        problem = (r.get("mass_change") or r.get("heartbeat_error") or r.get("last_error")
-                   or r.get("watch_error") or "")
+        free = [
+            f"{v:.0f}%"
+            for v in (r.get("landing_disk_free"), r.get("snapshot_disk_free"))
+            if v is not None
+        ]
+        problem = (
+            r.get("mass_change")
+            or r.get("heartbeat_error")
+            or r.get("last_error")
+            or r.get("watch_error")
+            or ""
+        )
         table.add_row(
             _t(f"{r['room']} ({r['label']})" if r["label"] != r["room"] else r["room"]),
-            beat, _clock(r.get("safe_as_of")),
+            beat,
+            _clock(r.get("safe_as_of")),
             "-" if lag is None else f"{lag:.0f}s",
             str(r.get("snapshot_count") if r.get("snapshot_count") is not None else "-"),
-            _clock(r.get("newest_snapshot_ts")), _clock(r.get("oldest_snapshot_ts")),
-            " / ".join(free) or "-", _t(problem),
+            _clock(r.get("newest_snapshot_ts")),
+            _clock(r.get("oldest_snapshot_ts")),
+            " / ".join(free) or "-",
+            _t(problem),
         )
     console.print(table)
 
 
 def _sensors(report: dict[str, Any], console: Console, now: float, configured: int) -> None:
     if not report["sensors"]:
-        console.print("\n[bold]Sensors[/bold]: none configured" if not configured else
-                      f"\n[bold]Sensors[/bold]: {configured} configured, none seen yet")
+        console.print(
+            "\n[bold]Sensors[/bold]: none configured"
+            if not configured
+            else f"\n[bold]Sensors[/bold]: {configured} configured, none seen yet"
+        )
         return
     table = Table(title="Sensors", title_justify="left", expand=False)
     for col in ("sensor", "location", "kind", "value", "age", "state"):
@@ -189,8 +214,7 @@ def _alarms(report: dict[str, Any], console: Console, now: float) -> None:
             table.add_row(
                 _t(a.get("id", "")),
                 _t(a.get("severity", "")),
-                _t(str(a.get("state", "")) + (f" by {a['acked_by']}" if a.get("acked_by")
-                                              else "")),
+                _t(str(a.get("state", "")) + (f" by {a['acked_by']}" if a.get("acked_by") else "")),
                 _t(a.get("location") or a.get("sensor_id", "")),
                 _t(a.get("reason", "")),
                 _t(_value(a.get("value"), a.get("unit"))),
@@ -198,11 +222,13 @@ def _alarms(report: dict[str, Any], console: Console, now: float) -> None:
             )
         console.print(table)
     for s in report.get("silences", []):
-        console.print(_t(
-            f"silenced: {s.get('sensor') or 'all'} until "
-            f"{datetime.fromtimestamp(s['until']).strftime('%H:%M') if s.get('until') else '?'}"
-            f" — {s.get('reason', '')}"
-        ))
+        console.print(
+            _t(
+                f"silenced: {s.get('sensor') or 'all'} until "
+                f"{datetime.fromtimestamp(s['until']).strftime('%H:%M') if s.get('until') else '?'}"
+                f" — {s.get('reason', '')}"
+            )
+        )
 
 
 def _replication(report: dict[str, Any], console: Console, now: float, configured: int) -> None:
@@ -222,8 +248,10 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             "-" if rpo is None else f"{rpo:.1f}s",
             _t(r.get("pending", "-")),
             _ago(r.get("last_success"), now),
-            _t(str(r.get("consecutive_failures", 0))
-               + (f" ({r['last_error']})" if r.get("last_error") else "")),
+            _t(
+                str(r.get("consecutive_failures", 0))
+                + (f" ({r['last_error']})" if r.get("last_error") else "")
+            ),
             "TRIPPED" if r.get("guard_tripped") else "ok",
             _t(r.get("verify", "-")),
         )
@@ -234,15 +262,18 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
         quarantine = r.get("quarantine") or {}
         if not quarantine.get("count"):
             continue
-        console.print(f"[yellow]{_t(r.get('name'))}: {quarantine['count']} path(s) cannot be "
-                      f"replicated (set aside, retried when changed and after a full pass):[/]")
+        console.print(
+            f"[yellow]{_t(r.get('name'))}: {quarantine['count']} path(s) cannot be "
+            f"replicated (set aside, retried when changed and after a full pass):[/]"
+        )
         if quarantine.get("unreadable"):
-            console.print(f"[yellow]  {quarantine['unreadable']} of them the daemon's account "
-                          "may not read: grant read access (scripts/install.sh grant-read, "
-                          "docs/install.md); they ship once readable[/]")
+            console.print(
+                f"[yellow]  {quarantine['unreadable']} of them the daemon's account "
+                "may not read: grant read access (scripts/install.sh grant-read, "
+                "docs/install.md); they ship once readable[/]"
+            )
         for q in quarantine.get("paths", []):
-            console.print(printable(f"  {q['path']}: {q['reason']}"), markup=False,
-                          highlight=False)
+            console.print(printable(f"  {q['path']}: {q['reason']}"), markup=False, highlight=False)
         if quarantine["count"] > len(quarantine.get("paths", [])):
             console.print(f"  ... and {quarantine['count'] - len(quarantine['paths'])} more")
 
@@ -256,8 +287,10 @@ def _keeper_line(row: dict[str, Any], console: Console, now: float) -> None:
     safe = keeper.get("safe_as_of")
     written = keeper.get("receipt_written")
     if safe is not None:
-        text = (f"{row.get('name')}: data safe at the keeper {keeper.get('room')} as of "
-                f"{datetime.fromtimestamp(safe).strftime('%H:%M:%S')}")
+        text = (
+            f"{row.get('name')}: data safe at the keeper {keeper.get('room')} as of "
+            f"{datetime.fromtimestamp(safe).strftime('%H:%M:%S')}"
+        )
     elif written is not None:
         text = f"{row.get('name')}: keeper {keeper.get('room')} holds no snapshot yet"
     else:
@@ -268,8 +301,7 @@ def _keeper_line(row: dict[str, Any], console: Console, now: float) -> None:
         text += f", heartbeat shipped {_ago(shipped, now)})" if shipped else ")"
     console.print(_t(text))
     if keeper.get("problem"):
-        console.print("[yellow]" + _t(f"WARNING {row.get('name')}: {keeper['problem']}")
-                      + "[/]")
+        console.print("[yellow]" + _t(f"WARNING {row.get('name')}: {keeper['problem']}") + "[/]")
 
 
 def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
@@ -295,9 +327,13 @@ def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
         console.print(f"outbox: {depth} pending")
     for dead in alerts.get("undeliverable_rows") or []:
         console.print(
-            "[yellow]" + _t(f"undeliverable outbox row {dead.get('id')} (alarm "
-                                f"{dead.get('alarm_id')}, {dead.get('severity')}): "
-                                f"{dead.get('error')}") + "[/]"
+            "[yellow]"
+            + _t(
+                f"undeliverable outbox row {dead.get('id')} (alarm "
+                f"{dead.get('alarm_id')}, {dead.get('severity')}): "
+                f"{dead.get('error')}"
+            )
+            + "[/]"
         )
     if alerts.get("all_channels_failing_since"):
         console.print(
@@ -324,5 +360,3 @@ def _components(report: dict[str, Any], console: Console) -> None:
             _t(c.get("last_error") or ""),
         )
     console.print(table)
-
-

@@ -67,7 +67,7 @@ class AlertsConfig(Model):
         for name in templates:
             if not re.match(TEMPLATE_NAME, name):
                 raise ValueError(
-                    f"unknown template name {name!r} (expected e.g. \"sms.firing\", "
-                    "\"long.resolved\", \"long.firing.title\")"
+                    f'unknown template name {name!r} (expected e.g. "sms.firing", '
+                    '"long.resolved", "long.firing.title")'
                 )
         return templates

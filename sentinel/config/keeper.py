@@ -101,12 +101,14 @@ class KeeperConfig(Model):
                 if _nested(room.landing, path):
                     raise ValueError(
                         f"rooms[{i}].landing {room.landing} and {key} {path} are inside each "
-                        "other: the room's writer account would reach the keeper's files")
-            for j, other in enumerate(self.rooms[i + 1:], start=i + 1):
+                        "other: the room's writer account would reach the keeper's files"
+                    )
+            for j, other in enumerate(self.rooms[i + 1 :], start=i + 1):
                 if _nested(room.landing, other.landing):
                     raise ValueError(
                         f"rooms[{i}] and rooms[{j}] share a landing area: each room needs "
-                        "its own (their snapshots would mix)")
+                        "its own (their snapshots would mix)"
+                    )
         return self
 
 

@@ -80,8 +80,10 @@ class KeeperLinkConfig(Model):
     @classmethod
     def _room(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):
-            raise ValueError("use letters, digits, '.', '_' or '-' (it names the keeper's "
-                             "directories and rsync modules)")
+            raise ValueError(
+                "use letters, digits, '.', '_' or '-' (it names the keeper's "
+                "directories and rsync modules)"
+            )
         return value
 
     @field_validator("receipt")
@@ -108,9 +110,11 @@ class KeeperLinkConfig(Model):
         # forced command) or on a local disk; a shell login or a TCP rsync daemon is not how
         # docs/keeper.md exposes it, and a writable place is no history
         if not (target.kind == "local" or target.daemon_over_ssh):
-            raise ValueError("history: use user@host::<room>-history (the keeper's read-only "
-                             "snapshot module, reached with the drill key) or an absolute "
-                             "path for a keeper on this host")
+            raise ValueError(
+                "history: use user@host::<room>-history (the keeper's read-only "
+                "snapshot module, reached with the drill key) or an absolute "
+                "path for a keeper on this host"
+            )
         return value
 
     @field_validator("history_identity_file")
@@ -125,17 +129,22 @@ class KeeperLinkConfig(Model):
     def _history_key(self) -> KeeperLinkConfig:
         if self.history is None:
             if self.history_identity_file is not None:
-                raise ValueError("history_identity_file is the drill key for `history`: set "
-                                 "history too, or remove it")
+                raise ValueError(
+                    "history_identity_file is the drill key for `history`: set "
+                    "history too, or remove it"
+                )
             return self
         remote = parse_target(self.history).kind == "ssh"
         if remote and self.history_identity_file is None:
-            raise ValueError("history_identity_file: an ssh history needs the separate drill "
-                             "key (docs/keeper.md, \"The drill key\"); the write key cannot "
-                             "read the snapshots")
+            raise ValueError(
+                "history_identity_file: an ssh history needs the separate drill "
+                'key (docs/keeper.md, "The drill key"); the write key cannot '
+                "read the snapshots"
+            )
         if not remote and self.history_identity_file is not None:
-            raise ValueError("history_identity_file is only for an ssh history "
-                             "(user@host::<room>-history)")
+            raise ValueError(
+                "history_identity_file is only for an ssh history (user@host::<room>-history)"
+            )
         return self
 
     @property
@@ -219,11 +228,16 @@ class ReplicationConfig(Model):
         ):
             raise ValueError("the target must not be inside the source")
         key = self.keeper.history_identity_file if self.keeper else None
-        if key is not None and self.identity_file is not None and (
-                key == self.identity_file or _same_file(key, self.identity_file)):
-            raise ValueError("keeper.history_identity_file is the replication's write key "
-                             "(identity_file): the drill needs its own read-only key, and the "
-                             "write key stays write-only (docs/keeper.md, \"The drill key\")")
+        if (
+            key is not None
+            and self.identity_file is not None
+            and (key == self.identity_file or _same_file(key, self.identity_file))
+        ):
+            raise ValueError(
+                "keeper.history_identity_file is the replication's write key "
+                "(identity_file): the drill needs its own read-only key, and the "
+                'write key stays write-only (docs/keeper.md, "The drill key")'
+            )
         return self
 
 
@@ -268,11 +282,12 @@ def targets_apart(replications: list[ReplicationConfig]) -> None:
         except TargetError:
             continue  # already reported on the entry itself
     for i, (a, (host_a, parts_a)) in enumerate(places):
-        for b, (host_b, parts_b) in places[i + 1:]:
+        for b, (host_b, parts_b) in places[i + 1 :]:
             n = min(len(parts_a), len(parts_b))
             if host_a == host_b and parts_a[:n] == parts_b[:n]:
                 how = "the same target" if parts_a == parts_b else "nested targets"
                 raise ValueError(
                     f"replication {a.name!r} (target {a.target}) and replication {b.name!r} "
                     f"(target {b.target}) have {how}: a full pass of one would delete the "
-                    "other's replica; give each replication a target of its own")
+                    "other's replica; give each replication a target of its own"
+                )

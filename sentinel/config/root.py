@@ -99,9 +99,11 @@ class Config(Model):
         written for would never fire, and nothing would say so."""
         from sensors.reading import Kind
 
-        sensors = {s.id for s in self.sensors} | {
-            f"replication:{r.name}" for r in self.replication
-        } | {f"room:{r.name}" for r in (self.keeper.rooms if self.keeper else ())}
+        sensors = (
+            {s.id for s in self.sensors}
+            | {f"replication:{r.name}" for r in self.replication}
+            | {f"room:{r.name}" for r in (self.keeper.rooms if self.keeper else ())}
+        )
         kinds = {str(k) for k in Kind}
         for i, rule in enumerate(self.rules):
             terms = [(f"rules[{i}]", rule.sensor, rule.kind)] + [
@@ -110,8 +112,11 @@ class Config(Model):
             ]
             for where, sensor, kind in terms:
                 # component:<name> ids are the supervisor's, known only at run time
-                if (sensor is not None and sensor not in sensors
-                        and not sensor.startswith(("component:", "keeper:"))):
+                if (
+                    sensor is not None
+                    and sensor not in sensors
+                    and not sensor.startswith(("component:", "keeper:"))
+                ):
                     raise ValueError(
                         f"{where}.sensor: {sensor!r} is not a [[sensors]] id, "
                         f"replication:<name>, room:<name>, keeper:<name> or component:<name> "
@@ -125,8 +130,9 @@ class Config(Model):
 
     def summary(self) -> str:
         if self.keeper is not None:
-            return (f"keeper of {len(self.keeper.rooms)} room(s), "
-                    f"{self.channel_count()} alert channels")
+            return (
+                f"keeper of {len(self.keeper.rooms)} room(s), {self.channel_count()} alert channels"
+            )
         return (
             f"{len(self.sensors)} sensors, {self.channel_count()} alert channels, "
             f"{len(self.replication)} replication sources"

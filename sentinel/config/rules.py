@@ -59,7 +59,7 @@ class RuleConfig(Model):
     def _selectors(self) -> RuleConfig:
         if self.all is not None:
             if self.name is None:
-                raise ValueError("a combined rule (all = [...]) needs a name, e.g. name = \"fire\"")
+                raise ValueError('a combined rule (all = [...]) needs a name, e.g. name = "fire"')
             if self.sensor is not None or self.kind is not None:
                 raise ValueError("a combined rule takes its sensors from `all`, not sensor/kind")
         elif self.sensor is None and self.kind is None:

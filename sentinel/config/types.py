@@ -14,7 +14,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, No
 # No timer, retention or silence in sentinel means anything beyond ten years: a longer
 # value is a typo (an extra zero, "d" for "s") that would quietly disable what it times.
 MAX_DURATION = 10 * 365 * 86400.0
-_EXPECTED = "expected a duration such as \"30s\", \"5m\" or \"2h\""
+_EXPECTED = 'expected a duration such as "30s", "5m" or "2h"'
 
 
 def parse_duration(value: Any) -> float:
@@ -63,6 +63,9 @@ class Model(BaseModel):
     """
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, str_strip_whitespace=True, strict=True,
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=True,
+        strict=True,
         allow_inf_nan=False,
     )

@@ -26,6 +26,7 @@ def build_keeper(
     if keeper is None:
         return []
     language = config.alerts.language
-    rooms: list[Any] = [RoomWatch(room, keeper, submit, language=language, clock=clock)
-                        for room in keeper.rooms]
+    rooms: list[Any] = [
+        RoomWatch(room, keeper, submit, language=language, clock=clock) for room in keeper.rooms
+    ]
     return [*rooms, DiskWatch(keeper, submit)]

@@ -41,8 +41,7 @@ class DiskWatch:
 
     name = "keeper-disk"
 
-    def __init__(self, keeper: KeeperConfig, submit: Submit, *,
-                 interval: float = INTERVAL) -> None:
+    def __init__(self, keeper: KeeperConfig, submit: Submit, *, interval: float = INTERVAL) -> None:
         self._paths = watched_paths(keeper)
         self._submit = submit
         self._interval = interval
@@ -64,8 +63,15 @@ class DiskWatch:
                     continue
                 self.errors.pop(str(path), None)
                 self.free[str(path)] = round(percent, 1)
-                await self._submit(Reading(f"{SENSOR_PREFIX}{path}", Kind.KEEPER_DISK_FREE,
-                                           percent, unit="%", source="keeper"))
+                await self._submit(
+                    Reading(
+                        f"{SENSOR_PREFIX}{path}",
+                        Kind.KEEPER_DISK_FREE,
+                        percent,
+                        unit="%",
+                        source="keeper",
+                    )
+                )
             await asyncio.sleep(self._interval)
 
     def health(self) -> dict[str, Any]:

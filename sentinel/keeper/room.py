@@ -83,8 +83,9 @@ class RoomWatch:
         self._clock = clock
         self._store: SnapshotStore | None = None  # opened in run(): a bad dir pages, not crashes
         self.receipt_path = keeper.receipt_dir / room.name / RECEIPT_FILE
-        self.retention = Retention(keep_all=keeper.keep_all, hourly=keeper.keep_hourly,
-                                   daily=keeper.keep_daily)
+        self.retention = Retention(
+            keep_all=keeper.keep_all, hourly=keeper.keep_hourly, daily=keeper.keep_daily
+        )
         self.started = clock()
         self.heartbeat: Heartbeat | None = None
         self.heartbeat_arrived: float | None = None
@@ -154,8 +155,7 @@ class RoomWatch:
         now = self._clock()
         with contextlib.suppress(OSError, RecordError):
             old = read_receipt(self.receipt_path)
-            if all(v is None or v <= now + CLOCK_AHEAD_MAX for v in (old.safe_as_of,
-                                                                     old.answered)):
+            if all(v is None or v <= now + CLOCK_AHEAD_MAX for v in (old.safe_as_of, old.answered)):
                 self.safe_as_of, self.answered = old.safe_as_of, old.answered
             # the last heartbeat this keeper accepted, and when: a heartbeat file the
             # writer deleted since must not turn a silent room into "never heard from"
@@ -175,10 +175,13 @@ class RoomWatch:
         `snapshot_every`, and status says so."""
         delay = 1.0
         while True:
-            watcher = Watcher(self.room.landing, _QUIET,
-                              on_change=lambda rel, kind: self._changed(self._clock()),
-                              on_overflow=lambda: self._changed(self._clock()),
-                              on_dir_gone=lambda rel: self._changed(self._clock()))
+            watcher = Watcher(
+                self.room.landing,
+                _QUIET,
+                on_change=lambda rel, kind: self._changed(self._clock()),
+                on_overflow=lambda: self._changed(self._clock()),
+                on_dir_gone=lambda rel: self._changed(self._clock()),
+            )
             try:
                 await asyncio.to_thread(watcher.open)
                 self._watching, self.watch_error = True, None
@@ -188,8 +191,9 @@ class RoomWatch:
                 raise
             except Exception as exc:  # the landing area vanished, a watch limit...
                 if self.watch_error != str(exc):
-                    log.warning("room %s: cannot watch %s: %s", self.room.name,
-                                self.room.landing, exc)
+                    log.warning(
+                        "room %s: cannot watch %s: %s", self.room.name, self.room.landing, exc
+                    )
                 self.watch_error = str(exc)
             finally:
                 self._watching = False
@@ -209,8 +213,11 @@ class RoomWatch:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            self.landing_problem = (None if self.room.landing.is_dir()
-                                    else f"landing area {self.room.landing} is missing")
+            self.landing_problem = (
+                None
+                if self.room.landing.is_dir()
+                else f"landing area {self.room.landing} is missing"
+            )
             return
         except OSError as exc:
             self.landing_problem = f"cannot look at {path}: {exc.strerror}"
@@ -249,24 +256,31 @@ class RoomWatch:
         """Refuses a heartbeat that is another room's (a room set up with the wrong module
         would keep this one looking alive) or that claims a moment in this host's future."""
         if beat.room != self.room.name:
-            raise RecordError(f"it names room {beat.room!r}, this landing area is room "
-                              f"{self.room.name!r} (check the room's [replication.keeper] room)")
+            raise RecordError(
+                f"it names room {beat.room!r}, this landing area is room "
+                f"{self.room.name!r} (check the room's [replication.keeper] room)"
+            )
         for name, value in (("synced_through", beat.synced_through), ("urgent", beat.urgent)):
             if value is not None and value > now + CLOCK_AHEAD_MAX:
                 raise RecordError(
                     f"{name} is {value - now:.0f} s ahead of this host's clock (the room's "
-                    "clock is wrong, or the file is forged); it cannot vouch for anything")
+                    "clock is wrong, or the file is forged); it cannot vouch for anything"
+                )
 
     def heartbeat_age(self, now: float) -> float:
-        return now - (self.heartbeat_arrived if self.heartbeat_arrived is not None
-                      else self.started)
+        return now - (
+            self.heartbeat_arrived if self.heartbeat_arrived is not None else self.started
+        )
 
     # -- snapshots --------------------------------------------------------------------------
 
     def _urgent(self) -> bool:
         beat = self.heartbeat
-        return (beat is not None and beat.urgent is not None
-                and (self.answered is None or beat.urgent > self.answered))
+        return (
+            beat is not None
+            and beat.urgent is not None
+            and (self.answered is None or beat.urgent > self.answered)
+        )
 
     def _snapshot_due(self, now: float) -> bool:
         if now < self._retry_at or not self.room.landing.is_dir():
@@ -284,8 +298,11 @@ class RoomWatch:
         newest = self.snapshots[-1][1] if self.snapshots else None
         # a newest snapshot dated ahead of the clock (the clock went back) must not stop the
         # at-least-every snapshot
-        return (newest is None or now - newest >= self.keeper.snapshot_every
-                or newest > now + CLOCK_AHEAD_MAX)
+        return (
+            newest is None
+            or now - newest >= self.keeper.snapshot_every
+            or newest > now + CLOCK_AHEAD_MAX
+        )
 
     async def _snapshot(self, now: float) -> None:
         beat = self.heartbeat  # read before the walk: everything it covers has landed
@@ -302,10 +319,17 @@ class RoomWatch:
         self.failures, self.last_error, self._retry_at = 0, None, 0.0
         snap = result.snapshot
         self.last_snapshot = {
-            "name": snap.name, "ts": snap.ts, "files": result.files, "copied": result.copied,
-            "linked": result.linked, "bytes_copied": result.bytes_copied,
-            "added": result.added, "changed": result.changed, "removed": result.removed,
-            "skipped": len(result.skipped), "seconds": round(result.seconds, 3),
+            "name": snap.name,
+            "ts": snap.ts,
+            "files": result.files,
+            "copied": result.copied,
+            "linked": result.linked,
+            "bytes_copied": result.bytes_copied,
+            "added": result.added,
+            "changed": result.changed,
+            "removed": result.removed,
+            "skipped": len(result.skipped),
+            "seconds": round(result.seconds, 3),
             "pruned": len(pruned),
         }
         # the room prunes its own .sentinel-versions/ (versions_retention): that is no
@@ -319,9 +343,16 @@ class RoomWatch:
             if beat.urgent is not None:
                 self.answered = max(self.answered or 0.0, beat.urgent)
         await self._write_receipt(now)
-        log.info("room %s: snapshot %s: %d files, %d copied (%d bytes), %d removed, %.2fs",
-                 self.room.name, snap.name, result.files, result.copied, result.bytes_copied,
-                 result.removed, result.seconds)
+        log.info(
+            "room %s: snapshot %s: %d files, %d copied (%d bytes), %d removed, %.2fs",
+            self.room.name,
+            snap.name,
+            result.files,
+            result.copied,
+            result.bytes_copied,
+            result.removed,
+            result.seconds,
+        )
 
     def _failed(self, now: float, error: str) -> None:
         self.failures += 1
@@ -335,8 +366,13 @@ class RoomWatch:
         shipped sequence is the one snapshotted): that snapshot holds everything the newest
         heartbeat covers, so "safe as of" moves on without a new snapshot."""
         beat = self.heartbeat
-        if (beat is None or not self._watching or self._dirty_since is not None
-                or self._snap_seq != beat.seq or not self.snapshots):
+        if (
+            beat is None
+            or not self._watching
+            or self._dirty_since is not None
+            or self._snap_seq != beat.seq
+            or not self.snapshots
+        ):
             return
         before = (self.safe_as_of, self.answered)
         self._safe(beat.synced_through)
@@ -366,22 +402,31 @@ class RoomWatch:
             windows.append((total, self._churn[0][2], None, None))
         for count, base, *_ in windows:
             if count > room.mass_change_files or (
-                    base >= room.mass_change_min_files and count > room.mass_change_share * base):
+                base >= room.mass_change_min_files and count > room.mass_change_share * base
+            ):
                 break
         else:
             return None
         if len(windows) > 1 and (count, base) == windows[1][:2]:
             window = _duration(room.mass_change_window, self._lang == "ko")
             if self._lang == "ko":
-                return (f"백업 파일 {base}개 중 {count}개가 {window} 동안 삭제됨 "
-                        "(원본은 이전 스냅숏에 보존)")
-            return (f"{count} of {base} files deleted from the landing area within "
-                    f"{window} (earlier snapshots keep the originals)")
+                return (
+                    f"백업 파일 {base}개 중 {count}개가 {window} 동안 삭제됨 "
+                    "(원본은 이전 스냅숏에 보존)"
+                )
+            return (
+                f"{count} of {base} files deleted from the landing area within "
+                f"{window} (earlier snapshots keep the originals)"
+            )
         if self._lang == "ko":
-            return (f"백업 파일 {previous}개 중 {removed}개 삭제, {changed}개 변경됨 "
-                    f"(원본은 스냅숏 {name}에 보존)")
-        return (f"{removed} of {previous} files deleted and {changed} rewritten in the landing "
-                f"area (snapshots before {name} keep the originals)")
+            return (
+                f"백업 파일 {previous}개 중 {removed}개 삭제, {changed}개 변경됨 "
+                f"(원본은 스냅숏 {name}에 보존)"
+            )
+        return (
+            f"{removed} of {previous} files deleted and {changed} rewritten in the landing "
+            f"area (snapshots before {name} keep the originals)"
+        )
 
     def _list_snapshots(self) -> None:
         self.snapshots = [(s.name, s.ts) for s in self.store.list()]
@@ -396,11 +441,16 @@ class RoomWatch:
         newest = self.snapshots[-1] if self.snapshots else None
         beat = self.heartbeat
         receipt = Receipt(
-            room=self.room.name, safe_as_of=self.safe_as_of,
-            snapshot=newest[0] if newest else None, snapshot_ts=newest[1] if newest else None,
-            written=now, answered=self.answered,
-            extra={"heartbeat": beat.to_json() if beat else None,
-                   "heartbeat_arrived": self.heartbeat_arrived},
+            room=self.room.name,
+            safe_as_of=self.safe_as_of,
+            snapshot=newest[0] if newest else None,
+            snapshot_ts=newest[1] if newest else None,
+            written=now,
+            answered=self.answered,
+            extra={
+                "heartbeat": beat.to_json() if beat else None,
+                "heartbeat_arrived": self.heartbeat_arrived,
+            },
         )
         try:
             self.receipt_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -409,8 +459,12 @@ class RoomWatch:
             # the room's pages and status quote this file: not writing it is a failure of
             # the keeper's job, paged like a failed snapshot (and retried every poll)
             if self.receipt_error is None:
-                log.error("room %s: cannot write the receipt %s: %s", self.room.name,
-                          self.receipt_path, exc.strerror)
+                log.error(
+                    "room %s: cannot write the receipt %s: %s",
+                    self.room.name,
+                    self.receipt_path,
+                    exc.strerror,
+                )
             self.receipt_error = f"cannot write the receipt {self.receipt_path}: {exc.strerror}"
             return
         if self.receipt_error is not None:
@@ -432,14 +486,28 @@ class RoomWatch:
         self._reported, self._reported_at = state, now
         sid = self.sensor_id
         text = self._silence_text(age, disaster) if silent else None
-        await self._submit(Reading(sid, Kind.ROOM_SILENT, silent and not disaster,
-                                   source="keeper", detail=text))
-        await self._submit(Reading(sid, Kind.ROOM_DISASTER, disaster, source="keeper",
-                                   detail=text))
-        await self._submit(Reading(sid, Kind.LANDING_MASS_CHANGE, self.mass_change is not None,
-                                   source="keeper", detail=self.mass_change))
-        await self._submit(Reading(sid, Kind.KEEPER_SNAPSHOT_FAILURES, float(failures),
-                                   source="keeper", detail=self.last_error or self.receipt_error))
+        await self._submit(
+            Reading(sid, Kind.ROOM_SILENT, silent and not disaster, source="keeper", detail=text)
+        )
+        await self._submit(Reading(sid, Kind.ROOM_DISASTER, disaster, source="keeper", detail=text))
+        await self._submit(
+            Reading(
+                sid,
+                Kind.LANDING_MASS_CHANGE,
+                self.mass_change is not None,
+                source="keeper",
+                detail=self.mass_change,
+            )
+        )
+        await self._submit(
+            Reading(
+                sid,
+                Kind.KEEPER_SNAPSHOT_FAILURES,
+                float(failures),
+                source="keeper",
+                detail=self.last_error or self.receipt_error,
+            )
+        )
 
     def _silence_text(self, age: float, disaster: bool) -> str:
         """The page, short enough for one SMS beside the room's name (90 bytes in EUC-KR):
@@ -448,8 +516,11 @@ class RoomWatch:
         beat = self.heartbeat
         how_long = _duration(age, ko)
         if beat is None:
-            return (f"보관 서버 시작 후 {how_long} 무응답(수신 기록 없음)" if ko
-                    else f"never heard from ({how_long} since keeper start)")
+            return (
+                f"보관 서버 시작 후 {how_long} 무응답(수신 기록 없음)"
+                if ko
+                else f"never heard from ({how_long} since keeper start)"
+            )
         safe = _clock(self.safe_as_of)
         labels = KIND_LABELS["ko" if ko else "en"]
         sev = SEVERITY_LABELS["ko" if ko else "en"]
@@ -463,8 +534,11 @@ class RoomWatch:
             if len(alarms) > 1:
                 listed += f" 외 {len(alarms) - 1}" if ko else f" +{len(alarms) - 1}"
         if disaster:
-            return (f"재난추정 {how_long} 무응답, 자료 {safe}까지 안전, {listed}" if ko
-                    else f"LIKELY DISASTER: silent {how_long} during {listed}; data safe to {safe}")
+            return (
+                f"재난추정 {how_long} 무응답, 자료 {safe}까지 안전, {listed}"
+                if ko
+                else f"LIKELY DISASTER: silent {how_long} during {listed}; data safe to {safe}"
+            )
         if ko:
             return f"{how_long} 무응답, 자료 {safe}까지 안전" + (f", {listed}" if listed else "")
         return f"silent {how_long}, data safe to {safe}" + (f", alarms: {listed}" if listed else "")
@@ -487,8 +561,11 @@ class RoomWatch:
             "room_seq": beat.seq if beat else None,
             "room_rpo": beat.rpo if beat else None,
             "room_pending": beat.pending if beat else None,
-            "room_alarms": [{"kind": a.kind, "severity": a.severity, "id": a.id}
-                            for a in beat.alarms] if beat else [],
+            "room_alarms": [
+                {"kind": a.kind, "severity": a.severity, "id": a.id} for a in beat.alarms
+            ]
+            if beat
+            else [],
             "safe_as_of": self.safe_as_of,
             "answered": self.answered,
             "snapshot_count": len(self.snapshots),
@@ -509,9 +586,11 @@ class RoomWatch:
     def _clock_warning(self, now: float) -> str | None:
         if not self.snapshots or self.snapshots[-1][1] <= now + CLOCK_AHEAD_MAX:
             return None
-        return (f"the newest snapshot is dated {self.snapshots[-1][1] - now:.0f} s ahead of "
-                "this host's clock (the clock went back?): new snapshots sort after it, and "
-                "retention and --as-of go by snapshot time")
+        return (
+            f"the newest snapshot is dated {self.snapshots[-1][1] - now:.0f} s ahead of "
+            "this host's clock (the clock went back?): new snapshots sort after it, and "
+            "retention and --as-of go by snapshot time"
+        )
 
 
 def _duration(seconds: float, ko: bool) -> str:
@@ -534,4 +613,3 @@ def _clock(ts: float | None) -> str:
     if time.strftime("%m%d", local) != time.strftime("%m%d", today):
         return time.strftime("%m-%d %H:%M", local)
     return time.strftime("%H:%M:%S", local)
-

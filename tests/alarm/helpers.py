@@ -31,8 +31,18 @@ class Outbox:
         await db.execute(
             "INSERT INTO test_outbox(alarm_id, event, severity, sensor_id, location, kind, "
             "value, reason, tags, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (event.alarm_id, event.event, event.severity, event.sensor_id, event.location,
-             event.kind, repr(event.value), event.reason, ",".join(event.tags), event.ts),
+            (
+                event.alarm_id,
+                event.event,
+                event.severity,
+                event.sensor_id,
+                event.location,
+                event.kind,
+                repr(event.value),
+                event.reason,
+                ",".join(event.tags),
+                event.ts,
+            ),
         )
 
 
@@ -45,8 +55,12 @@ async def sent(store: Store) -> list[dict[str, Any]]:
         return []
 
 
-def config(sensors: list[dict[str, Any]] | None = None, rules: list[dict[str, Any]] | None = None,
-           alarms: dict[str, Any] | None = None, **extra: Any) -> Config:
+def config(
+    sensors: list[dict[str, Any]] | None = None,
+    rules: list[dict[str, Any]] | None = None,
+    alarms: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Config:
     # the sensors' own binding (topic) does not matter here; any valid one will do
     bound = [{"topic": f"zigbee2mqtt/{s['id']}", **s} for s in sensors or []]
     data: dict[str, Any] = {"sensors": bound, "rules": rules or [], **extra}

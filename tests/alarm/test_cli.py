@@ -89,8 +89,11 @@ async def test_ack_recorded_while_daemon_down_is_applied_at_start(
 
 
 async def test_silence_and_unsilence_through_the_cli(
-    make_engine: MakeEngine, store: Store, cfg_path: Path, clock: FakeClock,
-    capsys: pytest.CaptureFixture[str]
+    make_engine: MakeEngine,
+    store: Store,
+    cfg_path: Path,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     engine = await make_engine(config(CFG_SENSORS))
     args = ["--config", str(cfg_path)]
@@ -110,9 +113,11 @@ async def test_silence_and_unsilence_through_the_cli(
 
     assert main([*args, "unsilence", "leak-1"]) == 0
     await engine.tick()
-    assert await events(store) == [("silenced", "info", "leak-1"),
-                                   ("unsilenced", "info", "leak-1"),
-                                   ("firing", "critical", "leak-1")]
+    assert await events(store) == [
+        ("silenced", "info", "leak-1"),
+        ("unsilenced", "info", "leak-1"),
+        ("firing", "critical", "leak-1"),
+    ]
 
     assert main([*args, "silence", "nope", "--for", "2h", "--reason", "x"]) == 1
     assert main([*args, "silence", "--all", "--for", "soon", "--reason", "x"]) == 2
@@ -131,9 +136,7 @@ async def test_alarms_command_lists_active_and_history(
     assert "normal -> firing" in capsys.readouterr().out
 
 
-async def test_status_sections(
-    make_engine: MakeEngine, store: Store, clock: FakeClock
-) -> None:
+async def test_status_sections(make_engine: MakeEngine, store: Store, clock: FakeClock) -> None:
     engine = await make_engine(config([*CFG_SENSORS, SENSORS[2]]))
     await engine.submit(reading("temp-1", "temperature", 23.5, unit="°C"))
     await engine.submit(reading("leak-1", "water_leak", True))
@@ -149,11 +152,16 @@ async def test_status_sections(
     assert sensors["leak-1"]["state"] == "alarm"
     assert sensors["hum-1"]["state"] == "never-seen"
     assert [(a["sensor"], a["severity"], a["state"]) for a in status["alarms"]] == [
-        ("leak-1", "critical", "firing")]
+        ("leak-1", "critical", "firing")
+    ]
 
 
 def test_status_without_tables_is_empty(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "empty.db")
     assert read_status(conn, 0.0) == {
-        "sensors": [], "alarms": [], "silences": [], "pending_commands": 0}
+        "sensors": [],
+        "alarms": [],
+        "silences": [],
+        "pending_commands": 0,
+    }
     conn.close()

@@ -20,9 +20,7 @@ async def transitions(store: Store) -> list[tuple[str, str, str | None, int]]:
         return [tuple(r) for r in await cur.fetchall()]
 
 
-async def test_latching_stays_until_acknowledged(
-    make_engine: MakeEngine, store: Store
-) -> None:
+async def test_latching_stays_until_acknowledged(make_engine: MakeEngine, store: Store) -> None:
     engine = await make_engine(config(LEAK, [{"kind": "water_leak", "latching": True}]))
     await engine.submit(reading("leak-1", "water_leak", True))
     await engine.submit(reading("leak-1", "water_leak", False))
@@ -46,7 +44,10 @@ async def test_without_latching_ack_then_clear_resolves(
     await engine.submit(reading("leak-1", "water_leak", False))
     assert [e[0] for e in await events(store)] == ["firing", "acknowledged", "resolved"]
     assert [t[:2] for t in await transitions(store)] == [
-        ("normal", "firing"), ("firing", "acknowledged"), ("acknowledged", "resolved")]
+        ("normal", "firing"),
+        ("firing", "acknowledged"),
+        ("acknowledged", "resolved"),
+    ]
 
 
 async def test_repeat_until_acknowledged(
@@ -89,8 +90,16 @@ async def test_warning_repeats_hourly_and_repeat_is_configurable(
 
 
 async def test_escalation_ladder(make_engine: MakeEngine, store: Store, clock: FakeClock) -> None:
-    rules = [{"kind": "water_leak", "repeat": 0, "escalation": [
-        {"after": "20m", "tags": ["level2"]}, {"after": "90m", "tags": ["level3", "boss"]}]}]
+    rules = [
+        {
+            "kind": "water_leak",
+            "repeat": 0,
+            "escalation": [
+                {"after": "20m", "tags": ["level2"]},
+                {"after": "90m", "tags": ["level3", "boss"]},
+            ],
+        }
+    ]
     engine = await make_engine(config([{**SENSORS[0], "max_age": "1d"}], rules))
     await engine.submit(reading("leak-1", "water_leak", True))
     clock.advance(19 * 60)
@@ -105,7 +114,10 @@ async def test_escalation_ladder(make_engine: MakeEngine, store: Store, clock: F
     await engine.tick()
     rows = await sent(store)
     assert [(r["event"], r["tags"]) for r in rows] == [
-        ("firing", ""), ("escalated", "level2"), ("escalated", "level3,boss")]
+        ("firing", ""),
+        ("escalated", "level2"),
+        ("escalated", "level3,boss"),
+    ]
 
 
 async def test_escalation_stops_on_ack_and_comes_from_alarms_section(
@@ -156,7 +168,9 @@ async def test_alarm_that_clears_during_its_silence_sends_nothing(
     await engine.tick()
     assert await events(store) == [("silenced", "info", "")]  # only the silence's announcement
     assert [t[:2] for t in await transitions(store)] == [
-        ("normal", "firing"), ("firing", "resolved")]
+        ("normal", "firing"),
+        ("firing", "resolved"),
+    ]
 
 
 async def test_unsilence_pages_at_once(
@@ -167,9 +181,11 @@ async def test_unsilence_pages_at_once(
     await engine.submit(reading("leak-1", "water_leak", True))
     assert "ended #1" in await engine.unsilence("leak-1", "kim")
     await engine.tick()
-    assert await events(store) == [("silenced", "info", "leak-1"),
-                                   ("unsilenced", "info", "leak-1"),
-                                   ("firing", "critical", "leak-1")]
+    assert await events(store) == [
+        ("silenced", "info", "leak-1"),
+        ("unsilenced", "info", "leak-1"),
+        ("firing", "critical", "leak-1"),
+    ]
 
 
 async def test_sensor_lost_by_max_age(
@@ -184,7 +200,8 @@ async def test_sensor_lost_by_max_age(
     await engine.tick()
     rows = await sent(store)
     assert [(r["event"], r["severity"], r["kind"]) for r in rows] == [
-        ("firing", "warning", "sensor_lost")]
+        ("firing", "warning", "sensor_lost")
+    ]
     await engine.tick()
     assert len(await sent(store)) == 1
     await engine.submit(reading("temp-1", "temperature", 22.0))
@@ -200,9 +217,7 @@ async def test_never_seen_sensor_is_lost_after_max_age_from_start(
     assert [r["kind"] for r in await sent(store)] == ["sensor_lost"]
 
 
-async def test_sensor_lost_by_availability_false(
-    make_engine: MakeEngine, store: Store
-) -> None:
+async def test_sensor_lost_by_availability_false(make_engine: MakeEngine, store: Store) -> None:
     engine = await make_engine(config(LEAK))
     await engine.submit(reading("leak-1", "availability", False))
     rows = await sent(store)
@@ -233,7 +248,9 @@ async def test_restart_neither_pages_again_nor_forgets(
     await second.tick()
     rows = await sent(store)
     assert [(r["event"], r["alarm_id"]) for r in rows] == [
-        ("firing", alarm["id"]), ("repeat", alarm["id"])]
+        ("firing", alarm["id"]),
+        ("repeat", alarm["id"]),
+    ]
     await second.submit(reading("leak-1", "water_leak", False))
     assert (await sent(store))[-1]["event"] == "resolved"
     assert (await sent(store))[-1]["alarm_id"] == alarm["id"]

@@ -46,8 +46,7 @@ async def test_resolved_names_the_peak_and_duration_across_a_restart(
     clock.advance(390)
     await second.submit(reading("temp-1", "temperature", 25.0, unit="°C"))
     resolved = sent.events[-1]
-    assert (resolved.event, resolved.severity, resolved.peak) == ("resolved", "warning",
-                                                                  "critical")
+    assert (resolved.event, resolved.severity, resolved.peak) == ("resolved", "warning", "critical")
     assert resolved.since == fired_at and resolved.cause == "cleared"
 
     message = Templates(site="본청").render(resolved, "long")
@@ -55,7 +54,8 @@ async def test_resolved_names_the_peak_and_duration_across_a_restart(
     assert "지속 시간: 12분 30초" in message.body and "사유: 정상 복귀" in message.body
     sms = Templates(language="en").render(resolved, "sms").body
     assert sms.startswith("[OK] rack A top CRIT temperature alarm back to normal") and (
-        "lasted 12 min 30 s" in sms), sms
+        "lasted 12 min 30 s" in sms
+    ), sms
 
 
 async def test_an_alarm_open_before_the_upgrade_resolves_under_its_own_severity(
@@ -70,7 +70,8 @@ async def test_an_alarm_open_before_the_upgrade_resolves_under_its_own_severity(
             "unit, state, severity, value, reason, opened, fired, last_notified, updated) "
             "VALUES ('OLD1', 1, 'temp-1', 'temperature', 'temp-1', 'rack A top', "
             "'temperature', '°C', 'firing', 'critical', '36.0', '36°C (limit 35°C)', ?, ?, ?, ?)",
-            (clock.now, clock.now, clock.now, clock.now))
+            (clock.now, clock.now, clock.now, clock.now),
+        )
         await db.execute("UPDATE alarm_seq SET n = 1")
     clock.advance(90)
     sent = Recorder()
@@ -78,7 +79,10 @@ async def test_an_alarm_open_before_the_upgrade_resolves_under_its_own_severity(
     await engine.start()
     await engine.submit(reading("temp-1", "temperature", 25.0, unit="°C"))
     [resolved] = sent.events
-    assert (resolved.alarm_id, resolved.peak, resolved.since) == ("OLD1", "critical",
-                                                                  clock.now - 90)
+    assert (resolved.alarm_id, resolved.peak, resolved.since) == (
+        "OLD1",
+        "critical",
+        clock.now - 90,
+    )
     body = Templates().render(resolved, "sms").body
     assert "온도 위험경보 정상 복귀" in body and "지속 1분 30초" in body, body

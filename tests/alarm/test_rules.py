@@ -69,9 +69,7 @@ async def test_humidity_default_warning(make_engine: MakeEngine, store: Store) -
     assert await events(store) == [("firing", "warning", "hum-1")]
 
 
-async def test_trip_and_clear_hold(
-    make_engine: MakeEngine, store: Store, clock: FakeClock
-) -> None:
+async def test_trip_and_clear_hold(make_engine: MakeEngine, store: Store, clock: FakeClock) -> None:
     rules = [{"sensor": "temp-1", "trip_hold": "1m", "clear_hold": "2m"}]
     engine = await make_engine(config(SENSORS[1:2], rules))
     await engine.submit(reading("temp-1", "temperature", 31.0))
@@ -130,8 +128,12 @@ async def test_rate_of_rise(make_engine: MakeEngine, store: Store, clock: FakeCl
 async def test_combined_rule_smoke_and_heat_is_fire(
     make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
-    rules = [{"name": "fire", "all": [{"sensor": "smoke-1", "kind": "smoke"},
-                                      {"sensor": "temp-1", "above": 45}]}]
+    rules = [
+        {
+            "name": "fire",
+            "all": [{"sensor": "smoke-1", "kind": "smoke"}, {"sensor": "temp-1", "above": 45}],
+        }
+    ]
     engine = await make_engine(config(SENSORS, rules))
     await engine.submit(reading("temp-1", "temperature", 50.0))
     assert [e[2] for e in await events(store)] == ["temp-1"]
@@ -148,8 +150,12 @@ async def test_combined_rule_smoke_and_heat_is_fire(
 async def test_combined_rule_ignores_stale_terms(
     make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
-    rules = [{"name": "fire", "all": [{"sensor": "smoke-1", "kind": "smoke"},
-                                      {"sensor": "temp-1", "above": 45}]}]
+    rules = [
+        {
+            "name": "fire",
+            "all": [{"sensor": "smoke-1", "kind": "smoke"}, {"sensor": "temp-1", "above": 45}],
+        }
+    ]
     engine = await make_engine(config(SENSORS, rules))
     await engine.submit(reading("temp-1", "temperature", 50.0))
     clock.advance(301)  # temp-1's max_age (default 5 min) passed: its 50 °C proves nothing
@@ -176,7 +182,8 @@ async def test_battery_low(make_engine: MakeEngine, store: Store) -> None:
     await engine.submit(reading("leak-1", "battery", 12.0))
     sent = await sent_rows(store)
     assert [(e["event"], e["severity"], e["kind"]) for e in sent] == [
-        ("firing", "warning", "battery_low")]
+        ("firing", "warning", "battery_low")
+    ]
     await engine.submit(reading("leak-1", "battery", 22.0))  # within 5 points: still low
     assert len(await sent_rows(store)) == 1
     await engine.submit(reading("leak-1", "battery", 90.0))
@@ -195,7 +202,8 @@ async def test_fault_reading_never_fires_a_leak_alarm(
     await engine.submit(reading("leak-1", "water_leak", None, fault="cable break"))
     sent = await sent_rows(store)
     assert [(e["event"], e["severity"], e["kind"]) for e in sent] == [
-        ("firing", "warning", "sensor_fault")]
+        ("firing", "warning", "sensor_fault")
+    ]
     assert "cable break" in sent[0]["reason"]
     await engine.submit(reading("leak-1", "water_leak", False))
     kinds = {e["kind"] for e in await sent_rows(store)}
@@ -211,7 +219,8 @@ async def test_replication_readings_alarm_and_unknown_ids_are_ignored(
     await engine.submit(reading("replication:docs", "replication_lag", 90.0, unit="s"))
     sent = await sent_rows(store)
     assert [(e["event"], e["severity"], e["location"]) for e in sent] == [
-        ("firing", "warning", "replication:docs")]
+        ("firing", "warning", "replication:docs")
+    ]
     await engine.submit(reading("replication:docs", "replication_guard", True))
     assert (await events(store))[-1] == ("firing", "critical", "replication:docs")
     await engine.submit(reading("replication:docs", "replication_verify", True))

@@ -49,11 +49,15 @@ max_age = "1d"
 """
 
 
-def sentinel(cfg: Path, *args: str, env: dict[str, str] | None = None,
-             prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def sentinel(
+    cfg: Path, *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*prefix, PYTHON, "-m", "sentinel", "--config", str(cfg), *args],
-        capture_output=True, text=True, timeout=60, env=env or CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or CLEAN_ENV,
     )
 
 
@@ -90,8 +94,11 @@ async def test_a_silence_longer_than_its_limit_is_refused(
     assert commands(store.path) == []  # nothing was recorded
 
     # the limits come from [alarms]; within them a silence is recorded
-    cfg = write_config(tmp_path / "short.toml", store.path.parent,
-                       '[alarms]\nmax_silence = "2h"\nmax_silence_all = "30m"\n')
+    cfg = write_config(
+        tmp_path / "short.toml",
+        store.path.parent,
+        '[alarms]\nmax_silence = "2h"\nmax_silence_all = "30m"\n',
+    )
     refused = sentinel(cfg, "silence", "--all", "--for", "31m", "--reason", "x")
     assert refused.returncode == 2 and "at most 30m" in refused.stderr
     ok = sentinel(cfg, "silence", "leak-1", "--for", "2h", "--reason", "plumber")
@@ -114,9 +121,11 @@ async def test_a_silence_from_before_the_limit_ends_within_it(
     cfg = config([{"id": "leak-1", "kind": "water_leak", "max_age": "1d"}])
     await make_engine(cfg)
     async with store.write() as db:  # `silence --all --for 3650d` as an older release took it
-        await db.execute("INSERT INTO alarm_silences(sensor_id, reason, created_by, created, "
-                         "until) VALUES (NULL, 'quiet', 'mallory', ?, ?)",
-                         (clock(), clock() + 3650 * 86400))
+        await db.execute(
+            "INSERT INTO alarm_silences(sensor_id, reason, created_by, created, "
+            "until) VALUES (NULL, 'quiet', 'mallory', ?, ?)",
+            (clock(), clock() + 3650 * 86400),
+        )
     engine = await make_engine(cfg)  # the upgraded daemon starts
     assert engine.health()["silences"] == 1
     clock.advance(4 * 3600 + 1)
@@ -125,8 +134,11 @@ async def test_a_silence_from_before_the_limit_ends_within_it(
 
 
 def test_max_silence_all_cannot_exceed_max_silence(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "sentinel.toml", tmp_path / "state",
-                       '[alarms]\nmax_silence = "1h"\nmax_silence_all = "2h"\n')
+    cfg = write_config(
+        tmp_path / "sentinel.toml",
+        tmp_path / "state",
+        '[alarms]\nmax_silence = "1h"\nmax_silence_all = "2h"\n',
+    )
     proc = sentinel(cfg, "check-config")
     assert proc.returncode == 2, proc
     assert "max_silence_all (silence --all) must not be longer than max_silence" in proc.stderr
@@ -155,7 +167,8 @@ class Daemon:
         )
         apprise.chmod(0o600)
         self.config = tmp / "sentinel.toml"
-        self.config.write_text(f"""
+        self.config.write_text(
+            f"""
 [daemon]
 state_dir = "{self.state}"
 heartbeat = "0.5s"
@@ -176,14 +189,18 @@ language = "en"
 group_window = "0s"
 send_timeout = "3s"
 retry_max = "1s"
-""", encoding="utf-8")
+""",
+            encoding="utf-8",
+        )
         self.config.chmod(0o600)
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, env=CLEAN_ENV,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=CLEAN_ENV,
             )
         wait_for(self.connected, what="the daemon connected to the broker")
 
@@ -207,9 +224,19 @@ retry_max = "1s"
 
     def publish(self, leak: bool) -> None:
         subprocess.run(
-            ["mosquitto_pub", "-h", self.broker.host, "-p", str(self.broker.port),
-             "-t", "zigbee2mqtt/leak-1", "-m", json.dumps({"water_leak": leak})],
-            check=True, timeout=10,
+            [
+                "mosquitto_pub",
+                "-h",
+                self.broker.host,
+                "-p",
+                str(self.broker.port),
+                "-t",
+                "zigbee2mqtt/leak-1",
+                "-m",
+                json.dumps({"water_leak": leak}),
+            ],
+            check=True,
+            timeout=10,
         )
 
     def messages(self, path: str) -> list[str]:
@@ -251,15 +278,33 @@ def test_every_action_is_announced_on_the_info_route_with_the_real_identity(
     sudo = as_sudo("alice", 1000)
 
     # a silence: who (declared and real), what, until when, why
-    proc = sentinel(d.config, "silence", "leak-1", "--for", "2h", "--reason",
-                    "plumber fixing the pipe", "--by", "mallory", env=sudo)
+    proc = sentinel(
+        d.config,
+        "silence",
+        "leak-1",
+        "--for",
+        "2h",
+        "--reason",
+        "plumber fixing the pipe",
+        "--by",
+        "mallory",
+        env=sudo,
+    )
     assert proc.returncode == 0, proc
     wait_for(lambda: d.messages("/info"), what="the silence announcement")
     [until] = d.query("SELECT until FROM alarm_silences")[0]
     [silenced] = d.messages("/info")
-    for fact in ("alarms silenced", "under rack A", "leak-1", "mallory", me,
-                 "sudo from uid 1000 alice", "plumber fixing the pipe", local(float(until)),
-                 "sentinel unsilence S1"):
+    for fact in (
+        "alarms silenced",
+        "under rack A",
+        "leak-1",
+        "mallory",
+        me,
+        "sudo from uid 1000 alice",
+        "plumber fixing the pipe",
+        local(float(until)),
+        "sentinel unsilence S1",
+    ):
         assert fact in silenced, (fact, silenced)
 
     # the leak while silenced pages nobody; ending the silence is announced, then it pages
@@ -269,16 +314,23 @@ def test_every_action_is_announced_on_the_info_route_with_the_real_identity(
     assert proc.returncode == 0, proc
     wait_for(lambda: len(d.messages("/info")) == 2, what="the unsilence announcement")
     unsilenced = d.messages("/info")[1]
-    for fact in ("silence ended", "under rack A", "alice", me, "sudo from uid 1000 alice",
-                 "pipe fixed"):
+    for fact in (
+        "silence ended",
+        "under rack A",
+        "alice",
+        me,
+        "sudo from uid 1000 alice",
+        "pipe fixed",
+    ):
         assert fact in unsilenced, (fact, unsilenced)
     wait_for(lambda: d.messages("/page"), what="the page once the silence ended")
     [[alarm]] = d.query("SELECT id FROM alarm_alarms")
     assert alarm in d.messages("/page")[0]
 
     # an ack reaches those who were paged and the info route, naming who
-    proc = sentinel(d.config, "ack", str(alarm), "--by", "kim", "--reason", "on my way",
-                    env=CLEAN_ENV)
+    proc = sentinel(
+        d.config, "ack", str(alarm), "--by", "kim", "--reason", "on my way", env=CLEAN_ENV
+    )
     assert proc.returncode == 0, proc
     wait_for(lambda: len(d.messages("/info")) == 3, what="the ack announcement")
     acked = d.messages("/info")[2]
@@ -288,15 +340,15 @@ def test_every_action_is_announced_on_the_info_route_with_the_real_identity(
     assert "kim(root)" in d.messages("/page")[1]  # the SMS form: declared name and real user
 
     # a silence of everything names it so
-    proc = sentinel(d.config, "silence", "--all", "--for", "1h", "--reason", "move racks",
-                    env=sudo)
+    proc = sentinel(d.config, "silence", "--all", "--for", "1h", "--reason", "move racks", env=sudo)
     assert proc.returncode == 0, proc
     wait_for(lambda: len(d.messages("/info")) == 4, what="the --all announcement")
     assert "all alarms" in d.messages("/info")[3] and "move racks" in d.messages("/info")[3]
 
     # the trail: the database keeps the real identity beside the declared name ...
-    rows = d.query("SELECT command, declared_by, uid, user, sudo_uid, sudo_user "
-                   "FROM alarm_actions ORDER BY id")
+    rows = d.query(
+        "SELECT command, declared_by, uid, user, sudo_uid, sudo_user FROM alarm_actions ORDER BY id"
+    )
     assert rows == [
         ("silence", "mallory", os.getuid(), "root", 1000, "alice"),
         ("unsilence", "alice", os.getuid(), "root", 1000, "alice"),
@@ -320,28 +372,38 @@ def test_every_action_is_announced_on_the_info_route_with_the_real_identity(
 
 
 UNPRIVILEGED = (
-    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
     # read (and reach) everything like a member of group sentinel would, but write nothing
-    "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+    "--inh-caps=+dac_read_search",
+    "--ambient-caps=+dac_read_search",
 )
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to become an unprivileged user")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root to become an unprivileged user",
+)
 async def test_a_user_who_may_not_write_the_database_is_told_so(
     make_engine: MakeEngine, store: Store, tmp_path: Path
 ) -> None:
     await make_engine(config([{"id": "leak-1", "kind": "water_leak", "max_age": "1d"}]))
     cfg = write_config(tmp_path / "sentinel.toml", store.path.parent)
     cfg.chmod(0o644)
-    for args in (("silence", "--all", "--for", "1h", "--reason", "x"),
-                 ("unsilence", "--all"), ("ack", "A7F3")):
+    for args in (
+        ("silence", "--all", "--for", "1h", "--reason", "x"),
+        ("unsilence", "--all"),
+        ("ack", "A7F3"),
+    ):
         proc = sentinel(cfg, *args, prefix=UNPRIVILEGED)
         assert proc.returncode == 2, proc
         assert proc.stderr.strip() == (
             f"sentinel: cannot write the state database {store.path}: permission denied; "
             "run the command with sudo (members of group sentinel may read status but not "
-            "change alarms)"), proc.stderr
+            "change alarms)"
+        ), proc.stderr
     assert commands(store.path) == []
 
 
@@ -350,8 +412,11 @@ def read_only_state(store: Store, tmp_path: Path) -> Iterator[Path]:
     """The state directory again, bind-mounted read-only (root cannot write it either)."""
     mount = tmp_path / "ro-state"
     mount.mkdir()
-    proc = subprocess.run(["mount", "--bind", "-o", "ro", str(store.path.parent), str(mount)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(store.path.parent), str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot bind-mount here: {proc.stderr.strip()}")
     try:
@@ -372,20 +437,35 @@ async def test_a_read_only_state_directory_is_named_as_such(
     assert commands(store.path) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to become an unprivileged user")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root to become an unprivileged user",
+)
 def test_sudo_identity_is_believed_only_from_root() -> None:
     """sudo sets SUDO_USER/SUDO_UID in the root process it starts; any other user can set
     them too, so the SMS would name whoever they chose."""
-    script = ("from sentinel.alarm.actor import Actor; a = Actor.current(None); "
-              "print(a.sudo_user, a.sudo_uid, a.short())")
+    script = (
+        "from sentinel.alarm.actor import Actor; a = Actor.current(None); "
+        "print(a.sudo_user, a.sudo_uid, a.short())"
+    )
     env = {**CLEAN_ENV, "SUDO_USER": "alice", "SUDO_UID": "1000"}
-    fake = subprocess.run([*UNPRIVILEGED, sys.executable, "-c", script], env=env,
-                          capture_output=True, text=True, timeout=30,
-                          cwd=Path(__file__).parents[2])
+    fake = subprocess.run(
+        [*UNPRIVILEGED, sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parents[2],
+    )
     assert fake.returncode == 0, fake.stderr
     assert fake.stdout.split()[:2] == ["None", "None"]
     assert "alice" not in fake.stdout
-    real = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=30, cwd=Path(__file__).parents[2])
+    real = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parents[2],
+    )
     assert real.stdout.split()[:2] == ["alice", "1000"]

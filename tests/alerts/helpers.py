@@ -72,8 +72,11 @@ async def make_delivery(
 ) -> tuple[Outbox, Sender]:
     await store.migrate(OWNER, MIGRATIONS)
     channels = load_channels(apprise_yml)
-    outbox = Outbox(channels, routes or {"critical": ["critical"], "warning": ["warning"],
-                                         "info": ["info"]}, clock=clock)
+    outbox = Outbox(
+        channels,
+        routes or {"critical": ["critical"], "warning": ["warning"], "info": ["info"]},
+        clock=clock,
+    )
     args: dict[str, Any] = {"group_window": 0.0, "retry_initial": 0.05, "send_timeout": 5.0}
     args.update(sender_args)
     sender = Sender(outbox, store.write, Templates(site="본청"), clock=clock, **args)

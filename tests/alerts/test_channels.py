@@ -11,8 +11,11 @@ from tests.alerts.helpers import write_apprise
 
 
 def test_keys_are_stable_when_the_file_is_reordered(tmp_path: Path):
-    urls = [("json://127.0.0.1:9/a", ["critical"]), ("mailto://u:pw123456@example.com", []),
-            ("json://127.0.0.1:9/b", ["warning"])]
+    urls = [
+        ("json://127.0.0.1:9/a", ["critical"]),
+        ("mailto://u:pw123456@example.com", []),
+        ("json://127.0.0.1:9/b", ["warning"]),
+    ]
     one = load_channels(write_apprise(tmp_path / "1.yml", urls))
     two = load_channels(write_apprise(tmp_path / "2.yml", list(reversed(urls))))
     # paths are masked (json://127.0.0.1:9/****): tell the channels apart by their tags
@@ -22,20 +25,32 @@ def test_keys_are_stable_when_the_file_is_reordered(tmp_path: Path):
 
 
 def test_form_rule(tmp_path: Path):
-    channels = load_channels(write_apprise(tmp_path / "a.yml", [
-        ("json://127.0.0.1:9/gw", []),            # SMS gateway webhook -> sms
-        ("json://127.0.0.1:9/m", ["lms"]),        # tag wins -> long
-        ("mailto://u:pw123456@example.com", []),  # e-mail -> long
-        ("console://", ["sms"]),                  # tag wins -> sms
-    ]))
+    channels = load_channels(
+        write_apprise(
+            tmp_path / "a.yml",
+            [
+                ("json://127.0.0.1:9/gw", []),  # SMS gateway webhook -> sms
+                ("json://127.0.0.1:9/m", ["lms"]),  # tag wins -> long
+                ("mailto://u:pw123456@example.com", []),  # e-mail -> long
+                ("console://", ["sms"]),  # tag wins -> sms
+            ],
+        )
+    )
     assert [c.form for c in channels] == ["sms", "long", "long", "sms"]
 
 
 def test_routing(tmp_path: Path):
-    channels = load_channels(write_apprise(tmp_path / "a.yml", [
-        ("json://127.0.0.1:9/c", ["critical"]), ("json://127.0.0.1:9/w", ["warning"]),
-        ("json://127.0.0.1:9/any", ["always"]), ("json://127.0.0.1:9/l2", ["level2"]),
-    ]))
+    channels = load_channels(
+        write_apprise(
+            tmp_path / "a.yml",
+            [
+                ("json://127.0.0.1:9/c", ["critical"]),
+                ("json://127.0.0.1:9/w", ["warning"]),
+                ("json://127.0.0.1:9/any", ["always"]),
+                ("json://127.0.0.1:9/l2", ["level2"]),
+            ],
+        )
+    )
     outbox = Outbox(channels, {"critical": ["critical"], "warning": ["warning"]})
 
     def paths(severity: str, tags: tuple[str, ...] = ()) -> list[str]:

@@ -26,10 +26,13 @@ def _config(tmp_path: Path, apprise_yml: Path | str, extra: str = "") -> Path:
 
 
 def test_all_channels_ok(tmp_path: Path, http_sink: HttpSink, capsys: pytest.CaptureFixture):
-    yml = write_apprise(tmp_path / "apprise.yml", [
-        (http_sink.json_url("/a"), ["critical", "sms"]),
-        (http_sink.json_url("/b"), ["warning"]),
-    ])
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (http_sink.json_url("/a"), ["critical", "sms"]),
+            (http_sink.json_url("/b"), ["warning"]),
+        ],
+    )
     assert main(["-c", str(_config(tmp_path, yml)), "test-alert"]) == 0
     out = capsys.readouterr().out
     assert out.count(" ok") == 2
@@ -42,9 +45,13 @@ def test_a_failing_channel_exits_1_with_its_reason(
 ):
     good, bad = http_sink_factory(), http_sink_factory()
     bad.fail("/b", times=5)
-    yml = write_apprise(tmp_path / "apprise.yml", [
-        (good.json_url("/a"), []), (bad.json_url("/b"), []),
-    ])
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (good.json_url("/a"), []),
+            (bad.json_url("/b"), []),
+        ],
+    )
     assert main(["-c", str(_config(tmp_path, yml)), "test-alert"]) == 1
     lines = capsys.readouterr().out.splitlines()
     by_url = {line.split()[0]: line for line in lines}
@@ -56,9 +63,13 @@ def test_a_failing_channel_exits_1_with_its_reason(
 
 
 def test_tag_selects_channels(tmp_path: Path, http_sink: HttpSink, capsys):
-    yml = write_apprise(tmp_path / "apprise.yml", [
-        (http_sink.json_url("/a"), ["critical"]), (http_sink.json_url("/b"), ["warning"]),
-    ])
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (http_sink.json_url("/a"), ["critical"]),
+            (http_sink.json_url("/b"), ["warning"]),
+        ],
+    )
     config = _config(tmp_path, yml)
     assert main(["-c", str(config), "test-alert", "--tag", "warning"]) == 0
     assert [r.path for r in http_sink.delivered()] == ["/b"]
@@ -90,8 +101,11 @@ def test_preview_prints_every_template_and_sends_nothing(
     tmp_path: Path, http_sink: HttpSink, capsys: pytest.CaptureFixture
 ):
     yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/a"), [])])
-    config = _config(tmp_path, yml, '[alerts.templates]\n"sms.firing" = "[{severity}] 맞춤 '
-                     '{location} {what} #{id}"\n')
+    config = _config(
+        tmp_path,
+        yml,
+        '[alerts.templates]\n"sms.firing" = "[{severity}] 맞춤 {location} {what} #{id}"\n',
+    )
     assert main(["-c", str(config), "test-alert", "--preview"]) == 0
     out = capsys.readouterr().out
     ko, en = out.split("##### en #####")

@@ -22,8 +22,10 @@ def _config(tmp_path: Path, apprise_text: str) -> Path:
     yml.write_text(apprise_text, encoding="utf-8")
     yml.chmod(0o600)
     path = tmp_path / "sentinel.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
-                    '[alerts]\napprise_config = "apprise.yml"\n', encoding="utf-8")
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[alerts]\napprise_config = "apprise.yml"\n',
+        encoding="utf-8",
+    )
     path.chmod(0o600)
     return path
 
@@ -31,13 +33,16 @@ def _config(tmp_path: Path, apprise_text: str) -> Path:
 def test_a_misspelt_scheme_is_refused_by_position_without_its_secrets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ):
-    config = _config(tmp_path, (
-        "urls:\n"
-        '  - "jsonz://admin:Pw0rd-SECRET@127.0.0.1:18831/hook/Zq7xK2mP9wLr?token=tok-SECRET-q":\n'
-        "      tag: critical\n"
-        '  - "json://127.0.0.1:18831/sms/abc?token=tok-SECRET-query-1234&cto=1&rto=1":\n'
-        "      tag: critical, warning, info\n"
-    ))
+    config = _config(
+        tmp_path,
+        (
+            "urls:\n"
+            '  - "jsonz://admin:Pw0rd-SECRET@127.0.0.1:18831/hook/Zq7xK2mP9wLr?token=tok-SECRET-q":\n'
+            "      tag: critical\n"
+            '  - "json://127.0.0.1:18831/sms/abc?token=tok-SECRET-query-1234&cto=1&rto=1":\n'
+            "      tag: critical, warning, info\n"
+        ),
+    )
     caplog.set_level(logging.DEBUG)
     assert main(["-c", str(config), "check-config"]) == 2
     err = capsys.readouterr().err
@@ -53,11 +58,10 @@ def test_a_misspelt_scheme_is_refused_by_position_without_its_secrets(
 def test_a_route_that_reaches_no_channel_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    config = _config(tmp_path, (
-        "urls:\n"
-        '  - "json://127.0.0.1:18831/sms?cto=1&rto=1":\n'
-        "      tag: warning, info\n"
-    ))
+    config = _config(
+        tmp_path,
+        ('urls:\n  - "json://127.0.0.1:18831/sms?cto=1&rto=1":\n      tag: warning, info\n'),
+    )
     assert main(["-c", str(config), "check-config"]) == 2
     err = capsys.readouterr().err
     assert "alerts.routes.critical" in err and "a critical alarm would reach nobody" in err

@@ -88,17 +88,16 @@ async def test_stalled_channel_does_not_delay_another(
         await until(lambda: slow.requests("/slow"))
         await until(lambda: sender.health()["sent"] == 1)
         assert slow.requests("/slow")[0].mono < got[0].mono + 5  # both were asked at once
-        pending = await rows(
-            store, "SELECT channel FROM outbox_message WHERE state = 'pending'"
-        )
+        pending = await rows(store, "SELECT channel FROM outbox_message WHERE state = 'pending'")
         assert len(pending) == 1
         # the stall ends: the timed-out message is retried and arrives
         slow.stall("/slow", 0)
         await slow.wait_delivered(1, "/slow")
         await until(lambda: sender.health()["pending"] == 0)
     assert len(fast.delivered()) == 1
-    failures = await rows(store, "SELECT display, last_error FROM alert_channel WHERE "
-                                 "last_error IS NOT NULL")
+    failures = await rows(
+        store, "SELECT display, last_error FROM alert_channel WHERE last_error IS NOT NULL"
+    )
     assert failures and failures[0][0] == slow.json_url("/****")
 
 
@@ -182,9 +181,7 @@ async def test_unconfirmed_send_is_resent_after_restart(http_sink: HttpSink, tmp
     assert len(http_sink.requests("/p")) == 2
 
 
-async def test_rolled_back_enqueue_sends_nothing(
-    store: Store, http_sink: HttpSink, tmp_path: Path
-):
+async def test_rolled_back_enqueue_sends_nothing(store: Store, http_sink: HttpSink, tmp_path: Path):
     yml = write_apprise(tmp_path / "apprise.yml", [(http_sink.json_url("/p"), ["critical"])])
     outbox, sender = await make_delivery(store, yml)
     async with running(sender):
@@ -283,12 +280,16 @@ async def test_routing_by_severity_escalation_and_untagged(
     )
     outbox, sender = await make_delivery(store, yml)
     async with running(sender):
-        await enqueue(store, outbox, event("R001", severity="warning", kind="temperature",
-                                           value=31.5, unit="°C"))
+        await enqueue(
+            store,
+            outbox,
+            event("R001", severity="warning", kind="temperature", value=31.5, unit="°C"),
+        )
         await enqueue(store, outbox, event("R002", event_type="escalated", tags=("level2",)))
         await until(lambda: sender.health()["sent"] == 4)
-    by_path = {p: [r.message for r in http_sink.delivered(p)] for p in
-               ("/crit", "/warn", "/boss", "/all")}
+    by_path = {
+        p: [r.message for r in http_sink.delivered(p)] for p in ("/crit", "/warn", "/boss", "/all")
+    }
     assert by_path["/crit"] == []
     assert len(by_path["/warn"]) == 1 and "31.5°C" in by_path["/warn"][0]
     assert len(by_path["/boss"]) == 1 and "#R002" in by_path["/boss"][0]
@@ -334,7 +335,10 @@ async def test_pending_rows_follow_a_channel_that_was_replaced(
 
 
 async def test_all_channels_failing_is_reported_once(
-    store: Store, http_sink: HttpSink, tmp_path: Path, clock: FakeClock,
+    store: Store,
+    http_sink: HttpSink,
+    tmp_path: Path,
+    clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ):
     http_sink.fail("/p", times=1000)

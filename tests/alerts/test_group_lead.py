@@ -14,9 +14,16 @@ from tests.fixtures.http_sink import HttpSink
 def _db_notice() -> AlarmEvent:
     """What the daemon queues after moving a corrupt state database aside."""
     return AlarmEvent(
-        alarm_id="DB", event="firing", severity="critical", sensor_id="sentinel:state-db",
-        location="state database was corrupt, started fresh", kind="state_db", value=None,
-        unit="", reason="moved aside", ts=time.time(),
+        alarm_id="DB",
+        event="firing",
+        severity="critical",
+        sensor_id="sentinel:state-db",
+        location="state database was corrupt, started fresh",
+        kind="state_db",
+        value=None,
+        unit="",
+        reason="moved aside",
+        ts=time.time(),
     )
 
 

@@ -37,8 +37,9 @@ class ReceiptWriter:
     """What the keeper does for the room, reduced to the receipt: reads the heartbeat at the
     landing root and, once `delay` passed, answers its urgent request."""
 
-    def __init__(self, landing: Path, receipt: Path, *, delay: float = 0.3,
-                 answer: bool = True) -> None:
+    def __init__(
+        self, landing: Path, receipt: Path, *, delay: float = 0.3, answer: bool = True
+    ) -> None:
         self.landing = landing
         self.receipt = receipt
         self.delay = delay
@@ -53,22 +54,35 @@ class ReceiptWriter:
                 hb = read_heartbeat(self.landing / HEARTBEAT_FILE)
             except (OSError, ValueError):
                 continue
-            if hb.urgent is None or (self.seen_urgent is not None
-                                     and hb.urgent <= self.seen_urgent):
+            if hb.urgent is None or (
+                self.seen_urgent is not None and hb.urgent <= self.seen_urgent
+            ):
                 continue
             self.seen_urgent = hb.urgent
             if not self.answer:
                 continue
             await asyncio.sleep(self.delay)  # "snapshotting"
-            write_atomic(self.receipt, Receipt(ROOM, hb.synced_through, "20261202T0332Z",
-                                               time.time(), time.time(),
-                                               answered=hb.urgent).to_json())
+            write_atomic(
+                self.receipt,
+                Receipt(
+                    ROOM,
+                    hb.synced_through,
+                    "20261202T0332Z",
+                    time.time(),
+                    time.time(),
+                    answered=hb.urgent,
+                ).to_json(),
+            )
             self.answered_at = time.monotonic()
 
 
 @contextlib.asynccontextmanager
 async def room_with_keeper(
-    tmp_path: Path, store: Store, *, confirm_wait: float = 1.5, answer: bool = True,
+    tmp_path: Path,
+    store: Store,
+    *,
+    confirm_wait: float = 1.5,
+    answer: bool = True,
     delay: float = 0.3,
 ) -> AsyncIterator[tuple[KeeperConfirm, RoomHeartbeat, ReceiptWriter]]:
     await store.migrate(BACKUP_OWNER, BACKUP_MIGRATIONS)
@@ -82,9 +96,13 @@ async def room_with_keeper(
     keeper = ReceiptWriter(landing, receipt, delay=delay, answer=answer)
     async with replicating(spec, store) as rep:
         await caught_up(rep, src, landing)
-        room = RoomHeartbeat(spec, KeeperLinkConfig(receipt=str(receipt), heartbeat=5.0,
-                                                confirm_wait=confirm_wait),
-                             ROOM, rep, store.db)
+        room = RoomHeartbeat(
+            spec,
+            KeeperLinkConfig(receipt=str(receipt), heartbeat=5.0, confirm_wait=confirm_wait),
+            ROOM,
+            rep,
+            store.db,
+        )
         beat_task = asyncio.create_task(room.run())
         keeper_task = asyncio.create_task(keeper.run())
         try:
@@ -98,10 +116,13 @@ async def room_with_keeper(
 
 
 def sink_config(tmp_path: Path, http_sink: HttpSink) -> Path:
-    return write_apprise(tmp_path / "apprise.yml", [
-        (http_sink.json_url("/sms", query="cto=1&rto=3"), ["critical", "warning"]),
-        (http_sink.json_url("/lms", query="cto=1&rto=3&format=text"), ["critical"]),
-    ])
+    return write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (http_sink.json_url("/sms", query="cto=1&rto=3"), ["critical", "warning"]),
+            (http_sink.json_url("/lms", query="cto=1&rto=3&format=text"), ["critical"]),
+        ],
+    )
 
 
 async def test_keeper_critical_leak_page_waits_for_the_receipt_and_says_data_safe(
@@ -138,7 +159,10 @@ async def test_keeper_without_an_answer_the_page_still_goes_out(
     newest older receipt's time, marked as such, when there is one."""
     outbox, sender = await make_delivery(store, sink_config(tmp_path, http_sink))
     async with room_with_keeper(tmp_path, store, confirm_wait=1.0, answer=False) as (
-            confirm, room, keeper):
+        confirm,
+        room,
+        keeper,
+    ):
         sender.confirm = confirm
         async with running(sender):
             began = time.monotonic()
@@ -157,18 +181,22 @@ async def test_keeper_without_an_answer_the_page_still_goes_out(
     assert sms_bytes(sms2.message) <= SMS_LIMIT_BYTES
 
 
-async def test_keeper_other_pages_are_not_held(
-    tmp_path: Path, store: Store, http_sink: HttpSink
-):
+async def test_keeper_other_pages_are_not_held(tmp_path: Path, store: Store, http_sink: HttpSink):
     """A warning, a resolved leak, sentinel's own health: sent at once, no "data safe"."""
     outbox, sender = await make_delivery(store, sink_config(tmp_path, http_sink))
     async with room_with_keeper(tmp_path, store, confirm_wait=3.0, answer=False) as (
-            confirm, _room, keeper):
+        confirm,
+        _room,
+        keeper,
+    ):
         sender.confirm = confirm
         async with running(sender):
             began = time.monotonic()
-            await enqueue(store, outbox, event("TEMP", kind="temperature", severity="warning",
-                                               value=41.0, unit="°C"))
+            await enqueue(
+                store,
+                outbox,
+                event("TEMP", kind="temperature", severity="warning", value=41.0, unit="°C"),
+            )
             sms = (await http_sink.wait_delivered(1, "/sms"))[0]
     assert sms.mono - began < 1.0 and "안전" not in sms.message
     assert keeper.seen_urgent is None

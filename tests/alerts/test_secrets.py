@@ -55,8 +55,10 @@ async def test_secrets_stay_out_of_logs_health_and_status(
         health = sender.health()
     # the sink really was asked, with the secrets (the channel itself must get them)
     assert http_sink.requests()
-    assert any("apikey" in r.message or r.headers.get("X-Token") == HEADER_TOKEN
-               for r in http_sink.requests())
+    assert any(
+        "apikey" in r.message or r.headers.get("X-Token") == HEADER_TOKEN
+        for r in http_sink.requests()
+    )
     logged = caplog.text + "\n".join(r.getMessage() for r in caplog.records)
     assert "failed" in logged  # failures were logged...
     assert _leaks(logged) == []  # ...without a secret
@@ -107,12 +109,19 @@ def _shown(text: str) -> list[str]:
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sentinel", "-c", str(config), *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "sentinel", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_short_path_tokens_are_masked_in_status_cli_database_and_logs(
-    store: Store, http_sink: HttpSink, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    store: Store,
+    http_sink: HttpSink,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ):
     caplog.set_level(logging.DEBUG)
     for token in PATH_TOKENS:
@@ -128,8 +137,10 @@ async def test_short_path_tokens_are_masked_in_status_cli_database_and_logs(
         await enqueue(store, outbox, event("S002"))
         await until(lambda: sender.health()["failed_sends"] >= 4)
     config = tmp_path / "sentinel.toml"
-    config.write_text(f'[daemon]\nstate_dir = "{store.path.parent}"\n'
-                      f'[alerts]\napprise_config = "{yml}"\nsend_timeout = "3s"\n')
+    config.write_text(
+        f'[daemon]\nstate_dir = "{store.path.parent}"\n'
+        f'[alerts]\napprise_config = "{yml}"\nsend_timeout = "3s"\n'
+    )
     alert = _cli(config, "test-alert")
     status = _cli(config, "status", "--json")
     assert alert.returncode == 1 and "FAILED" in alert.stdout
@@ -162,8 +173,10 @@ def test_registered_apprise_url_is_masked_whole_in_logs():
 def test_apprise_abbreviations_are_not_shown(tmp_path: Path):
     """Apprise's privacy URL keeps `t...9` and `...abcd` of tokens; the display keeps none."""
     urls = {
-        "twilio://AC1234567890abcdef1234567890abcd:tok1234567890abcdef1234567890ab"
-        "@12345678901": ["abcd", "12345678901"],
+        "twilio://AC1234567890abcdef1234567890abcd:tok1234567890abcdef1234567890ab@12345678901": [
+            "abcd",
+            "12345678901",
+        ],
         "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi": ["uQiR"],
         "kakao://k3y/s3c": ["k3y", "s3c"],
         "ntfy://mytopic": ["mytopic"],

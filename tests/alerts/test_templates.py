@@ -37,10 +37,27 @@ KINDS = [
 SECONDS_742 = {"ko": "12분 22초", "en": "12 min 22 s"}
 
 
-def _event(location: str, kind: str, value, unit: str, event: str = "firing",
-           alarm_id: str = "A7F3", severity: str = "critical") -> AlarmEvent:
-    return AlarmEvent(alarm_id, event, severity, "sensor-1", location, kind, value, unit,
-                      "above 35 °C for 30s", TS)
+def _event(
+    location: str,
+    kind: str,
+    value,
+    unit: str,
+    event: str = "firing",
+    alarm_id: str = "A7F3",
+    severity: str = "critical",
+) -> AlarmEvent:
+    return AlarmEvent(
+        alarm_id,
+        event,
+        severity,
+        "sensor-1",
+        location,
+        kind,
+        value,
+        unit,
+        "above 35 °C for 30s",
+        TS,
+    )
 
 
 @pytest.mark.parametrize("language", ["ko", "en"])
@@ -70,7 +87,8 @@ def test_korean_sms_reads_naturally():
     assert templates.render(heat, "sms").body == f"[주의] 전산실 랙3 온도 31.2°C {HHMM} #A7F3"
     cleared = _event("전산실 UPS 하단", "water_leak", False, "", event="resolved")
     assert templates.render(cleared, "sms").body.startswith(
-        "[해제] 전산실 UPS 하단 누수 위험경보 정상 복귀")
+        "[해제] 전산실 UPS 하단 누수 위험경보 정상 복귀"
+    )
 
 
 def test_long_location_is_shortened_keeping_its_ends():
@@ -80,15 +98,17 @@ def test_long_location_is_shortened_keeping_its_ends():
 
 
 def test_english_is_selectable():
-    body = Templates(language="en").render(
-        _event("server room", "water_leak", True, ""), "sms").body
+    body = (
+        Templates(language="en").render(_event("server room", "water_leak", True, ""), "sms").body
+    )
     assert body == f"[CRIT] server room leak detected {HHMM} #A7F3"
 
 
 @pytest.mark.parametrize("language", ["ko", "en"])
 def test_long_form_names_site_location_value_time_and_id(language: str):
     message = Templates(language=language, site="○○군청 본청").render(
-        _event("전산실 랙3", "temperature", 36.2, "°C"), "long")
+        _event("전산실 랙3", "temperature", 36.2, "°C"), "long"
+    )
     assert "○○군청 본청" in message.title
     assert "○○군청 본청" not in message.body  # the title says it; the body adds, not repeats
     for fact in ("전산실 랙3", "36.2°C", HHMM, "#A7F3", "sensor-1"):
@@ -99,8 +119,10 @@ def test_long_form_names_site_location_value_time_and_id(language: str):
 @pytest.mark.parametrize("language", ["ko", "en"])
 def test_group_sms_fits_and_lists_ids_while_they_fit(language: str):
     templates = Templates(language=language)
-    events = [_event(LOCATIONS[i % len(LOCATIONS)], "water_leak", True, "",
-                     alarm_id=f"B{i:03d}") for i in range(6)]
+    events = [
+        _event(LOCATIONS[i % len(LOCATIONS)], "water_leak", True, "", alarm_id=f"B{i:03d}")
+        for i in range(6)
+    ]
     two = templates.render_group(events[:2], "sms").body
     assert sms_bytes(two) <= SMS_LIMIT_BYTES
     assert "#B000" in two and "#B001" in two
@@ -121,8 +143,9 @@ def state_of(body: str, alarm_id: str) -> str:
     return before[before.rindex("[") + 1 : before.rindex("]")]
 
 
-@pytest.mark.parametrize(("language", "crit", "cleared"), [("en", "CRIT", "OK"),
-                                                           ("ko", "위험", "해제")])
+@pytest.mark.parametrize(
+    ("language", "crit", "cleared"), [("en", "CRIT", "OK"), ("ko", "위험", "해제")]
+)
 def test_group_states_each_alarms_own_state(language: str, crit: str, cleared: str):
     """After a channel outage a resolved alarm must not read as part of another alarm's
     firing message (`[CRIT] floor leak detected #8X9P +1 more #SYW5`)."""
@@ -141,8 +164,7 @@ def test_group_states_each_alarms_own_state(language: str, crit: str, cleared: s
 
 def test_group_shows_an_alarm_that_fired_and_cleared_as_cleared():
     fired = _event("전산실 UPS 하단", "water_leak", True, "", alarm_id="X001")
-    cleared = _event("전산실 UPS 하단", "water_leak", False, "", event="resolved",
-                     alarm_id="X001")
+    cleared = _event("전산실 UPS 하단", "water_leak", False, "", event="resolved", alarm_id="X001")
     warn = _event("전산실 랙1", "temperature", 31.0, "°C", alarm_id="W001", severity="warning")
     body = Templates().render_group([fired, cleared, warn], "sms").body
     assert body.startswith("[주의] 전산실 랙1 온도 31°C"), body  # the one still active leads
@@ -157,8 +179,12 @@ EVENT_TYPES = [e for e in EventType if e != EventType.TEST]
 @given(
     items=st.lists(
         st.tuples(
-            st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"),
-                                   exclude_characters="[]#"), max_size=60),
+            st.text(
+                st.characters(
+                    codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="[]#"
+                ),
+                max_size=60,
+            ),
             st.sampled_from(EVENT_TYPES),
             st.sampled_from(["critical", "warning", "info"]),
             st.integers(0, 30),
@@ -186,15 +212,17 @@ def test_any_group_gives_a_valid_sms_with_each_alarms_own_state(items, language)
 
 @settings(max_examples=200, deadline=None)
 @given(
-    location=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
-                     max_size=120),
+    location=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=120),
     value=st.one_of(st.none(), st.booleans(), st.floats(-1e6, 1e6, allow_nan=False)),
     event=st.sampled_from(list(EventType)),
     language=st.sampled_from(["ko", "en"]),
 )
 def test_any_location_gives_a_valid_sms(location, value, event, language):
-    body = Templates(language=language).render(
-        _event(location, "temperature", value, "°C", event), "sms").body
+    body = (
+        Templates(language=language)
+        .render(_event(location, "temperature", value, "°C", event), "sms")
+        .body
+    )
     assert sms_bytes(body) <= SMS_LIMIT_BYTES
     if event != EventType.TEST:
         assert body.endswith("#A7F3")
@@ -202,8 +230,9 @@ def test_any_location_gives_a_valid_sms(location, value, event, language):
 
 def test_overrides_from_config_and_directory(tmp_path: Path):
     (tmp_path / "sms.firing.txt").write_text("{site}: {location} {what} #{id}\n", "utf-8")
-    templates = Templates(site="군청", template_dir=tmp_path,
-                          overrides={"long.firing.title": "경보 {id}"})
+    templates = Templates(
+        site="군청", template_dir=tmp_path, overrides={"long.firing.title": "경보 {id}"}
+    )
     event = _event("전산실", "water_leak", True, "")
     assert templates.render(event, "sms").body == "군청: 전산실 누수 감지 #A7F3"
     assert templates.render(event, "long").title == "경보 A7F3"
@@ -220,17 +249,49 @@ def test_bad_override_is_a_clear_error():
 def test_safety_actions_name_who_what_until_when_and_why(language: str):
     templates = Templates(language=language, site="본청")
     until = TS + 7200
-    silenced = AlarmEvent("S3", "silenced", "info", "leak-1", "전산실 UPS 하단", "water_leak",
-                          None, "", "배관 공사", TS, by="kim (uid 0 root, sudo from uid 1000 lee)",
-                          who="kim(lee)", until=until)
+    silenced = AlarmEvent(
+        "S3",
+        "silenced",
+        "info",
+        "leak-1",
+        "전산실 UPS 하단",
+        "water_leak",
+        None,
+        "",
+        "배관 공사",
+        TS,
+        by="kim (uid 0 root, sudo from uid 1000 lee)",
+        who="kim(lee)",
+        until=until,
+    )
     long = templates.render(silenced, "long").body
-    for fact in ("전산실 UPS 하단", "leak-1", "kim (uid 0 root, sudo from uid 1000 lee)",
-                 "배관 공사", time.strftime("%m-%d %H:%M", time.localtime(until)), "#S3",
-                 "unsilence S3"):
+    for fact in (
+        "전산실 UPS 하단",
+        "leak-1",
+        "kim (uid 0 root, sudo from uid 1000 lee)",
+        "배관 공사",
+        time.strftime("%m-%d %H:%M", time.localtime(until)),
+        "#S3",
+        "unsilence S3",
+    ):
         assert fact in long, (fact, long)
     sms = templates.render(silenced, "sms").body
     assert "kim(lee)" in sms and "전산실 UPS 하단" in sms and sms_bytes(sms) <= SMS_LIMIT_BYTES
-    everything = AlarmEvent("S4", "silenced", "info", "", "", "", None, "", "랙 이동", TS,
-                            by="lee (uid 1000 lee)", who="lee", until=until)
+    everything = AlarmEvent(
+        "S4",
+        "silenced",
+        "info",
+        "",
+        "",
+        "",
+        None,
+        "",
+        "랙 이동",
+        TS,
+        by="lee (uid 1000 lee)",
+        who="lee",
+        until=until,
+    )
     assert ("전체 경보" if language == "ko" else "all alarms") in templates.render(
-        everything, "sms").body
+        everything, "sms"
+    ).body

@@ -35,9 +35,12 @@ def _report(alerts: dict[str, Any]) -> dict[str, Any]:
 async def test_bad_rows_are_set_aside_and_the_pages_behind_them_go_out(
     store: Store, http_sink: HttpSink, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    yml = write_apprise(tmp_path / "apprise.yml", [
-        (http_sink.json_url("/sms"), ["critical", "warning"]),
-    ])
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (http_sink.json_url("/sms"), ["critical", "warning"]),
+        ],
+    )
     outbox, sender = await make_delivery(store, yml, group_window=0.0)
     [channel] = outbox.channels
     # one row that does not decode, one that decodes but cannot be rendered
@@ -48,13 +51,18 @@ async def test_bad_rows_are_set_aside_and_the_pages_behind_them_go_out(
     await enqueue(store, outbox, event("L001"), event("L002"))
     caplog.set_level(logging.ERROR, logger="sentinel.alerts")
     async with running(sender):
-        await until(lambda: "#L001" in " ".join(r.message for r in http_sink.delivered())
-                    and "#L002" in " ".join(r.message for r in http_sink.delivered()))
+        await until(
+            lambda: (
+                "#L001" in " ".join(r.message for r in http_sink.delivered())
+                and "#L002" in " ".join(r.message for r in http_sink.delivered())
+            )
+        )
         # the notice about the set-aside rows goes out on the same (remaining) path
         await until(lambda: any("#OUTBOX" in r.message for r in http_sink.delivered()))
         await until(lambda: sender.health()["pending"] == 0)
-    dead = await rows(store, "SELECT alarm_id, error FROM outbox_message WHERE state = 'dead' "
-                             "ORDER BY id")
+    dead = await rows(
+        store, "SELECT alarm_id, error FROM outbox_message WHERE state = 'dead' ORDER BY id"
+    )
     assert [d[0] for d in dead] == ["ZZZZ", "YYYY"]
     assert "TypeError" in dead[0][1] and dead[1][1]
     notice = next(r for r in http_sink.delivered() if "#OUTBOX" in r.message)

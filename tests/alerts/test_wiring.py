@@ -23,8 +23,13 @@ def _toml(tmp_path: Path, text: str) -> Path:
 
 def test_config_defaults_and_relative_paths(tmp_path: Path):
     (tmp_path / "tpl").mkdir()
-    config = load_config(_toml(tmp_path, '[alerts]\napprise_config = "apprise.yml"\n'
-                                          'template_dir = "tpl"\ngroup_window = "30s"\n'))
+    config = load_config(
+        _toml(
+            tmp_path,
+            '[alerts]\napprise_config = "apprise.yml"\n'
+            'template_dir = "tpl"\ngroup_window = "30s"\n',
+        )
+    )
     alerts = config.alerts
     assert alerts.apprise_config == tmp_path / "apprise.yml"
     assert alerts.template_dir == tmp_path / "tpl"
@@ -37,15 +42,20 @@ def test_config_rejects_unknown_severity(tmp_path: Path):
         load_config(_toml(tmp_path, '[alerts.routes]\nurgent = ["x"]\n'))
 
 
-async def test_wired_from_config_end_to_end(
-    tmp_path: Path, http_sink: HttpSink, store: Store
-):
-    yml = write_apprise(tmp_path / "apprise.yml", [
-        (http_sink.json_url("/sms"), ["critical"]),
-        (f"sentinelfile://{tmp_path / 'alerts.log'}", ["critical", "warning"]),
-    ])
-    config = load_config(_toml(tmp_path, f'[site]\nname = "본청"\n[alerts]\n'
-                                         f'apprise_config = "{yml.name}"\nlanguage = "en"\n'))
+async def test_wired_from_config_end_to_end(tmp_path: Path, http_sink: HttpSink, store: Store):
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (http_sink.json_url("/sms"), ["critical"]),
+            (f"sentinelfile://{tmp_path / 'alerts.log'}", ["critical", "warning"]),
+        ],
+    )
+    config = load_config(
+        _toml(
+            tmp_path,
+            f'[site]\nname = "본청"\n[alerts]\napprise_config = "{yml.name}"\nlanguage = "en"\n',
+        )
+    )
     outbox, sender = await open_delivery(config, store)
     assert sender.name == "alerts" and len(outbox.channels) == 2
     async with running(sender):

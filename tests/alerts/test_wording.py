@@ -19,12 +19,23 @@ SITE = "데모 군청 전산실"
 # name and the commands a reader types, and "DB" (how Korean IT writing says database).
 KO_ALLOWED = (
     *sorted(NAMES, key=len, reverse=True),
-    "°C", "sentinel ack", "sentinel unsilence", "sentinel status", "sentinel test-alert",
-    "sentinel", "DB", "--all",
+    "°C",
+    "sentinel ack",
+    "sentinel unsilence",
+    "sentinel status",
+    "sentinel test-alert",
+    "sentinel",
+    "DB",
+    "--all",
 )
 # Words a person typed (a memo, a silence's reason) stay in their own language.
-EN_ALLOWED = (*sorted(NAMES, key=len, reverse=True), "현장 확인 중", "배관 수리 중", "정전 작업",
-              SITE)
+EN_ALLOWED = (
+    *sorted(NAMES, key=len, reverse=True),
+    "현장 확인 중",
+    "배관 수리 중",
+    "정전 작업",
+    SITE,
+)
 IDS = re.compile(r"#?\b(?:A\d{3}|S\d|T1A2)\b")
 LATIN_WORD = re.compile(r"[A-Za-z]+")
 HANGUL = re.compile(r"[\uac00-\ud7a3]+")
@@ -59,7 +70,7 @@ def foreign(text: str, script: re.Pattern[str], allowed: tuple[str, ...]) -> lis
     rest = without(text, allowed)
     left = []
     for found in script.finditer(rest):
-        word, tail = found.group(), rest[found.end():found.end() + 1]
+        word, tail = found.group(), rest[found.end() : found.end() + 1]
         cut = tail in ("", "…")
         if word in words or (cut and any(w.startswith(word) for w in words)):
             continue
@@ -117,13 +128,17 @@ def test_a_resolved_alarm_names_its_peak_and_how_long_it_lasted() -> None:
 
 def test_an_outbox_row_from_before_reason_codes_still_reads_as_korean() -> None:
     """A row queued by the previous release (no cause, peak or since) during an upgrade."""
-    old = ('{"alarm_id": "EYDH", "event": "%s", "severity": "critical", "sensor_id": '
-           '"leak-ups", "location": "전산실 UPS 하단", "kind": "water_leak", "value": %s, '
-           '"unit": "", "reason": "%s", "ts": 1796189525.0, "tags": [], "by": "", "who": "", '
-           '"until": null, "safe_as_of": null, "safe_unconfirmed": false}')
+    old = (
+        '{"alarm_id": "EYDH", "event": "%s", "severity": "critical", "sensor_id": '
+        '"leak-ups", "location": "전산실 UPS 하단", "kind": "water_leak", "value": %s, '
+        '"unit": "", "reason": "%s", "ts": 1796189525.0, "tags": [], "by": "", "who": "", '
+        '"until": null, "safe_as_of": null, "safe_unconfirmed": false}'
+    )
     templates = Templates(site=SITE)
-    for event, value, reason, said in (("firing", "true", "water leak detected", "누수 감지"),
-                                       ("resolved", "false", "condition cleared", "정상 복귀")):
+    for event, value, reason, said in (
+        ("firing", "true", "water leak detected", "누수 감지"),
+        ("resolved", "false", "condition cleared", "정상 복귀"),
+    ):
         message = templates.render(decode_event(old % (event, value, reason)), "long")
         assert f"사유: {said}" in message.body, message
         text = f"{message.title}\n{message.body}".replace("EYDH", "")
@@ -137,6 +152,7 @@ def test_a_reason_code_without_its_parameters_still_reads_as_korean() -> None:
         '{"alarm_id": "EYDH", "event": "firing", "severity": "warning", "sensor_id": "t1", '
         '"location": "전산실", "kind": "temperature", "value": 32.5, "unit": "°C", '
         '"reason": "32.5°C (limit 30°C)", "ts": 1796189525.0, "cause": "high", '
-        '"params": {"value": "x", "limit": null}}')
+        '"params": {"value": "x", "limit": null}}'
+    )
     body = Templates(site=SITE).render(event, "long").body
     assert "사유: 온도 32.5°C" in body and "None" not in body, body

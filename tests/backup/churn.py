@@ -16,8 +16,11 @@ def churn(root: Path, seconds: float, seed: int = 1, stop: list[bool] | None = N
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not (stop and stop[0]):
         # sentinel's own marker is not a document: an operation on it stops replication
-        files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-                 and not p.name.startswith(".sentinel-")]
+        files = [
+            p
+            for p in root.rglob("*")
+            if p.is_file() and not p.is_symlink() and not p.name.startswith(".sentinel-")
+        ]
         op = rng.random()
         try:
             if op < 0.3 or not files:

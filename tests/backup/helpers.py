@@ -39,8 +39,9 @@ def tree(root: Path) -> dict[str, bytes | str | None]:
             full = os.path.join(dirpath, f)
             rel = os.path.normpath(os.path.join(rel_dir, f))
             try:
-                out[rel] = (("-> " + os.readlink(full)) if os.path.islink(full)
-                            else Path(full).read_bytes())
+                out[rel] = (
+                    ("-> " + os.readlink(full)) if os.path.islink(full) else Path(full).read_bytes()
+                )
             except FileNotFoundError:
                 out[rel] = b"<vanished while reading>"  # rsync's temp file: not equal yet
     return out
@@ -51,8 +52,9 @@ def tree_diff(a: Path, b: Path) -> list[str]:
     return sorted(k for k in ta.keys() | tb.keys() if ta.get(k, 0) != tb.get(k, 0))
 
 
-async def wait_for(cond: Callable[[], bool | Awaitable[bool]], limit: float = 30,
-                   what: str = "condition") -> None:
+async def wait_for(
+    cond: Callable[[], bool | Awaitable[bool]], limit: float = 30, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + limit
     while True:
         value = cond()
@@ -70,8 +72,13 @@ def make_spec(source: Path, target: Target, runtime: Path, **kw: object) -> Repl
     kw.setdefault("retry_max", 1.0)
     kw.setdefault("fatal_retry", 1.0)
     kw.setdefault("timeout", 10.0)
-    return ReplicationSpec(name=kw.pop("name", "docs"), source=source, target=target,  # type: ignore[arg-type]
-                           runtime_dir=runtime, **kw)  # type: ignore[arg-type]
+    return ReplicationSpec(
+        name=kw.pop("name", "docs"),
+        source=source,
+        target=target,  # type: ignore[arg-type]
+        runtime_dir=runtime,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
@@ -94,8 +101,9 @@ async def running(spec: ReplicationSpec, store: Store, **kw: object) -> AsyncIte
 async def caught_up(rep: Replicator, source: Path, replica: Path, limit: float = 30) -> None:
     """Waits until nothing is pending and the replica equals the source."""
     try:
-        await wait_for(lambda: rep.caught_up and not tree_diff(source, replica), limit,
-                       "replica caught up")
+        await wait_for(
+            lambda: rep.caught_up and not tree_diff(source, replica), limit, "replica caught up"
+        )
     except AssertionError as exc:
         raise AssertionError(
             f"{exc}: diff {tree_diff(source, replica)[:5]}, health {rep.health()}"

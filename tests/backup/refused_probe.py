@@ -22,9 +22,16 @@ async def main(state: Path, source: Path, replica: Path, runtime: Path) -> None:
     store = await Store.open(state)
     try:
         await store.migrate(OWNER, MIGRATIONS)
-        spec = ReplicationSpec("docs", source, parse_target(str(replica)), runtime_dir=runtime,
-                               guard=GuardSettings(enabled=False), retry_max=1.0,
-                               fatal_retry=1.0, timeout=10)
+        spec = ReplicationSpec(
+            "docs",
+            source,
+            parse_target(str(replica)),
+            runtime_dir=runtime,
+            guard=GuardSettings(enabled=False),
+            retry_max=1.0,
+            fatal_retry=1.0,
+            timeout=10,
+        )
         rep = Replicator(spec, store.db, store.write)
         task = asyncio.create_task(rep.run())
         for _ in range(400):

@@ -20,9 +20,16 @@ async def main(state: Path, source: Path, target: str, runtime: Path) -> None:
     store = await Store.open(state)
     try:
         await store.migrate(OWNER, MIGRATIONS)
-        spec = ReplicationSpec("docs", source, parse_target(target), runtime_dir=runtime,
-                               guard=GuardSettings(enabled=False), retry_max=1.0,
-                               fatal_retry=1.0, timeout=10)
+        spec = ReplicationSpec(
+            "docs",
+            source,
+            parse_target(target),
+            runtime_dir=runtime,
+            guard=GuardSettings(enabled=False),
+            retry_max=1.0,
+            fatal_retry=1.0,
+            timeout=10,
+        )
         await Replicator(spec, store.db, store.write).run()
     finally:
         await store.close()

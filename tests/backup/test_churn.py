@@ -46,8 +46,8 @@ def _pending(state: Path) -> int:
 
 def _start_runner(state: Path, src: Path, dst: Path, runtime: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.backup.runner", str(state), str(src), str(dst),
-         str(runtime)], cwd=ROOT,
+        [sys.executable, "-m", "tests.backup.runner", str(state), str(src), str(dst), str(runtime)],
+        cwd=ROOT,
     )
 
 
@@ -64,8 +64,9 @@ async def test_kill_9_mid_churn_then_restart_catches_up(tmp_path: Path, runtime:
         proc.wait()
         await work  # the rest of the churn happens while nothing watches
         proc = _start_runner(state, src, dst, runtime)
-        await wait_for(lambda: _pending(state) == 0 and not tree_diff(src, dst), 60,
-                       "caught up after restart")
+        await wait_for(
+            lambda: _pending(state) == 0 and not tree_diff(src, dst), 60, "caught up after restart"
+        )
     finally:
         proc.kill()
         proc.wait()

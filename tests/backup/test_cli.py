@@ -24,8 +24,7 @@ def test_sync_verify_drill_restore_by_hand(
     src, dst = tmp_path / "src", tmp_path / "dst"
     (src / "d").mkdir(parents=True)
     (src / "d" / "a.txt").write_text("one")
-    cfg = _config(tmp_path, f'[[replication]]\nname = "docs"\nsource = "{src}"\n'
-                            f'target = "{dst}"\n')
+    cfg = _config(tmp_path, f'[[replication]]\nname = "docs"\nsource = "{src}"\ntarget = "{dst}"\n')
     c = ["-c", str(cfg), "backup"]
     assert main([*c, "sync", "--full"]) == 0
     assert not tree_diff(src, dst)
@@ -51,8 +50,11 @@ def test_sync_verify_drill_restore_by_hand(
 
 
 def test_config_rejects_bad_targets_and_resolves_relative_paths(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, '[[replication]]\nname = "x"\nsource = "docs"\n'
-                            'target = "rsync://u@h/mod/p"\npassword_file = "pw"\n')
+    cfg = _config(
+        tmp_path,
+        '[[replication]]\nname = "x"\nsource = "docs"\n'
+        'target = "rsync://u@h/mod/p"\npassword_file = "pw"\n',
+    )
     rc = load_config(cfg).replication[0]
     assert rc.source == tmp_path / "docs" and rc.password_file == tmp_path / "pw"
     assert rc.strict_host_key_checking == "yes"

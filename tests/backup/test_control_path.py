@@ -53,12 +53,18 @@ def _check_config(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "RUNTIME_DIRECTORY"}
     return subprocess.run(
         [sys.executable, "-m", "sentinel", "check-config", str(config)],
-        capture_output=True, text=True, timeout=60, env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environ, **env},
     )
 
 
 async def test_long_state_dir_still_ships_over_ssh(
-    tmp_path: Path, bstore: Store, sshd: SshServer, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    bstore: Store,
+    sshd: SshServer,
+    monkeypatch: pytest.MonkeyPatch,
     short_tmp: Path,
 ) -> None:
     monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
@@ -126,12 +132,17 @@ def test_the_length_limit_is_exactly_where_ssh_fails(
     runtime = short_tmp / ("x" * (MAX_DIR_LEN + extra - len(str(short_tmp)) - 1))
     runtime.mkdir(mode=0o700)
     assert len(str(runtime)) == MAX_DIR_LEN + extra
-    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
-                          known_hosts=sshd.known_hosts)
+    target = parse_target(
+        sshd.address(),
+        ssh_port=sshd.port,
+        identity_file=sshd.identity,
+        known_hosts=sshd.known_hosts,
+    )
     cmd = target.ssh_command(runtime)
     try:
-        result = subprocess.run([*cmd, "root@127.0.0.1", "true"], capture_output=True,
-                                text=True, timeout=30)
+        result = subprocess.run(
+            [*cmd, "root@127.0.0.1", "true"], capture_output=True, text=True, timeout=30
+        )
     finally:
         _close_master(cmd)
     if extra:

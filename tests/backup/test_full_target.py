@@ -37,8 +37,9 @@ async def test_full_target_fails_and_pages_instead_of_setting_documents_aside(
             (src / "report-1.doc").write_bytes(os.urandom(50000))
             await wait_for(lambda: rep.health()["consecutive_failures"] >= 1, 30, "a failure")
             (src / "report-2.doc").write_bytes(os.urandom(50000))
-            await wait_for(lambda: rep.health()["consecutive_failures"] >= 3, 30,
-                           "failures pile up")
+            await wait_for(
+                lambda: rep.health()["consecutive_failures"] >= 3, 30, "failures pile up"
+            )
             health = rep.health()
             assert health["quarantined"] == 0
             assert health["pending"] >= 2  # still owed, and the lag shows it
@@ -65,15 +66,20 @@ async def test_file_set_aside_for_space_ships_when_the_target_has_room_again(
     with mounted_tmpfs(tmp_path / "dst", "2m") as dst:
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
-            await wait_for(lambda: "big.bin" in rep.quarantine and rep.caught_up, 30,
-                           "big.bin set aside")
+            await wait_for(
+                lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "big.bin set aside"
+            )
             assert all((dst / n).read_text() == n for n in small)
             assert rep.health()["consecutive_failures"] == 0
-            await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,size=8m", str(dst)],
-                                    check=True)
+            await asyncio.to_thread(
+                subprocess.run, ["mount", "-o", "remount,size=8m", str(dst)], check=True
+            )
             # big.bin is not touched: it is tried again because there is room now
-            await wait_for(lambda: (dst / "big.bin").exists() and rep.caught_up
-                           and not len(rep.quarantine), 30, "big.bin shipped")
+            await wait_for(
+                lambda: (dst / "big.bin").exists() and rep.caught_up and not len(rep.quarantine),
+                30,
+                "big.bin shipped",
+            )
             assert (dst / "big.bin").read_bytes() == big
     assert "removing partial files failed" not in caplog.text
 
@@ -92,12 +98,12 @@ async def test_file_set_aside_for_space_is_tried_again_after_a_while(
     with mounted_tmpfs(tmp_path / "dst", "2m") as dst:
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
-            await wait_for(lambda: "big.bin" in rep.quarantine and rep.caught_up, 30,
-                           "big.bin set aside")
+            await wait_for(
+                lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "big.bin set aside"
+            )
             shipped = rep.transfers
             await wait_for(lambda: rep.transfers >= shipped + 2, 30, "tried again")
-            await wait_for(lambda: "big.bin" in rep.quarantine and rep.caught_up, 30,
-                           "back aside")
+            await wait_for(lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "back aside")
             assert rep.health()["consecutive_failures"] == 0
 
 

@@ -53,8 +53,9 @@ async def test_a_directory_deleted_before_a_restart_is_still_measured(
     spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
-    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD,
-                     reconcile_at_start=False)
+    spec = make_spec(
+        src, parse_target(str(dst)), runtime, guard=DIR_GUARD, reconcile_at_start=False
+    )
     # recorded, then the daemon stopped before shipping it
     shutil.rmtree(src / "big")
     await Journal("docs", bstore.db, bstore.write).record(["big"])
@@ -67,6 +68,7 @@ async def test_a_directory_deleted_before_a_restart_is_still_measured(
 
 
 # -- rsync as the daemon's unprivileged user: a replica directory it may not read ---------
+
 
 @pytest.fixture
 def base() -> Iterator[Path]:
@@ -86,8 +88,10 @@ def rsync_as_nobody(base: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
     are written from root's 0700 temp directories."""
     (base / "bin").mkdir()
     wrapper = base / "bin" / "rsync"
-    wrapper.write_text(f"#!/bin/sh\nexec setpriv --reuid={NOBODY} --regid={NOBODY} "
-                       f"--clear-groups {shutil.which('rsync')} \"$@\"\n")
+    wrapper.write_text(
+        f"#!/bin/sh\nexec setpriv --reuid={NOBODY} --regid={NOBODY} "
+        f'--clear-groups {shutil.which("rsync")} "$@"\n'
+    )
     wrapper.chmod(0o755)
     return lambda: monkeypatch.setenv("PATH", f"{base / 'bin'}:{os.environ['PATH']}")
 

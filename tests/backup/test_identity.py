@@ -34,10 +34,8 @@ from tests.backup.identity import mount, pages, started, umount, write_only_rsyn
 from tests.fixtures.remote import RsyncDaemon, SshServer
 from tests.fixtures.tmpfs import mounted_tmpfs
 
-SOURCE_PAGE = ("firing", "critical", "replication_source_missing",
-               "source missing or not mounted")
-TARGET_PAGE = ("firing", "critical", "replication_target_missing",
-               "target missing or not mounted")
+SOURCE_PAGE = ("firing", "critical", "replication_source_missing", "source missing or not mounted")
+TARGET_PAGE = ("firing", "critical", "replication_target_missing", "target missing or not mounted")
 
 
 def _last_error(store: Store) -> str:
@@ -61,11 +59,13 @@ async def test_full_pass_after_offline_encryption_trips_the_guard_and_keeps_the_
         p.write_bytes(b"\x00ENCRYPTED" + os.urandom(64))
     async with running(spec, bstore) as rep:
         await wait_for(lambda: rep.health()["guard_tripped"], 30, "guard trip at start")
-        assert rep.last_skip.startswith("ransomware guard tripped: full pass would delete 0 "
-                                        "and overwrite 300")
+        assert rep.last_skip.startswith(
+            "ransomware guard tripped: full pass would delete 0 and overwrite 300"
+        )
         assert tree(dst) == before
-        assert ("firing", "critical", "replication_guard") in [p[:3] for p in
-                                                               await pages(bstore, rep)]
+        assert ("firing", "critical", "replication_guard") in [
+            p[:3] for p in await pages(bstore, rep)
+        ]
         # the operator decides it is legitimate: the measured pass goes ahead, once
         await resume(bstore.write, "docs")
         await caught_up(rep, src, dst)
@@ -195,7 +195,10 @@ async def test_unmounted_target_gets_nothing_written_on_the_mountpoint(
 
 @pytest.mark.parametrize("transport", ["rsyncd", "rsyncd-write-only", "sshd"])
 async def test_lost_remote_target_is_noticed_and_not_recreated(
-    tmp_path: Path, bstore: Store, runtime: Path, transport: str,
+    tmp_path: Path,
+    bstore: Store,
+    runtime: Path,
+    transport: str,
     request: pytest.FixtureRequest,
 ) -> None:
     src = tmp_path / "src"
@@ -203,14 +206,20 @@ async def test_lost_remote_target_is_noticed_and_not_recreated(
     with contextlib.ExitStack() as stack:
         if transport.startswith("rsyncd"):
             server: RsyncDaemon = (
-                request.getfixturevalue("rsyncd") if transport == "rsyncd"
-                else stack.enter_context(write_only_rsyncd(tmp_path / "wo")))
+                request.getfixturevalue("rsyncd")
+                if transport == "rsyncd"
+                else stack.enter_context(write_only_rsyncd(tmp_path / "wo"))
+            )
             target = parse_target(server.url(), password_file=server.password_file)
             replica = server.module_dir / "replica"
         else:
             ssh: SshServer = request.getfixturevalue("sshd")
-            target = parse_target(ssh.address(), ssh_port=ssh.port,
-                                  identity_file=ssh.identity, known_hosts=ssh.known_hosts)
+            target = parse_target(
+                ssh.address(),
+                ssh_port=ssh.port,
+                identity_file=ssh.identity,
+                known_hosts=ssh.known_hosts,
+            )
             replica = ssh.root_dir / "replica"
         await _lose_remote_target_and_init(tmp_path, bstore, runtime, src, target, replica)
 
@@ -242,8 +251,10 @@ def test_cli_full_sync_measures_first_and_init_target_is_deliberate(
     src, dst = tmp_path / "src", tmp_path / "dst"
     populate_docs(src, 100)
     cfg = tmp_path / "sentinel.toml"
-    cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
-                   f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n')
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
+        f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n'
+    )
     c = ["-c", str(cfg), "backup"]
     assert main([*c, "sync", "--full"]) == 0
     before = tree(dst)

@@ -31,36 +31,44 @@ def test_keeper_table_absent_means_no_keeper(tmp_path: Path):
 
 
 def test_keeper_defaults(tmp_path: Path):
-    rc = _load(tmp_path, f'[replication.keeper]\nreceipt = "{tmp_path}/r/receipt.json"\n'
-               ).replication[0]
+    rc = _load(
+        tmp_path, f'[replication.keeper]\nreceipt = "{tmp_path}/r/receipt.json"\n'
+    ).replication[0]
     assert rc.keeper is not None
     assert rc.keeper_room == "docs"  # the replication's name
-    assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (
-        5.0, 1.5, 90.0)
+    assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (5.0, 1.5, 90.0)
 
 
-@pytest.mark.parametrize("receipt", [
-    "rsync://sentinel@keeper/main-office-receipt/receipt.json",
-    "sentinel@keeper::main-office-receipt/receipt.json",
-])
+@pytest.mark.parametrize(
+    "receipt",
+    [
+        "rsync://sentinel@keeper/main-office-receipt/receipt.json",
+        "sentinel@keeper::main-office-receipt/receipt.json",
+    ],
+)
 def test_keeper_remote_receipts_and_durations(tmp_path: Path, receipt: str):
-    rc = _load(tmp_path, f'[replication.keeper]\nroom = "main-office"\nheartbeat = "2s"\n'
-               f'confirm_wait = "500ms"\nreceipt_stale = "1m"\nreceipt = "{receipt}"\n',
-               target="rsync://sentinel@keeper/main-office").replication[0]
+    rc = _load(
+        tmp_path,
+        f'[replication.keeper]\nroom = "main-office"\nheartbeat = "2s"\n'
+        f'confirm_wait = "500ms"\nreceipt_stale = "1m"\nreceipt = "{receipt}"\n',
+        target="rsync://sentinel@keeper/main-office",
+    ).replication[0]
     assert rc.keeper is not None and rc.keeper_room == "main-office"
-    assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (
-        2.0, 0.5, 60.0)
+    assert (rc.keeper.heartbeat, rc.keeper.confirm_wait, rc.keeper.stale_after) == (2.0, 0.5, 60.0)
 
 
-@pytest.mark.parametrize(("table", "message"), [
-    ('confirm_wait = "10s"\nreceipt = "/r/receipt.json"', "confirm_wait"),
-    ('receipt = "relative/receipt.json"', "receipt"),
-    ('receipt = "/r/"', "name the file"),
-    ('room = "main office!"\nreceipt = "/r/receipt.json"', "room"),
-    ('heartbeat = "0s"\nreceipt = "/r/receipt.json"', "heartbeat"),
-    ('receipt = "/r/receipt.json"\nbeat = "5s"', "beat"),
-    ('heartbeat = "5s"', "receipt"),
-])
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('confirm_wait = "10s"\nreceipt = "/r/receipt.json"', "confirm_wait"),
+        ('receipt = "relative/receipt.json"', "receipt"),
+        ('receipt = "/r/"', "name the file"),
+        ('room = "main office!"\nreceipt = "/r/receipt.json"', "room"),
+        ('heartbeat = "0s"\nreceipt = "/r/receipt.json"', "heartbeat"),
+        ('receipt = "/r/receipt.json"\nbeat = "5s"', "beat"),
+        ('heartbeat = "5s"', "receipt"),
+    ],
+)
 def test_keeper_table_refusals_say_why(tmp_path: Path, table: str, message: str):
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, f"[replication.keeper]\n{table}\n")
@@ -82,8 +90,11 @@ async def test_keeper_absent_the_runtime_builds_nothing_and_the_sender_waits_for
     (tmp_path / "src" / "a.txt").write_text("a")
     for keeper in (False, True):
         dst = tmp_path / f"dst-{keeper}"
-        extra = (f'[replication.keeper]\nheartbeat = "1s"\n'
-                 f'receipt = "{tmp_path}/receipt.json"\n') if keeper else ""
+        extra = (
+            (f'[replication.keeper]\nheartbeat = "1s"\nreceipt = "{tmp_path}/receipt.json"\n')
+            if keeper
+            else ""
+        )
         config = _load(tmp_path, extra, target=str(dst))
         store = await Store.open(tmp_path / f"state-{keeper}")
         try:
@@ -92,13 +103,17 @@ async def test_keeper_absent_the_runtime_builds_nothing_and_the_sender_waits_for
             await runtime.start()
             try:
                 rep = runtime.replicators[0]
-                await wait_for(lambda rep=rep: rep.health()["last_full"] is not None, 20,
-                               "the first sync")
+                await wait_for(
+                    lambda rep=rep: rep.health()["last_full"] is not None, 20, "the first sync"
+                )
                 if keeper:
                     assert runtime.sender.confirm is not None
                     assert "keeper:docs" in runtime.health()
-                    await wait_for(lambda dst=dst: (dst / ".sentinel-heartbeat.json").exists(),
-                                   10, "the heartbeat")
+                    await wait_for(
+                        lambda dst=dst: (dst / ".sentinel-heartbeat.json").exists(),
+                        10,
+                        "the heartbeat",
+                    )
                 else:
                     await wait_for(lambda rep=rep: rep.caught_up, 10, "caught up")
                     assert runtime.sender.confirm is None and runtime.keeper_rooms == []

@@ -30,7 +30,10 @@ class KeeperDeployment(Deployment):
         self.src.mkdir()
         (self.src / "report.hwp").write_bytes(b"report")
         self.receipt.parent.mkdir(parents=True)
-        private(self.config, self.config.read_text(encoding="utf-8") + f"""
+        private(
+            self.config,
+            self.config.read_text(encoding="utf-8")
+            + f"""
 [[replication]]
 name = "docs"
 source = "{self.src}"
@@ -41,7 +44,8 @@ heartbeat = "1s"
 receipt = "{self.receipt}"
 confirm_wait = "2s"
 receipt_stale = "4s"
-""")
+""",
+        )
 
     def keeper(self) -> dict:
         rows = [r for r in self.status()["replication"] if r.get("name") == "docs"]
@@ -71,13 +75,16 @@ class ReceiptWriter(threading.Thread):
             if hb.urgent is not None and hb.urgent not in self.urgent:
                 self.urgent.append(hb.urgent)
             now = time.time()
-            write_atomic(self.d.receipt, Receipt(ROOM, hb.synced_through, "snap", now, now,
-                                                 answered=hb.urgent).to_json())
+            write_atomic(
+                self.d.receipt,
+                Receipt(ROOM, hb.synced_through, "snap", now, now, answered=hb.urgent).to_json(),
+            )
 
 
 @pytest.fixture
-def kd(tmp_path: Path, mosquitto: Mosquitto, http_sink: HttpSink,
-       monkeypatch: pytest.MonkeyPatch) -> Iterator[KeeperDeployment]:
+def kd(
+    tmp_path: Path, mosquitto: Mosquitto, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[KeeperDeployment]:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
@@ -92,20 +99,26 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
     d = kd
     d.start()
     # no receipt yet: a WARNING that says the keeper cannot be reached, and why
-    wait_for(lambda: "keeper unreachable" in str(d.keeper().get("problem")),
-             what="the unreachable keeper in status")
+    wait_for(
+        lambda: "keeper unreachable" in str(d.keeper().get("problem")),
+        what="the unreachable keeper in status",
+    )
     proc = d.cli("status", "--json")
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and report["overall"]["state"] == "WARNING"
-    assert any(f"keeper {ROOM} (docs): keeper unreachable" in r
-               and "No such file" in r for r in report["overall"]["reasons"])
+    assert any(
+        f"keeper {ROOM} (docs): keeper unreachable" in r and "No such file" in r
+        for r in report["overall"]["reasons"]
+    )
     assert read_heartbeat(d.landing / HEARTBEAT_FILE).room == ROOM
 
     writer = ReceiptWriter(d)
     writer.start()
     try:
-        wait_for(lambda: d.keeper().get("safe_as_of") and not d.keeper().get("problem"),
-                 what="the receipt in status")
+        wait_for(
+            lambda: d.keeper().get("safe_as_of") and not d.keeper().get("problem"),
+            what="the receipt in status",
+        )
         keeper = d.keeper()
         assert keeper["room"] == ROOM and keeper["receipt_age"] < 4
         table = d.cli("status")
@@ -124,8 +137,11 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
         writer.halt.set()
         writer.join()
     # the keeper stops answering: after receipt_stale, a WARNING that says so
-    wait_for(lambda: "keeper not answering" in str(d.keeper().get("problem")), timeout=20,
-             what="the stale receipt in status")
+    wait_for(
+        lambda: "keeper not answering" in str(d.keeper().get("problem")),
+        timeout=20,
+        what="the stale receipt in status",
+    )
     table = d.cli("status")
     assert table.returncode in (1, 2)  # WARNING (CRITICAL: the leak is still active)
     assert "WARNING docs: keeper not answering: newest receipt is" in table.stdout

@@ -40,9 +40,16 @@ class Keeper:
         """What the keeper does after the room's data landed: a snapshot, then the receipt
         that names it."""
         taken = self.store.take(self.landing, now=time.time()).snapshot
-        write_atomic(self.receipt, Receipt(
-            room=ROOM, safe_as_of=safe_as_of, snapshot=taken.name, snapshot_ts=taken.ts,
-            written=time.time()).to_json())
+        write_atomic(
+            self.receipt,
+            Receipt(
+                room=ROOM,
+                safe_as_of=safe_as_of,
+                snapshot=taken.name,
+                snapshot_ts=taken.ts,
+                written=time.time(),
+            ).to_json(),
+        )
         return taken.name
 
 
@@ -58,7 +65,8 @@ def config(tmp_path: Path, src: Path, keeper: Keeper, extra: str = "") -> list[s
     cfg.write_text(
         f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
         f'[[replication]]\nname = "docs"\nsource = "{src}"\ntarget = "{keeper.landing}"\n'
-        f'[replication.keeper]\nroom = "{ROOM}"\nreceipt = "{keeper.receipt}"\n{extra}')
+        f'[replication.keeper]\nroom = "{ROOM}"\nreceipt = "{keeper.receipt}"\n{extra}'
+    )
     return ["-c", str(cfg), "backup"]
 
 
@@ -83,8 +91,10 @@ def test_drill_restores_the_keepers_newest_snapshot_and_says_which(
     out = capsys.readouterr().out
     assert f"keeper snapshot {newest} from {keeper.snapshots}" in out
     assert "data safe as of 20" in out
-    assert (f"DRILL OK: {len(DOCS)} files restored from the keeper's snapshot, identical to "
-            "the source (") in out
+    assert (
+        f"DRILL OK: {len(DOCS)} files restored from the keeper's snapshot, identical to "
+        "the source ("
+    ) in out
     assert "newer than the snapshot" not in out
 
 
@@ -151,16 +161,28 @@ def test_without_a_receipt_or_snapshot_the_drill_fails_clearly(
     capsys.readouterr()
     assert main([*cli, "drill"]) == 1
     assert "cannot read the keeper's receipt" in capsys.readouterr().out
-    write_atomic(keeper.receipt, Receipt(room=ROOM, safe_as_of=None, snapshot=None,
-                                         snapshot_ts=None, written=time.time()).to_json())
+    write_atomic(
+        keeper.receipt,
+        Receipt(
+            room=ROOM, safe_as_of=None, snapshot=None, snapshot_ts=None, written=time.time()
+        ).to_json(),
+    )
     assert main([*cli, "drill"]) == 1
     assert "the keeper has no snapshot of room 'main' yet" in capsys.readouterr().out
-    write_atomic(keeper.receipt, Receipt(room=ROOM, safe_as_of=None, snapshot="../../etc",
-                                         snapshot_ts=None, written=time.time()).to_json())
+    write_atomic(
+        keeper.receipt,
+        Receipt(
+            room=ROOM, safe_as_of=None, snapshot="../../etc", snapshot_ts=None, written=time.time()
+        ).to_json(),
+    )
     assert main([*cli, "drill"]) == 1
     assert "which is not a snapshot name" in capsys.readouterr().out
-    write_atomic(keeper.receipt, Receipt(room="other", safe_as_of=None, snapshot=None,
-                                         snapshot_ts=None, written=time.time()).to_json())
+    write_atomic(
+        keeper.receipt,
+        Receipt(
+            room="other", safe_as_of=None, snapshot=None, snapshot_ts=None, written=time.time()
+        ).to_json(),
+    )
     assert main([*cli, "drill"]) == 1
     assert "is for room 'other', not 'main'" in capsys.readouterr().out
 
@@ -179,20 +201,29 @@ def test_without_history_the_drill_reads_the_replica_as_before(
     assert "keeper snapshot" not in out
 
 
-@pytest.mark.parametrize(("keeper_lines", "error"), [
-    ('history_identity_file = "/etc/sentinel/id_drill"\n', "set history too"),
-    ('history = "sentinel-keeper@hc::main-history"\n', "needs the separate drill key"),
-    ('history = "rsync://sentinel-keeper@hc/main-history"\n', "read-only snapshot module"),
-    ('history = "sentinel-keeper@hc:/srv/keeper/snapshots/main"\n', "read-only snapshot module"),
-    ('history = "/srv/keeper/snapshots/main"\nhistory_identity_file = "/k"\n',
-     "only for an ssh history"),
-])
+@pytest.mark.parametrize(
+    ("keeper_lines", "error"),
+    [
+        ('history_identity_file = "/etc/sentinel/id_drill"\n', "set history too"),
+        ('history = "sentinel-keeper@hc::main-history"\n', "needs the separate drill key"),
+        ('history = "rsync://sentinel-keeper@hc/main-history"\n', "read-only snapshot module"),
+        (
+            'history = "sentinel-keeper@hc:/srv/keeper/snapshots/main"\n',
+            "read-only snapshot module",
+        ),
+        (
+            'history = "/srv/keeper/snapshots/main"\nhistory_identity_file = "/k"\n',
+            "only for an ssh history",
+        ),
+    ],
+)
 def test_history_config_is_checked(tmp_path: Path, keeper_lines: str, error: str) -> None:
     cfg = tmp_path / "sentinel.toml"
     cfg.write_text(
         f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\nname = "docs"\n'
         f'source = "{tmp_path}/src"\ntarget = "/srv/replica"\n[replication.keeper]\n'
-        f'receipt = "/srv/keeper/receipts/docs/receipt.json"\n{keeper_lines}')
+        f'receipt = "/srv/keeper/receipts/docs/receipt.json"\n{keeper_lines}'
+    )
     with pytest.raises(ConfigError, match=error):
         load_config(cfg)
 
@@ -204,10 +235,14 @@ def test_the_write_key_is_refused_as_the_drill_key(tmp_path: Path) -> None:
         f'source = "{tmp_path}/src"\ntarget = "sentinel-replica@hc::main"\n'
         'identity_file = "keys/id_write"\n[replication.keeper]\n'
         'receipt = "sentinel-replica@hc::main-receipt/receipt.json"\n'
-        'history = "sentinel-keeper@hc::main-history"\nhistory_identity_file = "keys/id_write"\n')
+        'history = "sentinel-keeper@hc::main-history"\nhistory_identity_file = "keys/id_write"\n'
+    )
     with pytest.raises(ConfigError, match="is the replication's write key"):
         load_config(cfg)
-    cfg.write_text(cfg.read_text().replace('history_identity_file = "keys/id_write"',
-                                           'history_identity_file = "keys/id_drill"'))
+    cfg.write_text(
+        cfg.read_text().replace(
+            'history_identity_file = "keys/id_write"', 'history_identity_file = "keys/id_drill"'
+        )
+    )
     rc = load_config(cfg).replication[0]
     assert rc.keeper is not None and rc.keeper.history_identity_file == tmp_path / "keys/id_drill"

@@ -21,10 +21,24 @@ from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running, wait_for
 from tests.fixtures.remote import SshServer, started_rsyncd
 
-ALARMS = [{"id": "EYDH", "sensor": "leak-ups", "kind": "water_leak", "severity": "critical",
-           "location": "전산실 UPS 하단", "since": 1795318843.5},
-          {"id": "F1RE", "sensor": "fire", "kind": "combined", "severity": "critical",
-           "location": "천장, 랙 A", "since": 1795318844.0}]
+ALARMS = [
+    {
+        "id": "EYDH",
+        "sensor": "leak-ups",
+        "kind": "water_leak",
+        "severity": "critical",
+        "location": "전산실 UPS 하단",
+        "since": 1795318843.5,
+    },
+    {
+        "id": "F1RE",
+        "sensor": "fire",
+        "kind": "combined",
+        "severity": "critical",
+        "location": "천장, 랙 A",
+        "since": 1795318844.0,
+    },
+]
 
 
 def keeper(receipt: Path, **kw: Any) -> KeeperLinkConfig:
@@ -60,8 +74,15 @@ async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pa
         await caught_up(rep, src, dst)
         (src / "docs" / "live.hwp").write_bytes(b"shipped through the journal")
         await caught_up(rep, src, dst)
-        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep,
-                             bstore.db, site="본청", active_alarms=lambda: ALARMS)
+        room = RoomHeartbeat(
+            spec,
+            keeper(tmp_path / "receipt.json"),
+            "main-office",
+            rep,
+            bstore.db,
+            site="본청",
+            active_alarms=lambda: ALARMS,
+        )
         async with beating(room):
             await wait_for(lambda: room.beats >= 1, 15, "first heartbeat")
             hb = read_heartbeat(dst / HEARTBEAT_FILE)
@@ -70,7 +91,9 @@ async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pa
             assert hb.seq == rep.journal.seq > 0  # every change recorded so far has shipped
             assert abs(hb.synced_through - hb.ts) < 1e-6  # nothing pending: synced to now
             assert [(a.id, a.kind, a.severity) for a in hb.alarms] == [
-                ("EYDH", "water_leak", "critical"), ("F1RE", "fire", "critical")]
+                ("EYDH", "water_leak", "critical"),
+                ("F1RE", "fire", "critical"),
+            ]
             assert hb.alarms[0].location == "전산실 UPS 하단"
             first_ts = hb.ts
             # a changed document, and a full pass with --delete, while it beats on
@@ -93,9 +116,7 @@ async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pa
     assert (dst / HEARTBEAT_FILE).exists()
 
 
-async def test_keeper_heartbeat_says_what_is_pending(
-    tmp_path: Path, bstore: Store, runtime: Path
-):
+async def test_keeper_heartbeat_says_what_is_pending(tmp_path: Path, bstore: Store, runtime: Path):
     """While the replica is gone, changes pile up: the heartbeat (pushed where the landing
     area would be) says how many and since when, and never re-creates the replica root."""
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -104,8 +125,7 @@ async def test_keeper_heartbeat_says_what_is_pending(
     spec = make_spec(src, parse_target(str(dst)), runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
-        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep,
-                             bstore.db)
+        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep, bstore.db)
         await room.heartbeat()  # caught up: the start pass is over
         marker = dst / ".sentinel-target"
         marker.rename(tmp_path / "marker")  # the replica looks lost: nothing ships
@@ -121,8 +141,7 @@ async def test_keeper_heartbeat_says_what_is_pending(
             (tmp_path / "marker").rename(marker)
     gone = tmp_path / "gone"
     spec2 = make_spec(src, parse_target(str(gone)), runtime, name="other")
-    room2 = RoomHeartbeat(spec2, keeper(tmp_path / "receipt.json"), "main-office", rep,
-                          bstore.db)
+    room2 = RoomHeartbeat(spec2, keeper(tmp_path / "receipt.json"), "main-office", rep, bstore.db)
     room2._dir.mkdir(parents=True, exist_ok=True)
     assert await room2.beat() is False
     assert room2.ship_error and not gone.exists()
@@ -143,14 +162,15 @@ async def test_keeper_receipt_is_read_back_and_the_newest_kept(
         assert await room.read_receipt() is None
         assert "No such file" in str(room.receipt_error)
         now = time.time()
-        write_atomic(receipt_path, Receipt("main-office", now - 5, "20261202T032000Z",
-                                           now - 4, now - 3).to_json())
+        write_atomic(
+            receipt_path,
+            Receipt("main-office", now - 5, "20261202T032000Z", now - 4, now - 3).to_json(),
+        )
         got = await room.read_receipt()
         assert got is not None and room.receipt_error is None
         assert room.health()["receipt"]["safe_as_of"] == now - 5
         # an older receipt read later (a lagging copy) does not replace the newer one
-        write_atomic(receipt_path, Receipt("main-office", now - 50, None, None,
-                                           now - 40).to_json())
+        write_atomic(receipt_path, Receipt("main-office", now - 50, None, None, now - 40).to_json())
         await room.read_receipt()
         assert room.receipt is not None and room.receipt.safe_as_of == now - 5
         # a receipt for another room is refused, with the reason
@@ -171,11 +191,14 @@ async def test_keeper_heartbeat_and_receipt_through_a_write_only_rsync_daemon(
     receipts = tmp_path / "receipts"
     receipts.mkdir()
     secrets = tmp_path / "rsyncd" / "secrets"
-    with started_rsyncd(tmp_path / "rsyncd", module_options=(
-        "  write only = yes\n  refuse options = inplace append append-verify\n"
-        f"[main-office-receipt]\n  path = {receipts}\n  read only = yes\n"
-        f"  auth users = sentinel\n  secrets file = {secrets}\n"
-    )) as server:
+    with started_rsyncd(
+        tmp_path / "rsyncd",
+        module_options=(
+            "  write only = yes\n  refuse options = inplace append append-verify\n"
+            f"[main-office-receipt]\n  path = {receipts}\n  read only = yes\n"
+            f"  auth users = sentinel\n  secrets file = {secrets}\n"
+        ),
+    ) as server:
         src = tmp_path / "src"
         src.mkdir()
         populate_docs(src, 2)
@@ -185,8 +208,9 @@ async def test_keeper_heartbeat_and_receipt_through_a_write_only_rsync_daemon(
         address = f"rsync://sentinel@127.0.0.1:{server.port}/main-office-receipt/receipt.json"
         async with running(spec, bstore) as rep:
             await caught_up(rep, src, landing)
-            room = RoomHeartbeat(spec, KeeperLinkConfig(receipt=address), "main-office", rep,
-                                 bstore.db)
+            room = RoomHeartbeat(
+                spec, KeeperLinkConfig(receipt=address), "main-office", rep, bstore.db
+            )
             room._dir.mkdir(parents=True, exist_ok=True)
             assert await room.beat(), room.ship_error
             assert await room.beat(), room.ship_error  # again: replaced, not refused
@@ -194,8 +218,10 @@ async def test_keeper_heartbeat_and_receipt_through_a_write_only_rsync_daemon(
             assert await room.read_receipt() is None
             assert "rsync exit" in str(room.receipt_error)
             now = time.time()
-            write_atomic(receipts / "receipt.json",
-                         Receipt("main-office", now - 2, "snap", now - 1, now).to_json())
+            write_atomic(
+                receipts / "receipt.json",
+                Receipt("main-office", now - 2, "snap", now - 1, now).to_json(),
+            )
             got = await room.read_receipt()
             assert got is not None and got.safe_as_of == now - 2, room.receipt_error
     assert versioned_heartbeats(landing) == []
@@ -216,29 +242,38 @@ async def test_keeper_heartbeat_and_receipt_through_the_rsync_daemon_over_ssh(
         "use chroot = no\nuid = root\ngid = root\n"  # the ssh login runs it (root here)
         f"[main-office]\n  path = {landing}\n  read only = no\n  write only = yes\n"
         "  list = no\n  refuse options = inplace append append-verify\n"
-        f"[main-office-receipt]\n  path = {receipts}\n  read only = yes\n  list = no\n")
+        f"[main-office-receipt]\n  path = {receipts}\n  read only = yes\n  list = no\n"
+    )
     authorized = sshd.identity.parent / "authorized_keys"
     key = sshd.identity.with_suffix(".pub").read_text().strip()
-    authorized.write_text(
-        f'command="rsync --server --daemon --config={conf} .",restrict {key}\n')
+    authorized.write_text(f'command="rsync --server --daemon --config={conf} .",restrict {key}\n')
     src = tmp_path / "src"
     src.mkdir()
     populate_docs(src, 2)
-    options = {"ssh_port": sshd.port, "identity_file": sshd.identity,
-               "known_hosts": sshd.known_hosts}
+    options = {
+        "ssh_port": sshd.port,
+        "identity_file": sshd.identity,
+        "known_hosts": sshd.known_hosts,
+    }
     target = parse_target("root@127.0.0.1::main-office", **options)
     spec = make_spec(src, target, runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, landing)
-        room = RoomHeartbeat(spec, KeeperLinkConfig(
-            receipt="root@127.0.0.1::main-office-receipt/receipt.json"), "main-office", rep,
-            bstore.db)
+        room = RoomHeartbeat(
+            spec,
+            KeeperLinkConfig(receipt="root@127.0.0.1::main-office-receipt/receipt.json"),
+            "main-office",
+            rep,
+            bstore.db,
+        )
         room._dir.mkdir(parents=True, exist_ok=True)
         assert await room.beat(), room.ship_error
         assert read_heartbeat(landing / HEARTBEAT_FILE).room == "main-office"
         now = time.time()
-        write_atomic(receipts / "receipt.json",
-                     Receipt("main-office", now - 2, "snap", now - 1, now).to_json())
+        write_atomic(
+            receipts / "receipt.json",
+            Receipt("main-office", now - 2, "snap", now - 1, now).to_json(),
+        )
         got = await room.read_receipt()
         assert got is not None and got.safe_as_of == now - 2, room.receipt_error
 
@@ -267,8 +302,7 @@ async def test_keeper_heartbeat_after_a_restart_claims_nothing_made_while_down(
     task = asyncio.create_task(rep.run())
     try:
         await wait_for(lambda: rep.health()["target_missing"], 15, "the missing target")
-        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep,
-                             bstore.db)
+        room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep, bstore.db)
         room._caught_up_before = await room._last_success()
         hb = await room.heartbeat()
         assert hb.synced_through <= before < changed, (hb, before, changed)

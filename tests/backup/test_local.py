@@ -29,7 +29,10 @@ async def test_changes_reach_local_replica_and_replaced_content_is_kept(
         await caught_up(rep, src, dst)
     assert not tree_diff(src, dst)
     versions = dst / VERSIONS_DIR
-    kept = {p.relative_to(p.parents[len(p.relative_to(versions).parts) - 2]).as_posix():
-            p.read_bytes() for p in versions.rglob("*") if p.is_file()}
+    kept = {
+        p.relative_to(p.parents[len(p.relative_to(versions).parts) - 2]).as_posix(): p.read_bytes()
+        for p in versions.rglob("*")
+        if p.is_file()
+    }
     assert kept.get("a/doc.hwp") == b"v1"
     assert kept.get("gone.txt") == b"to delete"

@@ -48,4 +48,6 @@ def test_the_excludes_keep_their_place_among_the_other_rules() -> None:
         if path:
             Path(path).unlink()
     assert spill_excludes(["-a", "--exclude=/x", "src/", "dst/"]) == (
-        ["-a", "--exclude=/x", "src/", "dst/"], None)
+        ["-a", "--exclude=/x", "src/", "dst/"],
+        None,
+    )

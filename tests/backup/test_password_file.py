@@ -66,11 +66,17 @@ def shared_dir() -> Iterator[Path]:
 
 
 def _as(uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
-    prefix = [] if uid == ROOT else [
-        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"
-    ]
-    return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=60,
-                          cwd="/", env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    prefix = (
+        [] if uid == ROOT else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    )
+    return subprocess.run(
+        [*prefix, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )
 
 
 def test_sentinel_accepts_exactly_the_password_files_rsync_accepts(
@@ -92,8 +98,9 @@ def test_sentinel_accepts_exactly_the_password_files_rsync_accepts(
             f'[[replication]]\nname = "docs"\nsource = "{src}"\n'
             f'target = "{rsyncd.url(f"r{i}")}"\npassword_file = "{password}"\n'
         )
-        rsync = _as(user, "rsync", "-r", f"--password-file={password}", f"{src}/",
-                    rsyncd.url(f"r{i}") + "/")
+        rsync = _as(
+            user, "rsync", "-r", f"--password-file={password}", f"{src}/", rsyncd.url(f"r{i}") + "/"
+        )
         check = _as(user, sys.executable, "-c", CHECK, str(config), str(shared_dir))
         assert check.returncode == 0, check.stderr
         verdict = json.loads(check.stdout)
@@ -101,8 +108,10 @@ def test_sentinel_accepts_exactly_the_password_files_rsync_accepts(
         case = f"mode {mode:04o} owner {owner} as {user}"
         seen.append((case, rsync.returncode, refused))
         if rsync.returncode != 0:
-            assert refused, f"{case}: rsync refuses ({rsync.stderr.strip()}) but sentinel " \
-                            "accepts it: every transfer would fail"
+            assert refused, (
+                f"{case}: rsync refuses ({rsync.stderr.strip()}) but sentinel "
+                "accepts it: every transfer would fail"
+            )
             assert any("fix" in r or "holds no password" in r for r in refused), refused
         elif not mode & STRICTER:
             assert not refused, f"{case}: rsync takes it, sentinel refuses: {refused}"

@@ -65,6 +65,7 @@ async def test_names_that_are_not_utf8_replicate_and_delete(
 
     def at(root: bytes, rel: bytes) -> Path:
         return Path(os.fsdecode(root + b"/" + rel))
+
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, dst)
         # EUC-KR "한글" and a lone 0xff: valid Linux names, invalid UTF-8
@@ -94,8 +95,7 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
     async with running(spec, bstore) as rep:
         await wait_for(lambda: rep.caught_up and (dst / "ok.txt").exists(), 30, "ok.txt")
         (src / "later.txt").write_text("later")
-        await wait_for(lambda: (dst / "later.txt").exists() and rep.caught_up, 30,
-                       "later.txt")
+        await wait_for(lambda: (dst / "later.txt").exists() and rep.caught_up, 30, "later.txt")
         health = rep.health()
         assert health["quarantined"] == 1
         assert health["consecutive_failures"] == 0
@@ -107,12 +107,16 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
     assert shown["count"] == 1
     assert shown["paths"][0]["path"].count("n" * 250) == depth
     # refused by the kernel's watch, or by rsync on the retry after the full pass
-    assert any(why in shown["paths"][0]["reason"]
-               for why in ("longer than", "File name too long", "overflows max-path"))
+    assert any(
+        why in shown["paths"][0]["reason"]
+        for why in ("longer than", "File name too long", "overflows max-path")
+    )
     # what an operator sees: the table and --json of `sentinel status`
     cfg = tmp_path / "sentinel.toml"
-    cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
-                   f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n')
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
+        f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n'
+    )
     main(["-c", str(cfg), "status", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert report["replication"][0]["quarantine"]["count"] == 1
@@ -188,8 +192,9 @@ async def test_oversized_file_is_split_out_quarantined_and_its_partial_removed(
         await journal.load()
         await journal.record([*small[:4], "big.bin", *small[4:]])
         async with running(spec, bstore) as rep:
-            await wait_for(lambda: rep.journal.pending == 0 and rep.caught_up, 30,
-                           "the batch drains")
+            await wait_for(
+                lambda: rep.journal.pending == 0 and rep.caught_up, 30, "the batch drains"
+            )
             assert all((dst / n).read_text() == n for n in small)
             assert "big.bin" in rep.quarantine
             assert not any(p.is_file() for p in dst.rglob("*") if PARTIAL_DIR in p.parts)
@@ -199,8 +204,11 @@ async def test_oversized_file_is_split_out_quarantined_and_its_partial_removed(
             # other files keep shipping; the gone big file leaves the quarantine
             (src / "after.txt").write_text("after")
             (src / "big.bin").unlink()
-            await wait_for(lambda: (dst / "after.txt").exists() and rep.caught_up
-                           and not len(rep.quarantine), 30, "after.txt")
+            await wait_for(
+                lambda: (dst / "after.txt").exists() and rep.caught_up and not len(rep.quarantine),
+                30,
+                "after.txt",
+            )
 
 
 async def test_full_pass_that_fails_on_one_file_ships_the_others(
@@ -218,8 +226,15 @@ async def test_full_pass_that_fails_on_one_file_ships_the_others(
         (dst / "stale.txt").write_text("deleted while sentinel was down")
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
-            await wait_for(lambda: all((dst / n).exists() for n in names) and rep.caught_up
-                           and rep._state.get("last_full_ok") == 1, 30, "the others")
+            await wait_for(
+                lambda: (
+                    all((dst / n).exists() for n in names)
+                    and rep.caught_up
+                    and rep._state.get("last_full_ok") == 1
+                ),
+                30,
+                "the others",
+            )
             assert "a-big.bin" in rep.quarantine
             assert not (dst / "stale.txt").exists()
 
@@ -237,10 +252,12 @@ async def test_partial_file_of_a_path_that_is_gone_is_removed(
         (dst / "sub" / PARTIAL_DIR).mkdir()
         (dst / "sub" / PARTIAL_DIR / "big.iso").write_bytes(b"\0" * 65536)
         (src / "sub" / "big.iso").unlink()
-        await wait_for(lambda: rep.caught_up and not (dst / "sub" / "big.iso").exists(), 10,
-                       "deletion shipped")
-        await wait_for(lambda: not (dst / "sub" / PARTIAL_DIR / "big.iso").exists(), 10,
-                       "partial file removed")
+        await wait_for(
+            lambda: rep.caught_up and not (dst / "sub" / "big.iso").exists(), 10, "deletion shipped"
+        )
+        await wait_for(
+            lambda: not (dst / "sub" / PARTIAL_DIR / "big.iso").exists(), 10, "partial file removed"
+        )
         # a whole directory gone: its partial dir is removed, not kept as a "version"
         (dst / "sub" / PARTIAL_DIR / "other.iso").write_bytes(b"\0" * 65536)
         (src / "sub").rmdir()
@@ -312,8 +329,7 @@ async def test_journal_migration_turns_text_rows_into_bytes(store: Store) -> Non
     journal = Journal("docs", store.db, store.write)
     await journal.load()
     await journal.record(["보고서/a.hwp", os.fsdecode(b"x\xff")])
-    assert sorted(e.path for e in await journal.take(10)) == [
-        os.fsdecode(b"x\xff"), "보고서/a.hwp"]
+    assert sorted(e.path for e in await journal.take(10)) == [os.fsdecode(b"x\xff"), "보고서/a.hwp"]
     await journal.refresh()
     assert journal.pending == 2
 
@@ -336,5 +352,8 @@ def test_exact_patterns_escape_wildcards_and_fit_rsync() -> None:
     assert len(pattern) <= PATTERN_MAX and pattern.endswith("/" + "n" * 250)
     assert skip_args(["."]) == []
     assert partial_paths(["a/b.iso", "top/", "."]) == [
-        f"a/{PARTIAL_DIR}/b.iso", f"a/b.iso/{PARTIAL_DIR}", f"{PARTIAL_DIR}/top",
-        f"top/{PARTIAL_DIR}"]
+        f"a/{PARTIAL_DIR}/b.iso",
+        f"a/b.iso/{PARTIAL_DIR}",
+        f"{PARTIAL_DIR}/top",
+        f"top/{PARTIAL_DIR}",
+    ]

@@ -20,12 +20,20 @@ from backup.target import parse_target
 from sentinel.store import Store
 
 NOBODY = 65534
-ODD = ["we\nird \"q\" p.hwp", "b\\#012s\x1b[2J.hwp", os.fsdecode(b"hi\xff\xe4\xb8\xad.hwp"),
-       "[sender] minutes.hwp", "a | rsync: [sender] x.hwp", "평범한 문서.hwp"]
+ODD = [
+    'we\nird "q" p.hwp',
+    "b\\#012s\x1b[2J.hwp",
+    os.fsdecode(b"hi\xff\xe4\xb8\xad.hwp"),
+    "[sender] minutes.hwp",
+    "a | rsync: [sender] x.hwp",
+    "평범한 문서.hwp",
+]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root and setpriv (to run rsync as nobody)")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root and setpriv (to run rsync as nobody)",
+)
 def test_rsync_names_each_path_it_may_not_read_and_the_names_decode_exactly() -> None:
     base = Path(tempfile.mkdtemp(prefix="sntlines"))
     try:
@@ -42,9 +50,24 @@ def test_rsync_names_each_path_it_may_not_read_and_the_names_decode_exactly() ->
         (src / "hr" / "pay.xls").write_text("pay\n")
         listing = b"ok/\0hr/\0hr/pay.xls\0"
         proc = subprocess.run(
-            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "rsync",
-             "-a", "-d", "-R", "--files-from=-", "--from0", f"{src}/", f"{dst}/"],
-            input=listing, capture_output=True, timeout=30)
+            [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                "rsync",
+                "-a",
+                "-d",
+                "-R",
+                "--files-from=-",
+                "--from0",
+                f"{src}/",
+                f"{dst}/",
+            ],
+            input=listing,
+            capture_output=True,
+            timeout=30,
+        )
         assert proc.returncode == 23, proc.stderr
         lines = proc.stderr.decode("utf-8", "replace").splitlines()
         named = sender_denied(lines)
@@ -57,13 +80,17 @@ def test_rsync_names_each_path_it_may_not_read_and_the_names_decode_exactly() ->
 
 
 def test_a_replica_refusing_a_file_named_like_a_sender_line_is_not_unreadable() -> None:
-    receiver = ('rsync exit 23: rsync: [receiver] mkstemp "/r/ro/.[sender] minutes.hwp.Xa3Bc" '
-                'failed: Permission denied (13) | rsync error: some files/attrs were not '
-                'transferred (see previous errors) (code 23) at main.c(1338) [sender=3.2.7]')
+    receiver = (
+        'rsync exit 23: rsync: [receiver] mkstemp "/r/ro/.[sender] minutes.hwp.Xa3Bc" '
+        "failed: Permission denied (13) | rsync error: some files/attrs were not "
+        "transferred (see previous errors) (code 23) at main.c(1338) [sender=3.2.7]"
+    )
     assert not unreadable_reason(receiver)
     assert sender_denied(receiver.split(" | ")) == []
-    forged = 'rsync: [receiver] mkstemp "/r/.x": Permission denied (13) | ' \
-             'rsync: [sender] send_files failed to open "y": Permission denied (13)'
+    forged = (
+        'rsync: [receiver] mkstemp "/r/.x": Permission denied (13) | '
+        'rsync: [sender] send_files failed to open "y": Permission denied (13)'
+    )
     assert not unreadable_reason(forged)  # rsync's text never decides on its own
     assert unreadable_reason(FILE_DENIED)
     assert unreadable_reason("cannot watch: Permission denied")
@@ -90,8 +117,13 @@ async def test_attrib_on_a_plain_file_does_not_scan_the_set_aside_paths(
     store = await Store.open(tmp_path / "state")
     try:
         await store.migrate(OWNER, MIGRATIONS)
-        rep = Replicator(ReplicationSpec("docs", source, parse_target(str(tmp_path / "r")),
-                                         runtime_dir=tmp_path / "run"), store.db, store.write)
+        rep = Replicator(
+            ReplicationSpec(
+                "docs", source, parse_target(str(tmp_path / "r")), runtime_dir=tmp_path / "run"
+            ),
+            store.db,
+            store.write,
+        )
         await rep.load()
         aside = Scanned(f"dir{i}/f.hwp" for i in range(20000))
         rep.quarantine.unreadable = aside

@@ -18,7 +18,10 @@ from tests.fixtures.remote import RsyncDaemon, SshServer
 
 @pytest.mark.parametrize("transport", ["rsyncd", "ssh"])
 async def test_remote_target_removed_while_running_stops_at_the_next_batch(
-    tmp_path: Path, bstore: Store, runtime: Path, transport: str,
+    tmp_path: Path,
+    bstore: Store,
+    runtime: Path,
+    transport: str,
     request: pytest.FixtureRequest,
 ) -> None:
     src = tmp_path / "src"
@@ -30,16 +33,23 @@ async def test_remote_target_removed_while_running_stops_at_the_next_batch(
         replica = server.module_dir / "replica"
     else:
         ssh: SshServer = request.getfixturevalue("sshd")
-        target = parse_target(ssh.address(), ssh_port=ssh.port, identity_file=ssh.identity,
-                              known_hosts=ssh.known_hosts)
+        target = parse_target(
+            ssh.address(),
+            ssh_port=ssh.port,
+            identity_file=ssh.identity,
+            known_hosts=ssh.known_hosts,
+        )
         replica = ssh.root_dir / "replica"
     spec = make_spec(src, target, runtime)
     async with running(spec, bstore) as rep:
         await caught_up(rep, src, replica)
         shutil.rmtree(replica)  # within the marker check's cache
         (src / "f9").write_text("new")
-        await wait_for(lambda: rep.health()["target_missing"]
-                       and bool(rep.health()["last_error"]), 20, "target missing")
+        await wait_for(
+            lambda: rep.health()["target_missing"] and bool(rep.health()["last_error"]),
+            20,
+            "target missing",
+        )
         health = rep.health()
         assert "re-created" in health["last_error"]
         assert "target missing or not mounted" in health["last_error"]

@@ -56,8 +56,7 @@ async def test_restore_into_existing_replaces_only_what_it_restores(
     (live / "a" / "newer.txt").write_text("written after as_of")
     (live / "a" / "report.txt").write_text("damaged")
     live.chmod(0o751)
-    result = await restore(parse_target(str(dst)), runtime, live, as_of=as_of,
-                           into_existing=True)
+    result = await restore(parse_target(str(dst)), runtime, live, as_of=as_of, into_existing=True)
     assert (live / "a" / "report.txt").read_text() == "version 1"
     assert (live / "a" / "newer.txt").read_text() == "written after as_of"
     assert result.files == 1
@@ -94,8 +93,10 @@ def test_cli_restore_names_the_flag_for_a_non_empty_destination(
     (src / "d").mkdir(parents=True)
     (src / "d" / "a.txt").write_text("one")
     cfg = tmp_path / "sentinel.toml"
-    cfg.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
-                   f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n')
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\n'
+        f'name = "docs"\nsource = "{src}"\ntarget = "{dst}"\n'
+    )
     c = ["-c", str(cfg), "backup"]
     assert main([*c, "sync", "--full"]) == 0
     busy = tmp_path / "busy"
@@ -110,7 +111,10 @@ def test_cli_restore_names_the_flag_for_a_non_empty_destination(
 
 @pytest.mark.parametrize("transport", ["local", "rsyncd"])
 async def test_restore_as_of_brings_back_a_file_deleted_since(
-    tmp_path: Path, bstore: Store, runtime: Path, transport: str,
+    tmp_path: Path,
+    bstore: Store,
+    runtime: Path,
+    transport: str,
     request: pytest.FixtureRequest,
 ) -> None:
     """The point-in-time restore of one path: deleted after T, it is only in the versions."""

@@ -94,8 +94,9 @@ def test_snapshot_is_a_private_copy_of_everything_the_landing_has(
     assert store.list() == [snap]
     assert tree(snap.path) == tree(landing)  # versions and heartbeat included
     assert (result.files, result.copied, result.linked, result.added) == (5, 5, 0, 5)
-    assert result.bytes_copied == sum(len(v) for v in tree(landing).values()
-                                      if isinstance(v, bytes))
+    assert result.bytes_copied == sum(
+        len(v) for v in tree(landing).values() if isinstance(v, bytes)
+    )
     assert stat.S_IMODE(os.stat(store.root).st_mode) == 0o700
     assert_no_shared_inode(store, landing)
 
@@ -200,8 +201,9 @@ def test_unchanged_files_share_inodes_with_previous_snapshot_only(
     assert new["docs/deep/b.bin"] != old["docs/deep/b.bin"]
     assert (second.linked, second.copied, second.bytes_copied) == (4, 1, 10_000)
     # real disk added: only inodes that exist in the new snapshot alone, i.e. the changed file
-    new_only = [p for p in second.snapshot.path.rglob("*")
-                if p.is_file() and os.lstat(p).st_nlink == 1]
+    new_only = [
+        p for p in second.snapshot.path.rglob("*") if p.is_file() and os.lstat(p).st_nlink == 1
+    ]
     assert new_only == [second.snapshot.path / "docs" / "deep" / "b.bin"]
     assert (first.path / "docs" / "deep" / "b.bin").read_bytes() == bytes(range(256)) * 40
     assert_no_shared_inode(store, landing)
@@ -277,12 +279,14 @@ def test_symlink_to_outside_is_stored_as_symlink(
     assert os.readlink(snap.path / "docs" / "link") == str(secret)
     assert (snap.path / "docs" / "link").is_symlink()
     assert os.readlink(snap.path / "root") == "/"
-    assert not any(b"keeper host secret" in v for v in tree(snap.path).values()
-                   if isinstance(v, bytes))
+    assert not any(
+        b"keeper host secret" in v for v in tree(snap.path).values() if isinstance(v, bytes)
+    )
 
 
-def swap_after_listing(monkeypatch: pytest.MonkeyPatch, landing: Path,
-                       swap: Callable[[], None]) -> None:
+def swap_after_listing(
+    monkeypatch: pytest.MonkeyPatch, landing: Path, swap: Callable[[], None]
+) -> None:
     """Makes the writer win a race: once the keeper has listed (and stat'ed) the landing
     area's top directory, `swap()` changes what a listed name is before it is opened."""
     real_scandir = os.scandir
@@ -366,7 +370,8 @@ def test_fifo_socket_device_skipped(store: SnapshotStore, landing: Path) -> None
 
 
 def test_partial_dirs_left_out_but_names_like_rsync_temp_files_kept(
-        store: SnapshotStore, landing: Path) -> None:
+    store: SnapshotStore, landing: Path
+) -> None:
     write(landing / "docs" / ".a.txt.Xy3k9Q", b"half of a transfer")
     write(landing / "docs" / ".env.backup", b"a real document shaped like a temp name")
     write(landing / "docs" / ".rsync-partial" / "a.txt", b"partial")
@@ -446,9 +451,11 @@ def test_takes_on_one_root_are_serialized_across_processes(
 
     fd = os.open(store.root, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # stands for another process mid-take
-    script = ("import sys, time; from pathlib import Path; from backup.snapshot import "
-              "SnapshotStore; SnapshotStore(Path(sys.argv[1])).take(Path(sys.argv[2]), "
-              "now=time.time())")
+    script = (
+        "import sys, time; from pathlib import Path; from backup.snapshot import "
+        "SnapshotStore; SnapshotStore(Path(sys.argv[1])).take(Path(sys.argv[2]), "
+        "now=time.time())"
+    )
     import sys
 
     proc = subprocess.Popen([sys.executable, "-c", script, str(store.root), str(landing)])

@@ -49,8 +49,13 @@ def as_keeper(root: Path, landing: Path, caps: bool) -> list[dict[str, object]]:
         cmd += ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
     else:
         cmd += ["--inh-caps=-all"]
-    done = subprocess.run([*cmd, sys.executable, "-c", SCRIPT, str(root), str(landing)],
-                          capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run(
+        [*cmd, sys.executable, "-c", SCRIPT, str(root), str(landing)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -81,9 +86,7 @@ def setup() -> Iterator[tuple[Path, Path]]:
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_keeper_account_with_read_search_cap_snapshots_and_prunes(
-    setup: tuple[Path, Path]
-) -> None:
+def test_keeper_account_with_read_search_cap_snapshots_and_prunes(setup: tuple[Path, Path]) -> None:
     root, landing = setup
     first, second, prune = as_keeper(root, landing, caps=True)
     assert (first["files"], first["copied"], first["skipped"]) == (5, 5, [])

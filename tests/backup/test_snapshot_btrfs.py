@@ -28,8 +28,9 @@ def btrfs(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     subprocess.run(["truncate", "-s", "200M", str(img)], check=True)
     subprocess.run(["mkfs.btrfs", "-q", str(img)], check=True, capture_output=True)
-    mounted = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True,
-                             text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot loop-mount btrfs here: {mounted.stderr.strip()}")
     try:
@@ -49,8 +50,9 @@ def test_copies_are_reflinks_and_in_place_writes_do_not_reach_them(btrfs: Path) 
     copy = first.snapshot.path / "doc.bin"
     assert first.copied == 1 and first.bytes_copied == len(original)
     assert os.stat(copy).st_ino != os.stat(landing / "doc.bin").st_ino
-    frag = subprocess.run(["filefrag", "-v", str(copy)], capture_output=True, text=True,
-                          check=True).stdout
+    frag = subprocess.run(
+        ["filefrag", "-v", str(copy)], capture_output=True, text=True, check=True
+    ).stdout
     assert "shared" in frag, frag  # FICLONE worked: extents shared, not bytes copied
     with open(landing / "doc.bin", "r+b") as f:  # the writer's own inode, in place
         f.write(b"\0" * 4096)

@@ -42,8 +42,7 @@ def test_restore_everything_into_new_dir(snap: Snapshot, tmp_path: Path) -> None
     assert os.readlink(dest / "docs" / "rel-link") == "sub/b.txt"
     assert not os.path.lexists(dest / "etc-link")  # --safe-links: points out of the tree
     # the restored files are new inodes, not the snapshot's
-    assert os.stat(dest / "docs" / "a.txt").st_ino != os.stat(
-        snap.path / "docs" / "a.txt").st_ino
+    assert os.stat(dest / "docs" / "a.txt").st_ino != os.stat(snap.path / "docs" / "a.txt").st_ino
 
 
 def test_refuses_non_empty_dest(snap: Snapshot, tmp_path: Path) -> None:
@@ -73,8 +72,7 @@ def test_into_existing_never_deletes(snap: Snapshot, tmp_path: Path) -> None:
 def test_subpath_file_and_dir(snap: Snapshot, tmp_path: Path) -> None:
     one = tmp_path / "one"
     assert restore(snap, one, subpath="docs/a.txt") == 1
-    assert sorted(p.relative_to(one).as_posix() for p in one.rglob("*")) == [
-        "docs", "docs/a.txt"]
+    assert sorted(p.relative_to(one).as_posix() for p in one.rglob("*")) == ["docs", "docs/a.txt"]
     dirs = tmp_path / "dirs"
     assert restore(snap, dirs, subpath="docs/sub/") == 1
     assert (dirs / "docs" / "sub" / "b.txt").read_bytes() == b"bravo"

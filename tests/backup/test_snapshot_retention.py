@@ -87,8 +87,9 @@ def test_prune_removes_whole_snapshots_never_the_newest(tmp_path: Path) -> None:
     assert store.list() == [snaps[3]]
 
 
-def test_half_deleted_snapshot_is_never_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                               ) -> None:
+def test_half_deleted_snapshot_is_never_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     landing = tmp_path / "landing"
     landing.mkdir()
     for i in range(20):

@@ -38,24 +38,32 @@ class Tunnel:
     certs: dict[str, Cert]
 
     def keeper_conf(self, cert: Cert) -> str:
-        return example("stunnel-keeper.conf.example", [
-            ("accept = 874", f"accept = 127.0.0.1:{self.keeper.port}"),
-            ("connect = 127.0.0.1:873", f"connect = 127.0.0.1:{self.rsyncd.port}"),
-            ("/etc/stunnel/sentinel-keeper.crt", str(cert.cert)),
-            ("/etc/stunnel/sentinel-keeper.key", str(cert.key)),
-            ("/etc/stunnel/sentinel-room-main.crt", str(self.certs["room"].cert)),
-        ])
+        return example(
+            "stunnel-keeper.conf.example",
+            [
+                ("accept = 874", f"accept = 127.0.0.1:{self.keeper.port}"),
+                ("connect = 127.0.0.1:873", f"connect = 127.0.0.1:{self.rsyncd.port}"),
+                ("/etc/stunnel/sentinel-keeper.crt", str(cert.cert)),
+                ("/etc/stunnel/sentinel-keeper.key", str(cert.key)),
+                ("/etc/stunnel/sentinel-room-main.crt", str(self.certs["room"].cert)),
+            ],
+        )
 
     def room_conf(self) -> str:
         room = self.certs["room"]
-        return example("stunnel-room.conf.example", [
-            ("accept = 127.0.0.1:8873", f"accept = 127.0.0.1:{self.room.port}"),
-            ("connect = backup.health-center.example:874",
-             f"connect = 127.0.0.1:{self.keeper.port}"),
-            ("/etc/stunnel/sentinel-room.crt", str(room.cert)),
-            ("/etc/stunnel/sentinel-room.key", str(room.key)),
-            ("/etc/stunnel/sentinel-keeper.crt", str(self.certs["keeper"].cert)),
-        ])
+        return example(
+            "stunnel-room.conf.example",
+            [
+                ("accept = 127.0.0.1:8873", f"accept = 127.0.0.1:{self.room.port}"),
+                (
+                    "connect = backup.health-center.example:874",
+                    f"connect = 127.0.0.1:{self.keeper.port}",
+                ),
+                ("/etc/stunnel/sentinel-room.crt", str(room.cert)),
+                ("/etc/stunnel/sentinel-room.key", str(room.key)),
+                ("/etc/stunnel/sentinel-keeper.crt", str(self.certs["keeper"].cert)),
+            ],
+        )
 
     @property
     def target(self) -> str:
@@ -73,8 +81,12 @@ def tunnel(tmp_path: Path) -> Iterator[Tunnel]:
     # as docs/transport.md says for a room's modules: only the keeper-side stunnel's
     # `local` source address for this room gets in
     with started_rsyncd(tmp_path / "rsyncd", ROOM_MODULE_OPTIONS) as rsyncd:
-        t = Tunnel(rsyncd, Stunnel(binary, tmp_path / "keeper.conf", free_port()),
-                   Stunnel(binary, tmp_path / "room.conf", free_port()), certs)
+        t = Tunnel(
+            rsyncd,
+            Stunnel(binary, tmp_path / "keeper.conf", free_port()),
+            Stunnel(binary, tmp_path / "room.conf", free_port()),
+            certs,
+        )
         try:
             t.keeper.start(t.keeper_conf(certs["keeper"]))
             t.room.start(t.room_conf())
@@ -93,8 +105,7 @@ def _greeting(port: int, cert: Cert | None, trust: Cert) -> bytes | str:
     if cert is not None:
         ctx.load_cert_chain(cert.cert, cert.key)
     try:
-        with socket.create_connection(("127.0.0.1", port), 5) as raw, \
-                ctx.wrap_socket(raw) as tls:
+        with socket.create_connection(("127.0.0.1", port), 5) as raw, ctx.wrap_socket(raw) as tls:
             tls.settimeout(5)
             return tls.recv(64)
     except (ssl.SSLError, OSError) as exc:
@@ -129,10 +140,18 @@ async def test_records_ship_through_stunnel_and_the_tls_port_speaks_only_tls_to_
     for port in (tunnel.keeper.port, tunnel.rsyncd.port):
         plain = await asyncio.to_thread(
             subprocess.run,
-            ["rsync", "--contimeout=5", "--timeout=5",
-             f"--password-file={tunnel.rsyncd.password_file}", str(tmp_path / "plain.txt"),
-             f"rsync://sentinel@127.0.0.1:{port}/backup/replica/"],
-            capture_output=True, text=True, timeout=30)
+            [
+                "rsync",
+                "--contimeout=5",
+                "--timeout=5",
+                f"--password-file={tunnel.rsyncd.password_file}",
+                str(tmp_path / "plain.txt"),
+                f"rsync://sentinel@127.0.0.1:{port}/backup/replica/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert plain.returncode != 0, plain.stdout
     assert "access denied" in plain.stderr, plain.stderr
     assert not (tunnel.replica / "plain.txt").exists()
@@ -148,8 +167,11 @@ async def test_records_ship_through_stunnel_and_the_tls_port_speaks_only_tls_to_
 
 
 async def _failing(rep: Replicator, more_than: int) -> str:
-    await wait_for(lambda: rep.health()["consecutive_failures"] > more_than, 20,
-                   f"more than {more_than} failed attempts")
+    await wait_for(
+        lambda: rep.health()["consecutive_failures"] > more_than,
+        20,
+        f"more than {more_than} failed attempts",
+    )
     return str(rep.health()["last_error"])
 
 
@@ -176,8 +198,11 @@ async def test_a_tunnel_end_down_or_an_impostor_keeper_fails_replication_and_los
             return any(tunnel.rsyncd.module_dir.rglob("while-keeper-down.txt"))
 
         # at least one whole attempt against the impostor (or the record reaching it)
-        await wait_for(lambda: landed() or rep.health()["consecutive_failures"] > seen + 1,
-                       20, "an attempt against the impostor")
+        await wait_for(
+            lambda: landed() or rep.health()["consecutive_failures"] > seen + 1,
+            20,
+            "an attempt against the impostor",
+        )
         assert not landed(), "the room's end sent a record to a keeper it did not pin"
         assert "certificate verify failed" in tunnel.room.log.read_text()
 

@@ -14,11 +14,12 @@ from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree, wait_for
 from tests.backup.identity import pages, started, write_only_rsyncd
 
-TARGET_PAGE = ("firing", "critical", "replication_target_missing",
-               "target missing or not mounted")
+TARGET_PAGE = ("firing", "critical", "replication_target_missing", "target missing or not mounted")
 
-OLD_MARKER = ("This directory is a sentinel replica. Do not delete this file: without it\n"
-              "sentinel takes the replica for a missing or unmounted disk and stops.\n")
+OLD_MARKER = (
+    "This directory is a sentinel replica. Do not delete this file: without it\n"
+    "sentinel takes the replica for a missing or unmounted disk and stops.\n"
+)
 
 
 def _docs(root: Path, tag: str) -> None:

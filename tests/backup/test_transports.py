@@ -57,8 +57,12 @@ async def test_ssh_transport_checks_host_key_and_keeps_a_control_master(
     src = tmp_path / "src"
     src.mkdir()
     _write_some(src, "first")
-    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
-                          known_hosts=sshd.known_hosts)
+    target = parse_target(
+        sshd.address(),
+        ssh_port=sshd.port,
+        identity_file=sshd.identity,
+        known_hosts=sshd.known_hosts,
+    )
     replica = sshd.root_dir / "replica"
     async with running(make_spec(src, target, runtime), bstore) as rep:
         await caught_up(rep, src, replica)
@@ -76,8 +80,9 @@ async def test_ssh_with_unknown_host_key_fails_instead_of_trusting(
     _write_some(src, "x")
     empty_known = tmp_path / "known_hosts"
     empty_known.write_text("")
-    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
-                          known_hosts=empty_known)
+    target = parse_target(
+        sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity, known_hosts=empty_known
+    )
     async with running(make_spec(src, target, runtime), bstore) as rep:
         await wait_for(lambda: rep.health()["consecutive_failures"] >= 1, 20, "a failure")
         assert rep.health()["pending"] > 0 or rep.health()["last_full"] is None
@@ -92,8 +97,13 @@ async def test_ssh_accept_new_trusts_a_first_key_and_refuses_a_changed_one(
     _write_some(src, "first")
     known = tmp_path / "known_hosts"
     known.write_text("")
-    target = parse_target(sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity,
-                          known_hosts=known, strict_host_key_checking="accept-new")
+    target = parse_target(
+        sshd.address(),
+        ssh_port=sshd.port,
+        identity_file=sshd.identity,
+        known_hosts=known,
+        strict_host_key_checking="accept-new",
+    )
     async with running(make_spec(src, target, runtime), bstore) as rep:
         await caught_up(rep, src, sshd.root_dir / "replica")
     assert f"[127.0.0.1]:{sshd.port}" in known.read_text()  # the key was recorded
@@ -114,8 +124,12 @@ async def test_ssh_accept_new_trusts_a_first_key_and_refuses_a_changed_one(
 
 def _rrsync_target(server: RrsyncServer) -> Target:
     # the target as docs/install.md gives it: an empty path is rrsync's directory
-    return parse_target(server.address(), ssh_port=server.port, identity_file=server.identity,
-                        known_hosts=server.known_hosts)
+    return parse_target(
+        server.address(),
+        ssh_port=server.port,
+        identity_file=server.identity,
+        known_hosts=server.known_hosts,
+    )
 
 
 async def _ships_a_same_size_rewrite_within_one_second(
@@ -147,7 +161,8 @@ async def test_rrsync_key_ships_a_same_size_rewrite_within_one_second(
     """rrsync refuses the `-@-1` that a local --modify-window=-1 sends; the nanosecond
     compare must still reach the receiver, or this rewrite is never shipped."""
     await _ships_a_same_size_rewrite_within_one_second(
-        tmp_path, bstore, runtime, _rrsync_target(rrsync_sshd), rrsync_sshd.replica)
+        tmp_path, bstore, runtime, _rrsync_target(rrsync_sshd), rrsync_sshd.replica
+    )
 
 
 async def test_rsync_daemon_ships_a_same_size_rewrite_within_one_second(
@@ -155,7 +170,8 @@ async def test_rsync_daemon_ships_a_same_size_rewrite_within_one_second(
 ) -> None:
     target = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
     await _ships_a_same_size_rewrite_within_one_second(
-        tmp_path, bstore, runtime, target, rsyncd.module_dir / "replica")
+        tmp_path, bstore, runtime, target, rsyncd.module_dir / "replica"
+    )
 
 
 async def test_rrsync_key_verifies_and_removes_partials_but_only_a_read_key_restores(
@@ -206,4 +222,5 @@ async def test_local_target_ships_a_same_size_rewrite_within_one_second(
 ) -> None:
     replica = tmp_path / "replica"
     await _ships_a_same_size_rewrite_within_one_second(
-        tmp_path, bstore, runtime, parse_target(str(replica)), replica)
+        tmp_path, bstore, runtime, parse_target(str(replica)), replica
+    )

@@ -58,8 +58,7 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
     row = r.replication()
     assert row["consecutive_failures"] == 0, row
     assert row["quarantine"]["unreadable"] == 2
-    assert sorted(p["path"] for p in row["quarantine"]["paths"]) == [
-        "budget-a.hwp", "budget-b.hwp"]
+    assert sorted(p["path"] for p in row["quarantine"]["paths"]) == ["budget-a.hwp", "budget-b.hwp"]
     # not paged twice: the generic "files that cannot be replicated" stays quiet
     kinds = {a["kind"] for a in r.status()["alarms"]}
     assert kinds == {"replication_unreadable"}, kinds
@@ -69,10 +68,14 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
     wait_for(lambda: (r.replica / "agenda.txt").exists(), what="a later document to ship")
 
     # access granted the documented way: the files ship and the alarm clears
-    subprocess.run(["setfacl", "-m", f"u:{NOBODY}:r", r.source / "budget-a.hwp",
-                    r.source / "budget-b.hwp"], check=True)
-    wait_for(lambda: (r.replica / "budget-b.hwp").exists()
-             and (r.replica / "budget-a.hwp").exists(), what="the granted files to ship")
+    subprocess.run(
+        ["setfacl", "-m", f"u:{NOBODY}:r", r.source / "budget-a.hwp", r.source / "budget-b.hwp"],
+        check=True,
+    )
+    wait_for(
+        lambda: (r.replica / "budget-b.hwp").exists() and (r.replica / "budget-a.hwp").exists(),
+        what="the granted files to ship",
+    )
     assert (r.replica / "budget-a.hwp").read_text() == "budget A\n"
     wait_for(lambda: r.alarm() is None, what="the alarm to clear")
 
@@ -80,16 +83,21 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
     # `setfacl -R -m u:…:rX` on it (scripts/install.sh grant-read) brings its files over
     os.mkdir(r.source / "hr", 0o700)
     r.root_file("hr/payroll.xls", "payroll\n")
-    wait_for(lambda: (r.alarm() or {}).get("reason", "").startswith(
-        f"{r.source}/hr"), what="the alarm naming the directory")
+    wait_for(
+        lambda: (r.alarm() or {}).get("reason", "").startswith(f"{r.source}/hr"),
+        what="the alarm naming the directory",
+    )
     subprocess.run(["setfacl", "-R", "-m", f"u:{NOBODY}:rX", r.source / "hr"], check=True)
-    wait_for(lambda: (r.replica / "hr" / "payroll.xls").exists(),
-             what="the directory's file to ship")
+    wait_for(
+        lambda: (r.replica / "hr" / "payroll.xls").exists(), what="the directory's file to ship"
+    )
     wait_for(lambda: r.alarm() is None, what="the alarm to clear again")
     assert r.replication()["quarantine"]["count"] == 0
     # the pages (waited for last: Apprise's first send is slow on a loaded machine)
-    wait_for(lambda: any(f"{r.source}/budget-a.hwp" in p.message
-                         for p in r.sink.delivered("/long")), what="the page naming the file")
+    wait_for(
+        lambda: any(f"{r.source}/budget-a.hwp" in p.message for p in r.sink.delivered("/long")),
+        what="the page naming the file",
+    )
     r.stop()
     assert "Traceback" not in r.log.read_text()
 
@@ -149,8 +157,13 @@ async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
     store = await Store.open(tmp_path / "state")
     try:
         await store.migrate(OWNER, MIGRATIONS)
-        rep = Replicator(ReplicationSpec("docs", source, parse_target(str(tmp_path / "r")),
-                                         runtime_dir=tmp_path / "run"), store.db, store.write)
+        rep = Replicator(
+            ReplicationSpec(
+                "docs", source, parse_target(str(tmp_path / "r")), runtime_dir=tmp_path / "run"
+            ),
+            store.db,
+            store.write,
+        )
         await rep.load()
         await rep.quarantine.add([("salary.hwp", why)])
         assert rep.health()["unreadable"] == 1

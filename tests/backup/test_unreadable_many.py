@@ -24,6 +24,7 @@ def room(http_sink: HttpSink) -> Iterator[Room]:
     with open_room(http_sink) as r:
         yield r
 
+
 # more than bisection could ever isolate (SPLIT_MAX_RUNS = 32 gets a batch of ~60 failing
 # paths down to pairs, never to single paths): the old code called the replica failing
 PRIVATE = 300
@@ -66,10 +67,11 @@ def test_a_folder_of_private_files_is_named_at_once_and_the_rest_ships(room: Roo
     # one more private file while the alarm fires: status follows the count (the engine
     # keeps the reason of the firing; status reads the quarantine as it is now)
     r.root_file("big/g.hwp", "private\n")
-    wait_for(lambda: (r.alarm() or {}).get("reason") == f"{r.source}/big/f001.hwp (+{PRIVATE})",
-             what="the reason to follow the count")
-    assert (r.alarm() or {}).get("reason_at_firing") == \
-        f"{r.source}/big/f001.hwp (+{PRIVATE - 1})"
+    wait_for(
+        lambda: (r.alarm() or {}).get("reason") == f"{r.source}/big/f001.hwp (+{PRIVATE})",
+        what="the reason to follow the count",
+    )
+    assert (r.alarm() or {}).get("reason_at_firing") == f"{r.source}/big/f001.hwp (+{PRIVATE - 1})"
     r.stop()
     assert "Traceback" not in r.log.read_text()
 
@@ -91,19 +93,25 @@ def test_a_file_name_cannot_forge_lines_of_the_page_status_or_log(room: Room) ->
 
     text = subprocess.run(
         [PYTHON, "-m", "sentinel", "--config", str(r.config), "status"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, "RUNTIME_DIRECTORY": str(r.base / "run"), "COLUMNS": "400"},
     ).stdout
     assert "\x1b" not in text
     # shown as written, not taken for rich markup ("[attack county]" vanished before)
     assert f"{ESCAPED}" in text
-    assert not any(line.lstrip("│ ").startswith("[attack county]")
-                   for line in text.splitlines()), text
+    assert not any(line.lstrip("│ ").startswith("[attack county]") for line in text.splitlines()), (
+        text
+    )
 
-    wait_for(lambda: any(ESCAPED in p.message for p in r.sink.delivered("/long")),
-             what="the page naming the file")
-    assert not any("\n[attack county]" in p.message or "\x1b" in p.message
-                   for p in r.sink.delivered("/long"))
+    wait_for(
+        lambda: any(ESCAPED in p.message for p in r.sink.delivered("/long")),
+        what="the page naming the file",
+    )
+    assert not any(
+        "\n[attack county]" in p.message or "\x1b" in p.message for p in r.sink.delivered("/long")
+    )
     r.stop()
     log = r.log.read_text()
     assert "\x1b" not in log

@@ -24,10 +24,8 @@ from tests.backup.helpers import caught_up, make_spec, populate_docs, running, t
 from tests.backup.identity import pages, started, write_only_rsyncd
 from tests.fixtures.remote import RsyncDaemon, SshServer
 
-SOURCE_PAGE = ("firing", "critical", "replication_source_missing",
-               "source missing or not mounted")
-TARGET_PAGE = ("firing", "critical", "replication_target_missing",
-               "target missing or not mounted")
+SOURCE_PAGE = ("firing", "critical", "replication_source_missing", "source missing or not mounted")
+TARGET_PAGE = ("firing", "critical", "replication_target_missing", "target missing or not mounted")
 # the migrations of the release before markers (this change appends one)
 PREVIOUS_RELEASE = MIGRATIONS[:-1]
 
@@ -39,29 +37,44 @@ async def _upgraded_store(tmp_path: Path) -> Store:
     await store.migrate(OWNER, PREVIOUS_RELEASE)
     hour_ago = time.time() - 3600
     async with store.write() as db:
-        await db.execute("INSERT INTO backup_state(source, last_success, last_full, "
-                         "last_full_ok, shipped_files) VALUES ('docs', ?, ?, 1, 5)",
-                         (hour_ago, hour_ago))
+        await db.execute(
+            "INSERT INTO backup_state(source, last_success, last_full, "
+            "last_full_ok, shipped_files) VALUES ('docs', ?, ?, 1, 5)",
+            (hour_ago, hour_ago),
+        )
     await store.migrate(OWNER, MIGRATIONS)
     return store
 
 
 @contextlib.contextmanager
-def _target(kind: str, tmp_path: Path, request: pytest.FixtureRequest
-            ) -> Iterator[tuple[Target, Path]]:
+def _target(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[Target, Path]]:
     with contextlib.ExitStack() as stack:
         if kind == "local":
             yield parse_target(str(tmp_path / "dst")), tmp_path / "dst"
             return
         if kind == "sshd":
             ssh: SshServer = request.getfixturevalue("sshd")
-            yield (parse_target(ssh.address(), ssh_port=ssh.port, identity_file=ssh.identity,
-                                known_hosts=ssh.known_hosts), ssh.root_dir / "replica")
+            yield (
+                parse_target(
+                    ssh.address(),
+                    ssh_port=ssh.port,
+                    identity_file=ssh.identity,
+                    known_hosts=ssh.known_hosts,
+                ),
+                ssh.root_dir / "replica",
+            )
             return
-        server: RsyncDaemon = (request.getfixturevalue("rsyncd") if kind == "rsyncd" else
-                               stack.enter_context(write_only_rsyncd(tmp_path / "wo")))
-        yield (parse_target(server.url(), password_file=server.password_file),
-               server.module_dir / "replica")
+        server: RsyncDaemon = (
+            request.getfixturevalue("rsyncd")
+            if kind == "rsyncd"
+            else stack.enter_context(write_only_rsyncd(tmp_path / "wo"))
+        )
+        yield (
+            parse_target(server.url(), password_file=server.password_file),
+            server.module_dir / "replica",
+        )
 
 
 def _old_replica(src: Path, replica: Path) -> None:
@@ -71,13 +84,19 @@ def _old_replica(src: Path, replica: Path) -> None:
 
 
 def _adopted(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.INFO and "adopted" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and "adopted" in r.getMessage()
+    ]
 
 
 @pytest.mark.parametrize("kind", ["local", "rsyncd-write-only", "sshd"])
 async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
-    tmp_path: Path, runtime: Path, kind: str, request: pytest.FixtureRequest,
+    tmp_path: Path,
+    runtime: Path,
+    kind: str,
+    request: pytest.FixtureRequest,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="backup.replicator")
@@ -92,7 +111,8 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
                 (src / "docs" / "after-upgrade.hwp").write_text("written after the upgrade")
                 await caught_up(rep, src, replica)
                 assert (replica / "docs" / "after-upgrade.hwp").read_text() == (
-                    "written after the upgrade")
+                    "written after the upgrade"
+                )
                 assert (src / SOURCE_MARKER).exists() and (replica / TARGET_MARKER).exists()
                 assert not rep.health()["blocked"] and rep.health()["last_error"] is None
                 assert [p for p in await pages(store, rep) if p[0] == "firing"] == []
@@ -113,7 +133,9 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
 
 
 async def test_upgraded_install_with_an_empty_source_does_not_adopt_and_pages(
-    tmp_path: Path, runtime: Path, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    runtime: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The disk was not mounted (or was emptied) while the upgrade happened."""
     caplog.set_level(logging.INFO, logger="backup.replicator")
@@ -141,7 +163,10 @@ async def test_upgraded_install_with_an_empty_source_does_not_adopt_and_pages(
 @pytest.mark.parametrize("kind", ["local", "rsyncd-write-only"])
 @pytest.mark.parametrize("replica_state", ["missing", "empty"])
 async def test_upgraded_install_with_a_lost_replica_does_not_adopt_it_and_pages(
-    tmp_path: Path, runtime: Path, kind: str, replica_state: str,
+    tmp_path: Path,
+    runtime: Path,
+    kind: str,
+    replica_state: str,
     request: pytest.FixtureRequest,
 ) -> None:
     """The replica disk was lost or not mounted while the upgrade happened: it is not
@@ -168,7 +193,8 @@ async def test_upgraded_install_with_a_lost_replica_does_not_adopt_it_and_pages(
 
 
 async def test_upgraded_install_with_a_plain_directory_where_a_mount_is_required(
-    tmp_path: Path, runtime: Path,
+    tmp_path: Path,
+    runtime: Path,
 ) -> None:
     """require_mountpoint = true: files in the bare mountpoint directory prove nothing."""
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -186,7 +212,8 @@ async def test_upgraded_install_with_a_plain_directory_where_a_mount_is_required
 
 
 async def test_upgraded_install_encrypted_during_the_upgrade_still_trips_the_guard(
-    tmp_path: Path, runtime: Path,
+    tmp_path: Path,
+    runtime: Path,
 ) -> None:
     """Adoption only lifts the marker requirement: the adopted full pass is measured first."""
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -200,10 +227,12 @@ async def test_upgraded_install_encrypted_during_the_upgrade_still_trips_the_gua
         spec = make_spec(src, parse_target(str(dst)), runtime, guard=GuardSettings())
         async with running(spec, store) as rep:
             await wait_for(lambda: rep.health()["guard_tripped"], 30, "guard trip")
-            assert rep.last_skip.startswith("ransomware guard tripped: full pass would "
-                                            "delete 0 and overwrite 50")
+            assert rep.last_skip.startswith(
+                "ransomware guard tripped: full pass would delete 0 and overwrite 50"
+            )
             assert tree(dst) == before
             assert ("firing", "critical", "replication_guard") in [
-                p[:3] for p in await pages(store, rep)]
+                p[:3] for p in await pages(store, rep)
+            ]
     finally:
         await store.close()

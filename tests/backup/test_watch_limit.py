@@ -27,9 +27,23 @@ def test_running_out_of_watches_is_loud_and_loses_nothing(tmp_path: Path) -> Non
     runtime = tmp_path / "run"
     runtime.mkdir()
     proc = subprocess.run(
-        ["unshare", "-U", "-r", sys.executable, "-m", "tests.backup.watch_limit_probe",
-         str(tmp_path / "state"), str(source), str(replica), str(runtime), "8"],
-        capture_output=True, text=True, timeout=90, cwd=Path(__file__).parents[2],
+        [
+            "unshare",
+            "-U",
+            "-r",
+            sys.executable,
+            "-m",
+            "tests.backup.watch_limit_probe",
+            str(tmp_path / "state"),
+            str(source),
+            str(replica),
+            str(runtime),
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=Path(__file__).parents[2],
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])

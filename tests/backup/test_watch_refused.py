@@ -18,8 +18,10 @@ from backup.quarantine import read_quarantine
 
 NOBODY = 65534
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                                reason="needs root and setpriv to act as another user")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root and setpriv to act as another user",
+)
 
 
 @pytest.fixture
@@ -46,10 +48,23 @@ def test_a_directory_the_daemon_may_not_read_is_set_aside_and_the_rest_ships(
     (source / "private" / "secret.txt").write_text("not ours\n")
 
     proc = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-m", "tests.backup.refused_probe",
-         str(state), str(source), str(replica), str(runtime)],
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "tests.backup.refused_probe",
+            str(state),
+            str(source),
+            str(replica),
+            str(runtime),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

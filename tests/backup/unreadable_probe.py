@@ -23,14 +23,30 @@ from backup.target import parse_target
 from sentinel.store import Store
 
 
-async def main(state: Path, source: Path, replica: Path, runtime: Path, aside: str,
-               ship: str, full: bool, events: bool = False) -> int:
+async def main(
+    state: Path,
+    source: Path,
+    replica: Path,
+    runtime: Path,
+    aside: str,
+    ship: str,
+    full: bool,
+    events: bool = False,
+) -> int:
     store = await Store.open(state)
     try:
         await store.migrate(OWNER, MIGRATIONS)
-        spec = ReplicationSpec("docs", source, parse_target(str(replica)), runtime_dir=runtime,
-                               guard=GuardSettings(enabled=False), retry_max=1.0,
-                               fatal_retry=1.0, timeout=10, reconcile_at_start=full)
+        spec = ReplicationSpec(
+            "docs",
+            source,
+            parse_target(str(replica)),
+            runtime_dir=runtime,
+            guard=GuardSettings(enabled=False),
+            retry_max=1.0,
+            fatal_retry=1.0,
+            timeout=10,
+            reconcile_at_start=full,
+        )
         rep = Replicator(spec, store.db, store.write)
         task = asyncio.create_task(rep.run())
         said = ready = False
@@ -41,8 +57,11 @@ async def main(state: Path, source: Path, replica: Path, runtime: Path, aside: s
             if not ready and rep.health()["phase"] == "running":
                 print("READY", flush=True)
                 ready = True
-            if (not said and aside in rep.quarantine.unreadable
-                    and (not full or rep.health()["last_full"] is not None)):
+            if (
+                not said
+                and aside in rep.quarantine.unreadable
+                and (not full or rep.health()["last_full"] is not None)
+            ):
                 print("ASIDE", flush=True)
                 said = True
                 if events:
@@ -64,5 +83,17 @@ async def _no_backstop(now: float) -> None:
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    sys.exit(asyncio.run(main(Path(a[0]), Path(a[1]), Path(a[2]), Path(a[3]), a[4], a[5],
-                              "full" in a[6:], "events" in a[6:])))
+    sys.exit(
+        asyncio.run(
+            main(
+                Path(a[0]),
+                Path(a[1]),
+                Path(a[2]),
+                Path(a[3]),
+                a[4],
+                a[5],
+                "full" in a[6:],
+                "events" in a[6:],
+            )
+        )
+    )

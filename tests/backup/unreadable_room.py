@@ -23,7 +23,8 @@ NOBODY = 65534
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("setpriv", "setfacl")),
-    reason="needs root, setpriv and setfacl (Debian package acl)")
+    reason="needs root, setpriv and setfacl (Debian package acl)",
+)
 
 
 class Room:
@@ -40,9 +41,12 @@ class Room:
         (self.source / "minutes.txt").write_text("council minutes\n")
         os.chown(self.source / "minutes.txt", NOBODY, NOBODY)
         long = sink.json_url("/long", query="cto=1&rto=1")
-        self._owned(base / "apprise.yml",
-                    f'urls:\n  - "{long}":\n      tag: critical, warning, lms\n')
-        self.config = self._owned(base / "sentinel.toml", f"""
+        self._owned(
+            base / "apprise.yml", f'urls:\n  - "{long}":\n      tag: critical, warning, lms\n'
+        )
+        self.config = self._owned(
+            base / "sentinel.toml",
+            f"""
 [site]
 name = "test county"
 
@@ -61,7 +65,8 @@ retry_max = "1s"
 name = "docs"
 source = "{self.source}"
 target = "{self.replica}"
-""")
+""",
+        )
         self.log = base / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -75,9 +80,21 @@ target = "{self.replica}"
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                 PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],
+                [
+                    "setpriv",
+                    f"--reuid={NOBODY}",
+                    f"--regid={NOBODY}",
+                    "--clear-groups",
+                    PYTHON,
+                    "-m",
+                    "sentinel",
+                    "--config",
+                    str(self.config),
+                    "run",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).parents[2],
                 env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")},
             )
 
@@ -93,13 +110,17 @@ target = "{self.replica}"
     def status(self) -> dict:
         proc = subprocess.run(
             [PYTHON, "-m", "sentinel", "--config", str(self.config), "status", "--json"],
-            capture_output=True, text=True, timeout=30,
-            env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")})
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "RUNTIME_DIRECTORY": str(self.base / "run")},
+        )
         return json.loads(proc.stdout) if proc.stdout else {}
 
     def alarm(self) -> dict | None:
-        found = [a for a in self.status().get("alarms", [])
-                 if a.get("kind") == "replication_unreadable"]
+        found = [
+            a for a in self.status().get("alarms", []) if a.get("kind") == "replication_unreadable"
+        ]
         return found[0] if found else None
 
     def replication(self) -> dict:
@@ -149,11 +170,22 @@ def probe(dirs: tuple[Path, Path, Path, Path], *args: str) -> Iterator[subproces
     killed if still running after the block."""
     source, replica, state, runtime = dirs
     proc = subprocess.Popen(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         PYTHON, "-m", "tests.backup.unreadable_probe", *map(str, (state, source, replica,
-                                                                    runtime)), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).parents[2])
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            PYTHON,
+            "-m",
+            "tests.backup.unreadable_probe",
+            *map(str, (state, source, replica, runtime)),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     try:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline().strip() == "READY", proc.stderr.read()

@@ -27,8 +27,13 @@ async def main(state: Path, source: Path, replica: Path, runtime: Path, limit: i
     try:
         await store.migrate(OWNER, MIGRATIONS)
         spec = ReplicationSpec(
-            "docs", source, parse_target(str(replica)), runtime_dir=runtime,
-            guard=GuardSettings(enabled=False), fallback_reconcile=1.0, timeout=10,
+            "docs",
+            source,
+            parse_target(str(replica)),
+            runtime_dir=runtime,
+            guard=GuardSettings(enabled=False),
+            fallback_reconcile=1.0,
+            timeout=10,
         )
         rep = Replicator(spec, store.db, store.write)
         task = asyncio.create_task(rep.run())
@@ -47,11 +52,15 @@ async def main(state: Path, source: Path, replica: Path, runtime: Path, limit: i
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        print(json.dumps({
-            "watch_limit": health["watch_limit"],
-            "error": health["watch_limit_error"],
-            "late_replicated": (replica / "d29" / "late.txt").exists(),
-        }))
+        print(
+            json.dumps(
+                {
+                    "watch_limit": health["watch_limit"],
+                    "error": health["watch_limit_error"],
+                    "late_replicated": (replica / "d29" / "late.txt").exists(),
+                }
+            )
+        )
     finally:
         await store.close()
 

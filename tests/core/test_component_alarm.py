@@ -64,8 +64,9 @@ async def test_restart_loop_is_counted_in_a_window_and_pages_once(
     outbox = Outbox()
     engine = Engine(store, Config(), enqueue=outbox, clock=clock)
     await engine.start()
-    sup = Supervisor(backoff_initial=0.001, backoff_max=0.001, alarm_count=2,
-                     alarm_window=600.0, clock=clock)
+    sup = Supervisor(
+        backoff_initial=0.001, backoff_max=0.001, alarm_count=2, alarm_window=600.0, clock=clock
+    )
     watch = ComponentWatch(sup, engine.submit, clock=clock)
     comp = Crashy("source:serial-a")
     sup.start(comp)
@@ -96,8 +97,12 @@ async def test_restart_loop_is_counted_in_a_window_and_pages_once(
     assert health["restarts"] == 3 and health["restarts_in_window"] == 3
     assert health["last_error"].startswith("OSError: cannot reach mqtt://")
     assert PASSWORD not in str(health)
-    report = {"daemon": {"state": "up"}, "alarms": [], "alerts": {},
-              "components": {comp.name: health}}
+    report = {
+        "daemon": {"state": "up"},
+        "alarms": [],
+        "alerts": {},
+        "components": {comp.name: health},
+    }
     assert any("keeps failing" in r and "OSError" in r for r in judge(report).reasons)
 
     # running again, but the window still holds a failure: the alarm stays
@@ -130,8 +135,16 @@ async def test_a_restart_neither_resolves_nor_pages_a_restart_alarm_again(
     engine = Engine(store, Config(), enqueue=outbox, clock=clock)
     await engine.start()
     for name in ("source:serial-a", "source:old"):
-        await engine.submit(Reading(f"component:{name}", "component", True, "", clock(),
-                                    detail=f"component {name} keeps failing"))
+        await engine.submit(
+            Reading(
+                f"component:{name}",
+                "component",
+                True,
+                "",
+                clock(),
+                detail=f"component {name} keeps failing",
+            )
+        )
     assert len(await sent(store)) == 2
 
     sup = Supervisor(alarm_count=2, alarm_window=600.0, clock=clock)
@@ -147,7 +160,8 @@ async def test_a_restart_neither_resolves_nor_pages_a_restart_alarm_again(
     clock.advance(2)
     await watch.report()
     assert sorted((p["event"], p["sensor_id"]) for p in (await sent(store))[2:]) == [
-        ("resolved", "component:source:old"), ("resolved", "component:source:serial-a")
+        ("resolved", "component:source:old"),
+        ("resolved", "component:source:serial-a"),
     ]
     assert engine.active_alarms() == []
     await sup.stop_all()

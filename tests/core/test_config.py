@@ -176,7 +176,9 @@ def test_unusable_apprise_file_fails_check_config_and_run(tmp_path: Path, capsys
     assert "alerts.apprise_config" in err and "no valid notification URL" in err
     run = subprocess.run(
         [sys.executable, "-m", "sentinel", "--config", str(path), "run"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 2
     assert "refusing to start" in run.stderr and "Traceback" not in run.stderr
@@ -188,17 +190,25 @@ def test_restart_alarm_keys_have_defaults_and_bounds(tmp_path: Path, capsys) -> 
 
     daemon = Config().daemon
     assert (daemon.restart_alarm_count, daemon.restart_alarm_window) == (5, 600.0)
-    assert Config.model_validate(
-        {"daemon": {"restart_alarm_count": 2, "restart_alarm_window": "2m"}}
-    ).daemon.restart_alarm_window == 120.0
-    for bad in ({"restart_alarm_count": 0}, {"restart_alarm_count": "5"},
-                {"restart_alarm_window": "30s"},
-                {"restart_alarm_count": 20, "restart_alarm_window": "10m"}):
+    assert (
+        Config.model_validate(
+            {"daemon": {"restart_alarm_count": 2, "restart_alarm_window": "2m"}}
+        ).daemon.restart_alarm_window
+        == 120.0
+    )
+    for bad in (
+        {"restart_alarm_count": 0},
+        {"restart_alarm_count": "5"},
+        {"restart_alarm_window": "30s"},
+        {"restart_alarm_count": 20, "restart_alarm_window": "10m"},
+    ):
         with pytest.raises(ValueError):
             Config.model_validate({"daemon": bad})
     path = tmp_path / "sentinel.toml"
-    path.write_text('[daemon]\nstate_dir = "state"\nrestart_alarm_count = 20\n'
-                    'restart_alarm_window = "10m"\n', encoding="utf-8")
+    path.write_text(
+        '[daemon]\nstate_dir = "state"\nrestart_alarm_count = 20\nrestart_alarm_window = "10m"\n',
+        encoding="utf-8",
+    )
     assert main(["--config", str(path), "check-config"]) == 2
     err = capsys.readouterr().err
     assert "restart_alarm_window" in err and "20m" in err and "Traceback" not in err

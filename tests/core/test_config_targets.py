@@ -10,27 +10,33 @@ import pytest
 from sentinel.cli.main import main
 
 
-def _config(tmp_path: Path, target_a: str, target_b: str, *, name_b: str = "b",
-            extra_b: str = "") -> Path:
+def _config(
+    tmp_path: Path, target_a: str, target_b: str, *, name_b: str = "b", extra_b: str = ""
+) -> Path:
     for d in ("a", "b"):
         (tmp_path / d).mkdir(exist_ok=True)
-    text = (f'[[replication]]\nname = "a"\nsource = "{tmp_path}/a"\ntarget = "{target_a}"\n'
-            f'[[replication]]\nname = "{name_b}"\nsource = "{tmp_path}/b"\n'
-            f'target = "{target_b}"\n{extra_b}')
+    text = (
+        f'[[replication]]\nname = "a"\nsource = "{tmp_path}/a"\ntarget = "{target_a}"\n'
+        f'[[replication]]\nname = "{name_b}"\nsource = "{tmp_path}/b"\n'
+        f'target = "{target_b}"\n{extra_b}'
+    )
     path = tmp_path / "sentinel.toml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-@pytest.mark.parametrize(("a", "b", "how"), [
-    ("{t}/dst", "{t}/dst", "the same target"),
-    ("{t}/dst", "{t}/x/../dst/", "the same target"),
-    ("{t}/dst", "{t}/dst/b", "nested targets"),
-    ("{t}/link/b", "{t}/dst", "nested targets"),  # through a symlink
-    ("rsync://u@Backup-Host/mod/r", "rsync://w@backup-host:873/mod/r/", "the same target"),
-    ("rsync://u@host/mod", "rsync://u@host/mod/b", "nested targets"),
-    ("u@host:/srv/r", "w@HOST:/srv/r/sub", "nested targets"),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "how"),
+    [
+        ("{t}/dst", "{t}/dst", "the same target"),
+        ("{t}/dst", "{t}/x/../dst/", "the same target"),
+        ("{t}/dst", "{t}/dst/b", "nested targets"),
+        ("{t}/link/b", "{t}/dst", "nested targets"),  # through a symlink
+        ("rsync://u@Backup-Host/mod/r", "rsync://w@backup-host:873/mod/r/", "the same target"),
+        ("rsync://u@host/mod", "rsync://u@host/mod/b", "nested targets"),
+        ("u@host:/srv/r", "w@HOST:/srv/r/sub", "nested targets"),
+    ],
+)
 def test_shared_or_nested_targets_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], a: str, b: str, how: str
 ) -> None:
@@ -43,14 +49,17 @@ def test_shared_or_nested_targets_are_refused(
     assert "Traceback" not in err and not out.startswith("OK")
 
 
-@pytest.mark.parametrize(("a", "b", "extra_b"), [
-    ("{t}/dst-a", "{t}/dst-b", ""),
-    ("{t}/dst", "{t}/dstb", ""),  # a shared prefix of the name is not nesting
-    ("rsync://u@host/mod/a", "rsync://u@host:8730/mod/a", ""),  # another daemon
-    ("rsync://u@host/mod/a", "rsync://u@other/mod/a", ""),
-    ("u@host:/srv/r", "u@host:/srv/r", "ssh_port = 2222\n"),  # another sshd
-    ("u@host:", "w@host:", ""),  # two logins' homes
-])
+@pytest.mark.parametrize(
+    ("a", "b", "extra_b"),
+    [
+        ("{t}/dst-a", "{t}/dst-b", ""),
+        ("{t}/dst", "{t}/dstb", ""),  # a shared prefix of the name is not nesting
+        ("rsync://u@host/mod/a", "rsync://u@host:8730/mod/a", ""),  # another daemon
+        ("rsync://u@host/mod/a", "rsync://u@other/mod/a", ""),
+        ("u@host:/srv/r", "u@host:/srv/r", "ssh_port = 2222\n"),  # another sshd
+        ("u@host:", "w@host:", ""),  # two logins' homes
+    ],
+)
 def test_separate_targets_pass(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], a: str, b: str, extra_b: str
 ) -> None:

@@ -18,45 +18,79 @@ SERIAL = '[[serial]]\nname = "rs485"\nurl = "/dev/ttyUSB0"\n'
 
 # (config text, the error line check-config must print)
 BAD = [
-    (SENSOR + "offset = nan\n",
-     "sensors[0].offset: expected a finite number (nan and inf are not allowed); found nan"),
-    (SENSOR + "offset = -1e308\n",  # every reading normal: the alarm could never fire
-     "sensors[0].offset: Input should be greater than or equal to -1000; found -1e+308"),
-    (SENSOR + "scale = -inf\n",
-     "sensors[0].scale: expected a finite number (nan and inf are not allowed); found -inf"),
-    (SENSOR + '[[rules]]\nsensor = "temp-1"\ncrit_high = nan\n',
-     "rules[0].crit_high: expected a finite number (nan and inf are not allowed)"),
-    ("[daemon]\nheartbeat = 1e400\n",
-     "daemon.heartbeat: a duration must be a finite number of seconds, found inf"),
-    ('[daemon]\nheartbeat = "99999999999999999999999d"\n',
-     "daemon.heartbeat: a duration must be at most 10 years (3650d), "
-     "found '99999999999999999999999d'"),
-    ("[alarms]\nhistory_keep = 1e12\n",
-     "alarms.history_keep: a duration must be at most 10 years (3650d), found 1000000000000.0"),
-    ('[mqtt]\nport = "1883"\n',
-     "mqtt.port: expected a whole number (write it without quotes); found '1883'"),
-    ('[mqtt]\ntls = "true"\n',
-     "mqtt.tls: expected true or false (write it without quotes); found 'true'"),
-    (SERIAL.replace('url', 'baudrate = 9600.5\nurl'),
-     "serial[0].baudrate: expected a whole number; found 9600.5"),
-    ('[site]\nname = 7\n', "site.name: expected a string in quotes; found 7"),
-    (SENSOR + '[[rules]]\nsensor = "temp-l"\ncrit_high = 40\n',
-     "rules[0].sensor: 'temp-l' is not a [[sensors]] id, replication:<name>, room:<name>, "
-     "keeper:<name> or component:<name> (known: temp-1)"),
-    (SENSOR + '[[rules]]\nname = "fire"\nall = [{sensor = "smoke-1"}, {sensor = "temp-1"}]\n',
-     "rules[0].all[0].sensor: 'smoke-1' is not a [[sensors]] id"),
-    ('[[rules]]\nkind = "temprature"\ncrit_high = 40\n',
-     "rules[0].kind: 'temprature' is not a kind sentinel reads"),
-    ('[[replication]]\nname = "docs"\nsource = "/nonexistent/onnara"\ntarget = "/mnt/replica"\n',
-     "replication[0].source: /nonexistent/onnara does not exist or is not a directory"),
-    (SENSOR + 'availability_topic = "z2m/+/availability"\n',
-     "sensors[0].availability_topic: cannot contain MQTT wildcards + or #"),
-    ('[[replication]]\nname = "docs"\nsource = "/tmp"\ntarget = "u@h:/r"\n'
-     'strict_host_key_checking = "maybe"\n',
-     "replication[0].strict_host_key_checking: Input should be 'yes', 'accept-new' or 'no'"),
-    ('[[replication]]\nname = "docs"\nsource = "/tmp"\ntarget = "/mnt/r"\n'
-     "[replication.guard]\nmax_share = nan\n",
-     "replication[0].guard.max_share: expected a finite number"),
+    (
+        SENSOR + "offset = nan\n",
+        "sensors[0].offset: expected a finite number (nan and inf are not allowed); found nan",
+    ),
+    (
+        SENSOR + "offset = -1e308\n",  # every reading normal: the alarm could never fire
+        "sensors[0].offset: Input should be greater than or equal to -1000; found -1e+308",
+    ),
+    (
+        SENSOR + "scale = -inf\n",
+        "sensors[0].scale: expected a finite number (nan and inf are not allowed); found -inf",
+    ),
+    (
+        SENSOR + '[[rules]]\nsensor = "temp-1"\ncrit_high = nan\n',
+        "rules[0].crit_high: expected a finite number (nan and inf are not allowed)",
+    ),
+    (
+        "[daemon]\nheartbeat = 1e400\n",
+        "daemon.heartbeat: a duration must be a finite number of seconds, found inf",
+    ),
+    (
+        '[daemon]\nheartbeat = "99999999999999999999999d"\n',
+        "daemon.heartbeat: a duration must be at most 10 years (3650d), "
+        "found '99999999999999999999999d'",
+    ),
+    (
+        "[alarms]\nhistory_keep = 1e12\n",
+        "alarms.history_keep: a duration must be at most 10 years (3650d), found 1000000000000.0",
+    ),
+    (
+        '[mqtt]\nport = "1883"\n',
+        "mqtt.port: expected a whole number (write it without quotes); found '1883'",
+    ),
+    (
+        '[mqtt]\ntls = "true"\n',
+        "mqtt.tls: expected true or false (write it without quotes); found 'true'",
+    ),
+    (
+        SERIAL.replace("url", "baudrate = 9600.5\nurl"),
+        "serial[0].baudrate: expected a whole number; found 9600.5",
+    ),
+    ("[site]\nname = 7\n", "site.name: expected a string in quotes; found 7"),
+    (
+        SENSOR + '[[rules]]\nsensor = "temp-l"\ncrit_high = 40\n',
+        "rules[0].sensor: 'temp-l' is not a [[sensors]] id, replication:<name>, room:<name>, "
+        "keeper:<name> or component:<name> (known: temp-1)",
+    ),
+    (
+        SENSOR + '[[rules]]\nname = "fire"\nall = [{sensor = "smoke-1"}, {sensor = "temp-1"}]\n',
+        "rules[0].all[0].sensor: 'smoke-1' is not a [[sensors]] id",
+    ),
+    (
+        '[[rules]]\nkind = "temprature"\ncrit_high = 40\n',
+        "rules[0].kind: 'temprature' is not a kind sentinel reads",
+    ),
+    (
+        '[[replication]]\nname = "docs"\nsource = "/nonexistent/onnara"\ntarget = "/mnt/replica"\n',
+        "replication[0].source: /nonexistent/onnara does not exist or is not a directory",
+    ),
+    (
+        SENSOR + 'availability_topic = "z2m/+/availability"\n',
+        "sensors[0].availability_topic: cannot contain MQTT wildcards + or #",
+    ),
+    (
+        '[[replication]]\nname = "docs"\nsource = "/tmp"\ntarget = "u@h:/r"\n'
+        'strict_host_key_checking = "maybe"\n',
+        "replication[0].strict_host_key_checking: Input should be 'yes', 'accept-new' or 'no'",
+    ),
+    (
+        '[[replication]]\nname = "docs"\nsource = "/tmp"\ntarget = "/mnt/r"\n'
+        "[replication.guard]\nmax_share = nan\n",
+        "replication[0].guard.max_share: expected a finite number",
+    ),
 ]
 
 GOOD = [
@@ -111,8 +145,12 @@ def test_check_config_process_exits_2_with_one_line_per_problem(tmp_path: Path) 
         'topic = "z2m/temp1"\noffset = nan\nmax_age = "99999999999999999999999d"\n'
     )
     path = _write(tmp_path, "c", text.encode())
-    result = subprocess.run([sys.executable, "-m", "sentinel", "check-config", str(path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"sentinel: {path}: 3 errors",

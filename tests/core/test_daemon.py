@@ -244,8 +244,13 @@ def test_a_refused_second_daemon_tells_systemd_why(daemon: Daemon, tmp_path: Pat
     assert daemon.proc is not None
     env = dict(os.environ, NOTIFY_SOCKET=str(daemon.notify_path))
     env.pop("JOURNAL_STREAM", None)
-    proc = subprocess.run([PYTHON, "-m", "sentinel", "--config", str(daemon.config), "run"],
-                          capture_output=True, text=True, timeout=30, env=env)
+    proc = subprocess.run(
+        [PYTHON, "-m", "sentinel", "--config", str(daemon.config), "run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert proc.returncode == 2, proc.stderr
     status = daemon.wait_message("STATUS=refusing to start")
     assert f"pid {daemon.proc.pid}" in status

@@ -27,8 +27,12 @@ def test_path_socket_receives_ready_status_watchdog_stopping(tmp_path: Path) -> 
         n.stopping()
         got = [sock.recv(4096).decode() for _ in range(4)]
         n.close()
-    assert got == ["READY=1\nSTATUS=3 sensors ok", "STATUS=one line only", "WATCHDOG=1",
-                   "STOPPING=1"]
+    assert got == [
+        "READY=1\nSTATUS=3 sensors ok",
+        "STATUS=one line only",
+        "WATCHDOG=1",
+        "STOPPING=1",
+    ]
 
 
 def test_abstract_namespace_socket() -> None:

@@ -18,7 +18,8 @@ from sentinel.config import load_config
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("setfacl"),
-    reason="needs root (to act as nobody) and setfacl (Debian package acl)")
+    reason="needs root (to act as nobody) and setfacl (Debian package acl)",
+)
 
 
 @pytest.fixture
@@ -40,9 +41,11 @@ def config_for(base: Path, *extra: str, marker: bool = True) -> Path:
         (source / ".sentinel-source").write_text("replicated by sentinel\n")
     (base / "replica").mkdir(exist_ok=True)
     path = base / "sentinel.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{base / "state"}"\n\n[[replication]]\n'
-                    f'name = "docs"\nsource = "{source}"\ntarget = "{base / "replica"}"\n'
-                    + "".join(f"{line}\n" for line in extra))
+    path.write_text(
+        f'[daemon]\nstate_dir = "{base / "state"}"\n\n[[replication]]\n'
+        f'name = "docs"\nsource = "{source}"\ntarget = "{base / "replica"}"\n'
+        + "".join(f"{line}\n" for line in extra)
+    )
     return path
 
 
@@ -60,7 +63,10 @@ def test_check_config_names_the_first_document_the_service_user_cannot_read(
     secret = private(store / "onnara" / "2026" / "salary.hwp")
     proc = subprocess.run(
         [sys.executable, "-m", "sentinel", "check-config", str(path), "--user", "nobody"],
-        capture_output=True, text=True, timeout=30)
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"nobody may not read {secret} (the first such path" in proc.stderr
     assert "scripts/install.sh grant-read" in proc.stderr
@@ -111,11 +117,23 @@ def test_an_unknown_user_is_one_clear_error(store: Path) -> None:
     with pytest.raises(UnknownUser):
         readability_advice(load_config(path), "no-such-account-x")
     proc = subprocess.run(
-        [sys.executable, "-m", "sentinel", "check-config", str(path), "--user",
-         "no-such-account-x"], capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "sentinel",
+            "check-config",
+            str(path),
+            "--user",
+            "no-such-account-x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
-    assert proc.stderr == ("sentinel: --user no-such-account-x: no such account on this "
-                           "host\n"), proc.stderr
+    assert proc.stderr == ("sentinel: --user no-such-account-x: no such account on this host\n"), (
+        proc.stderr
+    )
 
 
 def test_the_walk_keeps_its_budget_among_directories_and_names_the_first_path_in_order(

@@ -124,8 +124,9 @@ async def test_damaged_database_is_set_aside_and_a_fresh_one_started(tmp_path: P
     store = await Store.open(tmp_path)
     await store.migrate("demo", MIGRATIONS)
     async with store.write() as db:
-        await db.executemany("INSERT INTO demo_items(name) VALUES (?)",
-                             [("x" * 200,) for _ in range(200)])
+        await db.executemany(
+            "INSERT INTO demo_items(name) VALUES (?)", [("x" * 200,) for _ in range(200)]
+        )
     await store.close()
     db_file = tmp_path / "sentinel.db"
     with db_file.open("r+b") as f:
@@ -173,8 +174,10 @@ async def test_replaced_file_is_noticed_and_ours_put_back(tmp_path: Path) -> Non
         await store.close()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to become an unprivileged user")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root to become an unprivileged user",
+)
 async def test_a_reader_who_may_not_write_reads_the_database_of_a_stopped_daemon(
     tmp_path: Path,
 ) -> None:
@@ -190,16 +193,30 @@ async def test_a_reader_who_may_not_write_reads_the_database_of_a_stopped_daemon
     assert not (state / "sentinel.db-shm").exists()
     state.chmod(0o755)  # readable, not writable, by others: what group sentinel gets
     (state / "sentinel.db").chmod(0o644)
-    script = ("import sys; from pathlib import Path; from sentinel.store import open_readonly; "
-              "c = open_readonly(Path(sys.argv[1])); "
-              "print(c.execute('SELECT name FROM demo_items').fetchone()[0])")
+    script = (
+        "import sys; from pathlib import Path; from sentinel.store import open_readonly; "
+        "c = open_readonly(Path(sys.argv[1])); "
+        "print(c.execute('SELECT name FROM demo_items').fetchone()[0])"
+    )
     proc = await asyncio.to_thread(
         subprocess.run,
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         # reach the venv under /root like an admin reaches /opt/sentinel; write nothing
-         "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
-         sys.executable, "-c", script, str(state)],
-        capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[2],
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            # reach the venv under /root like an admin reaches /opt/sentinel; write nothing
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+            sys.executable,
+            "-c",
+            script,
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parents[2],
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "leak at the UPS"
@@ -209,9 +226,12 @@ async def test_migrations_on_a_full_state_disk_run_in_memory(tmp_path: Path) -> 
     """The first start after an upgrade on a nearly full state disk: the store opens on the
     file, the upgrade's migration does not fit. The daemon comes up from memory and pages,
     instead of a traceback and a restart loop."""
-    upgrade = (MIGRATIONS[0], "CREATE TABLE demo_big (x TEXT); INSERT INTO demo_big "
-               "SELECT printf('%.1000c', 'x') FROM (WITH RECURSIVE c(n) AS (SELECT 1 "
-               "UNION ALL SELECT n + 1 FROM c WHERE n < 300) SELECT n FROM c);")
+    upgrade = (
+        MIGRATIONS[0],
+        "CREATE TABLE demo_big (x TEXT); INSERT INTO demo_big "
+        "SELECT printf('%.1000c', 'x') FROM (WITH RECURSIVE c(n) AS (SELECT 1 "
+        "UNION ALL SELECT n + 1 FROM c WHERE n < 300) SELECT n FROM c);",
+    )
     with mounted_tmpfs(tmp_path / "state", "2m") as state:
         store = await Store.open(state)
         await store.migrate("demo", upgrade[:1])

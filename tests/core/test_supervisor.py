@@ -103,8 +103,10 @@ class LostTarget(Flaky):
     """Crashed once, then runs, waiting for a target that is gone: its own error is news."""
 
     def health(self) -> dict[str, Any]:
-        return {"runs": self.runs,
-                "last_error": "target missing or not mounted" if self.runs > 1 else None}
+        return {
+            "runs": self.runs,
+            "last_error": "target missing or not mounted" if self.runs > 1 else None,
+        }
 
 
 async def test_a_running_components_own_error_comes_before_an_old_crash() -> None:

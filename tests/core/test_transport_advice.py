@@ -37,11 +37,14 @@ def test_a_remote_rsync_daemon_target_is_warned_naming_risk_and_fix(
     secret = tmp_path / "rsync.password"
     secret.write_text("hunter2-very-secret\n")
     secret.chmod(0o600)
-    path = _config(tmp_path, 'target = "rsync://sentinel@backup.health.example/onnara/"\n'
-                             f'password_file = "{secret}"')
+    path = _config(
+        tmp_path,
+        f'target = "rsync://sentinel@backup.health.example/onnara/"\npassword_file = "{secret}"',
+    )
     [line] = _check(path, capsys)
-    assert f"{path}: replication 'r0': target rsync://sentinel@backup.health.example/onnara/" \
-        in line
+    assert (
+        f"{path}: replication 'r0': target rsync://sentinel@backup.health.example/onnara/" in line
+    )
     assert "backup.health.example" in line and "unencrypted" in line
     assert "ssh target" in line and "stunnel" in line and "127.0.0.1" in line
     assert "docs/transport.md" in line
@@ -54,15 +57,19 @@ def test_a_keeper_receipt_on_a_remote_rsync_daemon_is_warned_on_its_own(
     path = _config(
         tmp_path,
         'target = "sentinel-replica@health-center::main"\n'
-        '[replication.keeper]\n'
+        "[replication.keeper]\n"
         'receipt = "rsync://sentinel-replica@health-center/main-receipt/receipt.json"',
         'target = "rsync://sentinel@10.20.0.5:873/archivelog"',
     )
     lines = _check(path, capsys)
     assert len(lines) == 2, lines
     receipt, target = lines
-    assert "replication 'r0': keeper receipt rsync://sentinel-replica@health-center/" \
-        "main-receipt/receipt.json" in receipt and "forge" in receipt
+    assert (
+        "replication 'r0': keeper receipt rsync://sentinel-replica@health-center/"
+        "main-receipt/receipt.json"
+        in receipt
+        and "forge" in receipt
+    )
     assert "replication 'r1': target rsync://sentinel@10.20.0.5:873/archivelog" in target
 
 
@@ -83,28 +90,31 @@ def test_ssh_local_and_stunnel_wrapped_targets_are_not_warned(
     assert _check(path, capsys) == []
 
 
-@pytest.mark.parametrize(("address", "host"), [
-    ("rsync://u@backup.health.example/m", "backup.health.example"),
-    ("rsync://u@192.0.2.10:873/m/sub", "192.0.2.10"),
-    ("rsync://backup/m", "backup"),  # a bare name may resolve anywhere: not trusted
-    ("rsync://u@localhost.evil.example/m", "localhost.evil.example"),
-    ("rsync://u@127.0.0.1.nip.io/m", "127.0.0.1.nip.io"),
-    ("rsync://u@0.0.0.0/m", "0.0.0.0"),
-    ("rsync://u@127.0.0.1@evil.example/m", "127.0.0.1@evil.example"),  # either reading
-    ("rsync://u@evil.example@127.0.0.1/m", "evil.example@127.0.0.1"),  # is warned
-    ("rsync://u@127.1/m", "127.1"),  # not spelled as loopback: warned, not guessed
-    ("rsync://u@128.0.0.1/m", "128.0.0.1"),
-    ("rsync://u@127.0.0.1:8873/m", None),
-    ("rsync://u@127.8.9.10/m", None),
-    ("rsync://u@localhost:8873/m", None),
-    ("rsync://u@LocalHost./m", None),
-    # glibc resolves *.localhost like any name (/etc/hosts, DNS): it may leave the host
-    ("rsync://u@keeper.localhost/m", "keeper.localhost"),
-    ("u@backup.health.example::m", None),  # rsync's daemon protocol, but inside ssh
-    ("u@backup.health.example:", None),
-    ("/mnt/replica", None),
-    ("rsync://u:pw@host/m", None),  # refused by check-config itself, not advice
-])
+@pytest.mark.parametrize(
+    ("address", "host"),
+    [
+        ("rsync://u@backup.health.example/m", "backup.health.example"),
+        ("rsync://u@192.0.2.10:873/m/sub", "192.0.2.10"),
+        ("rsync://backup/m", "backup"),  # a bare name may resolve anywhere: not trusted
+        ("rsync://u@localhost.evil.example/m", "localhost.evil.example"),
+        ("rsync://u@127.0.0.1.nip.io/m", "127.0.0.1.nip.io"),
+        ("rsync://u@0.0.0.0/m", "0.0.0.0"),
+        ("rsync://u@127.0.0.1@evil.example/m", "127.0.0.1@evil.example"),  # either reading
+        ("rsync://u@evil.example@127.0.0.1/m", "evil.example@127.0.0.1"),  # is warned
+        ("rsync://u@127.1/m", "127.1"),  # not spelled as loopback: warned, not guessed
+        ("rsync://u@128.0.0.1/m", "128.0.0.1"),
+        ("rsync://u@127.0.0.1:8873/m", None),
+        ("rsync://u@127.8.9.10/m", None),
+        ("rsync://u@localhost:8873/m", None),
+        ("rsync://u@LocalHost./m", None),
+        # glibc resolves *.localhost like any name (/etc/hosts, DNS): it may leave the host
+        ("rsync://u@keeper.localhost/m", "keeper.localhost"),
+        ("u@backup.health.example::m", None),  # rsync's daemon protocol, but inside ssh
+        ("u@backup.health.example:", None),
+        ("/mnt/replica", None),
+        ("rsync://u:pw@host/m", None),  # refused by check-config itself, not advice
+    ],
+)
 def test_which_addresses_cross_the_network_in_the_clear(address: str, host: str | None) -> None:
     assert cleartext_host(address) == host
 
@@ -115,6 +125,7 @@ def test_the_shipped_example_config_sends_nothing_in_the_clear() -> None:
     example = Path(__file__).parents[2] / "examples" / "sentinel.toml"
     replications = tomllib.loads(example.read_text(encoding="utf-8"))["replication"]
     addresses = [r["target"] for r in replications] + [
-        r["keeper"]["receipt"] for r in replications if "keeper" in r]
+        r["keeper"]["receipt"] for r in replications if "keeper" in r
+    ]
     assert any(a.startswith("rsync://") for a in addresses)  # the stunnel form is shown
     assert [a for a in addresses if cleartext_host(a)] == []

@@ -34,8 +34,11 @@ class Deployment:
         query = f"token={APPRISE_TOKEN}&cto=1&rto=1"
         sms, long = sink.json_url("/sms", query=query), sink.json_url("/long", query=query)
         # json:// is an SMS gateway by default (90 bytes); the lms tag asks for the long form
-        private(tmp / "apprise.yml", f'urls:\n  - "{sms}":\n      tag: critical, warning\n'
-                                     f'  - "{long}":\n      tag: critical, warning, lms\n')
+        private(
+            tmp / "apprise.yml",
+            f'urls:\n  - "{sms}":\n      tag: critical, warning\n'
+            f'  - "{long}":\n      tag: critical, warning, lms\n',
+        )
         self.config = private(
             tmp / "sentinel.toml",
             f"""
@@ -66,7 +69,8 @@ target = "{self.replica}"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def terminate(self) -> None:
@@ -81,7 +85,9 @@ target = "{self.replica}"
     def status(self) -> tuple[int, dict]:
         proc = subprocess.run(
             [PYTHON, "-m", "sentinel", "--config", str(self.config), "status", "--json"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         return proc.returncode, json.loads(proc.stdout) if proc.stdout else {}
 
@@ -89,8 +95,11 @@ target = "{self.replica}"
         return self.status()[1].get("components", {}).get("replication:docs", {})
 
     def pages(self, path: str) -> list[str]:
-        return [r.message for r in self.sink.delivered(path)
-                if "component:replication:docs" in r.message]
+        return [
+            r.message
+            for r in self.sink.delivered(path)
+            if "component:replication:docs" in r.message
+        ]
 
 
 @pytest.fixture
@@ -159,12 +168,15 @@ def test_a_broken_alert_sender_is_paged_around_the_outbox(deployment: Deployment
 
     code, report = d.status()
     assert code == 2 and report["overall"]["state"] == "CRITICAL"
-    assert any("component alerts keeps failing (alarms cannot be paged through it)" in r
-               for r in report["overall"]["reasons"])
+    assert any(
+        "component alerts keeps failing (alarms cannot be paged through it)" in r
+        for r in report["overall"]["reasons"]
+    )
     assert "FAILING: alerts" in report["daemon"]["status"]  # what systemd's STATUS= says
     seen = report["components"]["alerts"]["restarts"]
-    wait_for(lambda: d.status()[1]["components"]["alerts"]["restarts"] > seen,
-             what="another restart")
+    wait_for(
+        lambda: d.status()[1]["components"]["alerts"]["restarts"] > seen, what="another restart"
+    )
     assert len(pages("/sms")) == 1 and len(pages("/long")) == 1
     log = d.log_path.read_text(encoding="utf-8", errors="replace")
     assert "CRITICAL" in log and "component alerts keeps failing" in log

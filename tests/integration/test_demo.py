@@ -34,8 +34,11 @@ def test_demo_pages_the_leak_and_replicates_documents(tmp_path: Path) -> None:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("[keeper page]"), proc.stdout[-2000:]
     assert "데모 군청 전산실" in last and "무응답" in last and "까지 안전" in last, last
-    snapshots = [p for p in (work / "health-center" / "snapshots" / "main").iterdir()
-                 if not p.name.startswith(".")]
+    snapshots = [
+        p
+        for p in (work / "health-center" / "snapshots" / "main").iterdir()
+        if not p.name.startswith(".")
+    ]
     assert snapshots, "the keeper took no snapshot"
     # status still answers from the state the demo left behind
     status = subprocess.run(

@@ -56,8 +56,19 @@ class AwayDeployment(Deployment):
     def publish_leak_qos1(self) -> None:
         """What a leak sensor sends on change (the issue's repro: `mosquitto_pub -q 1`)."""
         subprocess.run(
-            ["mosquitto_pub", "-h", self.broker.host, "-p", str(self.broker.port), "-q", "1",
-             "-t", "zigbee2mqtt/leak-ups", "-m", json.dumps({"water_leak": True})],
+            [
+                "mosquitto_pub",
+                "-h",
+                self.broker.host,
+                "-p",
+                str(self.broker.port),
+                "-q",
+                "1",
+                "-t",
+                "zigbee2mqtt/leak-ups",
+                "-m",
+                json.dumps({"water_leak": True}),
+            ],
             check=True,
             timeout=10,
         )
@@ -77,9 +88,9 @@ def persistent_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
-def away(tmp_path: Path, persistent_broker: Mosquitto, http_sink: HttpSink) -> Iterator[
-    AwayDeployment
-]:
+def away(
+    tmp_path: Path, persistent_broker: Mosquitto, http_sink: HttpSink
+) -> Iterator[AwayDeployment]:
     d = AwayDeployment(tmp_path, persistent_broker, http_sink)
     try:
         yield d

@@ -184,24 +184,31 @@ def test_refused_login_pages_without_waiting_for_max_age(
 
 
 def source(broker: LockedMosquitto, **kw: object) -> MqttSource:
-    settings = MqttSettings(**{  # type: ignore[arg-type]
-        "host": broker.host,
-        "port": broker.tls_port,
-        "client_id": "sentinel-test",
-        "reconnect_min": 0.05,
-        "reconnect_max": 0.3,
-        **kw,
-    })
+    settings = MqttSettings(
+        **{  # type: ignore[arg-type]
+            "host": broker.host,
+            "port": broker.tls_port,
+            "client_id": "sentinel-test",
+            "reconnect_min": 0.05,
+            "reconnect_max": 0.3,
+            **kw,
+        }
+    )
     return MqttSource(settings, [mqtt_binding("leak", "water_leak", "zigbee2mqtt", LEAK_TOPIC)])
 
 
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("server cert from another CA", "TLS certificate verify failed: the broker's "
-         "certificate is not signed by ca_file"),
-        ("host not in the certificate", "TLS certificate verify failed: the broker's "
-         "certificate is not for this host (Hostname mismatch"),
+        (
+            "server cert from another CA",
+            "TLS certificate verify failed: the broker's certificate is not signed by ca_file",
+        ),
+        (
+            "host not in the certificate",
+            "TLS certificate verify failed: the broker's "
+            "certificate is not for this host (Hostname mismatch",
+        ),
         ("wrong password", "not authorised: the broker refused the login of user 'sentinel'"),
         ("no login", "not authorised: the broker refused an anonymous login"),
     ],

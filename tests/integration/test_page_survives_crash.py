@@ -151,7 +151,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "
         time.sleep(0.1)
 
 
-
 def alarm_ids(status: dict) -> list[str]:
     return [a["id"] for a in status["alarms"]]
 
@@ -224,9 +223,23 @@ def test_credential_file_readable_by_others_refuses_to_start(deployment: Deploym
 def retained(d: Deployment, topic: str) -> str:
     """The retained message on `topic`, as a new subscriber (Home Assistant) would see it."""
     proc = subprocess.run(
-        ["mosquitto_sub", "-h", d.broker.host, "-p", str(d.broker.port), "-t", topic,
-         "-C", "1", "-W", "5", "--retained-only"],
-        capture_output=True, text=True, timeout=15,
+        [
+            "mosquitto_sub",
+            "-h",
+            d.broker.host,
+            "-p",
+            str(d.broker.port),
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "--retained-only",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=15,
     )
     return proc.stdout.strip()
 

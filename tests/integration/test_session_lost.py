@@ -72,9 +72,10 @@ async def test_broker_restart_keeps_the_session_with_persistence_and_pages_witho
         broker.start()
         await until(lambda: source.health()["connects"] == 3, "the reconnect")
         assert source.health()["session"] == "lost"
-        await until(lambda: [r.value for r in seen if r.kind == SESSION_LOST_KIND][-2:]
-                    == [True, False],
-                    "the lost-session alarm and, after the quiet period, its end")
+        await until(
+            lambda: [r.value for r in seen if r.kind == SESSION_LOST_KIND][-2:] == [True, False],
+            "the lost-session alarm and, after the quiet period, its end",
+        )
         lost, back = [r for r in seen if r.kind == SESSION_LOST_KIND][-2:]
         assert (lost.value, back.value) == (True, False)
         assert lost.sensor_id == "source:mqtt"
@@ -87,7 +88,9 @@ async def test_broker_restart_keeps_the_session_with_persistence_and_pages_witho
 
 
 def test_another_account_taking_sentinels_client_id_pages(
-    tmp_path: Path, locked: LockedMosquitto, http_sink: HttpSink  # noqa: F811
+    tmp_path: Path,
+    locked: LockedMosquitto,  # noqa: F811
+    http_sink: HttpSink,
 ) -> None:
     """Any valid account may connect under sentinel's client id; mosquitto then drops
     sentinel's session with what it queued. sentinel reconnects, sees no session, pages.
@@ -148,6 +151,7 @@ async def test_a_restarted_sentinel_expects_the_session_its_last_run_had(
     nor does another client id or broker (the operator changed them: a new session)."""
     store = await Store.open(tmp_path / "state")
     try:
+
         def fresh(**kw: object) -> MqttSource:
             settings = MqttSettings(**{"client_id": "sentinel-x", **kw})  # type: ignore[arg-type]
             return MqttSource(settings, [])

@@ -29,7 +29,6 @@ from tests.integration.test_page_survives_crash import PYTHON, Deployment, wait_
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
 
 
-
 @pytest.fixture
 def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """systemd's RuntimeDirectory (a tmpfs of its own in production); the daemon and the
@@ -63,8 +62,9 @@ def report(d: Deployment) -> tuple[int, dict]:
 def alarm_in_file(state: Path) -> list[str]:
     conn = sqlite3.connect(f"file:{state / 'sentinel.db'}?mode=ro", uri=True)
     try:
-        return [r[0] for r in conn.execute(
-            "SELECT sensor_id FROM alarm_alarms WHERE closed IS NULL")]
+        return [
+            r[0] for r in conn.execute("SELECT sensor_id FROM alarm_alarms WHERE closed IS NULL")
+        ]
     finally:
         conn.close()
 
@@ -118,8 +118,9 @@ def test_full_disk_pages_from_memory_then_returns_to_durable(
     assert "NOT DURABLE" in human and "leak" in human.lower()
 
     filler.unlink()
-    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"),
-             what="the all-clear for the database")
+    wait_for(
+        lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the all-clear for the database"
+    )
     # back on the file: what happened meanwhile is in it now, and status reads it from there
     wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
     code, status = report(d)
@@ -151,8 +152,9 @@ def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
     assert len([line for line in logs.splitlines() if "not writable" in line]) == 1, logs
 
     subprocess.run(["mount", "-o", "remount,rw", str(state_tmpfs)], check=True)
-    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"),
-             what="the database is writable again")
+    wait_for(
+        lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the database is writable again"
+    )
     wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
     d.terminate()
 
@@ -202,8 +204,7 @@ def test_broken_config_on_disk_still_shows_the_active_alarm(
     assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
     assert "cannot be read" in proc.stdout
     # valid TOML that fails validation: the state dir it names is still used
-    d.config.write_text(good.replace('heartbeat = "0.5s"', 'heartbeat = "soon"'),
-                        encoding="utf-8")
+    d.config.write_text(good.replace('heartbeat = "0.5s"', 'heartbeat = "soon"'), encoding="utf-8")
     proc = d.cli("status", "--nagios")
     assert proc.returncode == 2 and "UPS floor" in proc.stdout, proc.stdout
     assert "daemon stopped" in proc.stdout and "heartbeat" in proc.stdout
@@ -237,7 +238,9 @@ def test_a_second_daemon_on_the_same_state_dir_refuses_to_start(deployment: Depl
     assert d.proc is not None
     second = subprocess.run(
         [PYTHON, "-m", "sentinel", "--config", str(d.config), "run"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert second.returncode == 2, second.stderr
     refusals = [line for line in second.stderr.splitlines() if "refusing to start" in line]
@@ -265,15 +268,16 @@ def test_kill_9_while_not_durable_pages_what_was_lost_at_the_next_start(
     wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
     d.publish(leak=True)
     wait_for(lambda: leak_pages(d), what="the leak page from memory")
-    wait_for(lambda: [a["sensor"] for a in report(d)[1]["alarms"]] == ["leak-ups"],
-             what="the leak in the live status")
+    wait_for(
+        lambda: [a["sensor"] for a in report(d)[1]["alarms"]] == ["leak-ups"],
+        what="the leak in the live status",
+    )
     d.kill9()  # the in-memory state, the leak alarm with it, is gone
     filler.unlink()
 
     d.start()
     lost = "sentinel restarted after running without a durable state database since"
-    wait_for(lambda: pages_with(d, "비보존 실행"),
-             what="the page about the lost state")
+    wait_for(lambda: pages_with(d, "비보존 실행"), what="the page about the lost state")
     [page] = pages_with(d, "비보존 실행")
     assert "UPS floor" in page, page
     [line] = [line for line in d.logs().splitlines() if lost in line]
@@ -327,8 +331,9 @@ def test_an_unwritable_live_status_dir_is_logged_once(
         d.start()
         time.sleep(2.5)  # five heartbeats
         d.terminate()
-    warnings = [line for line in d.logs().splitlines()
-                if "cannot write the live status file" in line]
+    warnings = [
+        line for line in d.logs().splitlines() if "cannot write the live status file" in line
+    ]
     assert len(warnings) == 1, d.logs()
     assert "Read-only file system" in warnings[0]
 
@@ -362,21 +367,46 @@ def group_lab(mosquitto: Mosquitto, http_sink: HttpSink) -> Iterator[Deployment]
 def start_as_daemon_user(d: Deployment) -> None:
     log = d.log_path.open("ab")
     d.proc = subprocess.Popen(
-        ["setpriv", f"--reuid={DAEMON_UID}", f"--regid={DAEMON_UID}", "--clear-groups",
-         PYTHON, "-m", "sentinel", "--config", str(d.config), "run"],
-        stdout=log, stderr=subprocess.STDOUT, umask=0o027,
+        [
+            "setpriv",
+            f"--reuid={DAEMON_UID}",
+            f"--regid={DAEMON_UID}",
+            "--clear-groups",
+            PYTHON,
+            "-m",
+            "sentinel",
+            "--config",
+            str(d.config),
+            "run",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        umask=0o027,
         env={**os.environ, "RUNTIME_DIRECTORY": str(d.tmp / "run")},
     )
     log.close()
 
 
-def member_status(d: Deployment, *args: str, command: str = "status"
-                  ) -> subprocess.CompletedProcess[str]:
+def member_status(
+    d: Deployment, *args: str, command: str = "status"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["setpriv", f"--reuid={MEMBER_UID}", f"--regid={MEMBER_UID}",
-         f"--groups={DAEMON_UID}", PYTHON, "-m", "sentinel", "--config", str(d.config),
-         command, *args],
-        capture_output=True, text=True, timeout=30,
+        [
+            "setpriv",
+            f"--reuid={MEMBER_UID}",
+            f"--regid={MEMBER_UID}",
+            f"--groups={DAEMON_UID}",
+            PYTHON,
+            "-m",
+            "sentinel",
+            "--config",
+            str(d.config),
+            command,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, "RUNTIME_DIRECTORY": str(d.tmp / "run")},
     )
 
@@ -390,9 +420,13 @@ def member_sees(d: Deployment) -> dict:
 def test_a_member_of_group_sentinel_sees_the_true_status(group_lab: Deployment) -> None:
     d = group_lab
     start_as_daemon_user(d)
-    wait_for(lambda: member_sees(d).get("daemon", {}).get("state") == "up"
-             and member_sees(d)["components"].get("source:mqtt", {}).get("state") == "connected",
-             what="the member to see the daemon up")
+    wait_for(
+        lambda: (
+            member_sees(d).get("daemon", {}).get("state") == "up"
+            and member_sees(d)["components"].get("source:mqtt", {}).get("state") == "connected"
+        ),
+        what="the member to see the daemon up",
+    )
     d.publish(leak=True)
     wait_for(lambda: leak_pages(d), what="the leak page")
     wait_for(lambda: member_sees(d).get("alarms"), what="the member to see the leak")
@@ -411,8 +445,10 @@ def test_a_member_of_group_sentinel_sees_the_true_status(group_lab: Deployment) 
     start_as_daemon_user(d)
     # (the SMS shortens the location to "state … not writable")
     wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the not-writable page")
-    wait_for(lambda: member_sees(d).get("daemon", {}).get("state") == "up",
-             what="the member to see the daemon up while not durable")
+    wait_for(
+        lambda: member_sees(d).get("daemon", {}).get("state") == "up",
+        what="the member to see the daemon up while not durable",
+    )
     proc = member_status(d, "--nagios")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "NOT durable" in proc.stdout and "UPS floor" in proc.stdout, proc.stdout

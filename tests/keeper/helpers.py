@@ -18,8 +18,13 @@ from tests.fixtures.http_sink import HttpSink
 PYTHON = sys.executable
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition",
-             interval: float = 0.1) -> Any:
+def wait_for(
+    check: Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    what: str = "condition",
+    interval: float = 0.1,
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -30,9 +35,18 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "co
 
 
 class Keeper:
-    def __init__(self, tmp: Path, sink: HttpSink, *, rooms: tuple[str, ...] = ("main",),
-                 silent_after: str = "5s", extra: str = "", language: str = "en",
-                 settle: str = "0.5s", snapshot_within: str = "3s") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        sink: HttpSink,
+        *,
+        rooms: tuple[str, ...] = ("main",),
+        silent_after: str = "5s",
+        extra: str = "",
+        language: str = "en",
+        settle: str = "0.5s",
+        snapshot_within: str = "3s",
+    ) -> None:
         self.tmp = tmp
         self.sink = sink
         self.landing = {r: tmp / "landing" / r for r in rooms}
@@ -82,11 +96,13 @@ snapshot_within = "{snapshot_within}"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "sentinel", "--config", str(self.config), "keeper", "run"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_for(lambda: self.status().get("daemon", {}).get("state") == "up",
-                 what="the keeper to be up")
+        wait_for(
+            lambda: self.status().get("daemon", {}).get("state") == "up", what="the keeper to be up"
+        )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -100,7 +116,9 @@ snapshot_within = "{snapshot_within}"
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [PYTHON, "-m", "sentinel", "--config", str(self.config), *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={**os.environ, "COLUMNS": "200"},  # the status table unwrapped
         )
 
@@ -119,13 +137,29 @@ snapshot_within = "{snapshot_within}"
         except (OSError, ValueError):
             return None
 
-    def beat(self, name: str = "main", *, seq: int = 1, synced_through: float | None = None,
-             alarms: tuple[AlarmNote, ...] = (), urgent: float | None = None) -> Heartbeat:
+    def beat(
+        self,
+        name: str = "main",
+        *,
+        seq: int = 1,
+        synced_through: float | None = None,
+        alarms: tuple[AlarmNote, ...] = (),
+        urgent: float | None = None,
+    ) -> Heartbeat:
         """What the room daemon ships: written the way rsync lands it (temp file, rename)."""
         now = time.time()
-        beat = Heartbeat(room=name, replication="docs", ts=now, seq=seq, pending=0, rpo=0.0,
-                         synced_through=now if synced_through is None else synced_through,
-                         alarms=alarms, urgent=urgent, site="county")
+        beat = Heartbeat(
+            room=name,
+            replication="docs",
+            ts=now,
+            seq=seq,
+            pending=0,
+            rpo=0.0,
+            synced_through=now if synced_through is None else synced_through,
+            alarms=alarms,
+            urgent=urgent,
+            site="county",
+        )
         write_atomic(self.landing[name] / HEARTBEAT_FILE, beat.to_json())
         return beat
 

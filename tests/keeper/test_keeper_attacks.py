@@ -16,10 +16,16 @@ from tests.keeper.helpers import Keeper, snapshot_names, wait_for
 
 def forged(keeper: Keeper, **fields: object) -> None:
     now = time.time()
-    base = {"room": "main", "replication": "docs", "ts": now, "seq": 1, "pending": 0,
-            "rpo": 0.0, "synced_through": now}
-    write_atomic(keeper.landing["main"] / HEARTBEAT_FILE,
-                 Heartbeat(**{**base, **fields}).to_json())  # type: ignore[arg-type]
+    base = {
+        "room": "main",
+        "replication": "docs",
+        "ts": now,
+        "seq": 1,
+        "pending": 0,
+        "rpo": 0.0,
+        "synced_through": now,
+    }
+    write_atomic(keeper.landing["main"] / HEARTBEAT_FILE, Heartbeat(**{**base, **fields}).to_json())  # type: ignore[arg-type]
 
 
 def test_a_heartbeat_from_the_future_cannot_make_data_safe_as_of_lie(keeper: Keeper) -> None:
@@ -29,8 +35,10 @@ def test_a_heartbeat_from_the_future_cannot_make_data_safe_as_of_lie(keeper: Kee
     wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"], what="a receipt")
     four_years = time.time() + 4 * 365 * 86400
     forged(keeper, seq=2, synced_through=four_years, urgent=four_years)
-    wait_for(lambda: "ahead of this host's clock" in (keeper.room().get("heartbeat_error") or ""),
-             what="the refusal in status")
+    wait_for(
+        lambda: "ahead of this host's clock" in (keeper.room().get("heartbeat_error") or ""),
+        what="the refusal in status",
+    )
     receipt = keeper.receipt()
     assert receipt is not None and receipt["safe_as_of"] < time.time() + 60
     assert receipt["safe_as_of"] == pytest.approx(beat.synced_through, abs=5)
@@ -45,8 +53,11 @@ def test_a_fifo_at_the_heartbeats_name_does_not_freeze_the_keeper(keeper: Keeper
     path.unlink()
     os.mkfifo(path)
     # frozen, it would never page; alive, the room counts as silent and pages
-    page = wait_for(lambda: [p for p in keeper.pages() if "silent" in p], timeout=20,
-                    what="the silent page despite the FIFO")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "silent" in p],
+        timeout=20,
+        what="the silent page despite the FIFO",
+    )
     assert page
     assert "not a regular file" in (keeper.room().get("heartbeat_error") or "")
 
@@ -64,10 +75,16 @@ def test_a_slow_drip_deletion_adds_up_to_a_mass_change_page(keeper: Keeper) -> N
             (landing / f"doc{i:03d}.txt").unlink()
         before = len(snapshot_names(keeper))
         keeper.beat(seq=2 + step)
-        wait_for(lambda b=before: len(snapshot_names(keeper)) > b, timeout=15,  # type: ignore[misc]
-                 what="the next snapshot")
-    page = wait_for(lambda: [p for p in keeper.pages() if "deleted" in p], timeout=15,
-                    what="the mass-change page for the drip")
+        wait_for(
+            lambda b=before: len(snapshot_names(keeper)) > b,
+            timeout=15,  # type: ignore[misc]
+            what="the next snapshot",
+        )
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "deleted" in p],
+        timeout=15,
+        what="the mass-change page for the drip",
+    )
     assert "within" in page[0]
 
 
@@ -76,8 +93,11 @@ def test_a_receipt_that_cannot_be_written_pages(keeper: Keeper) -> None:
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    page = wait_for(lambda: [p for p in keeper.pages() if "snapshots failing" in p],
-                    timeout=20, what="the page for the unwritable receipt")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "snapshots failing" in p],
+        timeout=20,
+        what="the page for the unwritable receipt",
+    )
     assert page
     assert "receipt" in (keeper.room().get("last_error") or "")
 
@@ -85,8 +105,11 @@ def test_a_receipt_that_cannot_be_written_pages(keeper: Keeper) -> None:
 def test_a_restart_during_a_disaster_sends_no_false_all_clear(keeper: Keeper) -> None:
     keeper.start()
     keeper.beat(seq=0, alarms=(AlarmNote("A7F3", "water_leak", "critical", "UPS floor"),))
-    wait_for(lambda: [p for p in keeper.pages() if "DISASTER" in p], timeout=15,
-             what="the likely-disaster page")
+    wait_for(
+        lambda: [p for p in keeper.pages() if "DISASTER" in p],
+        timeout=15,
+        what="the likely-disaster page",
+    )
     # the writer's --delete takes the heartbeat file; the keeper restarts
     (keeper.landing["main"] / HEARTBEAT_FILE).unlink()
     keeper.stop()
@@ -99,8 +122,9 @@ def test_a_restart_during_a_disaster_sends_no_false_all_clear(keeper: Keeper) ->
     assert room["silent"] is True and room["safe_as_of"] is not None
 
 
-def test_urgent_spam_cannot_make_a_snapshot_every_second(tmp_path: Path,
-                                                         http_sink: HttpSink) -> None:
+def test_urgent_spam_cannot_make_a_snapshot_every_second(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
     # a long settle: here only `urgent` can make a snapshot due
     k = Keeper(tmp_path, http_sink, settle="60s", snapshot_within="60s")
     try:
@@ -123,7 +147,10 @@ def test_urgent_spam_cannot_make_a_snapshot_every_second(tmp_path: Path,
 def test_a_heartbeat_naming_another_room_does_not_keep_this_one_alive(keeper: Keeper) -> None:
     keeper.start()
     forged(keeper, room="township")
-    page = wait_for(lambda: [p for p in keeper.pages() if "never heard" in p], timeout=15,
-                    what="the silent page")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "never heard" in p],
+        timeout=15,
+        what="the silent page",
+    )
     assert page
     assert "names room 'township'" in (keeper.room().get("heartbeat_error") or "")

@@ -26,22 +26,34 @@ def test_the_shipped_example_loads(tmp_path: Path) -> None:
     assert config.keeper.snapshot_within == 60.0 and config.keeper.snapshot_every == 3600.0
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}/l"\n[[keeper.rooms]]\nname = "a"\n'
-     'landing = "{t}/m"\n', "duplicate name"),
-    ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}/l"\n[[keeper.rooms]]\nname = "b"\n'
-     'landing = "{t}/l/b"\n', "share a landing area"),
-    ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}/rec/a"\n', "writer account would reach"),
-    ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}"\n', "writer account would reach"),
-    ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}/l"\nsilent_after = "1s"\n',
-     "greater than or equal to 5"),
-    ('[[keeper.rooms]]\nname = "../x"\nlanding = "{t}/l"\n', "letters, digits"),
-    ("", "rooms"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            '[[keeper.rooms]]\nname = "a"\nlanding = "{t}/l"\n[[keeper.rooms]]\nname = "a"\n'
+            'landing = "{t}/m"\n',
+            "duplicate name",
+        ),
+        (
+            '[[keeper.rooms]]\nname = "a"\nlanding = "{t}/l"\n[[keeper.rooms]]\nname = "b"\n'
+            'landing = "{t}/l/b"\n',
+            "share a landing area",
+        ),
+        ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}/rec/a"\n', "writer account would reach"),
+        ('[[keeper.rooms]]\nname = "a"\nlanding = "{t}"\n', "writer account would reach"),
+        (
+            '[[keeper.rooms]]\nname = "a"\nlanding = "{t}/l"\nsilent_after = "1s"\n',
+            "greater than or equal to 5",
+        ),
+        ('[[keeper.rooms]]\nname = "../x"\nlanding = "{t}/l"\n', "letters, digits"),
+        ("", "rooms"),
+    ],
+)
 def test_refused(tmp_path: Path, body: str, message: str) -> None:
     config_file = tmp_path / "k.toml"
     config_file.write_text(
         f'[keeper]\nsnapshot_dir = "{tmp_path}/snap"\nreceipt_dir = "{tmp_path}/rec"\n'
-        + body.format(t=tmp_path))
+        + body.format(t=tmp_path)
+    )
     with pytest.raises(ConfigError, match=message):
         load_config(config_file)

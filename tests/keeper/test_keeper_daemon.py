@@ -23,8 +23,7 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     keeper.start()
     beat = keeper.beat(seq=1)
     # the snapshot after the change makes the heartbeat's moment safe
-    receipt = wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"] and r,
-                       what="a receipt")
+    receipt = wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"] and r, what="a receipt")
     assert receipt["safe_as_of"] == pytest.approx(beat.synced_through)
     for _ in range(10):  # the room beats for a while (nothing new shipped): no page
         beat = keeper.beat(seq=1)
@@ -32,8 +31,11 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     assert keeper.pages() == []
     # the room goes dark: one page, after silent_after (5 s)
     dark = time.time()
-    page = wait_for(lambda: [p for p in keeper.pages() if "silent" in p], timeout=15,
-                    what="the silent-room page")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "silent" in p],
+        timeout=15,
+        what="the silent-room page",
+    )
     assert time.time() - dark >= 4.0  # silent_after is 5 s from the last beat
     text = page[0]
     assert "main server room" in text
@@ -48,8 +50,10 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     assert keeper.cli("keeper", "status", "--nagios").returncode == 2
     # the heartbeat returns: a resolved message
     keeper.beat(seq=1)
-    wait_for(lambda: any("normal" in p or "cleared" in p for p in keeper.pages()),
-             what="the resolved message")
+    wait_for(
+        lambda: any("normal" in p or "cleared" in p for p in keeper.pages()),
+        what="the resolved message",
+    )
 
 
 def test_silence_during_a_critical_alarm_is_paged_as_a_likely_disaster(keeper: Keeper) -> None:
@@ -57,8 +61,11 @@ def test_silence_during_a_critical_alarm_is_paged_as_a_likely_disaster(keeper: K
     # the room "silent, never heard from" first, and its all-clear was a second page
     keeper.beat(seq=0, alarms=(AlarmNote("A7F3", "water_leak", "critical", "UPS floor"),))
     keeper.start()
-    page = wait_for(lambda: [p for p in keeper.pages() if "DISASTER" in p], timeout=15,
-                    what="the likely-disaster page")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "DISASTER" in p],
+        timeout=15,
+        what="the likely-disaster page",
+    )
     assert "LIKELY DISASTER" in page[0]
     assert "leak(CRIT)" in page[0]
     assert not [p for p in keeper.pages() if "silent" in p and "DISASTER" not in p]
@@ -101,27 +108,33 @@ def test_a_mass_deletion_in_the_landing_area_pages_and_history_keeps_it(keeper: 
     # what `rsync -r --delete empty/ target` does from a taken-over county host
     for i in range(60):
         (landing / f"doc{i}.txt").unlink()
-    page = wait_for(lambda: [p for p in keeper.pages() if "deleted" in p], timeout=15,
-                    what="the mass-change page")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "deleted" in p],
+        timeout=15,
+        what="the mass-change page",
+    )
     assert "60 of 60" in page[0] or "60 of 61" in page[0], page[0]
     assert (keeper.snapshots / "main" / first / "doc7.txt").read_text() == "record 7"
 
 
-def test_an_urgent_heartbeat_is_answered_without_waiting_for_the_schedule(
-        keeper: Keeper) -> None:
+def test_an_urgent_heartbeat_is_answered_without_waiting_for_the_schedule(keeper: Keeper) -> None:
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
     wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"], what="a receipt")
     asked = time.time()
     beat = keeper.beat(seq=1, urgent=asked)
-    receipt = wait_for(lambda: (r := keeper.receipt()) and (r.get("answered") or 0) >= asked
-                       and r, timeout=5, what="the urgent answer")
+    receipt = wait_for(
+        lambda: (r := keeper.receipt()) and (r.get("answered") or 0) >= asked and r,
+        timeout=5,
+        what="the urgent answer",
+    )
     assert receipt["safe_as_of"] == pytest.approx(beat.synced_through)
 
 
-def test_keeper_restore_copies_a_snapshot_out_and_deletes_nothing(keeper: Keeper,
-                                                                  tmp_path: Path) -> None:
+def test_keeper_restore_copies_a_snapshot_out_and_deletes_nothing(
+    keeper: Keeper, tmp_path: Path
+) -> None:
     landing = keeper.landing["main"]
     (landing / "dir").mkdir()
     (landing / "dir" / "a.txt").write_text("v1")
@@ -135,8 +148,17 @@ def test_keeper_restore_copies_a_snapshot_out_and_deletes_nothing(keeper: Keeper
     (out / "mine.txt").write_text("keep me")
     refused = keeper.cli("keeper", "restore", "--room", "main", "--to", str(out))
     assert refused.returncode != 0
-    proc = keeper.cli("keeper", "restore", "--room", "main", "--to", str(out),
-                      "--into-existing", "--as-of", str(time.time()))
+    proc = keeper.cli(
+        "keeper",
+        "restore",
+        "--room",
+        "main",
+        "--to",
+        str(out),
+        "--into-existing",
+        "--as-of",
+        str(time.time()),
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "dir" / "a.txt").read_text() == "v1"
     assert (out / "mine.txt").read_text() == "keep me"
@@ -203,8 +225,9 @@ def test_the_rooms_own_version_pruning_is_no_mass_change(keeper: Keeper) -> None
     wait_for(lambda: len(snapshot_names(keeper)) >= 2, timeout=10, what="the next snapshot")
     time.sleep(1.0)
     assert not [p for p in keeper.pages() if "deleted" in p], keeper.pages()
-    assert (keeper.snapshots / "main" / first / ".sentinel-versions" / "2026-11-01"
-            / "old5.txt").read_text() == "old 5"
+    assert (
+        keeper.snapshots / "main" / first / ".sentinel-versions" / "2026-11-01" / "old5.txt"
+    ).read_text() == "old 5"
 
 
 def test_snapshots_that_cannot_be_taken_page_and_recover(keeper: Keeper) -> None:
@@ -212,8 +235,11 @@ def test_snapshots_that_cannot_be_taken_page_and_recover(keeper: Keeper) -> None
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    page = wait_for(lambda: [p for p in keeper.pages() if "snapshots failing" in p],
-                    timeout=20, what="the snapshot-failure page")
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "snapshots failing" in p],
+        timeout=20,
+        what="the snapshot-failure page",
+    )
     assert "main" in page[0]
     room = keeper.room()
     assert room["snapshot_failures"] >= 1 and "snapshot" in (room["last_error"] or "")
@@ -223,5 +249,8 @@ def test_snapshots_that_cannot_be_taken_page_and_recover(keeper: Keeper) -> None
     keeper.snapshots.unlink()
     keeper.snapshots.mkdir()
     wait_for(lambda: snapshot_names(keeper), timeout=30, what="a snapshot after the repair")
-    wait_for(lambda: any("snapshots failing" in p and "normal" in p for p in keeper.pages()),
-             timeout=20, what="the snapshot failure cleared")
+    wait_for(
+        lambda: any("snapshots failing" in p and "normal" in p for p in keeper.pages()),
+        timeout=20,
+        what="the snapshot failure cleared",
+    )

@@ -58,11 +58,17 @@ receipt = "{keeper.receipts / "main" / "receipt.json"}"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [PYTHON, "-m", "sentinel", "--config", str(self.config), "run"],
-                stdout=out, stderr=subprocess.STDOUT)
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def status(self) -> dict:
-        proc = subprocess.run([PYTHON, "-m", "sentinel", "--config", str(self.config),
-                               "status", "--json"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [PYTHON, "-m", "sentinel", "--config", str(self.config), "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return json.loads(proc.stdout) if proc.stdout else {}
 
     def kill9(self) -> None:
@@ -88,26 +94,40 @@ def pair(tmp_path: Path, http_sink: HttpSink) -> Iterator[tuple[Room, Keeper]]:
 
 
 def test_kill_9_of_the_room_pages_from_the_keeper_with_data_safe_as_of(
-        pair: tuple[Room, Keeper]) -> None:
+    pair: tuple[Room, Keeper],
+) -> None:
     room, keeper = pair
     keeper.start()
     room.start()
     # a clerk saves a document; it lands, is snapshotted and confirmed back to the room
     saved = time.time()
     (room.docs / "결재" / "기안-0002.hwp").write_bytes(b"second approval")
-    receipt = wait_for(lambda: (r := keeper.receipt()) and (r.get("safe_as_of") or 0) > saved
-                       and r, timeout=30, what="a receipt covering the new document")
+    receipt = wait_for(
+        lambda: (r := keeper.receipt()) and (r.get("safe_as_of") or 0) > saved and r,
+        timeout=30,
+        what="a receipt covering the new document",
+    )
     snap = keeper.snapshots / "main" / receipt["snapshot"]
     assert (snap / "결재" / "기안-0002.hwp").read_bytes() == b"second approval"
-    keeper_room = wait_for(lambda: (r := keeper.room()) and r.get("heartbeat_age") is not None
-                           and r["heartbeat_age"] < 3 and r, what="the keeper hearing the room")
+    keeper_room = wait_for(
+        lambda: (
+            (r := keeper.room())
+            and r.get("heartbeat_age") is not None
+            and r["heartbeat_age"] < 3
+            and r
+        ),
+        what="the keeper hearing the room",
+    )
     assert keeper_room["snapshot_count"] >= 1
     assert keeper.pages() == []
     # the power fails in the room
     room.kill9()
     died = time.time()
-    page = wait_for(lambda: [p for p in keeper.pages() if "silent" in p], timeout=30,
-                    what="the keeper's silent-room page")[0]
+    page = wait_for(
+        lambda: [p for p in keeper.pages() if "silent" in p],
+        timeout=30,
+        what="the keeper's silent-room page",
+    )[0]
     assert time.time() - died < 6 + 5  # threshold + 5 s (bench/keeper_deadman.py measures it)
     assert "main server room" in page
     safe = keeper.room()["safe_as_of"]
@@ -115,25 +135,33 @@ def test_kill_9_of_the_room_pages_from_the_keeper_with_data_safe_as_of(
     assert f"data safe to {time.strftime('%H:%M:%S', time.localtime(safe))}" in page
     # the room comes back: the keeper says so
     room.start()
-    wait_for(lambda: any("normal" in p for p in keeper.pages()), timeout=30,
-             what="the resolved message")
+    wait_for(
+        lambda: any("normal" in p for p in keeper.pages()), timeout=30, what="the resolved message"
+    )
 
 
-def test_a_keeper_that_stops_answering_is_paged_by_the_room(tmp_path: Path,
-                                                            http_sink: HttpSink) -> None:
+def test_a_keeper_that_stops_answering_is_paged_by_the_room(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
     keeper = Keeper(tmp_path, http_sink, silent_after="60s")
     room = Room(tmp_path, keeper, extra='receipt_stale = "4s"')
     try:
         keeper.start()
         room.start()
-        wait_for(lambda: (r := keeper.receipt()) and r.get("safe_as_of"), timeout=30,
-                 what="the first receipt")
+        wait_for(
+            lambda: (r := keeper.receipt()) and r.get("safe_as_of"),
+            timeout=30,
+            what="the first receipt",
+        )
         time.sleep(5)  # past receipt_stale: receipts keep coming (one per accepted beat)
         page = "백업 보관 서버 main 응답 없음"  # the room's alerts are in Korean (the default)
         assert page not in room.log.read_text()
         keeper.stop()
-        wait_for(lambda: page in room.log.read_text(), timeout=30,
-                 what="the room's page about its keeper")
+        wait_for(
+            lambda: page in room.log.read_text(),
+            timeout=30,
+            what="the room's page about its keeper",
+        )
         report = room.status()
         assert any("keeper" in a.get("reason", "") for a in report["alarms"]), report["alarms"]
     finally:

@@ -130,9 +130,7 @@ def test_each_mqtt_connection_has_a_client_id_fixed_by_the_site() -> None:
     restarts, and must differ between connections and between sites sharing a broker."""
 
     def ids(site: str, **mqtt: str) -> list[str]:
-        config = Config(
-            site=SiteConfig(name=site), mqtt=MqttConfig(**mqtt), sensors=sensors()[:2]
-        )
+        config = Config(site=SiteConfig(name=site), mqtt=MqttConfig(**mqtt), sensors=sensors()[:2])
         return [s.settings.client_id for s in build_sources(config) if isinstance(s, MqttSource)]
 
     first = ids("전산실")

@@ -18,22 +18,35 @@ INSTALL = Path(__file__).parents[2] / "scripts" / "install.sh"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("setfacl", "getfacl", "setpriv")),
-    reason="needs root, setpriv and setfacl/getfacl (Debian package acl)")
+    reason="needs root, setpriv and setfacl/getfacl (Debian package acl)",
+)
 
 
 def install(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(INSTALL), *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "DESTDIR": ""})
+    return subprocess.run(
+        ["sh", str(INSTALL), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DESTDIR": ""},
+    )
 
 
 def nobody_reads(path: Path) -> bool:
-    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "cat", str(path)], capture_output=True, timeout=10).returncode == 0
+    return (
+        subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat", str(path)],
+            capture_output=True,
+            timeout=10,
+        ).returncode
+        == 0
+    )
 
 
 def acls(path: Path) -> str:
-    return subprocess.run(["getfacl", "-R", "-p", str(path)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["getfacl", "-R", "-p", str(path)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.fixture
@@ -83,8 +96,7 @@ def test_grant_read_lets_the_service_user_read_now_and_later(store: Path) -> Non
 
 def test_grant_read_refuses_a_missing_path_before_changing_anything(store: Path) -> None:
     before = acls(store)
-    proc = install("grant-read", str(store), str(store.parent / "no-such-dir"),
-                   "--user", "nobody")
+    proc = install("grant-read", str(store), str(store.parent / "no-such-dir"), "--user", "nobody")
     assert proc.returncode == 1
     assert f"{store.parent / 'no-such-dir'} does not exist; nothing was changed" in proc.stderr
     assert acls(store) == before
@@ -150,9 +162,18 @@ def test_a_private_document_made_after_grant_read_stays_private_to_others(store:
         os.umask(old)
     assert not os.stat(store / "2026" / "private.hwp").st_mode & 0o007
     assert nobody_reads(store / "2026" / "private.hwp")  # the service user still does
-    stranger = subprocess.run(["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups",
-                               "cat", str(store / "2026" / "private.hwp")],
-                              capture_output=True, timeout=10)
+    stranger = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=54321",
+            "--regid=54321",
+            "--clear-groups",
+            "cat",
+            str(store / "2026" / "private.hwp"),
+        ],
+        capture_output=True,
+        timeout=10,
+    )
     assert stranger.returncode != 0
 
 

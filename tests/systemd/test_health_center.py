@@ -22,8 +22,6 @@ EXAMPLES = REPO / "systemd"
 PASSWORD = "replica-pass-123"
 
 
-
-
 def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -356,8 +354,12 @@ async def test_rrsync_key_lets_sentinel_check_and_write_its_target_marker(
     from backup.target import parse_target
 
     keys = tmp_path / "keys"
-    target = parse_target("root@127.0.0.1:", ssh_port=sshd.port, identity_file=keys / "client",
-                          known_hosts=keys / "known_hosts")
+    target = parse_target(
+        "root@127.0.0.1:",
+        ssh_port=sshd.port,
+        identity_file=keys / "client",
+        known_hosts=keys / "known_hosts",
+    )
     runtime = Path(tempfile.mkdtemp(prefix="snt"))
     try:
         spec = ReplicationSpec("onnara", sources(tmp_path), target, runtime_dir=runtime)

@@ -76,10 +76,18 @@ def test_the_rooms_push_with_versions_lands_and_is_snapshotted(
     del changed["2026/approvals/doc-002.hwp"]
     src = room_tree(landed, changed)
     same = landed.landing / "2026/approvals/doc-001.hwp"  # unchanged: same mtime, not sent
-    os.utime(src / "2026/approvals/doc-001.hwp", ns=(same.stat().st_atime_ns,
-                                                     same.stat().st_mtime_ns))
-    args = ["-a", "--delete", "--backup", f"--backup-dir={VERSIONS_DIR}/b2",
-            f"--filter=P /{VERSIONS_DIR}/", f"{src}/", f"::{ROOM}/"]
+    os.utime(
+        src / "2026/approvals/doc-001.hwp", ns=(same.stat().st_atime_ns, same.stat().st_mtime_ns)
+    )
+    args = [
+        "-a",
+        "--delete",
+        "--backup",
+        f"--backup-dir={VERSIONS_DIR}/b2",
+        f"--filter=P /{VERSIONS_DIR}/",
+        f"{src}/",
+        f"::{ROOM}/",
+    ]
     pushed = landed.rsync_as_writer(way, *args)
     if pushed.returncode in (11, 23):
         # rsync 3.5.0 (any transport, even local and as root): when a push both deletes and
@@ -89,8 +97,9 @@ def test_the_rooms_push_with_versions_lands_and_is_snapshotted(
         pushed = landed.rsync_as_writer(way, *args)
     assert pushed.returncode == 0, pushed.stderr
     versions = landed.landing / VERSIONS_DIR / "b2"
-    assert files(versions) == {rel: ORIGINAL[rel]
-                               for rel in ("index.txt", "2026/approvals/doc-002.hwp")}
+    assert files(versions) == {
+        rel: ORIGINAL[rel] for rel in ("index.txt", "2026/approvals/doc-002.hwp")
+    }
     second = landed.take()
     # the two kept versions are new, index.txt changed, doc-002 left the landing area
     assert (second["added"], second["changed"], second["removed"]) == (2, 1, 1)
@@ -146,8 +155,13 @@ def test_in_place_writes_are_refused(landed: KeeperHost, way: str, option: list[
     doc = landed.landing / "2026/approvals/doc-001.hwp"
     before = doc.stat()
     # longer, so --append would have something to add to the existing bytes
-    src = room_tree(landed, {"2026/approvals/doc-001.hwp":
-                             ORIGINAL["2026/approvals/doc-001.hwp"] + b"appended by an attacker"})
+    src = room_tree(
+        landed,
+        {
+            "2026/approvals/doc-001.hwp": ORIGINAL["2026/approvals/doc-001.hwp"]
+            + b"appended by an attacker"
+        },
+    )
     result = landed.rsync_as_writer(way, "-a", *option, f"{src}/", f"::{ROOM}/")
     assert result.returncode == 4, result.stderr  # rsync: "requested action not supported"
     assert "The server is configured to refuse --" in result.stderr
@@ -199,8 +213,7 @@ def test_chmod_reaches_only_the_landing_area(landed: KeeperHost, way: str) -> No
     """`--chmod=000 -p` changes the writer's own files (incoming chmod keeps them u+rw);
     the snapshots' keeper-owned inodes keep their modes, and the keeper still reads it all."""
     src = room_tree(landed, ORIGINAL)
-    result = landed.rsync_as_writer(
-        way, "-r", "-p", "--chmod=D000,F000", f"{src}/", f"::{ROOM}/")
+    result = landed.rsync_as_writer(way, "-r", "-p", "--chmod=D000,F000", f"{src}/", f"::{ROOM}/")
     assert result.returncode == 0, result.stderr
     doc = landed.landing / "index.txt"
     assert stat.S_IMODE(doc.stat().st_mode) == 0o600  # 000 + the module's Fu+rw
@@ -246,8 +259,11 @@ def test_the_writer_cannot_list_or_read_anything_but_its_receipt(
 
     # nor write into the history: the path is resolved inside the module
     src = room_tree(landed, {"planted.txt": b"x"})
-    for dest in (f"::{ROOM}/../snapshots/{ROOM}/", f"::{ROOM}/{snapshots}/{ROOM}/",
-                 f"::{ROOM}-receipt/"):
+    for dest in (
+        f"::{ROOM}/../snapshots/{ROOM}/",
+        f"::{ROOM}/{snapshots}/{ROOM}/",
+        f"::{ROOM}-receipt/",
+    ):
         landed.rsync_as_writer(way, "-r", f"{src}/", dest)
     assert not list(landed.snapshots.rglob("planted.txt"))
     assert not list(landed.receipts.rglob("planted.txt"))
@@ -264,9 +280,14 @@ def test_options_that_name_paths_and_symlinks_stay_inside_the_landing_area(
     history = landed.snapshots / ROOM
     snapshots = sorted(history.iterdir())
     src = room_tree(landed, {"index.txt": b"rewritten\n", "planted.txt": b"x"})
-    for option in (f"--backup-dir=../../snapshots/{ROOM}", f"--backup-dir={history}",
-                   f"--temp-dir={history}", f"--partial-dir={history}",
-                   f"--link-dest={history}", "--compare-dest=../../snapshots"):
+    for option in (
+        f"--backup-dir=../../snapshots/{ROOM}",
+        f"--backup-dir={history}",
+        f"--temp-dir={history}",
+        f"--partial-dir={history}",
+        f"--link-dest={history}",
+        "--compare-dest=../../snapshots",
+    ):
         landed.rsync_as_writer(way, "-r", "-b", option, f"{src}/", f"::{ROOM}/")
     links = landed.base / f"links-{way}"
     (links / "evil").mkdir(parents=True)
@@ -308,16 +329,23 @@ def test_the_drill_key_reads_the_snapshots_and_nothing_else(landed: KeeperHost) 
     (snapshot,) = landed.history
     assert files(out / snapshot.name) == ORIGINAL
 
-    for source in (f"::{ROOM}/", f"::{ROOM}-receipt/", f"::{ROOM}-history/../../landing/{ROOM}/",
-                   f"::{ROOM}-history/{landed.landing}/", f"::{ROOM}-history/../../../",
-                   f"::{ROOM}-history/../../receipts/{ROOM}/"):
+    for source in (
+        f"::{ROOM}/",
+        f"::{ROOM}-receipt/",
+        f"::{ROOM}-history/../../landing/{ROOM}/",
+        f"::{ROOM}-history/{landed.landing}/",
+        f"::{ROOM}-history/../../../",
+        f"::{ROOM}-history/../../receipts/{ROOM}/",
+    ):
         escape = out / "escape"
         shutil.rmtree(escape, ignore_errors=True)
         landed.rsync_as_drill("-r", source, f"{escape}/")
         found = files(escape) if escape.exists() else {}
         # what a path escape may reach is the history module itself, resolved inside it
         assert all(rel.split("/", 1)[0] in {p.name for p in landed.history} for rel in found), (
-            source, sorted(found))
+            source,
+            sorted(found),
+        )
 
     shell = run(*landed.ssh(landed.drill_key).split(), f"{landed.keeper}@127.0.0.1", "sh -c id")
     assert "uid=" not in shell.stdout
@@ -357,7 +385,10 @@ def test_the_write_key_cannot_reach_the_history_module(landed: KeeperHost) -> No
 def test_host_module_targets_are_ssh_targets_that_name_a_module() -> None:
     target = parse_target("sentinel-replica@health-center::main/", ssh_port=2222)
     assert (target.kind, target.url, target.daemon_over_ssh) == (
-        "ssh", "sentinel-replica@health-center::main", True)
+        "ssh",
+        "sentinel-replica@health-center::main",
+        True,
+    )
     assert target.path() == "sentinel-replica@health-center::main/"
     assert target.path(VERSIONS_DIR) == f"sentinel-replica@health-center::main/{VERSIONS_DIR}"
     assert parse_target("u@h::main/sub/dir/").path("x") == "u@h::main/sub/dir/x"
@@ -371,13 +402,18 @@ def test_host_module_targets_are_ssh_targets_that_name_a_module() -> None:
         parse_target("u@h::main", password_file=Path("/etc/sentinel/rsync.password"))
 
 
-
 def room_target(host: KeeperHost, way: str, runtime: Path) -> Target:
     if way == "ssh":
-        return parse_target(f"{host.writer}@127.0.0.1::{ROOM}", ssh_port=host.ssh_port,
-                            identity_file=host.writer_key, known_hosts=host.known_hosts)
-    return parse_target(f"rsync://sentinel-replica@127.0.0.1:{host.rsyncd_port}/{ROOM}",
-                        password_file=host.password_file)
+        return parse_target(
+            f"{host.writer}@127.0.0.1::{ROOM}",
+            ssh_port=host.ssh_port,
+            identity_file=host.writer_key,
+            known_hosts=host.known_hosts,
+        )
+    return parse_target(
+        f"rsync://sentinel-replica@127.0.0.1:{host.rsyncd_port}/{ROOM}",
+        password_file=host.password_file,
+    )
 
 
 @pytest.fixture

@@ -40,8 +40,15 @@ def receipt(host: KeeperHost, safe_as_of: float) -> str:
     """The keeper's receipt naming its newest snapshot, written as the keeper writes it."""
     (snapshot,) = host.history
     path = host.receipts / "receipt.json"
-    path.write_text(Receipt(room=ROOM, safe_as_of=safe_as_of, snapshot=snapshot.name,
-                            snapshot_ts=time.time(), written=time.time()).to_json())
+    path.write_text(
+        Receipt(
+            room=ROOM,
+            safe_as_of=safe_as_of,
+            snapshot=snapshot.name,
+            snapshot_ts=time.time(),
+            written=time.time(),
+        ).to_json()
+    )
     shutil.chown(path, host.keeper, host.keeper)
     path.chmod(0o644)
     return snapshot.name
@@ -50,9 +57,14 @@ def receipt(host: KeeperHost, safe_as_of: float) -> str:
 def config(host: KeeperHost, *, history_key: Path | None) -> Path:
     """The room's sentinel.toml for the documented keeper access; `history_key` None: no
     history configured (the drill as it was)."""
-    history = "" if history_key is None else (
-        f'history = "{host.keeper}@127.0.0.1::{ROOM}-history"\n'
-        f'history_identity_file = "{history_key}"\n')
+    history = (
+        ""
+        if history_key is None
+        else (
+            f'history = "{host.keeper}@127.0.0.1::{ROOM}-history"\n'
+            f'history_identity_file = "{history_key}"\n'
+        )
+    )
     cfg = host.base / f"sentinel-{time.monotonic_ns()}.toml"
     cfg.write_text(
         f'[daemon]\nstate_dir = "{host.base / "state"}"\n'
@@ -60,7 +72,8 @@ def config(host: KeeperHost, *, history_key: Path | None) -> Path:
         f'target = "{host.writer}@127.0.0.1::{ROOM}"\nssh_port = {host.ssh_port}\n'
         f'identity_file = "{host.writer_key}"\nknown_hosts = "{host.known_hosts}"\n'
         f'[replication.keeper]\nroom = "{ROOM}"\n'
-        f'receipt = "{host.writer}@127.0.0.1::{ROOM}-receipt/receipt.json"\n{history}')
+        f'receipt = "{host.writer}@127.0.0.1::{ROOM}-receipt/receipt.json"\n{history}'
+    )
     return cfg
 
 
@@ -73,9 +86,12 @@ def drill(cfg: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 def keeper_side(host: KeeperHost) -> dict[str, object]:
     """Everything at the keeper the drill could have written to."""
-    return {"landing": kept(host.landing), "snapshots": kept(host.snapshots),
-            "receipts": kept(host.receipts),
-            "names": sorted(str(p) for p in host.base.joinpath("srv").rglob("*"))}
+    return {
+        "landing": kept(host.landing),
+        "snapshots": kept(host.snapshots),
+        "receipts": kept(host.receipts),
+        "names": sorted(str(p) for p in host.base.joinpath("srv").rglob("*")),
+    }
 
 
 def test_the_drill_against_the_keeper_reads_through_the_history_key(
@@ -96,8 +112,10 @@ def test_the_drill_against_the_keeper_reads_through_the_history_key(
     assert code == 0, out
     assert f"keeper snapshot {name} from {landed.keeper}@127.0.0.1::{ROOM}-history" in out
     assert "data safe as of 20" in out
-    assert (f"DRILL OK: {len(ORIGINAL)} files restored from the keeper's snapshot, identical "
-            "to the source") in out
+    assert (
+        f"DRILL OK: {len(ORIGINAL)} files restored from the keeper's snapshot, identical "
+        "to the source"
+    ) in out
     assert keeper_side(landed) == before  # nothing written, not even a heartbeat
     assert not (landed.landing / HEARTBEAT_FILE).exists()
     landed.assert_history_intact()
@@ -138,8 +156,9 @@ def test_the_write_key_cannot_be_the_drill_key(
     # ...and through the writer account, whose forced command serves the write-only
     # config, the history module does not exist
     cfg = config(landed, history_key=copy)
-    cfg.write_text(cfg.read_text().replace(f'history = "{landed.keeper}@',
-                                           f'history = "{landed.writer}@'))
+    cfg.write_text(
+        cfg.read_text().replace(f'history = "{landed.keeper}@', f'history = "{landed.writer}@')
+    )
     code, out = drill(cfg, capsys)
     assert code == 1, out
     assert "Unknown module" in out
@@ -161,4 +180,3 @@ def test_the_history_key_reads_no_receipt_and_no_landing(
     code, out = drill(cfg, capsys)
     assert code == 1, out
     assert "Unknown module" in out
-

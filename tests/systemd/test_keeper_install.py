@@ -23,11 +23,13 @@ EXPECTED: dict[str, tuple[str, int, str]] = {
     "/opt/sentinel/share/examples": ("dir", 0o755, "root:root"),
     "/opt/sentinel/share/examples/stunnel-keeper.conf.example": ("file", 0o644, "root:root"),
     "/opt/sentinel/share/examples/keeper-rsyncd.conf.example": ("file", 0o644, "root:root"),
-    "/opt/sentinel/share/examples/keeper-history-rsyncd.conf.example": (
-        "file", 0o644, "root:root"),
+    "/opt/sentinel/share/examples/keeper-history-rsyncd.conf.example": ("file", 0o644, "root:root"),
     "/opt/sentinel/share/examples/keeper-authorized_keys.example": ("file", 0o644, "root:root"),
     "/opt/sentinel/share/examples/keeper-history-authorized_keys.example": (
-        "file", 0o644, "root:root"),
+        "file",
+        0o644,
+        "root:root",
+    ),
     KEEPER_MANIFEST: ("file", 0o644, "root:root"),
     "/etc/systemd/system/sentinel-keeper.service": ("file", 0o644, "root:root"),
     "/etc/sysusers.d/sentinel-keeper.conf": ("file", 0o644, "root:root"),
@@ -63,7 +65,8 @@ def test_install_keeper_puts_every_file_with_its_mode_and_intended_owner(tmp_pat
     unit = (tmp_path / "etc/systemd/system/sentinel-keeper.service").read_text()
     assert unit == (REPO / "systemd/sentinel-keeper.service").read_text()
     assert (tmp_path / "etc/sentinel-keeper/rsyncd.conf").read_bytes() == (
-        REPO / "systemd/keeper-rsyncd.conf.example").read_bytes()
+        REPO / "systemd/keeper-rsyncd.conf.example"
+    ).read_bytes()
     assert not (tmp_path / "etc/systemd/system/sentinel.service").exists()
 
 
@@ -71,19 +74,27 @@ def test_installed_keeper_accounts_and_layout_are_the_documented_ones(tmp_path: 
     """systemd's own tools, run on the installed root, make both accounts and /srv/keeper."""
     run(tmp_path, "install", "--keeper")
     subprocess.run(["systemd-sysusers", f"--root={tmp_path}"], check=True, capture_output=True)
-    passwd = {line.split(":")[0]: line.split(":")
-              for line in (tmp_path / "etc/passwd").read_text().splitlines()}
-    groups = {line.split(":")[0]: int(line.split(":")[2])
-              for line in (tmp_path / "etc/group").read_text().splitlines()}
+    passwd = {
+        line.split(":")[0]: line.split(":")
+        for line in (tmp_path / "etc/passwd").read_text().splitlines()
+    }
+    groups = {
+        line.split(":")[0]: int(line.split(":")[2])
+        for line in (tmp_path / "etc/group").read_text().splitlines()
+    }
     keeper, writer = passwd["sentinel-keeper"], passwd["sentinel-replica"]
     assert keeper[2] != writer[2]
     assert (keeper[5], keeper[6]) == ("/var/lib/sentinel-keeper", "/bin/sh")
     assert (writer[5], writer[6]) == ("/var/lib/sentinel-replica", "/bin/sh")
 
-    subprocess.run(["systemd-tmpfiles", f"--root={tmp_path}", "--create"], check=True,
-                   capture_output=True)
-    ids = {"root": (0, 0), "sentinel-keeper": (int(keeper[2]), groups["sentinel-keeper"]),
-           "sentinel-replica": (int(writer[2]), groups["sentinel-replica"])}
+    subprocess.run(
+        ["systemd-tmpfiles", f"--root={tmp_path}", "--create"], check=True, capture_output=True
+    )
+    ids = {
+        "root": (0, 0),
+        "sentinel-keeper": (int(keeper[2]), groups["sentinel-keeper"]),
+        "sentinel-replica": (int(writer[2]), groups["sentinel-replica"]),
+    }
     layout = {
         "srv/keeper/landing": (0, groups["sentinel-replica"], 0o710),
         "srv/keeper/landing/main": (*ids["sentinel-replica"], 0o700),
@@ -151,9 +162,11 @@ def test_upgrade_keeper_keeps_the_admins_rsyncd_conf(tmp_path: Path) -> None:
 
 
 def test_keeper_flag_is_checked_like_the_other_arguments(tmp_path: Path) -> None:
-    for args, message in ((("install", "--keeper", "extra"), "no arguments"),
-                          (("install", "--purge", "--keeper"), "no arguments"),
-                          (("upgrade", "--keeper"), "run install")):
+    for args, message in (
+        (("install", "--keeper", "extra"), "no arguments"),
+        (("install", "--purge", "--keeper"), "no arguments"),
+        (("upgrade", "--keeper"), "run install"),
+    ):
         result = run(tmp_path, *args, check=False)
         assert result.returncode != 0 and message in result.stderr, args
         assert not any(tmp_path.iterdir())
@@ -164,10 +177,11 @@ def test_uninstall_keeper_purge_leaves_no_home_of_the_deleted_accounts(tmp_path:
     deletes the account must not leave it (and the rooms' keys in it) behind."""
     run(tmp_path, "install", "--keeper")
     subprocess.run(["systemd-sysusers", f"--root={tmp_path}"], check=True, capture_output=True)
-    subprocess.run(["systemd-tmpfiles", f"--root={tmp_path}", "--create"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["systemd-tmpfiles", f"--root={tmp_path}", "--create"], check=True, capture_output=True
+    )
     keys = tmp_path / "var/lib/sentinel-replica/.ssh/authorized_keys"
-    keys.write_text("command=\"rrsync ...\" ssh-ed25519 AAAA room-write-key\n")
+    keys.write_text('command="rrsync ..." ssh-ed25519 AAAA room-write-key\n')
 
     run(tmp_path, "uninstall", "--keeper", "--purge")
 

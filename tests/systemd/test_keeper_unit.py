@@ -15,9 +15,18 @@ ROOM_UNIT = REPO / "systemd" / "sentinel.service"
 
 def security(unit: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--threshold=15", "--no-pager",
-         str(unit)],
-        capture_output=True, text=True, env=QUIET_ENV, timeout=60,
+        [
+            "systemd-analyze",
+            "security",
+            "--offline=true",
+            "--threshold=15",
+            "--no-pager",
+            str(unit),
+        ],
+        capture_output=True,
+        text=True,
+        env=QUIET_ENV,
+        timeout=60,
     )
 
 
@@ -42,8 +51,12 @@ def test_security_exposure_is_at_most_1_5() -> None:
 def test_security_threshold_fails_a_weakened_unit(tmp_path: Path) -> None:
     weakened = tmp_path / "sentinel-keeper.service"
     text = UNIT.read_text()
-    for line in ("ProtectSystem=strict", "MemoryDenyWriteExecute=yes", "PrivateTmp=yes",
-                 "CapabilityBoundingSet=CAP_DAC_READ_SEARCH"):
+    for line in (
+        "ProtectSystem=strict",
+        "MemoryDenyWriteExecute=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+    ):
         assert line + "\n" in text
         text = text.replace(line + "\n", "")
     weakened.write_text(text)
@@ -92,12 +105,21 @@ def test_unit_keeps_every_hardening_line_of_the_room_unit() -> None:
     except those the roles differ in on purpose."""
     room, keeper = unit_settings(ROOM_UNIT.read_text()), unit_settings(UNIT.read_text())
     differ = {
-        "Unit.Description", "Unit.Documentation", "Unit.After", "Service.ExecStart",
-        "Service.User", "Service.Group", "Service.SupplementaryGroups",
-        "Service.StateDirectory", "Service.ConfigurationDirectory",
-        "Service.ConfigurationDirectoryMode", "Service.RuntimeDirectory",
-        "Service.ReadOnlyPaths", "Service.DeviceAllow",
-        "Service.CapabilityBoundingSet", "Service.AmbientCapabilities",
+        "Unit.Description",
+        "Unit.Documentation",
+        "Unit.After",
+        "Service.ExecStart",
+        "Service.User",
+        "Service.Group",
+        "Service.SupplementaryGroups",
+        "Service.StateDirectory",
+        "Service.ConfigurationDirectory",
+        "Service.ConfigurationDirectoryMode",
+        "Service.RuntimeDirectory",
+        "Service.ReadOnlyPaths",
+        "Service.DeviceAllow",
+        "Service.CapabilityBoundingSet",
+        "Service.AmbientCapabilities",
     }
     for key, value in room.items():
         if key not in differ:

@@ -43,11 +43,25 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 # adds): none may exist before, none after the purge.
 TRACES = [*(Path(p) for p in EXPECTED), VENV, Path("/run/sentinel"), WANTS]
 ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
-TOOLS = ("runuser", "systemctl", "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles",
-         "userdel", "groupdel")
+TOOLS = (
+    "runuser",
+    "systemctl",
+    "systemd-analyze",
+    "systemd-sysusers",
+    "systemd-tmpfiles",
+    "userdel",
+    "groupdel",
+)
 # install.sh's settings: the test's environment must not redirect the real install.
-SETTINGS = ("DESTDIR", "PREFIX", "BINDIR", "UNITDIR", "PYTHON", "PIP_INSTALL_ARGS",
-            "SENTINEL_NO_VENV")
+SETTINGS = (
+    "DESTDIR",
+    "PREFIX",
+    "BINDIR",
+    "UNITDIR",
+    "PYTHON",
+    "PIP_INSTALL_ARGS",
+    "SENTINEL_NO_VENV",
+)
 
 
 def found_installation() -> list[str]:
@@ -67,9 +81,10 @@ def require_a_host_without_sentinel() -> None:
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}")
-    if not SYSTEM_PYTHON.exists() or subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import venv, ensurepip"]
-    ).returncode != 0:
+    if (
+        not SYSTEM_PYTHON.exists()
+        or subprocess.run([SYSTEM_PYTHON, "-c", "import venv, ensurepip"]).returncode != 0
+    ):
         pytest.skip("needs /usr/bin/python3 with venv and ensurepip (python3-venv)")
     try:
         pwd.getpwnam("nobody")  # the installer's stand-in before the user exists
@@ -77,21 +92,30 @@ def require_a_host_without_sentinel() -> None:
         pytest.skip("needs the nobody account")
     found = found_installation()
     if found:
-        pytest.skip(f"sentinel is (partly) installed on this host ({', '.join(found)}); this "
-                    "test would install over it and purge it")
+        pytest.skip(
+            f"sentinel is (partly) installed on this host ({', '.join(found)}); this "
+            "test would install over it and purge it"
+        )
 
 
 def install(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in SETTINGS} | env
-    return subprocess.run(["sh", str(SCRIPT), *args], env=environ, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["sh", str(SCRIPT), *args], env=environ, capture_output=True, text=True, timeout=300
+    )
 
 
 def as_user(user: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     # runuser, as an operator would check it. Not setpriv: it execs with root's capabilities
     # still in effect, so a path only root may enter passes the exec.
-    return subprocess.run(["runuser", "-u", user, "--", *map(str, args)], capture_output=True,
-                          text=True, timeout=60, env={"PATH": os.environ["PATH"]}, cwd="/")
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"]},
+        cwd="/",
+    )
 
 
 @contextmanager
@@ -111,9 +135,14 @@ def interpreter_in(parent: Path | None, mode: int) -> Iterator[Path]:
 def interpreter_with_private_stdlib() -> Iterator[Path]:
     """A python3 binary everyone may run whose standard library only root may reach (as a
     pyenv binary copied out of /root): others start it on another Python's library."""
-    stdlib = Path(subprocess.run([SYSTEM_PYTHON, "-c", "import sysconfig; print(sysconfig."
-                                  "get_path('stdlib'))"], capture_output=True, text=True,
-                                 check=True).stdout.strip())
+    stdlib = Path(
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     base = Path(tempfile.mkdtemp(prefix=".fakepyenv-"))
     try:
         base.chmod(0o755)
@@ -155,17 +184,22 @@ HOME = Path("/root") if Path("/root").is_dir() else None
         # readable by all, but the unit's PrivateTmp=yes hides /tmp from the service
         ("private-tmp", r"is in (?P<path>/tmp/\S*), which the unit's PrivateTmp=yes hides"),
         # it runs for everyone, but not as the same Python
-        ("private-stdlib", r"is Python (\S+) from (?P<path>/\S+) for root but \1 from /usr for "
-                           r"nobody .*: its library or standard library is where nobody may not "
-                           r"read"),
+        (
+            "private-stdlib",
+            r"is Python (\S+) from (?P<path>/\S+) for root but \1 from /usr for "
+            r"nobody .*: its library or standard library is where nobody may not "
+            r"read",
+        ),
     ],
     ids=["private-dir", "private-tmp", "private-stdlib"],
 )
 def test_an_interpreter_the_service_cannot_use_is_refused(kind: str, reason: str) -> None:
     require_a_host_without_sentinel()
-    interpreters = {"private-dir": lambda: interpreter_in(HOME, 0o700),
-                    "private-tmp": lambda: interpreter_in(Path("/tmp"), 0o755),
-                    "private-stdlib": interpreter_with_private_stdlib}
+    interpreters = {
+        "private-dir": lambda: interpreter_in(HOME, 0o700),
+        "private-tmp": lambda: interpreter_in(Path("/tmp"), 0o755),
+        "private-stdlib": interpreter_with_private_stdlib,
+    }
     with interpreters[kind]() as python:
         if kind == "private-dir":
             # The reported failure, reproduced: a venv made with this python3 links into the
@@ -228,14 +262,18 @@ def run_as_the_unit_runs_it() -> None:
     with runuser (systemd is not PID 1 here); up until status says so, then stopped."""
     unit = unit_settings(UNIT.read_text())
     user, group = unit["Service.User"][0], unit["Service.Group"][0]
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "LANG": "C.UTF-8"}
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+    }
     for assignment in unit["Service.Environment"]:
         env |= dict(pair.split("=", 1) for pair in assignment.split())
     made = []
-    for kind, variable, top in (("State", "STATE_DIRECTORY", "/var/lib"),
-                                ("Runtime", "RUNTIME_DIRECTORY", "/run"),
-                                ("Configuration", "CONFIGURATION_DIRECTORY", "/etc")):
+    for kind, variable, top in (
+        ("State", "STATE_DIRECTORY", "/var/lib"),
+        ("Runtime", "RUNTIME_DIRECTORY", "/run"),
+        ("Configuration", "CONFIGURATION_DIRECTORY", "/etc"),
+    ):
         directory = Path(top) / unit[f"Service.{kind}Directory"][0]
         mode = int(unit[f"Service.{kind}DirectoryMode"][0], 8)
         if kind == "Runtime":  # systemd makes it at start, owned by the service
@@ -256,13 +294,14 @@ def run_as_the_unit_runs_it() -> None:
     env["NOTIFY_SOCKET"] = str(notify_dir / "notify")
     env["WATCHDOG_USEC"] = str(int(seconds(unit["Service.WatchdogSec"][0]) * 1_000_000))
     umask = int(unit["Service.UMask"][0], 8)
-    groups = [arg for g in unit.get("Service.SupplementaryGroups", [])
-              for arg in ("-G", g)]
+    groups = [arg for g in unit.get("Service.SupplementaryGroups", []) for arg in ("-G", g)]
     proc = subprocess.Popen(
-        ["runuser", "-u", user, "-g", group, *groups, "--",
-         *unit["Service.ExecStart"][0].split()],
-        env=env, cwd=unit.get("Service.WorkingDirectory", ["/"])[0], stderr=subprocess.PIPE,
-        text=True, preexec_fn=lambda: os.umask(umask),
+        ["runuser", "-u", user, "-g", group, *groups, "--", *unit["Service.ExecStart"][0].split()],
+        env=env,
+        cwd=unit.get("Service.WorkingDirectory", ["/"])[0],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.umask(umask),
     )
     try:
         sock.settimeout(30)
@@ -319,13 +358,18 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
             assert "check-config as sentinel accepts /etc/sentinel/sentinel.toml" in result.stdout
             assert_installed_as_documented()
 
-            enabled = subprocess.run(["systemctl", "enable", "sentinel.service"],
-                                     capture_output=True, text=True)
+            enabled = subprocess.run(
+                ["systemctl", "enable", "sentinel.service"], capture_output=True, text=True
+            )
             assert enabled.returncode == 0, enabled.stderr
             assert WANTS.resolve() == UNIT
             verified = subprocess.run(
                 ["systemd-analyze", "verify", "--man=no", "--generators=no", str(UNIT)],
-                capture_output=True, text=True, env=QUIET_ENV, timeout=60)
+                capture_output=True,
+                text=True,
+                env=QUIET_ENV,
+                timeout=60,
+            )
             assert (verified.returncode, verified.stderr) == (0, "")
 
             run_as_the_unit_runs_it()
@@ -365,8 +409,12 @@ def test_real_install_runs_as_the_user_upgrades_and_purges_to_nothing() -> None:
 
             assert result.returncode == 0, result.stderr
             assert f"{store}: removed sentinel's read access" in result.stdout
-            acl = subprocess.run(["getfacl", "-R", "-n", "-p", str(store)], capture_output=True,
-                                 text=True, check=True).stdout
+            acl = subprocess.run(
+                ["getfacl", "-R", "-n", "-p", str(store)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             assert f"user:{uid}:" not in acl, acl
             shutil.rmtree(store)
             assert found_installation() == []
