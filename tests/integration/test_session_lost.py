@@ -110,8 +110,11 @@ def test_another_account_taking_sentinels_client_id_pages(
         status: dict = {}
 
         def alarm_shown() -> bool:
+            # the alarm is written at once, the source's fields with the next heartbeat
             status.update(d.status())
-            return any(a["kind"] == SESSION_LOST_KIND for a in status["alarms"])
+            return any(a["kind"] == SESSION_LOST_KIND for a in status["alarms"]) and (
+                status["components"]["source:mqtt"].get("session") == "lost"
+            )
 
         wait_for(alarm_shown, what="the lost-session alarm in status")
         [alarm] = [a for a in status["alarms"] if a["kind"] == SESSION_LOST_KIND]
