@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from alerts import schema as alerts_schema
-from backup import schema as backup_schema
+
+
 from sensors.reading import Reading
-from sentinel.alarm import schema as alarm_schema
+from sentinel import migrations
 from sentinel.alarm.engine import Engine
 from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
@@ -120,9 +120,7 @@ class Runtime:
 
     @staticmethod
     async def migrate(store: Store) -> None:
-        await store.migrate("alarm", alarm_schema.MIGRATIONS)
-        await store.migrate("alerts", alerts_schema.MIGRATIONS)
-        await store.migrate("backup", backup_schema.MIGRATIONS)
+        await migrations.migrate(store)
 
     async def start(self) -> None:
         outbox, self.sender = build_delivery(self.config, self.store, clock=self.clock)

@@ -1,0 +1,26 @@
+"""The one place the state database's tables are created and upgraded.
+
+Every owner's migrations run here, in one order, before any component touches its tables:
+the daemon calls `migrate` once at start (tests call it on their fresh store). A component
+never migrates on its own: two places that each migrate "their" tables were how a table
+came to be used before it existed.
+"""
+
+from __future__ import annotations
+
+from alerts import schema as alerts_schema
+from backup import schema as backup_schema
+from sentinel.alarm import schema as alarm_schema
+from sentinel.store import Store
+
+OWNERS = (
+    (alarm_schema.OWNER, alarm_schema.MIGRATIONS),
+    (alerts_schema.OWNER, alerts_schema.MIGRATIONS),
+    (backup_schema.OWNER, backup_schema.MIGRATIONS),
+)
+
+
+async def migrate(store: Store) -> None:
+    """Creates or upgrades every table sentinel keeps in `store`."""
+    for owner, migrations in OWNERS:
+        await store.migrate(owner, migrations)
