@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
-
 from sensors.reading import Reading
 from sentinel import migrations
 from sentinel.alarm.engine import Engine
