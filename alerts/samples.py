@@ -532,11 +532,11 @@ def every_event(language: str) -> list[tuple[str, AlarmEvent]]:
     # a page about an alarm already on: its severity went up; its silence ended
     for note in (reasons.RAISED, reasons.AFTER_SILENCE):
         at = 2  # the critical temperature
-        event = alarm_event(SAMPLES[at], at, EventType.FIRING, language)
+        raised = alarm_event(SAMPLES[at], at, EventType.FIRING, language)
         out.append(
             (
                 f"{SAMPLES[at].kind}/{note} firing",
-                replace(event, params={**event.params, "note": note}),
+                replace(raised, params={**raised.params, "note": note}),
             )
         )
     out += [(f"{e.event} {e.sensor_id or '--all'}", e) for e in action_events()]

@@ -24,6 +24,7 @@ acknowledged wrote. `sentinel test-alert --preview` shows every template rendere
 
 from __future__ import annotations
 
+import functools
 import string
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -413,7 +414,7 @@ class Templates:
 
             # list as many other alarms as fit while the location keeps its words
             for listed in range(len(others), 0, -1):
-                text = _fit(lambda loc, n=listed: whole(loc, n), fields["location"], cut=False)
+                text = _fit(functools.partial(whole, listed=listed), fields["location"], cut=False)
                 if text is not None:
                     return Message("", text)
             text = _fit(lambda loc: whole(loc, 0), fields["location"])

@@ -21,6 +21,7 @@ This module imports nothing from `sentinel`: it is a leaf the keeper calls throu
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import ctypes
 import ctypes.util
@@ -366,7 +367,7 @@ class SnapshotStore:
 
     # -- pruning -----------------------------------------------------------------------------
 
-    def prune(self, policy: Retention, *, now: float) -> list[Snapshot]:
+    def prune(self, policy: Retention, *, now: float) -> builtins.list[Snapshot]:
         """Removes the snapshots `policy` does not keep (never the newest); returns them.
 
         Each is renamed to `.tmp-del-<name>` before its tree is removed, so a prune cut short
@@ -473,7 +474,7 @@ def _store_file(
     walk.manifest[rel] = copied[1]
     if in_previous:
         walk.seen_previous += 1
-        if not same or copied[1][:4] != _key(st):  # type: ignore[index]
+        if not same or copied[1][:4] != _key(st):
             result.changed += 1
     else:
         result.added += 1

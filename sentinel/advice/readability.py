@@ -9,6 +9,7 @@ child that has dropped to the account's uid, gid and groups before it walks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import pwd
@@ -67,6 +68,10 @@ def _me() -> str:
         return f"uid {os.geteuid()}"
 
 
+def _excluded(filters: Filters, rel: str, is_dir: bool) -> bool:
+    return filters.excluded(rel, is_dir=is_dir)
+
+
 def _walk(sources: list[tuple[str, Filters]], budget: float) -> list[dict[str, Any]]:
     """Per source: the first unreadable path (relative), paths looked at, seconds, and
     whether the budget ran out first."""
@@ -75,7 +80,7 @@ def _walk(sources: list[tuple[str, Filters]], budget: float) -> list[dict[str, A
     for root, filters in sources:
         began = time.monotonic()
         first, seen, complete = first_unreadable(
-            root, lambda rel, is_dir, f=filters: f.excluded(rel, is_dir=is_dir), deadline=deadline
+            root, functools.partial(_excluded, filters), deadline=deadline
         )
         # the first sync writes the source marker, but under the unit the store is
         # read-only (ReadOnlyPaths=) whatever the account may write: without the marker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 from sentinel.cli import daemon, status
 from sentinel.cli.common import ConfigExit, load_or_exit
 from sentinel.config import Config, ConfigError, config_path, load_config
+
+
+def _usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    parser.print_help()
+    return 2
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     r.add_argument("--list", action="store_true", help="list the room's snapshots instead")
     r.set_defaults(func=cmd_restore)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=functools.partial(_usage, p))
 
 
 def _keeper_config(args: argparse.Namespace) -> Config | int:
@@ -127,8 +133,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
         return 1
     if args.list:
-        for snap in store.list():
-            print(f"{snap.name}  {datetime.fromtimestamp(snap.ts).isoformat(timespec='seconds')}")
+        for listed in store.list():
+            when = datetime.fromtimestamp(listed.ts).isoformat(timespec="seconds")
+            print(f"{listed.name}  {when}")
         return 0
     try:
         as_of = parse_time(args.as_of) if args.as_of else None

@@ -396,7 +396,9 @@ class RoomWatch:
             self._churn.append((now, removed, previous))
         while self._churn and now - self._churn[0][0] > room.mass_change_window:
             self._churn.popleft()
-        windows = [(changed + removed, previous, changed, removed)]
+        windows: list[tuple[int, int, int | None, int | None]] = [
+            (changed + removed, previous, changed, removed)
+        ]
         if len(self._churn) > 1:
             total = sum(c for _, c, _ in self._churn)
             windows.append((total, self._churn[0][2], None, None))
