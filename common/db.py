@@ -12,5 +12,6 @@ from typing import TYPE_CHECKING, TypeAlias
 if TYPE_CHECKING:
     import aiosqlite
 
-# `async with write() as db:` opens a transaction; leaving the block commits it.
+# `async with write() as db:` is one transaction: committed when the block ends, rolled
+# back when it raises.
 WriteTx: TypeAlias = Callable[[], AbstractAsyncContextManager["aiosqlite.Connection"]]
