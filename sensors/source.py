@@ -8,8 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from common.retry import Backoff as Timing
-from common.retry import Retries, spread
+from common import retry
 from sensors.reading import Reading
 
 # Retry timing shared by every transport unless its config says otherwise.
@@ -54,7 +53,7 @@ class Backoff:
         self.jitter = jitter
         self._rng = rng or random.Random()
         # jitter both ways spreads reconnect storms when many clients lose one broker at once
-        self._retries = Retries(Timing(initial, maximum, spread(jitter)))
+        self._retries = retry.Retries(retry.Backoff(initial, maximum, retry.spread(jitter)))
 
     def next(self) -> float:
         return self._retries.next(self._rng.random())
