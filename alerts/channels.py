@@ -28,20 +28,27 @@ from apprise.common import ConfigFormat
 from apprise.config.base import ConfigBase
 
 from alerts import plugins
+from common.redaction import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    SECRET_NAME,
+    URL,
+    is_real_host,
+    registrable_parts,
+    scrub,
+    worth_masking,
+)
 
 SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"})
 SMS_TAG = "sms"
 LMS_TAG = "lms"
 # Apprise itself treats this tag as "matches every filter"; we honour it the same way.
 ALWAYS_TAG = "always"
-REDACTED = "****"
+REDACTED = MASK
 
 # Apprise's privacy forms of a secret: "t...9" (first and last character), "...abcd" (the
 # last four)
 _ABBREVIATED = re.compile(r"[^/:@?&=]*\.\.\.[^/:@?&=]*")
-# A name a resolver would look up: dotted, an IP address, or localhost.
-_REAL_HOST = re.compile(r"^(localhost|\[?[0-9a-f:.]+\]?|[a-z0-9-]+(\.[a-z0-9-]+)+)$", re.I)
-_SECRET_ARG = re.compile(r"key|token|secret|pass|auth|sig", re.IGNORECASE)
 _DEFAULT_ARGS = frozenset(
     {
         "method",
@@ -145,7 +152,7 @@ class SecretFilter(logging.Filter):
         text = record.getMessage()
         # Apprise's privacy form of a secret keeps its first and last character ("Z...r");
         # a URL it could not load was never registered here: show none of either
-        clean = _URL_IN_TEXT.sub(lambda m: _ABBREVIATED_IN_URL.sub(REDACTED, m.group(0)), text)
+        clean = URL.sub(lambda m: _ABBREVIATED_IN_URL.sub(REDACTED, m.group(0)), text)
         if self._secrets:
             clean = scrub(clean, self._secrets)
         if clean != text:
@@ -153,7 +160,6 @@ class SecretFilter(logging.Filter):
         return True
 
 
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s'\"<>`]+")
 _ABBREVIATED_IN_URL = re.compile(r"[^/:@?&=#]*\.\.\.[^/:@?&=#]*")
 
 
@@ -182,13 +188,6 @@ def guard_logs() -> None:
         logger = logging.getLogger(name)
         if LOG_GUARD not in logger.filters:
             logger.addFilter(LOG_GUARD)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def load_channels(path: Path) -> list[Channel]:
@@ -300,8 +299,7 @@ def _masked_entry(entry: object) -> str:
     if not sep:
         return "an entry without a URL"
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    shown = host if _REAL_HOST.match(name or "-") else REDACTED
+    shown = host if is_real_host(host) else REDACTED
     return f"{scheme.strip()}://{shown}/{REDACTED}"
 
 
@@ -377,14 +375,14 @@ def mask_url(full: str, private: str) -> str:
     if parts.password and parts.password != REDACTED:
         netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@")
     host = parts.hostname or ""
-    if host and not _REAL_HOST.match(host):
+    if host and not is_real_host(f"[{host}]" if ":" in host else host):
         # a token where the host goes (tgram://BOTTOKEN, kakao://KEY, discord://ID)
         netloc = netloc.replace(host, REDACTED, 1)
     # keep what tells two channels apart (e.g. ?to=010...), drop Apprise's own defaults
     # and anything that may carry a credential
     kept = [
         f"{name}={REDACTED}"
-        if name[:1] in "+-:" or _SECRET_ARG.search(name) or _ABBREVIATED.fullmatch(value)
+        if name[:1] in "+-:" or SECRET_NAME.search(name) or _ABBREVIATED.fullmatch(value)
         else f"{name}={value}"
         for name, value in parse_qsl(parts.query)
         if name not in _DEFAULT_ARGS
@@ -403,20 +401,19 @@ def _secrets(full: str, private: str, display: str) -> tuple[str, ...]:
     for name, value in parse_qsl(parts.query):
         # json/form `+Header=` and `-arg=` values are sent verbatim and often carry tokens
         if len(value) >= 4 and (
-            masked.get(name) != value or name[:1] in "+-" or _SECRET_ARG.search(name)
+            masked.get(name) != value or name[:1] in "+-" or SECRET_NAME.search(name)
         ):
             found.add(value)
     # the whole path as a request line prints it ("POST /hook/abcde HTTP/1.1")
-    if len(parts.path.strip("/")) >= 4:
+    if len(parts.path.strip("/")) >= MIN_SECRET_LENGTH:
         found.update({parts.path, unquote(parts.path)})
+    tokens = set(registrable_parts(full))
     for raw in _SPLIT.split(f"{parts.netloc}/{parts.path}"):
         # a token may show up decoded in an error text ("123%3Aabc" as "123:abc")
-        for token in (raw, unquote(raw), *_SPLIT.split(unquote(raw))):
-            # a plain short word ("send", "hook") alone would blank it out of every error
-            # text; the whole path above covers it where it matters
-            token_like = len(token) >= 6 or any(c.isdigit() for c in token)
-            if len(token) >= 4 and token_like and token not in display:
-                found.add(token)
+        tokens.update((raw, unquote(raw), *_SPLIT.split(unquote(raw))))
+    # a plain short word ("send", "hook") alone would blank it out of every error text;
+    # the whole path above covers it where it matters
+    found.update(t for t in tokens if worth_masking(t) and t not in display)
     return tuple(sorted(found))
 
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# the severities are common/'s; every alerts module names them from here
+from common.states import Severity as Severity
+
 
 class EventType(StrEnum):
     FIRING = "firing"
@@ -18,12 +21,6 @@ class EventType(StrEnum):
     # safety actions, announced on the info route: who silenced what until when, and why
     SILENCED = "silenced"
     UNSILENCED = "unsilenced"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
 
 
 @dataclass(frozen=True, slots=True)

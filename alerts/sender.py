@@ -26,7 +26,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +36,10 @@ from alerts.channels import Channel, guard_logs
 from alerts.event import AlarmEvent, EventType, Severity, current_events
 from alerts.outbox import Outbox, decode_event, describe
 from alerts.templates import Templates
+from common.db import WriteTx
+from common.retry import Backoff
 
 log = logging.getLogger("sentinel.alerts")
-
-WriteTx = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 
 DEFAULT_SEND_TIMEOUT = 10.0
 DEFAULT_GROUP_WINDOW = 10.0
@@ -438,8 +437,7 @@ class Sender:
 
     def _backoff(self, failures: int) -> float:
         """Exponential in the failure count, capped, with jitter so channels do not align."""
-        base = min(self.retry_max, self.retry_initial * 2 ** max(failures - 1, 0))
-        return base * (0.5 + 0.5 * self._rng())
+        return Backoff(self.retry_initial, self.retry_max).delay(failures, self._rng())
 
 
 async def deliver(

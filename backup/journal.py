@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import aiosqlite
 
-WriteTx = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+# backup's modules take the write transaction's type from here
+from common.db import WriteTx as WriteTx
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from backup.state import load_state, save_state
 from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
 from backup.versions import prune_versions
 from backup.watcher import CREATED_OPEN, SourceGone, Watcher
+from common.retry import Backoff
 
 log = logging.getLogger("backup.replicator")
 
@@ -972,7 +973,7 @@ class Replicator:
         if result.outcome is Outcome.FATAL:
             delay = self.spec.fatal_retry
         else:
-            delay = min(self.spec.retry_max, RETRY_INITIAL * 2 ** (failures - 1))
+            delay = Backoff(RETRY_INITIAL, self.spec.retry_max).base(failures)
         await asyncio.sleep(random.uniform(delay / 2, delay))
 
     # -- reconcile, verify, prune -------------------------------------------------------

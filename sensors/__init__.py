@@ -3,6 +3,7 @@
 A leaf package: it never imports `sentinel`. Everything it produces is a `Reading`.
 """
 
-from sensors.reading import Kind, Reading, SourceHealth
+from common.kinds import Kind
+from sensors.reading import Reading, SourceHealth
 
 __all__ = ["Kind", "Reading", "SourceHealth"]

@@ -7,13 +7,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from common.kinds import BINARY_KINDS, UNITS, Kind
 from sensors.fault import value_fault
-from sensors.reading import UNITS, Kind, Reading, Value
+from sensors.reading import Reading, Value
 
-# Kinds whose value is a bool; everything else is analog (float).
-BINARY_KINDS = frozenset(
-    {Kind.WATER_LEAK, Kind.SMOKE, Kind.TAMPER, Kind.BATTERY_LOW, Kind.AVAILABILITY}
-)
 # Words devices use for binary states (ESPHome ON/OFF, Tuya smoke_state, Arduino sketches).
 _TRUE_WORDS = frozenset({"on", "true", "1", "yes", "wet", "leak", "alarm", "detected", "open"})
 _FALSE_WORDS = frozenset({"off", "false", "0", "no", "dry", "normal", "clear", "closed", "ok"})

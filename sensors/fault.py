@@ -6,7 +6,7 @@ lost power reads 85/-127, an unplugged Modbus probe answers 0xFFFF.
 
 from __future__ import annotations
 
-from sensors.reading import Kind
+from common.kinds import Kind
 
 # Physical ranges of the probes used in server rooms (DHT22/SHT20/DS18B20 class).
 TEMPERATURE_MIN = -40.0  # exclusive: -40.0 exactly is a DHT/DS18B20 error value

@@ -17,9 +17,10 @@ from typing import Any
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient
 
+from common.kinds import Kind
 from sensors.binding import Binding, ConversionError
 from sensors.fault import register_fault
-from sensors.reading import Kind, Reading, SourceHealth
+from sensors.reading import Reading, SourceHealth
 from sensors.source import Backoff, RateLimitedLog
 
 log = logging.getLogger("sensors.modbus")

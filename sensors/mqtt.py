@@ -28,10 +28,11 @@ from typing import Any
 
 import aiomqtt
 
+from common.kinds import Kind
 from sensors.binding import Binding, ConversionError
 from sensors.decode import AVAILABILITY, DECODERS, Point, parse_availability
 from sensors.mqtt_failure import BrokerRefused, connection_failure, is_refusal
-from sensors.reading import Kind, Reading, SourceHealth
+from sensors.reading import Reading, SourceHealth
 from sensors.source import Backoff, RateLimitedLog
 
 log = logging.getLogger("sensors.mqtt")

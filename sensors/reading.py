@@ -4,57 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from common.kinds import UNITS, Kind
+
+# Kind and UNITS live in common/kinds.py; named here too because every source and many
+# callers already take them from where a Reading is.
+__all__ = ["UNITS", "Kind", "Reading", "SourceHealth", "Value"]
+
 Value = float | bool | str | None
-
-
-class Kind(StrEnum):
-    """What a reading measures. Open-ended on purpose: replication health uses its own kinds."""
-
-    WATER_LEAK = "water_leak"
-    SMOKE = "smoke"
-    TEMPERATURE = "temperature"
-    HUMIDITY = "humidity"
-    BATTERY = "battery"
-    BATTERY_LOW = "battery_low"
-    TAMPER = "tamper"
-    AVAILABILITY = "availability"
-    # replication health, produced by the daemon from backup/ and fed through the same rules
-    REPLICATION_LAG = "replication_lag"
-    REPLICATION_FAILURES = "replication_failures"
-    REPLICATION_GUARD = "replication_guard"
-    REPLICATION_VERIFY = "replication_verify"
-    REPLICATION_SOURCE_MISSING = "replication_source_missing"
-    REPLICATION_TARGET_MISSING = "replication_target_missing"
-    REPLICATION_QUARANTINE = "replication_quarantine"  # paths rsync/the kernel refuse
-    # source paths the daemon's account may not read (set aside, named in the alarm)
-    REPLICATION_UNREADABLE = "replication_unreadable"
-    REPLICATION_KEEPER = "replication_keeper"  # the keeper stopped confirming (issue 11)
-    WATCH_LIMIT = "watch_limit"
-    # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
-    COMPONENT = "component"
-    # the broker dropped the MQTT session sentinel expected it to hold (pseudo-sensor
-    # "source:<name>"): what it queued while sentinel was away may be lost
-    MQTT_SESSION_LOST = "mqtt_session_lost"
-    # the keeper (health-center role): a room whose heartbeat stopped ("room:<name>"), the
-    # same while a critical alarm was active (a likely disaster), a snapshot that found a
-    # mass deletion or rewrite, snapshots failing, and the keeper's own disks ("keeper:...")
-    ROOM_SILENT = "room_silent"
-    ROOM_DISASTER = "room_disaster"
-    LANDING_MASS_CHANGE = "landing_mass_change"
-    KEEPER_SNAPSHOT_FAILURES = "keeper_snapshot_failures"
-    KEEPER_DISK_FREE = "keeper_disk_free"
-
-
-UNITS: dict[str, str] = {
-    Kind.TEMPERATURE: "°C",
-    Kind.HUMIDITY: "%",
-    Kind.BATTERY: "%",
-    Kind.REPLICATION_LAG: "s",
-    Kind.KEEPER_DISK_FREE: "%",
-}
 
 
 @dataclass(frozen=True, slots=True)

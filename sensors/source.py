@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, runtime_checkable
 
+from common import retry
 from sensors.reading import Reading
 
 # Retry timing shared by every transport unless its config says otherwise.
@@ -34,7 +35,8 @@ class Source(Protocol):
 
 
 class Backoff:
-    """Exponential delays with jitter: initial, x2, ... capped at maximum; reset on success."""
+    """A transport's reconnect delays (common/retry.py): initial, x2, ... capped at maximum,
+    each within ±jitter of its base; reset on success."""
 
     def __init__(
         self,
@@ -50,16 +52,14 @@ class Backoff:
         self.maximum = maximum
         self.jitter = jitter
         self._rng = rng or random.Random()
-        self._next = initial
+        # jitter both ways spreads reconnect storms when many clients lose one broker at once
+        self._retries = retry.Retries(retry.Backoff(initial, maximum, retry.spread(jitter)))
 
     def next(self) -> float:
-        base = self._next
-        self._next = min(self._next * 2, self.maximum)
-        # Jitter spreads reconnect storms when many clients lose the same broker at once.
-        return base * (1 + self._rng.uniform(-self.jitter, self.jitter))
+        return self._retries.next(self._rng.random())
 
     def reset(self) -> None:
-        self._next = self.initial
+        self._retries.reset()
 
 
 class RateLimitedLog:

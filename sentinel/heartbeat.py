@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
+from common.db import WriteTx
 from sentinel import __version__
-
-WriteTx = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 
 # A heartbeat older than this many intervals means the daemon is gone (hung or killed).
 STALE_AFTER_BEATS = 3

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from common.kinds import SAFETY_KINDS
 from sensors.binding import Binding
 from sensors.line import LineSource
 from sensors.modbus import ModbusBinding, ModbusSource, Register, modbus_binding
@@ -25,8 +26,6 @@ from sentinel.config.sensors import (
     SensorConfig,
     SerialPortConfig,
 )
-
-SAFETY_KINDS = frozenset({"water_leak", "smoke"})
 
 
 def default_client_id(site_name: str) -> str:

@@ -60,8 +60,6 @@ CORE_MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-WriteTx = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
-
 
 def storage_problem(exc: BaseException) -> str | None:
     """Why the database file cannot be used, if `exc` says so; None for any other error."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from common.retry import Backoff, Retries
 from sentinel.secrets import mask
 
 log = logging.getLogger("sentinel.supervisor")
@@ -196,7 +197,8 @@ class Supervisor:
 
     async def _supervise(self, component: Component) -> None:
         state = self.states[component.name]
-        delay = self.backoff_initial
+        # full jitter keeps several failing components from retrying in lockstep
+        retries = Retries(Backoff(self.backoff_initial, self.backoff_max))
         while True:
             began = self._clock()
             state.state = "running"
@@ -213,13 +215,11 @@ class Supervisor:
                 log.error("component %s stopped unexpectedly; restarting", component.name)
             now = self._clock()
             if now - began >= STABLE_AFTER:
-                delay = self.backoff_initial
+                retries.reset()
             state.state = "restarting"
             state.restarts += 1
             state.last_error = error
             state.last_error_ts = time.time()
             state.failures.append(now)
             self.check()
-            # full jitter keeps several failing components from retrying in lockstep
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, self.backoff_max)
+            await asyncio.sleep(retries.next(random.random()))

@@ -9,69 +9,47 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.kinds import (
+    BOOLEAN_KINDS,
+    COMPONENT_KIND,
+    KEEPER_KINDS,
+    REPLICATION_KINDS,
+    SELF_KINDS,
+    SESSION_KIND,
+)
+from common.states import SEVERITY_RANK, Severity
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 
-WARNING = "warning"
-CRITICAL = "critical"
-RANK = {None: 0, WARNING: 1, CRITICAL: 2}
+__all__ = [
+    "BOOLEAN_KINDS",
+    "BOOLEAN_REASONS",
+    "BUILTIN",
+    "COMPONENT_KIND",
+    "CRITICAL",
+    "KEEPER_KINDS",
+    "RANK",
+    "REPLICATION_KINDS",
+    "SELF_KINDS",
+    "SESSION_KIND",
+    "WARNING",
+    "CombinedRule",
+    "Policy",
+    "Rule",
+    "RuleBook",
+    "Term",
+]
 
-# Kinds whose value is a bool where True is the trouble.
-BOOLEAN_KINDS = frozenset(
-    {
-        "water_leak",
-        "smoke",
-        "tamper",
-        "replication_guard",
-        "replication_verify",
-        "watch_limit",
-        "replication_source_missing",
-        "replication_target_missing",
-        "component",
-        "room_silent",
-        "room_disaster",
-        "landing_mass_change",
-        "replication_keeper",
-        "replication_unreadable",
-        "mqtt_session_lost",
-    }
-)
+# Kinds and severities are common/'s; named here too because the engine and the conditions
+# take them from the rules they are used with.
+WARNING = Severity.WARNING
+CRITICAL = Severity.CRITICAL
+RANK = SEVERITY_RANK
+
 # The reason a boolean alarm states, when "<kind> detected" would read wrong.
 BOOLEAN_REASONS = {
     "replication_source_missing": "source missing or not mounted",
     "replication_target_missing": "target missing or not mounted",
 }
-# Replication health arrives for ids like "replication:docs" that are not [[sensors]].
-REPLICATION_KINDS = frozenset(
-    {
-        "replication_lag",
-        "replication_failures",
-        "replication_guard",
-        "replication_verify",
-        "replication_quarantine",
-        "replication_unreadable",
-        "watch_limit",
-        "replication_source_missing",
-        "replication_target_missing",
-        "replication_keeper",
-    }
-)
-# A supervised component in a restart loop, for ids like "component:alerts".
-COMPONENT_KIND = "component"
-# The broker dropped sentinel's MQTT session, for ids like "source:mqtt" (sensors/mqtt.py).
-SESSION_KIND = "mqtt_session_lost"
-# What the keeper watches, for ids like "room:main" and "keeper:disk:/srv/keeper".
-KEEPER_KINDS = frozenset(
-    {
-        "room_silent",
-        "room_disaster",
-        "landing_mass_change",
-        "keeper_snapshot_failures",
-        "keeper_disk_free",
-    }
-)
-# Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
-# a keeper watches.
-SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND} | KEEPER_KINDS
 
 # What a minimal config gets (the issue's "sensible defaults").
 BUILTIN: dict[str, dict[str, Any]] = {

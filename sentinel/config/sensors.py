@@ -10,19 +10,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from common.kinds import SENSOR_KINDS
 from sentinel.config.types import ConfigPath, Duration, Model
 
 MQTT_FORMATS = ("zigbee2mqtt", "tasmota", "esphome", "json")
-# What a physical sensor can measure (sensors.reading.Kind minus availability/replication).
-SENSOR_KINDS = (
-    "water_leak",
-    "smoke",
-    "temperature",
-    "humidity",
-    "battery",
-    "battery_low",
-    "tamper",
-)
 _NAME = r"^[A-Za-z0-9_.:-]+$"
 
 

@@ -1,0 +1,129 @@
+"""What a reading measures, and the groups of kinds that the sources, the config and the
+alarm rules each treat alike. One list, so a new kind cannot be known to one and not another."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a reading measures. Open-ended on purpose: replication health uses its own kinds."""
+
+    WATER_LEAK = "water_leak"
+    SMOKE = "smoke"
+    TEMPERATURE = "temperature"
+    HUMIDITY = "humidity"
+    BATTERY = "battery"
+    BATTERY_LOW = "battery_low"
+    TAMPER = "tamper"
+    AVAILABILITY = "availability"
+    # replication health, produced by the daemon from backup/ and fed through the same rules
+    REPLICATION_LAG = "replication_lag"
+    REPLICATION_FAILURES = "replication_failures"
+    REPLICATION_GUARD = "replication_guard"
+    REPLICATION_VERIFY = "replication_verify"
+    REPLICATION_SOURCE_MISSING = "replication_source_missing"
+    REPLICATION_TARGET_MISSING = "replication_target_missing"
+    REPLICATION_QUARANTINE = "replication_quarantine"  # paths rsync/the kernel refuse
+    # source paths the daemon's account may not read (set aside, named in the alarm)
+    REPLICATION_UNREADABLE = "replication_unreadable"
+    REPLICATION_KEEPER = "replication_keeper"  # the keeper stopped confirming (issue 11)
+    WATCH_LIMIT = "watch_limit"
+    # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
+    COMPONENT = "component"
+    # the broker dropped the MQTT session sentinel expected it to hold (pseudo-sensor
+    # "source:<name>"): what it queued while sentinel was away may be lost
+    MQTT_SESSION_LOST = "mqtt_session_lost"
+    # the keeper (health-center role): a room whose heartbeat stopped ("room:<name>"), the
+    # same while a critical alarm was active (a likely disaster), a snapshot that found a
+    # mass deletion or rewrite, snapshots failing, and the keeper's own disks ("keeper:...")
+    ROOM_SILENT = "room_silent"
+    ROOM_DISASTER = "room_disaster"
+    LANDING_MASS_CHANGE = "landing_mass_change"
+    KEEPER_SNAPSHOT_FAILURES = "keeper_snapshot_failures"
+    KEEPER_DISK_FREE = "keeper_disk_free"
+
+
+UNITS: dict[str, str] = {
+    Kind.TEMPERATURE: "°C",
+    Kind.HUMIDITY: "%",
+    Kind.BATTERY: "%",
+    Kind.REPLICATION_LAG: "s",
+    Kind.KEEPER_DISK_FREE: "%",
+}
+
+# What a physical [[sensors]] entry can measure: availability is the source's own say, and
+# the rest are sentinel's pseudo-sensors.
+SENSOR_KINDS: tuple[Kind, ...] = (
+    Kind.WATER_LEAK,
+    Kind.SMOKE,
+    Kind.TEMPERATURE,
+    Kind.HUMIDITY,
+    Kind.BATTERY,
+    Kind.BATTERY_LOW,
+    Kind.TAMPER,
+)
+
+# Sensors that page at once: they get a broker connection of their own (sentinel/sources.py)
+# so a flood of telemetry cannot queue in front of them.
+SAFETY_KINDS = frozenset({Kind.WATER_LEAK, Kind.SMOKE})
+
+# Kinds a device reports as on/off; every other physical kind is analog (a float).
+BINARY_KINDS = frozenset(
+    {Kind.WATER_LEAK, Kind.SMOKE, Kind.TAMPER, Kind.BATTERY_LOW, Kind.AVAILABILITY}
+)
+
+# Replication health arrives for ids like "replication:docs" that are not [[sensors]].
+REPLICATION_KINDS = frozenset(
+    {
+        Kind.REPLICATION_LAG,
+        Kind.REPLICATION_FAILURES,
+        Kind.REPLICATION_GUARD,
+        Kind.REPLICATION_VERIFY,
+        Kind.REPLICATION_QUARANTINE,
+        Kind.REPLICATION_UNREADABLE,
+        Kind.WATCH_LIMIT,
+        Kind.REPLICATION_SOURCE_MISSING,
+        Kind.REPLICATION_TARGET_MISSING,
+        Kind.REPLICATION_KEEPER,
+    }
+)
+# A supervised component in a restart loop, for ids like "component:alerts".
+COMPONENT_KIND = Kind.COMPONENT
+# The broker dropped sentinel's MQTT session, for ids like "source:mqtt" (sensors/mqtt.py).
+SESSION_KIND = Kind.MQTT_SESSION_LOST
+# What the keeper watches, for ids like "room:main" and "keeper:disk:/srv/keeper".
+KEEPER_KINDS = frozenset(
+    {
+        Kind.ROOM_SILENT,
+        Kind.ROOM_DISASTER,
+        Kind.LANDING_MASS_CHANGE,
+        Kind.KEEPER_SNAPSHOT_FAILURES,
+        Kind.KEEPER_DISK_FREE,
+    }
+)
+# Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
+# a keeper watches.
+SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND} | KEEPER_KINDS
+
+# Kinds whose value is a bool where True is the trouble (the alarm rules' view: availability
+# is binary too, but False is its trouble, and battery_low has a rule of its own).
+BOOLEAN_KINDS = frozenset(
+    {
+        Kind.WATER_LEAK,
+        Kind.SMOKE,
+        Kind.TAMPER,
+        Kind.REPLICATION_GUARD,
+        Kind.REPLICATION_VERIFY,
+        Kind.WATCH_LIMIT,
+        Kind.REPLICATION_SOURCE_MISSING,
+        Kind.REPLICATION_TARGET_MISSING,
+        Kind.COMPONENT,
+        Kind.ROOM_SILENT,
+        Kind.ROOM_DISASTER,
+        Kind.LANDING_MASS_CHANGE,
+        Kind.REPLICATION_KEEPER,
+        Kind.REPLICATION_UNREADABLE,
+        Kind.MQTT_SESSION_LOST,
+    }
+)
