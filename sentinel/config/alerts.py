@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from common.states import Severity
 from sentinel.config.types import ConfigPath, Duration, Model
 
-SEVERITIES = ("critical", "warning", "info")
+SEVERITIES = tuple(str(s) for s in Severity)
 TEMPLATE_NAME = (
     r"^(sms|long)\.(firing|repeat|escalated|acknowledged|resolved|test|group|silenced|unsilenced)"
     r"(\.title)?$"

@@ -38,6 +38,7 @@ from backup.retention import Retention
 from backup.snapshot import SnapshotStore
 from backup.target import VERSIONS_DIR
 from backup.watcher import Watcher
+from common.retry import Backoff
 from sensors.reading import Kind, Reading
 from sentinel.config.keeper import KeeperConfig, RoomConfig
 
@@ -47,7 +48,9 @@ SENSOR_PREFIX = "room:"
 # Readings are re-sent this often even when nothing changed, so a restarted engine relearns.
 REPORT_EVERY = 10.0
 # After a failed snapshot, wait this long (doubling, capped) before the next attempt.
-RETRY_MIN, RETRY_MAX = 5.0, 300.0
+# a failed snapshot is retried after 5 s, 10 s, ... at most every 5 minutes (no jitter:
+# one keeper, nothing to spread)
+RETRY = Backoff(5.0, 300.0)
 # A heartbeat that claims a moment further ahead of this host's clock is refused: "data safe
 # as of" only ever grows, so one heartbeat from a clock years ahead (or a forged one) would
 # make every later receipt and page claim safety it does not have.
@@ -357,7 +360,7 @@ class RoomWatch:
     def _failed(self, now: float, error: str) -> None:
         self.failures += 1
         self.last_error = error
-        self._retry_at = now + min(RETRY_MAX, RETRY_MIN * 2 ** (self.failures - 1))
+        self._retry_at = now + RETRY.base(self.failures)
         self._changed(now)  # still not kept
         log.error("room %s: %s", self.room.name, error)
 
