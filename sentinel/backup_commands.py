@@ -164,7 +164,6 @@ class BackupCommandRunner:
         self._clock = clock
         self.applied = 0
         self.running: set[int] = set()
-        self._writes: set[asyncio.Task[None]] = set()  # progress writes in flight
 
     async def run(self) -> None:
         async with self._store.write() as db:
@@ -193,16 +192,16 @@ class BackupCommandRunner:
 
     async def _run_one(self, row_id: int, command: str, raw_args: str) -> None:
         last = 0.0
+        writes: list[asyncio.Task[None]] = []
 
         def on_progress(pct: float) -> None:
+            # rsync's output arrives on the loop, in a callback: the write goes in a task
             nonlocal last
             now = time.monotonic()
             if pct < 100.0 and now - last < PROGRESS_EVERY:
                 return
             last = now
-            task = asyncio.get_running_loop().create_task(self._progress(row_id, pct))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
+            writes.append(asyncio.get_running_loop().create_task(self._progress(row_id, pct)))
 
         try:
             try:
@@ -214,10 +213,14 @@ class BackupCommandRunner:
                     command, args, self._by_name.get, self._store.write, on_progress=on_progress
                 )
             log.info("backup command #%d %s: %s", row_id, command, outcome.message)
+            # the last progress lands before the result: the CLI stops looking at the result
+            await asyncio.gather(*writes, return_exceptions=True)
             async with self._store.write() as db:
                 await db.execute(BACKUP.finish_sql, (self._clock(), outcome.to_json(), row_id))
             self.applied += 1
         finally:
+            for write in writes:
+                write.cancel()  # done ones ignore it; a stop must not leave one behind
             self.running.discard(row_id)
 
     async def _progress(self, row_id: int, pct: float) -> None:
