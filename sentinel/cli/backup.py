@@ -403,7 +403,7 @@ def _daemon_result(
         return Outcome(
             False,
             f"{spec.name}: the daemon stopped before the command finished; see "
-            "`sentinel backup status` and run it again",
+            "sentinel backup status and run it again",
             error=True,
         )
     return Outcome.from_json(state.result)

@@ -149,3 +149,38 @@ async def test_a_daemon_that_does_not_take_the_row_leaves_it_to_the_cli(
     assert (tmp_path / "dst" / "a.txt").read_text() == "one"
     [row] = _rows(config)
     assert row["claimed_by"] == os.getpid() and Outcome.from_json(row["result"]).ok
+
+
+async def test_the_cli_stops_waiting_when_the_daemon_stops_mid_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, config = _config(tmp_path)
+    async with _daemon(config, runner=False):
+        store = await Store.open(config.daemon.state_dir)
+
+        async def takes_it_and_dies() -> None:
+            """A daemon that claims the row, then stops (its heartbeat says so)."""
+            while True:
+                async with store.write() as db:
+                    cur = await db.execute(
+                        "UPDATE backup_commands SET claimed = ?, claimed_by = 1 "
+                        "WHERE claimed IS NULL",
+                        (time.time(),),
+                    )
+                    if cur.rowcount:
+                        break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            now = time.time()
+            await beat(
+                store.write, now=now, started=now, status="", components={}, config={}, stopped=True
+            )
+
+        dying = asyncio.create_task(takes_it_and_dies())
+        rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "resume"])
+        await dying
+        await store.close()
+    assert rc == 1
+    assert "docs: the daemon stopped before the command finished" in capsys.readouterr().err
+    [row] = _rows(config)
+    assert row["applied"] is None  # and this process did not run it either
