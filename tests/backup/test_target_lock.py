@@ -6,26 +6,31 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 from backup.target import parse_target
 from backup.target_lock import lock_path
 
-# Another sentinel process (the daemon) in the middle of a transfer: it holds the lock,
-# and only after a while does its rsync write the (older) bytes it is shipping.
+# Another sentinel process (the daemon) in the middle of a transfer: it holds the lock until
+# told to go on (so the test does not depend on how fast the second process starts), and
+# only then does its rsync write the (older) bytes it is shipping.
 HOLDER = textwrap.dedent(
     """
     import fcntl, os, subprocess, sys, time
-    lock, stale, target, ready = sys.argv[1:]
+    lock, stale, target, ready, go = sys.argv[1:]
     fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     open(ready, "w").close()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.02)
     subprocess.run(["rsync", "-a", stale + "/", target + "/"], check=True)
     os.close(fd)
     """
 )
+WAITING = "busy: another sentinel process is writing it, waiting"
 
 
 def test_a_by_hand_sync_waits_for_the_other_writer_of_its_replica(tmp_path: Path) -> None:
@@ -39,29 +44,48 @@ def test_a_by_hand_sync_waits_for_the_other_writer_of_its_replica(tmp_path: Path
         f'[daemon]\nstate_dir = "{state}"\n'
         f'[[replication]]\nname = "docs"\nsource = "{src}"\ntarget = "{dst}"\n'
     )
-    ready = tmp_path / "ready"
+    ready, go, out_file = tmp_path / "ready", tmp_path / "go", tmp_path / "out"
     lock = lock_path(state, parse_target(str(dst)).url)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(lock), str(stale), str(dst), str(ready)]
+        [sys.executable, "-c", HOLDER, str(lock), str(stale), str(dst), str(ready), str(go)]
     )
+    sync: subprocess.Popen[str] | None = None
+    err: list[str] = []
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not ready.exists():
             assert time.monotonic() < deadline and holder.poll() is None, "holder did not start"
             time.sleep(0.02)
-        began = time.monotonic()
-        sync = subprocess.run(
+        sync = subprocess.Popen(
             [sys.executable, "-m", "sentinel", "-c", str(cfg), "backup", "sync", "--full"],
-            capture_output=True,
+            stdout=out_file.open("w"),
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=60,
         )
-        took = time.monotonic() - began
+        assert sync.stderr is not None
+        said = threading.Event()
+
+        def read_stderr(stream: object = sync.stderr) -> None:
+            for line in stream:  # type: ignore[attr-defined]
+                err.append(line)
+                if WAITING in line:
+                    said.set()
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        # the second writer must say it waits, and must not finish, while the lock is held
+        assert said.wait(60), f"the sync never waited: {''.join(err)}"
+        assert sync.poll() is None
+        go.touch()
+        sync.wait(timeout=60)
+        reader.join(10)
     finally:
-        holder.wait(timeout=30)
+        go.touch()
+        holder.wait(timeout=60)
+        if sync is not None and sync.poll() is None:
+            sync.kill()
     assert holder.returncode == 0
-    assert sync.returncode == 0, sync.stderr
-    assert "busy: another sentinel process is writing it, waiting" in sync.stderr
-    assert took > 1.0  # it waited for the holder's transfer
+    assert sync.returncode == 0, "".join(err)
+    assert "docs: full reconcile done" in out_file.read_text()
     # the sync ran after the other transfer: the replica holds the source's bytes
     assert (dst / "doc.txt").read_text() == "fresh!"
