@@ -59,7 +59,14 @@ async def target_lock(directory: Path, target: str) -> AsyncIterator[None]:
     """Holds the target's lock for the body; waits (polling, so cancelling works) while
     another process holds it."""
     path = lock_path(directory, target)
-    fd = _open(path)
+    try:
+        fd = _open(path)
+    except OSError as exc:
+        # the state directory's disk read-only or full: the daemon keeps replicating (as it
+        # did before this lock existed) rather than stop protecting the data over a lock
+        log.warning("cannot lock %s (%s): writing %s without the lock", path, exc, target)
+        yield
+        return
     try:
         if not _try_lock(fd):
             log.warning("replica %s busy: another sentinel process is writing it, waiting", target)

@@ -170,6 +170,7 @@ class BackupCommandRunner:
             await db.execute(
                 f"DELETE FROM {BACKUP.name} WHERE applied < ?", (self._clock() - KEEP_APPLIED,)
             )
+        await self._close_interrupted()
         async with asyncio.TaskGroup() as tg:
             while True:
                 for row_id, command, args in await self._claim_new():
@@ -178,6 +179,28 @@ class BackupCommandRunner:
                         self._run_one(row_id, command, args), name=f"backup-cmd:{row_id}"
                     )
                 await asyncio.sleep(POLL)
+
+    async def _close_interrupted(self) -> None:
+        """Rows a runner claimed and never finished: this daemon's before a reload (the
+        runtime is rebuilt, its tasks cancelled) or a daemon that died. Their result says
+        so, so a CLI still waiting stops waiting; a CLI's own rows, while it lives, stay."""
+        async with self._store.db.execute(
+            f"SELECT id, claimed_by FROM {BACKUP.name} "
+            "WHERE applied IS NULL AND claimed IS NOT NULL"
+        ) as cur:
+            rows = await cur.fetchall()
+        gone = [int(r[0]) for r in rows if r[1] == os.getpid() or not _alive(r[1])]
+        if not gone:
+            return
+        outcome = Outcome(
+            False,
+            "interrupted: the daemon stopped or reloaded while it ran the command; run it again",
+            error=True,
+        )
+        async with self._store.write() as db:
+            for row_id in gone:
+                await db.execute(BACKUP.finish_sql, (self._clock(), outcome.to_json(), row_id))
+        log.warning("backup commands %s were interrupted: marked so", gone)
 
     async def _claim_new(self) -> list[tuple[int, str, str]]:
         async with self._store.db.execute(BACKUP.pending_sql) as cur:
@@ -229,3 +252,15 @@ class BackupCommandRunner:
 
     def health(self) -> dict[str, Any]:
         return {"applied": self.applied, "running": len(self.running)}
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process (a CLI run with sudo): it lives
+    return True

@@ -3,6 +3,7 @@ around every rsync that writes it, here with real rsync in two separate processe
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -10,8 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from backup.target import parse_target
-from backup.target_lock import lock_path
+from backup.target_lock import lock_path, target_lock
 
 # Another sentinel process (the daemon) in the middle of a transfer: it holds the lock until
 # told to go on (so the test does not depend on how fast the second process starts), and
@@ -89,3 +92,31 @@ def test_a_by_hand_sync_waits_for_the_other_writer_of_its_replica(tmp_path: Path
     assert "docs: full reconcile done" in out_file.read_text()
     # the sync ran after the other transfer: the replica holds the source's bytes
     assert (dst / "doc.txt").read_text() == "fresh!"
+
+
+async def test_a_lock_file_that_cannot_be_made_does_not_stop_replication(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the directory should be")  # as good as a read-only disk
+    ran = False
+    async with target_lock(blocker, "/mnt/replica"):
+        ran = True
+    assert ran
+    assert "writing /mnt/replica without the lock" in caplog.text
+
+
+async def test_one_target_waits_another_does_not(tmp_path: Path) -> None:
+    order: list[str] = []
+
+    async def write(target: str, name: str, hold: float) -> None:
+        async with target_lock(tmp_path, target):
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(write("/mnt/a", "first", 0.3))
+    await asyncio.sleep(0.05)
+    # flock conflicts between two open file descriptions, even in one process
+    await asyncio.gather(write("/mnt/a", "second", 0), write("/mnt/b", "other", 0), first)
+    assert order.index("other out") < order.index("first out") < order.index("second in")

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -184,3 +185,32 @@ async def test_the_cli_stops_waiting_when_the_daemon_stops_mid_command(
     assert "docs: the daemon stopped before the command finished" in capsys.readouterr().err
     [row] = _rows(config)
     assert row["applied"] is None  # and this process did not run it either
+
+
+async def test_rows_a_runner_never_finished_are_closed_at_its_start(tmp_path: Path) -> None:
+    _, config = _config(tmp_path)
+    async with _daemon(config, runner=False):
+        conn = sqlite3.connect(config.daemon.state_dir / DB_NAME, isolation_level=None)
+        gone_pid = _ended_pid()
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO backup_commands(command, args, created, claimed, claimed_by) "
+            "VALUES ('sync', '{\"name\": \"docs\"}', ?, ?, ?)",
+            [(now, now, os.getpid()), (now, now, gone_pid), (now, now, os.getppid())],
+        )
+        conn.close()
+    async with _daemon(config) as commands:
+        deadline = time.monotonic() + 10
+        while sum(r["applied"] is not None for r in _rows(config)) < 2:
+            assert time.monotonic() < deadline, commands.health()
+            await asyncio.sleep(0.05)
+    rows = _rows(config)
+    for row in rows[:2]:  # this daemon's before a reload, and a dead one's
+        assert Outcome.from_json(row["result"]).message.startswith("interrupted: ")
+    assert rows[2]["applied"] is None  # a living process (a CLI) still runs it
+
+
+def _ended_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
