@@ -45,7 +45,7 @@ class BackupCommand(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class CommandResult:
     """A command's result as the row carries it. `error`: the command could not run at
     all (bad row, bad target); the CLI shows it on stderr."""
 
@@ -57,7 +57,7 @@ class Outcome:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> Outcome:
+    def from_json(cls, text: str) -> CommandResult:
         try:
             data = json.loads(text)
             return cls(bool(data["ok"]), str(data["message"]), bool(data.get("error")))
@@ -65,8 +65,8 @@ class Outcome:
             return cls(False, text or "no result", error=True)
 
 
-def rejected(why: str) -> Outcome:
-    return Outcome(False, f"command rejected: {why}", error=True)
+def rejected(why: str) -> CommandResult:
+    return CommandResult(False, f"command rejected: {why}", error=True)
 
 
 def progress_of(chunk: str) -> float | None:
@@ -82,7 +82,7 @@ async def apply(
     write: WriteTx,
     *,
     on_progress: Callable[[float], None] | None = None,
-) -> Outcome:
+) -> CommandResult:
     """Runs one command. `replicator(name)`: the replicator of that replication (None: no
     such one). Never raises but for cancellation."""
     try:
@@ -100,10 +100,12 @@ async def apply(
     try:
         if kind is BackupCommand.RESUME:
             await control.resume(write, name)
-            return Outcome(True, f"{name}: guard cleared; the daemon ships the pending changes")
+            return CommandResult(
+                True, f"{name}: guard cleared; the daemon ships the pending changes"
+            )
         if kind is BackupCommand.DISCARD:
             dropped = await control.discard(write, name)
-            return Outcome(
+            return CommandResult(
                 True,
                 f"{name}: {dropped} pending changes dropped; the replica stays as it was. "
                 "The next full reconcile mirrors the source as it is then: restore the "
@@ -111,15 +113,15 @@ async def apply(
             )
         return await _sync(rep, args, on_progress)
     except (TargetError, RestoreError) as exc:
-        return Outcome(False, str(exc), error=True)
+        return CommandResult(False, str(exc), error=True)
     except Exception as exc:  # a bug in one command must not stop the daemon
         log.exception("backup %s of %s failed", kind, name)
-        return Outcome(False, f"{name}: {kind} failed: {exc}", error=True)
+        return CommandResult(False, f"{name}: {kind} failed: {exc}", error=True)
 
 
 async def _sync(
     rep: Replicator, args: dict[str, Any], on_progress: Callable[[float], None] | None
-) -> Outcome:
+) -> CommandResult:
     name = rep.spec.name
 
     def on_output(chunk: str) -> None:
@@ -135,14 +137,16 @@ async def _sync(
             init_target=bool(args.get("init_target")),
         )
     except SourceGone as exc:
-        return Outcome(False, f"{name}: skipped: source missing or not mounted: {exc}")
+        return CommandResult(False, f"{name}: skipped: source missing or not mounted: {exc}")
     if result is None:
-        return Outcome(False, f"{name}: skipped: {rep.last_skip}")
+        return CommandResult(False, f"{name}: skipped: {rep.last_skip}")
     if not result.ok:
-        return Outcome(False, f"{name}: FAILED: rsync exit {result.exit_code}: {result.error}")
+        return CommandResult(
+            False, f"{name}: FAILED: rsync exit {result.exit_code}: {result.error}"
+        )
     if on_progress is not None:
         on_progress(100.0)
-    return Outcome(True, f"{name}: full reconcile done in {result.seconds:.1f}s")
+    return CommandResult(True, f"{name}: full reconcile done in {result.seconds:.1f}s")
 
 
 class BackupCommandRunner:
@@ -192,7 +196,7 @@ class BackupCommandRunner:
         gone = [int(r[0]) for r in rows if r[1] == os.getpid() or not _alive(r[1])]
         if not gone:
             return
-        outcome = Outcome(
+        outcome = CommandResult(
             False,
             "interrupted: the daemon stopped or reloaded while it ran the command; run it again",
             error=True,

@@ -39,7 +39,7 @@ from sentinel.alarm.commands import (
     daemon_running,
     explain,
 )
-from sentinel.backup_commands import BackupCommand, Outcome, apply
+from sentinel.backup_commands import BackupCommand, CommandResult, apply
 from sentinel.cli.common import load_or_exit
 from sentinel.command_rows import BACKUP, RowState
 from sentinel.config import Config
@@ -360,8 +360,9 @@ async def _outcome(
     command: BackupCommand,
     row: int,
     on_progress: Callable[[float], None],
-) -> Outcome:
-    """The daemon's result for `row`, or this process's when no daemon takes it."""
+) -> CommandResult:
+    """The daemon's result for `row`, or this process's when no daemon takes it. The waits
+    block the loop: this process has nothing else to run meanwhile."""
     if daemon_running(conn):
         state = command_rows.wait_for(
             conn, BACKUP, row, until=lambda s: s.claimed, timeout=CLAIM_WAIT
@@ -387,7 +388,7 @@ async def _outcome(
 
 def _daemon_result(
     conn: sqlite3.Connection, spec: ReplicationSpec, row: int, on_progress: Callable[[float], None]
-) -> Outcome:
+) -> CommandResult:
     def done(state: RowState) -> bool:
         return state.result is not None
 
@@ -400,13 +401,13 @@ def _daemon_result(
         on_progress=on_progress,
     )
     if state.result is None:
-        return Outcome(
+        return CommandResult(
             False,
             f"{spec.name}: the daemon stopped before the command finished; see "
             "sentinel backup status and run it again",
             error=True,
         )
-    return Outcome.from_json(state.result)
+    return CommandResult.from_json(state.result)
 
 
 def _row_args(conn: sqlite3.Connection, row: int) -> Any:

@@ -18,7 +18,7 @@ import pytest
 
 from backup.state import load_state, save_state
 from sentinel import migrations
-from sentinel.backup_commands import BackupCommandRunner, Outcome
+from sentinel.backup_commands import BackupCommandRunner, CommandResult
 from sentinel.cli import backup as cli_backup
 from sentinel.cli.main import main
 from sentinel.config import Config, load_config
@@ -84,7 +84,7 @@ async def test_sync_runs_in_the_daemon_and_the_cli_prints_its_result(
     assert (tmp_path / "dst" / "a.txt").read_text() == "one"
     [row] = _rows(config)
     assert row["command"] == "sync" and row["progress"] == 100.0
-    assert Outcome.from_json(row["result"]).ok
+    assert CommandResult.from_json(row["result"]).ok
 
 
 async def test_resume_is_applied_by_the_daemon_and_records_who_asked(
@@ -129,7 +129,7 @@ async def test_malformed_rows_get_a_clear_result_and_the_daemon_carries_on(
         while commands.applied < len(bad):
             assert time.monotonic() < deadline, commands.health()
             await asyncio.sleep(0.05)
-    results = [Outcome.from_json(r["result"]) for r in _rows(config)]
+    results = [CommandResult.from_json(r["result"]) for r in _rows(config)]
     assert [r.ok for r in results] == [False] * 5 + [True]
     assert all(r.error and r.message.startswith("command rejected: ") for r in results[:5])
     assert "unknown command 'explode'" in results[1].message
@@ -149,7 +149,7 @@ async def test_a_daemon_that_does_not_take_the_row_leaves_it_to_the_cli(
     assert "docs: full reconcile done in" in captured.out
     assert (tmp_path / "dst" / "a.txt").read_text() == "one"
     [row] = _rows(config)
-    assert row["claimed_by"] == os.getpid() and Outcome.from_json(row["result"]).ok
+    assert row["claimed_by"] == os.getpid() and CommandResult.from_json(row["result"]).ok
 
 
 async def test_the_cli_stops_waiting_when_the_daemon_stops_mid_command(
@@ -206,7 +206,7 @@ async def test_rows_a_runner_never_finished_are_closed_at_its_start(tmp_path: Pa
             await asyncio.sleep(0.05)
     rows = _rows(config)
     for row in rows[:2]:  # this daemon's before a reload, and a dead one's
-        assert Outcome.from_json(row["result"]).message.startswith("interrupted: ")
+        assert CommandResult.from_json(row["result"]).message.startswith("interrupted: ")
     assert rows[2]["applied"] is None  # a living process (a CLI) still runs it
 
 
