@@ -240,7 +240,7 @@ class BackupCommandRunner:
                     command, args, self._by_name.get, self._store.write, on_progress=on_progress
                 )
             log.info("backup command #%d %s: %s", row_id, command, outcome.message)
-            # the last progress lands before the result: the CLI stops looking at the result
+            # the last progress lands before the result: the CLI stops looking once it has one
             await asyncio.gather(*writes, return_exceptions=True)
             async with self._store.write() as db:
                 await db.execute(BACKUP.finish_sql, (self._clock(), outcome.to_json(), row_id))

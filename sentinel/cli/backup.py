@@ -59,7 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("backup", help="replication: sync, verify, restore, drill, guard")
     bsub = p.add_subparsers(dest="backup_command", metavar="ACTION")
 
-    s = bsub.add_parser("sync", help="run a full reconcile now (with a progress bar)")
+    s = bsub.add_parser(
+        "sync",
+        help="run a full reconcile now, in the running daemon if any (with a progress bar)",
+    )
     s.add_argument(
         "--full",
         action="store_true",
