@@ -1,5 +1,6 @@
-"""Operator decisions on a tripped ransomware guard (run by `sentinel backup resume|discard`
-while the daemon runs; it notices within a second).
+"""Operator decisions on a tripped ransomware guard (`sentinel backup resume|discard`: the
+running daemon applies the command row, or the CLI itself when no daemon runs; the
+replicator picks the cleared state up within a second).
 
 - resume: clears the trip; the daemon ships every pending change, the mass change included.
   After a trip by a full pass's dry run, that pass runs (once, if it would not change more

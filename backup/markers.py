@@ -19,6 +19,7 @@ from pathlib import Path
 
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
+from backup.target_lock import target_lock
 
 SOURCE_MARKER = ".sentinel-source"
 TARGET_MARKER = ".sentinel-target"
@@ -138,7 +139,8 @@ async def check_target(spec: ReplicationSpec) -> TargetCheck:
 async def write_target_marker(spec: ReplicationSpec) -> RsyncResult:
     """Writes the marker, naming this replication, into the replica root through the same
     transport (rsync creates the root directory itself when it is missing, one level deep)."""
-    return await _push_marker(spec, dry_run=False, text=target_text(spec.name))
+    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
+        return await _push_marker(spec, dry_run=False, text=target_text(spec.name))
 
 
 async def _push_marker(spec: ReplicationSpec, *, dry_run: bool, text: str) -> RsyncResult:

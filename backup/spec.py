@@ -61,3 +61,6 @@ class ReplicationSpec:
     hardlinks: bool = True  # rsync -H: needs a target file system with hard links
     # ssh ControlMaster sockets; must be short (unix socket paths are limited to 108 bytes)
     runtime_dir: Path = Path("/run/sentinel")
+    # where the per-target write locks live (backup/target_lock.py); None: runtime_dir.
+    # sentinel passes its state directory, the one place the service and sudo both see.
+    lock_dir: Path | None = None

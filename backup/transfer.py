@@ -13,6 +13,7 @@ from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
+from backup.target_lock import target_lock
 from backup.versions import backup_dir_arg
 
 _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
@@ -127,7 +128,22 @@ async def ship_batch(
         _source(spec),
         spec.target.path(),
     ]
-    return await run_rsync(args, stdin=listing)
+    if dry_run:
+        return await run_rsync(args, stdin=listing)
+    return await _write_target(spec, args, stdin=listing)
+
+
+async def _write_target(
+    spec: ReplicationSpec,
+    args: list[str],
+    *,
+    stdin: bytes | None = None,
+    on_output: Callable[[str], None] | None = None,
+) -> RsyncResult:
+    """An rsync that writes the replica, under the target's lock: another process (a
+    by-hand sync, a second daemon) never writes the same replica at the same time."""
+    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
+        return await run_rsync(args, stdin=stdin, on_output=on_output)
 
 
 def partial_paths(paths: Iterable[str]) -> list[str]:
@@ -168,7 +184,7 @@ async def remove_partials(spec: ReplicationSpec, paths: Sequence[str]) -> RsyncR
         _source(spec),
         spec.target.path(),
     ]
-    return await run_rsync(args, stdin=listing)
+    return await _write_target(spec, args, stdin=listing)
 
 
 def _under_a_file(source: Path, rel: str) -> bool:
@@ -207,7 +223,9 @@ async def full_sync(
     elif on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]
-    return await run_rsync(args, on_output=on_output)
+    if dry_run:
+        return await run_rsync(args, on_output=on_output)
+    return await _write_target(spec, args, on_output=on_output)
 
 
 def skip_args(paths: Iterable[str], *, walking: bool = False) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from alerts import schema as alerts_schema
 from backup import schema as backup_schema
+from sentinel import command_rows
 from sentinel.alarm import schema as alarm_schema
 from sentinel.store import Store
 
@@ -17,6 +18,7 @@ OWNERS = (
     (alarm_schema.OWNER, alarm_schema.MIGRATIONS),
     (alerts_schema.OWNER, alerts_schema.MIGRATIONS),
     (backup_schema.OWNER, backup_schema.MIGRATIONS),
+    (command_rows.OWNER, command_rows.MIGRATIONS),
 )
 
 

@@ -45,7 +45,11 @@ def runtime_problems(config: Config) -> list[str]:
     return [problem] if problem else []
 
 
-def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
+def spec_from_config(
+    rc: ReplicationConfig, runtime: Path, *, lock_dir: Path | None = None
+) -> ReplicationSpec:
+    """`lock_dir`: where the per-target write locks live (the state directory: the service
+    and a by-hand `sentinel backup sync` must take the same lock file)."""
     target = parse_target(
         rc.target,
         password_file=rc.password_file,
@@ -75,6 +79,7 @@ def spec_from_config(rc: ReplicationConfig, runtime: Path) -> ReplicationSpec:
         hardlinks=rc.hardlinks,
         runtime_dir=runtime,
         require_mountpoint=rc.require_mountpoint,
+        lock_dir=lock_dir,
     )
 
 
@@ -96,7 +101,7 @@ def build_replicators(
             runtime = fallback
     return [
         Replicator(
-            spec_from_config(rc, runtime),
+            spec_from_config(rc, runtime, lock_dir=config.daemon.state_dir),
             store.db,
             store.write,
             journal_write=store.fast_write,

@@ -12,6 +12,7 @@ from typing import Any
 from sensors.reading import Reading
 from sentinel import migrations
 from sentinel.alarm.engine import Engine
+from sentinel.backup_commands import BackupCommandRunner
 from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
 from sentinel.credentials import known_secrets
@@ -136,6 +137,8 @@ class Runtime:
         components += self.replicators
         if self.replicators:
             components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
+            # `sentinel backup resume|discard|sync` rows: applied here, to these replicators
+            components.append(BackupCommandRunner(self.store, self.replicators, clock=self.clock))
         self.keeper_rooms = [
             RoomHeartbeat(
                 rep.spec,

@@ -6,13 +6,13 @@ command in its tick, so the CLI never races the engine's in-memory state.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from sentinel import command_rows
 from sentinel.alarm.ids import normalize
 from sentinel.store import BUSY_TIMEOUT_MS, DB_NAME
 
@@ -111,11 +111,7 @@ def find_alarm(conn: sqlite3.Connection, text: str) -> sqlite3.Row | None:
 def add_command(
     conn: sqlite3.Connection, command: str, args: dict[str, Any], now: float | None = None
 ) -> int:
-    cur = conn.execute(
-        "INSERT INTO alarm_commands(command, args, created) VALUES (?, ?, ?)",
-        (command, json.dumps(args), time.time() if now is None else now),
-    )
-    return int(cur.lastrowid or 0)
+    return command_rows.add(conn, command_rows.ALARM, command, args, now)
 
 
 def daemon_running(conn: sqlite3.Connection, now: float | None = None) -> bool:

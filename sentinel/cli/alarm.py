@@ -1,7 +1,8 @@
 """`sentinel ack`, `silence`, `unsilence` and `alarms`: talk to the running alarm engine.
 
-Each command writes a row into `alarm_commands`; the daemon applies it within a second, or
-at its next start when it is not running.
+Each command writes a row into `alarm_commands` (sentinel/command_rows.py); the daemon
+applies it within a second and this process waits for its result and prints it, or, when
+the daemon is not running, says the command is applied at its next start.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sentinel import command_rows
 from sentinel.alarm.actor import Actor
 from sentinel.alarm.commands import (
     NotInitialised,
     StateDbError,
-    add_command,
     connect,
     daemon_running,
     explain,
@@ -36,6 +37,8 @@ from sentinel.store import DB_NAME, open_readonly
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# how long to wait for a running daemon's result (it applies rows every second)
+RESULT_WAIT = 5.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,10 +112,22 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _applied_note(running: bool) -> str:
-    if running:
-        return "the daemon applies it within a second"
-    return "the daemon is not running: applied when it starts"
+def _send(conn: sqlite3.Connection, command: str, args: dict[str, Any]) -> str:
+    """Writes the command row and returns what became of it, for the end of the line."""
+    row = command_rows.add(conn, command_rows.ALARM, command, args)
+    if not daemon_running(conn):
+        return "the daemon is not running: applied when it starts"
+    state = command_rows.wait_for(
+        conn,
+        command_rows.ALARM,
+        row,
+        until=lambda s: s.result is not None,
+        still_worth_it=lambda: daemon_running(conn),
+        timeout=RESULT_WAIT,
+    )
+    if state.result is None:
+        return "the daemon has not applied it yet (it applies it at its next tick)"
+    return f"the daemon applied it: {state.result}"
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -131,10 +146,10 @@ def cmd_ack(args: argparse.Namespace) -> int:
             print(f"{row['id']} ({where}) was already acknowledged by {row['acked_by']}")
             return EXIT_OK
         actor = Actor.current(args.by)
-        add_command(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
+        note = _send(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
         print(
             f"{row['id']} ({where}, {row['state']} since {_when(row['fired'] or row['opened'])})"
-            f" acknowledged by {actor.describe()}; {_applied_note(daemon_running(conn))}"
+            f" acknowledged by {actor.describe()}; {note}"
         )
         return EXIT_OK
 
@@ -180,7 +195,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
     def silence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        add_command(
+        note = _send(
             conn,
             "silence",
             {"sensor": sensor, "duration": duration, "reason": args.reason, **actor.as_args()},
@@ -189,7 +204,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
         print(
             f"silence of {what} for {format_duration(duration)} (until "
             f"{_when(time.time() + duration)}) by {actor.describe()} recorded "
-            f"(reason: {args.reason}); {_applied_note(daemon_running(conn))}"
+            f"(reason: {args.reason}); {note}"
         )
         return EXIT_OK
 
@@ -204,15 +219,15 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
 
     def unsilence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        add_command(conn, "unsilence", {"target": target, "reason": args.reason, **actor.as_args()})
+        note = _send(
+            conn, "unsilence", {"target": target, "reason": args.reason, **actor.as_args()}
+        )
         what = (
             "every silence"
             if target is None
             else (f"silence #{target}" if isinstance(target, int) else f"silences of {target}")
         )
-        print(
-            f"end of {what} by {actor.describe()} recorded; {_applied_note(daemon_running(conn))}"
-        )
+        print(f"end of {what} by {actor.describe()} recorded; {note}")
         return EXIT_OK
 
     return _with_db(config, unsilence)

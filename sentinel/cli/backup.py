@@ -1,7 +1,11 @@
 """`sentinel backup ...`: full sync by hand, verify, restore, drill, guard decisions, status.
 
-These run in their own process next to the daemon: rsync work runs here, and state
-(journal, guard, verify results) is shared through the state database.
+`sync`, `resume` and `discard` act on what the daemon runs: each is a row in
+`backup_commands` (sentinel/command_rows.py) that the running daemon applies to its own
+replicator; this process waits for the result (and the sync's progress) and prints it.
+Only when no daemon takes the row (it is not running: first seeding) does the command run
+here, through the same code (sentinel/backup_commands.py) and under the same per-target
+lock as the daemon's rsync. verify, restore and drill only read the replica and run here.
 """
 
 from __future__ import annotations
@@ -9,14 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
+import logging
+import sqlite3
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from backup import control
 from backup.control_socket import ensure_control_dir
 from backup.keeper_drill import keeper_drill
 from backup.replicator import Replicator
@@ -24,15 +30,28 @@ from backup.restore import RestoreError, drill, restore
 from backup.spec import ReplicationSpec
 from backup.status import read_status
 from backup.target import TargetError
-from backup.watcher import SourceGone
+from sentinel import command_rows, migrations
+from sentinel.alarm.actor import Actor
+from sentinel.alarm.commands import (
+    NotInitialised,
+    StateDbError,
+    connect,
+    daemon_running,
+    explain,
+)
+from sentinel.backup_commands import BackupCommand, CommandResult, apply
 from sentinel.cli.common import load_or_exit
+from sentinel.command_rows import BACKUP, RowState
 from sentinel.config import Config
 from sentinel.config.replication import ReplicationConfig
-from sentinel.replication import migrate_replication, runtime_dir, spec_from_config
+from sentinel.replication import runtime_dir, spec_from_config
 from sentinel.room_heartbeat import history_target, receipt_target
 from sentinel.store import Store, open_readonly
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# how long a running daemon gets to take a command row before this process runs it itself
+# (the daemon looks every half second; a daemon without replication never takes them)
+CLAIM_WAIT = 5.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("backup", help="replication: sync, verify, restore, drill, guard")
     bsub = p.add_subparsers(dest="backup_command", metavar="ACTION")
 
-    s = bsub.add_parser("sync", help="run a full reconcile now (with a progress bar)")
+    s = bsub.add_parser(
+        "sync",
+        help="run a full reconcile now, in the running daemon if any (with a progress bar)",
+    )
     s.add_argument(
         "--full",
         action="store_true",
@@ -60,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "is the document store, e.g. after restoring it onto a new disk)",
     )
     s.add_argument("name", nargs="?", help="replication name (default: all)")
+    s.add_argument("--by", help="who asks (default: your login name)")
     s.set_defaults(func=_cmd(_sync))
 
     v = bsub.add_parser("verify", help="compare source and replica by checksum")
@@ -94,6 +117,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ):
         a = bsub.add_parser(action, help=text)
         a.add_argument("name", nargs="?")
+        a.add_argument("--by", help="who decides (default: your login name)")
         a.set_defaults(func=_cmd(_resume if action == "resume" else _discard))
 
     st = bsub.add_parser("status", help="replication state as JSON")
@@ -124,7 +148,8 @@ def _select(config: Config, name: str | None) -> list[ReplicationSpec]:
         ensure_control_dir(runtime)
     except OSError as exc:
         raise ValueError(str(exc)) from None
-    return [spec_from_config(rc, runtime) for rc in chosen]
+    lock_dir = config.daemon.state_dir  # the daemon's rsyncs lock here too
+    return [spec_from_config(rc, runtime, lock_dir=lock_dir) for rc in chosen]
 
 
 async def _with_store(
@@ -132,7 +157,7 @@ async def _with_store(
 ) -> int:
     store = await Store.open(config.daemon.state_dir)
     try:
-        await migrate_replication(store)
+        await migrations.migrate(store)
         return int(await fn(store, specs, args))
     except (TargetError, RestoreError) as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
@@ -142,49 +167,8 @@ async def _with_store(
 
 
 async def _sync(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    failed = 0
-    pct = re.compile(r"(\d+)%")
-    for spec in specs:
-        rep = Replicator(spec, store.db, store.write)
-        await rep.load()
-        columns = (
-            TextColumn(spec.name),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns) as progress:
-            task = progress.add_task(spec.name, total=100)
-
-            def on_output(chunk: str, task: Any = task, progress: Any = progress) -> None:
-                found = pct.findall(chunk)
-                if found:
-                    progress.update(task, completed=int(found[-1]))
-
-            try:
-                result = await rep.reconcile(
-                    "by hand",
-                    on_output=on_output,
-                    init_source=args.init_source,
-                    init_target=args.init_target,
-                )
-            except SourceGone as exc:
-                result, skipped = None, f"source missing or not mounted: {exc}"
-            else:
-                skipped = rep.last_skip
-            if result is not None and result.ok:
-                progress.update(task, completed=100)
-        if result is None:
-            print(f"{spec.name}: skipped: {skipped}")
-            failed += 1
-        elif not result.ok:
-            print(f"{spec.name}: FAILED: rsync exit {result.exit_code}: {result.error}")
-            failed += 1
-        else:
-            print(f"{spec.name}: full reconcile done in {result.seconds:.1f}s")
-    return EXIT_FAILURE if failed else EXIT_OK
+    extra = {"init_source": args.init_source, "init_target": args.init_target}
+    return await _commands(store, specs, args, BackupCommand.SYNC, extra)
 
 
 async def _verify(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
@@ -326,21 +310,148 @@ def _when(ts: float | None) -> str:
 
 
 async def _resume(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
-    for spec in specs:
-        await control.resume(store.write, spec.name)
-        print(f"{spec.name}: guard cleared; the daemon ships the pending changes")
-    return EXIT_OK
+    return await _commands(store, specs, args, BackupCommand.RESUME, {})
 
 
 async def _discard(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
-    for spec in specs:
-        dropped = await control.discard(store.write, spec.name)
-        print(
-            f"{spec.name}: {dropped} pending changes dropped; the replica stays as it was. "
-            "The next full reconcile mirrors the source as it is then: restore the source "
-            "first if it was damaged."
+    return await _commands(store, specs, args, BackupCommand.DISCARD, {})
+
+
+async def _commands(
+    store: Store,
+    specs: list[ReplicationSpec],
+    args: argparse.Namespace,
+    command: BackupCommand,
+    extra: dict[str, Any],
+) -> int:
+    state_dir = store.path.parent
+    try:
+        conn = connect(state_dir)
+    except NotInitialised as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except StateDbError as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return exc.exit_code
+    actor = Actor.current(getattr(args, "by", None))
+    failed = 0
+    try:
+        for spec in specs:
+            row = command_rows.add(
+                conn, BACKUP, command, {"name": spec.name, **extra, **actor.as_args()}
+            )
+            with _progress_bar(spec.name, command is BackupCommand.SYNC) as on_progress:
+                outcome = await _outcome(conn, store, spec, command, row, on_progress)
+            print(
+                f"sentinel: {outcome.message}" if outcome.error else outcome.message,
+                file=sys.stderr if outcome.error else sys.stdout,
+            )
+            failed += not outcome.ok
+    except sqlite3.Error as exc:
+        error = explain(store.path, exc)
+        print(f"sentinel: {error}", file=sys.stderr)
+        return error.exit_code
+    finally:
+        conn.close()
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+async def _outcome(
+    conn: sqlite3.Connection,
+    store: Store,
+    spec: ReplicationSpec,
+    command: BackupCommand,
+    row: int,
+    on_progress: Callable[[float], None],
+) -> CommandResult:
+    """The daemon's result for `row`, or this process's when no daemon takes it. The waits
+    block the loop: this process has nothing else to run meanwhile."""
+    if daemon_running(conn):
+        state = command_rows.wait_for(
+            conn, BACKUP, row, until=lambda s: s.claimed, timeout=CLAIM_WAIT
         )
-    return EXIT_OK
+        if state.claimed:
+            return _daemon_result(conn, spec, row, on_progress)
+        print(
+            f"sentinel: {spec.name}: the daemon did not take the {command} command within "
+            f"{CLAIM_WAIT:.0f}s; running it here",
+            file=sys.stderr,
+        )
+    if not command_rows.claim(conn, BACKUP, row):  # the daemon took it just now
+        return _daemon_result(conn, spec, row, on_progress)
+    rep = Replicator(spec, store.db, store.write)
+    await rep.load()
+    with _show_lock_waits():
+        outcome = await apply(
+            command, _row_args(conn, row), _only(rep), store.write, on_progress=on_progress
+        )
+    command_rows.finish(conn, BACKUP, row, outcome.to_json())
+    return outcome
+
+
+def _daemon_result(
+    conn: sqlite3.Connection, spec: ReplicationSpec, row: int, on_progress: Callable[[float], None]
+) -> CommandResult:
+    def done(state: RowState) -> bool:
+        return state.result is not None
+
+    state = command_rows.wait_for(
+        conn,
+        BACKUP,
+        row,
+        until=done,
+        still_worth_it=lambda: daemon_running(conn),
+        on_progress=on_progress,
+    )
+    if state.result is None:
+        return CommandResult(
+            False,
+            f"{spec.name}: the daemon stopped before the command finished; see "
+            "sentinel backup status and run it again",
+            error=True,
+        )
+    return CommandResult.from_json(state.result)
+
+
+def _row_args(conn: sqlite3.Connection, row: int) -> Any:
+    (text,) = conn.execute(f"SELECT args FROM {BACKUP.name} WHERE id = ?", (row,)).fetchone()
+    return json.loads(text)
+
+
+def _only(rep: Replicator) -> Callable[[str], Replicator | None]:
+    return lambda name: rep if name == rep.spec.name else None
+
+
+@contextmanager
+def _progress_bar(name: str, shown: bool) -> Iterator[Callable[[float], None]]:
+    """A progress bar fed with percentages (from this process's rsync or the daemon's row)."""
+    if not shown:
+        yield lambda pct: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn(name),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns) as progress:
+        task = progress.add_task(name, total=100)
+        yield lambda pct: progress.update(task, completed=pct)
+
+
+@contextmanager
+def _show_lock_waits() -> Iterator[None]:
+    """A sync run here that waits for another process's rsync on the same replica says so."""
+    logger = logging.getLogger("backup.target_lock")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sentinel: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _status(args: argparse.Namespace) -> int:
