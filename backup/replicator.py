@@ -596,7 +596,7 @@ class Replicator:
         if (
             not init
             and self._target_missing is None
-            and self.spec.target.kind != "local"
+            and self.spec.target.remote
             and self._target_checked is not None
             and time.monotonic() - self._target_checked < TARGET_CHECK_EVERY
         ):

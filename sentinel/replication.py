@@ -16,7 +16,7 @@ from backup.quarantine import shown
 from backup.replicator import Replicator
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
-from backup.target import parse_target
+from backup.transport import SshTarget, parse_target
 from sensors.reading import UNITS, Kind, Reading
 from sentinel import rundir
 from sentinel.config import Config
@@ -39,7 +39,7 @@ def runtime_dir(config: Config) -> Path:
 
 def runtime_problems(config: Config) -> list[str]:
     """Why ssh targets could not keep their control socket (checked before start)."""
-    if not any(parse_target(rc.target).kind == "ssh" for rc in config.replication):
+    if not any(isinstance(parse_target(rc.target), SshTarget) for rc in config.replication):
         return []
     problem = control_dir_problem(runtime_dir(config))
     return [problem] if problem else []

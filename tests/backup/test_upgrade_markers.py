@@ -18,7 +18,8 @@ from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings
 from backup.state import load_state
-from backup.target import Target, parse_target
+from backup.target import Target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree, wait_for
 from tests.backup.identity import pages, started, write_only_rsyncd
