@@ -20,6 +20,7 @@ import aiosqlite
 from backup.adoption import replica_holds_files, source_adoptable
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
+from backup.health import ReplicationHealth
 from backup.journal import Entry, Journal, WriteTx
 from backup.markers import (
     SOURCE_MARKER,
@@ -239,42 +240,45 @@ class Replicator:
         self._dirs_gone |= gone
 
     def health(self) -> dict[str, Any]:
+        """The `Component` view: `replication_health()` as JSON for the heartbeat row."""
+        return self.replication_health().as_dict()
+
+    def replication_health(self) -> ReplicationHealth:
         now = self._clock()
         w = self.watcher
         st = self._state
         unreadable = self.quarantine.unreadable | self._unreadable_pending
-        return {
-            "source": str(self.spec.source),
-            "target": self.spec.target.describe(),
-            "phase": self._phase,
-            "pending": self.journal.pending,
-            "rpo": round(self.journal.rpo(now), 3),
-            "last_success": st.get("last_success"),
-            "consecutive_failures": int(st.get("consecutive_failures") or 0),
-            "last_error": st.get("last_error"),
-            "shipped_files": int(st.get("shipped_files") or 0),
-            "transfers": self.transfers,
-            "transfer_running": self._transfer.locked(),
-            "guard_tripped": bool(st.get("guard_tripped")),
-            "guard_count": st.get("guard_count"),
-            "guard_reason": st.get("guard_reason"),
-            "source_missing": self._source_missing is not None,
-            "target_missing": self._target_missing is not None,
-            "blocked": self._source_missing or self._target_missing,
-            "last_full": st.get("last_full"),
-            "verify_mismatch": bool(self._verify and not self._verify["ok"]),
-            "last_verify": self._verify,
-            "watch_limit": bool(w and w.watch_limit),
-            "watch_limit_error": w.watch_limit_error if w else None,
-            "watches": w.watches if w else 0,
-            "files": w.file_count if w else 0,
-            "overflows": w.overflows if w else 0,
-            "quarantined": len(self.quarantine),
-            # set aside for another reason than the account's access (their own alarm)
-            "quarantined_other": len(self.quarantine) - len(self.quarantine.unreadable),
-            "unreadable": len(unreadable),
-            "unreadable_first": shown(min(unreadable), 200) if unreadable else None,
-        }
+        return ReplicationHealth(
+            source=str(self.spec.source),
+            target=self.spec.target.describe(),
+            phase=self._phase,
+            pending=self.journal.pending,
+            rpo=round(self.journal.rpo(now), 3),
+            last_success=st.get("last_success"),
+            consecutive_failures=int(st.get("consecutive_failures") or 0),
+            last_error=st.get("last_error"),
+            shipped_files=int(st.get("shipped_files") or 0),
+            transfers=self.transfers,
+            transfer_running=self._transfer.locked(),
+            guard_tripped=bool(st.get("guard_tripped")),
+            guard_count=st.get("guard_count"),
+            guard_reason=st.get("guard_reason"),
+            source_missing=self._source_missing is not None,
+            target_missing=self._target_missing is not None,
+            blocked=self._source_missing or self._target_missing,
+            last_full=st.get("last_full"),
+            verify_mismatch=bool(self._verify and not self._verify["ok"]),
+            last_verify=self._verify,
+            watch_limit=bool(w and w.watch_limit),
+            watch_limit_error=w.watch_limit_error if w else None,
+            watches=w.watches if w else 0,
+            files=w.file_count if w else 0,
+            overflows=w.overflows if w else 0,
+            quarantined=len(self.quarantine),
+            quarantined_other=len(self.quarantine) - len(self.quarantine.unreadable),
+            unreadable=len(unreadable),
+            unreadable_first=shown(min(unreadable), 200) if unreadable else None,
+        )
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
 

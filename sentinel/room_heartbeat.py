@@ -250,10 +250,11 @@ class RoomHeartbeat:
         synced = now if journal.oldest is None else min(now, journal.oldest)
         if not self._start_done:
             rep = self._replicator
-            last_full = rep.health().get("last_full")
+            health = rep.replication_health()
+            last_full = health.last_full
             # the replicator asks for its start pass before it calls itself running, so
             # running and caught up means that pass is over
-            if (rep.health().get("phase") == "running" and rep.caught_up) or (
+            if (health.phase == "running" and rep.caught_up) or (
                 last_full is not None and last_full >= self._began
             ):
                 self._start_done = True
@@ -303,8 +304,7 @@ class RoomHeartbeat:
         return r is not None and r.answered is not None and r.answered >= urgent
 
     def _never_synced(self) -> bool:
-        h = self._replicator.health()
-        return h.get("last_success") is None and h.get("last_full") is None
+        return self._replicator.replication_health().never_synced
 
     async def beat(self) -> bool:
         """Writes and pushes one heartbeat; True when it reached the target. Before the
