@@ -13,6 +13,7 @@ import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import aiosqlite
@@ -36,7 +37,7 @@ from backup.quarantine import Quarantine, printable, shown
 from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_denied
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
-from backup.state import load_state, save_state
+from backup.state import ReplicatorState, load_state, save_state
 from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
 from backup.versions import prune_versions
 from backup.watcher import CREATED_OPEN, SourceGone, Watcher
@@ -137,7 +138,7 @@ class Replicator:
         self._reconcile_reason: str | None = None
         self._verify_requested = False
         self._transfer = asyncio.Lock()
-        self._state: dict[str, Any] = {}
+        self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
         self._running = False
         self._phase = "starting"
@@ -224,7 +225,12 @@ class Replicator:
         await self.journal.load()
         await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
-        self._measure_all = self._state.get("guard_reason") == DISCARDED
+        self._measure_all = self._state.guard_reason == DISCARDED
+
+    async def _save(self, write: WriteTx, **values: Any) -> None:
+        """Writes `values` to backup_state, then to the copy in memory."""
+        await save_state(write, self.spec.name, **values)
+        self._state = replace(self._state, **values)
 
     async def _note_vanished(self) -> None:
         """`_dirs_gone` lives in memory: a pending path that no longer exists in the source
@@ -254,19 +260,19 @@ class Replicator:
             phase=self._phase,
             pending=self.journal.pending,
             rpo=round(self.journal.rpo(now), 3),
-            last_success=st.get("last_success"),
-            consecutive_failures=int(st.get("consecutive_failures") or 0),
-            last_error=st.get("last_error"),
-            shipped_files=int(st.get("shipped_files") or 0),
+            last_success=st.last_success,
+            consecutive_failures=st.consecutive_failures,
+            last_error=st.last_error,
+            shipped_files=st.shipped_files,
             transfers=self.transfers,
             transfer_running=self._transfer.locked(),
-            guard_tripped=bool(st.get("guard_tripped")),
-            guard_count=st.get("guard_count"),
-            guard_reason=st.get("guard_reason"),
+            guard_tripped=st.guard_tripped,
+            guard_count=st.guard_count,
+            guard_reason=st.guard_reason,
             source_missing=self._source_missing is not None,
             target_missing=self._target_missing is not None,
             blocked=self._source_missing or self._target_missing,
-            last_full=st.get("last_full"),
+            last_full=st.last_full,
             verify_mismatch=bool(self._verify and not self._verify["ok"]),
             last_verify=self._verify,
             watch_limit=bool(w and w.watch_limit),
@@ -361,7 +367,7 @@ class Replicator:
             await self._ship_wakeup.wait()
             self._ship_wakeup.clear()
             while self.journal.pending > 0:
-                if self._state.get("guard_tripped"):
+                if self._state.guard_tripped:
                     break
                 if not await self._guard_allows():
                     break
@@ -461,20 +467,19 @@ class Replicator:
             reason,
         )
         values = {
-            "guard_tripped": 1,
+            "guard_tripped": True,
             "guard_count": count,
             "guard_ts": self._clock(),
             "guard_reason": reason,
         }
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
         self._reconcile_wakeup.set()  # the scheduler now polls for the operator's decision
 
     async def _ship_one(self) -> bool | None:
         """Ships one batch; True on success, False on failure (after backoff), None when
         there was nothing to ship."""
         async with self._transfer:
-            if self._state.get("guard_tripped"):
+            if self._state.guard_tripped:
                 return None  # a full pass tripped the guard while we waited for it
             entries = await self.journal.take(self.spec.batch_max_files)
             if not entries:
@@ -486,7 +491,7 @@ class Replicator:
             if not await self._measured_allows(entries):
                 return None
             started = self._clock()
-            prior_ok = not self._state.get("consecutive_failures")
+            prior_ok = not self._state.consecutive_failures
             try:
                 result = await self._ship(entries, started)
                 shipped, aside = (len(entries), 0) if result.ok else (0, 0)
@@ -509,12 +514,12 @@ class Replicator:
     @property
     def _first_sync(self) -> bool:
         """Nothing was ever synced from this state: the markers are written, not required."""
-        return self._state.get("last_success") is None and self._state.get("last_full") is None
+        return self._state.last_success is None and self._state.last_full is None
 
     @property
     def _adopting(self) -> bool:
         """An install that synced before markers existed, not yet adopted (backup/adoption.py)."""
-        return bool(self._state.get("markers_adopt"))
+        return bool(self._state.markers_adopt)
 
     def _source_problem(self, *, init: bool = False) -> str | None:
         if self._adopting and not init:
@@ -571,8 +576,7 @@ class Replicator:
             problem,
         )
         values = {"last_error": f"{MISSING_SOURCE}: {problem}", "last_error_ts": self._clock()}
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
 
     async def _source_back(self) -> None:
         if self._source_missing is None:
@@ -583,8 +587,7 @@ class Replicator:
             self.spec.source,
         )
         self._source_missing = None
-        await save_state(self._write, self.spec.name, last_error=None)
-        self._state["last_error"] = None
+        await self._save(self._write, last_error=None)
 
     async def _target_ready(self, *, init: bool = False) -> bool:
         """True when the replica root holds its marker (written at the first sync, or with
@@ -706,8 +709,7 @@ class Replicator:
         what = MISSING_TARGET if owner is None else FOREIGN_TARGET
         log.critical("replication %s: %s: %s; shipping stopped", self.spec.name, what, problem)
         values = {"last_error": f"{what}: {problem}", "last_error_ts": self._clock()}
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
 
     async def _target_back(self) -> None:
         if self._target_missing is None:
@@ -720,8 +722,7 @@ class Replicator:
         self._target_missing = None
         self._recreated = None
         self._phase = "running"
-        await save_state(self._write, self.spec.name, last_error=None)
-        self._state["last_error"] = None
+        await self._save(self._write, last_error=None)
         self.request_reconcile("target back")
         self._ship_wakeup.set()
 
@@ -944,18 +945,17 @@ class Replicator:
         values: dict[str, Any] = {
             "last_success": self._clock(),
             "consecutive_failures": 0,
-            "shipped_files": int(self._state.get("shipped_files") or 0) + files,
+            "shipped_files": self._state.shipped_files + files,
         }
-        if self._state.get("consecutive_failures"):
+        if self._state.consecutive_failures:
             log.info("replication %s: target reachable again", self.spec.name)
             values["last_error"] = None
             # a full replica (of any kind) has room again: the files set aside for space too
-            self._room_again = bool(target_condition(str(self._state.get("last_error"))))
-        await save_state(self._journal_write, self.spec.name, **values)
-        self._state.update(values)
+            self._room_again = bool(target_condition(str(self._state.last_error)))
+        await self._save(self._journal_write, **values)
 
     async def _failed(self, result: RsyncResult) -> None:
-        failures = int(self._state.get("consecutive_failures") or 0) + 1
+        failures = self._state.consecutive_failures + 1
         condition = target_condition(result.error)
         values = {
             "consecutive_failures": failures,
@@ -968,8 +968,7 @@ class Replicator:
             log.warning(
                 "replication %s: %s (failure %d)", self.spec.name, values["last_error"], failures
             )
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
 
     async def _backoff(self, result: RsyncResult) -> None:
         failures = int(self._state.get("consecutive_failures") or 1)
@@ -996,7 +995,7 @@ class Replicator:
         `SourceGone` when the source is missing or not mounted. `init_source`/`init_target`
         write a missing marker (an operator's deliberate decision).
         """
-        if self._state.get("guard_tripped"):
+        if self._state.guard_tripped:
             return self._skip(
                 reason,
                 "the ransomware guard is tripped (`sentinel backup resume` or `discard` first)",
@@ -1010,8 +1009,7 @@ class Replicator:
                     return self._target_failure  # not ok: retried after a backoff
                 return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
             if self._adopting:  # both markers are in place now: adoption is over for good
-                await save_state(self._write, self.spec.name, markers_adopt=None)
-                self._state["markers_adopt"] = None
+                await self._save(self._write, markers_adopt=None)
             upto = self.journal.seq
             started = self._clock()
             approved = False
@@ -1055,14 +1053,13 @@ class Replicator:
                     sorted(await self._release(list(self.quarantine.reasons)))
                 )
                 self._ship_wakeup.set()
-                values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
+                values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": True}
                 if approved or self._measure_all:
                     # the operator's approval is used up; after a discard, the guarded pass
                     # made the replica match the source again: batches go unmeasured again
                     values.update(guard_reason=None, guard_count=None)
                     self._measure_all = False
-                await save_state(self._write, self.spec.name, **values)
-                self._state.update(values)
+                await self._save(self._write, **values)
                 await self._succeeded(len(result.transferred) + len(result.deleted))
             else:
                 await self._failed(result)
@@ -1088,9 +1085,9 @@ class Replicator:
         would do no more than what was measured then goes ahead (once)."""
         st = self._state
         return (
-            not st.get("guard_tripped")
-            and str(st.get("guard_reason") or "").startswith(FULL_PASS_TRIP)
-            and preview.damage <= int(st.get("guard_count") or 0)
+            not st.guard_tripped
+            and str(st.guard_reason or "").startswith(FULL_PASS_TRIP)
+            and preview.damage <= int(st.guard_count or 0)
         )
 
     async def _journal_tree(self) -> int:
@@ -1219,7 +1216,7 @@ class Replicator:
             with contextlib.suppress(TimeoutError):
                 tick = (
                     GUARD_POLL
-                    if self._state.get("guard_tripped")
+                    if self._state.guard_tripped
                     else BLOCKED_POLL
                     if self._target_missing is not None
                     else STATE_POLL
@@ -1229,7 +1226,7 @@ class Replicator:
             self._reconcile_wakeup.clear()
 
     def _due(self, now: float) -> str | None:
-        last = self._state.get("last_full")
+        last = self._state.last_full
         fallback = self.spec.fallback_reconcile
         if (
             self.watcher is not None
@@ -1244,7 +1241,7 @@ class Replicator:
 
     def _verify_due(self, now: float) -> bool:
         every = self.spec.verify_every
-        if every is None or self._state.get("last_full") is None:
+        if every is None or self._state.last_full is None:
             return False  # verify a replica only after one full pass made it whole
         # the first verify waits a full period after start, like every later one
         last = self._verify["ts"] if self._verify else self._started
@@ -1252,7 +1249,7 @@ class Replicator:
 
     async def _maybe_prune(self, now: float) -> None:
         retention = self.spec.retention
-        last = self._state.get("last_prune")
+        last = self._state.last_prune
         if retention is None or (last is not None and now - last < PRUNE_EVERY):
             return
         try:
@@ -1267,13 +1264,11 @@ class Replicator:
                 self.spec.name,
                 exc,
             )
-            await save_state(self._write, self.spec.name, last_prune=now)
-            self._state["last_prune"] = now
+            await self._save(self._write, last_prune=now)
             return
         if pruned:
             log.info("replication %s: pruned %d version dirs", self.spec.name, len(pruned))
-        await save_state(self._write, self.spec.name, last_prune=now)
-        self._state["last_prune"] = now
+        await self._save(self._write, last_prune=now)
 
     async def _release(self, paths: Iterable[str]) -> list[str]:
         """Takes paths out of the quarantine for another try. Until they ship, each keeps
@@ -1297,11 +1292,7 @@ class Replicator:
     async def _pick_up_journal(self) -> None:
         """Rows another process recorded (`sentinel backup sync --full` releases quarantined
         paths into the journal) wake no watcher: ship them on the next poll."""
-        if (
-            self._transfer.locked()
-            or self._state.get("guard_tripped")
-            or self._target_missing is not None
-        ):
+        if self._transfer.locked() or self._state.guard_tripped or self._target_missing is not None:
             return
         await self._reload_quarantine()
         await self.journal.sync()
@@ -1398,33 +1389,34 @@ class Replicator:
         """`sentinel backup resume|discard` clears the trip in the database; a full pass run
         by `sentinel backup sync --full` may have tripped it there."""
         fresh = await load_state(self._db, self.spec.name)
-        if not self._state.get("guard_tripped"):
-            if fresh.get("guard_tripped"):
+        if not self._state.guard_tripped:
+            if fresh.guard_tripped:
                 log.critical(
                     "replication %s: ransomware guard tripped by `sentinel backup`: "
                     "%s; shipping paused",
                     self.spec.name,
-                    fresh.get("guard_reason"),
+                    fresh.guard_reason,
                 )
-                self._state.update(
-                    {
-                        k: fresh[k]
-                        for k in ("guard_tripped", "guard_count", "guard_ts", "guard_reason")
-                    }
+                self._state = replace(
+                    self._state,
+                    guard_tripped=fresh.guard_tripped,
+                    guard_count=fresh.guard_count,
+                    guard_ts=fresh.guard_ts,
+                    guard_reason=fresh.guard_reason,
                 )
             return
-        if fresh.get("guard_tripped"):
+        if fresh.guard_tripped:
             return
         log.warning(
             "replication %s: guard cleared by an operator; shipping resumes", self.spec.name
         )
-        self._state.update(fresh)
+        self._state = fresh
         self.guard.reset()
-        if fresh.get("guard_reason") == DISCARDED:
+        if fresh.guard_reason == DISCARDED:
             self._measure_all = True
         else:  # resume: the pending changes, measured or not, are approved
             self._approved_upto = self.journal.seq
         await self.journal.refresh()
         self._ship_wakeup.set()
-        if str(fresh.get("guard_reason") or "").startswith(FULL_PASS_TRIP):
+        if str(fresh.guard_reason or "").startswith(FULL_PASS_TRIP):
             self.request_reconcile("resumed by an operator")  # resume, not discard

@@ -121,7 +121,7 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
             adopted = _adopted(caplog)
             assert len(adopted) == 2, adopted
             assert SOURCE_MARKER in adopted[0] and TARGET_MARKER in adopted[1]
-            assert (await load_state(store.db, "docs"))["markers_adopt"] is None
+            assert (await load_state(store.db, "docs")).markers_adopt is None
 
             # adopted once: a marker lost later is an alarm again, never re-adopted
             (src / SOURCE_MARKER).unlink()
