@@ -46,3 +46,37 @@ def password_file_problem(path: Path, *, group: str = "sentinel") -> str | None:
     if not content.replace(b"\r", b"\n").strip(b"\n"):
         return f"rsync password file {path}: holds no password (rsync reads the first line)"
     return None
+
+
+# What identifies one version of the file: anything rsync's rule depends on changes one of
+# these (chmod and chown move ctime; a rewrite moves mtime and size; a replacement the inode).
+_Version = tuple[int, int, int, int, int, int, int] | str
+
+
+def _version(path: Path) -> _Version:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return exc.strerror or "stat failed"
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class PasswordFileCheck:
+    """`password_file_problem` for one file, checked when built and again only when the
+    file has changed since (a stat per use instead of a read): fixing the file while the
+    daemon runs is noticed at the next transfer, and so is breaking it."""
+
+    __slots__ = ("_problem", "_version", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._version = _version(path)
+        self._problem = password_file_problem(path)
+
+    def problem(self) -> str | None:
+        """Why rsync would refuse the file now (None: it would not)."""
+        version = _version(self.path)
+        if version != self._version:
+            self._version = version
+            self._problem = password_file_problem(self.path)
+        return self._problem

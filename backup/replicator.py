@@ -13,6 +13,7 @@ import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import aiosqlite
@@ -20,6 +21,7 @@ import aiosqlite
 from backup.adoption import replica_holds_files, source_adoptable
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
+from backup.health import ReplicationHealth
 from backup.journal import Entry, Journal, WriteTx
 from backup.markers import (
     SOURCE_MARKER,
@@ -35,7 +37,7 @@ from backup.quarantine import Quarantine, printable, shown
 from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_denied
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
-from backup.state import load_state, save_state
+from backup.state import ReplicatorState, load_state, save_state
 from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
 from backup.versions import prune_versions
 from backup.watcher import CREATED_OPEN, SourceGone, Watcher
@@ -137,7 +139,7 @@ class Replicator:
         self._reconcile_reason: str | None = None
         self._verify_requested = False
         self._transfer = asyncio.Lock()
-        self._state: dict[str, Any] = {}
+        self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
         self._running = False
         self._phase = "starting"
@@ -224,7 +226,12 @@ class Replicator:
         await self.journal.load()
         await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
-        self._measure_all = self._state.get("guard_reason") == DISCARDED
+        self._measure_all = self._state.guard_reason == DISCARDED
+
+    async def _save(self, write: WriteTx, **values: Any) -> None:
+        """Writes `values` to backup_state, then to the copy in memory."""
+        await save_state(write, self.spec.name, **values)
+        self._state = replace(self._state, **values)
 
     async def _note_vanished(self) -> None:
         """`_dirs_gone` lives in memory: a pending path that no longer exists in the source
@@ -240,42 +247,45 @@ class Replicator:
         self._dirs_gone |= gone
 
     def health(self) -> dict[str, Any]:
+        """The `Component` view: `replication_health()` as JSON for the heartbeat row."""
+        return self.replication_health().as_dict()
+
+    def replication_health(self) -> ReplicationHealth:
         now = self._clock()
         w = self.watcher
         st = self._state
         unreadable = self.quarantine.unreadable | self._unreadable_pending
-        return {
-            "source": str(self.spec.source),
-            "target": self.spec.target.describe(),
-            "phase": self._phase,
-            "pending": self.journal.pending,
-            "rpo": round(self.journal.rpo(now), 3),
-            "last_success": st.get("last_success"),
-            "consecutive_failures": int(st.get("consecutive_failures") or 0),
-            "last_error": st.get("last_error"),
-            "shipped_files": int(st.get("shipped_files") or 0),
-            "transfers": self.transfers,
-            "transfer_running": self._transfer.locked(),
-            "guard_tripped": bool(st.get("guard_tripped")),
-            "guard_count": st.get("guard_count"),
-            "guard_reason": st.get("guard_reason"),
-            "source_missing": self._source_missing is not None,
-            "target_missing": self._target_missing is not None,
-            "blocked": self._source_missing or self._target_missing,
-            "last_full": st.get("last_full"),
-            "verify_mismatch": bool(self._verify and not self._verify["ok"]),
-            "last_verify": self._verify,
-            "watch_limit": bool(w and w.watch_limit),
-            "watch_limit_error": w.watch_limit_error if w else None,
-            "watches": w.watches if w else 0,
-            "files": w.file_count if w else 0,
-            "overflows": w.overflows if w else 0,
-            "quarantined": len(self.quarantine),
-            # set aside for another reason than the account's access (their own alarm)
-            "quarantined_other": len(self.quarantine) - len(self.quarantine.unreadable),
-            "unreadable": len(unreadable),
-            "unreadable_first": shown(min(unreadable), 200) if unreadable else None,
-        }
+        return ReplicationHealth(
+            source=str(self.spec.source),
+            target=self.spec.target.describe(),
+            phase=self._phase,
+            pending=self.journal.pending,
+            rpo=round(self.journal.rpo(now), 3),
+            last_success=st.last_success,
+            consecutive_failures=st.consecutive_failures,
+            last_error=st.last_error,
+            shipped_files=st.shipped_files,
+            transfers=self.transfers,
+            transfer_running=self._transfer.locked(),
+            guard_tripped=st.guard_tripped,
+            guard_count=st.guard_count,
+            guard_reason=st.guard_reason,
+            source_missing=self._source_missing is not None,
+            target_missing=self._target_missing is not None,
+            blocked=self._source_missing or self._target_missing,
+            last_full=st.last_full,
+            verify_mismatch=bool(self._verify and not self._verify["ok"]),
+            last_verify=self._verify,
+            watch_limit=bool(w and w.watch_limit),
+            watch_limit_error=w.watch_limit_error if w else None,
+            watches=w.watches if w else 0,
+            files=w.file_count if w else 0,
+            overflows=w.overflows if w else 0,
+            quarantined=len(self.quarantine),
+            quarantined_other=len(self.quarantine) - len(self.quarantine.unreadable),
+            unreadable=len(unreadable),
+            unreadable_first=shown(min(unreadable), 200) if unreadable else None,
+        )
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
 
@@ -358,7 +368,7 @@ class Replicator:
             await self._ship_wakeup.wait()
             self._ship_wakeup.clear()
             while self.journal.pending > 0:
-                if self._state.get("guard_tripped"):
+                if self._state.guard_tripped:
                     break
                 if not await self._guard_allows():
                     break
@@ -458,20 +468,19 @@ class Replicator:
             reason,
         )
         values = {
-            "guard_tripped": 1,
+            "guard_tripped": True,
             "guard_count": count,
             "guard_ts": self._clock(),
             "guard_reason": reason,
         }
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
         self._reconcile_wakeup.set()  # the scheduler now polls for the operator's decision
 
     async def _ship_one(self) -> bool | None:
         """Ships one batch; True on success, False on failure (after backoff), None when
         there was nothing to ship."""
         async with self._transfer:
-            if self._state.get("guard_tripped"):
+            if self._state.guard_tripped:
                 return None  # a full pass tripped the guard while we waited for it
             entries = await self.journal.take(self.spec.batch_max_files)
             if not entries:
@@ -483,7 +492,7 @@ class Replicator:
             if not await self._measured_allows(entries):
                 return None
             started = self._clock()
-            prior_ok = not self._state.get("consecutive_failures")
+            prior_ok = not self._state.consecutive_failures
             try:
                 result = await self._ship(entries, started)
                 shipped, aside = (len(entries), 0) if result.ok else (0, 0)
@@ -506,12 +515,12 @@ class Replicator:
     @property
     def _first_sync(self) -> bool:
         """Nothing was ever synced from this state: the markers are written, not required."""
-        return self._state.get("last_success") is None and self._state.get("last_full") is None
+        return self._state.last_success is None and self._state.last_full is None
 
     @property
     def _adopting(self) -> bool:
         """An install that synced before markers existed, not yet adopted (backup/adoption.py)."""
-        return bool(self._state.get("markers_adopt"))
+        return bool(self._state.markers_adopt)
 
     def _source_problem(self, *, init: bool = False) -> str | None:
         if self._adopting and not init:
@@ -568,8 +577,7 @@ class Replicator:
             problem,
         )
         values = {"last_error": f"{MISSING_SOURCE}: {problem}", "last_error_ts": self._clock()}
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
 
     async def _source_back(self) -> None:
         if self._source_missing is None:
@@ -580,8 +588,7 @@ class Replicator:
             self.spec.source,
         )
         self._source_missing = None
-        await save_state(self._write, self.spec.name, last_error=None)
-        self._state["last_error"] = None
+        await self._save(self._write, last_error=None)
 
     async def _target_ready(self, *, init: bool = False) -> bool:
         """True when the replica root holds its marker (written at the first sync, or with
@@ -597,7 +604,7 @@ class Replicator:
         if (
             not init
             and self._target_missing is None
-            and self.spec.target.kind != "local"
+            and self.spec.target.remote
             and self._target_checked is not None
             and time.monotonic() - self._target_checked < TARGET_CHECK_EVERY
         ):
@@ -703,8 +710,7 @@ class Replicator:
         what = MISSING_TARGET if owner is None else FOREIGN_TARGET
         log.critical("replication %s: %s: %s; shipping stopped", self.spec.name, what, problem)
         values = {"last_error": f"{what}: {problem}", "last_error_ts": self._clock()}
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
 
     async def _target_back(self) -> None:
         if self._target_missing is None:
@@ -717,8 +723,7 @@ class Replicator:
         self._target_missing = None
         self._recreated = None
         self._phase = "running"
-        await save_state(self._write, self.spec.name, last_error=None)
-        self._state["last_error"] = None
+        await self._save(self._write, last_error=None)
         self.request_reconcile("target back")
         self._ship_wakeup.set()
 
@@ -941,18 +946,17 @@ class Replicator:
         values: dict[str, Any] = {
             "last_success": self._clock(),
             "consecutive_failures": 0,
-            "shipped_files": int(self._state.get("shipped_files") or 0) + files,
+            "shipped_files": self._state.shipped_files + files,
         }
-        if self._state.get("consecutive_failures"):
+        if self._state.consecutive_failures:
             log.info("replication %s: target reachable again", self.spec.name)
             values["last_error"] = None
             # a full replica (of any kind) has room again: the files set aside for space too
-            self._room_again = bool(target_condition(str(self._state.get("last_error"))))
-        await save_state(self._journal_write, self.spec.name, **values)
-        self._state.update(values)
+            self._room_again = bool(target_condition(str(self._state.last_error)))
+        await self._save(self._journal_write, **values)
 
     async def _failed(self, result: RsyncResult) -> None:
-        failures = int(self._state.get("consecutive_failures") or 0) + 1
+        failures = self._state.consecutive_failures + 1
         condition = target_condition(result.error)
         values = {
             "consecutive_failures": failures,
@@ -965,8 +969,7 @@ class Replicator:
             log.warning(
                 "replication %s: %s (failure %d)", self.spec.name, values["last_error"], failures
             )
-        await save_state(self._write, self.spec.name, **values)
-        self._state.update(values)
+        await self._save(self._write, **values)
 
     async def _backoff(self, result: RsyncResult) -> None:
         failures = int(self._state.get("consecutive_failures") or 1)
@@ -993,7 +996,7 @@ class Replicator:
         `SourceGone` when the source is missing or not mounted. `init_source`/`init_target`
         write a missing marker (an operator's deliberate decision).
         """
-        if self._state.get("guard_tripped"):
+        if self._state.guard_tripped:
             return self._skip(
                 reason,
                 "the ransomware guard is tripped (`sentinel backup resume` or `discard` first)",
@@ -1007,8 +1010,7 @@ class Replicator:
                     return self._target_failure  # not ok: retried after a backoff
                 return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
             if self._adopting:  # both markers are in place now: adoption is over for good
-                await save_state(self._write, self.spec.name, markers_adopt=None)
-                self._state["markers_adopt"] = None
+                await self._save(self._write, markers_adopt=None)
             upto = self.journal.seq
             started = self._clock()
             approved = False
@@ -1052,14 +1054,13 @@ class Replicator:
                     sorted(await self._release(list(self.quarantine.reasons)))
                 )
                 self._ship_wakeup.set()
-                values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": 1}
+                values: dict[str, Any] = {"last_full": self._clock(), "last_full_ok": True}
                 if approved or self._measure_all:
                     # the operator's approval is used up; after a discard, the guarded pass
                     # made the replica match the source again: batches go unmeasured again
                     values.update(guard_reason=None, guard_count=None)
                     self._measure_all = False
-                await save_state(self._write, self.spec.name, **values)
-                self._state.update(values)
+                await self._save(self._write, **values)
                 await self._succeeded(len(result.transferred) + len(result.deleted))
             else:
                 await self._failed(result)
@@ -1085,9 +1086,9 @@ class Replicator:
         would do no more than what was measured then goes ahead (once)."""
         st = self._state
         return (
-            not st.get("guard_tripped")
-            and str(st.get("guard_reason") or "").startswith(FULL_PASS_TRIP)
-            and preview.damage <= int(st.get("guard_count") or 0)
+            not st.guard_tripped
+            and str(st.guard_reason or "").startswith(FULL_PASS_TRIP)
+            and preview.damage <= int(st.guard_count or 0)
         )
 
     async def _journal_tree(self) -> int:
@@ -1216,7 +1217,7 @@ class Replicator:
             with contextlib.suppress(TimeoutError):
                 tick = (
                     GUARD_POLL
-                    if self._state.get("guard_tripped")
+                    if self._state.guard_tripped
                     else BLOCKED_POLL
                     if self._target_missing is not None
                     else STATE_POLL
@@ -1226,7 +1227,7 @@ class Replicator:
             self._reconcile_wakeup.clear()
 
     def _due(self, now: float) -> str | None:
-        last = self._state.get("last_full")
+        last = self._state.last_full
         fallback = self.spec.fallback_reconcile
         if (
             self.watcher is not None
@@ -1241,7 +1242,7 @@ class Replicator:
 
     def _verify_due(self, now: float) -> bool:
         every = self.spec.verify_every
-        if every is None or self._state.get("last_full") is None:
+        if every is None or self._state.last_full is None:
             return False  # verify a replica only after one full pass made it whole
         # the first verify waits a full period after start, like every later one
         last = self._verify["ts"] if self._verify else self._started
@@ -1249,7 +1250,7 @@ class Replicator:
 
     async def _maybe_prune(self, now: float) -> None:
         retention = self.spec.retention
-        last = self._state.get("last_prune")
+        last = self._state.last_prune
         if retention is None or (last is not None and now - last < PRUNE_EVERY):
             return
         try:
@@ -1264,13 +1265,11 @@ class Replicator:
                 self.spec.name,
                 exc,
             )
-            await save_state(self._write, self.spec.name, last_prune=now)
-            self._state["last_prune"] = now
+            await self._save(self._write, last_prune=now)
             return
         if pruned:
             log.info("replication %s: pruned %d version dirs", self.spec.name, len(pruned))
-        await save_state(self._write, self.spec.name, last_prune=now)
-        self._state["last_prune"] = now
+        await self._save(self._write, last_prune=now)
 
     async def _release(self, paths: Iterable[str]) -> list[str]:
         """Takes paths out of the quarantine for another try. Until they ship, each keeps
@@ -1294,11 +1293,7 @@ class Replicator:
     async def _pick_up_journal(self) -> None:
         """Rows another process recorded (`sentinel backup sync --full` releases quarantined
         paths into the journal) wake no watcher: ship them on the next poll."""
-        if (
-            self._transfer.locked()
-            or self._state.get("guard_tripped")
-            or self._target_missing is not None
-        ):
+        if self._transfer.locked() or self._state.guard_tripped or self._target_missing is not None:
             return
         await self._reload_quarantine()
         await self.journal.sync()
@@ -1395,33 +1390,34 @@ class Replicator:
         """`sentinel backup resume|discard` clears the trip in the database; a full pass run
         by `sentinel backup sync --full` may have tripped it there."""
         fresh = await load_state(self._db, self.spec.name)
-        if not self._state.get("guard_tripped"):
-            if fresh.get("guard_tripped"):
+        if not self._state.guard_tripped:
+            if fresh.guard_tripped:
                 log.critical(
                     "replication %s: ransomware guard tripped by `sentinel backup`: "
                     "%s; shipping paused",
                     self.spec.name,
-                    fresh.get("guard_reason"),
+                    fresh.guard_reason,
                 )
-                self._state.update(
-                    {
-                        k: fresh[k]
-                        for k in ("guard_tripped", "guard_count", "guard_ts", "guard_reason")
-                    }
+                self._state = replace(
+                    self._state,
+                    guard_tripped=fresh.guard_tripped,
+                    guard_count=fresh.guard_count,
+                    guard_ts=fresh.guard_ts,
+                    guard_reason=fresh.guard_reason,
                 )
             return
-        if fresh.get("guard_tripped"):
+        if fresh.guard_tripped:
             return
         log.warning(
             "replication %s: guard cleared by an operator; shipping resumes", self.spec.name
         )
-        self._state.update(fresh)
+        self._state = fresh
         self.guard.reset()
-        if fresh.get("guard_reason") == DISCARDED:
+        if fresh.guard_reason == DISCARDED:
             self._measure_all = True
         else:  # resume: the pending changes, measured or not, are approved
             self._approved_upto = self.journal.seq
         await self.journal.refresh()
         self._ship_wakeup.set()
-        if str(fresh.get("guard_reason") or "").startswith(FULL_PASS_TRIP):
+        if str(fresh.guard_reason or "").startswith(FULL_PASS_TRIP):
             self.request_reconcile("resumed by an operator")  # resume, not discard

@@ -318,7 +318,7 @@ async def fetch(
     base = target.path(remote_sub).rstrip("/")
     base += "" if base.endswith(":") else "/"  # "host:" (home, rrsync's dir) is not "host:/"
     rel = rel.strip("/")
-    if target.kind != "local" and any(c in rel for c in "*?["):
+    if target.remote and any(c in rel for c in "*?["):
         # the remote rsync globs an argument with wildcards ("*" is a name here); a
         # backslash escapes only then, as in `exact_pattern`
         rel = "".join("\\" + c if c in "*?[\\" else c for c in rel)

@@ -617,7 +617,7 @@ def run_reconcile(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float]:
 def _spec(cfg: dict[str, object]):  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(ROOT))
     from backup.spec import ReplicationSpec
-    from backup.target import parse_target
+    from backup.transport import parse_target
 
     target = parse_target(
         str(cfg["target"]),

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backup.spec import GuardSettings, ReplicationSpec  # noqa: E402
-from backup.target import parse_target  # noqa: E402
 from backup.transfer import full_sync, ship_batch  # noqa: E402
+from backup.transport import parse_target  # noqa: E402
 from bench.replication import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "rsync_flags.md"

@@ -8,7 +8,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from backup.control_socket import control_dir_problem, ensure_control_dir
 from backup.filters import Filters
@@ -16,7 +15,7 @@ from backup.quarantine import shown
 from backup.replicator import Replicator
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
-from backup.target import parse_target
+from backup.transport import SshTarget, parse_target
 from sensors.reading import UNITS, Kind, Reading
 from sentinel import rundir
 from sentinel.config import Config
@@ -39,7 +38,7 @@ def runtime_dir(config: Config) -> Path:
 
 def runtime_problems(config: Config) -> list[str]:
     """Why ssh targets could not keep their control socket (checked before start)."""
-    if not any(parse_target(rc.target).kind == "ssh" for rc in config.replication):
+    if not any(isinstance(parse_target(rc.target), SshTarget) for rc in config.replication):
         return []
     problem = control_dir_problem(runtime_dir(config))
     return [problem] if problem else []
@@ -123,18 +122,18 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
     """Each replicator's health as readings (call every few seconds)."""
     out: list[Reading] = []
     for rep in replicators:
-        h = rep.health()
+        h = rep.replication_health()
         sid = sensor_id(rep.spec.name)
         values: list[tuple[str, float | bool]] = [
-            (Kind.REPLICATION_LAG, float(h["rpo"])),
-            (Kind.REPLICATION_FAILURES, float(h["consecutive_failures"])),
-            (Kind.REPLICATION_GUARD, bool(h["guard_tripped"])),
-            (Kind.REPLICATION_VERIFY, bool(h["verify_mismatch"])),
-            (Kind.WATCH_LIMIT, bool(h["watch_limit"])),
-            (Kind.REPLICATION_SOURCE_MISSING, bool(h["source_missing"])),
-            (Kind.REPLICATION_TARGET_MISSING, bool(h["target_missing"])),
+            (Kind.REPLICATION_LAG, float(h.rpo)),
+            (Kind.REPLICATION_FAILURES, float(h.consecutive_failures)),
+            (Kind.REPLICATION_GUARD, h.guard_tripped),
+            (Kind.REPLICATION_VERIFY, h.verify_mismatch),
+            (Kind.WATCH_LIMIT, h.watch_limit),
+            (Kind.REPLICATION_SOURCE_MISSING, h.source_missing),
+            (Kind.REPLICATION_TARGET_MISSING, h.target_missing),
             # the unreadable ones have their own alarm, which names them
-            (Kind.REPLICATION_QUARANTINE, float(h["quarantined_other"])),
+            (Kind.REPLICATION_QUARANTINE, float(h.quarantined_other)),
         ]
         for kind, value in values:
             out.append(
@@ -144,23 +143,24 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
             Reading(
                 sid,
                 str(Kind.REPLICATION_UNREADABLE),
-                bool(h["unreadable"]),
+                bool(h.unreadable),
                 "",
                 now,
                 source="replication",
-                detail=unreadable_detail(h),
+                detail=unreadable_detail(h.source, h.unreadable, h.unreadable_first),
             )
         )
     return out
 
 
-def unreadable_detail(health: dict[str, Any]) -> str | None:
+def unreadable_detail(source: str, count: int | None, first: str | None) -> str | None:
     """The alarm's reason: the first document the service account may not read, and how
     many more. Only a path and a number: the kind's label says what is wrong in the page's
-    language ("읽기 권한 없는 문서", "unreadable documents"), status says what to do."""
-    count = int(health.get("unreadable") or 0)
+    language ("읽기 권한 없는 문서", "unreadable documents"), status says what to do.
+    `first` is already `shown()` (by the replicator, or the quarantine table's reader);
+    `source` is the config's."""
+    count = int(count or 0)
     if not count:
         return None
     more = f" (+{count - 1})" if count > 1 else ""
-    # unreadable_first is already shown() by the replicator; the source is the config's
-    return f"{shown(str(health.get('source')).rstrip('/'))}/{health.get('unreadable_first')}{more}"
+    return f"{shown(source.rstrip('/'))}/{first}{more}"

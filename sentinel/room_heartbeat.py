@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ from backup.keeper_record import (
 from backup.replicator import Replicator
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
-from backup.target import Target, TargetError, parse_target
+from backup.target import Target, TargetError
+from backup.transport import target_for
 from sensors.reading import Reading
 from sentinel.config.replication import KeeperLinkConfig
 
@@ -58,15 +60,7 @@ URGENT_KEEP = 300.0
 def receipt_target(address: str, replica: Target) -> Target:
     """Where the receipt is read from, reached with the replica's transport options (its
     password file, ssh key, known hosts, port)."""
-    return parse_target(
-        address,
-        password_file=replica.password_file,
-        ssh_port=replica.ssh_port,
-        identity_file=replica.identity_file,
-        known_hosts=replica.known_hosts,
-        strict_host_key_checking=replica.strict_host_key_checking,
-        contimeout=replica.contimeout,
-    )
+    return target_for(address, replica.options)
 
 
 def history_target(keeper: KeeperLinkConfig, replica: Target) -> Target:
@@ -75,13 +69,9 @@ def history_target(keeper: KeeperLinkConfig, replica: Target) -> Target:
     replica's write key."""
     if keeper.history is None:
         raise TargetError("no [replication.keeper] history is configured")
-    return parse_target(
+    return target_for(
         keeper.history,
-        ssh_port=replica.ssh_port,
-        identity_file=keeper.history_identity_file,
-        known_hosts=replica.known_hosts,
-        strict_host_key_checking=replica.strict_host_key_checking,
-        contimeout=replica.contimeout,
+        replace(replica.options, password_file=None, identity_file=keeper.history_identity_file),
     )
 
 
@@ -260,10 +250,11 @@ class RoomHeartbeat:
         synced = now if journal.oldest is None else min(now, journal.oldest)
         if not self._start_done:
             rep = self._replicator
-            last_full = rep.health().get("last_full")
+            health = rep.replication_health()
+            last_full = health.last_full
             # the replicator asks for its start pass before it calls itself running, so
             # running and caught up means that pass is over
-            if (rep.health().get("phase") == "running" and rep.caught_up) or (
+            if (health.phase == "running" and rep.caught_up) or (
                 last_full is not None and last_full >= self._began
             ):
                 self._start_done = True
@@ -313,8 +304,7 @@ class RoomHeartbeat:
         return r is not None and r.answered is not None and r.answered >= urgent
 
     def _never_synced(self) -> bool:
-        h = self._replicator.health()
-        return h.get("last_success") is None and h.get("last_full") is None
+        return self._replicator.replication_health().never_synced
 
     async def beat(self) -> bool:
         """Writes and pushes one heartbeat; True when it reached the target. Before the

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from backup.replicator import Replicator
 from sensors.reading import Reading
 from sentinel import migrations
 from sentinel.alarm.engine import Engine
@@ -55,7 +56,9 @@ class ReplicationHealth:
 
     name = "replication-health"
 
-    def __init__(self, replicators: list[Any], engine: Engine, clock: Callable[[], float]):
+    def __init__(
+        self, replicators: list[Replicator], engine: Engine, clock: Callable[[], float]
+    ) -> None:
         self._replicators = replicators
         self._engine = engine
         self._clock = clock

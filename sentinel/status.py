@@ -77,11 +77,7 @@ def _live_unreadable(config: Config, report: dict[str, Any]) -> None:
         name, source = sources[sid]
         quarantine = (rows.get(name) or {}).get("quarantine") or {}
         detail = unreadable_detail(
-            {
-                "source": source,
-                "unreadable": quarantine.get("unreadable"),
-                "unreadable_first": quarantine.get("unreadable_first"),
-            }
+            source, quarantine.get("unreadable"), quarantine.get("unreadable_first")
         )
         if detail is not None and detail != alarm.get("reason"):
             alarm["reason_at_firing"] = alarm.get("reason")

@@ -9,7 +9,8 @@ a config says "this rsync:// is wrapped" (docs/transport.md), and it is not warn
 
 from __future__ import annotations
 
-from backup.target import TargetError, parse_target, rsyncd_host
+from backup.target import TargetError
+from backup.transport import RsyncdTarget, parse_target
 from sentinel.advice.loopback import is_loopback
 from sentinel.config import Config
 
@@ -53,7 +54,7 @@ def cleartext_host(address: str) -> str | None:
         target = parse_target(address)
     except TargetError:
         return None  # check-config refuses it on its own
-    if target.kind != "rsyncd":
+    if not isinstance(target, RsyncdTarget):
         return None
-    host = rsyncd_host(target.url)
+    host = target.host
     return None if is_loopback(host) else host

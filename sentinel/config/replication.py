@@ -29,7 +29,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from backup.target import Target, TargetError, parse_target
+from backup.target import Target, TargetError
+from backup.transport import LocalTarget, RsyncdTarget, SshTarget, parse_target
 from sentinel.config.types import ConfigPath, Duration, Model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -109,7 +110,10 @@ class KeeperLinkConfig(Model):
         # the history is reached as the keeper's read-only module over ssh (the drill key's
         # forced command) or on a local disk; a shell login or a TCP rsync daemon is not how
         # docs/keeper.md exposes it, and a writable place is no history
-        if not (target.kind == "local" or target.daemon_over_ssh):
+        if not (
+            isinstance(target, LocalTarget)
+            or (isinstance(target, SshTarget) and target.daemon_over_ssh)
+        ):
             raise ValueError(
                 "history: use user@host::<room>-history (the keeper's read-only "
                 "snapshot module, reached with the drill key) or an absolute "
@@ -134,7 +138,7 @@ class KeeperLinkConfig(Model):
                     "history too, or remove it"
                 )
             return self
-        remote = parse_target(self.history).kind == "ssh"
+        remote = isinstance(parse_target(self.history), SshTarget)
         if remote and self.history_identity_file is None:
             raise ValueError(
                 "history_identity_file: an ssh history needs the separate drill "
@@ -219,11 +223,13 @@ class ReplicationConfig(Model):
             target = parse_target(self.target)
         except TargetError as exc:
             raise ValueError(f"target: {exc}") from None
-        if target.kind != "rsyncd" and self.password_file is not None:
+        if not isinstance(target, RsyncdTarget) and self.password_file is not None:
             raise ValueError("password_file is only for rsync:// targets")
-        if target.kind != "ssh" and (self.identity_file or self.known_hosts or self.ssh_port):
+        if not isinstance(target, SshTarget) and (
+            self.identity_file or self.known_hosts or self.ssh_port
+        ):
             raise ValueError("identity_file, known_hosts and ssh_port are only for ssh targets")
-        if target.kind == "local" and Path(self.target).resolve().is_relative_to(
+        if isinstance(target, LocalTarget) and Path(self.target).resolve().is_relative_to(
             self.source.resolve()
         ):
             raise ValueError("the target must not be inside the source")
@@ -252,9 +258,9 @@ def target_place(target: Target, ssh_port: int | None = None) -> tuple[str, tupl
     """Where a target is, as (host, path components), comparable between replications: a
     local path resolved (symlinks, ".."), a remote host lower-cased with its port, the
     rsyncd module and path, an ssh path (a home-relative one under the login's name)."""
-    if target.kind == "local":
+    if isinstance(target, LocalTarget):
         return "", Path(target.url).resolve().parts
-    if target.kind == "rsyncd":
+    if isinstance(target, RsyncdTarget):
         m = re.match(r"^rsync://(?:[^@/]+@)?([^:/]+)(?::(\d+))?/(.*)$", target.url)
         assert m is not None  # parse_target matched it
         host, port, path = m.group(1), m.group(2) or "873", m.group(3)

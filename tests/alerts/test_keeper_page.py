@@ -16,7 +16,7 @@ from alerts.templates import SMS_LIMIT_BYTES, Templates, sms_bytes
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
 from backup.schema import MIGRATIONS as BACKUP_MIGRATIONS
 from backup.schema import OWNER as BACKUP_OWNER
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.config.replication import KeeperLinkConfig
 from sentinel.keeper_confirm import KeeperConfirm, needs_confirmation
 from sentinel.room_heartbeat import RoomHeartbeat

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.churn import churn
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from backup.control_socket import MAX_DIR_LEN, SOCKET_NAME, control_dir_problem
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.config import load_config
 from sentinel.replication import runtime_dir, spec_from_config
 from sentinel.store import Store

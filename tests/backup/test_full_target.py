@@ -15,7 +15,7 @@ import pytest
 import backup.replicator as replicator_module
 from backup.quarantine import Quarantine
 from backup.replicator import Replicator
-from backup.target import parse_target
+from backup.transport import parse_target
 from sensors.reading import Kind
 from sentinel.replication import replication_readings
 from sentinel.store import Store

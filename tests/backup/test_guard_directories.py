@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from backup.control import discard, resume
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree, wait_for
 

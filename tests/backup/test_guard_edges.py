@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from backup.journal import Journal
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree, wait_for
 

@@ -13,7 +13,8 @@ from backup.replicator import Replicator
 from backup.restore import drill, restore
 from backup.spec import GuardSettings
 from backup.status import read_status
-from backup.target import VERSIONS_DIR, parse_target
+from backup.target import VERSIONS_DIR
+from backup.transport import parse_target
 from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.backup.helpers import (

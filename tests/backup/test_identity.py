@@ -18,7 +18,8 @@ from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.replicator import Replicator
 from backup.spec import GuardSettings
 from backup.status import read_status
-from backup.target import VERSIONS_DIR, Target, parse_target
+from backup.target import VERSIONS_DIR, Target
+from backup.transport import parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.backup.helpers import (

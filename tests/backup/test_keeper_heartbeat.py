@@ -14,7 +14,8 @@ from typing import Any
 
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
 from backup.restore import restore
-from backup.target import VERSIONS_DIR, parse_target
+from backup.target import VERSIONS_DIR
+from backup.transport import parse_target
 from sentinel.config.replication import KeeperLinkConfig
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store

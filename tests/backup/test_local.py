@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from backup.target import VERSIONS_DIR, parse_target
+from backup.target import VERSIONS_DIR
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff
 

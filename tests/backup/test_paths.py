@@ -14,8 +14,9 @@ import pytest
 
 from backup.journal import Journal
 from backup.status import read_status
-from backup.target import PARTIAL_DIR, parse_target
+from backup.target import PARTIAL_DIR
 from backup.transfer import PATTERN_MAX, exact_pattern, partial_paths, shipping_list, skip_args
+from backup.transport import parse_target
 from sensors.reading import Kind
 from sentinel.alarm import Engine
 from sentinel.cli.main import main

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backup.replicator import Replicator
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, wait_for
 from tests.fixtures.remote import RsyncDaemon, SshServer

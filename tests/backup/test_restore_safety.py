@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backup.restore import RestoreError, drill, restore
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from backup.replicator import Replicator
-from backup.target import parse_target
+from backup.transport import parse_target
 from sensors.sim.broker import free_port
 from sentinel.advice.transport import cleartext_host
 from sentinel.store import Store

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from backup.markers import TARGET_MARKER, check_target
 from backup.replicator import Replicator
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree, wait_for
 from tests.backup.identity import pages, started, write_only_rsyncd

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from backup.restore import RestoreError, restore
-from backup.target import PARTIAL_DIR, Target, TargetError, parse_target
+from backup.target import PARTIAL_DIR, Target, TargetError
 from backup.transfer import remove_partials
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for
 from tests.fixtures.remote import RrsyncServer, RsyncDaemon, SshServer

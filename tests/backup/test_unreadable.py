@@ -16,7 +16,7 @@ from backup.readability import FILE_DENIED, unreadable_reason
 from backup.replicator import UNREADABLE_RETRY, Replicator
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import ReplicationSpec
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.unreadable_room import (
     NOBODY,

@@ -18,7 +18,8 @@ from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings
 from backup.state import load_state
-from backup.target import Target, parse_target
+from backup.target import Target
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree, wait_for
 from tests.backup.identity import pages, started, write_only_rsyncd
@@ -120,7 +121,7 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
             adopted = _adopted(caplog)
             assert len(adopted) == 2, adopted
             assert SOURCE_MARKER in adopted[0] and TARGET_MARKER in adopted[1]
-            assert (await load_state(store.db, "docs"))["markers_adopt"] is None
+            assert (await load_state(store.db, "docs")).markers_adopt is None
 
             # adopted once: a marker lost later is an alarm again, never re-adopted
             (src / SOURCE_MARKER).unlink()

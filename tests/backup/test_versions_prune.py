@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backup.target import VERSIONS_DIR, parse_target
+from backup.target import VERSIONS_DIR
+from backup.transport import parse_target
 from backup.versions import list_version_stamps, prune_versions, stamp
 from tests.backup.identity import write_only_rsyncd
 

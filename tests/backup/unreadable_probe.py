@@ -19,7 +19,7 @@ from pathlib import Path
 from backup.replicator import Replicator
 from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
-from backup.target import parse_target
+from backup.transport import parse_target
 from sentinel.store import Store
 
 

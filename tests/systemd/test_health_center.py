@@ -351,7 +351,7 @@ async def test_rrsync_key_lets_sentinel_check_and_write_its_target_marker(
     """The marker check is a dry-run push, so the write-only key allows it."""
     from backup.markers import TARGET_MARKER, check_target, write_target_marker
     from backup.spec import ReplicationSpec
-    from backup.target import parse_target
+    from backup.transport import parse_target
 
     keys = tmp_path / "keys"
     target = parse_target(

@@ -22,7 +22,8 @@ import pytest
 
 from backup.markers import TARGET_MARKER, check_target, write_target_marker
 from backup.schema import MIGRATIONS, OWNER
-from backup.target import VERSIONS_DIR, Target, TargetError, parse_target
+from backup.target import VERSIONS_DIR, Target, TargetError
+from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff
 from tests.fixtures.keeper_host import NEEDS, ORIGINAL, ROOM, KeeperHost, files, room_tree, run

@@ -1,0 +1,137 @@
+"""A replica reached over ssh: `user@host:path` (a shell login, or an `rrsync` key) or
+`user@host::module[/path]` (an rsync daemon module over ssh)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Self
+
+from backup.control_socket import control_path
+from backup.target import Target, TargetError, TransportOptions
+
+# An empty path after the colon is the login's home directory, or, for a key restricted
+# with `rrsync DIR` (docs/install.md), DIR itself.
+_SSH = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.*)$")
+# rsync(1) "USING RSYNC-DAEMON FEATURES VIA A REMOTE-SHELL CONNECTION": ssh starts
+# `rsync --server --daemon`, which a forced command on the keeper host pins to its config
+# (systemd/keeper-authorized_keys.example); the module then decides what may be written.
+_SSH_DAEMON = re.compile(
+    r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+)::(?P<module>[^/:]+)(?P<path>(?:/.*)?)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SshTarget(Target):
+    """Both forms take the same ssh options: host key checking against `known_hosts`, a
+    key of its own, and one persistent ControlMaster connection per host."""
+
+    kind: ClassVar[str] = "ssh"
+
+    url: str
+    ssh_port: int | None = None
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+    strict_host_key_checking: str = "yes"  # ssh's yes | accept-new | no
+    contimeout: int = 10
+
+    @classmethod
+    def parse(cls, address: str, options: TransportOptions) -> Self:
+        if "::" in address:
+            m = _SSH_DAEMON.match(address)
+            if not m:
+                raise TargetError(
+                    f"expected user@host::module[/path] (an rsync daemon module over ssh), "
+                    f"found {address!r}"
+                )
+            if options.password_file is not None:
+                raise TargetError(
+                    "a host::module target logs in with its ssh key: no password_file"
+                )
+            url = f"{address[: m.start('path')]}{m.group('path').rstrip('/')}"
+            return cls._with(url, options)
+        m = _SSH.match(address)
+        if m:
+            path = m.group("path")
+            # "host:/" is the host's root, "host:" the login's home: keep them apart
+            url = address[: len(address) - len(path)] + (path.rstrip("/") or path[:1])
+            return cls._with(url, options)
+        raise TargetError(
+            f"expected an absolute path, rsync://user@host/module/path, user@host:/path, "
+            f"user@host: or user@host::module, "
+            f"found {address!r}"
+        )
+
+    @classmethod
+    def _with(cls, url: str, options: TransportOptions) -> Self:
+        return cls(
+            url,
+            ssh_port=options.ssh_port,
+            identity_file=options.identity_file,
+            known_hosts=options.known_hosts,
+            strict_host_key_checking=_host_key_checking(options.strict_host_key_checking),
+            contimeout=options.contimeout,
+        )
+
+    @property
+    def daemon_over_ssh(self) -> bool:
+        """`user@host::module[/path]`: an rsync daemon module reached over ssh."""
+        return _SSH_DAEMON.match(self.url) is not None
+
+    def path(self, sub: str = "") -> str:
+        sub = sub.strip("/")
+        if self.url.endswith(":"):  # an empty path: "host:/x" would be the host's /x
+            return f"{self.url}{sub}"
+        return f"{self.url}/{sub}" if sub else f"{self.url}/"
+
+    def transport_args(self, runtime_dir: Path) -> list[str]:
+        return ["-e", shlex.join(self.ssh_command(runtime_dir))]
+
+    def ssh_command(self, runtime_dir: Path) -> list[str]:
+        """ssh with host key checking and a persistent ControlMaster connection."""
+        cmd = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes"]
+        if self.ssh_port is not None:
+            cmd += ["-p", str(self.ssh_port)]
+        if self.identity_file is not None:
+            cmd += ["-i", str(self.identity_file), "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts is not None:
+            cmd += [
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts}",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+            ]
+        cmd += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
+        cmd += [
+            "-o",
+            f"ConnectTimeout={self.contimeout}",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={control_path(runtime_dir)}",
+            "-o",
+            "ControlPersist=60",
+            "-o",
+            "ServerAliveInterval=15",
+        ]
+        return cmd
+
+    @property
+    def options(self) -> TransportOptions:
+        return TransportOptions(
+            ssh_port=self.ssh_port,
+            identity_file=self.identity_file,
+            known_hosts=self.known_hosts,
+            strict_host_key_checking=self.strict_host_key_checking,
+            contimeout=self.contimeout,
+        )
+
+
+def _host_key_checking(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value not in ("yes", "accept-new", "no"):
+        raise TargetError(f"strict_host_key_checking: use yes, accept-new or no, found {value!r}")
+    return value
