@@ -216,12 +216,13 @@ class Sender:
                 " WHERE n <= ? ORDER BY channel, id",
                 (BATCH_LIMIT + 1,),
             )
-            counts = await db.execute_fetchall(
+            async with db.execute(
                 "SELECT COUNT(*), MIN(created) FROM outbox_message WHERE state = 'pending'"
-            )
+            ) as cur:
+                count = await cur.fetchone()
         now = self._clock()
-        self._pending = int(counts[0][0]) if counts else 0
-        self._oldest = float(counts[0][1]) if counts and counts[0][1] is not None else None
+        self._pending = int(count[0]) if count else 0
+        self._oldest = float(count[1]) if count and count[1] is not None else None
         self._check_all_failing(now)
         due: dict[str, list[tuple[int, str]]] = {}
         for key, row_id, payload, _created, _n in rows:

@@ -972,7 +972,7 @@ class Replicator:
         await self._save(self._write, **values)
 
     async def _backoff(self, result: RsyncResult) -> None:
-        failures = int(self._state.get("consecutive_failures") or 1)
+        failures = self._state.consecutive_failures or 1
         if result.outcome is Outcome.FATAL:
             delay = self.spec.fatal_retry
         else:
@@ -997,10 +997,11 @@ class Replicator:
         write a missing marker (an operator's deliberate decision).
         """
         if self._state.guard_tripped:
-            return self._skip(
+            self._skip(
                 reason,
                 "the ransomware guard is tripped (`sentinel backup resume` or `discard` first)",
             )
+            return None
         async with self._transfer:
             problem = self._source_problem(init=init_source)
             if problem is not None:
@@ -1008,7 +1009,8 @@ class Replicator:
             if not await self._target_ready(init=init_target):
                 if self._target_failure is not None:
                     return self._target_failure  # not ok: retried after a backoff
-                return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
+                self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
+                return None
             if self._adopting:  # both markers are in place now: adoption is over for good
                 await self._save(self._write, markers_adopt=None)
             upto = self.journal.seq
@@ -1027,7 +1029,8 @@ class Replicator:
                     approved = self._approved(preview)
                     if not approved:
                         await self._trip_with(preview.damage, preview.describe())
-                        return self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
+                        self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
+                        return None
             if self.spec.guard.enabled and preview.changes == 0:
                 # the measured pass would change nothing: the dry run was the whole pass (an
                 # unchanged tree, the nightly case, costs one walk instead of two)
@@ -1046,7 +1049,8 @@ class Replicator:
                 if result.created_root is not None:
                     with contextlib.suppress(TargetRecreated):
                         await self._target_recreated(result.created_root)
-                    return self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
+                    self._skip(reason, f"{MISSING_TARGET}: {self._target_missing}")
+                    return None
             if result.ok:
                 await self.journal.clear_upto(upto)
                 # every full pass gives the quarantined paths another try

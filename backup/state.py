@@ -31,12 +31,6 @@ class ReplicatorState:
     # cleared (NULL) once the markers are adopted (backup/adoption.py)
     markers_adopt: bool | None = None
 
-    def get(self, name: str) -> Any:
-        """By column name. Only `Replicator._backoff` still reads this way: its body is
-        being replaced by the shared backoff (common/retry.py) in a parallel change, so it
-        is left as it is; read the fields by attribute everywhere else."""
-        return getattr(self, name)
-
 
 FIELDS = tuple(f.name for f in fields(ReplicatorState))
 

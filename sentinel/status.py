@@ -385,8 +385,8 @@ def judge(report: dict[str, Any]) -> Verdict:
     if report.get("rooms"):
         from sentinel.keeper.status import room_problems
 
-        for level, reason in room_problems(report["rooms"]):
-            worse(Health[level], reason)
+        for level_name, reason in room_problems(report["rooms"]):
+            worse(Health[level_name], reason)
     if not reasons:
         reasons.append("all normal")
     return Verdict(health, reasons)

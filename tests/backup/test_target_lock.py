@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from backup.target import parse_target
 from backup.target_lock import lock_path, target_lock
+from backup.transport import parse_target
 
 # Another sentinel process (the daemon) in the middle of a transfer: it holds the lock until
 # told to go on (so the test does not depend on how fast the second process starts), and

@@ -98,7 +98,7 @@ async def test_resume_is_applied_by_the_daemon_and_records_who_asked(
             main, ["-c", str(cfg), "backup", "resume", "docs", "--by", "kim"]
         )
         assert rc == 0 and commands.applied == 1
-        assert not (await load_state(store.db, "docs")).get("guard_tripped")
+        assert not (await load_state(store.db, "docs")).guard_tripped
         await store.close()
     assert "docs: guard cleared" in capsys.readouterr().out
     [row] = _rows(config)
