@@ -3,6 +3,7 @@ trips draw from."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 from sentinel.alarm.alarm import NORMAL, Alarm, Transition
@@ -70,6 +71,19 @@ class AlarmBook:
                 unit=unit,
                 policy=policy or self._policies.for_alarm(subject, condition, kind),
             )
+        return alarm
+
+    def restore(self, row: sqlite3.Row) -> Alarm:
+        """An alarm that was open when the daemon stopped, from its alarm_alarms row."""
+        alarm = self.open(
+            row["subject"],
+            row["condition"],
+            row["sensor_id"],
+            row["kind"],
+            row["unit"],
+            row["location"],
+        )
+        alarm.load(row)
         return alarm
 
     def apply(self, info: SensorInfo, verdict: Verdict, now: float) -> list[Transition]:

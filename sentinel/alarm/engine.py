@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -18,18 +18,18 @@ from alerts import reasons
 from sensors.reading import UNITS, Reading
 from sentinel.alarm import combined, paging, presence
 from sentinel.alarm.actions import SafetyActions
-from sentinel.alarm.alarm import ACKNOWLEDGED, FIRING, NORMAL, Transition, load_value
+from sentinel.alarm.alarm import ACKNOWLEDGED, FIRING, NORMAL, Transition
 from sentinel.alarm.book import AlarmBook
 from sentinel.alarm.conditions import RateBook
 from sentinel.alarm.evaluation import evaluate
 from sentinel.alarm.ids import IdAllocator
 from sentinel.alarm.policies import Policies
 from sentinel.alarm.registry import SensorInfo, SensorRegistry
-from sentinel.alarm.repository import Enqueue, Repository
+from sentinel.alarm.repository import Enqueue, Repository, WriteQueue
 from sentinel.alarm.rules import SELF_KINDS
-from sentinel.alarm.samples import Latest, SampleBuffer
+from sentinel.alarm.samples import Flushed, SampleBuffer
 from sentinel.alarm.silence import Silences
-from sentinel.alarm.writes import DeclareSensor, MarkCommand, SaveAlarmNumber, Write
+from sentinel.alarm.writes import DeclareSensor, MarkCommand, SaveAlarmNumber
 from sentinel.config import Config
 from sentinel.store import Store
 
@@ -65,8 +65,7 @@ class Engine:
         self._silences = Silences()
         self._actions = SafetyActions(self._book, self._silences, self._sensors, self._settings)
         self._pager = paging.Pager(config.alerts.routes)
-        self._writes: list[Write] = []
-        self._commit_lock = asyncio.Lock()
+        self._writes = WriteQueue(self._repo)
         self._started_at: float | None = None
         self._last_prune = float("-inf")
         self._last_flush: float | None = None
@@ -82,35 +81,25 @@ class Engine:
         self._started_at = now
         repo = self._repo
         self._book.ids = IdAllocator(await repo.last_alarm_number())
-        for s in await repo.sensors():
-            if not s.configured:
-                self._sensors.remember(s.id, s.location, s.kind)
-            if s.value_ts is not None:
-                latest = Latest(load_value(s.value), s.unit, s.value_ts, s.fault)
-                self._samples.restore(s.id, s.kind, latest)
+        for stored in await repo.sensors():
+            if not stored.configured:
+                self._sensors.remember(stored.id, stored.location, stored.kind)
+            self._samples.restore(stored)
         out: list[Transition] = []
         for row in await repo.open_alarms():
-            alarm = self._book.open(
-                row["subject"],
-                row["condition"],
-                row["sensor_id"],
-                row["kind"],
-                row["unit"],
-                row["location"],
-            )
-            alarm.load(row)
+            alarm = self._book.restore(row)
             if not self._policies.known(alarm.subject, alarm.condition, alarm.kind):
                 removed = "its sensor or rule was removed from the config"
                 out += alarm.resolve(now, removed, (reasons.REMOVED, {}))
         self._silences.restore(await repo.active_silences(), await repo.last_silence_number())
-        self._writes += self._silences.limit(now, self._settings)
+        self._writes.add(self._silences.limit(now, self._settings))
         self._presence.restarted(self._sensors, now)
         self._record(out)
-        self._writes += [
+        self._writes.add(
             DeclareSensor(s.id, s.kind, s.location, s.max_age)
             for s in self._sensors
             if s.configured
-        ]
+        )
         await self._commit()
         await self._apply_commands()
 
@@ -182,7 +171,7 @@ class Engine:
         await self._apply_commands()
         now = self._clock()
         book = self._book
-        self._writes += self._silences.expire(now)
+        self._writes.add(self._silences.expire(now))
         out: list[Transition] = []
         for info, silent_for in self._presence.silent(self._sensors, now):
             out += book.apply(info, presence.silent(info, silent_for, self._policies.side), now)
@@ -204,21 +193,12 @@ class Engine:
     async def flush(self) -> None:
         """Write the buffered latest values and history; prune history once an hour."""
         now = self._clock()
-        dirty, history = self._samples.take()
-        sensors = self._samples.sensor_rows(dirty, self._sensors)
         prune = now - self._last_prune >= PRUNE_INTERVAL
-        if not sensors and not history and not prune:
-            return
-        try:
-            await self._repo.save_samples(
-                sensors,
-                self._samples.history_rows(history),
-                now - self._settings.history_keep if prune else None,
-            )
-        except Exception as exc:
-            self._samples.put_back(dirty, history)
+        keep_after = now - self._settings.history_keep if prune else None
+        flushed = await self._samples.flush(self._repo, self._sensors, keep_after)
+        if flushed is Flushed.FAILED:
             self.write_errors += 1
-            log.error("alarm engine: cannot write latest values/history (kept): %s", exc)
+        if flushed is not Flushed.WRITTEN:
             return
         if prune:
             self._last_prune = now
@@ -238,33 +218,20 @@ class Engine:
         for command in commands:
             outcome = self._actions.apply(command, now)
             log.info("command #%d %s: %s", command.id, command.command, outcome.result)
-            self._writes += outcome.writes
+            self._writes.add(outcome.writes)
             self._record(outcome.transitions)
-            self._writes.append(MarkCommand(command.id, now, outcome.result))
+            self._writes.add((MarkCommand(command.id, now, outcome.result),))
         await self._commit()
 
-    def _record(self, transitions: list[Transition] | tuple[Transition, ...]) -> None:
-        self._writes += self._pager.record(transitions, self._silences, self._book)
+    def _record(self, transitions: Sequence[Transition]) -> None:
+        self._writes.add(self._pager.record(transitions, self._silences, self._book))
 
     async def _commit(self) -> None:
-        """Write every queued change in one transaction; on failure keep them for the next try."""
-        async with self._commit_lock:
-            n = self._book.ids.unsaved()
-            if n is not None:
-                self._writes.append(SaveAlarmNumber(n))
-            if not self._writes:
-                return
-            writes, self._writes = self._writes, []
-            try:
-                await self._repo.commit(writes)
-            except Exception as exc:
-                self._writes[:0] = writes
-                self.write_errors += 1
-                log.error(
-                    "alarm engine: cannot record %d changes (kept, retried next tick): %s",
-                    len(writes),
-                    exc,
-                )
+        n = self._book.ids.unsaved()
+        if n is not None:
+            self._writes.add((SaveAlarmNumber(n),))
+        if not await self._writes.commit():
+            self.write_errors += 1
 
     def _unknown(self, sid: str) -> None:
         self.ignored += 1

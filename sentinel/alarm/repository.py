@@ -7,7 +7,9 @@ message nor sent without its record. A failed commit leaves them queued for the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,8 @@ from sentinel.alarm.writes import (
     Write,
 )
 from sentinel.store import Store
+
+log = logging.getLogger("sentinel.alarm")
 
 Enqueue = Callable[[aiosqlite.Connection, AlarmEvent], Awaitable[None]]
 
@@ -272,3 +276,37 @@ class Repository:
 
 def _params(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
+
+
+class WriteQueue:
+    """Writes decided but not yet committed. A failed commit keeps them, in order, for the
+    next try: a transition is never dropped because SQLite was busy or the disk full."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self._writes: list[Write] = []
+        self._lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def add(self, writes: Iterable[Write]) -> None:
+        self._writes.extend(writes)
+
+    async def commit(self) -> bool:
+        """False when the commit failed (everything stays queued)."""
+        async with self._lock:
+            if not self._writes:
+                return True
+            writes, self._writes = self._writes, []
+            try:
+                await self._repo.commit(writes)
+            except Exception as exc:
+                self._writes[:0] = writes
+                log.error(
+                    "alarm engine: cannot record %d changes (kept, retried next tick): %s",
+                    len(writes),
+                    exc,
+                )
+                return False
+            return True

@@ -4,16 +4,27 @@ write a second)."""
 
 from __future__ import annotations
 
+import enum
+import logging
 from typing import Any
 
-from sentinel.alarm.alarm import dump_value
+from sentinel.alarm.alarm import dump_value, load_value
 from sentinel.alarm.registry import SensorRegistry
-from sentinel.alarm.repository import HistorySample, SensorSample
+from sentinel.alarm.repository import HistorySample, Repository, SensorSample, StoredSensor
+
+log = logging.getLogger("sentinel.alarm")
 
 # History rows kept in memory while SQLite cannot be written; older ones are dropped (counted).
 HISTORY_BUFFER_MAX = 100_000
 
 Key = tuple[str, str]  # (sensor id, kind)
+Sample = tuple[str, str, float, Any]  # (sensor id, kind, ts, value): one history row
+
+
+class Flushed(enum.Enum):
+    NOTHING = "nothing"  # nothing was buffered and nothing was to be pruned
+    WRITTEN = "written"
+    FAILED = "failed"  # kept for the next flush
 
 
 class Latest:
@@ -35,7 +46,7 @@ class SampleBuffer:
         self._history_interval = history_interval
         self._latest: dict[Key, Latest] = {}
         self._dirty: set[Key] = set()
-        self._history: list[tuple[str, str, float, Any]] = []
+        self._history: list[Sample] = []
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -45,9 +56,13 @@ class SampleBuffer:
     def get(self, sensor_id: str, kind: str) -> Latest | None:
         return self._latest.get((sensor_id, kind))
 
-    def restore(self, sensor_id: str, kind: str, latest: Latest) -> None:
-        """A value from before a restart: known, but neither dirty nor history."""
-        self._latest[(sensor_id, kind)] = latest
+    def restore(self, stored: StoredSensor) -> None:
+        """A value from before a restart: known (combined rules use it), but neither dirty
+        nor history."""
+        if stored.value_ts is not None:
+            self._latest[(stored.id, stored.kind)] = Latest(
+                load_value(stored.value), stored.unit, stored.value_ts, stored.fault
+            )
 
     def remember(
         self, sensor_id: str, kind: str, value: Any, unit: str, now: float, fault: str | None
@@ -73,17 +88,29 @@ class SampleBuffer:
                 self.dropped += HISTORY_BUFFER_MAX // 10
             self._history.append((sensor_id, kind, now, value))
 
-    def take(self) -> tuple[set[Key], list[tuple[str, str, float, Any]]]:
-        """Everything not yet written; `put_back` it if the write fails."""
+    async def flush(
+        self, repo: Repository, sensors: SensorRegistry, prune_before: float | None
+    ) -> Flushed:
+        """Write what is buffered (and prune, with `prune_before`); on failure keep it."""
         dirty, self._dirty = self._dirty, set()
         history, self._history = self._history, []
-        return dirty, history
+        rows = self._sensor_rows(dirty, sensors)
+        if not rows and not history and prune_before is None:
+            return Flushed.NOTHING
+        try:
+            await repo.save_samples(
+                rows,
+                [HistorySample(sid, kind, ts, dump_value(v)) for sid, kind, ts, v in history],
+                prune_before,
+            )
+        except Exception as exc:
+            self._dirty |= dirty
+            self._history[:0] = history
+            log.error("alarm engine: cannot write latest values/history (kept): %s", exc)
+            return Flushed.FAILED
+        return Flushed.WRITTEN
 
-    def put_back(self, dirty: set[Key], history: list[tuple[str, str, float, Any]]) -> None:
-        self._dirty |= dirty
-        self._history[:0] = history
-
-    def sensor_rows(self, dirty: set[Key], sensors: SensorRegistry) -> list[SensorSample]:
+    def _sensor_rows(self, dirty: set[Key], sensors: SensorRegistry) -> list[SensorSample]:
         rows = []
         for sid, kind in dirty:
             latest = self._latest.get((sid, kind))
@@ -104,7 +131,3 @@ class SampleBuffer:
                 )
             )
         return rows
-
-    @staticmethod
-    def history_rows(history: list[tuple[str, str, float, Any]]) -> list[HistorySample]:
-        return [HistorySample(sid, kind, ts, dump_value(value)) for sid, kind, ts, value in history]
