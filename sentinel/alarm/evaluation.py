@@ -9,8 +9,7 @@ business (`AlarmBook.apply`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from alerts import reasons
 from sensors.reading import Reading
@@ -18,9 +17,11 @@ from sentinel.alarm.alarm import NO_CAUSE, Cause
 from sentinel.alarm.conditions import RateBook, battery_low, threshold
 from sentinel.alarm.rules import BOOLEAN_KINDS, BOOLEAN_REASONS, CRITICAL, WARNING, Policy, Rule
 
+# NamedTuples, not frozen dataclasses: several are built per reading on the hot path, and a
+# frozen dataclass's __init__ costs an object.__setattr__ per field (half the throughput).
 
-@dataclass(frozen=True, slots=True)
-class Prior:
+
+class Prior(NamedTuple):
     """What one condition's alarm asked for before this reading (hysteresis needs it)."""
 
     target: str | None = None
@@ -30,8 +31,7 @@ class Prior:
 NO_PRIOR = Prior()
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What one condition asks of its alarm: `target` is a severity, or None for "clear".
 
     An alarm is opened only for a verdict with a target; a clearing verdict for a condition
@@ -49,8 +49,7 @@ class Verdict:
     direction: str | None = None  # thresholds: the side the value tripped on
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     verdicts: tuple[Verdict, ...] = ()
     rejected: bool = False  # a value no rule can judge (a decoder bug upstream)
 
