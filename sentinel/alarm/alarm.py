@@ -9,13 +9,13 @@ and turns their events into messages.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from alerts import reasons
 from alerts.event import EventType
 from sentinel.alarm.actor import Actor
+from sentinel.alarm.ids import IdAllocator
 from sentinel.alarm.rules import RANK, Policy
 
 NORMAL = "normal"
@@ -26,41 +26,51 @@ RESOLVED = "resolved"
 CANCELLED = "cancelled"  # cleared during the trip hold: never fired
 ACTIVE = (PENDING, FIRING, ACKNOWLEDGED)
 
-ROW_COLUMNS = (
-    "id",
-    "n",
-    "subject",
-    "condition",
-    "sensor_id",
-    "location",
-    "kind",
-    "unit",
-    "state",
-    "severity",
-    "value",
-    "reason",
-    "opened",
-    "fired",
-    "last_notified",
-    "escalation",
-    "acked_by",
-    "acked_at",
-    "clear_since",
-    "latched",
-    "unpaged",
-    "direction",
-    "closed",
-    "updated",
-    "cause",
-    "params",
-    "peak",
-)
 # (code, parameters) of alerts/reasons.py: the reason as each language words it
 Cause = tuple[str, dict[str, Any]]
 NO_CAUSE: Cause = ("", {})
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    """One alarm_alarms row, by column name (the field order is the table's)."""
+
+    id: str | None
+    n: int
+    subject: str
+    condition: str
+    sensor_id: str
+    location: str
+    kind: str
+    unit: str
+    state: str
+    severity: str | None
+    value: str | None  # JSON, as stored
+    reason: str
+    opened: float
+    fired: float | None
+    last_notified: float | None
+    escalation: int
+    acked_by: str | None
+    acked_at: float | None
+    clear_since: float | None
+    latched: int
+    unpaged: int
+    direction: str | None
+    closed: float | None
+    updated: float
+    cause: str
+    params: str
+    peak: str | None
+
+    def as_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ROW_COLUMNS}
+
+
+ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AlarmRow))
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One recorded change. `row` is the alarm's row as it was right after the change."""
 
@@ -72,7 +82,7 @@ class Transition:
     reason: str
     event: str | None
     tags: tuple[str, ...]
-    row: tuple[Any, ...]
+    row: AlarmRow
     actor: Actor | None = None  # who caused it (an acknowledgement)
     cause: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -170,7 +180,7 @@ class Alarm:
         value: Any,
         reason: str,
         now: float,
-        new_id: Callable[[], tuple[int, str]],
+        ids: IdAllocator,
         cause: Cause = NO_CAUSE,
     ) -> list[Transition]:
         """The condition was evaluated again: `target` is the severity it asks for, or None;
@@ -186,9 +196,9 @@ class Alarm:
         self.target = target
         if self.state != NORMAL or target is not None:
             self.value = value
-        return self.advance(now, new_id)
+        return self.advance(now, ids)
 
-    def advance(self, now: float, new_id: Callable[[], tuple[int, str]]) -> list[Transition]:
+    def advance(self, now: float, ids: IdAllocator) -> list[Transition]:
         """Apply hold timers; called after every evaluation and from tick()."""
         out: list[Transition] = []
         target = self.target
@@ -196,7 +206,7 @@ class Alarm:
         if self.state == NORMAL:
             if target is None:
                 return out
-            self.n, self.alarm_id = new_id()
+            self.n, self.alarm_id = ids.allocate()
             self.opened = now
             self._take_target(target)
             if policy.trip_hold > 0 and now - self.target_since < policy.trip_hold:
@@ -349,36 +359,36 @@ class Alarm:
             params=params,
         )
 
-    def row(self, now: float) -> tuple[Any, ...]:
+    def row(self, now: float) -> AlarmRow:
         closed = now if self.state in (RESOLVED, CANCELLED) else None
-        return (
-            self.alarm_id,
-            self.n,
-            self.subject,
-            self.condition,
-            self.sensor_id,
-            self.location,
-            self.kind,
-            self.unit,
-            self.state,
-            self.severity,
-            dump_value(self.value),
-            self.reason,
-            self.opened,
-            self.fired,
-            self.last_notified,
-            self.escalation,
-            self.acked_by,
-            self.acked_at,
-            self.clear_since,
-            int(self.latched),
-            int(self.unpaged),
-            self.direction,
-            closed,
-            now,
-            self.cause[0],
-            json.dumps(self.cause[1], ensure_ascii=False),
-            self.peak,
+        return AlarmRow(
+            id=self.alarm_id,
+            n=self.n,
+            subject=self.subject,
+            condition=self.condition,
+            sensor_id=self.sensor_id,
+            location=self.location,
+            kind=self.kind,
+            unit=self.unit,
+            state=self.state,
+            severity=self.severity,
+            value=dump_value(self.value),
+            reason=self.reason,
+            opened=self.opened,
+            fired=self.fired,
+            last_notified=self.last_notified,
+            escalation=self.escalation,
+            acked_by=self.acked_by,
+            acked_at=self.acked_at,
+            clear_since=self.clear_since,
+            latched=int(self.latched),
+            unpaged=int(self.unpaged),
+            direction=self.direction,
+            closed=closed,
+            updated=now,
+            cause=self.cause[0],
+            params=json.dumps(self.cause[1], ensure_ascii=False),
+            peak=self.peak,
         )
 
     def load(self, row: Any) -> None:

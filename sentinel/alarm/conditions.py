@@ -61,3 +61,18 @@ def battery_low(value: float, below: float, was_low: bool) -> bool:
     """Low below the limit; back to normal 5 points above it (batteries recover a little
     when warm, which should not flap)."""
     return value < below or (was_low and value < below + 5.0)
+
+
+class RateBook:
+    """One `RateTracker` per sensor; a changed window starts the sensor's samples over."""
+
+    __slots__ = ("_trackers",)
+
+    def __init__(self) -> None:
+        self._trackers: dict[str, RateTracker] = {}
+
+    def rise(self, sensor_id: str, window: float, now: float, value: float) -> float | None:
+        tracker = self._trackers.get(sensor_id)
+        if tracker is None or tracker.window != window:
+            tracker = self._trackers[sensor_id] = RateTracker(window)
+        return tracker.add(now, value)

@@ -31,3 +31,29 @@ def alarm_id(n: int) -> str:
 def normalize(text: str) -> str:
     """What a person typed -> the id as stored (case, O/0 and I/L/1 confusions forgiven)."""
     return text.strip().upper().translate(_READ_AS)
+
+
+class IdAllocator:
+    """Hands out alarm numbers and ids, and remembers whether the last one is saved yet.
+
+    The counter lives in alarm_seq; the caller saves `unsaved()` with the transitions that
+    used it, so an id is never handed out twice even if the daemon dies right after.
+    """
+
+    __slots__ = ("_last", "_unsaved")
+
+    def __init__(self, last: int = 0) -> None:
+        self._last = last
+        self._unsaved = False
+
+    def allocate(self) -> tuple[int, str]:
+        self._last += 1
+        self._unsaved = True
+        return self._last, alarm_id(self._last)
+
+    def unsaved(self) -> int | None:
+        """The highest number handed out since the last call, or None."""
+        if not self._unsaved:
+            return None
+        self._unsaved = False
+        return self._last

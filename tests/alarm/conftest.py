@@ -7,7 +7,7 @@ import pytest
 from sentinel.alarm import Engine
 from sentinel.config import Config
 from sentinel.store import Store
-from tests.alarm.helpers import SENSORS, MakeEngine, Outbox, config
+from tests.alarm.helpers import SENSORS, MakeEngine, Outbox, config, started_engine
 from tests.fixtures.core import FakeClock
 
 
@@ -19,8 +19,6 @@ def outbox() -> Outbox:
 @pytest.fixture
 def make_engine(store: Store, clock: FakeClock, outbox: Outbox) -> MakeEngine:
     async def make(cfg: Config | None = None) -> Engine:
-        engine = Engine(store, cfg or config(SENSORS), enqueue=outbox, clock=clock)
-        await engine.start()
-        return engine
+        return await started_engine(store, cfg or config(SENSORS), outbox, clock)
 
     return make

@@ -9,7 +9,10 @@ import aiosqlite
 
 from alerts.event import AlarmEvent
 from sensors.reading import Reading
+from sentinel import migrations
 from sentinel.alarm import Engine
+from sentinel.alarm.commands import add_command, connect
+from sentinel.alarm.repository import Enqueue
 from sentinel.config import Config
 from sentinel.store import Store
 
@@ -88,3 +91,56 @@ def reading(sensor: str, kind: str, value: Any, **kw: Any) -> Reading:
 async def events(store: Store) -> list[tuple[str, str, str]]:
     """(event, severity, sensor_id) of everything sent so far."""
     return [(e["event"], e["severity"], e["sensor_id"]) for e in await sent(store)]
+
+
+async def started_engine(
+    store: Store, cfg: Config, enqueue: Enqueue, clock: Callable[[], float]
+) -> Engine:
+    """An engine as the daemon starts one: tables migrated first, then start()."""
+    await migrations.migrate(store)
+    engine = Engine(store, cfg, enqueue=enqueue, clock=clock)
+    await engine.start()
+    return engine
+
+
+async def command(
+    engine: Engine, store: Store, clock: Callable[[], float], name: str, **args: Any
+) -> str:
+    """What `sentinel ack/silence/unsilence` does (a row in alarm_commands), applied by the
+    engine's next tick as in the daemon; returns the result the engine recorded."""
+    conn = connect(store.path.parent)
+    try:
+        row_id = add_command(conn, name, args, now=clock())
+    finally:
+        conn.close()
+    await engine.tick()
+    async with store.db.execute("SELECT result FROM alarm_commands WHERE id = ?", (row_id,)) as cur:
+        row = await cur.fetchone()
+    assert row is not None and row["result"] is not None, f"command #{row_id} was not applied"
+    return str(row["result"])
+
+
+async def acknowledge(
+    engine: Engine, store: Store, clock: Callable[[], float], alarm: str, by: str
+) -> str:
+    return await command(engine, store, clock, "ack", alarm=alarm, by=by)
+
+
+async def silence(
+    engine: Engine,
+    store: Store,
+    clock: Callable[[], float],
+    sensor: str | None,
+    duration: float,
+    reason: str,
+    by: str,
+) -> str:
+    return await command(
+        engine, store, clock, "silence", sensor=sensor, duration=duration, reason=reason, by=by
+    )
+
+
+async def unsilence(
+    engine: Engine, store: Store, clock: Callable[[], float], target: str | int | None, by: str
+) -> str:
+    return await command(engine, store, clock, "unsilence", target=target, by=by)

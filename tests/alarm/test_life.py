@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import aiosqlite
 
-from sentinel.alarm.engine import Engine
 from sentinel.alarm.ids import ALPHABET
 from sentinel.store import Store
-from tests.alarm.helpers import SENSORS, MakeEngine, Outbox, config, events, reading, sent
+from tests.alarm.helpers import (
+    SENSORS,
+    MakeEngine,
+    Outbox,
+    acknowledge,
+    config,
+    events,
+    reading,
+    sent,
+    silence,
+    started_engine,
+    unsilence,
+)
 from tests.fixtures.core import FakeClock
 
 LEAK = [SENSORS[0]]
@@ -20,26 +31,28 @@ async def transitions(store: Store) -> list[tuple[str, str, str | None, int]]:
         return [tuple(r) for r in await cur.fetchall()]
 
 
-async def test_latching_stays_until_acknowledged(make_engine: MakeEngine, store: Store) -> None:
+async def test_latching_stays_until_acknowledged(
+    make_engine: MakeEngine, store: Store, clock: FakeClock
+) -> None:
     engine = await make_engine(config(LEAK, [{"kind": "water_leak", "latching": True}]))
     await engine.submit(reading("leak-1", "water_leak", True))
     await engine.submit(reading("leak-1", "water_leak", False))
     [alarm] = engine.active_alarms()
     assert alarm["state"] == "firing" and alarm["latched"]
     assert [e[0] for e in await events(store)] == ["firing"]
-    result = await engine.acknowledge(alarm["id"].lower(), "kim")
+    result = await acknowledge(engine, store, clock, alarm["id"].lower(), "kim")
     assert "resolved" in result
     assert [e[0] for e in await events(store)] == ["firing", "acknowledged", "resolved"]
     assert engine.active_alarms() == []
 
 
 async def test_without_latching_ack_then_clear_resolves(
-    make_engine: MakeEngine, store: Store
+    make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
     engine = await make_engine(config(LEAK))
     await engine.submit(reading("leak-1", "water_leak", True))
     [alarm] = engine.active_alarms()
-    assert await engine.acknowledge(alarm["id"], "kim") == "acknowledged"
+    assert await acknowledge(engine, store, clock, alarm["id"], "kim") == "acknowledged"
     assert engine.active_alarms()[0]["acked_by"] == "kim"
     await engine.submit(reading("leak-1", "water_leak", False))
     assert [e[0] for e in await events(store)] == ["firing", "acknowledged", "resolved"]
@@ -66,7 +79,7 @@ async def test_repeat_until_acknowledged(
     await engine.tick()
     assert [e[0] for e in await events(store)] == ["firing", "repeat"]
     [alarm] = engine.active_alarms()
-    await engine.acknowledge(alarm["id"], "lee")
+    await acknowledge(engine, store, clock, alarm["id"], "lee")
     clock.advance(60)
     await engine.submit(reading("leak-1", "water_leak", True))
     clock.advance(15 * 60)
@@ -128,7 +141,7 @@ async def test_escalation_stops_on_ack_and_comes_from_alarms_section(
     await engine.submit(reading("leak-1", "water_leak", True))
     [alarm] = engine.active_alarms()
     clock.advance(10 * 60)
-    await engine.acknowledge(alarm["id"], "kim")
+    await acknowledge(engine, store, clock, alarm["id"], "kim")
     clock.advance(60 * 60)
     await engine.tick()
     assert [e[0] for e in await events(store)] == ["firing", "acknowledged"]
@@ -138,7 +151,7 @@ async def test_silence_suppresses_and_expiry_pages(
     make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
     engine = await make_engine(config([{**SENSORS[0], "max_age": "1d"}]))
-    await engine.silence("leak-1", 3600, "plumber at work", "kim")
+    await silence(engine, store, clock, "leak-1", 3600, "plumber at work", "kim")
     await engine.submit(reading("leak-1", "water_leak", True))
     announced = [("silenced", "info", "leak-1")]  # the silence itself, on the info route
     assert await events(store) == announced
@@ -161,7 +174,7 @@ async def test_alarm_that_clears_during_its_silence_sends_nothing(
     make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
     engine = await make_engine(config([{**SENSORS[0], "max_age": "1d"}]))
-    await engine.silence(None, 3600, "maintenance", "kim")
+    await silence(engine, store, clock, None, 3600, "maintenance", "kim")
     await engine.submit(reading("leak-1", "water_leak", True))
     await engine.submit(reading("leak-1", "water_leak", False))
     clock.advance(3601)
@@ -177,9 +190,9 @@ async def test_unsilence_pages_at_once(
     make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
     engine = await make_engine(config([{**SENSORS[0], "max_age": "1d"}]))
-    await engine.silence("leak-1", 7200, "test", "kim")
+    await silence(engine, store, clock, "leak-1", 7200, "test", "kim")
     await engine.submit(reading("leak-1", "water_leak", True))
-    assert "ended #1" in await engine.unsilence("leak-1", "kim")
+    assert "ended #1" in await unsilence(engine, store, clock, "leak-1", "kim")
     await engine.tick()
     assert await events(store) == [
         ("silenced", "info", "leak-1"),
@@ -231,15 +244,13 @@ async def test_restart_neither_pages_again_nor_forgets(
     store: Store, clock: FakeClock, outbox: Outbox
 ) -> None:
     cfg = config([{**SENSORS[0], "max_age": "1d"}])
-    first = Engine(store, cfg, enqueue=outbox, clock=clock)
-    await first.start()
+    first = await started_engine(store, cfg, outbox, clock)
     await first.submit(reading("leak-1", "water_leak", True))
     [alarm] = first.active_alarms()
     del first
 
     clock.advance(60)
-    second = Engine(store, cfg, enqueue=outbox, clock=clock)
-    await second.start()
+    second = await started_engine(store, cfg, outbox, clock)
     assert [a["id"] for a in second.active_alarms()] == [alarm["id"]]
     await second.submit(reading("leak-1", "water_leak", True))
     await second.tick()
@@ -262,8 +273,7 @@ async def test_alarm_ids_are_short_and_never_reused(
     cfg = config(LEAK)
     seen: set[str] = set()
     for _ in range(3):
-        engine = Engine(store, cfg, enqueue=outbox, clock=clock)
-        await engine.start()
+        engine = await started_engine(store, cfg, outbox, clock)
         for _ in range(5):
             await engine.submit(reading("leak-1", "water_leak", True))
             seen.add(engine.active_alarms()[0]["id"])
@@ -295,7 +305,8 @@ async def test_reload_keeps_alarms_and_resolves_removed_sensors(
     await engine.submit(reading("leak-1", "water_leak", True))
     await engine.submit(reading("temp-1", "temperature", 31.0))
     leak_id = next(a["id"] for a in engine.active_alarms() if a["sensor"] == "leak-1")
-    await engine.reload(config(SENSORS[:1], [{"kind": "water_leak", "repeat": "5m"}]))
+    # a reload is a new Runtime, so a new engine on the same store
+    engine = await make_engine(config(SENSORS[:1], [{"kind": "water_leak", "repeat": "5m"}]))
     assert [a["id"] for a in engine.active_alarms()] == [leak_id]
     assert (await events(store))[-1] == ("resolved", "warning", "temp-1")
 
@@ -326,11 +337,9 @@ async def test_restart_keeps_hysteresis_of_an_open_alarm(
     store: Store, clock: FakeClock, outbox: Outbox
 ) -> None:
     cfg = config([{**SENSORS[1], "max_age": "1d"}])
-    first = Engine(store, cfg, enqueue=outbox, clock=clock)
-    await first.start()
+    first = await started_engine(store, cfg, outbox, clock)
     await first.submit(reading("temp-1", "temperature", 36.0))
-    second = Engine(store, cfg, enqueue=outbox, clock=clock)
-    await second.start()
+    second = await started_engine(store, cfg, outbox, clock)
     await second.submit(reading("temp-1", "temperature", 34.5))  # inside the 1 °C band
     assert second.active_alarms()[0]["severity"] == "critical"
     assert await events(store) == [("firing", "critical", "temp-1")]

@@ -7,6 +7,7 @@ import aiosqlite
 
 from alerts.event import AlarmEvent
 from alerts.templates import Templates
+from sentinel import migrations
 from sentinel.alarm.engine import Engine
 from sentinel.alarm.schema import MIGRATIONS, OWNER
 from sentinel.store import Store
@@ -30,6 +31,7 @@ async def test_resolved_names_the_peak_and_duration_across_a_restart(
     store: Store, clock: FakeClock
 ) -> None:
     sent = Recorder()
+    await migrations.migrate(store)
     first = Engine(store, config(TEMP), enqueue=sent, clock=clock)
     await first.start()
     fired_at = clock.now
@@ -75,6 +77,7 @@ async def test_an_alarm_open_before_the_upgrade_resolves_under_its_own_severity(
         await db.execute("UPDATE alarm_seq SET n = 1")
     clock.advance(90)
     sent = Recorder()
+    await migrations.migrate(store)  # the upgraded daemon migrates before the engine starts
     engine = Engine(store, config(TEMP), enqueue=sent, clock=clock)
     await engine.start()
     await engine.submit(reading("temp-1", "temperature", 25.0, unit="°C"))

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiosqlite
+import pytest
+
+from sentinel.alarm import Engine
 from sentinel.alarm.commands import add_command, connect
 from sentinel.store import Store
-from tests.alarm.helpers import SENSORS, MakeEngine, config, events, reading
+from tests.alarm.helpers import SENSORS, MakeEngine, Outbox, config, events, reading
+from tests.fixtures.core import FakeClock
 
 DEADLINE = 10.0
 
@@ -36,3 +41,14 @@ async def test_run_applies_commands_and_flushes_when_cancelled(
         "SELECT value FROM alarm_sensors WHERE id = 'leak-1' AND kind = 'water_leak'"
     ) as cur:
         assert (await cur.fetchone())[0] == "true"  # written by the final flush
+
+
+async def test_the_engine_never_migrates(store: Store, clock: FakeClock, outbox: Outbox) -> None:
+    """The tables are `sentinel.migrations.migrate`'s to create, before anything starts."""
+    engine = Engine(store, config(SENSORS), enqueue=outbox, clock=clock)
+    with pytest.raises(aiosqlite.OperationalError, match="no such table"):
+        await engine.start()
+    async with store.db.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name LIKE 'alarm_%'"
+    ) as cur:
+        assert (await cur.fetchone())[0] == 0

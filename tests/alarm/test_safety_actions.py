@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.store import Store
-from tests.alarm.helpers import MakeEngine, config, events
+from tests.alarm.helpers import MakeEngine, config, events, silence
 from tests.fixtures.core import FakeClock
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
@@ -107,10 +107,10 @@ async def test_a_silence_longer_than_its_limit_is_refused(
 
 
 async def test_the_engine_applies_the_same_limit_to_a_row_from_elsewhere(
-    make_engine: MakeEngine, store: Store
+    make_engine: MakeEngine, store: Store, clock: FakeClock
 ) -> None:
     engine = await make_engine(config([{"id": "leak-1", "kind": "water_leak", "max_age": "1d"}]))
-    result = await engine.silence(None, 10 * 86400, "forever", "mallory")
+    result = await silence(engine, store, clock, None, 10 * 86400, "forever", "mallory")
     assert result.startswith("rejected") and "max_silence_all" in result
     assert engine.health()["silences"] == 0 and await events(store) == []
 

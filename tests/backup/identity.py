@@ -12,10 +12,9 @@ from pathlib import Path
 
 from backup.replicator import Replicator
 from backup.spec import ReplicationSpec
-from sentinel.alarm import Engine
 from sentinel.replication import replication_readings
 from sentinel.store import Store
-from tests.alarm.helpers import Outbox, config, sent
+from tests.alarm.helpers import Outbox, config, sent, started_engine
 from tests.fixtures.remote import RsyncDaemon, started_rsyncd
 
 
@@ -36,8 +35,7 @@ async def started(
 
 async def pages(store: Store, rep: Replicator) -> list[tuple[str, str, str, str]]:
     """(event, severity, kind, reason) the alarm engine sends for the replicator's health."""
-    engine = Engine(store, config(), enqueue=Outbox(), clock=time.time)
-    await engine.start()
+    engine = await started_engine(store, config(), Outbox(), time.time)
     for reading in replication_readings([rep], time.time()):
         await engine.submit(reading)
     return [(e["event"], e["severity"], e["kind"], e["reason"]) for e in await sent(store)]

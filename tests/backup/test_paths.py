@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,10 @@ from backup.target import PARTIAL_DIR
 from backup.transfer import PATTERN_MAX, exact_pattern, partial_paths, shipping_list, skip_args
 from backup.transport import parse_target
 from sensors.reading import Kind
-from sentinel.alarm import Engine
 from sentinel.cli.main import main
 from sentinel.replication import replication_readings
 from sentinel.store import Store
-from tests.alarm.helpers import SENSORS, Outbox, config, events
+from tests.alarm.helpers import SENSORS, Outbox, config, events, started_engine
 from tests.backup.helpers import caught_up, make_spec, running, wait_for
 from tests.fixtures.tmpfs import mounted_tmpfs
 
@@ -124,8 +124,7 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
     main(["-c", str(cfg), "status"])
     assert "1 path(s) cannot be replicated" in capsys.readouterr().out
     # the same reading raises a warning through the alarm engine
-    engine = Engine(bstore, config(SENSORS), enqueue=Outbox())
-    await engine.start()
+    engine = await started_engine(bstore, config(SENSORS), Outbox(), time.time)
     for reading in readings_of(rep):
         await engine.submit(reading)
     assert ("firing", "warning", "replication:docs") in await events(bstore)

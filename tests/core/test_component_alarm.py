@@ -7,13 +7,12 @@ import asyncio
 from typing import Any
 
 from sensors.reading import Reading
-from sentinel.alarm import Engine
 from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
 from sentinel.status import judge
 from sentinel.store import Store
 from sentinel.supervisor import Supervisor
-from tests.alarm.helpers import Outbox, sent
+from tests.alarm.helpers import Outbox, sent, started_engine
 from tests.fixtures.core import FakeClock
 
 PASSWORD = "Pa55-planted-9913"
@@ -62,8 +61,7 @@ async def test_restart_loop_is_counted_in_a_window_and_pages_once(
     store: Store, clock: FakeClock
 ) -> None:
     outbox = Outbox()
-    engine = Engine(store, Config(), enqueue=outbox, clock=clock)
-    await engine.start()
+    engine = await started_engine(store, Config(), outbox, clock)
     sup = Supervisor(
         backoff_initial=0.001, backoff_max=0.001, alarm_count=2, alarm_window=600.0, clock=clock
     )
@@ -132,8 +130,7 @@ async def test_a_restart_neither_resolves_nor_pages_a_restart_alarm_again(
     raised before stays until a whole window passed, for a component still configured
     and for one that left the config."""
     outbox = Outbox()
-    engine = Engine(store, Config(), enqueue=outbox, clock=clock)
-    await engine.start()
+    engine = await started_engine(store, Config(), outbox, clock)
     for name in ("source:serial-a", "source:old"):
         await engine.submit(
             Reading(
