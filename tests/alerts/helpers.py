@@ -100,20 +100,6 @@ async def running(sender: Sender) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-async def until(condition: Callable[[], Any], within: float = 15.0) -> None:
-    """Polls a condition (sync or returning an awaitable) until true or fails the test."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 async def rows(store: Store, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     async with store.write() as db:
         return [tuple(r) for r in await db.execute_fetchall(sql, params)]
