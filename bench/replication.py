@@ -642,12 +642,12 @@ async def _replicator_main(cfg: dict[str, object]) -> None:
     """Like the daemon: one Store, migrations, one Replicator with default settings."""
     spec = _spec(cfg)
     from backup.replicator import Replicator
-    from backup.schema import MIGRATIONS, OWNER
+    from sentinel import migrations
     from sentinel.store import Store
 
     store = await Store.open(Path(str(cfg["state"])))
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -662,12 +662,12 @@ async def _reconcile_main(cfg: dict[str, object]) -> None:
     """One full reconcile through the Replicator (journal and state included); prints s."""
     spec = _spec(cfg)
     from backup.replicator import Replicator
-    from backup.schema import MIGRATIONS, OWNER
+    from sentinel import migrations
     from sentinel.store import Store
 
     store = await Store.open(Path(str(cfg["state"])))
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         rep = Replicator(spec, store.db, store.write, journal_write=store.fast_write)
         await rep.load()
         spec.runtime_dir.mkdir(parents=True, exist_ok=True)

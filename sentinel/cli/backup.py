@@ -25,10 +25,11 @@ from backup.spec import ReplicationSpec
 from backup.status import read_status
 from backup.target import TargetError
 from backup.watcher import SourceGone
+from sentinel import migrations
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config
 from sentinel.config.replication import ReplicationConfig
-from sentinel.replication import migrate_replication, runtime_dir, spec_from_config
+from sentinel.replication import runtime_dir, spec_from_config
 from sentinel.room_heartbeat import history_target, receipt_target
 from sentinel.store import Store, open_readonly
 
@@ -132,7 +133,7 @@ async def _with_store(
 ) -> int:
     store = await Store.open(config.daemon.state_dir)
     try:
-        await migrate_replication(store)
+        await migrations.migrate(store)
         return int(await fn(store, specs, args))
     except (TargetError, RestoreError) as exc:
         print(f"sentinel: {exc}", file=sys.stderr)

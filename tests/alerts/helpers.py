@@ -12,9 +12,9 @@ from typing import Any
 from alerts.channels import load_channels
 from alerts.event import AlarmEvent
 from alerts.outbox import Outbox
-from alerts.schema import MIGRATIONS, OWNER
 from alerts.sender import Sender
 from alerts.templates import Templates
+from sentinel import migrations
 from sentinel.store import Store
 
 
@@ -70,7 +70,7 @@ async def make_delivery(
     routes: dict[str, list[str]] | None = None,
     **sender_args: Any,
 ) -> tuple[Outbox, Sender]:
-    await store.migrate(OWNER, MIGRATIONS)
+    await migrations.migrate(store)
     channels = load_channels(apprise_yml)
     outbox = Outbox(
         channels,

@@ -213,7 +213,7 @@ async def test_burst_is_grouped_into_one_message(
         await enqueue(store, outbox, event("G003", kind="smoke"))
         await until(lambda: sender.health()["pending"] == 2, 15, 'sender.health()["pending"] == 2')
         clock.advance(4.5)  # the window (10 s after the first message) is over
-        outbox.notify_committed()
+        # nothing wakes the sender for this, in production either: its own poll sees it
         got = await http_sink.wait_delivered(2, "/p")
         await until(lambda: sender.health()["sent"] == 3, 15, 'sender.health()["sent"] == 3')
     assert len(got) == 2
@@ -364,8 +364,7 @@ async def test_all_channels_failing_is_reported_once(
         assert sender.health()["all_channels_failing_since"] == start
         assert not [r for r in caplog.records if r.levelname == "CRITICAL"]
         for n in (2, 3):
-            clock.advance(40)  # past the backoff: the next retry is due
-            outbox.notify_committed()
+            clock.advance(40)  # past the backoff: the sender's own poll retries
             await until(
                 lambda n=n: sender.health()["failed_sends"] == n,
                 15,
@@ -380,7 +379,6 @@ async def test_all_channels_failing_is_reported_once(
             conn.close()
         http_sink.fail("/p", times=0)
         clock.advance(200)
-        outbox.notify_committed()
         await http_sink.wait_delivered(1, "/p")
         await until(
             lambda: sender.health()["all_channels_failing_since"] is None,

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from alerts.status import read_status
+from sentinel import migrations
 from sentinel.config import ConfigError, load_config
-from sentinel.delivery import build_delivery, open_delivery
+from sentinel.delivery import build_delivery
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
@@ -57,7 +58,8 @@ async def test_wired_from_config_end_to_end(tmp_path: Path, http_sink: HttpSink,
             f'[site]\nname = "본청"\n[alerts]\napprise_config = "{yml.name}"\nlanguage = "en"\n',
         )
     )
-    outbox, sender = await open_delivery(config, store)
+    await migrations.migrate(store)
+    outbox, sender = build_delivery(config, store)
     assert sender.name == "alerts" and len(outbox.channels) == 2
     async with running(sender):
         await enqueue(store, outbox, event("W001"))

@@ -14,9 +14,9 @@ import pytest
 
 from backup.readability import FILE_DENIED, unreadable_reason
 from backup.replicator import UNREADABLE_RETRY, Replicator
-from backup.schema import MIGRATIONS, OWNER
 from backup.spec import ReplicationSpec
 from backup.target import parse_target
+from sentinel import migrations
 from sentinel.store import Store
 from tests.backup.unreadable_room import (
     NOBODY,
@@ -159,7 +159,7 @@ async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
     assert unreadable_reason(why)
     store = await Store.open(tmp_path / "state")
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         rep = Replicator(
             ReplicationSpec(
                 "docs", source, parse_target(str(tmp_path / "r")), runtime_dir=tmp_path / "run"
