@@ -118,7 +118,7 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
     writer.start()
     try:
         until_sync(
-            lambda: d.keeper().get("safe_as_of") and not d.keeper().get("problem"),
+            lambda: (k := d.keeper()).get("safe_as_of") and not k.get("problem"),
             30,
             "the receipt in status",
         )
