@@ -80,13 +80,11 @@ class Daemon:
         )
 
     def wait_message(self, prefix: str, timeout: float = 15) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in list(self.messages):
-                if m.startswith(prefix):
-                    return m
-            time.sleep(0.05)
-        raise AssertionError(f"no {prefix!r} datagram; got {self.messages}; log:\n{self.logs()}")
+        return until_sync(
+            lambda: next((m for m in list(self.messages) if m.startswith(prefix)), None),
+            timeout,
+            lambda: f"a {prefix!r} datagram; got {self.messages}; log:\n{self.logs()}",
+        )
 
     def logs(self) -> str:
         self.log.flush()
