@@ -137,11 +137,11 @@ def run_daemon(
             latencies, lost = timed_events(pub, made[0], "/ch0", events)
             note = ""
             if stalled:
-                stuck = made[-1].count()
+                stuck = len(made[-1].requests())
                 note = (
                     f"the stalled channel received {stuck} request(s) (each held open, "
                     f"never answered in time); other healthy channels got "
-                    f"{sum(s.count() for s in made[1:-1])} requests"
+                    f"{sum(len(s.requests()) for s in made[1:-1])} requests"
                 )
             time.sleep(1.2)  # one more heartbeat, so the sender's counters are current
             beat = daemon.heartbeat()
