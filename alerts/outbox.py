@@ -115,10 +115,6 @@ class Outbox:
         self.wake.set()
         return len(channels)
 
-    def notify_committed(self) -> None:
-        """Wakes the sender (the caller may call this after its commit; enqueue already does)."""
-        self.wake.set()
-
     async def _insert(
         self, db: aiosqlite.Connection, event: AlarmEvent, channels: Sequence[Channel]
     ) -> None:

@@ -35,7 +35,6 @@ from bench.common import (
     DaemonProcess,
     RawPublisher,
     Sensor,
-    Sink,
     machine_lines,
     ms,
     percentile,
@@ -44,6 +43,7 @@ from bench.common import (
     write_config,
 )
 from sensors.sim.broker import Broker, start_broker
+from tests.fixtures.http_sink import HttpSink
 
 RESULTS = REPO / "bench" / "results" / "alert_latency.md"
 GOAL_P99 = 0.050
@@ -70,17 +70,19 @@ def _type(arrival: Any) -> str:
     return str(arrival.body.get("type", "")) if isinstance(arrival.body, dict) else ""
 
 
-def timed_events(pub: RawPublisher, sink: Sink, path: str, events: int) -> tuple[list[float], int]:
+def timed_events(
+    pub: RawPublisher, sink: HttpSink, path: str, events: int
+) -> tuple[list[float], int]:
     """Publishes leak true/false pairs; returns the FIRING latencies (s) and pages lost."""
     latencies: list[float] = []
     lost = 0
-    index = sink.count()
+    index = len(sink.requests())
     for k in range(events):
         topic = leak_topic(k % LEAK_SENSORS)
         t0 = time.monotonic()
         pub.send(publish_packet(topic, b'{"water_leak": true, "battery": 90}'))
         try:
-            got, index = sink.wait_for(
+            got, index = sink.next_request(
                 lambda a: a.path == path and _type(a) == "failure", index, WAIT
             )
             latencies.append(got.mono - t0)
@@ -88,7 +90,7 @@ def timed_events(pub: RawPublisher, sink: Sink, path: str, events: int) -> tuple
             lost += 1
         pub.send(publish_packet(topic, b'{"water_leak": false, "battery": 90}'))
         with contextlib.suppress(TimeoutError):
-            _, index = sink.wait_for(
+            _, index = sink.next_request(
                 lambda a: a.path == path and _type(a) == "success", index, WAIT
             )
     return latencies, lost
@@ -117,7 +119,7 @@ def run_daemon(
     work = Path(tempfile.mkdtemp(prefix="daemon-", dir=root))
     stalls = [STALL if stalled and n == channels - 1 else 0.0 for n in range(channels)]
     with sinks(*stalls) as made:
-        urls = [s.url(f"/ch{n}") for n, s in enumerate(made)]
+        urls = [s.json_url(f"/ch{n}") for n, s in enumerate(made)]
         config = write_config(
             work,
             broker.port,
@@ -135,11 +137,11 @@ def run_daemon(
             latencies, lost = timed_events(pub, made[0], "/ch0", events)
             note = ""
             if stalled:
-                stuck = made[-1].count()
+                stuck = len(made[-1].requests())
                 note = (
                     f"the stalled channel received {stuck} request(s) (each held open, "
                     f"never answered in time); other healthy channels got "
-                    f"{sum(s.count() for s in made[1:-1])} requests"
+                    f"{sum(len(s.requests()) for s in made[1:-1])} requests"
                 )
             time.sleep(1.2)  # one more heartbeat, so the sender's counters are current
             beat = daemon.heartbeat()
@@ -195,7 +197,7 @@ def run_peer(broker: Broker, events: int, channels: int) -> Result:
                 "bench.alert_latency",
                 "_peer",
                 str(broker.port),
-                *[s.url(f"/ch{n}") for n, s in enumerate(made)],
+                *[s.json_url(f"/ch{n}") for n, s in enumerate(made)],
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,

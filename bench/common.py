@@ -3,7 +3,8 @@
 A mosquitto broker on a free loopback port, a sentinel config written for the run, the daemon
 as a real `sentinel run` subprocess watched through its heartbeat row and /proc, a raw MQTT
 3.1.1 publisher (pre-encoded packets, so the load generator costs almost no CPU and the
-broker, not Python, sets the pace) and a loopback HTTP sink that is a real `json://` channel.
+broker, not Python, sets the pace) and loopback HTTP sinks (the tests' HttpSink, so a bench
+and a test read the same channel the same way).
 Everything binds 127.0.0.1 and is cleaned up by the caller's `with`/`finally`.
 """
 
@@ -19,15 +20,14 @@ import socket
 import sqlite3
 import struct
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sensors.sim.broker import mosquitto_binary
+from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until_sync
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -35,15 +35,6 @@ SENTINEL = REPO / ".venv" / "bin" / "sentinel"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def wait_until(condition: Callable[[], bool], within: float, what: str, step: float = 0.01) -> None:
-    """Polls `condition` until it holds; raises TimeoutError naming `what` after `within` s."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within:g}s waiting for {what}")
-        time.sleep(step)
 
 
 # -- the machine ---------------------------------------------------------------------------
@@ -235,7 +226,7 @@ class DaemonProcess:
             beat = self.heartbeat()
             return beat is not None and beat[1].get("source:mqtt", {}).get("state") == "connected"
 
-        wait_until(connected, START_TIMEOUT, "the daemon's MQTT subscription", step=0.05)
+        until_sync(connected, START_TIMEOUT, "the daemon's MQTT subscription")
 
     def log_tail(self, lines: int = 20) -> str:
         self._log.flush()
@@ -325,92 +316,13 @@ class RawPublisher:
 # -- loopback json:// sink -------------------------------------------------------------------
 
 
-@dataclass
-class Arrival:
-    mono: float
-    path: str
-    body: Any
-
-
-@dataclass
-class Sink:
-    """A loopback HTTP server that records every POST; `stall` makes it never answer in time."""
-
-    stall: float = 0.0
-    arrivals: list[Arrival] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._cond = threading.Condition(self._lock)
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                mono = time.monotonic()
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body: Any = json.loads(raw)
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                with sink._cond:
-                    sink.arrivals.append(Arrival(mono, self.path, body))
-                    sink._cond.notify_all()
-                if sink.stall:
-                    sink._closing.wait(sink.stall)
-                with contextlib.suppress(OSError):
-                    self.send_response(200)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"{}")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str = "/") -> str:
-        return f"json://127.0.0.1:{self.port}{path}"
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.arrivals)
-
-    def wait_for(
-        self, predicate: Callable[[Arrival], bool], start: int, within: float
-    ) -> tuple[Arrival, int]:
-        """The first arrival at index >= `start` matching `predicate`, and the next index."""
-        deadline = time.monotonic() + within
-        with self._cond:
-            index = start
-            while True:
-                while index < len(self.arrivals):
-                    item = self.arrivals[index]
-                    index += 1
-                    if predicate(item):
-                        return item, index
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no matching POST on port {self.port} within {within:g}s")
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 @contextlib.contextmanager
-def sinks(*stalls: float) -> Iterator[list[Sink]]:
-    made: list[Sink] = []
+def sinks(*stalls: float) -> Iterator[list[HttpSink]]:
+    """One sink per stall (0: answers at once; a long stall: a channel that never answers)."""
+    made: list[HttpSink] = []
     try:
         for stall in stalls:
-            made.append(Sink(stall))
+            made.append(HttpSink(stall))
         yield made
     finally:
         for sink in made:

@@ -36,15 +36,15 @@ from bench.common import (
     ProcStats,
     RawPublisher,
     Sensor,
-    Sink,
     machine_lines,
     ms,
     percentile,
     publish_packet,
-    wait_until,
     write_config,
 )
 from sensors.sim.broker import Broker, start_broker
+from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until_sync
 
 RESULTS = REPO / "bench" / "results" / "ingest.md"
 GOAL_RATE = 10_000
@@ -359,7 +359,7 @@ class Flood:
 
 def leak_latencies(
     pub: RawPublisher,
-    sink: Sink,
+    sink: HttpSink,
     count: int,
     within: float,
     stop_when: Callable[[], bool] = lambda: False,
@@ -367,20 +367,20 @@ def leak_latencies(
     """Publishes leak true/false `count` times; the publish-to-page time of each FIRING."""
     out: list[float] = []
     lost = 0
-    index = sink.count()
+    index = len(sink.requests())
     for _ in range(count):
         if stop_when():
             break
         t0 = time.monotonic()
         pub.send(publish_packet(LEAK_TOPIC, b'{"water_leak": true, "battery": 90}'))
         try:
-            got, index = sink.wait_for(lambda a: _kind(a) == "failure", index, within)
+            got, index = sink.next_request(lambda a: _kind(a) == "failure", index, within)
             out.append(got.mono - t0)
         except TimeoutError:
             lost += 1
         pub.send(publish_packet(LEAK_TOPIC, b'{"water_leak": false, "battery": 90}'))
         with contextlib.suppress(TimeoutError):
-            _, index = sink.wait_for(lambda a: _kind(a) == "success", index, within)
+            _, index = sink.next_request(lambda a: _kind(a) == "success", index, within)
         time.sleep(0.05)
     return out, lost
 
@@ -393,11 +393,11 @@ def _kind(arrival: Any) -> str:
 def run_flood(broker: Broker, root: Path, n: int, rates: Sequence[float], duration: float) -> Flood:
     result = Flood()
     work = Path(tempfile.mkdtemp(prefix="flood-", dir=root))
-    sink = Sink()
+    sink = HttpSink()
     daemon: DaemonProcess | None = None
     pub: RawPublisher | None = None
     try:
-        config = write_config(work, broker.port, sensors(n), apprise_urls=[sink.url("/page")])
+        config = write_config(work, broker.port, sensors(n), apprise_urls=[sink.json_url("/page")])
         daemon = DaemonProcess(config, work)
         daemon.wait_connected()
         pub = RawPublisher(broker.port, "bench-leak")
@@ -406,7 +406,7 @@ def run_flood(broker: Broker, root: Path, n: int, rates: Sequence[float], durati
         for rate in rates:
             run = FloodRun(rate)
             time.sleep(DRAIN_QUIET)
-            wait_until(lambda: _fresh(daemon), 10, "a fresh heartbeat")
+            until_sync(lambda: _fresh(daemon), 10, "a fresh heartbeat")
             beat = daemon.heartbeat()
             base = decoded(beat[1]) if beat else 0
             started = time.monotonic()
@@ -419,7 +419,7 @@ def run_flood(broker: Broker, root: Path, n: int, rates: Sequence[float], durati
             run.published = finish_publishers(flood)
             run.seconds = time.monotonic() - started
             time.sleep(DRAIN_QUIET)
-            wait_until(lambda: _fresh(daemon), 10, "a fresh heartbeat")
+            until_sync(lambda: _fresh(daemon), 10, "a fresh heartbeat")
             beat = daemon.heartbeat()
             # minus the leak messages, which went to the same source
             leak_msgs = 2 * (len(run.latencies) + run.lost)

@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     PYTHON,
-    Sink,
     machine_lines,
     percentile,
     private_file,
-    wait_until,
 )
+from tests.fixtures.http_sink import HttpSink  # noqa: E402
+from tests.fixtures.poll import until_sync  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "keeper_deadman.md"
 GOAL_EXTRA = 5.0
@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=5.0)
     args = parser.parse_args()
     rng = random.Random(11)
-    sink = Sink()
+    sink = HttpSink()
     delays: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-deadman-") as tmp:
         work = Path(tmp)
@@ -129,7 +129,7 @@ def main() -> int:
         )
         private_file(
             work / "keeper-apprise.yml",
-            f'urls:\n  - "{sink.url("/page")}":\n      tag: critical, warning, info\n',
+            f'urls:\n  - "{sink.json_url("/page")}":\n      tag: critical, warning, info\n',
         )
         room_cfg, keeper_cfg = work / "room.toml", work / "keeper.toml"
         private_file(room_cfg, ROOM_CONFIG.format(work=work, heartbeat=args.heartbeat))
@@ -139,19 +139,19 @@ def main() -> int:
         try:
             for run in range(args.runs):
                 room = start(room_cfg, "run", log=work / "room.log")
-                wait_until(
+                until_sync(
                     lambda: (a := room_age(keeper_cfg)) is not None and a < 1.5,
                     60,
                     "the keeper to see the room's heartbeat",
-                    step=0.3,
+                    interval=0.3,
                 )
                 if run:  # the previous run's silence must have cleared before the next death
-                    _, seen = sink.wait_for(lambda a: "normal" in json.dumps(a.body), seen, 30)
+                    _, seen = sink.next_request(lambda a: "normal" in json.dumps(a.body), seen, 30)
                 time.sleep(rng.uniform(0, args.heartbeat))
                 room.send_signal(signal.SIGKILL)
                 died = time.monotonic()
                 room.wait()
-                page, seen = sink.wait_for(
+                page, seen = sink.next_request(
                     lambda a: "silent" in json.dumps(a.body), seen, args.silent_after + 60
                 )
                 delays.append(page.mono - died)

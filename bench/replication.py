@@ -32,9 +32,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sensors.sim.broker import free_port, wait_listening
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: tests/ is not an installed package
+
+from sensors.sim.broker import free_port, wait_listening  # noqa: E402
+from tests.fixtures.poll import until_sync  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "replication.md"
 TICK = os.sysconf("SC_CLK_TCK")
 SUBDIRS = 8
@@ -305,13 +308,14 @@ class Writer:
         return n, time.monotonic() - t0
 
 
-def wait_until(cond: Callable[[], bool], limit: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
+def settled(cond: Callable[[], bool], limit: float, what: str, interval: float = 0.05) -> bool:
+    """`until_sync` as a yes/no: a workload that does not drain in time is recorded (its
+    files counted missing), not the end of the whole benchmark."""
+    try:
+        until_sync(cond, limit, what, interval=interval)
+    except TimeoutError:
+        return False
+    return True
 
 
 # -- the systems under test --------------------------------------------------------------
@@ -432,7 +436,9 @@ def run_system(
     try:
         # ready = the watcher is in place and a first file went through
         writer.burst("probe", 1)
-        if not wait_until(lambda: scanner.outstanding() == 0 or not system.alive(), 120):
+        if not settled(
+            lambda: scanner.outstanding() == 0 or not system.alive(), 120, "the probe file"
+        ):
             raise RuntimeError(f"{system.label} {target_kind}: probe never replicated")
         if not system.alive():
             raise RuntimeError(f"{system.label} exited: see {work}/system.log")
@@ -445,7 +451,9 @@ def run_system(
         for name, run in workloads:
             cpu0 = system.cpu()
             n, secs = run()
-            drained = wait_until(lambda: scanner.outstanding() == 0, 120 + plan.duration)
+            drained = settled(
+                lambda: scanner.outstanding() == 0, 120 + plan.duration, f"{name} replicated"
+            )
             stats = Stats(latencies=scanner.take_done(), written=n, write_seconds=secs)
             stats.cpu = system.cpu() - cpu0
             if not drained:
@@ -484,7 +492,7 @@ def run_outage(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float | int]:
     system.start()
     try:
         writer.burst("probe", 1)
-        if not wait_until(lambda: scanner.outstanding() == 0, 60):
+        if not settled(lambda: scanner.outstanding() == 0, 60, "the probe file"):
             raise RuntimeError("outage: probe never replicated")
         scanner.take_done()
         sshd.stop()
@@ -492,7 +500,7 @@ def run_outage(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float | int]:
         cpu0 = system.cpu()
         t0 = time.monotonic()
         sshd.start()
-        caught = wait_until(lambda: scanner.outstanding() == 0, 600, step=0.02)
+        caught = settled(lambda: scanner.outstanding() == 0, 600, "the catch-up", interval=0.02)
         catch_up = time.monotonic() - t0
         return {
             "outage_s": plan.outage,
@@ -634,12 +642,12 @@ async def _replicator_main(cfg: dict[str, object]) -> None:
     """Like the daemon: one Store, migrations, one Replicator with default settings."""
     spec = _spec(cfg)
     from backup.replicator import Replicator
-    from backup.schema import MIGRATIONS, OWNER
+    from sentinel import migrations
     from sentinel.store import Store
 
     store = await Store.open(Path(str(cfg["state"])))
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -654,12 +662,12 @@ async def _reconcile_main(cfg: dict[str, object]) -> None:
     """One full reconcile through the Replicator (journal and state included); prints s."""
     spec = _spec(cfg)
     from backup.replicator import Replicator
-    from backup.schema import MIGRATIONS, OWNER
+    from sentinel import migrations
     from sentinel.store import Store
 
     store = await Store.open(Path(str(cfg["state"])))
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         rep = Replicator(spec, store.db, store.write, journal_write=store.fast_write)
         await rep.load()
         spec.runtime_dir.mkdir(parents=True, exist_ok=True)

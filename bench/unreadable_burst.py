@@ -29,15 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from tests.backup.unreadable_room import NOBODY, Room  # noqa: E402
 from tests.fixtures.http_sink import HttpSink  # noqa: E402
+from tests.fixtures.poll import until_sync  # noqa: E402
+
+LIMIT = 300.0
 
 
-def until(what: str, check: Callable[[], bool], limit: float = 300.0) -> None:
-    began = time.monotonic()
-    while time.monotonic() - began < limit:
-        if check():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
+def until(what: str, check: Callable[[], bool]) -> None:
+    # each check runs `sentinel status`, hence the slow poll; see the module docstring
+    until_sync(check, LIMIT, what, interval=0.2)
 
 
 def main() -> int:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from alerts.channels import Channel, ChannelConfigError, load_channels
 from alerts.outbox import Outbox
-from alerts.schema import MIGRATIONS, OWNER
 from alerts.sender import Sender
 from alerts.templates import TemplateError, Templates
 from sentinel.config import Config, ConfigError
@@ -42,9 +41,8 @@ def build_delivery(
 ) -> tuple[Outbox, Sender]:
     """The outbox the alarm engine enqueues into, and the sender component that drains it.
 
-    The alerts tables must exist before the engine enqueues: await
-    `store.migrate(alerts.schema.OWNER, alerts.schema.MIGRATIONS)` first (or use
-    `open_delivery`). Raises ConfigError for an unusable Apprise config or template.
+    The alerts tables must exist before the engine enqueues: `sentinel.migrations.migrate`
+    creates them. Raises ConfigError for an unusable Apprise config or template.
     """
     alerts = config.alerts
     outbox = Outbox(load_configured_channels(alerts), alerts.routes, clock=clock)
@@ -58,13 +56,4 @@ def build_delivery(
         all_failed_after=alerts.all_failed_after,
         clock=clock,
     )
-    return outbox, sender
-
-
-async def open_delivery(
-    config: Config, store: Store, *, clock: Callable[[], float] = time.time
-) -> tuple[Outbox, Sender]:
-    """Migrates the alerts tables, then `build_delivery`."""
-    outbox, sender = build_delivery(config, store, clock=clock)
-    await store.migrate(OWNER, MIGRATIONS)
     return outbox, sender

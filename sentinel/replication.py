@@ -13,7 +13,6 @@ from backup.control_socket import control_dir_problem, ensure_control_dir
 from backup.filters import Filters
 from backup.quarantine import shown
 from backup.replicator import Replicator
-from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.transport import SshTarget, parse_target
 from sensors.reading import UNITS, Kind, Reading
@@ -23,11 +22,6 @@ from sentinel.config.replication import ReplicationConfig
 from sentinel.store import Store
 
 log = logging.getLogger("sentinel.replication")
-
-
-async def migrate_replication(store: Store) -> None:
-    """Creates/updates the backup_* tables; call once before starting the replicators."""
-    await store.migrate(OWNER, MIGRATIONS)
 
 
 def runtime_dir(config: Config) -> Path:
@@ -86,7 +80,7 @@ def build_replicators(
     config: Config, store: Store, *, clock: Callable[[], float] = time.time
 ) -> list[Replicator]:
     """One Replicator (a supervisor Component named "replication:<name>") per source.
-    Run `await migrate_replication(store)` first."""
+    Run `await sentinel.migrations.migrate(store)` first."""
     runtime = runtime_dir(config)
     if config.replication:
         try:

@@ -12,9 +12,9 @@ from typing import Any
 from alerts.channels import load_channels
 from alerts.event import AlarmEvent
 from alerts.outbox import Outbox
-from alerts.schema import MIGRATIONS, OWNER
 from alerts.sender import Sender
 from alerts.templates import Templates
+from sentinel import migrations
 from sentinel.store import Store
 
 
@@ -70,7 +70,7 @@ async def make_delivery(
     routes: dict[str, list[str]] | None = None,
     **sender_args: Any,
 ) -> tuple[Outbox, Sender]:
-    await store.migrate(OWNER, MIGRATIONS)
+    await migrations.migrate(store)
     channels = load_channels(apprise_yml)
     outbox = Outbox(
         channels,
@@ -98,20 +98,6 @@ async def running(sender: Sender) -> AsyncIterator[asyncio.Task[None]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(condition: Callable[[], Any], within: float = 15.0) -> None:
-    """Polls a condition (sync or returning an awaitable) until true or fails the test."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def rows(store: Store, sql: str, *params: Any) -> list[tuple[Any, ...]]:

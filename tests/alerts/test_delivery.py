@@ -11,17 +11,10 @@ import pytest
 
 from alerts.status import read_status
 from sentinel.store import Store, open_readonly
-from tests.alerts.helpers import (
-    enqueue,
-    event,
-    make_delivery,
-    rows,
-    running,
-    until,
-    write_apprise,
-)
+from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.core import FakeClock
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 
 
 async def test_json_delivery_end_to_end(store: Store, http_sink: HttpSink, tmp_path: Path):
@@ -31,7 +24,7 @@ async def test_json_delivery_end_to_end(store: Store, http_sink: HttpSink, tmp_p
     async with running(sender):
         await enqueue(store, outbox, e)
         got = await http_sink.wait_delivered(1, "/sms")
-        await until(lambda: sender.health()["sent"] == 1)
+        await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
     assert len(got) == 1
     assert "#A7F3" in got[0].message
     assert "누수" in got[0].message and "전산실 UPS 하단" in got[0].message
@@ -57,7 +50,7 @@ async def test_failing_channel_recovers_and_sends_once(
     async with running(sender):
         await enqueue(store, outbox, event("B001"))
         await http_sink.wait_delivered(1, "/gw")
-        await until(lambda: sender.health()["sent"] == 1)
+        await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
     answers = [r.status for r in http_sink.requests("/gw")]
     assert answers == [500, 500, 200]
     assert all("#B001" in r.message for r in http_sink.requests("/gw"))
@@ -85,15 +78,15 @@ async def test_stalled_channel_does_not_delay_another(
         # the fast channel got its message while the slow one was still stalled on it
         assert "#C001" in got[0].message
         assert slow.delivered() == []
-        await until(lambda: slow.requests("/slow"))
-        await until(lambda: sender.health()["sent"] == 1)
+        await until(lambda: slow.requests("/slow"), 15, 'slow.requests("/slow")')
+        await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
         assert slow.requests("/slow")[0].mono < got[0].mono + 5  # both were asked at once
         pending = await rows(store, "SELECT channel FROM outbox_message WHERE state = 'pending'")
         assert len(pending) == 1
         # the stall ends: the timed-out message is retried and arrives
         slow.stall("/slow", 0)
         await slow.wait_delivered(1, "/slow")
-        await until(lambda: sender.health()["pending"] == 0)
+        await until(lambda: sender.health()["pending"] == 0, 15, 'sender.health()["pending"] == 0')
     assert len(fast.delivered()) == 1
     failures = await rows(
         store, "SELECT display, last_error FROM alert_channel WHERE last_error IS NOT NULL"
@@ -122,7 +115,11 @@ async def test_two_stalled_channels_are_both_reached_at_once(
     try:
         async with running(sender):
             await enqueue(store, outbox, event("E001"))
-            await until(lambda: sms.requests("/sms") and kakao.requests("/kakao"), within=10)
+            await until(
+                lambda: sms.requests("/sms") and kakao.requests("/kakao"),
+                10,
+                'sms.requests("/sms") and kakao.requests("/kakao")',
+            )
             [first] = sms.requests("/sms")
             [second] = kakao.requests("/kakao")
             # both were asked while both were still stalled, within 2 s of each other
@@ -149,7 +146,7 @@ async def test_message_survives_a_crash_before_sending(http_sink: HttpSink, tmp_
         outbox, sender = await make_delivery(second, yml)
         async with running(sender):
             got = await http_sink.wait_delivered(1, "/p")
-            await until(lambda: sender.health()["sent"] == 1)
+            await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
     finally:
         await second.close()
     assert "#D001" in got[0].message
@@ -165,7 +162,9 @@ async def test_unconfirmed_send_is_resent_after_restart(http_sink: HttpSink, tmp
         outbox, sender = await make_delivery(first, yml, send_timeout=20.0)
         async with running(sender):
             await enqueue(first, outbox, event("E001"))
-            await until(lambda: http_sink.requests("/p"))  # claimed, being sent
+            await until(
+                lambda: http_sink.requests("/p"), 15, 'http_sink.requests("/p")'
+            )  # claimed, being sent
     finally:
         await first.close()
     http_sink.stall("/p", 0)
@@ -174,7 +173,7 @@ async def test_unconfirmed_send_is_resent_after_restart(http_sink: HttpSink, tmp
         outbox, sender = await make_delivery(second, yml)
         async with running(sender):
             got = await http_sink.wait_delivered(1, "/p")
-            await until(lambda: sender.health()["sent"] == 1)
+            await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
     finally:
         await second.close()
     assert "#E001" in got[0].message
@@ -193,7 +192,7 @@ async def test_rolled_back_enqueue_sends_nothing(store: Store, http_sink: HttpSi
                 raise RuntimeError("the alarm transition failed")
         await enqueue(store, outbox, event("F002"))
         got = await http_sink.wait_delivered(1, "/p")
-        await until(lambda: sender.health()["sent"] == 1)
+        await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
     assert [("#F002" in r.message, "#F0RB" in r.message) for r in got] == [(True, False)]
     assert await rows(store, "SELECT alarm_id FROM outbox_message") == [("F002",)]
 
@@ -207,16 +206,16 @@ async def test_burst_is_grouped_into_one_message(
         await enqueue(store, outbox, event("G001"))
         first = await http_sink.wait_delivered(1, "/p")
         assert "#G001" in first[0].message  # the first of a burst goes out at once
-        await until(lambda: sender.health()["sent"] == 1)
+        await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
         clock.advance(3)
         await enqueue(store, outbox, event("G002"))
         clock.advance(3)
         await enqueue(store, outbox, event("G003", kind="smoke"))
-        await until(lambda: sender.health()["pending"] == 2)
+        await until(lambda: sender.health()["pending"] == 2, 15, 'sender.health()["pending"] == 2')
         clock.advance(4.5)  # the window (10 s after the first message) is over
-        outbox.notify_committed()
+        # nothing wakes the sender for this, in production either: its own poll sees it
         got = await http_sink.wait_delivered(2, "/p")
-        await until(lambda: sender.health()["sent"] == 3)
+        await until(lambda: sender.health()["sent"] == 3, 15, 'sender.health()["sent"] == 3')
     assert len(got) == 2
     assert "#G002" not in got[0].message
     assert "외 1건" in got[1].message  # one SMS naming the lead alarm and the count
@@ -233,7 +232,9 @@ async def test_after_an_outage_a_cleared_alarm_is_not_grouped_as_firing(
     outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
     async with running(sender):
         await enqueue(store, outbox, event("SYW5", location="rack 2"))
-        await until(lambda: http_sink.requests("/p"))  # the outage has begun
+        await until(
+            lambda: http_sink.requests("/p"), 15, 'http_sink.requests("/p")'
+        )  # the outage has begun
         await enqueue(
             store,
             outbox,
@@ -241,10 +242,14 @@ async def test_after_an_outage_a_cleared_alarm_is_not_grouped_as_firing(
             event("8X9P", location="floor"),
         )
         # the retries now carry all three events; then the gateway is back
-        await until(lambda: any("#8X9P" in r.message for r in http_sink.requests("/p")))
+        await until(
+            lambda: any("#8X9P" in r.message for r in http_sink.requests("/p")),
+            15,
+            'any("#8X9P" in r.message for r in http_sink.requests("/p"))',
+        )
         http_sink.fail("/p", times=0)
         got = await http_sink.wait_delivered(1, "/p")
-        await until(lambda: sender.health()["pending"] == 0)
+        await until(lambda: sender.health()["pending"] == 0, 15, 'sender.health()["pending"] == 0')
     message = got[-1].message
     assert "#SYW5" in message and "#8X9P" in message, message
     assert "[해제] #SYW5" in message and "[위험] #SYW5" not in message, message
@@ -261,7 +266,7 @@ async def test_grouped_long_form_lists_every_alarm(
     await enqueue(store, outbox, event("H001"), event("H002", kind="smoke"))
     async with running(sender):
         got = await http_sink.wait_delivered(1, "/m")
-        await until(lambda: sender.health()["sent"] == 2)
+        await until(lambda: sender.health()["sent"] == 2, 15, 'sender.health()["sent"] == 2')
     assert "#H001" in got[0].message and "#H002" in got[0].message
     assert "2건" in got[0].title
 
@@ -286,7 +291,7 @@ async def test_routing_by_severity_escalation_and_untagged(
             event("R001", severity="warning", kind="temperature", value=31.5, unit="°C"),
         )
         await enqueue(store, outbox, event("R002", event_type="escalated", tags=("level2",)))
-        await until(lambda: sender.health()["sent"] == 4)
+        await until(lambda: sender.health()["sent"] == 4, 15, 'sender.health()["sent"] == 4')
     by_path = {
         p: [r.message for r in http_sink.delivered(p)] for p in ("/crit", "/warn", "/boss", "/all")
     }
@@ -326,7 +331,11 @@ async def test_pending_rows_follow_a_channel_that_was_replaced(
         outbox, sender = await make_delivery(second, new)
         async with running(sender):
             got = await http_sink.wait_delivered(1, "/new")
-            await until(lambda: sender.health()["pending"] == 0 and sender.health()["sent"])
+            await until(
+                lambda: sender.health()["pending"] == 0 and sender.health()["sent"],
+                15,
+                'sender.health()["pending"] == 0 and sender.health()["sent"]',
+            )
         states = await rows(second, "SELECT state FROM outbox_message ORDER BY id")
     finally:
         await second.close()
@@ -349,13 +358,18 @@ async def test_all_channels_failing_is_reported_once(
     start = clock()
     async with running(sender):
         await enqueue(store, outbox, event("L001"))
-        await until(lambda: sender.health()["failed_sends"] == 1)
+        await until(
+            lambda: sender.health()["failed_sends"] == 1, 15, 'sender.health()["failed_sends"] == 1'
+        )
         assert sender.health()["all_channels_failing_since"] == start
         assert not [r for r in caplog.records if r.levelname == "CRITICAL"]
         for n in (2, 3):
-            clock.advance(40)  # past the backoff: the next retry is due
-            outbox.notify_committed()
-            await until(lambda n=n: sender.health()["failed_sends"] == n)
+            clock.advance(40)  # past the backoff: the sender's own poll retries
+            await until(
+                lambda n=n: sender.health()["failed_sends"] == n,
+                15,
+                'sender.health()["failed_sends"] == n',
+            )
         critical = [r for r in caplog.records if r.levelname == "CRITICAL"]
         assert len(critical) == 1 and "every alert channel" in critical[0].getMessage()
         conn = sqlite3.connect(store.path)
@@ -365,7 +379,10 @@ async def test_all_channels_failing_is_reported_once(
             conn.close()
         http_sink.fail("/p", times=0)
         clock.advance(200)
-        outbox.notify_committed()
         await http_sink.wait_delivered(1, "/p")
-        await until(lambda: sender.health()["all_channels_failing_since"] is None)
+        await until(
+            lambda: sender.health()["all_channels_failing_since"] is None,
+            15,
+            'sender.health()["all_channels_failing_since"] is None',
+        )
     assert len([r for r in caplog.records if r.levelname == "CRITICAL"]) == 1

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from alerts.event import AlarmEvent
 from sentinel.store import Store
-from tests.alerts.helpers import enqueue, event, make_delivery, running, until, write_apprise
+from tests.alerts.helpers import enqueue, event, make_delivery, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 
 
 def _db_notice() -> AlarmEvent:
@@ -36,7 +37,7 @@ async def test_leak_leads_the_group_over_the_database_notice(
     await enqueue(store, outbox, _db_notice(), event("EYDH", location="UPS floor"))
     async with running(sender):
         await http_sink.wait_delivered(1, "/sms")
-        await until(lambda: sender.health()["pending"] == 0)
+        await until(lambda: sender.health()["pending"] == 0, 15, 'sender.health()["pending"] == 0')
     [got] = http_sink.delivered("/sms")
     text = got.message
     # the leak's own SMS comes first, in full: what, where, and its id

@@ -14,9 +14,8 @@ from typing import Any
 
 from alerts.templates import SMS_LIMIT_BYTES, Templates, sms_bytes
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
-from backup.schema import MIGRATIONS as BACKUP_MIGRATIONS
-from backup.schema import OWNER as BACKUP_OWNER
 from backup.transport import parse_target
+from sentinel import migrations
 from sentinel.config.replication import KeeperLinkConfig
 from sentinel.keeper_confirm import KeeperConfirm, needs_confirmation
 from sentinel.room_heartbeat import RoomHeartbeat
@@ -85,7 +84,7 @@ async def room_with_keeper(
     answer: bool = True,
     delay: float = 0.3,
 ) -> AsyncIterator[tuple[KeeperConfirm, RoomHeartbeat, ReceiptWriter]]:
-    await store.migrate(BACKUP_OWNER, BACKUP_MIGRATIONS)
+    await migrations.migrate(store)
     src, landing = tmp_path / "src", tmp_path / "landing"
     src.mkdir()
     populate_docs(src, 3)

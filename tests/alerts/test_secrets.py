@@ -16,8 +16,9 @@ from alerts.status import read_status
 from sensors.sim.broker import free_port
 from sentinel.cli.main import main
 from sentinel.store import Store
-from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, until, write_apprise
+from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 
 PASSWORD = "Pw0rdSECRET1"
 HEADER_TOKEN = "HdrTOKEN777x"
@@ -51,7 +52,9 @@ async def test_secrets_stay_out_of_logs_health_and_status(
     outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
     async with running(sender):
         await enqueue(store, outbox, event("S001"))
-        await until(lambda: sender.health()["failed_sends"] >= 4)
+        await until(
+            lambda: sender.health()["failed_sends"] >= 4, 15, 'sender.health()["failed_sends"] >= 4'
+        )
         health = sender.health()
     # the sink really was asked, with the secrets (the channel itself must get them)
     assert http_sink.requests()
@@ -135,7 +138,9 @@ async def test_short_path_tokens_are_masked_in_status_cli_database_and_logs(
     outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
     async with running(sender):
         await enqueue(store, outbox, event("S002"))
-        await until(lambda: sender.health()["failed_sends"] >= 4)
+        await until(
+            lambda: sender.health()["failed_sends"] >= 4, 15, 'sender.health()["failed_sends"] >= 4'
+        )
     config = tmp_path / "sentinel.toml"
     config.write_text(
         f'[daemon]\nstate_dir = "{store.path.parent}"\n'

@@ -14,8 +14,9 @@ from alerts.outbox import encode_event
 from alerts.status import read_status
 from sentinel.status import judge
 from sentinel.store import Store, open_readonly
-from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, until, write_apprise
+from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 
 
 async def _insert_raw(store: Store, channel: str, alarm_id: str, payload: str) -> None:
@@ -55,11 +56,17 @@ async def test_bad_rows_are_set_aside_and_the_pages_behind_them_go_out(
             lambda: (
                 "#L001" in " ".join(r.message for r in http_sink.delivered())
                 and "#L002" in " ".join(r.message for r in http_sink.delivered())
-            )
+            ),
+            15,
+            "#L001 and #L002 delivered",
         )
         # the notice about the set-aside rows goes out on the same (remaining) path
-        await until(lambda: any("#OUTBOX" in r.message for r in http_sink.delivered()))
-        await until(lambda: sender.health()["pending"] == 0)
+        await until(
+            lambda: any("#OUTBOX" in r.message for r in http_sink.delivered()),
+            15,
+            'any("#OUTBOX" in r.message for r in http_sink.delivered())',
+        )
+        await until(lambda: sender.health()["pending"] == 0, 15, 'sender.health()["pending"] == 0')
     dead = await rows(
         store, "SELECT alarm_id, error FROM outbox_message WHERE state = 'dead' ORDER BY id"
     )
@@ -93,8 +100,12 @@ async def test_undecodable_orphan_does_not_stop_the_sender(
     await _insert_raw(store, "gone-channel", "ZZZZ", "{not json")
     await enqueue(store, outbox, event("M001"))
     async with running(sender):
-        await until(lambda: any("#M001" in r.message for r in http_sink.delivered()))
-        await until(lambda: sender.health()["pending"] == 0)
+        await until(
+            lambda: any("#M001" in r.message for r in http_sink.delivered()),
+            15,
+            'any("#M001" in r.message for r in http_sink.delivered())',
+        )
+        await until(lambda: sender.health()["pending"] == 0, 15, 'sender.health()["pending"] == 0')
     assert await rows(store, "SELECT alarm_id FROM outbox_message WHERE state = 'dead'") == [
         ("ZZZZ",)
     ]

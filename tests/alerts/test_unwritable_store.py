@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from sentinel.store import Store
-from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, until, write_apprise
+from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 from tests.fixtures.tmpfs import fill, mounted_tmpfs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
@@ -28,10 +29,12 @@ async def test_delivered_message_whose_record_failed_is_not_sent_again(
             http_sink.stall("/sms", 1.0)  # the disk fills while the message is on its way
             async with running(sender):
                 await enqueue(store, outbox, event("C001"))
-                await until(lambda: http_sink.requests("/sms"))
+                await until(lambda: http_sink.requests("/sms"), 15, 'http_sink.requests("/sms")')
                 fill(state)
                 await http_sink.wait_delivered(1, "/sms")
-                await until(lambda: not store.durable)  # recording it failed: now in memory
+                await until(
+                    lambda: not store.durable, 15, "not store.durable"
+                )  # recording it failed: now in memory
 
                 async def recorded() -> bool:
                     return await rows(store, "SELECT state FROM outbox_message") == [("sent",)]

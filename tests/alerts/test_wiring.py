@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from alerts.status import read_status
+from sentinel import migrations
 from sentinel.config import ConfigError, load_config
-from sentinel.delivery import build_delivery, open_delivery
+from sentinel.delivery import build_delivery
 from sentinel.store import Store
-from tests.alerts.helpers import enqueue, event, running, until, write_apprise
+from tests.alerts.helpers import enqueue, event, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -56,12 +58,13 @@ async def test_wired_from_config_end_to_end(tmp_path: Path, http_sink: HttpSink,
             f'[site]\nname = "본청"\n[alerts]\napprise_config = "{yml.name}"\nlanguage = "en"\n',
         )
     )
-    outbox, sender = await open_delivery(config, store)
+    await migrations.migrate(store)
+    outbox, sender = build_delivery(config, store)
     assert sender.name == "alerts" and len(outbox.channels) == 2
     async with running(sender):
         await enqueue(store, outbox, event("W001"))
         got = await http_sink.wait_delivered(1, "/sms")
-        await until(lambda: sender.health()["sent"] == 2)
+        await until(lambda: sender.health()["sent"] == 2, 15, 'sender.health()["sent"] == 2')
     assert got[0].message.startswith("[CRIT]")
     line = (tmp_path / "alerts.log").read_text(encoding="utf-8")
     assert "[본청]" in line and "#W001" in line  # long form for the file channel

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from backup.schema import MIGRATIONS, OWNER
+from sentinel import migrations
 from sentinel.store import Store
 
 
 @pytest.fixture
 async def bstore(store: Store) -> AsyncIterator[Store]:
-    await store.migrate(OWNER, MIGRATIONS)
+    await migrations.migrate(store)
     yield store
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from backup.keeper_record import HEARTBEAT_FILE
@@ -15,6 +14,7 @@ from backup.replicator import Replicator
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
 from sentinel.store import Store
+from tests.fixtures.poll import until
 
 SKIP = {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE}
 
@@ -52,21 +52,6 @@ def tree_diff(a: Path, b: Path) -> list[str]:
     return sorted(k for k in ta.keys() | tb.keys() if ta.get(k, 0) != tb.get(k, 0))
 
 
-async def wait_for(
-    cond: Callable[[], bool | Awaitable[bool]], limit: float = 30, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        value = cond()
-        if not isinstance(value, bool):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def make_spec(source: Path, target: Target, runtime: Path, **kw: object) -> ReplicationSpec:
     kw.setdefault("guard", GuardSettings(enabled=False))
     kw.setdefault("retry_max", 1.0)
@@ -86,7 +71,7 @@ async def running(spec: ReplicationSpec, store: Store, **kw: object) -> AsyncIte
     rep = Replicator(spec, store.db, store.write, **kw)  # type: ignore[arg-type]
     task = asyncio.create_task(rep.run())
     try:
-        await wait_for(
+        await until(
             lambda: rep.health()["phase"] == "running" or task.done(), 30, "replicator start"
         )
         if task.done():
@@ -101,7 +86,7 @@ async def running(spec: ReplicationSpec, store: Store, **kw: object) -> AsyncIte
 async def caught_up(rep: Replicator, source: Path, replica: Path, limit: float = 30) -> None:
     """Waits until nothing is pending and the replica equals the source."""
     try:
-        await wait_for(
+        await until(
             lambda: rep.caught_up and not tree_diff(source, replica), limit, "replica caught up"
         )
     except AssertionError as exc:

@@ -10,16 +10,16 @@ import sys
 from pathlib import Path
 
 from backup.replicator import Replicator
-from backup.schema import MIGRATIONS, OWNER
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.transport import parse_target
+from sentinel import migrations
 from sentinel.store import Store
 
 
 async def main(state: Path, source: Path, target: str, runtime: Path) -> None:
     store = await Store.open(state)
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         spec = ReplicationSpec(
             "docs",
             source,

@@ -14,7 +14,8 @@ from pathlib import Path
 from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.churn import churn
-from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for
+from tests.backup.helpers import caught_up, make_spec, running, tree_diff
+from tests.fixtures.poll import until
 from tests.fixtures.remote import RsyncDaemon
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ async def test_kill_9_mid_churn_then_restart_catches_up(tmp_path: Path, runtime:
     src.mkdir()
     proc = _start_runner(state, src, dst, runtime)
     try:
-        await wait_for(lambda: dst.exists() and _pending(state) == 0, 30, "first reconcile")
+        await until(lambda: dst.exists() and _pending(state) == 0, 30, "first reconcile")
         stop = [False]
         work = asyncio.create_task(asyncio.to_thread(churn, src, 6.0, 5, stop))
         await asyncio.sleep(3)
@@ -64,7 +65,7 @@ async def test_kill_9_mid_churn_then_restart_catches_up(tmp_path: Path, runtime:
         proc.wait()
         await work  # the rest of the churn happens while nothing watches
         proc = _start_runner(state, src, dst, runtime)
-        await wait_for(
+        await until(
             lambda: _pending(state) == 0 and not tree_diff(src, dst), 60, "caught up after restart"
         )
     finally:
@@ -84,7 +85,7 @@ async def test_rsync_daemon_outage_then_catch_up(
         await caught_up(rep, src, replica)
         rsyncd.stop()
         await asyncio.to_thread(churn, src, 2.0, 3)
-        await wait_for(lambda: rep.health()["consecutive_failures"] >= 2, 20, "failures")
+        await until(lambda: rep.health()["consecutive_failures"] >= 2, 20, "failures")
         assert rep.health()["pending"] > 0
         assert rep.health()["rpo"] > 0
         await asyncio.to_thread(churn, src, 2.0, 4)  # the target stays down a few seconds
@@ -113,7 +114,7 @@ async def test_queue_overflow_triggers_reconcile_and_nothing_is_lost(
         # the loop is blocked while these are written, so the 16-event queue overflows
         for i in range(300):
             (src / f"burst{i}.txt").write_text(str(i))
-        await wait_for(lambda: rep.health()["overflows"] >= 1, 10, "an overflow")
+        await until(lambda: rep.health()["overflows"] >= 1, 10, "an overflow")
         await caught_up(rep, src, dst, 60)
     finally:
         await ctx.__aexit__(None, None, None)

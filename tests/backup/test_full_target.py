@@ -19,7 +19,8 @@ from backup.transport import parse_target
 from sensors.reading import Kind
 from sentinel.replication import replication_readings
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, wait_for
+from tests.backup.helpers import caught_up, make_spec, running
+from tests.fixtures.poll import until
 from tests.fixtures.tmpfs import fill, mounted_tmpfs
 
 
@@ -35,11 +36,9 @@ async def test_full_target_fails_and_pages_instead_of_setting_documents_aside(
             await caught_up(rep, src, dst)
             filler = fill(dst)  # the replica's disk fills up
             (src / "report-1.doc").write_bytes(os.urandom(50000))
-            await wait_for(lambda: rep.health()["consecutive_failures"] >= 1, 30, "a failure")
+            await until(lambda: rep.health()["consecutive_failures"] >= 1, 30, "a failure")
             (src / "report-2.doc").write_bytes(os.urandom(50000))
-            await wait_for(
-                lambda: rep.health()["consecutive_failures"] >= 3, 30, "failures pile up"
-            )
+            await until(lambda: rep.health()["consecutive_failures"] >= 3, 30, "failures pile up")
             health = rep.health()
             assert health["quarantined"] == 0
             assert health["pending"] >= 2  # still owed, and the lag shows it
@@ -66,7 +65,7 @@ async def test_file_set_aside_for_space_ships_when_the_target_has_room_again(
     with mounted_tmpfs(tmp_path / "dst", "2m") as dst:
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
-            await wait_for(
+            await until(
                 lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "big.bin set aside"
             )
             assert all((dst / n).read_text() == n for n in small)
@@ -75,7 +74,7 @@ async def test_file_set_aside_for_space_ships_when_the_target_has_room_again(
                 subprocess.run, ["mount", "-o", "remount,size=8m", str(dst)], check=True
             )
             # big.bin is not touched: it is tried again because there is room now
-            await wait_for(
+            await until(
                 lambda: (dst / "big.bin").exists() and rep.caught_up and not len(rep.quarantine),
                 30,
                 "big.bin shipped",
@@ -98,12 +97,12 @@ async def test_file_set_aside_for_space_is_tried_again_after_a_while(
     with mounted_tmpfs(tmp_path / "dst", "2m") as dst:
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
-            await wait_for(
+            await until(
                 lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "big.bin set aside"
             )
             shipped = rep.transfers
-            await wait_for(lambda: rep.transfers >= shipped + 2, 30, "tried again")
-            await wait_for(lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "back aside")
+            await until(lambda: rep.transfers >= shipped + 2, 30, "tried again")
+            await until(lambda: "big.bin" in rep.quarantine and rep.caught_up, 30, "back aside")
             assert rep.health()["consecutive_failures"] == 0
 
 
@@ -119,10 +118,10 @@ async def test_paths_released_by_another_process_ship_without_another_change(
     spec = make_spec(src, parse_target(str(dst)), runtime, reconcile_at_start=False)
     async with running(spec, bstore) as rep:
         (src / "first.txt").write_text("first")
-        await wait_for(lambda: (dst / "first.txt").exists() and rep.caught_up, 30, "first")
+        await until(lambda: (dst / "first.txt").exists() and rep.caught_up, 30, "first")
         assert not (dst / "q.txt").exists()
         by_hand = Replicator(spec, bstore.db, bstore.write)
         await by_hand.load()
         assert (await by_hand.reconcile("by hand")) is not None
-        await wait_for(lambda: (dst / "q.txt").exists(), 30, "q.txt shipped by the daemon")
+        await until(lambda: (dst / "q.txt").exists(), 30, "q.txt shipped by the daemon")
         assert (dst / "q.txt").read_text() == "was set aside"

@@ -10,7 +10,8 @@ from pathlib import Path
 from backup.control import discard, resume
 from backup.transport import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree, wait_for
+from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree
+from tests.fixtures.poll import until
 
 
 async def test_a_directory_moved_out_of_the_source_trips_the_guard(
@@ -32,7 +33,7 @@ async def test_a_directory_moved_out_of_the_source_trips_the_guard(
 
         before = tree(dst)
         (src / "big").rename(away / "big")  # one inotify event, 120 replica files
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip")
         assert tree(dst) == before
         assert len(list((dst / "big").iterdir())) == 120
         health = rep.health()
@@ -58,14 +59,14 @@ async def test_discard_after_a_full_pass_trip_keeps_the_directory_on_the_replica
     shutil.rmtree(src / "big")
     (src / "big").write_text("note\n")
     async with running(spec, bstore) as rep:
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "full-pass guard trip")
+        await until(lambda: rep.health()["guard_tripped"], 20, "full-pass guard trip")
         assert tree(dst) == before
         await discard(bstore.write, "docs")  # "the replica stays as it was"
-        await wait_for(lambda: not rep.health()["guard_tripped"], 10, "guard cleared")
+        await until(lambda: not rep.health()["guard_tripped"], 10, "guard cleared")
         rounds = rep.ship_rounds
         # one edit of the file that replaced it
         (src / "big").write_text((src / "big").read_text() + "more\n")
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip on the edit")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip on the edit")
         assert rep.ship_rounds > rounds
         assert tree(dst) == before
         assert len(list((dst / "big").iterdir())) == 120

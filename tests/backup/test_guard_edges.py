@@ -16,7 +16,8 @@ import pytest
 from backup.journal import Journal
 from backup.transport import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree, wait_for
+from tests.backup.helpers import DIR_GUARD, big_dir, caught_up, make_spec, running, tree
+from tests.fixtures.poll import until
 
 NOBODY = 65534
 
@@ -35,12 +36,12 @@ async def test_a_full_pass_trip_stops_the_batch_that_waited_for_it(
         lock = rep._transfer
         async with lock:  # a transfer is running: both the pass and the batch wait for it
             full = asyncio.create_task(rep.reconcile("test"))
-            await wait_for(lambda: len(lock._waiters or ()) == 1, 10, "full pass waiting")
+            await until(lambda: len(lock._waiters or ()) == 1, 10, "full pass waiting")
             (src / "a.txt").write_text("new\n")
-            await wait_for(lambda: len(lock._waiters or ()) == 2, 10, "batch waiting")
+            await until(lambda: len(lock._waiters or ()) == 2, 10, "batch waiting")
             rounds = rep.ship_rounds
         assert await full is None and rep.health()["guard_tripped"]
-        await wait_for(lambda: rep.ship_rounds > rounds, 10, "the shipper looked")
+        await until(lambda: rep.ship_rounds > rounds, 10, "the shipper looked")
         assert (dst / "a.txt").read_text() == "old\n"
         assert rep.journal.pending == 1
 
@@ -61,7 +62,7 @@ async def test_a_directory_deleted_before_a_restart_is_still_measured(
     await Journal("docs", bstore.db, bstore.write).record(["big"])
     before = tree(dst)
     async with running(spec, bstore) as rep:
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip")
         assert "a directory deleted or moved away" in rep.health()["guard_reason"]
         assert tree(dst) == before
         assert len(list((dst / "big").iterdir())) == 120
@@ -129,7 +130,7 @@ async def test_a_measured_batch_with_one_refused_path_is_still_measured(
         # the dry run fails on (exit 23)
         (src / "big").rename(base / "away")
         (src / "locked" / "x.txt").write_text("x again\n")
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip")
         assert "a directory deleted or moved away" in rep.health()["guard_reason"]
         assert tree(dst) == before
         assert len(list((dst / "big").iterdir())) == 120
@@ -153,6 +154,6 @@ async def test_a_full_pass_that_fails_on_one_path_still_ships_offline_changes(
     os.chown(src / "offline.txt", NOBODY, NOBODY)
     _lock(dst / "locked")
     async with running(spec, bstore) as rep:
-        await wait_for(lambda: (dst / "offline.txt").exists(), 20, "the offline change")
+        await until(lambda: (dst / "offline.txt").exists(), 20, "the offline change")
         assert (dst / "offline.txt").read_text() == "written offline\n"
         assert not rep.health()["guard_tripped"]

@@ -17,15 +17,8 @@ from backup.target import VERSIONS_DIR
 from backup.transport import parse_target
 from sentinel.replication import replication_readings
 from sentinel.store import Store
-from tests.backup.helpers import (
-    caught_up,
-    make_spec,
-    populate_docs,
-    running,
-    tree,
-    tree_diff,
-    wait_for,
-)
+from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree, tree_diff
+from tests.fixtures.poll import until
 
 
 async def test_mass_rename_to_locked_trips_guard_and_replica_is_untouched(
@@ -40,8 +33,8 @@ async def test_mass_rename_to_locked_trips_guard_and_replica_is_untouched(
         for p in sorted((src / "docs").iterdir()):  # what an encrypting worm does
             p.write_bytes(b"\x00ENCRYPTED" + os.urandom(64))
             p.rename(p.with_name(p.name + ".locked"))
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
-        await wait_for(lambda: rep.journal.pending >= 300, 10, "changes journaled")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await until(lambda: rep.journal.pending >= 300, 10, "changes journaled")
         await asyncio.sleep(0.5)  # give a wrongly running shipper the chance to do damage
         assert tree(dst) == before
         assert not list(dst.rglob("*.locked"))
@@ -74,10 +67,10 @@ async def test_discard_drops_pending_changes_and_leaves_replica(
         before = tree(dst)
         for p in list((src / "docs").iterdir()):
             p.unlink()
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip")
         assert await discard(bstore.write, "docs") >= 51
-        await wait_for(lambda: not rep.health()["guard_tripped"], 10, "guard cleared")
-        await wait_for(lambda: rep.journal.pending == 0, 10, "journal empty")
+        await until(lambda: not rep.health()["guard_tripped"], 10, "guard cleared")
+        await until(lambda: rep.journal.pending == 0, 10, "journal empty")
         assert tree(dst) == before
 
 
@@ -177,17 +170,17 @@ async def test_tripped_guard_holds_after_its_window_and_after_a_restart(
         before = tree(dst)
         for p in sorted((src / "docs").iterdir()):
             p.write_bytes(b"\x00ENCRYPTED" + os.urandom(64))
-        await wait_for(lambda: rep.health()["guard_tripped"], 20, "guard trip")
-        await wait_for(lambda: rep.journal.pending >= 120, 10, "changes journaled")
+        await until(lambda: rep.health()["guard_tripped"], 20, "guard trip")
+        await until(lambda: rep.journal.pending >= 120, 10, "changes journaled")
         # the window slides past: the live count is back to zero, the trip must hold
         clock.offset += 2 * guard.window
         rounds = rep.ship_rounds
         (src / "docs" / "late.hwp").write_text("one more change wakes the shipper")
-        await wait_for(lambda: rep.ship_rounds > rounds, 10, "a shipping round")
+        await until(lambda: rep.ship_rounds > rounds, 10, "a shipping round")
         assert tree(dst) == before
     clock.offset += 2 * guard.window
     async with running(spec, bstore, clock=clock) as rep:  # a restart of the daemon
-        await wait_for(lambda: rep.ship_rounds >= 1, 10, "a shipping round after restart")
+        await until(lambda: rep.ship_rounds >= 1, 10, "a shipping round after restart")
         assert rep.health()["guard_tripped"] and rep.journal.pending >= 120
         assert tree(dst) == before
         await resume(bstore.write, "docs")

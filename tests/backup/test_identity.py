@@ -22,16 +22,9 @@ from backup.target import VERSIONS_DIR, Target
 from backup.transport import parse_target
 from sentinel.cli.main import main
 from sentinel.store import Store
-from tests.backup.helpers import (
-    caught_up,
-    make_spec,
-    populate_docs,
-    running,
-    tree,
-    tree_diff,
-    wait_for,
-)
+from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree, tree_diff
 from tests.backup.identity import mount, pages, started, umount, write_only_rsyncd
+from tests.fixtures.poll import until
 from tests.fixtures.remote import RsyncDaemon, SshServer
 from tests.fixtures.tmpfs import mounted_tmpfs
 
@@ -59,7 +52,7 @@ async def test_full_pass_after_offline_encryption_trips_the_guard_and_keeps_the_
     for p in sorted((src / "docs").iterdir()):  # encrypted while sentinel was stopped
         p.write_bytes(b"\x00ENCRYPTED" + os.urandom(64))
     async with running(spec, bstore) as rep:
-        await wait_for(lambda: rep.health()["guard_tripped"], 30, "guard trip at start")
+        await until(lambda: rep.health()["guard_tripped"], 30, "guard trip at start")
         assert rep.last_skip.startswith(
             "ransomware guard tripped: full pass would delete 0 and overwrite 300"
         )
@@ -88,7 +81,7 @@ async def test_source_emptied_while_stopped_ships_no_deletion(
     shutil.rmtree(src)  # what an empty mountpoint looks like
     src.mkdir()
     async with started(spec, bstore) as (rep, task):
-        await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+        await until(lambda: rep.health()["source_missing"], 20, "source missing")
         assert rep.transfers == 0 and not task.done()
         assert tree(dst) == before
         assert SOURCE_PAGE in await pages(bstore, rep)
@@ -103,7 +96,7 @@ async def test_require_mountpoint_refuses_a_plain_directory_even_at_first_sync(
     populate_docs(src, 3)
     spec = make_spec(src, parse_target(str(dst)), runtime, require_mountpoint=True)
     async with started(spec, bstore) as (rep, task):
-        await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+        await until(lambda: rep.health()["source_missing"], 20, "source missing")
         assert "not a mountpoint" in str(rep.health()["blocked"])
         assert not dst.exists() and not (src / SOURCE_MARKER).exists()
         assert not task.done()
@@ -120,14 +113,14 @@ async def test_unmounted_source_stops_and_remount_catches_up(
         try:
             spec = make_spec(src, parse_target(str(dst)), runtime, require_mountpoint=True)
             async with started(spec, bstore) as (rep, task):
-                await wait_for(lambda: rep.caught_up and not tree_diff(src, dst), 30, "sync")
+                await until(lambda: rep.caught_up and not tree_diff(src, dst), 30, "sync")
                 before = tree(dst)
                 umount(src)  # the disk goes away under a running replicator
-                await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+                await until(lambda: rep.health()["source_missing"], 20, "source missing")
                 assert tree(dst) == before and not task.done()
                 (disk / "docs" / "new.hwp").write_text("written while unmounted")
                 mount("--bind", str(disk), str(src))
-                await wait_for(lambda: not rep.health()["source_missing"], 20, "source back")
+                await until(lambda: not rep.health()["source_missing"], 20, "source back")
                 await caught_up(rep, src, dst)
                 assert (dst / "docs" / "new.hwp").read_text() == "written while unmounted"
         finally:
@@ -141,16 +134,16 @@ async def test_source_moved_away_is_an_alarm_not_a_crash_loop(
     populate_docs(src, 5)
     spec = make_spec(src, parse_target(str(dst)), runtime)
     async with started(spec, bstore) as (rep, task):
-        await wait_for(lambda: rep.caught_up and not tree_diff(src, dst), 30, "first sync")
+        await until(lambda: rep.caught_up and not tree_diff(src, dst), 30, "first sync")
         before = tree(dst)
         src.rename(tmp_path / "away")
-        await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+        await until(lambda: rep.health()["source_missing"], 20, "source missing")
         assert not task.done(), "the replicator crashed instead of reporting"
         assert SOURCE_PAGE in await pages(bstore, rep)
         assert tree(dst) == before
         (tmp_path / "away" / "docs" / "doc001.hwp").write_text("changed while away")
         (tmp_path / "away").rename(src)
-        await wait_for(lambda: not rep.health()["source_missing"], 20, "source back")
+        await until(lambda: not rep.health()["source_missing"], 20, "source back")
         await caught_up(rep, src, dst)
         assert not rep.health()["blocked"] and rep.health()["last_error"] is None
 
@@ -165,7 +158,7 @@ async def test_deleted_local_target_stops_shipping_until_init_target(
         await caught_up(rep, src, dst)
         shutil.rmtree(dst)
         (src / "docs" / "after.hwp").write_text("after the target was lost")
-        await wait_for(lambda: rep.health()["target_missing"], 20, "target missing")
+        await until(lambda: rep.health()["target_missing"], 20, "target missing")
         assert not dst.exists(), "rsync re-created the lost target"
         assert TARGET_PAGE in await pages(bstore, rep)
         assert "target missing or not mounted" in _last_error(bstore)
@@ -174,7 +167,7 @@ async def test_deleted_local_target_stops_shipping_until_init_target(
         by_hand = Replicator(spec, bstore.db, bstore.write)
         await by_hand.load()
         assert await by_hand.reconcile("by hand", init_target=True) is not None
-        await wait_for(lambda: not rep.health()["target_missing"], 20, "target back")
+        await until(lambda: not rep.health()["target_missing"], 20, "target back")
         await caught_up(rep, src, dst)
         assert (dst / TARGET_MARKER).exists()
 
@@ -190,7 +183,7 @@ async def test_unmounted_target_gets_nothing_written_on_the_mountpoint(
             await caught_up(rep, src, dst)
             umount(dst)
             (src / "docs" / "after.hwp").write_text("after the unmount")
-            await wait_for(lambda: rep.health()["target_missing"], 20, "target missing")
+            await until(lambda: rep.health()["target_missing"], 20, "target missing")
             assert not any(dst.iterdir()), "files landed on the root filesystem"
 
 
@@ -235,14 +228,14 @@ async def _lose_remote_target_and_init(
     shutil.rmtree(replica)  # lost while sentinel was stopped
     (src / "docs" / "after.hwp").write_text("after the target was lost")
     async with started(spec, bstore) as (rep, _task):
-        await wait_for(lambda: rep.health()["target_missing"], 30, "target missing")
+        await until(lambda: rep.health()["target_missing"], 30, "target missing")
         assert not replica.exists(), "rsync re-created the lost target"
         by_hand = Replicator(spec, bstore.db, bstore.write)
         await by_hand.load()
         # (the daemon may start its own pass at once: the two can collide, so only the
         # outcome counts)
         assert await by_hand.reconcile("by hand", init_target=True) is not None
-        await wait_for(lambda: not rep.health()["target_missing"], 20, "target back")
+        await until(lambda: not rep.health()["target_missing"], 20, "target back")
         await caught_up(rep, src, replica)
 
 

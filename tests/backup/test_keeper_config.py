@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sentinel.config import ConfigError, load_config
+from tests.fixtures.poll import until
 
 BASE = """
 [[replication]]
@@ -81,7 +82,6 @@ async def test_keeper_absent_the_runtime_builds_nothing_and_the_sender_waits_for
     alert path is what it was), no heartbeat file at the replica; with one: both exist."""
     from sentinel.runtime import Runtime
     from sentinel.store import Store
-    from tests.backup.helpers import wait_for
 
     runtime_dir = tmp_path / "run"
     runtime_dir.mkdir(mode=0o700)
@@ -103,19 +103,19 @@ async def test_keeper_absent_the_runtime_builds_nothing_and_the_sender_waits_for
             await runtime.start()
             try:
                 rep = runtime.replicators[0]
-                await wait_for(
+                await until(
                     lambda rep=rep: rep.health()["last_full"] is not None, 20, "the first sync"
                 )
                 if keeper:
                     assert runtime.sender.confirm is not None
                     assert "keeper:docs" in runtime.health()
-                    await wait_for(
+                    await until(
                         lambda dst=dst: (dst / ".sentinel-heartbeat.json").exists(),
                         10,
                         "the heartbeat",
                     )
                 else:
-                    await wait_for(lambda rep=rep: rep.caught_up, 10, "caught up")
+                    await until(lambda rep=rep: rep.caught_up, 10, "caught up")
                     assert runtime.sender.confirm is None and runtime.keeper_rooms == []
                     assert not any(n.startswith("keeper:") for n in runtime.health())
                     assert not (dst / ".sentinel-heartbeat.json").exists()

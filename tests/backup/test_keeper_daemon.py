@@ -17,7 +17,8 @@ import pytest
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
-from tests.integration.test_page_survives_crash import Deployment, private, wait_for
+from tests.fixtures.poll import until_sync
+from tests.integration.test_page_survives_crash import Deployment, private
 
 ROOM = "main-office"
 
@@ -99,9 +100,10 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
     d = kd
     d.start()
     # no receipt yet: a WARNING that says the keeper cannot be reached, and why
-    wait_for(
+    until_sync(
         lambda: "keeper unreachable" in str(d.keeper().get("problem")),
-        what="the unreachable keeper in status",
+        30,
+        "the unreachable keeper in status",
     )
     proc = d.cli("status", "--json")
     report = json.loads(proc.stdout)
@@ -115,9 +117,10 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
     writer = ReceiptWriter(d)
     writer.start()
     try:
-        wait_for(
-            lambda: d.keeper().get("safe_as_of") and not d.keeper().get("problem"),
-            what="the receipt in status",
+        until_sync(
+            lambda: (k := d.keeper()).get("safe_as_of") and not k.get("problem"),
+            30,
+            "the receipt in status",
         )
         keeper = d.keeper()
         assert keeper["room"] == ROOM and keeper["receipt_age"] < 4
@@ -129,7 +132,7 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
 
         # a real leak: the page carries what the keeper confirmed for it
         d.publish(leak=True)
-        wait_for(lambda: d.pages(), what="the leak page")
+        until_sync(lambda: d.pages(), 30, "the leak page")
         page = d.pages()[0]
         assert writer.urgent, "no urgent heartbeat reached the landing area"
         assert "까지 안전" in page and "이전 확인" not in page, page
@@ -137,10 +140,10 @@ def test_keeper_status_and_the_leak_page_from_the_daemon(kd: KeeperDeployment) -
         writer.halt.set()
         writer.join()
     # the keeper stops answering: after receipt_stale, a WARNING that says so
-    wait_for(
+    until_sync(
         lambda: "keeper not answering" in str(d.keeper().get("problem")),
-        timeout=20,
-        what="the stale receipt in status",
+        20,
+        "the stale receipt in status",
     )
     table = d.cli("status")
     assert table.returncode in (1, 2)  # WARNING (CRITICAL: the leak is still active)

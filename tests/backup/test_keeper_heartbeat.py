@@ -19,7 +19,8 @@ from backup.transport import parse_target
 from sentinel.config.replication import KeeperLinkConfig
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, populate_docs, running, wait_for
+from tests.backup.helpers import caught_up, make_spec, populate_docs, running
+from tests.fixtures.poll import until
 from tests.fixtures.remote import SshServer, started_rsyncd
 
 ALARMS = [
@@ -85,7 +86,7 @@ async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pa
             active_alarms=lambda: ALARMS,
         )
         async with beating(room):
-            await wait_for(lambda: room.beats >= 1, 15, "first heartbeat")
+            await until(lambda: room.beats >= 1, 15, "first heartbeat")
             hb = read_heartbeat(dst / HEARTBEAT_FILE)
             assert (hb.room, hb.replication, hb.site) == ("main-office", "docs", "본청")
             assert hb.pending == 0 and hb.rpo == 0.0
@@ -102,7 +103,7 @@ async def test_keeper_heartbeat_lands_with_seq_rpo_alarms_and_survives_a_full_pa
             await caught_up(rep, src, dst)
             result = await rep.reconcile("test")
             assert result is not None and result.ok
-            await wait_for(lambda: room.beats >= 3, 15, "more heartbeats")
+            await until(lambda: room.beats >= 3, 15, "more heartbeats")
             hb = read_heartbeat(dst / HEARTBEAT_FILE)
             assert hb.ts > first_ts and hb.seq == rep.journal.seq
             verify = await rep.verify()
@@ -133,7 +134,7 @@ async def test_keeper_heartbeat_says_what_is_pending(tmp_path: Path, bstore: Sto
         try:
             before = time.time()
             (src / "docs" / "new.hwp").write_bytes(b"new")
-            await wait_for(lambda: rep.journal.pending > 0, 10, "a pending change")
+            await until(lambda: rep.journal.pending > 0, 10, "a pending change")
             hb = await room.heartbeat()
             assert hb.pending >= 1 and hb.synced_through <= hb.ts
             assert before - 1 <= hb.synced_through <= time.time()
@@ -302,7 +303,7 @@ async def test_keeper_heartbeat_after_a_restart_claims_nothing_made_while_down(
     rep = Replicator(spec, bstore.db, bstore.write)
     task = asyncio.create_task(rep.run())
     try:
-        await wait_for(lambda: rep.health()["target_missing"], 15, "the missing target")
+        await until(lambda: rep.health()["target_missing"], 15, "the missing target")
         room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep, bstore.db)
         room._caught_up_before = await room._last_success()
         hb = await room.heartbeat()

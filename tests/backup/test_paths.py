@@ -23,7 +23,8 @@ from sentinel.cli.main import main
 from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.alarm.helpers import SENSORS, Outbox, config, events, started_engine
-from tests.backup.helpers import caught_up, make_spec, running, wait_for
+from tests.backup.helpers import caught_up, make_spec, running
+from tests.fixtures.poll import until
 from tests.fixtures.tmpfs import mounted_tmpfs
 
 
@@ -94,9 +95,9 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
     (src / "ok.txt").write_text("ok")
     spec = make_spec(src, parse_target(str(dst)), runtime)
     async with running(spec, bstore) as rep:
-        await wait_for(lambda: rep.caught_up and (dst / "ok.txt").exists(), 30, "ok.txt")
+        await until(lambda: rep.caught_up and (dst / "ok.txt").exists(), 30, "ok.txt")
         (src / "later.txt").write_text("later")
-        await wait_for(lambda: (dst / "later.txt").exists() and rep.caught_up, 30, "later.txt")
+        await until(lambda: (dst / "later.txt").exists() and rep.caught_up, 30, "later.txt")
         health = rep.health()
         assert health["quarantined"] == 1
         assert health["consecutive_failures"] == 0
@@ -192,9 +193,7 @@ async def test_oversized_file_is_split_out_quarantined_and_its_partial_removed(
         await journal.load()
         await journal.record([*small[:4], "big.bin", *small[4:]])
         async with running(spec, bstore) as rep:
-            await wait_for(
-                lambda: rep.journal.pending == 0 and rep.caught_up, 30, "the batch drains"
-            )
+            await until(lambda: rep.journal.pending == 0 and rep.caught_up, 30, "the batch drains")
             assert all((dst / n).read_text() == n for n in small)
             assert "big.bin" in rep.quarantine
             assert not any(p.is_file() for p in dst.rglob("*") if PARTIAL_DIR in p.parts)
@@ -204,7 +203,7 @@ async def test_oversized_file_is_split_out_quarantined_and_its_partial_removed(
             # other files keep shipping; the gone big file leaves the quarantine
             (src / "after.txt").write_text("after")
             (src / "big.bin").unlink()
-            await wait_for(
+            await until(
                 lambda: (dst / "after.txt").exists() and rep.caught_up and not len(rep.quarantine),
                 30,
                 "after.txt",
@@ -226,7 +225,7 @@ async def test_full_pass_that_fails_on_one_file_ships_the_others(
         (dst / "stale.txt").write_text("deleted while sentinel was down")
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with running(spec, bstore) as rep:
-            await wait_for(
+            await until(
                 lambda: (
                     all((dst / n).exists() for n in names)
                     and rep.caught_up
@@ -252,16 +251,16 @@ async def test_partial_file_of_a_path_that_is_gone_is_removed(
         (dst / "sub" / PARTIAL_DIR).mkdir()
         (dst / "sub" / PARTIAL_DIR / "big.iso").write_bytes(b"\0" * 65536)
         (src / "sub" / "big.iso").unlink()
-        await wait_for(
+        await until(
             lambda: rep.caught_up and not (dst / "sub" / "big.iso").exists(), 10, "deletion shipped"
         )
-        await wait_for(
+        await until(
             lambda: not (dst / "sub" / PARTIAL_DIR / "big.iso").exists(), 10, "partial file removed"
         )
         # a whole directory gone: its partial dir is removed, not kept as a "version"
         (dst / "sub" / PARTIAL_DIR / "other.iso").write_bytes(b"\0" * 65536)
         (src / "sub").rmdir()
-        await wait_for(lambda: rep.caught_up and not (dst / "sub").exists(), 10, "sub gone")
+        await until(lambda: rep.caught_up and not (dst / "sub").exists(), 10, "sub gone")
         assert not [p for p in dst.rglob("other.iso")]
 
 

@@ -14,9 +14,9 @@ import pytest
 
 from backup.readability import FILE_DENIED, sender_denied, unreadable_reason
 from backup.replicator import Replicator
-from backup.schema import MIGRATIONS, OWNER
 from backup.spec import ReplicationSpec
 from backup.transport import parse_target
+from sentinel import migrations
 from sentinel.store import Store
 
 NOBODY = 65534
@@ -116,7 +116,7 @@ async def test_attrib_on_a_plain_file_does_not_scan_the_set_aside_paths(
     (source / "dir7").mkdir(parents=True)
     store = await Store.open(tmp_path / "state")
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         rep = Replicator(
             ReplicationSpec(
                 "docs", source, parse_target(str(tmp_path / "r")), runtime_dir=tmp_path / "run"

@@ -12,7 +12,8 @@ import pytest
 from backup.replicator import Replicator
 from backup.transport import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, wait_for
+from tests.backup.helpers import caught_up, make_spec, running
+from tests.fixtures.poll import until
 from tests.fixtures.remote import RsyncDaemon, SshServer
 
 
@@ -45,7 +46,7 @@ async def test_remote_target_removed_while_running_stops_at_the_next_batch(
         await caught_up(rep, src, replica)
         shutil.rmtree(replica)  # within the marker check's cache
         (src / "f9").write_text("new")
-        await wait_for(
+        await until(
             lambda: rep.health()["target_missing"] and bool(rep.health()["last_error"]),
             20,
             "target missing",
@@ -55,11 +56,11 @@ async def test_remote_target_removed_while_running_stops_at_the_next_batch(
         assert "target missing or not mounted" in health["last_error"]
         assert health["pending"] >= 1  # f9 is still owed to the real replica
         (src / "f10").write_text("later")
-        await wait_for(lambda: rep.journal.pending >= 2, 20, "f10 recorded")
+        await until(lambda: rep.journal.pending >= 2, 20, "f10 recorded")
         assert not (replica / "f10").exists()  # nothing more shipped there
         # the operator checked the directory and makes it the replica
         by_hand = Replicator(spec, bstore.db, bstore.write)
         await by_hand.load()
         assert await by_hand.reconcile("by hand", init_target=True) is not None
-        await wait_for(lambda: not rep.health()["target_missing"], 20, "target back")
+        await until(lambda: not rep.health()["target_missing"], 20, "target back")
         await caught_up(rep, src, replica)

@@ -22,7 +22,8 @@ from backup.transport import parse_target
 from sensors.sim.broker import free_port
 from sentinel.advice.transport import cleartext_host
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, wait_for
+from tests.backup.helpers import caught_up, make_spec, running
+from tests.fixtures.poll import until
 from tests.fixtures.remote import RsyncDaemon, started_rsyncd
 from tests.fixtures.stunnel import Cert, Stunnel, example, make_cert, stunnel_binary
 
@@ -167,7 +168,7 @@ async def test_records_ship_through_stunnel_and_the_tls_port_speaks_only_tls_to_
 
 
 async def _failing(rep: Replicator, more_than: int) -> str:
-    await wait_for(
+    await until(
         lambda: rep.health()["consecutive_failures"] > more_than,
         20,
         f"more than {more_than} failed attempts",
@@ -198,7 +199,7 @@ async def test_a_tunnel_end_down_or_an_impostor_keeper_fails_replication_and_los
             return any(tunnel.rsyncd.module_dir.rglob("while-keeper-down.txt"))
 
         # at least one whole attempt against the impostor (or the record reaching it)
-        await wait_for(
+        await until(
             lambda: landed() or rep.health()["consecutive_failures"] > seen + 1,
             20,
             "an attempt against the impostor",

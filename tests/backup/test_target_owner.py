@@ -11,8 +11,9 @@ from backup.markers import TARGET_MARKER, check_target
 from backup.replicator import Replicator
 from backup.transport import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree, wait_for
+from tests.backup.helpers import caught_up, make_spec, running, tree
 from tests.backup.identity import pages, started, write_only_rsyncd
+from tests.fixtures.poll import until
 
 TARGET_PAGE = ("firing", "critical", "replication_target_missing", "target missing or not mounted")
 
@@ -42,11 +43,11 @@ async def test_a_second_replication_on_the_same_target_pages_and_deletes_nothing
 
     spec_b = make_spec(b_src, target, runtime, name="b")
     async with started(spec_b, bstore) as (rep_b, _):
-        await wait_for(lambda: rep_b.health()["target_missing"], 20, "target refused")
+        await until(lambda: rep_b.health()["target_missing"], 20, "target refused")
         assert "belongs to replication 'a'" in rep_b.health()["blocked"]
         assert TARGET_PAGE in await pages(bstore, rep_b)
         (b_src / "B9.txt").write_text("later\n")
-        await wait_for(lambda: rep_b.journal.pending > 0, 10, "change journaled")
+        await until(lambda: rep_b.journal.pending > 0, 10, "change journaled")
         assert tree(dst) == before  # a's replica kept, nothing of b shipped
         assert "replication = a" in (dst / TARGET_MARKER).read_text()
 

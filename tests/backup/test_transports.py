@@ -13,7 +13,8 @@ from backup.target import PARTIAL_DIR, Target, TargetError
 from backup.transfer import remove_partials
 from backup.transport import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running, tree_diff, wait_for
+from tests.backup.helpers import caught_up, make_spec, running, tree_diff
+from tests.fixtures.poll import until
 from tests.fixtures.remote import RrsyncServer, RsyncDaemon, SshServer
 
 
@@ -85,7 +86,7 @@ async def test_ssh_with_unknown_host_key_fails_instead_of_trusting(
         sshd.address(), ssh_port=sshd.port, identity_file=sshd.identity, known_hosts=empty_known
     )
     async with running(make_spec(src, target, runtime), bstore) as rep:
-        await wait_for(lambda: rep.health()["consecutive_failures"] >= 1, 20, "a failure")
+        await until(lambda: rep.health()["consecutive_failures"] >= 1, 20, "a failure")
         assert rep.health()["pending"] > 0 or rep.health()["last_full"] is None
     assert tree_diff(src, sshd.root_dir / "replica")  # nothing was sent
 

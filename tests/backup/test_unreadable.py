@@ -14,9 +14,9 @@ import pytest
 
 from backup.readability import FILE_DENIED, unreadable_reason
 from backup.replicator import UNREADABLE_RETRY, Replicator
-from backup.schema import MIGRATIONS, OWNER
 from backup.spec import ReplicationSpec
 from backup.transport import parse_target
+from sentinel import migrations
 from sentinel.store import Store
 from tests.backup.unreadable_room import (
     NOBODY,
@@ -27,7 +27,7 @@ from tests.backup.unreadable_room import (
     probe_dirs,
 )
 from tests.fixtures.http_sink import HttpSink
-from tests.integration.test_page_survives_crash import wait_for
+from tests.fixtures.poll import until_sync
 
 pytestmark = needs_root
 
@@ -43,14 +43,14 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
 ) -> None:
     r = room
     r.start()
-    wait_for(lambda: (r.replica / "minutes.txt").exists(), what="the first sync")
+    until_sync(lambda: (r.replica / "minutes.txt").exists(), 30, "the first sync")
 
     # Two private files in one batch: before, nothing of that batch shipped, so it was
     # retried for ever as "replication failing" (warning at 3, critical at 10 failures)
     # and held every later change behind it.
     r.root_file("budget-a.hwp", "budget A\n")
     r.root_file("budget-b.hwp", "budget B\n")
-    wait_for(r.alarm, what="the replication_unreadable alarm")
+    until_sync(r.alarm, 30, "the replication_unreadable alarm")
     alarm = r.alarm()
     assert alarm is not None
     assert alarm["severity"] == "warning"
@@ -65,38 +65,41 @@ def test_unreadable_documents_are_named_in_a_warning_and_ship_once_access_is_gra
 
     # the rest still ships at once
     (r.source / "agenda.txt").write_text("agenda\n")
-    wait_for(lambda: (r.replica / "agenda.txt").exists(), what="a later document to ship")
+    until_sync(lambda: (r.replica / "agenda.txt").exists(), 30, "a later document to ship")
 
     # access granted the documented way: the files ship and the alarm clears
     subprocess.run(
         ["setfacl", "-m", f"u:{NOBODY}:r", r.source / "budget-a.hwp", r.source / "budget-b.hwp"],
         check=True,
     )
-    wait_for(
+    until_sync(
         lambda: (r.replica / "budget-b.hwp").exists() and (r.replica / "budget-a.hwp").exists(),
-        what="the granted files to ship",
+        30,
+        "the granted files to ship",
     )
     assert (r.replica / "budget-a.hwp").read_text() == "budget A\n"
-    wait_for(lambda: r.alarm() is None, what="the alarm to clear")
+    until_sync(lambda: r.alarm() is None, 30, "the alarm to clear")
 
     # a directory the account may not enter (the kernel refuses to watch it): named too;
     # `setfacl -R -m u:…:rX` on it (scripts/install.sh grant-read) brings its files over
     os.mkdir(r.source / "hr", 0o700)
     r.root_file("hr/payroll.xls", "payroll\n")
-    wait_for(
+    until_sync(
         lambda: (r.alarm() or {}).get("reason", "").startswith(f"{r.source}/hr"),
-        what="the alarm naming the directory",
+        30,
+        "the alarm naming the directory",
     )
     subprocess.run(["setfacl", "-R", "-m", f"u:{NOBODY}:rX", r.source / "hr"], check=True)
-    wait_for(
-        lambda: (r.replica / "hr" / "payroll.xls").exists(), what="the directory's file to ship"
+    until_sync(
+        lambda: (r.replica / "hr" / "payroll.xls").exists(), 30, "the directory's file to ship"
     )
-    wait_for(lambda: r.alarm() is None, what="the alarm to clear again")
+    until_sync(lambda: r.alarm() is None, 30, "the alarm to clear again")
     assert r.replication()["quarantine"]["count"] == 0
     # the pages (waited for last: Apprise's first send is slow on a loaded machine)
-    wait_for(
+    until_sync(
         lambda: any(f"{r.source}/budget-a.hwp" in p.message for p in r.sink.delivered("/long")),
-        what="the page naming the file",
+        30,
+        "the page naming the file",
     )
     r.stop()
     assert "Traceback" not in r.log.read_text()
@@ -156,7 +159,7 @@ async def test_a_path_set_aside_as_unreadable_is_tried_again_when_readable(
     assert unreadable_reason(why)
     store = await Store.open(tmp_path / "state")
     try:
-        await store.migrate(OWNER, MIGRATIONS)
+        await migrations.migrate(store)
         rep = Replicator(
             ReplicationSpec(
                 "docs", source, parse_target(str(tmp_path / "r")), runtime_dir=tmp_path / "run"

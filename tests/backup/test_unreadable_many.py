@@ -14,7 +14,7 @@ import pytest
 
 from tests.backup.unreadable_room import PYTHON, Room, needs_root, open_room
 from tests.fixtures.http_sink import HttpSink
-from tests.integration.test_page_survives_crash import wait_for
+from tests.fixtures.poll import until_sync
 
 pytestmark = needs_root
 
@@ -33,7 +33,7 @@ PRIVATE = 300
 def test_a_folder_of_private_files_is_named_at_once_and_the_rest_ships(room: Room) -> None:
     r = room
     r.start()
-    wait_for(lambda: (r.replica / "minutes.txt").exists(), what="the first sync")
+    until_sync(lambda: (r.replica / "minutes.txt").exists(), 30, "the first sync")
     # a readable folder whose files another account wrote with a private umask, moved in
     # at once (as `cp -a`/`mv` of a folder does): one batch
     stage = r.base / "stage"
@@ -48,13 +48,13 @@ def test_a_folder_of_private_files_is_named_at_once_and_the_rest_ships(room: Roo
     began = time.monotonic()
     os.rename(big, r.source / "big")
 
-    wait_for(r.alarm, what="the replication_unreadable alarm")
+    until_sync(r.alarm, 30, "the replication_unreadable alarm")
     alarm = r.alarm()
     assert alarm is not None
     # a file the admin can act on, the first in name order; never the readable folder
     assert alarm["reason"] == f"{r.source}/big/f001.hwp (+{PRIVATE - 1})"
     assert alarm["severity"] == "warning"
-    wait_for(lambda: (r.replica / "big" / "open.txt").exists(), what="the readable file")
+    until_sync(lambda: (r.replica / "big" / "open.txt").exists(), 30, "the readable file")
     took = time.monotonic() - began
     row = r.replication()
     assert row["consecutive_failures"] == 0, row
@@ -67,9 +67,10 @@ def test_a_folder_of_private_files_is_named_at_once_and_the_rest_ships(room: Roo
     # one more private file while the alarm fires: status follows the count (the engine
     # keeps the reason of the firing; status reads the quarantine as it is now)
     r.root_file("big/g.hwp", "private\n")
-    wait_for(
+    until_sync(
         lambda: (r.alarm() or {}).get("reason") == f"{r.source}/big/f001.hwp (+{PRIVATE})",
-        what="the reason to follow the count",
+        30,
+        "the reason to follow the count",
     )
     assert (r.alarm() or {}).get("reason_at_firing") == f"{r.source}/big/f001.hwp (+{PRIVATE - 1})"
     r.stop()
@@ -85,7 +86,7 @@ def test_a_file_name_cannot_forge_lines_of_the_page_status_or_log(room: Room) ->
     # there before the start: the start-up (no walk any more) and the first sync meet it
     r.root_file(FORGED, "x\n")
     r.start()
-    wait_for(r.alarm, what="the replication_unreadable alarm")
+    until_sync(r.alarm, 30, "the replication_unreadable alarm")
     alarm = r.alarm()
     assert alarm is not None
     assert alarm["reason"] == f"{r.source}/{ESCAPED}"
@@ -105,9 +106,10 @@ def test_a_file_name_cannot_forge_lines_of_the_page_status_or_log(room: Room) ->
         text
     )
 
-    wait_for(
+    until_sync(
         lambda: any(ESCAPED in p.message for p in r.sink.delivered("/long")),
-        what="the page naming the file",
+        30,
+        "the page naming the file",
     )
     assert not any(
         "\n[attack county]" in p.message or "\x1b" in p.message for p in r.sink.delivered("/long")

@@ -21,8 +21,9 @@ from backup.state import load_state
 from backup.target import Target
 from backup.transport import parse_target
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree, wait_for
+from tests.backup.helpers import caught_up, make_spec, populate_docs, running, tree
 from tests.backup.identity import pages, started, write_only_rsyncd
+from tests.fixtures.poll import until
 from tests.fixtures.remote import RsyncDaemon, SshServer
 
 SOURCE_PAGE = ("firing", "critical", "replication_source_missing", "source missing or not mounted")
@@ -117,7 +118,7 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
                 assert (src / SOURCE_MARKER).exists() and (replica / TARGET_MARKER).exists()
                 assert not rep.health()["blocked"] and rep.health()["last_error"] is None
                 assert [p for p in await pages(store, rep) if p[0] == "firing"] == []
-                await wait_for(lambda: not rep._adopting, 20, "adoption over")
+                await until(lambda: not rep._adopting, 20, "adoption over")
             adopted = _adopted(caplog)
             assert len(adopted) == 2, adopted
             assert SOURCE_MARKER in adopted[0] and TARGET_MARKER in adopted[1]
@@ -126,7 +127,7 @@ async def test_upgraded_install_adopts_both_markers_and_keeps_shipping(
             # adopted once: a marker lost later is an alarm again, never re-adopted
             (src / SOURCE_MARKER).unlink()
             async with started(spec, store) as (rep, _task):
-                await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+                await until(lambda: rep.health()["source_missing"], 20, "source missing")
                 assert SOURCE_PAGE in await pages(store, rep)
                 assert not (src / SOURCE_MARKER).exists()
     finally:
@@ -150,7 +151,7 @@ async def test_upgraded_install_with_an_empty_source_does_not_adopt_and_pages(
     try:
         spec = make_spec(src, parse_target(str(dst)), runtime)
         async with started(spec, store) as (rep, task):
-            await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+            await until(lambda: rep.health()["source_missing"], 20, "source missing")
             assert SOURCE_PAGE in await pages(store, rep)
             assert "not adopted after the upgrade" in str(rep.health()["blocked"])
             assert not (src / SOURCE_MARKER).exists() and not (dst / TARGET_MARKER).exists()
@@ -181,7 +182,7 @@ async def test_upgraded_install_with_a_lost_replica_does_not_adopt_it_and_pages(
                 replica.mkdir(parents=True)
             spec = make_spec(src, target, runtime)
             async with started(spec, store) as (rep, task):
-                await wait_for(lambda: rep.health()["target_missing"], 30, "target missing")
+                await until(lambda: rep.health()["target_missing"], 30, "target missing")
                 assert TARGET_PAGE in await pages(store, rep)
                 assert "not adopted after the upgrade" in str(rep.health()["blocked"])
                 assert not task.done()
@@ -205,7 +206,7 @@ async def test_upgraded_install_with_a_plain_directory_where_a_mount_is_required
     try:
         spec = make_spec(src, parse_target(str(dst)), runtime, require_mountpoint=True)
         async with started(spec, store) as (rep, _task):
-            await wait_for(lambda: rep.health()["source_missing"], 20, "source missing")
+            await until(lambda: rep.health()["source_missing"], 20, "source missing")
             assert "not a mountpoint" in str(rep.health()["blocked"])
             assert not (src / SOURCE_MARKER).exists() and rep.transfers == 0
     finally:
@@ -227,7 +228,7 @@ async def test_upgraded_install_encrypted_during_the_upgrade_still_trips_the_gua
     try:
         spec = make_spec(src, parse_target(str(dst)), runtime, guard=GuardSettings())
         async with running(spec, store) as rep:
-            await wait_for(lambda: rep.health()["guard_tripped"], 30, "guard trip")
+            await until(lambda: rep.health()["guard_tripped"], 30, "guard trip")
             assert rep.last_skip.startswith(
                 "ransomware guard tripped: full pass would delete 0 and overwrite 50"
             )

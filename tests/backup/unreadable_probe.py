@@ -12,15 +12,12 @@ python -m tests.backup.unreadable_probe STATE SOURCE REPLICA RUNTIME ASIDE_REL S
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
 
-from backup.replicator import Replicator
-from backup.schema import MIGRATIONS, OWNER
-from backup.spec import GuardSettings, ReplicationSpec
 from backup.transport import parse_target
-from sentinel.store import Store
+from tests.backup.helpers import make_spec
+from tests.backup.probe import probe_run
 
 
 async def main(
@@ -33,27 +30,13 @@ async def main(
     full: bool,
     events: bool = False,
 ) -> int:
-    store = await Store.open(state)
-    try:
-        await store.migrate(OWNER, MIGRATIONS)
-        spec = ReplicationSpec(
-            "docs",
-            source,
-            parse_target(str(replica)),
-            runtime_dir=runtime,
-            guard=GuardSettings(enabled=False),
-            retry_max=1.0,
-            fatal_retry=1.0,
-            timeout=10,
-            reconcile_at_start=full,
-        )
-        rep = Replicator(spec, store.db, store.write)
-        task = asyncio.create_task(rep.run())
+    spec = make_spec(source, parse_target(str(replica)), runtime, reconcile_at_start=full)
+    async with probe_run(state, spec) as run:
+        rep = run.rep
         said = ready = False
-        for _ in range(600):
-            await asyncio.sleep(0.05)
-            if task.done():
-                task.result()  # a crash is the failure under test: let it show
+
+        def shipped() -> bool:
+            nonlocal said, ready
             if not ready and rep.health()["phase"] == "running":
                 print("READY", flush=True)
                 ready = True
@@ -68,12 +51,10 @@ async def main(
                     rep._retry_unreadable = _no_backstop  # type: ignore[method-assign]
             if said and (replica / ship).exists() and not rep.quarantine.unreadable:
                 print("SHIPPED", flush=True)
-                break
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        await store.close()
+                return True
+            return False
+
+        await run.watch(shipped, 30, "the set-aside file shipped")
     return 0
 
 

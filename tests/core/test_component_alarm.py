@@ -14,6 +14,7 @@ from sentinel.store import Store
 from sentinel.supervisor import Supervisor
 from tests.alarm.helpers import Outbox, sent, started_engine
 from tests.fixtures.core import FakeClock
+from tests.fixtures.poll import until
 
 PASSWORD = "Pa55-planted-9913"
 
@@ -39,22 +40,18 @@ class Crashy:
         return {"state": "connected", "last_error": None}
 
 
-async def wait_until(predicate: Any, seconds: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.001)
-
-
 async def crash(sup: Supervisor, comp: Crashy, clock: FakeClock, after: float) -> None:
     """Let the component run `after` seconds of supervisor time, then crash it once."""
     state = sup.states[comp.name]
     restarts = state.restarts
-    await wait_until(lambda: comp.waiting and state.state == "running")
+    await until(
+        lambda: comp.waiting and state.state == "running",
+        5,
+        'comp.waiting and state.state == "running"',
+    )
     clock.advance(after)
     comp.crashes.put_nowait(f"cannot reach mqtt://sentinel:{PASSWORD}@broker:1883")
-    await wait_until(lambda: state.restarts == restarts + 1)
+    await until(lambda: state.restarts == restarts + 1, 5, "state.restarts == restarts + 1")
 
 
 async def test_restart_loop_is_counted_in_a_window_and_pages_once(
@@ -78,7 +75,7 @@ async def test_restart_loop_is_counted_in_a_window_and_pages_once(
 
     # a third within ten minutes: the restart loop pages, once
     await crash(sup, comp, clock, 10)
-    await wait_until(lambda: comp.waiting)
+    await until(lambda: comp.waiting, 5, "comp.waiting")
     await watch.report()
     await watch.report()
     pages = await sent(store)
@@ -148,7 +145,7 @@ async def test_a_restart_neither_resolves_nor_pages_a_restart_alarm_again(
     watch = ComponentWatch(sup, engine.submit, active_alarms=engine.active_alarms, clock=clock)
     comp = Crashy("source:serial-a")
     sup.start(comp)
-    await wait_until(lambda: comp.waiting)
+    await until(lambda: comp.waiting, 5, "comp.waiting")
     await watch.report()
     clock.advance(599)
     await watch.report()

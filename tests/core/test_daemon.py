@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.poll import until_sync
+
 PYTHON = sys.executable
 
 
@@ -78,13 +80,11 @@ class Daemon:
         )
 
     def wait_message(self, prefix: str, timeout: float = 15) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in list(self.messages):
-                if m.startswith(prefix):
-                    return m
-            time.sleep(0.05)
-        raise AssertionError(f"no {prefix!r} datagram; got {self.messages}; log:\n{self.logs()}")
+        return until_sync(
+            lambda: next((m for m in list(self.messages) if m.startswith(prefix)), None),
+            timeout,
+            lambda: f"a {prefix!r} datagram; got {self.messages}; log:\n{self.logs()}",
+        )
 
     def logs(self) -> str:
         self.log.flush()
@@ -109,13 +109,6 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         d.stop()
 
 
-def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not reached"
-        time.sleep(0.1)
-
-
 def test_status_never_started(tmp_path: Path) -> None:
     config = write_config(tmp_path / "s.toml", tmp_path / "state")
     code, report = status_json(config)
@@ -134,7 +127,7 @@ def test_lifecycle_notify_status_and_sigterm(daemon: Daemon) -> None:
     assert daemon.wait_message("READY=1")
     daemon.wait_message("WATCHDOG=1")
     # alive: all three forms agree
-    wait_for(lambda: status_json(daemon.config)[1]["daemon"]["state"] == "up", what="up")
+    until_sync(lambda: status_json(daemon.config)[1]["daemon"]["state"] == "up", 30, "up")
     code, report = status_json(daemon.config)
     assert code == 0, report["overall"]
     assert report["daemon"]["pid"] == daemon.proc.pid
@@ -180,19 +173,20 @@ def test_sighup_good_and_bad_config(daemon: Daemon) -> None:
     daemon.wait_message("READY=1")
     write_config(daemon.config, daemon.state, site="renamed room")
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: status_json(daemon.config)[1]["site"] == "renamed room", what="reload")
-    wait_for(lambda: "config reloaded" in daemon.logs(), what="reload logged")
+    until_sync(lambda: status_json(daemon.config)[1]["site"] == "renamed room", 30, "reload")
+    until_sync(lambda: "config reloaded" in daemon.logs(), 30, "reload logged")
 
     daemon.config.write_text('[daemon]\nstate_dir = "x"\nheartbeat = "soon"\n')
     daemon.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "config reload rejected" in daemon.logs(), what="rejection logged")
+    until_sync(lambda: "config reload rejected" in daemon.logs(), 30, "rejection logged")
     assert "daemon.heartbeat" in daemon.logs()
     assert daemon.proc.poll() is None  # still running on the old config
     # put the good file back so status can find the state dir, and see the old config runs
     write_config(daemon.config, daemon.state, site="renamed room")
-    wait_for(
+    until_sync(
         lambda: "config reload rejected" in status_json(daemon.config)[1]["daemon"]["status"],
-        what="rejection shown in status",
+        30,
+        "rejection shown in status",
     )
     assert status_json(daemon.config)[1]["daemon"]["state"] == "up"
     daemon.proc.send_signal(signal.SIGTERM)
@@ -210,8 +204,8 @@ def test_journald_priority_prefixes(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        wait_for(lambda: (state / "sentinel.db").exists(), what="db")
-        wait_for(lambda: status_json(config)[1]["daemon"]["state"] == "up", what="up")
+        until_sync(lambda: (state / "sentinel.db").exists(), 30, "db")
+        until_sync(lambda: status_json(config)[1]["daemon"]["state"] == "up", 30, "up")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:

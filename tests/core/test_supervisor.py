@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from sentinel.supervisor import Supervisor
+from tests.fixtures.poll import until
 
 
 class Flaky:
@@ -39,22 +40,18 @@ class Ticker:
         return {"ticks": self.ticks}
 
 
-async def wait_until(predicate, seconds: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_failing_component_restarts_and_others_keep_running() -> None:
     sup = Supervisor(backoff_initial=0.02, backoff_max=0.05)
     flaky, ticker = Flaky("flaky", failures=3), Ticker()
     sup.start(flaky)
     sup.start(ticker)
-    await wait_until(lambda: flaky.runs == 4)
+    await until(lambda: flaky.runs == 4, 5, "flaky.runs == 4")
     ticks_when_recovered = ticker.ticks
-    await wait_until(lambda: ticker.ticks > ticks_when_recovered + 3)
+    await until(
+        lambda: ticker.ticks > ticks_when_recovered + 3,
+        5,
+        "ticker.ticks > ticks_when_recovered + 3",
+    )
     health = sup.health()
     assert health["flaky"]["restarts"] == 3
     assert health["flaky"]["last_error"] == "RuntimeError: boom 3"
@@ -92,7 +89,9 @@ async def test_the_error_inside_a_task_group_is_the_one_shown() -> None:
 
     sup = Supervisor(backoff_initial=10, backoff_max=10)
     sup.start(Grouped())
-    await wait_until(lambda: sup.states["grouped"].restarts == 1)
+    await until(
+        lambda: sup.states["grouped"].restarts == 1, 5, 'sup.states["grouped"].restarts == 1'
+    )
     assert sup.health()["grouped"]["last_error"] == (
         "FileNotFoundError: source /srv/docs was deleted"
     )
@@ -113,7 +112,11 @@ async def test_a_running_components_own_error_comes_before_an_old_crash() -> Non
     sup = Supervisor(backoff_initial=0.02, backoff_max=0.05)
     lost = LostTarget("replication:docs", failures=1)
     sup.start(lost)
-    await wait_until(lambda: lost.runs == 2 and sup.health()[lost.name]["task"] == "running")
+    await until(
+        lambda: lost.runs == 2 and sup.health()[lost.name]["task"] == "running",
+        5,
+        'lost.runs == 2 and sup.health()[lost.name]["task"] == "running"',
+    )
     health = sup.health()[lost.name]
     assert health["last_error"] == "target missing or not mounted"
     assert health["last_crash"] == "RuntimeError: boom 1"

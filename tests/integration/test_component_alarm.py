@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.http_sink import HttpSink
-from tests.integration.test_page_survives_crash import private, wait_for
+from tests.fixtures.poll import until_sync
+from tests.integration.test_page_survives_crash import private
 
 PYTHON = sys.executable
 APPRISE_TOKEN = "tok-planted-8841-secret"
@@ -116,14 +117,14 @@ def test_a_component_in_a_restart_loop_pages_once_with_its_error(
 ) -> None:
     d = deployment
     d.start()
-    wait_for(lambda: (d.replica / "minutes.txt").exists(), what="the first sync")
+    until_sync(lambda: (d.replica / "minutes.txt").exists(), 30, "the first sync")
     # the journal's table is gone (a vanished source is its own alarm, not a crash): the
     # replicator crashes at every restart for good
     with sqlite3.connect(d.tmp / "state" / "sentinel.db") as db:
         db.execute("DROP TABLE backup_journal")
     (d.source / "agenda.txt").write_text("agenda\n", encoding="utf-8")
 
-    wait_for(lambda: d.pages("/sms") and d.pages("/long"), what="the restart-loop pages")
+    until_sync(lambda: d.pages("/sms") and d.pages("/long"), 30, "the restart-loop pages")
     # the SMS names the component; the long form also says what crashed it
     assert "crash loop" in d.pages("/sms")[0]
     page = d.pages("/long")[0]
@@ -132,7 +133,7 @@ def test_a_component_in_a_restart_loop_pages_once_with_its_error(
 
     # it keeps crashing, and nobody is paged again for it
     seen = d.component()["restarts"]
-    wait_for(lambda: d.component().get("restarts", 0) > seen, what="another restart")
+    until_sync(lambda: d.component().get("restarts", 0) > seen, 30, "another restart")
     assert len(d.pages("/sms")) == 1 and len(d.pages("/long")) == 1
 
     code, report = d.status()
@@ -153,14 +154,14 @@ def test_a_broken_alert_sender_is_paged_around_the_outbox(deployment: Deployment
     cannot record any alarm. The restart loop still reaches people, directly."""
     d = deployment
     d.start()
-    wait_for(lambda: d.component().get("task") == "running", what="the daemon up")
+    until_sync(lambda: d.component().get("task") == "running", 30, "the daemon up")
     with sqlite3.connect(d.tmp / "state" / "sentinel.db") as db:
         db.execute("DROP TABLE outbox_message")
 
     def pages(path: str) -> list[str]:
         return [r.message for r in d.sink.delivered(path) if "component:alerts" in r.message]
 
-    wait_for(lambda: pages("/sms") and pages("/long"), what="the direct pages")
+    until_sync(lambda: pages("/sms") and pages("/long"), 30, "the direct pages")
     assert "crash loop" in pages("/sms")[0]
     long = pages("/long")[0]
     assert "alerts keeps failing" in long and "OperationalError" in long
@@ -174,8 +175,8 @@ def test_a_broken_alert_sender_is_paged_around_the_outbox(deployment: Deployment
     )
     assert "FAILING: alerts" in report["daemon"]["status"]  # what systemd's STATUS= says
     seen = report["components"]["alerts"]["restarts"]
-    wait_for(
-        lambda: d.status()[1]["components"]["alerts"]["restarts"] > seen, what="another restart"
+    until_sync(
+        lambda: d.status()[1]["components"]["alerts"]["restarts"] > seen, 30, "another restart"
     )
     assert len(pages("/sms")) == 1 and len(pages("/long")) == 1
     log = d.log_path.read_text(encoding="utf-8", errors="replace")

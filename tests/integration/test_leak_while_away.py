@@ -19,7 +19,8 @@ import pytest
 
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
-from tests.integration.test_page_survives_crash import Deployment, alarm_ids, private, wait_for
+from tests.fixtures.poll import until_sync
+from tests.integration.test_page_survives_crash import Deployment, alarm_ids, private
 
 # A telemetry sensor beside the leak: the leak then has a connection of its own
 # (source:mqtt-safety), and both connections must keep their sessions.
@@ -108,7 +109,7 @@ def test_leak_published_while_daemon_is_killed_pages_once_after_start(
     d.kill9()
     d.publish_leak_qos1()  # nobody is connected to take it: the broker must queue it
     d.start()
-    wait_for(lambda: d.leak_pages(), what="the page for the leak published while down")
+    until_sync(lambda: d.leak_pages(), 30, "the page for the leak published while down")
     [alarm] = alarm_ids(d.status())
     assert d.client_ids() == ids  # the same sessions were taken up again
     time.sleep(2)  # give a wrong second page the chance to arrive
@@ -131,6 +132,6 @@ def test_leak_published_before_daemon_reconnects_after_broker_restart_pages(
         d.publish_leak_qos1()
     finally:
         d.proc.send_signal(signal.SIGCONT)
-    wait_for(lambda: d.leak_pages(), what="the page for the leak published during reconnect")
+    until_sync(lambda: d.leak_pages(), 30, "the page for the leak published during reconnect")
     assert len(alarm_ids(d.status())) == 1
     d.terminate()

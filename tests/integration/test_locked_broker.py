@@ -24,13 +24,8 @@ from sensors.mqtt_failure import BrokerRefused
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.locked_mosquitto import EXAMPLES, OTHER_DEVICE, PASSWORDS, LockedMosquitto
 from tests.fixtures.mosquitto import Mosquitto
-from tests.integration.test_page_survives_crash import (
-    PYTHON,
-    Deployment,
-    alarm_ids,
-    private,
-    wait_for,
-)
+from tests.fixtures.poll import until_sync
+from tests.integration.test_page_survives_crash import PYTHON, Deployment, alarm_ids, private
 
 LEAK_TOPIC = "zigbee2mqtt/leak-ups"
 # Accounts that may log in but must not write the leak sensor's topics, and no login at all.
@@ -88,7 +83,7 @@ def test_forged_all_clear_availability_and_online_never_reach_sentinel(
         d.start()  # connected over TLS with its own account, or this times out
         assert locked.pub(LEAK_TOPIC, '{"water_leak": true}', user="zigbee2mqtt").returncode == 0
         # (the sink and few `sentinel status` runs: each is a Python start, slow on a busy CI)
-        wait_for(lambda: d.pages(), what="the leak page")
+        until_sync(lambda: d.pages(), 30, "the leak page")
         before = d.status()
         [alarm] = alarm_ids(before)
         received = before["components"]["source:mqtt"]["received"]
@@ -107,7 +102,7 @@ def test_forged_all_clear_availability_and_online_never_reach_sentinel(
             after.update(d.status())
             return after["components"]["source:mqtt"]["received"] > received
 
-        wait_for(barrier_seen, what="the gateway's next message")
+        until_sync(barrier_seen, 30, "the gateway's next message")
         assert after["components"]["source:mqtt"]["received"] == received + 1, (
             "a forged message reached sentinel"
         )
@@ -116,15 +111,15 @@ def test_forged_all_clear_availability_and_online_never_reach_sentinel(
 
         # The lock is not a wall: the gateway's own all-clear still resolves the alarm.
         assert locked.pub(LEAK_TOPIC, '{"water_leak": false}', user="zigbee2mqtt").returncode == 0
-        wait_for(lambda: len(d.pages()) == 2, what="the resolved message for the real all-clear")
+        until_sync(lambda: len(d.pages()) == 2, 30, "the resolved message for the real all-clear")
         assert alarm in d.pages()[1]
 
         # sentinel's own account may write sentinel/#: its retained "online" is there
         assert locked.retained("sentinel/availability", user="monitor") == "online"
         # sentinel dies; its last will says offline, and nobody can say online for it.
         d.kill9()
-        wait_for(lambda: locked.retained("sentinel/availability", user="monitor") == "offline",
-                 what="sentinel's last will")  # fmt: skip
+        until_sync(lambda: locked.retained("sentinel/availability", user="monitor") == "offline",
+                   30, "sentinel's last will")  # fmt: skip
         for user in [*INTRUDERS, "zigbee2mqtt"]:
             locked.pub("sentinel/availability", "online", user=user, retain=True)
         assert locked.retained("sentinel/availability", user="monitor") == "offline"
@@ -171,7 +166,7 @@ def test_refused_login_pages_without_waiting_for_max_age(
     private(apprise, apprise.read_text().replace("tag: critical,", "tag: lms, critical,"))
     try:
         d.launch()
-        wait_for(lambda: d.pages(), what="a page about the refused login")
+        until_sync(lambda: d.pages(), 30, "a page about the refused login")
         [sent] = d.sink.delivered("/sms")
         page = f"{sent.title}\n{sent.message}"
         assert "component:source:mqtt" in page

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,15 +24,8 @@ from sentinel.store import Store
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.locked_mosquitto import PASSWORDS, LockedMosquitto
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.poll import until, until_sync
 from tests.integration.test_locked_broker import TlsDeployment, locked  # noqa: F401
-from tests.integration.test_page_survives_crash import wait_for
-
-
-async def until(predicate: Callable[[], object], what: str, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_broker_restart_keeps_the_session_with_persistence_and_pages_without(
@@ -56,13 +47,13 @@ async def test_broker_restart_keeps_the_session_with_persistence_and_pages_witho
 
     task = asyncio.create_task(consume())
     try:
-        await until(lambda: source.health()["connects"] == 1, "the first connect")
+        await until(lambda: source.health()["connects"] == 1, 10, "the first connect")
         assert source.health()["session"] == "new"  # a fresh source cannot know: no alarm
 
         # `systemctl restart mosquitto` with Debian's persistence: the session comes back
         broker.stop(graceful=True)
         broker.start()
-        await until(lambda: source.health()["connects"] == 2, "the reconnect")
+        await until(lambda: source.health()["connects"] == 2, 10, "the reconnect")
         assert source.health()["session"] == "kept"
         assert [r for r in seen if r.kind == SESSION_LOST_KIND] == []
 
@@ -70,10 +61,11 @@ async def test_broker_restart_keeps_the_session_with_persistence_and_pages_witho
         broker.stop(graceful=True)
         broker.persistence = False
         broker.start()
-        await until(lambda: source.health()["connects"] == 3, "the reconnect")
+        await until(lambda: source.health()["connects"] == 3, 10, "the reconnect")
         assert source.health()["session"] == "lost"
         await until(
             lambda: [r.value for r in seen if r.kind == SESSION_LOST_KIND][-2:] == [True, False],
+            10,
             "the lost-session alarm and, after the quiet period, its end",
         )
         lost, back = [r for r in seen if r.kind == SESSION_LOST_KIND][-2:]
@@ -116,12 +108,12 @@ def test_another_account_taking_sentinels_client_id_pages(
                 status["components"]["source:mqtt"].get("session") == "lost"
             )
 
-        wait_for(alarm_shown, what="the lost-session alarm in status")
+        until_sync(alarm_shown, 30, "the lost-session alarm in status")
         [alarm] = [a for a in status["alarms"] if a["kind"] == SESSION_LOST_KIND]
         assert alarm["severity"] == "warning"
         assert status["components"]["source:mqtt"]["session"] == "lost"
         assert status["components"]["source:mqtt"]["connects"] == 2
-        wait_for(lambda: d.pages(), what="the page")
+        until_sync(lambda: d.pages(), 30, "the page")
         assert "source:mqtt 브로커 세션 유실" in d.pages()[0]  # the SMS: a warning, in Korean
         assert f"MQTT session lost: broker {locked.host}:{locked.tls_port}" in d.logs()
         assert PASSWORDS["sentinel"] not in d.logs() + d.pages()[0]
@@ -140,8 +132,8 @@ def test_another_account_taking_sentinels_client_id_pages(
         d.terminate()
         d.start()
         assert d.mqtt()["session"] == "kept"
-        wait_for(lambda: not any(a["kind"] == SESSION_LOST_KIND for a in d.status()["alarms"]),
-                 what="the alarm resolved")  # fmt: skip
+        until_sync(lambda: not any(a["kind"] == SESSION_LOST_KIND for a in d.status()["alarms"]),
+                   30, "the alarm resolved")  # fmt: skip
     finally:
         d.kill_leftover()
 

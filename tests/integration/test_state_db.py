@@ -23,8 +23,9 @@ import pytest
 
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.poll import until_sync
 from tests.fixtures.tmpfs import fill, mounted_tmpfs
-from tests.integration.test_page_survives_crash import PYTHON, Deployment, wait_for
+from tests.integration.test_page_survives_crash import PYTHON, Deployment
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
 
@@ -81,7 +82,7 @@ def test_corrupt_database_is_set_aside_started_fresh_and_pages(deployment: Deplo
     os.truncate(db, 100)  # truncate -s 100 sentinel.db
 
     d.start()
-    wait_for(lambda: pages_with(d, "상태 DB 손상"), what="the corrupt page")
+    until_sync(lambda: pages_with(d, "상태 DB 손상"), 30, "the corrupt page")
     [page] = pages_with(d, "상태 DB 손상")
     assert "새 DB로 시작" in page
     aside = sorted(db.parent.glob("sentinel.db.corrupt-*"))
@@ -91,7 +92,7 @@ def test_corrupt_database_is_set_aside_started_fresh_and_pages(deployment: Deplo
     assert code == 1 and any("corrupt" in r for r in status["overall"]["reasons"])
     # and the fresh database pages as before
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page")
+    until_sync(lambda: leak_pages(d), 30, "the leak page")
     assert_no_traceback(d)
     assert "state database" in d.logs() and "was corrupt" in d.logs()
 
@@ -102,12 +103,12 @@ def test_full_disk_pages_from_memory_then_returns_to_durable(
     d = deployment
     d.start()
     filler = fill(state_tmpfs)
-    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
+    until_sync(lambda: pages_with(d, "상태 DB 기록 불가"), 30, "the disk-full page")
     [page] = pages_with(d, "상태 DB 기록 불가")
     assert "디스크 공간 없음" in page
 
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page while the disk is full")
+    until_sync(lambda: leak_pages(d), 30, "the leak page while the disk is full")
     code, status = report(d)
     assert status["daemon"]["state"] == "up", status["daemon"]
     assert code == 2
@@ -118,11 +119,11 @@ def test_full_disk_pages_from_memory_then_returns_to_durable(
     assert "NOT DURABLE" in human and "leak" in human.lower()
 
     filler.unlink()
-    wait_for(
-        lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the all-clear for the database"
+    until_sync(
+        lambda: pages_with(d, "[해제] sentinel 상태 DB"), 30, "the all-clear for the database"
     )
     # back on the file: what happened meanwhile is in it now, and status reads it from there
-    wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
+    until_sync(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], 30, "the alarm in the file")
     code, status = report(d)
     assert status["components"]["state-db"]["durable"] is True
     assert code == 2 and [a["sensor"] for a in status["alarms"]] == ["leak-ups"]
@@ -141,9 +142,9 @@ def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
     subprocess.run(["mount", "-o", "remount,ro", str(state_tmpfs)], check=True)
 
     d.start()  # waits for status to show the daemon up and connected
-    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the read-only page")
+    until_sync(lambda: pages_with(d, "상태 DB 기록 불가"), 30, "the read-only page")
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page with a read-only state dir")
+    until_sync(lambda: leak_pages(d), 30, "the leak page with a read-only state dir")
     code, status = report(d)
     assert code == 2 and status["daemon"]["state"] == "up"
     assert any("state database not writable" in r for r in status["overall"]["reasons"])
@@ -152,10 +153,10 @@ def test_read_only_state_dir_at_start_runs_from_memory_and_pages(
     assert len([line for line in logs.splitlines() if "not writable" in line]) == 1, logs
 
     subprocess.run(["mount", "-o", "remount,rw", str(state_tmpfs)], check=True)
-    wait_for(
-        lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the database is writable again"
+    until_sync(
+        lambda: pages_with(d, "[해제] sentinel 상태 DB"), 30, "the database is writable again"
     )
-    wait_for(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], what="the alarm in the file")
+    until_sync(lambda: alarm_in_file(state_tmpfs) == ["leak-ups"], 30, "the alarm in the file")
     d.terminate()
 
 
@@ -165,13 +166,13 @@ def test_database_deleted_while_running_pages_and_is_restored(
     d = deployment
     d.start()
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page")
+    until_sync(lambda: leak_pages(d), 30, "the leak page")
     state = d.tmp / "state"
     (state / "sentinel.db").unlink()  # its -wal/-shm stay behind, as after a careless rm
 
-    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the deleted page")
+    until_sync(lambda: pages_with(d, "상태 DB 기록 불가"), 30, "the deleted page")
     assert "삭제됨" in pages_with(d, "상태 DB 기록 불가")[0]
-    wait_for(lambda: pages_with(d, "[해제] sentinel 상태 DB"), what="the file restored")
+    until_sync(lambda: pages_with(d, "[해제] sentinel 상태 DB"), 30, "the file restored")
     # the restored file holds what the deleted one held
     assert alarm_in_file(state) == ["leak-ups"]
     code, status = report(d)
@@ -186,7 +187,7 @@ def test_broken_config_on_disk_still_shows_the_active_alarm(
     d = deployment
     d.start()
     d.publish(leak=True)
-    wait_for(lambda: report(d)[1]["alarms"], what="the leak alarm")
+    until_sync(lambda: report(d)[1]["alarms"], 30, "the leak alarm")
     good = d.config.read_text(encoding="utf-8")
     d.config.write_text(good + "\n[daemon\nbroken = \n", encoding="utf-8")  # not even TOML
 
@@ -220,10 +221,10 @@ def test_without_a_runtime_dir_status_says_alive_but_not_writing(
     d = deployment
     d.start()
     fill(state_tmpfs)
-    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
+    until_sync(lambda: pages_with(d, "상태 DB 기록 불가"), 30, "the disk-full page")
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page from memory")
-    wait_for(lambda: report(d)[1]["alarms"], what="the leak in status")
+    until_sync(lambda: leak_pages(d), 30, "the leak page from memory")
+    until_sync(lambda: report(d)[1]["alarms"], 30, "the leak in status")
     code, status = report(d)
     assert code == 2 and status["daemon"]["state"] == "up", status["daemon"]
     assert any("NOT durable" in r for r in status["overall"]["reasons"])
@@ -250,7 +251,7 @@ def test_a_second_daemon_on_the_same_state_dir_refuses_to_start(deployment: Depl
     # the first one is undisturbed: still connected, and a leak pages once
     assert d.mqtt_connected()
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page")
+    until_sync(lambda: leak_pages(d), 30, "the leak page")
     time.sleep(1.5)  # a second daemon's page or a flapping session would show now
     assert len(leak_pages(d)) == 1, d.pages()
     # the kernel frees the lock of a killed daemon: the next start is not refused
@@ -265,19 +266,20 @@ def test_kill_9_while_not_durable_pages_what_was_lost_at_the_next_start(
     d = deployment
     d.start()
     filler = fill(state_tmpfs)
-    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the disk-full page")
+    until_sync(lambda: pages_with(d, "상태 DB 기록 불가"), 30, "the disk-full page")
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page from memory")
-    wait_for(
+    until_sync(lambda: leak_pages(d), 30, "the leak page from memory")
+    until_sync(
         lambda: [a["sensor"] for a in report(d)[1]["alarms"]] == ["leak-ups"],
-        what="the leak in the live status",
+        30,
+        "the leak in the live status",
     )
     d.kill9()  # the in-memory state, the leak alarm with it, is gone
     filler.unlink()
 
     d.start()
     lost = "sentinel restarted after running without a durable state database since"
-    wait_for(lambda: pages_with(d, "비보존 실행"), what="the page about the lost state")
+    until_sync(lambda: pages_with(d, "비보존 실행"), 30, "the page about the lost state")
     [page] = pages_with(d, "비보존 실행")
     assert "UPS floor" in page, page
     [line] = [line for line in d.logs().splitlines() if lost in line]
@@ -304,7 +306,7 @@ def test_without_a_runtime_dir_a_read_only_state_dir_shows_the_daemon_up_and_its
 
     d.start()
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page with a read-only state dir")
+    until_sync(lambda: leak_pages(d), 30, "the leak page with a read-only state dir")
     code, status = report(d)
     assert code == 2 and status["daemon"]["state"] == "up", status["daemon"]
     assert [a["sensor"] for a in status["alarms"]] == ["leak-ups"]
@@ -420,16 +422,17 @@ def member_sees(d: Deployment) -> dict:
 def test_a_member_of_group_sentinel_sees_the_true_status(group_lab: Deployment) -> None:
     d = group_lab
     start_as_daemon_user(d)
-    wait_for(
+    until_sync(
         lambda: (
             member_sees(d).get("daemon", {}).get("state") == "up"
             and member_sees(d)["components"].get("source:mqtt", {}).get("state") == "connected"
         ),
-        what="the member to see the daemon up",
+        30,
+        "the member to see the daemon up",
     )
     d.publish(leak=True)
-    wait_for(lambda: leak_pages(d), what="the leak page")
-    wait_for(lambda: member_sees(d).get("alarms"), what="the member to see the leak")
+    until_sync(lambda: leak_pages(d), 30, "the leak page")
+    until_sync(lambda: member_sees(d).get("alarms"), 30, "the member to see the leak")
 
     # stopped cleanly (SQLite removed -wal/-shm): not "never run", and the leak is shown
     d.terminate()
@@ -444,10 +447,11 @@ def test_a_member_of_group_sentinel_sees_the_true_status(group_lab: Deployment) 
     (d.tmp / "state").chmod(0o550)
     start_as_daemon_user(d)
     # (the SMS shortens the location to "state … not writable")
-    wait_for(lambda: pages_with(d, "상태 DB 기록 불가"), what="the not-writable page")
-    wait_for(
+    until_sync(lambda: pages_with(d, "상태 DB 기록 불가"), 30, "the not-writable page")
+    until_sync(
         lambda: member_sees(d).get("daemon", {}).get("state") == "up",
-        what="the member to see the daemon up while not durable",
+        30,
+        "the member to see the daemon up while not durable",
     )
     proc = member_status(d, "--nagios")
     assert proc.returncode == 2, proc.stdout + proc.stderr

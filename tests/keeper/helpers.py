@@ -8,30 +8,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from backup.keeper_record import HEARTBEAT_FILE, AlarmNote, Heartbeat, write_atomic
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until_sync
 
 PYTHON = sys.executable
-
-
-def wait_for(
-    check: Callable[[], Any],
-    *,
-    timeout: float = 20.0,
-    what: str = "condition",
-    interval: float = 0.1,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Keeper:
@@ -100,8 +84,8 @@ snapshot_within = "{snapshot_within}"
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_for(
-            lambda: self.status().get("daemon", {}).get("state") == "up", what="the keeper to be up"
+        until_sync(
+            lambda: self.status().get("daemon", {}).get("state") == "up", 20, "the keeper to be up"
         )
 
     def stop(self) -> None:

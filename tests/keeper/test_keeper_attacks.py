@@ -11,7 +11,8 @@ import pytest
 
 from backup.keeper_record import HEARTBEAT_FILE, AlarmNote, Heartbeat, write_atomic
 from tests.fixtures.http_sink import HttpSink
-from tests.keeper.helpers import Keeper, snapshot_names, wait_for
+from tests.fixtures.poll import until_sync
+from tests.keeper.helpers import Keeper, snapshot_names
 
 
 def forged(keeper: Keeper, **fields: object) -> None:
@@ -32,12 +33,13 @@ def test_a_heartbeat_from_the_future_cannot_make_data_safe_as_of_lie(keeper: Kee
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     beat = keeper.beat(seq=1)
-    wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"], what="a receipt")
+    until_sync(lambda: (r := keeper.receipt()) and r["safe_as_of"], 20, "a receipt")
     four_years = time.time() + 4 * 365 * 86400
     forged(keeper, seq=2, synced_through=four_years, urgent=four_years)
-    wait_for(
+    until_sync(
         lambda: "ahead of this host's clock" in (keeper.room().get("heartbeat_error") or ""),
-        what="the refusal in status",
+        20,
+        "the refusal in status",
     )
     receipt = keeper.receipt()
     assert receipt is not None and receipt["safe_as_of"] < time.time() + 60
@@ -48,15 +50,13 @@ def test_a_heartbeat_from_the_future_cannot_make_data_safe_as_of_lie(keeper: Kee
 def test_a_fifo_at_the_heartbeats_name_does_not_freeze_the_keeper(keeper: Keeper) -> None:
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: keeper.room().get("heartbeat_age") is not None, what="the heartbeat")
+    until_sync(lambda: keeper.room().get("heartbeat_age") is not None, 20, "the heartbeat")
     path = keeper.landing["main"] / HEARTBEAT_FILE
     path.unlink()
     os.mkfifo(path)
     # frozen, it would never page; alive, the room counts as silent and pages
-    page = wait_for(
-        lambda: [p for p in keeper.pages() if "silent" in p],
-        timeout=20,
-        what="the silent page despite the FIFO",
+    page = until_sync(
+        lambda: [p for p in keeper.pages() if "silent" in p], 20, "the silent page despite the FIFO"
     )
     assert page
     assert "not a regular file" in (keeper.room().get("heartbeat_error") or "")
@@ -68,22 +68,18 @@ def test_a_slow_drip_deletion_adds_up_to_a_mass_change_page(keeper: Keeper) -> N
         (landing / f"doc{i:03d}.txt").write_text(f"record {i}")
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    until_sync(lambda: snapshot_names(keeper), 20, "the first snapshot")
     # 10 files a snapshot: below the per-snapshot share (20 of 100), not below the hour's
     for step in range(4):
         for i in range(step * 10, step * 10 + 10):
             (landing / f"doc{i:03d}.txt").unlink()
         before = len(snapshot_names(keeper))
         keeper.beat(seq=2 + step)
-        wait_for(
-            lambda b=before: len(snapshot_names(keeper)) > b,
-            timeout=15,  # type: ignore[misc]
-            what="the next snapshot",
-        )
-    page = wait_for(
+        until_sync(lambda b=before: len(snapshot_names(keeper)) > b, 15, "the next snapshot")
+    page = until_sync(
         lambda: [p for p in keeper.pages() if "deleted" in p],
-        timeout=15,
-        what="the mass-change page for the drip",
+        15,
+        "the mass-change page for the drip",
     )
     assert "within" in page[0]
 
@@ -93,10 +89,10 @@ def test_a_receipt_that_cannot_be_written_pages(keeper: Keeper) -> None:
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    page = wait_for(
+    page = until_sync(
         lambda: [p for p in keeper.pages() if "snapshots failing" in p],
-        timeout=20,
-        what="the page for the unwritable receipt",
+        20,
+        "the page for the unwritable receipt",
     )
     assert page
     assert "receipt" in (keeper.room().get("last_error") or "")
@@ -105,10 +101,8 @@ def test_a_receipt_that_cannot_be_written_pages(keeper: Keeper) -> None:
 def test_a_restart_during_a_disaster_sends_no_false_all_clear(keeper: Keeper) -> None:
     keeper.start()
     keeper.beat(seq=0, alarms=(AlarmNote("A7F3", "water_leak", "critical", "UPS floor"),))
-    wait_for(
-        lambda: [p for p in keeper.pages() if "DISASTER" in p],
-        timeout=15,
-        what="the likely-disaster page",
+    until_sync(
+        lambda: [p for p in keeper.pages() if "DISASTER" in p], 15, "the likely-disaster page"
     )
     # the writer's --delete takes the heartbeat file; the keeper restarts
     (keeper.landing["main"] / HEARTBEAT_FILE).unlink()
@@ -131,7 +125,7 @@ def test_urgent_spam_cannot_make_a_snapshot_every_second(
         (k.landing["main"] / "a.txt").write_text("v1")
         k.start()
         k.beat(seq=1, urgent=time.time())  # the first urgent request is answered at once
-        wait_for(lambda: snapshot_names(k), timeout=20, what="the urgent snapshot")
+        until_sync(lambda: snapshot_names(k), 20, "the urgent snapshot")
         before = len(snapshot_names(k))
         for n in range(16):
             (k.landing["main"] / "a.txt").write_text(f"v{n}")
@@ -147,10 +141,8 @@ def test_urgent_spam_cannot_make_a_snapshot_every_second(
 def test_a_heartbeat_naming_another_room_does_not_keep_this_one_alive(keeper: Keeper) -> None:
     keeper.start()
     forged(keeper, room="township")
-    page = wait_for(
-        lambda: [p for p in keeper.pages() if "never heard" in p],
-        timeout=15,
-        what="the silent page",
+    page = until_sync(
+        lambda: [p for p in keeper.pages() if "never heard" in p], 15, "the silent page"
     )
     assert page
     assert "names room 'township'" in (keeper.room().get("heartbeat_error") or "")

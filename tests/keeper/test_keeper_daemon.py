@@ -15,7 +15,8 @@ import pytest
 
 from backup.keeper_record import AlarmNote
 from tests.fixtures.http_sink import HttpSink
-from tests.keeper.helpers import Keeper, snapshot_names, wait_for
+from tests.fixtures.poll import until_sync
+from tests.keeper.helpers import Keeper, snapshot_names
 
 
 def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper) -> None:
@@ -23,7 +24,7 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     keeper.start()
     beat = keeper.beat(seq=1)
     # the snapshot after the change makes the heartbeat's moment safe
-    receipt = wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"] and r, what="a receipt")
+    receipt = until_sync(lambda: (r := keeper.receipt()) and r["safe_as_of"] and r, 20, "a receipt")
     assert receipt["safe_as_of"] == pytest.approx(beat.synced_through)
     for _ in range(10):  # the room beats for a while (nothing new shipped): no page
         beat = keeper.beat(seq=1)
@@ -31,10 +32,8 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     assert keeper.pages() == []
     # the room goes dark: one page, after silent_after (5 s)
     dark = time.time()
-    page = wait_for(
-        lambda: [p for p in keeper.pages() if "silent" in p],
-        timeout=15,
-        what="the silent-room page",
+    page = until_sync(
+        lambda: [p for p in keeper.pages() if "silent" in p], 15, "the silent-room page"
     )
     assert time.time() - dark >= 4.0  # silent_after is 5 s from the last beat
     text = page[0]
@@ -50,9 +49,10 @@ def test_a_silent_room_pages_once_with_data_safe_as_of_and_clears(keeper: Keeper
     assert keeper.cli("keeper", "status", "--nagios").returncode == 2
     # the heartbeat returns: a resolved message
     keeper.beat(seq=1)
-    wait_for(
+    until_sync(
         lambda: any("normal" in p or "cleared" in p for p in keeper.pages()),
-        what="the resolved message",
+        20,
+        "the resolved message",
     )
 
 
@@ -61,10 +61,8 @@ def test_silence_during_a_critical_alarm_is_paged_as_a_likely_disaster(keeper: K
     # the room "silent, never heard from" first, and its all-clear was a second page
     keeper.beat(seq=0, alarms=(AlarmNote("A7F3", "water_leak", "critical", "UPS floor"),))
     keeper.start()
-    page = wait_for(
-        lambda: [p for p in keeper.pages() if "DISASTER" in p],
-        timeout=15,
-        what="the likely-disaster page",
+    page = until_sync(
+        lambda: [p for p in keeper.pages() if "DISASTER" in p], 15, "the likely-disaster page"
     )
     assert "LIKELY DISASTER" in page[0]
     assert "leak(CRIT)" in page[0]
@@ -73,7 +71,7 @@ def test_silence_during_a_critical_alarm_is_paged_as_a_likely_disaster(keeper: K
 
 def test_a_room_never_heard_from_pages(keeper: Keeper) -> None:
     keeper.start()
-    page = wait_for(lambda: keeper.pages(), timeout=15, what="a page for a room never heard from")
+    page = until_sync(lambda: keeper.pages(), 15, "a page for a room never heard from")
     assert "never heard from" in page[0]
 
 
@@ -82,13 +80,13 @@ def test_changes_are_snapshotted_and_the_snapshot_keeps_the_old_bytes(keeper: Ke
     (landing / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    until_sync(lambda: snapshot_names(keeper), 20, "the first snapshot")
     first = snapshot_names(keeper)[-1]
     # the room replaces the file the way rsync does (new file, rename)
     (landing / ".a.txt.tmp").write_text("v2")
     os.replace(landing / ".a.txt.tmp", landing / "a.txt")
     keeper.beat(seq=2)
-    wait_for(lambda: len(snapshot_names(keeper)) >= 2, timeout=10, what="a second snapshot")
+    until_sync(lambda: len(snapshot_names(keeper)) >= 2, 10, "a second snapshot")
     assert (keeper.snapshots / "main" / first / "a.txt").read_text() == "v1"
     newest = snapshot_names(keeper)[-1]
     assert (keeper.snapshots / "main" / newest / "a.txt").read_text() == "v2"
@@ -103,15 +101,13 @@ def test_a_mass_deletion_in_the_landing_area_pages_and_history_keeps_it(keeper: 
         (landing / f"doc{i}.txt").write_text(f"record {i}")
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    until_sync(lambda: snapshot_names(keeper), 20, "the first snapshot")
     first = snapshot_names(keeper)[-1]
     # what `rsync -r --delete empty/ target` does from a taken-over county host
     for i in range(60):
         (landing / f"doc{i}.txt").unlink()
-    page = wait_for(
-        lambda: [p for p in keeper.pages() if "deleted" in p],
-        timeout=15,
-        what="the mass-change page",
+    page = until_sync(
+        lambda: [p for p in keeper.pages() if "deleted" in p], 15, "the mass-change page"
     )
     assert "60 of 60" in page[0] or "60 of 61" in page[0], page[0]
     assert (keeper.snapshots / "main" / first / "doc7.txt").read_text() == "record 7"
@@ -121,13 +117,13 @@ def test_an_urgent_heartbeat_is_answered_without_waiting_for_the_schedule(keeper
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: (r := keeper.receipt()) and r["safe_as_of"], what="a receipt")
+    until_sync(lambda: (r := keeper.receipt()) and r["safe_as_of"], 20, "a receipt")
     asked = time.time()
     beat = keeper.beat(seq=1, urgent=asked)
-    receipt = wait_for(
+    receipt = until_sync(
         lambda: (r := keeper.receipt()) and (r.get("answered") or 0) >= asked and r,
-        timeout=5,
-        what="the urgent answer",
+        5,
+        "the urgent answer",
     )
     assert receipt["safe_as_of"] == pytest.approx(beat.synced_through)
 
@@ -140,7 +136,7 @@ def test_keeper_restore_copies_a_snapshot_out_and_deletes_nothing(
     (landing / "dir" / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: snapshot_names(keeper), what="a snapshot")
+    until_sync(lambda: snapshot_names(keeper), 20, "a snapshot")
     keeper.stop()
     (landing / "dir" / "a.txt").unlink()
     out = tmp_path / "restored"
@@ -172,7 +168,7 @@ def test_status_shows_each_room(tmp_path: Path, http_sink: HttpSink) -> None:
         (k.landing["main"] / "a.txt").write_text("x")
         k.start()
         k.beat("main", seq=1)
-        wait_for(lambda: k.room("main").get("snapshot_count"), what="main's snapshot")
+        until_sync(lambda: k.room("main").get("snapshot_count"), 20, "main's snapshot")
         report = k.status()
         rooms = {r["room"]: r for r in report["rooms"]}
         assert set(rooms) == {"main", "township"}
@@ -215,14 +211,14 @@ def test_the_rooms_own_version_pruning_is_no_mass_change(keeper: Keeper) -> None
     (landing / "doc.txt").write_text("current")
     keeper.start()
     keeper.beat(seq=1)
-    wait_for(lambda: snapshot_names(keeper), what="the first snapshot")
+    until_sync(lambda: snapshot_names(keeper), 20, "the first snapshot")
     time.sleep(1.0)  # the first snapshot's manifest is the one the next take compares with
     first = snapshot_names(keeper)[-1]
     # versions_retention on the room removes a month of versions at once
     for path in versions.iterdir():
         path.unlink()
     keeper.beat(seq=2)
-    wait_for(lambda: len(snapshot_names(keeper)) >= 2, timeout=10, what="the next snapshot")
+    until_sync(lambda: len(snapshot_names(keeper)) >= 2, 10, "the next snapshot")
     time.sleep(1.0)
     assert not [p for p in keeper.pages() if "deleted" in p], keeper.pages()
     assert (
@@ -235,10 +231,10 @@ def test_snapshots_that_cannot_be_taken_page_and_recover(keeper: Keeper) -> None
     (keeper.landing["main"] / "a.txt").write_text("v1")
     keeper.start()
     keeper.beat(seq=1)
-    page = wait_for(
+    page = until_sync(
         lambda: [p for p in keeper.pages() if "snapshots failing" in p],
-        timeout=20,
-        what="the snapshot-failure page",
+        20,
+        "the snapshot-failure page",
     )
     assert "main" in page[0]
     room = keeper.room()
@@ -248,9 +244,9 @@ def test_snapshots_that_cannot_be_taken_page_and_recover(keeper: Keeper) -> None
     assert keeper.proc is not None and keeper.proc.poll() is None  # still running
     keeper.snapshots.unlink()
     keeper.snapshots.mkdir()
-    wait_for(lambda: snapshot_names(keeper), timeout=30, what="a snapshot after the repair")
-    wait_for(
+    until_sync(lambda: snapshot_names(keeper), 30, "a snapshot after the repair")
+    until_sync(
         lambda: any("snapshots failing" in p and "normal" in p for p in keeper.pages()),
-        timeout=20,
-        what="the snapshot failure cleared",
+        20,
+        "the snapshot failure cleared",
     )

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.http_sink import HttpSink
-from tests.keeper.helpers import PYTHON, Keeper, wait_for
+from tests.fixtures.poll import until_sync
+from tests.keeper.helpers import PYTHON, Keeper
 
 
 class Room:
@@ -102,31 +103,30 @@ def test_kill_9_of_the_room_pages_from_the_keeper_with_data_safe_as_of(
     # a clerk saves a document; it lands, is snapshotted and confirmed back to the room
     saved = time.time()
     (room.docs / "결재" / "기안-0002.hwp").write_bytes(b"second approval")
-    receipt = wait_for(
+    receipt = until_sync(
         lambda: (r := keeper.receipt()) and (r.get("safe_as_of") or 0) > saved and r,
-        timeout=30,
-        what="a receipt covering the new document",
+        30,
+        "a receipt covering the new document",
     )
     snap = keeper.snapshots / "main" / receipt["snapshot"]
     assert (snap / "결재" / "기안-0002.hwp").read_bytes() == b"second approval"
-    keeper_room = wait_for(
+    keeper_room = until_sync(
         lambda: (
             (r := keeper.room())
             and r.get("heartbeat_age") is not None
             and r["heartbeat_age"] < 3
             and r
         ),
-        what="the keeper hearing the room",
+        20,
+        "the keeper hearing the room",
     )
     assert keeper_room["snapshot_count"] >= 1
     assert keeper.pages() == []
     # the power fails in the room
     room.kill9()
     died = time.time()
-    page = wait_for(
-        lambda: [p for p in keeper.pages() if "silent" in p],
-        timeout=30,
-        what="the keeper's silent-room page",
+    page = until_sync(
+        lambda: [p for p in keeper.pages() if "silent" in p], 30, "the keeper's silent-room page"
     )[0]
     assert time.time() - died < 6 + 5  # threshold + 5 s (bench/keeper_deadman.py measures it)
     assert "main server room" in page
@@ -135,9 +135,7 @@ def test_kill_9_of_the_room_pages_from_the_keeper_with_data_safe_as_of(
     assert f"data safe to {time.strftime('%H:%M:%S', time.localtime(safe))}" in page
     # the room comes back: the keeper says so
     room.start()
-    wait_for(
-        lambda: any("normal" in p for p in keeper.pages()), timeout=30, what="the resolved message"
-    )
+    until_sync(lambda: any("normal" in p for p in keeper.pages()), 30, "the resolved message")
 
 
 def test_a_keeper_that_stops_answering_is_paged_by_the_room(
@@ -148,20 +146,12 @@ def test_a_keeper_that_stops_answering_is_paged_by_the_room(
     try:
         keeper.start()
         room.start()
-        wait_for(
-            lambda: (r := keeper.receipt()) and r.get("safe_as_of"),
-            timeout=30,
-            what="the first receipt",
-        )
+        until_sync(lambda: (r := keeper.receipt()) and r.get("safe_as_of"), 30, "the first receipt")
         time.sleep(5)  # past receipt_stale: receipts keep coming (one per accepted beat)
         page = "백업 보관 서버 main 응답 없음"  # the room's alerts are in Korean (the default)
         assert page not in room.log.read_text()
         keeper.stop()
-        wait_for(
-            lambda: page in room.log.read_text(),
-            timeout=30,
-            what="the room's page about its keeper",
-        )
+        until_sync(lambda: page in room.log.read_text(), 30, "the room's page about its keeper")
         report = room.status()
         assert any("keeper" in a.get("reason", "") for a in report["alarms"]), report["alarms"]
     finally:

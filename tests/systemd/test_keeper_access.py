@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from backup.markers import TARGET_MARKER, check_target, write_target_marker
-from backup.schema import MIGRATIONS, OWNER
 from backup.target import VERSIONS_DIR, Target, TargetError
 from backup.transport import parse_target
+from sentinel import migrations
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff
 from tests.fixtures.keeper_host import NEEDS, ORIGINAL, ROOM, KeeperHost, files, room_tree, run
@@ -420,7 +420,7 @@ def room_target(host: KeeperHost, way: str, runtime: Path) -> Target:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await Store.open(tmp_path / "state")
-    await s.migrate(OWNER, MIGRATIONS)
+    await migrations.migrate(s)
     try:
         yield s
     finally:
