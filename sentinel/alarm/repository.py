@@ -36,7 +36,8 @@ from sentinel.store import Store
 
 log = logging.getLogger("sentinel.alarm")
 
-Enqueue = Callable[[aiosqlite.Connection, AlarmEvent], Awaitable[None]]
+# the outbox returns how many rows it added; the engine does not need the count
+Enqueue = Callable[[aiosqlite.Connection, AlarmEvent], Awaitable[object]]
 
 _UPSERT_ALARM = (
     f"INSERT INTO alarm_alarms({', '.join(ROW_COLUMNS)}) "
