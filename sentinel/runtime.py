@@ -50,7 +50,7 @@ class SourceComponent:
         return dict(self.source.health())
 
 
-class ReplicationHealth:
+class ReplicationHealthFeed:
     """Feeds each replicator's lag, failures and guard state to the engine as readings, so
     replication trouble becomes an alarm on the same road as a leak."""
 
@@ -139,7 +139,7 @@ class Runtime:
         self.replicators = build_replicators(self.config, self.store, clock=self.clock)
         components += self.replicators
         if self.replicators:
-            components.append(ReplicationHealth(self.replicators, self.engine, self.clock))
+            components.append(ReplicationHealthFeed(self.replicators, self.engine, self.clock))
             # `sentinel backup resume|discard|sync` rows: applied here, to these replicators
             components.append(BackupCommandRunner(self.store, self.replicators, clock=self.clock))
         self.keeper_rooms = [

@@ -102,7 +102,7 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
         assert health["quarantined"] == 1
         assert health["consecutive_failures"] == 0
         # the full pass skips the refused path instead of failing on it for ever
-        assert rep._state.get("last_full_ok") == 1
+        assert rep._state.last_full_ok == 1
         readings = {r.kind: r.value for r in replication_readings([rep], 0.0)}
         assert readings[Kind.REPLICATION_QUARANTINE] == 1.0
     shown = status_of(bstore)["quarantine"]
@@ -229,7 +229,7 @@ async def test_full_pass_that_fails_on_one_file_ships_the_others(
                 lambda: (
                     all((dst / n).exists() for n in names)
                     and rep.caught_up
-                    and rep._state.get("last_full_ok") == 1
+                    and rep._state.last_full_ok == 1
                 ),
                 30,
                 "the others",
