@@ -31,6 +31,8 @@ MIN_SECRET_LENGTH = 3
 # A secret this long is never a word: masked wherever it appears, even glued to other
 # text (Telegram's API path is "/bot<TOKEN>/sendMessage").
 ANYWHERE_LENGTH = 16
+# ... and so is a shorter one of letters and digits mixed (a password like "s3cr3t9x").
+RANDOM_ANYWHERE_LENGTH = 6
 
 URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{1,30})://([^\s'\"<>`]+)")
 # Query and key=value names whose values are credentials (pass, password, token, apikey, ...).
@@ -176,10 +178,20 @@ _TOKEN_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
 _TOKEN_END = r"(?![A-Za-z0-9_-])(?!\.[A-Za-z0-9_-])"
 
 
+def _random_looking(secret: str) -> bool:
+    """Letters and digits mixed, six or more: a token, never a word of the text around it
+    ("Bearer_s3cr3t9x" hides it), while a word-like secret ("sentinel") stays whole-token."""
+    return (
+        len(secret) >= RANDOM_ANYWHERE_LENGTH
+        and any(c.isdigit() for c in secret)
+        and any(c.isalpha() for c in secret)
+    )
+
+
 def _whole(secret: str) -> str:
     """A pattern for a short secret as a whole token: a topic "sentinel" masks the word
     itself, never the letters inside ".sentinel-target" or a path's "sentinels"."""
-    if len(secret) >= ANYWHERE_LENGTH:
+    if len(secret) >= ANYWHERE_LENGTH or _random_looking(secret):
         return re.escape(secret)
     start = _TOKEN_START if _TOKEN_CHAR.match(secret[0]) else ""
     end = _TOKEN_END if _TOKEN_CHAR.match(secret[-1]) else ""

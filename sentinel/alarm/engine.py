@@ -111,7 +111,10 @@ class Engine:
         try:
             while True:
                 await self.tick()
-                if self._clock() >= next_flush:
+                now = self._clock()
+                # A wall clock stepped back (NTP, an operator) must not hold the buffered
+                # values and history until it catches up again.
+                if now >= next_flush or next_flush - now > self._settings.flush_interval:
                     await self.flush()
                     next_flush = self._clock() + self._settings.flush_interval
                 await asyncio.sleep(TICK_INTERVAL)

@@ -53,3 +53,12 @@ def test_a_short_token_is_masked_wherever_it_stands_alone():
     ):
         shown = _masked(masking, text)
         assert "t123456789" not in shown and "123456789" not in shown, shown
+
+
+def test_a_password_of_letters_and_digits_is_masked_even_glued_to_a_word():
+    # A channel's error text may glue a token to other characters ("Bearer_<token>");
+    # a word-like secret keeps the whole-token rule above, a random-looking one does not.
+    masking = SecretMaskingFilter(["json://user:s3cr3t9x@127.0.0.1:18831/hook"])
+    for text in ("Authorization: Bearer_s3cr3t9x", "xs3cr3t9x.", "s3cr3t9x"):
+        shown = _masked(masking, text)
+        assert "s3cr3t9x" not in shown, shown
