@@ -25,6 +25,7 @@ from sentinel.config.replication import KeeperLinkConfig
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, populate_docs, running
+from tests.fixtures.remote import SshServer
 
 # Another sentinel process (the daemon) in the middle of a transfer: it holds the lock until
 # told to go on (so the test does not depend on how fast the second process starts), and
@@ -268,3 +269,31 @@ def test_a_killed_writers_rsync_keeps_the_lock_until_it_exits(tmp_path: Path) ->
             writer.kill()
         if rsync_pid and _running(rsync_pid):
             os.kill(rsync_pid, signal.SIGKILL)
+
+
+async def test_an_ssh_control_master_does_not_keep_the_lock(
+    tmp_path: Path, bstore: Store, runtime: Path, sshd: SshServer
+) -> None:
+    """The rsync inherits the lock; the ssh it starts closes what it inherited, or the
+    ControlPersist master left behind would hold every target's lock for ever."""
+    src = tmp_path / "src"
+    src.mkdir()
+    populate_docs(src)
+    target = parse_target(
+        sshd.address(),
+        ssh_port=sshd.port,
+        identity_file=sshd.identity,
+        known_hosts=sshd.known_hosts,
+    )
+    spec = make_spec(src, target, runtime, lock_dir=tmp_path / "state")
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, sshd.root_dir / "replica")
+        # the next master is started by a batch's rsync, under the lock
+        stop = [*target.ssh_command(runtime), "-O", "exit", "root@127.0.0.1"]
+        proc = await asyncio.create_subprocess_exec(*stop, stderr=asyncio.subprocess.DEVNULL)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        (src / "docs" / "new.hwp").write_bytes(b"shipped after the master went")
+        await caught_up(rep, src, sshd.root_dir / "replica")
+        assert [p for p in runtime.iterdir() if p.name.startswith("cm-")], "no master"
+        async with asyncio.timeout(5), target_lock(tmp_path / "state", target.url):
+            pass
