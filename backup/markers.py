@@ -139,11 +139,15 @@ async def check_target(spec: ReplicationSpec) -> TargetCheck:
 async def write_target_marker(spec: ReplicationSpec) -> RsyncResult:
     """Writes the marker, naming this replication, into the replica root through the same
     transport (rsync creates the root directory itself when it is missing, one level deep)."""
-    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
-        return await _push_marker(spec, dry_run=False, text=target_text(spec.name))
+    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url) as held:
+        return await _push_marker(
+            spec, dry_run=False, text=target_text(spec.name), pass_fds=held.pass_fds
+        )
 
 
-async def _push_marker(spec: ReplicationSpec, *, dry_run: bool, text: str) -> RsyncResult:
+async def _push_marker(
+    spec: ReplicationSpec, *, dry_run: bool, text: str, pass_fds: tuple[int, ...] = ()
+) -> RsyncResult:
     with tempfile.TemporaryDirectory(prefix="snt-mark", dir=spec.runtime_dir) as tmp:
         marker = Path(tmp) / TARGET_MARKER
         marker.write_text(text)
@@ -159,4 +163,4 @@ async def _push_marker(spec: ReplicationSpec, *, dry_run: bool, text: str) -> Rs
             str(marker),
             spec.target.path(),
         ]
-        return await run_rsync(args)
+        return await run_rsync(args, pass_fds=pass_fds)

@@ -1259,7 +1259,10 @@ class Replicator:
             return
         try:
             pruned = await prune_versions(
-                self.spec.target, self.spec.runtime_dir, older_than=now - retention
+                self.spec.target,
+                self.spec.runtime_dir,
+                older_than=now - retention,
+                lock_dir=self.spec.lock_dir,
             )
         except RuntimeError as exc:
             # once a day, not at every scheduler tick; a write-only key lands here for ever

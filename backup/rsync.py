@@ -129,11 +129,14 @@ async def run_rsync(
     stdin: bytes | None = None,
     time_limit: float | None = None,
     on_output: Callable[[str], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> RsyncResult:
     """Runs `rsync *args`; never raises for a non-zero exit (see `RsyncResult.outcome`).
 
     Cancelling the caller kills rsync, so a daemon shutdown leaves no transfer behind.
     `on_output` gets decoded stdout chunks as they arrive, on the loop (for progress bars).
+    `pass_fds`: descriptors rsync inherits, so that a lock on them (backup/target_lock.py)
+    lasts until rsync exits, even when the caller is killed first.
     """
     # A plain asyncio subprocess, not `sh`: sh's await joins its I/O threads synchronously
     # on the event loop and often stalls a finished rsync for a whole second (its threads
@@ -141,7 +144,7 @@ async def run_rsync(
     began = time.monotonic()
     args, spilled = spill_excludes(args)
     try:
-        return await _run(args, began, stdin, time_limit, on_output)
+        return await _run(args, began, stdin, time_limit, on_output, tuple(pass_fds))
     finally:
         if spilled is not None:
             os.unlink(spilled)
@@ -189,6 +192,7 @@ async def _run(
     stdin: bytes | None,
     time_limit: float | None,
     on_output: Callable[[str], None] | None,
+    pass_fds: tuple[int, ...],
 ) -> RsyncResult:
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -197,6 +201,7 @@ async def _run(
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            pass_fds=pass_fds,
         )
     except FileNotFoundError:
         return RsyncResult(127, Outcome.FATAL, error="rsync is not installed")

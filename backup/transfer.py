@@ -142,8 +142,8 @@ async def _write_target(
 ) -> RsyncResult:
     """An rsync that writes the replica, under the target's lock: another process (a
     by-hand sync, a second daemon) never writes the same replica at the same time."""
-    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
-        return await run_rsync(args, stdin=stdin, on_output=on_output)
+    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url) as held:
+        return await run_rsync(args, stdin=stdin, on_output=on_output, pass_fds=held.pass_fds)
 
 
 def partial_paths(paths: Iterable[str]) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from backup.rsync import run_rsync
 from backup.target import VERSIONS_DIR, Target
+from backup.target_lock import target_lock
 
 STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _STAMP = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
@@ -58,12 +59,19 @@ async def list_version_stamps(
 
 
 async def prune_versions(
-    target: Target, runtime_dir: Path, *, older_than: float, time_limit: float = 600
+    target: Target,
+    runtime_dir: Path,
+    *,
+    older_than: float,
+    time_limit: float = 600,
+    lock_dir: Path | None = None,
 ) -> list[str]:
     """Removes version dirs stamped before `older_than` (epoch); returns their stamps.
 
     One method for every transport: sync an empty directory over the versions dir with
-    --delete, including only the expired stamps (excluded names are left alone).
+    --delete, including only the expired stamps (excluded names are left alone). The
+    --delete writes the replica, so it runs under the target's lock (`lock_dir`, as
+    `ReplicationSpec.lock_dir`; None: `runtime_dir`).
     """
     stamps = await list_version_stamps(target, runtime_dir)
     expired = [s for s in stamps if (parse_stamp(s) or 0) < older_than]
@@ -73,7 +81,8 @@ async def prune_versions(
         args = ["-r", "--delete", *target.transport_args(runtime_dir)]
         args += [f"--include=/{s}/***" for s in expired]
         args += ["--exclude=*", empty + "/", target.path(VERSIONS_DIR) + "/"]
-        result = await run_rsync(args, time_limit=time_limit)
+        async with target_lock(lock_dir or runtime_dir, target.url) as held:
+            result = await run_rsync(args, time_limit=time_limit, pass_fds=held.pass_fds)
     if not result.ok:
         raise RuntimeError(f"pruning versions failed: {result.error}")
     return expired

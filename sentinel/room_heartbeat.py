@@ -325,6 +325,10 @@ class RoomHeartbeat:
                 # The destination names the file: rsync then never creates a missing replica
                 # root (an unmounted disk stays visibly missing). -I: sent even when size
                 # and mtime look the same. No --backup, no --delete.
+                # Not under the target's lock (backup/target_lock.py), unlike every other
+                # write: this one file is excluded from every pass (transfer.PROTECT), and
+                # waiting behind an hours-long full pass would let the keeper page the room
+                # as silent and hold up the confirmation of a critical page.
                 result = await run_rsync(
                     [
                         "-t",
