@@ -55,12 +55,13 @@ async def _daemon(config: Config, *, runner: bool = True) -> AsyncIterator[Backu
     try:
         yield commands
     finally:
+        crashed = task is not None and task.done()
         if task is not None:
-            assert not task.done(), task  # the runner keeps running, whatever the rows said
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a crash: see below
                 await task
-        await store.close()
+        await store.close()  # first: an open store's thread keeps a failed run from exiting
+        assert not crashed, task  # the runner keeps running, whatever the rows said
 
 
 def _rows(config: Config) -> list[sqlite3.Row]:
@@ -134,6 +135,39 @@ async def test_malformed_rows_get_a_clear_result_and_the_daemon_carries_on(
     assert all(r.error and r.message.startswith("command rejected: ") for r in results[:5])
     assert "unknown command 'explode'" in results[1].message
     assert "no replication named 'nosuch'" in results[4].message
+
+
+async def test_a_result_or_progress_that_cannot_be_written_does_not_stop_the_runner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, config = _config(tmp_path)
+    async with _daemon(config) as commands:
+        conn = sqlite3.connect(config.daemon.state_dir / DB_NAME, isolation_level=None)
+        # row 1's result cannot be written (but an error result can); no progress can be
+        conn.executescript(
+            """
+            CREATE TRIGGER no_result BEFORE UPDATE OF applied ON backup_commands
+            WHEN NEW.id = 1 AND NEW.result NOT LIKE '%could not write the result%'
+            BEGIN SELECT RAISE(ABORT, 'disk full'); END;
+            CREATE TRIGGER no_progress BEFORE UPDATE OF progress ON backup_commands
+            BEGIN SELECT RAISE(ABORT, 'disk full'); END;
+            """
+        )
+        conn.executemany(
+            "INSERT INTO backup_commands(command, args, created) VALUES (?, ?, ?)",
+            [(c, '{"name": "docs"}', time.time()) for c in ("resume", "resume", "sync")],
+        )
+        conn.close()
+        deadline = time.monotonic() + 10
+        while sum(r["applied"] is not None for r in _rows(config)) < 3:
+            assert time.monotonic() < deadline, commands.health()
+            await asyncio.sleep(0.05)
+    first, second, sync = (CommandResult.from_json(r["result"]) for r in _rows(config))
+    assert first.error and "could not write the result" in first.message
+    assert second.ok and sync.ok  # the runner carried on
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("result could not be written" in m for m in logged) == 1
+    assert sum("progress could not be written" in m for m in logged) == 1
 
 
 async def test_a_daemon_that_does_not_take_the_row_leaves_it_to_the_cli(
