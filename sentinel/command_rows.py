@@ -118,8 +118,17 @@ def finish(conn: sqlite3.Connection, table: CommandTable, row_id: int, result: s
     conn.execute(table.finish_sql, (time.time(), result, row_id))
 
 
-def set_progress(conn: sqlite3.Connection, table: CommandTable, row_id: int, pct: float) -> None:
-    conn.execute(table.progress_sql, (pct, row_id))
+def withdraw(conn: sqlite3.Connection, table: CommandTable, row_id: int, result: str) -> bool:
+    """Claims and finishes the row in one statement, so no runner can take it after; False
+    when a runner already has it (it finishes it)."""
+    assert table.claims, table  # rows without a claim are applied whole within a second
+    now = time.time()
+    cur = conn.execute(
+        f"UPDATE {table.name} SET claimed = ?, claimed_by = ?, applied = ?, result = ? "
+        "WHERE id = ? AND claimed IS NULL AND applied IS NULL",
+        (now, os.getpid(), now, result, row_id),
+    )
+    return cur.rowcount == 1
 
 
 def look(conn: sqlite3.Connection, table: CommandTable, row_id: int) -> RowState:

@@ -170,20 +170,58 @@ async def test_a_result_or_progress_that_cannot_be_written_does_not_stop_the_run
     assert sum("progress could not be written" in m for m in logged) == 1
 
 
-async def test_a_daemon_that_does_not_take_the_row_leaves_it_to_the_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+async def test_with_no_daemon_running_the_cli_runs_the_command_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli_backup, "CLAIM_WAIT", 0.3)
     cfg, config = _config(tmp_path)
     async with _daemon(config, runner=False):
+        store = await Store.open(config.daemon.state_dir)
+        now = time.time()
+        await beat(
+            store.write, now=now, started=now, status="", components={}, config={}, stopped=True
+        )
+        await store.close()
         rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "sync", "--full"])
     assert rc == 0
-    captured = capsys.readouterr()
-    assert "did not take the sync command" in captured.err
-    assert "docs: full reconcile done in" in captured.out
+    assert "docs: full reconcile done in" in capsys.readouterr().out
     assert (tmp_path / "dst" / "a.txt").read_text() == "one"
     [row] = _rows(config)
     assert row["claimed_by"] == os.getpid() and CommandResult.from_json(row["result"]).ok
+
+
+async def test_a_running_daemon_that_does_not_take_the_row_gets_it_withdrawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_backup, "CLAIM_WAIT", 0.2)
+    monkeypatch.setattr(cli_backup, "TAKE_WAIT", 0.6)
+    cfg, config = _config(tmp_path)
+    async with _daemon(config, runner=False):
+        rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "sync", "--full"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "the daemon has not taken the sync command yet" in err
+    assert "did not take the sync command within 1s: withdrawn" in err
+    assert not (tmp_path / "dst" / "a.txt").exists()  # this process did not run it
+    [row] = _rows(config)
+    result = CommandResult.from_json(row["result"])
+    assert result.message == "cancelled: the daemon did not take the command"
+    assert row["claimed"] is not None  # no daemon takes it at a later start
+
+
+async def test_ctrl_c_withdraws_a_row_nobody_took(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_backup, "_sleep", ctrl_c)
+    cfg, config = _config(tmp_path)
+    async with _daemon(config, runner=False):
+        rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "discard"])
+    assert rc == 130
+    assert "docs: interrupted: the discard command was withdrawn" in capsys.readouterr().err
+    [row] = _rows(config)
+    assert CommandResult.from_json(row["result"]).message.startswith("cancelled: interrupted")
 
 
 async def test_the_cli_stops_waiting_when_the_daemon_stops_mid_command(
