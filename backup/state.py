@@ -13,7 +13,8 @@ from backup.journal import WriteTx
 @dataclass(frozen=True, slots=True)
 class ReplicatorState:
     """One source's backup_state row. The replicator keeps the copy it last wrote (or read:
-    `sentinel backup resume|discard` write the guard fields from another process)."""
+    a resume or discard writes the guard fields through the command runner, beside the
+    replicator's own loop)."""
 
     last_success: float | None = None
     consecutive_failures: int = 0

@@ -218,8 +218,11 @@ class BackupCommandRunner:
         return mine
 
     async def _run_one(self, row_id: int, command: str, raw_args: str) -> None:
+        """Never raises but for cancellation: a failed write here must not take the
+        TaskGroup, and every other command's sync, down with it."""
         last = 0.0
         writes: list[asyncio.Task[None]] = []
+        progress_failed = False
 
         def on_progress(pct: float) -> None:
             # rsync's output arrives on the loop, in a callback: the write goes in a task
@@ -229,6 +232,20 @@ class BackupCommandRunner:
                 return
             last = now
             writes.append(asyncio.get_running_loop().create_task(self._progress(row_id, pct)))
+            writes[-1].add_done_callback(progress_written)
+
+        def progress_written(task: asyncio.Task[None]) -> None:
+            # once per command: a full disk would otherwise log once a second for an hour
+            nonlocal progress_failed
+            if task.cancelled() or task.exception() is None or progress_failed:
+                return
+            progress_failed = True
+            log.error(
+                "backup command #%d: its progress could not be written (the CLI shows "
+                "none until the result): %s",
+                row_id,
+                task.exception(),
+            )
 
         try:
             try:
@@ -242,13 +259,31 @@ class BackupCommandRunner:
             log.info("backup command #%d %s: %s", row_id, command, outcome.message)
             # the last progress lands before the result: the CLI stops looking once it has one
             await asyncio.gather(*writes, return_exceptions=True)
-            async with self._store.write() as db:
-                await db.execute(BACKUP.finish_sql, (self._clock(), outcome.to_json(), row_id))
-            self.applied += 1
+            await self._finish(row_id, command, outcome)
         finally:
             for write in writes:
                 write.cancel()  # done ones ignore it; a stop must not leave one behind
             self.running.discard(row_id)
+
+    async def _finish(self, row_id: int, command: str, outcome: CommandResult) -> None:
+        """Writes the result; when that fails, tries once more with an error result (a
+        result too large or odd for the row), else leaves the row claimed: the next start
+        closes it as interrupted."""
+        try:
+            async with self._store.write() as db:
+                await db.execute(BACKUP.finish_sql, (self._clock(), outcome.to_json(), row_id))
+            self.applied += 1
+            return
+        except Exception:
+            log.exception("backup command #%d %s: its result could not be written", row_id, command)
+        failed = CommandResult(
+            False, f"{command}: the daemon could not write the result; see its log", error=True
+        )
+        try:
+            async with self._store.write() as db:
+                await db.execute(BACKUP.finish_sql, (self._clock(), failed.to_json(), row_id))
+        except Exception:
+            log.exception("backup command #%d: not even an error result could be written", row_id)
 
     async def _progress(self, row_id: int, pct: float) -> None:
         async with self._store.fast_write() as db:

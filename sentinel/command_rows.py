@@ -4,11 +4,15 @@ One way for every command that acts on what the daemon runs (ack, silence, unsil
 backup resume/discard/sync). The CLI writes the row with the identity of who asked; the
 daemon applies it (within a second, or at its next start) and writes the result back into
 the row; the CLI waits for that result and prints it. A row is durable: a command typed
-while the daemon restarts is not lost, and nothing but the daemon acts on its state.
+while the daemon restarts is not lost. While a daemon runs, nothing but the daemon acts on
+its state; only when none runs (its heartbeat stopped or stale) does the CLI run a backup
+command itself.
 
 Long commands (a full sync) are claimed first (`claimed`), so exactly one process runs
-them: the daemon, or the CLI itself when no daemon claims the row (first seeding before the
-service ever started). While it runs, the runner writes its progress (0-100) into the row.
+them: the daemon, or the CLI itself when no daemon runs (first seeding before the service
+ever started). A row no runner took may be withdrawn (`withdraw`: claimed and finished in
+one statement, "cancelled: ..."): the CLI gave up on it. While a command runs, its runner
+writes its progress (0-100) into the row.
 """
 
 from __future__ import annotations
@@ -118,8 +122,17 @@ def finish(conn: sqlite3.Connection, table: CommandTable, row_id: int, result: s
     conn.execute(table.finish_sql, (time.time(), result, row_id))
 
 
-def set_progress(conn: sqlite3.Connection, table: CommandTable, row_id: int, pct: float) -> None:
-    conn.execute(table.progress_sql, (pct, row_id))
+def withdraw(conn: sqlite3.Connection, table: CommandTable, row_id: int, result: str) -> bool:
+    """Claims and finishes the row in one statement, so no runner can take it after; False
+    when a runner already has it (it finishes it)."""
+    assert table.claims, table  # rows without a claim are applied whole within a second
+    now = time.time()
+    cur = conn.execute(
+        f"UPDATE {table.name} SET claimed = ?, claimed_by = ?, applied = ?, result = ? "
+        "WHERE id = ? AND claimed IS NULL AND applied IS NULL",
+        (now, os.getpid(), now, result, row_id),
+    )
+    return cur.rowcount == 1
 
 
 def look(conn: sqlite3.Connection, table: CommandTable, row_id: int) -> RowState:

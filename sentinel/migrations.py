@@ -1,7 +1,10 @@
 """The one place the state database's tables are created and upgraded.
 
 Every owner's migrations run here, in one order, before any component touches its tables:
-the daemon calls `migrate` once at start (tests call it on their fresh store). A component
+the daemon calls `migrate` once at start, and so does every `sentinel backup` action that
+opens the store (sentinel/cli/backup.py: with no daemon running, sync/resume/discard run
+in-process on a state database the daemon may never have opened); tests call it on their
+fresh store. A component
 never migrates on its own: two places that each migrate "their" tables were how a table
 came to be used before it existed.
 """

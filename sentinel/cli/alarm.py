@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -112,11 +113,32 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _send(conn: sqlite3.Connection, command: str, args: dict[str, Any]) -> str:
-    """Writes the command row and returns what became of it, for the end of the line."""
+# the engine's results (sentinel/alarm/actions.py) that mean the command changed nothing;
+# "already acknowledged by ..." is not one: the alarm is acknowledged, as asked
+_REFUSALS = (
+    "no such active alarm",
+    "not firing",
+    "rejected",
+    "expired before",
+    "unknown command",
+    "no active silence matched",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What became of a command row: `note` ends the CLI's line; `refusal` is the daemon's
+    result when it applied the row and the command changed nothing (exit 1)."""
+
+    note: str
+    refusal: str | None = None
+
+
+def _send(conn: sqlite3.Connection, command: str, args: dict[str, Any]) -> Sent:
+    """Writes the command row and returns what became of it."""
     row = command_rows.add(conn, command_rows.ALARM, command, args)
     if not daemon_running(conn):
-        return "the daemon is not running: applied when it starts"
+        return Sent("the daemon is not running: applied when it starts")
     state = command_rows.wait_for(
         conn,
         command_rows.ALARM,
@@ -126,8 +148,18 @@ def _send(conn: sqlite3.Connection, command: str, args: dict[str, Any]) -> str:
         timeout=RESULT_WAIT,
     )
     if state.result is None:
-        return "the daemon has not applied it yet (it applies it at its next tick)"
-    return f"the daemon applied it: {state.result}"
+        return Sent("the daemon has not applied it yet (it applies it at its next tick)")
+    if state.result.startswith(_REFUSALS):
+        return Sent("", refusal=state.result)
+    return Sent(f"the daemon applied it: {state.result}")
+
+
+def _refused(command: str, sent: Sent) -> bool:
+    """Prints the daemon's refusal as the line (the command did not apply)."""
+    if sent.refusal is None:
+        return False
+    print(f"sentinel: {command}: the daemon did not apply it: {sent.refusal}", file=sys.stderr)
+    return True
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -146,10 +178,12 @@ def cmd_ack(args: argparse.Namespace) -> int:
             print(f"{row['id']} ({where}) was already acknowledged by {row['acked_by']}")
             return EXIT_OK
         actor = Actor.current(args.by)
-        note = _send(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
+        sent = _send(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
+        if _refused("ack", sent):
+            return EXIT_FAILURE
         print(
             f"{row['id']} ({where}, {row['state']} since {_when(row['fired'] or row['opened'])})"
-            f" acknowledged by {actor.describe()}; {note}"
+            f" acknowledged by {actor.describe()}; {sent.note}"
         )
         return EXIT_OK
 
@@ -195,16 +229,18 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
     def silence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        note = _send(
+        sent = _send(
             conn,
             "silence",
             {"sensor": sensor, "duration": duration, "reason": args.reason, **actor.as_args()},
         )
+        if _refused("silence", sent):
+            return EXIT_FAILURE
         what = "every alarm" if sensor is None else sensor
         print(
             f"silence of {what} for {format_duration(duration)} (until "
             f"{_when(time.time() + duration)}) by {actor.describe()} recorded "
-            f"(reason: {args.reason}); {note}"
+            f"(reason: {args.reason}); {sent.note}"
         )
         return EXIT_OK
 
@@ -219,15 +255,17 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
 
     def unsilence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        note = _send(
+        sent = _send(
             conn, "unsilence", {"target": target, "reason": args.reason, **actor.as_args()}
         )
+        if _refused("unsilence", sent):
+            return EXIT_FAILURE
         what = (
             "every silence"
             if target is None
             else (f"silence #{target}" if isinstance(target, int) else f"silences of {target}")
         )
-        print(f"end of {what} by {actor.describe()} recorded; {note}")
+        print(f"end of {what} by {actor.describe()} recorded; {sent.note}")
         return EXIT_OK
 
     return _with_db(config, unsilence)

@@ -3,9 +3,11 @@
 `sync`, `resume` and `discard` act on what the daemon runs: each is a row in
 `backup_commands` (sentinel/command_rows.py) that the running daemon applies to its own
 replicator; this process waits for the result (and the sync's progress) and prints it.
-Only when no daemon takes the row (it is not running: first seeding) does the command run
+Only when no daemon runs (first seeding before the service starts) does the command run
 here, through the same code (sentinel/backup_commands.py) and under the same per-target
-lock as the daemon's rsync. verify, restore and drill only read the replica and run here.
+lock as the daemon's rsync; a running daemon that does not take the row within TAKE_WAIT
+gets it withdrawn, never run beside it. verify, restore and drill only read the replica
+and run here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -49,9 +52,15 @@ from sentinel.room_heartbeat import history_target, receipt_target
 from sentinel.store import Store, open_readonly
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-# how long a running daemon gets to take a command row before this process runs it itself
-# (the daemon looks every half second; a daemon without replication never takes them)
+# a running daemon takes a row within a second (it looks every half second); after this
+# long the CLI says it waits: a reload, or a command runner the supervisor restarts
 CLAIM_WAIT = 5.0
+# how long a running daemon gets to take the row before the CLI withdraws it: longer than
+# the supervisor's longest restart delay (sentinel/supervisor.py BACKOFF_MAX). A daemon
+# without this replication in its config never takes it.
+TAKE_WAIT = 90.0
+WITHDRAWN = "cancelled: the daemon did not take the command"
+INTERRUPTED = "cancelled: interrupted (Ctrl-C) before the daemon took the command"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -340,8 +349,12 @@ async def _commands(
             row = command_rows.add(
                 conn, BACKUP, command, {"name": spec.name, **extra, **actor.as_args()}
             )
-            with _progress_bar(spec.name, command is BackupCommand.SYNC) as on_progress:
-                outcome = await _outcome(conn, store, spec, command, row, on_progress)
+            try:
+                with _progress_bar(spec.name, command is BackupCommand.SYNC) as on_progress:
+                    outcome = await _outcome(conn, store, spec, command, row, on_progress)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                _interrupted(conn, spec, command, row)
+                raise
             print(
                 f"sentinel: {outcome.message}" if outcome.error else outcome.message,
                 file=sys.stderr if outcome.error else sys.stdout,
@@ -364,20 +377,23 @@ async def _outcome(
     row: int,
     on_progress: Callable[[float], None],
 ) -> CommandResult:
-    """The daemon's result for `row`, or this process's when no daemon takes it. The waits
-    block the loop: this process has nothing else to run meanwhile."""
+    """The daemon's result for `row`; this process runs the command only when no daemon
+    runs (two processes must never write one replication's state). The waits block the
+    loop: this process has nothing else to run meanwhile."""
     if daemon_running(conn):
-        state = command_rows.wait_for(
-            conn, BACKUP, row, until=lambda s: s.claimed, timeout=CLAIM_WAIT
-        )
-        if state.claimed:
+        taken = _taken_by_daemon(conn, spec, command, row)
+        if taken is None or taken:
             return _daemon_result(conn, spec, row, on_progress)
-        print(
-            f"sentinel: {spec.name}: the daemon did not take the {command} command within "
-            f"{CLAIM_WAIT:.0f}s; running it here",
-            file=sys.stderr,
-        )
-    if not command_rows.claim(conn, BACKUP, row):  # the daemon took it just now
+        if command_rows.withdraw(conn, BACKUP, row, _cancelled(WITHDRAWN)):
+            return CommandResult(
+                False,
+                f"{spec.name}: the running daemon did not take the {command} command within "
+                f"{TAKE_WAIT:.0f}s: withdrawn. Is {spec.name} in the running daemon's "
+                "config (sentinel status)? Run it again once it is.",
+                error=True,
+            )
+        return _daemon_result(conn, spec, row, on_progress)  # it took it just now
+    if not command_rows.claim(conn, BACKUP, row):  # a daemon started and took it just now
         return _daemon_result(conn, spec, row, on_progress)
     rep = Replicator(spec, store.db, store.write)
     await rep.load()
@@ -387,6 +403,72 @@ async def _outcome(
         )
     command_rows.finish(conn, BACKUP, row, outcome.to_json())
     return outcome
+
+
+def _taken_by_daemon(
+    conn: sqlite3.Connection, spec: ReplicationSpec, command: BackupCommand, row: int
+) -> bool | None:
+    """Waits up to TAKE_WAIT for the running daemon to claim the row: True when it did,
+    False when it did not, None when the daemon stopped meanwhile without taking it (its
+    next start takes it, or a later CLI run)."""
+
+    def claimed(state: RowState) -> bool:
+        return state.claimed
+
+    state = command_rows.wait_for(
+        conn, BACKUP, row, until=claimed, timeout=CLAIM_WAIT, sleep=_sleep
+    )
+    if state.claimed:
+        return True
+    print(
+        f"sentinel: {spec.name}: the daemon has not taken the {command} command yet "
+        f"(reloading, or restarting its command runner?); waiting up to {TAKE_WAIT:.0f}s",
+        file=sys.stderr,
+    )
+    state = command_rows.wait_for(
+        conn,
+        BACKUP,
+        row,
+        until=claimed,
+        still_worth_it=lambda: daemon_running(conn),
+        timeout=TAKE_WAIT - CLAIM_WAIT,
+        sleep=_sleep,
+    )
+    if state.claimed:
+        return True
+    return False if daemon_running(conn) else None
+
+
+def _interrupted(
+    conn: sqlite3.Connection, spec: ReplicationSpec, command: BackupCommand, row: int
+) -> None:
+    """Ctrl-C: a row nobody took yet is withdrawn, not left to run at some later start."""
+    if command_rows.withdraw(conn, BACKUP, row, _cancelled(INTERRUPTED)):
+        said = f"the {command} command was withdrawn before the daemon took it"
+    else:
+        (by,) = conn.execute(
+            f"SELECT claimed_by FROM {BACKUP.name} WHERE id = ?", (row,)
+        ).fetchone() or (None,)
+        said = (
+            f"this process stopped running the {command} command (the daemon marks it "
+            "interrupted at its next start)"
+            if by == os.getpid()
+            else f"the daemon has the {command} command and finishes it (sentinel backup status)"
+        )
+    print(f"sentinel: {spec.name}: interrupted: {said}", file=sys.stderr)
+
+
+def _cancelled(why: str) -> str:
+    return CommandResult(False, why, error=True).to_json()
+
+
+def _sleep(seconds: float) -> None:
+    """The waits' sleep: the first Ctrl-C only cancels asyncio.run's task, which a
+    blocking wait would not see until the command ended."""
+    time.sleep(seconds)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _daemon_result(
@@ -402,6 +484,7 @@ def _daemon_result(
         until=done,
         still_worth_it=lambda: daemon_running(conn),
         on_progress=on_progress,
+        sleep=_sleep,
     )
     if state.result is None:
         return CommandResult(

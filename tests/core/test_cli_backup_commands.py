@@ -55,12 +55,13 @@ async def _daemon(config: Config, *, runner: bool = True) -> AsyncIterator[Backu
     try:
         yield commands
     finally:
+        crashed = task is not None and task.done()
         if task is not None:
-            assert not task.done(), task  # the runner keeps running, whatever the rows said
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a crash: see below
                 await task
-        await store.close()
+        await store.close()  # first: an open store's thread keeps a failed run from exiting
+        assert not crashed, task  # the runner keeps running, whatever the rows said
 
 
 def _rows(config: Config) -> list[sqlite3.Row]:
@@ -136,20 +137,91 @@ async def test_malformed_rows_get_a_clear_result_and_the_daemon_carries_on(
     assert "no replication named 'nosuch'" in results[4].message
 
 
-async def test_a_daemon_that_does_not_take_the_row_leaves_it_to_the_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+async def test_a_result_or_progress_that_cannot_be_written_does_not_stop_the_runner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(cli_backup, "CLAIM_WAIT", 0.3)
+    _, config = _config(tmp_path)
+    async with _daemon(config) as commands:
+        conn = sqlite3.connect(config.daemon.state_dir / DB_NAME, isolation_level=None)
+        # row 1's result cannot be written (but an error result can); no progress can be
+        conn.executescript(
+            """
+            CREATE TRIGGER no_result BEFORE UPDATE OF applied ON backup_commands
+            WHEN NEW.id = 1 AND NEW.result NOT LIKE '%could not write the result%'
+            BEGIN SELECT RAISE(ABORT, 'disk full'); END;
+            CREATE TRIGGER no_progress BEFORE UPDATE OF progress ON backup_commands
+            BEGIN SELECT RAISE(ABORT, 'disk full'); END;
+            """
+        )
+        conn.executemany(
+            "INSERT INTO backup_commands(command, args, created) VALUES (?, ?, ?)",
+            [(c, '{"name": "docs"}', time.time()) for c in ("resume", "resume", "sync")],
+        )
+        conn.close()
+        deadline = time.monotonic() + 10
+        while sum(r["applied"] is not None for r in _rows(config)) < 3:
+            assert time.monotonic() < deadline, commands.health()
+            await asyncio.sleep(0.05)
+    first, second, sync = (CommandResult.from_json(r["result"]) for r in _rows(config))
+    assert first.error and "could not write the result" in first.message
+    assert second.ok and sync.ok  # the runner carried on
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("result could not be written" in m for m in logged) == 1
+    assert sum("progress could not be written" in m for m in logged) == 1
+
+
+async def test_with_no_daemon_running_the_cli_runs_the_command_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg, config = _config(tmp_path)
     async with _daemon(config, runner=False):
+        store = await Store.open(config.daemon.state_dir)
+        now = time.time()
+        await beat(
+            store.write, now=now, started=now, status="", components={}, config={}, stopped=True
+        )
+        await store.close()
         rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "sync", "--full"])
     assert rc == 0
-    captured = capsys.readouterr()
-    assert "did not take the sync command" in captured.err
-    assert "docs: full reconcile done in" in captured.out
+    assert "docs: full reconcile done in" in capsys.readouterr().out
     assert (tmp_path / "dst" / "a.txt").read_text() == "one"
     [row] = _rows(config)
     assert row["claimed_by"] == os.getpid() and CommandResult.from_json(row["result"]).ok
+
+
+async def test_a_running_daemon_that_does_not_take_the_row_gets_it_withdrawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_backup, "CLAIM_WAIT", 0.2)
+    monkeypatch.setattr(cli_backup, "TAKE_WAIT", 0.6)
+    cfg, config = _config(tmp_path)
+    async with _daemon(config, runner=False):
+        rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "sync", "--full"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "the daemon has not taken the sync command yet" in err
+    assert "did not take the sync command within 1s: withdrawn" in err
+    assert not (tmp_path / "dst" / "a.txt").exists()  # this process did not run it
+    [row] = _rows(config)
+    result = CommandResult.from_json(row["result"])
+    assert result.message == "cancelled: the daemon did not take the command"
+    assert row["claimed"] is not None  # no daemon takes it at a later start
+
+
+async def test_ctrl_c_withdraws_a_row_nobody_took(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_backup, "_sleep", ctrl_c)
+    cfg, config = _config(tmp_path)
+    async with _daemon(config, runner=False):
+        rc = await asyncio.to_thread(main, ["-c", str(cfg), "backup", "discard"])
+    assert rc == 130
+    assert "docs: interrupted: the discard command was withdrawn" in capsys.readouterr().err
+    [row] = _rows(config)
+    assert CommandResult.from_json(row["result"]).message.startswith("cancelled: interrupted")
 
 
 async def test_the_cli_stops_waiting_when_the_daemon_stops_mid_command(
