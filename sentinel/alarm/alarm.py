@@ -14,17 +14,19 @@ from typing import Any
 
 from alerts import reasons
 from alerts.event import EventType
+from common.states import ACTIVE_STATES, AlarmState
 from sentinel.alarm.actor import Actor
 from sentinel.alarm.ids import IdAllocator
 from sentinel.alarm.rules import RANK, Policy
 
-NORMAL = "normal"
-PENDING = "pending"
-FIRING = "firing"
-ACKNOWLEDGED = "acknowledged"
-RESOLVED = "resolved"
-CANCELLED = "cancelled"  # cleared during the trip hold: never fired
-ACTIVE = (PENDING, FIRING, ACKNOWLEDGED)
+# the words common/states.py defines, under the short names this package uses
+NORMAL = AlarmState.NORMAL
+PENDING = AlarmState.PENDING
+FIRING = AlarmState.FIRING
+ACKNOWLEDGED = AlarmState.ACKNOWLEDGED
+RESOLVED = AlarmState.RESOLVED
+CANCELLED = AlarmState.CANCELLED
+ACTIVE = ACTIVE_STATES
 
 # (code, parameters) of alerts/reasons.py: the reason as each language words it
 Cause = tuple[str, dict[str, Any]]
