@@ -32,6 +32,7 @@ from sentinel.alarm.writes import (
     ShortenSilence,
     Write,
 )
+from sentinel.command_rows import ALARM
 from sentinel.store import Store
 
 log = logging.getLogger("sentinel.alarm")
@@ -167,10 +168,7 @@ class Repository:
             ]
 
     async def pending_commands(self) -> list[Command]:
-        async with self._store.db.execute(
-            "SELECT id, command, args, created FROM alarm_commands WHERE applied IS NULL "
-            "ORDER BY id"
-        ) as cur:
+        async with self._store.db.execute(ALARM.pending_sql) as cur:
             return [
                 Command(r["id"], r["command"], r["args"], r["created"])
                 for r in await cur.fetchall()
@@ -248,10 +246,7 @@ class Repository:
                     (ended, id_),
                 )
             case MarkCommand(id_, applied, result):
-                await db.execute(
-                    "UPDATE alarm_commands SET applied = ?, result = ? WHERE id = ?",
-                    (applied, result, id_),
-                )
+                await db.execute(ALARM.finish_sql, (applied, result, id_))
             case AddAction():
                 actor = write.actor
                 await db.execute(
