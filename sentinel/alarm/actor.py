@@ -17,6 +17,8 @@ from typing import Any
 
 # `user` of an action from the dashboard: "web:kim" (a uid names a local account instead)
 WEB_PREFIX = "web:"
+# a signed ack link's (sentinel/web/ack_links.py); no dashboard user may be called "link"
+LINK_USER = "web:link"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,12 @@ class Actor:
 
     @property
     def via(self) -> str | None:
-        """ "web" for an action from the dashboard, None for the CLI."""
+        """ "web" for an action from the dashboard, "ack link" for a signed link's, None
+        for the CLI."""
+        if self.user == LINK_USER:
+            return "ack link"
         if self.user is not None and self.user.startswith(WEB_PREFIX):
-            return WEB_PREFIX[:-1]
+            return "web"
         return None
 
     @classmethod
