@@ -5,8 +5,7 @@ permission, for that one alarm until `exp`. sig = HMAC-SHA256(key, "A7F3|<exp>")
 32 hex characters (128 bits). The key is 32 random bytes in <state_dir>/web-ack.key (0600),
 made on first use; deleting it voids every link given out.
 
-GET shows a page with a button and never acts: SMS apps and link scanners fetch links
-before anyone taps them. Only the button's POST acknowledges (as "link", from its address).
+The pages behind a link are in sentinel/web/ack_page.py.
 """
 
 from __future__ import annotations
@@ -14,12 +13,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import stat
 from pathlib import Path
 
 from sentinel.alarm.ids import normalize
+from sentinel.config import Config
+
+log = logging.getLogger("sentinel.web")
 
 KEY_NAME = "web-ack.key"
 KEY_BYTES = 32
@@ -129,4 +132,18 @@ class AckLinks:
             return "forged"
         if now >= int(exp):
             return "expired"
+        return None
+
+
+def ack_link(config: Config, alarm_id: str, now: float) -> str | None:
+    """The link a message carries for `alarm_id` (None: ack links are off, or the key
+    cannot be used, which is logged: the message goes out without it)."""
+    web_config = config.web
+    if web_config is None or not web_config.ack_links or not web_config.base_url:
+        return None
+    links = AckLinks(config.daemon.state_dir, web_config.ack_link_ttl, web_config.base_url)
+    try:
+        return links.link(alarm_id, now)
+    except (KeyFileError, OSError) as exc:
+        log.error("no ack link in the message: %s", exc)
         return None

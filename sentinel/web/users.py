@@ -31,6 +31,8 @@ MIN_PASSWORD = 8
 _CONCURRENT_CHECKS = 2
 
 
+# the file's name in the state directory unless [web] users_file says otherwise
+USERS_NAME = "web-users"
 # what a signed ack link acknowledges as (sentinel/web/ack_links.py): no user may be called so
 LINK_NAME = "link"
 
