@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sentinel.web.ack_links import KEY_NAME, AckLinks, KeyFileError, load_key
+from sentinel.web.ack_links import KEY_NAME, AckLinks, KeyFileError, ack_link, load_key
+from tests.fixtures.http_sink import HttpSink
+from tests.web.test_actions import browser, running, write_site
 
 NOW = 1_700_000_000.0
 
@@ -67,3 +72,88 @@ def test_links_check_out_until_they_expire(tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     assert other.link("A7F3", NOW) is None  # no host to put in an SMS
     assert other.check("A7F3", exp, sig, NOW) == "forged"  # another key
+
+
+LINKS = 'ack_links = true\nack_link_ttl = "1h"\nbase_url = "https://sentinel.example:8443"'
+
+
+async def test_a_link_asks_first_and_acks_only_on_the_button(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    async with running(tmp_path, http_sink, LINKS) as site, browser() as http:
+        alarm = await site.leak()
+        link = ack_link(site.config, alarm, time.time())
+        assert link is not None and link.startswith("https://sentinel.example:8443/ack/")
+        path = link.removeprefix("https://sentinel.example:8443/")
+        async with http.get(site.base + path) as r:  # what an SMS app's preview fetches
+            page = await r.text()
+            assert r.status == 200 and alarm in page and "under rack A" in page
+            assert 'method="post"' in page and r.headers["Referrer-Policy"] == "no-referrer"
+        assert site.engine.active_alarms()[0]["state"] == "firing"  # GET did nothing
+        assert site.query("SELECT * FROM alarm_commands") == []
+
+        query = parse_qs(urlsplit(link).query)
+        form = {"exp": query["exp"][0], "sig": query["sig"][0], "name": "park"}
+        async with http.post(f"{site.base}ack/{alarm}", data=form) as r:
+            assert r.status == 200, await r.text()
+            assert "acknowledged" in await r.text()
+        assert site.engine.active_alarms()[0]["acked_by"] == "park"
+        [row] = site.query("SELECT declared_by, user, address, uid FROM alarm_actions")
+        assert row == {
+            "declared_by": "park",
+            "user": "web:link",
+            "address": "127.0.0.1",
+            "uid": None,
+        }
+        [_, acked] = await http_sink.wait_delivered(2, "/page")
+        assert "park(ack link)" in acked.message
+
+
+async def test_forged_and_expired_links_are_refused_with_a_page(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    async with running(tmp_path, http_sink, LINKS) as site, browser() as http:
+        alarm = await site.leak()
+        links = site.server.context.links
+        assert links is not None
+        old = parse_qs(urlsplit(links.path(alarm, time.time() - 7200)).query)
+        expired = {"exp": old["exp"][0], "sig": old["sig"][0]}
+        good = parse_qs(urlsplit(links.path(alarm, time.time())).query)
+        forged = {"exp": str(int(good["exp"][0]) + 86400), "sig": good["sig"][0]}
+        for form, word in ((expired, "expired"), (forged, "not valid")):
+            async with http.get(f"{site.base}ack/{alarm}", params=form) as r:
+                assert r.status == 403 and word in await r.text()
+            async with http.post(f"{site.base}ack/{alarm}", data=form) as r:
+                assert r.status == 403 and word in await r.text()
+        # a good signature for one alarm acknowledges no other
+        other = {"exp": good["exp"][0], "sig": good["sig"][0]}
+        async with http.post(f"{site.base}ack/ZZZZ", data=other) as r:
+            assert r.status == 403
+        assert site.query("SELECT * FROM alarm_commands") == []
+        assert site.engine.active_alarms()[0]["state"] == "firing"
+
+
+async def test_links_are_off_unless_configured(tmp_path: Path, http_sink: HttpSink) -> None:
+    async with running(tmp_path, http_sink) as site, browser() as http:
+        alarm = await site.leak()
+        assert ack_link(site.config, alarm, time.time()) is None
+        async with http.get(f"{site.base}ack/{alarm}?exp=1&sig=00") as r:
+            assert r.status == 404
+        assert not (site.state / KEY_NAME).exists()
+
+
+def test_the_cli_prints_a_link(tmp_path: Path, http_sink: HttpSink) -> None:
+    cfg = write_site(tmp_path, http_sink, LINKS)
+    (tmp_path / "state").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "sentinel", "--config", str(cfg), "web", "ack-link", "a7f3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    link = proc.stdout.strip()
+    assert link.startswith("https://sentinel.example:8443/ack/A7F3?exp=")
+    query = parse_qs(urlsplit(link).query)
+    links = AckLinks(tmp_path / "state", 3600, "")
+    assert links.check("A7F3", query["exp"][0], query["sig"][0], time.time()) is None

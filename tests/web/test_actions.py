@@ -300,5 +300,5 @@ async def test_bad_json_is_a_clear_400(tmp_path: Path, http_sink: HttpSink) -> N
             headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"},
         ) as r:
             assert r.status == 400 and (await r.json())["error"] == "expected a JSON object"
-        status, body = await post(http, site.base + "api/silences", ["x"], csrf)  # type: ignore[arg-type]
+        status, _ = await post(http, site.base + "api/silences", ["x"], csrf)  # type: ignore[arg-type]
         assert status == 400
