@@ -112,7 +112,8 @@ class UserFile:
 
     @property
     def problem(self) -> str | None:
-        """Why nobody can log in (None: the file was read)."""
+        """Why nobody can log in (None: the file was read), as of now (a stat)."""
+        self.refresh()
         return self._problem
 
     def names(self) -> list[str]:
