@@ -13,6 +13,7 @@ import platform
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,6 +22,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from sentinel.web.context import CTX
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -58,6 +61,20 @@ def render(report: dict[str, Any]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReportCollector(lambda: report))
     return generate_latest(registry)
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", _metrics)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """No login: Prometheus cannot log in, and the scrape holds no secret; `metrics = false`
+    turns it off (docs/monitoring.md)."""
+    ctx = request.app[CTX]
+    if not ctx.web.metrics:
+        raise web.HTTPNotFound(text="/metrics is off ([web] metrics = false)")
+    body = render(await ctx.snapshot.report())
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def _number(value: Any) -> float | None:

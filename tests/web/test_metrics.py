@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sentinel.web.metrics import render
+from sentinel.web.metrics import CONTENT_TYPE, render
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.mosquitto import Mosquitto
 from tests.fixtures.poll import until_sync
@@ -103,6 +104,9 @@ retry_max = "1s"
 name = "docs"
 source = "{self.source}"
 target = "{tmp / "replica"}"
+
+[web]
+port = 0
 """,
         )
 
@@ -131,6 +135,12 @@ target = "{tmp / "replica"}"
             timeout=30,
         )
         return json.loads(proc.stdout) if proc.stdout else {}
+
+    def scrape(self) -> tuple[str, str]:
+        """GET /metrics over HTTP from the daemon's own web server: (content type, body)."""
+        urls = self.status()["components"]["web"]["urls"]
+        with urllib.request.urlopen(urls[0] + "metrics", timeout=10) as response:
+            return response.headers["Content-Type"], response.read().decode("utf-8")
 
     def publish(self, sensor: str, payload: dict[str, Any]) -> None:
         subprocess.run(
@@ -190,6 +200,7 @@ def settled(room: Room) -> dict[str, Any]:
             and len(channels) == 2
             and all(c["sent"] >= 1 for c in channels)
             and docs.get("last_success")
+            and report["components"].get("web", {}).get("urls")
         ):
             return report
         return None
@@ -323,3 +334,26 @@ def test_metrics_carry_the_status_reports_numbers_and_no_secret(room: Room) -> N
     assert MQTT_PASSWORD not in text
     assert APPRISE_TOKEN in (room.tmp / "apprise.yml").read_text()  # the plant is real
     assert all(name.startswith("sentinel_") for name, _ in found)
+
+    # the same numbers over HTTP from the daemon's /metrics (its own snapshot of the report,
+    # so only what does not move between two reports is compared)
+    content_type, scraped_text = room.scrape()
+    assert content_type == CONTENT_TYPE
+    scraped = samples(scraped_text)
+    again = room.status()
+    assert pick(scraped, "sentinel_sensor_value", sensor="temp-rack1") == [23.5]
+    assert pick(scraped, "sentinel_sensor_value", sensor="leak-ups") == [1.0]
+    assert pick(scraped, "sentinel_sensor_value", sensor="hum-room") == []
+    assert one(scraped, "sentinel_alarm_active", alarm=alarm["id"]) == 1.0
+    assert one(scraped, "sentinel_alarms_active", severity="critical") == len(again["alarms"])
+    assert one(scraped, "sentinel_overall_state") == 2.0
+    assert one(scraped, "sentinel_outbox_pending_messages") == again["alerts"]["outbox_pending"]
+    assert one(scraped, "sentinel_replication_rpo_seconds", replication="docs") == pytest.approx(
+        again["replication"][0]["rpo_seconds"]
+    )
+    for channel in again["alerts"]["channels"]:
+        labels = {"channel": channel["name"], "key": channel["key"]}
+        assert one(scraped, "sentinel_alert_channel_sent_total", **labels) == channel["sent"]
+        assert one(scraped, "sentinel_alert_channel_failed_total", **labels) == channel["failed"]
+    assert one(scraped, "sentinel_component_restarts_total", component="web") == 0.0
+    assert APPRISE_TOKEN not in scraped_text and MQTT_PASSWORD not in scraped_text
