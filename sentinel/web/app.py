@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sentinel.web import ack_page, actions, auth, history, timeline
+from sentinel.web import ack_page, actions, auth, history, metrics, timeline
 from sentinel.web.context import CTX, WebContext
 
 STATIC = Path(__file__).parent / "static"
@@ -50,6 +50,7 @@ def build_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/api/timeline", _timeline)
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    metrics.routes(app)
     auth.routes(app)
     actions.routes(app)
     ack_page.routes(app)

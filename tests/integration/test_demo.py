@@ -3,19 +3,75 @@
 from __future__ import annotations
 
 import filecmp
+import json
+import re
 import subprocess
 import sys
+import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
+
+from tests.fixtures.poll import until_sync
+
+# loopback only: never through a proxy from the environment
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get_json(url: str) -> Any:
+    with _OPENER.open(url, timeout=5) as response:
+        return json.load(response)
+
+
+def _overall(url: str) -> dict[str, Any] | None:
+    """The dashboard's verdict, or None while the daemon is not serving yet."""
+    try:
+        return dict(_get_json(url + "api/status")["overall"])
+    except OSError:
+        return None
 
 
 def test_demo_pages_the_leak_and_replicates_documents(tmp_path: Path) -> None:
     work = tmp_path / "demo"
-    proc = subprocess.run(
+    demo = subprocess.Popen(
         [sys.executable, "-m", "sentinel", "demo", "--duration", "22", "--dir", str(work)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True),
+        threading.Thread(target=lambda: errors.extend(demo.stderr or ()), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        # the banner names the dashboard; during the leak (10 s to 30 s) it says CRITICAL
+        dashboard = until_sync(
+            lambda: next(
+                (m.group(1) for line in lines if (m := re.search(r"dashboard\s+(\S+)", line))),
+                None,
+            ),
+            30,
+            "the banner to name the dashboard",
+        )
+        overall = until_sync(
+            lambda: (o := _overall(dashboard)) is not None and o["state"] == "CRITICAL" and o,
+            40,
+            "the dashboard to show the leak",
+        )
+        assert any("누수" in reason for reason in overall["reasons"]), overall
+        with _OPENER.open(dashboard, timeout=5) as page:
+            assert b"<html" in page.read().lower()
+        demo.wait(timeout=120)
+    finally:
+        demo.kill()
+        demo.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+    proc = subprocess.CompletedProcess(demo.args, demo.returncode, "".join(lines), "".join(errors))
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the leak under the UPS at 10 s reached the console and the file channel
     assert "누수" in proc.stdout and "전산실 UPS 하단 누수" in proc.stdout
