@@ -1,0 +1,97 @@
+"""The web server under attack by a hostile network neighbour, over real sockets against the
+daemon's own pieces (tests/web/test_actions.py `running`): what it must survive, and what it
+must never let through."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from sentinel.web import server as web_server
+from tests.fixtures.http_sink import HttpSink
+from tests.web.test_actions import running
+
+# Opens COUNT connections to PORT from each source address given, holds them and says how
+# many it opened; a separate process, so its sockets are not the daemon's.
+_HOLDER = """
+import resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (8000, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+port, count, sources = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+held = []
+for source in sources:
+    for _ in range(count):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        held.append(s)
+print(len(held), flush=True)
+time.sleep(120)
+"""
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def _hold(port: int, count: int, sources: list[str]) -> asyncio.subprocess.Process:
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLDER,
+        str(port),
+        str(count),
+        *sources,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    line = await asyncio.wait_for(holder.stdout.readline(), 60)
+    assert int(line) == count * len(sources)
+    return holder
+
+
+def _port(base: str) -> int:
+    return int(base.rstrip("/").rsplit(":", 1)[1])
+
+
+async def test_idle_connections_cannot_use_up_the_daemons_files(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    """A neighbour opening connections and sending nothing: without a limit each one held a
+    file descriptor of the daemon until it ran out (systemd's default is 1024), and the
+    leak's page was set aside as undeliverable. Now they are closed beyond the limit, and
+    the page goes out."""
+    async with running(tmp_path, http_sink) as site:
+        before = _open_files()
+        sources = [f"127.0.1.{n}" for n in range(1, 21)]  # 20 neighbours x 40 = 800
+        holder = await _hold(_port(site.base), 40, sources)
+        try:
+            await asyncio.sleep(0.5)  # let the loop accept (and refuse) them all
+            held = _open_files() - before
+            assert held <= web_server.MAX_CONNECTIONS + 5, held
+            assert site.server.health()["refused_connections"] >= 800 - held
+            alarm = await site.leak()
+            [page] = await http_sink.wait_delivered(1, "/page")
+            assert alarm in page.message
+        finally:
+            holder.kill()
+            await holder.wait()
+
+
+async def test_one_address_cannot_take_every_connection(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    async with running(tmp_path, http_sink) as site:
+        holder = await _hold(_port(site.base), 300, ["127.0.0.2"])
+        try:
+            await asyncio.sleep(0.5)
+            assert site.server.health()["connections"] <= web_server.PER_ADDRESS + 1
+            async with aiohttp.ClientSession() as http, http.get(site.base + "healthz") as r:
+                assert r.status == 200
+        finally:
+            holder.kill()
+            await holder.wait()
