@@ -81,7 +81,7 @@ async def _history(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(
             text="expected ?sensor=<id>&kind=<kind>&range=" + "|".join(history.RANGES)
         )
-    result = await asyncio.to_thread(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
+    result = await ctx.read(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
     result["range"] = request.query.get("range", "24h")
     return web.json_response(history.with_thresholds(result, ctx.config), dumps=_dumps)
 
@@ -92,7 +92,7 @@ async def _timeline(request: web.Request) -> web.Response:
         limit = max(1, min(TIMELINE_MAX, int(request.query.get("limit", "100"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit: expected a whole number") from None
-    items = await asyncio.to_thread(timeline.read, ctx.state_dir, limit)
+    items = await ctx.read(timeline.read, ctx.state_dir, limit)
     return web.json_response({"items": items}, dumps=_dumps)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -95,3 +97,32 @@ async def test_one_address_cannot_take_every_connection(
         finally:
             holder.kill()
             await holder.wait()
+
+
+async def test_a_flood_of_chart_queries_leaves_the_daemons_threads_alone(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    """Charts, the timeline and the scrape run in the web's own threads: the loop's default
+    threads, which the daemon's own work needs (heartbeat files, replication checks), are
+    not where anyone who reaches the port can queue work. Shown the other way round: with
+    every default thread busy, the charts still answer."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    async with running(tmp_path, http_sink) as site, aiohttp.ClientSession() as http:
+        await site.leak()
+        pool = ThreadPoolExecutor(2)
+        loop.set_default_executor(pool)
+        busy = [loop.run_in_executor(None, release.wait) for _ in range(2)]
+        try:
+            urls = [
+                "api/history?sensor=leak-1&kind=water_leak&range=24h",
+                "api/history?sensor=leak-1&kind=water_leak&range=30d",
+                "api/timeline?limit=10",
+            ]
+            for url in urls * 10:
+                async with asyncio.timeout(20), http.get(site.base + url) as r:
+                    assert r.status == 200, url
+        finally:
+            release.set()
+            await asyncio.gather(*busy)
+            pool.shutdown()
