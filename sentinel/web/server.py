@@ -117,7 +117,26 @@ class WebServer:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(web_config.tls_cert, web_config.tls_key)
+        key = web_config.tls_key
+
+        def no_passphrase() -> bytes:
+            # without this OpenSSL asks for it on the terminal, and the daemon's whole loop,
+            # alarms and alerts included, waits for someone to type it
+            raise ssl.SSLError(
+                f"the TLS key {key} is encrypted: the daemon cannot type its passphrase; "
+                "keep it unencrypted, readable by the daemon's user only (mode 0600)"
+            )
+
+        try:
+            context.load_cert_chain(web_config.tls_cert, key, password=no_passphrase)
+        except OSError as exc:
+            if "encrypted" in str(exc):
+                raise
+            # OpenSSL's own words name neither file ("No such file", "PEM lib")
+            raise ssl.SSLError(
+                f"cannot load the TLS certificate {web_config.tls_cert} with the key {key} "
+                f"([web] tls_cert, tls_key): {exc.strerror or exc}"
+            ) from None
         return context
 
     async def run(self) -> None:

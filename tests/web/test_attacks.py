@@ -5,17 +5,23 @@ must never let through."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import subprocess
 import sys
+import termios
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from sentinel.config import load_config
 from sentinel.web import server as web_server
+from sentinel.web.server import WebServer
 from tests.fixtures.http_sink import HttpSink
-from tests.web.test_actions import running
+from tests.web.test_actions import running, write_site
 
 # Opens COUNT connections to PORT from each source address given, holds them and says how
 # many it opened; a separate process, so its sockets are not the daemon's.
@@ -126,3 +132,78 @@ async def test_a_flood_of_chart_queries_leaves_the_daemons_threads_alone(
             release.set()
             await asyncio.gather(*busy)
             pool.shutdown()
+
+
+# builds the server's TLS context from the config named in argv[1], as the daemon does at start
+_LOAD_TLS = """
+import sys
+from pathlib import Path
+from sentinel.config import load_config
+from sentinel.web.server import WebServer
+try:
+    WebServer(load_config(Path(sys.argv[1]))).ssl_context()
+except OSError as exc:
+    print("refused:", exc, flush=True)
+"""
+
+
+def _with_terminal(slave: int) -> None:
+    """In the child: a session of its own whose controlling terminal is the pty `slave`, as
+    `sentinel run` started by hand in a terminal has."""
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+
+def test_an_encrypted_tls_key_is_refused_not_asked_for_on_the_terminal(
+    tmp_path: Path,
+) -> None:
+    """OpenSSL asks for an encrypted key's passphrase on the terminal, inside the daemon's
+    event loop: every alarm waited for someone to type. Now it is refused, saying why."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "1", "-subj", "/CN=x",
+            "-passout", "pass:hunter22", "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    config = tmp_path / "sentinel.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\nhost = "127.0.0.1"\n'
+        f'[web]\ntls_cert = "{cert}"\ntls_key = "{key}"\n',
+        encoding="utf-8",
+    )
+    master, slave = os.openpty()
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", _LOAD_TLS, str(config)],
+            stdin=slave,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            preexec_fn=lambda: _with_terminal(slave),
+            cwd=Path(__file__).parents[2],
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("loading the TLS key waited for a passphrase on the terminal")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "refused:" in child.stdout and "encrypted" in child.stdout, child
+    assert "hunter22" not in child.stdout + child.stderr
+
+
+async def test_a_tls_key_that_cannot_be_read_is_named_in_the_web_components_health(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "gone.key"
+    cert.write_text("not a certificate\n", encoding="utf-8")
+    web = f'tls_cert = "{cert}"\ntls_key = "{key}"'
+    config = load_config(write_site(tmp_path, http_sink, web))
+    server = WebServer(config)
+    with pytest.raises(OSError):
+        await server.run()
+    error = server.health()["last_error"] or ""
+    assert str(cert) in error and str(key) in error, error
