@@ -11,17 +11,21 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
 from sentinel.config import load_config
 from sentinel.web import server as web_server
+from sentinel.web.ack_links import ack_link
 from sentinel.web.server import WebServer
 from tests.fixtures.http_sink import HttpSink
-from tests.web.test_actions import running, write_site
+from tests.web.test_ack_links import LINKS
+from tests.web.test_actions import browser, running, write_site
 
 # Opens COUNT connections to PORT from each source address given, holds them and says how
 # many it opened; a separate process, so its sockets are not the daemon's.
@@ -207,3 +211,23 @@ async def test_a_tls_key_that_cannot_be_read_is_named_in_the_web_components_heal
         await server.run()
     error = server.health()["last_error"] or ""
     assert str(cert) in error and str(key) in error, error
+
+
+async def test_a_link_name_cannot_turn_the_announcement_around(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    """The name typed beside an ack link's button, and a reason, reach SMS and the log as
+    they are: a right-to-left override (U+202E) or a control character would let "who, from
+    where" read as something else there."""
+    async with running(tmp_path, http_sink, LINKS) as site, browser() as http:
+        alarm = await site.leak()
+        link = ack_link(site.config, alarm, time.time())
+        assert link is not None
+        query = parse_qs(urlsplit(link).query)
+        name = "park\u202e\x00\x1b[2J)01.0.0.01 morf bew( mik"
+        form = {"exp": query["exp"][0], "sig": query["sig"][0], "name": name}
+        async with http.post(f"{site.base}ack/{alarm}", data=form) as r:
+            assert r.status == 200, await r.text()
+        [row] = site.query("SELECT declared_by FROM alarm_actions")
+        assert row["declared_by"] == "park [2J)01.0.0.01 morf bew( mik"
+        assert all(c.isprintable() for c in site.engine.active_alarms()[0]["acked_by"])
