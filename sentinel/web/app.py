@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
 from sentinel.web import ack_page, actions, auth, history, metrics, timeline
 from sentinel.web.context import CTX, WebContext
+
+log = logging.getLogger("sentinel.web")
 
 STATIC = Path(__file__).parent / "static"
 # a stream with nothing new still says it is alive this often (proxies drop idle ones)
@@ -81,7 +85,10 @@ async def _history(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(
             text="expected ?sensor=<id>&kind=<kind>&range=" + "|".join(history.RANGES)
         )
-    result = await ctx.read(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
+    try:
+        result = await ctx.read(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
+    except sqlite3.Error as exc:
+        _unreadable("the history", exc)
     result["range"] = request.query.get("range", "24h")
     return web.json_response(history.with_thresholds(result, ctx.config), dumps=_dumps)
 
@@ -92,7 +99,10 @@ async def _timeline(request: web.Request) -> web.Response:
         limit = max(1, min(TIMELINE_MAX, int(request.query.get("limit", "100"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit: expected a whole number") from None
-    items = await ctx.read(timeline.read, ctx.state_dir, limit)
+    try:
+        items = await ctx.read(timeline.read, ctx.state_dir, limit)
+    except sqlite3.Error as exc:
+        _unreadable("the timeline", exc)
     return web.json_response({"items": items}, dumps=_dumps)
 
 
@@ -125,6 +135,16 @@ async def _events(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(Exception):
             await response.write_eof()
     return response
+
+
+def _unreadable(what: str, exc: sqlite3.Error) -> NoReturn:
+    """503 with the reason, for the page to show in place of the chart or the list (a bare
+    500 said only that the server "got itself in trouble")."""
+    log.error("web: cannot read %s: %s", what, exc)
+    raise web.HTTPServiceUnavailable(
+        text=json.dumps({"ok": False, "error": f"cannot read {what}: {exc}"}),
+        content_type="application/json",
+    )
 
 
 def _dumps(obj: Any) -> str:

@@ -24,6 +24,7 @@ from sentinel.web import server as web_server
 from sentinel.web.ack_links import ack_link
 from sentinel.web.server import WebServer
 from tests.fixtures.http_sink import HttpSink
+from tests.fixtures.poll import until
 from tests.web.test_ack_links import LINKS
 from tests.web.test_actions import browser, running, write_site
 
@@ -231,3 +232,30 @@ async def test_a_link_name_cannot_turn_the_announcement_around(
         [row] = site.query("SELECT declared_by FROM alarm_actions")
         assert row["declared_by"] == "park [2J)01.0.0.01 morf bew( mik"
         assert all(c.isprintable() for c in site.engine.active_alarms()[0]["acked_by"])
+
+
+async def test_an_unreadable_state_database_is_said_in_the_charts_and_the_timeline(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    config = load_config(write_site(tmp_path, http_sink))
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "sentinel.db").write_bytes(b"not a database " * 100)
+    server = WebServer(config)
+    task = asyncio.create_task(server.run())
+    try:
+        await until(lambda: server.urls, 10, "the web server to listen")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.urls[0] + "api/status") as r:
+                assert "not a database" in (await r.json())["daemon"]["error"]
+            for url in (
+                "api/history?sensor=leak-1&kind=water_leak&range=1h",
+                "api/history?sensor=leak-1&kind=water_leak&range=30d",
+                "api/timeline",
+            ):
+                async with http.get(server.urls[0] + url) as r:
+                    assert r.status == 503, url
+                    body = await r.json()
+                assert body["ok"] is False and "not a database" in body["error"], body
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
