@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from sentinel.web import ack_page, actions, auth, history, metrics, timeline
+from sentinel.web import ack_page, actions, auth, history, hosts, metrics, timeline
 from sentinel.web.context import CTX, WebContext
 
 log = logging.getLogger("sentinel.web")
@@ -45,7 +45,7 @@ async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def build_app(ctx: WebContext) -> web.Application:
-    app = web.Application(middlewares=[_headers], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_headers, hosts.host_guard], client_max_size=64 * 1024)
     app[CTX] = ctx
     app.router.add_get("/", _index)
     app.router.add_get("/healthz", _healthz)

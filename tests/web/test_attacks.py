@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import socket
 import subprocess
 import sys
 import termios
@@ -259,3 +260,37 @@ async def test_an_unreadable_state_database_is_said_in_the_charts_and_the_timeli
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_name_the_dashboard_was_not_given_is_refused(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    """DNS rebinding: another site points its own name at this address and its script reads
+    the dashboard through a visitor's browser, which sends that name as Host."""
+    web = 'hosts = ["sentinel.county.local"]\nbase_url = "https://room.example:8443"'
+    async with running(tmp_path, http_sink, web) as site, aiohttp.ClientSession() as http:
+        await site.leak()
+        port = _port(site.base)
+        for path in ("api/status", "api/timeline", "", "events", "login"):
+            async with http.get(site.base + path, headers={"Host": f"evil.example:{port}"}) as r:
+                assert r.status == 421, path
+                assert "evil.example" in (await r.json())["error"]
+        async with http.post(
+            site.base + "login",
+            json={"user": "kim", "password": "x"},
+            headers={"Host": "evil.example"},
+        ) as r:
+            assert r.status == 421
+        for host in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            "sentinel.county.local",
+            "room.example:8443",
+            f"[::1]:{port}",
+            f"{socket.gethostname()}:{port}",
+        ):
+            async with http.get(site.base + "api/status", headers={"Host": host}) as r:
+                assert r.status == 200, host
+        for path in ("healthz", "metrics"):  # monitoring uses whatever name it has
+            async with http.get(site.base + path, headers={"Host": "evil.example"}) as r:
+                assert r.status == 200, path
