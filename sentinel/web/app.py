@@ -122,7 +122,12 @@ async def _events(request: web.Request) -> web.StreamResponse:
     try:
         version = -1
         while True:
-            if await ctx.snapshot.wait_newer(version, PING_EVERY):
+            newer = await ctx.snapshot.wait_newer(version, PING_EVERY)
+            if ctx.web.view == "login" and auth.current_session(request) is None:
+                # logged out, expired, or the user deleted since the stream opened: a phone
+                # that was let in once must not keep watching the room for ever
+                break
+            if newer:
                 data = await ctx.snapshot.report_json()
                 version = ctx.snapshot.version
                 await response.write(b"event: status\ndata: " + data + b"\n\n")

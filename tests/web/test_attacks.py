@@ -27,7 +27,7 @@ from sentinel.web.server import WebServer
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.poll import until
 from tests.web.test_ack_links import LINKS
-from tests.web.test_actions import browser, running, write_site
+from tests.web.test_actions import PASSWORD, add_users, browser, login, running, write_site
 
 # Opens COUNT connections to PORT from each source address given, holds them and says how
 # many it opened; a separate process, so its sockets are not the daemon's.
@@ -294,3 +294,20 @@ async def test_a_name_the_dashboard_was_not_given_is_refused(
         for path in ("healthz", "metrics"):  # monitoring uses whatever name it has
             async with http.get(site.base + path, headers={"Host": "evil.example"}) as r:
                 assert r.status == 200, path
+
+
+async def test_with_view_login_an_open_stream_ends_with_its_session(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    """The live stream was checked only when it opened: a user deleted (or logged out
+    elsewhere) kept watching the room for as long as the phone kept the page open."""
+    async with running(tmp_path, http_sink, 'view = "login"') as site, browser() as http:
+        await login(http, site)
+        async with http.get(site.base + "events") as stream:
+            assert stream.status == 200
+            assert await stream.content.readline() == b"event: status\n"
+            add_users(site.users, lee=PASSWORD)  # kim is no longer in the file
+            alarm = await site.leak()  # something new for the stream to send
+            async with asyncio.timeout(30):
+                rest = await stream.content.read()  # until the server ends the stream
+        assert alarm.encode() not in rest
