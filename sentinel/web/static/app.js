@@ -796,6 +796,20 @@ function renderTiles(previous, langChanged) {
   }
 }
 
+function sinceReport() {
+  return lastUpdate ? Math.max(0, (Date.now() - lastUpdate.getTime()) / 1000) : 0;
+}
+
+// ages tick on a quiet page, where no report arrives for minutes
+setInterval(() => {
+  if (!report || document.hidden) return;
+  const alarms = Array.isArray(report.alarms) ? report.alarms : [];
+  for (const [id, rows] of sensorGroups()) {
+    const tile = $("tiles").querySelector(`:scope > .tile[data-sensor="${CSS.escape(id)}"]`);
+    if (tile) updateTile(tile, rows, alarms);
+  }
+}, 5000);
+
 function makeTile(id, kind) {
   const tile = el("article", { class: "tile", "data-testid": `tile-${id}`, "data-sensor": id, "data-state": "UNKNOWN" },
     el("header", { class: "tile-head" },
@@ -822,7 +836,8 @@ function updateTile(tile, rows, alarms) {
   tile.querySelector(".tile-value").textContent = formatValue(primary.kind, primary.value, primary.unit);
   tile.querySelector(".tile-meta").textContent = [
     primary.id,
-    isNum(primary.age) ? t("age", duration(primary.age)) : t("never_seen"),
+    // the report's age was right when it was made; between reports it keeps counting
+    isNum(primary.age) ? t("age", duration(primary.age + sinceReport())) : t("never_seen"),
     primary.silenced ? t("silenced", when(primary.silenced.until)) : null,
   ].filter(Boolean).join(" · ");
   const extra = rows.slice(1).map((r) => `${r.kind}: ${formatValue(r.kind, r.value, r.unit)}`);
@@ -1001,6 +1016,7 @@ function dropChart(key) {
 setInterval(() => {
   if (document.hidden) return; // a phone in a pocket need not poll
   for (const chart of charts.values()) chart.load();
+  loadTimeline();
 }, REFRESH_MS);
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) for (const chart of charts.values()) chart.soon();
