@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 # python3-venv: scripts/install.sh builds its venv with /usr/bin/python3 (the system one),
 # whatever python3 comes first on PATH, and tests/systemd/test_real_install.py runs it.
 APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client socat lsyncd
-    btrfs-progs stunnel4 openssl acl python3-venv)
+    btrfs-progs stunnel4 openssl acl python3-venv
+    # the dashboard's browser tests: Debian's chromium (Playwright drives it; no download)
+    # and a font with Hangul so the Korean page renders in screenshots
+    chromium fonts-noto-cjk)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

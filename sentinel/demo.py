@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from sentinel.logs import setup_logging
 log = logging.getLogger("sentinel.demo")
 
 SITE = "데모 군청 전산실"
+WEB_PORT = 8080
 VERSIONS_DIR = ".sentinel-versions"
 
 CONFIG = """\
@@ -100,6 +102,12 @@ format = "zigbee2mqtt"
 topic = "zigbee2mqtt/{smoke}"
 max_age = "5m"
 
+[web]
+# the dashboard and /metrics; loopback only
+listen = "127.0.0.1"
+port = {web_port}
+language = "ko"
+
 [alerts]
 apprise_config = "apprise.yml"
 language = "ko"
@@ -141,7 +149,19 @@ def private_file(path: Path, text: str) -> None:
         out.write(text)
 
 
-def prepare(work: Path, port: int, keeper: DemoKeeper) -> Path:
+def web_port(preferred: int = WEB_PORT) -> int:
+    """The dashboard's port: 8080 when free, else any free loopback port."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise SystemExit("sentinel demo: no free loopback port for the dashboard")
+
+
+def prepare(work: Path, port: int, keeper: DemoKeeper, web: int) -> Path:
     (work / "onnara" / "결재").mkdir(parents=True, exist_ok=True)
     for n in range(1, 6):
         (work / "onnara" / "결재" / f"기안-{n:04d}.hwp").write_bytes(os.urandom(2048))
@@ -153,6 +173,7 @@ def prepare(work: Path, port: int, keeper: DemoKeeper) -> Path:
             site=SITE,
             work=work,
             port=port,
+            web_port=web,
             leak=LEAK_DEVICE,
             climate=CLIMATE_DEVICE,
             smoke=SMOKE_DEVICE,
@@ -263,7 +284,7 @@ async def finish_after(seconds: float, daemon: Daemon, writer: asyncio.Task[None
     daemon.request_stop()
 
 
-def banner(work: Path, config: Path, port: int, keeper: DemoKeeper) -> str:
+def banner(work: Path, config: Path, port: int, keeper: DemoKeeper, web: int) -> str:
     return f"""
 sentinel demo — the whole daemon on embedded defaults, in {work}
 
@@ -273,6 +294,8 @@ sentinel demo — the whole daemon on embedded defaults, in {work}
   keeper     {keeper.describe()}
              snapshots in {keeper.root}/snapshots, its pages in {keeper.pages}
   alerts     printed here ([failure] ...) and appended to {work}/alerts.log
+  dashboard  http://127.0.0.1:{web}/   (open it: the leak at 10 s turns it red)
+  metrics    http://127.0.0.1:{web}/metrics   (Prometheus)
 
 What happens: water under the UPS at 10 s (critical page), mopped up at 30 s (resolved);
 the cooling fails at 35 s (heat warning near 68 s, critical near 93 s, then it cools);
@@ -292,11 +315,12 @@ async def _demo(work: Path, duration: float | None) -> int:
     broker = start_demo_broker(work)
     keeper = prepare_keeper(work)
     try:
-        config_path = prepare(work, broker.port, keeper)
+        web = web_port()
+        config_path = prepare(work, broker.port, keeper, web)
         config = load_config(config_path)
         setup_logging(config.daemon.log_level)
         install_log_masking(config)
-        print(banner(work, config_path, broker.port, keeper), flush=True)
+        print(banner(work, config_path, broker.port, keeper, web), flush=True)
         start_keeper(keeper)
         daemon = Daemon(config, config_path)
         writer = asyncio.create_task(write_documents(work / "onnara"))

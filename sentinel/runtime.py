@@ -119,6 +119,7 @@ class Runtime:
         self.replicators: list[Any] = []
         self.keeper_rooms: list[RoomHeartbeat] = []
         self.keeper_confirm: KeeperConfirm | None = None
+        self.web: Any = None
 
     @staticmethod
     async def migrate(store: Store) -> None:
@@ -163,6 +164,11 @@ class Runtime:
             self.keeper_confirm = KeeperConfirm(self.keeper_rooms, clock=self.clock)
             self.sender.confirm = self.keeper_confirm
         components += build_keeper(self.config, self.engine.submit, clock=self.clock)
+        if self.config.web is not None:
+            from sentinel.web.server import WebServer  # aiohttp only when the web is on
+
+            self.web = WebServer(self.config, clock=self.clock)
+            components.append(self.web)
         for component in components:
             self.supervisor.start(component)
         watch = ComponentWatch(

@@ -62,6 +62,15 @@ def _resolve_relative(config: Config, base: Path) -> Config:
     if apprise is not None and not apprise.is_absolute():
         alerts = config.alerts.model_copy(update={"apprise_config": base / apprise})
         config = config.model_copy(update={"alerts": alerts})
+    web = config.web
+    if web is not None:
+        paths = {
+            key: base / value
+            for key in ("users_file", "tls_cert", "tls_key")
+            if isinstance(value := getattr(web, key), Path) and not value.is_absolute()
+        }
+        if paths:
+            config = config.model_copy(update={"web": web.model_copy(update=paths)})
     return config
 
 

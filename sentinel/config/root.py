@@ -19,6 +19,7 @@ from sentinel.config.sensors import (
     SerialPortConfig,
 )
 from sentinel.config.types import ConfigPath, Duration, Model, format_duration
+from sentinel.config.web import WebConfig
 from sentinel.supervisor import BACKOFF_MAX, RESTART_ALARM_COUNT, RESTART_ALARM_WINDOW
 
 
@@ -63,6 +64,8 @@ class Config(Model):
     replication: list[ReplicationConfig] = []
     # the health-center role (`sentinel keeper run`): rooms whose landing areas it keeps
     keeper: KeeperConfig | None = None
+    # the dashboard and /metrics (sentinel/web/); no section, no web server
+    web: WebConfig | None = None
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

@@ -1,0 +1,139 @@
+"""The aiohttp application: the dashboard page, its JSON, its live stream, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from sentinel.web import history, timeline
+from sentinel.web.context import CTX, WebContext
+
+STATIC = Path(__file__).parent / "static"
+# a stream with nothing new still says it is alive this often (proxies drop idle ones)
+PING_EVERY = 15.0
+TIMELINE_MAX = 500
+
+# No inline script or style and nothing from another host: a sensor name that smuggles in
+# markup cannot run, and the page works with no internet.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    request.app[CTX].stats["requests"] += 1
+    response: web.StreamResponse = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # an ack link's signature must not leak to another site through the Referer header
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith(("/api/", "/events", "/metrics")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def build_app(ctx: WebContext) -> web.Application:
+    app = web.Application(middlewares=[_headers], client_max_size=64 * 1024)
+    app[CTX] = ctx
+    app.router.add_get("/", _index)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/api/status", _status)
+    app.router.add_get("/api/history", _history)
+    app.router.add_get("/api/timeline", _timeline)
+    app.router.add_get("/events", _events)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    return app
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def session_view(request: web.Request) -> dict[str, Any]:
+    """The "web" part of /api/status: language and who is logged in (auth fills it)."""
+    ctx = request.app[CTX]
+    return {
+        "language": ctx.web.language,
+        "view": ctx.web.view,
+        "user": None,
+        "csrf": None,
+        "can_act": False,
+    }
+
+
+async def _status(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    report = dict(await ctx.snapshot.report())
+    report["web"] = session_view(request)
+    return web.json_response(report, dumps=_dumps)
+
+
+async def _history(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    sensor = request.query.get("sensor", "")
+    kind = request.query.get("kind", "")
+    span = history.RANGES.get(request.query.get("range", "24h"))
+    if not sensor or not kind or span is None:
+        raise web.HTTPBadRequest(
+            text="expected ?sensor=<id>&kind=<kind>&range=" + "|".join(history.RANGES)
+        )
+    result = await asyncio.to_thread(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
+    result["range"] = request.query.get("range", "24h")
+    return web.json_response(history.with_thresholds(result, ctx.config), dumps=_dumps)
+
+
+async def _timeline(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    try:
+        limit = max(1, min(TIMELINE_MAX, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit: expected a whole number") from None
+    items = await asyncio.to_thread(timeline.read, ctx.state_dir, limit)
+    return web.json_response({"items": items}, dumps=_dumps)
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the report at once and whenever a newer one is built."""
+    ctx = request.app[CTX]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # nginx would otherwise hold the stream back
+        }
+    )
+    await response.prepare(request)
+    ctx.snapshot.watchers += 1
+    ctx.stats["streams"] += 1
+    try:
+        version = -1
+        while True:
+            if await ctx.snapshot.wait_newer(version, PING_EVERY):
+                data = await ctx.snapshot.report_json()
+                version = ctx.snapshot.version
+                await response.write(b"event: status\ndata: " + data + b"\n\n")
+            else:
+                await response.write(b": ping\n\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        ctx.snapshot.watchers -= 1
+        with contextlib.suppress(Exception):
+            await response.write_eof()
+    return response
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str, ensure_ascii=False)

@@ -1,0 +1,108 @@
+"""Sensor history for the charts, downsampled in SQLite.
+
+30 days of 10-second samples is 259,200 rows per sensor; a phone needs at most a few hundred
+points. The bucket statistics (min, avg, max) are computed by SQLite over the
+(sensor_id, kind, ts) index, in a worker thread with its own read-only connection, so a
+30-day chart costs one indexed range scan and never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sentinel.alarm.rules import RuleBook
+from sentinel.config import Config
+from sentinel.store import open_readonly
+
+RANGES: dict[str, float] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
+# points per chart: about one per two pixels of a desktop chart, plenty for a phone
+MAX_POINTS = 720
+
+# JSON text -> number; booleans as 0/1; strings (a JSON text starting with a quote) skipped
+_QUERY = """
+SELECT MIN(CAST((ts - :start) / :step AS INTEGER), :last) AS bucket,
+       MIN(ts), MIN(v), AVG(v), MAX(v)
+FROM (
+    SELECT ts, CASE value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0
+                          ELSE CAST(value AS REAL) END AS v
+    FROM alarm_history
+    WHERE sensor_id = :sensor AND kind = :kind AND ts >= :start AND ts <= :end
+      AND value IS NOT NULL AND substr(value, 1, 1) != '"'
+)
+GROUP BY bucket ORDER BY bucket
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    warn_high: float | None = None
+    crit_high: float | None = None
+    warn_low: float | None = None
+    crit_low: float | None = None
+
+
+def thresholds(config: Config, sensor_id: str, kind: str) -> Thresholds:
+    """The limits the alarm engine applies to this sensor, drawn on its chart."""
+    book = RuleBook(config.rules, config.alarms, {s.id: s.kind for s in config.sensors})
+    rule = book.rule(sensor_id, kind)
+    if not rule.enabled:
+        return Thresholds()
+    return Thresholds(rule.warn_high, rule.crit_high, rule.warn_low, rule.crit_low)
+
+
+def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -> dict[str, Any]:
+    """Bucketed history of one (sensor, kind) over the last `span` seconds."""
+    start = now - span
+    step = max(1.0, span / MAX_POINTS)
+    columns: dict[str, list[float | None]] = {"t": [], "min": [], "avg": [], "max": []}
+    unit = ""
+    conn = open_readonly(state_dir)
+    if conn is not None:
+        try:
+            params = {
+                "sensor": sensor_id,
+                "kind": kind,
+                "start": start,
+                "end": now,
+                "step": step,
+                "last": MAX_POINTS - 1,  # a sample at exactly `now` joins the last bucket
+            }
+            for _bucket, first, lo, mean, hi in conn.execute(_QUERY, params):
+                columns["t"].append(round(first, 3))
+                columns["min"].append(_num(lo))
+                columns["avg"].append(_num(mean))
+                columns["max"].append(_num(hi))
+            row = conn.execute(
+                "SELECT unit FROM alarm_sensors WHERE id = ? AND kind = ?", (sensor_id, kind)
+            ).fetchone()
+            unit = str(row[0]) if row else ""
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # a daemon that never ran has no history
+                raise
+        finally:
+            conn.close()
+    return {
+        "sensor": sensor_id,
+        "kind": kind,
+        "unit": unit,
+        "from": start,
+        "to": now,
+        "step": step,
+        **columns,
+    }
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return round(number, 4) if math.isfinite(number) else None
+
+
+def with_thresholds(result: dict[str, Any], config: Config) -> dict[str, Any]:
+    result["thresholds"] = asdict(thresholds(config, result["sensor"], result["kind"]))
+    return result
