@@ -291,7 +291,7 @@ async def ack(request: web.Request) -> web.Response:
         {
             "ts": time.time(),
             "type": "action",
-            "alarm_id": request.match_info["id"],
+            "target": request.match_info["id"],  # the real timeline names it so
             "command": "ack",
             "by": room.user,
             "address": request.remote,

@@ -74,6 +74,8 @@ const I18N = {
     "sensor_never-seen": "미수신",
     sev_critical: "위험",
     sev_warning: "주의",
+    sev_info: "정보",
+    alarm_normal: "정상",
     alarm_pending: "대기",
     alarm_firing: "발생",
     alarm_acknowledged: "확인됨",
@@ -204,6 +206,8 @@ const I18N = {
     "sensor_never-seen": "never seen",
     sev_critical: "critical",
     sev_warning: "warning",
+    sev_info: "info",
+    alarm_normal: "normal",
     alarm_pending: "pending",
     alarm_firing: "firing",
     alarm_acknowledged: "acknowledged",
@@ -284,6 +288,7 @@ let report = null;
 let web = { language: "ko", user: null, csrf: null, can_act: false, view: "open" };
 let lastUpdate = null;
 const charts = new Map(); // chart key -> Chart
+let chartsMarked = false;
 
 function t(key, ...args) {
   const words = I18N[lang] || I18N.ko;
@@ -512,6 +517,8 @@ function render(data) {
   data.web = web;
   const previous = report;
   report = data;
+  // for bench/: the page is usable once the first report is on it
+  if (!previous && performance.mark) performance.mark("sentinel-first-report");
   lastUpdate = new Date();
   const newLang = web.language === "en" ? "en" : "ko";
   const langChanged = newLang !== lang;
@@ -860,6 +867,8 @@ class Chart {
     this.kind = kind;
     this.range = "24h";
     this.plot = null;
+    this.drawn = false;
+    this.xrange = null;
     this.shape = null;
     this.loading = null;
     this.lastLoad = 0;
@@ -911,6 +920,7 @@ class Chart {
       return;
     }
     if (this.loading !== token || !this.box.isConnected) return; // a newer range was asked for
+    this.xrange = isNum(data.from) && isNum(data.to) && data.to > data.from ? [data.from, data.to] : null;
     this.draw(data);
   }
 
@@ -933,7 +943,8 @@ class Chart {
       data.push(min, avg, max);
       series.push(
         { label: "min", stroke: COLORS.band, width: 1, points: { show: false } },
-        { label: t("legend_avg"), stroke: COLORS.avg, width: 2, points: { show: false } },
+        // points: uPlot shows them by itself when there are few (one reading is no line)
+        { label: t("legend_avg"), stroke: COLORS.avg, width: 2 },
         { label: "max", stroke: COLORS.band, width: 1, points: { show: false } });
       bands.push({ series: [3, 1], fill: COLORS.band });
       points = avg.filter((v) => v !== null).length;
@@ -953,6 +964,11 @@ class Chart {
       this.plot = new uPlot(this.options(series, bands, h.unit), data, this.area);
     }
     this.area.dataset.points = String(points);
+    this.drawn = true;
+    if (!chartsMarked && [...charts.values()].every((c) => c.drawn) && performance.mark) {
+      chartsMarked = true;
+      performance.mark("sentinel-charts-drawn"); // for bench/: every chart has its points
+    }
     this.area.dataset.range = this.range;
     const unit = h.unit || "";
     const limitsNote = THRESHOLDS.filter(([k]) => h.thresholds && isNum(h.thresholds[k]))
@@ -969,7 +985,12 @@ class Chart {
       bands,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: boolean ? { y: { range: [0, 1.05] } } : {},
+      scales: {
+        // the whole range asked for, not just where readings are: a sensor that went
+        // quiet an hour ago shows an empty hour, and every chart of a range lines up
+        x: { time: true, range: (u, lo, hi) => this.xrange || [lo, hi] },
+        ...(boolean ? { y: { range: [0, 1.05] } } : {}),
+      },
       axes: [
         { values: (u, splits, ax, space, incr) => splits.map((s) => axisTime(s, incr)), size: 30 },
         boolean
@@ -1148,7 +1169,8 @@ function timelineRow(item) {
   const sev = item.severity === "critical" ? "CRITICAL" : item.severity === "warning" ? "WARNING" : null;
   return el("li", { class: "tl-row", "data-type": item.type || "", "data-alarm": item.alarm_id || "" },
     el("time", { class: "tl-time", text: when(item.ts) }),
-    el("span", { class: "tl-alarm", text: [item.alarm_id, item.sensor].filter(Boolean).join(" ") }),
+    // an action names what it acted on (an alarm id, a silence, a sensor) as its target
+    el("span", { class: "tl-alarm", text: [item.alarm_id || item.target, item.location || item.sensor].filter(Boolean).join(" ") }),
     el("span", { class: "tl-change", text: change }),
     sev ? el("span", { class: "badge", "data-state": sev, text: t(`sev_${item.severity}`) }) : el("span"),
     el("span", { class: "tl-who", text: who }),
