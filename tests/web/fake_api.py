@@ -34,6 +34,7 @@ class Room:
         self.silences: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []
         self.user: str | None = None
+        self.failed_logins = 0
         self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.started = time.time()
 
@@ -334,11 +335,16 @@ async def unsilence(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await request.json() if request.content_type == "application/json" else {}
     room = request.app[ROOM]
+    if room.failed_logins >= 3:
+        return web.json_response(
+            {"ok": False, "error": "locked"}, status=429, headers={"Retry-After": "300"}
+        )
     if form.get("user") == "kim" and form.get("password") == "pw":
         room.user = "kim"
         raise web.HTTPSeeOther("/")
+    room.failed_logins += 1
     return web.json_response({"ok": False, "error": "wrong user or password"}, status=401)
 
 

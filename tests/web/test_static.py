@@ -270,6 +270,7 @@ def test_log_in_acknowledge_and_see_it_in_the_timeline(server: FakeServer, brows
     page.fill("input[name=password]", "pw")
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("logout")).to_be_visible()
+    expect(page.get_by_test_id("logout")).to_contain_text("로그아웃")
 
     page.get_by_test_id("ack-EYDH").click()
 
@@ -278,6 +279,19 @@ def test_log_in_acknowledge_and_see_it_in_the_timeline(server: FakeServer, brows
     expect(page.get_by_test_id("timeline")).to_contain_text("kim (127.0.0.1)")
     assert server.room.acked == "kim"
     assert page.errors == []
+
+
+def test_a_rate_limited_login_says_how_long_to_wait(server: FakeServer, browser: object) -> None:
+    from playwright.sync_api import expect
+
+    server.room.failed_logins = 3  # the fake locks after three
+    page = _page(browser)
+    page.goto(server.url)
+    page.fill("input[name=user]", "kim")
+    page.fill("input[name=password]", "pw")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_role("alert")).to_contain_text("로그인 시도가 너무 많습니다. 5분 뒤에")
+    expect(page.get_by_test_id("logout")).to_have_count(0)
 
 
 def test_a_lost_stream_is_shown_and_the_page_reconnects(

@@ -60,7 +60,7 @@ const I18N = {
     login_to_act: "확인·알림 중지는 로그인 후 할 수 있습니다.",
     login_needed: "보려면 로그인하세요.",
     login_failed: "로그인 실패: 사용자 또는 비밀번호가 틀렸습니다.",
-    login_limited: "로그인 시도가 너무 많습니다. 잠시 후 다시 하세요.",
+    login_limited: "로그인 시도가 너무 많습니다. {0} 뒤에 다시 하세요.",
     done: "완료: {0}",
     failed: "실패: {0}",
     request_failed: "요청 실패 ({0})",
@@ -192,7 +192,7 @@ const I18N = {
     login_to_act: "Log in to acknowledge or silence.",
     login_needed: "Log in to view.",
     login_failed: "Login failed: wrong user or password.",
-    login_limited: "Too many login attempts. Wait a while and try again.",
+    login_limited: "Too many login attempts. Try again in {0}.",
     done: "done: {0}",
     failed: "failed: {0}",
     request_failed: "request failed ({0})",
@@ -601,16 +601,27 @@ function renderAccount(loginNeeded) {
 
 async function login(ev) {
   ev.preventDefault();
-  const form = ev.target;
-  const body = new URLSearchParams(new FormData(form));
+  const form = new FormData(ev.target);
   let res;
   try {
-    res = await fetch("/login", { method: "POST", body, credentials: "same-origin" });
+    // JSON, so a refusal comes back as {"error"} rather than as the no-script login page
+    res = await fetch("/login", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ user: form.get("user") || "", password: form.get("password") || "" }),
+    });
   } catch (err) {
     say(t("failed", err.message), "error");
     return;
   }
-  if (res.status === 429) { say(t("login_limited"), "error"); return; }
+  if (res.status === 429) {
+    const wait = Number(res.headers.get("Retry-After"));
+    say(t("login_limited", isNum(wait) && wait > 0 ? duration(wait) : "?"), "error");
+    return;
+  }
+  if (res.status === 401) { say(t("login_failed"), "error"); return; }
+  if (!res.ok) { say(t("failed", await errorText(res)), "error"); return; }
   await loadStatus();
   if (web.user) {
     $("message").hidden = true;
