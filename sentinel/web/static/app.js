@@ -278,8 +278,8 @@ const RANGES = ["1h", "24h", "7d", "30d"];
 // On/off kinds chart as a 0/1 step line; the server sends them as 0/1 (max over a bucket).
 const BOOLEAN_KINDS = new Set(["water_leak", "smoke", "tamper", "battery_low", "availability"]);
 const REFRESH_MS = 30000;
-// A status event re-draws a chart whose sensor changed, but not more often than this: a
-// sensor that reports every second must not turn into a history query every second.
+// The history is queried again at most this often when the page comes back into view; in
+// between, each report's current value is drawn as the chart's newest point.
 const MIN_REDRAW_MS = 5000;
 const STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"];
 
@@ -530,8 +530,8 @@ function render(data) {
   renderAccount(false);
   renderAlarms();
   renderSilences();
-  renderTiles(previous, langChanged);
-  renderReplication(previous);
+  renderTiles(langChanged);
+  renderReplication();
   renderChannels();
   renderFooter();
   if (alarmSignature(previous) !== alarmSignature(report)) loadTimeline();
@@ -775,12 +775,10 @@ function sensorGroups() {
   return groups;
 }
 
-function renderTiles(previous, langChanged) {
+function renderTiles(langChanged) {
   const container = $("tiles");
   const groups = sensorGroups();
   const alarms = Array.isArray(report.alarms) ? report.alarms : [];
-  const before = new Map();
-  for (const s of (previous && previous.sensors) || []) before.set(`${s.id}\u0000${s.kind}`, s);
   if (!groups.size) {
     for (const key of [...charts.keys()]) if (!key.startsWith("replication:")) dropChart(key);
     fill(container, [el("p", { class: "empty", text: t("no_sensors") })]);
@@ -808,8 +806,8 @@ function renderTiles(previous, langChanged) {
     const chart = charts.get(id);
     if (chart) {
       if (langChanged) chart.relabel();
-      const old = before.get(`${id}\u0000${primary.kind}`);
-      if (old && (old.value !== primary.value || old.state !== primary.state)) chart.soon();
+      const seen = isNum(report.generated) && isNum(primary.age) ? report.generated - primary.age : null;
+      chart.setLive(seen, primary.value);
     }
   }
 }
@@ -878,6 +876,8 @@ class Chart {
     this.kind = kind;
     this.range = "24h";
     this.plot = null;
+    this.history = null;
+    this.live = null;
     this.drawn = false;
     this.xrange = null;
     this.shape = null;
@@ -910,7 +910,18 @@ class Chart {
     this.load();
   }
 
-  // after a change in the status report; at most every MIN_REDRAW_MS
+  // The report's current value as the newest point: the history holds what the engine
+  // stored (every history_interval), the report what the sensor said last.
+  setLive(ts, value) {
+    const v = typeof value === "boolean" ? Number(value) : value;
+    const live = isNum(ts) && isNum(v) ? { ts, value: v } : null;
+    const same = live && this.live ? live.ts === this.live.ts && live.value === this.live.value : live === this.live;
+    if (same) return;
+    this.live = live;
+    if (this.history) this.draw(this.history);
+  }
+
+  // the history again soon, at most every MIN_REDRAW_MS
   soon() {
     if (this.pendingTimer) return;
     const wait = Math.max(0, this.lastLoad + MIN_REDRAW_MS - Date.now());
@@ -931,26 +942,33 @@ class Chart {
       return;
     }
     if (this.loading !== token || !this.box.isConnected) return; // a newer range was asked for
-    this.xrange = isNum(data.from) && isNum(data.to) && data.to > data.from ? [data.from, data.to] : null;
+    this.history = data;
     this.draw(data);
   }
 
   draw(h) {
-    const ts = Array.isArray(h.t) ? h.t : [];
     const num = (arr) => (Array.isArray(arr) ? arr : []).map((v) => (isNum(v) ? v : typeof v === "boolean" ? Number(v) : null));
+    const ts = Array.isArray(h.t) ? [...h.t] : [];
+    const cols = { min: num(h.min), avg: num(h.avg), max: num(h.max) };
+    let end = isNum(h.to) ? h.to : null;
+    const live = this.live;
+    if (live && (!ts.length || live.ts > ts[ts.length - 1]) && (!isNum(h.from) || live.ts >= h.from)) {
+      ts.push(live.ts);
+      for (const col of Object.values(cols)) col.push(live.value);
+      if (end !== null) end = Math.max(end, live.ts);
+    }
+    this.xrange = isNum(h.from) && end !== null && end > h.from ? [h.from, end] : null;
     const series = [{}];
     const data = [ts];
     const bands = [];
     let points = 0;
     if (this.boolean) {
-      const max = num(h.max);
+      const max = cols.max;
       data.push(max);
       series.push({ label: this.kind, stroke: COLORS.step, width: 2, fill: "rgba(198, 40, 40, 0.15)", paths: uPlot.paths.stepped({ align: 1 }) });
       points = max.filter((v) => v !== null).length;
     } else {
-      const min = num(h.min);
-      const avg = num(h.avg);
-      const max = num(h.max);
+      const { min, avg, max } = cols;
       data.push(min, avg, max);
       series.push(
         { label: "min", stroke: COLORS.band, width: 1, points: { show: false } },
@@ -1056,7 +1074,7 @@ document.addEventListener("visibilitychange", () => {
 
 // ---------------------------------------------------------------------------------------
 // Replication.
-function renderReplication(previous) {
+function renderReplication() {
   const rows = Array.isArray(report.replication) ? report.replication : [];
   const container = $("replication");
   if (!rows.length) {
@@ -1069,7 +1087,6 @@ function renderReplication(previous) {
   for (const card of [...container.querySelectorAll(":scope > .card")]) {
     if (!wanted.has(card.dataset.name)) { dropChart(`replication:${card.dataset.name}`); card.remove(); }
   }
-  const old = new Map(((previous && previous.replication) || []).map((r) => [r.name, r]));
   for (const [i, row] of rows.entries()) {
     const name = String(row.name);
     const key = `replication:${name}`;
@@ -1102,9 +1119,8 @@ function renderReplication(previous) {
       if (keeper.problem) facts.push([t("keeper_problem"), String(keeper.problem)]);
     }
     fill(card.querySelector(".facts"), facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
-    const before = old.get(row.name);
     const chart = charts.get(key);
-    if (chart && before && before.rpo_seconds !== row.rpo_seconds) chart.soon();
+    if (chart) chart.setLive(report.generated, row.rpo_seconds);
   }
 }
 
