@@ -242,6 +242,19 @@ def test_a_leak_turns_the_page_red_without_a_reload(server: FakeServer, browser:
     assert page.errors == []
 
 
+def test_a_tile_shows_the_alarm_value_when_it_is_newer_than_the_sensor_row(
+    server: FakeServer, browser: object
+) -> None:
+    from playwright.sync_api import expect
+
+    server.post("/fake/leak?on=1&lag=1")
+    page = _page(browser)
+    page.goto(server.url)
+    tile = page.get_by_test_id("tile-leak-ups")
+    expect(tile).to_have_attribute("data-state", "CRITICAL")
+    expect(tile.locator(".tile-value")).to_have_text("누수 감지")
+
+
 def test_a_sensor_name_with_markup_is_shown_as_text(server: FakeServer, browser: object) -> None:
     from playwright.sync_api import expect
 

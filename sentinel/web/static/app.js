@@ -806,8 +806,8 @@ function renderTiles(langChanged) {
     const chart = charts.get(id);
     if (chart) {
       if (langChanged) chart.relabel();
-      const seen = isNum(report.generated) && isNum(primary.age) ? report.generated - primary.age : null;
-      chart.setLive(seen, primary.value);
+      const current = newestValue(primary, alarms);
+      chart.setLive(current.ts, current.value);
     }
   }
 }
@@ -840,6 +840,19 @@ function makeTile(id, kind) {
   return tile;
 }
 
+// The engine writes an alarm at once but a sensor's latest value in batches, so for a few
+// seconds a report can say "dry" next to a leak alarm: the newer of the two is shown.
+function newestValue(sensor, alarms) {
+  const seen = isNum(report.generated) && isNum(sensor.age) ? report.generated - sensor.age : null;
+  let best = { value: sensor.value, ts: seen };
+  for (const a of alarms) {
+    if (a.sensor !== sensor.id || a.kind !== sensor.kind || !isNum(a.since)) continue;
+    if (a.value === null || a.value === undefined) continue;
+    if (best.ts === null || a.since > best.ts) best = { value: a.value, ts: a.since };
+  }
+  return best;
+}
+
 function updateTile(tile, rows, alarms) {
   const primary = rows[0];
   const state = tileState(rows, alarms);
@@ -849,7 +862,8 @@ function updateTile(tile, rows, alarms) {
   badge.dataset.state = state;
   const skey = `sensor_${primary.state}`;
   badge.textContent = has(skey) ? t(skey) : String(primary.state || "?");
-  tile.querySelector(".tile-value").textContent = formatValue(primary.kind, primary.value, primary.unit);
+  const current = newestValue(primary, alarms);
+  tile.querySelector(".tile-value").textContent = formatValue(primary.kind, current.value, primary.unit);
   tile.querySelector(".tile-meta").textContent = [
     primary.id,
     // the report's age was right when it was made; between reports it keeps counting
