@@ -1,7 +1,9 @@
 """A stand-in for the dashboard's server: sentinel/web/static/ and canned answers in the shape
 of docs/status.md and the web contract, so the page can be looked at (and tested in a
 browser) without a daemon. `python -m tests.web.fake_api --port 8099`, then
-POST /fake/leak?on=1|0 floods or dries the room and POST /fake/stop-events ends the stream.
+POST /fake/leak?on=1|0 floods or dries the room (&lag=1: the sensor row lags the alarm),
+POST /fake/tick sends a report with nothing new, POST /fake/broken?on=1|0 a report the
+server could not build, POST /fake/stop-events ends the stream.
 
 Not the real server: sentinel/web/app.py is. This one checks nothing it does not have to.
 """
@@ -37,11 +39,15 @@ class Room:
         self.failed_logins = 0
         # the engine's batched write of latest values lags its alarm: "dry" next to the alarm
         self.value_lags = False
+        self.broken = False  # the server cannot build the report (snapshot.py's answer)
         self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.started = time.time()
 
     def report(self) -> dict[str, Any]:
         now = time.time()
+        if self.broken:
+            reason = "cannot build the status report: database is locked"
+            return {"overall": {"state": "UNKNOWN", "reasons": [reason]}}
         alarms = []
         if self.leak:
             alarms.append(
@@ -364,6 +370,18 @@ async def fake_leak(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def fake_broken(request: web.Request) -> web.Response:
+    room = request.app[ROOM]
+    room.broken = request.query.get("on") == "1"
+    room.changed()
+    return web.json_response({"ok": True})
+
+
+async def fake_tick(request: web.Request) -> web.Response:
+    request.app[ROOM].changed()  # a new report with nothing else new, as the real one sends
+    return web.json_response({"ok": True})
+
+
 async def fake_stop_events(request: web.Request) -> web.Response:
     room = request.app[ROOM]
     for queue in room.streams:
@@ -386,6 +404,8 @@ def build(language: str = "ko") -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     app.router.add_post("/fake/leak", fake_leak)
+    app.router.add_post("/fake/tick", fake_tick)
+    app.router.add_post("/fake/broken", fake_broken)
     app.router.add_post("/fake/stop-events", fake_stop_events)
     return app
 

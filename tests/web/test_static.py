@@ -284,6 +284,12 @@ def test_log_in_acknowledge_and_see_it_in_the_timeline(server: FakeServer, brows
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("logout")).to_be_visible()
     expect(page.get_by_test_id("logout")).to_contain_text("로그아웃")
+    # reports keep coming (about one a second): the button under a finger stays the same
+    page.get_by_test_id("ack-EYDH").evaluate("button => { button.dataset.mark = 'same' }")
+    shown = page.get_by_test_id("overall").get_attribute("data-generated")
+    server.post("/fake/tick")
+    expect(page.get_by_test_id("overall")).not_to_have_attribute("data-generated", shown or "")
+    expect(page.get_by_test_id("ack-EYDH")).to_have_attribute("data-mark", "same")
 
     page.get_by_test_id("ack-EYDH").click()
 
@@ -305,6 +311,27 @@ def test_a_rate_limited_login_says_how_long_to_wait(server: FakeServer, browser:
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_role("alert")).to_contain_text("로그인 시도가 너무 많습니다. 5분 뒤에")
     expect(page.get_by_test_id("logout")).to_have_count(0)
+
+
+def test_a_report_the_server_could_not_build_says_why_and_keeps_the_tiles(
+    server: FakeServer, browser: object
+) -> None:
+    from playwright.sync_api import expect
+
+    page = _page(browser)
+    page.goto(server.url)
+    expect(page.get_by_test_id("overall")).to_have_attribute("data-state", "OK")
+
+    server.post("/fake/broken?on=1")
+
+    overall = page.get_by_test_id("overall")
+    expect(overall).to_have_attribute("data-state", "UNKNOWN")
+    expect(overall).to_contain_text("알 수 없음")
+    expect(overall).to_contain_text("database is locked")
+    expect(page.get_by_test_id("tile-temp-rack1")).to_be_visible()
+    server.post("/fake/broken?on=0")
+    expect(overall).to_have_attribute("data-state", "OK")
+    assert page.errors == []
 
 
 def test_a_lost_stream_is_shown_and_the_page_reconnects(

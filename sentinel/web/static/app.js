@@ -516,6 +516,11 @@ function render(data) {
   if (data.web) web = data.web;
   data.web = web;
   const previous = report;
+  // A report the server could not build is only {"overall": UNKNOWN + why}: the banner
+  // says so, and the rest keeps what was last known, dimmed, rather than going blank.
+  const degraded = !Array.isArray(data.sensors) && previous !== null;
+  document.body.classList.toggle("degraded", degraded);
+  if (degraded) data = { ...previous, overall: data.overall, generated: data.generated, web };
   report = data;
   // for bench/: the page is usable once the first report is on it
   if (!previous && performance.mark) performance.mark("sentinel-first-report");
@@ -525,16 +530,26 @@ function render(data) {
   lang = newLang;
   document.documentElement.lang = lang;
   document.title = `${t("title")} · ${siteName()}`;
-  translateStatic();
+  if (langChanged || !previous) translateStatic();
   renderOverall();
   renderAccount(false);
-  renderAlarms();
-  renderSilences();
+  // Reports come about every second; rows with buttons are rebuilt only when what they
+  // show changed, or a tap landing between two reports would hit a button already gone.
+  if (changedSince("alarms", report.alarms)) renderAlarms();
+  if (changedSince("silences", [report.silences, [...sensorNames()]])) renderSilences();
   renderTiles(langChanged);
   renderReplication();
   renderChannels();
   renderFooter();
   if (alarmSignature(previous) !== alarmSignature(report)) loadTimeline();
+}
+
+const shown = new Map();
+function changedSince(name, inputs) {
+  const key = JSON.stringify([lang, web.can_act, inputs]);
+  if (shown.get(name) === key) return false;
+  shown.set(name, key);
+  return true;
 }
 
 function siteName() {
@@ -562,6 +577,7 @@ function renderOverall() {
   const state = STATES.includes(overall.state) ? overall.state : "UNKNOWN";
   const box = $("overall");
   box.dataset.state = state;
+  box.dataset.generated = isNum(report.generated) ? String(report.generated) : "";
   $("overall-word").textContent = t(`state_${state}`);
   $("site").textContent = siteName();
   const reasons = Array.isArray(overall.reasons) ? overall.reasons : [];
