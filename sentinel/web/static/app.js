@@ -920,7 +920,7 @@ class Chart {
         class: "range", type: "button", "data-range": r, "aria-pressed": String(r === this.range),
         "data-testid": `range-${sensor}-${r}`, text: t(`range_${r}`), onclick: () => this.setRange(r),
       })));
-    this.area = el("div", { class: "chart", "data-testid": testid, "data-points": "0", "data-range": this.range });
+    this.area = el("div", { class: "chart", "data-testid": testid, "data-points": "0", "data-range": this.range, role: "img" });
     this.note = el("div", { class: "chart-note meta" });
     box.replaceChildren(this.buttons, this.area, this.note);
     this.resizer = new ResizeObserver(() => this.fit());
@@ -949,6 +949,13 @@ class Chart {
     if (same) return;
     this.live = live;
     if (this.history) this.draw(this.history);
+  }
+
+  // The history again when a new bucket can have filled: a 7-day chart's buckets are 14
+  // minutes wide, and the live point covers the newest value in between.
+  refresh() {
+    const step = this.history && isNum(this.history.step) ? this.history.step * 1000 : 0;
+    if (Date.now() - this.lastLoad >= Math.max(REFRESH_MS, step) - 1000) this.load();
   }
 
   // the history again soon, at most every MIN_REDRAW_MS
@@ -1029,6 +1036,7 @@ class Chart {
       performance.mark("sentinel-charts-drawn"); // for bench/: every chart has its points
     }
     this.area.dataset.range = this.range;
+    this.area.setAttribute("aria-label", `${this.sensor} ${t(`range_${this.range}`)}`);
     const unit = h.unit || "";
     const limitsNote = THRESHOLDS.filter(([k]) => h.thresholds && isNum(h.thresholds[k]))
       .map(([k]) => `${t(k)} ${h.thresholds[k]}${unit}`);
@@ -1095,7 +1103,7 @@ function dropChart(key) {
 
 setInterval(() => {
   if (document.hidden) return; // a phone in a pocket need not poll
-  for (const chart of charts.values()) chart.load();
+  for (const chart of charts.values()) chart.refresh();
   loadTimeline();
 }, REFRESH_MS);
 document.addEventListener("visibilitychange", () => {
