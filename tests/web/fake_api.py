@@ -29,8 +29,9 @@ HOSTILE = '<img src=x onerror="window.__pwned=1">'
 class Room:
     """The fake room's state and everyone waiting for it to change."""
 
-    def __init__(self, language: str = "ko") -> None:
+    def __init__(self, language: str = "ko", extra_sensors: int = 0) -> None:
         self.language = language
+        self.extra_sensors = extra_sensors  # more temperature tiles, for timing the page
         self.leak = False
         self.acked: str | None = None
         self.silences: list[dict[str, Any]] = []
@@ -116,6 +117,19 @@ class Room:
                     "state": "ok",
                     "silenced": None,
                 },
+                *(
+                    {
+                        "id": f"temp-{n}",
+                        "location": f"랙 {n}",
+                        "kind": "temperature",
+                        "value": 22.0,
+                        "unit": "°C",
+                        "age": 5.0,
+                        "state": "ok",
+                        "silenced": None,
+                    }
+                    for n in range(self.extra_sensors)
+                ),
             ],
             "alarms": alarms,
             "silences": self.silences,
@@ -194,8 +208,8 @@ async def history(request: web.Request) -> web.Response:
     if rng not in SPAN:
         return web.json_response({"error": f"unknown range {rng}"}, status=400)
     now = time.time()
-    step = SPAN[rng] / 360
-    ts = [now - SPAN[rng] + i * step for i in range(361)]
+    step = SPAN[rng] / 720  # as many buckets as the real server's most
+    ts = [now - SPAN[rng] + i * step for i in range(721)]
     room = request.app[ROOM]
     thresholds: dict[str, float | None] = {
         "warn_high": None,
@@ -389,9 +403,9 @@ async def fake_stop_events(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def build(language: str = "ko") -> web.Application:
+def build(language: str = "ko", extra_sensors: int = 0) -> web.Application:
     app = web.Application()
-    app[ROOM] = Room(language)
+    app[ROOM] = Room(language, extra_sensors)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/api/status", status)
@@ -414,8 +428,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--language", default="ko", choices=["ko", "en"])
+    parser.add_argument("--extra-sensors", type=int, default=0)
     args = parser.parse_args()
-    web.run_app(build(args.language), host="127.0.0.1", port=args.port)
+    web.run_app(build(args.language, args.extra_sensors), host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

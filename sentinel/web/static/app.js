@@ -467,22 +467,31 @@ function connect() {
   if (source) source.close();
   source = null;
   if (web.view === "login" && !web.user) return; // the stream needs a login too
-  source = new EventSource("/events");
-  source.onopen = () => { streamOpen = true; streamTried = true; showLive(); };
-  source.addEventListener("status", (ev) => {
+  const stream = new EventSource("/events");
+  source = stream;
+  stream.onopen = () => {
+    if (source !== stream) return;
     streamOpen = true;
+    streamTried = true;
+    showLive();
+  };
+  stream.addEventListener("status", (ev) => {
+    if (source !== stream) return;
+    streamOpen = true;
+    fetchFailing = false; // a report just came through: the connection works
     let data;
     try { data = JSON.parse(ev.data); } catch (_) { return; }
     render(data);
     showLive();
   });
-  source.onerror = () => {
+  stream.onerror = () => {
+    if (source !== stream) return;
     streamOpen = false;
     streamTried = true;
     showLive();
     // The browser retries by itself while the state is CONNECTING; a refused answer
     // (server restarting, 5xx) closes the stream for good, so try again ourselves.
-    if (source.readyState === EventSource.CLOSED) {
+    if (stream.readyState === EventSource.CLOSED) {
       reconnectTimer = setTimeout(async () => {
         await loadStatus();
         connect();
@@ -923,7 +932,13 @@ class Chart {
     this.area = el("div", { class: "chart", "data-testid": testid, "data-points": "0", "data-range": this.range, role: "img" });
     this.note = el("div", { class: "chart-note meta" });
     box.replaceChildren(this.buttons, this.area, this.note);
-    this.resizer = new ResizeObserver(() => this.fit());
+    // The width comes from the observer, so drawing never forces a layout of the page
+    // (twenty charts each reading clientWidth after the last one's canvas went in).
+    this.knownWidth = 0;
+    this.resizer = new ResizeObserver((entries) => {
+      this.knownWidth = Math.floor(entries[entries.length - 1].contentRect.width);
+      this.fit();
+    });
     this.resizer.observe(this.area);
     this.load();
   }
@@ -948,7 +963,7 @@ class Chart {
     const same = live && this.live ? live.ts === this.live.ts && live.value === this.live.value : live === this.live;
     if (same) return;
     this.live = live;
-    if (this.history) this.draw(this.history);
+    if (this.history) drawSoon(this);
   }
 
   // The history again when a new bucket can have filled: a 7-day chart's buckets are 14
@@ -980,7 +995,7 @@ class Chart {
     }
     if (this.loading !== token || !this.box.isConnected) return; // a newer range was asked for
     this.history = data;
-    this.draw(data);
+    drawSoon(this);
   }
 
   draw(h) {
@@ -1072,7 +1087,7 @@ class Chart {
   }
 
   width() {
-    return Math.max(200, Math.floor(this.area.clientWidth || this.box.clientWidth || 300));
+    return Math.max(200, this.knownWidth || Math.floor(this.area.clientWidth || 300));
   }
 
   fit() {
@@ -1085,6 +1100,19 @@ class Chart {
     if (this.plot) this.plot.destroy();
     this.loading = null;
   }
+}
+
+// Charts whose data came in are drawn together in the next frame: one layout and paint
+// for all of them instead of one per chart.
+const toDraw = new Set();
+function drawSoon(chart) {
+  if (!toDraw.size) requestAnimationFrame(drawAll);
+  toDraw.add(chart);
+}
+function drawAll() {
+  const charts = [...toDraw];
+  toDraw.clear();
+  for (const chart of charts) if (chart.history && chart.box.isConnected) chart.draw(chart.history);
 }
 
 // Axis labels in local 24 h time: a day or more apart by date, else by clock.
