@@ -481,7 +481,7 @@ function connect() {
     fetchFailing = false; // a report just came through: the connection works
     let data;
     try { data = JSON.parse(ev.data); } catch (_) { return; }
-    render(data);
+    if (statusKnown) render(data);
     showLive();
   });
   stream.onerror = () => {
@@ -1272,10 +1272,15 @@ function timelineRow(item) {
 
 // ---------------------------------------------------------------------------------------
 // Start.
+// The stream, the report and the timeline are asked for at once; the stream's reports are
+// drawn once /api/status has said which language and who is logged in (its reports do
+// not carry that), so an English page never flashes Korean first.
+let statusKnown = false;
 (async () => {
   translateStatic();
   showLive();
-  await loadStatus();
-  loadTimeline();
   connect();
+  loadTimeline();
+  await loadStatus();
+  statusKnown = true;
 })();
