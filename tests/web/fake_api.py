@@ -232,7 +232,11 @@ async def history(request: web.Request) -> web.Response:
         thresholds.update(warn_high=27.0, crit_high=32.0, warn_low=15.0)
     # a gap the way a lost sensor leaves one
     gap = len(ts) // 3
-    lo, avg, hi = (s[:gap] + [None] * 5 + s[gap + 5 :] for s in (lo, avg, hi))
+
+    def with_gap(values: list[float]) -> list[float | None]:
+        return [None if gap <= i < gap + 5 else v for i, v in enumerate(values)]
+
+    columns = {"min": with_gap(lo), "avg": with_gap(avg), "max": with_gap(hi)}
     return web.json_response(
         {
             "sensor": sensor,
@@ -243,9 +247,7 @@ async def history(request: web.Request) -> web.Response:
             "to": ts[-1],
             "step": step,
             "t": ts,
-            "min": lo,
-            "avg": avg,
-            "max": hi,
+            **columns,
             "thresholds": thresholds,
         }
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.web import fake_api
 
@@ -201,27 +202,23 @@ def server() -> Iterator[FakeServer]:
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
+def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
 
 
-def _page(browser: object, width: int = 390, height: int = 844) -> object:
-    page = browser.new_page(viewport={"width": width, "height": height})  # type: ignore[attr-defined]
+def _page(browser: Browser, width: int = 390, height: int = 844) -> tuple[Page, list[str]]:
+    """A page at phone size (default) and the script errors it raises."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors
-    return page
+    return page, errors
 
 
-def test_a_leak_turns_the_page_red_without_a_reload(server: FakeServer, browser: object) -> None:
-    from playwright.sync_api import expect
-
-    page = _page(browser)
+def test_a_leak_turns_the_page_red_without_a_reload(server: FakeServer, browser: Browser) -> None:
+    page, errors = _page(browser)
     page.goto(server.url)
     expect(page.get_by_test_id("overall")).to_have_attribute("data-state", "OK")
     expect(page.get_by_test_id("live")).to_have_attribute("data-state", "open")
@@ -239,38 +236,36 @@ def test_a_leak_turns_the_page_red_without_a_reload(server: FakeServer, browser:
     assert page.evaluate("window.__sameDocument") == 1, "the page reloaded"
     # nobody is logged in: nothing offers to act
     expect(page.get_by_test_id("ack-EYDH")).to_have_count(0)
-    assert page.errors == []
+    assert errors == []
 
 
 def test_a_tile_shows_the_alarm_value_when_it_is_newer_than_the_sensor_row(
-    server: FakeServer, browser: object
+    server: FakeServer, browser: Browser
 ) -> None:
-    from playwright.sync_api import expect
-
     server.post("/fake/leak?on=1&lag=1")
-    page = _page(browser)
+    page, errors = _page(browser)
     page.goto(server.url)
     tile = page.get_by_test_id("tile-leak-ups")
     expect(tile).to_have_attribute("data-state", "CRITICAL")
     expect(tile.locator(".tile-value")).to_have_text("누수 감지")
+    assert errors == []
 
 
-def test_a_sensor_name_with_markup_is_shown_as_text(server: FakeServer, browser: object) -> None:
-    from playwright.sync_api import expect
-
-    page = _page(browser)
+def test_a_sensor_name_with_markup_is_shown_as_text(server: FakeServer, browser: Browser) -> None:
+    page, errors = _page(browser)
     page.goto(server.url)
     tile = page.get_by_test_id("tile-hum-room")
     expect(tile).to_contain_text(fake_api.HOSTILE)
     assert tile.locator("img").count() == 0
     assert page.evaluate("window.__pwned") is None
+    assert errors == []
 
 
-def test_log_in_acknowledge_and_see_it_in_the_timeline(server: FakeServer, browser: object) -> None:
-    from playwright.sync_api import expect
-
+def test_log_in_acknowledge_and_see_it_in_the_timeline(
+    server: FakeServer, browser: Browser
+) -> None:
     server.post("/fake/leak?on=1")
-    page = _page(browser)
+    page, errors = _page(browser)
     page.goto(server.url)
     page.fill("input[name=user]", "kim")
     # a report arriving while someone types must not wipe what they typed
@@ -297,28 +292,25 @@ def test_log_in_acknowledge_and_see_it_in_the_timeline(server: FakeServer, brows
     expect(page.get_by_test_id("ack-EYDH")).to_have_count(0)
     expect(page.get_by_test_id("timeline")).to_contain_text("kim (127.0.0.1)")
     assert server.room.acked == "kim"
-    assert page.errors == []
+    assert errors == []
 
 
-def test_a_rate_limited_login_says_how_long_to_wait(server: FakeServer, browser: object) -> None:
-    from playwright.sync_api import expect
-
+def test_a_rate_limited_login_says_how_long_to_wait(server: FakeServer, browser: Browser) -> None:
     server.room.failed_logins = 3  # the fake locks after three
-    page = _page(browser)
+    page, errors = _page(browser)
     page.goto(server.url)
     page.fill("input[name=user]", "kim")
     page.fill("input[name=password]", "pw")
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_role("alert")).to_contain_text("로그인 시도가 너무 많습니다. 5분 뒤에")
     expect(page.get_by_test_id("logout")).to_have_count(0)
+    assert errors == []
 
 
 def test_a_report_the_server_could_not_build_says_why_and_keeps_the_tiles(
-    server: FakeServer, browser: object
+    server: FakeServer, browser: Browser
 ) -> None:
-    from playwright.sync_api import expect
-
-    page = _page(browser)
+    page, errors = _page(browser)
     page.goto(server.url)
     expect(page.get_by_test_id("overall")).to_have_attribute("data-state", "OK")
 
@@ -331,15 +323,13 @@ def test_a_report_the_server_could_not_build_says_why_and_keeps_the_tiles(
     expect(page.get_by_test_id("tile-temp-rack1")).to_be_visible()
     server.post("/fake/broken?on=0")
     expect(overall).to_have_attribute("data-state", "OK")
-    assert page.errors == []
+    assert errors == []
 
 
 def test_a_lost_stream_is_shown_and_the_page_reconnects(
-    server: FakeServer, browser: object
+    server: FakeServer, browser: Browser
 ) -> None:
-    from playwright.sync_api import expect
-
-    page = _page(browser)
+    page, errors = _page(browser)
     page.goto(server.url)
     live = page.get_by_test_id("live")
     expect(live).to_have_attribute("data-state", "open")
@@ -351,20 +341,20 @@ def test_a_lost_stream_is_shown_and_the_page_reconnects(
     expect(live).to_have_attribute("data-state", "open", timeout=20000)
     server.post("/fake/leak?on=1")  # and it is live again
     expect(page.get_by_test_id("overall")).to_have_attribute("data-state", "CRITICAL")
+    assert errors == []
 
 
-def test_english_by_config_and_no_horizontal_scrolling_on_a_phone(browser: object) -> None:
-    from playwright.sync_api import expect
-
+def test_english_by_config_and_no_horizontal_scrolling_on_a_phone(browser: Browser) -> None:
     fake = FakeServer("en").start()
     try:
         fake.post("/fake/leak?on=1")
-        page = _page(browser, 360, 740)
+        page, errors = _page(browser, 360, 740)
         page.goto(fake.url)
         expect(page.get_by_test_id("overall")).to_contain_text("CRITICAL")
         expect(page.get_by_test_id("tile-leak-ups")).to_contain_text("LEAK")
         expect(page.get_by_test_id("chart-temp-rack1")).not_to_have_attribute("data-points", "0")
         assert page.evaluate("document.documentElement.lang") == "en"
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert errors == []
     finally:
         fake.stop()
