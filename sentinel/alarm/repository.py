@@ -17,6 +17,7 @@ import aiosqlite
 
 from alerts.event import AlarmEvent
 from sentinel.alarm.alarm import ROW_COLUMNS
+from sentinel.alarm.rollup import BUCKET
 from sentinel.alarm.silence import Silence
 from sentinel.alarm.writes import (
     AddAction,
@@ -60,8 +61,8 @@ _UPSERT_SENSOR = (
 )
 _INSERT_ACTION = (
     "INSERT INTO alarm_actions(ts, requested, command, target, until, reason, declared_by, uid, "
-    "user, sudo_uid, sudo_user, result) VALUES (:ts, :requested, :command, :target, :until, "
-    ":reason, :declared_by, :uid, :user, :sudo_uid, :sudo_user, :result)"
+    "user, sudo_uid, sudo_user, address, result) VALUES (:ts, :requested, :command, :target, "
+    ":until, :reason, :declared_by, :uid, :user, :sudo_uid, :sudo_user, :address, :result)"
 )
 _DECLARE_SENSOR = (
     "INSERT INTO alarm_sensors(id, kind, location, max_age, configured) "
@@ -200,6 +201,10 @@ class Repository:
             if prune_before is not None:
                 horizon = prune_before
                 await db.execute("DELETE FROM alarm_history WHERE ts < ?", (horizon,))
+                # a ten-minute roll-up goes with the last of its samples
+                await db.execute(
+                    "DELETE FROM alarm_history_rollup WHERE bucket < ?", (horizon - BUCKET,)
+                )
                 await db.execute(
                     "DELETE FROM alarm_transitions WHERE ts < ? AND alarm_id IN "
                     "(SELECT id FROM alarm_alarms WHERE closed < ?)",
@@ -263,6 +268,7 @@ class Repository:
                         "user": actor.user,
                         "sudo_uid": actor.sudo_uid,
                         "sudo_user": actor.sudo_user,
+                        "address": actor.address,
                         "result": write.result,
                     },
                 )
