@@ -355,6 +355,15 @@ def test_english_by_config_and_no_horizontal_scrolling_on_a_phone(browser: Brows
         expect(page.get_by_test_id("chart-temp-rack1")).not_to_have_attribute("data-points", "0")
         assert page.evaluate("document.documentElement.lang") == "en"
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # no legend on a phone: the reading under the finger is written out instead
+        chart = page.get_by_test_id("chart-temp-rack1")
+        chart.scroll_into_view_if_needed()
+        box = chart.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 60)
+        note = page.locator('.tile[data-sensor="temp-rack1"] .chart-note')
+        expect(note).to_contain_text("average")
+        expect(note).to_contain_text("°C")
         assert errors == []
     finally:
         fake.stop()

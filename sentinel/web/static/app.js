@@ -1055,7 +1055,9 @@ class Chart {
     const unit = h.unit || "";
     const limitsNote = THRESHOLDS.filter(([k]) => h.thresholds && isNum(h.thresholds[k]))
       .map(([k]) => `${t(k)} ${h.thresholds[k]}${unit}`);
-    this.note.textContent = points ? limitsNote.join(" · ") : t("chart_empty");
+    this.restNote = points ? limitsNote.join(" · ") : t("chart_empty");
+    this.unit = unit;
+    this.showReading();
   }
 
   options(series, bands, unit) {
@@ -1067,6 +1069,9 @@ class Chart {
       bands,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
+      // no legend (it would crowd a phone): the reading under the finger or pointer goes
+      // where the thresholds are named
+      hooks: { setCursor: [(u) => this.showReading(u.cursor.idx)] },
       scales: {
         // the whole range asked for, not just where readings are: a sensor that went
         // quiet an hour ago shows an empty hour, and every chart of a range lines up
@@ -1084,6 +1089,25 @@ class Chart {
           : { size: 48, label: unit || undefined, labelSize: unit ? 16 : 0 },
       ],
     };
+  }
+
+  showReading(idx) {
+    const data = this.plot && this.plot.data;
+    if (idx === null || idx === undefined || !data || !isNum(data[0][idx])) {
+      this.note.textContent = this.restNote || "";
+      return;
+    }
+    const at = when(data[0][idx]);
+    if (this.boolean) {
+      const v = data[1][idx];
+      this.note.textContent = `${at} · ${isNum(v) ? formatValue(this.kind, v, "") : "–"}`;
+      return;
+    }
+    const [lo, avg, hi] = [data[1][idx], data[2][idx], data[3][idx]];
+    const num = (v) => (isNum(v) ? v.toFixed(Math.abs(v) >= 100 ? 0 : 1) : "–");
+    this.note.textContent = isNum(avg)
+      ? `${at} · ${t("legend_avg")} ${num(avg)}${this.unit || ""} (${num(lo)}–${num(hi)})`
+      : `${at} · –`;
   }
 
   width() {
