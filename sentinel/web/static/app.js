@@ -666,6 +666,12 @@ async function logout() {
   } catch (err) {
     say(t("failed", err.message), "error");
   }
+  // view = "login": what is on the page is not for someone logged out; the server's
+  // answer to "/" is its login page
+  if (web.view === "login") {
+    location.assign("/");
+    return;
+  }
   await loadStatus();
 }
 
