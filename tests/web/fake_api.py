@@ -41,6 +41,7 @@ class Room:
         # the engine's batched write of latest values lags its alarm: "dry" next to the alarm
         self.value_lags = False
         self.broken = False  # the server cannot build the report (snapshot.py's answer)
+        self.view = "open"  # "login": seeing the dashboard needs a login too
         self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.started = time.time()
 
@@ -175,7 +176,7 @@ class Room:
             "user": self.user,
             "csrf": CSRF if self.user else None,
             "can_act": self.user is not None,
-            "view": "open",
+            "view": self.view,
         }
 
     def changed(self) -> None:
@@ -193,11 +194,22 @@ SPAN = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html")
+    if request.app[ROOM].view == "login" and request.app[ROOM].user is None:
+        raise web.HTTPSeeOther("/login")
+    # as the real server: a browser must ask again, not show a page from its cache
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return web.Response(
+        text="<!doctype html><title>login</title><p>login page</p>", content_type="text/html"
+    )
 
 
 async def status(request: web.Request) -> web.Response:
     room = request.app[ROOM]
+    if room.view == "login" and room.user is None:
+        return web.json_response({"ok": False, "error": "log in first"}, status=401)
     return web.json_response({**room.report(), "web": room.web()})
 
 
@@ -418,6 +430,7 @@ def build(language: str = "ko", extra_sensors: int = 0) -> web.Application:
     app.router.add_post("/api/silences", silence)
     app.router.add_post("/api/silences/{n}/end", unsilence)
     app.router.add_post("/login", login)
+    app.router.add_get("/login", login_page)
     app.router.add_post("/logout", logout)
     app.router.add_post("/fake/leak", fake_leak)
     app.router.add_post("/fake/tick", fake_tick)

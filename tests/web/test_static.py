@@ -295,6 +295,22 @@ def test_log_in_acknowledge_and_see_it_in_the_timeline(
     assert errors == []
 
 
+def test_logging_out_of_a_login_only_dashboard_leaves_the_page(
+    server: FakeServer, browser: Browser
+) -> None:
+    server.room.view = "login"
+    server.room.user = "kim"  # logged in (the fake keeps one session for everyone)
+    page, errors = _page(browser)
+    page.goto(server.url)
+    expect(page.get_by_test_id("tile-temp-rack1")).to_be_visible()
+
+    page.get_by_test_id("logout").click()
+
+    page.wait_for_url("**/login")
+    expect(page.get_by_test_id("tile-temp-rack1")).to_have_count(0)
+    assert errors == []
+
+
 def test_a_rate_limited_login_says_how_long_to_wait(server: FakeServer, browser: Browser) -> None:
     server.room.failed_logins = 3  # the fake locks after three
     page, errors = _page(browser)
