@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.fixtures.poll import until_sync
 from tests.web import fake_api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -356,6 +357,39 @@ def test_a_lost_stream_is_shown_and_the_page_reconnects(
     expect(live).to_contain_text("연결 끊김")
     expect(live).to_have_attribute("data-state", "open", timeout=20000)
     server.post("/fake/leak?on=1")  # and it is live again
+    expect(page.get_by_test_id("overall")).to_have_attribute("data-state", "CRITICAL")
+    assert errors == []
+
+
+HIDE = """hidden => {
+    Object.defineProperty(document, "hidden", {value: hidden, configurable: true});
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_a_page_nobody_looks_at_lets_go_of_its_stream_and_comes_back(
+    server: FakeServer, browser: Browser
+) -> None:
+    page, errors = _page(browser)
+    page.clock.install()
+    page.goto(server.url)
+    live = page.get_by_test_id("live")
+    expect(live).to_have_attribute("data-state", "open")
+    assert len(server.room.streams) == 1
+
+    page.evaluate(HIDE, True)
+    page.clock.fast_forward("02:05")
+
+    def closed() -> bool:
+        # a stream's handler learns that its client left when it next writes
+        server.post("/fake/tick")
+        return not server.room.streams
+
+    until_sync(closed, 10, "the hidden page closing its stream")
+    page.evaluate(HIDE, False)
+    expect(live).to_have_attribute("data-state", "open")
+    until_sync(lambda: len(server.room.streams) == 1, 10, "the page opening its stream again")
+    server.post("/fake/leak?on=1")
     expect(page.get_by_test_id("overall")).to_have_attribute("data-state", "CRITICAL")
     assert errors == []
 

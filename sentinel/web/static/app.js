@@ -1164,8 +1164,32 @@ setInterval(() => {
   for (const chart of charts.values()) chart.refresh();
   loadTimeline();
 }, REFRESH_MS);
+// A page nobody has looked at for a while (a phone in a pocket, a tab behind others)
+// lets go of its stream, so the server does not build a report a second for it; it is
+// back, with fresh charts, as soon as it is looked at.
+const PAUSE_AFTER_MS = 120000;
+let pauseTimer = null;
+let paused = false;
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) for (const chart of charts.values()) chart.soon();
+  clearTimeout(pauseTimer);
+  if (document.hidden) {
+    pauseTimer = setTimeout(() => {
+      if (!source) return;
+      source.close();
+      source = null;
+      streamOpen = false;
+      streamTried = false; // on return it says "connecting", not "lost"
+      paused = true;
+    }, PAUSE_AFTER_MS);
+    return;
+  }
+  if (paused) {
+    paused = false;
+    showLive();
+    connect();
+    loadTimeline();
+  }
+  for (const chart of charts.values()) chart.soon();
 });
 
 // ---------------------------------------------------------------------------------------
