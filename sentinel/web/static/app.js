@@ -1023,7 +1023,13 @@ class Chart {
     if (this.boolean) {
       const max = cols.max;
       data.push(max);
-      series.push({ label: this.kind, stroke: COLORS.step, width: 2, fill: "rgba(198, 40, 40, 0.15)", paths: uPlot.paths.stepped({ align: 1 }) });
+      series.push({
+        label: this.kind, stroke: COLORS.step, width: 2, fill: "rgba(198, 40, 40, 0.15)",
+        paths: uPlot.paths.stepped({ align: 1 }),
+        // a leak that began a minute ago is a hair's width on a 24-hour chart: every "on"
+        // bucket also gets a dot, so it cannot go unseen
+        points: { show: false, size: 7, fill: COLORS.step, filter: onPoints },
+      });
       points = max.filter((v) => v !== null).length;
     } else {
       const { min, avg, max } = cols;
@@ -1130,6 +1136,13 @@ class Chart {
     if (this.plot) this.plot.destroy();
     this.loading = null;
   }
+}
+
+function onPoints(u, seriesIdx) {
+  const values = u.data[seriesIdx];
+  const on = [];
+  for (let i = 0; i < values.length; i++) if (values[i] === 1) on.push(i);
+  return on.length ? on : null;
 }
 
 // Charts whose data came in are drawn together in the next frame: one layout and paint
