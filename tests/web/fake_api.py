@@ -20,6 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
+# the real server's policy, so a page that would break under it breaks here too
+from sentinel.web.app import _CSP
+
 STATIC = Path(__file__).resolve().parents[2] / "sentinel" / "web" / "static"
 CSRF = "fake-csrf-token"
 # A sensor name that would run script if the page put it in as markup.
@@ -417,8 +420,15 @@ async def fake_stop_events(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+@web.middleware
+async def _policy(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    return response
+
+
 def build(language: str = "ko", extra_sensors: int = 0) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_policy])
     app[ROOM] = Room(language, extra_sensors)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)

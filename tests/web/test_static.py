@@ -212,10 +212,15 @@ def browser() -> Iterator[Browser]:
 
 
 def _page(browser: Browser, width: int = 390, height: int = 844) -> tuple[Page, list[str]]:
-    """A page at phone size (default) and the script errors it raises."""
+    """A page at phone size (default) and the script errors and CSP refusals it meets."""
     page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # what the server's Content-Security-Policy refused (an inline style or script)
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     return page, errors
 
 
