@@ -217,11 +217,25 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    sensor = request.query.get("sensor", "")
-    kind = request.query.get("kind", "")
     rng = request.query.get("range", "24h")
     if rng not in SPAN:
         return web.json_response({"error": f"unknown range {rng}"}, status=400)
+    chart = _chart(request, request.query.get("sensor", ""), request.query.get("kind", ""), rng)
+    return web.json_response(chart)
+
+
+async def histories(request: web.Request) -> web.Response:
+    """The real server's batch form: parallel sensor=, kind=, range= parameters."""
+    asked = zip(
+        request.query.getall("sensor", []),
+        request.query.getall("kind", []),
+        request.query.getall("range", []),
+        strict=True,
+    )
+    return web.json_response({"charts": [_chart(request, s, k, r) for s, k, r in asked]})
+
+
+def _chart(request: web.Request, sensor: str, kind: str, rng: str) -> dict[str, Any]:
     now = time.time()
     step = SPAN[rng] / 720  # as many buckets as the real server's most
     ts = [now - SPAN[rng] + i * step for i in range(721)]
@@ -252,20 +266,18 @@ async def history(request: web.Request) -> web.Response:
         return [None if gap <= i < gap + 5 else v for i, v in enumerate(values)]
 
     columns = {"min": with_gap(lo), "avg": with_gap(avg), "max": with_gap(hi)}
-    return web.json_response(
-        {
-            "sensor": sensor,
-            "kind": kind,
-            "unit": "°C" if kind == "temperature" else "",
-            "range": rng,
-            "from": ts[0],
-            "to": ts[-1],
-            "step": step,
-            "t": ts,
-            **columns,
-            "thresholds": thresholds,
-        }
-    )
+    return {
+        "sensor": sensor,
+        "kind": kind,
+        "unit": "°C" if kind == "temperature" else "",
+        "range": rng,
+        "from": ts[0],
+        "to": ts[-1],
+        "step": step,
+        "t": ts,
+        **columns,
+        "thresholds": thresholds,
+    }
 
 
 async def timeline(request: web.Request) -> web.Response:
@@ -434,6 +446,7 @@ def build(language: str = "ko", extra_sensors: int = 0) -> web.Application:
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/history", history)
+    app.router.add_get("/api/histories", histories)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/events", events)
     app.router.add_post("/api/alarms/{id}/ack", ack)
