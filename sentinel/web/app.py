@@ -114,7 +114,10 @@ async def _histories(request: web.Request) -> web.Response:
     if None in spans:
         raise web.HTTPBadRequest(text="range: expected one of " + "|".join(history.RANGES))
     charts = list(zip(sensors, kinds, [s for s in spans if s is not None], strict=True))
-    results = await asyncio.to_thread(history.query_many, ctx.state_dir, charts, ctx.clock())
+    try:
+        results = await ctx.read(history.query_many, ctx.state_dir, charts, ctx.clock())
+    except sqlite3.Error as exc:
+        _unreadable("the history", exc)
     for result, chosen in zip(results, ranges, strict=True):
         result["range"] = chosen
         history.with_thresholds(result, ctx.config)

@@ -130,6 +130,8 @@ async def test_a_flood_of_chart_queries_leaves_the_daemons_threads_alone(
                 "api/history?sensor=leak-1&kind=water_leak&range=24h",
                 "api/history?sensor=leak-1&kind=water_leak&range=30d",
                 "api/timeline?limit=10",
+                "api/histories?sensor=leak-1&kind=water_leak&range=7d"
+                "&sensor=leak-1&kind=water_leak&range=1h",
             ]
             for url in urls * 10:
                 async with asyncio.timeout(20), http.get(site.base + url) as r:
@@ -252,6 +254,7 @@ async def test_an_unreadable_state_database_is_said_in_the_charts_and_the_timeli
                 "api/history?sensor=leak-1&kind=water_leak&range=1h",
                 "api/history?sensor=leak-1&kind=water_leak&range=30d",
                 "api/timeline",
+                "api/histories?sensor=leak-1&kind=water_leak&range=7d",
             ):
                 async with http.get(server.urls[0] + url) as r:
                     assert r.status == 503, url
