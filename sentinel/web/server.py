@@ -6,6 +6,7 @@ look like a quiet room."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 import time
@@ -28,7 +29,7 @@ SHUTDOWN_TIMEOUT = 1.0
 # is 1024: idle connections from a neighbour must not leave none for the state database,
 # the alert channels' sockets or rsync (measured: 1024 idle sockets and the leak's page was
 # set aside as undeliverable). A browser opens at most six per host; a proxy (trusted_proxies)
-# carries everyone's, so only the total limits it.
+# and this host itself (loopback) carry many people's, so only the total limits them.
 MAX_CONNECTIONS = 256
 PER_ADDRESS = 32
 # a connection with no request in flight for this long is closed (aiohttp's own default
@@ -52,7 +53,7 @@ class _CappedServer(web.Server):
         host = _host(transport)
         total = len(self._connections)
         crowded = total > self.max_connections
-        if not crowded and not trusted_address(host, self.trusted):
+        if not crowded and not _shared(host, self.trusted):
             same = sum(1 for t in self._connections.values() if _host(t) == host)
             crowded = same > self.per_address
         if not crowded:
@@ -92,6 +93,17 @@ class _Runner(web.AppRunner):
         capped.refused = 0
         capped._logged = float("-inf")
         return capped
+
+
+def _shared(host: str | None, trusted: list[str]) -> bool:
+    """An address many people legitimately come from: a trusted proxy, or this host itself
+    (a proxy on loopback, the demo, several pages on the same machine)."""
+    if trusted_address(host, trusted):
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _host(transport: asyncio.BaseTransport) -> str | None:
