@@ -2,9 +2,9 @@
 
 30 days of 10-second samples is 259,200 rows per sensor; a phone needs at most a few hundred
 points. The bucket statistics (min, avg, max) are computed by SQLite, in a worker thread
-with its own read-only connection, so no chart blocks the event loop: up to a day from the
-raw samples over the (sensor_id, kind, ts) index, longer ranges from the ten-minute
-roll-ups (sentinel/alarm/rollup.py).
+with its own read-only connection, so no chart blocks the event loop: from the
+raw samples over the (sensor_id, kind, ts) index for an hour, longer ranges from the
+one- and ten-minute roll-ups (sentinel/alarm/rollup.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sentinel.alarm.rollup import BUCKET
+from sentinel.alarm.rollup import WIDTHS
 from sentinel.alarm.rules import RuleBook
 from sentinel.config import Config
 from sentinel.store import open_readonly
@@ -44,11 +44,21 @@ _ROLLUP_QUERY = """
 SELECT MIN(CAST((bucket - :start) / :step AS INTEGER), :last) AS b,
        MIN(bucket), MIN(lo), SUM(total) / SUM(n), MAX(hi)
 FROM alarm_history_rollup
-WHERE sensor_id = :sensor AND kind = :kind AND bucket >= :start AND bucket <= :end
+WHERE sensor_id = :sensor AND kind = :kind AND width = :width
+  AND bucket >= :start AND bucket <= :end
 GROUP BY b ORDER BY b
 """
 # a range longer than this reads the roll-ups
-ROLLUP_FROM = 86400.0
+ROLLUP_FROM = 3600.0
+
+
+def rollup_width(span: float) -> float | None:
+    """The roll-up a chart of `span` seconds reads (None: the raw samples): the widest
+    whose buckets still give the chart its points (24 h: one-minute, 30 d: ten-minute)."""
+    if span <= ROLLUP_FROM:
+        return None
+    fitting = [w for w in WIDTHS if span / w >= MAX_POINTS]
+    return max(fitting) if fitting else min(WIDTHS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +99,13 @@ def query_many(
 def _chart(
     conn: sqlite3.Connection | None, sensor_id: str, kind: str, span: float, now: float
 ) -> dict[str, Any]:
-    rolled = span > ROLLUP_FROM
-    if rolled:
-        # whole roll-up buckets: 30 d -> 1 h steps (720 points), 7 d -> 20 min (504)
-        step = math.ceil(span / MAX_POINTS / BUCKET) * BUCKET
-        start = math.floor((now - span) / BUCKET) * BUCKET
+    width = rollup_width(span)
+    rolled = width is not None
+    if width is not None:
+        # whole roll-up buckets: 30 d -> 1 h steps (720 points), 7 d -> 20 min (504),
+        # 24 h -> 2 min (720)
+        step = math.ceil(span / MAX_POINTS / width) * width
+        start = math.floor((now - span) / width) * width
     else:
         step = max(1.0, span / MAX_POINTS)
         start = now - span
@@ -108,6 +120,7 @@ def _chart(
                 "end": now,
                 "step": step,
                 "last": MAX_POINTS - 1,  # a sample at exactly `now` joins the last bucket
+                "width": width,
             }
             for _bucket, first, lo, mean, hi in conn.execute(
                 _ROLLUP_QUERY if rolled else _QUERY, params

@@ -245,11 +245,20 @@ async def test_pruned_history_takes_its_rollups_with_it(store: Store, tmp_path: 
     assert out["max"] == [21.0]
 
 
-async def test_a_day_or_less_reads_the_raw_samples(store: Store, tmp_path: Path) -> None:
-    await fill_history(store, [("t", "temperature", NOW - 30.0, "21.0")])
-    assert history.query(tmp_path / "state", "t", "temperature", 86400.0, NOW)["source"] == (
-        "samples"
-    )
+async def test_the_hour_reads_raw_samples_and_the_day_minute_rollups(
+    store: Store, tmp_path: Path
+) -> None:
+    base = NOW // 60 * 60 - 3600
+    # ten-second samples: one minute peaks at 30.5 for ten seconds
+    rows = [("t", "temperature", base + 10.0 * i, "21.0") for i in range(360)]
+    rows[100] = ("t", "temperature", base + 1000.0, "30.5")
+    await fill_history(store, rows)
+    hour = history.query(tmp_path / "state", "t", "temperature", 3600.0, NOW)
+    assert hour["source"] == "samples" and max(v for v in hour["max"] if v) == 30.5
+    day = history.query(tmp_path / "state", "t", "temperature", 86400.0, NOW)
+    assert day["source"] == "rollup" and day["step"] == 120.0
+    assert 30 <= len(day["t"]) <= 31  # an hour of two-minute steps
+    assert max(v for v in day["max"] if v) == 30.5 and min(v for v in day["min"] if v) == 21.0
 
 
 async def test_streams_hear_of_changes_not_of_clocks() -> None:
