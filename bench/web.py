@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="sentinel-bench-web-"))
     broker = start_broker(root)
     out_rows: list[str] = []
-    summary: dict[str, Any] = {}
+    summary: dict[float, tuple[list[float], Paint]] = {}
     try:
         now = time.time()
         variants = [("1-minute samples", 60.0)]

@@ -31,6 +31,8 @@ from tests.web.browser import (
     deployment,
     launch,
     mosquitto_pub_or_skip,
+    needs_login,
+    needs_page,
     new_page,
     screenshot,
 )
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 USER, PASSWORD = "kim", "correct horse battery 7"
+
+pytestmark = needs_page
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +172,7 @@ def test_the_temperature_chart_draws_its_history_at_desktop_and_phone_size(
         assert shot.stat().st_size > 10_000
 
 
+@needs_login
 def test_log_in_and_acknowledge_from_the_page_records_who_and_where(
     dashboard: Deployment, page: Page
 ) -> None:
@@ -216,6 +221,7 @@ FETCH = """async ([url, headers]) => {
 }"""
 
 
+@needs_login
 def test_a_post_without_a_session_or_without_the_csrf_token_is_refused(
     dashboard: Deployment, page: Page
 ) -> None:
@@ -243,6 +249,7 @@ def test_a_post_without_a_session_or_without_the_csrf_token_is_refused(
     assert not d.status()["silences"]
 
 
+@needs_login
 def test_repeated_wrong_passwords_are_rate_limited_on_the_page(
     tmp_path: Path, mosquitto_session: Mosquitto, page: Page
 ) -> None:
