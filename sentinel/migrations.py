@@ -14,11 +14,13 @@ from __future__ import annotations
 from alerts import schema as alerts_schema
 from backup import schema as backup_schema
 from sentinel import command_rows
+from sentinel.alarm import rollup as history_rollup
 from sentinel.alarm import schema as alarm_schema
 from sentinel.store import Store
 
 OWNERS = (
     (alarm_schema.OWNER, alarm_schema.MIGRATIONS),
+    (history_rollup.OWNER, history_rollup.MIGRATIONS),
     (alerts_schema.OWNER, alerts_schema.MIGRATIONS),
     (backup_schema.OWNER, backup_schema.MIGRATIONS),
     (command_rows.OWNER, command_rows.MIGRATIONS),

@@ -17,6 +17,7 @@ import aiosqlite
 
 from alerts.event import AlarmEvent
 from sentinel.alarm.alarm import ROW_COLUMNS
+from sentinel.alarm.rollup import BUCKET
 from sentinel.alarm.silence import Silence
 from sentinel.alarm.writes import (
     AddAction,
@@ -200,6 +201,10 @@ class Repository:
             if prune_before is not None:
                 horizon = prune_before
                 await db.execute("DELETE FROM alarm_history WHERE ts < ?", (horizon,))
+                # a ten-minute roll-up goes with the last of its samples
+                await db.execute(
+                    "DELETE FROM alarm_history_rollup WHERE bucket < ?", (horizon - BUCKET,)
+                )
                 await db.execute(
                     "DELETE FROM alarm_transitions WHERE ts < ? AND alarm_id IN "
                     "(SELECT id FROM alarm_alarms WHERE closed < ?)",

@@ -111,6 +111,9 @@ def render(report: dict[str, Any], console: Console) -> None:
     if daemon.get("status"):
         line += f" — {daemon['status']}"
     console.print(_t(line))
+    urls = (report.get("components", {}).get("web") or {}).get("urls")
+    if urls:
+        console.print(_t(f"dashboard: {', '.join(urls)}"))
 
     configured = report.get("configured", {})
     if report.get("rooms") is not None:

@@ -1,9 +1,10 @@
 """Sensor history for the charts, downsampled in SQLite.
 
 30 days of 10-second samples is 259,200 rows per sensor; a phone needs at most a few hundred
-points. The bucket statistics (min, avg, max) are computed by SQLite over the
-(sensor_id, kind, ts) index, in a worker thread with its own read-only connection, so a
-30-day chart costs one indexed range scan and never blocks the event loop.
+points. The bucket statistics (min, avg, max) are computed by SQLite, in a worker thread
+with its own read-only connection, so no chart blocks the event loop: up to a day from the
+raw samples over the (sensor_id, kind, ts) index, longer ranges from the ten-minute
+roll-ups (sentinel/alarm/rollup.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sentinel.alarm.rollup import BUCKET
 from sentinel.alarm.rules import RuleBook
 from sentinel.config import Config
 from sentinel.store import open_readonly
@@ -36,6 +38,17 @@ FROM (
 GROUP BY bucket ORDER BY bucket
 """
 
+# longer ranges: the ten-minute roll-ups (sentinel/alarm/rollup.py)
+_ROLLUP_QUERY = """
+SELECT MIN(CAST((bucket - :start) / :step AS INTEGER), :last) AS b,
+       MIN(bucket), MIN(lo), SUM(total) / SUM(n), MAX(hi)
+FROM alarm_history_rollup
+WHERE sensor_id = :sensor AND kind = :kind AND bucket >= :start AND bucket <= :end
+GROUP BY b ORDER BY b
+"""
+# a range longer than this reads the roll-ups
+ROLLUP_FROM = 86400.0
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -56,8 +69,14 @@ def thresholds(config: Config, sensor_id: str, kind: str) -> Thresholds:
 
 def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -> dict[str, Any]:
     """Bucketed history of one (sensor, kind) over the last `span` seconds."""
-    start = now - span
-    step = max(1.0, span / MAX_POINTS)
+    rolled = span > ROLLUP_FROM
+    if rolled:
+        # whole roll-up buckets: 30 d -> 1 h steps (720 points), 7 d -> 20 min (504)
+        step = math.ceil(span / MAX_POINTS / BUCKET) * BUCKET
+        start = math.floor((now - span) / BUCKET) * BUCKET
+    else:
+        step = max(1.0, span / MAX_POINTS)
+        start = now - span
     columns: dict[str, list[float | None]] = {"t": [], "min": [], "avg": [], "max": []}
     unit = ""
     conn = open_readonly(state_dir)
@@ -71,7 +90,9 @@ def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -
                 "step": step,
                 "last": MAX_POINTS - 1,  # a sample at exactly `now` joins the last bucket
             }
-            for _bucket, first, lo, mean, hi in conn.execute(_QUERY, params):
+            for _bucket, first, lo, mean, hi in conn.execute(
+                _ROLLUP_QUERY if rolled else _QUERY, params
+            ):
                 columns["t"].append(round(first, 3))
                 columns["min"].append(_num(lo))
                 columns["avg"].append(_num(mean))
@@ -92,6 +113,7 @@ def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -
         "from": start,
         "to": now,
         "step": step,
+        "source": "rollup" if rolled else "samples",
         **columns,
     }
 

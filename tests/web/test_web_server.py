@@ -198,3 +198,43 @@ async def test_a_port_already_taken_is_an_error_the_supervisor_sees(tmp_path: Pa
         assert f"127.0.0.1:{port}" in (server.health()["last_error"] or "")
     finally:
         blocker.close()
+
+
+async def test_history_kept_before_the_rollup_existed_is_rolled_up_by_the_migration(
+    store: Store, tmp_path: Path
+) -> None:
+    from sentinel.alarm import schema
+
+    await store.migrate(schema.OWNER, schema.MIGRATIONS)  # a database from before the roll-up
+    start = (NOW - 7 * 86400.0) // 600 * 600 + 3 * 86400.0
+    async with store.write() as db:
+        await db.executemany(
+            "INSERT INTO alarm_history(sensor_id, kind, ts, value) VALUES (?, ?, ?, ?)",
+            # five minutes of one 20-minute chart step (7 d charts step by 20 min)
+            [("t", "temperature", start + i * 60.0, f"{20 + i}") for i in range(5)],
+        )
+    await migrations.migrate(store)
+    out = history.query(tmp_path / "state", "t", "temperature", 7 * 86400.0, NOW)
+    assert out["source"] == "rollup"
+    assert out["min"] == [20.0] and out["max"] == [24.0] and out["avg"] == [22.0]
+
+
+async def test_pruned_history_takes_its_rollups_with_it(store: Store, tmp_path: Path) -> None:
+    from sentinel.alarm.repository import Repository
+
+    await fill_history(
+        store,
+        [("t", "temperature", NOW - 20 * 86400.0, "30.0"), ("t", "temperature", NOW - 60, "21.0")],
+    )
+    await Repository(store, enqueue=None).save_samples(  # type: ignore[arg-type]
+        [], [], prune_before=NOW - 10 * 86400.0
+    )
+    out = history.query(tmp_path / "state", "t", "temperature", 30 * 86400.0, NOW)
+    assert out["max"] == [21.0]
+
+
+async def test_a_day_or_less_reads_the_raw_samples(store: Store, tmp_path: Path) -> None:
+    await fill_history(store, [("t", "temperature", NOW - 30.0, "21.0")])
+    assert history.query(tmp_path / "state", "t", "temperature", 86400.0, NOW)["source"] == (
+        "samples"
+    )
