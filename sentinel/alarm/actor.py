@@ -1,4 +1,5 @@
-"""Who asked for a safety action (ack, silence, unsilence): the name given and the real uid.
+"""Who asked for a safety action (ack, silence, unsilence): the name given and the real uid,
+or, from the web dashboard, the logged-in user and the address the request came from.
 
 `--by` (or `SUDO_USER`) is only what a person declares. The CLI process also records its real
 uid and, under sudo, `SUDO_UID`/`SUDO_USER`, so the trail and the announcement show who
@@ -14,6 +15,11 @@ import pwd
 from dataclasses import dataclass
 from typing import Any
 
+# `user` of an action from the dashboard: "web:kim" (a uid names a local account instead)
+WEB_PREFIX = "web:"
+# a signed ack link's (sentinel/web/ack_links.py); no dashboard user may be called "link"
+LINK_USER = "web:link"
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -24,6 +30,24 @@ class Actor:
     user: str | None = None
     sudo_uid: int | None = None
     sudo_user: str | None = None
+    # the client address of a web request (sentinel/web/actions.py); None from the CLI
+    address: str | None = None
+
+    @classmethod
+    def web(cls, name: str, address: str) -> Actor:
+        """A logged-in dashboard user (or "link" for a signed ack link): no uid, since the
+        daemon's own uid says nothing about the person; `user` marks the channel."""
+        return cls(name, None, f"{WEB_PREFIX}{name}", address=address)
+
+    @property
+    def via(self) -> str | None:
+        """ "web" for an action from the dashboard, "ack link" for a signed link's, None
+        for the CLI."""
+        if self.user == LINK_USER:
+            return "ack link"
+        if self.user is not None and self.user.startswith(WEB_PREFIX):
+            return "web"
+        return None
 
     @classmethod
     def current(cls, declared: str | None) -> Actor:
@@ -46,6 +70,7 @@ class Actor:
             _str(args.get("user")),
             _int(args.get("sudo_uid")),
             _str(args.get("sudo_user")),
+            _str(args.get("address")),
         )
 
     def as_args(self) -> dict[str, Any]:
@@ -55,10 +80,14 @@ class Actor:
             "user": self.user,
             "sudo_uid": self.sudo_uid,
             "sudo_user": self.sudo_user,
+            "address": self.address,
         }
 
     def describe(self) -> str:
-        """ "kim (uid 0 root, sudo from uid 1000 alice)": what messages and history show."""
+        """ "kim (uid 0 root, sudo from uid 1000 alice)", "kim (web from 10.0.0.5)": what
+        messages and history show."""
+        if self.via is not None:
+            return f"{self.declared} ({self.via} from {self.address or '?'})"
         parts = []
         if self.uid is not None:
             parts.append(f"uid {self.uid} {self.user or '?'}")
@@ -71,7 +100,9 @@ class Actor:
 
     def short(self) -> str:
         """ "mallory(alice)": the declared name, and the person behind it when different
-        (sudo's user, else the real uid's), for an SMS."""
+        (sudo's user, else the real uid's), for an SMS; "kim(web)" from the dashboard."""
+        if self.via is not None:
+            return f"{self.declared}({self.via})"
         person = self.sudo_user or self.user
         if person is None or person == self.declared:
             return self.declared

@@ -61,8 +61,8 @@ _UPSERT_SENSOR = (
 )
 _INSERT_ACTION = (
     "INSERT INTO alarm_actions(ts, requested, command, target, until, reason, declared_by, uid, "
-    "user, sudo_uid, sudo_user, result) VALUES (:ts, :requested, :command, :target, :until, "
-    ":reason, :declared_by, :uid, :user, :sudo_uid, :sudo_user, :result)"
+    "user, sudo_uid, sudo_user, address, result) VALUES (:ts, :requested, :command, :target, "
+    ":until, :reason, :declared_by, :uid, :user, :sudo_uid, :sudo_user, :address, :result)"
 )
 _DECLARE_SENSOR = (
     "INSERT INTO alarm_sensors(id, kind, location, max_age, configured) "
@@ -268,6 +268,7 @@ class Repository:
                         "user": actor.user,
                         "sudo_uid": actor.sudo_uid,
                         "sudo_user": actor.sudo_user,
+                        "address": actor.address,
                         "result": write.result,
                     },
                 )

@@ -126,4 +126,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alarm_alarms ADD COLUMN params TEXT;
     ALTER TABLE alarm_alarms ADD COLUMN peak TEXT;
     """,
+    """
+    -- migration 4: the client address of an action taken from the web dashboard
+    -- (sentinel/web/actions.py); NULL for the CLI, whose uid columns say who it was
+    ALTER TABLE alarm_actions ADD COLUMN address TEXT;
+    """,
 )

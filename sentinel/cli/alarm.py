@@ -27,12 +27,19 @@ from sentinel.alarm.commands import (
     explain,
     find_alarm,
 )
-from sentinel.alarm.silence import silence_limit, silence_number
+from sentinel.alarm.requests import (
+    Refused,
+    ack_args,
+    check_subject,
+    refusal,
+    silence_args,
+    silence_duration,
+    unsilence_args,
+    unsilence_target,
+)
 from sentinel.alarm.status import read_status
 from sentinel.cli.common import load_or_exit
-from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
-from sentinel.config import Config, format_duration, parse_duration
-from sentinel.replication import sensor_id
+from sentinel.config import Config, format_duration
 from sentinel.store import DB_NAME, open_readonly
 
 EXIT_OK = 0
@@ -113,18 +120,6 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# the engine's results (sentinel/alarm/actions.py) that mean the command changed nothing;
-# "already acknowledged by ..." is not one: the alarm is acknowledged, as asked
-_REFUSALS = (
-    "no such active alarm",
-    "not firing",
-    "rejected",
-    "expired before",
-    "unknown command",
-    "no active silence matched",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Sent:
     """What became of a command row: `note` ends the CLI's line; `refusal` is the daemon's
@@ -149,7 +144,7 @@ def _send(conn: sqlite3.Connection, command: str, args: dict[str, Any]) -> Sent:
     )
     if state.result is None:
         return Sent("the daemon has not applied it yet (it applies it at its next tick)")
-    if state.result.startswith(_REFUSALS):
+    if refusal(state.result):
         return Sent("", refusal=state.result)
     return Sent(f"the daemon applied it: {state.result}")
 
@@ -178,7 +173,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
             print(f"{row['id']} ({where}) was already acknowledged by {row['acked_by']}")
             return EXIT_OK
         actor = Actor.current(args.by)
-        sent = _send(conn, "ack", {"alarm": row["id"], "reason": args.reason, **actor.as_args()})
+        sent = _send(conn, "ack", ack_args(row["id"], args.reason, actor))
         if _refused("ack", sent):
             return EXIT_FAILURE
         print(
@@ -190,50 +185,23 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return _with_db(config, ack, lambda exc: f"no such alarm {args.alarm!r} ({exc})")
 
 
-def _known_subjects(config: Config) -> set[str]:
-    known = {s.id for s in config.sensors}
-    known |= {sensor_id(r.name) for r in config.replication}
-    known |= {r.name for r in config.rules if r.all is not None and r.name}
-    return known
-
-
 def cmd_silence(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     try:
-        duration = parse_duration(args.duration)
-    except ValueError as exc:
-        print(f"sentinel: --for: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if duration <= 0:
-        print("sentinel: --for: a silence needs a duration above zero", file=sys.stderr)
-        return EXIT_USAGE
-    limit, key = silence_limit(config.alarms, everything=args.all)
-    if duration > limit:
-        what = "a silence of every alarm (--all)" if args.all else "a silence"
-        print(
-            f"sentinel: --for {args.duration}: {what} may last at most "
-            f"{format_duration(limit)} (set by [alarms] {key} in the config); silence "
-            "again when it ends if the work takes longer",
-            file=sys.stderr,
-        )
+        duration = silence_duration(config, args.duration, everything=args.all)
+    except Refused as exc:
+        print(f"sentinel: --for {args.duration}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     sensor = None if args.all else args.sensor
-    # component:<name> ids come from the supervisor at run time, not from the config
-    if (
-        sensor is not None
-        and sensor not in _known_subjects(config)
-        and not sensor.startswith(COMPONENT_PREFIX)
-    ):
-        print(f"sentinel: no such sensor {sensor!r} in the config", file=sys.stderr)
-        return EXIT_FAILURE
+    try:
+        check_subject(config, sensor)
+    except Refused as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     def silence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        sent = _send(
-            conn,
-            "silence",
-            {"sensor": sensor, "duration": duration, "reason": args.reason, **actor.as_args()},
-        )
+        sent = _send(conn, "silence", silence_args(config, sensor, duration, args.reason, actor))
         if _refused("silence", sent):
             return EXIT_FAILURE
         what = "every alarm" if sensor is None else sensor
@@ -249,15 +217,11 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 def cmd_unsilence(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
-    target: Any = None if args.all else args.target
-    if isinstance(target, str) and target not in _known_subjects(config):
-        target = silence_number(target) or target  # "3", "#3", "S3" as messages show it
+    target = unsilence_target(config, None if args.all else args.target)
 
     def unsilence(conn: sqlite3.Connection) -> int:
         actor = Actor.current(args.by)
-        sent = _send(
-            conn, "unsilence", {"target": target, "reason": args.reason, **actor.as_args()}
-        )
+        sent = _send(conn, "unsilence", unsilence_args(target, args.reason, actor))
         if _refused("unsilence", sent):
             return EXIT_FAILURE
         what = (
@@ -278,7 +242,7 @@ _TRANSITIONS = (
 )
 _ACTIONS = (
     "SELECT ts, requested, command, target, until, reason, declared_by AS by, uid, user, "
-    "sudo_uid, sudo_user, result FROM alarm_actions ORDER BY id DESC LIMIT ?"
+    "sudo_uid, sudo_user, address, result FROM alarm_actions ORDER BY id DESC LIMIT ?"
 )
 
 
@@ -301,7 +265,7 @@ def _history(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
 
 def _history_line(r: dict[str, Any]) -> str:
     if r["type"] == "action":
-        actor = Actor(r["by"], r["uid"], r["user"], r["sudo_uid"], r["sudo_user"])
+        actor = Actor(r["by"], r["uid"], r["user"], r["sudo_uid"], r["sudo_user"], r["address"])
         until = f" until {_when(r['until'])}" if r["until"] is not None else ""
         return (
             f"{_when(r['ts'])}  {r['command']} {r['target']}{until} by "

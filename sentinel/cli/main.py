@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from sentinel import __version__
 
 # Each module adds its subcommands; a subcommand sets `func(args) -> int` (the exit code).
-COMMAND_MODULES = ("daemon", "status", "alarm", "alerts", "backup", "keeper", "simulate")
+COMMAND_MODULES = (
+    "daemon",
+    "status",
+    "alarm",
+    "alerts",
+    "backup",
+    "keeper",
+    "simulate",
+    "web",
+)
 # The module that adds each subcommand: a command imports only its own module, so
 # `sentinel status` (Nagios runs it every minute; the tests poll it) does not spend half a
 # second importing apprise, the alarm engine and the replicator. tests/core/test_cli_main.py
@@ -29,6 +38,7 @@ COMMANDS = {
     "backup": "backup",
     "keeper": "keeper",
     "simulate": "simulate",
+    "web": "web",
 }
 
 # Exit codes shared by every command (documented in the README).

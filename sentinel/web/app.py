@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sentinel.web import history, timeline
+from sentinel.web import ack_page, actions, auth, history, timeline
 from sentinel.web.context import CTX, WebContext
 
 STATIC = Path(__file__).parent / "static"
@@ -50,6 +50,9 @@ def build_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/api/timeline", _timeline)
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    auth.routes(app)
+    actions.routes(app)
+    ack_page.routes(app)
     return app
 
 
@@ -61,22 +64,10 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def session_view(request: web.Request) -> dict[str, Any]:
-    """The "web" part of /api/status: language and who is logged in (auth fills it)."""
-    ctx = request.app[CTX]
-    return {
-        "language": ctx.web.language,
-        "view": ctx.web.view,
-        "user": None,
-        "csrf": None,
-        "can_act": False,
-    }
-
-
 async def _status(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     report = dict(await ctx.snapshot.report())
-    report["web"] = session_view(request)
+    report["web"] = auth.session_view(request)
     return web.json_response(report, dumps=_dumps)
 
 

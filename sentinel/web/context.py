@@ -13,7 +13,11 @@ from aiohttp import web
 
 from sentinel.config import Config
 from sentinel.config.web import WebConfig
+from sentinel.web.ack_links import AckLinks
+from sentinel.web.limiter import LoginLimiter
+from sentinel.web.sessions import Sessions
 from sentinel.web.snapshot import Snapshot
+from sentinel.web.users import USERS_NAME, UserFile
 
 
 @dataclass
@@ -23,6 +27,20 @@ class WebContext:
     clock: Callable[[], float] = time.time
     # counters the web component's health reports
     stats: dict[str, Any] = field(default_factory=lambda: {"requests": 0, "streams": 0})
+    # who may act (sentinel/web/auth.py): made from the [web] section in __post_init__
+    users: UserFile = field(init=False)
+    sessions: Sessions = field(init=False)
+    limiter: LoginLimiter = field(init=False)
+    links: AckLinks | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        web = self.web
+        self.users = UserFile(web.users_file or self.state_dir / USERS_NAME)
+        self.sessions = Sessions(web.session_ttl, self.clock)
+        self.limiter = LoginLimiter(self.clock)
+        self.links = (
+            AckLinks(self.state_dir, web.ack_link_ttl, web.base_url) if web.ack_links else None
+        )
 
     @property
     def web(self) -> WebConfig:

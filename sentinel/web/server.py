@@ -84,6 +84,8 @@ class WebServer:
         return {
             "urls": list(self.urls),
             "last_error": self.last_error,
+            # why nobody can log in (no users file, unreadable, empty); viewing still works
+            "users_problem": self.context.users.problem,
             **self.context.stats,
             **self.context.snapshot.health(),
         }
