@@ -50,18 +50,6 @@ TEMP_TOPIC = "sensors/temp-rack1"
 LEAK_TOPIC = "zigbee2mqtt/leak-ups"
 
 
-WEB = Path(__file__).resolve().parents[2] / "sentinel" / "web"
-# Until the branches that build them are merged, the tests that need them skip, saying so.
-needs_page = pytest.mark.skipif(
-    not (WEB / "static" / "app.js").exists(),
-    reason="the dashboard page (branch i14-frontend) is not merged yet",
-)
-needs_login = pytest.mark.skipif(
-    not (WEB / "actions.py").exists() or not (WEB.parent / "cli" / "web.py").exists(),
-    reason="login, POST routes and `sentinel web adduser` (branch i14-auth) are not merged yet",
-)
-
-
 def chromium_or_skip() -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)")
@@ -90,6 +78,7 @@ class Deployment:
         self.log_path = work / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.users: set[str] = set()
         work.mkdir(parents=True, exist_ok=True)
         _private(
             work / "apprise.yml",
@@ -262,8 +251,12 @@ users_file = "{self.users_file}"
         return [a for a in self.status()["alarms"] if a.get("sensor") == sensor]
 
     def adduser(self, name: str, password: str) -> None:
+        """`sentinel web adduser`, once per name and deployment (tests share a daemon)."""
+        if name in self.users:
+            return
         proc = self.cli("web", "adduser", name, "--password-stdin", stdin=password + "\n")
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        self.users.add(name)
 
     def pages(self) -> list[str]:
         return [f"{r.title}\n{r.message}" for r in self.sink.delivered("/page")]

@@ -31,8 +31,6 @@ from tests.web.browser import (
     deployment,
     launch,
     mosquitto_pub_or_skip,
-    needs_login,
-    needs_page,
     new_page,
     screenshot,
 )
@@ -41,8 +39,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 USER, PASSWORD = "kim", "correct horse battery 7"
-
-pytestmark = needs_page
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +168,6 @@ def test_the_temperature_chart_draws_its_history_at_desktop_and_phone_size(
         assert shot.stat().st_size > 10_000
 
 
-@needs_login
 def test_log_in_and_acknowledge_from_the_page_records_who_and_where(
     dashboard: Deployment, page: Page
 ) -> None:
@@ -212,6 +207,7 @@ def test_log_in_and_acknowledge_from_the_page_records_who_and_where(
     assert USER in pages[0] and "web" in pages[0], pages[0]
     assert PASSWORD not in d.logs()
     assert navigations.urls == [d.url], navigations.urls
+    screenshot(page, "acknowledged-desktop.png")
 
 
 FETCH = """async ([url, headers]) => {
@@ -221,7 +217,6 @@ FETCH = """async ([url, headers]) => {
 }"""
 
 
-@needs_login
 def test_a_post_without_a_session_or_without_the_csrf_token_is_refused(
     dashboard: Deployment, page: Page
 ) -> None:
@@ -249,7 +244,6 @@ def test_a_post_without_a_session_or_without_the_csrf_token_is_refused(
     assert not d.status()["silences"]
 
 
-@needs_login
 def test_repeated_wrong_passwords_are_rate_limited_on_the_page(
     tmp_path: Path, mosquitto_session: Mosquitto, page: Page
 ) -> None:
