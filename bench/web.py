@@ -64,7 +64,7 @@ GOAL_QUERY_MS = 100.0
 GOAL_USABLE_MS = 500.0
 GOAL_P99 = 0.050
 CLIENTS = 10
-WEB_SECTION = '\n[web]\nlisten = "127.0.0.1"\nport = 0\nlanguage = "en"\n'
+WEB_SECTION = '\n[web]\nlisten = "127.0.0.1"\nport = 0\n'
 
 
 def temp_sensors() -> list[Sensor]:
@@ -217,8 +217,13 @@ _USABLE = """(n) => {
 _PAINTS = """() => {
     const nav = performance.getEntriesByType("navigation")[0];
     const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+    const api = (path) => performance.getEntriesByType("resource")
+        .filter((e) => new URL(e.name).pathname === path);
+    const ends = (path) => Math.max(0, ...api(path).map((e) => e.responseEnd));
+    const starts = (path) => Math.min(1e9, ...api(path).map((e) => e.startTime));
     return {fcp: fcp ? fcp.startTime : null, dcl: nav ? nav.domContentLoadedEventEnd : null,
-            load: nav ? nav.loadEventEnd : null};
+            load: nav ? nav.loadEventEnd : null, status_end: ends("/api/status"),
+            history_start: starts("/api/history"), history_end: ends("/api/history")};
 }"""
 
 # click a tile's 30-day button; resolves once its chart drew again (a MutationObserver sees
@@ -242,6 +247,9 @@ class Paint:
     fcp: list[float] = field(default_factory=list)
     banner: list[float] = field(default_factory=list)
     dcl: list[float] = field(default_factory=list)
+    status_end: list[float] = field(default_factory=list)
+    history_start: list[float] = field(default_factory=list)
+    history_end: list[float] = field(default_factory=list)
     usable: list[float] = field(default_factory=list)
     switch: list[float] = field(default_factory=list)
     switch_points: list[int] = field(default_factory=list)
@@ -268,6 +276,9 @@ def first_paint(url: str, loads: int, sensors: Sequence[Sensor]) -> Paint:
                     out.banner.append(float(banner.json_value()))
                     out.fcp.append(float(paints["fcp"] or 0))
                     out.dcl.append(float(paints["dcl"] or 0))
+                    out.status_end.append(float(paints["status_end"]))
+                    out.history_start.append(float(paints["history_start"]))
+                    out.history_end.append(float(paints["history_end"]))
                 if n == loads:
                     for s in sensors:
                         switched = page.evaluate(_SWITCH, s.id)
@@ -489,11 +500,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stats_row("history range=24h (ms)", q24),
                 stats_row("first-contentful-paint (ms)", paint.fcp, 1.0),
                 stats_row("DOMContentLoaded (ms)", paint.dcl, 1.0),
+                stats_row("/api/status answered (ms)", paint.status_end, 1.0),
                 stats_row("banner shows the room's state (ms)", paint.banner, 1.0),
+                stats_row("first /api/history asked (ms)", paint.history_start, 1.0),
+                stats_row(f"last of {SENSORS} /api/history answered (ms)", paint.history_end, 1.0),
                 stats_row(f"usable: banner + {SENSORS} charts drawn (ms)", paint.usable, 1.0),
                 stats_row("tile 30d button -> chart redrawn (ms)", paint.switch, 1.0),
             ]
-            print("\n".join(out_rows[-8:]), flush=True)
+            print("\n".join(out_rows[-11:]), flush=True)
 
         off = Latency("without [web]")
         on = Latency(f"[web] on, {CLIENTS} SSE clients + 1 chromium page")
