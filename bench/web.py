@@ -26,6 +26,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.alert_latency import WARMUP_EVENTS, leak_sensors, timed_events
+from bench.alert_latency import WAIT, WARMUP_EVENTS, leak_sensors, leak_topic, timed_events
 from bench.common import (
     PYTHON,
     REPO,
@@ -64,6 +65,9 @@ GOAL_QUERY_MS = 100.0
 GOAL_USABLE_MS = 500.0
 GOAL_P99 = 0.050
 CLIENTS = 10
+# mean pause between timed leaks: spreads them over the once-a-second status builds and the
+# page's chart reloads instead of squeezing them between two of them
+GAP = 0.25
 WEB_SECTION = '\n[web]\nlisten = "127.0.0.1"\nport = 0\n'
 
 
@@ -351,6 +355,38 @@ def viewer_main(url: str) -> None:
     print(json.dumps({"critical_samples": critical, "live_lost_samples": live_lost}), flush=True)
 
 
+def paced_events(
+    pub: RawPublisher, sink: Any, path: str, events: int, rng: random.Random
+) -> tuple[list[float], int]:
+    """bench/alert_latency.py's timed_events, with a random pause (mean GAP) after each
+    leak's all-clear."""
+    latencies: list[float] = []
+    lost = 0
+    index = len(sink.requests())
+
+    def kind(a: Any) -> str:
+        return str(a.body.get("type", "")) if isinstance(a.body, dict) else ""
+
+    for k in range(events):
+        topic = leak_topic(k % len(leak_sensors()))
+        t0 = time.monotonic()
+        pub.send(publish_packet(topic, b'{"water_leak": true, "battery": 90}'))
+        try:
+            got, index = sink.next_request(
+                lambda a: a.path == path and kind(a) == "failure", index, WAIT
+            )
+            latencies.append(got.mono - t0)
+        except TimeoutError:
+            lost += 1
+        pub.send(publish_packet(topic, b'{"water_leak": false, "battery": 90}'))
+        with contextlib.suppress(TimeoutError):
+            _, index = sink.next_request(
+                lambda a: a.path == path and kind(a) == "success", index, WAIT
+            )
+        time.sleep(rng.uniform(0, 2 * GAP))
+    return latencies, lost
+
+
 class Helper:
     """A helper subprocess of this module (`_streams` or `_viewer`), ready when it says so."""
 
@@ -400,7 +436,13 @@ class Latency:
 
 
 def latency_round(
-    broker: Broker, root: Path, template: Path, result: Latency, web: bool, events: int
+    broker: Broker,
+    root: Path,
+    template: Path,
+    result: Latency,
+    web: bool,
+    events: int,
+    rng: random.Random,
 ) -> None:
     sensors = [*temp_sensors(), *leak_sensors()]
     with (
@@ -423,7 +465,7 @@ def latency_round(
                 helpers.append(Helper("_viewer", d.url))
             timed_events(pub, sink, "/ch0", WARMUP_EVENTS)
             cpu0 = d.daemon.stats.cpu_seconds()
-            latencies, lost = timed_events(pub, sink, "/ch0", events)
+            latencies, lost = paced_events(pub, sink, "/ch0", events, rng)
             result.cpu.append(d.daemon.stats.cpu_seconds() - cpu0)
             result.latencies += latencies
             result.lost += lost
@@ -509,12 +551,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             print("\n".join(out_rows[-11:]), flush=True)
 
+        rng = random.Random(14)
         off = Latency("without [web]")
         on = Latency(f"[web] on, {CLIENTS} SSE clients + 1 chromium page")
         for r in range(args.rounds):
             order = [(off, False), (on, True)] if r % 2 == 0 else [(on, True), (off, False)]
             for result, web in order:
-                latency_round(broker, root, templates[60.0], result, web, args.events)
+                latency_round(broker, root, templates[60.0], result, web, args.events, rng)
                 print(
                     f"round {r + 1}: {result.name}: p50 {ms(result.latencies, 50)} ms, "
                     f"p99 {ms(result.latencies, 99)} ms so far",
@@ -600,7 +643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"sensors, group_window 0, one json:// channel) plus the {SENSORS} temperature "
         "sensors and the 1-minute database above, so the page's charts query real history. "
         f"{args.rounds} rounds x {args.events} timed leaks (after {WARMUP_EVENTS} warm-up) "
-        "per variant, variants alternating (order flipped every round), a fresh daemon per "
+        f"per variant, a random pause of 0-{2 * GAP:g} s after each all-clear (so leaks "
+        "land at every phase of the once-a-second status build and the page's reloads), "
+        "variants alternating (order flipped every round), a fresh daemon per "
         f"block. With [web]: {CLIENTS} SSE clients (aiohttp, one subprocess) reading "
         "/events and one chromium page (another subprocess) showing the dashboard, all "
         "connected before the warm-up. The page redraws on every status event and reloads "
