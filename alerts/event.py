@@ -62,6 +62,9 @@ class AlarmEvent:
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
     peak: str = ""
     since: float | None = None
+    # a signed, expiring acknowledge link (sentinel/web/ack_links.py), set when the event is
+    # queued for a page that asks for an acknowledgement; "" when ack links are off
+    link: str = ""
 
 
 # Kinds of sentinel's own health alarms (its database, its components, its outbox, the

@@ -43,4 +43,9 @@ MIGRATIONS: tuple[str, ...] = (
     -- error, so it never blocks the rows behind it (kept for forensics).
     ALTER TABLE outbox_message ADD COLUMN error TEXT;
     """,
+    """
+    -- Failed send attempts per channel, never reset (consecutive_failures resets on the
+    -- next success), so a monitoring system sees how often a channel fails over time.
+    ALTER TABLE alert_channel ADD COLUMN failed_total INTEGER NOT NULL DEFAULT 0;
+    """,
 )

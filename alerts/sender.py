@@ -382,6 +382,7 @@ class Sender:
             await db.execute(
                 "UPDATE alert_channel SET last_failure = ?, last_error = ?, "
                 "consecutive_failures = consecutive_failures + 1, "
+                "failed_total = failed_total + 1, "
                 "failing_since = COALESCE(failing_since, ?) WHERE key = ?",
                 (now, error, now, channel.key),
             )

@@ -14,11 +14,7 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
     their masked URL only.
     """
     try:
-        channel_rows = conn.execute(
-            "SELECT key, display, service, tags, form, last_success, last_failure, last_error, "
-            "consecutive_failures, failing_since, sent_total FROM alert_channel "
-            "WHERE configured = 1 ORDER BY display, key"
-        ).fetchall()
+        channel_rows = _channel_rows(conn)
         pending_rows = conn.execute(
             "SELECT channel, COUNT(*), MIN(created) FROM outbox_message "
             "WHERE state = 'pending' GROUP BY channel"
@@ -46,6 +42,7 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
                 "consecutive_failures": row[8],
                 "failing_since": row[9],
                 "sent": row[10],
+                "failed": row[11],  # failed attempts, never reset (None: not migrated yet)
                 "pending": waiting,
             }
         )
@@ -60,6 +57,23 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         "undeliverable": len(dead),
         "undeliverable_rows": dead[:5],
     }
+
+
+_CHANNEL_COLUMNS = (
+    "key, display, service, tags, form, last_success, last_failure, last_error, "
+    "consecutive_failures, failing_since, sent_total"
+)
+
+
+def _channel_rows(conn: sqlite3.Connection) -> list[Any]:
+    query = "SELECT {} FROM alert_channel WHERE configured = 1 ORDER BY display, key"
+    try:
+        return conn.execute(query.format(_CHANNEL_COLUMNS + ", failed_total")).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
+    # a database the daemon has not migrated yet: status is read-only and cannot add it
+    return [(*row, None) for row in conn.execute(query.format(_CHANNEL_COLUMNS)).fetchall()]
 
 
 def _dead_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:

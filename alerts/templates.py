@@ -70,6 +70,8 @@ FIELDS = (
 # `{safe}`: up to when the keeper confirmed the room's data safe; marked when it is an older
 # receipt (the keeper did not answer the page's own request in time).
 SAFE = {"ko": " 자료 {t}까지 안전", "en": " data safe to {t}"}
+# the long form's last line when the page carries a signed acknowledge link
+ACK_LINK = {"ko": "웹에서 확인: {link}", "en": "Acknowledge on the web: {link}"}
 SAFE_OLDER = {"ko": " 자료 {t}까지 안전(이전 확인)", "en": " data safe to {t} (older receipt)"}
 
 KIND_LABELS: dict[str, dict[str, str]] = {
@@ -383,6 +385,9 @@ class Templates:
             return Message("", self._fit_sms(self._template("sms", event.event), fields))
         body = self._template("long", event.event).format_map(fields)
         title = self._templates.get(f"long.{event.event}.title", "").format_map(fields)
+        if event.link:
+            # after the template, a site's own included: an SMS has no room for it
+            body += "\n" + ACK_LINK[self.language].format(link=event.link)
         return Message(title, body)
 
     def render_group(self, events: Sequence[AlarmEvent], form: str) -> Message:

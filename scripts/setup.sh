@@ -11,7 +11,9 @@ APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client so
     btrfs-progs stunnel4 openssl acl python3-venv
     # the dashboard's browser tests: Debian's chromium (Playwright drives it; no download)
     # and a font with Hangul so the Korean page renders in screenshots
-    chromium fonts-noto-cjk)
+    chromium fonts-noto-cjk
+    # promtool checks docs/monitoring.md's alert rules and the Grafana dashboard's queries
+    prometheus)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -32,7 +34,7 @@ if ((${#missing[@]})); then
         "${missing[@]}" >/dev/null
 fi
 # The Debian packages start their services; sentinel's tests start their own on free ports.
-for svc in mosquitto ssh lsyncd; do
+for svc in mosquitto ssh lsyncd prometheus; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc" 2>/dev/null || true
     fi

@@ -14,6 +14,7 @@ import filecmp
 import logging
 import os
 import random
+import secrets
 import signal
 import socket
 import tempfile
@@ -51,6 +52,7 @@ log = logging.getLogger("sentinel.demo")
 
 SITE = "데모 군청 전산실"
 WEB_PORT = 8080
+DEMO_USER = "demo"
 VERSIONS_DIR = ".sentinel-versions"
 
 CONFIG = """\
@@ -107,6 +109,7 @@ max_age = "5m"
 listen = "127.0.0.1"
 port = {web_port}
 language = "ko"
+users_file = "web-users"
 
 [alerts]
 apprise_config = "apprise.yml"
@@ -159,6 +162,16 @@ def web_port(preferred: int = WEB_PORT) -> int:
                 continue
             return int(probe.getsockname()[1])
     raise SystemExit("sentinel demo: no free loopback port for the dashboard")
+
+
+def demo_user(work: Path) -> str:
+    """A dashboard login for this demo only (a fresh random password, printed in the
+    banner), so a newcomer can acknowledge the leak from the page."""
+    from sentinel.web import users
+
+    password = secrets.token_urlsafe(9)
+    users.write(work / "web-users", {DEMO_USER: users.HASHER.hash(password)})
+    return password
 
 
 def prepare(work: Path, port: int, keeper: DemoKeeper, web: int) -> Path:
@@ -284,7 +297,7 @@ async def finish_after(seconds: float, daemon: Daemon, writer: asyncio.Task[None
     daemon.request_stop()
 
 
-def banner(work: Path, config: Path, port: int, keeper: DemoKeeper, web: int) -> str:
+def banner(work: Path, config: Path, port: int, keeper: DemoKeeper, web: int, password: str) -> str:
     return f"""
 sentinel demo — the whole daemon on embedded defaults, in {work}
 
@@ -295,6 +308,7 @@ sentinel demo — the whole daemon on embedded defaults, in {work}
              snapshots in {keeper.root}/snapshots, its pages in {keeper.pages}
   alerts     printed here ([failure] ...) and appended to {work}/alerts.log
   dashboard  http://127.0.0.1:{web}/   (open it: the leak at 10 s turns it red)
+             log in as {DEMO_USER} / {password} to acknowledge or silence from the page
   metrics    http://127.0.0.1:{web}/metrics   (Prometheus)
 
 What happens: water under the UPS at 10 s (critical page), mopped up at 30 s (resolved);
@@ -317,10 +331,11 @@ async def _demo(work: Path, duration: float | None) -> int:
     try:
         web = web_port()
         config_path = prepare(work, broker.port, keeper, web)
+        password = demo_user(work)
         config = load_config(config_path)
         setup_logging(config.daemon.log_level)
         install_log_masking(config)
-        print(banner(work, config_path, broker.port, keeper, web), flush=True)
+        print(banner(work, config_path, broker.port, keeper, web, password), flush=True)
         start_keeper(keeper)
         daemon = Daemon(config, config_path)
         writer = asyncio.create_task(write_documents(work / "onnara"))

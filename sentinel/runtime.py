@@ -13,6 +13,7 @@ from backup.replicator import Replicator
 from sensors.reading import Reading
 from sentinel import migrations
 from sentinel.alarm.engine import Engine
+from sentinel.alarm.repository import Enqueue
 from sentinel.backup_commands import BackupCommandRunner
 from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
@@ -128,7 +129,12 @@ class Runtime:
     async def start(self) -> None:
         outbox, self.sender = build_delivery(self.config, self.store, clock=self.clock)
         self.outbox = outbox
-        self.engine = Engine(self.store, self.config, enqueue=outbox.enqueue, clock=self.clock)
+        enqueue: Enqueue = outbox.enqueue
+        if self.config.web is not None:
+            from sentinel.web.ack_links import paging_enqueue  # aiohttp only with [web]
+
+            enqueue = paging_enqueue(self.config, enqueue, self.clock)
+        self.engine = Engine(self.store, self.config, enqueue=enqueue, clock=self.clock)
         await self.engine.start()
         components: list[Component] = [self.engine, self.sender]
         self.sources = build_sources(self.config)

@@ -17,8 +17,7 @@ OWNER = "history_rollup"
 BUCKET = 600.0
 
 _VALUE = (
-    "CASE NEW.value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 "
-    "ELSE CAST(NEW.value AS REAL) END"
+    "CASE NEW.value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST(NEW.value AS REAL) END"
 )
 
 MIGRATIONS: tuple[str, ...] = (

@@ -114,9 +114,13 @@ def _change(args: argparse.Namespace, *, exists: bool, remove: bool = False) -> 
     try:
         users_file.write(path, users)
     except OSError as exc:
+        advice = (
+            "its directory does not exist (start the daemon once, or create it)"
+            if not path.parent.is_dir()
+            else "run the command with sudo"
+        )
         print(
-            f"sentinel: cannot write the users file {path}: {exc.strerror or exc}; run the "
-            "command with sudo",
+            f"sentinel: cannot write the users file {path}: {exc.strerror or exc}; {advice}",
             file=sys.stderr,
         )
         return EXIT_FAILURE

@@ -17,9 +17,15 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import aiosqlite
+
+from alerts.event import AlarmEvent, EventType
 from sentinel.alarm.ids import normalize
+from sentinel.alarm.repository import Enqueue
 from sentinel.config import Config
 
 log = logging.getLogger("sentinel.web")
@@ -147,3 +153,40 @@ def ack_link(config: Config, alarm_id: str, now: float) -> str | None:
     except (KeyFileError, OSError) as exc:
         log.error("no ack link in the message: %s", exc)
         return None
+
+
+# the events that ask a person to act: their pages carry a link
+_PAGES = frozenset({EventType.FIRING, EventType.REPEAT, EventType.ESCALATED})
+
+
+class LinkingEnqueue:
+    """Wraps the outbox's `enqueue`: a page that asks for an acknowledgement gets a fresh
+    signed link (valid `ack_link_ttl` from when it was queued; each repeat brings a new one).
+    A key that cannot be used is logged and the page goes out without a link: a missing
+    link must never cost the page itself."""
+
+    def __init__(self, config: Config, enqueue: Enqueue, clock: Callable[[], float]) -> None:
+        web_config = config.web
+        assert web_config is not None
+        self._links = AckLinks(
+            config.daemon.state_dir, web_config.ack_link_ttl, web_config.base_url
+        )
+        self._enqueue = enqueue
+        self._clock = clock
+
+    async def __call__(self, db: aiosqlite.Connection, event: AlarmEvent) -> object:
+        if event.event in _PAGES and not event.link:
+            try:
+                link = self._links.link(event.alarm_id, self._clock())
+            except (KeyFileError, OSError) as exc:
+                log.error("no ack link in the page for %s: %s", event.alarm_id, exc)
+            else:
+                event = replace(event, link=link or "")
+        return await self._enqueue(db, event)
+
+
+def paging_enqueue(config: Config, enqueue: Enqueue, clock: Callable[[], float]) -> Enqueue:
+    """The outbox's `enqueue`, with links in the pages when `[web] ack_links` is on."""
+    if config.web is None or not config.web.ack_links:
+        return enqueue
+    return LinkingEnqueue(config, enqueue, clock)

@@ -10,13 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
-from sentinel.web import ack_page, actions, auth, history, timeline
+from sentinel.web import ack_page, actions, auth, history, metrics, timeline
 from sentinel.web.context import CTX, WebContext
 
 STATIC = Path(__file__).parent / "static"
 # a stream with nothing new still says it is alive this often (proxies drop idle ones)
 PING_EVERY = 15.0
 TIMELINE_MAX = 500
+HISTORIES_MAX = 100
 
 # No inline script or style and nothing from another host: a sensor name that smuggles in
 # markup cannot run, and the page works with no internet.
@@ -37,6 +38,10 @@ async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if request.path.startswith(("/api/", "/events", "/metrics")):
         response.headers.setdefault("Cache-Control", "no-store")
+    elif request.path.startswith("/static/"):
+        # asked again each time (a 304 when unchanged): after an upgrade no browser keeps
+        # running the old app.js against the new server
+        response.headers.setdefault("Cache-Control", "no-cache")
     return response
 
 
@@ -47,9 +52,11 @@ def build_app(ctx: WebContext) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/status", _status)
     app.router.add_get("/api/history", _history)
+    app.router.add_get("/api/histories", _histories)
     app.router.add_get("/api/timeline", _timeline)
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    metrics.routes(app)
     auth.routes(app)
     actions.routes(app)
     ack_page.routes(app)
@@ -83,6 +90,28 @@ async def _history(request: web.Request) -> web.Response:
     result = await asyncio.to_thread(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
     result["range"] = request.query.get("range", "24h")
     return web.json_response(history.with_thresholds(result, ctx.config), dumps=_dumps)
+
+
+async def _histories(request: web.Request) -> web.Response:
+    """Several charts at once: parallel `sensor`, `kind`, `range` parameters, answered in
+    their order as {"charts": [...]} (the page's first paint asks for every tile in one)."""
+    ctx = request.app[CTX]
+    sensors = request.query.getall("sensor", [])
+    kinds = request.query.getall("kind", [])
+    ranges = request.query.getall("range", [])
+    if not sensors or not (len(sensors) == len(kinds) == len(ranges)):
+        raise web.HTTPBadRequest(text="expected as many sensor=, kind= and range= as charts")
+    if len(sensors) > HISTORIES_MAX:
+        raise web.HTTPBadRequest(text=f"at most {HISTORIES_MAX} charts per request")
+    spans = [history.RANGES.get(r) for r in ranges]
+    if None in spans:
+        raise web.HTTPBadRequest(text="range: expected one of " + "|".join(history.RANGES))
+    charts = list(zip(sensors, kinds, [s for s in spans if s is not None], strict=True))
+    results = await asyncio.to_thread(history.query_many, ctx.state_dir, charts, ctx.clock())
+    for result, chosen in zip(results, ranges, strict=True):
+        result["range"] = chosen
+        history.with_thresholds(result, ctx.config)
+    return web.json_response({"charts": results}, dumps=_dumps)
 
 
 async def _timeline(request: web.Request) -> web.Response:

@@ -235,7 +235,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
     address = client_address(request, ctx.web.trusted_proxies)
     user, password, form = await _read_login(request)
     text = _TEXT[ctx.web.language]
-    wait = ctx.limiter.retry_after(address, user)
+    wait = ctx.limiter.begin(address, user)
     if wait is not None:
         # not even checked: while locked, the right password does not get in either
         log.warning("web login refused for %r from %s: locked for %ds", user, address, wait)
@@ -246,10 +246,15 @@ async def _login(request: web.Request) -> web.StreamResponse:
             text["locked"].format(wait=_wait_text(wait, ctx.web.language)),
             {"Retry-After": str(math.ceil(wait))},
         )
-    if await ctx.users.verify(user, password):
+    try:
+        right = await ctx.users.verify(user, password)
+    except BaseException:
+        ctx.limiter.abandoned(address, user)
+        raise
+    if right:
         stamp = ctx.users.stamp(user)
         if stamp is not None:  # None: deleted in the 50 ms since the check
-            ctx.limiter.succeeded(user)
+            ctx.limiter.succeeded(address, user)
             session = ctx.sessions.start(user, address, stamp)
             log.info("web login: %s from %s", user, address)
             response = web.HTTPSeeOther("/")
@@ -264,6 +269,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
             )
             raise response
     if ctx.users.problem is not None:
+        ctx.limiter.abandoned(address, user)
         return _login_failed(request, form, 503, text["off"], {})
     locked = ctx.limiter.failed(address, user)
     log.warning(

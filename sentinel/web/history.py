@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,25 @@ def thresholds(config: Config, sensor_id: str, kind: str) -> Thresholds:
 
 def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -> dict[str, Any]:
     """Bucketed history of one (sensor, kind) over the last `span` seconds."""
+    return query_many(state_dir, [(sensor_id, kind, span)], now)[0]
+
+
+def query_many(
+    state_dir: Path, charts: Sequence[tuple[str, str, float]], now: float
+) -> list[dict[str, Any]]:
+    """Several charts over one read-only connection: the page asks for all its tiles' charts
+    in one request (one thread hop, one connection), not twenty."""
+    conn = open_readonly(state_dir)
+    try:
+        return [_chart(conn, sensor_id, kind, span, now) for sensor_id, kind, span in charts]
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _chart(
+    conn: sqlite3.Connection | None, sensor_id: str, kind: str, span: float, now: float
+) -> dict[str, Any]:
     rolled = span > ROLLUP_FROM
     if rolled:
         # whole roll-up buckets: 30 d -> 1 h steps (720 points), 7 d -> 20 min (504)
@@ -79,7 +99,6 @@ def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -
         start = now - span
     columns: dict[str, list[float | None]] = {"t": [], "min": [], "avg": [], "max": []}
     unit = ""
-    conn = open_readonly(state_dir)
     if conn is not None:
         try:
             params = {
@@ -104,8 +123,6 @@ def query(state_dir: Path, sensor_id: str, kind: str, span: float, now: float) -
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):  # a daemon that never ran has no history
                 raise
-        finally:
-            conn.close()
     return {
         "sensor": sensor_id,
         "kind": kind,

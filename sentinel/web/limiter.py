@@ -18,6 +18,8 @@ LOCK = 300.0
 MAX_LOCK = 86400.0
 # a key quiet this long starts afresh (its locks stop doubling)
 FORGET = 86400.0
+# Retry-After while earlier attempts of the same address or name are still being checked
+BUSY = 2.0
 # entries kept at most (a bound on memory under a flood of made-up names or addresses)
 MAX_KEYS = 10000
 
@@ -28,6 +30,9 @@ class _Record:
     locked_until: float = 0.0
     locks: int = 0
     last: float = 0.0
+    # attempts being checked right now: counted as failures until they are known, so
+    # attempts sent all at once cannot each pass before the first of them has failed
+    checking: int = 0
 
 
 class LoginLimiter:
@@ -56,8 +61,33 @@ class LoginLimiter:
         ]
         return max(waits) if waits else None
 
+    def begin(self, address: str, user: str) -> float | None:
+        """Before a check: None, and the attempt counts as checking until `failed` or
+        `succeeded`; or the seconds to wait (locked, or the attempts already being checked
+        would use up what is left of the limit)."""
+        wait = self.retry_after(address, user)
+        if wait is not None:
+            return wait
+        now = self._clock()
+        records = [self._record(key, now) for key in _keys(address, user)]
+        for record in records:
+            recent = sum(1 for t in record.failures if now - t < self._window)
+            if recent + record.checking >= self._failures:
+                return BUSY
+        for record in records:
+            record.checking += 1
+            record.last = now
+        return None
+
+    def _done(self, address: str, user: str) -> None:
+        for key in _keys(address, user):
+            record = self._records.get(key)
+            if record is not None and record.checking > 0:
+                record.checking -= 1
+
     def failed(self, address: str, user: str) -> float | None:
         """Counts a failure; returns the lock it started (seconds), if it started one."""
+        self._done(address, user)
         now = self._clock()
         started = None
         for key in _keys(address, user):
@@ -73,15 +103,25 @@ class LoginLimiter:
                 started = max(started or 0.0, lock)
         return started
 
-    def succeeded(self, user: str) -> None:
+    def succeeded(self, address: str, user: str) -> None:
         """A right password clears the name's failures; the address's stay as they are."""
+        self._done(address, user)
         record = self._records.get(("user", user))
-        if record is not None and record.locked_until <= self._clock():
+        if record is not None and record.locked_until <= self._clock() and not record.checking:
             del self._records[("user", user)]
+
+    def abandoned(self, address: str, user: str) -> None:
+        """The check did not happen (the users file is gone): neither failure nor success."""
+        self._done(address, user)
 
     def _record(self, key: tuple[str, str], now: float) -> _Record:
         record = self._records.get(key)
-        if record is not None and now - record.last >= FORGET and record.locked_until <= now:
+        if (
+            record is not None
+            and now - record.last >= FORGET
+            and record.locked_until <= now
+            and not record.checking
+        ):
             record = None
         if record is None:
             if len(self._records) >= MAX_KEYS:
@@ -92,7 +132,11 @@ class LoginLimiter:
     def _prune(self, now: float) -> None:
         """Drops a tenth of the entries that lock nothing, oldest first (a tenth at once, so
         a flood does not sort the table at every new name)."""
-        idle = sorted((r.last, k) for k, r in self._records.items() if r.locked_until <= now)
+        idle = sorted(
+            (r.last, k)
+            for k, r in self._records.items()
+            if r.locked_until <= now and not r.checking
+        )
         for _, key in idle[: max(1, MAX_KEYS // 10)]:
             del self._records[key]
         while len(self._records) >= MAX_KEYS:  # every entry locks: drop the oldest anyway

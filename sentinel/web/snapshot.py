@@ -22,6 +22,9 @@ from sentinel.status import build_report
 log = logging.getLogger("sentinel.web")
 
 INTERVAL = 1.0
+# a report that differs only in ages and counters still goes to open streams this often, so
+# a phone left open on the page does not pull a report a second over a mobile network
+QUIET_PUSH = 15.0
 # nobody looked for this long: stop rebuilding until someone does
 IDLE_AFTER = 30.0
 
@@ -46,6 +49,8 @@ class Snapshot:
         self._wanted = float("-inf")
         self._changed = asyncio.Event()
         self.version = 0
+        self._meaning = ""
+        self._pushed = float("-inf")
         self.watchers = 0
         self.builds = 0
         self.last_error: str | None = None
@@ -82,6 +87,11 @@ class Snapshot:
         self._json = json.dumps(report, default=str, ensure_ascii=False).encode()
         self._built = self._monotonic()
         self.builds += 1
+        meaning = _meaning(report)
+        if meaning == self._meaning and self._built - self._pushed < QUIET_PUSH:
+            return
+        self._meaning = meaning
+        self._pushed = self._built
         self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
@@ -112,3 +122,26 @@ class Snapshot:
             "report_builds": self.builds,
             "report_error": self.last_error,
         }
+
+
+# what changes every second without anything having happened: clocks, ages, counters
+_VOLATILE = frozenset({"generated", "uptime", "heartbeat_ts", "ts", "last_flush", "components"})
+
+
+def _meaning(report: dict[str, Any]) -> str:
+    """The report without its clocks, ages and counters: what a person would call a change
+    (a value, a state, an alarm, a pending count). The components' own counters change with
+    every reading; a failing component reaches `overall` and the alarms."""
+    return json.dumps(_strip(report), sort_keys=True, default=str)
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _strip(v)
+            for k, v in value.items()
+            if k not in _VOLATILE and not (k == "age" or k.endswith("_age"))
+        }
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value

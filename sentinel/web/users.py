@@ -27,8 +27,9 @@ log = logging.getLogger("sentinel.web")
 # on purpose, so a stolen file is slow to guess; the limiter keeps online guessing slower still
 HASHER = PasswordHasher()
 MIN_PASSWORD = 8
-# each check takes 64 MiB for ~50 ms: at most this many at once, whoever asks
-_CONCURRENT_CHECKS = 2
+# each check takes 64 MiB and up to 4 threads (parallelism 4) for ~50 ms: one at a time,
+# whoever asks, so guessing cannot take the cores the alarm loop needs
+_CONCURRENT_CHECKS = 1
 
 
 # the file's name in the state directory unless [web] users_file says otherwise

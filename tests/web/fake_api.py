@@ -1,7 +1,9 @@
 """A stand-in for the dashboard's server: sentinel/web/static/ and canned answers in the shape
 of docs/status.md and the web contract, so the page can be looked at (and tested in a
 browser) without a daemon. `python -m tests.web.fake_api --port 8099`, then
-POST /fake/leak?on=1|0 floods or dries the room and POST /fake/stop-events ends the stream.
+POST /fake/leak?on=1|0 floods or dries the room (&lag=1: the sensor row lags the alarm),
+POST /fake/tick sends a report with nothing new, POST /fake/broken?on=1|0 a report the
+server could not build, POST /fake/stop-events ends the stream.
 
 Not the real server: sentinel/web/app.py is. This one checks nothing it does not have to.
 """
@@ -18,6 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
+# the real server's policy, so a page that would break under it breaks here too
+from sentinel.web.app import _CSP
+
 STATIC = Path(__file__).resolve().parents[2] / "sentinel" / "web" / "static"
 CSRF = "fake-csrf-token"
 # A sensor name that would run script if the page put it in as markup.
@@ -27,18 +32,27 @@ HOSTILE = '<img src=x onerror="window.__pwned=1">'
 class Room:
     """The fake room's state and everyone waiting for it to change."""
 
-    def __init__(self, language: str = "ko") -> None:
+    def __init__(self, language: str = "ko", extra_sensors: int = 0) -> None:
         self.language = language
+        self.extra_sensors = extra_sensors  # more temperature tiles, for timing the page
         self.leak = False
         self.acked: str | None = None
         self.silences: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []
         self.user: str | None = None
+        self.failed_logins = 0
+        # the engine's batched write of latest values lags its alarm: "dry" next to the alarm
+        self.value_lags = False
+        self.broken = False  # the server cannot build the report (snapshot.py's answer)
+        self.view = "open"  # "login": seeing the dashboard needs a login too
         self.streams: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.started = time.time()
 
     def report(self) -> dict[str, Any]:
         now = time.time()
+        if self.broken:
+            reason = "cannot build the status report: database is locked"
+            return {"overall": {"state": "UNKNOWN", "reasons": [reason]}}
         alarms = []
         if self.leak:
             alarms.append(
@@ -51,7 +65,7 @@ class Room:
                     "kind": "water_leak",
                     "severity": "critical",
                     "state": "acknowledged" if self.acked else "firing",
-                    "since": self.started,
+                    "since": now - 1 if self.value_lags else self.started,
                     "value": True,
                     "unit": "",
                     "reason": "water leak detected",
@@ -81,9 +95,9 @@ class Room:
                     "id": "leak-ups",
                     "location": "전산실 UPS 하단 누수",
                     "kind": "water_leak",
-                    "value": self.leak,
+                    "value": self.leak and not self.value_lags,
                     "unit": "",
-                    "age": 3.0,
+                    "age": 30.0 if self.value_lags else 3.0,
                     "state": "alarm" if self.leak else "ok",
                     "silenced": None,
                 },
@@ -107,6 +121,19 @@ class Room:
                     "state": "ok",
                     "silenced": None,
                 },
+                *(
+                    {
+                        "id": f"temp-{n}",
+                        "location": f"랙 {n}",
+                        "kind": "temperature",
+                        "value": 22.0,
+                        "unit": "°C",
+                        "age": 5.0,
+                        "state": "ok",
+                        "silenced": None,
+                    }
+                    for n in range(self.extra_sensors)
+                ),
             ],
             "alarms": alarms,
             "silences": self.silences,
@@ -152,7 +179,7 @@ class Room:
             "user": self.user,
             "csrf": CSRF if self.user else None,
             "can_act": self.user is not None,
-            "view": "open",
+            "view": self.view,
         }
 
     def changed(self) -> None:
@@ -170,23 +197,48 @@ SPAN = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html")
+    if request.app[ROOM].view == "login" and request.app[ROOM].user is None:
+        raise web.HTTPSeeOther("/login")
+    # as the real server: a browser must ask again, not show a page from its cache
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return web.Response(
+        text="<!doctype html><title>login</title><p>login page</p>", content_type="text/html"
+    )
 
 
 async def status(request: web.Request) -> web.Response:
     room = request.app[ROOM]
+    if room.view == "login" and room.user is None:
+        return web.json_response({"ok": False, "error": "log in first"}, status=401)
     return web.json_response({**room.report(), "web": room.web()})
 
 
 async def history(request: web.Request) -> web.Response:
-    sensor = request.query.get("sensor", "")
-    kind = request.query.get("kind", "")
     rng = request.query.get("range", "24h")
     if rng not in SPAN:
         return web.json_response({"error": f"unknown range {rng}"}, status=400)
+    chart = _chart(request, request.query.get("sensor", ""), request.query.get("kind", ""), rng)
+    return web.json_response(chart)
+
+
+async def histories(request: web.Request) -> web.Response:
+    """The real server's batch form: parallel sensor=, kind=, range= parameters."""
+    asked = zip(
+        request.query.getall("sensor", []),
+        request.query.getall("kind", []),
+        request.query.getall("range", []),
+        strict=True,
+    )
+    return web.json_response({"charts": [_chart(request, s, k, r) for s, k, r in asked]})
+
+
+def _chart(request: web.Request, sensor: str, kind: str, rng: str) -> dict[str, Any]:
     now = time.time()
-    step = SPAN[rng] / 360
-    ts = [now - SPAN[rng] + i * step for i in range(361)]
+    step = SPAN[rng] / 720  # as many buckets as the real server's most
+    ts = [now - SPAN[rng] + i * step for i in range(721)]
     room = request.app[ROOM]
     thresholds: dict[str, float | None] = {
         "warn_high": None,
@@ -209,23 +261,23 @@ async def history(request: web.Request) -> web.Response:
         thresholds.update(warn_high=27.0, crit_high=32.0, warn_low=15.0)
     # a gap the way a lost sensor leaves one
     gap = len(ts) // 3
-    lo, avg, hi = (s[:gap] + [None] * 5 + s[gap + 5 :] for s in (lo, avg, hi))
-    return web.json_response(
-        {
-            "sensor": sensor,
-            "kind": kind,
-            "unit": "°C" if kind == "temperature" else "",
-            "range": rng,
-            "from": ts[0],
-            "to": ts[-1],
-            "step": step,
-            "t": ts,
-            "min": lo,
-            "avg": avg,
-            "max": hi,
-            "thresholds": thresholds,
-        }
-    )
+
+    def with_gap(values: list[float]) -> list[float | None]:
+        return [None if gap <= i < gap + 5 else v for i, v in enumerate(values)]
+
+    columns = {"min": with_gap(lo), "avg": with_gap(avg), "max": with_gap(hi)}
+    return {
+        "sensor": sensor,
+        "kind": kind,
+        "unit": "°C" if kind == "temperature" else "",
+        "range": rng,
+        "from": ts[0],
+        "to": ts[-1],
+        "step": step,
+        "t": ts,
+        **columns,
+        "thresholds": thresholds,
+    }
 
 
 async def timeline(request: web.Request) -> web.Response:
@@ -291,7 +343,7 @@ async def ack(request: web.Request) -> web.Response:
         {
             "ts": time.time(),
             "type": "action",
-            "alarm_id": request.match_info["id"],
+            "target": request.match_info["id"],  # the real timeline names it so
             "command": "ack",
             "by": room.user,
             "address": request.remote,
@@ -334,11 +386,16 @@ async def unsilence(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await request.json() if request.content_type == "application/json" else {}
     room = request.app[ROOM]
+    if room.failed_logins >= 3:
+        return web.json_response(
+            {"ok": False, "error": "locked"}, status=429, headers={"Retry-After": "300"}
+        )
     if form.get("user") == "kim" and form.get("password") == "pw":
         room.user = "kim"
         raise web.HTTPSeeOther("/")
+    room.failed_logins += 1
     return web.json_response({"ok": False, "error": "wrong user or password"}, status=401)
 
 
@@ -350,8 +407,21 @@ async def logout(request: web.Request) -> web.Response:
 async def fake_leak(request: web.Request) -> web.Response:
     room = request.app[ROOM]
     room.leak = request.query.get("on") == "1"
+    room.value_lags = request.query.get("lag") == "1"
     room.acked = None
     room.changed()
+    return web.json_response({"ok": True})
+
+
+async def fake_broken(request: web.Request) -> web.Response:
+    room = request.app[ROOM]
+    room.broken = request.query.get("on") == "1"
+    room.changed()
+    return web.json_response({"ok": True})
+
+
+async def fake_tick(request: web.Request) -> web.Response:
+    request.app[ROOM].changed()  # a new report with nothing else new, as the real one sends
     return web.json_response({"ok": True})
 
 
@@ -362,21 +432,32 @@ async def fake_stop_events(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def build(language: str = "ko") -> web.Application:
-    app = web.Application()
-    app[ROOM] = Room(language)
+@web.middleware
+async def _policy(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    return response
+
+
+def build(language: str = "ko", extra_sensors: int = 0) -> web.Application:
+    app = web.Application(middlewares=[_policy])
+    app[ROOM] = Room(language, extra_sensors)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/history", history)
+    app.router.add_get("/api/histories", histories)
     app.router.add_get("/api/timeline", timeline)
     app.router.add_get("/events", events)
     app.router.add_post("/api/alarms/{id}/ack", ack)
     app.router.add_post("/api/silences", silence)
     app.router.add_post("/api/silences/{n}/end", unsilence)
     app.router.add_post("/login", login)
+    app.router.add_get("/login", login_page)
     app.router.add_post("/logout", logout)
     app.router.add_post("/fake/leak", fake_leak)
+    app.router.add_post("/fake/tick", fake_tick)
+    app.router.add_post("/fake/broken", fake_broken)
     app.router.add_post("/fake/stop-events", fake_stop_events)
     return app
 
@@ -385,8 +466,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--language", default="ko", choices=["ko", "en"])
+    parser.add_argument("--extra-sensors", type=int, default=0)
     args = parser.parse_args()
-    web.run_app(build(args.language), host="127.0.0.1", port=args.port)
+    web.run_app(build(args.language, args.extra_sensors), host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

@@ -157,3 +157,30 @@ def test_the_cli_prints_a_link(tmp_path: Path, http_sink: HttpSink) -> None:
     query = parse_qs(urlsplit(link).query)
     links = AckLinks(tmp_path / "state", 3600, "")
     assert links.check("A7F3", query["exp"][0], query["sig"][0], time.time()) is None
+
+
+async def test_the_page_carries_a_link_that_acknowledges(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    # the page channel takes the long form (tag lms): an SMS has no room for a link
+    page_tags = "critical, warning, lms"
+    async with running(tmp_path, http_sink, LINKS, page_tags=page_tags) as site, browser() as http:
+        alarm = await site.leak()
+        [page] = await http_sink.wait_delivered(1, "/page")
+        # the long form's last line; the signature is not masked as if it were a secret
+        line = page.message.splitlines()[-1]
+        assert line.startswith("Acknowledge on the web: https://sentinel.example:8443/ack/")
+        link = line.split(": ", 1)[1]
+        query = parse_qs(urlsplit(link).query)
+        assert urlsplit(link).path == f"/ack/{alarm}" and len(query["sig"][0]) == 32
+        form = {"exp": query["exp"][0], "sig": query["sig"][0], "name": "lee"}
+        async with http.post(f"{site.base}ack/{alarm}", data=form) as r:
+            assert r.status == 200, await r.text()
+        assert site.engine.active_alarms()[0]["acked_by"] == "lee"
+
+
+async def test_without_ack_links_the_page_has_no_link(tmp_path: Path, http_sink: HttpSink) -> None:
+    async with running(tmp_path, http_sink, page_tags="critical, lms") as site:
+        await site.leak()
+        [page] = await http_sink.wait_delivered(1, "/page")
+        assert "/ack/" not in page.message

@@ -26,6 +26,7 @@ from sentinel.config import Config, load_config
 from sentinel.delivery import build_delivery
 from sentinel.store import Store
 from sentinel.web import users as users_file
+from sentinel.web.ack_links import paging_enqueue
 from sentinel.web.server import WebServer
 from tests.fixtures.http_sink import HttpSink
 from tests.fixtures.poll import until
@@ -97,11 +98,13 @@ class Site:
             conn.close()
 
 
-def write_site(tmp_path: Path, sink: HttpSink, web: str = "") -> Path:
+def write_site(
+    tmp_path: Path, sink: HttpSink, web: str = "", page_tags: str = "critical, warning"
+) -> Path:
     apprise = tmp_path / "apprise.yml"
     apprise.write_text(
         "urls:\n"
-        f'  - "{sink.json_url("/page", "cto=1&rto=1")}":\n      tag: critical, warning\n'
+        f'  - "{sink.json_url("/page", "cto=1&rto=1")}":\n      tag: {page_tags}\n'
         f'  - "{sink.json_url("/info", "cto=1&rto=1")}":\n      tag: info, lms\n',
         encoding="utf-8",
     )
@@ -117,11 +120,15 @@ def add_users(path: Path, **passwords: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, sink: HttpSink, web: str = "", users: dict[str, str] | None = None
+    tmp_path: Path,
+    sink: HttpSink,
+    web: str = "",
+    users: dict[str, str] | None = None,
+    page_tags: str = "critical, warning",
 ) -> AsyncIterator[Site]:
     """The daemon's alarm engine, sender and web server in this loop, as `sentinel run`
     wires them (less the sensor sources: readings are submitted directly)."""
-    config = load_config(write_site(tmp_path, sink, web))
+    config = load_config(write_site(tmp_path, sink, web, page_tags))
     users_path = tmp_path / "web-users"
     if users is None:
         users = {"kim": PASSWORD}
@@ -132,7 +139,9 @@ async def running(
     try:
         await migrations.migrate(store)
         outbox, sender = build_delivery(config, store)
-        engine = Engine(store, config, enqueue=outbox.enqueue, clock=time.time)
+        # as the runtime wires it: with ack_links, pages carry a signed link
+        enqueue = paging_enqueue(config, outbox.enqueue, time.time)
+        engine = Engine(store, config, enqueue=enqueue, clock=time.time)
         await engine.start()
         server = WebServer(config)
         tasks = [asyncio.create_task(c.run()) for c in (engine, sender, server)]

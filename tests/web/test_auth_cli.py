@@ -92,3 +92,10 @@ def test_a_broken_users_file_is_not_overwritten(tmp_path: Path) -> None:
     proc = web(cfg, "adduser", "lee", "--password-stdin", password="correct horse")
     assert proc.returncode == 1 and "line(s) 2" in proc.stderr
     assert users.read_text() == "kim:$argon2id$...\nsomething else\n"
+
+
+def test_a_state_directory_that_does_not_exist_yet_is_said_so(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    (tmp_path / "state").rmdir()
+    proc = web(cfg, "adduser", "kim", "--password-stdin", password="correct horse")
+    assert proc.returncode == 1 and "directory does not exist" in proc.stderr, proc.stderr

@@ -80,6 +80,21 @@ async def test_five_wrong_passwords_lock_out_even_the_right_one(
         assert "guess-" not in caplog.text and PASSWORD not in caplog.text
 
 
+async def test_guesses_sent_all_at_once_meet_the_same_limit(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    async with running(tmp_path, http_sink) as site, browser() as http:
+
+        async def guess(i: int) -> int:
+            async with http.post(
+                site.base + "login", json={"user": "kim", "password": f"guess-{i}"}
+            ) as r:
+                return r.status
+
+        statuses = await asyncio.gather(*(guess(i) for i in range(12)))
+        assert sorted(statuses) == [401] * 5 + [429] * 7
+
+
 class HeldHasher(PasswordHasher):
     """Checks passwords only once the test lets it: a check running on the event loop
     would hold every other request until then."""

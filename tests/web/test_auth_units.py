@@ -11,6 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from sentinel.alarm.actor import Actor
+from sentinel.web import limiter as limiter_module
 from sentinel.web import users as users_file
 from sentinel.web.limiter import LoginLimiter
 from sentinel.web.sessions import Sessions
@@ -129,13 +130,26 @@ def test_five_failures_lock_the_address_and_the_name() -> None:
     assert limiter.retry_after("10.0.0.9", "lee") == 300  # the address, whatever name
     assert limiter.retry_after("10.0.0.7", "kim") == 300  # the name, from anywhere
     assert limiter.retry_after("10.0.0.7", "lee") is None
-    limiter.succeeded("lee")  # a success elsewhere does not lift the address's lock
+    limiter.succeeded("10.0.0.7", "lee")  # a success elsewhere does not lift the lock
     assert limiter.retry_after("10.0.0.9", "lee") == 300
     clock.advance(300)
     assert limiter.retry_after("10.0.0.9", "kim") is None
     for _ in range(4):
         limiter.failed("10.0.0.9", "kim")
     assert limiter.failed("10.0.0.9", "kim") == 600  # the next lock is twice as long
+
+
+def test_attempts_being_checked_count_against_the_limit() -> None:
+    limiter = LoginLimiter(FakeClock())
+    for _ in range(5):
+        assert limiter.begin("10.0.0.9", "kim") is None
+    assert limiter.begin("10.0.0.9", "kim") == limiter_module.BUSY  # five already in flight
+    assert limiter.begin("10.0.0.8", "kim") == limiter_module.BUSY  # the name, too
+    limiter.abandoned("10.0.0.9", "kim")
+    assert limiter.begin("10.0.0.9", "kim") is None
+    for _ in range(5):
+        limiter.failed("10.0.0.9", "kim")
+    assert limiter.begin("10.0.0.9", "kim") == 300
 
 
 def test_failures_spread_over_more_than_the_window_do_not_lock() -> None:
@@ -148,8 +162,7 @@ def test_failures_spread_over_more_than_the_window_do_not_lock() -> None:
 
 
 def test_the_limiter_stays_bounded_under_a_flood_of_names() -> None:
-    from sentinel.web import limiter as module
-
+    module = limiter_module
     clock = FakeClock()
     limiter = LoginLimiter(clock)
     for i in range(module.MAX_KEYS + 50):

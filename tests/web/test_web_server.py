@@ -172,6 +172,18 @@ async def test_the_server_serves_status_history_and_a_live_stream(tmp_path: Path
             assert chart["thresholds"]["crit_high"] == 33.0
             async with http.get(base + "api/history", params={"range": "1y"}) as r:
                 assert r.status == 400
+            # the page's batch: every tile's chart in one request, in the order asked
+            batch = [("sensor", "temp-rack1"), ("kind", "temperature"), ("range", "1h")]
+            batch += [("sensor", "nothing"), ("kind", "smoke"), ("range", "30d")]
+            async with http.get(base + "api/histories", params=batch) as r:
+                charts = (await r.json())["charts"]
+            assert [(c["sensor"], c["range"]) for c in charts] == [
+                ("temp-rack1", "1h"),
+                ("nothing", "30d"),
+            ]
+            assert charts[0]["thresholds"]["crit_high"] == 33.0 and charts[1]["t"] == []
+            async with http.get(base + "api/histories", params=batch[:5]) as r:
+                assert r.status == 400
             async with http.get(base + "events") as r:
                 assert r.headers["Content-Type"].startswith("text/event-stream")
                 line = await r.content.readline()
@@ -238,3 +250,28 @@ async def test_a_day_or_less_reads_the_raw_samples(store: Store, tmp_path: Path)
     assert history.query(tmp_path / "state", "t", "temperature", 86400.0, NOW)["source"] == (
         "samples"
     )
+
+
+async def test_streams_hear_of_changes_not_of_clocks() -> None:
+    """A report that only aged is not pushed each second (a phone on a mobile network),
+    but a new alarm is pushed at the next build."""
+    state = {"alarms": [], "generated": 0.0, "sensors": [{"id": "t", "age": 0.0}]}
+
+    def build(_config: Any) -> dict[str, Any]:
+        state["generated"] = float(state["generated"]) + 1  # type: ignore[arg-type]
+        state["sensors"][0]["age"] += 1  # type: ignore[index]
+        return json.loads(json.dumps(state))
+
+    snapshot = Snapshot(None, interval=0.05, build=build)  # type: ignore[arg-type]
+    snapshot.watchers = 1
+    runner = asyncio.create_task(snapshot.run())
+    try:
+        assert await snapshot.wait_newer(0, 5.0)
+        first = snapshot.version
+        assert not await snapshot.wait_newer(first, 0.5)  # ten builds, only ages changed
+        assert snapshot.builds >= 5
+        state["alarms"] = [{"id": "EYDH", "state": "firing"}]
+        assert await snapshot.wait_newer(first, 2.0)
+        assert json.loads(await snapshot.report_json())["alarms"][0]["id"] == "EYDH"
+    finally:
+        runner.cancel()

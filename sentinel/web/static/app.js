@@ -60,7 +60,7 @@ const I18N = {
     login_to_act: "확인·알림 중지는 로그인 후 할 수 있습니다.",
     login_needed: "보려면 로그인하세요.",
     login_failed: "로그인 실패: 사용자 또는 비밀번호가 틀렸습니다.",
-    login_limited: "로그인 시도가 너무 많습니다. 잠시 후 다시 하세요.",
+    login_limited: "로그인 시도가 너무 많습니다. {0} 뒤에 다시 하세요.",
     done: "완료: {0}",
     failed: "실패: {0}",
     request_failed: "요청 실패 ({0})",
@@ -74,6 +74,8 @@ const I18N = {
     "sensor_never-seen": "미수신",
     sev_critical: "위험",
     sev_warning: "주의",
+    sev_info: "정보",
+    alarm_normal: "정상",
     alarm_pending: "대기",
     alarm_firing: "발생",
     alarm_acknowledged: "확인됨",
@@ -190,7 +192,7 @@ const I18N = {
     login_to_act: "Log in to acknowledge or silence.",
     login_needed: "Log in to view.",
     login_failed: "Login failed: wrong user or password.",
-    login_limited: "Too many login attempts. Wait a while and try again.",
+    login_limited: "Too many login attempts. Try again in {0}.",
     done: "done: {0}",
     failed: "failed: {0}",
     request_failed: "request failed ({0})",
@@ -204,6 +206,8 @@ const I18N = {
     "sensor_never-seen": "never seen",
     sev_critical: "critical",
     sev_warning: "warning",
+    sev_info: "info",
+    alarm_normal: "normal",
     alarm_pending: "pending",
     alarm_firing: "firing",
     alarm_acknowledged: "acknowledged",
@@ -274,8 +278,8 @@ const RANGES = ["1h", "24h", "7d", "30d"];
 // On/off kinds chart as a 0/1 step line; the server sends them as 0/1 (max over a bucket).
 const BOOLEAN_KINDS = new Set(["water_leak", "smoke", "tamper", "battery_low", "availability"]);
 const REFRESH_MS = 30000;
-// A status event re-draws a chart whose sensor changed, but not more often than this: a
-// sensor that reports every second must not turn into a history query every second.
+// The history is queried again at most this often when the page comes back into view; in
+// between, each report's current value is drawn as the chart's newest point.
 const MIN_REDRAW_MS = 5000;
 const STATES = ["OK", "WARNING", "CRITICAL", "UNKNOWN"];
 
@@ -284,6 +288,7 @@ let report = null;
 let web = { language: "ko", user: null, csrf: null, can_act: false, view: "open" };
 let lastUpdate = null;
 const charts = new Map(); // chart key -> Chart
+let chartsMarked = false;
 
 function t(key, ...args) {
   const words = I18N[lang] || I18N.ko;
@@ -462,22 +467,31 @@ function connect() {
   if (source) source.close();
   source = null;
   if (web.view === "login" && !web.user) return; // the stream needs a login too
-  source = new EventSource("/events");
-  source.onopen = () => { streamOpen = true; streamTried = true; showLive(); };
-  source.addEventListener("status", (ev) => {
+  const stream = new EventSource("/events");
+  source = stream;
+  stream.onopen = () => {
+    if (source !== stream) return;
     streamOpen = true;
+    streamTried = true;
+    showLive();
+  };
+  stream.addEventListener("status", (ev) => {
+    if (source !== stream) return;
+    streamOpen = true;
+    fetchFailing = false; // a report just came through: the connection works
     let data;
     try { data = JSON.parse(ev.data); } catch (_) { return; }
-    render(data);
+    if (statusKnown) render(data);
     showLive();
   });
-  source.onerror = () => {
+  stream.onerror = () => {
+    if (source !== stream) return;
     streamOpen = false;
     streamTried = true;
     showLive();
     // The browser retries by itself while the state is CONNECTING; a refused answer
     // (server restarting, 5xx) closes the stream for good, so try again ourselves.
-    if (source.readyState === EventSource.CLOSED) {
+    if (stream.readyState === EventSource.CLOSED) {
       reconnectTimer = setTimeout(async () => {
         await loadStatus();
         connect();
@@ -511,23 +525,40 @@ function render(data) {
   if (data.web) web = data.web;
   data.web = web;
   const previous = report;
+  // A report the server could not build is only {"overall": UNKNOWN + why}: the banner
+  // says so, and the rest keeps what was last known, dimmed, rather than going blank.
+  const degraded = !Array.isArray(data.sensors) && previous !== null;
+  document.body.classList.toggle("degraded", degraded);
+  if (degraded) data = { ...previous, overall: data.overall, generated: data.generated, web };
   report = data;
+  // for bench/: the page is usable once the first report is on it
+  if (!previous && performance.mark) performance.mark("sentinel-first-report");
   lastUpdate = new Date();
   const newLang = web.language === "en" ? "en" : "ko";
   const langChanged = newLang !== lang;
   lang = newLang;
   document.documentElement.lang = lang;
   document.title = `${t("title")} · ${siteName()}`;
-  translateStatic();
+  if (langChanged || !previous) translateStatic();
   renderOverall();
   renderAccount(false);
-  renderAlarms();
-  renderSilences();
-  renderTiles(previous, langChanged);
-  renderReplication(previous);
+  // Reports come about every second; rows with buttons are rebuilt only when what they
+  // show changed, or a tap landing between two reports would hit a button already gone.
+  if (changedSince("alarms", report.alarms)) renderAlarms();
+  if (changedSince("silences", [report.silences, [...sensorNames()]])) renderSilences();
+  renderTiles(langChanged);
+  renderReplication();
   renderChannels();
   renderFooter();
   if (alarmSignature(previous) !== alarmSignature(report)) loadTimeline();
+}
+
+const shown = new Map();
+function changedSince(name, inputs) {
+  const key = JSON.stringify([lang, web.can_act, inputs]);
+  if (shown.get(name) === key) return false;
+  shown.set(name, key);
+  return true;
 }
 
 function siteName() {
@@ -555,6 +586,7 @@ function renderOverall() {
   const state = STATES.includes(overall.state) ? overall.state : "UNKNOWN";
   const box = $("overall");
   box.dataset.state = state;
+  box.dataset.generated = isNum(report.generated) ? String(report.generated) : "";
   $("overall-word").textContent = t(`state_${state}`);
   $("site").textContent = siteName();
   const reasons = Array.isArray(overall.reasons) ? overall.reasons : [];
@@ -594,16 +626,27 @@ function renderAccount(loginNeeded) {
 
 async function login(ev) {
   ev.preventDefault();
-  const form = ev.target;
-  const body = new URLSearchParams(new FormData(form));
+  const form = new FormData(ev.target);
   let res;
   try {
-    res = await fetch("/login", { method: "POST", body, credentials: "same-origin" });
+    // JSON, so a refusal comes back as {"error"} rather than as the no-script login page
+    res = await fetch("/login", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ user: form.get("user") || "", password: form.get("password") || "" }),
+    });
   } catch (err) {
     say(t("failed", err.message), "error");
     return;
   }
-  if (res.status === 429) { say(t("login_limited"), "error"); return; }
+  if (res.status === 429) {
+    const wait = Number(res.headers.get("Retry-After"));
+    say(t("login_limited", isNum(wait) && wait > 0 ? duration(wait) : "?"), "error");
+    return;
+  }
+  if (res.status === 401) { say(t("login_failed"), "error"); return; }
+  if (!res.ok) { say(t("failed", await errorText(res)), "error"); return; }
   await loadStatus();
   if (web.user) {
     $("message").hidden = true;
@@ -622,6 +665,12 @@ async function logout() {
     });
   } catch (err) {
     say(t("failed", err.message), "error");
+  }
+  // view = "login": what is on the page is not for someone logged out; the server's
+  // answer to "/" is its login page
+  if (web.view === "login") {
+    location.assign("/");
+    return;
   }
   await loadStatus();
 }
@@ -757,12 +806,10 @@ function sensorGroups() {
   return groups;
 }
 
-function renderTiles(previous, langChanged) {
+function renderTiles(langChanged) {
   const container = $("tiles");
   const groups = sensorGroups();
   const alarms = Array.isArray(report.alarms) ? report.alarms : [];
-  const before = new Map();
-  for (const s of (previous && previous.sensors) || []) before.set(`${s.id}\u0000${s.kind}`, s);
   if (!groups.size) {
     for (const key of [...charts.keys()]) if (!key.startsWith("replication:")) dropChart(key);
     fill(container, [el("p", { class: "empty", text: t("no_sensors") })]);
@@ -790,8 +837,8 @@ function renderTiles(previous, langChanged) {
     const chart = charts.get(id);
     if (chart) {
       if (langChanged) chart.relabel();
-      const old = before.get(`${id}\u0000${primary.kind}`);
-      if (old && (old.value !== primary.value || old.state !== primary.state)) chart.soon();
+      const current = newestValue(primary, alarms);
+      chart.setLive(current.ts, current.value);
     }
   }
 }
@@ -824,6 +871,19 @@ function makeTile(id, kind) {
   return tile;
 }
 
+// The engine writes an alarm at once but a sensor's latest value in batches, so for a few
+// seconds a report can say "dry" next to a leak alarm: the newer of the two is shown.
+function newestValue(sensor, alarms) {
+  const seen = isNum(report.generated) && isNum(sensor.age) ? report.generated - sensor.age : null;
+  let best = { value: sensor.value, ts: seen };
+  for (const a of alarms) {
+    if (a.sensor !== sensor.id || a.kind !== sensor.kind || !isNum(a.since)) continue;
+    if (a.value === null || a.value === undefined) continue;
+    if (best.ts === null || a.since > best.ts) best = { value: a.value, ts: a.since };
+  }
+  return best;
+}
+
 function updateTile(tile, rows, alarms) {
   const primary = rows[0];
   const state = tileState(rows, alarms);
@@ -833,7 +893,8 @@ function updateTile(tile, rows, alarms) {
   badge.dataset.state = state;
   const skey = `sensor_${primary.state}`;
   badge.textContent = has(skey) ? t(skey) : String(primary.state || "?");
-  tile.querySelector(".tile-value").textContent = formatValue(primary.kind, primary.value, primary.unit);
+  const current = newestValue(primary, alarms);
+  tile.querySelector(".tile-value").textContent = formatValue(primary.kind, current.value, primary.unit);
   tile.querySelector(".tile-meta").textContent = [
     primary.id,
     // the report's age was right when it was made; between reports it keeps counting
@@ -842,6 +903,37 @@ function updateTile(tile, rows, alarms) {
   ].filter(Boolean).join(" · ");
   const extra = rows.slice(1).map((r) => `${r.kind}: ${formatValue(r.kind, r.value, r.unit)}`);
   tile.querySelector(".tile-extra").textContent = extra.join(" · ");
+}
+
+// ---------------------------------------------------------------------------------------
+// History requests made in the same turn of the event loop go out as one /api/histories
+// request: the first paint asks for every tile's chart at once (one request, one database
+// connection on the server), not twenty.
+const historyBatch = { items: [], timer: null };
+
+function fetchHistory(sensor, kind, range) {
+  return new Promise((resolve, reject) => {
+    historyBatch.items.push({ sensor, kind, range, resolve, reject });
+    if (!historyBatch.timer) historyBatch.timer = setTimeout(flushHistory, 0);
+  });
+}
+
+async function flushHistory() {
+  // the server answers at most 100 charts per request
+  const items = historyBatch.items.splice(0, 50);
+  historyBatch.timer = historyBatch.items.length ? setTimeout(flushHistory, 0) : null;
+  const query = new URLSearchParams();
+  for (const i of items) {
+    query.append("sensor", i.sensor);
+    query.append("kind", i.kind);
+    query.append("range", i.range);
+  }
+  try {
+    const data = await getJSON(`/api/histories?${query}`);
+    items.forEach((item, n) => item.resolve(data.charts[n]));
+  } catch (err) {
+    for (const item of items) item.reject(err);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -860,6 +952,10 @@ class Chart {
     this.kind = kind;
     this.range = "24h";
     this.plot = null;
+    this.history = null;
+    this.live = null;
+    this.drawn = false;
+    this.xrange = null;
     this.shape = null;
     this.loading = null;
     this.lastLoad = 0;
@@ -870,10 +966,16 @@ class Chart {
         class: "range", type: "button", "data-range": r, "aria-pressed": String(r === this.range),
         "data-testid": `range-${sensor}-${r}`, text: t(`range_${r}`), onclick: () => this.setRange(r),
       })));
-    this.area = el("div", { class: "chart", "data-testid": testid, "data-points": "0", "data-range": this.range });
+    this.area = el("div", { class: "chart", "data-testid": testid, "data-points": "0", "data-range": this.range, role: "img" });
     this.note = el("div", { class: "chart-note meta" });
     box.replaceChildren(this.buttons, this.area, this.note);
-    this.resizer = new ResizeObserver(() => this.fit());
+    // The width comes from the observer, so drawing never forces a layout of the page
+    // (twenty charts each reading clientWidth after the last one's canvas went in).
+    this.knownWidth = 0;
+    this.resizer = new ResizeObserver((entries) => {
+      this.knownWidth = Math.floor(entries[entries.length - 1].contentRect.width);
+      this.fit();
+    });
     this.resizer.observe(this.area);
     this.load();
   }
@@ -890,7 +992,25 @@ class Chart {
     this.load();
   }
 
-  // after a change in the status report; at most every MIN_REDRAW_MS
+  // The report's current value as the newest point: the history holds what the engine
+  // stored (every history_interval), the report what the sensor said last.
+  setLive(ts, value) {
+    const v = typeof value === "boolean" ? Number(value) : value;
+    const live = isNum(ts) && isNum(v) ? { ts, value: v } : null;
+    const same = live && this.live ? live.ts === this.live.ts && live.value === this.live.value : live === this.live;
+    if (same) return;
+    this.live = live;
+    if (this.history) drawSoon(this);
+  }
+
+  // The history again when a new bucket can have filled: a 7-day chart's buckets are 14
+  // minutes wide, and the live point covers the newest value in between.
+  refresh() {
+    const step = this.history && isNum(this.history.step) ? this.history.step * 1000 : 0;
+    if (Date.now() - this.lastLoad >= Math.max(REFRESH_MS, step) - 1000) this.load();
+  }
+
+  // the history again soon, at most every MIN_REDRAW_MS
   soon() {
     if (this.pendingTimer) return;
     const wait = Math.max(0, this.lastLoad + MIN_REDRAW_MS - Date.now());
@@ -898,42 +1018,56 @@ class Chart {
   }
 
   async load() {
-    const url = `/api/history?sensor=${encodeURIComponent(this.sensor)}&kind=${encodeURIComponent(this.kind)}&range=${this.range}`;
     const token = {};
     this.loading = token;
     this.lastLoad = Date.now();
     if (!this.plot) this.note.textContent = t("chart_loading");
     let data;
     try {
-      data = await getJSON(url);
+      data = await fetchHistory(this.sensor, this.kind, this.range);
     } catch (err) {
       if (this.loading === token) this.note.textContent = t("chart_error", err.message);
       return;
     }
     if (this.loading !== token || !this.box.isConnected) return; // a newer range was asked for
-    this.draw(data);
+    this.history = data;
+    drawSoon(this);
   }
 
   draw(h) {
-    const ts = Array.isArray(h.t) ? h.t : [];
     const num = (arr) => (Array.isArray(arr) ? arr : []).map((v) => (isNum(v) ? v : typeof v === "boolean" ? Number(v) : null));
+    const ts = Array.isArray(h.t) ? [...h.t] : [];
+    const cols = { min: num(h.min), avg: num(h.avg), max: num(h.max) };
+    let end = isNum(h.to) ? h.to : null;
+    const live = this.live;
+    if (live && (!ts.length || live.ts > ts[ts.length - 1]) && (!isNum(h.from) || live.ts >= h.from)) {
+      ts.push(live.ts);
+      for (const col of Object.values(cols)) col.push(live.value);
+      if (end !== null) end = Math.max(end, live.ts);
+    }
+    this.xrange = isNum(h.from) && end !== null && end > h.from ? [h.from, end] : null;
     const series = [{}];
     const data = [ts];
     const bands = [];
     let points = 0;
     if (this.boolean) {
-      const max = num(h.max);
+      const max = cols.max;
       data.push(max);
-      series.push({ label: this.kind, stroke: COLORS.step, width: 2, fill: "rgba(198, 40, 40, 0.15)", paths: uPlot.paths.stepped({ align: 1 }) });
+      series.push({
+        label: this.kind, stroke: COLORS.step, width: 2, fill: "rgba(198, 40, 40, 0.15)",
+        paths: uPlot.paths.stepped({ align: 1 }),
+        // a leak that began a minute ago is a hair's width on a 24-hour chart: every "on"
+        // bucket also gets a dot, so it cannot go unseen
+        points: { show: false, size: 7, fill: COLORS.step, filter: onPoints },
+      });
       points = max.filter((v) => v !== null).length;
     } else {
-      const min = num(h.min);
-      const avg = num(h.avg);
-      const max = num(h.max);
+      const { min, avg, max } = cols;
       data.push(min, avg, max);
       series.push(
         { label: "min", stroke: COLORS.band, width: 1, points: { show: false } },
-        { label: t("legend_avg"), stroke: COLORS.avg, width: 2, points: { show: false } },
+        // points: uPlot shows them by itself when there are few (one reading is no line)
+        { label: t("legend_avg"), stroke: COLORS.avg, width: 2 },
         { label: "max", stroke: COLORS.band, width: 1, points: { show: false } });
       bands.push({ series: [3, 1], fill: COLORS.band });
       points = avg.filter((v) => v !== null).length;
@@ -953,11 +1087,19 @@ class Chart {
       this.plot = new uPlot(this.options(series, bands, h.unit), data, this.area);
     }
     this.area.dataset.points = String(points);
+    this.drawn = true;
+    if (!chartsMarked && [...charts.values()].every((c) => c.drawn) && performance.mark) {
+      chartsMarked = true;
+      performance.mark("sentinel-charts-drawn"); // for bench/: every chart has its points
+    }
     this.area.dataset.range = this.range;
+    this.area.setAttribute("aria-label", `${this.sensor} ${t(`range_${this.range}`)}`);
     const unit = h.unit || "";
     const limitsNote = THRESHOLDS.filter(([k]) => h.thresholds && isNum(h.thresholds[k]))
       .map(([k]) => `${t(k)} ${h.thresholds[k]}${unit}`);
-    this.note.textContent = points ? limitsNote.join(" · ") : t("chart_empty");
+    this.restNote = points ? limitsNote.join(" · ") : t("chart_empty");
+    this.unit = unit;
+    this.showReading();
   }
 
   options(series, bands, unit) {
@@ -969,7 +1111,15 @@ class Chart {
       bands,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: boolean ? { y: { range: [0, 1.05] } } : {},
+      // no legend (it would crowd a phone): the reading under the finger or pointer goes
+      // where the thresholds are named
+      hooks: { setCursor: [(u) => this.showReading(u.cursor.idx)] },
+      scales: {
+        // the whole range asked for, not just where readings are: a sensor that went
+        // quiet an hour ago shows an empty hour, and every chart of a range lines up
+        x: { time: true, range: (u, lo, hi) => this.xrange || [lo, hi] },
+        ...(boolean ? { y: { range: [0, 1.05] } } : {}),
+      },
       axes: [
         { values: (u, splits, ax, space, incr) => splits.map((s) => axisTime(s, incr)), size: 30 },
         boolean
@@ -983,8 +1133,27 @@ class Chart {
     };
   }
 
+  showReading(idx) {
+    const data = this.plot && this.plot.data;
+    if (idx === null || idx === undefined || !data || !isNum(data[0][idx])) {
+      this.note.textContent = this.restNote || "";
+      return;
+    }
+    const at = when(data[0][idx]);
+    if (this.boolean) {
+      const v = data[1][idx];
+      this.note.textContent = `${at} · ${isNum(v) ? formatValue(this.kind, v, "") : "–"}`;
+      return;
+    }
+    const [lo, avg, hi] = [data[1][idx], data[2][idx], data[3][idx]];
+    const num = (v) => (isNum(v) ? v.toFixed(Math.abs(v) >= 100 ? 0 : 1) : "–");
+    this.note.textContent = isNum(avg)
+      ? `${at} · ${t("legend_avg")} ${num(avg)}${this.unit || ""} (${num(lo)}–${num(hi)})`
+      : `${at} · –`;
+  }
+
   width() {
-    return Math.max(200, Math.floor(this.area.clientWidth || this.box.clientWidth || 300));
+    return Math.max(200, this.knownWidth || Math.floor(this.area.clientWidth || 300));
   }
 
   fit() {
@@ -997,6 +1166,26 @@ class Chart {
     if (this.plot) this.plot.destroy();
     this.loading = null;
   }
+}
+
+function onPoints(u, seriesIdx) {
+  const values = u.data[seriesIdx];
+  const on = [];
+  for (let i = 0; i < values.length; i++) if (values[i] === 1) on.push(i);
+  return on.length ? on : null;
+}
+
+// Charts whose data came in are drawn together in the next frame: one layout and paint
+// for all of them instead of one per chart.
+const toDraw = new Set();
+function drawSoon(chart) {
+  if (!toDraw.size) requestAnimationFrame(drawAll);
+  toDraw.add(chart);
+}
+function drawAll() {
+  const charts = [...toDraw];
+  toDraw.clear();
+  for (const chart of charts) if (chart.history && chart.box.isConnected) chart.draw(chart.history);
 }
 
 // Axis labels in local 24 h time: a day or more apart by date, else by clock.
@@ -1015,16 +1204,40 @@ function dropChart(key) {
 
 setInterval(() => {
   if (document.hidden) return; // a phone in a pocket need not poll
-  for (const chart of charts.values()) chart.load();
+  for (const chart of charts.values()) chart.refresh();
   loadTimeline();
 }, REFRESH_MS);
+// A page nobody has looked at for a while (a phone in a pocket, a tab behind others)
+// lets go of its stream, so the server does not build a report a second for it; it is
+// back, with fresh charts, as soon as it is looked at.
+const PAUSE_AFTER_MS = 120000;
+let pauseTimer = null;
+let paused = false;
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) for (const chart of charts.values()) chart.soon();
+  clearTimeout(pauseTimer);
+  if (document.hidden) {
+    pauseTimer = setTimeout(() => {
+      if (!source) return;
+      source.close();
+      source = null;
+      streamOpen = false;
+      streamTried = false; // on return it says "connecting", not "lost"
+      paused = true;
+    }, PAUSE_AFTER_MS);
+    return;
+  }
+  if (paused) {
+    paused = false;
+    showLive();
+    connect();
+    loadTimeline();
+  }
+  for (const chart of charts.values()) chart.soon();
 });
 
 // ---------------------------------------------------------------------------------------
 // Replication.
-function renderReplication(previous) {
+function renderReplication() {
   const rows = Array.isArray(report.replication) ? report.replication : [];
   const container = $("replication");
   if (!rows.length) {
@@ -1037,7 +1250,6 @@ function renderReplication(previous) {
   for (const card of [...container.querySelectorAll(":scope > .card")]) {
     if (!wanted.has(card.dataset.name)) { dropChart(`replication:${card.dataset.name}`); card.remove(); }
   }
-  const old = new Map(((previous && previous.replication) || []).map((r) => [r.name, r]));
   for (const [i, row] of rows.entries()) {
     const name = String(row.name);
     const key = `replication:${name}`;
@@ -1070,9 +1282,8 @@ function renderReplication(previous) {
       if (keeper.problem) facts.push([t("keeper_problem"), String(keeper.problem)]);
     }
     fill(card.querySelector(".facts"), facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
-    const before = old.get(row.name);
     const chart = charts.get(key);
-    if (chart && before && before.rpo_seconds !== row.rpo_seconds) chart.soon();
+    if (chart) chart.setLive(report.generated, row.rpo_seconds);
   }
 }
 
@@ -1148,7 +1359,8 @@ function timelineRow(item) {
   const sev = item.severity === "critical" ? "CRITICAL" : item.severity === "warning" ? "WARNING" : null;
   return el("li", { class: "tl-row", "data-type": item.type || "", "data-alarm": item.alarm_id || "" },
     el("time", { class: "tl-time", text: when(item.ts) }),
-    el("span", { class: "tl-alarm", text: [item.alarm_id, item.sensor].filter(Boolean).join(" ") }),
+    // an action names what it acted on (an alarm id, a silence, a sensor) as its target
+    el("span", { class: "tl-alarm", text: [item.alarm_id || item.target, item.location || item.sensor].filter(Boolean).join(" ") }),
     el("span", { class: "tl-change", text: change }),
     sev ? el("span", { class: "badge", "data-state": sev, text: t(`sev_${item.severity}`) }) : el("span"),
     el("span", { class: "tl-who", text: who }),
@@ -1157,10 +1369,15 @@ function timelineRow(item) {
 
 // ---------------------------------------------------------------------------------------
 // Start.
+// The stream, the report and the timeline are asked for at once; the stream's reports are
+// drawn once /api/status has said which language and who is logged in (its reports do
+// not carry that), so an English page never flashes Korean first.
+let statusKnown = false;
 (async () => {
   translateStatic();
   showLive();
-  await loadStatus();
-  loadTimeline();
   connect();
+  loadTimeline();
+  await loadStatus();
+  statusKnown = true;
 })();
