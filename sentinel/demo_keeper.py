@@ -9,9 +9,11 @@ anyone else, it runs as that user and the banner says so.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -142,6 +144,15 @@ def _keeper_account() -> str | None:
     return KEEPER_ACCOUNT
 
 
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM when the demo process dies (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def start_keeper(keeper: DemoKeeper) -> None:
     command = [sys.executable, "-m", "sentinel", "--config", str(keeper.config), "keeper", "run"]
     if keeper.account is not None:
@@ -152,10 +163,20 @@ def start_keeper(keeper: DemoKeeper) -> None:
             "--init-groups",
             "--inh-caps=+dac_read_search",
             "--ambient-caps=+dac_read_search",
+            # set after the uid change, which would clear it
+            "--pdeathsig=TERM",
             *command,
         ]
     log = (keeper.root / "keeper.log").open("ab")
-    keeper.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=keeper.root)
+    # the keeper ends with the demo, however the demo ends (kill -9 included): a demo must
+    # not leave a keeper paging about a room nobody runs any more
+    keeper.proc = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=keeper.root,
+        preexec_fn=_end_with_parent if keeper.account is None else None,
+    )
     log.close()
 
 

@@ -31,6 +31,9 @@ class WebConfig(Model):
     ack_link_ttl: Duration = Field(3600.0, gt=0)
     # what links in pages start with, e.g. "https://sentinel.county.local:8443"
     base_url: str = ""
+    # names people's browsers reach the dashboard by, besides its addresses, localhost, this
+    # machine's host name and base_url's (any other name is refused: DNS rebinding)
+    hosts: list[str] = []
 
     @field_validator("listen")
     @classmethod

@@ -20,7 +20,7 @@ from sentinel.alarm.commands import find_alarm
 from sentinel.alarm.ids import normalize
 from sentinel.store import open_readonly
 from sentinel.web.ack_links import AckLinks, KeyFileError
-from sentinel.web.actions import acknowledge
+from sentinel.web.actions import acknowledge, one_line
 from sentinel.web.auth import MAX_NAME, client_address, page, same_origin
 from sentinel.web.context import CTX
 from sentinel.web.users import LINK_NAME
@@ -135,7 +135,7 @@ async def _ack(request: web.Request) -> web.Response:
     )
     if refused is not None:
         return refused
-    declared = " ".join(name.split())[:MAX_NAME] if isinstance(name, str) else ""
+    declared = one_line(name)[:MAX_NAME] if isinstance(name, str) else ""
     address = client_address(request, ctx.web.trusted_proxies)
     actor = Actor(declared or LINK_NAME, None, LINK_USER, address=address)
     done = await acknowledge(ctx, request.match_info["alarm"], "", actor)

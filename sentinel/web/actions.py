@@ -124,14 +124,20 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def one_line(text: str) -> str:
+    """`text` as one line of visible characters: it goes into SMS, announcements and the log
+    as it is, and a control or direction-changing character (U+202E turns the rest of a line
+    around) would let it pass for something else there, such as who acted from where."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def _reason(data: dict[str, Any], *, required: bool = False) -> str:
     value = data.get("reason", "")
     if value is None:
         value = ""
     if not isinstance(value, str):
         error(400, "reason: expected text")
-    # one line: it goes into SMS and the log as it is
-    value = " ".join(value.split())[:MAX_REASON]
+    value = one_line(value)[:MAX_REASON]
     if required and not value:
         error(400, "a silence needs a reason (shown in status and announced with it)")
     return value

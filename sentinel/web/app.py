@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
-from sentinel.web import ack_page, actions, auth, history, metrics, timeline
+from sentinel.web import ack_page, actions, auth, history, hosts, metrics, timeline
 from sentinel.web.context import CTX, WebContext
+
+log = logging.getLogger("sentinel.web")
 
 STATIC = Path(__file__).parent / "static"
 # a stream with nothing new still says it is alive this often (proxies drop idle ones)
@@ -46,7 +50,7 @@ async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def build_app(ctx: WebContext) -> web.Application:
-    app = web.Application(middlewares=[_headers], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_headers, hosts.host_guard], client_max_size=64 * 1024)
     app[CTX] = ctx
     app.router.add_get("/", _index)
     app.router.add_get("/healthz", _healthz)
@@ -87,7 +91,10 @@ async def _history(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(
             text="expected ?sensor=<id>&kind=<kind>&range=" + "|".join(history.RANGES)
         )
-    result = await asyncio.to_thread(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
+    try:
+        result = await ctx.read(history.query, ctx.state_dir, sensor, kind, span, ctx.clock())
+    except sqlite3.Error as exc:
+        _unreadable("the history", exc)
     result["range"] = request.query.get("range", "24h")
     return web.json_response(history.with_thresholds(result, ctx.config), dumps=_dumps)
 
@@ -107,7 +114,10 @@ async def _histories(request: web.Request) -> web.Response:
     if None in spans:
         raise web.HTTPBadRequest(text="range: expected one of " + "|".join(history.RANGES))
     charts = list(zip(sensors, kinds, [s for s in spans if s is not None], strict=True))
-    results = await asyncio.to_thread(history.query_many, ctx.state_dir, charts, ctx.clock())
+    try:
+        results = await ctx.read(history.query_many, ctx.state_dir, charts, ctx.clock())
+    except sqlite3.Error as exc:
+        _unreadable("the history", exc)
     for result, chosen in zip(results, ranges, strict=True):
         result["range"] = chosen
         history.with_thresholds(result, ctx.config)
@@ -120,7 +130,10 @@ async def _timeline(request: web.Request) -> web.Response:
         limit = max(1, min(TIMELINE_MAX, int(request.query.get("limit", "100"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit: expected a whole number") from None
-    items = await asyncio.to_thread(timeline.read, ctx.state_dir, limit)
+    try:
+        items = await ctx.read(timeline.read, ctx.state_dir, limit)
+    except sqlite3.Error as exc:
+        _unreadable("the timeline", exc)
     return web.json_response({"items": items}, dumps=_dumps)
 
 
@@ -140,7 +153,12 @@ async def _events(request: web.Request) -> web.StreamResponse:
     try:
         version = -1
         while True:
-            if await ctx.snapshot.wait_newer(version, PING_EVERY):
+            newer = await ctx.snapshot.wait_newer(version, PING_EVERY)
+            if ctx.web.view == "login" and auth.current_session(request) is None:
+                # logged out, expired, or the user deleted since the stream opened: a phone
+                # that was let in once must not keep watching the room for ever
+                break
+            if newer:
                 data = await ctx.snapshot.report_json()
                 version = ctx.snapshot.version
                 await response.write(b"event: status\ndata: " + data + b"\n\n")
@@ -153,6 +171,16 @@ async def _events(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(Exception):
             await response.write_eof()
     return response
+
+
+def _unreadable(what: str, exc: sqlite3.Error) -> NoReturn:
+    """503 with the reason, for the page to show in place of the chart or the list (a bare
+    500 said only that the server "got itself in trouble")."""
+    log.error("web: cannot read %s: %s", what, exc)
+    raise web.HTTPServiceUnavailable(
+        text=json.dumps({"ok": False, "error": f"cannot read {what}: {exc}"}),
+        content_type="application/json",
+    )
 
 
 def _dumps(obj: Any) -> str:

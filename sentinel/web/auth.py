@@ -63,7 +63,8 @@ def _networks(trusted: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.
     return [ipaddress.ip_network(t, strict=False) for t in trusted]
 
 
-def _trusted(host: str | None, trusted: Sequence[str]) -> bool:
+def trusted_address(host: str | None, trusted: Sequence[str]) -> bool:
+    """`host` is one of the trusted proxies' addresses or networks."""
     if not host or not trusted:
         return False
     try:
@@ -77,7 +78,7 @@ def client_address(request: web.BaseRequest, trusted: Sequence[str]) -> str:
     """request.remote; behind a trusted proxy, the right-most X-Forwarded-For hop that is
     not itself a trusted proxy (hops to its left are whatever the client claimed)."""
     remote = request.remote or "unknown"
-    if not _trusted(remote, trusted):
+    if not trusted_address(remote, trusted):
         return remote
     hops = [
         h.strip()
@@ -90,7 +91,7 @@ def client_address(request: web.BaseRequest, trusted: Sequence[str]) -> str:
             ipaddress.ip_address(hop)
         except ValueError:
             return last  # not an address: the proxy to its right is all we know
-        if not _trusted(hop, trusted):
+        if not trusted_address(hop, trusted):
             return hop
         last = hop
     return last
@@ -100,7 +101,7 @@ def via_tls(request: web.BaseRequest, trusted: Sequence[str]) -> bool:
     """Served over TLS: directly, or X-Forwarded-Proto https from a trusted proxy."""
     if request.secure:
         return True
-    if not _trusted(request.remote, trusted):
+    if not trusted_address(request.remote, trusted):
         return False
     proto = request.headers.get("X-Forwarded-Proto", "")
     return proto.split(",")[-1].strip().lower() == "https"

@@ -9,7 +9,6 @@ and key only; the report never holds a secret, and neither does this.
 
 from __future__ import annotations
 
-import asyncio
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -76,7 +75,7 @@ async def _metrics(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="/metrics is off ([web] metrics = false)")
     report = await ctx.snapshot.report()
     # a few milliseconds for 20 sensors: not on the loop that delivers pages
-    body = await asyncio.to_thread(render, report)
+    body = await ctx.read(render, report)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -94,8 +95,13 @@ def test_demo_pages_the_leak_and_replicates_documents(tmp_path: Path) -> None:
         assert acked["ok"], acked
         demo.wait(timeout=120)
     finally:
-        demo.kill()
-        demo.wait()
+        if demo.poll() is None:  # a failed check: stop it as Ctrl-C does, so it stops its keeper
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
         for reader in readers:
             reader.join(timeout=5)
     proc = subprocess.CompletedProcess(demo.args, demo.returncode, "".join(lines), "".join(errors))

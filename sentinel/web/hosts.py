@@ -1,0 +1,80 @@
+"""The names the dashboard answers to: against DNS rebinding.
+
+A web page from anywhere can point a name of its own (evil.example) at this host's address,
+and its script then reads the dashboard as if it were its own site: status, charts and the
+timeline, through the browser of whoever opens that page on a network that reaches the
+dashboard. The browser still sends the page's name as Host, so a request for a name this
+dashboard was never given is refused. Allowed: an address written as such (no rebinding
+goes through an address), localhost, this machine's host name (and names under it, such as
+serverroom-host.county.local), base_url's name, and [web] hosts. /healthz and /metrics
+answer to any name: monitoring addresses them by whatever name it has, and /metrics is open
+by design (docs/web.md).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from sentinel.web.context import CTX
+
+_ANY_NAME = ("/healthz", "/metrics")
+
+
+def _name(host: str) -> str:
+    """`host` as sent (name:port, [v6]:port) without its port, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def allowed_names(base_url: str, hosts: Iterable[str]) -> frozenset[str]:
+    names = {"localhost", socket.gethostname().lower()}
+    if base_url:
+        names.add((urlsplit(base_url).hostname or "").lower())
+    names.update(h.strip().lower() for h in hosts)
+    names.discard("")
+    return frozenset(names)
+
+
+def answers_to(host: str | None, names: frozenset[str]) -> bool:
+    if not host:
+        return True  # HTTP/1.0 without Host: not a browser
+    name = _name(host).rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return True
+    here = socket.gethostname().lower()
+    return name in names or name.startswith(here + ".")
+
+
+@web.middleware
+async def host_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path in _ANY_NAME:
+        return await handler(request)
+    ctx = request.app[CTX]
+    names = allowed_names(ctx.web.base_url, ctx.web.hosts)
+    host = request.headers.get("Host")
+    if answers_to(host, names):
+        return await handler(request)
+    name = _name(host or "")
+    raise web.HTTPMisdirectedRequest(
+        text=json.dumps(
+            {
+                "ok": False,
+                "error": f"this dashboard does not answer to the name {name!r}: add it to "
+                "[web] hosts (or base_url) if people reach it by that name",
+            }
+        ),
+        content_type="application/json",
+    )
