@@ -125,7 +125,7 @@ def _chart(
             for _bucket, first, lo, mean, hi in conn.execute(
                 _ROLLUP_QUERY if rolled else _QUERY, params
             ):
-                columns["t"].append(round(first, 3))
+                columns["t"].append(round(first))
                 columns["min"].append(_num(lo))
                 columns["avg"].append(_num(mean))
                 columns["max"].append(_num(hi))

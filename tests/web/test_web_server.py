@@ -176,6 +176,8 @@ async def test_the_server_serves_status_history_and_a_live_stream(tmp_path: Path
             batch = [("sensor", "temp-rack1"), ("kind", "temperature"), ("range", "1h")]
             batch += [("sensor", "nothing"), ("kind", "smoke"), ("range", "30d")]
             async with http.get(base + "api/histories", params=batch) as r:
+                # compressed for a phone (aiohttp's client asks for gzip and unpacks it)
+                assert r.headers["Content-Encoding"] == "gzip"
                 charts = (await r.json())["charts"]
             assert [(c["sensor"], c["range"]) for c in charts] == [
                 ("temp-rack1", "1h"),
