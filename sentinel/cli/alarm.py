@@ -255,10 +255,22 @@ def _rows(conn: sqlite3.Connection, sql: str, kind: str, limit: int) -> list[dic
         raise
 
 
+def _actions(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    try:
+        return _rows(conn, _ACTIONS, "action", limit)
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
+    # a database the daemon has not migrated yet (alarm migration 4, after an upgrade): it
+    # holds no action from the web, and this read-only command cannot add the column
+    older = _ACTIONS.replace(" address,", "")
+    return [{**r, "address": None} for r in _rows(conn, older, "action", limit)]
+
+
 def _history(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     """Transitions and safety actions (who acked/silenced, with the real uid), newest first."""
     rows = _rows(conn, _TRANSITIONS, "transition", limit)
-    rows += _rows(conn, _ACTIONS, "action", limit)
+    rows += _actions(conn, limit)
     rows.sort(key=lambda r: r["ts"], reverse=True)
     return rows[:limit]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -57,6 +58,38 @@ class WebConfig(Model):
                     f"expected addresses or networks such as 127.0.0.1 or 10.0.0.0/24; "
                     f"found {item!r}"
                 ) from None
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for item in value:
+            # the Host header is compared without its port: "name:8443" would never match,
+            # and the 421 would keep telling the person to add what they already added
+            if not item.strip() or any(c in item for c in ":/ "):
+                raise ValueError(
+                    f"hosts: expected names such as sentinel.county.local, without a scheme "
+                    f"or a port; found {item!r}"
+                )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"base_url: {exc}; found {value!r}") from None
+        # without a scheme and a host, ack links would be dead text in the SMS and the page's
+        # own name would be refused (sentinel/web/hosts.py)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "base_url: expected the address people's phones reach the dashboard at, "
+                f'such as "https://sentinel.county.local:8443"; found {value!r}'
+            )
         return value
 
     @model_validator(mode="after")

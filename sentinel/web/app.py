@@ -36,19 +36,29 @@ _CSP = (
 @web.middleware
 async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
     request.app[CTX].stats["requests"] += 1
-    response: web.StreamResponse = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", _CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        # a raised answer (refusals, the login's redirect with its session cookie, 421)
+        # passes the middleware as an exception: it needs the same headers
+        _secure(request, exc.headers)
+        raise
+    _secure(request, response.headers)
+    return response
+
+
+def _secure(request: web.Request, headers: Any) -> None:
+    headers.setdefault("Content-Security-Policy", _CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
     # an ack link's signature must not leak to another site through the Referer header
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if request.path.startswith(("/api/", "/events", "/metrics")):
-        response.headers.setdefault("Cache-Control", "no-store")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith(("/api/", "/events", "/metrics", "/login", "/logout")):
+        headers.setdefault("Cache-Control", "no-store")
     elif request.path.startswith("/static/"):
         # asked again each time (a 304 when unchanged): after an upgrade no browser keeps
         # running the old app.js against the new server
-        response.headers.setdefault("Cache-Control", "no-cache")
-    return response
+        headers.setdefault("Cache-Control", "no-cache")
 
 
 def build_app(ctx: WebContext) -> web.Application:

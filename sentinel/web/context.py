@@ -38,6 +38,9 @@ class WebContext:
     clock: Callable[[], float] = time.time
     # counters the web component's health reports
     stats: dict[str, Any] = field(default_factory=lambda: {"requests": 0, "streams": 0})
+    # this machine's names the dashboard answers to (sentinel/web/hosts.py); the server
+    # adds the fully qualified one at start, resolved in a worker thread
+    host_names: frozenset[str] = frozenset()
     # who may act (sentinel/web/auth.py): made from the [web] section in __post_init__
     users: UserFile = field(init=False)
     sessions: Sessions = field(init=False)

@@ -5,8 +5,10 @@ and its script then reads the dashboard as if it were its own site: status, char
 timeline, through the browser of whoever opens that page on a network that reaches the
 dashboard. The browser still sends the page's name as Host, so a request for a name this
 dashboard was never given is refused. Allowed: an address written as such (no rebinding
-goes through an address), localhost, this machine's host name (and names under it, such as
-serverroom-host.county.local), base_url's name, and [web] hosts. /healthz and /metrics
+goes through an address), localhost, this machine's host name and its fully qualified name
+(serverroom-host.county.local, as the resolver gives it at start), base_url's name, and
+[web] hosts. Not any name that merely begins with the host name: serverroom-host.evil.example
+is anyone's to register. /healthz and /metrics
 answer to any name: monitoring addresses them by whatever name it has, and /metrics is open
 by design (docs/web.md).
 """
@@ -35,8 +37,14 @@ def _name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def allowed_names(base_url: str, hosts: Iterable[str]) -> frozenset[str]:
-    names = {"localhost", socket.gethostname().lower()}
+def this_host() -> frozenset[str]:
+    """This machine's host name and its fully qualified name. getfqdn may ask the resolver
+    (seconds when DNS is down): call it off the event loop, once."""
+    return frozenset(n.lower().rstrip(".") for n in (socket.gethostname(), socket.getfqdn()))
+
+
+def allowed_names(base_url: str, hosts: Iterable[str], here: Iterable[str] = ()) -> frozenset[str]:
+    names = {"localhost", socket.gethostname().lower(), *here}
     if base_url:
         names.add((urlsplit(base_url).hostname or "").lower())
     names.update(h.strip().lower() for h in hosts)
@@ -54,8 +62,7 @@ def answers_to(host: str | None, names: frozenset[str]) -> bool:
         pass
     else:
         return True
-    here = socket.gethostname().lower()
-    return name in names or name.startswith(here + ".")
+    return name in names
 
 
 @web.middleware
@@ -63,7 +70,7 @@ async def host_guard(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path in _ANY_NAME:
         return await handler(request)
     ctx = request.app[CTX]
-    names = allowed_names(ctx.web.base_url, ctx.web.hosts)
+    names = allowed_names(ctx.web.base_url, ctx.web.hosts, ctx.host_names)
     host = request.headers.get("Host")
     if answers_to(host, names):
         return await handler(request)

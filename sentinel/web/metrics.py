@@ -128,7 +128,9 @@ def _daemon(report: dict[str, Any]) -> Iterator[Metric]:
         "sentinel_daemon_up",
         "1 when the status report counts the daemon up (fresh heartbeat, live pid)",
         [],
-        [([], daemon.get("state") == "up")] if daemon.get("state") else [],
+        # 0, not absent, when the report could not be built (no daemon part): an absent
+        # series fires no `== 0` rule, and nothing then can vouch for the daemon
+        [([], daemon.get("state") == "up")],
     )
     yield _gauge(
         "sentinel_daemon_start_time_seconds",

@@ -16,6 +16,7 @@ from typing import Any, cast
 from aiohttp import web
 
 from sentinel.config import Config
+from sentinel.web import hosts
 from sentinel.web.app import build_app
 from sentinel.web.auth import trusted_address
 from sentinel.web.context import WebContext
@@ -154,6 +155,7 @@ class WebServer:
     async def run(self) -> None:
         web_config = self.config.web
         assert web_config is not None
+        self.context.host_names = await asyncio.to_thread(hosts.this_host)
         # a fresh application per start: aiohttp does not start a cleaned-up one again
         runner = _Runner(
             build_app(self.context),

@@ -136,6 +136,25 @@ async def test_alarms_command_lists_active_and_history(
     assert "normal -> firing" in capsys.readouterr().out
 
 
+async def test_history_reads_a_database_the_daemon_has_not_migrated_yet(
+    make_engine: MakeEngine, store: Store, cfg_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After an upgrade, before the daemon restarts and adds alarm_actions.address (migration
+    4), `sentinel alarms --history` still lists who acknowledged, instead of "cannot read the
+    state database: no such column" and advice to use sudo."""
+    engine = await make_engine(config(CFG_SENSORS))
+    await engine.submit(reading("leak-1", "water_leak", True))
+    [alarm] = engine.active_alarms()
+    assert main(["--config", str(cfg_path), "ack", alarm["id"], "--by", "kim"]) == 0
+    await engine.tick()
+    capsys.readouterr()
+    async with store.write() as db:
+        await db.execute("ALTER TABLE alarm_actions DROP COLUMN address")
+    assert main(["--config", str(cfg_path), "alarms", "--history"]) == 0
+    out = capsys.readouterr().out
+    assert f"ack {alarm['id']}" in out and "kim" in out
+
+
 async def test_status_sections(make_engine: MakeEngine, store: Store, clock: FakeClock) -> None:
     engine = await make_engine(config([*CFG_SENSORS, SENSORS[2]]))
     await engine.submit(reading("temp-1", "temperature", 23.5, unit="°C"))

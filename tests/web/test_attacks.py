@@ -322,6 +322,12 @@ async def test_a_name_the_dashboard_was_not_given_is_refused(
         ):
             async with http.get(site.base + "api/status", headers={"Host": host}) as r:
                 assert r.status == 200, host
+        # a name that only begins with this host's name is anyone's to register
+        evil = f"{socket.gethostname()}.evil.example:{port}"
+        async with http.get(site.base + "api/status", headers={"Host": evil}) as r:
+            assert r.status == 421
+        async with http.get(site.base + "api/status", headers={"Host": socket.getfqdn()}) as r:
+            assert r.status == 200
         for path in ("healthz", "metrics"):  # monitoring uses whatever name it has
             async with http.get(site.base + path, headers={"Host": "evil.example"}) as r:
                 assert r.status == 200, path

@@ -40,6 +40,9 @@ async def test_the_session_cookie_is_httponly_strict_and_logout_ends_it(
         flags = [f.strip().lower() for f in cookie.split(";")]
         assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags
         assert "secure" not in flags  # plain HTTP: a Secure cookie would never come back
+        # raised answers get the headers returned ones do: no cache keeps the cookie
+        assert r.headers["Cache-Control"] == "no-store"
+        assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
         token = cookie.split(";")[0].split("=", 1)[1]
         assert len(token) >= 43 and token not in site.server.health().__repr__()
 
@@ -53,6 +56,10 @@ async def test_the_session_cookie_is_httponly_strict_and_logout_ends_it(
             alarm = await site.leak()
             status, _ = await post(other, f"{site.base}api/alarms/{alarm}/ack", {}, csrf)
             assert status == 401
+            async with other.post(f"{site.base}api/silences", json={}) as refused:
+                assert refused.status == 401
+                assert refused.headers["X-Content-Type-Options"] == "nosniff"
+                assert refused.headers["Cache-Control"] == "no-store"
 
 
 async def test_five_wrong_passwords_lock_out_even_the_right_one(

@@ -16,6 +16,7 @@ from sentinel.config.loader import load_config
 from sentinel.status import build_report
 from sentinel.store import Store, open_readonly
 from sentinel.web.metrics import CONTENT_TYPE, render
+from sentinel.web.snapshot import Snapshot
 
 
 def samples(report: dict[str, Any]) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -200,3 +201,23 @@ async def test_status_reads_channels_before_and_after_the_failed_total_migration
     await upgraded.close()
     after = channel()
     assert after["sent"] == 7 and after["failed"] == 0
+
+
+async def test_a_report_that_cannot_be_built_scrapes_as_daemon_down(tmp_path: Path) -> None:
+    """docs/failure-modes.md: an unreadable state database makes the page UNKNOWN and
+    /metrics `sentinel_daemon_up 0`. An absent series fires no `== 0` rule, and the
+    heartbeat and durability series are gone too: the scrape must not go quiet."""
+    config_path = tmp_path / "sentinel.toml"
+    config_path.write_text(
+        f'[site]\nname = "x"\n[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[mqtt]\nhost = "127.0.0.1"\n',
+        encoding="utf-8",
+    )
+
+    def unreadable(config: object) -> dict[str, Any]:
+        raise sqlite3.DatabaseError("file is not a database")
+
+    snapshot = Snapshot(load_config(config_path), build=unreadable)
+    found = samples(await snapshot.report())
+    assert found["sentinel_overall_state"] == [({}, 3.0)]
+    assert found["sentinel_daemon_up"] == [({}, 0.0)]

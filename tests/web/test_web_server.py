@@ -59,6 +59,10 @@ crit_high = 33.0
         ("[web]\nack_links = true", "ack_links needs base_url"),
         ('[web]\ntrusted_proxies = ["proxy"]', "expected addresses or networks"),
         ("[web]\nport = 70000", "web.port"),
+        ('[web]\nbase_url = "sentinel.county.local:8443"', "base_url: expected the address"),
+        ('[web]\nbase_url = "https://"', "base_url: expected the address"),
+        ('[web]\nhosts = ["sentinel.county.local:8443"]', "without a scheme or a port"),
+        ('[web]\nbase_url = "https://room.example:84x3"', "base_url: Port could not"),
     ],
 )
 def test_a_broken_web_section_is_refused_with_the_reason(
