@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import json
@@ -207,8 +206,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
                 await response.write(b"event: status\ndata: " + data + b"\n\n")
             else:
                 await response.write(b": ping\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the browser went away; a cancellation (shutdown) goes on up
     finally:
         ctx.snapshot.watchers -= 1
         with contextlib.suppress(Exception):

@@ -274,8 +274,9 @@ async def _login(request: web.Request) -> web.StreamResponse:
         return _login_failed(request, form, 503, text["off"], {})
     locked = ctx.limiter.failed(address, user)
     log.warning(
-        "web login failed for %r from %s%s",
-        user,
+        "web login failed for %s from %s%s",
+        # a name no user has may be a password typed into the wrong field: not logged
+        repr(user) if ctx.users.has(user) else f"an unknown name ({len(user)} characters)",
         address,
         f"; locked for {locked:.0f}s" if locked else "",
     )

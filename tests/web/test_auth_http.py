@@ -87,6 +87,20 @@ async def test_five_wrong_passwords_lock_out_even_the_right_one(
         assert "guess-" not in caplog.text and PASSWORD not in caplog.text
 
 
+async def test_a_password_typed_into_the_name_field_is_not_logged(
+    tmp_path: Path, http_sink: HttpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "sentinel.web")
+    async with running(tmp_path, http_sink) as site, browser() as http:
+        async with http.post(site.base + "login", json={"user": PASSWORD, "password": ""}) as r:
+            assert r.status == 401
+        async with http.post(site.base + "login", json={"user": "kim", "password": "x"}) as r:
+            assert r.status == 401
+    assert PASSWORD not in caplog.text
+    assert f"an unknown name ({len(PASSWORD)} characters)" in caplog.text
+    assert "'kim'" in caplog.text  # a real user's name still is
+
+
 async def test_guesses_sent_all_at_once_meet_the_same_limit(
     tmp_path: Path, http_sink: HttpSink
 ) -> None:
