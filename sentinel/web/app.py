@@ -118,6 +118,16 @@ async def _histories(request: web.Request) -> web.Response:
     sensors = request.query.getall("sensor", [])
     kinds = request.query.getall("kind", [])
     ranges = request.query.getall("range", [])
+    every = request.query.get("all")
+    if every is not None and not sensors:
+        # every configured chart at one range: what index.html asks for beside /api/status,
+        # so the charts' data is on its way before the page knows its tiles
+        configured = _configured_charts(ctx)
+        sensors = [sensor for sensor, _ in configured]
+        kinds = [kind for _, kind in configured]
+        ranges = [every] * len(configured)
+        if not sensors:
+            return web.json_response({"charts": []})
     if not sensors or not (len(sensors) == len(kinds) == len(ranges)):
         raise web.HTTPBadRequest(text="expected as many sensor=, kind= and range= as charts")
     if len(sensors) > HISTORIES_MAX:
@@ -131,6 +141,14 @@ async def _histories(request: web.Request) -> web.Response:
         return _encode({"charts": _charts(ctx, charts, ranges)})
 
     return await _json_from_thread(request, "the history", answer)
+
+
+def _configured_charts(ctx: WebContext) -> list[tuple[str, str]]:
+    """(sensor, kind) of every tile the page draws from the config: the sensors and each
+    replication's RPO."""
+    charts = [(s.id, s.kind) for s in ctx.config.sensors]
+    charts += [(f"replication:{r.name}", "replication_lag") for r in ctx.config.replication]
+    return charts[:HISTORIES_MAX]
 
 
 def _charts(

@@ -190,6 +190,12 @@ async def test_the_server_serves_status_history_and_a_live_stream(tmp_path: Path
             assert charts[0]["thresholds"]["crit_high"] == 33.0 and charts[1]["t"] == []
             async with http.get(base + "api/histories", params=batch[:5]) as r:
                 assert r.status == 400
+            # what index.html preloads: every configured chart at one range
+            async with http.get(base + "api/histories", params={"all": "24h"}) as r:
+                preload = (await r.json())["charts"]
+            assert [(c["sensor"], c["kind"], c["range"]) for c in preload] == [
+                ("temp-rack1", "temperature", "24h")
+            ]
             async with http.get(base + "events") as r:
                 assert r.headers["Content-Type"].startswith("text/event-stream")
                 line = await r.content.readline()

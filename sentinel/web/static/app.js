@@ -278,6 +278,7 @@ const RANGES = ["1h", "24h", "7d", "30d"];
 // On/off kinds chart as a 0/1 step line; the server sends them as 0/1 (max over a bucket).
 const BOOLEAN_KINDS = new Set(["water_leak", "smoke", "tamper", "battery_low", "availability"]);
 const REFRESH_MS = 30000;
+const DEFAULT_RANGE = "24h";
 // The history is queried again at most this often when the page comes back into view; in
 // between, each report's current value is drawn as the chart's newest point.
 const MIN_REDRAW_MS = 5000;
@@ -911,7 +912,33 @@ function updateTile(tile, rows, alarms) {
 // connection on the server), not twenty.
 const historyBatch = { items: [], timer: null };
 
-function fetchHistory(sensor, kind, range) {
+// Every configured chart at the default range, asked for by index.html beside /api/status:
+// each chart's first load takes its data from here, so the page does not wait for the
+// status to know its tiles before asking for their history.
+let firstCharts = null;
+
+function prefetched(sensor, kind, range) {
+  if (range !== DEFAULT_RANGE) return Promise.resolve(null);
+  if (firstCharts === null) {
+    firstCharts = getJSON(`/api/histories?all=${DEFAULT_RANGE}`)
+      .then((data) => new Map((data.charts || []).map((c) => [`${c.sensor}\u0000${c.kind}`, c])))
+      .catch(() => new Map());
+  }
+  return firstCharts.then((charts) => {
+    const key = `${sensor}\u0000${kind}`;
+    const chart = charts.get(key);
+    charts.delete(key); // only the first load: later ones want fresh data
+    return chart || null;
+  });
+}
+
+async function fetchHistory(sensor, kind, range) {
+  const early = await prefetched(sensor, kind, range);
+  if (early) return early;
+  return batchedHistory(sensor, kind, range);
+}
+
+function batchedHistory(sensor, kind, range) {
   return new Promise((resolve, reject) => {
     historyBatch.items.push({ sensor, kind, range, resolve, reject });
     if (!historyBatch.timer) historyBatch.timer = setTimeout(flushHistory, 0);
@@ -950,7 +977,7 @@ class Chart {
     this.box = box;
     this.sensor = sensor;
     this.kind = kind;
-    this.range = "24h";
+    this.range = DEFAULT_RANGE;
     this.plot = null;
     this.history = null;
     this.live = null;
