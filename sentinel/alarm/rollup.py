@@ -20,9 +20,20 @@ OWNER = "history_rollup"
 WIDTHS = (60.0, 600.0)
 BUCKET = max(WIDTHS)
 
-_VALUE = (
-    "CASE NEW.value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST(NEW.value AS REAL) END"
-)
+
+def as_number(column: str) -> str:
+    """SQL: a history value (JSON text) as the number a chart draws; booleans as 0/1."""
+    return (
+        f"CASE {column} WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST({column} AS REAL) END"
+    )
+
+
+def charted(column: str) -> str:
+    """SQL: the history values a chart draws: not faults (NULL, null) and not JSON strings."""
+    return f"{column} IS NOT NULL AND {column} != 'null' AND substr({column}, 1, 1) != '\"'"
+
+
+_VALUE = as_number("NEW.value")
 
 
 def _upsert(width: float) -> str:
@@ -43,11 +54,8 @@ def _backfill(width: float) -> str:
     INSERT INTO alarm_history_rollup(sensor_id, kind, width, bucket, n, lo, hi, total)
     SELECT sensor_id, kind, {width:g}, CAST(ts / {width:g} AS INTEGER) * {width:g}, count(*),
            min(v), max(v), sum(v)
-    FROM (SELECT sensor_id, kind, ts,
-                 CASE value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0
-                            ELSE CAST(value AS REAL) END AS v
-          FROM alarm_history
-          WHERE value IS NOT NULL AND value != 'null' AND substr(value, 1, 1) != '"')
+    FROM (SELECT sensor_id, kind, ts, {as_number("value")} AS v
+          FROM alarm_history WHERE {charted("value")})
     GROUP BY 1, 2, 4;"""
 
 
@@ -107,7 +115,7 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
 
     CREATE TRIGGER alarm_history_rollup_add AFTER INSERT ON alarm_history
-    WHEN NEW.value IS NOT NULL AND NEW.value != 'null' AND substr(NEW.value, 1, 1) != '"'
+    WHEN {charted("NEW.value")}
     BEGIN
         {_upsert(WIDTHS[0])}
         {_upsert(WIDTHS[1])}

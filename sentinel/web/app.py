@@ -157,7 +157,7 @@ def _charts(
     results = history.query_many(ctx.state_dir, charts, ctx.clock())
     for result, chosen in zip(results, ranges, strict=True):
         result["range"] = chosen
-        history.with_thresholds(result, ctx.config)
+        history.with_thresholds(result, ctx.rules)
     return results
 
 

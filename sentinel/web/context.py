@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from sentinel.alarm.rules import RuleBook
 from sentinel.config import Config
 from sentinel.config.web import WebConfig
+from sentinel.web import history
 from sentinel.web.ack_links import AckLinks
 from sentinel.web.limiter import LoginLimiter
 from sentinel.web.sessions import Sessions
@@ -47,12 +49,15 @@ class WebContext:
     limiter: LoginLimiter = field(init=False)
     links: AckLinks | None = field(init=False)
     reads: ThreadPoolExecutor = field(init=False)
+    # the thresholds drawn on the charts, resolved as the engine resolves them
+    rules: RuleBook = field(init=False)
 
     def __post_init__(self) -> None:
         web = self.web
         self.users = UserFile(web.users_file or self.state_dir / USERS_NAME)
         self.sessions = Sessions(web.session_ttl, self.clock)
         self.limiter = LoginLimiter(self.clock)
+        self.rules = history.rule_book(self.config)
         self.reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sentinel-web")
         self.links = (
             AckLinks(self.state_dir, web.ack_link_ttl, web.base_url) if web.ack_links else None

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sentinel.alarm.rollup import WIDTHS
+from sentinel.alarm.rollup import WIDTHS, as_number, charted
 from sentinel.alarm.rules import RuleBook
 from sentinel.config import Config
 from sentinel.store import open_readonly
@@ -25,16 +25,15 @@ RANGES: dict[str, float] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0, "30
 # points per chart: about one per two pixels of a desktop chart, plenty for a phone
 MAX_POINTS = 720
 
-# JSON text -> number; booleans as 0/1; strings (a JSON text starting with a quote) skipped
-_QUERY = """
+# the values the roll-ups count, read the same way (sentinel/alarm/rollup.py)
+_QUERY = f"""
 SELECT MIN(CAST((ts - :start) / :step AS INTEGER), :last) AS bucket,
        MIN(ts), MIN(v), AVG(v), MAX(v)
 FROM (
-    SELECT ts, CASE value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0
-                          ELSE CAST(value AS REAL) END AS v
+    SELECT ts, {as_number("value")} AS v
     FROM alarm_history
     WHERE sensor_id = :sensor AND kind = :kind AND ts >= :start AND ts <= :end
-      AND value IS NOT NULL AND substr(value, 1, 1) != '"'
+      AND {charted("value")}
 )
 GROUP BY bucket ORDER BY bucket
 """
@@ -69,9 +68,13 @@ class Thresholds:
     crit_low: float | None = None
 
 
-def thresholds(config: Config, sensor_id: str, kind: str) -> Thresholds:
+def rule_book(config: Config) -> RuleBook:
+    """The rules as the alarm engine resolves them; built once per web server."""
+    return RuleBook(config.rules, config.alarms, {s.id: s.kind for s in config.sensors})
+
+
+def thresholds(book: RuleBook, sensor_id: str, kind: str) -> Thresholds:
     """The limits the alarm engine applies to this sensor, drawn on its chart."""
-    book = RuleBook(config.rules, config.alarms, {s.id: s.kind for s in config.sensors})
     rule = book.rule(sensor_id, kind)
     if not rule.enabled:
         return Thresholds()
@@ -155,6 +158,6 @@ def _num(value: Any) -> float | None:
     return round(number, 4) if math.isfinite(number) else None
 
 
-def with_thresholds(result: dict[str, Any], config: Config) -> dict[str, Any]:
-    result["thresholds"] = asdict(thresholds(config, result["sensor"], result["kind"]))
+def with_thresholds(result: dict[str, Any], book: RuleBook) -> dict[str, Any]:
+    result["thresholds"] = asdict(thresholds(book, result["sensor"], result["kind"]))
     return result
