@@ -37,7 +37,7 @@ from sentinel.alarm.requests import (
     unsilence_args,
     unsilence_target,
 )
-from sentinel.alarm.status import read_status
+from sentinel.alarm.status import read_history, read_status
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config, format_duration
 from sentinel.store import DB_NAME, open_readonly
@@ -235,46 +235,6 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
     return _with_db(config, unsilence)
 
 
-_TRANSITIONS = (
-    "SELECT t.ts, t.alarm_id, a.sensor_id, a.kind, t.from_state, t.to_state, t.severity, "
-    "t.reason, t.event, t.notified FROM alarm_transitions t "
-    "LEFT JOIN alarm_alarms a ON a.id = t.alarm_id ORDER BY t.seq DESC LIMIT ?"
-)
-_ACTIONS = (
-    "SELECT ts, requested, command, target, until, reason, declared_by AS by, uid, user, "
-    "sudo_uid, sudo_user, address, result FROM alarm_actions ORDER BY id DESC LIMIT ?"
-)
-
-
-def _rows(conn: sqlite3.Connection, sql: str, kind: str, limit: int) -> list[dict[str, Any]]:
-    try:
-        return [{"type": kind, **dict(r)} for r in conn.execute(sql, (limit,))]
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # the daemon has not created (or migrated) them yet
-            return []
-        raise
-
-
-def _actions(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    try:
-        return _rows(conn, _ACTIONS, "action", limit)
-    except sqlite3.OperationalError as exc:
-        if "no such column" not in str(exc):
-            raise
-    # a database the daemon has not migrated yet (alarm migration 4, after an upgrade): it
-    # holds no action from the web, and this read-only command cannot add the column
-    older = _ACTIONS.replace(" address,", "")
-    return [{**r, "address": None} for r in _rows(conn, older, "action", limit)]
-
-
-def _history(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """Transitions and safety actions (who acked/silenced, with the real uid), newest first."""
-    rows = _rows(conn, _TRANSITIONS, "transition", limit)
-    rows += _actions(conn, limit)
-    rows.sort(key=lambda r: r["ts"], reverse=True)
-    return rows[:limit]
-
-
 def _history_line(r: dict[str, Any]) -> str:
     if r["type"] == "action":
         actor = Actor(r["by"], r["uid"], r["user"], r["sudo_uid"], r["sudo_user"], r["address"])
@@ -318,7 +278,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
 
 def _alarms(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     if args.history:
-        rows = _history(conn, args.limit)
+        rows = read_history(conn, args.limit)
         if args.json:
             print(json.dumps(rows, ensure_ascii=False, indent=2))
             return EXIT_OK
