@@ -90,7 +90,7 @@ async def _status(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     report = dict(await ctx.snapshot.report())
     report["web"] = auth.session_view(request)
-    return web.json_response(report, dumps=_dumps)
+    return web.Response(body=_encode(report), content_type="application/json", charset="utf-8")
 
 
 async def _history(request: web.Request) -> web.Response:
@@ -179,7 +179,9 @@ async def _json_from_thread(
     except sqlite3.Error as exc:
         _unreadable(what, exc)
     headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzipped else {}
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    return web.Response(
+        body=body, content_type="application/json", charset="utf-8", headers=headers
+    )
 
 
 def _encode(obj: Any) -> bytes:
@@ -241,7 +243,3 @@ def _unreadable(what: str, exc: sqlite3.Error) -> NoReturn:
         text=json.dumps({"ok": False, "error": f"cannot read {what}: {exc}"}),
         content_type="application/json",
     )
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str, ensure_ascii=False)
