@@ -13,7 +13,10 @@ APT_PACKAGES=(mosquitto mosquitto-clients rsync openssh-server openssh-client so
     # and a font with Hangul so the Korean page renders in screenshots
     chromium fonts-noto-cjk
     # promtool checks docs/monitoring.md's alert rules and the Grafana dashboard's queries
-    prometheus)
+    prometheus
+    # the UPS source's tests run a real upsd with NUT's dummy-ups driver; the SMS-agent
+    # channel's tests insert into real MariaDB and PostgreSQL servers
+    nut-server nut-client mariadb-server mariadb-client postgresql)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -34,7 +37,7 @@ if ((${#missing[@]})); then
         "${missing[@]}" >/dev/null
 fi
 # The Debian packages start their services; sentinel's tests start their own on free ports.
-for svc in mosquitto ssh lsyncd prometheus; do
+for svc in mosquitto ssh lsyncd prometheus nut-server nut-monitor mariadb postgresql; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc" 2>/dev/null || true
     fi
