@@ -6,7 +6,8 @@ from the secret-bearing one), so keys are stable across restarts and config reor
 
 Which message form a channel gets (see `Channel.form`):
 - tag `sms` -> SMS form; tag `lms` -> long form (tags win);
-- otherwise `json://`, `form://` (SMS gateways' HTTP APIs) and `kakao://` (200 chars)
+- otherwise `json://`, `form://` (SMS gateways' HTTP APIs), the Korean SMS gateways
+  (`aligo://`, `nhnsms://`, `solapi://`: alerts/gateways/) and `kakao://` (200 chars)
   get the SMS form; every other scheme (mail, messengers, console, file) the long form.
 """
 
@@ -27,7 +28,7 @@ import yaml
 from apprise.common import ConfigFormat
 from apprise.config.base import ConfigBase
 
-from alerts import plugins
+from alerts import gateways, plugins
 from common.redaction import (
     MASK,
     MIN_SECRET_LENGTH,
@@ -39,7 +40,7 @@ from common.redaction import (
     worth_masking,
 )
 
-SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"})
+SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"}) | gateways.SCHEMES
 SMS_TAG = "sms"
 LMS_TAG = "lms"
 # Apprise itself treats this tag as "matches every filter"; we honour it the same way.

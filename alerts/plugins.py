@@ -3,6 +3,7 @@
 - `console://` prints each message to stdout (the journal, under systemd).
 - `sentinelfile:///path/to/file` appends one line per message (title and body joined, newlines
   escaped) to the file, creating it if needed.
+- the Korean SMS gateways of alerts/gateways/ (aligo://, nhnsms://, solapi://).
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ from typing import Any
 from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
 
+from alerts import gateways
+
 CONSOLE_SCHEME = "console"
 FILE_SCHEME = "sentinelfile"
 
 
 def register() -> None:
-    """Registers both schemes with Apprise once per process (the registry is global)."""
+    """Registers our schemes with Apprise once per process (the registry is global)."""
     manager = NotificationManager()
     if CONSOLE_SCHEME not in manager:
         notify(on=CONSOLE_SCHEME, name="sentinel console")(_to_console)
     if FILE_SCHEME not in manager:
         notify(on=FILE_SCHEME, name="sentinel file")(_to_file)
+    gateways.register()
 
 
 def _line(body: str, title: str) -> str:
