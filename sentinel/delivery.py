@@ -9,6 +9,7 @@ from alerts.channels import Channel, ChannelConfigError, load_channels
 from alerts.outbox import Outbox
 from alerts.sender import Sender
 from alerts.templates import TemplateError, Templates
+from alerts.tokens import TokenKeeper
 from sentinel.config import Config, ConfigError
 from sentinel.config.alerts import AlertsConfig
 from sentinel.store import Store
@@ -45,7 +46,10 @@ def build_delivery(
     creates them. Raises ConfigError for an unusable Apprise config or template.
     """
     alerts = config.alerts
-    outbox = Outbox(load_configured_channels(alerts), alerts.routes, clock=clock)
+    channels = load_configured_channels(alerts)
+    # Kakao's rotated refresh token must outlive the process (alerts/tokens.py)
+    TokenKeeper(store.path).attach(channels)
+    outbox = Outbox(channels, alerts.routes, clock=clock)
     sender = Sender(
         outbox,
         store.write,
