@@ -349,6 +349,9 @@ def _keys(fulls: Sequence[str], displays: Sequence[str]) -> list[str]:
 
 def _full_url(service: apprise.plugins.NotifyBase) -> str:
     full = str(service.url(privacy=False))
+    given = getattr(service, "_default_args", {}).get("url")
+    if full.endswith("://") and _schema(full) not in plugins.OWN_SCHEMES and given:
+        return str(given)  # a county's @notify plugin: Apprise keeps the URL it was given
     if full.endswith("://"):
         # custom plugins (console://, sentinelfile://) give back only their scheme
         host = getattr(service, "host", None) or ""
@@ -367,9 +370,11 @@ def mask_url(full: str, private: str) -> str:
     own `t...9` abbreviations (first and last character) are hidden too, and custom headers
     (`+X-Token=`) and payload args (`-key=`) of json/form go entirely.
     """
-    if private.endswith("://"):
+    if private.endswith("://") and _schema(full) in plugins.OWN_SCHEMES:
         # our own plugins print only their scheme; their targets (files) are not secret
         return full
+    if private.endswith("://"):
+        private = full  # a county's @notify plugin: masked like any URL
     parts = urlsplit(private)
     path = "/".join(REDACTED if s else s for s in parts.path.split("/")).rstrip("/")
     netloc = _ABBREVIATED.sub(REDACTED, parts.netloc)

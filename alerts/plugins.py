@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from alerts import gateways
 
 CONSOLE_SCHEME = "console"
 FILE_SCHEME = "sentinelfile"
+# ours print no secret; a county's plugin URL (plugin_dir) is masked like any other
+OWN_SCHEMES = frozenset({CONSOLE_SCHEME, FILE_SCHEME})
+
+
+class PluginDirError(ValueError):
+    """A county's plugin directory is missing or holds a file Apprise cannot import."""
 
 
 def register() -> None:
@@ -55,3 +62,42 @@ def _to_file(
     with path.open("a", encoding="utf-8") as out:
         out.write(_line(body, title) + "\n")
     return True
+
+
+class _Collect(logging.Filter):
+    """Keeps Apprise's own word on a plugin file it could not import (a DEBUG line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Module exception raised from"):
+            self.failures.append(message)
+        return record.levelno >= logging.INFO
+
+
+def load_plugin_dir(path: Path) -> None:
+    """Imports a county's own Apprise plugins (`@notify` functions in *.py files) through
+    Apprise's plugin-path loader, as `apprise --plugin-path` does. Apprise skips a file
+    that fails to import with a DEBUG line; here that is an error naming the file."""
+    if not path.is_dir():
+        raise PluginDirError(f"{path}: plugin directory not found")
+    logger = logging.getLogger("apprise")
+    collect, level = _Collect(), logger.level
+    logger.addFilter(collect)
+    logger.setLevel(min(level or logging.WARNING, logging.DEBUG))
+    try:
+        NotificationManager().module_detection([str(path)])
+    finally:
+        logger.setLevel(level)
+        logger.removeFilter(collect)
+    if collect.failures:
+        raise PluginDirError(
+            f"{path}: "
+            + "; ".join(
+                m.replace("Module exception raised from ", "cannot import ")
+                for m in collect.failures
+            )
+        )

@@ -23,6 +23,9 @@ from alerts.channels import load_channels
 from alerts.gateways.base import Outgoing, outgoing
 from alerts.status import read_status
 from alerts.templates import sms_bytes
+from sentinel import migrations
+from sentinel.config import ConfigError, load_config
+from sentinel.delivery import build_delivery
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.poll import until
@@ -477,3 +480,67 @@ def test_gateway_channels_get_the_sms_form_and_masked_urls(tmp_path: Path):
         }
         assert _leaks(channel.scrub(channel.apprise[0].url(privacy=False))) == []
     assert channels[0].display == f"aligo://sentinel:****@****/****?url={base}"
+
+
+# -- a county's own plugins ([alerts] plugin_dir) --------------------------------------------
+
+COUNTY_PLUGIN = """
+import requests
+from apprise.decorators import notify
+
+
+@notify(on="countysms", name="County SMS relay")
+def relay(body, title, notify_type, meta, *args, **kwargs):
+    answer = requests.post(
+        f"http://{meta['host']}:{meta['port']}/send/",
+        data={"key": meta["password"], "msg": body},
+        timeout=5,
+    )
+    return answer.json().get("result_code") == "1"
+"""
+
+
+def _county_config(tmp_path: Path, url: str) -> Path:
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"])])
+    toml = tmp_path / "sentinel.toml"
+    toml.write_text(
+        f'[site]\nname = "군청"\n[alerts]\napprise_config = "{yml.name}"\nplugin_dir = "plugins"\n',
+        encoding="utf-8",
+    )
+    return toml
+
+
+async def test_county_plugin_from_plugin_dir_sends_and_is_masked(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    stub = _stub(stubs, ALIGO_OK)
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "county.py").write_text(COUNTY_PLUGIN, encoding="utf-8")
+    url = f"countysms://county:{KEY}@127.0.0.1:{stub.port}/{RECEIVERS[0]}"
+    config = load_config(_county_config(tmp_path, url))
+    assert config.alerts.plugin_dir == tmp_path / "plugins"
+    await migrations.migrate(store)
+    outbox, sender = build_delivery(config, store)
+    [channel] = outbox.channels
+    assert channel.display == f"countysms://county:****@127.0.0.1:{stub.port}/****"
+    assert channel.form == "long"  # not a known SMS scheme: tag it `sms` for the SMS form
+    async with running(sender):
+        await enqueue(store, outbox, event("CT01"))
+        await until(lambda: sender.health()["sent"] == 1, 15, 'sender.health()["sent"] == 1')
+    [seen] = stub.seen
+    assert seen.form["key"] == KEY and "#CT01" in seen.form["msg"]
+    assert _leaks(str(await rows(store, "SELECT * FROM alert_channel"))) == []
+
+
+def test_a_plugin_file_that_cannot_be_imported_is_a_config_error(tmp_path: Path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "broken.py").write_text("import no_such_module_x\n", "utf-8")
+    config = load_config(_county_config(tmp_path, "brokensms://x:y@host/1"))
+    with pytest.raises(ConfigError, match=r"alerts\.plugin_dir: .*broken\.py.*no_such_module_x"):
+        build_delivery(config, None)  # type: ignore[arg-type]  # fails before using it
+
+
+def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
+    config = load_config(_county_config(tmp_path, "json://127.0.0.1:9/x"))
+    with pytest.raises(ConfigError, match="plugin directory not found"):
+        build_delivery(config, None)  # type: ignore[arg-type]
