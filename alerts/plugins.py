@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ def _to_file(
     return True
 
 
+_UNIMPORTABLE = re.compile(r"^Module exception raised from (.*?) \(name=[^)]*\) ")
+
+
 class _Collect(logging.Filter):
     """Keeps Apprise's own word on a plugin file it could not import (a DEBUG line)."""
 
@@ -89,15 +93,13 @@ def load_plugin_dir(path: Path) -> None:
     logger.addFilter(collect)
     logger.setLevel(min(level or logging.WARNING, logging.DEBUG))
     try:
-        NotificationManager().module_detection([str(path)])
+        # cache=False: a file fixed after a refusal is imported again on the next load
+        # (check-config, SIGHUP), not skipped as already seen
+        NotificationManager().module_detection([str(path)], cache=False)
     finally:
         logger.setLevel(level)
         logger.removeFilter(collect)
     if collect.failures:
-        raise PluginDirError(
-            f"{path}: "
-            + "; ".join(
-                m.replace("Module exception raised from ", "cannot import ")
-                for m in collect.failures
-            )
-        )
+        # Apprise says "Module exception raised from FILE (name=apprise.custom...) ERROR"
+        said = [_UNIMPORTABLE.sub(r"cannot import \1: ", m) for m in collect.failures]
+        raise PluginDirError(f"{path}: " + "; ".join(said))

@@ -25,7 +25,7 @@ from alerts.status import read_status
 from alerts.templates import sms_bytes
 from sentinel import migrations
 from sentinel.config import ConfigError, load_config
-from sentinel.delivery import build_delivery
+from sentinel.delivery import build_delivery, load_configured_channels
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.poll import until
@@ -536,8 +536,14 @@ def test_a_plugin_file_that_cannot_be_imported_is_a_config_error(tmp_path: Path)
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "broken.py").write_text("import no_such_module_x\n", "utf-8")
     config = load_config(_county_config(tmp_path, "brokensms://x:y@host/1"))
-    with pytest.raises(ConfigError, match=r"alerts\.plugin_dir: .*broken\.py.*no_such_module_x"):
+    with pytest.raises(ConfigError, match=r"alerts\.plugin_dir: .*broken\.py: .*no_such_module_x"):
         build_delivery(config, None)  # type: ignore[arg-type]  # fails before using it
+    # fixed, the next load (a reload, check-config) imports it
+    (tmp_path / "plugins" / "broken.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', '"brokensms"'), "utf-8"
+    )
+    [channel] = load_configured_channels(config.alerts)
+    assert channel.schema == "brokensms"
 
 
 def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
