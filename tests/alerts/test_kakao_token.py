@@ -3,6 +3,7 @@ alerts/tokens.py, against a loopback server standing in for kauth.kakao.com/kapi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from apprise.plugins.kakaotalk import NotifyKakaoTalk
 
 from alerts.channels import Channel, load_channels
 from alerts.outbox import Outbox
@@ -22,6 +24,7 @@ from alerts.status import read_status
 from alerts.templates import Templates
 from alerts.tokens import TokenKeeper
 from sentinel import migrations
+from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, rows, running, write_apprise
 from tests.fixtures.poll import until
@@ -189,3 +192,39 @@ async def test_a_token_pasted_into_the_url_wins_over_the_saved_one(
     sender = await send_one(store, kakao_channels(yml, kakao), "K006")
     assert sender.health()["sent"] == 1
     assert kakao.refreshed_with == [FIRST, FRESH]
+
+
+def test_test_alert_uses_and_keeps_the_rotated_token(
+    tmp_path: Path, kakao: KakaoStub, monkeypatch: pytest.MonkeyPatch
+):
+    """`sentinel test-alert` runs in its own process: a rotation it causes must reach the
+    daemon, and it must use the daemon's saved token (the URL's may be retired)."""
+
+    async def prepare() -> Path:
+        store = await Store.open(tmp_path / "state")
+        try:
+            await migrations.migrate(store)
+            return store.path
+        finally:
+            await store.close()
+
+    db = asyncio.run(prepare())
+    monkeypatch.setattr(NotifyKakaoTalk, "token_url", f"{kakao.base}/oauth/token")
+    monkeypatch.setattr(
+        NotifyKakaoTalk, "notify_me_url", f"{kakao.base}/v2/api/talk/memo/default/send"
+    )
+    yml = write_apprise(tmp_path / "apprise.yml", [(f"kakaotalk://{CLIENT_ID}/{FIRST}", [])])
+    config = tmp_path / "sentinel.toml"
+    config.write_text(
+        f'[site]\nname = "본청"\n[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[alerts]\napprise_config = "{yml}"\n',
+        encoding="utf-8",
+    )
+    assert main(["-c", str(config), "test-alert"]) == 0
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT token FROM alert_token").fetchall() == [(ROTATED,)]
+    finally:
+        conn.close()
+    assert main(["-c", str(config), "test-alert"]) == 0  # FIRST is retired by now
+    assert kakao.refreshed_with == [FIRST, ROTATED]
