@@ -152,7 +152,17 @@ class Gateway(NotifyBase):
                 timeout=self.request_timeout,
                 allow_redirects=False,
             )
+        except requests.Timeout as exc:
+            self.logger.warning(
+                "%s did not answer in time (cto=%ss, rto=%ss): %s",
+                self.service_name,
+                self.socket_connect_timeout,
+                self.socket_read_timeout,
+                type(exc).__name__,
+            )
+            return False
         except requests.RequestException as exc:
+            # the exception's text names the URL: the type alone says enough
             self.logger.warning("%s unreachable: %s", self.service_name, type(exc).__name__)
             return False
         try:

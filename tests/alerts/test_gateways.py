@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from alerts.channels import load_channels
+from alerts.channels import ChannelConfigError, load_channels
 from alerts.gateways.base import Outgoing, outgoing
 from alerts.status import read_status
 from alerts.templates import sms_bytes
@@ -550,3 +550,19 @@ def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
     config = load_config(_county_config(tmp_path, "json://127.0.0.1:9/x"))
     with pytest.raises(ConfigError, match="plugin directory not found"):
         build_delivery(config, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"aligo://sentinel@{SENDER}/{RECEIVERS[0]}",  # no API key
+        f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}",  # no receiver
+        f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/{RECEIVERS[0]}?url=ftp://relay",
+    ],
+    ids=["no-key", "no-receiver", "not-http"],
+)
+def test_an_incomplete_gateway_url_is_refused_without_its_secrets(tmp_path: Path, url: str):
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"])])
+    with pytest.raises(ChannelConfigError, match="Apprise cannot load urls entry 1") as refused:
+        load_channels(yml)
+    assert _leaks(str(refused.value)) == []
