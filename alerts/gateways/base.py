@@ -13,7 +13,6 @@ the channel's error and the outbox retries the message.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -90,8 +89,7 @@ class Gateway(NotifyBase):
     # an LMS holds 2,000 bytes; Apprise cuts longer bodies
     body_maxlen = 2000
     title_maxlen = 250
-    # the sender's own retry loop backs off; Apprise retrying inside one send would only
-    # hold the lane
+    # one request per message: Apprise's pause between a plugin's requests only delays it
     request_rate_per_sec = 0
 
     def __init__(
@@ -232,7 +230,3 @@ def answer_text(answer: Any, *path: str) -> Any:
             return None
         answer = answer.get(key)
     return answer
-
-
-def compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)[:120]
