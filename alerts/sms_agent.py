@@ -128,6 +128,9 @@ class Target:
 
     def rows(self, title: str, body: str) -> list[tuple[str, tuple[str, ...]]]:
         """Every INSERT for one message: one per recipient, in the table its length picks."""
+        if self.charset == "euckr":
+            # a character EUC-KR lacks (an emoji) would fail the insert on every retry
+            title, body = _euckr(title), _euckr(body)
         text = f"{title} {body}" if title else body
         layout, long = sql.pick(self.sms, self.lms, text)
         if long:
@@ -143,6 +146,10 @@ class Target:
 _APPRISE_OPTIONS = frozenset(
     {"format", "overflow", "emojis", "tz", "store", "retry", "wait", "optional", "cto", "rto"}
 )
+
+
+def _euckr(text: str) -> str:
+    return text.encode("euc-kr", "replace").decode("euc-kr")
 
 
 def _given(qsd: Mapping[str, str], prefix: str) -> dict[str, str]:
@@ -236,10 +243,9 @@ class _SmsAgent(NotifyBase):
         except Exception as exc:
             reason = self._clean(f"{type(exc).__name__}: {exc}")
             self.logger.warning(
-                "SMS agent %s:%s/%s: insert failed: %s",
+                "SMS agent at %s:%s: insert failed: %s",
                 self.host,
                 self.port or self.default_port,
-                self.target.database,
                 reason,
             )
             return False

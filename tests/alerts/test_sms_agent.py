@@ -208,6 +208,22 @@ async def test_hostile_text_is_stored_verbatim_with_configured_columns(
     assert "전산실'); DROP TABLE" in got_my[0][1]
 
 
+async def test_euckr_agent_db_gets_korean_and_a_stand_in_for_what_euckr_lacks(
+    store: Store, mariadb: MariaDB, tmp_path: Path
+):
+    # older agents keep their queue in EUC-KR; an emoji there would fail every retry
+    table = UPLUS_MYSQL[0].replace("utf8mb4", "euckr")
+    base = _mysql_agent_db(mariadb, [table], ("SC_TRAN",))
+    url = f"{base}/{PHONES[0]}?preset=uplus&from={CALLER}&charset=euckr"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml)
+    async with running(sender):
+        await enqueue(store, outbox, event("K001", location="별관 🔥 전산실"))
+        await until(lambda: sender.health()["sent"] == 1, 20, "sent")
+    (text,) = mariadb.query("SELECT TR_MSG FROM SC_TRAN", base.rsplit("/", 1)[1])[0]
+    assert "별관 ? 전산실" in text and "누수" in text and "#K001" in text
+
+
 async def test_emma_preset_on_postgres_keeps_korean(
     store: Store, postgres: Postgres, tmp_path: Path
 ):
@@ -259,6 +275,32 @@ async def test_refused_password_fails_without_showing_it(
         assert wrong not in text
     assert "password authentication failed" in caplog.text  # logged, masked
     assert postgres.query("SELECT count(*) FROM q", base.rsplit("/", 1)[1]) == [(0,)]
+
+
+async def test_a_refused_row_leaves_no_row_of_the_page_and_the_retry_no_duplicate(
+    store: Store, postgres: Postgres, tmp_path: Path
+):
+    # the second recipient's row breaks a constraint: the first one's must not stay behind
+    base = _pg_agent_db(
+        postgres,
+        [
+            "CREATE TABLE q (text TEXT, "
+            f"dest TEXT CONSTRAINT no_second CHECK (dest <> '{PHONES[1]}'))"
+        ],
+        ("q",),
+    )
+    db = base.rsplit("/", 1)[1]
+    url = f"{base}/{'/'.join(PHONES)}?table=q&col_to=dest&col_body=text"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    async with running(sender):
+        await enqueue(store, outbox, event("P001"))
+        await until(lambda: sender.health()["failed_sends"] >= 2, 20, "2 failed sends")
+        assert postgres.query("SELECT count(*) FROM q", db) == [(0,)]
+        assert "no_second" in _status(store)["channels"][0]["last_error"]  # type: ignore[index]
+        postgres.execute("ALTER TABLE q DROP CONSTRAINT no_second", db)
+        await until(lambda: sender.health()["sent"] == 1, 20, "sent")
+    assert sorted(r[0] for r in postgres.query("SELECT dest FROM q", db)) == sorted(PHONES)
 
 
 @pytest.mark.parametrize(
