@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import socket
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -301,6 +303,34 @@ async def test_a_refused_row_leaves_no_row_of_the_page_and_the_retry_no_duplicat
         postgres.execute("ALTER TABLE q DROP CONSTRAINT no_second", db)
         await until(lambda: sender.health()["sent"] == 1, 20, "sent")
     assert sorted(r[0] for r in postgres.query("SELECT dest FROM q", db)) == sorted(PHONES)
+
+
+@pytest.fixture
+def mute_server() -> Iterator[int]:
+    """A port that accepts connections and never says a word (a hung database host)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["smsagentmysql", "smsagentpg"])
+async def test_a_silent_server_fails_within_the_channels_timeout(
+    store: Store, mute_server: int, tmp_path: Path, scheme: str
+):
+    url = (
+        f"{scheme}://u:{PASSWORD}@127.0.0.1:{mute_server}/agent/{PHONES[0]}"
+        "?table=q&col_to=dest&col_body=text&timeout=1"
+    )
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    # the sender would give up after 30 s; the channel's own timeout must end it first
+    outbox, sender = await make_delivery(store, yml, send_timeout=30.0)
+    async with running(sender):
+        await enqueue(store, outbox, event("T001"))
+        await until(lambda: sender.health()["failed_sends"] >= 1, 20, "a failed send")
+    error = _status(store)["channels"][0]["last_error"]  # type: ignore[index]
+    assert "insert failed" in error and "no answer within" not in error
+    assert "timed out" in error or "timeout" in error
 
 
 @pytest.mark.parametrize(
