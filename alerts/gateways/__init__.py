@@ -8,6 +8,7 @@ They are registered with Apprise's plugin manager, the same registry `@notify` f
 
 from __future__ import annotations
 
+from apprise.exception import AppriseImproperlyConfigured
 from apprise.manager_plugins import NotificationManager
 
 from alerts.gateways.aligo import Aligo
@@ -25,3 +26,20 @@ def register() -> None:
     for plugin in GATEWAYS:
         if plugin.schema_name() not in manager:
             manager.add(plugin=plugin)
+
+
+def refusal(url: str) -> str | None:
+    """Why a gateway URL cannot be loaded (its words hold no secret), None if it can or is
+    not a gateway's: Apprise only logs that it skipped the URL."""
+    scheme = url.split("://", 1)[0].strip().lower()
+    for plugin in GATEWAYS:
+        protocol = plugin.secure_protocol
+        if scheme in ((protocol,) if isinstance(protocol, str) else protocol):
+            results = plugin.parse_url(url)
+            if not results:
+                return "the URL cannot be parsed"
+            try:
+                plugin(**results)
+            except AppriseImproperlyConfigured as exc:
+                return str(exc)
+    return None

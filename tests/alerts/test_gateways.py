@@ -553,16 +553,22 @@ def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "why"),
     [
-        f"aligo://sentinel@{SENDER}/{RECEIVERS[0]}",  # no API key
-        f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}",  # no receiver
-        f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/{RECEIVERS[0]}?url=ftp://relay",
+        (f"aligo://sentinel@{SENDER}/{RECEIVERS[0]}", "needs USER_ID and secret"),
+        (f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}", "needs at least one receiver"),
+        (
+            f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/{RECEIVERS[0]}?url=ftp://relay",
+            "must be an http",
+        ),
     ],
     ids=["no-key", "no-receiver", "not-http"],
 )
-def test_an_incomplete_gateway_url_is_refused_without_its_secrets(tmp_path: Path, url: str):
+def test_an_incomplete_gateway_url_is_refused_without_its_secrets(
+    tmp_path: Path, url: str, why: str
+):
     yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"])])
     with pytest.raises(ChannelConfigError, match="Apprise cannot load urls entry 1") as refused:
         load_channels(yml)
+    assert why in str(refused.value)
     assert _leaks(str(refused.value)) == []
