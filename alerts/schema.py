@@ -48,4 +48,14 @@ MIGRATIONS: tuple[str, ...] = (
     -- next success), so a monitoring system sees how often a channel fails over time.
     ALTER TABLE alert_channel ADD COLUMN failed_total INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    -- OAuth refresh tokens a provider rotated (kakaotalk://, alerts/tokens.py), keyed by
+    -- Channel.key: the URL's token stops working once Kakao hands out a new one.
+    CREATE TABLE alert_token (
+        channel TEXT PRIMARY KEY,
+        configured TEXT NOT NULL,       -- SHA-256 of the URL's token this one replaced
+        token TEXT NOT NULL,
+        saved REAL NOT NULL
+    );
+    """,
 )
