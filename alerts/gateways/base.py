@@ -13,6 +13,7 @@ the channel's error and the outbox retries the message.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -100,7 +101,8 @@ class Gateway(NotifyBase):
     ) -> None:
         super().__init__(**kwargs)
         self.sender = phone(self.host or "")
-        self.targets = [phone(t) for t in targets or [] if phone(t)]
+        # once each: the providers count receivers, and a repeated one would read as refused
+        self.targets = list(dict.fromkeys(phone(t) for t in targets or [] if phone(t)))
         self.base = (base or self.default_base).rstrip("/")
         scheme = self.schema_name()
         if not self.user or not self.password:
@@ -176,6 +178,17 @@ class Gateway(NotifyBase):
         except GatewayError as exc:
             self.logger.warning("%s refused the %s: %s", self.service_name, message.kind, exc)
             return False
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            # JSON of another shape than documented (a relay's, a changed API): not a
+            # success, and said so instead of Apprise's bare "raised an exception"
+            self.logger.warning(
+                "%s answered HTTP %s in a form it does not document (%s): %s",
+                self.service_name,
+                answer.status_code,
+                type(exc).__name__,
+                json.dumps(decoded, ensure_ascii=False)[:80],
+            )
+            return False
         self.logger.info(
             "%s accepted the %s for %d receiver(s)",
             self.service_name,
@@ -221,6 +234,15 @@ class Gateway(NotifyBase):
         if qsd.get("url"):
             results["base"] = qsd["url"]
         return results
+
+
+def count(value: Any, name: str) -> int | None:
+    """A count from an answer (a JSON number or a string of digits), None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not re.fullmatch(r"\s*\d+\s*", str(value)):
+        raise GatewayError(f"{name} {value!r} is not a count")
+    return int(value)
 
 
 def answer_text(answer: Any, *path: str) -> Any:

@@ -79,10 +79,13 @@ class ProviderStub:
                     status, answer = stub.script.pop(0) if stub.script else (200, stub.success)
                 if stub.stall:
                     stub._closing.wait(stub.stall)
-                data = json.dumps(answer, ensure_ascii=False).encode()
+                # bytes are sent as they are: a proxy's HTML page, an empty body
+                raw = isinstance(answer, bytes)
+                data = answer if raw else json.dumps(answer, ensure_ascii=False).encode()
+                kind = "text/html" if raw else "application/json;charset=UTF-8"
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -419,6 +422,111 @@ async def test_solapi_failures_are_failures(
     assert {m["type"] for m in stub.seen[-1].body["messages"]} == {"LMS"}
     assert await rows(store, "SELECT state, attempts FROM outbox_message") == [("sent", 2)]
     assert shown in (await _channel(store))[1]
+
+
+# -- answers that are not the documented success -------------------------------------------
+
+_URLS = {"aligo": aligo_url, "nhn": nhn_url, "solapi": solapi_url}
+_OK = {"aligo": ALIGO_OK, "nhn": NHN_OK, "solapi": SOLAPI_OK}
+_NHN_ONE_RESULT = {
+    "header": {"isSuccessful": True, "resultCode": 0, "resultMessage": "SUCCESS"},
+    "body": {"data": {"sendResultList": [{"recipientNo": RECEIVERS[0], "resultCode": 0}]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("gateway", "status", "answer", "shown"),
+    [
+        # result_code 1 only says the request was taken; one of the two receivers was not
+        (
+            "aligo",
+            200,
+            {"result_code": "1", "message": "success", "success_cnt": 1, "error_cnt": 1},
+            "1 of 2 receiver(s) refused",
+        ),
+        (
+            "aligo",
+            200,
+            {"result_code": 1, "message": "success", "success_cnt": 0, "error_cnt": "2"},
+            "2 of 2 receiver(s) refused",
+        ),
+        ("aligo", 200, {"result_code": "1", "error_cnt": "x"}, "error_cnt 'x' is not a count"),
+        ("aligo", 502, {"result_code": "1"}, "HTTP 502, result_code 1"),
+        ("aligo", 200, b"<html><body>Service Unavailable</body></html>", "answer is not JSON"),
+        ("aligo", 200, b"", "answer is not JSON"),
+        # a receiver missing from the per-receiver results was not taken
+        ("nhn", 200, _NHN_ONE_RESULT, "1 of 2 receiver(s) refused"),
+        ("nhn", 200, {"header": "ok"}, "resultCode None"),
+        ("nhn", 200, [1, 2], "resultCode None"),
+        ("solapi", 200, {"failedMessageList": 5, "groupInfo": {}}, "no groupInfo"),
+        ("solapi", 200, {"failedMessageList": [], "groupInfo": "x"}, "no groupInfo"),
+        (
+            "solapi",
+            200,
+            {"failedMessageList": [], "groupInfo": {"count": {"registeredSuccess": 1}}},
+            "1 message(s) refused",
+        ),
+        (
+            "solapi",
+            200,
+            {"failedMessageList": [], "groupInfo": {"count": {"registeredFailed": "x"}}},
+            "registeredFailed 'x' is not a count",
+        ),
+        # a JSON shape verdict() does not expect is a failure that says so
+        ("solapi", 200, {"failedMessageList": [7], "groupInfo": {}}, "statusCode None"),
+    ],
+    ids=[
+        "aligo-one-refused",
+        "aligo-none-taken",
+        "aligo-odd-count",
+        "aligo-http-502",
+        "aligo-html-200",
+        "aligo-empty-200",
+        "nhn-result-missing",
+        "nhn-header-not-object",
+        "nhn-list-answer",
+        "solapi-failed-not-list",
+        "solapi-group-not-object",
+        "solapi-fewer-registered",
+        "solapi-odd-count",
+        "solapi-failed-not-object",
+    ],
+)
+async def test_answers_other_than_the_documented_success_are_failures(
+    store: Store,
+    tmp_path: Path,
+    stubs: list[ProviderStub],
+    gateway: str,
+    status: int,
+    answer: Any,
+    shown: str,
+):
+    stub = _stub(stubs, _OK[gateway], script=[(status, answer)])
+    await _deliver_once(store, tmp_path, _URLS[gateway](stub), ["critical"], stub, "OD01")
+    assert len(stub.seen) == 2  # the odd answer, then the retry
+    assert await rows(store, "SELECT state, attempts FROM outbox_message") == [("sent", 2)]
+    error = (await _channel(store))[1]
+    assert shown in error
+    assert _leaks(error) == []
+
+
+async def test_a_refused_connection_is_a_failure_without_the_url(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    # requests' ConnectionError text carries the URL, and NHN's app key is in its path
+    stub = _stub(stubs, NHN_OK)
+    port = stub.port
+    stub.close()
+    url = f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}/{RECEIVERS[0]}?url=http://127.0.0.1:{port}"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"])])
+    outbox, sender = await make_delivery(store, yml, retry_initial=60)
+    async with running(sender):
+        await enqueue(store, outbox, event("OD02"))
+        await until(lambda: sender.health()["failed_sends"] == 1, 10, "one failed send")
+    error = (await _channel(store))[1]
+    assert "unreachable: ConnectionError" in error
+    assert _leaks(error) == [] and str(port) not in error
+    assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
 
 
 # -- secrets ---------------------------------------------------------------------------------
