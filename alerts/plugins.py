@@ -77,10 +77,17 @@ def _to_file(
 
 
 _UNIMPORTABLE = re.compile(r"^Module exception raised from (.*?) \(name=[^)]*\) ")
+# Apprise keeps the first plugin of a scheme and only warns about a second one: a county's
+# `@notify(on="json")` or `on="aligo"` would leave its URLs with Apprise's or our plugin
+_TAKEN = re.compile(
+    r"^The schema \((.*?)://\) is already defined and could not be loaded from custom "
+    r"notify function (.*?)\.?$"
+)
 
 
 class _Collect(logging.Filter):
-    """Keeps Apprise's own word on a plugin file it could not import (a DEBUG line)."""
+    """Keeps Apprise's own word on a plugin file it could not import (a DEBUG line) or a
+    scheme it would not take from it (a WARNING)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,7 +96,12 @@ class _Collect(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message.startswith("Module exception raised from"):
-            self.failures.append(message)
+            self.failures.append(_UNIMPORTABLE.sub(r"cannot import \1: ", message))
+        elif taken := _TAKEN.match(message):
+            self.failures.append(
+                f"{taken[2]}() asks for {taken[1]}://, which is taken (by Apprise, sentinel "
+                "or another plugin file): give it a scheme of its own"
+            )
         return record.levelno >= logging.INFO
 
 
@@ -112,5 +124,4 @@ def load_plugin_dir(path: Path) -> None:
         logger.removeFilter(collect)
     if collect.failures:
         # Apprise says "Module exception raised from FILE (name=apprise.custom...) ERROR"
-        said = [_UNIMPORTABLE.sub(r"cannot import \1: ", m) for m in collect.failures]
-        raise PluginDirError(f"{path}: " + "; ".join(said))
+        raise PluginDirError(f"{path}: " + "; ".join(collect.failures))

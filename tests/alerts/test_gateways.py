@@ -654,6 +654,30 @@ def test_a_plugin_file_that_cannot_be_imported_is_a_config_error(tmp_path: Path)
     assert channel.schema == "brokensms"
 
 
+@pytest.mark.parametrize("scheme", ["json", "aligo", None])
+def test_a_plugin_that_asks_for_a_taken_scheme_is_a_config_error(
+    tmp_path: Path, scheme: str | None
+):
+    # Apprise keeps the first plugin of a scheme and only warns: the county's URLs would
+    # have gone to Apprise's JSON or our Aligo plugin, or to the other county file's.
+    # A scheme stays registered for the process: each test gets its own.
+    own = f"shadowed{tmp_path.name.rsplit('_', 1)[-1]}sms"
+    scheme = scheme or own
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "a_relay.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', f'"{own}"'), "utf-8"
+    )
+    (tmp_path / "plugins" / "b_shadow.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', f'"{scheme}"'), "utf-8"
+    )
+    config = load_config(_county_config(tmp_path, f"{own}://x:y@host/1"))
+    with pytest.raises(ConfigError, match=rf"relay\(\) asks for {scheme}://, which is taken"):
+        build_delivery(config, None)  # type: ignore[arg-type]  # fails before using it
+    (tmp_path / "plugins" / "b_shadow.py").unlink()
+    [channel] = load_configured_channels(config.alerts)
+    assert channel.schema == own
+
+
 def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
     config = load_config(_county_config(tmp_path, "json://127.0.0.1:9/x"))
     with pytest.raises(ConfigError, match="plugin directory not found"):
