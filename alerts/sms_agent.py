@@ -265,6 +265,11 @@ class _SmsAgent(NotifyBase):
         raise NotImplementedError
 
 
+_STRICT = (
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')"
+)
+
+
 class SmsAgentMySQL(_SmsAgent):
     service_name = "SMS agent (MySQL/MariaDB)"  # type: ignore[assignment]
     secure_protocol = MYSQL_SCHEME  # type: ignore[assignment]
@@ -285,6 +290,10 @@ class SmsAgentMySQL(_SmsAgent):
             read_timeout=timeout,
             write_timeout=timeout,
             autocommit=False,
+            # a lax server (sql_mode '', common on old agent hosts) cuts a text too long for
+            # its column and stores Korean a latin1 column cannot hold as '?': the page
+            # would count as sent, mangled. Strict, either is an error the operator sees.
+            init_command=_STRICT,
         )
         with closing(connection):
             with connection.cursor() as cursor:

@@ -167,6 +167,38 @@ async def test_missing_table_or_grant_fails_clearly_and_keeps_the_page(
     assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
 
 
+@pytest.mark.parametrize(
+    ("column", "shown"),
+    [
+        ("msg VARCHAR(200) CHARACTER SET latin1", "Incorrect string value"),
+        ("msg VARCHAR(12) CHARACTER SET utf8mb4", "Data too long for column 'msg'"),
+    ],
+    ids=["latin1-column", "short-column"],
+)
+async def test_a_lax_agent_server_does_not_mangle_the_page_into_a_delivery(
+    store: Store, mariadb: MariaDB, tmp_path: Path, column: str, shown: str
+):
+    # an old agent host with sql_mode '' stores Korean in a latin1 column as '?' and cuts
+    # a text too long for its column, with a warning only: that must not count as sent
+    table = f"CREATE TABLE q (id INT AUTO_INCREMENT PRIMARY KEY, dest VARCHAR(20), {column})"
+    base = _mysql_agent_db(mariadb, [table], ("q",))
+    db = base.rsplit("/", 1)[1]
+    url = f"{base}/{PHONES[0]}?table=q&col_to=dest&col_body=msg"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    [(mode,)] = mariadb.query("SELECT @@GLOBAL.sql_mode")
+    mariadb.execute("SET GLOBAL sql_mode = ''")
+    try:
+        async with running(sender):
+            await enqueue(store, outbox, event("LAX1"))
+            await until(lambda: sender.health()["failed_sends"] >= 2, 20, "2 failed sends")
+    finally:
+        mariadb.execute(f"SET GLOBAL sql_mode = '{mode}'")
+    assert mariadb.query("SELECT count(*) FROM q", db) == [(0,)]
+    assert shown in _status(store)["channels"][0]["last_error"]  # type: ignore[index]
+    assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
+
+
 async def test_hostile_text_is_stored_verbatim_with_configured_columns(
     store: Store, mariadb: MariaDB, postgres: Postgres, tmp_path: Path
 ):
