@@ -26,7 +26,9 @@ from alerts.templates import sms_bytes
 from sentinel import migrations
 from sentinel.config import ConfigError, load_config
 from sentinel.delivery import build_delivery, load_configured_channels
+from sentinel.status import build_report_without_config
 from sentinel.store import Store
+from sentinel.web.metrics import render
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.poll import until
 
@@ -566,6 +568,14 @@ async def test_gateway_secrets_stay_out_of_logs_status_and_database(
     assert _leaks(dump) == []
     shown = sorted(c["url"] for c in status["channels"])
     assert [u.split("://")[0] for u in shown] == ["aligo", "nhnsms", "solapi"]
+    # what `sentinel status --json`, the web's /api/status and /metrics are built from
+    report = build_report_without_config(
+        tmp_path / "absent.toml", "absent", state_dir=store.path.parent
+    )
+    assert len(report["alerts"]["channels"]) == 3
+    assert all(c["last_error"] for c in report["alerts"]["channels"])
+    assert _leaks(json.dumps(report, default=str)) == []
+    assert _leaks(render(report).decode()) == []
 
 
 def test_gateway_channels_get_the_sms_form_and_masked_urls(tmp_path: Path):
