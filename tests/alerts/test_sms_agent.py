@@ -199,6 +199,35 @@ async def test_a_lax_agent_server_does_not_mangle_the_page_into_a_delivery(
     assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
 
 
+async def test_a_locked_queue_table_fails_within_the_timeout_and_leaves_one_row(
+    store: Store, mariadb: MariaDB, tmp_path: Path
+):
+    # the agent holds the table (a long batch UPDATE): the insert waits for the lock past
+    # the channel's timeout. The abandoned insert must not commit behind sentinel's back,
+    # or the retry would queue the page twice
+    table = "CREATE TABLE q (id INT AUTO_INCREMENT PRIMARY KEY, dest VARCHAR(20), msg TEXT)"
+    base = _mysql_agent_db(mariadb, [table], ("q",))
+    db = base.rsplit("/", 1)[1]
+    url = f"{base}/{PHONES[0]}?table=q&col_to=dest&col_body=msg&timeout=1"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, send_timeout=20.0, retry_initial=0.5)
+    holder = mariadb.admin(db)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("LOCK TABLES q WRITE")
+        async with running(sender):
+            await enqueue(store, outbox, event("LCK1"))
+            await until(lambda: sender.health()["failed_sends"] >= 1, 15, "a failed send")
+            error = _status(store)["channels"][0]["last_error"]  # type: ignore[index]
+            with holder.cursor() as cursor:
+                cursor.execute("UNLOCK TABLES")
+            await until(lambda: sender.health()["sent"] == 1, 20, "sent once unlocked")
+    finally:
+        holder.close()
+    assert "timed out" in error or "Lost connection" in error, error
+    assert [r[0] for r in mariadb.query("SELECT dest FROM q", db)] == [PHONES[0]]
+
+
 async def test_hostile_text_is_stored_verbatim_with_configured_columns(
     store: Store, mariadb: MariaDB, postgres: Postgres, tmp_path: Path
 ):
