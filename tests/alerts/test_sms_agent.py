@@ -199,6 +199,35 @@ async def test_a_lax_agent_server_does_not_mangle_the_page_into_a_delivery(
     assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
 
 
+async def test_a_column_too_short_for_the_lms_fails_that_channel_only(
+    store: Store, mariadb: MariaDB, tmp_path: Path
+):
+    # the agent's long-message column is narrower than an LMS: every retry fails the same
+    # way. The page must still go out through the other channel, and the operator must
+    # read which column is at fault
+    table = "CREATE TABLE q (id INT AUTO_INCREMENT PRIMARY KEY, dest VARCHAR(20), msg VARCHAR(60))"
+    base = _mysql_agent_db(mariadb, [table], ("q",))
+    db = base.rsplit("/", 1)[1]
+    agent = f"{base}/{PHONES[0]}?table=q&col_to=dest&col_body=msg"
+    copy = tmp_path / "pages.txt"
+    yml = write_apprise(
+        tmp_path / "apprise.yml", [(agent, ["critical", "lms"]), (f"sentinelfile://{copy}", [])]
+    )
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    async with running(sender):
+        await enqueue(store, outbox, event("LMS9"))
+        await until(lambda: sender.health()["failed_sends"] >= 3, 20, "3 failed sends")
+        await until(lambda: sender.health()["sent"] == 1, 20, "the file channel sent")
+    assert "#LMS9" in copy.read_text("utf-8")
+    assert mariadb.query("SELECT count(*) FROM q", db) == [(0,)]
+    failing = [c for c in _status(store)["channels"] if c["last_error"]]  # type: ignore[attr-defined]
+    assert len(failing) == 1 and "Data too long for column 'msg'" in failing[0]["last_error"]
+    assert sorted(await rows(store, "SELECT state FROM outbox_message")) == [
+        ("pending",),
+        ("sent",),
+    ]
+
+
 async def test_a_locked_queue_table_fails_within_the_timeout_and_leaves_one_row(
     store: Store, mariadb: MariaDB, tmp_path: Path
 ):
