@@ -46,6 +46,7 @@ class KakaoStub:
         self.rotate = {FIRST: ROTATED}
         self.refreshed_with: list[str] = []
         self.memos: list[str] = []
+        self.memo_down = False  # kapi refuses the message while the token endpoint works
         self._issued: set[str] = set()
         self._lock = threading.Lock()
         stub = self
@@ -87,6 +88,8 @@ class KakaoStub:
                     answer |= {"refresh_token": new, "refresh_token_expires_in": 5183999}
                 return 200, answer
             if path == "/v2/api/talk/memo/default/send":
+                if self.memo_down:
+                    return 400, {"msg": "template_object is invalid", "code": -2}
                 if (auth or "").removeprefix("Bearer ") not in self._issued:
                     return 401, {"msg": "this access token does not exist", "code": -401}
                 memo = json.loads(form["template_object"])["text"]
@@ -298,3 +301,24 @@ async def test_a_token_that_could_not_be_saved_is_kept_over_the_older_saved_one(
     assert await asyncio.to_thread(channels[0].apprise.notify, body="two")
     assert kakao.refreshed_with == [FIRST, ROTATED]
     assert await rows(store, "SELECT token FROM alert_token") == [(FIRST,)]
+
+
+async def test_a_token_rotated_by_a_send_that_then_failed_is_saved(
+    store: Store, tmp_path: Path, kakao: KakaoStub
+):
+    await migrations.migrate(store)
+    yml = write_apprise(tmp_path / "apprise.yml", [(f"kakaotalk://{CLIENT_ID}/{FIRST}", [])])
+    kakao.memo_down = True
+    failed = await send_one(store, kakao_channels(yml, kakao), "K020")
+    assert failed.health()["failed_sends"] >= 1 and kakao.memos == []
+    assert await rows(store, "SELECT token FROM alert_token") == [(ROTATED,)]
+    kakao.memo_down = False
+    # the restart: the page still pending goes out with the token the failed send got
+    channels = kakao_channels(yml, kakao)
+    TokenKeeper(store.path).attach(channels)
+    outbox = Outbox(channels, {"critical": ["critical"]})
+    sender = Sender(outbox, store.write, Templates(site="본청"), group_window=0.0)
+    async with running(sender):
+        await until(lambda: sender.health()["sent"] >= 1, 15, "the pending page sent")
+    assert any("#K020" in memo for memo in kakao.memos)
+    assert kakao.refreshed_with == [FIRST, ROTATED]
