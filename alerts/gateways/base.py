@@ -30,6 +30,7 @@ from alerts.templates import sms_bytes
 SMS_MAX_BYTES = 90
 LMS_TITLE_MAX_BYTES = 40
 _DIGITS = re.compile(r"\D")
+_PHONE = re.compile(r"\+?[0-9][0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ def phone(number: str) -> str:
     return _DIGITS.sub("", number)
 
 
+def _is_phone(text: str) -> bool:
+    return bool(_PHONE.fullmatch(text)) and 8 <= len(phone(text)) <= 15
+
+
 class GatewayError(Exception):
     """The gateway's answer is not its documented success: `str()` says code and message."""
 
@@ -100,11 +105,21 @@ class Gateway(NotifyBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        scheme = self.schema_name()
+        # a typo is refused, not stripped: "010-1234-567O" would page 0101234567, someone
+        # else; by position, as the path is masked in every display of the URL
+        bad = [n for n, t in enumerate(targets or [], start=1) if not _is_phone(t)]
+        if bad:
+            raise AppriseImproperlyConfigured(
+                f"{scheme}:// receiver {bad[0]} is not a phone number (8 to 15 digits, '-', "
+                "a leading '+')"
+            )
+        if self.host and not _is_phone(self.host):
+            raise AppriseImproperlyConfigured(f"{scheme}:// sender (host) is not a phone number")
         self.sender = phone(self.host or "")
         # once each: the providers count receivers, and a repeated one would read as refused
-        self.targets = list(dict.fromkeys(phone(t) for t in targets or [] if phone(t)))
+        self.targets = list(dict.fromkeys(phone(t) for t in targets or []))
         self.base = (base or self.default_base).rstrip("/")
-        scheme = self.schema_name()
         if not self.user or not self.password:
             raise AppriseImproperlyConfigured(
                 f"{scheme}:// needs {self.id_name} and secret: {scheme}://{self.id_name}:SECRET@"

@@ -703,8 +703,13 @@ def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
             f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/{RECEIVERS[0]}?url=ftp://relay",
             "must be an http",
         ),
+        # a letter O for a zero: stripped, it was another person's number
+        (f"aligo://sentinel:{KEY}@{SENDER}/{RECEIVERS[0]}/010-3333-444O", "receiver 2 is not"),
+        (f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}?to={RECEIVERS[0]},ops-team", "receiver 2 is not"),
+        (f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/1234", "receiver 1 is not"),
+        (f"aligo://sentinel:{KEY}@office/{RECEIVERS[0]}", "sender (host) is not"),
     ],
-    ids=["no-key", "no-receiver", "not-http"],
+    ids=["no-key", "no-receiver", "not-http", "letter-o", "a-name", "too-short", "sender"],
 )
 def test_an_incomplete_gateway_url_is_refused_without_its_secrets(
     tmp_path: Path, url: str, why: str
