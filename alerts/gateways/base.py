@@ -52,13 +52,20 @@ class Request:
 
 def outgoing(body: str, title: str) -> Outgoing:
     """SMS when the whole text fits 90 EUC-KR bytes (as sms_bytes counts), LMS otherwise;
-    an LMS keeps the title as its subject, an SMS carries it in the text."""
+    an LMS keeps the title as its subject, an SMS carries it in the text. A character
+    EUC-KR lacks (an emoji in a location name) becomes '?': the carriers' text is EUC-KR,
+    and NHN refuses such a message outright, on every retry."""
+    body, title = _euckr(body), _euckr(title)
     text = f"{title}\n{body}" if title else body
     if sms_bytes(text) <= SMS_MAX_BYTES:
         return Outgoing("SMS", text, "")
     if not title:
         return Outgoing("LMS", body, "")
     return Outgoing("LMS", body, _cut_bytes(title, LMS_TITLE_MAX_BYTES))
+
+
+def _euckr(text: str) -> str:
+    return text.encode("euc-kr", "replace").decode("euc-kr")
 
 
 def _cut_bytes(text: str, limit: int) -> str:

@@ -426,6 +426,22 @@ async def test_solapi_failures_are_failures(
     assert shown in (await _channel(store))[1]
 
 
+async def test_a_character_euc_kr_lacks_is_replaced_not_sent(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    # NHN documents that a character EUC-KR lacks (an emoji) fails the message: it would
+    # fail on every retry. A location named with one still pages, with '?' for it
+    stub = _stub(stubs, NHN_OK)
+    yml = write_apprise(tmp_path / "apprise.yml", [(nhn_url(stub), ["critical"])])
+    outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
+    async with running(sender):
+        await enqueue(store, outbox, event("EM01", location="서버실🔥 랙"))
+        await until(lambda: sender.health()["sent"] == 1, 15, "sent")
+    [seen] = stub.seen
+    text = seen.body["body"]
+    assert text.encode("euc-kr") and "서버실? 랙" in text and "#EM01" in text
+
+
 # -- answers that are not the documented success -------------------------------------------
 
 _URLS = {"aligo": aligo_url, "nhn": nhn_url, "solapi": solapi_url}
