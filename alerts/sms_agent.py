@@ -325,6 +325,11 @@ class SmsAgentPostgres(_SmsAgent):
             ) as connection,
             connection.cursor() as cursor,
         ):
+            # an EUC_KR agent database refuses a character EUC-KR lacks (an emoji) on every
+            # retry, whether or not the URL said charset=euckr: the server says what it is
+            euckr = connection.info.parameter_status("server_encoding") == "EUC_KR"
             # the connection's block commits on success and rolls back on any error
             for statement, values in rows:
+                if euckr:
+                    values = tuple(_euckr(v) if isinstance(v, str) else v for v in values)
                 cursor.execute(statement, values)

@@ -345,6 +345,30 @@ async def test_emma_preset_on_postgres_keeps_korean(
     assert "본관 3층 전산실" in text and "누수" in text and "#G001" in text
 
 
+async def test_an_euc_kr_postgres_agent_db_gets_a_stand_in_for_an_emoji(
+    store: Store, postgres: Postgres, tmp_path: Path
+):
+    # the URL does not say charset=euckr: PostgreSQL would refuse the emoji on every retry
+    n = next(_numbers)
+    db, user = f"agent{n}", f"sentinel{n}"
+    postgres.execute(
+        f"CREATE DATABASE {db} ENCODING 'EUC_KR' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    )
+    postgres.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{PASSWORD}'")
+    postgres.execute(["CREATE TABLE q (dest TEXT, msg TEXT)", f"GRANT INSERT ON q TO {user}"], db)
+    url = (
+        f"smsagentpg://{user}:{PASSWORD}@127.0.0.1:{postgres.port}/{db}/{PHONES[0]}"
+        "?table=q&col_to=dest&col_body=msg"
+    )
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    async with running(sender):
+        await enqueue(store, outbox, event("EK01", location="서버실🔥 랙"))
+        await until(lambda: sender.health()["sent"] == 1, 20, "sent")
+    [(text,)] = postgres.query("SELECT msg FROM q", db)
+    assert "서버실? 랙" in text and "#EK01" in text
+
+
 async def test_refused_password_fails_without_showing_it(
     store: Store, postgres: Postgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
