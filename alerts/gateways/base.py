@@ -194,7 +194,7 @@ class Gateway(NotifyBase):
         try:
             if decoded is None:
                 raise GatewayError(
-                    f"HTTP {answer.status_code}, answer is not JSON: {answer.text[:80]!r}"
+                    f"HTTP {answer.status_code}, answer is not JSON: {self._quote(answer.text)}"
                 )
             self.verdict(answer.status_code, decoded)
         except GatewayError as exc:
@@ -208,7 +208,7 @@ class Gateway(NotifyBase):
                 self.service_name,
                 answer.status_code,
                 type(exc).__name__,
-                json.dumps(decoded, ensure_ascii=False)[:80],
+                self._quote(json.dumps(decoded, ensure_ascii=False)),
             )
             return False
         self.logger.info(
@@ -218,6 +218,14 @@ class Gateway(NotifyBase):
             len(self.targets),
         )
         return True
+
+    def _quote(self, text: str) -> str:
+        """The start of an answer for the error text, this URL's secrets masked *before* it
+        is cut: masked after, a secret echoed across the cut would leave its first half."""
+        for secret in sorted(filter(None, (self.password, self.user)), key=len, reverse=True):
+            if self.id_private or secret != self.user:
+                text = text.replace(secret, "****")
+        return repr(text[:80])
 
     def url(self, privacy: bool = False, *args: Any, **kwargs: Any) -> str:
         params = self.extra_params()

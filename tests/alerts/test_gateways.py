@@ -442,6 +442,18 @@ async def test_a_character_euc_kr_lacks_is_replaced_not_sent(
     assert text.encode("euc-kr") and "서버실? 랙" in text and "#EM01" in text
 
 
+async def test_an_answer_quoted_in_the_error_is_masked_before_it_is_cut(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    # a relay's error page echoing the request, the secret across the 80 characters quoted
+    page = f"<html><body>{APP_KEY}: {'-' * 44} {SECRET}</body></html>".encode()
+    stub = _stub(stubs, NHN_OK, script=[(200, page)])
+    await _deliver_once(store, tmp_path, nhn_url(stub), ["critical"], stub, "CUT1")
+    error = (await _channel(store))[1]
+    assert "****" in error
+    assert SECRET[:4] not in error and APP_KEY[:4] not in error
+
+
 # -- answers that are not the documented success -------------------------------------------
 
 _URLS = {"aligo": aligo_url, "nhn": nhn_url, "solapi": solapi_url}
