@@ -111,6 +111,9 @@ def load_plugin_dir(path: Path) -> None:
     that fails to import with a DEBUG line; here that is an error naming the file."""
     if not path.is_dir():
         raise PluginDirError(f"{path}: plugin directory not found")
+    # ours first: Apprise keeps the first plugin of a scheme, and a county file taking
+    # aligo:// before us would leave our register() skipping it without a word
+    register()
     logger = logging.getLogger("apprise")
     collect, level = _Collect(), logger.level
     logger.addFilter(collect)

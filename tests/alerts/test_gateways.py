@@ -9,6 +9,8 @@ import json
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -714,6 +716,30 @@ def test_a_plugin_that_asks_for_a_taken_scheme_is_a_config_error(
     (tmp_path / "plugins" / "b_shadow.py").unlink()
     [channel] = load_configured_channels(config.alerts)
     assert channel.schema == own
+
+
+def test_a_plugin_taking_our_scheme_is_refused_in_a_fresh_process(tmp_path: Path):
+    # the daemon loads plugin_dir before the Apprise config registers our schemes
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "mine.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', '"aligo"'), "utf-8"
+    )
+    toml = _county_config(tmp_path, f"aligo://sentinel:{KEY}@{SENDER}/{RECEIVERS[0]}")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sentinel.config import ConfigError, load_config\n"
+        "from sentinel.delivery import load_configured_channels\n"
+        "try:\n"
+        f"    load_configured_channels(load_config(Path({str(toml)!r})).alerts)\n"
+        "except ConfigError as exc:\n"
+        "    sys.exit(str(exc))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "relay() asks for aligo://, which is taken" in done.stderr
 
 
 def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
