@@ -39,7 +39,7 @@ from common.redaction import (
     worth_masking,
 )
 
-SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"})
+SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk", "modem"})
 SMS_TAG = "sms"
 LMS_TAG = "lms"
 # Apprise itself treats this tag as "matches every filter"; we honour it the same way.

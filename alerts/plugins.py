@@ -14,6 +14,8 @@ from typing import Any
 from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
 
+from alerts.modem import plugin as modem
+
 CONSOLE_SCHEME = "console"
 FILE_SCHEME = "sentinelfile"
 
@@ -25,6 +27,7 @@ def register() -> None:
         notify(on=CONSOLE_SCHEME, name="sentinel console")(_to_console)
     if FILE_SCHEME not in manager:
         notify(on=FILE_SCHEME, name="sentinel file")(_to_file)
+    modem.register()  # modem:// (alerts/modem/plugin.py): SMS through a cellular modem
 
 
 def _line(body: str, title: str) -> str:
