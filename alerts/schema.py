@@ -48,4 +48,9 @@ MIGRATIONS: tuple[str, ...] = (
     -- next success), so a monitoring system sees how often a channel fails over time.
     ALTER TABLE alert_channel ADD COLUMN failed_total INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    -- 1 on a row the sender added because every channel the event was routed to kept
+    -- failing for [alerts] fallback_after (a modem SMS); status shows when that happened.
+    ALTER TABLE outbox_message ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -55,5 +55,7 @@ def build_delivery(
         retry_max=alerts.retry_max,
         all_failed_after=alerts.all_failed_after,
         clock=clock,
+        fallback_tags=alerts.fallback_tags,
+        fallback_after=alerts.fallback_after,
     )
     return outbox, sender

@@ -8,6 +8,7 @@ node gone) and a reply that never comes become `ModemError`s whose text says wha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -54,10 +55,9 @@ class Session:
         return cls(line, device, timeout)
 
     def close(self) -> None:
-        try:
+        # the line may be gone already; the next send opens it afresh
+        with contextlib.suppress(OSError, serial.SerialException):
             self.line.close()
-        except (OSError, serial.SerialException):
-            pass  # the line is gone already; next send opens it afresh
 
     # -- the dialogue ------------------------------------------------------------------------
 
@@ -72,7 +72,9 @@ class Session:
             self.line.write(data)
             self.line.flush()
         except (OSError, serial.SerialException) as exc:
-            raise ModemError(f"{self.device}: line dropped while writing ({_reason(exc)})") from None
+            raise ModemError(
+                f"{self.device}: line dropped while writing ({_reason(exc)})"
+            ) from None
 
     def _read(self, what: str, deadline: float) -> bytes:
         if time.monotonic() >= deadline:
@@ -80,7 +82,9 @@ class Session:
         try:
             chunk = self.line.read(self.line.in_waiting or 1)
         except (OSError, serial.SerialException) as exc:
-            raise ModemError(f"{self.device}: line dropped during {what} ({_reason(exc)})") from None
+            raise ModemError(
+                f"{self.device}: line dropped during {what} ({_reason(exc)})"
+            ) from None
         return bytes(chunk)
 
     def _until_final(self, what: str) -> list[str]:

@@ -63,16 +63,17 @@ def split_target(host: str, fullpath: str) -> tuple[str, list[str]]:
     return "/" + "/".join(segments), numbers
 
 
-class NotifyModem(NotifyBase):  # type: ignore[misc]
-    service_name = "modem SMS"
-    protocol = SCHEME
-    secure_protocol = SCHEME
-    service_url = "https://www.3gpp.org/dynareport/27005.htm"
+# Apprise's stubs type these class attributes as None on its base classes.
+class NotifyModem(NotifyBase):
+    service_name = "modem SMS"  # type: ignore[assignment]
+    protocol = SCHEME  # type: ignore[assignment]
+    secure_protocol = SCHEME  # type: ignore[assignment]
+    service_url = "https://www.3gpp.org/dynareport/27005.htm"  # type: ignore[assignment]
     # the title is folded into the body; our own encoder splits long text into parts
     title_maxlen = 0
     body_maxlen = 10_000
     # one modem line, one message at a time: Apprise need not batch
-    templates = ("{schema}://{device}/{targets}",)
+    templates = ("{schema}://{device}/{targets}",)  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -103,7 +104,7 @@ class NotifyModem(NotifyBase):  # type: ignore[misc]
         return len(self.targets)
 
     @staticmethod
-    def parse_url(url: str) -> dict[str, Any] | None:
+    def parse_url(url: str) -> dict[str, Any] | None:  # type: ignore[override]
         results = NotifyBase.parse_url(url, verify_host=False)
         if not results:
             return None
@@ -117,7 +118,7 @@ class NotifyModem(NotifyBase):  # type: ignore[misc]
         results["pin"] = query.get("pin")
         results["timeout"] = float(query.get("timeout", DEFAULT_TIMEOUT))
         results["parts"] = int(query.get("parts", pdu.MAX_PARTS))
-        return results  # type: ignore[no-any-return]
+        return results
 
     def send(
         self, body: str, title: str = "", notify_type: NotifyType = NotifyType.INFO, **kwargs: Any
