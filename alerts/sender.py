@@ -237,8 +237,11 @@ class Sender:
         unrecorded = {i for _c, ids, ok, _e, _t in self._outcomes if ok for i in ids}
         async with self._write() as db:
             rows = await db.execute_fetchall(_DUE_ROWS, (BATCH_LIMIT + 1,))
-            if self.fallback and await self._fall_back(db, rows):
-                rows = await db.execute_fetchall(_DUE_ROWS, (BATCH_LIMIT + 1,))
+            fallback_due: float | None = None
+            if self.fallback:
+                added, fallback_due = await self._fall_back(db, rows)
+                if added:
+                    rows = await db.execute_fetchall(_DUE_ROWS, (BATCH_LIMIT + 1,))
             async with db.execute(
                 "SELECT COUNT(*), MIN(created) FROM outbox_message WHERE state = 'pending'"
             ) as cur:
@@ -252,7 +255,8 @@ class Sender:
             if int(row_id) in unrecorded:
                 continue
             due.setdefault(str(key), []).append((int(row_id), str(payload)))
-        soonest: float | None = None
+        # wake when the next event's fallback is due, not up to a poll interval later
+        soonest = None if fallback_due is None else max(0.0, fallback_due - now)
         for key, channel_rows in due.items():
             channel = self.outbox.by_key.get(key)
             if channel is None or channel.key in self._inflight:
@@ -267,9 +271,12 @@ class Sender:
                 soonest = ready - now if soonest is None else min(soonest, ready - now)
         return soonest
 
-    async def _fall_back(self, db: aiosqlite.Connection, rows: Iterable[Any]) -> int:
+    async def _fall_back(
+        self, db: aiosqlite.Connection, rows: Iterable[Any]
+    ) -> tuple[int, float | None]:
         """Adds fallback rows for events stuck on failing channels (see the module
-        docstring), inside the dispatcher's write transaction; returns how many."""
+        docstring), inside the dispatcher's write transaction; returns how many, and when
+        the next event stuck on failing channels will be due (None: none waits)."""
         now = self._clock()
         fallback_keys = {c.key for c in self.fallback}
         stuck: dict[str, set[str]] = {}
@@ -277,14 +284,14 @@ class Sender:
             if str(payload) not in self._fallen_back and str(key) not in fallback_keys:
                 stuck.setdefault(str(payload), set()).add(str(key))
         added = 0
+        next_due: float | None = None
         for payload, keys in stuck.items():
             lanes = [self._lanes.get(k) for k in keys]
-            if not all(
-                lane
-                and lane.failing_since is not None
-                and now - lane.failing_since >= self.fallback_after
-                for lane in lanes
-            ):
+            if not all(lane and lane.failing_since is not None for lane in lanes):
+                continue
+            due = max(lane.failing_since or 0.0 for lane in lanes if lane) + self.fallback_after
+            if now < due:
+                next_due = due if next_due is None else min(next_due, due)
                 continue
             have = await db.execute_fetchall(
                 "SELECT channel, state FROM outbox_message WHERE payload = ?", (payload,)
@@ -318,7 +325,7 @@ class Sender:
                 time.strftime("%H:%M:%S", time.localtime(failing)),
                 ", ".join(c.display for c in targets),
             )
-        return added
+        return added, next_due
 
     async def _send(self, channel: Channel, rows: list[tuple[int, str]]) -> None:
         try:
