@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from smspdudecoder.fields import SMSSubmit
 
 from alerts.modem import pdu
 from alerts.status import read_status
+from sentinel.cli.status import _alerts as show_alerts
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
@@ -261,6 +263,9 @@ async def test_fallback_sends_the_modem_sms_once_when_the_network_keeps_failing(
     assert net == [("pending",)]  # the network page is still owed and still retried
     status = status_of(store)
     assert status["fallback_used"] == 1 and status["last_fallback"] is not None
+    console = Console(record=True, width=200)
+    show_alerts({"alerts": status}, console, status["last_fallback"] + 60)
+    assert "fallback (modem) used for 1 message(s), last 60s ago" in console.export_text()
     assert sender.health()["fallbacks"] == 1
 
 
