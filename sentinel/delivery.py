@@ -24,6 +24,18 @@ def load_configured_channels(alerts: AlertsConfig) -> list[Channel]:
         raise ConfigError(f"alerts.apprise_config: {exc}") from None
 
 
+def fallback_problems(alerts: AlertsConfig, channels: list[Channel]) -> list[str]:
+    """A fallback tag no channel carries: the fallback would silently never happen."""
+    carried = {tag for c in channels for tag in c.tags}
+    missing = [tag for tag in alerts.fallback_tags if tag not in carried]
+    if not missing or alerts.apprise_config is None:
+        return []
+    return [
+        f"alerts.fallback_tags: no channel in {alerts.apprise_config} carries the tag(s) "
+        f"{', '.join(missing)}: nothing would be sent when every other channel fails"
+    ]
+
+
 def build_templates(config: Config) -> Templates:
     try:
         return Templates(

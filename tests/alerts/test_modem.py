@@ -19,7 +19,11 @@ from smspdudecoder.fields import SMSSubmit
 
 from alerts.modem import pdu
 from alerts.status import read_status
+from sentinel.cli.main import main
 from sentinel.cli.status import _alerts as show_alerts
+from sentinel.config import load_config
+from sentinel.delivery import build_delivery
+from sentinel.preflight import preflight
 from sentinel.store import Store
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.http_sink import HttpSink
@@ -307,3 +311,41 @@ async def test_fallback_survives_restarts_without_a_duplicate(
             await until(lambda s=sender: s.health()["failed_sends"] >= 3, 15, "retries")
     assert len(modem.messages()) == 1 and "#R001" in modem.messages()[0][1]
     assert await rows(store, "SELECT COUNT(*) FROM outbox_message WHERE fallback = 1") == [(1,)]
+
+
+# -- config --------------------------------------------------------------------------------
+
+
+def _sentinel_toml(tmp_path: Path, alerts: str, urls: list[tuple[str, list[str]]]) -> Path:
+    write_apprise(tmp_path / "apprise.yml", urls).chmod(0o600)
+    path = tmp_path / "sentinel.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[alerts]\napprise_config = "apprise.yml"\n{alerts}',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+async def test_fallback_is_wired_from_the_config(tmp_path: Path, store: Store):
+    urls = [
+        ("json://127.0.0.1:9/x", ["critical", "warning"]),
+        ("modem:///dev/ttyX/0101", ["modem"]),
+    ]
+    path = _sentinel_toml(tmp_path, 'fallback_tags = ["modem"]\nfallback_after = "3m"\n', urls)
+    config = load_config(path)
+    assert preflight(config, path) == []
+    _outbox, sender = build_delivery(config, store)
+    assert [c.display for c in sender.fallback] == ["modem:///dev/ttyX/0101"]
+    assert sender.fallback_after == 180.0
+
+
+def test_a_fallback_tag_no_channel_carries_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    urls = [("json://127.0.0.1:9/x", ["critical", "warning"])]
+    path = _sentinel_toml(tmp_path, 'fallback_tags = ["modem"]\n', urls)
+    assert main(["-c", str(path), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "alerts.fallback_tags: no channel in" in err and "carries the tag(s) modem" in err
