@@ -1,9 +1,12 @@
 """The AT dialogue with a modem (3GPP TS 27.005/27.007) over a serial line, synchronously:
 Apprise runs a plugin's send in a worker thread, and one modem serves one send at a time.
 
-Every reply is awaited with a deadline; a dropped line (the USB stick pulled, the device
-node gone) and a reply that never comes become `ModemError`s whose text says what happened
-(it is the channel's error in `sentinel status`), never what was sent (no PIN).
+The whole send has one deadline (the URL's `timeout`, below the sender's `send_timeout`):
+Apprise cannot stop a plugin's thread, so a send the sender gave up on must end by itself,
+or it would still go out after the retry had sent it again. A dropped line (the USB stick
+pulled, the device node gone) and a reply that never comes become `ModemError`s whose text
+says what happened (it is the channel's error in `sentinel status`), never what was sent
+(no PIN).
 """
 
 from __future__ import annotations
@@ -40,19 +43,25 @@ class ModemError(Exception):
 class Session:
     """One open serial line to the modem."""
 
-    def __init__(self, line: serial.SerialBase, device: str, timeout: float) -> None:
+    def __init__(self, line: serial.SerialBase, device: str, deadline: float, limit: float) -> None:
         self.line = line
         self.device = device
-        self.timeout = timeout
+        self.deadline = deadline  # time.monotonic() by which the whole send must be done
+        self.limit = limit  # the configured seconds, for messages
         self._buffer = b""
 
     @classmethod
-    def open(cls, device: str, baud: int, timeout: float) -> Session:
+    def open(cls, device: str, baud: int, deadline: float, limit: float) -> Session:
         try:
-            line = serial.Serial(device, baudrate=baud, timeout=0.1, write_timeout=timeout)
+            line = serial.Serial(
+                device,
+                baudrate=baud,
+                timeout=0.1,
+                write_timeout=max(0.1, deadline - time.monotonic()),
+            )
         except (OSError, serial.SerialException) as exc:
             raise ModemError(f"cannot open {device}: {_reason(exc)}") from None
-        return cls(line, device, timeout)
+        return cls(line, device, deadline, limit)
 
     def close(self) -> None:
         # the line may be gone already; the next send opens it afresh
@@ -76,9 +85,11 @@ class Session:
                 f"{self.device}: line dropped while writing ({_reason(exc)})"
             ) from None
 
-    def _read(self, what: str, deadline: float) -> bytes:
-        if time.monotonic() >= deadline:
-            raise ModemError(f"{self.device}: no answer to {what} within {self.timeout:g}s")
+    def _read(self, what: str) -> bytes:
+        if time.monotonic() >= self.deadline:
+            raise ModemError(
+                f"{self.device}: no answer to {what} (the send may take {self.limit:g}s)"
+            )
         try:
             chunk = self.line.read(self.line.in_waiting or 1)
         except (OSError, serial.SerialException) as exc:
@@ -88,11 +99,10 @@ class Session:
         return bytes(chunk)
 
     def _until_final(self, what: str) -> list[str]:
-        deadline = time.monotonic() + self.timeout
         lines: list[str] = []
         while True:
             while b"\n" not in self._buffer:
-                self._buffer += self._read(what, deadline)
+                self._buffer += self._read(what)
             raw, self._buffer = self._buffer.split(b"\n", 1)
             line = raw.decode("ascii", "replace").strip()
             if not line or line == what:  # a blank line, or the echo before ATE0 took
@@ -106,7 +116,6 @@ class Session:
 
     def _prompt(self, what: str) -> None:
         """Waits for AT+CMGS's "> " (it has no line end); an error instead raises."""
-        deadline = time.monotonic() + self.timeout
         while True:
             head, found, rest = self._buffer.partition(b">")
             if found and b"\n" not in head.strip():
@@ -118,7 +127,7 @@ class Session:
                 if _FINAL_ERROR.match(line):
                     raise ModemError(f"{self.device}: {what} answered {line}")
                 continue
-            self._buffer += self._read(what, deadline)
+            self._buffer += self._read(what)
 
     # -- what sentinel asks ------------------------------------------------------------------
 
@@ -176,7 +185,7 @@ class Session:
             self._write(f"AT+CMGS={pdu.tpdu_length}\r".encode("ascii"))
             self._prompt(what)
             self._write(pdu.hex.encode("ascii") + CTRL_Z)
-            # the network's answer can take seconds; the same deadline applies
+            # the network's answer can take seconds; the send's one deadline applies
             answer = _value(self._until_final(what), "+CMGS:")
             references.append(int(answer) if answer.isdigit() else -1)
         return references

@@ -6,7 +6,8 @@ device.
 The device path comes first, then one or more recipients (the trailing segments that are
 phone numbers: digits, an optional leading +). Arguments: `baud` (default 115200), `pin`
 (the SIM PIN, sent only when the SIM asks; never shown: the channel's display URL is built
-without the query), `timeout` (seconds to wait for each modem answer, default 10),
+without the query), `timeout` (seconds the whole send may take, default 8; keep it below
+`[alerts] send_timeout`, which check-config enforces),
 `parts` (the most parts one message may take, default 8; the rest is cut).
 
 A NotifyBase subclass rather than the `@notify` decorator: the decorator's wrapper logs its
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 from apprise.common import NotifyType
@@ -30,7 +32,8 @@ from alerts.modem.at import ModemError, Session
 
 SCHEME = "modem"
 DEFAULT_BAUD = 115200
-DEFAULT_TIMEOUT = 10.0
+# seconds the whole send may take: below [alerts] send_timeout's default 10 s (see at.py)
+DEFAULT_TIMEOUT = 8.0
 _PHONE = re.compile(r"^\+?[0-9][0-9-]{2,}$")
 
 log = logging.getLogger("sentinel.alerts.modem")
@@ -156,12 +159,13 @@ def send_sms(
     Opens the line for this send and closes it after: a modem that was unplugged and came
     back is simply opened again next time.
     """
+    deadline = time.monotonic() + timeout
     encoded = [pdu.encode(n, text, _next_reference(device), max_parts) for n in numbers]
     lock = device_lock(device)
     if not lock.acquire(timeout=timeout):
         raise ModemError(f"{device}: busy with another message for {timeout:g}s")
     try:
-        session = Session.open(device, baud, timeout)
+        session = Session.open(device, baud, deadline, timeout)
         try:
             signal = session.prepare(pin)
             log.info(

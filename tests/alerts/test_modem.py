@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -17,8 +20,11 @@ import pytest
 from rich.console import Console
 from smspdudecoder.fields import SMSSubmit
 
+from alerts.channels import load_channels
 from alerts.modem import pdu
+from alerts.outbox import Outbox
 from alerts.status import read_status
+from sentinel import migrations
 from sentinel.cli.main import main
 from sentinel.cli.status import _alerts as show_alerts
 from sentinel.config import load_config
@@ -349,3 +355,108 @@ def test_a_fallback_tag_no_channel_carries_is_refused(
     assert main(["-c", str(path), "check-config"]) == 2
     err = capsys.readouterr().err
     assert "alerts.fallback_tags: no channel in" in err and "carries the tag(s) modem" in err
+
+
+def test_a_modem_send_that_may_outlast_send_timeout_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    urls = [
+        ("json://127.0.0.1:9/x", ["critical", "warning"]),
+        ("modem:///dev/ttyX/0101?timeout=30", ["modem"]),
+    ]
+    path = _sentinel_toml(tmp_path, 'send_timeout = "10s"\n', urls)
+    assert main(["-c", str(path), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "modem:///dev/ttyX/0101: timeout=30 must be below [alerts] send_timeout (10s)" in err
+
+
+# -- kill -9 -------------------------------------------------------------------------------
+
+# The sender alone in its own process, as the daemon runs it, so the test can kill -9 it.
+SENDER_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+from alerts.channels import load_channels
+from alerts.outbox import Outbox
+from alerts.sender import Sender
+from alerts.templates import Templates
+from sentinel.store import Store
+
+async def main():
+    store = await Store.open(Path(sys.argv[1]))
+    outbox = Outbox(load_channels(Path(sys.argv[2])), {"critical": ["critical"]})
+    sender = Sender(outbox, store.write, Templates(site="x"), group_window=0.0,
+                    retry_initial=0.05, retry_max=0.2, send_timeout=5.0,
+                    fallback_tags=["modem"], fallback_after=float(sys.argv[3]))
+    await sender.run()
+
+asyncio.run(main())
+"""
+
+
+def _count(db: Path, sql: str) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+    finally:
+        conn.close()
+
+
+async def test_kill_9_before_and_after_the_fallback_neither_loses_nor_duplicates_it(
+    modem: ModemSim, http_sink: HttpSink, tmp_path: Path
+):
+    http_sink.fail("/net", times=100_000)
+    # a long timeout (below the sender's send_timeout 5): the unanswered SMS of step 2 is
+    # not retried before the kill
+    yml = write_apprise(
+        tmp_path / "apprise.yml",
+        [
+            (http_sink.json_url("/net"), ["critical"]),
+            (modem_url(modem, query="timeout=4"), ["modem"]),
+        ],
+    )
+    state = tmp_path / "killed"
+    store = await Store.open(state)
+    try:
+        await migrations.migrate(store)
+        outbox = Outbox(load_channels(yml), {"critical": ["critical"]})
+        await enqueue(store, outbox, event("K009"))
+        db = store.path
+    finally:
+        await store.close()
+    failing = "SELECT COUNT(*) FROM alert_channel WHERE failing_since IS NOT NULL"
+    fallen = "SELECT COUNT(*) FROM outbox_message WHERE fallback = 1"
+    fallback_sent = fallen + " AND state = 'sent'"
+    # the first SMS attempt gets no answer: killed then, it cannot have been delivered
+    modem.fail("silent")
+
+    def start(after: float) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", SENDER_PROCESS, str(state), str(yml), str(after)],
+            cwd=Path(__file__).parents[2],
+        )
+
+    async def kill_when(process: subprocess.Popen[bytes], sql: str) -> None:
+        try:
+            await until(lambda: _count(db, sql) >= 1, 30, sql)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+
+    # 1. killed while the network fails, before fallback_after has passed
+    await kill_when(start(after=60.0), failing)
+    assert _count(db, fallen) == 0
+    # 2. killed right after the fallback row was committed, its SMS unanswered
+    await kill_when(start(after=0.5), fallen)
+    assert _count(db, fallen) == 1 and modem.parts == []
+    # 3. the next start sends the SMS once and adds no second fallback row
+    process = start(after=0.5)
+    try:
+        await until(lambda: _count(db, fallback_sent) == 1, 30, "the fallback SMS sent")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    assert _count(db, fallen) == 1
+    assert [m[1].count("#K009") for m in modem.messages()] == [1]
