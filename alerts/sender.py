@@ -280,6 +280,10 @@ class Sender:
         now = self._clock()
         fallback_keys = {c.key for c in self.fallback}
         stuck: dict[str, set[str]] = {}
+        rows = list(rows)
+        # forget what no longer waits (a payload seen again is looked up again, and its
+        # fallback row found): the set stays as small as the backlog
+        self._fallen_back &= {str(r[2]) for r in rows}
         for key, _row_id, payload, _created, _n in rows:
             if str(payload) not in self._fallen_back and str(key) not in fallback_keys:
                 stuck.setdefault(str(payload), set()).add(str(key))

@@ -48,7 +48,7 @@ def modem(tmp_path: Path) -> Iterator[ModemSim]:
         sim.close()
 
 
-def modem_url(sim: ModemSim, *numbers: str, query: str = "timeout=1") -> str:
+def modem_url(sim: ModemSim, *numbers: str, query: str = "timeout=3") -> str:
     return f"modem://{sim.link}/{'/'.join(numbers or ('01012345678',))}?{query}"
 
 
@@ -126,7 +126,7 @@ async def test_korean_critical_page_reaches_the_modem_as_ucs2_without_showing_th
     caplog.set_level(logging.DEBUG)
     sim = ModemSim(tmp_path / "ttyUSB-pin", pin=PIN)
     try:
-        url = modem_url(sim, "01012345678", "+821098765432", query=f"pin={PIN}&timeout=1")
+        url = modem_url(sim, "01012345678", "+821098765432", query=f"pin={PIN}&timeout=3")
         yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"])])
         outbox, sender = await make_delivery(store, yml)
         async with running(sender):
@@ -142,6 +142,12 @@ async def test_korean_critical_page_reaches_the_modem_as_ucs2_without_showing_th
         assert "#K001" in part.text and "누수" in part.text and "전산실 UPS 하단" in part.text
     assert "AT+CPIN=<pin>" in sim.commands  # the SIM asked and got it
     status = status_of(store)
+    conn = sqlite3.connect(store.path)
+    try:
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    assert f"pin={PIN}" not in dump
     shown = status["channels"][0]["url"]
     assert shown == f"modem://{sim.link}/01012345678/+821098765432"
     for text in (caplog.text, json.dumps(status), json.dumps(health)):
