@@ -289,3 +289,55 @@ def test_bad_outputs_are_config_errors(output: dict[str, Any], message: str) -> 
         Config.model_validate(
             {"mqtt": {}, "modbus": [{"name": "rs485", "port": "/dev/null"}], "outputs": [output]}
         )
+
+
+async def test_the_daemons_runtime_sounds_the_siren_for_a_leak_and_shows_a_dead_one(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """End to end in the runtime the daemon builds: a leak published on mosquitto, the
+    engine's alarm, the siren's command on mosquitto. A second output, a coil on a bus that
+    cannot be opened, is in the components' health (what `sentinel status` shows) and
+    becomes an alarm."""
+    from sentinel.runtime import Runtime
+
+    cfg = Config.model_validate(
+        {
+            "daemon": {"state_dir": str(tmp_path / "state")},
+            "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "client_id": "sentinel-rt"},
+            "sensors": [{"id": "leak-1", "kind": "water_leak", "topic": "zigbee2mqtt/rt-leak"}],
+            "outputs": [
+                {"name": "siren", "kind": "mqtt", "topic": "cmnd/rt/POWER"},
+                {"name": "dead", "kind": "modbus", "bus": "relays", "device": 2, "coil": 0,
+                 "retry": "50ms", "alarm_after": 2, "timeout": "100ms"},
+            ],
+            "modbus": [{"name": "relays", "port": str(tmp_path / "no-such-tty")}],
+        }
+    )  # fmt: skip
+    store = await Store.open(tmp_path / "state")
+    runtime = Runtime(cfg, store)
+    try:
+        await Runtime.migrate(store)
+        async with Listener(mosquitto, "cmnd/rt/POWER") as relay:
+            await runtime.start()
+            assert runtime.engine is not None
+            assert await relay.next(0) == "OFF"  # at start: nothing critical
+            async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+                await client.publish("zigbee2mqtt/rt-leak", '{"water_leak": true}', qos=1)
+            assert await relay.next(1) == "ON"
+            health = runtime.health()
+            assert health["output:siren"]["state"] == "on"
+            await until(
+                lambda: runtime.health()["output:dead"]["wanted"] == "on", 10, "the next try"
+            )
+            dead_siren = runtime.health()["output:dead"]
+            assert dead_siren["state"] == "unknown" and dead_siren["wanted"] == "on"
+            assert "device 2 did not take the write" in dead_siren["last_error"]
+            engine = runtime.engine
+            await until(
+                lambda: any(a["sensor"] == "output:dead" for a in engine.active_alarms()),
+                10,
+                "the dead siren's alarm",
+            )
+    finally:
+        await runtime.stop()
+        await store.close()
