@@ -383,6 +383,9 @@ def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
             if ko
             else f"door open since {since} outside hours"
         )
+    if cause == OUTPUT_FAILING:
+        name = p.get("name", "")
+        return f"경보 출력 {name} 제어 불가" if ko else f"output {name} cannot be switched"
     if cause == STATE_DB_BACK:
         return "상태 DB 기록 재개" if ko else "state database writable again"
     if cause == STATE_DB_CORRUPT:

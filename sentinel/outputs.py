@@ -26,6 +26,7 @@ from typing import Any
 from alerts import reasons
 from common.kinds import OUTPUT_KIND
 from sensors.reading import Reading
+from sensors.source import RateLimitedLog
 from sensors.switch import ModbusCoil, MqttSwitch, Switch, SwitchError
 from sentinel.config import Config
 from sentinel.config.outputs import OutputConfig
@@ -81,6 +82,8 @@ class Output:
         self.last_write: float | None = None
         # the previous run may have left the alarm open: the first good write resolves it
         self._alarm_may_be_on = True
+        # a dead relay is tried every `retry` seconds for as long as it is dead
+        self._log = RateLimitedLog(log)
 
     async def run(self) -> None:
         while True:
@@ -120,13 +123,10 @@ class Output:
         self.failures += 1
         self.last_error = error
         self._retry_at = self._next_write = now + self.config.retry
-        log.warning(
-            "%s: cannot switch %s (%s), failure %d in a row: %s",
-            self.name,
-            "on" if want else "off",
-            self.switch.describe(),
-            self.failures,
-            error,
+        self._log.warning(
+            "write",
+            f"{self.name}: cannot switch {'on' if want else 'off'} ({self.switch.describe()}), "
+            f"failure {self.failures} in a row: {error}",
         )
         if self.failures >= self.config.alarm_after:
             self._alarm_may_be_on = True

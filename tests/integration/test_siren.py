@@ -16,6 +16,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from alerts import reasons
+from alerts.event import AlarmEvent
+from alerts.templates import Templates
 from sensors.modbus import ModbusSource, modbus_binding
 from sensors.reading import Reading
 from sensors.sim.modbus_device import ModbusDeviceSim
@@ -175,6 +178,13 @@ async def test_siren_that_cannot_be_switched_is_shown_and_raises_an_alarm(
     [alarm] = [a for a in engine.active_alarms() if a["kind"] == "output"]
     assert alarm["sensor"] == "output:siren" and alarm["severity"] == "warning"
     assert "output siren cannot be switched: 2 failures in a row" in alarm["reason"]
+    event = AlarmEvent(
+        alarm["id"], "firing", "warning", "output:siren", "", "output", True, "",
+        alarm["reason"], clock(), cause=reasons.OUTPUT_FAILING,
+        params={"name": "siren", "failures": 2, "error": health["last_error"]},
+    )  # fmt: skip
+    sms = Templates(language="ko").render(event, "sms").body
+    assert "경보 출력 siren 제어 불가" in sms and f"#{alarm['id']}" in sms  # fits, id kept
 
     # the broker is back (here: the siren's settings now name it): the alarm resolves
     cfg = siren_config(mosquitto.port)

@@ -16,12 +16,14 @@ import aiosqlite
 import pytest
 from pydantic import ValidationError
 
+from alerts import reasons
 from alerts.event import AlarmEvent
-from alerts.templates import Templates
+from alerts.templates import Templates, sms_bytes
 from sensors.mqtt import MqttSettings, MqttSource, mqtt_binding
 from sentinel import migrations
 from sentinel.alarm import Engine
 from sentinel.config import Config
+from sentinel.config.hours import Hours
 from sentinel.sources import to_mqtt_binding
 from sentinel.store import Store
 from tests.fixtures.core import FakeClock
@@ -194,3 +196,37 @@ def test_contact_reads_inverted_and_a_value_map_replaces_it() -> None:
 def test_bad_hours_are_a_config_error_naming_the_spec(rule: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Config.model_validate({"rules": [rule]})
+
+
+@pytest.mark.parametrize(
+    ("specs", "when", "allowed"),
+    [
+        (["Mon-Fri 08:00-19:00"], "2026-12-02 07:59", False),
+        (["Mon-Fri 08:00-19:00"], "2026-12-02 08:00", True),
+        (["Mon-Fri 08:00-19:00"], "2026-12-02 19:00", False),  # the end is not inside
+        (["Mon-Fri 08:00-19:00"], "2026-12-05 10:00", False),  # Saturday
+        (["Sat 22:00-02:00"], "2026-12-06 01:59", True),  # past midnight into Sunday
+        (["Sat 22:00-02:00"], "2026-12-06 02:00", False),
+        (["Sun 23:00-01:00"], "2026-12-07 00:30", True),  # Sunday night into Monday
+        (["Fri-Mon 09:00-10:00"], "2026-12-06 09:30", True),  # a range across the week's end
+        (["Fri-Mon 09:00-10:00"], "2026-12-02 09:30", False),
+        (["daily 00:00-24:00"], "2026-12-02 23:59", True),
+        (["Mon,Wed 12:00-13:00", "Tue 12:00-13:00"], "2026-12-01 12:30", True),
+    ],
+)
+def test_allowed_hours(specs: list[str], when: str, allowed: bool) -> None:
+    assert Hours.parse(specs).allows(datetime.fromisoformat(when)) is allowed
+
+
+def test_door_page_in_korean_fits_one_sms() -> None:
+    event = AlarmEvent(
+        "EYDH", "firing", "warning", "door-srv", "전산실 출입문", "door", True, "",
+        "door open since 21:14 outside hours", at(21, 14),
+        cause=reasons.DOOR_OUTSIDE_HOURS,
+        params={"since": "21:14", "allowed": "Mon-Fri 08:00-19:00"},
+    )  # fmt: skip
+    sms = Templates(language="ko").render(event, "sms").body
+    assert "21:14부터 열림(허용 시간 외)" in sms and "#EYDH" in sms
+    assert sms_bytes(sms) <= 90
+    body = Templates(language="ko").render(event, "long").body
+    assert "허용: Mon-Fri 08:00-19:00" in body
