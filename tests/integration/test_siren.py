@@ -165,7 +165,11 @@ async def test_siren_that_cannot_be_switched_is_shown_and_raises_an_alarm(
 ) -> None:
     port = closed_port()  # nothing listens: every write fails
     [siren] = build_outputs(
-        siren_config(port), [], engine.active_alarms, engine.submit, clock=clock
+        siren_config(port, topic="cmnd/beacon4/POWER"),
+        [],
+        engine.active_alarms,
+        engine.submit,
+        clock=clock,
     )
     await leak(engine, True)
     await siren.step()
@@ -187,7 +191,7 @@ async def test_siren_that_cannot_be_switched_is_shown_and_raises_an_alarm(
     assert "경보 출력 siren 제어 불가" in sms and f"#{alarm['id']}" in sms  # fits, id kept
 
     # the broker is back (here: the siren's settings now name it): the alarm resolves
-    cfg = siren_config(mosquitto.port)
+    cfg = siren_config(mosquitto.port, topic="cmnd/beacon4/POWER")
     [good] = build_outputs(cfg, [], engine.active_alarms, engine.submit, clock=clock)
     siren.switch = good.switch
     await asyncio.sleep(0.01)
@@ -351,3 +355,24 @@ async def test_the_daemons_runtime_sounds_the_siren_for_a_leak_and_shows_a_dead_
     finally:
         await runtime.stop()
         await store.close()
+
+
+async def test_unchanged_state_is_written_again_after_reassert(
+    engine: Engine, clock: FakeClock, mosquitto: Mosquitto
+) -> None:
+    """A relay that lost power forgets it was on: the state goes out again, unchanged."""
+    cfg = siren_config(mosquitto.port, topic="cmnd/beacon3/POWER", reassert="1m")
+    [built] = build_outputs(cfg, [], engine.active_alarms, engine.submit, clock=clock)
+    mono = FakeClock(0.0)
+    siren = Output(cfg.outputs[0], built.switch, engine.active_alarms, engine.submit,
+                   monotonic=mono)  # fmt: skip
+    await leak(engine, True)
+    async with Listener(mosquitto, "cmnd/beacon3/POWER") as relay:
+        await siren.step()
+        assert await relay.next(0) == "ON"
+        mono.advance(59)
+        await siren.step()
+        assert len(relay.got) == 1
+        mono.advance(1)
+        await siren.step()
+        assert await relay.next(1) == "ON"
