@@ -3,7 +3,8 @@
 Unlike a leak, whether an open door is trouble changes with the clock alone (opened 18:55,
 still open when the hours end at 19:00), so the engine asks again on every tick for each
 door last seen open, not only when a reading arrives. Pure but for the open-since times it
-keeps (in memory: after a restart a door counts as opened at its first reading).
+keeps (in memory; after a restart the engine seeds them from each door's saved latest value:
+open at least since that reading).
 """
 
 from __future__ import annotations

@@ -87,6 +87,9 @@ class Engine:
             if not stored.configured:
                 self._sensors.remember(stored.id, stored.location, stored.kind)
             self._samples.restore(stored)
+            if stored.kind == "door" and stored.value == "true" and stored.value_ts is not None:
+                # open at its last reading before the restart: open at least since then
+                self._doors.seen(stored.id, True, stored.value_ts)
         out: list[Transition] = []
         for row in await repo.open_alarms():
             alarm = self._book.restore(row)

@@ -20,6 +20,7 @@ from alerts import reasons
 from alerts.event import AlarmEvent
 from alerts.templates import Templates, sms_bytes
 from sensors.mqtt import MqttSettings, MqttSource, mqtt_binding
+from sensors.reading import Reading
 from sentinel import migrations
 from sentinel.alarm import Engine
 from sentinel.config import Config
@@ -230,3 +231,26 @@ def test_door_page_in_korean_fits_one_sms() -> None:
     assert sms_bytes(sms) <= 90
     body = Templates(language="ko").render(event, "long").body
     assert "허용: Mon-Fri 08:00-19:00" in body
+
+
+async def test_a_door_open_across_a_restart_still_pages_when_the_hours_end(store: Store) -> None:
+    clock = FakeClock(at(18, 55))
+    pages: list[AlarmEvent] = []
+
+    async def enqueue(db: aiosqlite.Connection, event: AlarmEvent) -> None:
+        pages.append(event)
+
+    await migrations.migrate(store)
+    before = Engine(store, door_config(), enqueue=enqueue, clock=clock)
+    await before.start()
+    await before.submit(Reading("door-srv", "door", True))
+    await before.flush()  # what the daemon's stop (or its periodic flush) writes
+    clock.now = at(18, 58)
+    after = Engine(store, door_config(), enqueue=enqueue, clock=clock)  # the daemon restarted
+    await after.start()
+    await after.tick()
+    assert pages == []
+    clock.now = at(19, 0)
+    await after.tick()  # no reading since before the restart
+    [page] = pages
+    assert page.event == "firing" and "door open since 18:55 outside hours" in page.reason
