@@ -138,6 +138,16 @@ class Config(Model):
                         f"replication:<name>, room:<name>, keeper:<name> or component:<name> "
                         f"(known: {', '.join(sorted(sensors)) or 'none'})"
                     )
+                # hours on a sensor that is no door would be ignored: the alarm never comes
+                own = next((s.kind for s in self.sensors if s.id == sensor), None)
+                if (
+                    where == f"rules[{i}]"
+                    and (rule.allowed is not None or rule.open_limit is not None)
+                    and (kind or own) != "door"
+                ):
+                    raise ValueError(
+                        f"{where}: allowed and open_limit are for doors; {sensor!r} is kind {own!r}"
+                    )
                 if kind is not None and kind not in kinds:
                     raise ValueError(
                         f"{where}.kind: {kind!r} is not a kind sentinel reads "

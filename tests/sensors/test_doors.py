@@ -199,6 +199,22 @@ def test_bad_hours_are_a_config_error_naming_the_spec(rule: dict[str, Any], mess
         Config.model_validate({"rules": [rule]})
 
 
+def test_hours_on_a_sensor_that_is_no_door_are_a_config_error() -> None:
+    temp = {"id": "t1", "kind": "temperature", "topic": "zigbee2mqtt/t1"}
+    with pytest.raises(ValidationError, match="allowed and open_limit are for doors; 't1'"):
+        Config.model_validate(
+            {"mqtt": {}, "sensors": [temp], "rules": [{"sensor": "t1", "open_limit": "5m"}]}
+        )
+    door = {"id": "d1", "kind": "door", "topic": "zigbee2mqtt/d1"}
+    Config.model_validate(
+        {
+            "mqtt": {},
+            "sensors": [door],
+            "rules": [{"sensor": "d1", "allowed": ["daily 07:00-22:00"]}],
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("specs", "when", "allowed"),
     [
