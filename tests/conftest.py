@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.mosquitto",
     "tests.fixtures.http_sink",
     "tests.fixtures.remote",
+    "tests.fixtures.databases",
 ]
