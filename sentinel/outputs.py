@@ -41,13 +41,15 @@ ActiveAlarms = Callable[[], list[dict[str, Any]]]
 Submit = Callable[[Reading], Awaitable[None]]
 
 
-def sounding(alarms: list[dict[str, Any]]) -> bool:
-    """Whether a siren should sound for these active alarms (see the module's text)."""
+def sounding(alarms: list[dict[str, Any]], kinds: list[str] | None = None) -> bool:
+    """Whether a siren should sound for these active alarms (see the module's text); `kinds`
+    limits it to critical alarms of those kinds."""
     return any(
         a.get("severity") == "critical"
         and a.get("state") == "firing"
         and not a.get("silenced")
         and a.get("kind") != OUTPUT_KIND  # a failing siren cannot sound for itself
+        and (kinds is None or a.get("kind") in kinds)
         for a in alarms
     )
 
@@ -92,7 +94,7 @@ class Output:
 
     async def step(self) -> None:
         """Compare and write once if due (the loop's body; tests call it directly)."""
-        want = sounding(self._alarms())
+        want = sounding(self._alarms(), self.config.kinds)
         self._wanted = want
         now = self._monotonic()
         changed = want != self._written and now >= self._retry_at

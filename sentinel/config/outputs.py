@@ -48,6 +48,9 @@ class OutputConfig(Model):
     retry: Duration = Field(5.0, gt=0)
     alarm_after: int = Field(3, ge=1, le=1000)
     timeout: Duration = Field(5.0, gt=0)
+    # only critical alarms of these kinds sound it (e.g. ["water_leak", "smoke", "combined"]:
+    # not a replication or crash-loop page at night); None: every critical alarm
+    kinds: list[str] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> OutputConfig:
@@ -63,6 +66,14 @@ class OutputConfig(Model):
                 raise ValueError('kind = "modbus" needs bus, device and coil')
             if self.topic is not None:
                 raise ValueError('topic is only for kind = "mqtt"')
+        if self.kinds is not None:
+            from sensors.reading import Kind  # the kinds sentinel reads, and combined rules'
+
+            unknown = [k for k in self.kinds if k not in {str(k) for k in Kind} | {"combined"}]
+            if unknown:
+                raise ValueError(
+                    f"kinds: {', '.join(map(repr, unknown))} not a kind sentinel reads"
+                )
         if self.payload_on == self.payload_off:
             raise ValueError("payload_on and payload_off must differ")
         return self

@@ -376,3 +376,17 @@ async def test_unchanged_state_is_written_again_after_reassert(
         mono.advance(1)
         await siren.step()
         assert await relay.next(1) == "ON"
+
+
+async def test_kinds_limit_what_sounds_the_siren(
+    engine: Engine, clock: FakeClock, mosquitto: Mosquitto
+) -> None:
+    """`kinds = ["smoke"]`: a critical leak (or a crash loop at night) leaves it off."""
+    cfg = siren_config(mosquitto.port, topic="cmnd/beacon5/POWER", kinds=["smoke"])
+    [siren] = build_outputs(cfg, [], engine.active_alarms, engine.submit, clock=clock)
+    await leak(engine, True)
+    await siren.step()
+    assert siren.health()["state"] == "off"
+    await leak(engine, True, "smoke-1", "smoke")
+    await siren.step()
+    assert siren.health()["state"] == "on"
