@@ -3,7 +3,8 @@ alarm is acknowledged, resolved or silenced.
 
 Silenced counts as off: a silence is a person saying "we know" (maintenance, a known leak
 being mopped), and a siren that kept sounding through it would be switched off at the wall,
-and then stay off for the next disaster. A warning never sounds it.
+and then stay off for the next disaster. A warning never sounds it; `kinds` narrows which
+critical alarms do (a replication or crash-loop page need not wake the building).
 
 Each output is a supervised component. It follows the engine's active alarms (the same list
 the status and the MQTT alarm topic show), writes only on change, and writes the same state
