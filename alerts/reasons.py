@@ -43,6 +43,10 @@ REMOVED = "removed"  # its sensor or rule left the config
 # `params["note"]` on a page about an alarm already firing
 RAISED = "raised"  # its severity went up
 AFTER_SILENCE = "after_silence"  # still firing when the silence over it ended
+# issue 15: doors and outputs
+DOOR_OUTSIDE_HOURS = "door_outside_hours"  # since ("HH:MM"), allowed (the specs)
+DOOR_OPEN_TOO_LONG = "door_open_too_long"  # since ("HH:MM"), limit (seconds)
+OUTPUT_FAILING = "output_failing"  # name, failures, error
 
 # The parameters a cause cannot be worded without.
 _NEEDS = {
@@ -56,6 +60,9 @@ _NEEDS = {
     KEEPER_STALE: ("room", "age"),
     KEEPER_NO_RECEIPT: ("room",),
     SESSION_LOST: ("broker",),
+    DOOR_OUTSIDE_HOURS: ("since",),
+    DOOR_OPEN_TOO_LONG: ("since", "limit"),
+    OUTPUT_FAILING: ("name",),
 }
 
 # Boolean kinds whose "detected" reads wrong in Korean: the state itself is the reason.
@@ -326,6 +333,28 @@ def condition(
             if ko
             else f"acknowledged by {p.get('by', '')} after the condition cleared"
         )
+    if cause == DOOR_OUTSIDE_HOURS:
+        since, allowed = p.get("since", ""), p.get("allowed", "")
+        return (
+            f"출입문 {since}부터 열림, 허용 시간 외 (허용: {allowed})"
+            if ko
+            else f"door open since {since} outside hours (allowed {allowed})"
+        )
+    if cause == DOOR_OPEN_TOO_LONG:
+        since, limit = p.get("since", ""), duration(float(p.get("limit", 0)), language)
+        return (
+            f"출입문 {since}부터 열림, {limit} 초과"
+            if ko
+            else f"door open since {since}, longer than {limit}"
+        )
+    if cause == OUTPUT_FAILING:
+        name, error = p.get("name", ""), p.get("error") or ("-" if ko else "none")
+        count = p.get("failures", 0)
+        return (
+            f"경보 출력 {name} 제어 불가: {count}회 연속 실패, 마지막 오류: {error}"
+            if ko
+            else f"output {name} cannot be switched: {count} failures in a row; last error: {error}"
+        )
     if cause == REMOVED:
         return (
             "센서 또는 규칙이 설정에서 제거됨"
@@ -347,6 +376,16 @@ def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
             if ko
             else f"state database not writable ({problem})"
         )
+    if cause == DOOR_OUTSIDE_HOURS:
+        since = p.get("since", "")
+        return (
+            f"출입문 {since}부터 열림(허용 시간 외)"
+            if ko
+            else f"door open since {since} outside hours"
+        )
+    if cause == OUTPUT_FAILING:
+        name = p.get("name", "")
+        return f"경보 출력 {name} 제어 불가" if ko else f"output {name} cannot be switched"
     if cause == STATE_DB_BACK:
         return "상태 DB 기록 재개" if ko else "state database writable again"
     if cause == STATE_DB_CORRUPT:

@@ -111,6 +111,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "landing_mass_change": "백업 대량 삭제·변경",
         "keeper_snapshot_failures": "스냅숏 실패",
         "keeper_disk_free": "백업 디스크 여유",
+        "door": "출입문 열림",
+        "output": "경보 출력 장애",
     },
     "en": {
         "water_leak": "leak",
@@ -144,6 +146,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "landing_mass_change": "mass deletion/rewrite at the backup",
         "keeper_snapshot_failures": "snapshots failing",
         "keeper_disk_free": "backup disk free",
+        "door": "door open",
+        "output": "output failing",
         "test": "test",
         "sensor_lost": "sensor lost",
         "sensor_fault": "sensor fault",
@@ -224,6 +228,7 @@ ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 REASON_KINDS = frozenset(
     {"room_silent", "room_disaster", "landing_mass_change", "replication_keeper", "state_db"}
 )
+REASON_KINDS |= {"door", "output"}  # issue 15: "since 21:14 outside hours" is the news
 
 # The long form's title says what happened, where (site) and how bad; the body adds what
 # the title does not, so nothing is said twice (a channel without titles gets the title

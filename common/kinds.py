@@ -42,6 +42,10 @@ class Kind(StrEnum):
     LANDING_MASS_CHANGE = "landing_mass_change"
     KEEPER_SNAPSHOT_FAILURES = "keeper_snapshot_failures"
     KEEPER_DISK_FREE = "keeper_disk_free"
+    # issue 15: a door or contact (True = open; Zigbee2MQTT's `contact` is True when closed),
+    # and an output (siren, beacon) sentinel could not switch (pseudo-sensor "output:<name>")
+    DOOR = "door"
+    OUTPUT = "output"
 
 
 UNITS: dict[str, str] = {
@@ -127,3 +131,10 @@ BOOLEAN_KINDS = frozenset(
         Kind.MQTT_SESSION_LOST,
     }
 )
+
+# issue 15: doors are physical on/off sensors; an output that cannot be switched is trouble
+SENSOR_KINDS += (Kind.DOOR,)
+BINARY_KINDS |= {Kind.DOOR}
+OUTPUT_KIND = Kind.OUTPUT
+SELF_KINDS |= {Kind.OUTPUT}
+BOOLEAN_KINDS |= {Kind.DOOR, Kind.OUTPUT}

@@ -137,6 +137,9 @@ class ModbusSource:
             self._devices.setdefault(mb.device_id, []).append(mb)
         self._online: dict[int, bool] = {}
         self._polls = 0
+        # coil writes (a siren, issue 15) wait here for a gap between polls: one RS-485
+        # line carries one request at a time
+        self._writes: asyncio.Queue[tuple[int, int, bool, asyncio.Future[None]]] = asyncio.Queue()
 
     def health(self) -> dict[str, Any]:
         down = sorted(d for d, up in self._online.items() if not up)
@@ -168,10 +171,11 @@ class ModbusSource:
                 while client.connected:
                     started = time.monotonic()
                     for device_id in self._devices:
+                        await self._drain_writes(client)
                         for reading in await self.poll_device(client, device_id):
                             yield reading
                     self._polls += 1
-                    await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+                    await self._idle(client, self.interval - (time.monotonic() - started))
                 raise OSError("connection to the bus was lost")
             except OSError as exc:
                 self._health.state = "disconnected"
@@ -183,6 +187,50 @@ class ModbusSource:
             finally:
                 client.close()
             await asyncio.sleep(backoff.next())
+
+    async def write_coil(self, device_id: int, address: int, value: bool) -> None:
+        """Writes one coil between polls; raises OSError when the device refused or did not
+        answer. Waits while the bus is down: the caller bounds the wait."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._writes.put((device_id, address, value, done))
+        await done
+
+    async def _idle(self, client: AsyncModbusSerialClient, seconds: float) -> None:
+        """The rest of the poll interval, taking coil writes as they come."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                write = await asyncio.wait_for(self._writes.get(), left)
+            except TimeoutError:
+                return
+            await self._write(client, *write)
+
+    async def _drain_writes(self, client: AsyncModbusSerialClient) -> None:
+        while not self._writes.empty():
+            await self._write(client, *self._writes.get_nowait())
+
+    async def _write(
+        self,
+        client: AsyncModbusSerialClient,
+        device_id: int,
+        address: int,
+        value: bool,
+        done: asyncio.Future[None],
+    ) -> None:
+        if done.done():  # the writer stopped waiting (its timeout): a newer write follows
+            return
+        try:
+            response = await client.write_coil(address, value, device_id=device_id)
+            if response.isError():
+                raise OSError(f"device {device_id} refused coil {address}: {response}")
+        except (TimeoutError, ModbusException, OSError) as exc:
+            if not done.done():
+                done.set_exception(
+                    OSError(f"device {device_id} coil {address}: {str(exc) or type(exc).__name__}")
+                )
+            return
+        if not done.done():
+            done.set_result(None)
 
     async def poll_device(self, client: AsyncModbusSerialClient, device_id: int) -> list[Reading]:
         """Reads one device; on no answer its sensors (only) become unavailable."""

@@ -137,6 +137,9 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
         elif sensor.format == "modbus":
             modbus_bindings.setdefault(sensor.source, []).append(to_modbus_binding(sensor))
 
+    for output in getattr(config, "outputs", []):
+        if output.kind == "modbus":  # its coil writes go through the bus's poll loop
+            modbus_bindings.setdefault(output.bus, [])
     sources: list[Source] = []
     if config.mqtt is not None:
         # Even with no MQTT sensors, sentinel publishes its availability and alarms.

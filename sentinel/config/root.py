@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sentinel.config.alerts import AlertsConfig
 from sentinel.config.keeper import KeeperConfig
+from sentinel.config.outputs import OutputConfig
 from sentinel.config.replication import ReplicationConfig, targets_apart
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 from sentinel.config.sensors import (
@@ -66,6 +67,8 @@ class Config(Model):
     keeper: KeeperConfig | None = None
     # the dashboard and /metrics (sentinel/web/); no section, no web server
     web: WebConfig | None = None
+    # a siren or beacon switched on while a critical alarm fires (sentinel/outputs.py)
+    outputs: list[OutputConfig] = []
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -94,6 +97,15 @@ class Config(Model):
                     f"sensors[{i}].format: {sensor.format!r} needs an [mqtt] section, "
                     "and there is none"
                 )
+        _unique("output name", [o.name for o in self.outputs])
+        for i, out in enumerate(self.outputs):
+            if out.kind == "modbus" and out.bus not in buses:
+                raise ValueError(
+                    f"outputs[{i}].bus: {out.bus!r} is not a [[modbus]] bus "
+                    f"(known: {', '.join(sorted(buses)) or 'none'})"
+                )
+            if out.kind == "mqtt" and self.mqtt is None:
+                raise ValueError(f'outputs[{i}].kind: "mqtt" needs an [mqtt] section')
         self._rules_name_what_exists()
         return self
 
@@ -106,6 +118,7 @@ class Config(Model):
             {s.id for s in self.sensors}
             | {f"replication:{r.name}" for r in self.replication}
             | {f"room:{r.name}" for r in (self.keeper.rooms if self.keeper else ())}
+            | {f"output:{o.name}" for o in self.outputs}
         )
         kinds = {str(k) for k in Kind}
         for i, rule in enumerate(self.rules):
@@ -124,6 +137,16 @@ class Config(Model):
                         f"{where}.sensor: {sensor!r} is not a [[sensors]] id, "
                         f"replication:<name>, room:<name>, keeper:<name> or component:<name> "
                         f"(known: {', '.join(sorted(sensors)) or 'none'})"
+                    )
+                # hours on a sensor that is no door would be ignored: the alarm never comes
+                own = next((s.kind for s in self.sensors if s.id == sensor), None)
+                if (
+                    where == f"rules[{i}]"
+                    and (rule.allowed is not None or rule.open_limit is not None)
+                    and (kind or own) != "door"
+                ):
+                    raise ValueError(
+                        f"{where}: allowed and open_limit are for doors; {sensor!r} is kind {own!r}"
                     )
                 if kind is not None and kind not in kinds:
                     raise ValueError(
