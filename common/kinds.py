@@ -42,6 +42,17 @@ class Kind(StrEnum):
     LANDING_MASS_CHANGE = "landing_mass_change"
     KEEPER_SNAPSHOT_FAILURES = "keeper_snapshot_failures"
     KEEPER_DISK_FREE = "keeper_disk_free"
+    # a UPS through NUT (sensors/nut.py, issue 15): seconds on battery (0 on mains), the
+    # status flags LB / RB / OVER / BYPASS, and the UPS's own measurements
+    UPS_ON_BATTERY = "ups_on_battery"
+    UPS_BATTERY_LOW = "ups_battery_low"
+    UPS_REPLACE_BATTERY = "ups_replace_battery"
+    UPS_OVERLOAD = "ups_overload"
+    UPS_BYPASS = "ups_bypass"
+    UPS_CHARGE = "ups_charge"
+    UPS_RUNTIME = "ups_runtime"
+    UPS_INPUT_VOLTAGE = "ups_input_voltage"
+    UPS_LOAD = "ups_load"
 
 
 UNITS: dict[str, str] = {
@@ -127,3 +138,28 @@ BOOLEAN_KINDS = frozenset(
         Kind.MQTT_SESSION_LOST,
     }
 )
+
+# UPS kinds (issue 15), added to the groups above here so their hunk stays in one place
+UPS_FLAG_KINDS = frozenset(
+    {Kind.UPS_BATTERY_LOW, Kind.UPS_REPLACE_BATTERY, Kind.UPS_OVERLOAD, Kind.UPS_BYPASS}
+)
+UPS_KINDS: tuple[Kind, ...] = (
+    Kind.UPS_ON_BATTERY,
+    *sorted(UPS_FLAG_KINDS),
+    Kind.UPS_CHARGE,
+    Kind.UPS_RUNTIME,
+    Kind.UPS_INPUT_VOLTAGE,
+    Kind.UPS_LOAD,
+)
+UNITS.update(
+    {
+        Kind.UPS_ON_BATTERY: "s",
+        Kind.UPS_CHARGE: "%",
+        Kind.UPS_RUNTIME: "s",
+        Kind.UPS_INPUT_VOLTAGE: "V",
+        Kind.UPS_LOAD: "%",
+    }
+)
+SENSOR_KINDS += UPS_KINDS
+BINARY_KINDS |= UPS_FLAG_KINDS
+BOOLEAN_KINDS |= UPS_FLAG_KINDS
