@@ -39,6 +39,8 @@ VARIABLES: dict[str, str] = {
     Kind.UPS_LOAD: "ups.load",
 }
 ON_BATTERY = "OB"
+# upsd's ups.status while a driver starts and has no data yet
+WAITING = "WAIT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +145,12 @@ class NutSource:
         now = self._clock()
         self._health.received += 1
         self._health.last_message_ts = now
-        out = self._set_online(ups, True)
         flags = values.get("ups.status", "").split()
+        if flags == [WAITING]:
+            # the driver has not read the UPS yet: nothing to say; a driver stuck here
+            # leaves the sensors silent, and max_age makes them lost
+            return []
+        out = self._set_online(ups, True)
         if ON_BATTERY in flags:
             self._on_battery_since.setdefault(ups, now)
         else:
