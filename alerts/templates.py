@@ -490,7 +490,7 @@ class Templates:
             kind = labels["test"]
         what = f"{kind} {what}"
         condition = self._condition(event, labels)
-        if event.value is True and event.cause == reasons.DETECTED:
+        if event.value is True and event.cause in (reasons.DETECTED, reasons.LEAK_AT):
             what = condition  # "복제 원본 없음(마운트 안 됨)", not "... 감지"
         if event.kind in REASON_KINDS and (event.value is True or event.cause) and event.reason:
             what = reasons.short(event.cause, event.params, lang) or condition

@@ -95,6 +95,7 @@ def to_modbus_binding(sensor: SensorConfig) -> ModbusBinding:
         field=sensor.field,
         register=register,
         offset=sensor.offset,
+        leak_distance=sensor.leak_distance,
     )
 
 

@@ -118,6 +118,9 @@ class SensorConfig(Model):
     signed: bool = False
     offset: float = Field(0.0, ge=-1000.0, le=1000.0)
     max_age: Duration = 300.0
+    # preset "leak-controller": the controller also says where along its cable (RLE
+    # SeaHawk 10K's registers 1 and 2); the leak page then says "leak at 12.4 m"
+    leak_distance: bool = False
     # format "nut": the UPS's name on its upsd (`upsc -l` lists them)
     ups: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
 
@@ -152,6 +155,8 @@ class SensorConfig(Model):
                 raise ValueError("a modbus sensor needs exactly one of preset or register")
         elif self.device is not None or self.preset is not None or self.reg is not None:
             raise ValueError('device, preset and register are only for format = "modbus"')
+        if self.leak_distance and self.preset != "leak-controller":
+            raise ValueError('leak_distance needs preset = "leak-controller"')
         if (self.format == "nut") != (self.ups is not None):
             raise ValueError('format = "nut" needs ups (the UPS name), and only it has one')
         if self.format == "nut" and self.kind not in UPS_KINDS:
