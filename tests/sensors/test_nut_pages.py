@@ -32,7 +32,15 @@ def private(path: Path, text: str) -> Path:
 class UpsDaemon:
     """`sentinel run` watching the module's upsd, paging the sink."""
 
-    def __init__(self, tmp: Path, upsd: Upsd, sink: HttpSink, crit_after: float = 4.0) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        upsd: Upsd,
+        sink: HttpSink,
+        *,
+        crit_after: float = 4.0,
+        interval: float = 0.5,
+    ) -> None:
         self.tmp = tmp
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = tmp / "daemon.log"
@@ -56,7 +64,7 @@ heartbeat = "0.5s"
 [[nut]]
 name = "main"
 port = {upsd.port}
-interval = "0.5s"
+interval = {interval}
 username = "monitor"
 password = "{upsd.password}"
 
