@@ -40,6 +40,8 @@ from common.redaction import (
 )
 
 SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"})
+# an SMS agent's queue table (alerts/sms_agent.py); tag `lms` to use its long-message table
+SMS_SCHEMES |= plugins.SMS_AGENT_SCHEMES
 SMS_TAG = "sms"
 LMS_TAG = "lms"
 # Apprise itself treats this tag as "matches every filter"; we honour it the same way.
@@ -300,7 +302,8 @@ def _masked_entry(entry: object) -> str:
         return "an entry without a URL"
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
     shown = host if is_real_host(host) else REDACTED
-    return f"{scheme.strip()}://{shown}/{REDACTED}"
+    why = plugins.refusal(url.strip())  # our own plugins can say why, without secrets
+    return f"{scheme.strip()}://{shown}/{REDACTED}" + (f" ({why})" if why else "")
 
 
 def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> list[Channel]:

@@ -3,6 +3,8 @@
 - `console://` prints each message to stdout (the journal, under systemd).
 - `sentinelfile:///path/to/file` appends one line per message (title and body joined, newlines
   escaped) to the file, creating it if needed.
+- `smsagentmysql://`, `smsagentpg://` insert into an SMS agent's queue table
+  (alerts/sms_agent.py).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
 
+from alerts import sms_agent
+
 CONSOLE_SCHEME = "console"
 FILE_SCHEME = "sentinelfile"
+SMS_AGENT_SCHEMES = sms_agent.SCHEMES
 
 
 def register() -> None:
@@ -25,6 +30,14 @@ def register() -> None:
         notify(on=CONSOLE_SCHEME, name="sentinel console")(_to_console)
     if FILE_SCHEME not in manager:
         notify(on=FILE_SCHEME, name="sentinel file")(_to_file)
+    for agent in (sms_agent.SmsAgentMySQL, sms_agent.SmsAgentPostgres):
+        if agent.secure_protocol not in manager:
+            manager.add(agent)
+
+
+def refusal(url: str) -> str | None:
+    """Why one of our plugins refuses this URL (no secret in it), or None."""
+    return sms_agent.refusal(url)
 
 
 def _line(body: str, title: str) -> str:

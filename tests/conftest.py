@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.http_sink",
     "tests.fixtures.nut",
     "tests.fixtures.remote",
+    "tests.fixtures.databases",
 ]
