@@ -5,6 +5,7 @@ The tests share one upsd per module and leave its UPS on mains when they end.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -161,3 +162,19 @@ def test_nut_error_keeps_upsd_s_word_and_no_password() -> None:
     assert nut_error(ConnectionRefusedError(111, "Connect call failed")) == (
         "[Errno 111] Connect call failed"
     )
+
+
+async def test_a_driver_still_waiting_is_not_read_as_on_mains(rack: Upsd) -> None:
+    """upsd says ups.status "WAIT" until a driver's first reading: no reading is made of it
+    (neither "on mains" nor "on battery"); the first real status is read at once."""
+    rack.set("rack", ups_status="WAIT")
+    await asyncio.to_thread(rack.wait_status, "rack", "WAIT")
+    src = source(rack, nut_binding("ups-ob", "ups_on_battery", "rack"))
+    collector = Collector(src)
+    try:
+        await collector.wait_health(lambda h: h["polls"] >= 5)
+        assert [r for r in collector.readings if r.kind == "ups_on_battery"] == []
+        rack.set("rack", ups_status="OB DISCHRG")
+        assert (await collector.wait_for(match("ups-ob", "ups_on_battery"))).value == 1.0
+    finally:
+        await collector.stop()
