@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
@@ -25,9 +25,17 @@ from sensors.source import Backoff, RateLimitedLog
 
 log = logging.getLogger("sensors.modbus")
 
+# the cause code alerts/reasons.py words as "leak at 12.4 m" (a leaf cannot import it)
+LEAK_AT = "leak_at"
+# reg 2 of a locating leak controller: how reg 1 counts, as (divisor, unit shown)
+DISTANCE_UNITS = {0: (10.0, "m"), 1: (1.0, "ft")}
+
 # Presets: which registers a known device model answers, read as one block.
 # XY-MD02 / SHT20 probes: FC4 reg 1 temperature x10 (signed), reg 2 humidity x10.
 # Leak controllers (RLE SeaHawk style): FC4 reg 0 status bits: bit0 leak, bit1 cable break.
+# Those that locate the leak along the sensing cable (RLE SeaHawk 10K, User Guide v2.5.a,
+# table 4.5) go on with reg 1 leak distance and reg 2 its unit: 0 = decimeters, 1 = feet;
+# `leak_distance` reads the three as one block (a controller without them would refuse it).
 PRESETS: dict[str, tuple[str, ...]] = {
     "xy-md02": ("temperature", "humidity"),
     "leak-controller": ("leak", "cable_break"),
@@ -59,8 +67,11 @@ class ModbusBinding:
     preset: str | None = None
     field: str | None = None
     register: Register | None = None
+    leak_distance: bool = False
 
     def __post_init__(self) -> None:
+        if self.leak_distance and self.preset != "leak-controller":
+            raise ValueError("leak_distance is for the leak-controller preset")
         if not 0 <= self.device_id <= 247:
             raise ValueError(f"device id {self.device_id} out of 0..247")
         if self.preset is not None:
@@ -83,15 +94,33 @@ def modbus_binding(
     field: str | None = None,
     register: Register | None = None,
     offset: float = 0.0,
+    leak_distance: bool = False,
 ) -> ModbusBinding:
     """Builds a binding; a preset's field defaults from the kind (water_leak -> leak)."""
     if preset is not None and field is None:
         field = "leak" if kind == Kind.WATER_LEAK else kind
-    return ModbusBinding(Binding(sensor_id, kind, (), offset), device_id, preset, field, register)
+    return ModbusBinding(
+        Binding(sensor_id, kind, (), offset), device_id, preset, field, register, leak_distance
+    )
 
 
 def _signed(raw: int) -> int:
     return raw - 0x10000 if raw & 0x8000 else raw
+
+
+def _located(reading: Reading, values: dict[str, int]) -> Reading:
+    """The leak reading with where along the cable it is, when the unit is one we know."""
+    unit = DISTANCE_UNITS.get(values.get("distance_unit", -1))
+    if unit is None or "distance" not in values:
+        return reading
+    divisor, shown = unit
+    distance = round(values["distance"] / divisor, 1)
+    return replace(
+        reading,
+        detail=f"leak at {distance:g} {shown}",
+        cause=LEAK_AT,
+        params={"distance": distance, "unit": shown},
+    )
 
 
 class _DeviceDown(Exception):
@@ -265,9 +294,13 @@ class ModbusSource:
             regs = await self._read(client, device_id, 4, 1, 2)
             values["temperature"], values["humidity"] = regs[0], regs[1]
         if "leak-controller" in presets:
-            status = (await self._read(client, device_id, 4, 0, 1))[0]
+            locating = any(mb.leak_distance for mb in self._devices[device_id])
+            regs = await self._read(client, device_id, 4, 0, 3 if locating else 1)
+            status = regs[0]
             values["leak"] = status & 0x1
             values["cable_break"] = (status >> 1) & 0x1
+            if locating:
+                values["distance"], values["distance_unit"] = regs[1], regs[2]
         for mb in self._devices[device_id]:
             reg = mb.register
             if reg is not None and mb.preset is None:
@@ -302,7 +335,10 @@ class ModbusSource:
             if values["cable_break"]:
                 return Reading(b.sensor_id, b.kind, None, "", now, self.name, "leak cable break")
             raw = values[mb.field or "leak"]
-            return self._convert(b, bool(raw), now)
+            reading = self._convert(b, bool(raw), now)
+            if reading is not None and reading.value is True and mb.leak_distance:
+                return _located(reading, values)
+            return reading
         if mb.preset == "xy-md02":
             raw = values[mb.field or b.kind]
             fault = register_fault(raw)

@@ -92,6 +92,17 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # a siren or beacon sentinel cannot switch: the critical alarms still page, and a
     # critical one here would ask the very siren that fails to sound for itself
     "output": {"severity": WARNING},
+    # a UPS (issue 15). The source counts seconds on battery from 1 (0 on mains), so the
+    # warning comes with the first poll that sees OB and the critical after crit_high
+    # (`[[rules]] kind = "ups_on_battery" crit_high = 120` to change it)
+    "ups_on_battery": {"warn_high": 1.0, "crit_high": 300.0},
+    "ups_battery_low": {"severity": CRITICAL},
+    # seconds of runtime left; a UPS that would not carry the room this long is critical
+    # even on mains
+    "ups_runtime": {"crit_low": 180.0, "hysteresis": 30.0},
+    "ups_replace_battery": {"severity": WARNING},
+    "ups_overload": {"severity": WARNING},
+    "ups_bypass": {"severity": WARNING},
 }
 
 _FIELDS = (

@@ -16,6 +16,7 @@ from sentinel.config.sensors import (
     MQTT_FORMATS,
     ModbusBusConfig,
     MqttConfig,
+    NutConfig,
     SensorConfig,
     SerialPortConfig,
 )
@@ -58,6 +59,7 @@ class Config(Model):
     mqtt: MqttConfig | None = None
     serial: list[SerialPortConfig] = []
     modbus: list[ModbusBusConfig] = []
+    nut: list[NutConfig] = []
     sensors: list[SensorConfig] = []
     rules: list[RuleConfig] = []
     alarms: AlarmsConfig = AlarmsConfig()
@@ -77,6 +79,7 @@ class Config(Model):
         _unique("sensor id", [s.id for s in self.sensors])
         _unique("serial port name", [p.name for p in self.serial])
         _unique("modbus bus name", [b.name for b in self.modbus])
+        _unique("nut server name", [n.name for n in self.nut])
         _unique("replication name", [r.name for r in self.replication])
         targets_apart(self.replication)
         ports = {p.name for p in self.serial}
@@ -91,6 +94,11 @@ class Config(Model):
                 raise ValueError(
                     f"sensors[{i}].source: {sensor.source!r} is not a [[modbus]] bus "
                     f"(known: {', '.join(sorted(buses)) or 'none'})"
+                )
+            if sensor.format == "nut" and sensor.source not in {n.name for n in self.nut}:
+                raise ValueError(
+                    f"sensors[{i}].source: {sensor.source!r} is not a [[nut]] server "
+                    f"(known: {', '.join(sorted(n.name for n in self.nut)) or 'none'})"
                 )
             if sensor.format in MQTT_FORMATS and self.mqtt is None:
                 raise ValueError(

@@ -280,7 +280,10 @@ const I18N = {
 
 const RANGES = ["1h", "24h", "7d", "30d"];
 // On/off kinds chart as a 0/1 step line; the server sends them as 0/1 (max over a bucket).
-const BOOLEAN_KINDS = new Set(["water_leak", "smoke", "tamper", "battery_low", "availability", "door"]);
+const BOOLEAN_KINDS = new Set([
+  "water_leak", "smoke", "tamper", "battery_low", "availability", "door",
+  "ups_battery_low", "ups_replace_battery", "ups_overload", "ups_bypass",
+]);
 const REFRESH_MS = 30000;
 const DEFAULT_RANGE = "24h";
 // The history is queried again at most this often when the page comes back into view; in
