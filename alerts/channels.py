@@ -6,7 +6,8 @@ from the secret-bearing one), so keys are stable across restarts and config reor
 
 Which message form a channel gets (see `Channel.form`):
 - tag `sms` -> SMS form; tag `lms` -> long form (tags win);
-- otherwise `json://`, `form://` (SMS gateways' HTTP APIs) and `kakao://` (200 chars)
+- otherwise `json://`, `form://` (SMS gateways' HTTP APIs), the Korean SMS gateways
+  (`aligo://`, `nhnsms://`, `solapi://`: alerts/gateways/) and `kakao://` (200 chars)
   get the SMS form; every other scheme (mail, messengers, console, file) the long form.
 """
 
@@ -27,7 +28,7 @@ import yaml
 from apprise.common import ConfigFormat
 from apprise.config.base import ConfigBase
 
-from alerts import plugins
+from alerts import gateways, plugins
 from common.redaction import (
     MASK,
     MIN_SECRET_LENGTH,
@@ -39,7 +40,13 @@ from common.redaction import (
     worth_masking,
 )
 
-SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk", "modem"})
+SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"})
+# an SMS agent's queue table (alerts/sms_agent.py); tag `lms` to use its long-message table
+SMS_SCHEMES |= plugins.SMS_AGENT_SCHEMES
+# the Korean SMS gateways' HTTP APIs (alerts/gateways/)
+SMS_SCHEMES |= gateways.SCHEMES
+# SMS through a USB modem (alerts/modem/)
+SMS_SCHEMES |= {"modem"}
 SMS_TAG = "sms"
 LMS_TAG = "lms"
 # Apprise itself treats this tag as "matches every filter"; we honour it the same way.
@@ -300,7 +307,8 @@ def _masked_entry(entry: object) -> str:
         return "an entry without a URL"
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
     shown = host if is_real_host(host) else REDACTED
-    return f"{scheme.strip()}://{shown}/{REDACTED}"
+    why = plugins.refusal(url.strip())  # our own plugins can say why, without secrets
+    return f"{scheme.strip()}://{shown}/{REDACTED}" + (f" ({why})" if why else "")
 
 
 def channels_from_services(services: Sequence[apprise.plugins.NotifyBase]) -> list[Channel]:
@@ -348,6 +356,9 @@ def _keys(fulls: Sequence[str], displays: Sequence[str]) -> list[str]:
 
 def _full_url(service: apprise.plugins.NotifyBase) -> str:
     full = str(service.url(privacy=False))
+    given = getattr(service, "_default_args", {}).get("url")
+    if full.endswith("://") and _schema(full) not in plugins.OWN_SCHEMES and given:
+        return str(given)  # a county's @notify plugin: Apprise keeps the URL it was given
     if full.endswith("://"):
         # custom plugins (console://, sentinelfile://) give back only their scheme
         host = getattr(service, "host", None) or ""
@@ -366,9 +377,11 @@ def mask_url(full: str, private: str) -> str:
     own `t...9` abbreviations (first and last character) are hidden too, and custom headers
     (`+X-Token=`) and payload args (`-key=`) of json/form go entirely.
     """
-    if private.endswith("://"):
+    if private.endswith("://") and _schema(full) in plugins.OWN_SCHEMES:
         # our own plugins print only their scheme; their targets (files) are not secret
         return full
+    if private.endswith("://"):
+        private = full  # a county's @notify plugin: masked like any URL
     parts = urlsplit(private)
     path = "/".join(REDACTED if s else s for s in parts.path.split("/")).rstrip("/")
     netloc = _ABBREVIATED.sub(REDACTED, parts.netloc)

@@ -49,6 +49,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alert_channel ADD COLUMN failed_total INTEGER NOT NULL DEFAULT 0;
     """,
     """
+    -- OAuth refresh tokens a provider rotated (kakaotalk://, alerts/tokens.py), keyed by
+    -- Channel.key: the URL's token stops working once Kakao hands out a new one.
+    CREATE TABLE alert_token (
+        channel TEXT PRIMARY KEY,
+        configured TEXT NOT NULL,       -- SHA-256 of the URL's token this one replaced
+        token TEXT NOT NULL,
+        saved REAL NOT NULL
+    );
+    """,
+    """
     -- 1 on a row the sender added because every channel the event was routed to kept
     -- failing for [alerts] fallback_after (a modem SMS); status shows when that happened.
     ALTER TABLE outbox_message ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0;

@@ -7,15 +7,23 @@ from collections.abc import Callable
 
 from alerts.channels import Channel, ChannelConfigError, load_channels
 from alerts.outbox import Outbox
+from alerts.plugins import PluginDirError, load_plugin_dir
 from alerts.sender import Sender
 from alerts.templates import TemplateError, Templates
+from alerts.tokens import TokenKeeper
 from sentinel.config import Config, ConfigError
 from sentinel.config.alerts import AlertsConfig
 from sentinel.store import Store
 
 
 def load_configured_channels(alerts: AlertsConfig) -> list[Channel]:
-    """The channels of the referenced Apprise config; none when no file is configured."""
+    """The channels of the referenced Apprise config; none when no file is configured.
+    A county's plugin directory is loaded first: its schemes are in that config."""
+    if alerts.plugin_dir is not None:
+        try:
+            load_plugin_dir(alerts.plugin_dir)
+        except PluginDirError as exc:
+            raise ConfigError(f"alerts.plugin_dir: {exc}") from None
     if alerts.apprise_config is None:
         return []
     try:
@@ -69,7 +77,10 @@ def build_delivery(
     creates them. Raises ConfigError for an unusable Apprise config or template.
     """
     alerts = config.alerts
-    outbox = Outbox(load_configured_channels(alerts), alerts.routes, clock=clock)
+    channels = load_configured_channels(alerts)
+    # Kakao's rotated refresh token must outlive the process (alerts/tokens.py)
+    TokenKeeper(store.path).attach(channels)
+    outbox = Outbox(channels, alerts.routes, clock=clock)
     sender = Sender(
         outbox,
         store.write,

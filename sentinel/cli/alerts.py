@@ -13,10 +13,12 @@ from alerts.channels import Channel
 from alerts.event import AlarmEvent, EventType, Severity
 from alerts.sender import deliver
 from alerts.templates import Templates
+from alerts.tokens import TokenKeeper
 from sentinel.cli.common import load_or_exit
 from sentinel.cli.preview import LANGUAGES, preview
 from sentinel.config import ConfigError
 from sentinel.delivery import build_templates, load_configured_channels
+from sentinel.store import DB_NAME
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -52,6 +54,8 @@ def test_alert(args: argparse.Namespace) -> int:
     config = load_or_exit(args)
     try:
         channels = load_configured_channels(config.alerts)
+        # Kakao's saved refresh token, and a token rotated by this test kept for the daemon
+        TokenKeeper(config.daemon.state_dir / DB_NAME).attach(channels)
         templates = build_templates(config)
     except ConfigError as exc:
         print(f"sentinel: {exc}", file=sys.stderr)

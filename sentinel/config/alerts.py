@@ -44,6 +44,9 @@ class AlertsConfig(Model):
     # keyed the same way (e.g. "sms.firing"); inline strings win.
     template_dir: ConfigPath | None = None
     templates: dict[str, str] = {}
+    # A county's own Apprise plugins (`@notify` functions in *.py files), loaded before
+    # the Apprise config so its URLs can use their schemes.
+    plugin_dir: ConfigPath | None = None
 
     @field_validator("routes")
     @classmethod
@@ -55,7 +58,7 @@ class AlertsConfig(Model):
                 )
         return routes
 
-    @field_validator("template_dir")
+    @field_validator("template_dir", "plugin_dir")
     @classmethod
     def _relative_to_config(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         # like apprise_config, a relative path is relative to sentinel.toml, not the cwd
