@@ -43,6 +43,12 @@ REMOVED = "removed"  # its sensor or rule left the config
 # `params["note"]` on a page about an alarm already firing
 RAISED = "raised"  # its severity went up
 AFTER_SILENCE = "after_silence"  # still firing when the silence over it ended
+# issue 15: doors and outputs
+DOOR_OUTSIDE_HOURS = "door_outside_hours"  # since ("HH:MM"), allowed (the specs)
+DOOR_OPEN_TOO_LONG = "door_open_too_long"  # since ("HH:MM"), limit (seconds)
+OUTPUT_FAILING = "output_failing"  # name, failures, error
+# a leak controller that says where along its sensing cable (sensors/modbus.py): distance, unit
+LEAK_AT = "leak_at"
 
 # The parameters a cause cannot be worded without.
 _NEEDS = {
@@ -56,6 +62,10 @@ _NEEDS = {
     KEEPER_STALE: ("room", "age"),
     KEEPER_NO_RECEIPT: ("room",),
     SESSION_LOST: ("broker",),
+    DOOR_OUTSIDE_HOURS: ("since",),
+    DOOR_OPEN_TOO_LONG: ("since", "limit"),
+    OUTPUT_FAILING: ("name",),
+    LEAK_AT: ("distance",),
 }
 
 # Boolean kinds whose "detected" reads wrong in Korean: the state itself is the reason.
@@ -73,12 +83,20 @@ _DETECTED_KO = {
     "room_silent": "sentinel 응답 없음",
     "room_disaster": "재난 추정(경보 중 응답 끊김)",
     "landing_mass_change": "백업 대량 삭제·변경",
+    "ups_battery_low": "UPS 배터리 부족(곧 꺼짐)",
+    "ups_replace_battery": "UPS 배터리 교체 필요",
+    "ups_overload": "UPS 과부하",
+    "ups_bypass": "UPS 바이패스 운전(정전 보호 없음)",
 }
 _DETECTED_EN = {
     "replication_source_missing": "source missing or not mounted",
     "replication_target_missing": "target missing or not mounted",
     "replication_guard": "mass change detected, replication paused",
     "replication_verify": "replica does not match the source",
+    "ups_battery_low": "UPS battery low (it will shut down soon)",
+    "ups_replace_battery": "UPS battery needs replacing",
+    "ups_overload": "UPS overloaded",
+    "ups_bypass": "UPS on bypass (no protection from a power cut)",
 }
 
 # severities and events named inside a reason (the templates name the message's own)
@@ -175,6 +193,9 @@ def condition(
     if any(p.get(key) is None for key in _NEEDS.get(cause, ())):
         return None  # a damaged or foreign row: the caller words it from the event itself
     kind_label = labels.get(kind, kind)
+    power = _power(cause, p, kind, language)
+    if power is not None:
+        return power
     if cause == HIGH:
         head = f"{kind_label} 상한 초과" if ko else f"{kind_label} above its limit"
         return f"{head} {_compare(p, '>', language)}"
@@ -316,6 +337,9 @@ def condition(
             f"(client id {client_id}, lost {losses} time(s) since start); messages sent "
             "while sentinel was disconnected may be lost, retained states were read again"
         )
+    if cause == LEAK_AT:
+        where = f"{number(p.get('distance'))} {p.get('unit') or 'm'}"
+        return f"누수 감지 (위치 {where})" if ko else f"leak at {where}"
     if cause == TEST:
         return "시험 발송(sentinel test-alert)" if ko else "sentinel test-alert"
     if cause == CLEARED:
@@ -326,11 +350,59 @@ def condition(
             if ko
             else f"acknowledged by {p.get('by', '')} after the condition cleared"
         )
+    if cause == DOOR_OUTSIDE_HOURS:
+        since, allowed = p.get("since", ""), p.get("allowed", "")
+        return (
+            f"출입문 {since}부터 열림, 허용 시간 외 (허용: {allowed})"
+            if ko
+            else f"door open since {since} outside hours (allowed {allowed})"
+        )
+    if cause == DOOR_OPEN_TOO_LONG:
+        since, limit = p.get("since", ""), duration(float(p.get("limit", 0)), language)
+        return (
+            f"출입문 {since}부터 열림, {limit} 초과"
+            if ko
+            else f"door open since {since}, longer than {limit}"
+        )
+    if cause == OUTPUT_FAILING:
+        name, error = p.get("name", ""), p.get("error") or ("-" if ko else "none")
+        count = p.get("failures", 0)
+        return (
+            f"경보 출력 {name} 제어 불가: {count}회 연속 실패, 마지막 오류: {error}"
+            if ko
+            else f"output {name} cannot be switched: {count} failures in a row; last error: {error}"
+        )
     if cause == REMOVED:
         return (
             "센서 또는 규칙이 설정에서 제거됨"
             if ko
             else "its sensor or rule was removed from the config"
+        )
+    return None
+
+
+def _power(cause: str, p: Mapping[str, Any], kind: str, language: str) -> str | None:
+    """A UPS's time on battery and runtime left, worded as a person says them (issue 15);
+    None for every other kind."""
+    ko = language == "ko"
+    if kind == "ups_on_battery" and cause == HIGH:
+        value, limit = float(p.get("value", 0)), float(p.get("limit", 0))
+        # the warning's limit is the first second on battery: say only that mains is gone
+        if limit <= 1.0 or value < limit:
+            return "정전: UPS 배터리로 운전 중" if ko else "mains power lost: UPS on battery"
+        spent, bound = duration(value, language), duration(limit, language)
+        return (
+            f"정전: UPS 배터리 운전 {spent} 경과 (기준 {bound})"
+            if ko
+            else f"mains power lost: UPS on battery for {spent} (limit {bound})"
+        )
+    if kind == "ups_runtime" and cause == LOW:
+        left = duration(float(p.get("value", 0)), language)
+        bound = duration(float(p.get("limit", 0)), language)
+        return (
+            f"UPS 잔여 운전시간 {left} (기준 {bound})"
+            if ko
+            else f"UPS runtime left {left} (limit {bound})"
         )
     return None
 
@@ -347,6 +419,16 @@ def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
             if ko
             else f"state database not writable ({problem})"
         )
+    if cause == DOOR_OUTSIDE_HOURS:
+        since = p.get("since", "")
+        return (
+            f"출입문 {since}부터 열림(허용 시간 외)"
+            if ko
+            else f"door open since {since} outside hours"
+        )
+    if cause == OUTPUT_FAILING:
+        name = p.get("name", "")
+        return f"경보 출력 {name} 제어 불가" if ko else f"output {name} cannot be switched"
     if cause == STATE_DB_BACK:
         return "상태 DB 기록 재개" if ko else "state database writable again"
     if cause == STATE_DB_CORRUPT:

@@ -111,6 +111,17 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "landing_mass_change": "백업 대량 삭제·변경",
         "keeper_snapshot_failures": "스냅숏 실패",
         "keeper_disk_free": "백업 디스크 여유",
+        "door": "출입문 열림",
+        "output": "경보 출력 장애",
+        "ups_on_battery": "정전(UPS 배터리)",
+        "ups_battery_low": "UPS 배터리 부족",
+        "ups_replace_battery": "UPS 배터리 교체",
+        "ups_overload": "UPS 과부하",
+        "ups_bypass": "UPS 바이패스",
+        "ups_charge": "UPS 충전량",
+        "ups_runtime": "UPS 잔여시간",
+        "ups_input_voltage": "입력 전압",
+        "ups_load": "UPS 부하",
     },
     "en": {
         "water_leak": "leak",
@@ -144,6 +155,17 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "landing_mass_change": "mass deletion/rewrite at the backup",
         "keeper_snapshot_failures": "snapshots failing",
         "keeper_disk_free": "backup disk free",
+        "door": "door open",
+        "output": "output failing",
+        "ups_on_battery": "on battery",
+        "ups_battery_low": "UPS battery low",
+        "ups_replace_battery": "UPS replace battery",
+        "ups_overload": "UPS overload",
+        "ups_bypass": "UPS bypass",
+        "ups_charge": "UPS charge",
+        "ups_runtime": "UPS runtime",
+        "ups_input_voltage": "input voltage",
+        "ups_load": "UPS load",
         "test": "test",
         "sensor_lost": "sensor lost",
         "sensor_fault": "sensor fault",
@@ -224,6 +246,7 @@ ACTIONS = (EventType.SILENCED, EventType.UNSILENCED)
 REASON_KINDS = frozenset(
     {"room_silent", "room_disaster", "landing_mass_change", "replication_keeper", "state_db"}
 )
+REASON_KINDS |= {"door", "output"}  # issue 15: "since 21:14 outside hours" is the news
 
 # The long form's title says what happened, where (site) and how bad; the body adds what
 # the title does not, so nothing is said twice (a channel without titles gets the title
@@ -472,7 +495,7 @@ class Templates:
             kind = labels["test"]
         what = f"{kind} {what}"
         condition = self._condition(event, labels)
-        if event.value is True and event.cause == reasons.DETECTED:
+        if event.value is True and event.cause in (reasons.DETECTED, reasons.LEAK_AT):
             what = condition  # "복제 원본 없음(마운트 안 됨)", not "... 감지"
         if event.kind in REASON_KINDS and (event.value is True or event.cause) and event.reason:
             what = reasons.short(event.cause, event.params, lang) or condition

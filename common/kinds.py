@@ -42,6 +42,21 @@ class Kind(StrEnum):
     LANDING_MASS_CHANGE = "landing_mass_change"
     KEEPER_SNAPSHOT_FAILURES = "keeper_snapshot_failures"
     KEEPER_DISK_FREE = "keeper_disk_free"
+    # issue 15: a door or contact (True = open; Zigbee2MQTT's `contact` is True when closed),
+    # and an output (siren, beacon) sentinel could not switch (pseudo-sensor "output:<name>")
+    DOOR = "door"
+    OUTPUT = "output"
+    # a UPS through NUT (sensors/nut.py, issue 15): seconds on battery (0 on mains), the
+    # status flags LB / RB / OVER / BYPASS, and the UPS's own measurements
+    UPS_ON_BATTERY = "ups_on_battery"
+    UPS_BATTERY_LOW = "ups_battery_low"
+    UPS_REPLACE_BATTERY = "ups_replace_battery"
+    UPS_OVERLOAD = "ups_overload"
+    UPS_BYPASS = "ups_bypass"
+    UPS_CHARGE = "ups_charge"
+    UPS_RUNTIME = "ups_runtime"
+    UPS_INPUT_VOLTAGE = "ups_input_voltage"
+    UPS_LOAD = "ups_load"
 
 
 UNITS: dict[str, str] = {
@@ -50,7 +65,25 @@ UNITS: dict[str, str] = {
     Kind.BATTERY: "%",
     Kind.REPLICATION_LAG: "s",
     Kind.KEEPER_DISK_FREE: "%",
+    Kind.UPS_ON_BATTERY: "s",
+    Kind.UPS_CHARGE: "%",
+    Kind.UPS_RUNTIME: "s",
+    Kind.UPS_INPUT_VOLTAGE: "V",
+    Kind.UPS_LOAD: "%",
 }
+
+# A UPS through NUT (sensors/nut.py): its status flags, each an on/off trouble, and all it reports.
+UPS_FLAG_KINDS = frozenset(
+    {Kind.UPS_BATTERY_LOW, Kind.UPS_REPLACE_BATTERY, Kind.UPS_OVERLOAD, Kind.UPS_BYPASS}
+)
+UPS_KINDS: tuple[Kind, ...] = (
+    Kind.UPS_ON_BATTERY,
+    *sorted(UPS_FLAG_KINDS),
+    Kind.UPS_CHARGE,
+    Kind.UPS_RUNTIME,
+    Kind.UPS_INPUT_VOLTAGE,
+    Kind.UPS_LOAD,
+)
 
 # What a physical [[sensors]] entry can measure: availability is the source's own say, and
 # the rest are sentinel's pseudo-sensors.
@@ -62,6 +95,8 @@ SENSOR_KINDS: tuple[Kind, ...] = (
     Kind.BATTERY,
     Kind.BATTERY_LOW,
     Kind.TAMPER,
+    Kind.DOOR,
+    *UPS_KINDS,
 )
 
 # Sensors that page at once: they get a broker connection of their own (sentinel/sources.py)
@@ -69,8 +104,11 @@ SENSOR_KINDS: tuple[Kind, ...] = (
 SAFETY_KINDS = frozenset({Kind.WATER_LEAK, Kind.SMOKE})
 
 # Kinds a device reports as on/off; every other physical kind is analog (a float).
-BINARY_KINDS = frozenset(
-    {Kind.WATER_LEAK, Kind.SMOKE, Kind.TAMPER, Kind.BATTERY_LOW, Kind.AVAILABILITY}
+BINARY_KINDS = (
+    frozenset(
+        {Kind.WATER_LEAK, Kind.SMOKE, Kind.TAMPER, Kind.BATTERY_LOW, Kind.AVAILABILITY, Kind.DOOR}
+    )
+    | UPS_FLAG_KINDS
 )
 
 # Replication health arrives for ids like "replication:docs" that are not [[sensors]].
@@ -92,6 +130,8 @@ REPLICATION_KINDS = frozenset(
 COMPONENT_KIND = Kind.COMPONENT
 # The broker dropped sentinel's MQTT session, for ids like "source:mqtt" (sensors/mqtt.py).
 SESSION_KIND = Kind.MQTT_SESSION_LOST
+# A siren or beacon sentinel could not switch, for ids like "output:siren" (sentinel/outputs.py).
+OUTPUT_KIND = Kind.OUTPUT
 # What the keeper watches, for ids like "room:main" and "keeper:disk:/srv/keeper".
 KEEPER_KINDS = frozenset(
     {
@@ -104,26 +144,31 @@ KEEPER_KINDS = frozenset(
 )
 # Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
 # a keeper watches.
-SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND} | KEEPER_KINDS
+SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND, OUTPUT_KIND} | KEEPER_KINDS
 
 # Kinds whose value is a bool where True is the trouble (the alarm rules' view: availability
 # is binary too, but False is its trouble, and battery_low has a rule of its own).
-BOOLEAN_KINDS = frozenset(
-    {
-        Kind.WATER_LEAK,
-        Kind.SMOKE,
-        Kind.TAMPER,
-        Kind.REPLICATION_GUARD,
-        Kind.REPLICATION_VERIFY,
-        Kind.WATCH_LIMIT,
-        Kind.REPLICATION_SOURCE_MISSING,
-        Kind.REPLICATION_TARGET_MISSING,
-        Kind.COMPONENT,
-        Kind.ROOM_SILENT,
-        Kind.ROOM_DISASTER,
-        Kind.LANDING_MASS_CHANGE,
-        Kind.REPLICATION_KEEPER,
-        Kind.REPLICATION_UNREADABLE,
-        Kind.MQTT_SESSION_LOST,
-    }
+BOOLEAN_KINDS = (
+    frozenset(
+        {
+            Kind.WATER_LEAK,
+            Kind.SMOKE,
+            Kind.TAMPER,
+            Kind.REPLICATION_GUARD,
+            Kind.REPLICATION_VERIFY,
+            Kind.WATCH_LIMIT,
+            Kind.REPLICATION_SOURCE_MISSING,
+            Kind.REPLICATION_TARGET_MISSING,
+            Kind.COMPONENT,
+            Kind.ROOM_SILENT,
+            Kind.ROOM_DISASTER,
+            Kind.LANDING_MASS_CHANGE,
+            Kind.REPLICATION_KEEPER,
+            Kind.REPLICATION_UNREADABLE,
+            Kind.MQTT_SESSION_LOST,
+            Kind.DOOR,
+            Kind.OUTPUT,
+        }
+    )
+    | UPS_FLAG_KINDS
 )

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
@@ -25,9 +25,17 @@ from sensors.source import Backoff, RateLimitedLog
 
 log = logging.getLogger("sensors.modbus")
 
+# the cause code alerts/reasons.py words as "leak at 12.4 m" (a leaf cannot import it)
+LEAK_AT = "leak_at"
+# reg 2 of a locating leak controller: how reg 1 counts, as (divisor, unit shown)
+DISTANCE_UNITS = {0: (10.0, "m"), 1: (1.0, "ft")}
+
 # Presets: which registers a known device model answers, read as one block.
 # XY-MD02 / SHT20 probes: FC4 reg 1 temperature x10 (signed), reg 2 humidity x10.
 # Leak controllers (RLE SeaHawk style): FC4 reg 0 status bits: bit0 leak, bit1 cable break.
+# Those that locate the leak along the sensing cable (RLE SeaHawk 10K, User Guide v2.5.a,
+# table 4.5) go on with reg 1 leak distance and reg 2 its unit: 0 = decimeters, 1 = feet;
+# `leak_distance` reads the three as one block (a controller without them would refuse it).
 PRESETS: dict[str, tuple[str, ...]] = {
     "xy-md02": ("temperature", "humidity"),
     "leak-controller": ("leak", "cable_break"),
@@ -59,8 +67,11 @@ class ModbusBinding:
     preset: str | None = None
     field: str | None = None
     register: Register | None = None
+    leak_distance: bool = False
 
     def __post_init__(self) -> None:
+        if self.leak_distance and self.preset != "leak-controller":
+            raise ValueError("leak_distance is for the leak-controller preset")
         if not 0 <= self.device_id <= 247:
             raise ValueError(f"device id {self.device_id} out of 0..247")
         if self.preset is not None:
@@ -83,15 +94,33 @@ def modbus_binding(
     field: str | None = None,
     register: Register | None = None,
     offset: float = 0.0,
+    leak_distance: bool = False,
 ) -> ModbusBinding:
     """Builds a binding; a preset's field defaults from the kind (water_leak -> leak)."""
     if preset is not None and field is None:
         field = "leak" if kind == Kind.WATER_LEAK else kind
-    return ModbusBinding(Binding(sensor_id, kind, (), offset), device_id, preset, field, register)
+    return ModbusBinding(
+        Binding(sensor_id, kind, (), offset), device_id, preset, field, register, leak_distance
+    )
 
 
 def _signed(raw: int) -> int:
     return raw - 0x10000 if raw & 0x8000 else raw
+
+
+def _located(reading: Reading, values: dict[str, int]) -> Reading:
+    """The leak reading with where along the cable it is, when the unit is one we know."""
+    unit = DISTANCE_UNITS.get(values.get("distance_unit", -1))
+    if unit is None or "distance" not in values:
+        return reading
+    divisor, shown = unit
+    distance = round(values["distance"] / divisor, 1)
+    return replace(
+        reading,
+        detail=f"leak at {distance:g} {shown}",
+        cause=LEAK_AT,
+        params={"distance": distance, "unit": shown},
+    )
 
 
 class _DeviceDown(Exception):
@@ -137,6 +166,9 @@ class ModbusSource:
             self._devices.setdefault(mb.device_id, []).append(mb)
         self._online: dict[int, bool] = {}
         self._polls = 0
+        # coil writes (a siren, issue 15) wait here for a gap between polls: one RS-485
+        # line carries one request at a time
+        self._writes: asyncio.Queue[tuple[int, int, bool, asyncio.Future[None]]] = asyncio.Queue()
 
     def health(self) -> dict[str, Any]:
         down = sorted(d for d, up in self._online.items() if not up)
@@ -168,10 +200,11 @@ class ModbusSource:
                 while client.connected:
                     started = time.monotonic()
                     for device_id in self._devices:
+                        await self._drain_writes(client)
                         for reading in await self.poll_device(client, device_id):
                             yield reading
                     self._polls += 1
-                    await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+                    await self._idle(client, self.interval - (time.monotonic() - started))
                 raise OSError("connection to the bus was lost")
             except OSError as exc:
                 self._health.state = "disconnected"
@@ -183,6 +216,50 @@ class ModbusSource:
             finally:
                 client.close()
             await asyncio.sleep(backoff.next())
+
+    async def write_coil(self, device_id: int, address: int, value: bool) -> None:
+        """Writes one coil between polls; raises OSError when the device refused or did not
+        answer. Waits while the bus is down: the caller bounds the wait."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._writes.put((device_id, address, value, done))
+        await done
+
+    async def _idle(self, client: AsyncModbusSerialClient, seconds: float) -> None:
+        """The rest of the poll interval, taking coil writes as they come."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                write = await asyncio.wait_for(self._writes.get(), left)
+            except TimeoutError:
+                return
+            await self._write(client, *write)
+
+    async def _drain_writes(self, client: AsyncModbusSerialClient) -> None:
+        while not self._writes.empty():
+            await self._write(client, *self._writes.get_nowait())
+
+    async def _write(
+        self,
+        client: AsyncModbusSerialClient,
+        device_id: int,
+        address: int,
+        value: bool,
+        done: asyncio.Future[None],
+    ) -> None:
+        if done.done():  # the writer stopped waiting (its timeout): a newer write follows
+            return
+        try:
+            response = await client.write_coil(address, value, device_id=device_id)
+            if response.isError():
+                raise OSError(f"device {device_id} refused coil {address}: {response}")
+        except (TimeoutError, ModbusException, OSError) as exc:
+            if not done.done():
+                done.set_exception(
+                    OSError(f"device {device_id} coil {address}: {str(exc) or type(exc).__name__}")
+                )
+            return
+        if not done.done():
+            done.set_result(None)
 
     async def poll_device(self, client: AsyncModbusSerialClient, device_id: int) -> list[Reading]:
         """Reads one device; on no answer its sensors (only) become unavailable."""
@@ -217,9 +294,13 @@ class ModbusSource:
             regs = await self._read(client, device_id, 4, 1, 2)
             values["temperature"], values["humidity"] = regs[0], regs[1]
         if "leak-controller" in presets:
-            status = (await self._read(client, device_id, 4, 0, 1))[0]
+            locating = any(mb.leak_distance for mb in self._devices[device_id])
+            regs = await self._read(client, device_id, 4, 0, 3 if locating else 1)
+            status = regs[0]
             values["leak"] = status & 0x1
             values["cable_break"] = (status >> 1) & 0x1
+            if locating:
+                values["distance"], values["distance_unit"] = regs[1], regs[2]
         for mb in self._devices[device_id]:
             reg = mb.register
             if reg is not None and mb.preset is None:
@@ -254,7 +335,10 @@ class ModbusSource:
             if values["cable_break"]:
                 return Reading(b.sensor_id, b.kind, None, "", now, self.name, "leak cable break")
             raw = values[mb.field or "leak"]
-            return self._convert(b, bool(raw), now)
+            reading = self._convert(b, bool(raw), now)
+            if reading is not None and reading.value is True and mb.leak_distance:
+                return _located(reading, values)
+            return reading
         if mb.preset == "xy-md02":
             raw = values[mb.field or b.kind]
             fault = register_fault(raw)

@@ -44,8 +44,17 @@ _TASMOTA_FIELDS = {
     "humidity": ("*.Humidity",),
     "water_leak": ("Switch1",),
     "smoke": ("Switch1",),
+    "door": ("Switch1",),
 }
-_Z2M_FIELDS = {"smoke": ("smoke", "smoke_state")}
+_Z2M_FIELDS = {"smoke": ("smoke", "smoke_state"), "door": ("contact",)}
+# A door's reading is True when open, but a contact sensor speaks of its contact: Zigbee2MQTT's
+# `contact` is true when the magnet touches (door closed), and a Tasmota switch input wired to
+# a reed contact reads ON when the contact closes (door closed). A sensor's own `value_map`
+# replaces this (a normally-closed reed, or a device that already says "open").
+_CONTACT_MAP: dict[str, Any] = {
+    "true": False, "false": True, "on": False, "off": True, "1": False, "0": True
+}  # fmt: skip
+_CONTACT_FORMATS = ("zigbee2mqtt", "tasmota")
 # Messages handled per turn of the event loop before the other components get a turn. Each
 # await of the engine and sender on a leak's path waits behind one batch: with 256 a
 # 15,000 msg/s flood delayed another sensor's page by 70-660 ms; 32 gave 31-47 ms in one run
@@ -106,6 +115,8 @@ def mqtt_binding(
       `<topic>/availability`; field defaults to the kind (`water_leak`, `temperature`...).
     - tasmota: `topic` is the device's `%topic%`; state on `tele/<topic>/SENSOR`, LWT on
       `tele/<topic>/LWT`; field defaults to `*.Temperature`, `*.Humidity`, `Switch1`.
+    - a `door` on zigbee2mqtt (`contact`) or tasmota (`Switch1`) reads the contact inverted:
+      contact closed (true/ON) is the door closed (False), unless `value_map` says otherwise.
     - esphome: `topic` is `<prefix>/<component>/<name>`; state on `<topic>/state`,
       availability on `<prefix>/status`.
     - json: `topic` is the state topic; `field` a dotted path (default: the whole payload);
@@ -128,6 +139,8 @@ def mqtt_binding(
         fields = ("",)
     if field is not None:
         fields = (field,)
+    if not value_map and kind == Kind.DOOR and format in _CONTACT_FORMATS:
+        value_map = _CONTACT_MAP
     return MqttBinding(
         Binding(sensor_id, kind, fields, offset, dict(value_map or {})),
         format,

@@ -52,6 +52,7 @@ def known_secrets(config: Config) -> list[str]:
     secrets: list[str] = []
     if config.mqtt is not None and config.mqtt.password is not None:
         secrets.append(config.mqtt.password.get_secret_value())
+    secrets += [n.password.get_secret_value() for n in config.nut if n.password is not None]
     apprise = config.alerts.apprise_config
     if apprise is not None:
         # an unreadable file is reported by the permission check and by delivery

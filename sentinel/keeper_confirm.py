@@ -1,8 +1,9 @@
 """The alert sender's confirm hook for the keeper (issue 11): a critical leak, smoke or fire
-page makes every keeper room ship an urgent heartbeat at once and poll its receipt until the
-keeper answers it or `confirm_wait` passes; the page then carries the keeper's
-`safe_as_of`. Without an answer it carries the newest older receipt's, marked as older, or
-nothing when there was never a receipt (sentinel/room_heartbeat.py ships and reads them).
+page (or any UPS power page, issue 15) makes every keeper room ship an urgent heartbeat at
+once and poll its receipt until the keeper answers it or `confirm_wait` passes; the page
+then carries the keeper's `safe_as_of`. Without an answer it carries the newest older
+receipt's, marked as older, or nothing when there was never a receipt
+(sentinel/room_heartbeat.py ships and reads them).
 """
 
 from __future__ import annotations
@@ -22,14 +23,23 @@ log = logging.getLogger("sentinel.keeper")
 # disasters that may take the room down with the page. A combined rule is named by its
 # sensor id ("fire"; any name starting with "fire").
 DISASTER_KINDS = frozenset({"water_leak", "smoke", "fire"})
+# A UPS on battery, low or short of runtime (issue 15): at any severity, since the room may
+# go dark before a critical page would be due; the last page must say how fresh the
+# off-site copy is.
+POWER_KINDS = frozenset({"ups_on_battery", "ups_battery_low", "ups_runtime"})
 # Confirmations (one per alarm firing, shared by every channel's lane) are forgotten after
 # this long: a retried send re-renders with the first answer instead of waiting again.
 CONFIRM_FORGET = 600.0
 
 
 def needs_confirmation(event: AlarmEvent) -> bool:
-    """A critical leak, smoke or fire alarm firing in the room (not sentinel's own health)."""
-    if event.event != EventType.FIRING or event.severity != Severity.CRITICAL:
+    """A critical leak, smoke or fire alarm firing in the room (not sentinel's own health),
+    or a power alarm of any severity."""
+    if event.event != EventType.FIRING:
+        return False
+    if event.kind in POWER_KINDS:
+        return True
+    if event.severity != Severity.CRITICAL:
         return False
     if event.kind in DISASTER_KINDS:
         return True

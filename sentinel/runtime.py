@@ -22,6 +22,7 @@ from sentinel.delivery import build_delivery
 from sentinel.keeper import build_keeper
 from sentinel.keeper_confirm import KeeperConfirm
 from sentinel.mqtt_session import expect_sessions
+from sentinel.outputs import build_outputs
 from sentinel.replication import build_replicators, replication_readings
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.secrets import SecretMaskingFilter
@@ -170,6 +171,11 @@ class Runtime:
             self.keeper_confirm = KeeperConfirm(self.keeper_rooms, clock=self.clock)
             self.sender.confirm = self.keeper_confirm
         components += build_keeper(self.config, self.engine.submit, clock=self.clock)
+        # sirens and beacons follow the engine's alarms (issue 15)
+        components += build_outputs(
+            self.config, self.sources, self.engine.active_alarms, self.engine.submit,
+            clock=self.clock,
+        )  # fmt: skip
         if self.config.web is not None:
             from sentinel.web.server import WebServer  # aiohttp only when the web is on
 

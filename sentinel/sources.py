@@ -1,7 +1,8 @@
 """Turns the sensor sections of the config into leaf sources (sensors/).
 
 One MQTT source for every MQTT-bound sensor, one line source per [[serial]] port, one
-Modbus source per [[modbus]] bus. Ports and buses no sensor uses are not opened.
+Modbus source per [[modbus]] bus, one NUT source per [[nut]] server. Ports, buses and
+servers no sensor uses are not opened.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from sensors.binding import Binding
 from sensors.line import LineSource
 from sensors.modbus import ModbusBinding, ModbusSource, Register, modbus_binding
 from sensors.mqtt import MqttBinding, MqttSettings, MqttSource, mqtt_binding
+from sensors.nut import NutBinding, NutSource, nut_binding
 from sensors.source import Source
 from sentinel.config import Config
 from sentinel.config.sensors import (
     MQTT_FORMATS,
     ModbusBusConfig,
     MqttConfig,
+    NutConfig,
     SensorConfig,
     SerialPortConfig,
 )
@@ -92,6 +95,7 @@ def to_modbus_binding(sensor: SensorConfig) -> ModbusBinding:
         field=sensor.field,
         register=register,
         offset=sensor.offset,
+        leak_distance=sensor.leak_distance,
     )
 
 
@@ -129,6 +133,8 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
     mqtt_bindings: list[MqttBinding] = []
     line_bindings: dict[str, list[Binding]] = {}
     modbus_bindings: dict[str, list[ModbusBinding]] = {}
+    nut_servers: dict[str, NutConfig] = {n.name: n for n in getattr(config, "nut", [])}
+    nut_bindings: dict[str, list[NutBinding]] = {}
     for sensor in config.sensors:
         if sensor.format in MQTT_FORMATS:
             mqtt_bindings.append(to_mqtt_binding(sensor))
@@ -136,7 +142,15 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
             line_bindings.setdefault(sensor.source, []).append(to_line_binding(sensor))
         elif sensor.format == "modbus":
             modbus_bindings.setdefault(sensor.source, []).append(to_modbus_binding(sensor))
+        elif sensor.format == "nut":
+            assert sensor.ups is not None  # the config model requires it for format "nut"
+            nut_bindings.setdefault(sensor.source, []).append(
+                nut_binding(sensor.id, sensor.kind, sensor.ups, offset=sensor.offset)
+            )
 
+    for output in getattr(config, "outputs", []):
+        if output.kind == "modbus":  # its coil writes go through the bus's poll loop
+            modbus_bindings.setdefault(output.bus, [])
     sources: list[Source] = []
     if config.mqtt is not None:
         # Even with no MQTT sensors, sentinel publishes its availability and alarms.
@@ -167,6 +181,21 @@ def build_sources(config: Config, *, clock: Callable[[], float] | None = None) -
                 bytesize=bus.bytesize,
                 interval=bus.interval,
                 timeout=bus.timeout,
+                **kwargs,
+            )
+        )
+    for name, nbs in nut_bindings.items():
+        server = nut_servers[name]
+        sources.append(
+            NutSource(
+                f"nut:{name}",
+                server.host,
+                server.port,
+                nbs,
+                username=server.username,
+                password=server.password.get_secret_value() if server.password else None,
+                interval=server.interval,
+                timeout=server.timeout,
                 **kwargs,
             )
         )

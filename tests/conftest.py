@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.core",
     "tests.fixtures.mosquitto",
     "tests.fixtures.http_sink",
+    "tests.fixtures.nut",
     "tests.fixtures.remote",
     "tests.fixtures.databases",
 ]

@@ -109,6 +109,15 @@ class ModbusDeviceSim:
         """A leak controller: reg 0 status bits (bit0 leak, bit1 cable break)."""
         await self.set_registers(device_id, 0, [int(leak) | (int(cable_break) << 1)])
 
+    async def coil(self, device_id: int, address: int) -> bool:
+        """A coil's state as the device holds it (what a siren relay would do)."""
+        if self._server is None:
+            raise RuntimeError("simulator is not running")
+        bits = await self._server.context.async_getValues(device_id, 1, address, 1)
+        if not isinstance(bits, list):
+            raise RuntimeError(f"cannot read coil {address} of device {device_id}: {bits}")
+        return bool(bits[0])
+
     async def __aenter__(self) -> ModbusDeviceSim:
         await self.start()
         return self

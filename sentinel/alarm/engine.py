@@ -21,6 +21,7 @@ from sentinel.alarm.actions import SafetyActions
 from sentinel.alarm.alarm import ACKNOWLEDGED, FIRING, NORMAL, Transition
 from sentinel.alarm.book import AlarmBook
 from sentinel.alarm.conditions import RateBook
+from sentinel.alarm.doors import Doors
 from sentinel.alarm.evaluation import evaluate
 from sentinel.alarm.ids import IdAllocator
 from sentinel.alarm.policies import Policies
@@ -62,6 +63,7 @@ class Engine:
         self._samples = SampleBuffer(self._settings.history_interval)
         self._presence = presence.Presence()
         self._rates = RateBook()
+        self._doors = Doors()
         self._silences = Silences()
         self._actions = SafetyActions(self._book, self._silences, self._sensors, self._settings)
         self._pager = paging.Pager(config.alerts.routes)
@@ -85,6 +87,9 @@ class Engine:
             if not stored.configured:
                 self._sensors.remember(stored.id, stored.location, stored.kind)
             self._samples.restore(stored)
+            if stored.kind == "door" and stored.value == "true" and stored.value_ts is not None:
+                # open at its last reading before the restart: open at least since then
+                self._doors.seen(stored.id, True, stored.value_ts)
         out: list[Transition] = []
         for row in await repo.open_alarms():
             alarm = self._book.restore(row)
@@ -159,6 +164,10 @@ class Engine:
         unit = reading.unit or UNITS.get(kind, "")
         self._samples.remember(sid, kind, reading.value, unit, now, None)
         rule = policies.rules.rule(sid, kind)
+        if kind == "door" and isinstance(reading.value, bool):
+            # judged again on every tick too: the hours can end while it stands open
+            self._doors.seen(sid, reading.value, now)
+            return out + book.apply(info, self._doors.verdict(sid, rule, now), now)
         prior = partial(book.prior, sid)
         result = evaluate(reading, unit, rule, policies.side, prior, self._rates, now)
         if result.rejected:
@@ -178,6 +187,11 @@ class Engine:
         out: list[Transition] = []
         for info, silent_for in self._presence.silent(self._sensors, now):
             out += book.apply(info, presence.silent(info, silent_for, self._policies.side), now)
+        for sid in self._doors.open_doors():
+            door = self._sensors.get(sid)
+            if door is not None:
+                verdict = self._doors.verdict(sid, self._policies.rules.rule(sid, "door"), now)
+                out += book.apply(door, verdict, now)
         for rule in self._policies.combined:
             alarm = book.get(rule.name, "combined")
             if alarm is not None and alarm.active:  # a term may have gone stale

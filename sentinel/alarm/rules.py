@@ -18,6 +18,7 @@ from common.kinds import (
     SESSION_KIND,
 )
 from common.states import SEVERITY_RANK, Severity
+from sentinel.config.hours import Hours
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 
 __all__ = [
@@ -86,6 +87,22 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "landing_mass_change": {"severity": CRITICAL, "latching": True},
     "keeper_snapshot_failures": {"warn_high": 1.0, "crit_high": 3.0},
     "keeper_disk_free": {"warn_low": 15.0, "crit_low": 5.0, "hysteresis": 1.0},
+    # a warning: most often a person is at the door; open at any hour unless `allowed` says
+    "door": {"severity": WARNING, "open_limit": 600.0},
+    # a siren or beacon sentinel cannot switch: the critical alarms still page, and a
+    # critical one here would ask the very siren that fails to sound for itself
+    "output": {"severity": WARNING},
+    # a UPS (issue 15). The source counts seconds on battery from 1 (0 on mains), so the
+    # warning comes with the first poll that sees OB and the critical after crit_high
+    # (`[[rules]] kind = "ups_on_battery" crit_high = 120` to change it)
+    "ups_on_battery": {"warn_high": 1.0, "crit_high": 300.0},
+    "ups_battery_low": {"severity": CRITICAL},
+    # seconds of runtime left; a UPS that would not carry the room this long is critical
+    # even on mains
+    "ups_runtime": {"crit_low": 180.0, "hysteresis": 30.0},
+    "ups_replace_battery": {"severity": WARNING},
+    "ups_overload": {"severity": WARNING},
+    "ups_bypass": {"severity": WARNING},
 }
 
 _FIELDS = (
@@ -105,6 +122,8 @@ _FIELDS = (
     "latching",
     "repeat",
     "escalation",
+    "allowed",
+    "open_limit",
 )
 
 
@@ -135,6 +154,8 @@ class Rule:
     rate_severity: str = WARNING
     battery_below: float = 20.0
     policy: Policy = field(default_factory=Policy)
+    allowed: Hours | None = None  # doors: when one may stand open (None: any time)
+    open_limit: float = 0.0  # doors: open longer than this (seconds; 0: no limit)
 
     @property
     def has_thresholds(self) -> bool:
@@ -229,6 +250,8 @@ class RuleBook:
             rate_severity=merged.get("rate_severity", WARNING),
             battery_below=float(merged.get("battery_below", 20.0)),
             policy=policy,
+            allowed=Hours.parse(merged["allowed"]) if "allowed" in merged else None,
+            open_limit=float(merged.get("open_limit", 0.0)),
         )
 
     def _combined(self, rule: RuleConfig) -> CombinedRule:

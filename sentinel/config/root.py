@@ -9,12 +9,14 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sentinel.config.alerts import AlertsConfig
 from sentinel.config.keeper import KeeperConfig
+from sentinel.config.outputs import OutputConfig
 from sentinel.config.replication import ReplicationConfig, targets_apart
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 from sentinel.config.sensors import (
     MQTT_FORMATS,
     ModbusBusConfig,
     MqttConfig,
+    NutConfig,
     SensorConfig,
     SerialPortConfig,
 )
@@ -57,6 +59,7 @@ class Config(Model):
     mqtt: MqttConfig | None = None
     serial: list[SerialPortConfig] = []
     modbus: list[ModbusBusConfig] = []
+    nut: list[NutConfig] = []
     sensors: list[SensorConfig] = []
     rules: list[RuleConfig] = []
     alarms: AlarmsConfig = AlarmsConfig()
@@ -66,6 +69,8 @@ class Config(Model):
     keeper: KeeperConfig | None = None
     # the dashboard and /metrics (sentinel/web/); no section, no web server
     web: WebConfig | None = None
+    # a siren or beacon switched on while a critical alarm fires (sentinel/outputs.py)
+    outputs: list[OutputConfig] = []
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -74,6 +79,7 @@ class Config(Model):
         _unique("sensor id", [s.id for s in self.sensors])
         _unique("serial port name", [p.name for p in self.serial])
         _unique("modbus bus name", [b.name for b in self.modbus])
+        _unique("nut server name", [n.name for n in self.nut])
         _unique("replication name", [r.name for r in self.replication])
         targets_apart(self.replication)
         ports = {p.name for p in self.serial}
@@ -89,11 +95,25 @@ class Config(Model):
                     f"sensors[{i}].source: {sensor.source!r} is not a [[modbus]] bus "
                     f"(known: {', '.join(sorted(buses)) or 'none'})"
                 )
+            if sensor.format == "nut" and sensor.source not in {n.name for n in self.nut}:
+                raise ValueError(
+                    f"sensors[{i}].source: {sensor.source!r} is not a [[nut]] server "
+                    f"(known: {', '.join(sorted(n.name for n in self.nut)) or 'none'})"
+                )
             if sensor.format in MQTT_FORMATS and self.mqtt is None:
                 raise ValueError(
                     f"sensors[{i}].format: {sensor.format!r} needs an [mqtt] section, "
                     "and there is none"
                 )
+        _unique("output name", [o.name for o in self.outputs])
+        for i, out in enumerate(self.outputs):
+            if out.kind == "modbus" and out.bus not in buses:
+                raise ValueError(
+                    f"outputs[{i}].bus: {out.bus!r} is not a [[modbus]] bus "
+                    f"(known: {', '.join(sorted(buses)) or 'none'})"
+                )
+            if out.kind == "mqtt" and self.mqtt is None:
+                raise ValueError(f'outputs[{i}].kind: "mqtt" needs an [mqtt] section')
         self._rules_name_what_exists()
         return self
 
@@ -106,6 +126,7 @@ class Config(Model):
             {s.id for s in self.sensors}
             | {f"replication:{r.name}" for r in self.replication}
             | {f"room:{r.name}" for r in (self.keeper.rooms if self.keeper else ())}
+            | {f"output:{o.name}" for o in self.outputs}
         )
         kinds = {str(k) for k in Kind}
         for i, rule in enumerate(self.rules):
@@ -124,6 +145,16 @@ class Config(Model):
                         f"{where}.sensor: {sensor!r} is not a [[sensors]] id, "
                         f"replication:<name>, room:<name>, keeper:<name> or component:<name> "
                         f"(known: {', '.join(sorted(sensors)) or 'none'})"
+                    )
+                # hours on a sensor that is no door would be ignored: the alarm never comes
+                own = next((s.kind for s in self.sensors if s.id == sensor), None)
+                if (
+                    where == f"rules[{i}]"
+                    and (rule.allowed is not None or rule.open_limit is not None)
+                    and (kind or own) != "door"
+                ):
+                    raise ValueError(
+                        f"{where}: allowed and open_limit are for doors; {sensor!r} is kind {own!r}"
                     )
                 if kind is not None and kind not in kinds:
                     raise ValueError(

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from sentinel.config.hours import Hours
 from sentinel.config.types import Duration, Model, format_duration
 
 SeverityName = Literal["warning", "critical"]
@@ -54,6 +55,10 @@ class RuleConfig(Model):
     repeat: Duration | None = None  # 0 = no repeats
     escalation: list[EscalationStep] | None = None
     all: list[RuleTerm] | None = Field(None, min_length=1)
+    # doors (issue 15): open outside these weekly hours (host local time), or open longer
+    # than open_limit (0: no limit), is an alarm; e.g. allowed = ["Mon-Fri 08:00-19:00"]
+    allowed: list[str] | None = None
+    open_limit: Duration | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _selectors(self) -> RuleConfig:
@@ -64,6 +69,13 @@ class RuleConfig(Model):
                 raise ValueError("a combined rule takes its sensors from `all`, not sensor/kind")
         elif self.sensor is None and self.kind is None:
             raise ValueError("a rule needs `sensor`, `kind` or `all`; found none of them")
+        if self.allowed is not None:
+            Hours.parse(self.allowed)  # a bad spec is a config error naming it
+        if (self.allowed is not None or self.open_limit is not None) and self.kind not in (
+            None,
+            "door",
+        ):
+            raise ValueError(f'allowed and open_limit are for kind = "door", not {self.kind!r}')
         for low, high, what in (
             (self.warn_high, self.crit_high, "warn_high must be below crit_high"),
             (self.crit_low, self.warn_low, "crit_low must be below warn_low"),

@@ -1,4 +1,4 @@
-"""Config for sensor sources ([mqtt], [[serial]], [[modbus]]) and the [[sensors]] list.
+"""Config for sensor sources ([mqtt], [[serial]], [[modbus]], [[nut]]) and the [[sensors]] list.
 
 Owned by the sensors work (issue 4). A sensor's `source` names where it comes from: "mqtt",
 the `name` of a [[serial]] port (format "line") or of a [[modbus]] bus (format "modbus").
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from common.kinds import SENSOR_KINDS
+from common.kinds import SENSOR_KINDS, UPS_KINDS
 from sentinel.config.types import ConfigPath, Duration, Model
 
 MQTT_FORMATS = ("zigbee2mqtt", "tasmota", "esphome", "json")
@@ -73,6 +73,26 @@ class ModbusBusConfig(Model):
     timeout: Duration = Field(1.0, gt=0)
 
 
+class NutConfig(Model):
+    """[[nut]]: a NUT server (upsd); sensors with format "nut" name it as their source."""
+
+    name: str = Field(pattern=_NAME)
+    host: str = "127.0.0.1"
+    port: int = Field(3493, ge=1, le=65535)
+    # upsd lets anyone its LISTEN/ACL admits read; a login matters only where a site's
+    # upsd is built to ask for one
+    username: str | None = None
+    password: SecretStr | None = None
+    interval: Duration = Field(2.0, gt=0)
+    timeout: Duration = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> NutConfig:
+        if self.password is not None and self.username is None:
+            raise ValueError("password needs username")
+        return self
+
+
 class SensorConfig(Model):
     """[[sensors]]: one sensor, where it is, what it measures and how it is bound."""
 
@@ -80,7 +100,9 @@ class SensorConfig(Model):
     location: str = ""
     kind: str = Field(min_length=1)
     source: str = "mqtt"
-    format: Literal["zigbee2mqtt", "tasmota", "esphome", "json", "line", "modbus"] = "zigbee2mqtt"
+    format: Literal["zigbee2mqtt", "tasmota", "esphome", "json", "line", "modbus", "nut"] = (
+        "zigbee2mqtt"
+    )
     topic: str | None = None
     field: str | None = None
     availability_topic: str | None = None
@@ -96,6 +118,11 @@ class SensorConfig(Model):
     signed: bool = False
     offset: float = Field(0.0, ge=-1000.0, le=1000.0)
     max_age: Duration = 300.0
+    # preset "leak-controller": the controller also says where along its cable (RLE
+    # SeaHawk 10K's registers 1 and 2); the leak page then says "leak at 12.4 m"
+    leak_distance: bool = False
+    # format "nut": the UPS's name on its upsd (`upsc -l` lists them)
+    ups: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
 
     @field_validator("topic", "availability_topic")
     @classmethod
@@ -116,9 +143,10 @@ class SensorConfig(Model):
             if not self.topic:
                 raise ValueError(f"format {self.format!r} needs a topic")
         elif self.source == "mqtt":
+            section = {"line": "[[serial]] port", "nut": "[[nut]] server"}
             raise ValueError(
                 f"format {self.format!r} needs source = the name of a "
-                f"{'[[serial]] port' if self.format == 'line' else '[[modbus]] bus'}"
+                f"{section.get(self.format, '[[modbus]] bus')}"
             )
         if self.format == "modbus":
             if self.device is None:
@@ -127,4 +155,10 @@ class SensorConfig(Model):
                 raise ValueError("a modbus sensor needs exactly one of preset or register")
         elif self.device is not None or self.preset is not None or self.reg is not None:
             raise ValueError('device, preset and register are only for format = "modbus"')
+        if self.leak_distance and self.preset != "leak-controller":
+            raise ValueError('leak_distance needs preset = "leak-controller"')
+        if (self.format == "nut") != (self.ups is not None):
+            raise ValueError('format = "nut" needs ups (the UPS name), and only it has one')
+        if self.format == "nut" and self.kind not in UPS_KINDS:
+            raise ValueError(f'format = "nut" reads the kinds {", ".join(UPS_KINDS)}')
         return self

@@ -114,7 +114,7 @@ def test_example_config_passes(tmp_path: Path, capsys) -> None:
     code, out, err = check(tmp_path / "sentinel.toml", capsys)
     assert code == 0, err
     assert out.startswith("OK ")
-    assert "7 sensors, 5 alert channels, 2 replication sources" in out
+    assert "12 sensors, 5 alert channels, 2 replication sources" in out
 
 
 def test_credential_file_open_to_others_is_refused(tmp_path: Path, capsys) -> None:

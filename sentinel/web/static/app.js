@@ -87,6 +87,8 @@ const I18N = {
     leak_no: "누수 없음",
     smoke_yes: "연기 감지",
     smoke_no: "연기 없음",
+    door_yes: "열림",
+    door_no: "닫힘",
     bool_yes: "켜짐",
     bool_no: "꺼짐",
     range_1h: "1시간",
@@ -219,6 +221,8 @@ const I18N = {
     leak_no: "dry",
     smoke_yes: "SMOKE",
     smoke_no: "clear",
+    door_yes: "OPEN",
+    door_no: "closed",
     bool_yes: "on",
     bool_no: "off",
     range_1h: "1 h",
@@ -276,7 +280,10 @@ const I18N = {
 
 const RANGES = ["1h", "24h", "7d", "30d"];
 // On/off kinds chart as a 0/1 step line; the server sends them as 0/1 (max over a bucket).
-const BOOLEAN_KINDS = new Set(["water_leak", "smoke", "tamper", "battery_low", "availability"]);
+const BOOLEAN_KINDS = new Set([
+  "water_leak", "smoke", "tamper", "battery_low", "availability", "door",
+  "ups_battery_low", "ups_replace_battery", "ups_overload", "ups_bypass",
+]);
 const REFRESH_MS = 30000;
 const DEFAULT_RANGE = "24h";
 // The history is queried again at most this often when the page comes back into view; in
@@ -777,6 +784,7 @@ function formatValue(kind, value, unit) {
     const on = value === true || value === 1;
     if (kind === "water_leak") return t(on ? "leak_yes" : "leak_no");
     if (kind === "smoke") return t(on ? "smoke_yes" : "smoke_no");
+    if (kind === "door") return t(on ? "door_yes" : "door_no");
     return t(on ? "bool_yes" : "bool_no");
   }
   if (isNum(value)) {
