@@ -80,10 +80,17 @@ def _to_file(
 
 
 _UNIMPORTABLE = re.compile(r"^Module exception raised from (.*?) \(name=[^)]*\) ")
+# Apprise keeps the first plugin of a scheme and only warns about a second one: a county's
+# `@notify(on="json")` or `on="aligo"` would leave its URLs with Apprise's or our plugin
+_TAKEN = re.compile(
+    r"^The schema \((.*?)://\) is already defined and could not be loaded from custom "
+    r"notify function (.*?)\.?$"
+)
 
 
 class _Collect(logging.Filter):
-    """Keeps Apprise's own word on a plugin file it could not import (a DEBUG line)."""
+    """Keeps Apprise's own word on a plugin file it could not import (a DEBUG line) or a
+    scheme it would not take from it (a WARNING)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,7 +99,12 @@ class _Collect(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message.startswith("Module exception raised from"):
-            self.failures.append(message)
+            self.failures.append(_UNIMPORTABLE.sub(r"cannot import \1: ", message))
+        elif taken := _TAKEN.match(message):
+            self.failures.append(
+                f"{taken[2]}() asks for {taken[1]}://, which is taken (by Apprise, sentinel "
+                "or another plugin file): give it a scheme of its own"
+            )
         return record.levelno >= logging.INFO
 
 
@@ -102,6 +114,9 @@ def load_plugin_dir(path: Path) -> None:
     that fails to import with a DEBUG line; here that is an error naming the file."""
     if not path.is_dir():
         raise PluginDirError(f"{path}: plugin directory not found")
+    # ours first: Apprise keeps the first plugin of a scheme, and a county file taking
+    # aligo:// before us would leave our register() skipping it without a word
+    register()
     logger = logging.getLogger("apprise")
     collect, level = _Collect(), logger.level
     logger.addFilter(collect)
@@ -115,5 +130,4 @@ def load_plugin_dir(path: Path) -> None:
         logger.removeFilter(collect)
     if collect.failures:
         # Apprise says "Module exception raised from FILE (name=apprise.custom...) ERROR"
-        said = [_UNIMPORTABLE.sub(r"cannot import \1: ", m) for m in collect.failures]
-        raise PluginDirError(f"{path}: " + "; ".join(said))
+        raise PluginDirError(f"{path}: " + "; ".join(collect.failures))

@@ -265,6 +265,11 @@ class _SmsAgent(NotifyBase):
         raise NotImplementedError
 
 
+_STRICT = (
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')"
+)
+
+
 class SmsAgentMySQL(_SmsAgent):
     service_name = "SMS agent (MySQL/MariaDB)"  # type: ignore[assignment]
     secure_protocol = MYSQL_SCHEME  # type: ignore[assignment]
@@ -285,6 +290,10 @@ class SmsAgentMySQL(_SmsAgent):
             read_timeout=timeout,
             write_timeout=timeout,
             autocommit=False,
+            # a lax server (sql_mode '', common on old agent hosts) cuts a text too long for
+            # its column and stores Korean a latin1 column cannot hold as '?': the page
+            # would count as sent, mangled. Strict, either is an error the operator sees.
+            init_command=_STRICT,
         )
         with closing(connection):
             with connection.cursor() as cursor:
@@ -316,6 +325,11 @@ class SmsAgentPostgres(_SmsAgent):
             ) as connection,
             connection.cursor() as cursor,
         ):
+            # an EUC_KR agent database refuses a character EUC-KR lacks (an emoji) on every
+            # retry, whether or not the URL said charset=euckr: the server says what it is
+            euckr = connection.info.parameter_status("server_encoding") == "EUC_KR"
             # the connection's block commits on success and rolls back on any error
             for statement, values in rows:
+                if euckr:
+                    values = tuple(_euckr(v) if isinstance(v, str) else v for v in values)
                 cursor.execute(statement, values)

@@ -5,19 +5,22 @@ hands out a new refresh token once the old one has under a month left; the old o
 stops working. The plugin keeps the new one in its PersistentStore, which sentinel gives no
 path, so it would die with the process and the channel with the next restart (~60 days on).
 
-Here each Kakao channel's plugin is wrapped: before a send its store is seeded with the
-token saved for this channel (table `alert_token`, keyed by Channel.key), after the send a
-token that changed is saved. Both happen in Apprise's worker thread with a short sqlite3
-connection of their own (WAL: the daemon's writer is not held up), so the token is on disk
-before the send counts as done. A row is only used while the URL still holds the token it
-replaced (`configured` is that token's SHA-256): an operator who pastes a fresh token into
-the URL gets that one, not an older rotated one.
+Here each Kakao channel's plugin is wrapped: before each send its store is seeded with the
+newest token saved in place of its URL's token (table `alert_token`, one row per
+Channel.key; any channel's row counts, as two channels may share one token and a rotation
+by either retires it for both), after the send a token that changed is saved. Both happen
+in Apprise's worker thread with a short sqlite3 connection of their own (WAL: the daemon's
+writer is not held up), so the token is on disk before the send counts as done. A row is
+only used while the URL still holds the token it replaced (`configured` is that token's
+SHA-256): an operator who pastes a fresh token into the URL gets that one, not an older
+rotated one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -32,6 +35,8 @@ log = logging.getLogger("sentinel.alerts")
 KAKAO_SCHEMES = frozenset({"kakao", "kakaotalk"})
 STORE_KEY = "refresh_token"  # the plugin's own key in its PersistentStore
 BUSY_TIMEOUT = 5.0
+# the kakaotalk plugin's own check of a refresh token
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def fingerprint(token: str) -> str:
@@ -64,12 +69,14 @@ class TokenKeeper:
         self, channel: Channel, service: Any, send: Callable[..., bool]
     ) -> Callable[..., bool]:
         configured = fingerprint(str(service.refresh_token))
-        seeded = threading.Event()
+        # the `saved` time of the newest token this plugin holds: a row no newer is not
+        # seeded again (after a failed save, the plugin's own token is the newer one)
+        held = [0.0]
 
         def send_and_keep(*args: Any, **kwargs: Any) -> bool:
-            if not seeded.is_set():
-                self._seed(channel, service, configured)
-                seeded.set()
+            # before every send, not only the first: another channel with the same URL
+            # token may have rotated it since, which retired the one this plugin holds
+            self._seed(channel, service, configured, held)
             before = service.store.get(STORE_KEY)
             try:
                 return send(*args, **kwargs)
@@ -78,6 +85,7 @@ class TokenKeeper:
                 after = service.store.get(STORE_KEY)
                 if after and after != before:
                     LOG_GUARD.add([str(after)])
+                    held[0] = max(held[0], time.time())
                     self._save(channel, configured, str(after))
 
         return send_and_keep
@@ -90,14 +98,17 @@ class TokenKeeper:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         return conn
 
-    def _seed(self, channel: Channel, service: Any, configured: str) -> None:
+    def _seed(self, channel: Channel, service: Any, configured: str, held: list[float]) -> None:
+        """Gives the plugin the newest token saved in place of its URL's, by any channel:
+        two channels may carry the same token (one to "me", one to friends)."""
         try:
             with self._lock:
                 conn = self._connect()
                 try:
                     row = conn.execute(
-                        "SELECT token FROM alert_token WHERE channel = ? AND configured = ?",
-                        (channel.key, configured),
+                        "SELECT token, saved FROM alert_token WHERE configured = ? "
+                        "ORDER BY saved DESC LIMIT 1",
+                        (configured,),
                     ).fetchone()
                 finally:
                     conn.close()
@@ -108,9 +119,20 @@ class TokenKeeper:
                 exc,
             )
             return
-        if row:
-            LOG_GUARD.add([str(row[0])])
-            service.store.set(STORE_KEY, str(row[0]))
+        if not row or not isinstance(row[1], int | float) or row[1] <= held[0]:
+            return
+        token = row[0]
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            # a damaged row would be sent to Kakao on every retry; the URL's may still work
+            log.warning(
+                "alerts: %s: its saved refresh token is not a token (damaged row); using the URL's",
+                channel.display,
+            )
+            held[0] = row[1]
+            return
+        LOG_GUARD.add([token])
+        service.store.set(STORE_KEY, token)
+        held[0] = row[1]
 
     def _save(self, channel: Channel, configured: str, token: str) -> None:
         try:

@@ -2,8 +2,10 @@
 
 POST https://apis.aligo.in/send/ as a form (key, user_id, sender, receiver comma-separated,
 msg, msg_type SMS/LMS, title for LMS; testmode_yn=Y with `?testmode=yes`). The answer is
-JSON whose `result_code` is 1 on success; anything else (e.g. -101 for a wrong key or user
-id) is a failure with `message` saying why, even with HTTP 200.
+JSON whose `result_code` is 1 when the request was taken; anything else (e.g. -101 for a
+wrong key or user id) is a failure with `message` saying why, even with HTTP 200. A taken
+request also counts its receivers (`success_cnt`, `error_cnt`): any refused receiver is a
+failure too, as NHN's and Solapi's per-receiver refusals are.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, ClassVar
 
 from apprise.utils.parse import parse_bool
 
-from alerts.gateways.base import Gateway, GatewayError, Outgoing, Request, answer_text
+from alerts.gateways.base import Gateway, GatewayError, Outgoing, Request, answer_text, count
 
 
 class Aligo(Gateway):
@@ -44,10 +46,18 @@ class Aligo(Gateway):
 
     def verdict(self, status: int, answer: Any) -> None:
         code = answer_text(answer, "result_code")
-        if status == 200 and str(code).strip() == "1":
-            return
         message = answer_text(answer, "message") or ""
-        raise GatewayError(f"HTTP {status}, result_code {code}: {message}")
+        if status != 200 or str(code).strip() != "1":
+            raise GatewayError(f"HTTP {status}, result_code {code}: {message}")
+        refused = count(answer_text(answer, "error_cnt"), "error_cnt") or 0
+        accepted = count(answer_text(answer, "success_cnt"), "success_cnt")
+        if accepted is not None:
+            refused = max(refused, len(self.targets) - accepted)
+        if refused > 0:
+            raise GatewayError(
+                f"result_code 1 but {refused} of {len(self.targets)} receiver(s) refused "
+                f"(success_cnt {accepted}, error_cnt {answer_text(answer, 'error_cnt')})"
+            )
 
     def extra_params(self) -> dict[str, str]:
         return {"testmode": "yes"} if self.testmode else {}

@@ -13,6 +13,7 @@ the channel's error and the outbox retries the message.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from alerts.templates import sms_bytes
 SMS_MAX_BYTES = 90
 LMS_TITLE_MAX_BYTES = 40
 _DIGITS = re.compile(r"\D")
+_PHONE = re.compile(r"\+?[0-9][0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,20 @@ class Request:
 
 def outgoing(body: str, title: str) -> Outgoing:
     """SMS when the whole text fits 90 EUC-KR bytes (as sms_bytes counts), LMS otherwise;
-    an LMS keeps the title as its subject, an SMS carries it in the text."""
+    an LMS keeps the title as its subject, an SMS carries it in the text. A character
+    EUC-KR lacks (an emoji in a location name) becomes '?': the carriers' text is EUC-KR,
+    and NHN refuses such a message outright, on every retry."""
+    body, title = _euckr(body), _euckr(title)
     text = f"{title}\n{body}" if title else body
     if sms_bytes(text) <= SMS_MAX_BYTES:
         return Outgoing("SMS", text, "")
     if not title:
         return Outgoing("LMS", body, "")
     return Outgoing("LMS", body, _cut_bytes(title, LMS_TITLE_MAX_BYTES))
+
+
+def _euckr(text: str) -> str:
+    return text.encode("euc-kr", "replace").decode("euc-kr")
 
 
 def _cut_bytes(text: str, limit: int) -> str:
@@ -67,6 +76,10 @@ def _cut_bytes(text: str, limit: int) -> str:
 
 def phone(number: str) -> str:
     return _DIGITS.sub("", number)
+
+
+def _is_phone(text: str) -> bool:
+    return bool(_PHONE.fullmatch(text)) and 8 <= len(phone(text)) <= 15
 
 
 class GatewayError(Exception):
@@ -99,10 +112,21 @@ class Gateway(NotifyBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.sender = phone(self.host or "")
-        self.targets = [phone(t) for t in targets or [] if phone(t)]
-        self.base = (base or self.default_base).rstrip("/")
         scheme = self.schema_name()
+        # a typo is refused, not stripped: "010-1234-567O" would page 0101234567, someone
+        # else; by position, as the path is masked in every display of the URL
+        bad = [n for n, t in enumerate(targets or [], start=1) if not _is_phone(t)]
+        if bad:
+            raise AppriseImproperlyConfigured(
+                f"{scheme}:// receiver {bad[0]} is not a phone number (8 to 15 digits, '-', "
+                "a leading '+')"
+            )
+        if self.host and not _is_phone(self.host):
+            raise AppriseImproperlyConfigured(f"{scheme}:// sender (host) is not a phone number")
+        self.sender = phone(self.host or "")
+        # once each: the providers count receivers, and a repeated one would read as refused
+        self.targets = list(dict.fromkeys(phone(t) for t in targets or []))
+        self.base = (base or self.default_base).rstrip("/")
         if not self.user or not self.password:
             raise AppriseImproperlyConfigured(
                 f"{scheme}:// needs {self.id_name} and secret: {scheme}://{self.id_name}:SECRET@"
@@ -170,11 +194,22 @@ class Gateway(NotifyBase):
         try:
             if decoded is None:
                 raise GatewayError(
-                    f"HTTP {answer.status_code}, answer is not JSON: {answer.text[:80]!r}"
+                    f"HTTP {answer.status_code}, answer is not JSON: {self._quote(answer.text)}"
                 )
             self.verdict(answer.status_code, decoded)
         except GatewayError as exc:
             self.logger.warning("%s refused the %s: %s", self.service_name, message.kind, exc)
+            return False
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            # JSON of another shape than documented (a relay's, a changed API): not a
+            # success, and said so instead of Apprise's bare "raised an exception"
+            self.logger.warning(
+                "%s answered HTTP %s in a form it does not document (%s): %s",
+                self.service_name,
+                answer.status_code,
+                type(exc).__name__,
+                self._quote(json.dumps(decoded, ensure_ascii=False)),
+            )
             return False
         self.logger.info(
             "%s accepted the %s for %d receiver(s)",
@@ -183,6 +218,14 @@ class Gateway(NotifyBase):
             len(self.targets),
         )
         return True
+
+    def _quote(self, text: str) -> str:
+        """The start of an answer for the error text, this URL's secrets masked *before* it
+        is cut: masked after, a secret echoed across the cut would leave its first half."""
+        for secret in sorted(filter(None, (self.password, self.user)), key=len, reverse=True):
+            if self.id_private or secret != self.user:
+                text = text.replace(secret, "****")
+        return repr(text[:80])
 
     def url(self, privacy: bool = False, *args: Any, **kwargs: Any) -> str:
         params = self.extra_params()
@@ -221,6 +264,15 @@ class Gateway(NotifyBase):
         if qsd.get("url"):
             results["base"] = qsd["url"]
         return results
+
+
+def count(value: Any, name: str) -> int | None:
+    """A count from an answer (a JSON number or a string of digits), None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not re.fullmatch(r"\s*\d+\s*", str(value)):
+        raise GatewayError(f"{name} {value!r} is not a count")
+    return int(value)
 
 
 def answer_text(answer: Any, *path: str) -> Any:

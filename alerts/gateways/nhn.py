@@ -37,7 +37,9 @@ class NhnCloudSms(Gateway):
         )
 
     def verdict(self, status: int, answer: Any) -> None:
-        header = answer_text(answer, "header") or {}
+        header = answer_text(answer, "header")
+        if not isinstance(header, dict):
+            header = {}
         if status != 200 or header.get("isSuccessful") is not True:
             raise GatewayError(
                 f"HTTP {status}, resultCode {header.get('resultCode')}: "
@@ -47,9 +49,11 @@ class NhnCloudSms(Gateway):
         if not isinstance(results, list) or not results:
             raise GatewayError("isSuccessful true but no sendResultList in the answer")
         refused = [r for r in results if not isinstance(r, dict) or r.get("resultCode") != 0]
-        if refused:
-            first = refused[0] if isinstance(refused[0], dict) else {}
+        # one result per receiver: a receiver the list leaves out was not taken either
+        missing = max(0, len(self.targets) - len(results))
+        if refused or missing:
+            first = refused[0] if refused and isinstance(refused[0], dict) else {}
             raise GatewayError(
-                f"{len(refused)} of {len(results)} receiver(s) refused, resultCode "
+                f"{len(refused) + missing} of {len(self.targets)} receiver(s) refused, resultCode "
                 f"{first.get('resultCode')}: {first.get('resultMessage') or ''}"
             )

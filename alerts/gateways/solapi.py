@@ -5,7 +5,8 @@ type SMS/LMS, subject}]}, authenticated by the header
 `Authorization: HMAC-SHA256 apiKey=K, date=ISO8601, salt=S, signature=hex(HMAC-SHA256(
 API_SECRET, date + salt))`. A refused request answers 4xx with {errorCode, errorMessage};
 an accepted one can still hold refused messages: `failedMessageList` entries (statusCode,
-statusMessage) and `groupInfo.count.registeredFailed`. Any of these is a failure here.
+statusMessage), `groupInfo.count.registeredFailed`, or fewer `registeredSuccess` than
+messages sent. Any of these is a failure here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from alerts.gateways.base import Gateway, GatewayError, Outgoing, Request, answer_text
+from alerts.gateways.base import Gateway, GatewayError, Outgoing, Request, answer_text, count
 
 
 def signature(secret: str, date: str, salt: str) -> str:
@@ -58,14 +59,19 @@ class Solapi(Gateway):
                 f"HTTP {status}, {answer_text(answer, 'errorCode')}: "
                 f"{answer_text(answer, 'errorMessage') or ''}"
             )
+        group = answer_text(answer, "groupInfo")
         failed = answer_text(answer, "failedMessageList") or []
-        count = answer_text(answer, "groupInfo", "count") or {}
-        registered_failed = count.get("registeredFailed") or 0 if isinstance(count, dict) else 0
-        if failed or registered_failed:
+        counts = answer_text(group, "count") or {}
+        if not isinstance(group, dict) or not isinstance(failed, list):
+            raise GatewayError("HTTP 200 but no groupInfo or failedMessageList in the answer")
+        refused = count(answer_text(counts, "registeredFailed"), "registeredFailed") or 0
+        registered = count(answer_text(counts, "registeredSuccess"), "registeredSuccess")
+        if registered is not None:
+            # one message per receiver: fewer registered than sent is a refusal too
+            refused = max(refused, len(self.targets) - registered)
+        if failed or refused > 0:
             first = failed[0] if failed and isinstance(failed[0], dict) else {}
             raise GatewayError(
-                f"{max(len(failed), int(registered_failed))} message(s) refused, statusCode "
+                f"{max(len(failed), refused)} message(s) refused, statusCode "
                 f"{first.get('statusCode')}: {first.get('statusMessage') or ''}"
             )
-        if answer_text(answer, "groupInfo") is None:
-            raise GatewayError("HTTP 200 but no groupInfo in the answer")

@@ -9,6 +9,8 @@ import json
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +28,9 @@ from alerts.templates import sms_bytes
 from sentinel import migrations
 from sentinel.config import ConfigError, load_config
 from sentinel.delivery import build_delivery, load_configured_channels
+from sentinel.status import build_report_without_config
 from sentinel.store import Store
+from sentinel.web.metrics import render
 from tests.alerts.helpers import enqueue, event, make_delivery, rows, running, write_apprise
 from tests.fixtures.poll import until
 
@@ -79,10 +83,13 @@ class ProviderStub:
                     status, answer = stub.script.pop(0) if stub.script else (200, stub.success)
                 if stub.stall:
                     stub._closing.wait(stub.stall)
-                data = json.dumps(answer, ensure_ascii=False).encode()
+                # bytes are sent as they are: a proxy's HTML page, an empty body
+                raw = isinstance(answer, bytes)
+                data = answer if raw else json.dumps(answer, ensure_ascii=False).encode()
+                kind = "text/html" if raw else "application/json;charset=UTF-8"
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -421,6 +428,139 @@ async def test_solapi_failures_are_failures(
     assert shown in (await _channel(store))[1]
 
 
+async def test_a_character_euc_kr_lacks_is_replaced_not_sent(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    # NHN documents that a character EUC-KR lacks (an emoji) fails the message: it would
+    # fail on every retry. A location named with one still pages, with '?' for it
+    stub = _stub(stubs, NHN_OK)
+    yml = write_apprise(tmp_path / "apprise.yml", [(nhn_url(stub), ["critical"])])
+    outbox, sender = await make_delivery(store, yml, retry_initial=0.05)
+    async with running(sender):
+        await enqueue(store, outbox, event("EM01", location="서버실🔥 랙"))
+        await until(lambda: sender.health()["sent"] == 1, 15, "sent")
+    [seen] = stub.seen
+    text = seen.body["body"]
+    assert text.encode("euc-kr") and "서버실? 랙" in text and "#EM01" in text
+
+
+async def test_an_answer_quoted_in_the_error_is_masked_before_it_is_cut(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    # a relay's error page echoing the request, the secret across the 80 characters quoted
+    page = f"<html><body>{APP_KEY}: {'-' * 44} {SECRET}</body></html>".encode()
+    stub = _stub(stubs, NHN_OK, script=[(200, page)])
+    await _deliver_once(store, tmp_path, nhn_url(stub), ["critical"], stub, "CUT1")
+    error = (await _channel(store))[1]
+    assert "****" in error
+    assert SECRET[:4] not in error and APP_KEY[:4] not in error
+
+
+# -- answers that are not the documented success -------------------------------------------
+
+_URLS = {"aligo": aligo_url, "nhn": nhn_url, "solapi": solapi_url}
+_OK = {"aligo": ALIGO_OK, "nhn": NHN_OK, "solapi": SOLAPI_OK}
+_NHN_ONE_RESULT = {
+    "header": {"isSuccessful": True, "resultCode": 0, "resultMessage": "SUCCESS"},
+    "body": {"data": {"sendResultList": [{"recipientNo": RECEIVERS[0], "resultCode": 0}]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("gateway", "status", "answer", "shown"),
+    [
+        # result_code 1 only says the request was taken; one of the two receivers was not
+        (
+            "aligo",
+            200,
+            {"result_code": "1", "message": "success", "success_cnt": 1, "error_cnt": 1},
+            "1 of 2 receiver(s) refused",
+        ),
+        (
+            "aligo",
+            200,
+            {"result_code": 1, "message": "success", "success_cnt": 0, "error_cnt": "2"},
+            "2 of 2 receiver(s) refused",
+        ),
+        ("aligo", 200, {"result_code": "1", "error_cnt": "x"}, "error_cnt 'x' is not a count"),
+        ("aligo", 502, {"result_code": "1"}, "HTTP 502, result_code 1"),
+        ("aligo", 200, b"<html><body>Service Unavailable</body></html>", "answer is not JSON"),
+        ("aligo", 200, b"", "answer is not JSON"),
+        # a receiver missing from the per-receiver results was not taken
+        ("nhn", 200, _NHN_ONE_RESULT, "1 of 2 receiver(s) refused"),
+        ("nhn", 200, {"header": "ok"}, "resultCode None"),
+        ("nhn", 200, [1, 2], "resultCode None"),
+        ("solapi", 200, {"failedMessageList": 5, "groupInfo": {}}, "no groupInfo"),
+        ("solapi", 200, {"failedMessageList": [], "groupInfo": "x"}, "no groupInfo"),
+        (
+            "solapi",
+            200,
+            {"failedMessageList": [], "groupInfo": {"count": {"registeredSuccess": 1}}},
+            "1 message(s) refused",
+        ),
+        (
+            "solapi",
+            200,
+            {"failedMessageList": [], "groupInfo": {"count": {"registeredFailed": "x"}}},
+            "registeredFailed 'x' is not a count",
+        ),
+        # a JSON shape verdict() does not expect is a failure that says so
+        ("solapi", 200, {"failedMessageList": [7], "groupInfo": {}}, "statusCode None"),
+    ],
+    ids=[
+        "aligo-one-refused",
+        "aligo-none-taken",
+        "aligo-odd-count",
+        "aligo-http-502",
+        "aligo-html-200",
+        "aligo-empty-200",
+        "nhn-result-missing",
+        "nhn-header-not-object",
+        "nhn-list-answer",
+        "solapi-failed-not-list",
+        "solapi-group-not-object",
+        "solapi-fewer-registered",
+        "solapi-odd-count",
+        "solapi-failed-not-object",
+    ],
+)
+async def test_answers_other_than_the_documented_success_are_failures(
+    store: Store,
+    tmp_path: Path,
+    stubs: list[ProviderStub],
+    gateway: str,
+    status: int,
+    answer: Any,
+    shown: str,
+):
+    stub = _stub(stubs, _OK[gateway], script=[(status, answer)])
+    await _deliver_once(store, tmp_path, _URLS[gateway](stub), ["critical"], stub, "OD01")
+    assert len(stub.seen) == 2  # the odd answer, then the retry
+    assert await rows(store, "SELECT state, attempts FROM outbox_message") == [("sent", 2)]
+    error = (await _channel(store))[1]
+    assert shown in error
+    assert _leaks(error) == []
+
+
+async def test_a_refused_connection_is_a_failure_without_the_url(
+    store: Store, tmp_path: Path, stubs: list[ProviderStub]
+):
+    # requests' ConnectionError text carries the URL, and NHN's app key is in its path
+    stub = _stub(stubs, NHN_OK)
+    port = stub.port
+    stub.close()
+    url = f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}/{RECEIVERS[0]}?url=http://127.0.0.1:{port}"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"])])
+    outbox, sender = await make_delivery(store, yml, retry_initial=60)
+    async with running(sender):
+        await enqueue(store, outbox, event("OD02"))
+        await until(lambda: sender.health()["failed_sends"] == 1, 10, "one failed send")
+    error = (await _channel(store))[1]
+    assert "unreachable: ConnectionError" in error
+    assert _leaks(error) == [] and str(port) not in error
+    assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
+
+
 # -- secrets ---------------------------------------------------------------------------------
 
 
@@ -458,6 +598,14 @@ async def test_gateway_secrets_stay_out_of_logs_status_and_database(
     assert _leaks(dump) == []
     shown = sorted(c["url"] for c in status["channels"])
     assert [u.split("://")[0] for u in shown] == ["aligo", "nhnsms", "solapi"]
+    # what `sentinel status --json`, the web's /api/status and /metrics are built from
+    report = build_report_without_config(
+        tmp_path / "absent.toml", "absent", state_dir=store.path.parent
+    )
+    assert len(report["alerts"]["channels"]) == 3
+    assert all(c["last_error"] for c in report["alerts"]["channels"])
+    assert _leaks(json.dumps(report, default=str)) == []
+    assert _leaks(render(report).decode()) == []
 
 
 def test_gateway_channels_get_the_sms_form_and_masked_urls(tmp_path: Path):
@@ -546,6 +694,54 @@ def test_a_plugin_file_that_cannot_be_imported_is_a_config_error(tmp_path: Path)
     assert channel.schema == "brokensms"
 
 
+@pytest.mark.parametrize("scheme", ["json", "aligo", None])
+def test_a_plugin_that_asks_for_a_taken_scheme_is_a_config_error(
+    tmp_path: Path, scheme: str | None
+):
+    # Apprise keeps the first plugin of a scheme and only warns: the county's URLs would
+    # have gone to Apprise's JSON or our Aligo plugin, or to the other county file's.
+    # A scheme stays registered for the process: each test gets its own.
+    own = f"shadowed{tmp_path.name.rsplit('_', 1)[-1]}sms"
+    scheme = scheme or own
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "a_relay.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', f'"{own}"'), "utf-8"
+    )
+    (tmp_path / "plugins" / "b_shadow.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', f'"{scheme}"'), "utf-8"
+    )
+    config = load_config(_county_config(tmp_path, f"{own}://x:y@host/1"))
+    with pytest.raises(ConfigError, match=rf"relay\(\) asks for {scheme}://, which is taken"):
+        build_delivery(config, None)  # type: ignore[arg-type]  # fails before using it
+    (tmp_path / "plugins" / "b_shadow.py").unlink()
+    [channel] = load_configured_channels(config.alerts)
+    assert channel.schema == own
+
+
+def test_a_plugin_taking_our_scheme_is_refused_in_a_fresh_process(tmp_path: Path):
+    # the daemon loads plugin_dir before the Apprise config registers our schemes
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "mine.py").write_text(
+        COUNTY_PLUGIN.replace('"countysms"', '"aligo"'), "utf-8"
+    )
+    toml = _county_config(tmp_path, f"aligo://sentinel:{KEY}@{SENDER}/{RECEIVERS[0]}")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sentinel.config import ConfigError, load_config\n"
+        "from sentinel.delivery import load_configured_channels\n"
+        "try:\n"
+        f"    load_configured_channels(load_config(Path({str(toml)!r})).alerts)\n"
+        "except ConfigError as exc:\n"
+        "    sys.exit(str(exc))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "relay() asks for aligo://, which is taken" in done.stderr
+
+
 def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
     config = load_config(_county_config(tmp_path, "json://127.0.0.1:9/x"))
     with pytest.raises(ConfigError, match="plugin directory not found"):
@@ -561,8 +757,13 @@ def test_a_missing_plugin_dir_is_a_config_error(tmp_path: Path):
             f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/{RECEIVERS[0]}?url=ftp://relay",
             "must be an http",
         ),
+        # a letter O for a zero: stripped, it was another person's number
+        (f"aligo://sentinel:{KEY}@{SENDER}/{RECEIVERS[0]}/010-3333-444O", "receiver 2 is not"),
+        (f"nhnsms://{APP_KEY}:{SECRET}@{SENDER}?to={RECEIVERS[0]},ops-team", "receiver 2 is not"),
+        (f"solapi://{SOLAPI_KEY}:{SOLAPI_SECRET}@{SENDER}/1234", "receiver 1 is not"),
+        (f"aligo://sentinel:{KEY}@office/{RECEIVERS[0]}", "sender (host) is not"),
     ],
-    ids=["no-key", "no-receiver", "not-http"],
+    ids=["no-key", "no-receiver", "not-http", "letter-o", "a-name", "too-short", "sender"],
 )
 def test_an_incomplete_gateway_url_is_refused_without_its_secrets(
     tmp_path: Path, url: str, why: str

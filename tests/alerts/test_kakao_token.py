@@ -4,6 +4,7 @@ alerts/tokens.py, against a loopback server standing in for kauth.kakao.com/kapi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import sqlite3
@@ -45,6 +46,7 @@ class KakaoStub:
         self.rotate = {FIRST: ROTATED}
         self.refreshed_with: list[str] = []
         self.memos: list[str] = []
+        self.memo_down = False  # kapi refuses the message while the token endpoint works
         self._issued: set[str] = set()
         self._lock = threading.Lock()
         stub = self
@@ -86,6 +88,8 @@ class KakaoStub:
                     answer |= {"refresh_token": new, "refresh_token_expires_in": 5183999}
                 return 200, answer
             if path == "/v2/api/talk/memo/default/send":
+                if self.memo_down:
+                    return 400, {"msg": "template_object is invalid", "code": -2}
                 if (auth or "").removeprefix("Bearer ") not in self._issued:
                     return 401, {"msg": "this access token does not exist", "code": -401}
                 memo = json.loads(form["template_object"])["text"]
@@ -227,4 +231,94 @@ def test_test_alert_uses_and_keeps_the_rotated_token(
     finally:
         conn.close()
     assert main(["-c", str(config), "test-alert"]) == 0  # FIRST is retired by now
+    assert kakao.refreshed_with == [FIRST, ROTATED]
+
+
+async def test_two_channels_with_one_token_follow_each_others_rotation(
+    store: Store, tmp_path: Path, kakao: KakaoStub
+):
+    # one Kakao login, two channels ("me" for critical, "me" again for a second tag):
+    # the first send rotates the shared token and retires it for the other channel too
+    await migrations.migrate(store)
+    url = f"kakaotalk://{CLIENT_ID}/{FIRST}"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, ["critical"]), (f"{url}?x=1", ["ops"])])
+    channels = kakao_channels(yml, kakao)
+    assert len({c.key for c in channels}) == 2
+    TokenKeeper(store.path).attach(channels)
+    first, second = channels
+    assert await asyncio.to_thread(first.apprise.notify, body="one")
+    assert kakao.refreshed_with == [FIRST]  # FIRST is now retired
+    assert await asyncio.to_thread(second.apprise.notify, body="two")
+    assert kakao.refreshed_with == [FIRST, ROTATED]
+    assert kakao.memos[-1] == "two"
+
+
+@pytest.mark.parametrize("damaged", ["", "   ", "not a token!", "토큰"])
+async def test_a_damaged_saved_token_is_passed_over_for_the_urls(
+    store: Store, tmp_path: Path, kakao: KakaoStub, damaged: str
+):
+    await migrations.migrate(store)
+    yml = write_apprise(tmp_path / "apprise.yml", [(f"kakaotalk://{CLIENT_ID}/{FRESH}", [])])
+    channels = kakao_channels(yml, kakao)
+    conn = sqlite3.connect(store.path)
+    try:
+        conn.execute(
+            "INSERT INTO alert_token(channel, configured, token, saved) VALUES (?, ?, ?, ?)",
+            (channels[0].key, hashlib.sha256(FRESH.encode()).hexdigest(), damaged, 1.0),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    sender = await send_one(store, channels, "K010")
+    assert sender.health()["sent"] == 1
+    assert kakao.refreshed_with == [FRESH]
+
+
+async def test_a_token_that_could_not_be_saved_is_kept_over_the_older_saved_one(
+    store: Store, tmp_path: Path, kakao: KakaoStub
+):
+    # the row holds FIRST (saved long ago); the rotation to ROTATED cannot be written:
+    # the next send must use ROTATED from memory, not the retired FIRST from the row
+    await migrations.migrate(store)
+    yml = write_apprise(tmp_path / "apprise.yml", [(f"kakaotalk://{CLIENT_ID}/{FIRST}", [])])
+    channels = kakao_channels(yml, kakao)
+    conn = sqlite3.connect(store.path)
+    try:
+        conn.execute(
+            "INSERT INTO alert_token(channel, configured, token, saved) VALUES (?, ?, ?, ?)",
+            (channels[0].key, hashlib.sha256(FIRST.encode()).hexdigest(), FIRST, 1.0),
+        )
+        conn.execute(
+            "CREATE TRIGGER no_save BEFORE UPDATE ON alert_token "
+            "BEGIN SELECT RAISE(ABORT, 'read-only'); END"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    TokenKeeper(store.path).attach(channels)
+    assert await asyncio.to_thread(channels[0].apprise.notify, body="one")
+    channels[0].apprise[0].store.clear("access_token")  # six hours on: a refresh again
+    assert await asyncio.to_thread(channels[0].apprise.notify, body="two")
+    assert kakao.refreshed_with == [FIRST, ROTATED]
+    assert await rows(store, "SELECT token FROM alert_token") == [(FIRST,)]
+
+
+async def test_a_token_rotated_by_a_send_that_then_failed_is_saved(
+    store: Store, tmp_path: Path, kakao: KakaoStub
+):
+    await migrations.migrate(store)
+    yml = write_apprise(tmp_path / "apprise.yml", [(f"kakaotalk://{CLIENT_ID}/{FIRST}", [])])
+    kakao.memo_down = True
+    failed = await send_one(store, kakao_channels(yml, kakao), "K020")
+    assert failed.health()["failed_sends"] >= 1 and kakao.memos == []
+    assert await rows(store, "SELECT token FROM alert_token") == [(ROTATED,)]
+    kakao.memo_down = False
+    # the restart: the page still pending goes out with the token the failed send got
+    channels = kakao_channels(yml, kakao)
+    TokenKeeper(store.path).attach(channels)
+    outbox = Outbox(channels, {"critical": ["critical"]})
+    sender = Sender(outbox, store.write, Templates(site="본청"), group_window=0.0)
+    async with running(sender):
+        await until(lambda: sender.health()["sent"] >= 1, 15, "the pending page sent")
+    assert any("#K020" in memo for memo in kakao.memos)
     assert kakao.refreshed_with == [FIRST, ROTATED]

@@ -167,6 +167,96 @@ async def test_missing_table_or_grant_fails_clearly_and_keeps_the_page(
     assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
 
 
+@pytest.mark.parametrize(
+    ("column", "shown"),
+    [
+        ("msg VARCHAR(200) CHARACTER SET latin1", "Incorrect string value"),
+        ("msg VARCHAR(12) CHARACTER SET utf8mb4", "Data too long for column 'msg'"),
+    ],
+    ids=["latin1-column", "short-column"],
+)
+async def test_a_lax_agent_server_does_not_mangle_the_page_into_a_delivery(
+    store: Store, mariadb: MariaDB, tmp_path: Path, column: str, shown: str
+):
+    # an old agent host with sql_mode '' stores Korean in a latin1 column as '?' and cuts
+    # a text too long for its column, with a warning only: that must not count as sent
+    table = f"CREATE TABLE q (id INT AUTO_INCREMENT PRIMARY KEY, dest VARCHAR(20), {column})"
+    base = _mysql_agent_db(mariadb, [table], ("q",))
+    db = base.rsplit("/", 1)[1]
+    url = f"{base}/{PHONES[0]}?table=q&col_to=dest&col_body=msg"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    [(mode,)] = mariadb.query("SELECT @@GLOBAL.sql_mode")
+    mariadb.execute("SET GLOBAL sql_mode = ''")
+    try:
+        async with running(sender):
+            await enqueue(store, outbox, event("LAX1"))
+            await until(lambda: sender.health()["failed_sends"] >= 2, 20, "2 failed sends")
+    finally:
+        mariadb.execute(f"SET GLOBAL sql_mode = '{mode}'")
+    assert mariadb.query("SELECT count(*) FROM q", db) == [(0,)]
+    assert shown in _status(store)["channels"][0]["last_error"]  # type: ignore[index]
+    assert await rows(store, "SELECT state FROM outbox_message") == [("pending",)]
+
+
+async def test_a_column_too_short_for_the_lms_fails_that_channel_only(
+    store: Store, mariadb: MariaDB, tmp_path: Path
+):
+    # the agent's long-message column is narrower than an LMS: every retry fails the same
+    # way. The page must still go out through the other channel, and the operator must
+    # read which column is at fault
+    table = "CREATE TABLE q (id INT AUTO_INCREMENT PRIMARY KEY, dest VARCHAR(20), msg VARCHAR(60))"
+    base = _mysql_agent_db(mariadb, [table], ("q",))
+    db = base.rsplit("/", 1)[1]
+    agent = f"{base}/{PHONES[0]}?table=q&col_to=dest&col_body=msg"
+    copy = tmp_path / "pages.txt"
+    yml = write_apprise(
+        tmp_path / "apprise.yml", [(agent, ["critical", "lms"]), (f"sentinelfile://{copy}", [])]
+    )
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    async with running(sender):
+        await enqueue(store, outbox, event("LMS9"))
+        await until(lambda: sender.health()["failed_sends"] >= 3, 20, "3 failed sends")
+        await until(lambda: sender.health()["sent"] == 1, 20, "the file channel sent")
+    assert "#LMS9" in copy.read_text("utf-8")
+    assert mariadb.query("SELECT count(*) FROM q", db) == [(0,)]
+    failing = [c for c in _status(store)["channels"] if c["last_error"]]  # type: ignore[attr-defined]
+    assert len(failing) == 1 and "Data too long for column 'msg'" in failing[0]["last_error"]
+    assert sorted(await rows(store, "SELECT state FROM outbox_message")) == [
+        ("pending",),
+        ("sent",),
+    ]
+
+
+async def test_a_locked_queue_table_fails_within_the_timeout_and_leaves_one_row(
+    store: Store, mariadb: MariaDB, tmp_path: Path
+):
+    # the agent holds the table (a long batch UPDATE): the insert waits for the lock past
+    # the channel's timeout. The abandoned insert must not commit behind sentinel's back,
+    # or the retry would queue the page twice
+    table = "CREATE TABLE q (id INT AUTO_INCREMENT PRIMARY KEY, dest VARCHAR(20), msg TEXT)"
+    base = _mysql_agent_db(mariadb, [table], ("q",))
+    db = base.rsplit("/", 1)[1]
+    url = f"{base}/{PHONES[0]}?table=q&col_to=dest&col_body=msg&timeout=1"
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, send_timeout=20.0, retry_initial=0.5)
+    holder = mariadb.admin(db)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("LOCK TABLES q WRITE")
+        async with running(sender):
+            await enqueue(store, outbox, event("LCK1"))
+            await until(lambda: sender.health()["failed_sends"] >= 1, 15, "a failed send")
+            error = _status(store)["channels"][0]["last_error"]  # type: ignore[index]
+            with holder.cursor() as cursor:
+                cursor.execute("UNLOCK TABLES")
+            await until(lambda: sender.health()["sent"] == 1, 20, "sent once unlocked")
+    finally:
+        holder.close()
+    assert "timed out" in error or "Lost connection" in error, error
+    assert [r[0] for r in mariadb.query("SELECT dest FROM q", db)] == [PHONES[0]]
+
+
 async def test_hostile_text_is_stored_verbatim_with_configured_columns(
     store: Store, mariadb: MariaDB, postgres: Postgres, tmp_path: Path
 ):
@@ -253,6 +343,30 @@ async def test_emma_preset_on_postgres_keeps_korean(
     phone, caller, status, kind, text = got[0]
     assert (phone, caller, status, kind) == (PHONES[1], CALLER, "1", 4)
     assert "본관 3층 전산실" in text and "누수" in text and "#G001" in text
+
+
+async def test_an_euc_kr_postgres_agent_db_gets_a_stand_in_for_an_emoji(
+    store: Store, postgres: Postgres, tmp_path: Path
+):
+    # the URL does not say charset=euckr: PostgreSQL would refuse the emoji on every retry
+    n = next(_numbers)
+    db, user = f"agent{n}", f"sentinel{n}"
+    postgres.execute(
+        f"CREATE DATABASE {db} ENCODING 'EUC_KR' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    )
+    postgres.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{PASSWORD}'")
+    postgres.execute(["CREATE TABLE q (dest TEXT, msg TEXT)", f"GRANT INSERT ON q TO {user}"], db)
+    url = (
+        f"smsagentpg://{user}:{PASSWORD}@127.0.0.1:{postgres.port}/{db}/{PHONES[0]}"
+        "?table=q&col_to=dest&col_body=msg"
+    )
+    yml = write_apprise(tmp_path / "apprise.yml", [(url, [])])
+    outbox, sender = await make_delivery(store, yml, retry_max=0.3)
+    async with running(sender):
+        await enqueue(store, outbox, event("EK01", location="서버실🔥 랙"))
+        await until(lambda: sender.health()["sent"] == 1, 20, "sent")
+    [(text,)] = postgres.query("SELECT msg FROM q", db)
+    assert "서버실? 랙" in text and "#EK01" in text
 
 
 async def test_refused_password_fails_without_showing_it(
