@@ -95,7 +95,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # a UPS (issue 15). The source counts seconds on battery from 1 (0 on mains), so the
     # warning comes with the first poll that sees OB and the critical after crit_high
     # (`[[rules]] kind = "ups_on_battery" crit_high = 120` to change it)
-    "ups_on_battery": {"warn_high": 1.0, "crit_high": 300.0},
+    # The mains back for a minute before the all-clear: a UPS flapping between mains and
+    # battery at every poll (brownouts) is one alarm, not a page each time it switches.
+    "ups_on_battery": {"warn_high": 1.0, "crit_high": 300.0, "clear_hold": 60.0},
     "ups_battery_low": {"severity": CRITICAL},
     # seconds of runtime left; a UPS that would not carry the room this long is critical
     # even on mains
