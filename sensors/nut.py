@@ -39,6 +39,9 @@ VARIABLES: dict[str, str] = {
     Kind.UPS_LOAD: "ups.load",
 }
 ON_BATTERY = "OB"
+# upsmon's forced shutdown: the hosts on this UPS are going down now, whatever the charge
+# says (an operator's `upsmon -c fsd`, or a primary's own shutdown timer); as urgent as LB
+FORCED_SHUTDOWN = "FSD"
 # upsd's ups.status while a driver starts and has no data yet
 WAITING = "WAIT"
 
@@ -173,6 +176,8 @@ class NutSource:
                 return Reading(
                     b.sensor_id, b.kind, None, b.unit, now, self.name, "UPS reports no ups.status"
                 )
+            if b.kind == Kind.UPS_BATTERY_LOW:
+                return self._convert(b, bool({"LB", FORCED_SHUTDOWN} & set(flags)), now)
             if b.kind in FLAGS:
                 return self._convert(b, FLAGS[b.kind] in flags, now)
             since = self._on_battery_since.get(nb.ups)
@@ -186,7 +191,14 @@ class NutSource:
             return Reading(
                 b.sensor_id, b.kind, None, b.unit, now, self.name, f"UPS reports no {variable}"
             )
-        return self._convert(b, raw, now)
+        try:
+            return b.reading(raw, ts=now, source=self.name)
+        except ConversionError as exc:
+            # a fault now (a sensor-fault warning), not silence until max_age calls it lost
+            # while its last good value, or its alarm, stands
+            self._health.rejected += 1
+            fault = f"UPS reports {variable} = {raw[:40]!r}: {exc}"
+            return Reading(b.sensor_id, b.kind, None, b.unit, now, self.name, fault)
 
     def _convert(self, b: Binding, value: float | bool | str, now: float) -> Reading | None:
         try:

@@ -178,3 +178,26 @@ async def test_a_driver_still_waiting_is_not_read_as_on_mains(rack: Upsd) -> Non
         assert (await collector.wait_for(match("ups-ob", "ups_on_battery"))).value == 1.0
     finally:
         await collector.stop()
+
+
+async def test_forced_shutdown_is_battery_low_and_a_garbled_value_is_a_fault(rack: Upsd) -> None:
+    """FSD (upsmon shutting the hosts down now) pages as urgently as LB, charge or not; a
+    value that is no number is a sensor fault at once, not silence until max_age."""
+    src = source(
+        rack,
+        nut_binding("ups-lb", "ups_battery_low", "rack"),
+        nut_binding("ups-runtime", "ups_runtime", "rack"),
+    )
+    collector = Collector(src)
+    try:
+        assert (await collector.wait_for(match("ups-lb", "ups_battery_low"))).value is False
+        mark = len(collector.readings)
+        rack.set("rack", ups_status="OB DISCHRG FSD", battery_runtime="n/a")
+        low = await collector.wait_for(match("ups-lb", "ups_battery_low", True), after=mark)
+        assert low.fault is None
+        fault = await collector.wait_for(
+            lambda r: r.sensor_id == "ups-runtime" and r.fault is not None, after=mark
+        )
+        assert fault.value is None and "battery.runtime" in (fault.fault or ""), fault
+    finally:
+        await collector.stop()
