@@ -73,6 +73,8 @@ SAFE = {"ko": " 자료 {t}까지 안전", "en": " data safe to {t}"}
 # the long form's last line when the page carries a signed acknowledge link
 ACK_LINK = {"ko": "웹에서 확인: {link}", "en": "Acknowledge on the web: {link}"}
 SAFE_OLDER = {"ko": " 자료 {t}까지 안전(이전 확인)", "en": " data safe to {t} (older receipt)"}
+# no keeper: the room's replication says it had shipped everything by then (no receipt)
+SAFE_REPLICATED = {"ko": " 자료 {t}까지 복제", "en": " data copied to {t}"}
 
 KIND_LABELS: dict[str, dict[str, str]] = {
     "ko": {
@@ -591,7 +593,13 @@ class Templates:
             else "%Y-%m-%d"
         )
         when = time.strftime(fmt, safe)
-        words = SAFE_OLDER if event.safe_unconfirmed else SAFE
+        words = (
+            SAFE_REPLICATED
+            if event.safe_replicated
+            else SAFE_OLDER
+            if event.safe_unconfirmed
+            else SAFE
+        )
         return words[self.language].format(t=when)
 
     def _fit_sms(self, template: str, fields: dict[str, str]) -> str:
