@@ -88,7 +88,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "keeper_snapshot_failures": {"warn_high": 1.0, "crit_high": 3.0},
     "keeper_disk_free": {"warn_low": 15.0, "crit_low": 5.0, "hysteresis": 1.0},
     # a warning: most often a person is at the door; open at any hour unless `allowed` says
-    "door": {"severity": WARNING, "open_limit": 600.0},
+    # closed for a minute before the all-clear: a loose magnet reading open/closed every few
+    # seconds at night is one alarm, not a page at each swing
+    "door": {"severity": WARNING, "open_limit": 600.0, "clear_hold": 60.0},
     # a siren or beacon sentinel cannot switch: the critical alarms still page, and a
     # critical one here would ask the very siren that fails to sound for itself
     "output": {"severity": WARNING},
