@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,36 @@ async def test_forced_shutdown_is_battery_low_and_a_garbled_value_is_a_fault(rac
         assert fault.value is None and "battery.runtime" in (fault.fault or ""), fault
     finally:
         await collector.stop()
+
+
+async def test_two_upses_on_one_upsd_are_read_apart(tmp_path: Path) -> None:
+    """One UPS on battery and the other's driver gone: each one's sensors say their own."""
+    server = Upsd(tmp_path, ups=("rack", "edge"))
+    server.start()
+    src = source(
+        server,
+        nut_binding("rack-ob", "ups_on_battery", "rack"),
+        nut_binding("edge-ob", "ups_on_battery", "edge"),
+    )
+    collector = Collector(src)
+    try:
+        await collector.wait_for(match("edge-ob", "ups_on_battery", 0.0))
+        mark = len(collector.readings)
+        server.set("rack", ups_status="OB DISCHRG")
+        server.stop_driver("edge")
+        await collector.wait_for(match("edge-ob", "availability", False), after=mark)
+        on_battery = await collector.wait_for(
+            lambda r: r.sensor_id == "rack-ob" and (r.value or 0) >= 2.0, after=mark
+        )
+        assert on_battery.kind == "ups_on_battery"
+        health = src.health()
+        assert health["state"] == "connected" and set(health["ups_down"]) == {"edge"}
+        assert health["on_battery"] == ["rack"]
+        assert not [
+            r
+            for r in collector.readings[mark:]
+            if r.sensor_id == "edge-ob" and r.kind == "ups_on_battery" and r.value
+        ]
+    finally:
+        await collector.stop()
+        server.stop()
