@@ -3,7 +3,8 @@
 Uses aionut (the asyncio NUT client Home Assistant's NUT integration is built on): one
 persistent connection, `LIST VAR <ups>` per UPS per interval. A UPS upsd cannot speak for
 (upsd down or refusing, `ERR DATA-STALE`, `ERR DRIVER-NOT-CONNECTED`, `ERR UNKNOWN-UPS`)
-makes its sensors unavailable (the engine's "lost" alarm); the other UPSes go on.
+for `LOST_AFTER` polls in a row makes its sensors unavailable (the engine's "lost" alarm);
+the other UPSes go on.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ ON_BATTERY = "OB"
 FORCED_SHUTDOWN = "FSD"
 # upsd's ups.status while a driver starts and has no data yet
 WAITING = "WAIT"
+# Failed polls in a row before a UPS's sensors are lost: upsd restarting (a package upgrade,
+# an edited upsd.conf) or a USB driver's moment of DATA-STALE is common and over by the next
+# poll; one failure would page "sensor lost" and its all-clear for every sensor each time.
+LOST_AFTER = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class NutSource:
         interval: float = 2.0,
         timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
+        lost_after: int = LOST_AFTER,
     ) -> None:
         self.name = name
         self.host = host
@@ -102,6 +108,8 @@ class NutSource:
             self._ups.setdefault(nb.ups, []).append(nb)
         self._online: dict[str, bool] = {}
         self._errors: dict[str, str] = {}
+        self._lost_after = lost_after
+        self._failures: dict[str, int] = {}  # failed polls in a row, per UPS
         # when each UPS was first seen on battery (this run's clock), for the seconds on it
         self._on_battery_since: dict[str, float] = {}
         self._polls = 0
@@ -144,7 +152,11 @@ class NutSource:
             self._errors[ups] = reason
             self._health.last_error = f"UPS {ups}@{self.host}:{self.port}: {reason}"
             self._log.warning(f"ups:{ups}:{reason}", f"{self.name}: {self._health.last_error}")
+            failures = self._failures[ups] = self._failures.get(ups, 0) + 1
+            if failures < self._lost_after and self._online.get(ups) is not False:
+                return []
             return self._set_online(ups, False)
+        self._failures.pop(ups, None)
         now = self._clock()
         self._health.received += 1
         self._health.last_message_ts = now

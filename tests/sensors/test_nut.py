@@ -113,6 +113,27 @@ async def test_upsd_down_makes_the_sensors_lost_and_back(rack: Upsd) -> None:
         await collector.stop()
 
 
+async def test_a_poll_or_two_failing_is_not_lost(rack: Upsd) -> None:
+    """upsd restarting (a package upgrade) or a moment of DATA-STALE fails a poll or two:
+    no "sensor lost" page and all-clear for each sensor; the third failure in a row is."""
+    src = source(rack, nut_binding("ups-ob", "ups_on_battery", "rack"))
+    collector = Collector(src)
+    try:
+        await collector.wait_for(match("ups-ob", "ups_on_battery"))
+        rack.stop_upsd()
+        await collector.wait_health(lambda h: h["rejected"] >= 2)
+        assert not [r for r in collector.readings if match("ups-ob", "availability", False)(r)]
+        assert src.health()["ups_down"] == {}
+        lost = await collector.wait_for(match("ups-ob", "availability", False))
+        assert src.health()["rejected"] >= 3 and "rack" in src.health()["ups_down"]
+        mark = len(collector.readings)
+        rack.start_upsd()
+        await collector.wait_for(match("ups-ob", "availability", True), after=mark)
+        assert lost.fault is None
+    finally:
+        await collector.stop()
+
+
 async def test_driver_gone_is_the_lost_path_with_upsd_s_word(rack: Upsd) -> None:
     """upsd up but its driver gone (a USB cable pulled): DRIVER-NOT-CONNECTED or, while upsd
     still holds the last values, DATA-STALE. Either way the sensor is lost, not "on mains"."""
