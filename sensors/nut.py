@@ -31,6 +31,8 @@ FLAGS: dict[str, str] = {
     Kind.UPS_REPLACE_BATTERY: "RB",
     Kind.UPS_OVERLOAD: "OVER",
     Kind.UPS_BYPASS: "BYPASS",
+    # the UPS feeds nothing: the equipment on it is dark (a host elsewhere can still page)
+    Kind.UPS_OUTPUT_OFF: "OFF",
 }
 # The NUT variable each measured kind is.
 VARIABLES: dict[str, str] = {

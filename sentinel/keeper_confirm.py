@@ -24,10 +24,10 @@ log = logging.getLogger("sentinel.keeper")
 # disasters that may take the room down with the page. A combined rule is named by its
 # sensor id ("fire"; any name starting with "fire").
 DISASTER_KINDS = frozenset({"water_leak", "smoke", "fire"})
-# A UPS on battery, low or short of runtime (issue 15): at any severity, since the room may
-# go dark before a critical page would be due; the last page must say how fresh the
-# off-site copy is.
-POWER_KINDS = frozenset({"ups_on_battery", "ups_battery_low", "ups_runtime"})
+# A UPS on battery, low, short of runtime or feeding nothing (issue 15): at any severity,
+# since the room may go dark before a critical page would be due; the last page must say
+# how fresh the off-site copy is.
+POWER_KINDS = frozenset({"ups_on_battery", "ups_battery_low", "ups_runtime", "ups_output_off"})
 # Confirmations (one per alarm firing, shared by every channel's lane) are forgotten after
 # this long: a retried send re-renders with the first answer instead of waiting again.
 CONFIRM_FORGET = 600.0

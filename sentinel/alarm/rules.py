@@ -107,6 +107,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "ups_replace_battery": {"severity": WARNING},
     "ups_overload": {"severity": WARNING},
     "ups_bypass": {"severity": WARNING},
+    # the UPS's output is off: what it feeds has no power, mains or not
+    "ups_output_off": {"severity": CRITICAL},
 }
 
 _FIELDS = (

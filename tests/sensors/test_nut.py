@@ -202,13 +202,15 @@ async def test_a_driver_still_waiting_is_not_read_as_on_mains(rack: Upsd) -> Non
         await collector.stop()
 
 
-async def test_forced_shutdown_is_battery_low_and_a_garbled_value_is_a_fault(rack: Upsd) -> None:
+async def test_forced_shutdown_a_garbled_value_and_output_off(rack: Upsd) -> None:
     """FSD (upsmon shutting the hosts down now) pages as urgently as LB, charge or not; a
-    value that is no number is a sensor fault at once, not silence until max_age."""
+    value that is no number is a sensor fault at once, not silence until max_age; OFF (the
+    UPS feeds nothing) reads as ups_output_off."""
     src = source(
         rack,
         nut_binding("ups-lb", "ups_battery_low", "rack"),
         nut_binding("ups-runtime", "ups_runtime", "rack"),
+        nut_binding("ups-off", "ups_output_off", "rack"),
     )
     collector = Collector(src)
     try:
@@ -221,6 +223,11 @@ async def test_forced_shutdown_is_battery_low_and_a_garbled_value_is_a_fault(rac
             lambda r: r.sensor_id == "ups-runtime" and r.fault is not None, after=mark
         )
         assert fault.value is None and "battery.runtime" in (fault.fault or ""), fault
+        # the UPS switched its output off: the equipment on it is dark, mains or not
+        assert (await collector.wait_for(match("ups-off", "ups_output_off"))).value is False
+        mark = len(collector.readings)
+        rack.set("rack", ups_status="OL OFF", battery_runtime="1800")
+        await collector.wait_for(match("ups-off", "ups_output_off", True), after=mark)
     finally:
         await collector.stop()
 

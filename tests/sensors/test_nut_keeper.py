@@ -36,6 +36,7 @@ def test_power_pages_ask_the_keeper_at_any_severity() -> None:
     assert needs_confirmation(on_battery("C", "critical", 300.0))
     assert needs_confirmation(event(kind="ups_battery_low"))
     assert needs_confirmation(event(kind="ups_runtime", severity="warning"))
+    assert needs_confirmation(event(kind="ups_output_off"))
     # back on mains, or a battery to replace some day: nothing to hurry for
     assert not needs_confirmation(event(kind="ups_on_battery", event_type="resolved"))
     assert not needs_confirmation(event(kind="ups_replace_battery", severity="warning"))
