@@ -45,6 +45,8 @@ SMS_SCHEMES = frozenset({"json", "jsons", "form", "forms", "kakao", "kakaotalk"}
 SMS_SCHEMES |= plugins.SMS_AGENT_SCHEMES
 # the Korean SMS gateways' HTTP APIs (alerts/gateways/)
 SMS_SCHEMES |= gateways.SCHEMES
+# SMS through a USB modem (alerts/modem/)
+SMS_SCHEMES |= {"modem"}
 SMS_TAG = "sms"
 LMS_TAG = "lms"
 # Apprise itself treats this tag as "matches every filter"; we honour it the same way.

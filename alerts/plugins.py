@@ -20,12 +20,14 @@ from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
 
 from alerts import gateways, sms_agent
+from alerts.modem import plugin as modem
 
 CONSOLE_SCHEME = "console"
 FILE_SCHEME = "sentinelfile"
 SMS_AGENT_SCHEMES = sms_agent.SCHEMES
-# ours print no secret; a county's plugin URL (plugin_dir) is masked like any other
-OWN_SCHEMES = frozenset({CONSOLE_SCHEME, FILE_SCHEME})
+# ours print no secret; a county's plugin URL (plugin_dir) is masked like any other.
+# modem:// is shown as device and numbers: its PIN is in the query, which is never shown
+OWN_SCHEMES = frozenset({CONSOLE_SCHEME, FILE_SCHEME, modem.SCHEME})
 
 
 class PluginDirError(ValueError):
@@ -43,6 +45,7 @@ def register() -> None:
         if agent.secure_protocol not in manager:
             manager.add(agent)
     gateways.register()
+    modem.register()  # modem:// (alerts/modem/plugin.py): SMS through a cellular modem
 
 
 def refusal(url: str) -> str | None:

@@ -58,4 +58,9 @@ MIGRATIONS: tuple[str, ...] = (
         saved REAL NOT NULL
     );
     """,
+    """
+    -- 1 on a row the sender added because every channel the event was routed to kept
+    -- failing for [alerts] fallback_after (a modem SMS); status shows when that happened.
+    ALTER TABLE outbox_message ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0;
+    """,
 )

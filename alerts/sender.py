@@ -15,6 +15,13 @@ or fire page for up to a second or two and returns the events with the keeper's 
 to" filled in. The rows are already durable and stay pending during the wait, and the lane
 stays busy (one send in flight per channel), so the wait can neither lose nor duplicate a
 row: it only delays it. Without a keeper the hook is None and nothing is awaited.
+
+Fallback: channels tagged with one of `fallback_tags` (a modem, alerts/modem/) get nothing
+through the routes unless a route names their tag. When every channel an event is pending
+on has been failing for `fallback_after` seconds and none has delivered it, the event gets a
+row for each fallback channel it has none for, marked `fallback = 1`, in the same write
+transaction that read it: the new row is itself the marker, so a crash before the commit
+loses nothing (the check runs again) and one after it cannot add a second.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +47,15 @@ from common.db import WriteTx
 from common.retry import Backoff
 
 log = logging.getLogger("sentinel.alerts")
+
+# Each channel's first pending rows (one more than a message takes, to see a backlog).
+_DUE_ROWS = (
+    "SELECT channel, id, payload, created, n FROM ("
+    " SELECT channel, id, payload, created,"
+    " ROW_NUMBER() OVER (PARTITION BY channel ORDER BY id) AS n"
+    " FROM outbox_message WHERE state = 'pending')"
+    " WHERE n <= ? ORDER BY channel, id"
+)
 
 DEFAULT_SEND_TIMEOUT = 10.0
 DEFAULT_GROUP_WINDOW = 10.0
@@ -61,6 +77,7 @@ ConfirmHook = Callable[[Sequence[AlarmEvent]], Awaitable[list[AlarmEvent]]]
 # However the hook behaves, a page is never held longer than this (the hook's own bound is
 # the configured confirm_wait, at most 5 s).
 CONFIRM_LIMIT = 6.0
+DEFAULT_FALLBACK_AFTER = 120.0
 
 
 @dataclass(slots=True)
@@ -97,6 +114,8 @@ class Sender:
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         confirm: ConfirmHook | None = None,
+        fallback_tags: Sequence[str] = (),
+        fallback_after: float = DEFAULT_FALLBACK_AFTER,
     ) -> None:
         self.outbox = outbox
         self.confirm = confirm
@@ -120,6 +139,13 @@ class Sender:
         self._all_failing_logged = False
         self._outcomes: list[tuple[Channel, list[int], bool, str, float]] = []
         self._record_lock = asyncio.Lock()
+        tags = set(fallback_tags)
+        self.fallback = [c for c in outbox.channels if tags and not c.tags.isdisjoint(tags)]
+        self.fallback_after = fallback_after
+        # payloads already handed to the fallback (or found delivered): not looked up again
+        self._fallen_back: set[str] = set()
+        self._fallbacks = 0
+        self._last_fallback: float | None = None
 
     # -- Component -------------------------------------------------------------------------
 
@@ -155,6 +181,8 @@ class Sender:
             "set_aside": self._undeliverable,
             "failing_channels": sum(1 for lane in self._lanes.values() if lane.failures),
             "all_channels_failing_since": self.all_channels_failing_since(),
+            "fallbacks": self._fallbacks,
+            "last_fallback": self._last_fallback,
         }
 
     # -- state -----------------------------------------------------------------------------
@@ -208,14 +236,12 @@ class Sender:
                 await self._flush_outcomes()
         unrecorded = {i for _c, ids, ok, _e, _t in self._outcomes if ok for i in ids}
         async with self._write() as db:
-            rows = await db.execute_fetchall(
-                "SELECT channel, id, payload, created, n FROM ("
-                " SELECT channel, id, payload, created,"
-                " ROW_NUMBER() OVER (PARTITION BY channel ORDER BY id) AS n"
-                " FROM outbox_message WHERE state = 'pending')"
-                " WHERE n <= ? ORDER BY channel, id",
-                (BATCH_LIMIT + 1,),
-            )
+            rows = await db.execute_fetchall(_DUE_ROWS, (BATCH_LIMIT + 1,))
+            fallback_due: float | None = None
+            if self.fallback:
+                added, fallback_due = await self._fall_back(db, rows)
+                if added:
+                    rows = await db.execute_fetchall(_DUE_ROWS, (BATCH_LIMIT + 1,))
             async with db.execute(
                 "SELECT COUNT(*), MIN(created) FROM outbox_message WHERE state = 'pending'"
             ) as cur:
@@ -229,7 +255,8 @@ class Sender:
             if int(row_id) in unrecorded:
                 continue
             due.setdefault(str(key), []).append((int(row_id), str(payload)))
-        soonest: float | None = None
+        # wake when the next event's fallback is due, not up to a poll interval later
+        soonest = None if fallback_due is None else max(0.0, fallback_due - now)
         for key, channel_rows in due.items():
             channel = self.outbox.by_key.get(key)
             if channel is None or channel.key in self._inflight:
@@ -243,6 +270,66 @@ class Sender:
             else:
                 soonest = ready - now if soonest is None else min(soonest, ready - now)
         return soonest
+
+    async def _fall_back(
+        self, db: aiosqlite.Connection, rows: Iterable[Any]
+    ) -> tuple[int, float | None]:
+        """Adds fallback rows for events stuck on failing channels (see the module
+        docstring), inside the dispatcher's write transaction; returns how many, and when
+        the next event stuck on failing channels will be due (None: none waits)."""
+        now = self._clock()
+        fallback_keys = {c.key for c in self.fallback}
+        stuck: dict[str, set[str]] = {}
+        rows = list(rows)
+        # forget what no longer waits (a payload seen again is looked up again, and its
+        # fallback row found): the set stays as small as the backlog
+        self._fallen_back &= {str(r[2]) for r in rows}
+        for key, _row_id, payload, _created, _n in rows:
+            if str(payload) not in self._fallen_back and str(key) not in fallback_keys:
+                stuck.setdefault(str(payload), set()).add(str(key))
+        added = 0
+        next_due: float | None = None
+        for payload, keys in stuck.items():
+            lanes = [self._lanes.get(k) for k in keys]
+            if not all(lane and lane.failing_since is not None for lane in lanes):
+                continue
+            due = max(lane.failing_since or 0.0 for lane in lanes if lane) + self.fallback_after
+            if now < due:
+                next_due = due if next_due is None else min(next_due, due)
+                continue
+            have = await db.execute_fetchall(
+                "SELECT channel, state FROM outbox_message WHERE payload = ?", (payload,)
+            )
+            self._fallen_back.add(payload)
+            if any(str(state) == "sent" for _key, state in have):
+                continue  # somebody was told already
+            done = {str(key) for key, _state in have}
+            targets = [c for c in self.fallback if c.key not in done]
+            if not targets:
+                continue
+            event = decode_event(payload)
+            await db.executemany(
+                "INSERT INTO outbox_message(channel, alarm_id, event, severity, payload, "
+                "created, fallback) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                [
+                    (c.key, event.alarm_id, event.event, event.severity, payload, now)
+                    for c in targets
+                ],
+            )
+            added += len(targets)
+            self._fallbacks += len(targets)
+            self._last_fallback = now
+            failing = min(lane.failing_since or now for lane in lanes if lane)
+            log.warning(
+                "alerts: alarm %s (%s %s): every channel for it has failed since %s; sending "
+                "it through the fallback channel(s) %s",
+                event.alarm_id,
+                event.severity,
+                event.event,
+                time.strftime("%H:%M:%S", time.localtime(failing)),
+                ", ".join(c.display for c in targets),
+            )
+        return added, next_due
 
     async def _send(self, channel: Channel, rows: list[tuple[int, str]]) -> None:
         try:

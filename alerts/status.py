@@ -24,6 +24,7 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
             return {}
         raise
     dead = _dead_rows(conn)
+    fallback = _fallback_rows(conn)
     pending = {str(r[0]): (int(r[1]), float(r[2])) for r in pending_rows}
     channels = []
     for row in channel_rows:
@@ -56,7 +57,22 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
         # rows set aside because no message could be made of them (the newest few shown)
         "undeliverable": len(dead),
         "undeliverable_rows": dead[:5],
+        # events sent through a fallback channel (modem) because their channels kept failing
+        "fallback_used": fallback[0],
+        "last_fallback": fallback[1],
     }
+
+
+def _fallback_rows(conn: sqlite3.Connection) -> tuple[int, float | None]:
+    try:
+        row = conn.execute(
+            "SELECT COUNT(*), MAX(created) FROM outbox_message WHERE fallback = 1"
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such column" in str(exc):  # a database the daemon has not migrated yet
+            return 0, None
+        raise
+    return int(row[0]), None if row[1] is None else float(row[1])
 
 
 _CHANNEL_COLUMNS = (

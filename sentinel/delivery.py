@@ -32,6 +32,30 @@ def load_configured_channels(alerts: AlertsConfig) -> list[Channel]:
         raise ConfigError(f"alerts.apprise_config: {exc}") from None
 
 
+def delivery_problems(alerts: AlertsConfig, channels: list[Channel]) -> list[str]:
+    """What would make delivery fail silently: a fallback tag no channel carries, and a
+    modem channel whose send may outlast `send_timeout` (the sender would retry while the
+    first send still runs, and the SMS could go out twice)."""
+    if alerts.apprise_config is None:
+        return []
+    problems = []
+    carried = {tag for c in channels for tag in c.tags}
+    missing = [tag for tag in alerts.fallback_tags if tag not in carried]
+    if missing:
+        problems.append(
+            f"alerts.fallback_tags: no channel in {alerts.apprise_config} carries the tag(s) "
+            f"{', '.join(missing)}: nothing would be sent when every other channel fails"
+        )
+    for c in channels:
+        limit = next((getattr(s, "answer_timeout", None) for s in c.apprise), None)
+        if c.schema == "modem" and limit is not None and limit >= alerts.send_timeout:
+            problems.append(
+                f"{c.display}: timeout={limit:g} must be below [alerts] send_timeout "
+                f"({alerts.send_timeout:g}s): raise send_timeout or lower the modem's timeout"
+            )
+    return problems
+
+
 def build_templates(config: Config) -> Templates:
     try:
         return Templates(
@@ -66,5 +90,7 @@ def build_delivery(
         retry_max=alerts.retry_max,
         all_failed_after=alerts.all_failed_after,
         clock=clock,
+        fallback_tags=alerts.fallback_tags,
+        fallback_after=alerts.fallback_after,
     )
     return outbox, sender

@@ -9,7 +9,7 @@ from pathlib import Path
 from alerts.outbox import unrouted
 from sentinel.config import Config, ConfigError
 from sentinel.credentials import credential_problems
-from sentinel.delivery import build_templates, load_configured_channels
+from sentinel.delivery import build_templates, delivery_problems, load_configured_channels
 from sentinel.replication import runtime_problems
 from sentinel.sources import build_sources
 
@@ -30,6 +30,7 @@ def preflight(config: Config, config_path: Path | None) -> list[str]:
                     f"{config.alerts.apprise_config} carries the tag(s) {', '.join(tags) or '-'} "
                     f"(or 'always', or no tag): a {severity} alarm would reach nobody"
                 )
+            problems += [f"{where}{p}" for p in delivery_problems(config.alerts, channels)]
     try:
         build_templates(config)
     except ConfigError as exc:

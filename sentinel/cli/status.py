@@ -338,6 +338,11 @@ def _alerts(report: dict[str, Any], console: Console, now: float) -> None:
             )
             + "[/]"
         )
+    if alerts.get("fallback_used"):
+        console.print(
+            f"[yellow]fallback (modem) used for {alerts['fallback_used']} message(s), last "
+            f"{_ago(alerts.get('last_fallback'), now)}[/]"
+        )
     if alerts.get("all_channels_failing_since"):
         console.print(
             "[bold red]EVERY ALERT CHANNEL FAILING since "

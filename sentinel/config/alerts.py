@@ -36,6 +36,10 @@ class AlertsConfig(Model):
     }
     retry_max: Duration = Field(300.0, gt=0)
     all_failed_after: Duration = Field(300.0, gt=0)
+    # Channels with these tags (a modem://) also get an event once every channel it was
+    # routed to has been failing for fallback_after; see alerts/sender.py.
+    fallback_tags: list[str] = []
+    fallback_after: Duration = Field(120.0, gt=0)
     # Per-deployment wording: a directory of `<form>.<event>.txt` files and/or inline strings
     # keyed the same way (e.g. "sms.firing"); inline strings win.
     template_dir: ConfigPath | None = None
