@@ -191,7 +191,8 @@ class NutSource:
                     b.sensor_id, b.kind, None, b.unit, now, self.name, "UPS reports no ups.status"
                 )
             if b.kind == Kind.UPS_BATTERY_LOW:
-                return self._convert(b, bool({"LB", FORCED_SHUTDOWN} & set(flags)), now)
+                low = {FLAGS[Kind.UPS_BATTERY_LOW], FORCED_SHUTDOWN}
+                return self._convert(b, bool(low & set(flags)), now)
             if b.kind in FLAGS:
                 return self._convert(b, FLAGS[b.kind] in flags, now)
             since = self._on_battery_since.get(nb.ups)
