@@ -34,7 +34,8 @@ class AlarmEvent:
     silence ends. `safe_as_of` is the keeper's "data safe as of" (room clock) a critical
     page carries (sentinel/room_heartbeat.py fills it in just before sending, never in the
     outbox row); `safe_unconfirmed` when the keeper did not answer in time and it is the
-    newest older receipt's.
+    newest older receipt's; `safe_replicated` when there is no keeper and it is the room's
+    own word that its replication had shipped every change it saw (no receipt).
 
     `cause` is the reason as a code (alerts/reasons.py) with its `params`, so each language
     words it itself; `reason` is the English text kept for logs and older outbox rows.
@@ -57,6 +58,7 @@ class AlarmEvent:
     until: float | None = None
     safe_as_of: float | None = None
     safe_unconfirmed: bool = False
+    safe_replicated: bool = False
     cause: str = ""
     # never hashed or compared by identity: a plain dict survives the outbox's JSON
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)

@@ -87,6 +87,7 @@ _DETECTED_KO = {
     "ups_replace_battery": "UPS 배터리 교체 필요",
     "ups_overload": "UPS 과부하",
     "ups_bypass": "UPS 바이패스 운전(정전 보호 없음)",
+    "ups_output_off": "UPS 출력 꺼짐(장비 전원 없음)",
 }
 _DETECTED_EN = {
     "replication_source_missing": "source missing or not mounted",
@@ -97,6 +98,7 @@ _DETECTED_EN = {
     "ups_replace_battery": "UPS battery needs replacing",
     "ups_overload": "UPS overloaded",
     "ups_bypass": "UPS on bypass (no protection from a power cut)",
+    "ups_output_off": "UPS output off (the equipment on it has no power)",
 }
 
 # severities and events named inside a reason (the templates name the message's own)

@@ -73,6 +73,8 @@ SAFE = {"ko": " 자료 {t}까지 안전", "en": " data safe to {t}"}
 # the long form's last line when the page carries a signed acknowledge link
 ACK_LINK = {"ko": "웹에서 확인: {link}", "en": "Acknowledge on the web: {link}"}
 SAFE_OLDER = {"ko": " 자료 {t}까지 안전(이전 확인)", "en": " data safe to {t} (older receipt)"}
+# no keeper: the room's replication says it had shipped everything by then (no receipt)
+SAFE_REPLICATED = {"ko": " 자료 {t}까지 복제", "en": " data copied to {t}"}
 
 KIND_LABELS: dict[str, dict[str, str]] = {
     "ko": {
@@ -118,6 +120,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "ups_replace_battery": "UPS 배터리 교체",
         "ups_overload": "UPS 과부하",
         "ups_bypass": "UPS 바이패스",
+        "ups_output_off": "UPS 출력 꺼짐",
         "ups_charge": "UPS 충전량",
         "ups_runtime": "UPS 잔여시간",
         "ups_input_voltage": "입력 전압",
@@ -162,6 +165,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "ups_replace_battery": "UPS replace battery",
         "ups_overload": "UPS overload",
         "ups_bypass": "UPS bypass",
+        "ups_output_off": "UPS output off",
         "ups_charge": "UPS charge",
         "ups_runtime": "UPS runtime",
         "ups_input_voltage": "input voltage",
@@ -591,7 +595,13 @@ class Templates:
             else "%Y-%m-%d"
         )
         when = time.strftime(fmt, safe)
-        words = SAFE_OLDER if event.safe_unconfirmed else SAFE
+        words = (
+            SAFE_REPLICATED
+            if event.safe_replicated
+            else SAFE_OLDER
+            if event.safe_unconfirmed
+            else SAFE
+        )
         return words[self.language].format(t=when)
 
     def _fit_sms(self, template: str, fields: dict[str, str]) -> str:

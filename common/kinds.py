@@ -47,12 +47,13 @@ class Kind(StrEnum):
     DOOR = "door"
     OUTPUT = "output"
     # a UPS through NUT (sensors/nut.py, issue 15): seconds on battery (0 on mains), the
-    # status flags LB / RB / OVER / BYPASS, and the UPS's own measurements
+    # status flags LB / RB / OVER / BYPASS / OFF, and the UPS's own measurements
     UPS_ON_BATTERY = "ups_on_battery"
     UPS_BATTERY_LOW = "ups_battery_low"
     UPS_REPLACE_BATTERY = "ups_replace_battery"
     UPS_OVERLOAD = "ups_overload"
     UPS_BYPASS = "ups_bypass"
+    UPS_OUTPUT_OFF = "ups_output_off"
     UPS_CHARGE = "ups_charge"
     UPS_RUNTIME = "ups_runtime"
     UPS_INPUT_VOLTAGE = "ups_input_voltage"
@@ -74,7 +75,13 @@ UNITS: dict[str, str] = {
 
 # A UPS through NUT (sensors/nut.py): its status flags, each an on/off trouble, and all it reports.
 UPS_FLAG_KINDS = frozenset(
-    {Kind.UPS_BATTERY_LOW, Kind.UPS_REPLACE_BATTERY, Kind.UPS_OVERLOAD, Kind.UPS_BYPASS}
+    {
+        Kind.UPS_BATTERY_LOW,
+        Kind.UPS_REPLACE_BATTERY,
+        Kind.UPS_OVERLOAD,
+        Kind.UPS_BYPASS,
+        Kind.UPS_OUTPUT_OFF,
+    }
 )
 UPS_KINDS: tuple[Kind, ...] = (
     Kind.UPS_ON_BATTERY,

@@ -111,10 +111,13 @@ def _signed(raw: int) -> int:
 def _located(reading: Reading, values: dict[str, int]) -> Reading:
     """The leak reading with where along the cable it is, when the unit is one we know."""
     unit = DISTANCE_UNITS.get(values.get("distance_unit", -1))
-    if unit is None or "distance" not in values:
+    raw = values.get("distance")
+    # 0: the controller has not located it (yet); 0xFFFF and the like: no valid distance.
+    # A page that sends people to the cable's start, or to 6553.5 m, is worse than none.
+    if unit is None or raw is None or raw == 0 or register_fault(raw):
         return reading
     divisor, shown = unit
-    distance = round(values["distance"] / divisor, 1)
+    distance = round(raw / divisor, 1)
     return replace(
         reading,
         detail=f"leak at {distance:g} {shown}",

@@ -3,7 +3,8 @@
 Uses aionut (the asyncio NUT client Home Assistant's NUT integration is built on): one
 persistent connection, `LIST VAR <ups>` per UPS per interval. A UPS upsd cannot speak for
 (upsd down or refusing, `ERR DATA-STALE`, `ERR DRIVER-NOT-CONNECTED`, `ERR UNKNOWN-UPS`)
-makes its sensors unavailable (the engine's "lost" alarm); the other UPSes go on.
+for `LOST_AFTER` polls in a row makes its sensors unavailable (the engine's "lost" alarm);
+the other UPSes go on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ FLAGS: dict[str, str] = {
     Kind.UPS_REPLACE_BATTERY: "RB",
     Kind.UPS_OVERLOAD: "OVER",
     Kind.UPS_BYPASS: "BYPASS",
+    # the UPS feeds nothing: the equipment on it is dark (a host elsewhere can still page)
+    Kind.UPS_OUTPUT_OFF: "OFF",
 }
 # The NUT variable each measured kind is.
 VARIABLES: dict[str, str] = {
@@ -39,8 +42,15 @@ VARIABLES: dict[str, str] = {
     Kind.UPS_LOAD: "ups.load",
 }
 ON_BATTERY = "OB"
+# upsmon's forced shutdown: the hosts on this UPS are going down now, whatever the charge
+# says (an operator's `upsmon -c fsd`, or a primary's own shutdown timer); as urgent as LB
+FORCED_SHUTDOWN = "FSD"
 # upsd's ups.status while a driver starts and has no data yet
 WAITING = "WAIT"
+# Failed polls in a row before a UPS's sensors are lost: upsd restarting (a package upgrade,
+# an edited upsd.conf) or a USB driver's moment of DATA-STALE is common and over by the next
+# poll; one failure would page "sensor lost" and its all-clear for every sensor each time.
+LOST_AFTER = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,7 @@ class NutSource:
         interval: float = 2.0,
         timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
+        lost_after: int = LOST_AFTER,
     ) -> None:
         self.name = name
         self.host = host
@@ -99,6 +110,8 @@ class NutSource:
             self._ups.setdefault(nb.ups, []).append(nb)
         self._online: dict[str, bool] = {}
         self._errors: dict[str, str] = {}
+        self._lost_after = lost_after
+        self._failures: dict[str, int] = {}  # failed polls in a row, per UPS
         # when each UPS was first seen on battery (this run's clock), for the seconds on it
         self._on_battery_since: dict[str, float] = {}
         self._polls = 0
@@ -141,7 +154,11 @@ class NutSource:
             self._errors[ups] = reason
             self._health.last_error = f"UPS {ups}@{self.host}:{self.port}: {reason}"
             self._log.warning(f"ups:{ups}:{reason}", f"{self.name}: {self._health.last_error}")
+            failures = self._failures[ups] = self._failures.get(ups, 0) + 1
+            if failures < self._lost_after and self._online.get(ups) is not False:
+                return []
             return self._set_online(ups, False)
+        self._failures.pop(ups, None)
         now = self._clock()
         self._health.received += 1
         self._health.last_message_ts = now
@@ -173,6 +190,9 @@ class NutSource:
                 return Reading(
                     b.sensor_id, b.kind, None, b.unit, now, self.name, "UPS reports no ups.status"
                 )
+            if b.kind == Kind.UPS_BATTERY_LOW:
+                low = {FLAGS[Kind.UPS_BATTERY_LOW], FORCED_SHUTDOWN}
+                return self._convert(b, bool(low & set(flags)), now)
             if b.kind in FLAGS:
                 return self._convert(b, FLAGS[b.kind] in flags, now)
             since = self._on_battery_since.get(nb.ups)
@@ -186,7 +206,14 @@ class NutSource:
             return Reading(
                 b.sensor_id, b.kind, None, b.unit, now, self.name, f"UPS reports no {variable}"
             )
-        return self._convert(b, raw, now)
+        try:
+            return b.reading(raw, ts=now, source=self.name)
+        except ConversionError as exc:
+            # a fault now (a sensor-fault warning), not silence until max_age calls it lost
+            # while its last good value, or its alarm, stands
+            self._health.rejected += 1
+            fault = f"UPS reports {variable} = {raw[:40]!r}: {exc}"
+            return Reading(b.sensor_id, b.kind, None, b.unit, now, self.name, fault)
 
     def _convert(self, b: Binding, value: float | bool | str, now: float) -> Reading | None:
         try:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from alerts.event import AlarmEvent, EventType, Severity
+from backup.replicator import Replicator
 from sentinel.room_heartbeat import RoomHeartbeat, clock_text
 
 log = logging.getLogger("sentinel.keeper")
@@ -23,10 +24,10 @@ log = logging.getLogger("sentinel.keeper")
 # disasters that may take the room down with the page. A combined rule is named by its
 # sensor id ("fire"; any name starting with "fire").
 DISASTER_KINDS = frozenset({"water_leak", "smoke", "fire"})
-# A UPS on battery, low or short of runtime (issue 15): at any severity, since the room may
-# go dark before a critical page would be due; the last page must say how fresh the
-# off-site copy is.
-POWER_KINDS = frozenset({"ups_on_battery", "ups_battery_low", "ups_runtime"})
+# A UPS on battery, low, short of runtime or feeding nothing (issue 15): at any severity,
+# since the room may go dark before a critical page would be due; the last page must say
+# how fresh the off-site copy is.
+POWER_KINDS = frozenset({"ups_on_battery", "ups_battery_low", "ups_runtime", "ups_output_off"})
 # Confirmations (one per alarm firing, shared by every channel's lane) are forgotten after
 # this long: a retried send re-renders with the first answer instead of waiting again.
 CONFIRM_FORGET = 600.0
@@ -150,3 +151,45 @@ class KeeperConfirm:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class ReplicaFreshness:
+    """The sender's confirm hook when no replication has a keeper: a page that would ask one
+    (see `needs_confirmation`) says instead up to when the room's own replications had
+    shipped every change they saw, so the last page before the UPS dies still says how fresh
+    the copy is (issue 15). No receipt stands behind it: it is said only while every
+    replication runs caught up with no failure (then "now"), and worded apart from a
+    keeper's ("자료 14:02:10까지 복제", not "안전"). Nothing is waited for."""
+
+    def __init__(
+        self, replicators: Sequence[Replicator], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.replicators = list(replicators)
+        self._clock = clock
+
+    def synced_through(self) -> float | None:
+        """Now, when every replication has shipped all it saw; None when any may not have
+        (behind, failing, not running, never synced: a claim the page must not make)."""
+        for rep in self.replicators:
+            health = rep.replication_health()
+            if (
+                health.phase != "running"
+                or health.never_synced
+                or health.consecutive_failures
+                or not rep.caught_up
+            ):
+                return None
+        return self._clock() if self.replicators else None
+
+    async def __call__(self, events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
+        if not any(needs_confirmation(e) for e in events):
+            return list(events)
+        through = self.synced_through()
+        if through is None:
+            return list(events)
+        return [
+            dataclasses.replace(e, safe_as_of=through, safe_replicated=True)
+            if needs_confirmation(e)
+            else e
+            for e in events
+        ]

@@ -20,7 +20,7 @@ from sentinel.config import Config
 from sentinel.credentials import known_secrets
 from sentinel.delivery import build_delivery
 from sentinel.keeper import build_keeper
-from sentinel.keeper_confirm import KeeperConfirm
+from sentinel.keeper_confirm import KeeperConfirm, ReplicaFreshness
 from sentinel.mqtt_session import expect_sessions
 from sentinel.outputs import build_outputs
 from sentinel.replication import build_replicators, replication_readings
@@ -170,6 +170,9 @@ class Runtime:
             # only with a keeper does a critical page wait for its "data safe to"
             self.keeper_confirm = KeeperConfirm(self.keeper_rooms, clock=self.clock)
             self.sender.confirm = self.keeper_confirm
+        elif self.replicators:
+            # no keeper: the power or disaster page says how far the room's own copy got
+            self.sender.confirm = ReplicaFreshness(self.replicators, clock=self.clock)
         components += build_keeper(self.config, self.engine.submit, clock=self.clock)
         # sirens and beacons follow the engine's alarms (issue 15)
         components += build_outputs(

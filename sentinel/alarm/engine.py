@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ from sentinel.alarm.conditions import RateBook
 from sentinel.alarm.doors import Doors
 from sentinel.alarm.evaluation import evaluate
 from sentinel.alarm.ids import IdAllocator
+from sentinel.alarm.outage import Outages
 from sentinel.alarm.policies import Policies
 from sentinel.alarm.registry import SensorInfo, SensorRegistry
 from sentinel.alarm.repository import Enqueue, Repository, WriteQueue
@@ -64,6 +66,7 @@ class Engine:
         self._presence = presence.Presence()
         self._rates = RateBook()
         self._doors = Doors()
+        self._outages = Outages()
         self._silences = Silences()
         self._actions = SafetyActions(self._book, self._silences, self._sensors, self._settings)
         self._pager = paging.Pager(config.alerts.routes)
@@ -90,6 +93,9 @@ class Engine:
             if stored.kind == "door" and stored.value == "true" and stored.value_ts is not None:
                 # open at its last reading before the restart: open at least since then
                 self._doors.seen(stored.id, True, stored.value_ts)
+            if stored.kind == "ups_on_battery":
+                # on battery at its last reading: the same outage goes on counting
+                self._outages.restored(stored.id, stored.value, stored.value_ts, now)
         out: list[Transition] = []
         for row in await repo.open_alarms():
             alarm = self._book.restore(row)
@@ -161,6 +167,8 @@ class Engine:
             self._samples.remember(sid, kind, None, reading.unit, now, reading.fault)
             return book.apply(info, presence.fault(kind, reading.fault, policies.fault), now)
         out = self._presence.back(book, sid, now)
+        if kind == "ups_on_battery" and isinstance(reading.value, float):
+            reading = replace(reading, value=self._outages.seconds(sid, reading.value, now))
         unit = reading.unit or UNITS.get(kind, "")
         self._samples.remember(sid, kind, reading.value, unit, now, None)
         rule = policies.rules.rule(sid, kind)

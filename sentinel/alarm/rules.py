@@ -88,14 +88,18 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "keeper_snapshot_failures": {"warn_high": 1.0, "crit_high": 3.0},
     "keeper_disk_free": {"warn_low": 15.0, "crit_low": 5.0, "hysteresis": 1.0},
     # a warning: most often a person is at the door; open at any hour unless `allowed` says
-    "door": {"severity": WARNING, "open_limit": 600.0},
+    # closed for a minute before the all-clear: a loose magnet reading open/closed every few
+    # seconds at night is one alarm, not a page at each swing
+    "door": {"severity": WARNING, "open_limit": 600.0, "clear_hold": 60.0},
     # a siren or beacon sentinel cannot switch: the critical alarms still page, and a
     # critical one here would ask the very siren that fails to sound for itself
     "output": {"severity": WARNING},
     # a UPS (issue 15). The source counts seconds on battery from 1 (0 on mains), so the
     # warning comes with the first poll that sees OB and the critical after crit_high
     # (`[[rules]] kind = "ups_on_battery" crit_high = 120` to change it)
-    "ups_on_battery": {"warn_high": 1.0, "crit_high": 300.0},
+    # The mains back for a minute before the all-clear: a UPS flapping between mains and
+    # battery at every poll (brownouts) is one alarm, not a page each time it switches.
+    "ups_on_battery": {"warn_high": 1.0, "crit_high": 300.0, "clear_hold": 60.0},
     "ups_battery_low": {"severity": CRITICAL},
     # seconds of runtime left; a UPS that would not carry the room this long is critical
     # even on mains
@@ -103,6 +107,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "ups_replace_battery": {"severity": WARNING},
     "ups_overload": {"severity": WARNING},
     "ups_bypass": {"severity": WARNING},
+    # the UPS's output is off: what it feeds has no power, mains or not
+    "ups_output_off": {"severity": CRITICAL},
 }
 
 _FIELDS = (

@@ -134,7 +134,11 @@ async def test_mqtt_siren_follows_critical_alarms(
         await silence(engine, store, clock, "smoke-1", 600, "detector test", "kim")
         await siren.step()
         assert await relay.next(6) == "OFF"  # silenced: off (sentinel/outputs.py says why)
-    assert siren.health()["failures"] == 0 and siren.health()["writes"] == 7
+        clock.advance(601)  # the silence ends and the smoke is still there: it sounds again
+        await engine.tick()
+        await siren.step()
+        assert await relay.next(7) == "ON"
+    assert siren.health()["failures"] == 0 and siren.health()["writes"] == 8
 
 
 async def test_retained_state_reaches_a_relay_that_reconnects(

@@ -123,6 +123,9 @@ async def test_zigbee_door_open_outside_hours_pages_once_and_resolves_on_close(
     await room.publish("zigbee2mqtt/server_door", '{"contact": false, "battery": 90}')
     assert len(room.firing()) == 1  # still open: no second page
     await room.publish("zigbee2mqtt/server_door", '{"contact": true, "battery": 90}')
+    assert [p.event for p in room.pages] == ["firing"]  # closed: the all-clear after a minute
+    room.clock.advance(60)
+    await room.engine.tick()
     assert [p.event for p in room.pages] == ["firing", "resolved"]
     assert room.engine.active_alarms() == []
 
@@ -144,6 +147,8 @@ async def test_tasmota_door_open_in_hours_pages_only_past_the_limit(room: Room) 
     await room.engine.tick()
     assert len(room.pages) == 1
     await room.publish("tele/backdoor/SENSOR", '{"Time": "2026-12-02T10:11:00", "Switch1": "ON"}')
+    room.clock.advance(60)
+    await room.engine.tick()
     assert [p.event for p in room.pages] == ["firing", "resolved"]
 
 
@@ -270,3 +275,26 @@ async def test_a_door_open_across_a_restart_still_pages_when_the_hours_end(store
     await after.tick()  # no reading since before the restart
     [page] = pages
     assert page.event == "firing" and "door open since 18:55 outside hours" in page.reason
+
+
+async def test_a_flapping_contact_outside_hours_pages_once(store: Store) -> None:
+    """A loose magnet reads open, closed, open... every few seconds at night: one alarm (the
+    door's default clear_hold), and one all-clear once it stays closed."""
+    clock = FakeClock(at(21, 14))
+    pages: list[AlarmEvent] = []
+
+    async def enqueue(db: aiosqlite.Connection, event: AlarmEvent) -> None:
+        pages.append(event)
+
+    await migrations.migrate(store)
+    engine = Engine(store, door_config(), enqueue=enqueue, clock=clock)
+    await engine.start()
+    for _ in range(15):
+        for is_open in (True, False):
+            await engine.submit(Reading("door-srv", "door", is_open))
+            clock.advance(2)
+            await engine.tick()
+    assert [p.event for p in pages] == ["firing"]
+    clock.advance(120)
+    await engine.tick()
+    assert [p.event for p in pages] == ["firing", "resolved"]

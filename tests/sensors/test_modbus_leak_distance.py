@@ -59,6 +59,18 @@ async def test_leak_reading_says_where_in_either_unit(bus: ModbusDeviceSim) -> N
             lambda r: r.sensor_id == "cable" and r.detail == "leak at 41 ft", after=mark
         )
         assert feet.params == {"distance": 41.0, "unit": "ft"}
+        # a leak the controller has not located (0) or an invalid distance: the leak
+        # still pages, without a place that would send people to the wrong spot
+        for unlocated in (0, 0xFFFF):
+            await bus.set_registers(1, 0, [0x1, 7, 0])
+            await collector.wait_for(lambda r: r.detail == "leak at 0.7 m", after=mark)
+            mark = len(collector.readings)
+            await bus.set_registers(1, 0, [0x1, unlocated, 0])
+            where = await collector.wait_for(
+                lambda r: r.sensor_id == "cable" and r.detail != "leak at 0.7 m", after=mark
+            )
+            assert where.value is True and where.detail is None and where.cause is None, where
+            assert not where.params
         await bus.set_registers(1, 0, [0x0, 41, 1])  # dry: no location to carry
         dry = await collector.wait_for(match("cable", "water_leak", False), after=mark)
         assert dry.detail is None

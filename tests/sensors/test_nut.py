@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,27 @@ async def test_upsd_down_makes_the_sensors_lost_and_back(rack: Upsd) -> None:
         await collector.stop()
 
 
+async def test_a_poll_or_two_failing_is_not_lost(rack: Upsd) -> None:
+    """upsd restarting (a package upgrade) or a moment of DATA-STALE fails a poll or two:
+    no "sensor lost" page and all-clear for each sensor; the third failure in a row is."""
+    src = source(rack, nut_binding("ups-ob", "ups_on_battery", "rack"))
+    collector = Collector(src)
+    try:
+        await collector.wait_for(match("ups-ob", "ups_on_battery"))
+        rack.stop_upsd()
+        await collector.wait_health(lambda h: h["rejected"] >= 2)
+        assert not [r for r in collector.readings if match("ups-ob", "availability", False)(r)]
+        assert src.health()["ups_down"] == {}
+        lost = await collector.wait_for(match("ups-ob", "availability", False))
+        assert src.health()["rejected"] >= 3 and "rack" in src.health()["ups_down"]
+        mark = len(collector.readings)
+        rack.start_upsd()
+        await collector.wait_for(match("ups-ob", "availability", True), after=mark)
+        assert lost.fault is None
+    finally:
+        await collector.stop()
+
+
 async def test_driver_gone_is_the_lost_path_with_upsd_s_word(rack: Upsd) -> None:
     """upsd up but its driver gone (a USB cable pulled): DRIVER-NOT-CONNECTED or, while upsd
     still holds the last values, DATA-STALE. Either way the sensor is lost, not "on mains"."""
@@ -178,3 +200,66 @@ async def test_a_driver_still_waiting_is_not_read_as_on_mains(rack: Upsd) -> Non
         assert (await collector.wait_for(match("ups-ob", "ups_on_battery"))).value == 1.0
     finally:
         await collector.stop()
+
+
+async def test_forced_shutdown_a_garbled_value_and_output_off(rack: Upsd) -> None:
+    """FSD (upsmon shutting the hosts down now) pages as urgently as LB, charge or not; a
+    value that is no number is a sensor fault at once, not silence until max_age; OFF (the
+    UPS feeds nothing) reads as ups_output_off."""
+    src = source(
+        rack,
+        nut_binding("ups-lb", "ups_battery_low", "rack"),
+        nut_binding("ups-runtime", "ups_runtime", "rack"),
+        nut_binding("ups-off", "ups_output_off", "rack"),
+    )
+    collector = Collector(src)
+    try:
+        assert (await collector.wait_for(match("ups-lb", "ups_battery_low"))).value is False
+        mark = len(collector.readings)
+        rack.set("rack", ups_status="OB DISCHRG FSD", battery_runtime="n/a")
+        low = await collector.wait_for(match("ups-lb", "ups_battery_low", True), after=mark)
+        assert low.fault is None
+        fault = await collector.wait_for(
+            lambda r: r.sensor_id == "ups-runtime" and r.fault is not None, after=mark
+        )
+        assert fault.value is None and "battery.runtime" in (fault.fault or ""), fault
+        # the UPS switched its output off: the equipment on it is dark, mains or not
+        assert (await collector.wait_for(match("ups-off", "ups_output_off"))).value is False
+        mark = len(collector.readings)
+        rack.set("rack", ups_status="OL OFF", battery_runtime="1800")
+        await collector.wait_for(match("ups-off", "ups_output_off", True), after=mark)
+    finally:
+        await collector.stop()
+
+
+async def test_two_upses_on_one_upsd_are_read_apart(tmp_path: Path) -> None:
+    """One UPS on battery and the other's driver gone: each one's sensors say their own."""
+    server = Upsd(tmp_path, ups=("rack", "edge"))
+    server.start()
+    src = source(
+        server,
+        nut_binding("rack-ob", "ups_on_battery", "rack"),
+        nut_binding("edge-ob", "ups_on_battery", "edge"),
+    )
+    collector = Collector(src)
+    try:
+        await collector.wait_for(match("edge-ob", "ups_on_battery", 0.0))
+        mark = len(collector.readings)
+        server.set("rack", ups_status="OB DISCHRG")
+        server.stop_driver("edge")
+        await collector.wait_for(match("edge-ob", "availability", False), after=mark)
+        on_battery = await collector.wait_for(
+            lambda r: r.sensor_id == "rack-ob" and (r.value or 0) >= 2.0, after=mark
+        )
+        assert on_battery.kind == "ups_on_battery"
+        health = src.health()
+        assert health["state"] == "connected" and set(health["ups_down"]) == {"edge"}
+        assert health["on_battery"] == ["rack"]
+        assert not [
+            r
+            for r in collector.readings[mark:]
+            if r.sensor_id == "edge-ob" and r.kind == "ups_on_battery" and r.value
+        ]
+    finally:
+        await collector.stop()
+        server.stop()

@@ -75,6 +75,9 @@ def test_default_rules_warn_on_battery_at_once_and_crit_later() -> None:
     assert book.rule("ups-rb", "ups_replace_battery").severity == "warning"
     assert book.rule("ups-ov", "ups_overload").severity == "warning"
     assert book.rule("ups-by", "ups_bypass").severity == "warning"
+    assert book.rule("ups-off", "ups_output_off").severity == "critical"
+    # the mains back for a minute before the all-clear: a flapping UPS is one alarm
+    assert on_battery.policy.clear_hold == 60.0
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,7 @@ def test_default_rules_warn_on_battery_at_once_and_crit_later() -> None:
         ),
         ("ups_battery_low", reasons.DETECTED, {}, "UPS 배터리 부족(곧 꺼짐)", "UPS battery low"),
         ("ups_bypass", reasons.DETECTED, {}, "UPS 바이패스", "UPS on bypass"),
+        ("ups_output_off", reasons.DETECTED, {}, "UPS 출력 꺼짐", "UPS output off"),
         (
             "water_leak",
             reasons.LEAK_AT,

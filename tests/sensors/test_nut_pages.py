@@ -72,6 +72,7 @@ password = "{upsd.password}"
 [[rules]]
 kind = "ups_on_battery"
 crit_high = {crit_after}
+clear_hold = "0.5s"  # the default minute before the all-clear, short for the test
 
 [alerts]
 apprise_config = "apprise.yml"

@@ -282,7 +282,7 @@ const RANGES = ["1h", "24h", "7d", "30d"];
 // On/off kinds chart as a 0/1 step line; the server sends them as 0/1 (max over a bucket).
 const BOOLEAN_KINDS = new Set([
   "water_leak", "smoke", "tamper", "battery_low", "availability", "door",
-  "ups_battery_low", "ups_replace_battery", "ups_overload", "ups_bypass",
+  "ups_battery_low", "ups_replace_battery", "ups_overload", "ups_bypass", "ups_output_off",
 ]);
 const REFRESH_MS = 30000;
 const DEFAULT_RANGE = "24h";
