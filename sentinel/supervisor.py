@@ -30,6 +30,8 @@ RESTART_ALARM_COUNT = 5
 RESTART_ALARM_WINDOW = 600.0
 # An exception text can be a whole HTTP body; status and pages need the start of it.
 ERROR_TEXT_MAX = 500
+# A component still running this long after it was cancelled is cancelled again (see stop()).
+RECANCEL_AFTER = 1.0
 
 
 def describe(exc: BaseException) -> str:
@@ -109,6 +111,13 @@ class Supervisor:
         self._components.pop(name, None)
         if task:
             task.cancel()
+            # Python 3.11's asyncio.wait_for returns a result that arrives together with the
+            # cancellation and drops the cancellation (fixed in 3.12); pymodbus awaits every
+            # reply that way, so a bus polled every 50 ms can swallow a stop. Asking once
+            # would leave a stop or a reload hanging for ever with the room unwatched.
+            while not (await asyncio.wait({task}, timeout=RECANCEL_AFTER))[0]:
+                log.warning("component %s did not stop when asked; asking again", name)
+                task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         self.states.pop(name, None)
 

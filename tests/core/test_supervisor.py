@@ -121,3 +121,37 @@ async def test_a_running_components_own_error_comes_before_an_old_crash() -> Non
     assert health["last_error"] == "target missing or not mounted"
     assert health["last_crash"] == "RuntimeError: boom 1"
     await sup.stop_all()
+
+
+class Swallower:
+    """Drops the first cancellation, as Python 3.11's asyncio.wait_for does when a reply
+    arrives together with it (pymodbus awaits every Modbus reply that way)."""
+
+    name = "swallower"
+
+    def __init__(self) -> None:
+        self.swallowed = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.005)
+            except asyncio.CancelledError:
+                if self.swallowed:
+                    raise
+                self.swallowed += 1
+
+    def health(self) -> dict[str, Any]:
+        return {}
+
+
+async def test_a_component_that_swallows_a_stop_is_still_stopped() -> None:
+    """A stop or a reload that hung on one component would leave the room unwatched."""
+    supervisor = Supervisor(backoff_initial=0.01, backoff_max=0.05)
+    component = Swallower()
+    supervisor.start(component)
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):
+        await supervisor.stop_all()
+    assert component.swallowed == 1
+    assert supervisor.names == []

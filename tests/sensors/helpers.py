@@ -55,7 +55,11 @@ class Collector:
             raise AssertionError("source ended")
 
     async def stop(self) -> None:
+        # asked again while it runs: Python 3.11's asyncio.wait_for (inside pymodbus) can drop
+        # a cancellation that arrives with a reply (sentinel/supervisor.py's stop() does too)
         self._task.cancel()
+        while not (await asyncio.wait({self._task}, timeout=1.0))[0]:
+            self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
