@@ -131,7 +131,8 @@ class MqttSwitch:
             account = s.username or "(anonymous)"
             why += (
                 f"; its ACL does not let account {account} write {self.topic} "
-                f"(add `topic write {self.topic}` under `user {account}`, docs/mqtt-broker.md)"
+                f"(add the line 'topic write {self.topic}' under 'user {account}', "
+                "docs/mqtt-broker.md)"
             )
         raise SwitchError(why)
 
