@@ -351,6 +351,18 @@ def _alerts(alerts: dict[str, Any]) -> Iterator[Metric]:
         [],
         [([], alerts.get("undeliverable"))],
     )
+    yield _gauge(
+        "sentinel_alert_fallback_messages",
+        "Messages sent through a fallback channel (modem) because their channels kept failing",
+        [],
+        [([], alerts.get("fallback_used"))],
+    )
+    yield _gauge(
+        "sentinel_alert_fallback_last_timestamp_seconds",
+        "The last message handed to a fallback channel (Unix time; absent when never)",
+        [],
+        [([], alerts.get("last_fallback"))],
+    )
     if "channels" in alerts:
         yield _gauge(
             "sentinel_alert_channels_all_failing",

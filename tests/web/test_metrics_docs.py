@@ -100,6 +100,8 @@ FULL_REPORT: dict[str, Any] = {
         "oldest_pending_age": 3.0,
         "all_channels_failing_since": None,
         "undeliverable": 0,
+        "fallback_used": 1,
+        "last_fallback": 1795318850.0,
     },
     "rooms": [
         {

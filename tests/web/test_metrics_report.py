@@ -130,6 +130,8 @@ def test_missing_values_are_absent_not_zero() -> None:
             "outbox_pending": 2,
             "oldest_pending_age": 31.5,
             "all_channels_failing_since": 1795319100.0,
+            "fallback_used": 0,
+            "last_fallback": None,
         },
     }
     found = samples(report)
@@ -160,6 +162,9 @@ def test_missing_values_are_absent_not_zero() -> None:
     ]
     assert found["sentinel_outbox_oldest_pending_age_seconds"] == [({}, 31.5)]
     assert found["sentinel_alert_channels_all_failing"] == [({}, 1.0)]
+    # the modem fallback never used: a count of 0, and no time of a last one
+    assert found["sentinel_alert_fallback_messages"] == [({}, 0.0)]
+    assert "sentinel_alert_fallback_last_timestamp_seconds" not in found
     assert found["sentinel_alert_channel_sent_total"] == [
         ({"channel": "json://gw/****", "key": "k1"}, 4.0)
     ]
@@ -221,3 +226,14 @@ async def test_a_report_that_cannot_be_built_scrapes_as_daemon_down(tmp_path: Pa
     found = samples(await snapshot.report())
     assert found["sentinel_overall_state"] == [({}, 3.0)]
     assert found["sentinel_daemon_up"] == [({}, 0.0)]
+
+
+def test_the_modem_fallback_is_counted() -> None:
+    """A rise of sentinel_alert_fallback_messages is the network channels failing for real."""
+    report: dict[str, Any] = {
+        "version": "0.1.0",
+        "alerts": {"outbox_pending": 0, "fallback_used": 3, "last_fallback": 1795319100.0},
+    }
+    found = samples(report)
+    assert found["sentinel_alert_fallback_messages"] == [({}, 3.0)]
+    assert found["sentinel_alert_fallback_last_timestamp_seconds"] == [({}, 1795319100.0)]
