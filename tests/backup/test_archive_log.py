@@ -1,0 +1,170 @@
+"""Archive-log replication with plain files (Oracle and Tibero naming): closed logs ship,
+the sequence is tracked on the replica's side, a hole is a CRITICAL gap naming the missing
+numbers, the data RPO is the contiguous head's close time, and bad input loses nothing."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from alerts import reasons
+from alerts.templates import KIND_LABELS
+from backup.archive_log import ArchiveLog
+from backup.logname import LogNaming
+from backup.replicator import Replicator
+from backup.status import read_status
+from backup.transport import parse_target
+from sensors.reading import Reading
+from sentinel.alarm.rules import BUILTIN, CRITICAL
+from sentinel.replication import replication_readings
+from sentinel.status import _replication
+from sentinel.store import Store
+from tests.backup.helpers import make_spec, running
+from tests.fixtures.poll import until
+
+ORACLE = LogNaming("oracle")
+
+
+def put(src: Path, name: str, body: bytes = b"redo", closed: float | None = None) -> float:
+    """An archive command's way: written under a temporary name, renamed into place."""
+    tmp = src / f".{name}.tmp"
+    tmp.write_bytes(body)
+    if closed is not None:
+        os.utime(tmp, (closed, closed))
+    os.rename(tmp, src / name)
+    return os.stat(src / name).st_mtime
+
+
+def readings(rep: Replicator) -> dict[str, Reading]:
+    return {r.kind: r for r in replication_readings([rep], time.time())}
+
+
+async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_arrives(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    t0 = time.time() - 600
+    for seq in (1, 2, 3):
+        put(src, f"1_{seq}_999.arc", closed=t0 + seq)
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE)
+    async with running(spec, bstore) as rep:
+        assert rep.archive is not None
+        await until(lambda: rep.archive.sequence.head == 3, 30, "logs 1-3 arrived")  # type: ignore[union-attr]
+        assert rep.archive.sequence.head_closed == t0 + 3
+        assert rep.archive.sequence.gap == ()
+        h = rep.replication_health()
+        # the lag alarm of a database replication is the data RPO, not the file lag
+        assert h.data_rpo is not None and h.data_rpo >= 600 - 3
+        assert h.rpo < 597  # the files themselves are all shipped
+        assert readings(rep)["replication_lag"].value >= 597
+        assert readings(rep)["replication_log_gap"].value is False
+
+        # 4 and 5 never reach the archive (deleted by hand, lost by the archive command);
+        # 6 arrives: 4-5 are a gap, the head stays at 3
+        put(src, "1_6_999.arc", closed=t0 + 6)
+        await until(lambda: (dst / "1_6_999.arc").exists(), 30, "log 6 at the target")
+        await until(lambda: rep.archive.sequence.gap == ("4-5",), 30, "gap 4-5")  # type: ignore[union-attr]
+        assert rep.archive.sequence.head == 3
+        gap = readings(rep)["replication_log_gap"]
+        assert gap.value is True
+        assert gap.detail == "log sequence gap: 4-5 missing"
+        assert gap.cause == reasons.LOG_GAP and gap.params == {"missing": "4-5"}
+        assert BUILTIN["replication_log_gap"] == {"severity": CRITICAL}
+
+        # status reads the same from the database (what `sentinel status` prints)
+        with sqlite3.connect(bstore.path) as conn:
+            row = _replication(read_status(conn, time.time()))[0]
+        assert row["log_gap"] == ["4-5"] and row["log_head"] == 3
+        assert row["data_rpo_seconds"] >= 600 - 3
+
+        # a log waiting in the source is not a gap (only lag): 4 is there, 5 still not
+        put(src, "1_4_999.arc", closed=t0 + 4)
+        await until(
+            lambda: rep.archive.sequence.gap == ("5",) and rep.archive.sequence.head == 4,  # type: ignore[union-attr]
+            30,
+            "gap down to 5, head 4",
+        )
+        put(src, "1_5_999.arc", closed=t0 + 5)
+        await until(lambda: rep.archive.sequence.head == 6, 30, "head 6")  # type: ignore[union-attr]
+        assert rep.archive.sequence.gap == ()
+        assert rep.archive.sequence.head_closed == t0 + 6
+        assert readings(rep)["replication_log_gap"].value is False
+
+    # what arrived is remembered across a restart (the table is the truth)
+    again = Replicator(spec, bstore.db, bstore.write)
+    await again.load()
+    assert again.archive is not None and again.archive.sequence.head == 6
+
+
+async def test_bad_input_a_hostile_name_a_non_log_and_an_empty_log_lose_nothing(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    put(src, "1_1_999.arc")
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE)
+    async with running(spec, bstore) as rep:
+        assert rep.archive is not None
+        await until(lambda: rep.archive.sequence.head == 1, 30, "log 1")  # type: ignore[union-attr]
+        # a name that only looks like log 7 (a newline after it), a note, an empty log 2
+        put(src, "1_7_999.arc\n", b"not a log")
+        put(src, "README.txt", b"archive of the approval database")
+        put(src, "1_2_999.arc", b"")
+        await until(lambda: (dst / "README.txt").exists(), 30, "the note shipped")
+        await until(lambda: (dst / "1_7_999.arc\n").exists(), 30, "the odd name shipped")
+        # neither counts in the sequence: no gap below a "7", no head at 2
+        await until(lambda: rep.replication_health().quarantined_other == 1, 30, "empty log held")
+        assert rep.archive.sequence.gap == () and rep.archive.sequence.head == 1
+        assert not (dst / "1_2_999.arc").exists()
+        assert "partial log" in rep.quarantine.reasons["1_2_999.arc"]
+        # the archive command writes it again, whole: it ships and counts
+        put(src, "1_2_999.arc", b"redo 2")
+        await until(lambda: rep.archive.sequence.head == 2, 30, "log 2 once whole")  # type: ignore[union-attr]
+        assert (dst / "1_2_999.arc").read_bytes() == b"redo 2"
+        assert "1_2_999.arc" not in rep.quarantine.reasons
+
+
+async def test_tibero_threads_are_tracked_apart_and_an_acknowledgement_clears_a_gap(
+    tmp_path: Path, bstore: Store
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    naming = LogNaming("tibero")
+    log = ArchiveLog("tb", src, naming, bstore.db, bstore.write)
+    await log.load()
+    t0 = time.time() - 100
+    names = []
+    for thread, seq in ((1, 10), (1, 11), (2, 5), (2, 8), (1, 12)):
+        name = f"log-t{thread}-r0-s{seq}.arc"
+        put(src, name, closed=t0 + seq)
+        names.append(name)
+    # logs older than the first one ever seen (1..9 of thread 1, 1..4 of thread 2) are no gap
+    assert await log.arrived(names) == 5
+    seq = log.sequence
+    assert seq.gap == ("t2:6-7",)
+    # the worst thread sets the data RPO: thread 2's head is log 5
+    assert seq.head == 5 and seq.head_closed == t0 + 5
+    # a new base backup made the hole moot: the operator acknowledges it
+    assert await log.acknowledge() == {1: 12, 2: 8}
+    assert log.sequence.gap == ()
+    assert log.sequence.head == 12 and log.sequence.head_closed == t0 + 12
+    # a later hole is a gap again
+    put(src, "log-t1-r0-s14.arc", closed=t0 + 14)
+    await log.arrived(["log-t1-r0-s14.arc"])
+    assert log.sequence.gap == ("13",)
+
+
+def test_the_gap_is_worded_in_both_languages() -> None:
+    labels = {"replication_log_gap": KIND_LABELS["en"]["replication_log_gap"]}
+    params = {"missing": "41-43"}
+    assert (
+        reasons.condition(reasons.LOG_GAP, params, "replication_log_gap", labels, "en")
+        == "log sequence gap: 41-43 missing"
+    )
+    assert (
+        reasons.condition(reasons.LOG_GAP, params, "replication_log_gap", labels, "ko")
+        == "로그 순번 누락: 41-43 없음"
+    )
