@@ -21,6 +21,7 @@ from sentinel.alarm.rules import BUILTIN, CRITICAL
 from sentinel.replication import replication_readings
 from sentinel.status import _replication
 from sentinel.store import Store
+from tests.alarm.helpers import Outbox, config, sent, started_engine
 from tests.backup.helpers import make_spec, running
 from tests.fixtures.poll import until
 
@@ -73,6 +74,16 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
         assert gap.detail == "log sequence gap: 4-5 missing"
         assert gap.cause == reasons.LOG_GAP and gap.params == {"missing": "4-5"}
         assert BUILTIN["replication_log_gap"] == {"severity": CRITICAL}
+        # through the real alarm engine: one CRITICAL page naming the missing logs
+        engine = await started_engine(bstore, config([]), Outbox(), time.time)
+        for _ in range(2):  # the next round of readings pages nothing more
+            for r in replication_readings([rep], time.time()):
+                await engine.submit(r)
+        pages = [e for e in await sent(bstore) if e["kind"] == "replication_log_gap"]
+        assert [(e["event"], e["severity"], e["sensor_id"]) for e in pages] == [
+            ("firing", "critical", "replication:ora")
+        ]
+        assert pages[0]["reason"] == "log sequence gap: 4-5 missing"
 
         # status reads the same from the database (what `sentinel status` prints)
         with sqlite3.connect(bstore.path) as conn:
@@ -92,6 +103,10 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
         assert rep.archive.sequence.gap == ()
         assert rep.archive.sequence.head_closed == t0 + 6
         assert readings(rep)["replication_log_gap"].value is False
+        for r in replication_readings([rep], time.time()):
+            await engine.submit(r)
+        pages = [e for e in await sent(bstore) if e["kind"] == "replication_log_gap"]
+        assert [e["event"] for e in pages] == ["firing", "resolved"]
 
     # what arrived is remembered across a restart (the table is the truth)
     again = Replicator(spec, bstore.db, bstore.write)
