@@ -53,7 +53,7 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
     spec = make_spec(src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE)
     async with running(spec, bstore) as rep:
         assert rep.archive is not None
-        await until(lambda: rep.archive.sequence.head == 3, 30, "logs 1-3 arrived")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head == 3, 30, "logs 1-3 arrived")
         assert rep.archive.sequence.head_closed == t0 + 3
         assert rep.archive.sequence.gap == ()
         h = rep.replication_health()
@@ -67,7 +67,7 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
         # 6 arrives: 4-5 are a gap, the head stays at 3
         put(src, "1_6_999.arc", closed=t0 + 6)
         await until(lambda: (dst / "1_6_999.arc").exists(), 30, "log 6 at the target")
-        await until(lambda: rep.archive.sequence.gap == ("4-5",), 30, "gap 4-5")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.gap == ("4-5",), 30, "gap 4-5")
         assert rep.archive.sequence.head == 3
         gap = readings(rep)["replication_log_gap"]
         assert gap.value is True
@@ -94,12 +94,12 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
         # a log waiting in the source is not a gap (only lag): 4 is there, 5 still not
         put(src, "1_4_999.arc", closed=t0 + 4)
         await until(
-            lambda: rep.archive.sequence.gap == ("5",) and rep.archive.sequence.head == 4,  # type: ignore[union-attr]
+            lambda: rep.archive.sequence.gap == ("5",) and rep.archive.sequence.head == 4,
             30,
             "gap down to 5, head 4",
         )
         put(src, "1_5_999.arc", closed=t0 + 5)
-        await until(lambda: rep.archive.sequence.head == 6, 30, "head 6")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head == 6, 30, "head 6")
         assert rep.archive.sequence.gap == ()
         assert rep.archive.sequence.head_closed == t0 + 6
         assert readings(rep)["replication_log_gap"].value is False
@@ -123,7 +123,7 @@ async def test_bad_input_a_hostile_name_a_non_log_and_an_empty_log_lose_nothing(
     spec = make_spec(src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE)
     async with running(spec, bstore) as rep:
         assert rep.archive is not None
-        await until(lambda: rep.archive.sequence.head == 1, 30, "log 1")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head == 1, 30, "log 1")
         # a name that only looks like log 7 (a newline after it), a note, an empty log 2
         put(src, "1_7_999.arc\n", b"not a log")
         put(src, "README.txt", b"archive of the approval database")
@@ -137,7 +137,7 @@ async def test_bad_input_a_hostile_name_a_non_log_and_an_empty_log_lose_nothing(
         assert "partial log" in rep.quarantine.reasons["1_2_999.arc"]
         # the archive command writes it again, whole: it ships and counts
         put(src, "1_2_999.arc", b"redo 2")
-        await until(lambda: rep.archive.sequence.head == 2, 30, "log 2 once whole")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head == 2, 30, "log 2 once whole")
         assert (dst / "1_2_999.arc").read_bytes() == b"redo 2"
         assert "1_2_999.arc" not in rep.quarantine.reasons
 

@@ -58,7 +58,7 @@ async def test_a_switched_segment_arrives_whole_and_sets_the_data_rpo(
         assert rep.archive is not None
         name = switch(pg, 1)
         source = await archived(pg, name)
-        await until(lambda: rep.archive.sequence.head_name == name, 60, f"{name} arrived")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head_name == name, 60, f"{name} arrived")
         shipped = dst / name
         assert shipped.stat().st_size == PG_SEGMENT_SIZE
         assert shipped.read_bytes() == source.read_bytes()
@@ -69,7 +69,7 @@ async def test_a_switched_segment_arrives_whole_and_sets_the_data_rpo(
         assert h.data_rpo >= time.time() - source.stat().st_mtime - 1
         # the next switch moves the head on
         later = switch(pg, 2)
-        await until(lambda: rep.archive.sequence.head_name == later, 60, f"{later} arrived")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head_name == later, 60, f"{later} arrived")
         assert rep.archive.sequence.gap == ()
 
 
@@ -86,7 +86,7 @@ async def test_a_lost_segment_is_a_critical_gap_naming_it_and_a_truncated_one_wa
     async with running(spec, bstore) as rep:
         assert rep.archive is not None
         move_in(first, src)
-        await until(lambda: rep.archive.sequence.head_name == first.name, 60, "first arrived")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head_name == first.name, 60, "first arrived")
 
         # a truncated copy of the middle segment (the archive disk filled up): held back
         (src / f".{lost.name}.tmp").write_bytes(lost.read_bytes()[: 1024 * 1024])
@@ -98,7 +98,7 @@ async def test_a_lost_segment_is_a_critical_gap_naming_it_and_a_truncated_one_wa
         (src / lost.name).unlink()
         move_in(third, src)
         await until(lambda: (dst / third.name).exists(), 60, "third at the target")
-        await until(lambda: rep.archive.sequence.gap == (lost.name,), 30, "the gap")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.gap == (lost.name,), 30, "the gap")
         # the head stays at the first: no restore crosses the hole
         assert rep.archive.sequence.head_name == first.name
         gaps = [
@@ -109,6 +109,6 @@ async def test_a_lost_segment_is_a_critical_gap_naming_it_and_a_truncated_one_wa
 
         # found again (copied back from the database server): the gap closes
         move_in(lost, src)
-        await until(lambda: rep.archive.sequence.head_name == third.name, 60, "head at third")  # type: ignore[union-attr]
+        await until(lambda: rep.archive.sequence.head_name == third.name, 60, "head at third")
         assert rep.archive.sequence.gap == ()
         assert (dst / lost.name).stat().st_size == PG_SEGMENT_SIZE
