@@ -18,7 +18,9 @@ from backup.status import read_status
 from backup.transport import parse_target
 from sensors.reading import Reading
 from sentinel.alarm.rules import BUILTIN, CRITICAL
+from sentinel.config.replication import KeeperLinkConfig
 from sentinel.replication import replication_readings
+from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.status import _replication
 from sentinel.store import Store
 from tests.alarm.helpers import Outbox, config, sent, started_engine
@@ -62,6 +64,16 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
         assert h.rpo < 597  # the files themselves are all shipped
         assert readings(rep)["replication_lag"].value >= 597
         assert readings(rep)["replication_log_gap"].value is False
+        # the keeper is told the data is safe as of the head's close, not as of now
+        await until(lambda: rep.caught_up, 30, "caught up")
+        room = RoomHeartbeat(
+            spec,
+            KeeperLinkConfig(receipt=str(tmp_path / "receipt.json"), heartbeat=1.0),
+            "main-office",
+            rep,
+            bstore.db,
+        )
+        assert (await room.heartbeat()).synced_through == t0 + 3
 
         # 4 and 5 never reach the archive (deleted by hand, lost by the archive command);
         # 6 arrives: 4-5 are a gap, the head stays at 3
