@@ -9,17 +9,20 @@ import sqlite3
 import time
 from pathlib import Path
 
+from rich.console import Console
+
 from alerts import reasons
 from alerts.templates import KIND_LABELS
 from backup.archive_log import ArchiveLog
-from backup.logname import LogNaming
+from backup.logname import LogName, LogNaming
 from backup.replicator import Replicator
 from backup.status import read_status
 from backup.transport import parse_target
 from sensors.reading import Reading
 from sentinel.alarm.rules import BUILTIN, CRITICAL
-from sentinel.config.replication import KeeperLinkConfig
-from sentinel.replication import replication_readings
+from sentinel.cli import status as cli_status
+from sentinel.config.replication import KeeperLinkConfig, ReplicationConfig
+from sentinel.replication import replication_readings, spec_from_config
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.status import _replication
 from sentinel.store import Store
@@ -102,6 +105,11 @@ async def test_oracle_logs_ship_a_gap_pages_critical_and_resolves_when_the_log_a
             row = _replication(read_status(conn, time.time()))[0]
         assert row["log_gap"] == ["4-5"] and row["log_head"] == 3
         assert row["data_rpo_seconds"] >= 600 - 3
+        console = Console(record=True, width=200)
+        cli_status._replication({"replication": [row]}, console, time.time(), 1)
+        text = console.export_text()
+        assert "ora: data RPO" in text and "(log head 1_3_999.arc)" in text
+        assert "ora: CRITICAL log sequence gap: 4-5 missing" in text
 
         # a log waiting in the source is not a gap (only lag): 4 is there, 5 still not
         put(src, "1_4_999.arc", closed=t0 + 4)
@@ -196,3 +204,21 @@ def test_the_gap_is_worded_in_both_languages() -> None:
         reasons.condition(reasons.LOG_GAP, params, "replication_log_gap", labels, "ko")
         == "로그 순번 누락: 41-43 없음"
     )
+
+
+def test_a_configured_archive_log_replication_gets_its_naming(tmp_path: Path) -> None:
+    rc = ReplicationConfig.model_validate(
+        {
+            "name": "onnara-db",
+            "kind": "archive-log",
+            "source": str(tmp_path / "src"),
+            "target": str(tmp_path / "dst"),
+            "database": {"preset": "oracle"},
+        }
+    )
+    spec = spec_from_config(rc, tmp_path)
+    assert spec.log_naming is not None and spec.log_naming.parse("2_41_7.arc") == LogName(2, 41)
+    files = ReplicationConfig.model_validate(
+        {"name": "docs", "source": str(tmp_path / "src"), "target": str(tmp_path / "dst")}
+    )
+    assert spec_from_config(files, tmp_path).log_naming is None
