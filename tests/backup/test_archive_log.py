@@ -20,6 +20,7 @@ from backup.status import read_status
 from backup.transport import parse_target
 from sensors.reading import Reading
 from sentinel.alarm.rules import BUILTIN, CRITICAL
+from sentinel.backup_commands import BackupCommand, apply
 from sentinel.cli import status as cli_status
 from sentinel.config.replication import KeeperLinkConfig, ReplicationConfig
 from sentinel.replication import replication_readings, spec_from_config
@@ -222,3 +223,27 @@ def test_a_configured_archive_log_replication_gets_its_naming(tmp_path: Path) ->
         {"name": "docs", "source": str(tmp_path / "src"), "target": str(tmp_path / "dst")}
     )
     assert spec_from_config(files, tmp_path).log_naming is None
+
+
+async def test_log_ack_makes_the_current_gap_moot_and_a_later_one_pages_again(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for seq in (1, 2, 5):
+        put(src, f"1_{seq}_999.arc")
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE)
+    async with running(spec, bstore) as rep:
+        await until(lambda: rep.archive.sequence.gap == ("3-4",), 30, "gap 3-4")
+        files = Replicator(make_spec(src, parse_target(str(dst)), runtime), bstore.db, bstore.write)
+        refused = await apply(
+            BackupCommand.LOG_ACK, {"name": "docs"}, lambda _: files, bstore.write
+        )
+        assert not refused.ok and "not an archive-log replication" in refused.message
+        # `sentinel backup log-ack ora`, as the daemon applies it
+        done = await apply(BackupCommand.LOG_ACK, {"name": "ora"}, lambda _: rep, bstore.write)
+        assert done.ok and "thread 1: 5" in done.message
+        assert rep.archive.sequence.gap == () and rep.archive.sequence.head == 5
+        assert readings(rep)["replication_log_gap"].value is False
+        put(src, "1_7_999.arc")
+        await until(lambda: rep.archive.sequence.gap == ("6",), 30, "a new gap: 6")
