@@ -549,16 +549,14 @@ class Replicator:
             await self.journal.complete(held, self._clock())
         return [e for e in entries if why[e.path] is None]
 
-    async def _archive_from_source(self, *, hold: bool) -> None:
-        """Archive-log, around a full pass: before it (`hold`), partial logs are set aside so
-        the pass skips them; after it worked, every whole log in the source is on the
-        replica (recorded as arrived)."""
+    async def _archive_before_pass(self) -> list[str]:
+        """Archive-log, before a full pass: partial logs are set aside so the pass skips
+        them. Returns the whole logs there now: once the pass worked, those are on the
+        replica. Only those: a log that appeared while rsync ran may not be."""
         assert self.archive is not None
         whole, partial = await asyncio.to_thread(self.archive.scan)
-        if hold:
-            await self._set_aside([item for item in partial if item[0] not in self.quarantine])
-        else:
-            await self.archive.arrived([rel for rel in whole if rel not in self.quarantine])
+        await self._set_aside([item for item in partial if item[0] not in self.quarantine])
+        return whole
 
     # -- source and target identity (backup/markers.py) --------------------------------
 
@@ -1065,8 +1063,7 @@ class Replicator:
                 return None
             if self._adopting:  # both markers are in place now: adoption is over for good
                 await self._save(self._write, markers_adopt=None)
-            if self.archive is not None:
-                await self._archive_from_source(hold=True)
+            logs = await self._archive_before_pass() if self.archive is not None else []
             upto = self.journal.seq
             started = self._clock()
             approved = False
@@ -1108,7 +1105,7 @@ class Replicator:
             if result.ok:
                 await self.journal.clear_upto(upto)
                 if self.archive is not None:
-                    await self._archive_from_source(hold=False)
+                    await self.archive.arrived(p for p in logs if p not in self.quarantine)
                 # every full pass gives the quarantined paths another try
                 await self.journal.record(
                     sorted(await self._release(list(self.quarantine.reasons)))

@@ -5,8 +5,10 @@ before it shipped is a CRITICAL gap naming it, a truncated segment is held back.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from backup.transport import parse_target
 from sentinel.replication import replication_readings
 from sentinel.store import Store
 from tests.backup.helpers import make_spec, running
-from tests.fixtures.databases import Postgres
+from tests.fixtures.databases import PG_BIN, Postgres
 from tests.fixtures.poll import until
 
 PG = LogNaming("postgresql")
@@ -37,6 +39,13 @@ async def archived(pg: Postgres, name: str) -> Path:
     path = pg.archive_dir / name
     await until(lambda: path.exists(), 60, f"{name} archived by PostgreSQL")
     return path
+
+
+def base_backup(pg: Postgres, into: Path) -> subprocess.CompletedProcess[bytes]:
+    """pg_basebackup over the unix socket; it waits until its label is archived."""
+    command = [str(PG_BIN / "pg_basebackup"), "-h", str(pg.workdir), "-p", str(pg.port)]
+    command += ["-U", "postgres", "-D", str(into), "-X", "none", "-c", "fast"]
+    return subprocess.run(command, capture_output=True, timeout=120, check=False)
 
 
 def move_in(path: Path, src: Path) -> None:
@@ -112,3 +121,31 @@ async def test_a_lost_segment_is_a_critical_gap_naming_it_and_a_truncated_one_wa
         await until(lambda: rep.archive.sequence.head_name == third.name, 60, "head at third")
         assert rep.archive.sequence.gap == ()
         assert (dst / lost.name).stat().st_size == PG_SEGMENT_SIZE
+
+
+async def test_a_base_backup_after_the_gap_makes_it_moot(
+    tmp_path: Path, bstore: Store, runtime: Path, postgres_archive: Postgres
+) -> None:
+    pg = postgres_archive
+    assert pg.archive_dir is not None
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    first, lost, third = [await archived(pg, switch(pg, 20 + i)) for i in range(3)]
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="pg3", log_naming=PG)
+    async with running(spec, bstore) as rep:
+        assert rep.archive is not None
+        move_in(first, src)
+        move_in(third, src)
+        await until(lambda: rep.archive.sequence.gap == (lost.name,), 60, "the gap")
+        # a real pg_basebackup: PostgreSQL archives its <segment>.<offset>.backup label
+        before = set(pg.archive_dir.iterdir())
+        done = await asyncio.to_thread(base_backup, pg, tmp_path / "base")
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        labels = [p for p in set(pg.archive_dir.iterdir()) - before if p.suffix == ".backup"]
+        assert len(labels) == 1, labels
+        move_in(labels[0], src)
+        # recovery from that base backup never needs the lost segment: the gap is moot
+        await until(lambda: rep.archive.sequence.gap == (), 60, "the gap made moot")
+        assert rep.archive.sequence.head_name == third.name
+        # the label itself replicates like any file (recovery reads it)
+        await until(lambda: (dst / labels[0].name).exists(), 30, "the label at the target")
