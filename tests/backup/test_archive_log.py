@@ -16,6 +16,7 @@ from alerts.templates import KIND_LABELS
 from backup.archive_log import ArchiveLog
 from backup.logname import LogName, LogNaming
 from backup.replicator import Replicator
+from backup.spec import GuardSettings
 from backup.status import read_status
 from backup.transport import parse_target
 from sensors.reading import Reading
@@ -247,3 +248,29 @@ async def test_log_ack_makes_the_current_gap_moot_and_a_later_one_pages_again(
         assert readings(rep)["replication_log_gap"].value is False
         put(src, "1_7_999.arc")
         await until(lambda: rep.archive.sequence.gap == ("6",), 30, "a new gap: 6")
+
+
+async def test_a_burst_of_logs_renamed_into_place_neither_holds_nor_trips_the_guard(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    """Each log an archive command writes is a temporary file renamed away: not an
+    existing file modified. 60 logs at once beside 60 old ones (past the guard's 50-file,
+    20 % share rule) ship at once, with the guard on."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for seq in range(1, 61):
+        put(src, f"1_{seq}_999.arc")
+    spec = make_spec(
+        src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE, guard=GuardSettings()
+    )
+    async with running(spec, bstore) as rep:
+        await until(lambda: rep.archive.sequence.head == 60, 30, "old logs")
+        for seq in range(61, 121):
+            put(src, f"1_{seq}_999.arc")
+        await until(
+            lambda: rep.archive.sequence.head == 120,
+            30,
+            lambda: f"the burst: {rep.archive.sequence} {rep.replication_health()}",
+        )
+        assert not rep.replication_health().guard_tripped
+        assert rep.guard.count(time.time()) == 0
