@@ -49,6 +49,8 @@ DOOR_OPEN_TOO_LONG = "door_open_too_long"  # since ("HH:MM"), limit (seconds)
 OUTPUT_FAILING = "output_failing"  # name, failures, error
 # a leak controller that says where along its sensing cable (sensors/modbus.py): distance, unit
 LEAK_AT = "leak_at"
+# issue 16: an archive-log replication's missing logs: missing ("41-43, 45")
+LOG_GAP = "log_gap"
 
 # The parameters a cause cannot be worded without.
 _NEEDS = {
@@ -66,6 +68,7 @@ _NEEDS = {
     DOOR_OPEN_TOO_LONG: ("since", "limit"),
     OUTPUT_FAILING: ("name",),
     LEAK_AT: ("distance",),
+    LOG_GAP: ("missing",),
 }
 
 # Boolean kinds whose "detected" reads wrong in Korean: the state itself is the reason.
@@ -212,6 +215,9 @@ def condition(
             if ko
             else f"rising {rate}{unit}/min (limit {limit}{unit}/min)"
         )
+    if cause == LOG_GAP:
+        missing = p.get("missing")
+        return f"로그 순번 누락: {missing} 없음" if ko else f"log sequence gap: {missing} missing"
     if cause == DETECTED:
         if ko:
             return _DETECTED_KO.get(kind, f"{kind_label} 감지")

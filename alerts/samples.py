@@ -227,6 +227,16 @@ SAMPLES: tuple[Sample, ...] = (
         {"ko": f"{UNREADABLE} (+1)", "en": f"{UNREADABLE} (+1)"},
     ),
     Sample(
+        "replication_log_gap",
+        "replication:onnara-db",
+        "replication:onnara-db",
+        True,
+        "",
+        CRIT,
+        reasons.LOG_GAP,
+        {"missing": "41-43"},
+    ),
+    Sample(
         "replication_keeper",
         "replication:docs",
         "replication:docs",

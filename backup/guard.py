@@ -35,8 +35,11 @@ class Guard:
             return
         if kind == "write" and rel in self._created:
             return
-        if kind != "write":
-            self._created.pop(rel, None)
+        if kind != "write" and self._created.pop(rel, None) is not None:
+            # made within the window and gone again: an archive command's or an editor's
+            # temporary name, no existing file lost (a busy database's tmp+rename of each
+            # WAL segment counted one hit per segment and could trip the guard)
+            return
         self._hits[rel] = now
         self._hits.move_to_end(rel)
 

@@ -40,6 +40,11 @@ class ReplicationHealth:
     quarantined_other: int
     unreadable: int
     unreadable_first: str | None  # already `shown()`: printable, bounded
+    # kind = "archive-log" (backup/archive_log.py): now - close time of the contiguous head
+    archive_log: bool = False
+    data_rpo: float | None = None
+    log_head: int | None = None
+    log_gap: tuple[str, ...] = ()
 
     @property
     def never_synced(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from backup.adoption import replica_holds_files, source_adoptable
+from backup.archive_log import ArchiveLog
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
@@ -121,6 +122,12 @@ class Replicator:
         self._clock = clock
         self.journal = Journal(spec.name, db, self._journal_write, clock=clock)
         self.quarantine = Quarantine(spec.name, db, write, clock=clock)
+        # kind = "archive-log": which closed logs arrived, their sequence, the data RPO
+        self.archive = (
+            None
+            if spec.log_naming is None
+            else ArchiveLog(spec.name, spec.source, spec.log_naming, db, write, clock=clock)
+        )
         self._refused: dict[str, str] = {}  # from the watcher, not yet in the quarantine
         self.guard = Guard(spec.guard)
         # The live guard counts one event per path; a directory deleted or moved away is one
@@ -226,6 +233,8 @@ class Replicator:
         await self.journal.load()
         await self.quarantine.load()
         self._state = await load_state(self._db, self.spec.name)
+        if self.archive is not None:
+            await self.archive.load()
         self._measure_all = self._state.guard_reason == DISCARDED
 
     async def _save(self, write: WriteTx, **values: Any) -> None:
@@ -285,7 +294,19 @@ class Replicator:
             quarantined_other=len(self.quarantine) - len(self.quarantine.unreadable),
             unreadable=len(unreadable),
             unreadable_first=shown(min(unreadable), 200) if unreadable else None,
+            **self._log_health(now),
         )
+
+    def _log_health(self, now: float) -> dict[str, Any]:
+        if self.archive is None:
+            return {}
+        seq = self.archive.sequence
+        return {
+            "archive_log": True,
+            "data_rpo": seq.data_rpo(now),
+            "log_head": seq.head,
+            "log_gap": seq.gap,
+        }
 
     # -- requests (from the scheduler, overflow, or by hand) -------------------------------
 
@@ -356,6 +377,8 @@ class Replicator:
                 # changed again: a quarantined path gets another try
                 await self._release(batch)
                 await self.journal.record(sorted(batch))
+                if self.archive is not None and self.archive.note(batch):
+                    await self.archive.save()  # a log gone before it shipped may be a gap
             except BaseException:
                 self._changes |= batch  # not recorded: keep them for the next try
                 raise
@@ -489,6 +512,10 @@ class Replicator:
             # `sentinel backup sync --full` (another process) may have released some
             await self._reload_quarantine()
             entries = self._cap_bytes(entries)
+            if self.archive is not None:
+                entries = await self._hold_partial_logs(entries)
+                if not entries:
+                    return True
             if not await self._measured_allows(entries):
                 return None
             started = self._clock()
@@ -509,6 +536,27 @@ class Replicator:
             await self._failed(result)
         await self._backoff(result)
         return False
+
+    async def _hold_partial_logs(self, entries: list[Entry]) -> list[Entry]:
+        """Archive-log: a log that is not whole yet (a PostgreSQL segment shorter than the
+        segment size) is set aside instead of shipped; its next change (the archive command
+        writing it again) gives it another try. Never ship a log recovery would stop at."""
+        assert self.archive is not None
+        why = {e.path: self.archive.partial_at(e.path) for e in entries}
+        held = [e for e in entries if why[e.path] is not None]
+        if held:
+            await self._set_aside([(e.path, str(why[e.path])) for e in held])
+            await self.journal.complete(held, self._clock())
+        return [e for e in entries if why[e.path] is None]
+
+    async def _archive_before_pass(self) -> list[str]:
+        """Archive-log, before a full pass: partial logs are set aside so the pass skips
+        them. Returns the whole logs there now: once the pass worked, those are on the
+        replica. Only those: a log that appeared while rsync ran may not be."""
+        assert self.archive is not None
+        whole, partial = await asyncio.to_thread(self.archive.scan)
+        await self._set_aside([item for item in partial if item[0] not in self.quarantine])
+        return whole
 
     # -- source and target identity (backup/markers.py) --------------------------------
 
@@ -742,6 +790,8 @@ class Replicator:
             await self._target_recreated(result.created_root)  # raises
         if result.ok:
             await self.journal.complete(entries, started)
+            if self.archive is not None:
+                await self.archive.arrived(e.path for e in entries)
             self._dirs_gone.difference_update(e.path for e in entries)
             self._retrying.difference_update(e.path for e in entries)
             self._unreadable_pending.difference_update(e.path for e in entries)
@@ -1013,6 +1063,7 @@ class Replicator:
                 return None
             if self._adopting:  # both markers are in place now: adoption is over for good
                 await self._save(self._write, markers_adopt=None)
+            logs = await self._archive_before_pass() if self.archive is not None else []
             upto = self.journal.seq
             started = self._clock()
             approved = False
@@ -1053,6 +1104,8 @@ class Replicator:
                     return None
             if result.ok:
                 await self.journal.clear_upto(upto)
+                if self.archive is not None:
+                    await self.archive.arrived(p for p in logs if p not in self.quarantine)
                 # every full pass gives the quarantined paths another try
                 await self.journal.record(
                     sorted(await self._release(list(self.quarantine.reasons)))

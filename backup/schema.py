@@ -78,4 +78,30 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE backup_state SET markers_adopt = 1
         WHERE last_success IS NOT NULL OR last_full IS NOT NULL;
     """,
+    """
+    -- Archive-log replication (backup/archive_log.py): every closed log that reached the
+    -- replica, by thread and sequence number; `closed` is its mtime at the source (when
+    -- the database finished it), `arrived` when it was on the replica. `backup_log_state`
+    -- holds what the replicator last worked out from them for `sentinel status`: the
+    -- contiguous head, the gap (JSON list of "41-43" ranges) and the acknowledged floor
+    -- per thread (JSON {thread: seq}: missing numbers at or below it are no gap).
+    CREATE TABLE backup_log (
+        source TEXT NOT NULL,
+        thread INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        name BLOB NOT NULL,
+        closed REAL NOT NULL,
+        arrived REAL NOT NULL,
+        PRIMARY KEY (source, thread, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE backup_log_state (
+        source TEXT PRIMARY KEY,
+        head_seq INTEGER,
+        head_name TEXT,
+        head_closed REAL,
+        gap TEXT NOT NULL DEFAULT '[]',
+        floor TEXT NOT NULL DEFAULT '{}',
+        ts REAL NOT NULL
+    );
+    """,
 )

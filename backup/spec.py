@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backup.filters import Filters
+from backup.logname import LogNaming
 from backup.target import Target
 
 DEFAULT_BATCH_MAX_FILES = 5000
@@ -64,3 +65,5 @@ class ReplicationSpec:
     # where the per-target write locks live (backup/target_lock.py); None: runtime_dir.
     # sentinel passes its state directory, the one place the service and sudo both see.
     lock_dir: Path | None = None
+    # kind = "archive-log": how the database's closed logs are named (backup/archive_log.py)
+    log_naming: LogNaming | None = None

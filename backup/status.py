@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
+from backup.archive_log import read_sequence
 from backup.quarantine import read_quarantine
 
 
@@ -58,5 +59,7 @@ def read_status(conn: sqlite3.Connection, now: float) -> dict[str, Any]:
                 "sample": json.loads(verify[3]),
             },
             "quarantine": read_quarantine(conn, name),
+            # kind = "archive-log": data_rpo_seconds, log_head, log_gap (None otherwise)
+            "log": read_sequence(conn, name, now),
         }
     return out

@@ -162,6 +162,9 @@ class Watcher:
             try:
                 st = os.lstat(os.path.join(self.root, rel))
             except OSError:
+                # renamed or deleted already (an archive command's temporary name): still a
+                # new file, so the guard does not take its move or deletion for damage
+                self._on_change(rel, CREATED_OPEN)
                 return
             # a hard link or a symlink gets no close-write: ship it now
             if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:

@@ -28,6 +28,8 @@ class Kind(StrEnum):
     # source paths the daemon's account may not read (set aside, named in the alarm)
     REPLICATION_UNREADABLE = "replication_unreadable"
     REPLICATION_KEEPER = "replication_keeper"  # the keeper stopped confirming (issue 11)
+    # an archive-log replication's sequence has a hole no restore can cross (issue 16)
+    REPLICATION_LOG_GAP = "replication_log_gap"
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
     COMPONENT = "component"
@@ -131,6 +133,7 @@ REPLICATION_KINDS = frozenset(
         Kind.REPLICATION_SOURCE_MISSING,
         Kind.REPLICATION_TARGET_MISSING,
         Kind.REPLICATION_KEEPER,
+        Kind.REPLICATION_LOG_GAP,
     }
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
@@ -172,6 +175,7 @@ BOOLEAN_KINDS = (
             Kind.LANDING_MASS_CHANGE,
             Kind.REPLICATION_KEEPER,
             Kind.REPLICATION_UNREADABLE,
+            Kind.REPLICATION_LOG_GAP,
             Kind.MQTT_SESSION_LOST,
             Kind.DOOR,
             Kind.OUTPUT,

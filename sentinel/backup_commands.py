@@ -42,6 +42,7 @@ class BackupCommand(StrEnum):
     SYNC = "sync"
     RESUME = "resume"
     DISCARD = "discard"
+    LOG_ACK = "log-ack"  # archive-log: the current gaps are moot (docs/database.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,12 @@ async def apply(
                 "The next full reconcile mirrors the source as it is then: restore the "
                 "source first if it was damaged.",
             )
+        if kind is BackupCommand.LOG_ACK:
+            if rep.archive is None:
+                return rejected(f"{name} is not an archive-log replication")
+            floor = await rep.archive.acknowledge()
+            upto = ", ".join(f"thread {t}: {s}" for t, s in sorted(floor.items())) or "none"
+            return CommandResult(True, f"{name}: log gaps up to {upto} acknowledged")
         return await _sync(rep, args, on_progress)
     except (TargetError, RestoreError) as exc:
         return CommandResult(False, str(exc), error=True)

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from alerts.reasons import LOG_GAP
 from backup.control_socket import control_dir_problem, ensure_control_dir
 from backup.filters import Filters
+from backup.logname import LogNaming
 from backup.quarantine import shown
 from backup.replicator import Replicator
 from backup.spec import GuardSettings, ReplicationSpec
@@ -73,6 +75,9 @@ def spec_from_config(
         runtime_dir=runtime,
         require_mountpoint=rc.require_mountpoint,
         lock_dir=lock_dir,
+        log_naming=None
+        if rc.kind != "archive-log" or rc.database is None
+        else LogNaming(rc.database.preset, rc.database.pattern),
     )
 
 
@@ -119,7 +124,9 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
         h = rep.replication_health()
         sid = sensor_id(rep.spec.name)
         values: list[tuple[str, float | bool]] = [
-            (Kind.REPLICATION_LAG, float(h.rpo)),
+            # an archive-log replication's lag is the data RPO: how old the newest log is
+            # that a restore can reach (every one before it arrived)
+            (Kind.REPLICATION_LAG, float(h.rpo if h.data_rpo is None else h.data_rpo)),
             (Kind.REPLICATION_FAILURES, float(h.consecutive_failures)),
             (Kind.REPLICATION_GUARD, h.guard_tripped),
             (Kind.REPLICATION_VERIFY, h.verify_mismatch),
@@ -144,7 +151,26 @@ def replication_readings(replicators: Iterable[Replicator], now: float) -> list[
                 detail=unreadable_detail(h.source, h.unreadable, h.unreadable_first),
             )
         )
+        if h.archive_log:
+            out.append(log_gap_reading(sid, h.log_gap, now))
     return out
+
+
+def log_gap_reading(sid: str, gap: tuple[str, ...], now: float) -> Reading:
+    """CRITICAL while logs are missing below the newest arrived one: no restore crosses
+    the gap. The page names the missing logs."""
+    missing = ", ".join(gap)
+    return Reading(
+        sid,
+        str(Kind.REPLICATION_LOG_GAP),
+        bool(gap),
+        "",
+        now,
+        source="replication",
+        detail=f"log sequence gap: {missing} missing" if gap else None,
+        cause=LOG_GAP if gap else None,
+        params={"missing": missing} if gap else None,
+    )
 
 
 def unreadable_detail(source: str, count: int | None, first: str | None) -> str | None:

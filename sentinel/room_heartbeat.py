@@ -293,11 +293,21 @@ class RoomHeartbeat:
             seq=await self._shipped_seq(),
             pending=journal.pending,
             rpo=round(journal.rpo(now), 3),
-            synced_through=self._synced_through(now),
+            synced_through=self._data_through(self._synced_through(now)),
             alarms=self._alarms(),
             urgent=urgent,
             site=self._site[:200],
         )
+
+    def _data_through(self, synced: float) -> float:
+        """An archive-log room's data is safe only as of the close time of the newest log
+        a restore reaches (every earlier one shipped): what the database wrote after it
+        is in no shipped file yet, however caught up the files are."""
+        archive = self._replicator.archive
+        if archive is None:
+            return synced
+        closed = archive.sequence.head_closed
+        return min(synced, closed if closed is not None else 0.0)
 
     def _answered(self, urgent: float) -> bool:
         r = self.receipt

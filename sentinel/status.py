@@ -213,9 +213,23 @@ def _replication(by_name: dict[str, Any]) -> list[dict[str, Any]]:
                 else ("ok" if verify["ok"] else f"MISMATCH ({verify['differences']})"),
                 "last_verify": verify,
                 "quarantine": r.get("quarantine") or {"count": 0, "paths": []},
+                **_log_fields(r.get("log")),
             }
         )
     return rows
+
+
+def _log_fields(log: dict[str, Any] | None) -> dict[str, Any]:
+    """An archive-log replication's data RPO (now - close time of the newest log a restore
+    reaches), its head and its gap; nothing for a replication of files."""
+    if not log:
+        return {}
+    return {
+        "data_rpo_seconds": log.get("data_rpo_seconds"),
+        "log_head": log.get("log_head"),
+        "log_head_name": log.get("log_head_name"),
+        "log_gap": log.get("log_gap") or [],
+    }
 
 
 KEEPER_PREFIX = "keeper:"

@@ -67,6 +67,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "replication_quarantine": {"warn_high": 1.0},  # count of paths set aside
     # documents the service account may not read: the rest ships, a person grants access
     "replication_unreadable": {"severity": WARNING},
+    # a database's closed logs have a hole: a restore stops before it (issue 16)
+    "replication_log_gap": {"severity": CRITICAL},
     "watch_limit": {"severity": WARNING},
     # critical: a part of sentinel that stays down leaves a room or the data unwatched, and
     # it does not heal by itself; `[[rules]] kind = "component"` can lower it

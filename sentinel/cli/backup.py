@@ -129,6 +129,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         a.add_argument("--by", help="who decides (default: your login name)")
         a.set_defaults(func=_cmd(_resume if action == "resume" else _discard))
 
+    la = bsub.add_parser(
+        "log-ack",
+        help="archive-log: the current log sequence gaps no longer matter "
+        "(a base backup was taken after them; docs/database.md)",
+    )
+    la.add_argument("name", nargs="?")
+    la.add_argument("--by", help="who decides (default: your login name)")
+    la.set_defaults(func=_cmd(_log_ack))
+
     st = bsub.add_parser("status", help="replication state as JSON")
     st.set_defaults(func=_status)
 
@@ -324,6 +333,14 @@ async def _resume(store: Store, specs: list[ReplicationSpec], args: argparse.Nam
 
 async def _discard(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
     return await _commands(store, specs, args, BackupCommand.DISCARD, {})
+
+
+async def _log_ack(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
+    logs = [s for s in specs if s.log_naming is not None]
+    if not logs:
+        print("sentinel: no archive-log replication selected", file=sys.stderr)
+        return EXIT_FAILURE
+    return await _commands(store, logs, args, BackupCommand.LOG_ACK, {})
 
 
 async def _commands(

@@ -260,6 +260,8 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
         )
     console.print(table)
     for r in report["replication"]:
+        _log_line(r, console)
+    for r in report["replication"]:
         _keeper_line(r, console, now)
     for r in report["replication"]:
         quarantine = r.get("quarantine") or {}
@@ -279,6 +281,29 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             console.print(printable(f"  {q['path']}: {q['reason']}"), markup=False, highlight=False)
         if quarantine["count"] > len(quarantine.get("paths", [])):
             console.print(f"  ... and {quarantine['count'] - len(quarantine['paths'])} more")
+
+
+def _log_line(row: dict[str, Any], console: Console) -> None:
+    """`onnara-db: data RPO 12.3s (log head 000000010000000000000029)`, and the gap in red."""
+    if "log_head" not in row:
+        return
+    rpo = row.get("data_rpo_seconds")
+    text = (
+        f"{row.get('name')}: data RPO "
+        + ("- (no log arrived yet)" if rpo is None else f"{rpo:.1f}s")
+        + (f" (log head {row.get('log_head_name')})" if row.get("log_head_name") else "")
+    )
+    console.print(printable(text), markup=False, highlight=False)
+    if row.get("log_gap"):
+        console.print(
+            printable(
+                f"{row.get('name')}: CRITICAL log sequence gap: "
+                f"{', '.join(row['log_gap'])} missing (no restore crosses it; docs/database.md)"
+            ),
+            style="red",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _keeper_line(row: dict[str, Any], console: Console, now: float) -> None:

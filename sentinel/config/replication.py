@@ -31,6 +31,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backup.target import Target, TargetError
 from backup.transport import LocalTarget, RsyncdTarget, SshTarget, parse_target
+from sentinel.config.database import DatabaseConfig
 from sentinel.config.types import ConfigPath, Duration, Model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -160,6 +161,9 @@ class KeeperLinkConfig(Model):
 
 class ReplicationConfig(Model):
     name: str
+    # "files": a document store; "archive-log": a database's closed logs
+    # ([replication.database], sentinel/config/database.py)
+    kind: Literal["files", "archive-log"] = "files"
     source: ConfigPath
     target: str
     include: list[str] = []
@@ -189,6 +193,7 @@ class ReplicationConfig(Model):
     hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
     guard: GuardConfig = GuardConfig()
     keeper: KeeperLinkConfig | None = None
+    database: DatabaseConfig | None = None
 
     @property
     def keeper_room(self) -> str:
@@ -216,6 +221,20 @@ class ReplicationConfig(Model):
         if value is not None and not value.is_absolute() and base is not None:
             return Path(base) / value
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_default(cls, data: object) -> object:
+        # an archive-log replication without [replication.database] gets the PostgreSQL preset
+        if isinstance(data, dict) and data.get("kind") == "archive-log":
+            data.setdefault("database", {})
+        return data
+
+    @model_validator(mode="after")
+    def _database_fits(self) -> ReplicationConfig:
+        if self.kind != "archive-log" and self.database is not None:
+            raise ValueError('[replication.database] is for kind = "archive-log"')
+        return self
 
     @model_validator(mode="after")
     def _target_fits(self) -> ReplicationConfig:

@@ -251,6 +251,13 @@ def _replication(rows: list[dict[str, Any]]) -> Iterator[Metric]:
         each(lambda r: r.get("rpo_seconds")),
     )
     yield _gauge(
+        "sentinel_replication_data_rpo_seconds",
+        "Archive-log replication: age of the newest closed log a restore reaches (every "
+        "earlier one arrived)",
+        label,
+        each(lambda r: r.get("data_rpo_seconds")),
+    )
+    yield _gauge(
         "sentinel_replication_pending_changes",
         "Changed paths waiting to be shipped",
         label,

@@ -43,6 +43,11 @@ JSON_KEYS = [
     "quarantined_other",
     "unreadable",
     "unreadable_first",
+    # kind = "archive-log" (issue 16); false/None/empty for a replication of files
+    "archive_log",
+    "data_rpo",
+    "log_head",
+    "log_gap",
 ]
 
 

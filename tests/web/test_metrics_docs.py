@@ -65,6 +65,7 @@ FULL_REPORT: dict[str, Any] = {
         {
             "name": "onnara",
             "rpo_seconds": 0.4,
+            "data_rpo_seconds": 42.7,  # as an archive-log replication has (issue 16)
             "pending": 3,
             "last_success": 1795318855.6,
             "consecutive_failures": 0,
