@@ -415,9 +415,30 @@ class DatabaseWatch:
             )
         return None
 
+    def summary(self, now: float) -> str:
+        """The status table's one line: newest log and its age, the last switch, the base
+        backup's age."""
+        parts = [
+            f"newest log {self.newest.name}, {reasons.duration(now - self.newest.closed, 'en')} ago"
+            if self.newest
+            else "no log yet"
+        ]
+        if self.last_switch is not None:
+            parts.append(
+                f"last switch {reasons.duration(now - self.last_switch, 'en')} ago: "
+                f"{self.last_result}"
+            )
+        if self.base_backup is not None:
+            parts.append(f"base backup {reasons.duration(now - self.base_backup, 'en')} old")
+        elif self.base_backup_checked is not None:
+            parts.append("no base backup")
+        return "; ".join(parts)
+
     def health(self) -> dict[str, Any]:
         now = self._clock()
         return {
+            "state": self.summary(now),
+            "last_error": self.switch_failing or self.base_backup_error or self.scan_error,
             "newest_log": self.newest.name if self.newest else None,
             "newest_log_age": round(now - self.newest.closed, 1) if self.newest else None,
             "scan_error": self.scan_error,
