@@ -127,8 +127,10 @@ async def run_command(command: str, limit: float, redactor: Redactor) -> Command
     if len(output) > OUTPUT_LIMIT:
         output = "…" + output[-OUTPUT_LIMIT:]
     if proc.returncode != 0:
-        tail = output.splitlines()[-1] if output else "no output"
-        return CommandResult(False, output, f"exit status {proc.returncode}: {tail}")
+        # psql's reason is its first line; the hint after it is indented on the next
+        said = " ".join(line.strip() for line in output.splitlines() if line.strip())
+        said = said if len(said) <= 300 else said[:300] + "…"
+        return CommandResult(False, output, f"exit status {proc.returncode}: {said or 'no output'}")
     return CommandResult(True, output, None)
 
 
