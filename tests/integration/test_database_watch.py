@@ -115,6 +115,35 @@ async def test_a_quiet_database_gets_its_log_switched(
     assert await pages(store, "database_switch_failing") == []
 
 
+# docs/database.md: PostgreSQL switches no segment nothing was written to; one logical
+# message first makes every switch ship one
+EMIT_AND_SWITCH = (
+    "select pg_switch_wal() from (select pg_logical_emit_message(false, 'sentinel', 'switch')) m"
+)
+
+
+async def test_on_an_idle_database_the_documented_command_still_closes_a_log(
+    postgres_archive: Postgres, engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    pg = postgres_archive
+    pg.query("select pg_switch_wal()")  # whatever was written: shipped now, idle from here
+    await until(
+        lambda: not any(n.startswith(".") for n in os.listdir(pg.archive_dir)), 30, "archiving"
+    )
+    before = segments(pg)
+    watch = make_watch(
+        pg, tmp_path, engine, switch_after="2s", switch_command=pg.psql(EMIT_AND_SWITCH)
+    )
+    async with running(watch):
+        await until(
+            lambda: (watch.last_result or "").startswith("ok"),
+            30,
+            lambda: f"a log switch that closes a segment ({watch.health()})",
+        )
+    assert segments(pg) - before
+    assert await pages(store, "database_switch_failing") == []
+
+
 @pytest.mark.parametrize(
     ("broken", "switch_timeout", "says"),
     [
