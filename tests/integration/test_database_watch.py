@@ -317,3 +317,27 @@ async def test_a_base_backup_command_printing_garbage_is_a_clear_error(
     [page] = await pages(store, "database_base_backup_age")
     assert page["severity"] == "critical"
     assert "not a time" in page["reason"]
+
+
+def test_only_archive_log_replications_get_a_database_watch(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "replication": [
+                {"name": "docs", "source": str(tmp_path / "d"), "target": str(tmp_path / "a")},
+                {
+                    "name": "onnara-db",
+                    "kind": "archive-log",
+                    "source": str(tmp_path / "wal"),
+                    "target": str(tmp_path / "b"),
+                },
+            ]
+        }
+    )
+
+    async def submit(_: object) -> None:
+        return None
+
+    watches = build_database_watches(config, submit)
+    assert [w.name for w in watches] == ["database:onnara-db"]
+    # without switch_command or a base backup source it only watches the logs
+    assert watches[0].health()["switch_command"] is False
