@@ -173,6 +173,8 @@ def sample(run: Run, now: float, record: bool) -> None:
             file_rpo = None
     if not record:
         return
+    if newest is None and commits:
+        newest = commits[0][0]  # nothing shipped yet: all since the load began is at risk
     if newest is not None:
         run.data_rpo.append(now - newest)
     if file_rpo is not None:
@@ -202,12 +204,21 @@ def main() -> None:
     try:
         with sinks(0.0) as [sink]:
             for name in names:
-                settings = {"archive_timeout": str(INTERVAL)} if name == "archive_timeout" else {}
-                pg = Postgres(archive=True, settings=settings)
+                pg = Postgres(archive=True)
                 run = Run(name, pg, base / name)
                 runs.append(run)
                 pg.initialise()
                 pg.start()
+                if name == "archive_timeout":
+                    # as `-c archive_timeout=60` on the server's command line it showed in
+                    # `show archive_timeout` but forced no switch in 5 min (PostgreSQL 15.18,
+                    # here); set in postgresql.auto.conf and reloaded, it does
+                    pg.execute(
+                        [
+                            f"alter system set archive_timeout = {INTERVAL}",
+                            "select pg_reload_conf()",
+                        ]
+                    )
                 start_daemon(run, write_config(run, sink.json_url("/page")))
             for run in runs:
                 until_sync(
