@@ -255,7 +255,7 @@ def main() -> None:
         "# Database RPO (#16)",
         "",
         f"Command: `/work/main/.venv/bin/python bench/database_rpo.py --duration "
-        f"{args.duration:g} --rate {args.rate:g}`; "
+        f"{args.duration:g} --rate {args.rate:g}{' --only ' + args.only if args.only else ''}`; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         *machine_lines(),
