@@ -47,6 +47,9 @@ AFTER_SILENCE = "after_silence"  # still firing when the silence over it ended
 DOOR_OUTSIDE_HOURS = "door_outside_hours"  # since ("HH:MM"), allowed (the specs)
 DOOR_OPEN_TOO_LONG = "door_open_too_long"  # since ("HH:MM"), limit (seconds)
 OUTPUT_FAILING = "output_failing"  # name, failures, error
+# issue 16: a database's archive-log replication
+DATABASE_SWITCH_FAILING = "database_switch_failing"  # name, error
+DATABASE_BASE_BACKUP = "database_base_backup"  # name, max_age, age (None: none), error
 # a leak controller that says where along its sensing cable (sensors/modbus.py): distance, unit
 LEAK_AT = "leak_at"
 # issue 16: an archive-log replication's missing logs: missing ("41-43, 45")
@@ -67,6 +70,8 @@ _NEEDS = {
     DOOR_OUTSIDE_HOURS: ("since",),
     DOOR_OPEN_TOO_LONG: ("since", "limit"),
     OUTPUT_FAILING: ("name",),
+    DATABASE_SWITCH_FAILING: ("name",),
+    DATABASE_BASE_BACKUP: ("name", "max_age"),
     LEAK_AT: ("distance",),
     LOG_GAP: ("missing",),
 }
@@ -380,6 +385,8 @@ def condition(
             if ko
             else f"output {name} cannot be switched: {count} failures in a row; last error: {error}"
         )
+    if cause in (DATABASE_SWITCH_FAILING, DATABASE_BASE_BACKUP):
+        return _database(cause, p, language)
     if cause == REMOVED:
         return (
             "센서 또는 규칙이 설정에서 제거됨"
@@ -415,6 +422,39 @@ def _power(cause: str, p: Mapping[str, Any], kind: str, language: str) -> str | 
     return None
 
 
+def _database(cause: str, p: Mapping[str, Any], language: str) -> str:
+    """A database's log switch and base backup (issue 16). The error is the command's or
+    the file system's own words (masked), in English in both languages."""
+    ko = language == "ko"
+    name, error = p.get("name", ""), p.get("error")
+    if cause == DATABASE_SWITCH_FAILING:
+        error = error or ("-" if ko else "none")
+        return (
+            f"DB {name} 로그 전환 실패(조용한 DB의 RPO가 늘어남): {error}"
+            if ko
+            else f"log switch of {name} failing (a quiet database's RPO grows): {error}"
+        )
+    if error:
+        return (
+            f"DB {name} 기본 백업 확인 불가: {error}"
+            if ko
+            else f"base backup of {name} cannot be told: {error}"
+        )
+    bound = duration(float(p.get("max_age", 0)), language)
+    if p.get("age") is None:
+        return (
+            f"DB {name} 기본 백업 없음: 전송된 로그만으로는 복구 불가"
+            if ko
+            else f"no base backup of {name}: the shipped logs alone restore nothing"
+        )
+    age = duration(float(p.get("age", 0)), language)
+    return (
+        f"DB {name} 최신 기본 백업이 {age} 전 것 (허용 {bound})"
+        if ko
+        else f"newest base backup of {name} is {age} old (allowed {bound})"
+    )
+
+
 def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
     """The SMS form of a cause whose full wording does not fit one (sentinel's notices about
     its own state database), or None: the SMS keeps its time and alarm id."""
@@ -437,6 +477,17 @@ def short(cause: str, params: Mapping[str, Any], language: str) -> str | None:
     if cause == OUTPUT_FAILING:
         name = p.get("name", "")
         return f"경보 출력 {name} 제어 불가" if ko else f"output {name} cannot be switched"
+    if cause == DATABASE_SWITCH_FAILING:
+        name = p.get("name", "")
+        return f"DB {name} 로그 전환 실패" if ko else f"log switch of {name} failing"
+    if cause == DATABASE_BASE_BACKUP:
+        name = p.get("name", "")
+        if p.get("error"):
+            return f"DB {name} 기본 백업 확인 불가" if ko else f"base backup of {name} unknown"
+        if p.get("age") is None:
+            return f"DB {name} 기본 백업 없음" if ko else f"no base backup of {name}"
+        age = duration(float(p.get("age") or 0), language)
+        return f"DB {name} 기본 백업 {age} 경과" if ko else f"base backup of {name} {age} old"
     if cause == STATE_DB_BACK:
         return "상태 DB 기록 재개" if ko else "state database writable again"
     if cause == STATE_DB_CORRUPT:

@@ -126,6 +126,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "ups_runtime": "UPS 잔여시간",
         "ups_input_voltage": "입력 전압",
         "ups_load": "UPS 부하",
+        "database_switch_failing": "DB 로그 전환 실패",
+        "database_base_backup_age": "DB 기본 백업 오래됨",
     },
     "en": {
         "water_leak": "leak",
@@ -172,6 +174,8 @@ KIND_LABELS: dict[str, dict[str, str]] = {
         "ups_runtime": "UPS runtime",
         "ups_input_voltage": "input voltage",
         "ups_load": "UPS load",
+        "database_switch_failing": "database log switch failing",
+        "database_base_backup_age": "database base backup too old",
         "test": "test",
         "sensor_lost": "sensor lost",
         "sensor_fault": "sensor fault",
@@ -253,6 +257,7 @@ REASON_KINDS = frozenset(
     {"room_silent", "room_disaster", "landing_mass_change", "replication_keeper", "state_db"}
 )
 REASON_KINDS |= {"door", "output"}  # issue 15: "since 21:14 outside hours" is the news
+REASON_KINDS |= {"database_switch_failing", "database_base_backup_age"}  # issue 16
 
 # The long form's title says what happened, where (site) and how bad; the body adds what
 # the title does not, so nothing is said twice (a channel without titles gets the title

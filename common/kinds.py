@@ -60,6 +60,10 @@ class Kind(StrEnum):
     UPS_RUNTIME = "ups_runtime"
     UPS_INPUT_VOLTAGE = "ups_input_voltage"
     UPS_LOAD = "ups_load"
+    # a database's archive-log replication (issue 16, pseudo-sensor "database:<name>"): its
+    # log switch fails, and its newest base backup is too old, missing or cannot be told
+    DATABASE_SWITCH_FAILING = "database_switch_failing"
+    DATABASE_BASE_BACKUP_AGE = "database_base_backup_age"
 
 
 UNITS: dict[str, str] = {
@@ -152,9 +156,13 @@ KEEPER_KINDS = frozenset(
         Kind.KEEPER_DISK_FREE,
     }
 )
+# A database's log switch and base backup, for ids like "database:onnara-db" (issue 16).
+DATABASE_KINDS = frozenset({Kind.DATABASE_SWITCH_FAILING, Kind.DATABASE_BASE_BACKUP_AGE})
 # Readings for pseudo-sensors that are not [[sensors]]: sentinel's own health, and the rooms
 # a keeper watches.
-SELF_KINDS = REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND, OUTPUT_KIND} | KEEPER_KINDS
+SELF_KINDS = (
+    REPLICATION_KINDS | {COMPONENT_KIND, SESSION_KIND, OUTPUT_KIND} | KEEPER_KINDS | DATABASE_KINDS
+)
 
 # Kinds whose value is a bool where True is the trouble (the alarm rules' view: availability
 # is binary too, but False is its trouble, and battery_low has a rule of its own).
@@ -182,4 +190,5 @@ BOOLEAN_KINDS = (
         }
     )
     | UPS_FLAG_KINDS
+    | DATABASE_KINDS
 )

@@ -18,6 +18,7 @@ from sentinel.backup_commands import BackupCommandRunner
 from sentinel.component_watch import ComponentWatch
 from sentinel.config import Config
 from sentinel.credentials import known_secrets
+from sentinel.database_watch import build_database_watches
 from sentinel.delivery import build_delivery
 from sentinel.keeper import build_keeper
 from sentinel.keeper_confirm import KeeperConfirm, ReplicaFreshness
@@ -150,6 +151,10 @@ class Runtime:
             components.append(ReplicationHealthFeed(self.replicators, self.engine, self.clock))
             # `sentinel backup resume|discard|sync` rows: applied here, to these replicators
             components.append(BackupCommandRunner(self.store, self.replicators, clock=self.clock))
+        # issue 16: a quiet database's log switch and its base backup's age
+        components += build_database_watches(
+            self.config, self.engine.submit, clock=self.clock, secrets=known_secrets(self.config)
+        )
         self.keeper_rooms = [
             RoomHeartbeat(
                 rep.spec,

@@ -111,6 +111,11 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "ups_bypass": {"severity": WARNING},
     # the UPS's output is off: what it feeds has no power, mains or not
     "ups_output_off": {"severity": CRITICAL},
+    # issue 16. A failing log switch loses nothing yet (the open log is in the live
+    # database) but lets the data RPO grow while the database is quiet: a warning. A base
+    # backup too old or missing is critical: shipped logs without one restore nothing.
+    "database_switch_failing": {"severity": WARNING},
+    "database_base_backup_age": {"severity": CRITICAL},
 }
 
 _FIELDS = (

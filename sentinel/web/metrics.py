@@ -467,6 +467,17 @@ def _components(components: dict[str, Any]) -> Iterator[Metric]:
         label,
         (([name], c.get("task") == "running") for name, c in parts if c.get("task")),
     )
+    # issue 16: an archive-log replication's watch ("database:<name>", its health)
+    yield _gauge(
+        "sentinel_database_base_backup_age_seconds",
+        "Age of the newest base backup of each archive-log replication (absent: none found)",
+        ["replication"],
+        (
+            ([name.removeprefix("database:")], c.get("base_backup_age"))
+            for name, c in parts
+            if name.startswith("database:")
+        ),
+    )
     state_db = components.get("state-db")
     if isinstance(state_db, dict):
         yield _gauge(
