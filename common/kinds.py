@@ -28,6 +28,10 @@ class Kind(StrEnum):
     # source paths the daemon's account may not read (set aside, named in the alarm)
     REPLICATION_UNREADABLE = "replication_unreadable"
     REPLICATION_KEEPER = "replication_keeper"  # the keeper stopped confirming (issue 11)
+    # `sentinel backup drill --database` (issue 16): the last one failed, or the last
+    # successful one is older than drill.max_age (or there never was one)
+    DATABASE_DRILL_FAILED = "database_drill_failed"
+    DATABASE_DRILL_OVERDUE = "database_drill_overdue"
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
     COMPONENT = "component"
@@ -131,6 +135,8 @@ REPLICATION_KINDS = frozenset(
         Kind.REPLICATION_SOURCE_MISSING,
         Kind.REPLICATION_TARGET_MISSING,
         Kind.REPLICATION_KEEPER,
+        Kind.DATABASE_DRILL_FAILED,
+        Kind.DATABASE_DRILL_OVERDUE,
     }
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
@@ -171,6 +177,8 @@ BOOLEAN_KINDS = (
             Kind.ROOM_DISASTER,
             Kind.LANDING_MASS_CHANGE,
             Kind.REPLICATION_KEEPER,
+            Kind.DATABASE_DRILL_FAILED,
+            Kind.DATABASE_DRILL_OVERDUE,
             Kind.REPLICATION_UNREADABLE,
             Kind.MQTT_SESSION_LOST,
             Kind.DOOR,

@@ -25,7 +25,7 @@ from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
 from sentinel.config import Config
 from sentinel.config.root import DaemonConfig
 from sentinel.heartbeat import DaemonView, read_daemon, view_from_live
-from sentinel.replication import SENSOR_PREFIX, sensor_id, unreadable_detail
+from sentinel.replication import SENSOR_PREFIX, database_drills, sensor_id, unreadable_detail
 from sentinel.store import open_readonly
 
 SCHEMA_VERSION = 1
@@ -89,11 +89,7 @@ def _live_unreadable(config: Config, report: dict[str, Any]) -> None:
 def _attach_database_drills(config: Config, report: dict[str, Any]) -> None:
     """Each archive-log replication with a drill configured gets its "database_drill" view
     (backup/database_drill_record.py): the config says which must drill and how often."""
-    drilled = [
-        (rc.name, rc.database.drill.max_age)
-        for rc in config.replication
-        if rc.database is not None and rc.database.drill is not None
-    ]
+    drilled = database_drills(config)
     if not drilled:
         return
     rows = {r.get("name"): r for r in report["replication"]}
