@@ -296,7 +296,6 @@ def _configure(plan: DrillPlan, scratch: Path, data: Path, logs: Path) -> None:
         "hot_standby": "on",
         "fsync": "off",  # a throwaway copy: nothing to keep after a crash
         "synchronous_commit": "off",
-        "shared_preload_libraries": "",
     }
     if plan.target_time is not None:
         settings["recovery_target_time"] = iso(plan.target_time)
@@ -306,6 +305,11 @@ def _configure(plan: DrillPlan, scratch: Path, data: Path, logs: Path) -> None:
     for stale in ("standby.signal", "postmaster.pid"):
         (data / stale).unlink(missing_ok=True)
     (data / "recovery.signal").write_text("")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def iso(ts: float) -> str:
@@ -411,7 +415,11 @@ class _Server:
                 )
             try:
                 row = await self._query(plan, "select pg_is_in_recovery()")
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
+                if "does not exist" in str(exc):  # a wrong drill.user: waiting cannot help
+                    raise DrillError(
+                        f"cannot connect to the restored database: {_first_line(exc)}"
+                    ) from None
                 row = None
             if row is not None and not row[0]:
                 return
@@ -427,9 +435,7 @@ class _Server:
         try:
             first = await self._query(plan, plan.check_query, plan.database)
         except psycopg.Error as exc:
-            raise DrillError(
-                f"the check query failed: {str(exc).strip().splitlines()[0]}"
-            ) from None
+            raise DrillError(f"the check query failed: {_first_line(exc)}") from None
         return newest, "(no rows)" if first is None else ", ".join(str(v) for v in first)
 
     async def stop(self) -> None:

@@ -180,6 +180,7 @@ class DatabaseDrillFeed:
         self._drills, self._state_dir, self._submit = drills, state_dir, submit
         self._clock, self._interval = clock, interval
         self._levels: dict[str, str | None] = {}
+        self._read_at = float("-inf")
 
     def _read(self, now: float) -> dict[str, str | None]:
         conn = open_readonly(self._state_dir)
@@ -197,15 +198,18 @@ class DatabaseDrillFeed:
                 conn.close()
 
     async def run(self) -> None:
-        read_at = float("-inf")
         while True:
-            now = self._clock()
-            if now - read_at >= self.READ_EVERY:
-                self._levels = await asyncio.to_thread(self._read, now)
-                read_at = now
-            for reading in database_drill_readings(self._levels, now):
-                await self._submit(reading)
+            await self.once()
             await asyncio.sleep(self._interval)
+
+    async def once(self) -> None:
+        """Reads the record (at most every READ_EVERY) and feeds the engine."""
+        now = self._clock()
+        if now - self._read_at >= self.READ_EVERY:
+            self._levels = await asyncio.to_thread(self._read, now)
+            self._read_at = now
+        for reading in database_drill_readings(self._levels, now):
+            await self._submit(reading)
 
     def health(self) -> dict[str, Any]:
         return {"drills": dict(self._levels)}

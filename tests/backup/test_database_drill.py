@@ -18,9 +18,14 @@ from typing import Any
 
 import pytest
 
-from backup.database_drill_record import MIGRATIONS, drill_view
+from backup.database_drill_record import MIGRATIONS, DrillRecord, drill_view, save_record
 from backup.logname import LogNaming
 from sentinel.cli.main import main
+from sentinel.replication import DatabaseDrillFeed
+from sentinel.store import Store
+from tests.alarm.helpers import Outbox, sent, started_engine
+from tests.alarm.helpers import config as alarm_config
+from tests.fixtures.core import FakeClock
 from tests.fixtures.databases import Postgres
 
 NAME = "pgdb"
@@ -256,3 +261,34 @@ def test_status_warns_when_never_drilled_or_too_long_ago_and_is_critical_after_a
     failed = drill_view(conn, NAME, now, 7 * 86400.0)
     assert failed["level"] == "CRITICAL"
     assert failed["problem"] == "the last database drill failed: the check query failed: boom"
+
+
+async def test_the_daemon_pages_a_failed_drill_critical_and_a_missing_one_as_a_warning(
+    store: Store, clock: FakeClock
+) -> None:
+    engine = await started_engine(store, alarm_config(), Outbox(), clock)
+    feed = DatabaseDrillFeed([(NAME, 86400.0)], store.path.parent, engine.submit, clock)
+    sensor = f"replication:{NAME}"
+
+    async def pages() -> list[tuple[str, str, str]]:
+        return [(e["event"], e["severity"], e["kind"]) for e in await sent(store)]
+
+    await feed.once()  # never drilled
+    assert await pages() == [("firing", "warning", "database_drill_overdue")]
+    await save_record(
+        store.write, DrillRecord(NAME, clock(), 86400.0, ok=False, error="the check query failed")
+    )
+    clock.advance(DatabaseDrillFeed.READ_EVERY)
+    await feed.once()
+    assert (await pages())[1:] == [
+        ("firing", "critical", "database_drill_failed"),
+        ("resolved", "warning", "database_drill_overdue"),
+    ]
+    await save_record(store.write, DrillRecord(NAME, clock(), 86400.0, ok=True, rto=12.0))
+    clock.advance(DatabaseDrillFeed.READ_EVERY)
+    await feed.once()
+    assert (await pages())[3:] == [("resolved", "critical", "database_drill_failed")]
+    assert {e["sensor_id"] for e in await sent(store)} == {sensor}
+    clock.advance(86400.0 + DatabaseDrillFeed.READ_EVERY)  # the success grows too old
+    await feed.once()
+    assert (await pages())[4:] == [("firing", "warning", "database_drill_overdue")]
