@@ -85,7 +85,7 @@ def config(
         f'[[replication]]\nname = "{NAME}"\nkind = "archive-log"\n'
         f'source = "{history.archive}"\ntarget = "{replica}"\n'
         f'[replication.database]\npreset = "postgresql"\n'
-        f'base_backup_dir = "{base or history.plain.parent}"\n'
+        f'base_backup_dir = "{base or history.plain}"\n'
         f'[replication.database.drill]\ncheck_query = "{check}"\n{drill}'
     )
     return ["-c", str(cfg)]
@@ -110,7 +110,7 @@ def test_drill_to_a_time_between_two_rows_finds_the_earlier_only_and_is_in_statu
     capsys.readouterr()
     assert drill(cli, "--target-time", str(history.between)) == 0
     out = capsys.readouterr().out
-    assert f"{NAME}: DATABASE DRILL OK: base backup " in out, out
+    assert f"{NAME}: DATABASE DRILL OK: base backup plain, " in out, out
     assert "check: before; RTO " in out, out
     for part in ("restore", "logs", "start", "replay", "check"):
         assert f"{part} " in out.split("RTO", 1)[1], out
