@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from backup.database_drill_record import DrillRecord
-from backup.logname import LogNaming
+from backup.logname import LogName, LogNaming
 from backup.rsync import COMMON_ARGS, run_rsync
 from backup.target import Target
 
@@ -152,8 +152,9 @@ async def _postgresql(plan: DrillPlan, scratch: Path, clock: _Clock, record: Dri
     await _restore_base(backup, data)
     clock.step("restore")
     logs = scratch / "logs"
-    await _fetch_logs(plan, logs)
-    _check_sequence(plan, data, logs)
+    first = _first_segment(data)
+    await _fetch_logs(plan, logs, since=first)
+    _check_sequence(plan, data, logs, first)
     clock.step("logs")
     _configure(plan, scratch, data, logs)
     if os.geteuid() == 0:
@@ -214,19 +215,39 @@ async def _restore_base(backup: Path, data: Path) -> None:
     data.chmod(0o700)
 
 
-async def _fetch_logs(plan: DrillPlan, logs: Path) -> None:
+async def _fetch_logs(plan: DrillPlan, logs: Path, *, since: str | None = None) -> None:
     """The shipped logs, pulled from the replica (local or over its transport) into the
-    scratch directory: a drill reads the replica, never the source's archive."""
+    scratch directory: a drill reads the replica, never the source's archive. `since`: a
+    WAL segment name; older segments are left out (a replica keeps months of them, the
+    base backup needs none before its own first one)."""
     logs.mkdir()
-    pulled = await run_rsync(
-        [
-            "-rt",
-            *COMMON_ARGS,
-            f"--timeout={max(1, int(plan.timeout))}",
-            *plan.target.transport_args(plan.runtime_dir),
-            plan.target.path(),
-            f"{logs}/",
+    reach = [
+        *COMMON_ARGS,
+        f"--timeout={max(1, int(plan.timeout))}",
+        *plan.target.transport_args(plan.runtime_dir),
+    ]
+    selection: list[str] = []
+    stdin = None
+    if since is not None:
+        listed = await run_rsync(["--list-only", *reach, plan.target.path()])
+        if not listed.ok:
+            raise DrillError(
+                f"listing the shipped logs at {plan.target.describe()} failed: {listed.error}"
+            )
+        naming = LogNaming(plan.preset, plan.pattern)
+        first = naming.parse(since) or LogName(0, 0)  # a pattern not for WAL names: all
+        names = [
+            name
+            for line in listed.output
+            if len(fields := line.split(None, 4)) == 5 and not line.startswith("d")
+            for name in (fields[4],)
+            if name.endswith(".history")
+            or ((log := naming.parse(name)) is not None and log >= first)
         ]
+        stdin = b"\0".join(n.encode() for n in names)
+        selection = ["--from0", "--files-from=-"]
+    pulled = await run_rsync(
+        ["-rt", *selection, *reach, plan.target.path(), f"{logs}/"], stdin=stdin
     )
     if not pulled.ok:
         raise DrillError(
@@ -234,14 +255,18 @@ async def _fetch_logs(plan: DrillPlan, logs: Path) -> None:
         )
 
 
-def _check_sequence(plan: DrillPlan, data: Path, logs: Path) -> None:
-    """Every segment from the base backup's first one up to the newest shipped one must be
-    there: past a gap, recovery stops, and the database would open silently older."""
+def _first_segment(data: Path) -> str:
+    """The base backup's first WAL segment, from its backup_label."""
     label = data / "backup_label"
     found = _START_WAL.search(label.read_text(errors="replace")) if label.is_file() else None
     if found is None:
         raise DrillError(f"the base backup has no readable backup_label ({label})")
-    first_name = found["file"]
+    return found["file"]
+
+
+def _check_sequence(plan: DrillPlan, data: Path, logs: Path, first_name: str) -> None:
+    """Every segment from the base backup's first one up to the newest shipped one must be
+    there: past a gap, recovery stops, and the database would open silently older."""
     naming = LogNaming(plan.preset, plan.pattern)
     first = naming.parse(first_name)
     assert first is not None  # the regex above only takes WAL segment names
