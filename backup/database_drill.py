@@ -226,8 +226,7 @@ async def _fetch_logs(plan: DrillPlan, logs: Path, *, since: str | None = None) 
         f"--timeout={max(1, int(plan.timeout))}",
         *plan.target.transport_args(plan.runtime_dir),
     ]
-    selection: list[str] = []
-    stdin = None
+    older: list[str] = []
     if since is not None:
         listed = await run_rsync(["--list-only", *reach, plan.target.path()])
         if not listed.ok:
@@ -236,19 +235,16 @@ async def _fetch_logs(plan: DrillPlan, logs: Path, *, since: str | None = None) 
             )
         naming = LogNaming(plan.preset, plan.pattern)
         first = naming.parse(since) or LogName(0, 0)  # a pattern not for WAL names: all
-        names = [
-            name
+        # excludes, not --files-from (which an rsync daemon resolves wrongly): run_rsync
+        # moves a long run of them into a file
+        older = [
+            f"--exclude=/{name}"
             for line in listed.output
             if len(fields := line.split(None, 4)) == 5 and not line.startswith("d")
             for name in (fields[4],)
-            if name.endswith(".history")
-            or ((log := naming.parse(name)) is not None and log >= first)
+            if (log := naming.parse(name)) is not None and log < first
         ]
-        stdin = b"\0".join(n.encode() for n in names)
-        selection = ["--from0", "--files-from=-"]
-    pulled = await run_rsync(
-        ["-rt", *selection, *reach, plan.target.path(), f"{logs}/"], stdin=stdin
-    )
+    pulled = await run_rsync(["-rt", *older, *reach, plan.target.path(), f"{logs}/"])
     if not pulled.ok:
         raise DrillError(
             f"reading the shipped logs from {plan.target.describe()} failed: {pulled.error}"

@@ -27,6 +27,7 @@ from tests.alarm.helpers import Outbox, sent, started_engine
 from tests.alarm.helpers import config as alarm_config
 from tests.fixtures.core import FakeClock
 from tests.fixtures.databases import Postgres
+from tests.fixtures.remote import RsyncDaemon
 
 NAME = "pgdb"
 CHECK = "select string_agg(name, ',' order by id) from approval"
@@ -146,6 +147,25 @@ def test_drill_without_a_target_replays_all_shipped_from_a_tar_backup(
     assert "check: before,after;" in out, out
     last = status(cli, capsys)["row"]["database_drill"]["last_ok"]
     assert last["newest_xact"] >= history.after_at
+
+
+def test_the_logs_are_pulled_from_an_rsync_daemon_replica(
+    tmp_path: Path, history: History, rsyncd: RsyncDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ship(history, rsyncd.module_dir / "replica")
+    cli = config(tmp_path, history, Path("/unused"))
+    cfg = Path(cli[1])
+    cfg.write_text(
+        cfg.read_text().replace(
+            'target = "/unused"\n',
+            f'target = "{rsyncd.url()}"\npassword_file = "{rsyncd.password_file}"\n',
+        )
+    )
+    capsys.readouterr()
+    assert drill(cli, "--target-time", str(history.between)) == 0
+    out = capsys.readouterr().out
+    assert "check: before; RTO " in out, out
+    assert "s3cret" not in out
 
 
 def test_a_segment_missing_from_the_replica_fails_the_drill_naming_it(
