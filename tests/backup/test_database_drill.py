@@ -190,6 +190,17 @@ def test_a_segment_missing_from_the_replica_fails_the_drill_naming_it(
     assert drilled["last_ok"] is None
 
 
+def test_a_target_past_the_shipped_logs_fails_with_postgresqls_reason(
+    tmp_path: Path, history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = config(tmp_path, history, ship(history, tmp_path / "replica"))
+    capsys.readouterr()
+    assert drill(cli, "--target-time", str(time.time() + 3600)) == 1
+    out = capsys.readouterr().out
+    assert f"{NAME}: DATABASE DRILL FAILED: " in out, out
+    assert "recovery ended before configured recovery target was reached" in out, out
+
+
 def test_a_broken_check_query_fails_the_drill(
     tmp_path: Path, history: History, capsys: pytest.CaptureFixture[str]
 ) -> None:
