@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     pg = Postgres(archive=True)
+    replica_root = Path(tempfile.mkdtemp(prefix="bench-replica-"))
     try:
         pg.initialise()
         pg.start()
@@ -137,7 +138,7 @@ def main() -> None:
         pgbench(pg, "-n", "-c", "2", "-t", str(args.transactions // 2))
         pg.switch_wal()
         assert pg.archive is not None
-        replica = Path(tempfile.mkdtemp(prefix="bench-replica-")) / "replica"
+        replica = replica_root / "replica"
         shutil.copytree(pg.archive, replica)
         wal = du(replica)
         first = (base / "backup_label").read_text().split("(file ", 1)[1][:24]
@@ -190,6 +191,7 @@ def main() -> None:
     finally:
         pg.stop()
         pg.cleanup()
+        shutil.rmtree(replica_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
