@@ -30,6 +30,10 @@ class Kind(StrEnum):
     REPLICATION_KEEPER = "replication_keeper"  # the keeper stopped confirming (issue 11)
     # an archive-log replication's sequence has a hole no restore can cross (issue 16)
     REPLICATION_LOG_GAP = "replication_log_gap"
+    # `sentinel backup drill --database` (issue 16): the last one failed, or the last
+    # successful one is older than drill.max_age (or there never was one)
+    DATABASE_DRILL_FAILED = "database_drill_failed"
+    DATABASE_DRILL_OVERDUE = "database_drill_overdue"
     WATCH_LIMIT = "watch_limit"
     # a supervised part of sentinel itself in a restart loop (pseudo-sensor "component:<name>")
     COMPONENT = "component"
@@ -138,6 +142,8 @@ REPLICATION_KINDS = frozenset(
         Kind.REPLICATION_TARGET_MISSING,
         Kind.REPLICATION_KEEPER,
         Kind.REPLICATION_LOG_GAP,
+        Kind.DATABASE_DRILL_FAILED,
+        Kind.DATABASE_DRILL_OVERDUE,
     }
 )
 # A supervised component in a restart loop, for ids like "component:alerts".
@@ -182,6 +188,8 @@ BOOLEAN_KINDS = (
             Kind.ROOM_DISASTER,
             Kind.LANDING_MASS_CHANGE,
             Kind.REPLICATION_KEEPER,
+            Kind.DATABASE_DRILL_FAILED,
+            Kind.DATABASE_DRILL_OVERDUE,
             Kind.REPLICATION_UNREADABLE,
             Kind.REPLICATION_LOG_GAP,
             Kind.MQTT_SESSION_LOST,

@@ -12,6 +12,7 @@ came to be used before it existed.
 from __future__ import annotations
 
 from alerts import schema as alerts_schema
+from backup import database_drill_record
 from backup import schema as backup_schema
 from sentinel import command_rows
 from sentinel.alarm import rollup as history_rollup
@@ -24,6 +25,7 @@ OWNERS = (
     (alerts_schema.OWNER, alerts_schema.MIGRATIONS),
     (backup_schema.OWNER, backup_schema.MIGRATIONS),
     (command_rows.OWNER, command_rows.MIGRATIONS),
+    (database_drill_record.OWNER, database_drill_record.MIGRATIONS),
 )
 
 

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from alerts.reasons import LOG_GAP
 from backup.control_socket import control_dir_problem, ensure_control_dir
+from backup.database_drill_record import drill_view, drill_view_empty
 from backup.filters import Filters
 from backup.logname import LogNaming
 from backup.quarantine import shown
@@ -21,7 +24,7 @@ from sensors.reading import UNITS, Kind, Reading
 from sentinel import rundir
 from sentinel.config import Config
 from sentinel.config.replication import ReplicationConfig
-from sentinel.store import Store
+from sentinel.store import Store, open_readonly
 
 log = logging.getLogger("sentinel.replication")
 
@@ -171,6 +174,84 @@ def log_gap_reading(sid: str, gap: tuple[str, ...], now: float) -> Reading:
         cause=LOG_GAP if gap else None,
         params={"missing": missing} if gap else None,
     )
+
+
+def database_drills(config: Config) -> list[tuple[str, float]]:
+    """(name, drill.max_age) of each replication with [replication.database.drill]."""
+    return [
+        (rc.name, rc.database.drill.max_age)
+        for rc in config.replication
+        if rc.database is not None and rc.database.drill is not None
+    ]
+
+
+class DatabaseDrillFeed:
+    """The database drills' record (`sentinel backup drill --database` writes it, from
+    another process) as readings for the engine: the last drill failed -> a critical
+    `database_drill_failed`, none successful within drill.max_age (or none ever) -> a
+    warning `database_drill_overdue`, both on "replication:<name>". The kind's label says
+    what is wrong in the page's language; status gives the reason."""
+
+    name = "database-drill"
+    READ_EVERY = 30.0  # the record changes at most once per drill
+
+    def __init__(
+        self,
+        drills: list[tuple[str, float]],
+        state_dir: Path,
+        submit: Callable[[Reading], Awaitable[None]],
+        clock: Callable[[], float],
+        interval: float = 2.0,
+    ) -> None:
+        self._drills, self._state_dir, self._submit = drills, state_dir, submit
+        self._clock, self._interval = clock, interval
+        self._levels: dict[str, str | None] = {}
+        self._read_at = float("-inf")
+
+    def _read(self, now: float) -> dict[str, str | None]:
+        conn = open_readonly(self._state_dir)
+        try:
+            return {
+                name: (
+                    drill_view(conn, name, now, max_age)
+                    if conn is not None
+                    else drill_view_empty(now, max_age)
+                )["level"]
+                for name, max_age in self._drills
+            }
+        finally:
+            if conn is not None:
+                conn.close()
+
+    async def run(self) -> None:
+        while True:
+            await self.once()
+            await asyncio.sleep(self._interval)
+
+    async def once(self) -> None:
+        """Reads the record (at most every READ_EVERY) and feeds the engine."""
+        now = self._clock()
+        if now - self._read_at >= self.READ_EVERY:
+            self._levels = await asyncio.to_thread(self._read, now)
+            self._read_at = now
+        for reading in database_drill_readings(self._levels, now):
+            await self._submit(reading)
+
+    def health(self) -> dict[str, Any]:
+        return {"drills": dict(self._levels)}
+
+
+def database_drill_readings(levels: dict[str, str | None], now: float) -> list[Reading]:
+    """Per replication, from its drill view's level (CRITICAL: the last drill failed;
+    WARNING: overdue or never; None: fine)."""
+    out = []
+    for name, level in levels.items():
+        for kind, on in (
+            (Kind.DATABASE_DRILL_FAILED, level == "CRITICAL"),
+            (Kind.DATABASE_DRILL_OVERDUE, level == "WARNING"),
+        ):
+            out.append(Reading(sensor_id(name), str(kind), on, "", now, source="replication"))
+    return out
 
 
 def unreadable_detail(source: str, count: int | None, first: str | None) -> str | None:

@@ -24,7 +24,12 @@ from sentinel.keeper import build_keeper
 from sentinel.keeper_confirm import KeeperConfirm, ReplicaFreshness
 from sentinel.mqtt_session import expect_sessions
 from sentinel.outputs import build_outputs
-from sentinel.replication import build_replicators, replication_readings
+from sentinel.replication import (
+    DatabaseDrillFeed,
+    build_replicators,
+    database_drills,
+    replication_readings,
+)
 from sentinel.room_heartbeat import RoomHeartbeat
 from sentinel.secrets import SecretMaskingFilter
 from sentinel.sources import build_sources
@@ -149,6 +154,13 @@ class Runtime:
         components += self.replicators
         if self.replicators:
             components.append(ReplicationHealthFeed(self.replicators, self.engine, self.clock))
+        drills = database_drills(self.config)
+        if drills:
+            components.append(
+                DatabaseDrillFeed(
+                    drills, self.config.daemon.state_dir, self.engine.submit, self.clock
+                )
+            )
             # `sentinel backup resume|discard|sync` rows: applied here, to these replicators
             components.append(BackupCommandRunner(self.store, self.replicators, clock=self.clock))
         # issue 16: a quiet database's log switch and its base backup's age

@@ -17,6 +17,7 @@ from typing import Any
 
 from alerts import status as alerts_status
 from backup import status as backup_status
+from backup.database_drill_record import drill_view, drill_view_empty
 from sentinel import __version__, livestatus
 from sentinel.alarm import status as alarm_status
 from sentinel.component_watch import ALARM_PATH
@@ -24,7 +25,7 @@ from sentinel.component_watch import SENSOR_PREFIX as COMPONENT_PREFIX
 from sentinel.config import Config
 from sentinel.config.root import DaemonConfig
 from sentinel.heartbeat import DaemonView, read_daemon, view_from_live
-from sentinel.replication import SENSOR_PREFIX, sensor_id, unreadable_detail
+from sentinel.replication import SENSOR_PREFIX, database_drills, sensor_id, unreadable_detail
 from sentinel.store import open_readonly
 
 SCHEMA_VERSION = 1
@@ -55,6 +56,7 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     report["site"] = config.site.name
     report["configured"] = configured
     _live_unreadable(config, report)
+    _attach_database_drills(config, report)
     if config.keeper is not None:
         from sentinel.keeper.status import rooms_section
 
@@ -82,6 +84,31 @@ def _live_unreadable(config: Config, report: dict[str, Any]) -> None:
         if detail is not None and detail != alarm.get("reason"):
             alarm["reason_at_firing"] = alarm.get("reason")
             alarm["reason"] = detail
+
+
+def _attach_database_drills(config: Config, report: dict[str, Any]) -> None:
+    """Each archive-log replication with a drill configured gets its "database_drill" view
+    (backup/database_drill_record.py): the config says which must drill and how often."""
+    drilled = database_drills(config)
+    if not drilled:
+        return
+    rows = {r.get("name"): r for r in report["replication"]}
+    conn = open_readonly(config.daemon.state_dir)
+    try:
+        for name, max_age in drilled:
+            row = rows.get(name)
+            if row is None:
+                row = rows[name] = {"name": name}
+                report["replication"].append(row)
+            if conn is None:
+                row["database_drill"] = drill_view_empty(report["generated"], max_age)
+            else:
+                row["database_drill"] = drill_view(conn, name, report["generated"], max_age)
+    except sqlite3.Error:
+        pass  # the report already says the state database cannot be read
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 def build_report_without_config(
@@ -396,6 +423,9 @@ def judge(report: dict[str, Any]) -> Verdict:
                 Health.WARNING,
                 f"keeper {keeper.get('room')} ({row.get('name')}): {keeper['problem']}",
             )
+        drill = row.get("database_drill") or {}
+        if drill.get("problem"):
+            worse(Health[drill["level"]], f"{row.get('name')}: {drill['problem']}")
     if report.get("rooms"):
         from sentinel.keeper.status import room_problems
 

@@ -83,6 +83,10 @@ BUILTIN: dict[str, dict[str, Any]] = {
     # the keeper stopped confirming what it keeps: the data still ships, history may not
     # be kept; a warning, the room is not in danger by it
     "replication_keeper": {"severity": WARNING},
+    # the database could not be opened from the replica: the backup may not restore
+    "database_drill_failed": {"severity": CRITICAL},
+    # nobody has shown lately that it restores: a person should run the drill
+    "database_drill_overdue": {"severity": WARNING},
     "room_silent": {"severity": CRITICAL},
     "room_disaster": {"severity": CRITICAL},
     # stays until acknowledged: the next, normal snapshot does not undo a mass deletion

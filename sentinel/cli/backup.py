@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from backup.control_socket import ensure_control_dir
+from backup.database_drill import DrillPlan, database_drill, iso
+from backup.database_drill_record import DrillRecord, duration_text, save_record
 from backup.keeper_drill import keeper_drill
 from backup.replicator import Replicator
 from backup.restore import RestoreError, drill, restore
@@ -118,6 +120,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "[replication.keeper] history is set)",
     )
     d.add_argument("name", nargs="?")
+    d.add_argument(
+        "--database",
+        action="store_true",
+        help="archive-log replications: restore the newest base backup and the shipped "
+        "logs, open the database and run drill.check_query; measures the RTO",
+    )
+    d.add_argument(
+        "--target-time",
+        help="with --database: recover up to this time, ISO 8601 or epoch "
+        "(default: as far as the shipped logs go)",
+    )
     d.set_defaults(func=_cmd(_drill))
 
     for action, text in (
@@ -248,6 +261,8 @@ async def _restore(store: Store, specs: list[ReplicationSpec], args: argparse.Na
 
 
 async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Namespace) -> int:
+    if args.database or args.target_time:
+        return await _drill_database(store, specs, args)
     bad = 0
     config: Config = args.loaded_config
     by_name = {rc.name: rc for rc in config.replication}
@@ -319,6 +334,83 @@ async def _drill_keeper(spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
         for diff in result.newer:
             print(f"  {diff} (changed {_when(diff.changed)})")
     return result.ok
+
+
+async def _drill_database(
+    store: Store, specs: list[ReplicationSpec], args: argparse.Namespace
+) -> int:
+    """`backup drill --database` (backup/database_drill.py): each archive-log replication
+    with [replication.database.drill], recorded for status and the daemon's page."""
+    config: Config = args.loaded_config
+    by_name = {rc.name: rc for rc in config.replication}
+    chosen = [
+        (spec, by_name[spec.name])
+        for spec in specs
+        if (db := by_name[spec.name].database) is not None and db.drill is not None
+    ]
+    if not chosen:
+        print(
+            "sentinel: --database drills an archive-log replication with "
+            "[replication.database.drill]; "
+            + (f"{args.name!r} has none" if args.name else "none is configured"),
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        target_time = parse_time(args.target_time) if args.target_time else None
+    except ValueError as exc:
+        print(f"sentinel: {str(exc).replace('--as-of', '--target-time')}", file=sys.stderr)
+        return EXIT_USAGE
+    bad = 0
+    for spec, rc in chosen:
+        record = await database_drill(_drill_plan(spec, rc, target_time))
+        await save_record(store.write, record)
+        print(_drill_line(record))
+        bad += not record.ok
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _drill_plan(
+    spec: ReplicationSpec, rc: ReplicationConfig, target_time: float | None
+) -> DrillPlan:
+    assert rc.database is not None and rc.database.drill is not None
+    db, drill_cfg = rc.database, rc.database.drill
+    replica = spec.target.local_root
+    protected = tuple(p for p in (Path(rc.source), replica, db.base_backup_dir) if p is not None)
+    return DrillPlan(
+        name=spec.name,
+        target=spec.target,
+        runtime_dir=spec.runtime_dir,
+        preset=db.preset,
+        pattern=db.pattern,
+        base_backup_dir=db.base_backup_dir,
+        pg_bin=Path(drill_cfg.pg_bin),
+        check_query=drill_cfg.check_query,
+        timeout=drill_cfg.timeout,
+        max_age=drill_cfg.max_age,
+        protected=protected,
+        scratch_dir=drill_cfg.scratch_dir,
+        target_time=target_time,
+        database=drill_cfg.database,
+        user=drill_cfg.user,
+        restore_command=drill_cfg.restore_command,
+        recover_command=drill_cfg.recover_command,
+        check_command=drill_cfg.check_command,
+    )
+
+
+def _drill_line(record: DrillRecord) -> str:
+    parts = ", ".join(f"{k} {duration_text(v)}" for k, v in record.parts.items())
+    if not record.ok:
+        return f"{record.source}: DATABASE DRILL FAILED: {record.error} (steps: {parts or 'none'})"
+    upto = "the end of the shipped logs" if record.target_time is None else iso(record.target_time)
+    newest = "none replayed" if record.newest_xact is None else iso(record.newest_xact)
+    base = f"base backup {record.base_backup}, " if record.base_backup else ""
+    return (
+        f"{record.source}: DATABASE DRILL OK: {base}recovered up to {upto}; newest "
+        f"transaction {newest}; check: {record.check_result}; "
+        f"RTO {duration_text(record.rto or 0.0)} ({parts})"
+    )
 
 
 def _when(ts: float | None) -> str:

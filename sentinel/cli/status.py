@@ -264,6 +264,11 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
     for r in report["replication"]:
         _keeper_line(r, console, now)
     for r in report["replication"]:
+        drill = r.get("database_drill")
+        if drill:
+            problem = f" [yellow]({_t(drill['problem'])})[/]" if drill.get("problem") else ""
+            console.print(f"{_t(r.get('name'))}: {_t(drill['summary'])}{problem}")
+    for r in report["replication"]:
         quarantine = r.get("quarantine") or {}
         if not quarantine.get("count"):
             continue

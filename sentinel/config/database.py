@@ -42,6 +42,10 @@ class DatabaseDrillConfig(Model):
 
     pg_bin: ConfigPath = "/usr/lib/postgresql/15/bin"  # type: ignore[assignment]
     check_query: str = "select 1"
+    # the check query runs in this database, as this role (over the drill's own socket,
+    # trusted: the throwaway server listens on nothing else)
+    database: str = "postgres"
+    user: str = "postgres"
     scratch_dir: ConfigPath | None = None  # default: a temporary directory, removed after
     timeout: Duration = Field(3600.0, gt=0)
     # status warns (and pages) when the last successful drill is older than this
