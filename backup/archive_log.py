@@ -263,13 +263,19 @@ class ArchiveLog:
             numbers = sorted(logs)
             head = numbers[0]
             broken = False
-            missing: list[int] = []
+            missing: list[tuple[int, int]] = []  # runs (first, last) of missing numbers
             for prev, cur in itertools.pairwise(numbers):
-                hole = list(range(max(prev + 1, floor + 1), cur))
-                broken = broken or bool(hole)
+                # a hole is handled by its ends: one stray name with a huge number (a
+                # 16 MiB file named 00000001FFFFFFFF000000FF) must not make a list of 10^12
+                lo, hi = max(prev + 1, floor + 1), cur
+                if lo < hi:
+                    broken = True
+                    waiting = sorted(
+                        n.seq for n in self._waiting if n.thread == thread and lo <= n.seq < hi
+                    )
+                    missing += _runs(lo, hi, waiting)
                 if not broken:
                     head = cur
-                missing += [n for n in hole if LogName(thread, n) not in self._waiting]
             name, closed = logs[head]
             if worst is None or closed < worst[0]:
                 worst = (closed, head, name)
@@ -282,19 +288,13 @@ class ArchiveLog:
         return LogSequence(head, shown(name, 200), closed, tuple(gaps), dict(self._floor))
 
     def _ranges(
-        self, thread: int, missing: list[int], logs: dict[int, tuple[str, float]]
+        self, thread: int, missing: list[tuple[int, int]], logs: dict[int, tuple[str, float]]
     ) -> list[str]:
         out: list[str] = []
-        start = prev = None
-        for n in [*missing, None]:
-            if n is not None and prev is not None and n == prev + 1:
-                prev = n
-                continue
-            if start is not None and prev is not None:
-                first, last = self.label(start, logs), self.label(prev, logs)
-                where = "" if thread == 1 else f"t{thread}:"
-                out.append(where + (first if start == prev else f"{first}-{last}"))
-            start = prev = n
+        where = "" if thread == 1 else f"t{thread}:"
+        for start, end in missing:
+            first, last = self.label(start, logs), self.label(end, logs)
+            out.append(where + (first if start == end else f"{first}-{last}"))
         return out
 
     def label(self, seq: int, logs: dict[int, tuple[str, float]]) -> str:
@@ -329,3 +329,16 @@ def read_sequence(conn: sqlite3.Connection, source: str, now: float) -> dict[str
         "log_closed": head_closed,
         "log_gap": json.loads(gap),
     }
+
+
+def _runs(lo: int, hi: int, waiting: list[int]) -> list[tuple[int, int]]:
+    """The runs (first, last) of [lo, hi) not in `waiting` (sorted, each inside)."""
+    runs: list[tuple[int, int]] = []
+    start = lo
+    for seq in waiting:
+        if seq > start:
+            runs.append((start, seq - 1))
+        start = max(start, seq + 1)
+    if start < hi:
+        runs.append((start, hi - 1))
+    return runs

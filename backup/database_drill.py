@@ -30,6 +30,7 @@ from backup.database_drill_record import DrillRecord
 from backup.logname import LogName, LogNaming
 from backup.rsync import COMMON_ARGS, run_rsync
 from backup.target import Target
+from backup.transfer import PROTECT
 
 # the user a drill runs postgres as when sentinel runs as root (postgres refuses root)
 UNPRIVILEGED = "nobody"
@@ -244,7 +245,9 @@ async def _fetch_logs(plan: DrillPlan, logs: Path, *, since: str | None = None) 
             for name in (fields[4],)
             if (log := naming.parse(name)) is not None and log < first
         ]
-    pulled = await run_rsync(["-rt", *older, *reach, plan.target.path(), f"{logs}/"])
+    # not sentinel's own directories on the replica (old versions, partial transfers): they
+    # grow with history and hold no log a restore needs
+    pulled = await run_rsync(["-rt", *PROTECT, *older, *reach, plan.target.path(), f"{logs}/"])
     if not pulled.ok:
         raise DrillError(
             f"reading the shipped logs from {plan.target.describe()} failed: {pulled.error}"
@@ -278,16 +281,33 @@ def _check_sequence(plan: DrillPlan, data: Path, logs: Path, first_name: str) ->
         )
     if not have:
         return
-    missing = [seq for seq in range(first.seq, max(have) + 1) if seq not in have]
-    in_backup = {seq for seq in missing if (data / "pg_wal" / _segment(first_name, seq)).is_file()}
-    missing = [seq for seq in missing if seq not in in_backup]
-    if missing:
+    # holes by their ends: a stray name with a huge number must not make a list of 10^12
+    missing: list[int] = []  # the first few, for the message
+    count = 0
+    prev = first.seq - 1
+    for seq in sorted(have):
+        lo, hi = prev + 1, seq
+        if hi - lo > MANY_MISSING:
+            # far more than a base backup's pg_wal ever holds: missing, not looked up
+            count += hi - lo
+            missing += range(lo, min(hi, lo + 5))
+        else:
+            for gone in range(lo, hi):
+                if not (data / "pg_wal" / _segment(first_name, gone)).is_file():
+                    count += 1
+                    missing.append(gone)
+        prev = seq
+    if count:
         names = ", ".join(_segment(first_name, seq) for seq in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        more = f" and {count - 5} more" if count > 5 else ""
         raise DrillError(
-            f"{len(missing)} WAL segment(s) missing from the replica ({names}{more}), before "
+            f"{count} WAL segment(s) missing from the replica ({names}{more}), before "
             f"the newest shipped one {have[max(have)]}: recovery would stop at the gap"
         )
+
+
+# A hole wider than this many segments is not looked for in the base backup's pg_wal.
+MANY_MISSING = 10_000
 
 
 def _segment(like: str, seq: int) -> str:

@@ -48,7 +48,9 @@ class LogNaming:
         self._per_log = 0x1_0000_0000 // segment_size
 
     def parse(self, name: str) -> LogName | None:
-        found = self._regex.match(name)
+        # the whole name: `$` alone also matches before a final newline, and a pattern
+        # without `$` would take "7.arc.tmp", an archive command's unfinished copy
+        found = self._regex.fullmatch(name)
         if found is None:
             return None
         if self.postgresql:

@@ -274,3 +274,23 @@ async def test_a_burst_of_logs_renamed_into_place_neither_holds_nor_trips_the_gu
         )
         assert not rep.replication_health().guard_tripped
         assert rep.guard.count(time.time()) == 0
+
+
+async def test_a_stray_name_with_a_huge_number_is_one_gap_not_a_hang(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    """A hole is named by its ends: before, one stray `1_999999999999_1.arc` in the archive
+    made a list of 10^12 numbers (out of memory, nothing paged)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for seq in (1, 2):
+        put(src, f"1_{seq}_999.arc")
+    put(src, "1_999999999999_999.arc")
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="ora", log_naming=ORACLE)
+    async with running(spec, bstore) as rep:
+        assert rep.archive is not None
+        await until(
+            lambda: rep.archive.sequence.gap == ("3-999999999998",), 30, "one gap, by its ends"
+        )
+        assert rep.archive.sequence.head == 2
+        assert readings(rep)["replication_log_gap"].value is True

@@ -44,3 +44,13 @@ def test_a_configured_pattern_wins() -> None:
 def test_an_unknown_preset_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown log naming preset"):
         LogNaming("db2")
+
+
+def test_only_the_whole_name_is_a_log() -> None:
+    """`$` alone matches before a final newline, and a pattern without `$` would take an
+    archive command's unfinished copy: neither may count as an arrived log."""
+    assert LogNaming("postgresql").parse("000000010000000000000005\n") is None
+    assert LogNaming("oracle").parse("1_7_9.arc\n") is None
+    naming = LogNaming(None, r"(?P<seq>\d+)\.arc")
+    assert naming.parse("7.arc") == LogName(1, 7)
+    assert naming.parse("7.arc.tmp") is None
