@@ -55,6 +55,8 @@ SENSOR_PREFIX = "database:"
 # How often the source directory is scanned at most: a scandir of a few thousand names
 # costs milliseconds; a short switch_after (tests, benchmarks) scans more often.
 SCAN_INTERVAL = 2.0
+# reading the archive or base backup directory longer than this is reported, not awaited
+SCAN_TIMEOUT = 30.0
 BASE_BACKUP_INTERVAL = 300.0
 BASE_BACKUP_COMMAND_TIMEOUT = 120.0
 # What of a command's output a log line, status and a page carry.
@@ -254,10 +256,18 @@ class DatabaseWatch:
 
     # -- the log switch ----------------------------------------------------------------------
 
-    def _scan(self) -> None:
+    async def _scan(self) -> None:
+        # in a thread with a limit: the archive directory is often an NFS mount, and a hung
+        # one must not freeze the daemon's loop (every alarm and page runs on it)
         try:
-            self.newest = newest_log(self.source, self._naming)
+            self.newest = await asyncio.wait_for(
+                asyncio.to_thread(newest_log, self.source, self._naming), SCAN_TIMEOUT
+            )
             self.scan_error = None
+        except TimeoutError:
+            self.scan_error = (
+                f"reading {self.source} took over {SCAN_TIMEOUT:g}s (a hung network mount?)"
+            )
         except OSError as exc:
             # the replication's own source_missing alarm says it; status shows it here too
             self.scan_error = self._masked(f"cannot read {self.source}: {exc.strerror or exc}")
@@ -272,7 +282,7 @@ class DatabaseWatch:
         )
 
     async def _scan_and_switch(self, now: float) -> None:
-        self._scan()
+        await self._scan()
         if self._waiting_since is not None:
             if self._new_log_since_switch():
                 assert self.newest is not None
@@ -310,7 +320,7 @@ class DatabaseWatch:
             return
         self._waiting_since = now
         self.last_result = "ran, waiting for the log to close"
-        self._scan()
+        await self._scan()
         if self._new_log_since_switch():
             await self._scan_and_switch(self._clock())
 
@@ -353,9 +363,16 @@ class DatabaseWatch:
         the reason when it cannot be told."""
         if self.db.base_backup_dir is not None:
             try:
-                return await asyncio.to_thread(newest_entry, Path(self.db.base_backup_dir))
+                return await asyncio.wait_for(
+                    asyncio.to_thread(newest_entry, Path(self.db.base_backup_dir)), SCAN_TIMEOUT
+                )
             except FileNotFoundError:
                 return None
+            except TimeoutError:
+                raise ValueError(
+                    f"reading {self.db.base_backup_dir} took over {SCAN_TIMEOUT:g}s "
+                    "(a hung network mount?)"
+                ) from None
             except OSError as exc:
                 raise ValueError(
                     f"cannot read base_backup_dir {self.db.base_backup_dir}: {exc.strerror or exc}"

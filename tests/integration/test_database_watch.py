@@ -341,3 +341,44 @@ def test_only_archive_log_replications_get_a_database_watch(tmp_path: Path) -> N
     assert [w.name for w in watches] == ["database:onnara-db"]
     # without switch_command or a base backup source it only watches the logs
     assert watches[0].health()["switch_command"] is False
+
+
+async def test_a_hung_archive_directory_is_reported_and_does_not_freeze_the_daemon(
+    postgres_archive: Postgres,
+    engine: Engine,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The archive directory is often an NFS mount; a hung one stands in here as a scan that
+    never returns (no hung NFS server can be made on this machine). Before, the scan ran on
+    the daemon's loop: every alarm and page would have waited with it."""
+    import threading
+
+    from sentinel import database_watch
+
+    release = threading.Event()
+
+    def hung(*_args: Any) -> None:
+        release.wait(30)
+
+    monkeypatch.setattr(database_watch, "newest_log", hung)
+    monkeypatch.setattr(database_watch, "SCAN_TIMEOUT", 0.5)
+    watch = make_watch(postgres_archive, tmp_path, engine, switch_after="2s")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.05)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        async with running(watch):
+            await until(lambda: watch.scan_error, 10, "the hung scan reported")
+            assert "took over 0.5s" in str(watch.health()["last_error"])
+            assert ticks > 5  # the loop kept running meanwhile
+    finally:
+        release.set()
+        ticker.cancel()
