@@ -31,6 +31,7 @@ from backup.logname import LogName, LogNaming
 from backup.rsync import COMMON_ARGS, run_rsync
 from backup.target import Target
 from backup.transfer import PROTECT
+from common.redaction import Redactor, command_secrets, mask
 
 # the user a drill runs postgres as when sentinel runs as root (postgres refuses root)
 UNPRIVILEGED = "nobody"
@@ -506,12 +507,16 @@ async def _by_commands(plan: DrillPlan, scratch: Path, clock: _Clock, record: Dr
         ("recover", plan.recover_command),
         ("check", plan.check_command),
     )
+    redactor = Redactor([p for _s, c in steps if c for p in command_secrets(c)])
     for step, command in steps:
         if not command:
             continue
         for key, value in fill.items():  # not str.format: a command may hold awk's {print}
             command = command.replace("{" + key + "}", value)
         code, out = await _exec(["sh", "-c", command], cwd=scratch)
+        # the output goes into the drill record that status shows: a connect string's
+        # password (`sys/pw@db`), echoed by a failing tool, must not
+        out = mask(redactor.redact(out))
         if code:
             tail = out.strip().splitlines()[-1] if out.strip() else f"exit status {code}"
             raise DrillError(f"drill.{step}_command failed (exit {code}): {tail}")

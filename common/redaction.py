@@ -18,6 +18,7 @@ alerts/channels.py's.
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -257,3 +258,27 @@ class Redactor:
             known = self._known
             text = pattern.sub(lambda m: known[m.group(0)], text)
         return mask(text)
+
+
+def command_secrets(command: str) -> list[str]:
+    """The parts of a shell command that are credentials: what `mask()` hides in it (a URL's
+    password, `PGPASSWORD=x`, `password=x`), a `-p<password>` / `--password=x` argument,
+    and the password of an Oracle-style `user/password@service` connect string."""
+    found: list[str] = []
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    for word in words:
+        for url in re.findall(r"[A-Za-z][A-Za-z0-9+.-]{1,30}://\S+", word):
+            found += secret_parts(url)
+        pair = re.match(r"(?i)^-{0,2}[\w.-]*(?:password|passwd|pwd|pass|secret)[\w.-]*=(.+)$", word)
+        if pair:
+            found.append(pair.group(1))
+        short = re.match(r"^-p(\S{3,})$", word)  # mysql -pSECRET
+        if short:
+            found.append(short.group(1))
+        connect = re.match(r"^[\w$#]+/([^@/\s]+)@\S+$", word)  # sqlplus sys/SECRET@db
+        if connect:
+            found.append(connect.group(1))
+    return [s for s in found if s]

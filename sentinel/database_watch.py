@@ -30,8 +30,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
-import shlex
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -43,7 +41,7 @@ from typing import Any
 from alerts import reasons
 from backup.logname import LogName, LogNaming
 from common.kinds import Kind
-from common.redaction import Redactor, mask, secret_parts
+from common.redaction import Redactor, command_secrets, mask
 from sensors.reading import Reading
 from sentinel.config import Config
 from sentinel.config.database import DatabaseConfig
@@ -67,30 +65,6 @@ Submit = Callable[[Reading], Awaitable[Any]]
 
 def sensor_id(name: str) -> str:
     return SENSOR_PREFIX + name
-
-
-def command_secrets(command: str) -> list[str]:
-    """The parts of a shell command that are credentials: what `mask()` hides in it (a URL's
-    password, `PGPASSWORD=x`, `password=x`), a `-p<password>` / `--password=x` argument,
-    and the password of an Oracle-style `user/password@service` connect string."""
-    found: list[str] = []
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
-    for word in words:
-        for url in re.findall(r"[A-Za-z][A-Za-z0-9+.-]{1,30}://\S+", word):
-            found += secret_parts(url)
-        pair = re.match(r"(?i)^-{0,2}[\w.-]*(?:password|passwd|pwd|pass|secret)[\w.-]*=(.+)$", word)
-        if pair:
-            found.append(pair.group(1))
-        short = re.match(r"^-p(\S{3,})$", word)  # mysql -pSECRET
-        if short:
-            found.append(short.group(1))
-        connect = re.match(r"^[\w$#]+/([^@/\s]+)@\S+$", word)  # sqlplus sys/SECRET@db
-        if connect:
-            found.append(connect.group(1))
-    return [s for s in found if s]
 
 
 @dataclass(frozen=True, slots=True)

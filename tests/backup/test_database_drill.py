@@ -264,6 +264,37 @@ def test_oracle_drill_runs_the_configured_commands_with_the_shipped_logs(
     )
 
 
+def test_a_failing_drill_command_does_not_show_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tool that fails echoes its connect string; the drill record (shown by status) and
+    the drill's own output carry the password masked."""
+    replica = tmp_path / "replica"
+    replica.mkdir()
+    (replica / "1_7_1152.arc").write_bytes(b"redo")
+    source = tmp_path / "arch"
+    source.mkdir()
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[[replication]]\nname = "ora"\nkind = "archive-log"\nsource = "{source}"\n'
+        f'target = "{replica}"\n[replication.database]\npreset = "oracle"\n'
+        "[replication.database.drill]\n"
+        "restore_command = 'echo connect sys/Dr1llSecret9@onnara refused; exit 3'\n"
+    )
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "backup", "drill", "--database"]) == 1
+    out = capsys.readouterr().out
+    assert "drill.restore_command failed (exit 3)" in out, out
+    assert "Dr1llSecret9" not in out
+    stored = (
+        sqlite3.connect(tmp_path / "state" / "sentinel.db")
+        .execute("SELECT error FROM database_drill")
+        .fetchall()
+    )
+    assert stored and all("Dr1llSecret9" not in str(e) for (e,) in stored), stored
+
+
 def _table() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
     conn.executescript(MIGRATIONS[0])
