@@ -18,7 +18,6 @@ alerts/channels.py's.
 from __future__ import annotations
 
 import re
-import shlex
 import threading
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -265,10 +264,12 @@ def command_secrets(command: str) -> list[str]:
     password, `PGPASSWORD=x`, `password=x`), a `-p<password>` / `--password=x` argument,
     and the password of an Oracle-style `user/password@service` connect string."""
     found: list[str] = []
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
+    # words of the command, and the words inside a quoted argument too (`"sys/pw@db as
+    # sysdba"`); no shlex: common/ imports nothing beyond pure text handling
+    words: list[str] = []
+    for token in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", command):
+        unquoted = token[1:-1] if token[:1] in "'\"" and token[-1:] == token[:1] else token
+        words += [unquoted, *unquoted.split()]
     for word in words:
         for url in re.findall(r"[A-Za-z][A-Za-z0-9+.-]{1,30}://\S+", word):
             found += secret_parts(url)
