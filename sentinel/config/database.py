@@ -29,8 +29,6 @@ from pydantic import Field, field_validator, model_validator
 
 from sentinel.config.types import ConfigPath, Duration, Model
 
-DATABASE_PRESETS = ("postgresql", "oracle", "tibero")
-
 
 class DatabaseDrillConfig(Model):
     """`sentinel backup drill --database`: restore the newest base backup and the shipped
