@@ -12,11 +12,12 @@ came to be used before it existed.
 from __future__ import annotations
 
 from alerts import schema as alerts_schema
-from backup import database_drill_record
+from backup import database_drill_record, drill_record
 from backup import schema as backup_schema
 from sentinel import command_rows
 from sentinel.alarm import rollup as history_rollup
 from sentinel.alarm import schema as alarm_schema
+from sentinel.report import record as report_record
 from sentinel.store import Store
 
 OWNERS = (
@@ -26,6 +27,8 @@ OWNERS = (
     (backup_schema.OWNER, backup_schema.MIGRATIONS),
     (command_rows.OWNER, command_rows.MIGRATIONS),
     (database_drill_record.OWNER, database_drill_record.MIGRATIONS),
+    (drill_record.OWNER, drill_record.MIGRATIONS),
+    (report_record.OWNER, report_record.MIGRATIONS),
 )
 
 

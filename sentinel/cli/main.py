@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "keeper",
     "simulate",
     "web",
+    "report",
 )
 # The module that adds each subcommand: a command imports only its own module, so
 # `sentinel status` (Nagios runs it every minute; the tests poll it) does not spend half a
@@ -39,6 +40,7 @@ COMMANDS = {
     "keeper": "keeper",
     "simulate": "simulate",
     "web": "web",
+    "report": "report",
 }
 
 # Exit codes shared by every command (documented in the README).

@@ -11,6 +11,7 @@ from sentinel.config.alerts import AlertsConfig
 from sentinel.config.keeper import KeeperConfig
 from sentinel.config.outputs import OutputConfig
 from sentinel.config.replication import ReplicationConfig, targets_apart
+from sentinel.config.reports import ReportsConfig
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 from sentinel.config.sensors import (
     MQTT_FORMATS,
@@ -71,6 +72,8 @@ class Config(Model):
     web: WebConfig | None = None
     # a siren or beacon switched on while a critical alarm fires (sentinel/outputs.py)
     outputs: list[OutputConfig] = []
+    # the security-review pack and the recovery runbook (sentinel/report/)
+    reports: ReportsConfig = ReportsConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

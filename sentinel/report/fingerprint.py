@@ -1,0 +1,28 @@
+"""The config's fingerprint printed on every report and compared by status.
+
+It is the SHA-256 of the validated config (every value after defaults, not the file's bytes:
+a comment or a reordered table does not make a printed report stale) and of the Apprise
+config file it names (the alert channels are in both reports). A secret changes the hash
+without appearing in it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sentinel.config import Config
+
+SHORT = 12  # what a report prints and status compares: enough to tell two configs apart
+
+
+def config_hash(config: Config) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
+    apprise = config.alerts.apprise_config
+    if apprise is not None:
+        digest.update(b"\0apprise\0")
+        try:
+            digest.update(apprise.read_bytes())
+        except OSError as exc:  # unreadable now: the hash still changes when it returns
+            digest.update(f"unreadable: {exc.strerror}".encode())
+    return digest.hexdigest()[:SHORT]
