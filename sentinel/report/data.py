@@ -99,16 +99,23 @@ def section(ctx: ReportContext, flows: list[Flow]) -> list[str]:
         ),
         "",
     ]
-    lines += table(
-        [
-            t("데이터", "Data"),
-            t("원본", "Source"),
-            t("보관 위치", "Kept at"),
-            t("보관 기간", "Kept for"),
-            t("전송 보호", "In transit"),
-        ],
-        rows,
-    ) + [""]
+    header = [
+        t("데이터", "Data"),
+        t("원본", "Source"),
+        t("보관 위치", "Kept at"),
+        t("보관 기간", "Kept for"),
+        t("전송 보호", "In transit"),
+    ]
+    if rows:
+        lines += [*table(header, rows), ""]
+    else:
+        lines += [
+            t(
+                "이 설정에서는 데이터가 밖으로 나가지 않습니다.",
+                "With this config no data leaves the host.",
+            ),
+            "",
+        ]
     lines += [
         t(
             "**저장 시 암호화: sentinel은 복제본과 스냅샷을 암호화하지 않습니다.** 군은 백업 "
