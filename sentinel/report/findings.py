@@ -191,18 +191,6 @@ def _anonymous_module(ctx: ReportContext, key: str, severity: Severity) -> Findi
 def _ssh(ctx: ReportContext, f: Flow) -> list[Finding]:
     t = ctx.t
     out = []
-    if "NOT checked" in f.encryption or "확인 안 함" in f.encryption:
-        out.append(
-            Finding(
-                "high", f.config_key,
-                t(f"{f.destination}의 ssh 호스트 키를 확인하지 않음: 경로상의 누구나 백업 "
-                  "호스트를 사칭해 공문서를 받음.",
-                  f"the ssh host key of {f.destination} is not checked: anyone on the path "
-                  "can pose as the backup host and receive the records."),
-                t('strict_host_key_checking = "yes"와 known_hosts를 설정하십시오.',
-                  'Set strict_host_key_checking = "yes" and known_hosts.'),
-            )
-        )  # fmt: skip
     # the forced command lives in authorized_keys on the far host: not knowable from here
     doc = (
         "systemd/keeper-history-authorized_keys.example"
@@ -298,6 +286,18 @@ def _of_config(ctx: ReportContext) -> list[Finding]:
                       "files encrypted by ransomware replace the originals on the replica."),
                     t('versions_retention = "30d" 등으로 보관 기간을 두십시오.',
                       'Keep versions for a while: versions_retention = "30d".'),
+                )
+            )  # fmt: skip
+        if rc.strict_host_key_checking == "no":
+            out.append(
+                Finding(
+                    "high", f"replication[{i}].strict_host_key_checking",
+                    t(f"복제 {rc.name!r}의 ssh 호스트 키를 확인하지 않음: 경로상의 누구나 백업 "
+                      "호스트를 사칭해 공문서를 받음.",
+                      f"replication {rc.name!r} does not check the ssh host key: anyone on "
+                      "the path can pose as the backup host and receive the records."),
+                    t('strict_host_key_checking = "yes"와 known_hosts를 설정하십시오.',
+                      'Set strict_host_key_checking = "yes" and known_hosts.'),
                 )
             )  # fmt: skip
         if rc.strict_host_key_checking == "accept-new":

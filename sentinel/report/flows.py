@@ -9,7 +9,6 @@ kind and user name only."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -111,7 +110,10 @@ def _mqtt(ctx: ReportContext, c: Config) -> list[Flow]:
             out.append(
                 flow(
                     f"output {o.name}",
-                    t(f"경광등/사이렌 명령 발행: {o.topic}", f"siren/beacon command: {o.topic}"),
+                    t(
+                        f"경광등/사이렌 명령 발행, 별도 연결: {o.topic}",
+                        f"siren/beacon command, a connection of its own: {o.topic}",
+                    ),
                     key=f"outputs[{i}]",
                 )
             )
@@ -192,7 +194,9 @@ def _channel(
     if scheme in _LOCAL:
         return flow("-", None, scheme, None, "-", "-", "local", "local")
     if scheme == "modem":
-        dev = str(getattr(service, "device", "") or display)
+        # its display keeps the recipients' phone numbers: personal data stays off paper
+        dev = str(getattr(service, "device", "") or "-")
+        display = f"modem://{dev}"
         return flow(
             dev, None, t("SMS (USB 모뎀, 직렬 장치)", "SMS (USB modem, serial device)"), None,
             t("해당 없음 (망 아님)", "n/a (no network)"),
@@ -493,12 +497,10 @@ def _nut(ctx: ReportContext, c: Config) -> list[Flow]:
 def _devices(ctx: ReportContext, c: Config) -> list[Flow]:
     t = ctx.t
     out = []
-    device: Callable[[str, str, str, str, str], Flow] = lambda part, name, url, what, key: (  # noqa: E731
-        _device(ctx, part, name, url, what, key)
-    )
     for i, p in enumerate(c.serial):
         out.append(
-            device(
+            _device(
+                ctx,
                 "serial",
                 p.name,
                 p.url,
@@ -506,8 +508,18 @@ def _devices(ctx: ReportContext, c: Config) -> list[Flow]:
                 f"serial[{i}]",
             )
         )
+    ports = {b.name: b.port for b in c.modbus}
     for i, b in enumerate(c.modbus):
-        out.append(device("modbus", b.name, b.port, "Modbus RTU (RS-485)", f"modbus[{i}]"))
+        out.append(_device(ctx, "modbus", b.name, b.port, "Modbus RTU (RS-485)", f"modbus[{i}]"))
+    for i, o in enumerate(c.outputs):
+        if o.kind == "modbus" and o.bus is not None:
+            what = t(
+                f"경광등/사이렌 코일 {o.coil}, 장치 {o.device}",
+                f"siren/beacon coil {o.coil}, device {o.device}",
+            )
+            out.append(
+                _device(ctx, "output", o.name, ports[o.bus], f"Modbus RTU: {what}", f"outputs[{i}]")
+            )
     return out
 
 

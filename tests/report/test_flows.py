@@ -252,6 +252,12 @@ def test_every_endpoint_of_the_examples_is_a_flow_and_printed(path: Path, lang: 
         assert in_report(report, host, port), f"{host}:{port} is not in the report"
     for secret in secrets_in(path):
         assert secret not in report
+    # local devices and outputs are rows too, named by where the config sets them
+    data = tomllib.loads(path.read_text())
+    keys = {f.config_key for f in flows(ctx)}
+    for section in ("serial", "modbus", "outputs", "nut"):
+        for i, _ in enumerate(data.get(section, [])):
+            assert f"{section}[{i}]" in keys
 
 
 def test_the_example_apprise_file_is_read_and_masked() -> None:
@@ -301,6 +307,7 @@ def test_hostile_config_every_endpoint_printed_and_no_secret(hostile: Path, lang
     # the modem is a local device, not a network flow
     modem = next(f for f in found if f.name.startswith("modem://"))
     assert (modem.port, modem.encrypted, modem.direction) == (None, None, "local")
+    assert "01012345678" not in report  # recipients are personal data, on no channel
     # leak and smoke get their own broker connection next to the temperature sensor's
     assert {f.name for f in found if f.part == "mqtt"} >= {"sentinel", "sentinel-safety"}
 
@@ -336,7 +343,7 @@ def test_hostile_findings_name_each_weak_setting_worst_first(hostile: Path) -> N
     keys = {(f.severity, f.config_key) for f in got}
     expected = {
         ("high", "replication[0].target"),  # plain rsync daemon over the network
-        ("high", "replication[1].target"),  # host key not checked
+        ("high", "replication[1].strict_host_key_checking"),  # host key not checked
         ("low", "replication[1].target"),  # forced command: check authorized_keys
         ("high", "[mqtt] tls"),  # a password over plain MQTT
         ("high", "[web] listen"),  # dashboard beyond loopback without TLS
@@ -358,6 +365,9 @@ def test_hostile_findings_name_each_weak_setting_worst_first(hostile: Path) -> N
         assert not any(f.config_key.endswith(f"urls[{n}]") for f in got)
     ranks = [("high", "medium", "low").index(f.severity) for f in got]
     assert ranks == sorted(ranks)
+    # one setting, one finding: not one per flow it affects
+    assert len(got) == len({(f.config_key, f.problem) for f in got})
+    assert [f.config_key for f in got].count("replication[1].strict_host_key_checking") == 1
     for f in got:
         assert MARK not in f.problem + f.fix
     ko = findings(context(hostile, "ko"), flows(context(hostile, "ko")))
