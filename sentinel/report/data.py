@@ -17,11 +17,16 @@ def _keep(ctx: ReportContext, seconds: float | None) -> str:
     )
 
 
-def _transit(ctx: ReportContext, flows: list[Flow], part: str, name: str) -> str:
+def _transit(ctx: ReportContext, flows: list[Flow], part: str, name: str = "") -> str:
+    """How the flows of `part` (named `name`, or all of them) protect the data: each
+    distinct protocol and encryption once."""
+    seen: list[str] = []
     for f in flows:
-        if f.part == part and (f.name == name or name == ""):
-            return f"{f.protocol}, {ctx.t('암호화', 'encryption')}: {f.encryption}"
-    return ctx.t("네트워크 흐름 표 참조", "see the network flows table")
+        if f.part == part and (not name or f.name == name):
+            text = f"{f.protocol}: {f.encryption}"
+            if text not in seen:
+                seen.append(text)
+    return "; ".join(seen) or ctx.t("네트워크 흐름 표 참조", "see the network flows table")
 
 
 def section(ctx: ReportContext, flows: list[Flow]) -> list[str]:
@@ -88,7 +93,7 @@ def section(ctx: ReportContext, flows: list[Flow]) -> list[str]:
                     "each alert service (SMS, messenger, mail)",
                 ),
                 t("서비스 제공자의 보관 정책", "the provider's own retention"),
-                _transit(ctx, flows, "alert", ""),
+                _transit(ctx, flows, "alert"),
             ]
         )
     lines = [

@@ -16,10 +16,13 @@ from sentinel.report.table import table
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 
-def _yes_no(ctx: ReportContext, value: bool | None) -> str:
-    if value is None:
-        return ctx.t("해당 없음 (로컬)", "n/a (local)")
-    return ctx.t("예", "yes") if value else ctx.t("아니오", "no")
+def _encrypted(ctx: ReportContext, flow: Flow) -> str:
+    """ "yes (TLS)", "no", or for a local path what flows.py says (no network)."""
+    if flow.encrypted is None:
+        return flow.encryption or ctx.t("해당 없음 (로컬)", "n/a (local)")
+    if not flow.encrypted:
+        return ctx.t("아니오", "no")
+    return f"{ctx.t('예', 'yes')} ({flow.encryption})"
 
 
 def _flows(ctx: ReportContext, found: list[Flow]) -> list[str]:
@@ -36,7 +39,7 @@ def _flows(ctx: ReportContext, found: list[Flow]) -> list[str]:
             f.destination,
             "" if f.port is None else f.port,
             f.protocol,
-            f"{_yes_no(ctx, f.encrypted)} ({f.encryption})",
+            _encrypted(ctx, f),
             f.auth,
         ]
         for f in found

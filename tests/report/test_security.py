@@ -277,7 +277,27 @@ def test_flows_table_prints_every_field(site: Path, monkeypatch: pytest.MonkeyPa
     row = next(line for line in flows.splitlines() if "backup.health-center" in line)
     assert row == (
         "| replication | docs\\|main | this host | backup.health-center.example | 8873 | "
-        "rsync daemon | no (none) | rsync password (file) |"
+        "rsync daemon | no | rsync password (file) |"
     )
     found = text[text.find("## 7.") :]
     assert "| high | replication[0].target | plain rsync | use ssh |" in found
+
+
+@pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
+def test_every_flow_is_a_row(examples: dict[tuple[str, Lang], str], name: str) -> None:
+    from sentinel.report.flows import flows
+    from sentinel.report.table import cell
+
+    path = next(p for p in EXAMPLES if p.name == name)
+    config = load_config(path)
+    ctx = ReportContext(config, path, config_hash(config), time.time(), "en", None, Path("/x"))
+    text = examples[(name, "en")]
+    section = text[text.find("## 1.") : text.find("## 2.")].splitlines()
+    found = flows(ctx)
+    assert found or name == "sentinel.example.toml"  # the minimal example makes none
+    for flow in found:
+        assert any(
+            f"| {flow.part} | {cell(flow.name)} | {cell(flow.source)} | "
+            f"{cell(flow.destination)} | {'' if flow.port is None else flow.port} |" in line
+            for line in section
+        ), flow
