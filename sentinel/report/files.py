@@ -20,6 +20,7 @@ from sentinel.report.findings import Finding
 
 SERVICE_USER = "sentinel"
 STUNNEL_DIR = Path("/etc/stunnel")
+KEEPER_ETC = Path("/etc/sentinel-keeper")
 # stunnel's own secret lines: its TLS key and the pre-shared keys (docs/transport.md)
 _STUNNEL_SECRET = re.compile(r"^\s*(key|PSKsecrets)\s*=\s*(\S+)", re.MULTILINE)
 
@@ -134,6 +135,10 @@ def secret_files(ctx: ReportContext) -> list[SecretFile]:
                 "[alerts] plugin_dir",
             )
         )
+    if c.keeper is not None:
+        # the TCP entrance's room passwords (docs/keeper.md); absent when only ssh is used
+        for secrets in sorted(KEEPER_ETC.glob("*secrets")) if KEEPER_ETC.is_dir() else []:
+            wanted.append((secrets, t("rsyncd 비밀번호", "rsyncd passwords"), str(secrets)))
     for conf in sorted(STUNNEL_DIR.glob("*.conf")) if STUNNEL_DIR.is_dir() else []:
         try:
             text = conf.read_text(errors="replace")

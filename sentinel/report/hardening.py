@@ -70,17 +70,17 @@ def systemd_running() -> bool:
 
 
 def measure(unit: Path) -> Score:
-    """The score of `unit` (measured once per file version per process: a report renders
-    in one go, and the tests render many)."""
-    st = unit.stat()
-    return _measure(unit, st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=8)
-def _measure(unit: Path, _mtime: int, _size: int) -> Score:
+    """The score of `unit` (measured once per file version and tool per process: a report
+    renders in one go, and the tests render many)."""
     tool = shutil.which("systemd-analyze")
     if tool is None:
         return Score(None, "", "systemd-analyze is not installed")
+    st = unit.stat()
+    return _measure(unit, tool, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _measure(unit: Path, tool: str, _mtime: int, _size: int) -> Score:
     if installed(unit) and systemd_running():
         cmd = [tool, "security", "--no-pager", unit.name]
     else:

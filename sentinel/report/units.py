@@ -29,22 +29,34 @@ def installed(path: Path) -> bool:
 
 
 def unit_settings(path: Path) -> dict[str, list[str]]:
-    """Each [Service] setting's values in order (a setting may repeat)."""
+    """Each [Service] setting's values in order (a setting may repeat), drop-ins
+    (`<unit>.d/*.conf`, `systemctl edit`) applied after the unit, as systemd does: an empty
+    assignment resets the list."""
     out: dict[str, list[str]] = {}
-    section = ""
-    try:
-        text = path.read_text()
-    except OSError:
-        return out
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
+    dropins = path.with_name(path.name + ".d")
+    files = [path, *sorted(dropins.glob("*.conf"))] if dropins.is_dir() else [path]
+    for file in files:
+        try:
+            text = file.read_text()
+        except OSError:
             continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1]
-            continue
-        if section != "Service" or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        out.setdefault(key.strip(), []).append(value.strip())
+        section = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+                continue
+            if section != "Service" or "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            value = value.strip()
+            if not value:
+                out[key.strip()] = [""]
+            else:
+                values = out.setdefault(key.strip(), [])
+                if values == [""]:
+                    values.clear()
+                values.append(value)
     return out

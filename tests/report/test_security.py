@@ -301,3 +301,28 @@ def test_every_flow_is_a_row(examples: dict[tuple[str, Lang], str], name: str) -
             f"{cell(flow.destination)} | {'' if flow.port is None else flow.port} |" in line
             for line in section
         ), flow
+
+
+def test_without_systemd_analyze_it_says_so(
+    site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    text = render(site, "en")
+    hard = text[text.find("## 4.") : text.find("## 5.")]
+    assert "Exposure score: not measured (systemd-analyze is not installed)." in hard
+    assert "NoNewPrivileges | yes" in hard  # the directives are still read from the unit
+
+
+def test_a_drop_in_counts_as_systemd_reads_it(tmp_path: Path) -> None:
+    from sentinel.report.units import unit_settings
+
+    unit = tmp_path / "sentinel.service"
+    shutil.copyfile(ROOT / "systemd" / "sentinel.service", unit)
+    (tmp_path / "sentinel.service.d").mkdir()
+    (tmp_path / "sentinel.service.d" / "local.conf").write_text(
+        "[Service]\nReadOnlyPaths=\nReadOnlyPaths=-/data/onnara\nReadWritePaths=/mnt/replica\n"
+    )
+    settings = unit_settings(unit)
+    assert settings["ReadOnlyPaths"] == ["-/data/onnara"]  # the empty line reset /srv/onnara
+    assert settings["ReadWritePaths"] == ["/mnt/replica"]
+    assert settings["NoNewPrivileges"] == ["yes"]
