@@ -73,3 +73,17 @@ def test_no_converter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert pdf.converter() is None
     with pytest.raises(pdf.PdfError, match="no PDF converter"):
         pdf.to_pdf(MARKDOWN, "t", tmp_path / "x.pdf")
+
+
+def test_masked_secrets_print_as_stars_not_markup() -> None:
+    """`****` in a cell is the mask, not bold: printed, the reviewer must see it."""
+    from sentinel.report.table import table
+
+    rows = [["tgram://****/****", "mailtos://it-staff:****@mail.example/****", "deny = *"]]
+    markdown = "\n".join(table(["a", "b", "c"], rows)) + "\n\n`/srv/x_y*` stays code\n"
+    page = pdf.to_html(markdown, "t")
+    assert "<td>tgram://****/****</td>" in page
+    assert "<td>mailtos://it-staff:****@mail.example/****</td>" in page
+    assert "<td>deny = *</td>" in page
+    assert "<strong>" not in page and "<em>" not in page
+    assert "<code>/srv/x_y*</code>" in page
