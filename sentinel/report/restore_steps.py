@@ -9,6 +9,7 @@ there is none (no ssh ControlMaster socket, no control directory)."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from backup.target import Target
@@ -17,9 +18,10 @@ from backup.transport.rsyncd import RsyncdTarget
 from backup.transport.ssh import SshTarget
 from common.redaction import Redactor, command_secrets
 from sentinel.config.database import DatabaseConfig
-from sentinel.config.replication import ReplicationConfig
 
 q = shlex.quote
+# ReportContext.t: the comments inside the commands are in the report's language
+Translate = Callable[[str, str], str]
 
 
 def reach(target: Target) -> list[str]:
@@ -62,12 +64,14 @@ def files_from_replica(target: Target, dest: Path) -> str:
     )
 
 
-def files_with_sentinel(config_path: Path, name: str, dest: Path) -> str:
+def files_with_sentinel(t: Translate, config_path: Path, name: str, dest: Path) -> str:
     """`sentinel backup restore`, which also restores as of a time from the kept versions."""
     return "\n".join(
         [
             f"RESTORE={q(str(dest))}",
-            'AS_OF=""  # empty: the newest copy; or a time, e.g. AS_OF="2026-11-20T14:30"',
+            'AS_OF=""  # '
+            + t("비우면 최신 사본, 또는 시각: ", "empty: the newest copy; or a time, e.g. ")
+            + 'AS_OF="2026-11-20T14:30"',
             "sentinel -c "
             + q(str(config_path))
             + f" backup restore --name {q(name)}"
@@ -106,20 +110,29 @@ def check_against_replica(target: Target, dest: Path) -> str:
     )
 
 
-def postgresql(rc: ReplicationConfig, db: DatabaseConfig, target: Target, dest: Path) -> str:
+def postgresql(t: Translate, db: DatabaseConfig, target: Target, dest: Path) -> str:
     """Point-in-time recovery from the replica's shipped WAL, as `backup drill --database`
     does it (backup/database_drill.py): the newest base backup, restore_command reading
     the logs pulled from the replica, the target time, recovery.signal, pg_ctl start."""
     pg_bin = db.drill.pg_bin if db.drill is not None else Path("/usr/lib/postgresql/15/bin")
     base_dir = db.base_backup_dir
     lines = [
-        'TARGET_TIME=""  # empty: as far as the shipped logs go; or "2026-12-01 14:30:00+09"',
+        'TARGET_TIME=""  # '
+        + t(
+            "비우면 전송된 마지막 로그까지, 또는 시각: ",
+            "empty: as far as the shipped logs go; or ",
+        )
+        + '"2026-12-01 14:30:00+09"',
         f"RESTORE={q(str(dest))}",
         f"PGBIN={q(str(pg_bin))}",
         f"BASE_DIR={q(str(base_dir) if base_dir is not None else '/var/backups/postgresql')}",
         'mkdir -p -- "$RESTORE/logs"',
         shlex.join(["rsync", "-rt", *PROTECT, *reach(target), _root(target)]) + ' "$RESTORE/logs/"',
-        "# the newest base backup (a directory with backup_label, or base.tar from -Ft)",
+        "# "
+        + t(
+            "최신 기본 백업 (backup_label이 있는 디렉터리, 또는 -Ft의 base.tar)",
+            "the newest base backup (a directory with backup_label, or base.tar from -Ft)",
+        ),
         'BASE=$(ls -1dt -- "$BASE_DIR"/*/ | head -n 1)',
         'if [ -f "$BASE/backup_label" ]; then cp -a -- "$BASE" "$RESTORE/data"; '
         'else mkdir -p "$RESTORE/data/pg_wal" && tar -xf "$BASE/base.tar" -C "$RESTORE/data" '
@@ -144,7 +157,7 @@ def postgresql(rc: ReplicationConfig, db: DatabaseConfig, target: Target, dest: 
     return "\n".join(lines)
 
 
-def by_commands(db: DatabaseConfig, target: Target, dest: Path) -> str | None:
+def by_commands(t: Translate, db: DatabaseConfig, target: Target, dest: Path) -> str | None:
     """Oracle/Tibero: the configured drill commands, with their {scratch}, {logs} and
     {target_time} as the variables set above them (None: no commands configured). A
     password in a command (`sys/pw@db`) is printed as ****: the runbook is kept on paper."""
@@ -154,7 +167,8 @@ def by_commands(db: DatabaseConfig, target: Target, dest: Path) -> str | None:
     commands = [c for c in (drill.restore_command, drill.recover_command, drill.check_command) if c]
     redactor = Redactor([part for c in commands for part in command_secrets(c)])
     lines = [
-        'TARGET_TIME=""  # empty: as far as the shipped logs go',
+        'TARGET_TIME=""  # '
+        + t("비우면 전송된 마지막 로그까지", "empty: as far as the shipped logs go"),
         f"RESTORE={q(str(dest))}",
         'mkdir -p -- "$RESTORE/logs"',
         'cd -- "$RESTORE"',

@@ -180,8 +180,8 @@ def _copies(ctx: ReportContext) -> str:
             out.append(f"| {label} | `{_cell(str(path))}` |")
         versions = (
             t(
-                f"{duration_text(rc.versions_retention)} 보관",
-                f"kept {duration_text(rc.versions_retention)}",
+                f"{_span(rc.versions_retention, ctx)} 보관",
+                f"kept {_span(rc.versions_retention, ctx)}",
             )
             if rc.versions_retention is not None
             else t("무기한 보관", "kept for ever")
@@ -344,7 +344,7 @@ def _files_blocks(
         )
         + "**",
         "",
-        *_sh(restore_steps.files_with_sentinel(ctx.config_path, rc.name, dest)),
+        *_sh(restore_steps.files_with_sentinel(t, ctx.config_path, rc.name, dest)),
         t(
             "블록마다 빈 복구 위치가 필요합니다. 다른 블록을 시도하기 전에 비우십시오.",
             "Each block wants an empty restore directory: empty it before trying another.",
@@ -370,9 +370,9 @@ def _database_blocks(
                 "logs go.",
             ),
             "",
-            *_sh(restore_steps.postgresql(rc, db, target, dest)),
+            *_sh(restore_steps.postgresql(t, db, target, dest)),
         ]
-    block = restore_steps.by_commands(db, target, dest) if db is not None else None
+    block = restore_steps.by_commands(t, db, target, dest) if db is not None else None
     if block is None:
         return [
             t(
@@ -432,8 +432,8 @@ def _checks(ctx: ReportContext) -> str:
                 t(
                     f"복구 명령이 출력한 파일 수를 확인하십시오.{count}",
                     f"Look at the file count the restore printed.{count}",
-                ),
-                t(
+                )
+                + t(
                     f" 원본 자리로 옮긴 뒤에는 `sentinel backup verify {rc.name}`가 OK여야 합니다.",
                     f" Once the files are back in place, `sentinel backup verify {rc.name}` "
                     "must say OK.",
@@ -541,6 +541,15 @@ def _result(ctx: ReportContext, ok: bool, error: str) -> str:
     if ok:
         return ctx.t("성공", "passed")
     return ctx.t("실패", "FAILED") + (f": {_cell(mask(error))}" if error else "")
+
+
+def _span(seconds: float, ctx: ReportContext) -> str:
+    """A retention as people say it: 30일 / 30 days (hours and minutes below a day)."""
+    if seconds >= 86400:
+        days = round(seconds / 86400, 1)
+        shown = f"{days:g}"
+        return ctx.t(f"{shown}일", f"{shown} days")
+    return duration_text(seconds)
 
 
 def _rto(rto: float | None) -> str:

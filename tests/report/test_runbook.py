@@ -1,0 +1,223 @@
+"""`sentinel report runbook` followed literally: the generated restore commands, run with
+bash in a scratch directory against real replicas (a local disk and an rsync daemon on
+loopback), bring back every file byte for byte, hostile names included; the runbook shows
+the last drill's RTO and time, says "no drill recorded" before one, and holds no secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sentinel.cli.main import main
+from tests.backup.helpers import tree, tree_diff
+from tests.fixtures.remote import RsyncDaemon, started_rsyncd
+
+WORKTREE = Path(__file__).resolve().parents[2]
+TOKEN = "Zq8tokenNeverPrinted41"  # the Apprise URL's password
+# names a careless script breaks on: spaces, quotes, a newline, a leading dash, Hangul
+HOSTILE = [
+    "plain.txt",
+    "with space.txt",
+    'it\'s "quoted".txt',
+    "new\nline.txt",
+    "-leading-dash.txt",
+    "한글 문서.hwp",
+    "sub dir/-x/$(touch pwned).txt",
+    "sub dir/*glob?[1].txt",
+]
+
+
+@dataclass
+class Site:
+    root: Path
+    source: Path
+    config: Path
+    restore_dir: Path
+    password: str
+    rsyncd: RsyncDaemon
+
+
+def _toml(value: object) -> str:
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not shutil.which("rsync"):
+        pytest.skip("rsync not installed")
+    root = tmp_path_factory.mktemp("runbook")
+    source = root / "문서 store"
+    for i, name in enumerate(HOSTILE):
+        path = source / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"document {i}\n".encode() + bytes(range(256)) * (i + 1))
+    apprise = root / "apprise.yml"
+    apprise.write_text(
+        f"urls:\n  - json://alert:{TOKEN}@127.0.0.1:9/hook:\n      tag: critical, warning\n"
+    )
+    with started_rsyncd(root / "rsyncd") as daemon:
+        config = root / "sentinel.toml"
+        config.write_text(
+            f'[site]\nname = "군청 전산실"\n'
+            f"[daemon]\nstate_dir = {_toml(root / 'state')}\n"
+            f"[alerts]\napprise_config = {_toml(apprise)}\n"
+            f"[reports]\n"
+            f'contacts = [{{ role = "전산 담당", name = "김철수", phone = "010-1234-5678" }}]\n'
+            f'[[replication]]\nname = "local"\nsource = {_toml(source)}\n'
+            f"target = {_toml(root / 'replica disk')}\n"
+            f'[[replication]]\nname = "remote"\nsource = {_toml(source)}\n'
+            f"target = {_toml(daemon.url())}\npassword_file = {_toml(daemon.password_file)}\n"
+        )
+        base = ["-c", str(config), "backup"]
+        assert main([*base, "sync", "--full", "--init-target"]) == 0
+        yield Site(
+            root,
+            source,
+            config,
+            root / "restore 'here'",
+            daemon.password_file.read_text().strip(),
+            daemon,
+        )
+
+
+def _runbook(site: Site, lang: str, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    out = site.root / f"runbook-{lang}.md"
+    args = ["-c", str(site.config), "report", "runbook", "--lang", lang, "--no-pdf"]
+    args += ["--restore-dir", str(site.restore_dir), "-o", str(out)]
+    assert main(args) == 0
+    return out.read_text()
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under the `### heading` line, up to the next heading."""
+    m = re.search(rf"^### {re.escape(heading)}\n(.*?)(?=^#{{2,3}} )", text, re.M | re.S)
+    assert m, f"no section {heading!r}"
+    return m.group(1)
+
+
+def _blocks(section: str) -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```$", section, re.M | re.S)
+
+
+def _bash(block: str, cwd: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def sentinel_bin(tmp_path: Path) -> Path:
+    """`sentinel` on PATH for the runbook's "with sentinel installed" block: this tree's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "sentinel"
+    shim.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{WORKTREE}" exec "{sys.executable}" -m sentinel "$@"\n'
+    )
+    shim.chmod(0o755)
+    return bin_dir
+
+
+def test_before_a_drill_the_runbook_says_no_drill_recorded(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _runbook(site, "en", capsys)
+    drills = text[text.index("## 5.") :]
+    assert re.search(r"^\| local \| - \| no drill recorded \|", drills, re.M)
+    assert re.search(r"^\| remote \| - \| no drill recorded \|", drills, re.M)
+    ko = _runbook(site, "ko", capsys)
+    assert "기록된 훈련 없음" in ko and "no drill recorded" not in ko
+
+
+def test_the_runbook_commands_restore_every_file_after_a_drill(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path, sentinel_bin: Path
+) -> None:
+    assert main(["-c", str(site.config), "backup", "drill"]) == 0
+    text = _runbook(site, "ko", capsys)
+
+    # the drill's RTO and time, per replication
+    drills = text[text.index("## 5.") :]
+    for name in ("local", "remote"):
+        row = re.search(
+            rf"^\| {name} \| 사본 \| (\d{{4}}-\d\d-\d\d [\d:]+ [+-]\d{{4}}) \| 성공 "
+            rf"\| ([\dhms.]+) \| {len(HOSTILE)} \|$",
+            drills,
+            re.M,
+        )
+        assert row, drills
+    assert "기록된 훈련 없음" not in text
+
+    # the header: when, from which config, and to keep it
+    assert "바인더" in text and site.config.name in text
+    assert re.search(r"설정 해시 \| `[0-9a-f]{12}`", text)
+
+    # who is paged: the channel masked, its tags, the contact as given
+    assert "127.0.0.1:9" in text and "critical, warning" in text and "김철수" in text
+    # no secret: not the Apprise token, not the rsync daemon's password
+    for secret in (TOKEN, site.password):
+        assert secret not in text
+    assert site.rsyncd.password_file.name in text  # the file is named, not read
+
+    for n, name in ((1, "local"), (2, "remote")):
+        blocks = _blocks(_section(text, f"3.{n} {name}"))
+        assert len(blocks) == 2, blocks  # plain rsync, and `sentinel backup restore`
+        for block in blocks:
+            assert "<" not in block.replace("<<EOF", "")  # no placeholder to edit
+            scratch = tmp_path / f"scratch-{name}"
+            scratch.mkdir(exist_ok=True)
+            done = _bash(block, scratch, sentinel_bin)
+            assert done.returncode == 0, done.stderr
+            restored = site.restore_dir / name
+            assert not tree_diff(site.source, restored), tree_diff(site.source, restored)
+            assert tree(site.source) == tree(restored)  # byte for byte
+            assert not (scratch / "pwned").exists() and not (restored / "pwned").exists()
+            # the check block: a checksum comparison with the replica prints nothing
+            (check,) = _blocks(_section(text, f"4.{n} {name}"))
+            checked = _bash(check, scratch, sentinel_bin)
+            assert checked.returncode == 0 and checked.stdout == "", checked
+            shutil.rmtree(site.restore_dir)
+
+
+def test_the_check_block_finds_a_damaged_restore(
+    site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path, sentinel_bin: Path
+) -> None:
+    """A check that cannot fail is no check: one changed byte is printed."""
+    text = _runbook(site, "en", capsys)
+    (restore,) = _blocks(_section(text, "3.2 remote"))[:1]
+    assert _bash(restore, tmp_path, sentinel_bin).returncode == 0
+    damaged = site.restore_dir / "remote" / "with space.txt"
+    data = bytearray(damaged.read_bytes())
+    data[0] ^= 1
+    damaged.write_bytes(bytes(data))
+    (check,) = _blocks(_section(text, "4.2 remote"))
+    checked = _bash(check, tmp_path, sentinel_bin)
+    assert "with space.txt" in checked.stdout
+    shutil.rmtree(site.restore_dir)
+
+
+def test_a_restore_dir_over_the_source_gets_no_commands(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = site.root / "over.md"
+    args = ["-c", str(site.config), "report", "runbook", "--lang", "en", "--no-pdf"]
+    assert main([*args, "--restore-dir", str(site.source), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "overlaps the source" in text
+    assert not _blocks(_section(text, "3.1 local"))
