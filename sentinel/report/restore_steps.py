@@ -116,6 +116,8 @@ def postgresql(t: Translate, db: DatabaseConfig, target: Target, dest: Path) -> 
     the logs pulled from the replica, the target time, recovery.signal, pg_ctl start."""
     pg_bin = db.drill.pg_bin if db.drill is not None else Path("/usr/lib/postgresql/15/bin")
     base_dir = db.base_backup_dir
+    database = db.drill.database if db.drill is not None else "postgres"
+    user = db.drill.user if db.drill is not None else "postgres"
     lines = [
         'TARGET_TIME=""  # '
         + t(
@@ -126,6 +128,8 @@ def postgresql(t: Translate, db: DatabaseConfig, target: Target, dest: Path) -> 
         f"RESTORE={q(str(dest))}",
         f"PGBIN={q(str(pg_bin))}",
         f"BASE_DIR={q(str(base_dir) if base_dir is not None else '/var/backups/postgresql')}",
+        "PGOSUSER=postgres  # "
+        + t("root로 실행할 때 postgres를 돌릴 계정", "the account postgres runs as (run as root)"),
         'mkdir -p -- "$RESTORE/logs"',
         shlex.join(["rsync", "-rt", *PROTECT, *reach(target), _root(target)]) + ' "$RESTORE/logs/"',
         "# "
@@ -133,26 +137,54 @@ def postgresql(t: Translate, db: DatabaseConfig, target: Target, dest: Path) -> 
             "최신 기본 백업 (backup_label이 있는 디렉터리, 또는 -Ft의 base.tar)",
             "the newest base backup (a directory with backup_label, or base.tar from -Ft)",
         ),
-        'BASE=$(ls -1dt -- "$BASE_DIR"/*/ | head -n 1)',
-        'if [ -f "$BASE/backup_label" ]; then cp -a -- "$BASE" "$RESTORE/data"; '
-        'else mkdir -p "$RESTORE/data/pg_wal" && tar -xf "$BASE/base.tar" -C "$RESTORE/data" '
-        '&& { [ ! -f "$BASE/pg_wal.tar" ] '
-        '|| tar -xf "$BASE/pg_wal.tar" -C "$RESTORE/data/pg_wal"; }; fi',
+        'if [ -f "$BASE_DIR/backup_label" ] || [ -f "$BASE_DIR/base.tar" ]; then BASE="$BASE_DIR"; '
+        'else BASE=$(ls -1dt -- "$BASE_DIR"/*/ | head -n 1); fi',
+        'echo "base backup: $BASE"',
+        'if [ -f "$BASE/base.tar" ]; then mkdir -p "$RESTORE/data/pg_wal" '
+        '&& tar -xf "$BASE/base.tar" -C "$RESTORE/data" && { [ ! -f "$BASE/pg_wal.tar" ] '
+        '|| tar -xf "$BASE/pg_wal.tar" -C "$RESTORE/data/pg_wal"; }; '
+        'else cp -a -- "$BASE" "$RESTORE/data"; fi',
         'chmod 700 "$RESTORE/data"',
+        "# "
+        + t(
+            "복구 확인용 비공개 서버: 네트워크 없이 복구 위치의 소켓으로만 접속",
+            "a private server for the check: no network, only the socket in the restore directory",
+        ),
         'touch "$RESTORE/data/postgresql.conf"',
+        "printf 'local all all trust\\n' > \"$RESTORE/pg_hba.conf\"",
+        ': > "$RESTORE/pg_ident.conf"',
+        'CONF=$(printf %s "$RESTORE" | sed "s/\'/\'\'/g")',
         'cat >> "$RESTORE/data/postgresql.auto.conf" <<EOF',
-        'restore_command = \'cp "$RESTORE/logs/%f" "%p"\'',
+        'restore_command = \'cp "$CONF/logs/%f" "%p"\'',
         "recovery_target_action = 'promote'",
         "recovery_target_timeline = 'latest'",
         "archive_mode = 'off'",
         "listen_addresses = ''",
-        "unix_socket_directories = '$RESTORE'",
+        "unix_socket_directories = '$CONF'",
+        "hba_file = '$CONF/pg_hba.conf'",
+        "ident_file = '$CONF/pg_ident.conf'",
+        "hot_standby = 'on'",
         "EOF",
         '[ -z "$TARGET_TIME" ] || echo "recovery_target_time = \'$TARGET_TIME\'" '
         '>> "$RESTORE/data/postgresql.auto.conf"',
         'rm -f -- "$RESTORE/data/standby.signal" "$RESTORE/data/postmaster.pid"',
         'touch "$RESTORE/data/recovery.signal"',
-        '"$PGBIN/pg_ctl" -D "$RESTORE/data" -l "$RESTORE/postgres.log" -w start',
+        'if [ "$(id -u)" = 0 ]; then chown -R "$PGOSUSER:" "$RESTORE"; '
+        'AS="runuser -u $PGOSUSER --"; else AS=""; fi',
+        '$AS "$PGBIN/pg_ctl" -D "$RESTORE/data" -l "$RESTORE/postgres.log" -w start',
+        "# "
+        + t(
+            "복구가 끝나고 승격될 때까지 기다림 (f: 복구 완료). 서버가 멈추면 로그를 보여 줌",
+            "wait until recovery has finished and the server promoted (f: done); a server "
+            "that stopped shows its log",
+        ),
+        'STATE=""',
+        'while [ "$STATE" != f ] && $AS "$PGBIN/pg_ctl" -D "$RESTORE/data" status >/dev/null; '
+        'do sleep 1; STATE=$("$PGBIN/psql" -At -h "$RESTORE" '
+        f"-d {q(database)} -U {q(user)} "
+        "-c 'select pg_is_in_recovery()' 2>/dev/null || true); done",
+        'echo "pg_is_in_recovery: $STATE"',
+        '[ "$STATE" = f ] || { tail -n 5 "$RESTORE/postgres.log"; false; }',
     ]
     return "\n".join(lines)
 

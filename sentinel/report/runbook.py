@@ -452,8 +452,9 @@ def _checks(ctx: ReportContext) -> str:
                             [
                                 f"RESTORE={restore_steps.q(str(dest))}",
                                 f"PGBIN={restore_steps.q(str(drill.pg_bin))}",
-                                f'"$PGBIN/psql" -h "$RESTORE" -d {restore_steps.q(drill.database)}'
-                                f" -U {restore_steps.q(drill.user)} -c {query}",
+                                f'"$PGBIN/psql" -At -h "$RESTORE" '
+                                f"-d {restore_steps.q(drill.database)} "
+                                f"-U {restore_steps.q(drill.user)} -c {query}",
                             ]
                         )
                     ),

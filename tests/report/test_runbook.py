@@ -11,14 +11,18 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from backup.database_drill import iso
 from sentinel.cli.main import main
 from tests.backup.helpers import tree, tree_diff
+from tests.backup.test_database_drill import CHECK, History
+from tests.fixtures.databases import PG_BIN, Postgres
 from tests.fixtures.remote import RsyncDaemon, started_rsyncd
 
 WORKTREE = Path(__file__).resolve().parents[2]
@@ -221,3 +225,54 @@ def test_a_restore_dir_over_the_source_gets_no_commands(
     text = out.read_text()
     assert "overlaps the source" in text
     assert not _blocks(_section(text, "3.1 local"))
+
+
+def test_the_postgresql_block_recovers_to_a_point_in_time(
+    tmp_path: Path, postgres_archive: Postgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The PITR block, run as printed (only TARGET_TIME set, as its comment says), opens
+    the database from the replica's WAL: the row before the target is there, the one after
+    is not; the check block's query shows it."""
+    history = History(postgres_archive)
+    replica = tmp_path / "replica"
+    shutil.copytree(history.archive, replica)  # what the replication shipped
+    # postgres runs as its own account: the restore directory must be reachable to it
+    restore_dir = Path(tempfile.mkdtemp(prefix="sentinel-runbook-", dir="/tmp"))
+    restore_dir.chmod(0o755)
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "pgdb"\nkind = "archive-log"\n'
+        f"source = {_toml(history.archive)}\ntarget = {_toml(replica)}\n"
+        f'[replication.database]\npreset = "postgresql"\n'
+        f"base_backup_dir = {_toml(history.plain.parent)}\n"
+        f"[replication.database.drill]\ncheck_query = {_toml(CHECK)}\n"
+    )
+    out = tmp_path / "runbook.md"
+    args = ["-c", str(cfg), "report", "runbook", "--lang", "en", "--no-pdf"]
+    assert main([*args, "--restore-dir", str(restore_dir), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "no drill recorded" in text
+    (block,) = _blocks(_section(text, "3.1 pgdb"))
+    assert block.count('TARGET_TIME=""') == 1
+    block = block.replace('TARGET_TIME=""', f'TARGET_TIME="{iso(history.between)}"', 1)
+    data = restore_dir / "pgdb" / "data"
+    try:
+        done = _bash(block, tmp_path, tmp_path)
+        assert done.returncode == 0, done.stderr + done.stdout
+        (check,) = _blocks(_section(text, "4.1 pgdb"))
+        checked = _bash(check, tmp_path, tmp_path)
+        assert checked.returncode == 0, checked.stderr
+        assert checked.stdout.strip() == "before"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [
+                    *("runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl")),
+                    *("-D", str(data), "-m", "immediate", "-w", "stop"),
+                ],
+                capture_output=True,
+                check=False,
+                timeout=60,
+            )
+        shutil.rmtree(restore_dir, ignore_errors=True)
