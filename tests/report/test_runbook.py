@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from backup.database_drill import iso
 from sentinel.cli.main import main
 from tests.backup.helpers import tree, tree_diff
 from tests.backup.test_database_drill import CHECK, History
+from tests.backup.test_keeper_drill import Keeper
+from tests.backup.test_keeper_drill import config as keeper_config
 from tests.fixtures.databases import PG_BIN, Postgres
 from tests.fixtures.remote import RsyncDaemon, started_rsyncd
 
@@ -276,3 +279,89 @@ def test_the_postgresql_block_recovers_to_a_point_in_time(
                 timeout=60,
             )
         shutil.rmtree(restore_dir, ignore_errors=True)
+
+
+def test_a_keeper_replication_restores_from_the_newest_snapshot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sentinel_bin: Path
+) -> None:
+    """At a keeper the landing module takes writes only: the runbook restores from the
+    keeper's newest snapshot, and the keeper drill is what its RTO row shows."""
+    src = tmp_path / "src"
+    for i, name in enumerate(HOSTILE):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(f"room document {i}\n".encode() * (i + 3))
+    keeper = Keeper(tmp_path / "keeper")
+    cli = keeper_config(tmp_path, src, keeper, f"history = {_toml(keeper.snapshots)}\n")
+    assert main([*cli, "sync", "--full"]) == 0
+    keeper.snapshot(safe_as_of=time.time() - 3600)
+    (src / "plain.txt").write_bytes(b"changed before the newest snapshot\n")
+    assert main([*cli, "sync", "--full"]) == 0
+    newest = keeper.snapshot(safe_as_of=time.time())
+    assert main([*cli, "drill", "docs"]) == 0
+
+    restore_dir = tmp_path / "restore"
+    out = tmp_path / "runbook.md"
+    args = [*cli[:2], "report", "runbook", "--lang", "en", "--no-pdf"]
+    assert main([*args, "--restore-dir", str(restore_dir), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert re.search(
+        rf"^\| docs \| keeper snapshot \| [^|]+ \| passed \| [\dhms.]+ \| {len(HOSTILE)} \|$",
+        text,
+        re.M,
+    ), text
+    (block,) = _blocks(_section(text, "3.1 docs"))
+    done = _bash(block, tmp_path, sentinel_bin)
+    assert done.returncode == 0, done.stderr
+    assert f"snapshot: {newest}" in done.stdout
+    assert tree(src) == tree(restore_dir / "docs")
+
+
+def test_a_failed_drill_is_recorded_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "docs"\nsource = {_toml(src)}\n'
+        f"target = {_toml(tmp_path / 'replica')}\n"
+    )
+    assert main(["-c", str(cfg), "backup", "sync", "--full"]) == 0
+    (src / "b.txt").write_text("not shipped yet")
+    assert main(["-c", str(cfg), "backup", "drill"]) == 1
+    out = tmp_path / "runbook.md"
+    args = ["-c", str(cfg), "report", "runbook", "--lang", "en", "--no-pdf", "-o", str(out)]
+    assert main(args) == 0
+    assert re.search(
+        r"^\| docs \| replica \| [^|]+ \| FAILED: 1 difference from the source "
+        r"\| [\dhms.]+ \| 1 \|$",
+        out.read_text(),
+        re.M,
+    ), out.read_text()
+
+
+def test_oracle_commands_are_printed_with_the_password_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "ora"\nkind = "archive-log"\n'
+        f"source = {_toml(tmp_path / 'arch')}\ntarget = {_toml(tmp_path / 'replica')}\n"
+        f'[replication.database]\npreset = "oracle"\n'
+        f"[replication.database.drill]\n"
+        f'restore_command = "rman target sys/Tiger9secret@orcl cmdfile={{scratch}}/r.rman"\n'
+        f'recover_command = "sqlplus -s sys/Tiger9secret@orcl as sysdba @{{logs}}/rec.sql"\n'
+        f'check_command = "echo ok"\n'
+    )
+    out = tmp_path / "runbook.md"
+    args = ["-c", str(cfg), "report", "runbook", "--no-pdf", "-o", str(out)]
+    assert main(args) == 0
+    text = out.read_text()
+    assert "Tiger9secret" not in text
+    (block,) = _blocks(_section(text, "3.1 ora"))
+    assert 'rman target sys/****@orcl cmdfile="$RESTORE"/r.rman' in block
+    assert 'sqlplus -s sys/****@orcl as sysdba @"$RESTORE/logs"/rec.sql' in block
+    assert "echo ok" in block
