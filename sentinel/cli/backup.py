@@ -276,8 +276,8 @@ async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Name
         result = await drill(spec)
         took = time.monotonic() - began
         # the runbook prints this drill's RTO, status warns when the last good one is old
-        await save_drill(
-            store.write,
+        bad += not await _record_drill(
+            store,
             FileDrill(
                 spec.name,
                 "files",
@@ -313,8 +313,8 @@ async def _drill_keeper(store: Store, spec: ReplicationSpec, rc: ReplicationConf
         spec, history, receipt_target(rc.keeper.receipt, spec.target), rc.keeper_room
     )
     took = time.monotonic() - began
-    await save_drill(
-        store.write,
+    recorded = await _record_drill(
+        store,
         FileDrill(
             spec.name,
             "keeper",
@@ -360,7 +360,22 @@ async def _drill_keeper(store: Store, spec: ReplicationSpec, rc: ReplicationConf
         )
         for diff in result.newer:
             print(f"  {diff} (changed {_when(diff.changed)})")
-    return result.ok
+    return result.ok and recorded
+
+
+async def _record_drill(store: Store, record: FileDrill) -> bool:
+    """Notes the drill for status and the runbook; a drill that cannot be noted says so
+    (status would keep warning that the last drill is too old)."""
+    try:
+        await save_drill(store.write, record)
+    except (OSError, sqlite3.Error) as exc:
+        print(
+            f"sentinel: {record.source}: the drill was not recorded ({exc}); status and the "
+            "runbook will not show it",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _differences_text(count: int) -> str:

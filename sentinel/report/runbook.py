@@ -331,6 +331,18 @@ def _files_blocks(
             "",
             *_sh(restore_steps.files_from_keeper(history, dest)),
         ]
+    if isinstance(target, SshTarget) and target.url.endswith(":"):
+        # `user@host:` is an rrsync key; the documented one is write-only (rrsync -wo)
+        out += [
+            t(
+                "이 주소는 rrsync로 제한된 키입니다. 키가 쓰기 전용(-wo)이면 읽을 수 없으니 "
+                "백업 호스트의 읽기 권한으로 실행하십시오 (systemd/authorized_keys.example).",
+                "This address is an rrsync-restricted key. A write-only key (-wo) cannot "
+                "read: run the block with read access on the backup host "
+                "(systemd/authorized_keys.example).",
+            ),
+            "",
+        ]
     out += [
         "**A. "
         + t("사본에서 rsync로 (sentinel 없이)", "From the replica with rsync (no sentinel needed)")

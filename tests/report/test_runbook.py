@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,14 +20,20 @@ from pathlib import Path
 
 import pytest
 
+from alerts.channels import load_channels
 from backup.database_drill import iso
 from sentinel.cli.main import main
+from sentinel.config import load_config
+from sentinel.report import runbook
+from sentinel.report.context import Lang, ReportContext
+from sentinel.report.fingerprint import config_hash
+from sentinel.store import DB_NAME
 from tests.backup.helpers import tree, tree_diff
 from tests.backup.test_database_drill import CHECK, History
 from tests.backup.test_keeper_drill import Keeper
 from tests.backup.test_keeper_drill import config as keeper_config
 from tests.fixtures.databases import PG_BIN, Postgres
-from tests.fixtures.remote import RsyncDaemon, started_rsyncd
+from tests.fixtures.remote import RsyncDaemon, SshServer, started_rsyncd
 
 WORKTREE = Path(__file__).resolve().parents[2]
 TOKEN = "Zq8tokenNeverPrinted41"  # the Apprise URL's password
@@ -365,3 +372,86 @@ def test_oracle_commands_are_printed_with_the_password_masked(
     assert 'rman target sys/****@orcl cmdfile="$RESTORE"/r.rman' in block
     assert 'sqlplus -s sys/****@orcl as sysdba @"$RESTORE/logs"/rec.sql' in block
     assert "echo ok" in block
+
+
+def test_an_ssh_replica_restores_with_the_printed_ssh_options(
+    tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str], sentinel_bin: Path
+) -> None:
+    """rsync over ssh with its key, port and known hosts, quoted inside -e: the block runs
+    as printed and gets every hostile name back."""
+    src = tmp_path / "src"
+    for i, name in enumerate(HOSTILE):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(f"ssh document {i}\n".encode() * (i + 2))
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "offsite"\nsource = {_toml(src)}\n'
+        f"target = {_toml(sshd.address())}\nssh_port = {sshd.port}\n"
+        f"identity_file = {_toml(sshd.identity)}\nknown_hosts = {_toml(sshd.known_hosts)}\n"
+    )
+    cli = ["-c", str(cfg)]
+    assert main([*cli, "backup", "sync", "--full", "--init-target"]) == 0
+    assert main([*cli, "backup", "drill"]) == 0
+    restore_dir = tmp_path / "restore"
+    out = tmp_path / "runbook.md"
+    args = [*cli, "report", "runbook", "--no-pdf", "--restore-dir", str(restore_dir)]
+    assert main([*args, "-o", str(out)]) == 0
+    text = out.read_text()
+    assert sshd.identity.read_text().splitlines()[1] not in text  # the key file is named only
+    blocks = _blocks(_section(text, "3.1 offsite"))
+    assert "ssh -o BatchMode=yes" in blocks[0]
+    done = _bash(blocks[0], tmp_path, sentinel_bin)
+    assert done.returncode == 0, done.stderr
+    assert tree(src) == tree(restore_dir / "offsite")
+    (check,) = _blocks(_section(text, "4.1 offsite"))
+    checked = _bash(check, tmp_path, sentinel_bin)
+    assert checked.returncode == 0 and checked.stdout == "", checked
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_the_example_config_renders_without_a_secret(lang: Lang) -> None:
+    config_file = WORKTREE / "examples" / "sentinel.toml"
+    config = load_config(config_file)
+    ctx = ReportContext(
+        config=config,
+        config_path=config_file,
+        config_hash=config_hash(config),
+        generated=time.time(),
+        lang=lang,
+        state=None,
+        restore_dir=Path("/srv/sentinel-restore"),
+    )
+    text = runbook.render(ctx)
+    assert ("기록된 훈련 없음" if lang == "ko" else "no drill recorded") in text
+    for rc in config.replication:
+        assert f"3.{config.replication.index(rc) + 1} {rc.name}" in text
+    if config.alerts.apprise_config is not None:
+        secrets = [s for ch in load_channels(config.alerts.apprise_config) for s in ch.secrets]
+        assert secrets
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_a_drill_that_cannot_be_recorded_says_so_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A passed drill nobody can see later is not a passed drill: status and the runbook
+    would still say "no drill recorded"."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "docs"\nsource = {_toml(src)}\n'
+        f"target = {_toml(tmp_path / 'replica')}\n"
+    )
+    assert main(["-c", str(cfg), "backup", "sync", "--full"]) == 0
+    with sqlite3.connect(tmp_path / "state" / DB_NAME) as db:
+        db.execute("DROP TABLE drill")  # the record's table gone: the insert fails
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "backup", "drill"]) == 1
+    captured = capsys.readouterr()
+    assert "DRILL OK" in captured.out
+    assert "docs: the drill was not recorded (no such table: drill)" in captured.err
