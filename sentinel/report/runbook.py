@@ -116,6 +116,14 @@ def _paging(ctx: ReportContext) -> str:
     escalation = t("확대", "escalation")
     for step in ctx.config.alarms.escalation:
         out.append(f"| {escalation} +{duration_text(step.after)} | {_cell(', '.join(step.tags))} |")
+    for rule in ctx.config.rules:
+        # a rule's own escalation replaces the default one for its alarms
+        label = _cell(rule.name or rule.sensor or "?")
+        for step in rule.escalation or []:
+            out.append(
+                f"| {label}: {escalation} +{duration_text(step.after)} "
+                f"| {_cell(', '.join(step.tags))} |"
+            )
     out.append("")
     if alerts.fallback_tags:
         out += [
