@@ -58,6 +58,7 @@ class Site:
     restore_dir: Path
     password: str
     rsyncd: RsyncDaemon
+    before_drill: dict[str, str]  # lang -> the runbook generated before any drill
 
 
 def _toml(value: object) -> str:
@@ -93,18 +94,22 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         base = ["-c", str(config), "backup"]
         assert main([*base, "sync", "--full", "--init-target"]) == 0
-        yield Site(
+        site = Site(
             root,
             source,
             config,
             root / "restore 'here'",
             daemon.password_file.read_text().strip(),
             daemon,
+            {},
         )
+        # here, not in a test: the drill test records drills in the module's state
+        for lang in ("en", "ko"):
+            site.before_drill[lang] = _runbook(site, lang)
+        yield site
 
 
-def _runbook(site: Site, lang: str, capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
+def _runbook(site: Site, lang: str) -> str:
     out = site.root / f"runbook-{lang}.md"
     args = ["-c", str(site.config), "report", "runbook", "--lang", lang, "--no-pdf"]
     args += ["--restore-dir", str(site.restore_dir), "-o", str(out)]
@@ -149,14 +154,12 @@ def sentinel_bin(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def test_before_a_drill_the_runbook_says_no_drill_recorded(
-    site: Site, capsys: pytest.CaptureFixture[str]
-) -> None:
-    text = _runbook(site, "en", capsys)
+def test_before_a_drill_the_runbook_says_no_drill_recorded(site: Site) -> None:
+    text = site.before_drill["en"]
     drills = text[text.index("## 5.") :]
     assert re.search(r"^\| local \| - \| no drill recorded \|", drills, re.M)
     assert re.search(r"^\| remote \| - \| no drill recorded \|", drills, re.M)
-    ko = _runbook(site, "ko", capsys)
+    ko = site.before_drill["ko"]
     assert "기록된 훈련 없음" in ko and "no drill recorded" not in ko
 
 
@@ -164,7 +167,7 @@ def test_the_runbook_commands_restore_every_file_after_a_drill(
     site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path, sentinel_bin: Path
 ) -> None:
     assert main(["-c", str(site.config), "backup", "drill"]) == 0
-    text = _runbook(site, "ko", capsys)
+    text = _runbook(site, "ko")
 
     # the drill's RTO and time, per replication
     drills = text[text.index("## 5.") :]
@@ -213,7 +216,7 @@ def test_the_check_block_finds_a_damaged_restore(
     site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path, sentinel_bin: Path
 ) -> None:
     """A check that cannot fail is no check: one changed byte is printed."""
-    text = _runbook(site, "en", capsys)
+    text = _runbook(site, "en")
     (restore,) = _blocks(_section(text, "3.2 remote"))[:1]
     assert _bash(restore, tmp_path, sentinel_bin).returncode == 0
     damaged = site.restore_dir / "remote" / "with space.txt"
