@@ -57,6 +57,7 @@ def build_report(config: Config, *, now: float | None = None) -> dict[str, Any]:
     report["configured"] = configured
     _live_unreadable(config, report)
     _attach_database_drills(config, report)
+    _attach_paperwork(config, report)
     if config.keeper is not None:
         from sentinel.keeper.status import rooms_section
 
@@ -106,6 +107,34 @@ def _attach_database_drills(config: Config, report: dict[str, Any]) -> None:
                 row["database_drill"] = drill_view(conn, name, report["generated"], max_age)
     except sqlite3.Error:
         pass  # the report already says the state database cannot be read
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _attach_paperwork(config: Config, report: dict[str, Any]) -> None:
+    """Whether the printed security pack and runbook still match the config, and each
+    replication's last file drill (sentinel/report/staleness.py)."""
+    from sentinel.report.fingerprint import config_hash
+    from sentinel.report.staleness import drill_view, reports_view
+
+    now = report["generated"]
+    rows = {r.get("name"): r for r in report["replication"]}
+    try:
+        conn = open_readonly(config.daemon.state_dir)
+    except sqlite3.Error:
+        return  # the report already says the state database cannot be read
+    try:
+        report["reports"] = reports_view(conn, config_hash(config), now)
+        for rc in config.replication:
+            row = rows.get(rc.name)
+            if row is None:
+                continue  # nothing replicated yet: nothing to drill either
+            own_drill = rc.database is not None and rc.database.drill is not None
+            max_age = None if own_drill else config.reports.drill_max_age
+            row["drill"] = drill_view(conn, rc.name, now, max_age)
+    except sqlite3.Error:
+        pass
     finally:
         if conn is not None:
             conn.close()
@@ -426,6 +455,13 @@ def judge(report: dict[str, Any]) -> Verdict:
         drill = row.get("database_drill") or {}
         if drill.get("problem"):
             worse(Health[drill["level"]], f"{row.get('name')}: {drill['problem']}")
+        files_drill = row.get("drill") or {}
+        if files_drill.get("problem"):
+            worse(Health.WARNING, f"{row.get('name')}: {files_drill['problem']}")
+    for kind in ("security", "runbook"):
+        paper = (report.get("reports") or {}).get(kind) or {}
+        if paper.get("problem"):
+            worse(Health.WARNING, paper["problem"])
     if report.get("rooms"):
         from sentinel.keeper.status import room_problems
 

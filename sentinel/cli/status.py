@@ -124,6 +124,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     _replication(report, console, now, configured.get("replication", 0))
     _alerts(report, console, now)
     _components(report, console)
+    _paperwork(report, console, now)
 
 
 def _clock(ts: float | None) -> str:
@@ -269,6 +270,14 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             problem = f" [yellow]({_t(drill['problem'])})[/]" if drill.get("problem") else ""
             console.print(f"{_t(r.get('name'))}: {_t(drill['summary'])}{problem}")
     for r in report["replication"]:
+        files_drill = r.get("drill")
+        if files_drill and not r.get("database_drill"):
+            problem = files_drill.get("problem")
+            console.print(
+                f"{_t(r.get('name'))}: {_t(files_drill['summary'])}"
+                + (f" [yellow]({_t(problem)})[/]" if problem else "")
+            )
+    for r in report["replication"]:
         quarantine = r.get("quarantine") or {}
         if not quarantine.get("count"):
             continue
@@ -286,6 +295,28 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
             console.print(printable(f"  {q['path']}: {q['reason']}"), markup=False, highlight=False)
         if quarantine["count"] > len(quarantine.get("paths", [])):
             console.print(f"  ... and {quarantine['count'] - len(quarantine['paths'])} more")
+
+
+def _paperwork(report: dict[str, Any], console: Console, now: float) -> None:
+    """`reports: security 3 days ago (config a1b2c3…, current)`; stale in yellow."""
+    paper = report.get("reports")
+    if not paper:
+        return
+    parts = []
+    for kind in ("security", "runbook"):
+        view = paper.get(kind)
+        if view is None:
+            parts.append(f"{kind} never generated (`sentinel report {kind}`)")
+        elif view.get("stale"):
+            parts.append(
+                f"[yellow]{kind} {_ago(view['ts'], now)} is STALE (config "
+                f"{_t(view['config_hash'])}, now {_t(paper['config_hash'])})[/]"
+            )
+        else:
+            parts.append(f"{kind} {_ago(view['ts'], now)} (current)")
+    console.print(
+        f"\n[bold]Reports[/bold] (config {_t(paper['config_hash'])}): " + "; ".join(parts)
+    )
 
 
 def _log_line(row: dict[str, Any], console: Console) -> None:
