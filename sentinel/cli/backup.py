@@ -29,6 +29,7 @@ from typing import Any
 from backup.control_socket import ensure_control_dir
 from backup.database_drill import DrillPlan, database_drill, iso
 from backup.database_drill_record import DrillRecord, duration_text, save_record
+from backup.drill_record import FileDrill, save_drill
 from backup.keeper_drill import keeper_drill
 from backup.replicator import Replicator
 from backup.restore import RestoreError, drill, restore
@@ -269,11 +270,24 @@ async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Name
     for spec in specs:
         rc = by_name[spec.name]
         if rc.keeper is not None and rc.keeper.history is not None:
-            bad += not await _drill_keeper(spec, rc)
+            bad += not await _drill_keeper(store, spec, rc)
             continue
-        began = time.monotonic()
+        started, began = time.time(), time.monotonic()
         result = await drill(spec)
         took = time.monotonic() - began
+        # the runbook prints this drill's RTO, status warns when the last good one is old
+        bad += not await _record_drill(
+            store,
+            FileDrill(
+                spec.name,
+                "files",
+                started,
+                result.ok,
+                took,
+                result.files,
+                result.error or _differences_text(len(result.differences)),
+            ),
+        )
         if result.ok:
             print(
                 f"{spec.name}: DRILL OK: {result.files} files restored and identical to "
@@ -289,16 +303,29 @@ async def _drill(store: Store, specs: list[ReplicationSpec], args: argparse.Name
     return EXIT_FAILURE if bad else EXIT_OK
 
 
-async def _drill_keeper(spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
+async def _drill_keeper(store: Store, spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
     """The drill from the keeper's newest snapshot (backup/keeper_drill.py); True when it
     passed. Every difference is listed: a drill that fails must say what to look at."""
     assert rc.keeper is not None and rc.keeper.history is not None
     history = history_target(rc.keeper, spec.target)
-    began = time.monotonic()
+    started, began = time.time(), time.monotonic()
     result = await keeper_drill(
         spec, history, receipt_target(rc.keeper.receipt, spec.target), rc.keeper_room
     )
     took = time.monotonic() - began
+    recorded = await _record_drill(
+        store,
+        FileDrill(
+            spec.name,
+            "keeper",
+            started,
+            result.ok,
+            took,
+            result.files,
+            result.error or _differences_text(len(result.failed)),
+            result.snapshot,
+        ),
+    )
     if result.snapshot is not None:
         print(
             f"{spec.name}: keeper snapshot {result.snapshot} from {result.history}; "
@@ -333,7 +360,26 @@ async def _drill_keeper(spec: ReplicationSpec, rc: ReplicationConfig) -> bool:
         )
         for diff in result.newer:
             print(f"  {diff} (changed {_when(diff.changed)})")
-    return result.ok
+    return result.ok and recorded
+
+
+async def _record_drill(store: Store, record: FileDrill) -> bool:
+    """Notes the drill for status and the runbook; a drill that cannot be noted says so
+    (status would keep warning that the last drill is too old)."""
+    try:
+        await save_drill(store.write, record)
+    except (OSError, sqlite3.Error) as exc:
+        print(
+            f"sentinel: {record.source}: the drill was not recorded ({exc}); status and the "
+            "runbook will not show it",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _differences_text(count: int) -> str:
+    return f"{count} difference{'' if count == 1 else 's'} from the source" if count else ""
 
 
 async def _drill_database(
