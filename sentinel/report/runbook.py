@@ -581,7 +581,10 @@ def _rto(rto: float | None) -> str:
 
 
 def _sh(block: str) -> list[str]:
-    return ["```sh", block, "```", ""]
+    # a value with a newline and ``` (a path, a host) would close a fixed fence mid-command
+    # and print the rest as a block of its own: the fence outruns every backtick run inside
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", block)), default=0))
+    return [fence + "sh", block, fence, ""]
 
 
 def _cell(text: str) -> str:

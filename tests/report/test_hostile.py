@@ -1,0 +1,63 @@
+"""The reports against hostile configuration values, as an outsider would try them: what a
+person copies out of the printed runbook must be the whole command the runbook means."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from sentinel.cli.main import main
+
+# a path may hold a newline; a fixed ``` fence would close on this one and print the
+# `rm -rf` line as a code block of its own, ready to paste
+FENCE_BREAK = "rep\n```\n\n```sh\nrm -rf -- /srv/documents\n```\nx"
+
+
+def _toml(value: object) -> str:
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def test_a_value_with_a_code_fence_stays_inside_its_block(tmp_path: Path) -> None:
+    if not shutil.which("rsync"):
+        pytest.skip("rsync not installed")
+    replica = tmp_path / FENCE_BREAK
+    replica.mkdir(parents=True)
+    (replica / "doc.txt").write_text("kept\n")
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "docs"\nsource = {_toml(tmp_path / "src")}\n'
+        f"target = {_toml(replica)}\n"
+    )
+    out = tmp_path / "runbook.md"
+    restore = tmp_path / "restore"
+    args = ["-c", str(cfg), "report", "runbook", "--lang", "en", "--no-pdf"]
+    assert main([*args, "--restore-dir", str(restore), "-o", str(out)]) == 0
+    # the blocks as the printed page shows them (the PDF goes through the same parser)
+    blocks = [
+        tok.content
+        for tok in MarkdownIt("commonmark").parse(out.read_text())
+        if tok.type == "fence"
+    ]
+    assert blocks
+    assert not any(b.startswith("rm ") for b in blocks), blocks
+    for block in blocks:
+        # each whole block parses as shell: none was cut in the middle of a quoted value
+        check = subprocess.run(["bash", "-n", "-c", block], capture_output=True, text=True)
+        assert check.returncode == 0, (block, check.stderr)
+    # and the first block, run as printed, brings the file back from that replica
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", blocks[0]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (restore / "docs" / "doc.txt").read_text() == "kept\n"
