@@ -525,26 +525,39 @@ def _drills(ctx: ReportContext) -> str:
             if last is None:
                 out.append(f"| {name} | - | {none} | - | - | - |")
                 continue
-            kind = (
-                t("키퍼 스냅숏", "keeper snapshot")
-                if last.kind == "keeper"
-                else t("사본", "replica")
-            )
-            out.append(
-                f"| {name} | {kind} | {ctx.when(last.ts)} | {_result(ctx, last.ok, last.error)} "
-                f"| {_rto(last.rto)} | {last.files if last.files is not None else '-'} |"
-            )
+            good = last if last.ok or ctx.state is None else None
+            if good is None and ctx.state is not None:
+                good = drill_record.last_drill(ctx.state, rc.name, ok_only=True)
+            for drill in (last, good) if good is not last else (last,):
+                if drill is None:
+                    continue
+                kind = (
+                    t("키퍼 스냅숏", "keeper snapshot")
+                    if drill.kind == "keeper"
+                    else t("사본", "replica")
+                )
+                # a failed drill's time is no RTO: the RTO is the last passed one's
+                out.append(
+                    f"| {name} | {kind} | {ctx.when(drill.ts)} "
+                    f"| {_result(ctx, drill.ok, drill.error)} "
+                    f"| {_rto(drill.rto if drill.ok else None)} "
+                    f"| {drill.files if drill.files is not None else '-'} |"
+                )
             continue
         view = drill_view(ctx.state, rc.name, ctx.generated) if ctx.state is not None else None
         db_last = view["last"] if view is not None else None
         if db_last is None:
             out.append(f"| {name} | - | {none} | - | - | - |")
             continue
-        out.append(
-            f"| {name} | {t('데이터베이스', 'database')} | {ctx.when(float(db_last['ts']))} "
-            f"| {_result(ctx, db_last['ok'], db_last['error'] or '')} "
-            f"| {_rto(db_last['rto'])} | - |"
-        )
+        db_ok = view["last_ok"] if view is not None else None
+        for row in (db_last, db_ok) if not db_last["ok"] else (db_last,):
+            if row is None:
+                continue
+            out.append(
+                f"| {name} | {t('데이터베이스', 'database')} | {ctx.when(float(row['ts']))} "
+                f"| {_result(ctx, bool(row['ok']), row['error'] or '')} "
+                f"| {_rto(row['rto'] if row['ok'] else None)} | - |"
+            )
     out += [
         "",
         t(

@@ -339,14 +339,17 @@ def test_a_failed_drill_is_recorded_with_its_reason(
         f"target = {_toml(tmp_path / 'replica')}\n"
     )
     assert main(["-c", str(cfg), "backup", "sync", "--full"]) == 0
+    assert main(["-c", str(cfg), "backup", "drill"]) == 0
     (src / "b.txt").write_text("not shipped yet")
     assert main(["-c", str(cfg), "backup", "drill"]) == 1
     out = tmp_path / "runbook.md"
     args = ["-c", str(cfg), "report", "runbook", "--lang", "en", "--no-pdf", "-o", str(out)]
     assert main(args) == 0
+    # the failed drill measured no recovery: no RTO beside it; the RTO on paper is the
+    # last passed drill's, on the row under it
     assert re.search(
-        r"^\| docs \| replica \| [^|]+ \| FAILED: 1 difference from the source "
-        r"\| [\dhms.]+ \| 1 \|$",
+        r"^\| docs \| replica \| [^|]+ \| FAILED: 1 difference from the source \| - \| 1 \|\n"
+        r"\| docs \| replica \| [^|]+ \| passed \| [\dhms.]+ \| 1 \|$",
         out.read_text(),
         re.M,
     ), out.read_text()
