@@ -259,6 +259,42 @@ class Redactor:
         return mask(text)
 
 
+# Oracle and Tibero clients and rman's connect keywords: the word after them is a login
+_LOGIN_BEFORE = frozenset(
+    [
+        "sqlplus",
+        "rman",
+        "tbsql",
+        "tbrmgr",
+        "dgmgrl",
+        "sqlldr",
+        "exp",
+        "imp",
+        "expdp",
+        "impdp",
+        "tbexport",
+        "tbimport",
+        "tbloader",
+        "target",
+        "auxiliary",
+        "catalog",
+        "connect",
+        "conn",
+    ]
+)
+
+
+def _logs_in(before: list[str], after: list[str]) -> bool:
+    """Whether the word between `before` and `after` is a login: it follows a client (its
+    options skipped) or a connect keyword, or `as sysdba` follows it."""
+    if after and after[0].lower() == "as":
+        return True
+    for word in reversed(before):
+        if not word.startswith("-"):
+            return word.rsplit("/", 1)[-1].lower() in _LOGIN_BEFORE
+    return False
+
+
 def command_secrets(command: str) -> list[str]:
     """The parts of a shell command that are credentials: what `mask()` hides in it (a URL's
     password, `PGPASSWORD=x`, `password=x`), a `-p<password>` / `--password=x` argument,
@@ -270,7 +306,7 @@ def command_secrets(command: str) -> list[str]:
     for token in re.findall(r"'[^']*'|\"[^\"]*\"|\S+", command):
         unquoted = token[1:-1] if token[:1] in "'\"" and token[-1:] == token[:1] else token
         words += [unquoted, *unquoted.split()]
-    for word in words:
+    for i, word in enumerate(words):
         for url in re.findall(r"[A-Za-z][A-Za-z0-9+.-]{1,30}://\S+", word):
             found += secret_parts(url)
         pair = re.match(r"(?i)^-{0,2}[\w.-]*(?:password|passwd|pwd|pass|secret)[\w.-]*=(.+)$", word)
@@ -282,4 +318,9 @@ def command_secrets(command: str) -> list[str]:
         connect = re.match(r"^[\w$#]+/([^@/\s]+)@\S+$", word)  # sqlplus sys/SECRET@db
         if connect:
             found.append(connect.group(1))
+        # a local login has no @service (`rman target sys/SECRET`, `tbsql sys/SECRET`,
+        # "sys/SECRET as sysdba"); only there, or a path (logs/x.arc) would be hidden
+        local = re.match(r"^[A-Za-z_][\w$#]*/([^@/\s]+)$", word)
+        if local and _logs_in(words[:i], words[i + 1 : i + 2]):
+            found.append(local.group(1))
     return [s for s in found if s]

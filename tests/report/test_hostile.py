@@ -61,3 +61,35 @@ def test_a_value_with_a_code_fence_stays_inside_its_block(tmp_path: Path) -> Non
     )
     assert run.returncode == 0, run.stderr
     assert (restore / "docs" / "doc.txt").read_text() == "kept\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "rman target sys/Local1secret cmdfile={scratch}/r.rman",  # no @service: local login
+        "tbsql sys/Local2secret @{logs}/rec.sql",  # Tibero's own client
+        'sqlplus -s "sys/Local3secret as sysdba" @{logs}/rec.sql',
+        "/opt/oracle/bin/sqlplus -S -L system/Local4secret @{logs}/rec.sql",
+    ],
+)
+def test_a_local_database_login_in_a_drill_command_is_not_printed(
+    tmp_path: Path, command: str
+) -> None:
+    secret = next(w for w in command.replace('"', " ").split() if "Local" in w)
+    secret = secret.split("/", 1)[1]
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "ora"\nkind = "archive-log"\n'
+        f"source = {_toml(tmp_path / 'arch')}\ntarget = {_toml(tmp_path / 'replica')}\n"
+        f'[replication.database]\npreset = "oracle"\n'
+        f"[replication.database.drill]\nrestore_command = {_toml(command)}\n"
+        f'check_command = "cp -- logs/a.arc logs/b.arc"\n'
+    )
+    out = tmp_path / "runbook.md"
+    assert main(["-c", str(cfg), "report", "runbook", "--no-pdf", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert secret not in text
+    assert "/****" in text
+    # a path in a command is no login: it stays as typed, or the command would not run
+    assert "cp -- logs/a.arc logs/b.arc" in text
