@@ -10,6 +10,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,9 +191,14 @@ def file_findings(ctx: ReportContext) -> list[Finding]:
     out: list[Finding] = []
     for f in [*secret_files(ctx), state_dir(ctx)]:
         q = str(f.path)
+        # the fix is pasted as root: the path one word, whatever it holds (spaces, $(...))
+        arg = shlex.quote(q)
+        # the daemon writes its state directory (systemd/sentinel.tmpfiles: sentinel
+        # sentinel); root-owned, it could not; secret files it only reads
+        owner = f"{SERVICE_USER}:{SERVICE_USER}" if f.directory else f"root:{SERVICE_USER}"
         if f.verdict == "too open":
             mode = "750" if f.directory else "640"
-            fix = f"sudo chown root:{SERVICE_USER} {q} && sudo chmod {mode} {q}"
+            fix = f"sudo chown {owner} {arg} && sudo chmod {mode} {arg}"
             out.append(
                 Finding(
                     "high",
@@ -215,7 +221,7 @@ def file_findings(ctx: ReportContext) -> list[Finding]:
                         f"{f.what} {q}: 소유자 {f.owner} — root 또는 {SERVICE_USER} 가 아닙니다.",
                         f"{f.what} {q}: owned by {f.owner}, not root or {SERVICE_USER}.",
                     ),
-                    f"sudo chown root:{SERVICE_USER} {q}",
+                    f"sudo chown {owner} {arg}",
                 )
             )
         elif f.verdict == "missing" and not f.directory:

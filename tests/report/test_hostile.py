@@ -4,14 +4,19 @@ person copies out of the printed runbook must be the whole command the runbook m
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 
 from sentinel.cli.main import main
+from sentinel.config import load_config
+from sentinel.report.context import ReportContext
+from sentinel.report.files import file_findings
 
 # a path may hold a newline; a fixed ``` fence would close on this one and print the
 # `rm -rf` line as a code block of its own, ready to paste
@@ -93,3 +98,30 @@ def test_a_local_database_login_in_a_drill_command_is_not_printed(
     assert "/****" in text
     # a path in a command is no login: it stays as typed, or the command would not run
     assert "cp -- logs/a.arc logs/b.arc" in text
+
+
+def test_a_file_fix_is_one_word_per_path_and_keeps_the_state_dir_writable(
+    tmp_path: Path,
+) -> None:
+    """The findings' fixes are pasted as root: a path with a space or $(...) must stay one
+    argument, and the state directory must stay the daemon's (it writes there)."""
+    state = tmp_path / "state $(touch pwned)"
+    state.mkdir()
+    state.chmod(0o777)
+    apprise = tmp_path / "apprise; rm.yml"
+    apprise.write_text("urls:\n  - json://127.0.0.1:9/hook\n")
+    apprise.chmod(0o644)
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(state)}\n[alerts]\napprise_config = {_toml(apprise)}\n"
+    )
+    ctx = ReportContext(load_config(cfg), cfg, "0" * 64, time.time(), "en", None, tmp_path)
+    fixes = {f.config_key: f.fix for f in file_findings(ctx)}
+    for key, path, owner in [
+        ("[daemon] state_dir", state, "sentinel:sentinel"),
+        ("[alerts] apprise_config", apprise, "root:sentinel"),
+    ]:
+        commands = [shlex.split(c) for c in fixes[key].split(" && ")]
+        assert commands[0] == ["sudo", "chown", owner, str(path)], fixes[key]
+        assert commands[1][:3] == ["sudo", "chmod", "750" if path == state else "640"]
+        assert commands[1][3:] == [str(path)]
