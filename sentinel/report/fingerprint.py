@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import PurePath
+from typing import Any
+
+from pydantic_core import to_jsonable_python
 
 from sentinel.config import Config
 
@@ -17,7 +22,8 @@ SHORT = 12  # what a report prints and status compares: enough to tell two confi
 
 def config_hash(config: Config) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
+    dumped = json.dumps(config.model_dump(), sort_keys=True, default=_jsonable)
+    digest.update(dumped.encode())
     apprise = config.alerts.apprise_config
     if apprise is not None:
         digest.update(b"\0apprise\0")
@@ -26,3 +32,12 @@ def config_hash(config: Config) -> str:
         except OSError as exc:  # unreadable now: the hash still changes when it returns
             digest.update(f"unreadable: {exc.strerror}".encode())
     return digest.hexdigest()[:SHORT]
+
+
+def _jsonable(value: Any) -> Any:
+    # a relative path is as the config was named (`-c sentinel.toml` from /etc/sentinel, or
+    # /etc/sentinel/sentinel.toml): the same file must give the same hash, or status calls
+    # a report stale that was made from this very config
+    if isinstance(value, PurePath):
+        return os.path.abspath(value)
+    return to_jsonable_python(value)

@@ -17,6 +17,7 @@ from sentinel.cli.main import main
 from sentinel.config import load_config
 from sentinel.report.context import ReportContext
 from sentinel.report.files import file_findings
+from sentinel.report.fingerprint import config_hash
 
 # a path may hold a newline; a fixed ``` fence would close on this one and print the
 # `rm -rf` line as a code block of its own, ready to paste
@@ -125,3 +126,27 @@ def test_a_file_fix_is_one_word_per_path_and_keeps_the_state_dir_writable(
         assert commands[0] == ["sudo", "chown", owner, str(path)], fixes[key]
         assert commands[1][:3] == ["sudo", "chmod", "750" if path == state else "640"]
         assert commands[1][3:] == [str(path)]
+
+
+def test_the_config_hash_does_not_depend_on_how_the_config_was_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cd /etc/sentinel && sentinel -c sentinel.toml report runbook`, then `sentinel status`
+    (with /etc/sentinel/sentinel.toml): the same file, so the report is not stale."""
+    site = tmp_path / "etc"
+    site.mkdir()
+    (site / "apprise.yml").write_text("urls:\n  - json://127.0.0.1:9/hook\n")
+    cfg = site / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        '[alerts]\napprise_config = "apprise.yml"\n'
+        '[[replication]]\nname = "docs"\nsource = "docs"\ntarget = "/srv/replica"\n'
+    )
+    absolute = config_hash(load_config(cfg))
+    monkeypatch.chdir(site)
+    assert config_hash(load_config(Path("sentinel.toml"))) == absolute
+    monkeypatch.chdir(tmp_path)
+    assert config_hash(load_config(Path("etc/sentinel.toml"))) == absolute
+    # and a value that changes still changes it
+    cfg.write_text(cfg.read_text().replace('"docs"\ntarget', '"docs2"\ntarget'))
+    assert config_hash(load_config(cfg)) != absolute
