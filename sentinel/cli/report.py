@@ -113,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{kind}: {out}")
         failed = _pdf(args.pdf, text, TITLES[kind][lang == "en"], out, written)
         if failed:
+            # the Markdown is current and may be printed: status must not call it stale
+            _record(config, kind, now, digest, lang, written)
             return failed
     return _record(config, kind, now, digest, lang, written)
 

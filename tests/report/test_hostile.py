@@ -18,6 +18,8 @@ from sentinel.config import load_config
 from sentinel.report.context import ReportContext
 from sentinel.report.files import file_findings
 from sentinel.report.fingerprint import config_hash
+from sentinel.report.staleness import reports_view
+from sentinel.store import open_readonly
 
 # a path may hold a newline; a fixed ``` fence would close on this one and print the
 # `rm -rf` line as a code block of its own, ready to paste
@@ -150,3 +152,31 @@ def test_the_config_hash_does_not_depend_on_how_the_config_was_named(
     # and a value that changes still changes it
     cfg.write_text(cfg.read_text().replace('"docs"\ntarget', '"docs2"\ntarget'))
     assert config_hash(load_config(cfg)) != absolute
+
+
+def test_a_failing_pdf_still_records_the_markdown_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """chromium fails: the command fails and says so, but the Markdown it wrote is current;
+    status must not keep calling the printed copy stale."""
+    fake = tmp_path / "chromium"
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = --version ]; then echo "Chromium 120.0"; exit 0; fi\n'
+        "echo crashed >&2\nexit 5\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("SENTINEL_CHROMIUM", str(fake))
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n")
+    out = tmp_path / "security.md"
+    assert main(["-c", str(cfg), "report", "security", "-o", str(out)]) == 1
+    assert "PDF not written" in capsys.readouterr().err
+    assert out.is_file()
+    conn = open_readonly(tmp_path / "state")
+    assert conn is not None
+    try:
+        view = reports_view(conn, config_hash(load_config(cfg)), time.time())
+    finally:
+        conn.close()
+    assert view["security"] is not None and not view["security"]["stale"]
+    assert view["security"]["paths"] == [str(out)]
