@@ -8,6 +8,8 @@ is printed (channel URLs masked, credential files named, never read)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from alerts.channels import ChannelConfigError, load_channels
 from backup import drill_record
 from backup.database_drill_record import drill_view, duration_text
 from backup.target import VERSIONS_DIR, Target, TargetError
+from backup.transport.local import LocalTarget
 from backup.transport.rsyncd import RsyncdTarget
 from backup.transport.ssh import SshTarget
 from common.redaction import mask
@@ -259,8 +262,18 @@ def _dest(ctx: ReportContext, rc: ReplicationConfig) -> Path | None:
     """Where this replication is restored to; None when that would be the source (a
     restore there would overwrite newer documents with older ones)."""
     dest = ctx.restore_dir / rc.name
-    if dest.is_relative_to(rc.source) or rc.source.is_relative_to(dest):
-        return None
+    # the replica on a local disk is the copy being restored from: writing into it (or it
+    # into itself) spoils the last good copy. Real paths: `..` or a symlink in
+    # --restore-dir must not slip past a comparison of the names
+    kept = [rc.source]
+    with contextlib.suppress(TargetError):
+        if isinstance(target := _target(rc), LocalTarget):
+            kept.append(Path(target.url))
+    real = Path(os.path.realpath(dest))
+    for path in kept:
+        other = Path(os.path.realpath(path))
+        if real.is_relative_to(other) or other.is_relative_to(real):
+            return None
     return dest
 
 
@@ -284,10 +297,10 @@ def _restore(ctx: ReportContext) -> str:
         if dest is None:
             out += [
                 t(
-                    f"복구 위치 {ctx.restore_dir}가 원본 {rc.source}와 겹칩니다. "
+                    f"복구 위치 {ctx.restore_dir}가 원본 {rc.source} 또는 사본과 겹칩니다. "
                     "--restore-dir로 다른 위치를 지정해 다시 생성하십시오.",
                     f"The restore directory {ctx.restore_dir} overlaps the source "
-                    f"{rc.source}: generate again with another --restore-dir.",
+                    f"{rc.source} or the replica: generate again with another --restore-dir.",
                 ),
                 "",
             ]

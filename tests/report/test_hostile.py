@@ -180,3 +180,34 @@ def test_a_failing_pdf_still_records_the_markdown_written(
         conn.close()
     assert view["security"] is not None and not view["security"]["stale"]
     assert view["security"]["paths"] == [str(out)]
+
+
+@pytest.mark.parametrize("where", ["replica", "dotdot", "symlink"])
+def test_a_restore_dir_over_the_replica_or_the_source_gets_no_commands(
+    tmp_path: Path, where: str
+) -> None:
+    """The runbook says restores never write over the source; nor may they write into the
+    local replica they read (the last good copy), and `..` or a symlink in --restore-dir
+    is the same place as its real path."""
+    source = tmp_path / "srv" / "docs"
+    source.mkdir(parents=True)
+    replica = tmp_path / "backup"
+    replica.mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "srv")
+    restore = {
+        "replica": replica,  # the restore goes to backup/docs: inside the replica
+        "dotdot": tmp_path / "srv" / "x" / "..",  # ../docs is the source itself
+        "symlink": tmp_path / "link",  # link/docs is the source itself
+    }[where]
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "docs"\nsource = {_toml(source)}\n'
+        f"target = {_toml(replica)}\n"
+    )
+    out = tmp_path / "runbook.md"
+    args = ["-c", str(cfg), "report", "runbook", "--lang", "en", "--no-pdf"]
+    assert main([*args, "--restore-dir", str(restore), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "overlaps the source" in text
+    assert "RESTORE=" not in text
