@@ -181,7 +181,13 @@ def _channel(
     port = getattr(service, "port", None)
     user = getattr(service, "user", None)
     password = getattr(service, "password", None)
-    who = f" ({user})" if user and scheme not in _TOKEN_USER else ""
+    # the user field is a key in some plugins (pover://USERKEY@token, sendgrid://APIKEY:from):
+    # a name is printed only where the masked form shows it too
+    who = (
+        f" ({user})"
+        if user and scheme not in _TOKEN_USER and str(user) in urlsplit(display).netloc
+        else ""
+    )
 
     def flow(dest: str, port: int | None, protocol: str, enc: bool | None, how: str, auth: str,
              kind: str, direction: Direction = "out") -> Flow:  # fmt: skip
@@ -234,6 +240,17 @@ def _channel(
         protocol, dest, default, enc = _API[scheme]
         auth = t("토큰 (URL 안, 가려짐)", "token (in the URL, masked)")
         return flow(dest, default, protocol, enc, "TLS", auth, "http")
+    api = getattr(service, "notify_url", None)
+    if isinstance(api, str) and api.startswith(("https://", "http://")) and scheme not in _HTTP:
+        # a service at a fixed address (Pushover, SendGrid, Pushbullet): the URL's host
+        # field holds a token or a sender domain, not where the message goes
+        base = urlsplit(api)
+        secure = base.scheme == "https"
+        return flow(
+            base.hostname or "-", base.port or (443 if secure else 80),
+            f"{scheme} ({'HTTPS' if secure else 'HTTP'})", secure, "TLS" if secure else none,
+            t("토큰/키 (URL 안, 가려짐)", "token/key (in the URL, masked)"), "http",
+        )  # fmt: skip
     secure = bool(getattr(service, "secure", False)) or scheme.endswith("s")
     if scheme in _HTTP:
         protocol = ("HTTPS" if secure else "HTTP") + f" ({_HTTP[scheme]} POST)"

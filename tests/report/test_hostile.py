@@ -211,3 +211,39 @@ def test_a_restore_dir_over_the_replica_or_the_source_gets_no_commands(
     text = out.read_text()
     assert "overlaps the source" in text
     assert "RESTORE=" not in text
+
+
+PUSHOVER_USER_KEY = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
+SENDGRID_KEY = "SG1apikeySecretValue42"
+
+
+def test_a_key_in_the_user_field_is_not_printed_and_fixed_apis_are_https(
+    tmp_path: Path,
+) -> None:
+    """Pushover's user key and SendGrid's API key sit where a login name goes; the pack
+    printed them as "user/password (KEY)", and called both plain HTTP to the wrong host."""
+    apprise = tmp_path / "apprise.yml"
+    apprise.write_text(
+        "urls:\n"
+        f"  - pover://{PUSHOVER_USER_KEY}@azGDORePK8gMaC0QOYAMyEEuzJnyUi\n"
+        f"  - sendgrid://{SENDGRID_KEY}:noreply@county.example/admin@county.example\n"
+        "  - mmosts://mmuser:MmPassSecret55@chat.county.example/channel\n"
+    )
+    apprise.chmod(0o600)
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f"[alerts]\napprise_config = {_toml(apprise)}\n"
+    )
+    out = tmp_path / "security.md"
+    args = ["-c", str(cfg), "report", "security", "--lang", "en", "--no-pdf", "-o", str(out)]
+    assert main(args) == 0
+    text = out.read_text()
+    for secret in (PUSHOVER_USER_KEY, SENDGRID_KEY, "MmPassSecret55"):
+        assert secret not in text
+    assert "(mmuser)" in text  # a real login name stays: the reviewer needs the account
+    rows = [line for line in text.splitlines() if line.startswith("| alert |")]
+    for host in ("api.pushover.net", "api.sendgrid.com"):
+        (row,) = [r for r in rows if f"| {host} | 443 |" in r]
+        assert "| yes (TLS) |" in row
+    assert "plain HTTP" not in text
