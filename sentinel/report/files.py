@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from common.redaction import command_secrets
+from sentinel.config import Config
 from sentinel.report.context import ReportContext
 from sentinel.report.findings import Finding
 
@@ -71,12 +73,30 @@ def check(path: Path, what: str, config_key: str, *, directory: bool = False) ->
     return SecretFile(path, what, config_key, owner, mode, verdict, directory)
 
 
+def _database_commands(c: Config) -> list[str]:
+    """The archive-log commands the config holds: `sqlplus sys/pw@db`, `PGPASSWORD=x ...`."""
+    out: list[str] = []
+    for rc in c.replication:
+        db = rc.database
+        if db is None:
+            continue
+        out += [db.switch_command or "", db.base_backup_command or ""]
+        if db.drill is not None:
+            d = db.drill
+            out += [d.restore_command or "", d.recover_command or "", d.check_command or ""]
+    return [command for command in out if command]
+
+
 def secret_files(ctx: ReportContext) -> list[SecretFile]:
     """Every file of `ctx.config` that holds a secret (or code run with the daemon's rights)."""
     c = ctx.config
     t = ctx.t
     wanted: list[tuple[Path, str, str]] = []
-    if (c.mqtt and c.mqtt.password) or any(n.password for n in c.nut):
+    if (
+        (c.mqtt and c.mqtt.password)
+        or any(n.password for n in c.nut)
+        or any(command_secrets(command) for command in _database_commands(c))
+    ):
         wanted.append(
             (ctx.config_path, t("설정 파일 (비밀번호 포함)", "config file (holds passwords)"), "-c")
         )

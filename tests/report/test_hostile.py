@@ -247,3 +247,22 @@ def test_a_key_in_the_user_field_is_not_printed_and_fixed_apis_are_https(
         (row,) = [r for r in rows if f"| {host} | 443 |" in r]
         assert "| yes (TLS) |" in row
     assert "plain HTTP" not in text
+
+
+def test_a_config_with_a_password_in_a_database_command_is_a_secret_file(
+    tmp_path: Path,
+) -> None:
+    """`restore_command = "rman target sys/pw@orcl"` puts a password in sentinel.toml: the
+    pack must check that file's mode like the other secret files, and flag it open."""
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[[replication]]\nname = "ora"\nkind = "archive-log"\n'
+        f"source = {_toml(tmp_path / 'arch')}\ntarget = {_toml(tmp_path / 'replica')}\n"
+        f'[replication.database]\npreset = "oracle"\n'
+        f'[replication.database.drill]\nrestore_command = "rman target sys/Tiger9secret@orcl"\n'
+    )
+    cfg.chmod(0o644)
+    ctx = ReportContext(load_config(cfg), cfg, "0" * 64, time.time(), "en", None, tmp_path)
+    (finding,) = [f for f in file_findings(ctx) if f.config_key == "-c"]
+    assert finding.severity == "high" and str(cfg) in finding.problem
