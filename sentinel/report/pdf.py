@@ -65,7 +65,9 @@ def converter() -> str | None:
 
 
 def to_html(markdown: str, title: str) -> str:
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    # no raw HTML: a name, a path or an error text (a file name in the store) holding
+    # <iframe src="file:///etc/...">  would be loaded by chromium and printed in the PDF
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     return (
         '<!doctype html><html lang="ko"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"

@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 
 from sentinel.cli.main import main
 from sentinel.config import load_config
+from sentinel.report import pdf
 from sentinel.report.context import ReportContext
 from sentinel.report.files import file_findings
 from sentinel.report.fingerprint import config_hash
@@ -266,3 +267,27 @@ def test_a_config_with_a_password_in_a_database_command_is_a_secret_file(
     ctx = ReportContext(load_config(cfg), cfg, "0" * 64, time.time(), "en", None, tmp_path)
     (finding,) = [f for f in file_findings(ctx) if f.config_key == "-c"]
     assert finding.severity == "high" and str(cfg) in finding.problem
+
+
+def test_html_in_a_value_is_printed_as_text_not_loaded_by_the_pdf_converter(
+    tmp_path: Path,
+) -> None:
+    """The runbook prints names and error texts (a drill's error may hold a file name from
+    the store, which anyone with write access there picks). Raw HTML in them would be loaded
+    by chromium: an iframe of a local secret file ends up on paper."""
+    secret = tmp_path / "rsync.secret"
+    secret.write_text("LeakedPw77\n")
+    hostile = f'<iframe src="{secret.as_uri()}"></iframe><img src="http://192.0.2.1/x">'
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[site]\nname = {_toml(hostile)}\n"
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f'[reports]\ncontacts = [{{ role = "<b>IT</b>", name = "<img src=x>", '
+        f'phone = "010" }}]\n'
+    )
+    out = tmp_path / "runbook.md"
+    args = ["-c", str(cfg), "report", "runbook", "--lang", "en", "--no-pdf", "-o", str(out)]
+    assert main(args) == 0
+    page = pdf.to_html(out.read_text(), "t")
+    assert "<iframe" not in page and "<img" not in page
+    assert "&lt;iframe" in page  # still there to read, as text
