@@ -206,8 +206,8 @@ def _channel(
         return flow(
             dev, None, t("SMS (USB 모뎀, 직렬 장치)", "SMS (USB modem, serial device)"), None,
             t("해당 없음 (망 아님)", "n/a (no network)"),
-            t("SIM PIN (URL 안, 가려짐)", "SIM PIN (in the URL, masked)") if password or
-            "pin=" in display else none, "local", "local",
+            t("SIM PIN (URL 안, 가려짐)", "SIM PIN (in the URL, masked)")
+            if password or getattr(service, "pin", None) else none, "local", "local",
         )  # fmt: skip
     if scheme in ("mailto", "mailtos"):
         smtp = str(getattr(service, "smtp_host", "") or host)

@@ -19,6 +19,7 @@ from sentinel.report import pdf
 from sentinel.report.context import ReportContext
 from sentinel.report.files import file_findings
 from sentinel.report.fingerprint import config_hash
+from sentinel.report.flows import flows
 from sentinel.report.staleness import reports_view
 from sentinel.store import open_readonly
 
@@ -291,3 +292,18 @@ def test_html_in_a_value_is_printed_as_text_not_loaded_by_the_pdf_converter(
     page = pdf.to_html(out.read_text(), "t")
     assert "<iframe" not in page and "<img" not in page
     assert "&lt;iframe" in page  # still there to read, as text
+
+
+def test_a_modem_with_a_sim_pin_says_so_without_the_pin(tmp_path: Path) -> None:
+    apprise = tmp_path / "apprise.txt"
+    apprise.write_text("critical=modem:///dev/ttyUSB2?pin=4821&to=01011112222\n")
+    apprise.chmod(0o600)
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f"[daemon]\nstate_dir = {_toml(tmp_path / 'state')}\n"
+        f"[alerts]\napprise_config = {_toml(apprise)}\n"
+    )
+    ctx = ReportContext(load_config(cfg), cfg, "0" * 64, time.time(), "en", None, tmp_path)
+    (row,) = [f for f in flows(ctx) if f.part == "alert"]
+    assert row.auth == "SIM PIN (in the URL, masked)"
+    assert "4821" not in repr(row) and "01011112222" not in repr(row)
