@@ -2,8 +2,9 @@
 
 It is the SHA-256 of the validated config (every value after defaults, not the file's bytes:
 a comment or a reordered table does not make a printed report stale) and of the Apprise
-config file it names (the alert channels are in both reports). A secret changes the hash
-without appearing in it."""
+config file it names (the alert channels are in both reports). A password in the config
+counts only as set or not (pydantic dumps it as stars): neither report prints it, and a
+hash of it on paper would let a weak one be guessed offline."""
 
 from __future__ import annotations
 
