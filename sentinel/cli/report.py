@@ -96,6 +96,13 @@ def _run(args: argparse.Namespace) -> int:
         if state is not None:
             state.close()
     written: list[str] = []
+    if args.output and args.output != "-" and Path(args.output).suffix.lower() == ".pdf":
+        # the Markdown would be written under that name and the PDF over it
+        print(
+            "sentinel: --output names the Markdown file (the PDF is written beside it as .pdf)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output == "-":
         if args.pdf:
             print("sentinel: --pdf needs a file (--output FILE), not stdout", file=sys.stderr)

@@ -202,3 +202,13 @@ def test_a_report_that_cannot_be_recorded_says_so_and_fails(
     assert out.exists()
     err = capsys.readouterr().err
     assert "written but not recorded" in err and "status will not know" in err
+
+
+def test_an_output_named_pdf_is_refused_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = Site(tmp_path)
+    out = tmp_path / "pack.pdf"
+    assert s.cli("report", "security", "-o", str(out)) == 2
+    assert not out.exists()
+    assert "--output names the Markdown file" in capsys.readouterr().err
