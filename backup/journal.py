@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -100,22 +100,42 @@ class Journal:
             rows = await cur.fetchall()
         return [Entry(os.fsdecode(r[0]), int(r[1]), float(r[2])) for r in rows]
 
-    async def complete(self, batch: Iterable[Entry], started: float) -> None:
+    async def complete(
+        self,
+        batch: Iterable[Entry],
+        started: float,
+        *,
+        also: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+    ) -> None:
         """After a successful transfer: drop rows whose seq is unchanged; rows changed during
         the transfer stay, with first_seen moved to the transfer start (the latest time their
-        unshipped change can be older than)."""
+        unshipped change can be older than). `also` runs in the same transaction (the
+        replicator's success figures: one commit per shipped batch, not two).
+
+        `pending`/`oldest` follow in memory: the count by the rows deleted, the oldest time
+        read again only when this batch held it (rows are taken oldest first, so at a
+        steady trickle a batch empties the journal and no read is needed)."""
         batch = list(batch)
         async with self._write() as db:
-            await db.executemany(
+            cur = await db.executemany(
                 "DELETE FROM backup_journal WHERE source = ? AND path = ? AND seq = ?",
                 [(self.source, os.fsencode(e.path), e.seq) for e in batch],
             )
+            gone = max(0, cur.rowcount)
             await db.executemany(
                 "UPDATE backup_journal SET first_seen = MAX(first_seen, ?) "
                 "WHERE source = ? AND path = ? AND seq > ?",
                 [(started, self.source, os.fsencode(e.path), e.seq) for e in batch],
             )
-        await self.refresh()
+            if also is not None:
+                await also(db)
+        self.pending = max(0, self.pending - gone)
+        if self.pending == 0:
+            # an upper bound until now (record() counts an upsert of a pending path too):
+            # the next take() finds the truth, and an empty take refreshes
+            self.oldest = None
+        elif self.oldest is not None and any(e.first_seen <= self.oldest for e in batch):
+            await self.refresh()
 
     async def clear_upto(self, seq: int) -> None:
         """After a full reconcile that began when `seq` was the last number: those rows are

@@ -72,26 +72,41 @@ def damaged(lines: Iterable[str]) -> list[str]:
     return [line[12:] for line in lines if damage(line) in ("delete", "overwrite")]
 
 
-def count(lines: Sequence[str]) -> Preview:
-    deleted = overwritten = files = changes = 0
-    for line in lines:
+class Tally:
+    """`count`, one line at a time (a dry run's lines need not be kept)."""
+
+    def __init__(self) -> None:
+        self.deleted = self.overwritten = self.files = self.changes = 0
+
+    def feed(self, line: str) -> None:
         kind = damage(line)
         if kind is not None:
-            changes += 1
-            deleted += kind == "delete"
-            overwritten += kind == "overwrite"
-            continue
+            self.changes += 1
+            self.deleted += kind == "delete"
+            self.overwritten += kind == "overwrite"
+            return
         s = _SOURCE_FILES.match(line)
         if s is not None:
             reg = _REGULAR.search(s.group(2) or "")
-            files = int((reg.group(1) if reg else s.group(1)).replace(",", ""))
-    return Preview(deleted, overwritten, files, changes)
+            self.files = int((reg.group(1) if reg else s.group(1)).replace(",", ""))
+
+    def preview(self) -> Preview:
+        return Preview(self.deleted, self.overwritten, self.files, self.changes)
+
+
+def count(lines: Sequence[str]) -> Preview:
+    tally = Tally()
+    for line in lines:
+        tally.feed(line)
+    return tally.preview()
 
 
 async def preview_full_sync(
     spec: ReplicationSpec, now: float, *, skip: Iterable[str] = ()
 ) -> tuple[Preview, RsyncResult]:
     """Runs the full pass's own command line (quarantined paths skipped the same way) with
-    --dry-run; the counts and the result."""
-    result = await full_sync(spec, now, dry_run=True, skip=skip)
-    return count(result.output), result
+    --dry-run; the counts and the result (its lines counted as they came, not kept: one
+    per file of the tree)."""
+    tally = Tally()
+    result = await full_sync(spec, now, dry_run=True, skip=skip, on_line=tally.feed)
+    return tally.preview(), result

@@ -12,7 +12,7 @@ import random
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -38,8 +38,14 @@ from backup.quarantine import Quarantine, printable, shown
 from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_denied
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
-from backup.state import ReplicatorState, load_state, save_state
-from backup.transfer import full_sync, remove_partials, ship_batch, verify_replica
+from backup.state import ReplicatorState, load_state, save_state, upsert_state
+from backup.transfer import (
+    full_sync,
+    lock_target,
+    remove_partials,
+    ship_batch,
+    verify_replica,
+)
 from backup.versions import prune_versions
 from backup.watcher import CREATED_OPEN, SourceGone, Watcher
 from common.retry import Backoff
@@ -509,8 +515,11 @@ class Replicator:
             if not entries:
                 await self.journal.refresh()
                 return None
-            # `sentinel backup sync --full` (another process) may have released some
-            await self._reload_quarantine()
+            if any(e.path in self.quarantine for e in entries):
+                # `sentinel backup sync --full` (another process) may have released it and
+                # journaled it again: the table says. Other changes to the table are read on
+                # the scheduler's poll (`_pick_up_journal`), not at every batch.
+                await self._reload_quarantine()
             entries = self._cap_bytes(entries)
             if self.archive is not None:
                 entries = await self._hold_partial_logs(entries)
@@ -521,9 +530,11 @@ class Replicator:
             started = self._clock()
             prior_ok = not self._state.consecutive_failures
             try:
-                result = await self._ship(entries, started)
-                shipped, aside = (len(entries), 0) if result.ok else (0, 0)
-                if not result.ok and result.exit_code in PER_PATH_CODES:
+                result = await self._ship(entries, started, settle=True)
+                if result.ok:
+                    return True  # the journal rows and the success figures: one commit
+                shipped, aside = 0, 0
+                if result.exit_code in PER_PATH_CODES:
                     shipped, aside = await self._split(entries, started, result, prior_ok)
             except TargetRecreated:
                 return None  # nothing counted as shipped; the scheduler polls for the target
@@ -775,8 +786,11 @@ class Replicator:
         self.request_reconcile("target back")
         self._ship_wakeup.set()
 
-    async def _ship(self, entries: list[Entry], started: float) -> RsyncResult:
-        """One rsync run; its rows leave the journal when it worked."""
+    async def _ship(
+        self, entries: list[Entry], started: float, *, settle: bool = False
+    ) -> RsyncResult:
+        """One rsync run; its rows leave the journal when it worked. `settle`: the success
+        figures (`_succeeded`) are written in the same transaction."""
         gone = [
             e.path for e in entries if not os.path.lexists(os.path.join(self.spec.source, e.path))
         ]
@@ -789,7 +803,11 @@ class Replicator:
         if result.created_root is not None:
             await self._target_recreated(result.created_root)  # raises
         if result.ok:
-            await self.journal.complete(entries, started)
+            values = self._success_values(len(entries)) if settle else None
+            also = None if values is None else self._state_writer(values)
+            await self.journal.complete(entries, started, also=also)
+            if values is not None:
+                self._state = replace(self._state, **values)
             if self.archive is not None:
                 await self.archive.arrived(e.path for e in entries)
             self._dirs_gone.difference_update(e.path for e in entries)
@@ -993,6 +1011,17 @@ class Replicator:
         return entries
 
     async def _succeeded(self, files: int) -> None:
+        await self._save(self._journal_write, **self._success_values(files))
+
+    def _state_writer(
+        self, values: dict[str, Any]
+    ) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
+        async def write(db: aiosqlite.Connection) -> None:
+            await upsert_state(db, self.spec.name, **values)
+
+        return write
+
+    def _success_values(self, files: int) -> dict[str, Any]:
         values: dict[str, Any] = {
             "last_success": self._clock(),
             "consecutive_failures": 0,
@@ -1003,7 +1032,7 @@ class Replicator:
             values["last_error"] = None
             # a full replica (of any kind) has room again: the files set aside for space too
             self._room_again = bool(target_condition(str(self._state.last_error)))
-        await self._save(self._journal_write, **values)
+        return values
 
     async def _failed(self, result: RsyncResult) -> None:
         failures = self._state.consecutive_failures + 1
@@ -1067,7 +1096,8 @@ class Replicator:
             upto = self.journal.seq
             started = self._clock()
             approved = False
-            if self.spec.guard.enabled:
+            fresh = await self._pass_into_empty(reason, started, on_output)
+            if fresh is None and self.spec.guard.enabled:
                 preview, dry = await preview_full_sync(
                     self.spec, started, skip=self.quarantine.reasons
                 )
@@ -1082,7 +1112,7 @@ class Replicator:
                         await self._trip_with(preview.damage, preview.describe())
                         self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
                         return None
-            if self.spec.guard.enabled and preview.changes == 0:
+            if fresh is None and self.spec.guard.enabled and preview.changes == 0:
                 # the measured pass would change nothing: the dry run was the whole pass (an
                 # unchanged tree, the nightly case, costs one walk instead of two)
                 log.info(
@@ -1092,10 +1122,12 @@ class Replicator:
                 )
                 result = dry
             else:
-                log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
-                result = await full_sync(
-                    self.spec, started, on_output=on_output, skip=self.quarantine.reasons
-                )
+                if fresh is None:
+                    log.info("replication %s: full reconcile (%s)", self.spec.name, reason)
+                    fresh = await full_sync(
+                        self.spec, started, on_output=on_output, skip=self.quarantine.reasons
+                    )
+                result = fresh
                 self.transfers += 1
                 if result.created_root is not None:
                     with contextlib.suppress(TargetRecreated):
@@ -1118,7 +1150,7 @@ class Replicator:
                     values.update(guard_reason=None, guard_count=None)
                     self._measure_all = False
                 await self._save(self._write, **values)
-                await self._succeeded(len(result.transferred) + len(result.deleted))
+                await self._succeeded(result.changed)
             else:
                 await self._failed(result)
         if not result.ok and result.exit_code in PER_PATH_CODES:
@@ -1132,6 +1164,31 @@ class Replicator:
                 count,
             )
         return result
+
+    async def _pass_into_empty(
+        self, reason: str, started: float, on_output: Callable[[str], None] | None
+    ) -> RsyncResult | None:
+        """The full pass into a replica without files (a first sync): no guard dry run and no
+        --delete/--backup, as there is nothing to delete or replace (on a fresh tree the dry
+        run was another whole walk). The replica is looked at under the target's lock, held
+        until the pass ends, so no other process fills it in between. None when it holds
+        files or could not be asked: the guarded pass runs."""
+        async with lock_target(self.spec) as held:
+            if (await replica_holds_files(self.spec)).present is not False:
+                return None
+            log.info(
+                "replication %s: full reconcile (%s) into an empty replica: nothing to "
+                "measure or keep versions of",
+                self.spec.name,
+                reason,
+            )
+            return await full_sync(
+                self.spec,
+                started,
+                on_output=on_output,
+                skip=self.quarantine.reasons,
+                into_empty=held,
+            )
 
     def _skip(self, reason: str, why: str) -> None:
         log.warning("replication %s: full reconcile (%s) skipped: %s", self.spec.name, reason, why)
@@ -1256,9 +1313,7 @@ class Replicator:
                 reason = self._reconcile_reason
                 self._reconcile_reason = None
                 self._reconcile_wakeup.clear()
-                result = await self.reconcile(reason)
-                if result is not None and not result.ok:
-                    await self._backoff(result)
+                if not await self._scheduled_reconcile(reason):
                     self.request_reconcile(reason)
                     continue
             if self._verify_requested or self._verify_due(now):
@@ -1282,6 +1337,15 @@ class Replicator:
                 async with asyncio.timeout(tick):
                     await self._reconcile_wakeup.wait()
             self._reconcile_wakeup.clear()
+
+    async def _scheduled_reconcile(self, reason: str) -> bool:
+        """False when the pass failed (after the backoff). Its result is not kept past this
+        call: held by the loop until the next pass, it stayed resident all day."""
+        result = await self.reconcile(reason)
+        if result is not None and not result.ok:
+            await self._backoff(result)
+            return False
+        return True
 
     def _due(self, now: float) -> str | None:
         last = self._state.last_full

@@ -63,15 +63,20 @@ async def load_state(db: aiosqlite.Connection, source: str) -> ReplicatorState:
 
 async def save_state(write: WriteTx, source: str, **values: Any) -> None:
     """Upserts only the given fields (`ReplicatorState`'s names)."""
+    async with write() as db:
+        await upsert_state(db, source, **values)
+
+
+async def upsert_state(db: aiosqlite.Connection, source: str, **values: Any) -> None:
+    """`save_state` inside a transaction the caller holds."""
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise ValueError(f"unknown backup_state fields: {sorted(unknown)}")
     cols = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     updates = ", ".join(f"{k} = excluded.{k}" for k in values)
-    async with write() as db:
-        await db.execute(
-            f"INSERT INTO backup_state(source, {cols}) VALUES (?, {marks}) "
-            f"ON CONFLICT(source) DO UPDATE SET {updates}",
-            (source, *values.values()),
-        )
+    await db.execute(
+        f"INSERT INTO backup_state(source, {cols}) VALUES (?, {marks}) "
+        f"ON CONFLICT(source) DO UPDATE SET {updates}",
+        (source, *values.values()),
+    )

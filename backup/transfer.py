@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -13,7 +14,7 @@ from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR, Target
-from backup.target_lock import target_lock
+from backup.target_lock import HeldLock, target_lock
 from backup.versions import backup_dir_arg
 
 _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
@@ -139,11 +140,14 @@ async def _write_target(
     *,
     stdin: bytes | None = None,
     on_output: Callable[[str], None] | None = None,
+    lines: Callable[[str], None] | None = None,
 ) -> RsyncResult:
     """An rsync that writes the replica, under the target's lock: another process (a
     by-hand sync, a second daemon) never writes the same replica at the same time."""
-    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url) as held:
-        return await run_rsync(args, stdin=stdin, on_output=on_output, pass_fds=held.pass_fds)
+    async with lock_target(spec) as held:
+        return await run_rsync(
+            args, stdin=stdin, on_output=on_output, pass_fds=held.pass_fds, lines=lines
+        )
 
 
 def partial_paths(paths: Iterable[str]) -> list[str]:
@@ -205,15 +209,19 @@ async def full_sync(
     on_output: Callable[[str], None] | None = None,
     dry_run: bool = False,
     skip: Iterable[str] = (),
+    into_empty: HeldLock | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> RsyncResult:
     """The whole source, with the same backup semantics (the backstop for lost events).
     `dry_run`: the same command with `--dry-run --stats`: what it would change, itemized.
-    `skip`: quarantined paths, left alone on both sides so they cannot fail the pass."""
+    `skip`: quarantined paths, left alone on both sides so they cannot fail the pass.
+    `into_empty`: the target's lock, held by a caller that found the replica without files
+    under it: nothing there to delete or replace, so no --delete/--backup (their cost).
+    The itemized lines are not kept (`RsyncResult.changed` counts them); `on_line` gets each
+    one as it arrives, for a dry run's caller."""
     args = [
         *_base(spec, partial=False),
-        "--delete",
-        "--backup",
-        backup_dir_arg(now),
+        *(() if into_empty is not None else ("--delete", "--backup", backup_dir_arg(now))),
         *PROTECT,
         *skip_args(skip, walking=True),
         *spec.filters.rsync_args(),
@@ -223,9 +231,22 @@ async def full_sync(
     elif on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]
+    lines = on_line or _unkept
     if dry_run:
-        return await run_rsync(args, on_output=on_output)
-    return await _write_target(spec, args, on_output=on_output)
+        return await run_rsync(args, on_output=on_output, lines=lines)
+    if into_empty is not None:
+        return await run_rsync(args, on_output=on_output, pass_fds=into_empty.pass_fds, lines=lines)
+    return await _write_target(spec, args, on_output=on_output, lines=lines)
+
+
+def _unkept(line: str) -> None:
+    pass
+
+
+def lock_target(spec: ReplicationSpec) -> contextlib.AbstractAsyncContextManager[HeldLock]:
+    """The lock every write of the replica runs under (`_write_target`), for a caller that
+    must look at the replica and write it with nothing in between."""
+    return target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url)
 
 
 def skip_args(paths: Iterable[str], *, walking: bool = False) -> list[str]:

@@ -153,6 +153,8 @@ class Store:
         self._conn = db
         self.db = cast(aiosqlite.Connection, _CurrentConnection(self))
         self._lock = asyncio.Lock()
+        # (connection, durable) as last set by `write`; None: not known
+        self._synchronous: tuple[aiosqlite.Connection, bool] | None = None
         self._clock = clock
         self._ident = _ident(path)
         self._migrations: dict[str, Sequence[str]] = {}
@@ -359,8 +361,15 @@ class Store:
         the retry succeeds.
         """
         async with self._lock:
-            if not durable:
-                await self._execute_to_end("PRAGMA synchronous=NORMAL")
+            # the mode is switched when it changes, not around every transaction: at one
+            # journal commit per shipped batch the two extra statements were most of its
+            # round trips. A new connection (moved to memory, back to the file) is set again.
+            if self._synchronous != (self._conn, durable):
+                self._synchronous = None  # unknown until the statement has run
+                await self._execute_to_end(
+                    "PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL"
+                )
+                self._synchronous = (self._conn, durable)
             try:
                 try:
                     await self._execute_to_end("BEGIN IMMEDIATE")
@@ -376,10 +385,6 @@ class Store:
                 if problem is not None and self.durable:
                     await self._degrade(problem)
                 raise
-            finally:
-                if not durable:
-                    with contextlib.suppress(sqlite3.Error):
-                        await self._execute_to_end("PRAGMA synchronous=FULL")
 
     def fast_write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         """`write(durable=False)`, in the shape leaves take as a write callable."""

@@ -103,20 +103,35 @@ async def test_cancelled_writer_leaves_no_open_transaction(store: Store) -> None
         assert [row[0] for row in await cur.fetchall()] == ["next"]
 
 
-async def test_fast_write_commits_and_restores_full_sync(store: Store) -> None:
+async def test_fast_write_commits_and_every_durable_write_is_full_sync(store: Store) -> None:
     await store.migrate("demo", MIGRATIONS)
-    async with store.fast_write() as db:
-        await db.execute("INSERT INTO demo_items(name) VALUES ('journal row')")
-    async with store.db.execute("PRAGMA synchronous") as cur:
-        assert (await cur.fetchone())[0] == 2  # back to FULL for everything else
+    statements: list[str] = []
+    await store.db.set_trace_callback(statements.append)
+    for i in range(3):  # a run of journal commits switches the mode once, not per commit
+        async with store.fast_write() as db:
+            await db.execute("INSERT INTO demo_items(name) VALUES (?)", (f"journal row {i}",))
+            async with db.execute("PRAGMA synchronous") as cur:
+                assert (await cur.fetchone())[0] == 1  # NORMAL
+    switches = [s for s in statements if s.startswith("PRAGMA synchronous=")]
+    assert switches == ["PRAGMA synchronous=NORMAL"]
     with pytest.raises(RuntimeError):
         async with store.fast_write() as db:
             await db.execute("INSERT INTO demo_items(name) VALUES ('rolled back')")
             raise RuntimeError("boom")
-    async with store.db.execute("PRAGMA synchronous") as cur:
-        assert (await cur.fetchone())[0] == 2
-    async with store.db.execute("SELECT name FROM demo_items") as cur:
-        assert [r[0] for r in await cur.fetchall()] == ["journal row"]
+    async with store.write() as db:  # a durable write after them is FULL again
+        async with db.execute("PRAGMA synchronous") as cur:
+            assert (await cur.fetchone())[0] == 2
+        await db.execute("INSERT INTO demo_items(name) VALUES ('durable')")
+    async with store.fast_write() as db, db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 1
+    await store.db.set_trace_callback(None)
+    async with store.db.execute("SELECT name FROM demo_items ORDER BY id") as cur:
+        assert [r[0] for r in await cur.fetchall()] == [
+            "journal row 0",
+            "journal row 1",
+            "journal row 2",
+            "durable",
+        ]
 
 
 async def test_damaged_database_is_set_aside_and_a_fresh_one_started(tmp_path: Path) -> None:
