@@ -92,12 +92,12 @@ class Journal:
 
     async def take(self, max_files: int) -> list[Entry]:
         """The oldest pending rows (by sequence), at most `max_files`."""
-        async with self._db.execute(
+        # one hop to the database thread (a cursor's execute, fetch and close are three)
+        rows = await self._db.execute_fetchall(
             "SELECT path, seq, first_seen FROM backup_journal WHERE source = ? "
             "ORDER BY seq LIMIT ?",
             (self.source, max_files),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [Entry(os.fsdecode(r[0]), int(r[1]), float(r[2])) for r in rows]
 
     async def complete(
@@ -161,11 +161,13 @@ class Journal:
         return count
 
     async def refresh(self) -> None:
-        async with self._db.execute(
-            "SELECT COUNT(*), MIN(first_seen) FROM backup_journal WHERE source = ?",
-            (self.source,),
-        ) as cur:
-            row = await cur.fetchone()
+        rows = list(
+            await self._db.execute_fetchall(
+                "SELECT COUNT(*), MIN(first_seen) FROM backup_journal WHERE source = ?",
+                (self.source,),
+            )
+        )
+        row = rows[0] if rows else None
         self.pending = int(row[0]) if row else 0
         self.oldest = float(row[1]) if row and row[1] is not None else None
 
