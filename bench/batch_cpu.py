@@ -1,0 +1,90 @@
+"""CPU per shipped file of a running replicator (issue 18): a smoke run, not the benchmark.
+
+    .venv/bin/python bench/batch_cpu.py [--files N] [--rate R]
+
+Writes N 8 KiB files at R writes/s into a Replicator with a local target (the daemon's
+store, fast journal writes, guard on) and prints the CPU seconds per file of this process
+and of its children (rsync), and the number of ship runs. CPU seconds, not wall times: they
+are the steadier figure on a shared machine. Run it from the tree to measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backup.replicator import Replicator  # noqa: E402
+from backup.spec import GuardSettings, ReplicationSpec  # noqa: E402
+from backup.transport import parse_target  # noqa: E402
+from sentinel import migrations  # noqa: E402
+from sentinel.store import Store  # noqa: E402
+
+
+def cpu() -> tuple[float, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+async def run(files: int, rate: float) -> str:
+    work = Path(tempfile.mkdtemp(prefix="batch-cpu-"))
+    try:
+        src, dst, runtime = work / "src", work / "dst", work / "rt"
+        (src / "d").mkdir(parents=True)
+        runtime.mkdir()
+        store = await Store.open(work / "state")
+        await migrations.migrate(store)
+        spec = ReplicationSpec(
+            name="docs",
+            source=src,
+            target=parse_target(str(dst)),
+            runtime_dir=runtime,
+            guard=GuardSettings(),
+        )
+        rep = Replicator(spec, store.db, store.write, journal_write=store.fast_write)
+        task = asyncio.create_task(rep.run())
+        while rep.health()["last_full"] is None:  # noqa: ASYNC110 (polled, as the tests do)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1)  # the scheduler's first round
+        before, runs, began = cpu(), rep.transfers, time.monotonic()
+        data = os.urandom(8192)
+        for i in range(files):
+            (src / "d" / f"f{i:05}").write_bytes(data)
+            await asyncio.sleep(max(0.0, began + (i + 1) / rate - time.monotonic()))
+        while not (rep.caught_up and (dst / "d" / f"f{files - 1:05}").exists()):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        after = cpu()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
+        py, kids = (after[0] - before[0]) * 1000 / files, (after[1] - before[1]) * 1000 / files
+        return (
+            f"{files} files at {rate:g}/s: python {py:.2f} ms/file, rsync {kids:.2f} ms/file, "
+            f"total {py + kids:.2f} ms/file, {rep.transfers - runs} ship runs"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20.0)
+    args = parser.parse_args()
+    print(asyncio.run(run(args.files, args.rate)))
+
+
+if __name__ == "__main__":
+    main()
