@@ -539,6 +539,7 @@ def run_initial(
     if kind == RSYNC:
         replica.mkdir()
         out["wall"], out["cpu"] = plain_rsync(src, replica)
+        out["copied"] = copied(replica)
         print(f"  {kind:15} {dirs} dirs: {out['wall']:.1f} s, cpu {out['cpu']:.1f} s", flush=True)
         return out
     if kind != SENTINEL:
@@ -557,6 +558,7 @@ def run_initial(
         if not system.alive():
             raise RuntimeError(f"{kind} exited, see {fs}/system.log")
         out["wall"], out["cpu"] = time.monotonic() - t0, system.cpu()
+        out["copied"] = copied(replica)  # at the moment it said done
         time.sleep(plan.settle)
         assert system.proc is not None
         out |= memory(system.proc.pid)
@@ -579,6 +581,17 @@ def run_initial(
             flush=True,
         )
     return out
+
+
+def copied(replica: Path) -> int:
+    """Tree files (f*.txt) on the replica, versions and markers left out."""
+    return sum(
+        1
+        for dirpath, _dirs, names in os.walk(replica)
+        if ".sentinel" not in dirpath
+        for name in names
+        if name.startswith("f")
+    )
 
 
 def reconcile_once(fs: Path, src: Path, replica: Path) -> float:
@@ -655,7 +668,7 @@ def run_append(kind: str, scratch_fs: Scratch, plan: Plan) -> dict[str, Any]:
     print(
         f"  {kind:15} append: replica+versions {(out['replica_file'] + versions) / 1e6:.1f} MB "
         f"({nversions} versions), final {len(grown) / 1e6:.1f} MB, written "
-        f"{(out['written'] or 0) / 1e6:.1f} MB, in_place={in_place}",
+        f"{'-' if out['written'] is None else _mb(out['written'])}, in_place={in_place}",
         flush=True,
     )
     return out
@@ -953,7 +966,7 @@ def report(data: dict[str, Any], argv: list[str], plan: Plan) -> str:
     lines = [
         "## Replication: sentinel vs lsyncd vs plain rsync (issue 18)",
         "",
-        f"Command: `{' '.join(argv)}` ({data['started']}, took {data['took'] / 60:.0f} min, "
+        f"Command: `{' '.join(argv)}` ({data['started']}, took {data['took'] / 60:.1f} min, "
         f"{plan.repeats} interleaved repeat(s), load average {data['load_start']} at the "
         f"start and {data['load_end']} at the end)",
         "",
@@ -983,6 +996,22 @@ def report(data: dict[str, Any], argv: list[str], plan: Plan) -> str:
             + ("" if met is None else "**yes**" if met else "**no**")
             + " |"
         )
+    short = [
+        f"{key} copied {r['copied']} of {r['files']}"
+        for key, runs in data.get("initial", {}).items()
+        for r in runs
+        if r.get("copied") != r["files"]
+    ]
+    lines += [
+        "",
+        "Initial sync: wall from starting the system (or rsync) to its own signal that the "
+        "pass ended (sentinel: `backup_state.last_full` set; lsyncd: `Startup of ... "
+        "finished` in its log); the files on the replica are counted at that moment: "
+        + ("all there." if not short else "**short: " + "; ".join(short) + "**")
+        + " Reconcile: sentinel's time is `Replicator.reconcile()` in an already started "
+        "process, median of 3, interleaved with `rsync -a` of the same tree to the same "
+        "replica on the same filesystem.",
+    ]
     lat = data.get("latency", {})
     if lat:
         lines += [
@@ -1121,7 +1150,7 @@ def main(argv: list[str]) -> None:
         def fresh(name: str) -> contextlib.AbstractContextManager[Scratch]:
             nonlocal n
             n += 1
-            return scratch(work, f"f{n}", plan.fs, plan.fs_gb)
+            return scratch(work, f"{name}{n}", plan.fs, plan.fs_gb)
 
         sshd = Sshd(work / "sshd")
         sshd.start()
