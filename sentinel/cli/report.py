@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from backup.keeper_record import write_atomic
 from sentinel import migrations
 from sentinel.cli.common import load_or_exit
 from sentinel.config import Config, config_path
@@ -112,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         out = _output_path(config, kind, args.output, now)
         try:
-            _write(out, text.encode())
+            _write(out, text)
         except OSError as exc:
             print(f"sentinel: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_FAILURE
@@ -193,18 +191,7 @@ def _output_path(config: Config, kind: str, output: str | None, now: float) -> P
     return directory / f"{kind}-{stamp}.md"
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, text: str) -> None:
     """Whole or not at all; 0640: the pack maps the network and names its accounts."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), 0o640)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text, mode=0o640)
