@@ -15,6 +15,7 @@ from pathlib import Path
 
 from asyncinotify import Inotify, Mask
 
+from backup.journal import Journal
 from backup.replicator import Replicator
 from backup.rsync import RsyncResult, run_rsync
 from backup.spec import GuardSettings
@@ -202,3 +203,27 @@ def test_directory_reads_counts_a_listing(tmp_path: Path) -> None:
         os.listdir(tmp_path / "d")
         os.listdir(tmp_path / "d")
     assert reads == [2]
+
+
+async def test_the_journal_count_in_memory_matches_the_table(bstore: Store) -> None:
+    """`pending`/`oldest` follow completes without reading the table back, and still say
+    what the table says: a path recorded twice, one changed again during its transfer."""
+    journal = Journal("docs", bstore.db, bstore.fast_write)
+    await journal.load()
+
+    async def table() -> tuple[int, float | None]:
+        async with bstore.db.execute(
+            "SELECT COUNT(*), MIN(first_seen) FROM backup_journal WHERE source = 'docs'"
+        ) as cur:
+            count, oldest = await cur.fetchone()
+        return count, oldest
+
+    await journal.record(["a", "b"], ts=100.0)
+    await journal.record(["a"], ts=101.0)  # counted twice in memory until a read
+    batch = await journal.take(10)
+    await journal.record(["b"], ts=102.0)  # changed while its batch was being shipped
+    await journal.complete(batch, started=105.0)
+    assert (journal.pending, journal.oldest) == await table() == (1, 105.0)
+    await journal.complete(await journal.take(10), started=110.0)
+    assert (journal.pending, journal.oldest) == await table() == (0, None)
+    assert journal.rpo(200.0) == 0
