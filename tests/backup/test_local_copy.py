@@ -4,6 +4,7 @@ way goes to rsync."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -18,6 +19,7 @@ from backup.local_copy import TEMP_DIR, ship_local
 from backup.rsync import RsyncResult
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR
+from backup.target_lock import target_lock
 from backup.transfer import ship_batch, verify_replica
 from backup.transport import parse_target
 from sentinel.config.replication import ReplicationConfig
@@ -52,6 +54,11 @@ def _meta(root: Path) -> dict[str, Any]:
                 entry += (st.st_mtime_ns,)
             out[rel] = entry
     return out
+
+
+def _mirror(src: Path, dst: Path) -> None:
+    """The replica as a first sync leaves it."""
+    subprocess.run(["rsync", "-a", f"{src}/", str(dst)], check=True)
 
 
 def _spec(src: Path, dst: Path, runtime: Path, **kw: object) -> ReplicationSpec:
@@ -92,7 +99,7 @@ async def test_same_replica_and_versions_as_an_rsync_shipped_batch(
     src, by_rsync, in_process = tmp_path / "src", tmp_path / "rsync", tmp_path / "copy"
     _source(src)
     for dst in (by_rsync, in_process):
-        subprocess.run(["rsync", "-a", f"{src}/", str(dst)], check=True)
+        _mirror(src, dst)
     paths = _change(src)
 
     shipped = await ship_batch(_spec(src, by_rsync, runtime), paths, NOW)
@@ -121,8 +128,8 @@ async def test_what_rsync_must_do_goes_to_rsync(
     (src / "a.txt").write_text("a")
     os.symlink("a.txt", src / "link")
     os.link(src / "a.txt", src / "hard")
-    with open(src / "sparse", "wb") as f:
-        f.truncate(8 << 20)
+    (src / "sparse").touch()
+    os.truncate(src / "sparse", 8 << 20)
     (src / "big").write_bytes(b"x" * 100)
     (src / "skipped.txt").write_text("quarantined")
     (src / "new" / "deep").mkdir(parents=True)
@@ -158,7 +165,7 @@ async def test_a_file_written_while_copied_is_left_to_rsync(
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     (src / "app.log").write_bytes(b"line 1\n")
-    subprocess.run(["rsync", "-a", f"{src}/", str(dst)], check=True)
+    _mirror(src, dst)
     (src / "app.log").write_bytes(b"line 1\nline 2\n")
     real = local_copy._copy_bytes
 
@@ -202,7 +209,7 @@ async def test_a_temporary_file_left_by_a_kill_is_cleared_and_never_compared(
     src.mkdir()
     (src / "a.txt").write_text("a")
     spec = _spec(src, dst, runtime)
-    subprocess.run(["rsync", "-a", f"{src}/", str(dst)], check=True)
+    _mirror(src, dst)
     (dst / TEMP_DIR).mkdir(parents=True)
     (dst / TEMP_DIR / "4242.7").write_text("half a copy, its process killed -9")
     assert (await verify_replica(spec)).differences == []  # not seen as a difference
@@ -251,3 +258,20 @@ async def test_the_guard_still_trips_on_mass_deletion(
         await until(lambda: rep.health()["guard_tripped"], 20, "the guard trips")
     left = sum((dst / n).exists() for n in names)
     assert left >= len(names) - DIR_GUARD.max_files  # at most what the guard allows went
+
+
+async def test_the_copy_waits_for_another_writer_of_the_replica(
+    tmp_path: Path, runtime: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "a.txt").write_text("old")
+    _mirror(src, dst)
+    (src / "a.txt").write_text("new")
+    spec = _spec(src, dst, runtime)
+    async with target_lock(runtime, spec.target.url):  # a by-hand sync is writing it
+        copy = asyncio.create_task(ship_local(spec, ["a.txt"], NOW))
+        await until(lambda: "busy" in caplog.text, 10, "the copy waiting for the lock")
+        assert (dst / "a.txt").read_text() == "old" and not copy.done()
+    assert (await copy).done == ["a.txt"]
+    assert (dst / "a.txt").read_text() == "new"
