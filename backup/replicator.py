@@ -24,6 +24,7 @@ from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
 from backup.journal import Entry, Journal, WriteTx
+from backup.local_copy import LocalShip, ship_local, usable
 from backup.markers import (
     SOURCE_MARKER,
     TARGET_MARKER,
@@ -791,14 +792,23 @@ class Replicator:
     ) -> RsyncResult:
         """One rsync run; its rows leave the journal when it worked. `settle`: the success
         figures (`_succeeded`) are written in the same transaction."""
-        gone = [
-            e.path for e in entries if not os.path.lexists(os.path.join(self.spec.source, e.path))
-        ]
+        paths = [e.path for e in entries]
+        local: LocalShip | None = None
+        if usable(self.spec) and not self._measure_all and self._dirs_gone.isdisjoint(paths):
+            # a local replica: plain files in-process, the rest (and any error) by rsync
+            local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
+            paths = local.rest
+        gone = [p for p in paths if not os.path.lexists(os.path.join(self.spec.source, p))]
         if gone:  # before the deletion, which would move a partial dir into the versions
             await self._remove_partials(gone)
-        result = await ship_batch(
-            self.spec, [e.path for e in entries], started, skip=self.quarantine.reasons
+        result = (
+            await ship_batch(self.spec, paths, started, skip=self.quarantine.reasons)
+            if paths or local is None
+            else None
         )
+        if local is not None:
+            result = local.merged(result)
+        assert result is not None
         self.transfers += 1
         if result.created_root is not None:
             await self._target_recreated(result.created_root)  # raises

@@ -60,6 +60,9 @@ class ReplicationSpec:
     require_mountpoint: bool = False
     sparse: bool = True  # rsync --sparse: holes in a file stay holes on the replica
     hardlinks: bool = True  # rsync -H: needs a target file system with hard links
+    # a local replica gets plain files copied in-process, without an rsync run per batch
+    # (backup/local_copy.py); False: rsync ships everything
+    local_copy: bool = True
     # ssh ControlMaster sockets; must be short (unix socket paths are limited to 108 bytes)
     runtime_dir: Path = Path("/run/sentinel")
     # where the per-target write locks live (backup/target_lock.py); None: runtime_dir.

@@ -75,6 +75,7 @@ def spec_from_config(
         retry_max=rc.retry_max,
         sparse=rc.sparse,
         hardlinks=rc.hardlinks,
+        local_copy=rc.local_copy,
         runtime_dir=runtime,
         require_mountpoint=rc.require_mountpoint,
         lock_dir=lock_dir,

@@ -191,6 +191,8 @@ class ReplicationConfig(Model):
     require_mountpoint: bool = False
     sparse: bool = True  # keep holes in sparse files (rsync --sparse)
     hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
+    # a local target: copy plain files in-process (no rsync run each); false: rsync for all
+    local_copy: bool = True
     guard: GuardConfig = GuardConfig()
     keeper: KeeperLinkConfig | None = None
     database: DatabaseConfig | None = None
