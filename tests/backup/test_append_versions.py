@@ -1,0 +1,217 @@
+"""A version costs what changed: an append leaves no full copy per close (issue 18), a
+rewrite still keeps the replaced content, and point-in-time restores still find it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from backup.append_versions import drop_in
+from backup.target import VERSIONS_DIR
+from backup.transport import parse_target
+from backup.versions import prune_versions
+from sentinel.cli.main import main
+from sentinel.store import Store
+from tests.backup.helpers import caught_up, make_spec, running
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+def _versions(replica: Path) -> dict[str, list[bytes]]:
+    """Kept versions by path (relative to the replica), oldest stamp first."""
+    out: dict[str, list[bytes]] = {}
+    root = replica / VERSIONS_DIR
+    if not root.exists():
+        return out
+    for stamp_dir in sorted(root.iterdir()):
+        for p in sorted(stamp_dir.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                out.setdefault(p.relative_to(stamp_dir).as_posix(), []).append(p.read_bytes())
+    return out
+
+
+def _bytes_on_replica(replica: Path) -> int:
+    """Bytes of every regular file under the replica, versions included (a file with
+    several names counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for here, _dirs, files in os.walk(replica):
+        for name in files:
+            st = os.lstat(os.path.join(here, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+async def test_a_growing_log_costs_at_most_twice_its_final_size(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    """The issue's pattern: 10 MB grown by 100 KiB per close, each close shipped. Every
+    version used to be a full copy (12 ships: ~130 MB); now replica plus versions stay
+    within twice the final file."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    log_file = src / "app.log"
+    log_file.write_bytes(os.urandom(10 * MIB))
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        for _ in range(12):
+            with log_file.open("ab") as f:
+                f.write(os.urandom(100 * KIB))
+            await caught_up(rep, src, dst)
+        shipped = rep.transfers
+    final = log_file.stat().st_size
+    assert shipped >= 12  # every append went out on its own: the pattern was exercised
+    assert (dst / "app.log").read_bytes() == log_file.read_bytes()
+    assert _bytes_on_replica(dst) <= 2 * final, _versions(dst).keys()
+    assert "app.log" not in _versions(dst)
+    # no stamp directory is left behind empty
+    versions = dst / VERSIONS_DIR
+    assert not versions.exists() or all(any(d.iterdir()) for d in versions.iterdir())
+
+
+async def test_rewrites_keep_their_version_and_restore_as_of_finds_it(
+    tmp_path: Path, bstore: Store, runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same prefix with a changed middle, a truncation, a same-size rewrite: each replaced
+    content is a real earlier state, kept, and `sentinel backup restore --as-of` returns
+    it. An append shipped in the same batches loses its version."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    head, middle, tail = b"H" * 300 * KIB, b"original middle", b"T" * 200 * KIB
+    (src / "doc.db").write_bytes(head + middle + tail)
+    (src / "short.txt").write_bytes(b"a long line that will be cut")
+    (src / "same.txt").write_bytes(b"same size 1")
+    (src / "grows.log").write_bytes(b"line 1\n")
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        await asyncio.sleep(0.05)
+        as_of = time.time()
+        await asyncio.sleep(0.05)
+        # the middle rewritten and the file grown: the old content is no prefix of the new
+        (src / "doc.db").write_bytes(head + b"CHANGED middle!" + tail + b"more")
+        (src / "short.txt").write_bytes(b"a long line")  # truncated: a prefix, but shorter
+        (src / "same.txt").write_bytes(b"same size 2")
+        with (src / "grows.log").open("ab") as f:
+            f.write(b"line 2\n")
+        await caught_up(rep, src, dst)
+
+    kept = _versions(dst)
+    assert kept["doc.db"] == [head + middle + tail]
+    assert kept["short.txt"] == [b"a long line that will be cut"]
+    assert kept["same.txt"] == [b"same size 1"]
+    assert "grows.log" not in kept
+
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[[replication]]\nname = "docs"\nsource = "{src}"\ntarget = "{dst}"\n'
+    )
+    out = tmp_path / "restored"
+    cmd = ["-c", str(cfg), "backup", "restore"]
+    as_of_cmd = [*cmd, "--to", str(out), "--as-of", str(as_of)]
+    assert await asyncio.to_thread(main, as_of_cmd) == 0, capsys.readouterr()  # main runs a loop
+    assert (out / "doc.db").read_bytes() == head + middle + tail
+    assert (out / "short.txt").read_bytes() == b"a long line that will be cut"
+    assert (out / "same.txt").read_bytes() == b"same size 1"
+    # The documented cost: the appended file's content as of then (its first line) is only
+    # the start of the replica's newer file, which restore leaves out as written after then.
+    assert not (out / "grows.log").exists()
+    now = tmp_path / "now"
+    assert await asyncio.to_thread(main, [*cmd, "--to", str(now)]) == 0
+    assert (now / "grows.log").read_bytes().startswith(b"line 1\n")
+
+
+async def test_versions_prune_still_removes_what_is_kept(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"first")
+    target = parse_target(str(dst))
+    spec = make_spec(src, target, runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        (src / "a.txt").write_bytes(b"other")
+        await caught_up(rep, src, dst)
+    assert _versions(dst) == {"a.txt": [b"first"]}
+    pruned = await prune_versions(target, runtime, older_than=time.time() + 1)
+    assert len(pruned) == 1
+    assert _versions(dst) == {}
+
+
+def _stamp_dir(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "replica"
+    stamp_dir = root / VERSIONS_DIR / "20261202T000000.000000Z"
+    stamp_dir.mkdir(parents=True)
+    return root, stamp_dir
+
+
+def test_only_a_strict_prefix_below_the_cap_is_dropped(tmp_path: Path) -> None:
+    root, stamp_dir = _stamp_dir(tmp_path)
+    cases = {
+        # name: (version, current), dropped?
+        "append": ((b"x" * 5000, b"x" * 5000 + b"y"), True),
+        "empty": ((b"", b"anything"), True),
+        "late-diff": ((b"x" * 4999 + b"z", b"x" * 5000 + b"y"), False),
+        "truncated": ((b"abcdef", b"abc"), False),
+        "same": ((b"abc", b"abc"), False),
+        "big": ((b"x" * 9000, b"x" * 9001), False),  # over the cap of this call
+    }
+    for name, ((version, current), _) in cases.items():
+        (root / "d").mkdir(exist_ok=True)
+        (root / "d" / name).write_bytes(current)
+        (stamp_dir / "d").mkdir(exist_ok=True)
+        (stamp_dir / "d" / name).write_bytes(version)
+    (stamp_dir / "gone.txt").write_bytes(b"deleted since")  # no current file: kept
+    dropped = drop_in(root, stamp_dir, cap=8192)
+    assert sorted(dropped.paths) == ["d/append", "d/empty"]
+    assert dropped.bytes == 5000
+    left = {p.name for p in stamp_dir.rglob("*") if p.is_file()}
+    assert left == {n for n, (_, gone) in cases.items() if not gone} | {"gone.txt"}
+
+
+def test_links_and_special_files_keep_their_version(tmp_path: Path) -> None:
+    """A directory replaced by a link since: the path now leads elsewhere, not to the file
+    the version was of; a version that is a link or a FIFO is no content to compare."""
+    root, stamp_dir = _stamp_dir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "f").write_bytes(b"prefix and more")
+    os.symlink(elsewhere, root / "d")
+    (stamp_dir / "d").mkdir()
+    (stamp_dir / "d" / "f").write_bytes(b"prefix")
+    (root / "fifo").write_bytes(b"some content")
+    os.mkfifo(stamp_dir / "fifo")
+    (root / "link").write_bytes(b"target plus")
+    os.symlink("target", stamp_dir / "link")
+    dropped = drop_in(root, stamp_dir)
+    assert dropped.paths == []
+    assert (stamp_dir / "d" / "f").exists() and (stamp_dir / "fifo").exists()
+
+
+def test_emptied_stamp_dirs_go_and_the_others_stay(tmp_path: Path) -> None:
+    root, stamp_dir = _stamp_dir(tmp_path)
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "log").write_bytes(b"12345")
+    (root / "keep").write_bytes(b"new")
+    (stamp_dir / "a" / "b").mkdir(parents=True)
+    (stamp_dir / "a" / "b" / "log").write_bytes(b"123")
+    drop_in(root, stamp_dir)
+    assert not stamp_dir.exists()
+
+    stamp_dir.mkdir()
+    (stamp_dir / "a" / "b").mkdir(parents=True)
+    (stamp_dir / "a" / "b" / "log").write_bytes(b"123")
+    (stamp_dir / "keep").write_bytes(b"old")
+    drop_in(root, stamp_dir)
+    assert not (stamp_dir / "a").exists()
+    assert (stamp_dir / "keep").read_bytes() == b"old"
