@@ -7,21 +7,23 @@ after a batch has shipped, each version of this batch whose bytes are exactly th
 the replica's new, longer file is removed: what it held is still there, as that file's
 prefix. A rewrite (a change in the middle, a truncation, the same size) keeps its version.
 
-The consequence: a point-in-time restore as of a moment between two appends no longer has
-the shorter content; the file's next kept state is its longer one. Remote replicas keep
-every version (reading both files back would cost a transfer of each).
+In its place the stamp keeps an append record (`backup.append_record`): length, digest,
+mtime, mode and owner, from which a point-in-time restore rebuilds the shorter content.
+Remote replicas keep every version (reading both files back would cost a transfer of each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import logging
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backup.append_record import RECORD_DIR, AppendRecord, open_beneath, write_records
 from backup.spec import ReplicationSpec
 from backup.target import VERSIONS_DIR
 from backup.target_lock import target_lock
@@ -65,84 +67,92 @@ async def drop_append_versions(
 
 def drop_in(root: Path, stamp_dir: Path, cap: int = COMPARE_CAP) -> Dropped:
     """The work of `drop_append_versions`, on one stamp directory (the caller holds the
-    lock). A file that cannot be read or compared keeps its version."""
+    lock). A file that cannot be read or compared keeps its version. The records are
+    written (durably) before any version goes: a crash in between leaves a version and
+    its record, and a restore takes the version."""
     dropped = Dropped()
-    for here, _dirs, files in os.walk(stamp_dir):  # does not follow links
+    records: dict[str, AppendRecord] = {}
+    for here, dirs, files in os.walk(stamp_dir):  # does not follow links
+        if here == str(stamp_dir):
+            dirs[:] = [d for d in dirs if d != RECORD_DIR]  # the records themselves
         for name in files:
             version = os.path.join(here, name)
             rel = os.path.relpath(version, stamp_dir)
             try:
-                size = _prefix_of_current(version, root, rel, cap)
+                record = _prefix_of_current(version, root, rel, cap)
             except OSError as exc:
                 log.debug("keeping version %s: %s", version, exc)
                 continue
-            if size is None:
-                continue
-            try:
-                os.unlink(version)
-            except OSError as exc:
-                log.warning("cannot remove the append version %s: %s", version, exc)
-                continue
-            dropped.paths.append(rel)
-            dropped.bytes += size
+            if record is not None:
+                records[rel] = record
+    if not records:
+        return dropped
+    try:
+        write_records(stamp_dir, records)
+    except OSError as exc:
+        log.warning("keeping the append versions in %s: cannot record them: %s", stamp_dir, exc)
+        return dropped
+    for rel, record in records.items():
+        try:
+            os.unlink(os.path.join(stamp_dir, rel))
+        except OSError as exc:
+            log.warning("cannot remove the append version %s: %s", rel, exc)
+            continue
+        dropped.paths.append(rel)
+        dropped.bytes += record.length
     if dropped.paths:
         _remove_empty_dirs(stamp_dir)
     return dropped
 
 
-def _prefix_of_current(version: str, root: Path, rel: str, cap: int) -> int | None:
-    """The version's size when its bytes are a strict prefix of the replica's `rel`, else
-    None. Both are opened without following links: a component of `rel` that is a link on
-    the replica now (a directory replaced by a link) is not the file the version was of."""
+def _prefix_of_current(version: str, root: Path, rel: str, cap: int) -> AppendRecord | None:
+    """The version's record when its bytes are a strict prefix of the replica's `rel`,
+    else None. Both are opened without following links: a component of `rel` that is a
+    link on the replica now (a directory replaced by a link) is not the file the version
+    was of."""
     vfd = os.open(version, _READ)
     try:
         vst = os.fstat(vfd)
         if not stat.S_ISREG(vst.st_mode) or vst.st_size > cap:
             return None
-        cfd = _open_beneath(root, rel)
+        cfd = open_beneath(root, rel, _READ)
         try:
             cst = os.fstat(cfd)
             if not stat.S_ISREG(cst.st_mode) or cst.st_size <= vst.st_size:
                 return None  # a truncation or a same-size rewrite: a real earlier state
             if (cst.st_dev, cst.st_ino) == (vst.st_dev, vst.st_ino):
                 return None  # one file under two names (hard links): nothing to save
-            return vst.st_size if _same_start(vfd, cfd, vst.st_size) else None
+            digest = _same_start(vfd, cfd, vst.st_size)
+            if digest is None:
+                return None
+            return AppendRecord(
+                length=vst.st_size,
+                sha256=digest,
+                mtime_ns=vst.st_mtime_ns,
+                mode=vst.st_mode,
+                uid=vst.st_uid,
+                gid=vst.st_gid,
+            )
         finally:
             os.close(cfd)
     finally:
         os.close(vfd)
 
 
-def _open_beneath(root: Path, rel: str) -> int:
-    """Opens `root/rel` read-only, refusing a link in any component below `root`."""
-    parts = rel.split(os.sep)
-    dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in parts[:-1]:
-            if part in ("", ".", ".."):
-                raise OSError(errno.EINVAL, "unexpected path component", rel)
-            nxt = os.open(
-                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd
-            )
-            os.close(dfd)
-            dfd = nxt
-        return os.open(parts[-1], _READ, dir_fd=dfd)
-    finally:
-        os.close(dfd)
-
-
-def _same_start(vfd: int, cfd: int, length: int) -> bool:
-    """Whether the first `length` bytes of both files are equal (stops at the first
-    differing chunk)."""
+def _same_start(vfd: int, cfd: int, length: int) -> str | None:
+    """The SHA-256 of the first `length` bytes when both files have the same ones, else
+    None (stops at the first differing chunk)."""
+    digest = hashlib.sha256()
     offset = 0
     while offset < length:
         n = min(_CHUNK, length - offset)
         a = os.pread(vfd, n, offset)
         b = os.pread(cfd, n, offset)
         if len(a) != n or a != b:
-            return False
+            return None
+        digest.update(a)
         offset += n
-    return True
+    return digest.hexdigest()
 
 
 def _remove_empty_dirs(stamp_dir: Path) -> None:

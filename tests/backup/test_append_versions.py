@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from backup.append_record import RECORD_DIR, record_path
 from backup.append_versions import drop_in
 from backup.target import VERSIONS_DIR
 from backup.transport import parse_target
@@ -30,6 +32,8 @@ def _versions(replica: Path) -> dict[str, list[bytes]]:
         return out
     for stamp_dir in sorted(root.iterdir()):
         for p in sorted(stamp_dir.rglob("*")):
+            if p.parts[len(stamp_dir.parts)] == RECORD_DIR:
+                continue  # an append record, no version
             if p.is_file() and not p.is_symlink():
                 out.setdefault(p.relative_to(stamp_dir).as_posix(), []).append(p.read_bytes())
     return out
@@ -122,12 +126,8 @@ async def test_rewrites_keep_their_version_and_restore_as_of_finds_it(
     assert (out / "doc.db").read_bytes() == head + middle + tail
     assert (out / "short.txt").read_bytes() == b"a long line that will be cut"
     assert (out / "same.txt").read_bytes() == b"same size 1"
-    # The documented cost: the appended file's content as of then (its first line) is only
-    # the start of the replica's newer file, which restore leaves out as written after then.
-    assert not (out / "grows.log").exists()
-    now = tmp_path / "now"
-    assert await asyncio.to_thread(main, [*cmd, "--to", str(now)]) == 0
-    assert (now / "grows.log").read_bytes().startswith(b"line 1\n")
+    # the appended file's version went, its record brings its first line back
+    assert (out / "grows.log").read_bytes() == b"line 1\n"
 
 
 async def test_versions_prune_still_removes_what_is_kept(
@@ -176,7 +176,13 @@ def test_only_a_strict_prefix_below_the_cap_is_dropped(tmp_path: Path) -> None:
     assert sorted(dropped.paths) == ["d/append", "d/empty"]
     assert dropped.bytes == 5000
     left = {p.name for p in stamp_dir.rglob("*") if p.is_file()}
-    assert left == {n for n, (_, gone) in cases.items() if not gone} | {"gone.txt"}
+    assert left == {n for n, (_, gone) in cases.items() if not gone} | {
+        "gone.txt",
+        record_path(stamp_dir).name,
+    }
+    # a second pass over the same stamp leaves the record alone and drops nothing more
+    assert drop_in(root, stamp_dir, cap=8192).paths == []
+    assert record_path(stamp_dir).exists()
 
 
 def test_links_and_special_files_keep_their_version(tmp_path: Path) -> None:
@@ -206,8 +212,10 @@ def test_emptied_stamp_dirs_go_and_the_others_stay(tmp_path: Path) -> None:
     (stamp_dir / "a" / "b").mkdir(parents=True)
     (stamp_dir / "a" / "b" / "log").write_bytes(b"123")
     drop_in(root, stamp_dir)
-    assert not stamp_dir.exists()
+    # only the record of what went stays
+    assert [p for p in stamp_dir.rglob("*") if p.is_file()] == [record_path(stamp_dir)]
 
+    shutil.rmtree(stamp_dir)
     stamp_dir.mkdir()
     (stamp_dir / "a" / "b").mkdir(parents=True)
     (stamp_dir / "a" / "b" / "log").write_bytes(b"123")
@@ -215,3 +223,159 @@ def test_emptied_stamp_dirs_go_and_the_others_stay(tmp_path: Path) -> None:
     drop_in(root, stamp_dir)
     assert not (stamp_dir / "a").exists()
     assert (stamp_dir / "keep").read_bytes() == b"old"
+
+
+def _config(tmp_path: Path, src: Path, dst: Path) -> Path:
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[[replication]]\nname = "docs"\nsource = "{src}"\ntarget = "{dst}"\n'
+    )
+    return cfg
+
+
+async def _restore_as_of(
+    cfg: Path, out: Path, as_of: float, capsys: pytest.CaptureFixture[str], *path: str
+) -> tuple[str, str]:
+    """`sentinel backup restore --as-of` (main runs its own loop: in a thread); its stdout
+    and stderr."""
+    capsys.readouterr()
+    argv = ["-c", str(cfg), "backup", "restore", *path, "--to", str(out), "--as-of", str(as_of)]
+    code = await asyncio.to_thread(main, argv)
+    got = capsys.readouterr()
+    assert code == 0, got
+    return got.out, got.err
+
+
+def _stamps(dst: Path) -> list[Path]:
+    return sorted((dst / VERSIONS_DIR).iterdir())
+
+
+async def test_restore_as_of_between_appends_returns_the_content_then(
+    tmp_path: Path, bstore: Store, runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A chain of dropped versions: as of each moment between two appends, the restore
+    returns that moment's bytes and mtime (the oldest record's first N bytes of the next
+    one's, of ... the replica's file), for the whole tree and for one path."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "logs").mkdir(parents=True)
+    app, arc = src / "app.log", src / "logs" / "db.arc"
+    app.write_bytes(os.urandom(3000))
+    arc.write_bytes(b"arc 0\n")
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    states: list[tuple[float, dict[str, tuple[bytes, int]]]] = []
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        for i in range(4):
+            await asyncio.sleep(0.02)
+            now = {
+                f.relative_to(src).as_posix(): (f.read_bytes(), f.stat().st_mtime_ns)
+                for f in (app, arc)
+            }
+            states.append((time.time(), now))
+            await asyncio.sleep(0.02)
+            with app.open("ab") as f:
+                f.write(os.urandom(1000 + i))
+            with arc.open("ab") as f:
+                f.write(f"arc {i + 1}\n".encode())
+            if i == 1:
+                (src / "later.txt").write_bytes(b"created after the first two moments")
+            await caught_up(rep, src, dst)
+    assert _versions(dst) == {}  # every version was an append: only records are kept
+    assert len(_stamps(dst)) == 4
+
+    cfg = _config(tmp_path, src, dst)
+    for n, (as_of, expected) in enumerate(states):
+        out = tmp_path / f"as-of-{n}"
+        stdout, stderr = await _restore_as_of(cfg, out, as_of, capsys)
+        for rel, (content, mtime_ns) in expected.items():
+            assert (out / rel).read_bytes() == content, (n, rel)
+            assert (out / rel).stat().st_mtime_ns == mtime_ns, (n, rel)
+        assert "2 of them rebuilt" in stdout, stdout
+        assert stderr == ""
+        # a file created after the moment is left out, and the count says so
+        assert (out / "later.txt").exists() == (n >= 2)
+        assert ("1 files left out: only content written after then" in stdout) == (n < 2)
+    out = tmp_path / "one-path"
+    await _restore_as_of(cfg, out, states[1][0], capsys, "logs/db.arc")
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["db.arc"]
+    assert (out / "logs" / "db.arc").read_bytes() == b"arc 0\narc 1\n"
+
+
+async def test_a_record_whose_later_content_is_gone_is_named_not_garbage(
+    tmp_path: Path, bstore: Store, runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The record says "the first N bytes of the next content". When that content is no
+    longer kept (its version set removed by hand, the next one a rewrite), the first N
+    bytes of what is there now are not the file as it was: it is left out and named."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    app = src / "app.log"
+    app.write_bytes(b"one\n")
+    (src / "other.txt").write_bytes(b"unchanged")
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        await asyncio.sleep(0.02)
+        as_of = time.time()
+        await asyncio.sleep(0.02)
+        with app.open("ab") as f:
+            f.write(b"two\n")  # dropped: a record
+        await caught_up(rep, src, dst)
+        app.write_bytes(b"ONE\ntwo\nthree\n")  # a rewrite: "one\ntwo\n" kept
+        await caught_up(rep, src, dst)
+    appended, rewritten = _stamps(dst)
+    assert record_path(appended).exists()
+    assert _versions(dst) == {"app.log": [b"one\ntwo\n"]}
+    cfg = _config(tmp_path, src, dst)
+    await _restore_as_of(cfg, tmp_path / "whole", as_of, capsys)
+    assert (tmp_path / "whole" / "app.log").read_bytes() == b"one\n"
+
+    shutil.rmtree(rewritten)  # the next content is gone: the replica's file follows
+    out = tmp_path / "out"
+    stdout, stderr = await _restore_as_of(cfg, out, as_of, capsys)
+    assert not (out / "app.log").exists()  # not "ONE\n"
+    assert (out / "other.txt").read_bytes() == b"unchanged"
+    assert "restored 1 files" in stdout
+    assert "left out app.log: its later content does not start with it" in stderr, stderr
+
+    record_path(appended).write_text("{not json")
+    stdout, stderr = await _restore_as_of(cfg, tmp_path / "out2", as_of, capsys)
+    assert not (tmp_path / "out2" / "app.log").exists()
+    assert f"version set {appended.name}: its append record cannot be read" in stderr
+
+
+async def test_pruning_a_stamp_prunes_its_records(
+    tmp_path: Path, bstore: Store, runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    app = src / "app.log"
+    app.write_bytes(b"a\n")
+    target = parse_target(str(dst))
+    spec = make_spec(src, target, runtime)
+    moments = []
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+        for line in (b"b\n", b"c\n"):
+            await asyncio.sleep(0.02)
+            moments.append(time.time())
+            await asyncio.sleep(0.02)
+            with app.open("ab") as f:
+                f.write(line)
+            await caught_up(rep, src, dst)
+    first, second = _stamps(dst)
+    pruned = await prune_versions(target, runtime, older_than=moments[1])
+    assert pruned == [first.name]
+    assert not first.exists() and record_path(second).exists()
+    cfg = _config(tmp_path, src, dst)
+    # the moment the pruned record described: only newer content is kept, and it is said
+    stdout, stderr = await _restore_as_of(cfg, tmp_path / "old", moments[0], capsys)
+    assert not (tmp_path / "old" / "app.log").exists()
+    assert "1 files left out: only content written after then" in stdout
+    assert stderr == ""  # the record went with its stamp: nothing points at it any more
+    stdout, _ = await _restore_as_of(cfg, tmp_path / "kept", moments[1], capsys)
+    assert (tmp_path / "kept" / "app.log").read_bytes() == b"a\nb\n"
+
+    await prune_versions(target, runtime, older_than=time.time() + 1)
+    assert list((dst / VERSIONS_DIR).iterdir()) == []
