@@ -164,14 +164,15 @@ def open_beneath(root: Path, rel: str, flags: int) -> int:
 
 
 def remove_beneath(root: Path, rel: str) -> None:
-    """Removes the file `root/rel` (not following a link in any component)."""
+    """Removes the file `root/rel` (not following a link in any component). A directory
+    there stays; a component that is a link or no directory raises OSError."""
     head, _, name = rel.rpartition("/")
     if head:
         dfd = open_beneath(root, head, os.O_RDONLY | os.O_DIRECTORY)
     else:
         dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(name, dir_fd=dfd)
     finally:
         os.close(dfd)

@@ -144,8 +144,10 @@ async def _restore_into(
                 if why is None:
                     rebuilt[rel] = record
                 else:
-                    # what is there is a later content: not this file as of then
-                    remove_beneath(dest, rel)
+                    # what is there is a later content: not this file as of then (a
+                    # directory or a path through a link there is no such file: left)
+                    with contextlib.suppress(OSError):
+                        remove_beneath(dest, rel)
                     unrebuilt[rel] = why
         for rel in [r for r in unrebuilt if os.path.lexists(dest / r)]:
             del unrebuilt[rel]  # an older version set had the file itself

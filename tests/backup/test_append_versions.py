@@ -4,6 +4,7 @@ rewrite still keeps the replaced content, and point-in-time restores still find 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backup.append_record import RECORD_DIR, record_path
+from backup.append_record import RECORD_DIR, AppendRecord, rebuild, record_path, remove_beneath
 from backup.append_versions import drop_in
 from backup.target import VERSIONS_DIR
 from backup.transport import parse_target
@@ -379,3 +380,44 @@ async def test_pruning_a_stamp_prunes_its_records(
 
     await prune_versions(target, runtime, older_than=time.time() + 1)
     assert list((dst / VERSIONS_DIR).iterdir()) == []
+
+
+def test_rebuild_takes_only_a_regular_file_that_starts_with_the_bytes(tmp_path: Path) -> None:
+    """What a restore finds at the path is checked before it is cut: the digest, the
+    length, the kind, no link on the way; on success the record's attributes are set."""
+    start = b"0123456789"
+    record = AppendRecord(
+        length=len(start),
+        sha256=hashlib.sha256(start).hexdigest(),
+        mtime_ns=1_700_000_000_123_456_789,
+        mode=0o100640,
+        uid=os.getuid(),
+        gid=os.getgid(),
+    )
+    root = tmp_path / "dest"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "ok").write_bytes(start + b" and more")
+    assert rebuild(root, "d/ok", record) is None
+    st = (root / "d" / "ok").stat()
+    assert (root / "d" / "ok").read_bytes() == start
+    assert (st.st_mtime_ns, st.st_mode) == (record.mtime_ns, record.mode)
+
+    (root / "d" / "other").write_bytes(b"9123456789 and more")
+    (root / "d" / "short").write_bytes(start[:5])
+    (root / "d" / "dir").mkdir()
+    os.symlink(root / "d", root / "link")
+    cases = {
+        "d/other": "does not start with it",
+        "d/short": "shorter",
+        "d/dir": "cannot be opened",
+        "link/ok": "cannot be opened",
+        "d/missing": "no longer kept",
+    }
+    for rel, why in cases.items():
+        assert why in (rebuild(root, rel, record) or ""), rel
+    assert (root / "d" / "other").read_bytes() == b"9123456789 and more"  # left as it was
+    remove_beneath(root, "d/dir")  # a directory is no such file: it stays
+    assert (root / "d" / "dir").is_dir()
+    with pytest.raises(OSError):
+        remove_beneath(root, "link/ok")
+    assert (root / "d" / "ok").exists()
