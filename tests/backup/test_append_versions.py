@@ -14,12 +14,14 @@ import pytest
 
 from backup.append_record import RECORD_DIR, AppendRecord, rebuild, record_path, remove_beneath
 from backup.append_versions import drop_in
+from backup.restore import restore
 from backup.target import VERSIONS_DIR
 from backup.transport import parse_target
 from backup.versions import prune_versions
 from sentinel.cli.main import main
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running
+from tests.fixtures.remote import RsyncDaemon
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -421,3 +423,29 @@ def test_rebuild_takes_only_a_regular_file_that_starts_with_the_bytes(tmp_path: 
     with pytest.raises(OSError):
         remove_beneath(root, "link/ok")
     assert (root / "d" / "ok").exists()
+
+
+async def test_records_are_read_through_a_remote_transport(
+    tmp_path: Path, bstore: Store, runtime: Path, rsyncd: RsyncDaemon
+) -> None:
+    """A replica written locally (records there) and read back through an rsync daemon
+    serving the same directory: the records come over the wire like the versions."""
+    src, replica = tmp_path / "src", rsyncd.module_dir / "replica"
+    src.mkdir()
+    app = src / "app.log"
+    app.write_bytes(b"first line\n")
+    spec = make_spec(src, parse_target(str(replica)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, replica)
+        await asyncio.sleep(0.02)
+        as_of = time.time()
+        await asyncio.sleep(0.02)
+        with app.open("ab") as f:
+            f.write(b"second line\n")
+        await caught_up(rep, src, replica)
+    assert _versions(replica) == {}
+    remote = parse_target(rsyncd.url(), password_file=rsyncd.password_file)
+    out = tmp_path / "out"
+    result = await restore(remote, runtime, out, as_of=as_of)
+    assert (out / "app.log").read_bytes() == b"first line\n"
+    assert result.rebuilt == 1 and result.unrebuilt == [] and result.problems == []
