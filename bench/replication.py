@@ -1,12 +1,19 @@
-"""Replication benchmark (issue #6): sentinel's replicator against lsyncd, local and over ssh.
+"""Replication benchmark (issues #6 and #18): sentinel against lsyncd and plain rsync.
 
-    .venv/bin/python bench/replication.py [--quick] [--duration S] [--outage S] [--only ...]
+    .venv/bin/python bench/replication.py [--quick] [--only latency,floor,initial,append,rss]
+                                          [--repeats N] [--fs loop|tmpfs|none]
 
-Writes bench/results/replication.md. Everything runs on this machine: sshd on a free
-127.0.0.1 port with generated keys, lsyncd with a generated config, temp dirs removed at the
-end. Latency is measured from a file's close() to the moment the replica holds the same bytes
-(a scanner thread polls the replica and compares a hash). CPU is user+sys of the replicating
-process, its rsync/ssh children and the ssh ControlMaster it started, read from /proc.
+Writes bench/results/replication.md: Markdown ready for BENCHMARKS.md, machine facts included.
+Everything runs on this machine (run it as root: it mounts filesystems): sshd on a free
+127.0.0.1 port with generated keys, lsyncd (delay=1) with a generated config, each system on
+a freshly made filesystem (bench/scratch_fs.py says why), repeats interleaved.
+
+Latency is what a user of the replica sees: from IN_CLOSE_WRITE of the file on the source to
+IN_MOVED_TO of its final name on the replica, both read by one inotify thread on one clock,
+kept only once the replica's bytes hash to what was written (bench/arrival.py). In-place
+writes under a final name (IN_CLOSE_WRITE there) are counted. CPU is user+sys of the whole
+process tree of the replicator: the process, its live children, the children it reaped, and
+its ssh ControlMaster, read from /proc; for plain rsync, getrusage of the reaped children.
 """
 
 from __future__ import annotations
@@ -14,34 +21,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import platform
 import random
+import resource
 import shlex
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: tests/ is not an installed package
 
+from bench.arrival import Arrivals, Pending, Renames, digest, file_digest  # noqa: E402
+from bench.scratch_fs import KINDS, Scratch, describe, scratch  # noqa: E402
 from sensors.sim.broker import free_port, wait_listening  # noqa: E402
 from tests.fixtures.poll import until_sync  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "replication.md"
 TICK = os.sysconf("SC_CLK_TCK")
-SUBDIRS = 8
+SUBDIRS = [f"d{i}" for i in range(8)]
 MIN_SIZE, MAX_SIZE = 4 << 10, 256 << 10
+SENTINEL, LSYNCD, RSYNC = "sentinel", "lsyncd delay=1", "rsync -a"
+PARTS = ("latency", "floor", "initial", "append", "rss", "outage")
+DEFAULT_PARTS = ("latency", "floor", "initial", "append", "rss")
 
 
 # -- processes and CPU -------------------------------------------------------------------
@@ -180,116 +193,25 @@ class Sshd:
         ]
 
 
-# -- workload and measurement ------------------------------------------------------------
-
-
-@dataclass
-class Pending:
-    rel: str
-    size: int
-    digest: bytes
-    closed: float | None = None
-
-
-@dataclass
-class Stats:
-    """Latencies (s) of one workload on one system, and the CPU it cost."""
-
-    latencies: list[float] = field(default_factory=list)
-    written: int = 0
-    missing: int = 0
-    cpu: float = 0.0
-    write_seconds: float = 0.0
-
-    def pct(self, p: float) -> float | None:
-        if not self.latencies:
-            return None
-        xs = sorted(self.latencies)
-        return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))]
-
-    @property
-    def max(self) -> float | None:
-        return max(self.latencies) if self.latencies else None
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        return {
-            "p50": self.pct(50),
-            "p99": self.pct(99),
-            "max": self.max,
-            "cpu": self.cpu,
-            "written": self.written,
-            "missing": self.missing,
-            "write_seconds": self.write_seconds,
-        }
-
-
-class Scanner(threading.Thread):
-    """Polls the replica for every written file; records close->identical-bytes latency."""
-
-    def __init__(self, replica: Path) -> None:
-        super().__init__(daemon=True)
-        self.replica = replica
-        self.lock = threading.Lock()
-        self.pending: dict[str, Pending] = {}
-        self.done: list[float] = []
-        self.stop_flag = threading.Event()
-
-    def add(self, p: Pending) -> None:
-        with self.lock:
-            self.pending[p.rel] = p
-
-    def outstanding(self) -> int:
-        with self.lock:
-            return len(self.pending)
-
-    def take_done(self) -> list[float]:
-        with self.lock:
-            out, self.done = self.done, []
-            return out
-
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            with self.lock:
-                todo = [p for p in self.pending.values() if p.closed is not None]
-            found = []
-            for p in todo:
-                path = os.path.join(self.replica, p.rel)
-                try:
-                    if os.stat(path).st_size != p.size:
-                        continue
-                    with open(path, "rb") as f:
-                        data = f.read()
-                except OSError:
-                    continue
-                now = time.monotonic()
-                if hashlib.blake2b(data, digest_size=16).digest() == p.digest:
-                    found.append((p, now - p.closed))  # type: ignore[operator]
-            if found:
-                with self.lock:
-                    for p, lat in found:
-                        self.pending.pop(p.rel, None)
-                        self.done.append(lat)
-            time.sleep(0.002)
+# -- workload ------------------------------------------------------------------------------
 
 
 class Writer:
-    """Writes random 4-256 KiB files into the source and hands them to the scanner."""
+    """Writes random 4-256 KiB files into the source; the arrival clock expects each one."""
 
-    def __init__(self, source: Path, scanner: Scanner, seed: int) -> None:
+    def __init__(self, source: Path, arrivals: Arrivals, seed: int) -> None:
         self.source = source
-        self.scanner = scanner
+        self.arrivals = arrivals
         self.rng = random.Random(seed)
         self.count = 0
 
     def one(self, tag: str) -> None:
         self.count += 1
-        rel = f"d{self.count % SUBDIRS}/{tag}-{self.count:06d}.bin"
+        rel = f"{SUBDIRS[self.count % len(SUBDIRS)]}/{tag}-{self.count:06d}.bin"
         data = self.rng.randbytes(self.rng.randint(MIN_SIZE, MAX_SIZE))
-        p = Pending(rel, len(data), hashlib.blake2b(data, digest_size=16).digest())
-        self.scanner.add(p)
+        self.arrivals.expect(Pending(rel, len(data), digest(data)))
         with open(self.source / rel, "wb") as f:
             f.write(data)
-        p.closed = time.monotonic()
 
     def steady(self, tag: str, rate: float, seconds: float) -> tuple[int, float]:
         n = int(rate * seconds)
@@ -301,11 +223,12 @@ class Writer:
             self.one(tag)
         return n, time.monotonic() - t0
 
-    def burst(self, tag: str, n: int) -> tuple[int, float]:
-        t0 = time.monotonic()
-        for _ in range(n):
-            self.one(tag)
-        return n, time.monotonic() - t0
+
+def pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))]
 
 
 def settled(cond: Callable[[], bool], limit: float, what: str, interval: float = 0.05) -> bool:
@@ -363,7 +286,7 @@ class Sentinel(System):
     label = "sentinel"
 
     def argv(self) -> list[str]:
-        cfg = {
+        cfg: dict[str, object] = {
             "state": str(self.work / "state"),
             "source": str(self.source),
             "target": self.target,
@@ -404,129 +327,114 @@ class Lsyncd(System):
 
 @dataclass
 class Plan:
-    duration: float
-    rates: tuple[int, ...] = (20, 200)
-    burst: int = 1000
-    outage: float = 300.0
-    outage_rate: float = 20.0
+    low_rate: int = 20
+    low_s: float = 60.0
+    high_rate: int = 200
+    high_s: float = 30.0
+    ssh_s: float = 60.0
     tree_files: int = 100_000
+    dir_shapes: tuple[int, ...] = (1_000, 10_000)
+    append_steps: int = 100  # 100 x 100 KiB = the issue's 10 MB file
+    append_chunk: int = 100 << 10
+    append_every: float = 0.1
+    repeats: int = 2
+    fs: str = "loop"
+    fs_gb: int = 8
+    settle: float = 3.0
+    outage: float = 300.0
+
+    def workloads(self, target: str) -> list[tuple[str, int, float]]:
+        low = (f"{target} {self.low_rate}/s", self.low_rate, self.low_s)
+        if target == "ssh":
+            return [(low[0], low[1], self.ssh_s)]
+        return [low, (f"{target} {self.high_rate}/s", self.high_rate, self.high_s)]
 
 
-def run_system(
-    kind: str, target_kind: str, work: Path, sshd: Sshd | None, plan: Plan
-) -> dict[str, dict[str, float | int | None]]:
-    source, replica_root = work / "src", work / "dst"
-    source.mkdir()
-    for i in range(SUBDIRS):
-        (source / f"d{i}").mkdir()
-    replica = replica_root / "replica"
-    replica_root.mkdir()
-    target = f"root@127.0.0.1:{replica}" if target_kind == "ssh" else str(replica)
-    if kind == "sentinel":
-        system: System = Sentinel(work, source, target, sshd)
-    else:
-        replica.mkdir()  # lsyncd's rsync does not create the parents of its target
-        system = Lsyncd(work, source, target, sshd, delay=int(kind.split("=")[1]))
-    os.sync()  # the previous scenario's gigabytes must not be written back during this one
-    scanner = Scanner(replica)
-    scanner.start()
-    writer = Writer(source, scanner, seed=6)
-    out: dict[str, dict[str, float | int | None]] = {}
+def order(kinds: list[str], repeat: int) -> list[str]:
+    """Interleaved repeats: every other repeat runs the systems in the reverse order."""
+    return kinds if repeat % 2 == 0 else kinds[::-1]
+
+
+def make_system(kind: str, work: Path, source: Path, target: str, sshd: Sshd | None) -> System:
+    if kind == SENTINEL:
+        return Sentinel(work, source, target, sshd)
+    return Lsyncd(work, source, target, sshd, delay=1)
+
+
+def layout(fs: Path) -> tuple[Path, Path]:
+    """src/d0..d7 and an existing replica/d0..d7 (lsyncd's rsync does not create its
+    target's parents; sentinel's first sync accepts an existing root without files)."""
+    source, replica = fs / "src", fs / "dst" / "replica"
+    for sub in SUBDIRS:
+        (source / sub).mkdir(parents=True)
+        (replica / sub).mkdir(parents=True)
+    return source, replica
+
+
+def started(system: System, arrivals: Arrivals, writer: Writer, what: str) -> None:
+    """The system runs, its watches are in place and one file went through."""
     system.start()
+    writer.one("probe")
+    if not settled(lambda: arrivals.outstanding() == 0 or not system.alive(), 120, what):
+        raise RuntimeError(f"{what}: the probe file never reached the replica")
+    if not system.alive():
+        raise RuntimeError(f"{what}: exited, see {system.work}/system.log")
+    arrivals.take()
+
+
+def run_latency(
+    kind: str, target_kind: str, fs: Path, sshd: Sshd | None, plan: Plan
+) -> dict[str, dict[str, Any]]:
+    source, replica = layout(fs)
+    target = f"root@127.0.0.1:{replica}" if target_kind == "ssh" else str(replica)
+    system = make_system(kind, fs, source, target, sshd)
+    arrivals = Arrivals(source, replica, SUBDIRS)
+    arrivals.start()
+    writer = Writer(source, arrivals, seed=6)
+    out: dict[str, dict[str, Any]] = {}
     try:
-        # ready = the watcher is in place and a first file went through
-        writer.burst("probe", 1)
-        if not settled(
-            lambda: scanner.outstanding() == 0 or not system.alive(), 120, "the probe file"
-        ):
-            raise RuntimeError(f"{system.label} {target_kind}: probe never replicated")
-        if not system.alive():
-            raise RuntimeError(f"{system.label} exited: see {work}/system.log")
-        scanner.take_done()
-        time.sleep(1.0)
-        workloads: list[tuple[str, Callable[[], tuple[int, float]]]] = [
-            (f"{r}/s", lambda r=r: writer.steady(f"r{r}", r, plan.duration)) for r in plan.rates
-        ]
-        workloads.append((f"burst {plan.burst}", lambda: writer.burst("burst", plan.burst)))
-        for name, run in workloads:
+        started(system, arrivals, writer, f"{kind} {target_kind}")
+        time.sleep(plan.settle)
+        for name, rate, seconds in plan.workloads(target_kind):
             cpu0 = system.cpu()
-            n, secs = run()
-            drained = settled(
-                lambda: scanner.outstanding() == 0, 120 + plan.duration, f"{name} replicated"
-            )
-            stats = Stats(latencies=scanner.take_done(), written=n, write_seconds=secs)
-            stats.cpu = system.cpu() - cpu0
-            if not drained:
-                stats.missing = scanner.outstanding()
-                with scanner.lock:
-                    scanner.pending.clear()
-            out[name] = stats.as_dict()
+            n, secs = writer.steady(f"r{rate}", rate, seconds)
+            drained = settled(lambda: arrivals.outstanding() == 0, 120 + seconds, name)
+            cpu = system.cpu() - cpu0
+            lat, in_place = arrivals.take()
+            unseen, missing = arrivals.sweep() if not drained else (0, 0)
+            out[name] = {
+                "p50": pct(lat, 50),
+                "p99": pct(lat, 99),
+                "max": max(lat) if lat else None,
+                "cpu": cpu,
+                "files": n,
+                "write_s": secs,
+                "in_place": in_place,
+                "unseen": unseen,
+                "missing": missing,
+                "overflows": arrivals.overflows,
+            }
             print(
-                f"  {system.label:18} {target_kind:5} {name:10} "
-                f"p50={_ms(stats.pct(50))} p99={_ms(stats.pct(99))} max={_ms(stats.max)} "
-                f"cpu={stats.cpu:.2f}s missing={stats.missing}",
+                f"  {kind:15} {name:12} p50={_ms(out[name]['p50'])} p99={_ms(out[name]['p99'])}"
+                f" cpu={cpu:.2f}s in_place={in_place} missing={missing}",
                 flush=True,
             )
-            time.sleep(1.0)
+            time.sleep(plan.settle)
     finally:
-        scanner.stop_flag.set()
         system.stop()
-        scanner.join(5)
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.rmtree(replica_root, ignore_errors=True)
+        arrivals.stop()
     return out
 
 
-def run_outage(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float | int]:
-    """ssh target: sshd (and its sessions) down, writes at 20/s, sshd up, time to catch up."""
-    source, replica_root = work / "src", work / "dst"
-    source.mkdir()
-    for i in range(SUBDIRS):
-        (source / f"d{i}").mkdir()
-    replica_root.mkdir()
-    replica = replica_root / "replica"
-    system = Sentinel(work, source, f"root@127.0.0.1:{replica}", sshd)
-    scanner = Scanner(replica)
-    scanner.start()
-    writer = Writer(source, scanner, seed=7)
-    system.start()
-    try:
-        writer.burst("probe", 1)
-        if not settled(lambda: scanner.outstanding() == 0, 60, "the probe file"):
-            raise RuntimeError("outage: probe never replicated")
-        scanner.take_done()
-        sshd.stop()
-        n, _ = writer.steady("outage", plan.outage_rate, plan.outage)
-        cpu0 = system.cpu()
-        t0 = time.monotonic()
-        sshd.start()
-        caught = settled(lambda: scanner.outstanding() == 0, 600, "the catch-up", interval=0.02)
-        catch_up = time.monotonic() - t0
-        return {
-            "outage_s": plan.outage,
-            "files": n,
-            "catch_up_s": catch_up,
-            "caught_up": int(caught),
-            "cpu_catch_up": system.cpu() - cpu0,
-            "missing": scanner.outstanding(),
-        }
-    finally:
-        scanner.stop_flag.set()
-        system.stop()
-        scanner.join(5)
-        if sshd.proc is None:
-            sshd.start()
-        shutil.rmtree(source, ignore_errors=True)
-        shutil.rmtree(replica_root, ignore_errors=True)
-
-
-def rsync_floor(work: Path, sshd: Sshd, repeats: int = 20) -> dict[str, float]:
-    """One rsync of one 8 KiB file, warm transport; median and min of `repeats` runs."""
-    src, dst = work / "fsrc", work / "fdst"
-    src.mkdir()
-    dst.mkdir()
-    control = work / "frt"
+def rsync_floor(fs: Path, sshd: Sshd, repeats: int = 20) -> dict[str, float]:
+    """One rsync of one 8 KiB file, warm transport: when its final name appeared on the
+    target (IN_MOVED_TO) and when rsync exited, both from the spawn, median and min."""
+    src, dst, control = fs / "fsrc", fs / "fdst", fs / "frt"
+    for d in (src, dst):
+        d.mkdir()
     control.mkdir(mode=0o700)
+    renames = Renames(dst)
+    renames.start()
     out = {}
     try:
         for kind in ("local", "ssh"):
@@ -535,94 +443,272 @@ def rsync_floor(work: Path, sshd: Sshd, repeats: int = 20) -> dict[str, float]:
             if kind == "ssh":
                 ext = ["-e", shlex.join(sshd.ssh_args(control))]
                 dest = f"root@127.0.0.1:{dst}/"
-            times = []
+            seen, exited = [], []
             for i in range(repeats + 1):
                 f = src / f"one-{kind}-{i}.bin"
                 f.write_bytes(os.urandom(8192))
                 t0 = time.monotonic()
                 subprocess.run(["rsync", "-a", *ext, str(f), dest], check=True)
-                if i:  # the first run warms the cache and opens the ControlMaster
-                    times.append(time.monotonic() - t0)
-            out[f"{kind}_median"] = statistics.median(times)
-            out[f"{kind}_min"] = min(times)
+                t_exit = time.monotonic()
+                t_seen = renames.wait_for(f.name)
+                if i and t_seen is not None:  # the first run warms caches and the ControlMaster
+                    seen.append(t_seen - t0)
+                    exited.append(t_exit - t0)
+            out[f"{kind}_seen_median"] = statistics.median(seen)
+            out[f"{kind}_seen_min"] = min(seen)
+            out[f"{kind}_exit_median"] = statistics.median(exited)
+            out[f"{kind}_exit_min"] = min(exited)
     finally:
+        renames.stop()
         kill_marked(str(control))
-        for d in (src, dst, control):
-            shutil.rmtree(d, ignore_errors=True)
     return out
 
 
-def make_tree(root: Path, files: int) -> None:
+def make_tree(root: Path, files: int, dirs: int) -> None:
+    """`files` small files (50-2000 bytes) spread evenly over `dirs` directories, 100 a level."""
     rng = random.Random(100)
-    per_dir = 100
+    current = None
     for i in range(files):
-        d = root / f"a{i // 10000:02d}" / f"b{(i // 1000) % 10}" / f"c{(i // per_dir) % 10}"
-        if i % per_dir == 0:
-            d.mkdir(parents=True, exist_ok=True)
+        leaf = i * dirs // files
+        d = root / f"a{leaf // 100:03d}" / f"b{leaf % 100:02d}"
+        if d != current:
+            d.mkdir(parents=True)
+            current = d
         (d / f"f{i:06d}.txt").write_bytes(rng.randbytes(rng.randint(50, 2000)))
 
 
-def run_reconcile(work: Path, sshd: Sshd, plan: Plan) -> dict[str, float]:
-    """Full reconcile of an unchanged tree vs plain `rsync -a` to an already-synced target."""
-    src = work / "tree"
-    make_tree(src, plan.tree_files)
-    out: dict[str, float] = {"files": plan.tree_files}
-    try:
-        for kind in ("local", "ssh"):
-            dst = work / f"tree-{kind}"
-            control = work / f"trt{kind[0]}"
-            control.mkdir(mode=0o700)
-            ext = ["-e", shlex.join(sshd.ssh_args(control))] if kind == "ssh" else []
-            dest = f"root@127.0.0.1:{dst}/" if kind == "ssh" else f"{dst}/"
-            subprocess.run(["rsync", "-a", *ext, f"{src}/", dest], check=True)
-            plain, ours = [], []
-            for _ in range(3):  # interleaved, so cache state is the same for both
-                t0 = time.monotonic()
-                subprocess.run(["rsync", "-a", *ext, f"{src}/", dest], check=True)
-                plain.append(time.monotonic() - t0)
-                res = subprocess.run(
-                    [
-                        sys.executable,
-                        str(Path(__file__).resolve()),
-                        "_reconcile",
-                        json.dumps(
-                            {
-                                "state": str(work / f"rstate-{kind}"),
-                                "source": str(src),
-                                "target": f"root@127.0.0.1:{dst}" if kind == "ssh" else str(dst),
-                                "runtime": str(control),
-                                **(
-                                    {
-                                        "ssh_port": sshd.port,
-                                        "identity": str(sshd.identity),
-                                        "known_hosts": str(sshd.known_hosts),
-                                    }
-                                    if kind == "ssh"
-                                    else {}
-                                ),
-                            }
-                        ),
-                    ],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    cwd=ROOT,
-                )
-                ours.append(float(res.stdout.strip().splitlines()[-1]))
-            out[f"{kind}_rsync"] = statistics.median(plain)
-            out[f"{kind}_sentinel"] = statistics.median(ours)
-            kill_marked(str(control))
-            shutil.rmtree(dst, ignore_errors=True)
-            shutil.rmtree(control, ignore_errors=True)
-    finally:
-        shutil.rmtree(src, ignore_errors=True)
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def plain_rsync(src: Path, dst: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of `rsync -a src/ dst/`."""
+    c0, t0 = children_cpu(), time.monotonic()
+    subprocess.run(["rsync", "-a", f"{src}/", f"{dst}/"], check=True)
+    return time.monotonic() - t0, children_cpu() - c0
+
+
+def memory(pid: int) -> dict[str, float]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(rest.split()[0]) / 1024
     return out
+
+
+def sentinel_synced(state: Path) -> bool:
+    """The first full pass is done (backup_state.last_full is set)."""
+    from sentinel.store import open_readonly
+
+    try:
+        conn = open_readonly(state)
+    except sqlite3.Error:  # not created yet, or mid-migration
+        return False
+    if conn is None:
+        return False
+    try:
+        row = conn.execute("SELECT last_full FROM backup_state").fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return bool(row and row[0] is not None)
+
+
+def lsyncd_synced(log: Path) -> bool:
+    """lsyncd logs `Startup of "<source>" finished` once its initial rsync ended."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return any("Startup of" in ln and "finished" in ln for ln in text.splitlines())
+
+
+def run_initial(
+    kind: str, fs: Path, files: int, dirs: int, plan: Plan, reconcile: bool, rss_only: bool
+) -> dict[str, Any]:
+    """Initial sync of a fresh tree to an empty local replica; for sentinel also the full
+    reconcile of the then unchanged tree, interleaved with `rsync -a` of it."""
+    src, replica = fs / "src", fs / "dst" / "replica"
+    make_tree(src, files, dirs)
+    replica.parent.mkdir()
+    os.sync()  # the tree's own writeback must not land inside the measurement
+    out: dict[str, Any] = {"files": files, "dirs": dirs}
+    if kind == RSYNC:
+        replica.mkdir()
+        out["wall"], out["cpu"] = plain_rsync(src, replica)
+        out["copied"] = copied(replica)
+        print(f"  {kind:15} {dirs} dirs: {out['wall']:.1f} s, cpu {out['cpu']:.1f} s", flush=True)
+        return out
+    if kind != SENTINEL:
+        replica.mkdir()
+    system = make_system(kind, fs, src, str(replica), None)
+    done: Callable[[], bool] = (
+        (lambda: sentinel_synced(fs / "state"))
+        if kind == SENTINEL
+        else (lambda: lsyncd_synced(fs / "lsyncd.log"))
+    )
+    try:
+        t0 = time.monotonic()
+        system.start()
+        if not settled(lambda: done() or not system.alive(), 3600, "initial sync", 0.05):
+            raise RuntimeError(f"{kind}: initial sync of {files} files did not end")
+        if not system.alive():
+            raise RuntimeError(f"{kind} exited, see {fs}/system.log")
+        out["wall"], out["cpu"] = time.monotonic() - t0, system.cpu()
+        out["copied"] = copied(replica)  # at the moment it said done
+        time.sleep(plan.settle)
+        assert system.proc is not None
+        out |= memory(system.proc.pid)
+    finally:
+        system.stop()
+    print(
+        f"  {kind:15} {dirs} dirs: {out['wall']:.1f} s, cpu {out['cpu']:.1f} s, "
+        f"rss {out.get('VmRSS', 0):.0f} MB",
+        flush=True,
+    )
+    if reconcile and kind == SENTINEL and not rss_only:
+        plain, ours = [], []
+        for _ in range(3):  # interleaved on the same filesystem: same cache state for both
+            plain.append(plain_rsync(src, replica)[0])
+            ours.append(reconcile_once(fs, src, replica))
+        out["reconcile"], out["reconcile_rsync"] = statistics.median(ours), statistics.median(plain)
+        print(
+            f"  reconcile: sentinel {out['reconcile']:.2f} s, rsync -a "
+            f"{out['reconcile_rsync']:.2f} s",
+            flush=True,
+        )
+    return out
+
+
+def copied(replica: Path) -> int:
+    """Tree files (f*.txt) on the replica, versions and markers left out."""
+    return sum(
+        1
+        for dirpath, _dirs, names in os.walk(replica)
+        if ".sentinel" not in dirpath
+        for name in names
+        if name.startswith("f")
+    )
+
+
+def reconcile_once(fs: Path, src: Path, replica: Path) -> float:
+    cfg = {"state": str(fs / "state"), "source": str(src), "target": str(replica)}
+    cfg["runtime"] = str(fs / "rt")
+    res = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "_reconcile", json.dumps(cfg)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    """(bytes, files) of the regular files under root."""
+    total = n = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+                n += 1
+    return total, n
+
+
+def run_append(kind: str, scratch_fs: Scratch, plan: Plan) -> dict[str, Any]:
+    """A log grown by `append_chunk` every `append_every` s, closed after each append: what
+    it costs on the replica (file + kept versions) and in bytes written."""
+    fs = scratch_fs.path
+    source, replica = layout(fs)
+    system = make_system(kind, fs, source, str(replica), None)
+    arrivals = Arrivals(source, replica, SUBDIRS)
+    arrivals.start()
+    writer = Writer(source, arrivals, seed=8)
+    rel = "d0/archive.log"
+    rng = random.Random(9)
+    try:
+        started(system, arrivals, writer, f"{kind} append")
+        time.sleep(plan.settle)
+        written0, cpu0 = scratch_fs.written_kb(), system.cpu()
+        grown = b""
+        t0 = time.monotonic()
+        for i in range(plan.append_steps):
+            delay = t0 + i * plan.append_every - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            chunk = rng.randbytes(plan.append_chunk)
+            with open(source / rel, "ab") as f:
+                f.write(chunk)
+            grown += chunk
+        final = digest(grown)
+        if not settled(lambda: file_digest(str(replica / rel)) == final, 120, "append", 0.1):
+            raise RuntimeError(f"{kind}: the appended file never matched on the replica")
+        time.sleep(plan.settle)
+        cpu = system.cpu() - cpu0
+        written1 = scratch_fs.written_kb()
+        _lat, in_place = arrivals.take()
+    finally:
+        system.stop()
+        arrivals.stop()
+    total, _files = tree_bytes(replica)
+    versions, nversions = tree_bytes(replica / ".sentinel-versions")
+    out: dict[str, Any] = {
+        "final": len(grown),
+        "replica_file": (replica / rel).stat().st_size,
+        "versions": versions,
+        "version_files": nversions,
+        "replica_total": total,  # the file, its versions, markers, the probe
+        "written": None if written0 is None or written1 is None else (written1 - written0) << 10,
+        "cpu": cpu,
+        "in_place": in_place,
+    }
+    print(
+        f"  {kind:15} append: replica+versions {(out['replica_file'] + versions) / 1e6:.1f} MB "
+        f"({nversions} versions), final {len(grown) / 1e6:.1f} MB, written "
+        f"{'-' if out['written'] is None else _mb(out['written'])}, in_place={in_place}",
+        flush=True,
+    )
+    return out
+
+
+def run_outage(fs: Path, sshd: Sshd, plan: Plan) -> dict[str, float | int]:
+    """ssh target: sshd (and its sessions) down, writes at 20/s, sshd up, time to catch up."""
+    source, replica = layout(fs)
+    system = Sentinel(fs, source, f"root@127.0.0.1:{replica}", sshd)
+    arrivals = Arrivals(source, replica, SUBDIRS)
+    arrivals.start()
+    writer = Writer(source, arrivals, seed=7)
+    try:
+        started(system, arrivals, writer, "outage")
+        sshd.stop()
+        n, _ = writer.steady("outage", plan.low_rate, plan.outage)
+        cpu0 = system.cpu()
+        t0 = time.monotonic()
+        sshd.start()
+        caught = settled(lambda: arrivals.outstanding() == 0, 600, "the catch-up", interval=0.02)
+        catch_up = time.monotonic() - t0
+        return {
+            "outage_s": plan.outage,
+            "files": n,
+            "catch_up_s": catch_up,
+            "caught_up": int(caught),
+            "cpu_catch_up": system.cpu() - cpu0,
+            "missing": arrivals.sweep()[1] if not caught else 0,
+        }
+    finally:
+        system.stop()
+        arrivals.stop()
+        if sshd.proc is None:
+            sshd.start()
 
 
 # -- the replicator's own process ----------------------------------------------------------
 
 
-def _spec(cfg: dict[str, object]):  # type: ignore[no-untyped-def]
+def _spec(cfg: dict[str, object]) -> Any:
     sys.path.insert(0, str(ROOT))
     from backup.spec import ReplicationSpec
     from backup.transport import parse_target
@@ -690,7 +776,7 @@ def _ms(v: float | None) -> str:
     return f"{v * 1000:.0f} ms" if v < 10 else f"{v:.1f} s"
 
 
-def machine() -> dict[str, str]:
+def machine(fs: str, fs_gb: int) -> dict[str, str]:
     mem = next(
         ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")
     )
@@ -715,225 +801,271 @@ def machine() -> dict[str, str]:
         "rsync": rsync.splitlines()[0] if rsync else "?",
         "lsyncd": lsyncd.strip().splitlines()[0] if lsyncd else "?",
         "ssh": ssh.strip(),
-        "fs": "ext4 on virtio disk (source, replica and state on it)",
+        "fs": describe(fs, fs_gb),
     }
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or b == 0:
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+Runs = list[dict[str, Any]]
+
+
+def values(runs: Runs | None, key: str) -> list[float]:
+    return [float(r[key]) for r in runs or [] if r.get(key) is not None]
+
+
+def med(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def cell(xs: list[float], fmt: Callable[[float], str]) -> str:
+    if not xs:
         return "-"
-    return f"{a / b:.2f}x"
+    text = fmt(statistics.median(xs))
+    return text if len(xs) == 1 else f"{text} ({fmt(min(xs))}-{fmt(max(xs))})"
 
 
-GOALS = {  # (target, workload) -> p99 limit in s
-    ("local", "20/s"): 0.3,
-    ("ssh", "20/s"): 0.5,
-    ("local", "200/s"): 1.0,
-    ("ssh", "200/s"): 1.0,
-    ("local", "burst 1000"): 1.0,
-    ("ssh", "burst 1000"): 1.0,
-}
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def report(data: dict[str, object], argv: list[str], plan: Plan) -> str:
+def _s(v: float) -> str:
+    return f"{v:.2f} s" if v < 10 else f"{v:.1f} s"
+
+
+def _mb(v: float) -> str:
+    return f"{v / 1e6:.1f} MB"
+
+
+@dataclass
+class Row:
+    label: str
+    runs: dict[str, Runs | None]  # system -> runs
+    key: str
+    fmt: Callable[[float], str]
+    goal: str = ""
+    # (sentinel, lsyncd, rsync) medians -> met?
+    check: Callable[[float | None, float | None, float | None], bool | None] | None = None
+
+
+def _le(limit: float) -> Callable[[float | None, float | None, float | None], bool | None]:
+    return lambda s, _l, _r: None if s is None else s <= limit
+
+
+def _vs(
+    other: int, factor: float
+) -> Callable[[float | None, float | None, float | None], bool | None]:
+    def check(s: float | None, lsyncd: float | None, rsync: float | None) -> bool | None:
+        ref = (lsyncd, rsync)[other]
+        return None if s is None or ref is None else s <= factor * ref
+
+    return check
+
+
+def goal_rows(data: dict[str, Any], plan: Plan) -> list[Row]:
+    lat, ini, app = data.get("latency", {}), data.get("initial", {}), data.get("append", {})
+    rows: list[Row] = []
+    lo, hi = f"{plan.low_rate}/s", f"{plan.high_rate}/s"
+
+    def lrow(
+        wl: str,
+        key: str,
+        label: str,
+        fmt: Callable[[float], str],
+        goal: str = "",
+        check: Any = None,
+    ) -> None:
+        runs = {SENTINEL: lat.get(f"{SENTINEL}|{wl}"), LSYNCD: lat.get(f"{LSYNCD}|{wl}")}
+        if any(runs.values()):
+            rows.append(Row(label, runs, key, fmt, goal, check))
+
+    n_lo, n_hi = f"{plan.low_rate} writes/s", f"{plan.high_rate} writes/s"
+    lrow(f"local {lo}", "p50", f"{n_lo} {plan.low_s:.0f} s local: p50", _ms)
+    lrow(f"local {lo}", "p99", f"{n_lo} {plan.low_s:.0f} s local: p99", _ms, "<= 100 ms", _le(0.1))
+    lrow(
+        f"local {lo}", "cpu", f"{n_lo} {plan.low_s:.0f} s local: CPU", _s, "<= lsyncd", _vs(0, 1.0)
+    )
+    lrow(f"local {hi}", "p50", f"{n_hi} {plan.high_s:.0f} s local: p50", _ms)
+    lrow(
+        f"local {hi}", "p99", f"{n_hi} {plan.high_s:.0f} s local: p99", _ms, "no worse than main's"
+    )
+    lrow(
+        f"local {hi}",
+        "cpu",
+        f"{n_hi} {plan.high_s:.0f} s local: CPU",
+        _s,
+        "<= 0.8 x lsyncd",
+        _vs(0, 0.8),
+    )
+    lrow(f"ssh {lo}", "p50", f"{n_lo} {plan.ssh_s:.0f} s ssh: p50", _ms)
+    lrow(f"ssh {lo}", "p99", f"{n_lo} {plan.ssh_s:.0f} s ssh: p99", _ms, "<= 400 ms", _le(0.4))
+    lrow(f"ssh {lo}", "cpu", f"{n_lo} {plan.ssh_s:.0f} s ssh: CPU", _s, "<= lsyncd", _vs(0, 1.0))
+    for dirs in plan.dir_shapes:
+        runs = {k: ini.get(f"{k}|{dirs}") for k in (SENTINEL, LSYNCD, RSYNC)}
+        if not runs[RSYNC] and not runs[SENTINEL]:
+            continue
+        what = f"initial sync, {plan.tree_files:,} files in {dirs:,} dirs"
+        if runs[RSYNC]:
+            rows.append(Row(f"{what}: wall", runs, "wall", _s, "<= 1.2 x rsync -a", _vs(1, 1.2)))
+            rows.append(Row(f"{what}: CPU", runs, "cpu", _s))
+        rec = ini.get(f"{SENTINEL}|{dirs}")
+        if rec and values(rec, "reconcile"):
+            rows.append(
+                Row(
+                    f"full reconcile of the unchanged {plan.tree_files:,}-file tree "
+                    f"({dirs:,} dirs): wall",
+                    {SENTINEL: rec, RSYNC: [{"reconcile": r["reconcile_rsync"]} for r in rec]},
+                    "reconcile",
+                    _s,
+                    "<= 1.2 x rsync -a",
+                    _vs(1, 1.2),
+                )
+            )
+    big = max(plan.dir_shapes)
+    runs = {SENTINEL: ini.get(f"{SENTINEL}|{big}"), LSYNCD: ini.get(f"{LSYNCD}|{big}")}
+    if any(values(r, "VmRSS") for r in runs.values()):
+        rows.append(
+            Row(
+                f"RSS watching {big:,} dirs (MB)",
+                runs,
+                "VmRSS",
+                lambda v: f"{v:.0f}",
+                "<= 60 MB",
+                _le(60),
+            )
+        )
+        rows.append(Row(f"peak RSS, {big:,} dirs (MB)", runs, "VmHWM", lambda v: f"{v:.0f}"))
+    if app:
+        runs = {k: app.get(k) for k in (SENTINEL, LSYNCD)}
+        for r in (x for rs in runs.values() for x in rs or []):
+            r["kept"] = r["replica_file"] + r["versions"]
+            r["kept_ratio"] = r["kept"] / r["final"]
+        final = plan.append_steps * plan.append_chunk
+        what = f"append ({_mb(final)} in {plan.append_steps} closes)"
+        rows.append(Row(f"{what}: replica + versions", runs, "kept", _mb))
+        rows.append(
+            Row(
+                f"{what}: (replica + versions) / final size",
+                runs,
+                "kept_ratio",
+                lambda v: f"{v:.2f}",
+                "<= 2",
+                _le(2.0),
+            )
+        )
+        rows.append(Row(f"{what}: versions kept", runs, "version_files", lambda v: f"{v:.0f}"))
+        rows.append(Row(f"{what}: bytes written to the fs", runs, "written", _mb))
+        rows.append(Row(f"{what}: CPU", runs, "cpu", _s))
+    return rows
+
+
+def report(data: dict[str, Any], argv: list[str], plan: Plan) -> str:
     m = data["machine"]
-    assert isinstance(m, dict)
     lines = [
-        "# Replication benchmark (issue #6)",
+        "## Replication: sentinel vs lsyncd vs plain rsync (issue 18)",
         "",
-        f"Command: `{' '.join(argv)}` ({data['started']}, took {data['took']:.0f} s)",
+        f"Command: `{' '.join(argv)}` ({data['started']}, took {data['took'] / 60:.1f} min, "
+        f"{plan.repeats} interleaved repeat(s), load average {data['load_start']} at the "
+        f"start and {data['load_end']} at the end)",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in m.items()),
         "",
-        f"Workload: random-size files ({MIN_SIZE >> 10}-{MAX_SIZE >> 10} KiB, incompressible) "
-        f"written into {SUBDIRS} directories, steady at "
-        + " and ".join(f"{r}/s" for r in plan.rates)
-        + f" for {plan.duration:.0f} s each, then "
-        f"{plan.burst} files written at once. Latency: close() -> replica holds the same bytes "
-        "(hash), polled by a scanner thread every ~2 ms. CPU: user+sys of the replicating "
-        "process, its rsync/ssh children and its ssh ControlMaster during that workload. "
-        "sentinel runs `backup.Replicator` with default settings, wired as the daemon wires it "
-        "(journal in SQLite committed without fsync, kept versions via --backup-dir, "
-        "ransomware guard on) in its own "
-        "process; lsyncd 2.2.3 runs `default.rsync` with its defaults, only `delay` changed. "
-        "ssh: sshd on 127.0.0.1, ed25519 keys, StrictHostKeyChecking=yes, ControlMaster=auto "
-        "for both.",
+        "Each system runs alone on its own freshly made filesystem (source, replica and "
+        "sentinel's state on it), so none pays for inodes another freed. Latency: from "
+        "IN_CLOSE_WRITE of a file on the source to IN_MOVED_TO of its final name on the "
+        "replica, both read by one inotify thread, kept once the replica's bytes hash right. "
+        "Files: random 4-256 KiB, incompressible, in 8 directories. CPU: user+sys of the "
+        "replicator's whole process tree (children reaped or alive, ssh ControlMaster; sshd's "
+        "side of ssh is not counted). sentinel: `backup.Replicator` with default settings "
+        "wired as the daemon wires it; lsyncd: `default.rsync`, `delay = 1`; plain: "
+        "`rsync -a src/ dst/`. Cells: median (min-max) over repeats.",
         "",
+        f"| workload | {SENTINEL} | {LSYNCD} | {RSYNC} | sentinel / lsyncd | "
+        "sentinel / rsync | goal | met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    systems = data["systems"]
-    assert isinstance(systems, dict)
-    verdicts: list[str] = []
-    for target in ("local", "ssh"):
-        for wl in [f"{r}/s" for r in plan.rates] + [f"burst {plan.burst}"]:
-            rows = {
-                lab: systems.get(f"{lab}|{target}", {}).get(wl)
-                for lab in ("sentinel", "lsyncd delay=15", "lsyncd delay=1")
-            }
-            if not any(rows.values()):
-                continue
-            lines += [
-                f"## {target}, {wl}",
-                "",
-                "| | sentinel | lsyncd delay=15 | lsyncd delay=1 | sentinel / lsyncd d=1 |",
-                "|---|---|---|---|---|",
-            ]
-            for key, label in (("p50", "p50"), ("p99", "p99"), ("max", "max"), ("cpu", "CPU s")):
-                vals = [r.get(key) if r else None for r in rows.values()]
-                cells = [
-                    (f"{v:.2f}" if key == "cpu" else _ms(v)) if v is not None else "-" for v in vals
-                ]
-                lines.append(f"| {label} | {' | '.join(cells)} | {_ratio(vals[0], vals[2])} |")
-            miss = [str(r.get("missing", 0)) if r else "-" for r in rows.values()]
-            lines.append(f"| files never replicated | {' | '.join(miss)} | |")
-            lines.append("")
-            s, d1 = rows["sentinel"], rows["lsyncd delay=1"]
-            if s:
-                goal = GOALS.get((target, wl))
-                p99 = s.get("p99")
-                if goal is not None and isinstance(p99, float):
-                    verdicts.append(
-                        f"- {target} {wl}: p99 {_ms(p99)} vs goal {_ms(goal)}: "
-                        + ("**met**" if p99 <= goal else "**missed**")
-                    )
-                if d1:
-                    worse = [
-                        k
-                        for k in ("p50", "p99", "max", "cpu")
-                        if isinstance(s.get(k), float)
-                        and isinstance(d1.get(k), float)
-                        and s[k] > d1[k]
-                    ]  # type: ignore[operator]
-                    verdicts.append(
-                        f"- {target} {wl}: vs lsyncd delay=1 "
-                        + (
-                            "ahead on p50, p99, max and CPU"
-                            if not worse
-                            else "**behind on " + ", ".join(worse) + "**"
-                        )
-                    )
+    for row in goal_rows(data, plan):
+        meds = [med(values(row.runs.get(k), row.key)) for k in (SENTINEL, LSYNCD, RSYNC)]
+        met = row.check(*meds) if row.check else None
+        cells = [cell(values(row.runs.get(k), row.key), row.fmt) for k in (SENTINEL, LSYNCD, RSYNC)]
+        lines.append(
+            f"| {row.label} | {' | '.join(cells)} | {_ratio(meds[0], meds[1])} | "
+            f"{_ratio(meds[0], meds[2])} | {row.goal} | "
+            + ("" if met is None else "**yes**" if met else "**no**")
+            + " |"
+        )
+    short = [
+        f"{key} copied {r['copied']} of {r['files']}"
+        for key, runs in data.get("initial", {}).items()
+        for r in runs
+        if r.get("copied") != r["files"]
+    ]
+    lines += [
+        "",
+        "Initial sync: wall from starting the system (or rsync) to its own signal that the "
+        "pass ended (sentinel: `backup_state.last_full` set; lsyncd: `Startup of ... "
+        "finished` in its log); the files on the replica are counted at that moment: "
+        + ("all there." if not short else "**short: " + "; ".join(short) + "**")
+        + " Reconcile: sentinel's time is `Replicator.reconcile()` in an already started "
+        "process, median of 3, interleaved with `rsync -a` of the same tree to the same "
+        "replica on the same filesystem.",
+    ]
+    lat = data.get("latency", {})
+    if lat:
+        lines += [
+            "",
+            "Per latency workload (summed over repeats): files written, files never on the "
+            "replica, files there but their event never seen, in-place writes under a final "
+            "name (IN_CLOSE_WRITE on the replica: a partial copy was visible), max latency.",
+            "",
+            "| workload | system | files | never replicated | unseen | in-place writes | max |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for key, runs in lat.items():
+            kind, wl = key.split("|")
+            lines.append(
+                f"| {wl} | {kind} | {sum(values(runs, 'files')):.0f} | "
+                f"{sum(values(runs, 'missing')):.0f} | {sum(values(runs, 'unseen')):.0f} | "
+                f"{sum(values(runs, 'in_place')):.0f} | {cell(values(runs, 'max'), _ms)} |"
+            )
     floor = data.get("floor")
-    if isinstance(floor, dict):
+    if floor:
         lines += [
-            "## Floor: one rsync of one 8 KiB file, warm transport",
             "",
-            "| | median | min |",
-            "|---|---|---|",
-            f"| local | {_ms(floor['local_median'])} | {_ms(floor['local_min'])} |",
-            f"| ssh (ControlMaster) | {_ms(floor['ssh_median'])} | {_ms(floor['ssh_min'])} |",
+            "Floor: one `rsync -a` of one 8 KiB file, warm transport, 20 runs, from the spawn:",
             "",
-        ]
-    out = data.get("outage")
-    if isinstance(out, dict):
-        lines += [
-            f"## Catch-up after a {out['outage_s']:.0f} s ssh target outage",
-            "",
-            f"sshd and all its sessions killed, {out['files']} files written at "
-            f"{plan.outage_rate:.0f}/s meanwhile, sshd started again: sentinel had "
-            f"every file on the replica after **{out['catch_up_s']:.1f} s** "
-            f"(CPU {out['cpu_catch_up']:.2f} s, files missing {out['missing']}).",
-            "",
-        ]
-        if out["outage_s"] < 300:
-            lines += [
-                f"NOTE: this is a {out['outage_s']:.0f} s outage (`--quick`/`--outage`), "
-                "not the 5-minute one the issue asks for.",
-                "",
-            ]
-    rec = data.get("reconcile")
-    if isinstance(rec, dict):
-        lines += [
-            f"## Full reconcile of an unchanged {rec['files']:.0f}-file tree",
-            "",
-            "Median of 3, interleaved; plain = `rsync -a src/ dst/`, sentinel = "
-            "`Replicator.reconcile()` in its own process (rsync with --delete, "
-            "--backup-dir, itemized output, journal clear).",
-            "",
-            "| | plain rsync -a | sentinel | ratio |",
-            "|---|---|---|---|",
+            "| | rename seen (median) | rsync exited (median) | rename seen (min) | "
+            "rsync exited (min) |",
+            "|---|---|---|---|---|",
         ]
         for kind in ("local", "ssh"):
-            if f"{kind}_rsync" in rec:
-                lines.append(
-                    f"| {kind} | {rec[f'{kind}_rsync']:.2f} s | "
-                    f"{rec[f'{kind}_sentinel']:.2f} s | "
-                    f"{_ratio(rec[f'{kind}_sentinel'], rec[f'{kind}_rsync'])} |"
-                )
-                verdicts.append(
-                    f"- reconcile {kind}: {_ratio(rec[f'{kind}_sentinel'], rec[f'{kind}_rsync'])}"
-                    f" of plain rsync vs goal 1.20x: "
-                    + (
-                        "**met**"
-                        if rec[f"{kind}_sentinel"] <= 1.2 * rec[f"{kind}_rsync"]
-                        else "**missed**"
-                    )
-                )
-        lines.append("")
+            lines.append(
+                f"| {kind} | {_ms(floor[f'{kind}_seen_median'])} | "
+                f"{_ms(floor[f'{kind}_exit_median'])} | {_ms(floor[f'{kind}_seen_min'])} | "
+                f"{_ms(floor[f'{kind}_exit_min'])} |"
+            )
+    out = data.get("outage")
+    if out:
+        lines += [
+            "",
+            f"Catch-up after a {out['outage_s']:.0f} s ssh target outage ({out['files']} files "
+            f"written meanwhile): {out['catch_up_s']:.1f} s, CPU {out['cpu_catch_up']:.2f} s, "
+            f"files missing {out['missing']}.",
+        ]
     lines += [
-        "## Goals",
         "",
-        *verdicts,
-        "",
-        "## Interpretation",
-        "",
-        str(data.get("interpretation", "")),
-        "",
-    ]
-    lines += [
-        "## Raw numbers",
+        "<details><summary>Raw numbers</summary>",
         "",
         "```json",
-        json.dumps({k: v for k, v in data.items() if k != "interpretation"}, indent=1, default=str),
+        json.dumps(data, indent=1, default=str),
         "```",
+        "",
+        "</details>",
         "",
     ]
     return "\n".join(lines)
-
-
-def interpret(data: dict[str, object], plan: Plan) -> str:
-    """The plain-words reading of the numbers (computed, so it cannot drift from them)."""
-    systems = data.get("systems")
-    floor = data.get("floor")
-    out: list[str] = []
-    if not isinstance(systems, dict):
-        return ""
-    for target in ("local", "ssh"):
-        s, d1 = systems.get(f"sentinel|{target}"), systems.get(f"lsyncd delay=1|{target}")
-        if not s or not d1:
-            continue
-        p99_wins = [
-            wl for wl in s if wl in d1 and (s[wl].get("p99") or 0) <= (d1[wl].get("p99") or 0)
-        ]
-        cpu_losses = [wl for wl in s if wl in d1 and s[wl]["cpu"] > d1[wl]["cpu"]]
-        out.append(
-            f"- {target}: sentinel's p99 is at or below lsyncd delay=1 in {len(p99_wins)} of "
-            f"{len(s)} workloads ({', '.join(p99_wins) or 'none'}); it uses more CPU in "
-            f"{', '.join(cpu_losses) or 'none'}."
-        )
-    if isinstance(floor, dict):
-        out.append(
-            f"- The floor is one rsync per change: {_ms(floor['local_median'])} locally and "
-            f"{_ms(floor['ssh_median'])} over ssh even with a warm ControlMaster (on this VM "
-            "a new session on an existing ssh connection costs ~100 ms). sentinel ships as "
-            "soon as the journal has a change and the previous rsync ended, so at 20 writes/s "
-            "it runs about one rsync per file locally and one per 3-5 files over ssh; its "
-            "latency is roughly one to two rsync times."
-        )
-    out.append(
-        "- CPU: a local rsync of one small file costs ~10 ms CPU here (three processes). "
-        "Shipping every change at once means up to one rsync per write at low rates, where "
-        "lsyncd delay=1 runs one rsync per second; so at 20 writes/s sentinel spends several "
-        "times lsyncd's (small) CPU. At 200/s it is 1.1-1.8x lsyncd's; for the 1,000-file "
-        "burst it is less than lsyncd's. Matching lsyncd's CPU at low rates would need a "
-        "coalescing delay, "
-        "i.e. trading away the latency goals; we kept latency."
-    )
-    out.append(
-        "- Catch-up after an outage is bounded by the retry backoff (exponential up to "
-        "`retry_max`, 60 s by default, with jitter): the first retry after the target "
-        "returns can be up to a minute late; then the backlog goes in batches of up to "
-        "5000 files."
-    )
-    return "\n".join(out)
 
 
 @contextlib.contextmanager
@@ -944,6 +1076,16 @@ def workdir() -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def parse_only(text: str) -> set[str]:
+    parts = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = parts - set(PARTS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}"
+        )
+    return parts
 
 
 def main(argv: list[str]) -> None:
@@ -957,75 +1099,130 @@ def main(argv: list[str]) -> None:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="10 s steady runs, 30 s outage, 20k-file tree (for trying)",
+        help="smoke run: 5 s workloads, a 5,000-file tree in 50 and 500 dirs, 20 appends, 1 repeat",
     )
-    ap.add_argument("--duration", type=float, help="seconds of each steady run (default 60)")
-    ap.add_argument("--outage", type=float, help="outage seconds (default 300)")
-    ap.add_argument("--tree-files", type=int, help="files in the reconcile tree (100000)")
     ap.add_argument(
         "--only",
-        nargs="*",
-        default=[],
-        choices=["sentinel", "lsyncd", "floor", "outage", "reconcile"],
-        help="run only these parts",
+        type=parse_only,
+        default=set(DEFAULT_PARTS),
+        help=f"comma-separated parts of {','.join(PARTS)} (default: all but outage)",
     )
-    ap.add_argument("--targets", nargs="*", default=["local", "ssh"], choices=["local", "ssh"])
+    ap.add_argument("--repeats", type=int, help="interleaved repeats (default 2, quick 1)")
+    ap.add_argument("--fs", choices=KINDS, default="loop", help="filesystem per system")
+    ap.add_argument("--fs-gb", type=int, default=8, help="size of each fresh filesystem")
+    ap.add_argument("--tree-files", type=int, help="files in the initial-sync tree (100000)")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    plan = Plan(
-        duration=10 if args.quick else 60,
-        outage=30 if args.quick else 300,
-        tree_files=20_000 if args.quick else 100_000,
-    )
-    if args.duration:
-        plan.duration = args.duration
-    if args.outage:
-        plan.outage = args.outage
+    plan = Plan(fs=args.fs, fs_gb=args.fs_gb)
+    if args.quick:
+        plan = Plan(
+            low_s=5,
+            high_s=5,
+            ssh_s=5,
+            tree_files=5_000,
+            dir_shapes=(50, 500),
+            append_steps=20,
+            repeats=1,
+            fs=args.fs,
+            fs_gb=args.fs_gb,
+            settle=1.0,
+            outage=10,
+        )
     if args.tree_files:
+        scale = args.tree_files / plan.tree_files
+        plan.dir_shapes = tuple(max(1, round(d * scale)) for d in plan.dir_shapes)
         plan.tree_files = args.tree_files
-    parts = set(args.only) or {"sentinel", "lsyncd", "floor", "outage", "reconcile"}
+    if args.repeats:
+        plan.repeats = args.repeats
+    if args.fs != "none" and os.geteuid() != 0:
+        raise SystemExit("--fs loop/tmpfs mounts filesystems: run as root, or use --fs none")
+    parts: set[str] = args.only
     began = time.monotonic()
-    data: dict[str, object] = {
-        "machine": machine(),
-        "systems": {},
+    data: dict[str, Any] = {
+        "machine": machine(plan.fs, plan.fs_gb),
         "started": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "load_start": loadavg(),
+        "plan": plan.__dict__,
     }
-    systems = data["systems"]
-    assert isinstance(systems, dict)
     with workdir() as work:
+        n = 0
+
+        def fresh(name: str) -> contextlib.AbstractContextManager[Scratch]:
+            nonlocal n
+            n += 1
+            return scratch(work, f"{name}{n}", plan.fs, plan.fs_gb)
+
         sshd = Sshd(work / "sshd")
         sshd.start()
         try:
-            kinds = (["sentinel"] if "sentinel" in parts else []) + (
-                ["lsyncd delay=15", "lsyncd delay=1"] if "lsyncd" in parts else []
-            )
-            for target in args.targets:
-                for kind in kinds:
-                    sub = work / f"w{len(systems)}"
-                    sub.mkdir()
-                    print(f"{kind} -> {target}", flush=True)
-                    try:
-                        systems[f"{kind}|{target}"] = run_system(
-                            kind, target, sub, sshd if target == "ssh" else None, plan
-                        )
-                    except RuntimeError as exc:
-                        print(f"  failed: {exc}", flush=True)
-                        systems[f"{kind}|{target}"] = {}
+            systems = [SENTINEL, LSYNCD]
+            for rep in range(plan.repeats):
+                if "latency" in parts:
+                    for target in ("local", "ssh"):
+                        for kind in order(systems, rep):
+                            print(f"[{rep}] latency {kind} -> {target}", flush=True)
+                            with fresh("lat") as fs:
+                                try:
+                                    res = run_latency(
+                                        kind,
+                                        target,
+                                        fs.path,
+                                        sshd if target == "ssh" else None,
+                                        plan,
+                                    )
+                                except RuntimeError as exc:
+                                    print(f"  failed: {exc}", flush=True)
+                                    continue
+                            for wl, stats in res.items():
+                                data.setdefault("latency", {}).setdefault(
+                                    f"{kind}|{wl}", []
+                                ).append(stats)
+                if "initial" in parts or "rss" in parts:
+                    rss_only = "initial" not in parts
+                    shapes = plan.dir_shapes if not rss_only else (max(plan.dir_shapes),)
+                    kinds = systems + ([RSYNC] if not rss_only else [])
+                    for dirs in shapes:
+                        for kind in order(kinds, rep):
+                            print(f"[{rep}] initial {kind}, {dirs} dirs", flush=True)
+                            with fresh("init") as fs:
+                                try:
+                                    res = run_initial(
+                                        kind,
+                                        fs.path,
+                                        plan.tree_files,
+                                        dirs,
+                                        plan,
+                                        reconcile=dirs == min(plan.dir_shapes),
+                                        rss_only=rss_only,
+                                    )
+                                except RuntimeError as exc:
+                                    print(f"  failed: {exc}", flush=True)
+                                    continue
+                            data.setdefault("initial", {}).setdefault(f"{kind}|{dirs}", []).append(
+                                res
+                            )
+                if "append" in parts:
+                    for kind in order(systems, rep):
+                        print(f"[{rep}] append {kind}", flush=True)
+                        with fresh("app") as fs:
+                            try:
+                                res = run_append(kind, fs, plan)
+                            except RuntimeError as exc:
+                                print(f"  failed: {exc}", flush=True)
+                                continue
+                        data.setdefault("append", {}).setdefault(kind, []).append(res)
             if "floor" in parts:
-                data["floor"] = rsync_floor(work, sshd)
+                with fresh("floor") as fs:
+                    data["floor"] = rsync_floor(fs.path, sshd)
                 print("floor", data["floor"], flush=True)
-            if "reconcile" in parts:
-                data["reconcile"] = run_reconcile(work, sshd, plan)
-                print("reconcile", data["reconcile"], flush=True)
             if "outage" in parts:
-                sub = work / "outage"
-                sub.mkdir()
-                data["outage"] = run_outage(sub, sshd, plan)
+                with fresh("outage") as fs:
+                    data["outage"] = run_outage(fs.path, sshd, plan)
                 print("outage", data["outage"], flush=True)
         finally:
             sshd.stop()
     data["took"] = time.monotonic() - began
-    data["interpretation"] = interpret(data, plan)
+    data["load_end"] = loadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["python", "bench/replication.py", *argv]
     args.output.write_text(report(data, cmd, plan))
