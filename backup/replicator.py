@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from backup.adoption import replica_holds_files, source_adoptable
+from backup.append_versions import drop_append_versions
 from backup.archive_log import ArchiveLog
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
@@ -813,6 +814,9 @@ class Replicator:
         if result.created_root is not None:
             await self._target_recreated(result.created_root)  # raises
         if result.ok:
+            # an append's version is the new file's prefix: it costs bytes, saves nothing
+            # (before the rows leave: a caught-up replicator has no such version left)
+            await drop_append_versions(self.spec, started)
             values = self._success_values(len(entries)) if settle else None
             also = None if values is None else self._state_writer(values)
             await self.journal.complete(entries, started, also=also)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from backup.append_record import AppendRecord, fetch_records, rebuild, remove_beneath
 from backup.rsync import COMMON_ARGS, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.target import VERSIONS_DIR, Target
@@ -26,7 +27,16 @@ class RestoreError(RuntimeError):
 class RestoreResult:
     files: int = 0
     versions_used: list[str] = field(default_factory=list)
+    # as of a time: files left out because only content written after it is kept (a file
+    # created since, or one whose content then is gone: see `unrebuilt`)
     excluded_newer: int = 0
+    # files rebuilt from an append record (the start of their later content)
+    rebuilt: int = 0
+    # "path: why" for each file whose content then was a dropped append version that could
+    # not be rebuilt (its later content was pruned or changed): left out
+    unrebuilt: list[str] = field(default_factory=list)
+    # append records that could not be read (the files they describe are left out)
+    problems: list[str] = field(default_factory=list)
 
 
 STAGING_PREFIX = ".sentinel-restore-"
@@ -64,6 +74,9 @@ async def restore(
     With `as_of`: a version dir stamped T holds what was live until T, so a file's content
     as of `as_of` is the oldest version stamped after it, else the current replica copy;
     files whose content was written after `as_of` (mtime, kept by rsync -a) are left out.
+    A version dropped as an append (`backup.append_versions`) counts as a version: its
+    record says it was the first N bytes of the path's next content, which the version
+    sets applied newest first have put in place just before.
 
     A restore only ever writes and replaces the files it restores; it never deletes
     anything in `dest`. A non-empty `dest` is refused unless `into_existing`: pointed at
@@ -110,14 +123,35 @@ async def _restore_into(
         except RuntimeError as exc:
             raise RestoreError(str(exc)) from exc
         later = [s for s in stamps if (parse_stamp(s) or 0) > as_of]
+        try:
+            records, result.problems = await fetch_records(target, runtime_dir, later)
+        except RuntimeError as exc:
+            raise RestoreError(str(exc)) from exc
+        unrebuilt: dict[str, str] = {}
+        rebuilt: dict[str, AppendRecord] = {}
         for stamp in reversed(later):  # newest first, so the oldest one after as_of wins
             got: RsyncResult = await fetch(
                 target, runtime_dir, f"{VERSIONS_DIR}/{stamp}", path, dest
             )
             if got.exit_code not in (0, 23, 24):  # 23: this version has nothing under path
                 raise RestoreError(f"reading version {stamp} failed: {got.error}")
-            if got.transferred:
+            mine = _under(records.get(stamp, {}), path)
+            if got.transferred or mine:
                 result.versions_used.append(stamp)
+            for rel, record in mine.items():
+                unrebuilt.pop(rel, None)  # an older state: decided here or below
+                why = rebuild(dest, rel, record)
+                if why is None:
+                    rebuilt[rel] = record
+                else:
+                    # what is there is a later content: not this file as of then (a
+                    # directory or a path through a link there is no such file: left)
+                    with contextlib.suppress(OSError):
+                        remove_beneath(dest, rel)
+                    unrebuilt[rel] = why
+        for rel in [r for r in unrebuilt if os.path.lexists(dest / r)]:
+            del unrebuilt[rel]  # an older version set had the file itself
+        result.unrebuilt = [f"{rel}: {why}" for rel, why in sorted(unrebuilt.items())]
         for root, _dirs, files in os.walk(dest):
             for name in files:
                 full = os.path.join(root, name)
@@ -125,12 +159,35 @@ async def _restore_into(
                     os.unlink(full)
                     result.excluded_newer += 1
         if missing_now and not os.path.lexists(dest / path.strip("/")):
+            if path.strip("/") in unrebuilt:
+                raise RestoreError(
+                    f"{path} as of {_shown_time(as_of)} cannot be rebuilt: "
+                    f"{unrebuilt[path.strip('/')]}"
+                )
             raise RestoreError(
                 f"{path} did not exist at {_shown_time(as_of)} (it is neither "
                 "on the replica nor in a version kept after that time)"
             )
+        # the ones still as their record says (an older version set may have replaced one)
+        result.rebuilt = sum(_is(dest / rel, rec) for rel, rec in rebuilt.items())
     result.files = sum(len(f) for _, _, f in os.walk(dest))
     return result
+
+
+def _is(path: Path, record: AppendRecord) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_size == record.length and st.st_mtime_ns == record.mtime_ns
+
+
+def _under(records: dict[str, AppendRecord], path: str) -> dict[str, AppendRecord]:
+    """The records of the paths a restore of `path` ("" = everything) covers."""
+    path = path.strip("/")
+    if not path:
+        return records
+    return {r: rec for r, rec in records.items() if r == path or r.startswith(path + "/")}
 
 
 def _shown_time(ts: float) -> str:

@@ -258,6 +258,15 @@ async def _restore(store: Store, specs: list[ReplicationSpec], args: argparse.Na
         f"{spec.name}: restored {result.files} files{when} into {args.to}"
         + (f" (using {len(result.versions_used)} version sets)" if as_of is not None else "")
     )
+    if result.rebuilt:
+        print(f"  {result.rebuilt} of them rebuilt from a later, appended content")
+    if result.excluded_newer:
+        print(f"  {result.excluded_newer} files left out: only content written after then is kept")
+    # a file that existed then and is not back: said, never silent
+    for line in result.problems:
+        print(f"sentinel: warning: {line}", file=sys.stderr)
+    for line in result.unrebuilt:
+        print(f"sentinel: warning: left out {line}", file=sys.stderr)
     return EXIT_OK
 
 
