@@ -8,14 +8,19 @@ allows round-trips; a str with surrogates would not even bind to a TEXT paramete
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import aiosqlite
 
-# backup's modules take the write transaction's type from here
+# backup's modules take the write transactions' types from here
+from common.db import WriteFn as WriteFn
 from common.db import WriteTx as WriteTx
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,9 @@ class Entry:
 class Journal:
     """Pending changes of one source, coalesced per path.
 
-    `db` is for reads; `write` opens the daemon's serialised write transaction.
+    `db` is for reads; `write` opens the daemon's serialised write transaction, and `run`
+    (default: made from `write`) runs one in a single hop: `record` and `complete`, once
+    per shipped batch, use it.
     """
 
     def __init__(
@@ -37,11 +44,13 @@ class Journal:
         db: aiosqlite.Connection,
         write: WriteTx,
         *,
+        run: WriteFn | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self._db = db
         self._write = write
+        self._run = run or run_in(write)
         self._clock = clock
         self._seq = 0
         self.pending = 0
@@ -79,12 +88,15 @@ class Journal:
             rows.append((self.source, os.fsencode(path), now, self._seq))
         if not rows:
             return 0
-        async with self._write() as db:
-            await db.executemany(
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            conn.executemany(
                 "INSERT INTO backup_journal(source, path, first_seen, seq) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(source, path) DO UPDATE SET seq = excluded.seq",
                 rows,
             )
+
+        await self._run(upsert)
         self.pending += len(rows)  # an upper bound until refresh(); cheap and monotone
         if self.oldest is None:
             self.oldest = now
@@ -105,7 +117,7 @@ class Journal:
         batch: Iterable[Entry],
         started: float,
         *,
-        also: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """After a successful transfer: drop rows whose seq is unchanged; rows changed during
         the transfer stay, with first_seen moved to the transfer start (the latest time their
@@ -116,19 +128,22 @@ class Journal:
         read again only when this batch held it (rows are taken oldest first, so at a
         steady trickle a batch empties the journal and no read is needed)."""
         batch = list(batch)
-        async with self._write() as db:
-            cur = await db.executemany(
+
+        def drop(conn: sqlite3.Connection) -> int:
+            gone = conn.executemany(
                 "DELETE FROM backup_journal WHERE source = ? AND path = ? AND seq = ?",
                 [(self.source, os.fsencode(e.path), e.seq) for e in batch],
-            )
-            gone = max(0, cur.rowcount)
-            await db.executemany(
+            ).rowcount
+            conn.executemany(
                 "UPDATE backup_journal SET first_seen = MAX(first_seen, ?) "
                 "WHERE source = ? AND path = ? AND seq > ?",
                 [(started, self.source, os.fsencode(e.path), e.seq) for e in batch],
             )
             if also is not None:
-                await also(db)
+                also(conn)
+            return max(0, gone)
+
+        gone = await self._run(drop)
         self.pending = max(0, self.pending - gone)
         if self.pending == 0:
             # an upper bound until now (record() counts an upsert of a pending path too):
@@ -174,3 +189,16 @@ class Journal:
     def rpo(self, now: float) -> float:
         """Age of the oldest pending change; 0 when caught up."""
         return max(0.0, now - self.oldest) if self.oldest is not None else 0.0
+
+
+def run_in(write: WriteTx) -> WriteFn:
+    """A `WriteFn` for a caller that has only a `WriteTx` (tests, admin commands): `fn` runs
+    inside `write()`'s transaction, in the connection's thread, so the same code serves both;
+    BEGIN and COMMIT are hops of their own here. The daemon hands the store's `run_write`."""
+
+    async def run(fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        async with write() as db:
+            # aiosqlite's own way to run a callable in its thread (see Store.run_write)
+            return cast(_T, await db._execute(fn, db._conn))
+
+    return run

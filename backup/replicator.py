@@ -9,10 +9,11 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +25,7 @@ from backup.archive_log import ArchiveLog
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
-from backup.journal import Entry, Journal, WriteTx
+from backup.journal import Entry, Journal, WriteFn, WriteTx
 from backup.local_copy import LocalShip, ship_local, usable
 from backup.markers import (
     SOURCE_MARKER,
@@ -40,7 +41,7 @@ from backup.quarantine import Quarantine, printable, shown
 from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_denied
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
-from backup.state import ReplicatorState, load_state, save_state, upsert_state
+from backup.state import ReplicatorState, load_state, put_state, save_state
 from backup.transfer import (
     full_sync,
     lock_target,
@@ -116,19 +117,22 @@ class Replicator:
         write: WriteTx,
         *,
         journal_write: WriteTx | None = None,
+        journal_run: WriteFn | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`journal_write` (default: `write`) carries the per-batch bookkeeping: the change
         journal and the last-success figures. It may skip the fsync (see sentinel's
         `Store.fast_write`): after a power loss the full reconcile at start finds every
-        change again. Guard trips and failures always go through `write`."""
+        change again. Guard trips and failures always go through `write`. `journal_run`
+        (sentinel's `Store.fast_run`) is the same transaction in one hop to the database
+        thread, for the journal's record/complete."""
         self.spec = spec
         self.name = f"replication:{spec.name}"
         self._db = db
         self._write = write
         self._journal_write = journal_write or write
         self._clock = clock
-        self.journal = Journal(spec.name, db, self._journal_write, clock=clock)
+        self.journal = Journal(spec.name, db, self._journal_write, run=journal_run, clock=clock)
         self.quarantine = Quarantine(spec.name, db, write, clock=clock)
         # kind = "archive-log": which closed logs arrived, their sequence, the data RPO
         self.archive = (
@@ -1027,11 +1031,9 @@ class Replicator:
     async def _succeeded(self, files: int) -> None:
         await self._save(self._journal_write, **self._success_values(files))
 
-    def _state_writer(
-        self, values: dict[str, Any]
-    ) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
-        async def write(db: aiosqlite.Connection) -> None:
-            await upsert_state(db, self.spec.name, **values)
+    def _state_writer(self, values: dict[str, Any]) -> Callable[[sqlite3.Connection], None]:
+        def write(conn: sqlite3.Connection) -> None:
+            put_state(conn, self.spec.name, **values)
 
         return write
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -69,13 +70,22 @@ async def save_state(write: WriteTx, source: str, **values: Any) -> None:
 
 async def upsert_state(db: aiosqlite.Connection, source: str, **values: Any) -> None:
     """`save_state` inside a transaction the caller holds."""
+    await db.execute(*_upsert(source, values))
+
+
+def put_state(conn: sqlite3.Connection, source: str, **values: Any) -> None:
+    """`upsert_state` inside a one-hop transaction (`WriteFn`), in the database's thread."""
+    conn.execute(*_upsert(source, values))
+
+
+def _upsert(source: str, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise ValueError(f"unknown backup_state fields: {sorted(unknown)}")
     cols = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     updates = ", ".join(f"{k} = excluded.{k}" for k in values)
-    await db.execute(
+    return (
         f"INSERT INTO backup_state(source, {cols}) VALUES (?, {marks}) "
         f"ON CONFLICT(source) DO UPDATE SET {updates}",
         (source, *values.values()),

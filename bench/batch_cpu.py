@@ -52,7 +52,9 @@ async def run(files: int, rate: float) -> str:
             runtime_dir=runtime,
             guard=GuardSettings(),
         )
-        rep = Replicator(spec, store.db, store.write, journal_write=store.fast_write)
+        rep = Replicator(
+            spec, store.db, store.write, journal_write=store.fast_write, journal_run=store.fast_run
+        )
         task = asyncio.create_task(rep.run())
         while rep.health()["last_full"] is None:  # noqa: ASYNC110 (polled, as the tests do)
             await asyncio.sleep(0.05)

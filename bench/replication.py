@@ -739,7 +739,13 @@ async def _replicator_main(cfg: dict[str, object]) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             # wired as sentinel/replication.py wires it in the daemon
-            await Replicator(spec, store.db, store.write, journal_write=store.fast_write).run()
+            await Replicator(
+                spec,
+                store.db,
+                store.write,
+                journal_write=store.fast_write,
+                journal_run=store.fast_run,
+            ).run()
     finally:
         await store.close()
 
@@ -754,7 +760,9 @@ async def _reconcile_main(cfg: dict[str, object]) -> None:
     store = await Store.open(Path(str(cfg["state"])))
     try:
         await migrations.migrate(store)
-        rep = Replicator(spec, store.db, store.write, journal_write=store.fast_write)
+        rep = Replicator(
+            spec, store.db, store.write, journal_write=store.fast_write, journal_run=store.fast_run
+        )
         await rep.load()
         spec.runtime_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()

@@ -107,6 +107,7 @@ def build_replicators(
             store.db,
             store.write,
             journal_write=store.fast_write,
+            journal_run=store.fast_run,
             clock=clock,
         )
         for rc in config.replication

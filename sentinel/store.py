@@ -22,11 +22,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 log = logging.getLogger("sentinel.store")
+
+_T = TypeVar("_T")
 
 DB_NAME = "sentinel.db"
 BUSY_TIMEOUT_MS = 5000
@@ -389,6 +391,68 @@ class Store:
     def fast_write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         """`write(durable=False)`, in the shape leaves take as a write callable."""
         return self.write(durable=False)
+
+    async def run_write(
+        self, fn: Callable[[sqlite3.Connection], _T], *, durable: bool = True
+    ) -> _T:
+        """`write()` in one hop to the database thread: `fn(conn)` is the whole transaction,
+        a plain function run there between BEGIN IMMEDIATE and COMMIT (ROLLBACK when it
+        raises), together with the synchronous switch; returns what `fn` returns. Same lock,
+        `durable`, cancellation safety and move to memory as `write()`. Each aiosqlite call
+        is a hop to its thread and back through the loop; at one bookkeeping transaction per
+        shipped file those hops, not SQLite, were the cost (issue 18).
+
+        `fn` runs in another thread: it must only use `conn`, and must not await."""
+        async with self._lock:
+            aconn = self._conn
+            conn = aconn._conn  # raises when closed, like any aiosqlite call
+            switch = self._synchronous != (aconn, durable)
+            if switch:
+                self._synchronous = None  # unknown until the call has run
+
+            def transaction() -> _T:
+                if switch:
+                    conn.execute(
+                        "PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL"
+                    )
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+                return result
+
+            # aiosqlite (0.22) has no public call for "run this callable in the
+            # connection's thread": `Connection._execute(fn)` is what its own execute(),
+            # commit() and backup() use, and the only way to keep BEGIN..COMMIT in one hop.
+            # sqlite3 objects must stay in that thread, so a to_thread() of our own is no
+            # substitute. tests/core/test_store.py fails if an upgrade changes it.
+            call = asyncio.ensure_future(aconn._execute(transaction))
+            try:
+                try:
+                    # shielded: cancelled mid-call, the thread still runs the whole
+                    # transaction; its outcome is known before the lock is released
+                    result = await asyncio.shield(call)
+                except asyncio.CancelledError:
+                    await asyncio.wait([call])
+                    call.exception()  # retrieved: the caller is told it was cancelled
+                    raise
+            except Exception as exc:
+                problem = storage_problem(exc) if self.resilient else None
+                if problem is not None and self.durable:
+                    await self._degrade(problem)
+                raise
+            if switch:
+                self._synchronous = (aconn, durable)
+            return cast(_T, result)
+
+    def fast_run(self, fn: Callable[[sqlite3.Connection], _T]) -> Awaitable[_T]:
+        """`run_write(fn, durable=False)`, in the shape leaves take (`common.db.WriteFn`)."""
+        return self.run_write(fn, durable=False)
 
     async def _execute_to_end(self, sql: str) -> None:
         """Run `sql` and wait until it has run even if we are cancelled meanwhile: aiosqlite
