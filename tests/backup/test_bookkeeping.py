@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from asyncinotify import Inotify, Mask
 
 from backup.journal import Journal
@@ -22,24 +23,28 @@ from backup.spec import GuardSettings
 from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running, tree_diff
+from tests.fixtures.hops import hops
 from tests.fixtures.poll import until
 
 
 async def test_a_shipped_file_costs_two_commits_and_no_extra_reads(
-    tmp_path: Path, bstore: Store, runtime: Path
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One commit records the change, one drops it from the journal together with the
-    success figures; the journal's count is not read back and the quarantine table not read
-    for a batch that holds no set-aside path."""
+    success figures, each in one trip to the database thread; the journal's count is not
+    read back and the quarantine table not read for a batch that holds no set-aside path."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     spec = make_spec(src, parse_target(str(dst)), runtime, reconcile_at_start=False)
-    async with running(spec, bstore, journal_write=bstore.fast_write) as rep:
+    async with running(
+        spec, bstore, journal_write=bstore.fast_write, journal_run=bstore.fast_run
+    ) as rep:
         (src / "warm.txt").write_text("first")
         await caught_up(rep, src, dst)
         await asyncio.sleep(0.2)  # the scheduler's first round (prune bookkeeping) is over
         statements: list[str] = []
         await bstore.db.set_trace_callback(statements.append)
+        calls = hops(bstore, monkeypatch)
         try:
             for i in range(3):
                 (src / f"doc{i}.txt").write_text(f"document {i}")
@@ -49,11 +54,17 @@ async def test_a_shipped_file_costs_two_commits_and_no_extra_reads(
                     f"doc{i} shipped",
                 )
         finally:
+            monkeypatch.undo()
             await bstore.db.set_trace_callback(None)
         assert not tree_diff(src, dst)
         assert rep.health()["pending"] == 0 and rep.health()["rpo"] == 0
     commits = [s for s in statements if s.startswith("BEGIN")]
     assert len(commits) == 6, statements  # 2 per file, was 3
+    # record, take, complete: 3 per file, was 9 (a hop per statement, BEGIN and COMMIT).
+    # A scheduler round (every 5 s) may fall inside and add its reads
+    transactions = [c for c in calls if "run_write" in getattr(c, "__qualname__", "")]
+    assert len(transactions) == 6, calls  # each commit is one hop
+    assert len(calls) <= 9 + 6, calls
     assert not [s for s in statements if "backup_quarantine" in s], statements
     assert not [s for s in statements if "COUNT(*)" in s], statements
 

@@ -8,11 +8,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from sentinel.store import Store, open_readonly
+from tests.fixtures.hops import hops
 from tests.fixtures.tmpfs import fill, mounted_tmpfs
 
 MIGRATIONS = (
@@ -260,5 +263,139 @@ async def test_migrations_on_a_full_state_disk_run_in_memory(tmp_path: Path) -> 
             assert not store.durable
             async with store.db.execute("SELECT count(*) FROM demo_big") as cur:
                 assert (await cur.fetchone())[0] == 300
+        finally:
+            await store.close()
+
+
+async def test_a_one_hop_transaction_commits_in_one_call_and_rolls_back_on_error(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_write`: BEGIN, the statements, COMMIT in one trip to the database thread (the
+    replication journal's cost was the trips, issue 18); an error inside undoes all of it."""
+    await store.migrate("demo", MIGRATIONS)
+    calls = hops(store, monkeypatch)
+
+    def insert(conn: sqlite3.Connection) -> int:
+        conn.executemany("INSERT INTO demo_items(name) VALUES (?)", [("a",), ("b",)])
+        return int(conn.execute("SELECT count(*) FROM demo_items").fetchone()[0])
+
+    assert await store.run_write(insert) == 2
+    assert len(calls) == 1  # durable is the connection's mode already: no switch either
+
+    def half(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO demo_items(name) VALUES ('lost')")
+        raise RuntimeError("crash inside the transaction")
+
+    with pytest.raises(RuntimeError, match="crash inside"):
+        await store.run_write(half)
+    assert not store.db.in_transaction
+    async with store.db.execute("SELECT name FROM demo_items ORDER BY id") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["a", "b"]
+    # a statement error (not ours) rolls back too, and the next transaction starts cleanly
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.run_write(
+            lambda conn: conn.executemany(
+                "INSERT INTO demo_items(id, name) VALUES (?, ?)", [(10, "x"), (10, "y")]
+            )
+        )
+    await store.run_write(lambda conn: conn.execute("INSERT INTO demo_items(name) VALUES ('c')"))
+    async with store.db.execute("SELECT name FROM demo_items ORDER BY id") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["a", "b", "c"]
+
+
+async def test_a_one_hop_transaction_is_durable_or_fast_as_asked(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.migrate("demo", MIGRATIONS)
+    statements: list[str] = []
+    await store.db.set_trace_callback(statements.append)
+    calls = hops(store, monkeypatch)
+
+    def mode(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO demo_items(name) VALUES ('row')")
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert [await store.fast_run(mode) for _ in range(3)] == [1, 1, 1]  # NORMAL
+    assert len(calls) == 3  # the switch rides in the first transaction's hop
+    assert await store.run_write(mode, durable=True) == 2  # FULL again
+    async with store.fast_write() as db, db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 1  # write() knows the mode run_write left
+    assert await store.run_write(mode) == 2
+    await store.db.set_trace_callback(None)
+    switches = [s for s in statements if s.startswith("PRAGMA synchronous=")]
+    assert switches == [
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA synchronous=FULL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA synchronous=FULL",
+    ]
+
+
+async def test_a_one_hop_transaction_cancelled_mid_call_is_finished_before_the_next(
+    store: Store,
+) -> None:
+    """Cancelled while its function runs in the database thread (stop, reload): the caller
+    is told so, and the transaction has ended, committed or rolled back as the function
+    decided, before the next writer gets the connection."""
+    await store.migrate("demo", MIGRATIONS)
+    inside = threading.Event()
+
+    def slow(conn: sqlite3.Connection, fail: bool) -> None:
+        conn.execute("INSERT INTO demo_items(name) VALUES (?)", ("failed" if fail else "kept",))
+        inside.set()
+        time.sleep(0.2)
+        if fail:
+            raise RuntimeError("after the cancel")
+
+    for fail in (False, True):
+        inside.clear()
+        task = asyncio.create_task(store.run_write(lambda conn, f=fail: slow(conn, f)))
+        await asyncio.to_thread(inside.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not store.db.in_transaction
+        await store.run_write(
+            lambda conn: conn.execute("INSERT INTO demo_items(name) VALUES ('next')")
+        )
+    for _ in range(20):  # cancelled at varying points, including before the call is queued
+        task = asyncio.create_task(
+            store.run_write(lambda conn: conn.execute("INSERT INTO demo_items(name) VALUES ('x')"))
+        )
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert not store.db.in_transaction
+    async with store.db.execute("SELECT name FROM demo_items WHERE name != 'x' ORDER BY id") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["kept", "next", "next"]
+
+
+async def test_a_one_hop_transaction_on_a_full_state_disk_moves_the_store_to_memory(
+    tmp_path: Path,
+) -> None:
+    """Like write(): the caller hears of the failure (its rows were not recorded, it keeps
+    them and retries), and the retry succeeds from memory, not durable, with what the file
+    held."""
+    with mounted_tmpfs(tmp_path / "state", "2m") as state:
+        store = await Store.open(state, resilient=True)
+        try:
+            await store.migrate("demo", MIGRATIONS)
+            await store.run_write(
+                lambda conn: conn.execute("INSERT INTO demo_items(name) VALUES ('before')")
+            )
+            fill(state)
+
+            def big(conn: sqlite3.Connection) -> None:
+                conn.executemany(
+                    "INSERT INTO demo_items(name) VALUES (?)",
+                    [(f"{i:08}" + "x" * 1000,) for i in range(2000)],
+                )
+
+            with pytest.raises(sqlite3.OperationalError):
+                await store.run_write(big, durable=False)
+            assert not store.durable and store.problem
+            await store.run_write(big, durable=False)
+            async with store.db.execute("SELECT count(*) FROM demo_items") as cur:
+                assert (await cur.fetchone())[0] == 2001
         finally:
             await store.close()
