@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backup.coalesce import LOCAL, REMOTE, Coalescer, Limits
+from backup.coalesce import LOCAL, MARGIN, REMOTE, Coalescer, Limits
 from backup.transport import parse_target
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running
@@ -36,18 +36,18 @@ def test_a_write_within_the_window_waits_for_the_window_after_the_previous_run()
     assert policy.decide(10.05, MAX, MAX) == 0.0
 
 
-def test_the_window_is_the_latency_budget_left_after_twice_the_run_time_clamped() -> None:
+def test_the_window_is_the_latency_budget_left_after_the_runs_clamped() -> None:
     local = Coalescer(LOCAL)
     assert local.window == LOCAL.high  # no run measured yet: cheap until shown otherwise
     local.finished(0.002)
-    assert local.window == LOCAL.high  # 100 - 4 ms is above the top: the top
+    assert local.window == LOCAL.high  # 100 - 6 ms is above the top: the top
     for _ in range(40):
         local.finished(0.045)  # slow local runs shrink it to the bottom
     assert local.window == pytest.approx(LOCAL.low)
     remote = Coalescer(REMOTE)
     for _ in range(40):
-        remote.finished(0.150)
-    assert remote.window == pytest.approx(REMOTE.budget - 0.300, abs=1e-3)
+        remote.finished(0.080)
+    assert remote.window == pytest.approx(REMOTE.budget - MARGIN * 0.080, abs=1e-3)
 
 
 def test_the_run_time_is_an_ewma() -> None:
