@@ -22,6 +22,7 @@ import aiosqlite
 from backup.adoption import replica_holds_files, source_adoptable
 from backup.append_versions import drop_append_versions
 from backup.archive_log import ArchiveLog
+from backup.coalesce import LOCAL, REMOTE, Coalescer
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
@@ -158,6 +159,8 @@ class Replicator:
         self._reconcile_reason: str | None = None
         self._verify_requested = False
         self._transfer = asyncio.Lock()
+        # when the next batch ships: a stream of sparse writes shares runs (issue 18)
+        self.coalesce = Coalescer(REMOTE if spec.target.remote else LOCAL)
         self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
         self._running = False
@@ -405,6 +408,7 @@ class Replicator:
             while self.journal.pending > 0:
                 if self._state.guard_tripped:
                     break
+                await self._coalesce_wait()
                 if not await self._guard_allows():
                     break
                 self._check_source()
@@ -413,10 +417,26 @@ class Replicator:
                         break  # missing: the scheduler polls for its return
                     await self._backoff(self._target_failure)
                     continue
+                began = time.monotonic()
                 shipped = await self._ship_one()
+                if shipped is not None:  # a run that found nothing to ship is no run
+                    self.coalesce.started(began)
+                if shipped:
+                    self.coalesce.finished(time.monotonic() - began)
                 if shipped is None:
                     break
             self.ship_rounds += 1
+
+    async def _coalesce_wait(self) -> None:
+        """While writes keep coming, waits until one window after the previous run started
+        (rows journaled meanwhile join this run); a full batch cuts the wait short."""
+        most = self.spec.batch_max_files
+        wait = self.coalesce.decide(time.monotonic(), self.journal.pending, most)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0 and self.journal.pending < most:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ship_wakeup.wait(), left)
+            self._ship_wakeup.clear()
 
     async def _guard_allows(self) -> bool:
         """False when the guard tripped; may wait a moment when it is close to tripping."""
