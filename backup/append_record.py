@@ -29,6 +29,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from backup.keeper_record import write_atomic
 from backup.rsync import run_rsync
 from backup.target import VERSIONS_DIR, Target
 
@@ -63,22 +64,7 @@ def write_records(stamp_dir: Path, records: dict[str, AppendRecord]) -> None:
     merged = read_records(path.read_bytes()) if path.exists() else {}
     merged.update(records)
     body = {"format": FORMAT, "files": {rel: asdict(r) for rel, r in sorted(merged.items())}}
-    fd, tmp = tempfile.mkstemp(prefix=".appended-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(body, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, json.dumps(body, indent=1), mode=0o600, sync_dir=True)
 
 
 def read_records(data: bytes) -> dict[str, AppendRecord]:

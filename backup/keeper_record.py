@@ -154,8 +154,10 @@ def read_receipt(path: Path) -> Receipt:
     return parse_receipt(_read(path))
 
 
-def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Write, fsync and rename, so a reader (or rsync) never sees half a record."""
+def write_atomic(path: Path, text: str, *, mode: int = 0o644, sync_dir: bool = False) -> None:
+    """Write, fsync and rename, so a reader (or rsync) never sees half a record.
+    `sync_dir`: the directory is fsynced too, so the new name itself survives a power loss
+    (needed when the caller deletes something on the strength of it)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -168,6 +170,12 @@ def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if sync_dir:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def _read(path: Path) -> bytes:
