@@ -383,10 +383,15 @@ class Store:
                             await self._execute_to_end("ROLLBACK")
                     raise
             except Exception as exc:
-                problem = storage_problem(exc) if self.resilient else None
-                if problem is not None and self.durable:
-                    await self._degrade(problem)
+                await self._failed_write(exc)
                 raise
+
+    async def _failed_write(self, exc: Exception) -> None:
+        """A write that failed because the file cannot be written moves the daemon's store to
+        memory (the caller still gets the error: its work was not recorded, and it retries)."""
+        problem = storage_problem(exc) if self.resilient else None
+        if problem is not None and self.durable:
+            await self._degrade(problem)
 
     def fast_write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         """`write(durable=False)`, in the shape leaves take as a write callable."""
@@ -442,9 +447,7 @@ class Store:
                     call.exception()  # retrieved: the caller is told it was cancelled
                     raise
             except Exception as exc:
-                problem = storage_problem(exc) if self.resilient else None
-                if problem is not None and self.durable:
-                    await self._degrade(problem)
+                await self._failed_write(exc)
                 raise
             if switch:
                 self._synchronous = (aconn, durable)
