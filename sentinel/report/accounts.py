@@ -42,32 +42,27 @@ def _live_user(ctx: ReportContext, name: str) -> str:
     return f"uid {pw.pw_uid}, {ctx.t('그룹', 'groups')} {', '.join(groups)}, shell {pw.pw_shell}"
 
 
-def _sysusers(path: Path) -> list[tuple[str, str]]:
-    """(user, home and shell) of each `u` line of a sysusers.d file."""
-    out: list[tuple[str, str]] = []
+def _matching_lines(path: Path, pattern: str) -> list[re.Match[str]]:
+    """The lines of `path` that match `pattern` at their start (none when it cannot be read:
+    the report says the file is missing elsewhere)."""
     try:
         text = path.read_text()
     except OSError:
-        return out
-    for line in text.splitlines():
-        m = re.match(r'^u\s+(\S+)\s+\S+\s+"[^"]*"\s+(\S+)\s+(\S+)', line)
-        if m:
-            out.append((m.group(1), f"{m.group(2)}, {m.group(3)}"))
-    return out
+        return []
+    return [m for line in text.splitlines() if (m := re.match(pattern, line))]
+
+
+def _sysusers(path: Path) -> list[tuple[str, str]]:
+    """(user, home and shell) of each `u` line of a sysusers.d file."""
+    return [
+        (m.group(1), f"{m.group(2)}, {m.group(3)}")
+        for m in _matching_lines(path, r'^u\s+(\S+)\s+\S+\s+"[^"]*"\s+(\S+)\s+(\S+)')
+    ]
 
 
 def forced_commands(path: Path) -> list[tuple[str, str]]:
     """(forced command, other options) of each key line; the key itself is left out."""
-    out: list[tuple[str, str]] = []
-    try:
-        text = path.read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        m = re.match(r'^command="([^"]*)",?(\S*)\s', line)
-        if m:
-            out.append((m.group(1), m.group(2)))
-    return out
+    return [(m.group(1), m.group(2)) for m in _matching_lines(path, r'^command="([^"]*)",?(\S*)\s')]
 
 
 def rsync_modules(path: Path) -> list[tuple[str, str]]:
