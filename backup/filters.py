@@ -19,6 +19,11 @@ class Filters:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
+    @property
+    def active(self) -> bool:
+        """False when there are no patterns: nothing is excluded."""
+        return bool(self.include or self.exclude)
+
     def excluded(self, rel: str, *, is_dir: bool = False) -> bool:
         """True when `rel` (relative to the source root) must not be replicated."""
         parts = rel.split("/")
