@@ -268,7 +268,12 @@ class Replicator:
 
     def _changed_meanwhile(self, paths: list[tuple[str, bool]]) -> None:
         """Paths the first walk found changed since the first pass began: the pass may have
-        read their directory before its watch existed, so they go through the journal."""
+        read their directory before its watch existed, so they go through the journal (a
+        directory as itself: an entry added or removed there, shipped with -d --delete).
+        The live guard is not told: a ctime says something changed, not whether a file was
+        new or overwritten, and files put in place just before a start are not damage (60
+        new archive logs tripped it). Whatever the pass itself would overwrite or delete
+        was measured by its dry run."""
         if not paths:
             return
         log.info(
@@ -276,10 +281,8 @@ class Replicator:
             self.spec.name,
             len(paths),
         )
-        for rel, is_dir in paths:
-            # a directory's own change is an entry added or removed there (shipped as the
-            # directory: rsync -d --delete); a file's is a write the guard must see
-            self._on_change(rel, "attrib" if is_dir else "write")
+        self._changes.update(rel for rel, _is_dir in paths if rel != SOURCE_MARKER)
+        self._changed.set()
 
     async def load(self) -> None:
         """Reads the persisted journal/state (run() does it; admin commands call it)."""
