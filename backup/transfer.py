@@ -227,7 +227,14 @@ async def full_sync(
         *spec.filters.rsync_args(),
     ]
     if dry_run:
-        args += ["--dry-run", "--stats"]
+        # The whole file list first, not one directory at a time: the dry run is all of a
+        # reconcile of an unchanged tree, and on 100k files in 1,000 dirs (tmpfs, 7 runs,
+        # median wall) it took 0.85 s with incremental recursion, 0.75 s without, against
+        # 0.61 s for a plain `rsync -a` (issue 18: <= 1.2x). The cost is rsync's memory,
+        # not sentinel's: the list is held at once, the 3 local rsync processes' peak RSS
+        # 18 MB -> 34 MB for 100k files (~160 bytes a file). The real pass keeps incremental
+        # recursion: a fresh big tree starts transferring before the whole tree is listed.
+        args += ["--dry-run", "--stats", "--no-inc-recursive"]
     elif on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]
