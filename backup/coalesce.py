@@ -38,24 +38,25 @@ class Limits:
 LOCAL = Limits(low=0.020, high=0.080, budget=0.100)
 # a remote top of 200 ms: an ssh run of 100-200 ms after a whole window still fits in 400
 REMOTE = Limits(low=0.020, high=0.200, budget=0.400)
-# the top of the window as a share of the budget, as in LOCAL and REMOTE (see limits_for)
+# the top of the window: a local run costs a few ms, so 80 % of the budget may be the wait
+# (as in LOCAL); an ssh run costs 100-200 ms, so it keeps that much of the budget (as in
+# REMOTE: 400 - 200 ms)
 LOCAL_SHARE = 0.8
-REMOTE_SHARE = 0.5
+REMOTE_RUN = 0.200
 
 
 def limits_for(remote: bool, budget: float | None) -> Limits:
     """The limits for a target: today's LOCAL/REMOTE, or the operator's `latency_budget`.
 
-    The top of the window keeps the defaults' share of the budget (local 80 %, remote 50 %):
-    the window is the wait, and what is left is for the run that follows it. A local run
-    costs a few ms, so a fifth is ample; an ssh run of 100-200 ms, 2-3x that on a busy host,
-    needs half. A budget of 1 s over ssh therefore means runs about every 0.5 s, and about
-    one run a second (lsyncd's CPU at 20 writes/s) takes a budget of about 2 s. The bottom
-    stays 20 ms: however wide the budget, slow runs may shrink the window to that."""
+    The window is the wait; what is left of the budget is for the run that follows it
+    (and the window shrinks further when runs are measured slower, see `Coalescer.window`).
+    Over ssh a budget of 1 s therefore means a run about every 0.8 s: about lsyncd's
+    (delay=1) count of runs at 20 writes/s. The bottom stays 20 ms."""
     if budget is None:
         return REMOTE if remote else LOCAL
-    high = (REMOTE_SHARE if remote else LOCAL_SHARE) * budget
-    # a budget under 25 ms (local) leaves a top below 20 ms: the bottom follows it down
+    high = budget - REMOTE_RUN if remote else LOCAL_SHARE * budget
+    # a small budget leaves a top below 20 ms: the bottom follows it down
+    high = max(high, min(LOCAL.low, budget / 2))
     return Limits(low=min(LOCAL.low, high), high=high, budget=budget)
 
 
