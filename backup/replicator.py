@@ -22,7 +22,7 @@ import aiosqlite
 from backup.adoption import replica_holds_files, source_adoptable
 from backup.append_versions import drop_append_versions
 from backup.archive_log import ArchiveLog
-from backup.coalesce import LOCAL, REMOTE, Coalescer
+from backup.coalesce import Coalescer, limits_for
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
@@ -166,7 +166,7 @@ class Replicator:
         self._verify_requested = False
         self._transfer = asyncio.Lock()
         # when the next batch ships: a stream of sparse writes shares runs (issue 18)
-        self.coalesce = Coalescer(REMOTE if spec.target.remote else LOCAL)
+        self.coalesce = Coalescer(limits_for(spec.target.remote, spec.latency_budget))
         self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
         self._running = False

@@ -227,7 +227,16 @@ async def full_sync(
         *spec.filters.rsync_args(),
     ]
     if dry_run:
-        args += ["--dry-run", "--stats"]
+        # The whole file list first, not one directory at a time: the dry run is all of a
+        # reconcile of an unchanged tree (issue 18: <= 1.2x a plain `rsync -a`). 100k files
+        # on tmpfs, median of 7-11 runs, 2 shared cores: in 1,000 dirs 0.74-0.85 s with
+        # incremental recursion, 0.67-0.75 s without (`rsync -a` 0.51-0.61 s); in 10,000
+        # dirs 1.17 s -> 0.87 s (`rsync -a` 0.87 s). Most of what is left is --delete
+        # (1,000 dirs: 0.60 s, 0.45 s without it). The cost is rsync's memory, not ours: the
+        # list is held at once, the 3 local rsync processes' peak RSS 18 -> 34 MB (1,000
+        # dirs) and 25 -> 34 MB (10,000 dirs), ~160 bytes a file. The real pass keeps
+        # incremental recursion: a fresh big tree starts transferring before it is listed.
+        args += ["--dry-run", "--stats", "--no-inc-recursive"]
     elif on_output is not None:
         args += ["--info=progress2", "--no-inc-recursive"]
     args += [_source(spec), spec.target.path()]

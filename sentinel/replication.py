@@ -76,6 +76,7 @@ def spec_from_config(
         sparse=rc.sparse,
         hardlinks=rc.hardlinks,
         local_copy=rc.local_copy,
+        latency_budget=rc.latency_budget,
         runtime_dir=runtime,
         require_mountpoint=rc.require_mountpoint,
         lock_dir=lock_dir,

@@ -49,6 +49,11 @@ class GuardConfig(Model):
     min_files: int = Field(50, ge=1)
 
 
+# A longer wait is no latency budget any more: the nightly and at-start full passes and
+# lsyncd-like batching are there for that.
+LATENCY_BUDGET_MAX = 60.0
+
+
 # A critical page waits at most this long for the keeper's "data safe to" confirmation.
 CONFIRM_WAIT_MAX = 5.0
 # Default age at which a receipt counts as the keeper not answering (see KeeperLinkConfig).
@@ -193,6 +198,9 @@ class ReplicationConfig(Model):
     hardlinks: bool = True  # keep hard links (rsync -H); off for a target without them
     # a local target: copy plain files in-process (no rsync run each); false: rsync for all
     local_copy: bool = True
+    # how long a change may wait for its ship run (default 100 ms local, 400 ms remote):
+    # wider means fewer rsync runs, so less CPU while writes keep coming (backup/coalesce.py)
+    latency_budget: Duration | None = None
     guard: GuardConfig = GuardConfig()
     keeper: KeeperLinkConfig | None = None
     database: DatabaseConfig | None = None
@@ -207,6 +215,16 @@ class ReplicationConfig(Model):
     def _host_key_bool(cls, value: object) -> object:
         if isinstance(value, bool):  # the older true/false form
             return "yes" if value else "no"
+        return value
+
+    @field_validator("latency_budget")
+    @classmethod
+    def _latency_budget(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= LATENCY_BUDGET_MAX:
+            raise ValueError(
+                'use a duration above 0 and at most 60s, such as "100ms" or "1s" '
+                "(leave it out for 100 ms local, 400 ms remote)"
+            )
         return value
 
     @field_validator("name")

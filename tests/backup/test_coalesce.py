@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from backup.coalesce import LOCAL, MARGIN, REMOTE, Coalescer, Limits
+from backup.coalesce import LOCAL, MARGIN, REMOTE, Coalescer, Limits, limits_for
+from backup.replicator import Replicator
 from backup.transport import parse_target
+from sentinel.config import ConfigError, load_config
+from sentinel.replication import spec_from_config
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running
 
@@ -89,6 +92,86 @@ def test_a_stream_at_20_per_second_shares_runs_within_the_budget() -> None:
     runs, worst = _simulate(Coalescer(REMOTE), writes, wall=0.150)
     assert runs < 0.5 * len(writes)
     assert worst <= REMOTE.budget
+
+
+def test_without_a_latency_budget_the_limits_are_the_defaults() -> None:
+    assert limits_for(remote=False, budget=None) == LOCAL
+    assert limits_for(remote=True, budget=None) == REMOTE
+    # the defaults' own budgets give the defaults (the same bottom and top)
+    for remote, default in ((False, LOCAL), (True, REMOTE)):
+        scaled = limits_for(remote, default.budget)
+        assert _parts(scaled) == pytest.approx(_parts(default))
+    tiny = limits_for(False, 0.010)  # a budget below the bottom: the window fits inside it
+    assert tiny.low <= tiny.high < tiny.budget
+
+
+def _parts(limits: Limits) -> tuple[float, float, float]:
+    return limits.low, limits.high, limits.budget
+
+
+def _runs_per_second(limits: Limits, wall: float) -> tuple[float, float]:
+    """A steady 20 writes/s for 10 s through the fake-clock shipper: runs a second, and
+    the longest a write waited until its run was over."""
+    writes = [1.0 + i / 20 for i in range(200)]
+    runs, worst = _simulate(Coalescer(limits), writes, wall)
+    return runs / 10, worst
+
+
+def test_a_latency_budget_of_one_second_ships_a_stream_once_or_twice_a_second() -> None:
+    # over ssh (a run of 60 ms): about 5 runs a second by default, ~1.2 with a 1 s budget
+    default, worst = _runs_per_second(limits_for(True, None), wall=0.060)
+    assert 4 <= default <= 6, default
+    assert worst <= REMOTE.budget
+    wide, worst = _runs_per_second(limits_for(True, 1.0), wall=0.060)
+    assert 1 <= wide <= 1.5, wide
+    assert worst <= 1.0
+    # local (a run of 4 ms): 12 a second by default, about 1.25 with a 1 s budget
+    default, _ = _runs_per_second(limits_for(False, None), wall=0.004)
+    assert default >= 10, default
+    wide, worst = _runs_per_second(limits_for(False, 1.0), wall=0.004)
+    assert 1 <= wide <= 2, wide
+    assert worst <= 1.0
+
+
+def _config(tmp_path: Path, target: str, extra: str) -> Path:
+    cfg = tmp_path / "sentinel.toml"
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[[replication]]\nname = "docs"\n'
+        f'source = "{tmp_path / "src"}"\ntarget = "{target}"\n{extra}\n'
+    )
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("target", "extra", "limits"),
+    [
+        ("dst", 'latency_budget = "1s"', Limits(low=0.020, high=0.8, budget=1.0)),
+        ("u@backup.example:/r", 'latency_budget = "1s"', Limits(low=0.020, high=0.8, budget=1.0)),
+        ("u@backup.example:/r", 'latency_budget = "400ms"', REMOTE),
+        ("dst", "", LOCAL),
+        ("u@backup.example:/r", "", REMOTE),
+    ],
+)
+async def test_the_latency_budget_key_reaches_the_replicator(
+    tmp_path: Path, bstore: Store, runtime: Path, target: str, extra: str, limits: Limits
+) -> None:
+    if target == "dst":
+        target = str(tmp_path / "dst")
+    rc = load_config(_config(tmp_path, target, extra)).replication[0]
+    spec = spec_from_config(rc, runtime)
+    assert spec.latency_budget == (limits.budget if extra else None)
+    rep = Replicator(spec, bstore.db, bstore.write)
+    got = rep.coalesce.limits
+    assert (got.low, got.high, got.budget) == pytest.approx(
+        (limits.low, limits.high, limits.budget)
+    )
+
+
+@pytest.mark.parametrize("value", ["0", '"0ms"', '"2m"', "61", '"soon"', "-1"])
+def test_a_bad_latency_budget_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    cfg = _config(tmp_path, str(tmp_path / "dst"), f"latency_budget = {value}")
+    with pytest.raises(ConfigError, match=r"replication\[0\]\.latency_budget: "):
+        load_config(cfg)
 
 
 def test_writes_far_apart_each_ship_at_once() -> None:
