@@ -53,7 +53,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 SUBDIRS = [f"d{i}" for i in range(8)]
 MIN_SIZE, MAX_SIZE = 4 << 10, 256 << 10
 SENTINEL, LSYNCD, RSYNC = "sentinel", "lsyncd delay=1", "rsync -a"
-# sentinel with the operator's choice of CPU over latency (docs/architecture.md), ssh only
+# sentinel with the operator's choice of CPU over latency (docs/architecture.md)
 WIDE, WIDE_BUDGET = "sentinel latency_budget=1s", 1.0
 PARTS = ("latency", "floor", "initial", "append", "rss", "outage")
 DEFAULT_PARTS = ("latency", "floor", "initial", "append", "rss")
@@ -991,11 +991,20 @@ def goal_rows(data: dict[str, Any], plan: Plan) -> list[Row]:
     lrow(f"ssh {lo}", "p50", f"{n_lo} {plan.ssh_s:.0f} s ssh: p50", _ms)
     lrow(f"ssh {lo}", "p99", f"{n_lo} {plan.ssh_s:.0f} s ssh: p99", _ms, "<= 400 ms", _le(0.4))
     lrow(f"ssh {lo}", "cpu", f"{n_lo} {plan.ssh_s:.0f} s ssh: CPU", _s, "<= lsyncd", _vs(0, 1.0))
-    wide = {SENTINEL: lat.get(f"{WIDE}|ssh {lo}"), LSYNCD: lat.get(f"{LSYNCD}|ssh {lo}")}
-    if wide[SENTINEL]:
-        what = f'{n_lo} {plan.ssh_s:.0f} s ssh, sentinel with `latency_budget = "1s"`'
-        rows.append(Row(f"{what}: p99", wide, "p99", _ms, "<= lsyncd's", _vs(0, 1.0)))
-        rows.append(Row(f"{what}: CPU", wide, "cpu", _s, "<= lsyncd", _vs(0, 1.0)))
+    for where, rate, secs in (
+        ("local", lo, plan.low_s),
+        ("local", hi, plan.high_s),
+        ("ssh", lo, plan.ssh_s),
+    ):
+        wide = {
+            SENTINEL: lat.get(f"{WIDE}|{where} {rate}"),
+            LSYNCD: lat.get(f"{LSYNCD}|{where} {rate}"),
+        }
+        if wide[SENTINEL]:
+            n = rate.replace("/s", " writes/s")
+            what = f'{n} {secs:.0f} s {where}, sentinel with `latency_budget = "1s"`'
+            rows.append(Row(f"{what}: p99", wide, "p99", _ms, "<= lsyncd's", _vs(0, 1.0)))
+            rows.append(Row(f"{what}: CPU", wide, "cpu", _s, "<= lsyncd", _vs(0, 1.0)))
     for dirs in plan.dir_shapes:
         runs = {k: ini.get(f"{k}|{dirs}") for k in (SENTINEL, LSYNCD, RSYNC)}
         if not runs[RSYNC] and not runs[SENTINEL]:
@@ -1253,8 +1262,7 @@ def main(argv: list[str]) -> None:
             for rep in range(plan.repeats):
                 if "latency" in parts:
                     for target in ("local", "ssh"):
-                        kinds = systems + ([WIDE] if target == "ssh" else [])
-                        for kind in order(kinds, rep):
+                        for kind in order([*systems, WIDE], rep):
                             print(f"[{rep}] latency {kind} -> {target}", flush=True)
                             with fresh("lat") as fs:
                                 try:
