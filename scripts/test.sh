@@ -6,4 +6,5 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/pytest -q -p no:cacheprovider "$@"
+# the slowest tests are printed: the suite is over its ~10 min budget, this says where
+exec .venv/bin/pytest -q -p no:cacheprovider --durations=40 "$@"
