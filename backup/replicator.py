@@ -247,6 +247,7 @@ class Replicator:
                 await self._set_aside_refused()
                 await self._note_vanished()
                 self._changed_meanwhile(watcher.changed)
+                watcher.changed = []  # not kept for the daemon's life (a clock step lists all)
                 self._watched_before = True
                 self._phase = "running"
                 if self.journal.pending:

@@ -93,10 +93,6 @@ class Watcher:
         self._inotify = Inotify()
         self.changed = []
         self._since = changed_since
-        if changed_since is not None:
-            with contextlib.suppress(OSError):
-                if os.lstat(self.root).st_ctime >= changed_since:
-                    self.changed.append((".", True))
         try:
             self._add_tree("", scan=False)
         finally:
@@ -206,17 +202,31 @@ class Watcher:
     def _add_tree(self, top: str, *, scan: bool) -> None:
         """Watch `top` and every directory below it; with `scan`, report what is in them
         (the watch comes first, so nothing created meanwhile slips through)."""
-        stack = [top]
+        # (directory, below a directory listed as changed)
+        stack: list[tuple[str, bool]] = [(top, False)]
+        since = self._since
         while stack:
-            rel = stack.pop()
+            rel, below_listed = stack.pop()
             full = os.path.join(self.root, rel) if rel else self.root
             if not self._watch(rel, full):
                 continue
+            listed = False
+            if since is not None:
+                # read after its watch exists: an entry added or removed before that is in
+                # its ctime, one after is an event (read at the parent's scan, a deletion
+                # between the two was neither)
+                listed = below_listed or self._dir_changed_since(full, since)
+                if listed:
+                    self.changed.append((rel or ".", True))
+            # a listed directory may have been moved in, and a rename leaves the ctime of
+            # what is below it alone; it ships one level deep (`dir/`), so every directory
+            # below is listed too (the root cannot have been moved in)
+            list_below = listed and rel != ""
             try:
                 entries = list(os.scandir(full))
             except OSError:
                 continue  # vanished meanwhile; its deletion is reported by the parent
-            filtered, since = self.filters.active, self._since
+            filtered = self.filters.active
             for entry in entries:
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
@@ -230,16 +240,23 @@ class Watcher:
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 if filtered and self.filters.excluded(child, is_dir=is_dir):
                     continue
-                if since is not None and self._changed_since(entry, since):
-                    self.changed.append((child, is_dir))
+                if since is not None and not is_dir and self._changed_since(entry, since):
+                    self.changed.append((child, False))
                 if is_dir:
-                    stack.append(child)
+                    stack.append((child, list_below))
                     if scan:
                         self._on_change(child, "create")
                 else:
                     self.file_count += 1
                     if scan:
                         self._on_change(child, "create")
+
+    @staticmethod
+    def _dir_changed_since(full: str, since: float) -> bool:
+        try:
+            return os.lstat(full).st_ctime >= since
+        except OSError:
+            return False  # gone already: its parent changed, and that is listed
 
     @staticmethod
     def _changed_since(entry: os.DirEntry[str], since: float) -> bool:

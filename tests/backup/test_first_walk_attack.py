@@ -1,0 +1,129 @@
+"""Attacks on the first full pass beside the watch walk (issue 18): a change made after the
+pass read a directory and before the walk watched it must still reach the replica, and the
+ransomware guard must still see files overwritten in that window.
+
+The trees here are made well before the pass begins (`CTIME_SLACK` is taken away and the
+kernel's ctime clock is stepped past): inside the slack every entry counts as changed,
+which hides what the walk would miss on a tree that is not brand new."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from backup import replicator as replicator_module
+from backup.filters import Filters
+from backup.transport import parse_target
+from backup.watcher import Watcher
+from sentinel.store import Store
+from tests.backup.helpers import caught_up, make_spec, running
+
+
+def _tick() -> None:
+    """ctime comes from the kernel's coarse clock: step past one of its ticks."""
+    time.sleep(0.05)
+
+
+def _walk(src: Path, since: float) -> list[tuple[str, bool]]:
+    watcher = Watcher(src, Filters(), lambda rel, kind: None, lambda: None)
+    try:
+        watcher.open(changed_since=since)
+    finally:
+        watcher.close()
+    return watcher.changed
+
+
+def _hold_watch(monkeypatch: pytest.MonkeyPatch, at: str, act: object) -> None:
+    """Runs `act()` once, just before the walk watches directory `at`."""
+    original = Watcher._watch
+    done: list[str] = []
+
+    def held(self: Watcher, rel: str, full: str) -> bool:
+        if rel == at and not done:
+            done.append(rel)
+            act()  # type: ignore[operator]
+        return original(self, rel, full)
+
+    monkeypatch.setattr(Watcher, "_watch", held)
+
+
+def test_an_entry_removed_after_the_parent_was_read_lists_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`late` was listed by the root's scan before the deletion; its own watch comes later
+    (a depth-first walk reaches the root's first child last). No event, no ctime of a file:
+    only the directory's ctime, read once its watch exists, says an entry went."""
+    src = tmp_path / "src"
+    (src / "late").mkdir(parents=True)
+    (src / "late" / "gone.txt").write_text("deleted after the pass read it\n")
+    _tick()
+    since = time.time()
+    _tick()
+    _hold_watch(monkeypatch, "late", lambda: (src / "late" / "gone.txt").unlink())
+    assert ("late", True) in _walk(src, since)
+
+
+def test_an_entry_removed_from_the_root_before_its_watch_lists_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "gone.txt").write_text("deleted after the pass read the root\n")
+    _tick()
+    since = time.time()
+    _tick()
+    _hold_watch(monkeypatch, "", lambda: (src / "gone.txt").unlink())
+    assert (".", True) in _walk(src, since)
+
+
+def test_a_directory_moved_in_lists_the_directories_below_it(
+    tmp_path: Path,
+) -> None:
+    """A rename changes the ctime of the moved directory only, not of what is below it; a
+    listed directory ships one level deep (`dir/` with -d), so each directory below must be
+    listed too or its files never reach the replica."""
+    src, away = tmp_path / "src", tmp_path / "away"
+    (away / "x" / "sub" / "deeper").mkdir(parents=True)
+    (away / "x" / "sub" / "deeper" / "f.txt").write_text("old file, moved in\n")
+    src.mkdir()
+    _tick()
+    since = time.time()
+    _tick()
+    (away / "x").rename(src / "x")
+    changed = _walk(src, since)
+    assert ("x", True) in changed
+    assert ("x/sub", True) in changed and ("x/sub/deeper", True) in changed
+
+
+async def test_a_directory_moved_while_the_pass_runs_reaches_the_replica_whole(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass copies a/x/sub/f.txt; then, before any watch, `a/x` is moved to `b/x`. The
+    walk lists `a` (an entry went: the replica's a/x is deleted) and `b`, `b/x`: the file
+    below must arrive at b/x/sub/f.txt, or the replica has it nowhere."""
+    monkeypatch.setattr(replicator_module, "CTIME_SLACK", 0.0)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "a" / "x" / "sub").mkdir(parents=True)
+    (src / "b").mkdir()
+    (src / "a" / "x" / "sub" / "f.txt").write_text("moved with its directory\n")
+    _tick()
+    copied = dst / "a" / "x" / "sub" / "f.txt"
+    seen: list[bool] = []
+
+    def move() -> None:
+        deadline = time.monotonic() + 15
+        while not copied.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(copied.exists())
+        (src / "a" / "x").rename(src / "b" / "x")
+
+    _hold_watch(monkeypatch, "", move)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst, limit=10)
+        # handed to the journal: the list is not kept for the daemon's life
+        assert rep.watcher is not None and rep.watcher.changed == []
+    assert seen == [True]  # the pass ran beside the walk and read `a` before the move
+    assert (dst / "b" / "x" / "sub" / "f.txt").read_text() == "moved with its directory\n"
