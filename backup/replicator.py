@@ -273,8 +273,9 @@ class Replicator:
         directory as itself: an entry added or removed there, shipped with -d --delete).
         The live guard is not told: a ctime says something changed, not whether a file was
         new or overwritten, and files put in place just before a start are not damage (60
-        new archive logs tripped it). Whatever the pass itself would overwrite or delete
-        was measured by its dry run."""
+        new archive logs tripped it). Their batches are measured instead (a dry run, like
+        a directory deleted): what the pass had copied and was then overwritten or deleted
+        is damage the pass's own dry run could not see."""
         if not paths:
             return
         log.info(
@@ -282,7 +283,10 @@ class Replicator:
             self.spec.name,
             len(paths),
         )
-        self._changes.update(rel for rel, _is_dir in paths if rel != SOURCE_MARKER)
+        changed = {rel for rel, _is_dir in paths if rel != SOURCE_MARKER}
+        if self.spec.guard.enabled:
+            self._dirs_gone |= changed
+        self._changes |= changed
         self._changed.set()
 
     async def load(self) -> None:
@@ -560,7 +564,7 @@ class Replicator:
             return True
         count = self.guard.count(now)
         why = (
-            "a directory deleted or moved away"
+            "a directory deleted or moved away, or changed before the first walk watched it"
             if any(e.path in self._dirs_gone for e in entries)
             else "measured since a discard"
         )

@@ -8,6 +8,8 @@ which hides what the walk would miss on a tree that is not brand new."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -15,10 +17,12 @@ import pytest
 
 from backup import replicator as replicator_module
 from backup.filters import Filters
+from backup.replicator import Replicator
 from backup.transport import parse_target
 from backup.watcher import Watcher
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running
+from tests.backup.helpers import DIR_GUARD, caught_up, make_spec, running, tree
+from tests.fixtures.poll import until
 
 
 def _tick() -> None:
@@ -127,3 +131,80 @@ async def test_a_directory_moved_while_the_pass_runs_reaches_the_replica_whole(
         assert rep.watcher is not None and rep.watcher.changed == []
     assert seen == [True]  # the pass ran beside the walk and read `a` before the move
     assert (dst / "b" / "x" / "sub" / "f.txt").read_text() == "moved with its directory\n"
+
+
+def _first_pass_done(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    done = threading.Event()
+    original = Replicator._first_pass
+
+    async def first_pass(self: Replicator, reason: str) -> None:
+        try:
+            await original(self, reason)
+        finally:
+            done.set()
+
+    monkeypatch.setattr(Replicator, "_first_pass", first_pass)
+    return done
+
+
+async def _synced_docs(src: Path, dst: Path, runtime: Path, bstore: Store, n: int) -> None:
+    (src / "docs").mkdir(parents=True)
+    for i in range(n):
+        (src / "docs" / f"doc{i:03}.txt").write_text(f"document {i}\n")
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst)
+    _tick()
+
+
+async def test_files_overwritten_before_their_watch_trip_the_guard(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ransomware running at start: 120 replicated documents are overwritten after the
+    first pass passed them and before the walk watched them. Before the pass ran beside the
+    walk, the pass's dry run measured them; now the walk finds them: the guard must still
+    trip, and the replica keep the documents."""
+    monkeypatch.setattr(replicator_module, "CTIME_SLACK", 0.0)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    await _synced_docs(src, dst, runtime, bstore, 120)
+    before = tree(dst)
+    done = _first_pass_done(monkeypatch)
+
+    def encrypt() -> None:
+        assert done.wait(15), "the first pass did not end while the walk waited"
+        for f in sorted((src / "docs").iterdir()):
+            f.write_bytes(b"\x8f encrypted " + f.read_bytes()[::-1])
+
+    _hold_watch(monkeypatch, "docs", encrypt)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
+    async with running(spec, bstore) as rep:
+        await until(
+            lambda: rep.health()["guard_tripped"] or tree(dst) != before,
+            15,
+            "guard trip or a shipped change",
+        )
+        assert rep.health()["guard_tripped"]
+        assert tree(dst) == before
+
+
+async def test_files_added_before_their_watch_ship_without_a_trip(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """60 new files (archive logs put in place at start) in the same window are no damage:
+    they ship, and the guard stays quiet."""
+    monkeypatch.setattr(replicator_module, "CTIME_SLACK", 0.0)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    await _synced_docs(src, dst, runtime, bstore, 10)
+    done = _first_pass_done(monkeypatch)
+
+    def add() -> None:
+        assert done.wait(15), "the first pass did not end while the walk waited"
+        for i in range(60):
+            (src / "docs" / f"log{i:03}.txt").write_text(f"log {i}\n")
+
+    _hold_watch(monkeypatch, "docs", add)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=DIR_GUARD)
+    async with running(spec, bstore) as rep:
+        await caught_up(rep, src, dst, limit=15)
+        assert not rep.health()["guard_tripped"]
+    assert len(os.listdir(dst / "docs")) == 70
