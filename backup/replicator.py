@@ -1192,6 +1192,7 @@ class Replicator:
                 await self._save(self._write, markers_adopt=None)
             logs = await self._archive_before_pass() if self.archive is not None else []
             upto = self.journal.seq
+            skipped = set(self.quarantine.reasons)
             started = self._clock()
             approved = False
             fresh = await self._pass_into_empty(reason, started, on_output)
@@ -1251,7 +1252,11 @@ class Replicator:
                 await self._succeeded(result.changed)
             else:
                 await self._failed(result)
-        if not result.ok and result.exit_code in PER_PATH_CODES:
+        # a path set aside while it ran (a directory the first walk beside it may not read)
+        # may be why it failed: the retried pass skips it, instead of the whole tree going
+        # path by path through the journal
+        aside_meanwhile = not skipped.issuperset(self.quarantine.reasons)
+        if not result.ok and result.exit_code in PER_PATH_CODES and not aside_meanwhile:
             # one file failed the pass (and exit 11 stops it there): every path goes
             # through the journal instead, where shipping splits the bad one out
             count = await self._journal_tree()

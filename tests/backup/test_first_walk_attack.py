@@ -8,7 +8,12 @@ which hides what the walk would miss on a tree that is not brand new."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,6 +28,8 @@ from backup.watcher import Watcher
 from sentinel.store import Store
 from tests.backup.helpers import DIR_GUARD, caught_up, make_spec, running, tree
 from tests.fixtures.poll import until
+
+NOBODY = 65534
 
 
 def _tick() -> None:
@@ -208,3 +215,49 @@ async def test_files_added_before_their_watch_ship_without_a_trip(
         await caught_up(rep, src, dst, limit=15)
         assert not rep.health()["guard_tripped"]
     assert len(os.listdir(dst / "docs")) == 70
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root and setpriv to act as another user",
+)
+def test_a_directory_refused_while_the_first_pass_runs_is_retried_not_journaled_whole() -> None:
+    """The walk sets aside a directory this account may not read, but the first pass beside
+    it had started without skipping it and fails on it (rsync exit 23). Its retry skips it;
+    the whole tree must not go through the journal path by path (a second pass's worth of
+    batches, on a tree where the walk alone took seconds)."""
+    base = Path(tempfile.mkdtemp(prefix="sntref"))  # not tmp_path: root's 0700 directory
+    try:
+        base.chmod(0o755)
+        source, replica, state, runtime = (base / n for n in ("src", "replica", "state", "run"))
+        for d in (source, source / "ok", replica, state, runtime):
+            d.mkdir()
+            os.chown(d, NOBODY, NOBODY)
+        for i in range(20):
+            (source / "ok" / f"doc{i}.txt").write_text(f"document {i}\n")
+            os.chown(source / "ok" / f"doc{i}.txt", NOBODY, NOBODY)
+        (source / "private").mkdir(mode=0o700)  # root's: EACCES for the watch and rsync
+        (source / "private" / "secret.txt").write_text("not ours\n")
+        proc = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "tests.backup.refused_first_probe",
+                *(str(p) for p in (state, source, replica, runtime)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parents[2],
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert report == {"passed": True, "whole_tree_journaled": False}
+        assert (replica / "ok" / "doc19.txt").read_text() == "document 19\n"
+        assert not (replica / "private" / "secret.txt").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
