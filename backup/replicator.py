@@ -1279,6 +1279,7 @@ class Replicator:
         async with lock_target(self.spec) as held:
             if (await replica_holds_files(self.spec)).present is not False:
                 return None
+            local = self.spec.target.local_root
             log.info(
                 "replication %s: full reconcile (%s) into an empty replica: nothing to "
                 "measure or keep versions of",
@@ -1291,6 +1292,8 @@ class Replicator:
                 on_output=on_output,
                 skip=self.quarantine.reasons,
                 into_empty=held,
+                # the root is there (a missing one must be seen re-created: itemized)
+                itemize=not (local is not None and os.path.isdir(local)),
             )
 
     def _skip(self, reason: str, why: str) -> None:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asyncinotify import Inotify, Mask
@@ -238,3 +239,37 @@ async def test_the_journal_count_in_memory_matches_the_table(bstore: Store) -> N
     await journal.complete(await journal.take(10), started=110.0)
     assert (journal.pending, journal.oldest) == await table() == (0, None)
     assert journal.rpo(200.0) == 0
+
+
+async def test_a_pass_into_an_empty_replica_reads_no_line_per_file(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root is there and holds nothing: rsync prints its --stats, not a line per file
+    for the daemon to read (100,000 lines were ~1 s of its CPU), and the count still comes
+    out right. A missing root keeps the itemized lines: its re-creation must be seen."""
+    import backup.transfer
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    fill(src, 60, "new")
+    (src / "docs" / "link").symlink_to("f000.txt")
+    seen: list[str] = []
+    real = backup.transfer.run_rsync
+
+    async def counting(args: list[str], **kw: Any) -> RsyncResult:
+        lines = kw.get("lines")
+        if lines is not None:
+            kw["lines"] = lambda line: (seen.append(line), lines(line))
+        return await real(args, **kw)
+
+    monkeypatch.setattr(backup.transfer, "run_rsync", counting)
+    spec = make_spec(src, parse_target(str(dst)), runtime, guard=GUARD)
+    rep = Replicator(spec, bstore.db, bstore.write)
+    await rep.load()
+    result = await rep.reconcile("first")
+    assert result is not None and result.ok
+    assert not tree_diff(src, dst)
+    assert result.changed == 62  # 60 files, the link and their directory, as itemized
+    assert len(seen) < 30 and not any(line.endswith("f000.txt") for line in seen)
+    assert rep.health()["shipped_files"] == 62
