@@ -108,6 +108,30 @@ def test_a_directory_moved_in_lists_the_directories_below_it(
     assert ("x/sub", True) in changed and ("x/sub/deeper", True) in changed
 
 
+def test_excluded_paths_changed_in_the_window_are_not_listed(tmp_path: Path) -> None:
+    """Neither an excluded file nor anything in an excluded directory (not even one below
+    a listed directory) is shipped after the pass."""
+    src = tmp_path / "src"
+    (src / "docs" / "cache" / "deep").mkdir(parents=True)
+    src_files = ("docs/keep.txt", "docs/x.tmp", "docs/cache/deep/c.txt")
+    for name in src_files:
+        (src / name).write_text("old\n")
+    _tick()
+    since = time.time()
+    _tick()
+    for name in src_files:
+        (src / name).write_text("changed after the pass began\n")
+    (src / "docs" / "new.tmp").write_text("new, excluded\n")
+    watcher = Watcher(
+        src, Filters(exclude=("*.tmp", "docs/cache")), lambda rel, kind: None, lambda: None
+    )
+    try:
+        watcher.open(changed_since=since)
+    finally:
+        watcher.close()
+    assert sorted(watcher.changed) == [("docs", True), ("docs/keep.txt", False)]
+
+
 async def test_a_directory_moved_while_the_pass_runs_reaches_the_replica_whole(
     tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
