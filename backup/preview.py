@@ -8,17 +8,26 @@ replace; new files do not count (a big copy-in is not an attack).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from backup.orphans import first_orphan
 from backup.rsync import RsyncResult
 from backup.spec import GuardSettings, ReplicationSpec
-from backup.transfer import full_sync
+from backup.transfer import PROTECTED, full_sync
+
+log = logging.getLogger("backup.preview")
 
 # One itemized line: 11 change characters, a space, the name (see rsync.OUT_FORMAT).
 _ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
 _DELETING = "*deleting "
+# The replica root's mtime alone: sentinel's own entries there (the marker, the versions
+# directory, the keeper's heartbeat) change it after every pass set it. Not a change to
+# pass for: it made every reconcile of an unchanged tree a dry run plus a whole pass.
+_ROOT_TIME = ".d..t...... ./"
 _SOURCE_FILES = re.compile(r"^Number of files: ([\d,]+)(?: \((.*)\))?")
 _REGULAR = re.compile(r"reg: ([\d,]+)")
 
@@ -79,6 +88,8 @@ class Tally:
         self.deleted = self.overwritten = self.files = self.changes = 0
 
     def feed(self, line: str) -> None:
+        if line == _ROOT_TIME:
+            return
         kind = damage(line)
         if kind is not None:
             self.changes += 1
@@ -110,3 +121,38 @@ async def preview_full_sync(
     tally = Tally()
     result = await full_sync(spec, now, dry_run=True, skip=skip, on_line=tally.feed)
     return tally.preview(), result
+
+
+async def already_matches(
+    spec: ReplicationSpec, now: float, *, skip: Iterable[str] = ()
+) -> RsyncResult | None:
+    """The result of a dry run that found nothing to do, or None when something differs
+    (or could not be told): then the measured dry run (`preview_full_sync`) runs.
+
+    Only for a local replica: a dry run without --delete, and beside it (on the other core)
+    the names of both trees compared for replica-only entries (backup/orphans.py). On an
+    unchanged 100k-file tree the two took 0.60-0.64 s against 0.73-0.87 s for the dry run
+    with --delete (`rsync -a` 0.63-0.71 s, tmpfs, 1,000 dirs). A reconcile that finds a
+    change pays both, then the measured dry run and the pass."""
+    replica = spec.target.local_root
+    if replica is None:
+        return None
+    tally = Tally()
+    skip = list(skip)
+    dry, orphan = await asyncio.gather(
+        full_sync(spec, now, dry_run=True, skip=skip, on_line=tally.feed, deletions=False),
+        asyncio.to_thread(_orphan, str(spec.source), str(replica)),
+    )
+    if dry.ok and tally.changes == 0 and orphan is None:
+        return dry
+    if orphan:
+        log.debug("%s: %r is on the replica only: measuring the full pass", spec.name, orphan)
+    return None
+
+
+def _orphan(source: str, replica: str) -> str | None:
+    """`first_orphan`; "" when a directory could not be listed (nothing can be said)."""
+    try:
+        return first_orphan(source, replica, PROTECTED)
+    except OSError:
+        return ""

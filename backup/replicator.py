@@ -37,7 +37,7 @@ from backup.markers import (
     write_source_marker,
     write_target_marker,
 )
-from backup.preview import Preview, damaged, preview_full_sync
+from backup.preview import Preview, already_matches, damaged, preview_full_sync
 from backup.quarantine import Quarantine, printable, shown
 from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_denied
 from backup.rsync import Outcome, RsyncResult, target_condition
@@ -1196,7 +1196,10 @@ class Replicator:
             started = self._clock()
             approved = False
             fresh = await self._pass_into_empty(reason, started, on_output)
+            matched: RsyncResult | None = None
             if fresh is None and self.spec.guard.enabled:
+                matched = await already_matches(self.spec, started, skip=self.quarantine.reasons)
+            if fresh is None and matched is None and self.spec.guard.enabled:
                 preview, dry = await preview_full_sync(
                     self.spec, started, skip=self.quarantine.reasons
                 )
@@ -1211,15 +1214,17 @@ class Replicator:
                         await self._trip_with(preview.damage, preview.describe())
                         self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
                         return None
-            if fresh is None and self.spec.guard.enabled and preview.changes == 0:
-                # the measured pass would change nothing: the dry run was the whole pass (an
+                if preview.changes == 0:
+                    matched = dry
+            if matched is not None:
+                # the pass would change nothing: the dry run was the whole pass (an
                 # unchanged tree, the nightly case, costs one walk instead of two)
                 log.info(
                     "replication %s: full reconcile (%s): replica already matches",
                     self.spec.name,
                     reason,
                 )
-                result = dry
+                result = matched
             else:
                 if fresh is None:
                     log.info("replication %s: full reconcile (%s)", self.spec.name, reason)

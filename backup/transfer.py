@@ -23,13 +23,8 @@ _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
 # marker is not a document, and the target marker must survive every --delete. The keeper's
 # heartbeat (backup/keeper_record.py) is pushed to the replica root on its own, without
 # --backup: a full pass must neither delete it nor keep a version of it per heartbeat.
-PROTECT = (
-    f"--exclude=/{VERSIONS_DIR}",
-    f"--exclude=/{PARTIAL_DIR}",
-    f"--exclude=/{SOURCE_MARKER}",
-    f"--exclude=/{TARGET_MARKER}",
-    f"--exclude=/{HEARTBEAT_FILE}",
-)
+PROTECTED = (VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE)
+PROTECT = tuple(f"--exclude=/{name}" for name in PROTECTED)
 
 
 def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
@@ -212,6 +207,7 @@ async def full_sync(
     into_empty: HeldLock | None = None,
     on_line: Callable[[str], None] | None = None,
     itemize: bool = True,
+    deletions: bool = True,
 ) -> RsyncResult:
     """The whole source, with the same backup semantics (the backstop for lost events).
     `dry_run`: the same command with `--dry-run --stats`: what it would change, itemized.
@@ -223,14 +219,21 @@ async def full_sync(
     `itemize=False` (a pass into an empty local replica whose root exists, nothing watching
     its output): no line per file, the count comes from `--stats`. Reading 100,000 itemized
     lines cost the daemon ~1 s of CPU beside rsync on a 2-core host; the lines say nothing
-    an empty replica needs (no deletion, no replaced file, the root is not created)."""
+    an empty replica needs (no deletion, no replaced file, the root is not created).
+    `deletions=False` (a dry run only): no --delete/--backup, for a caller that looks for
+    replica-only names itself (backup/orphans.py): rsync's receiver then does not read and
+    stat every replica directory, a third of an unchanged reconcile."""
     base = _base(spec, partial=False)
     quiet = not itemize and into_empty is not None and on_output is None and on_line is None
     if quiet:
         base = [a for a in base if a != OUT_FORMAT] + ["--stats"]
     args = [
         *base,
-        *(() if into_empty is not None else ("--delete", "--backup", backup_dir_arg(now))),
+        *(
+            ()
+            if into_empty is not None or (dry_run and not deletions)
+            else ("--delete", "--backup", backup_dir_arg(now))
+        ),
         *PROTECT,
         *skip_args(skip, walking=True),
         *spec.filters.rsync_args(),
