@@ -19,7 +19,6 @@ its ssh ControlMaster, read from /proc; for plain rsync, getrusage of the reaped
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -49,6 +48,8 @@ from sensors.sim.broker import free_port, wait_listening  # noqa: E402
 from tests.fixtures.poll import until_sync  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "replication.md"
+# sentinel's process: imports what the daemon's replication imports, not this harness
+CHILD = ROOT / "bench" / "replicator_child.py"
 TICK = os.sysconf("SC_CLK_TCK")
 SUBDIRS = [f"d{i}" for i in range(8)]
 MIN_SIZE, MAX_SIZE = 4 << 10, 256 << 10
@@ -366,7 +367,7 @@ class Sentinel(System):
                 "identity": str(self.sshd.identity),
                 "known_hosts": str(self.sshd.known_hosts),
             }
-        return [sys.executable, str(Path(__file__).resolve()), "_replicator", json.dumps(cfg)]
+        return [sys.executable, str(CHILD), "replicator", json.dumps(cfg)]
 
 
 class Lsyncd(System):
@@ -673,7 +674,7 @@ def reconcile_once(fs: Path, src: Path, replica: Path) -> float:
     cfg = {"state": str(fs / "state"), "source": str(src), "target": str(replica)}
     cfg["runtime"] = str(fs / "rt")
     res = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "_reconcile", json.dumps(cfg)],
+        [sys.executable, str(CHILD), "reconcile", json.dumps(cfg)],
         check=True,
         capture_output=True,
         text=True,
@@ -782,78 +783,6 @@ def run_outage(fs: Path, sshd: Sshd, plan: Plan) -> dict[str, float | int]:
 
 
 # -- the replicator's own process ----------------------------------------------------------
-
-
-def _spec(cfg: dict[str, object]) -> Any:
-    sys.path.insert(0, str(ROOT))
-    from backup.spec import ReplicationSpec
-    from backup.transport import parse_target
-
-    target = parse_target(
-        str(cfg["target"]),
-        ssh_port=cfg.get("ssh_port"),  # type: ignore[arg-type]
-        identity_file=Path(str(cfg["identity"])) if "identity" in cfg else None,
-        known_hosts=Path(str(cfg["known_hosts"])) if "known_hosts" in cfg else None,
-    )
-    budget = cfg.get("latency_budget")
-    return ReplicationSpec(
-        "bench",
-        Path(str(cfg["source"])),
-        target,
-        runtime_dir=Path(str(cfg["runtime"])),
-        latency_budget=None if budget is None else float(budget),  # type: ignore[arg-type]
-    )
-
-
-async def _replicator_main(cfg: dict[str, object]) -> None:
-    """Like the daemon: one Store, migrations, one Replicator with default settings."""
-    spec = _spec(cfg)
-    from backup.replicator import Replicator
-    from sentinel import migrations
-    from sentinel.store import Store
-
-    store = await Store.open(Path(str(cfg["state"])))
-    try:
-        await migrations.migrate(store)
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            # wired as sentinel/replication.py wires it in the daemon
-            await Replicator(
-                spec,
-                store.db,
-                store.write,
-                journal_write=store.fast_write,
-                journal_run=store.fast_run,
-            ).run()
-    finally:
-        await store.close()
-
-
-async def _reconcile_main(cfg: dict[str, object]) -> None:
-    """One full reconcile through the Replicator (journal and state included); prints s."""
-    spec = _spec(cfg)
-    from backup.replicator import Replicator
-    from sentinel import migrations
-    from sentinel.store import Store
-
-    store = await Store.open(Path(str(cfg["state"])))
-    try:
-        await migrations.migrate(store)
-        rep = Replicator(
-            spec, store.db, store.write, journal_write=store.fast_write, journal_run=store.fast_run
-        )
-        await rep.load()
-        spec.runtime_dir.mkdir(parents=True, exist_ok=True)
-        t0 = time.monotonic()
-        result = await rep.reconcile("bench")
-        took = time.monotonic() - t0
-        if result is None or not result.ok:
-            raise SystemExit(f"reconcile failed: {result and result.error}")
-        print(f"{took:.4f}")
-    finally:
-        await store.close()
 
 
 # -- report --------------------------------------------------------------------------------
@@ -1192,12 +1121,6 @@ def parse_only(text: str) -> set[str]:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) >= 2 and argv[0] == "_replicator":
-        asyncio.run(_replicator_main(json.loads(argv[1])))
-        return
-    if len(argv) >= 2 and argv[0] == "_reconcile":
-        asyncio.run(_reconcile_main(json.loads(argv[1])))
-        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "--quick",
