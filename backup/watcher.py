@@ -72,6 +72,9 @@ class Watcher:
         self.watch_limit = False
         self.watch_limit_error: str | None = None
         self.overflows = 0
+        # directories walked without a watch (out of watches): the ctime look after the
+        # first pass reads them too, as nothing else will until a fallback reconcile
+        self._unwatched: set[str] = set()
 
     @property
     def watches(self) -> int:
@@ -85,7 +88,7 @@ class Watcher:
         self._add_tree("", scan=False)
 
     def changes_since(self, since: float) -> list[tuple[str, bool]]:
-        """(path, is a directory) for every watched entry whose ctime is at or after `since`
+        """(path, is a directory) for every walked entry whose ctime is at or after `since`
         (a wall-clock time): anything written, renamed or chmod-ed, and a directory that
         gained or lost an entry. For a full pass that began at `since` beside the first
         walk: it may have read a directory before its watch existed, and what changed there
@@ -94,7 +97,7 @@ class Watcher:
         in the ctime) and after the pass (its stats then do not compete with rsync for the
         CPU: issue 18's first sync). Reads the watch table only; safe beside `run`."""
         changed: list[tuple[str, bool]] = []
-        watched = self._by_rel
+        watched, unwatched = self._by_rel, self._unwatched
         filtered = self.filters.active
         # (directory, below a directory listed as changed)
         stack: list[tuple[str, bool]] = [("", False)]
@@ -121,7 +124,8 @@ class Watcher:
                 if filtered and self.filters.excluded(child, is_dir=is_dir):
                     continue
                 if is_dir:
-                    if child in watched:  # not a refused one (set aside), nor one just made
+                    # not a refused one (set aside), nor one just made
+                    if child in watched or child in unwatched:
                         stack.append((child, list_below))
                 elif self._changed_since(entry, since):
                     changed.append((child, False))
@@ -286,6 +290,7 @@ class Watcher:
             watch = self._inotify.add_watch(full, WATCH_MASK)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
+                self._unwatched.add(rel)
                 self._out_of_watches()
             elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 # refused (a directory we may not read, a name too long, ...): that

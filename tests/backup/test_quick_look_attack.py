@@ -8,6 +8,7 @@ measured dry run with --delete), and that the reconcile leaves nothing for a pas
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import stat
@@ -15,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backup import replicator as replicator_module
+from backup import watcher as watcher_module
 from backup.filters import Filters
 from backup.preview import already_matches, preview_full_sync
 from backup.replicator import Replicator
@@ -429,3 +432,38 @@ async def test_the_look_beside_a_busy_watcher_neither_fails_nor_loses_a_listed_c
         watcher.close()
     assert results
     assert all(("d00/sub/f", False) in r for r in results)
+
+
+def test_out_of_watches_the_look_still_reads_the_directories_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of inotify watches (ENOSPC), the walk goes on below a directory it could not
+    watch, and before the look moved after the pass its ctime was read there too: what
+    changed in it while the first pass ran was shipped right after. The look after the
+    pass entered only directories in the watch table (6663b1e): those changes then waited
+    for the next fallback reconcile. Fixed: the walk notes the directories it could not
+    watch, and the look reads them too."""
+    src = tmp_path / "src"
+    for d in ("a", "b/deep"):
+        (src / d).mkdir(parents=True)
+        (src / d / "f").write_text("old")
+    time.sleep(0.05)  # ctime comes from the kernel's coarse clock
+    since = time.time()
+    time.sleep(0.05)
+    (src / "b/deep/f").write_text("changed while the first pass ran")
+
+    class Full(watcher_module.Inotify):  # type: ignore[misc]
+        def add_watch(self, path: Any, mask: Any) -> Any:
+            if str(path).endswith("/b") or "/b/" in str(path):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().add_watch(path, mask)
+
+    monkeypatch.setattr(watcher_module, "Inotify", Full)
+    watcher = Watcher(src, Filters(), lambda rel, kind: None, lambda: None)
+    try:
+        watcher.open()
+        assert watcher.watch_limit
+        changed = watcher.changes_since(since)
+    finally:
+        watcher.close()
+    assert ("b/deep/f", False) in changed
