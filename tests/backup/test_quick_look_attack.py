@@ -467,3 +467,33 @@ def test_out_of_watches_the_look_still_reads_the_directories_without_one(
     finally:
         watcher.close()
     assert ("b/deep/f", False) in changed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cost, not loss: read after the pass, a directory's ctime also shows what "
+    "changed after its watch (already an event), and a listed directory lists its whole "
+    "subtree (it may have been moved in); no small fix: an upper bound on the ctime would "
+    "lose a deletion made before the watch in a directory that changed again after it",
+)
+def test_a_save_after_the_watches_does_not_list_the_whole_subtree(tmp_path: Path) -> None:
+    """A first sync of a big tree takes minutes; one document saved in `docs` after the
+    walk watched it (an event ships it) should not send every directory below `docs`
+    through the journal, each shipped with -d --delete and, with the guard on, measured
+    by a dry run first. Before 6663b1e the ctime was read as the walk watched each
+    directory, so a save after the walk listed nothing."""
+    src = tmp_path / "src"
+    for i in range(50):
+        (src / f"docs/d{i:02}").mkdir(parents=True)
+        (src / f"docs/d{i:02}/f").write_text("x")
+    time.sleep(0.05)  # ctime comes from the kernel's coarse clock
+    since = time.time()  # the first pass began
+    time.sleep(0.05)
+    watcher = Watcher(src, Filters(), lambda rel, kind: None, lambda: None)
+    try:
+        watcher.open()  # the walk is over
+        (src / "docs/new.txt").write_text("saved while the pass still ran")  # an event
+        changed = watcher.changes_since(since)  # the pass is over
+    finally:
+        watcher.close()
+    assert len(changed) <= 2, f"{len(changed)} paths listed"
