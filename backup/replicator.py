@@ -180,6 +180,9 @@ class Replicator:
         self._target_failure: RsyncResult | None = None  # why the last check could not tell
         self._target_lock = asyncio.Lock()
         self._watched_before = False
+        # the first pass and the ctime look after it are not over: what the look will find
+        # is in no journal yet, so the replicator is not caught up (keeper_confirm)
+        self._first_look_due = False
         # paths released from the quarantine for another try after a lack of space
         self._retrying: set[str] = set()
         self._space_retried: float | None = None  # when they were last tried
@@ -241,6 +244,7 @@ class Replicator:
                     # walk was a sixth of a first sync); what changed meanwhile in a
                     # directory not yet watched is found by its ctime and shipped after it
                     since = time.time() - CTIME_SLACK
+                    self._first_look_due = True
                     passed = tg.create_task(
                         self._first_pass(first, since, watcher, walked), name=f"{self.name}:first"
                     )
@@ -269,10 +273,13 @@ class Replicator:
         schedule loop, like any requested pass. Then, once the walk is done too, what
         changed since the pass began (by ctime) is shipped: after the pass, so that its
         stat of every entry (0.4 s of CPU per 100,000 files) does not slow rsync down."""
-        if not await self._scheduled_reconcile(reason):
-            self.request_reconcile(reason)
-        await walked.wait()
-        self._changed_meanwhile(await asyncio.to_thread(watcher.changes_since, since))
+        try:
+            if not await self._scheduled_reconcile(reason):
+                self.request_reconcile(reason)
+            await walked.wait()
+            self._changed_meanwhile(await asyncio.to_thread(watcher.changes_since, since))
+        finally:
+            self._first_look_due = False
 
     def _changed_meanwhile(self, paths: list[tuple[str, bool]]) -> None:
         """Paths the first walk found changed since the first pass began: the pass may have
@@ -393,6 +400,7 @@ class Replicator:
             and not self._changes
             and not self._transfer.locked()
             and self._reconcile_reason is None
+            and not self._first_look_due
         )
 
     # -- watcher callbacks (sync, on the loop) ---------------------------------------------

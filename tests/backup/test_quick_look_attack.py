@@ -497,3 +497,40 @@ def test_a_save_after_the_watches_does_not_list_the_whole_subtree(tmp_path: Path
     finally:
         watcher.close()
     assert len(changed) <= 2, f"{len(changed)} paths listed"
+
+
+async def test_not_caught_up_until_the_look_after_the_first_pass_is_shipped(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the end of the first pass and the end of the look, nothing was pending: the
+    replicator said it was caught up (the keeper's confirmation and the room heartbeat
+    then claim "synced through now") while a file rewritten before its watch was still
+    old on the replica. Before 6663b1e the look's paths were journaled before the
+    replicator called itself running."""
+    monkeypatch.setattr(replicator_module, "CTIME_SLACK", 0.0)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "p/deep").mkdir(parents=True)
+    (src / "p/f.txt").write_text("old\n")
+    (src / "p/deep/g.txt").write_text("old too\n")
+    await asyncio.sleep(0.05)  # ctime comes from the kernel's coarse clock
+    _changed_before_the_watch(monkeypatch, src, dst)
+    looking, release = threading.Event(), threading.Event()
+
+    def held() -> None:
+        looking.set()
+        release.wait(15)
+
+    _during_the_look(monkeypatch, held)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    try:
+        async with running(spec, bstore) as rep:
+            assert await asyncio.to_thread(looking.wait, 15), "the look did not start"
+            await asyncio.sleep(0.2)  # whatever the pass left to do is done by now
+            stale = (dst / "p/f.txt").read_text() == "old\n"
+            assert stale  # the look has not reported yet
+            assert not rep.caught_up, "caught up while the replica lacks p/f.txt"
+            release.set()
+            await caught_up(rep, src, dst, limit=15)
+    finally:
+        release.set()
+    assert (dst / "p/f.txt").read_text() == "rewritten before the watch\n"
