@@ -235,20 +235,19 @@ class Replicator:
         try:
             async with asyncio.TaskGroup() as tg:
                 passed: asyncio.Task[None] | None = None
-                walked = asyncio.Event()
+                since = None
                 if first is not None:
                     # the first pass does not wait for the walk (at 10,000 directories the
                     # walk was a sixth of a first sync); what changed meanwhile in a
                     # directory not yet watched is found by its ctime and shipped after it
                     since = time.time() - CTIME_SLACK
-                    passed = tg.create_task(
-                        self._first_pass(first, since, watcher, walked), name=f"{self.name}:first"
-                    )
+                    passed = tg.create_task(self._first_pass(first), name=f"{self.name}:first")
                 # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
-                await asyncio.to_thread(watcher.open)
-                walked.set()
+                await asyncio.to_thread(watcher.open, since)
                 await self._set_aside_refused()
                 await self._note_vanished()
+                self._changed_meanwhile(watcher.changed)
+                watcher.changed = []  # not kept for the daemon's life (a clock step lists all)
                 self._watched_before = True
                 self._phase = "running"
                 if self.journal.pending:
@@ -262,17 +261,11 @@ class Replicator:
             watcher.close()
             self._phase = "stopped"
 
-    async def _first_pass(
-        self, reason: str, since: float, watcher: Watcher, walked: asyncio.Event
-    ) -> None:
+    async def _first_pass(self, reason: str) -> None:
         """The full pass that starts with the watches; a failed one is retried by the
-        schedule loop, like any requested pass. Then, once the walk is done too, what
-        changed since the pass began (by ctime) is shipped: after the pass, so that its
-        stat of every entry (0.4 s of CPU per 100,000 files) does not slow rsync down."""
+        schedule loop, like any requested pass."""
         if not await self._scheduled_reconcile(reason):
             self.request_reconcile(reason)
-        await walked.wait()
-        self._changed_meanwhile(await asyncio.to_thread(watcher.changes_since, since))
 
     def _changed_meanwhile(self, paths: list[tuple[str, bool]]) -> None:
         """Paths the first walk found changed since the first pass began: the pass may have
