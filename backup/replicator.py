@@ -180,9 +180,6 @@ class Replicator:
         self._target_failure: RsyncResult | None = None  # why the last check could not tell
         self._target_lock = asyncio.Lock()
         self._watched_before = False
-        # the first pass and the ctime look after it are not over: what the look will find
-        # is in no journal yet, so the replicator is not caught up (keeper_confirm)
-        self._first_look_due = False
         # paths released from the quarantine for another try after a lack of space
         self._retrying: set[str] = set()
         self._space_retried: float | None = None  # when they were last tried
@@ -238,21 +235,19 @@ class Replicator:
         try:
             async with asyncio.TaskGroup() as tg:
                 passed: asyncio.Task[None] | None = None
-                walked = asyncio.Event()
+                since = None
                 if first is not None:
                     # the first pass does not wait for the walk (at 10,000 directories the
                     # walk was a sixth of a first sync); what changed meanwhile in a
                     # directory not yet watched is found by its ctime and shipped after it
                     since = time.time() - CTIME_SLACK
-                    self._first_look_due = True
-                    passed = tg.create_task(
-                        self._first_pass(first, since, watcher, walked), name=f"{self.name}:first"
-                    )
+                    passed = tg.create_task(self._first_pass(first), name=f"{self.name}:first")
                 # the first walk of a big tree takes a while: keep the loop (and heartbeat) alive
-                await asyncio.to_thread(watcher.open)
-                walked.set()
+                await asyncio.to_thread(watcher.open, since)
                 await self._set_aside_refused()
                 await self._note_vanished()
+                self._changed_meanwhile(watcher.changed)
+                watcher.changed = []  # not kept for the daemon's life (a clock step lists all)
                 self._watched_before = True
                 self._phase = "running"
                 if self.journal.pending:
@@ -266,20 +261,11 @@ class Replicator:
             watcher.close()
             self._phase = "stopped"
 
-    async def _first_pass(
-        self, reason: str, since: float, watcher: Watcher, walked: asyncio.Event
-    ) -> None:
+    async def _first_pass(self, reason: str) -> None:
         """The full pass that starts with the watches; a failed one is retried by the
-        schedule loop, like any requested pass. Then, once the walk is done too, what
-        changed since the pass began (by ctime) is shipped: after the pass, so that its
-        stat of every entry (0.4 s of CPU per 100,000 files) does not slow rsync down."""
-        try:
-            if not await self._scheduled_reconcile(reason):
-                self.request_reconcile(reason)
-            await walked.wait()
-            self._changed_meanwhile(await asyncio.to_thread(watcher.changes_since, since))
-        finally:
-            self._first_look_due = False
+        schedule loop, like any requested pass."""
+        if not await self._scheduled_reconcile(reason):
+            self.request_reconcile(reason)
 
     def _changed_meanwhile(self, paths: list[tuple[str, bool]]) -> None:
         """Paths the first walk found changed since the first pass began: the pass may have
@@ -400,7 +386,6 @@ class Replicator:
             and not self._changes
             and not self._transfer.locked()
             and self._reconcile_reason is None
-            and not self._first_look_due
         )
 
     # -- watcher callbacks (sync, on the loop) ---------------------------------------------

@@ -72,64 +72,31 @@ class Watcher:
         self.watch_limit = False
         self.watch_limit_error: str | None = None
         self.overflows = 0
-        # directories walked without a watch (out of watches): the ctime look after the
-        # first pass reads them too, as nothing else will until a fallback reconcile
-        self._unwatched: set[str] = set()
+        # paths changed while the first walk ran beside a full pass (open(changed_since))
+        self.changed: list[tuple[str, bool]] = []  # (path, is a directory)
+        self._since: float | None = None
 
     @property
     def watches(self) -> int:
         return len(self._dirs)
 
-    def open(self) -> None:
-        """Creates the inotify instance and watches the whole tree (no events reported)."""
+    def open(self, changed_since: float | None = None) -> None:
+        """Creates the inotify instance and watches the whole tree (no events reported).
+
+        `changed_since` (a wall-clock time): a full pass started then and runs beside this
+        walk, so it may have read a directory before its watch existed. Every entry whose
+        ctime is at or after that time (anything written, renamed, chmod-ed or, for a
+        directory, gained or lost an entry) is listed in `changed` for the caller to ship
+        after the pass; what changes after its directory's watch is an event as usual."""
         if not os.path.isdir(self.root):
             raise SourceGone(f"source {self.root} is not a directory")
         self._inotify = Inotify()
-        self._add_tree("", scan=False)
-
-    def changes_since(self, since: float) -> list[tuple[str, bool]]:
-        """(path, is a directory) for every walked entry whose ctime is at or after `since`
-        (a wall-clock time): anything written, renamed or chmod-ed, and a directory that
-        gained or lost an entry. For a full pass that began at `since` beside the first
-        walk: it may have read a directory before its watch existed, and what changed there
-        meanwhile sent no event. Called once the walk is done (every ctime is then read
-        after its directory's watch exists: a change after it is an event, one before it is
-        in the ctime) and after the pass (its stats then do not compete with rsync for the
-        CPU: issue 18's first sync). Reads the watch table only; safe beside `run`."""
-        changed: list[tuple[str, bool]] = []
-        watched, unwatched = self._by_rel, self._unwatched
-        filtered = self.filters.active
-        # (directory, below a directory listed as changed)
-        stack: list[tuple[str, bool]] = [("", False)]
-        while stack:
-            rel, below_listed = stack.pop()
-            full = os.path.join(self.root, rel) if rel else self.root
-            listed = below_listed or self._dir_changed_since(full, since)
-            if listed:
-                changed.append((rel or ".", True))
-            # a listed directory may have been moved in, and a rename leaves the ctime of
-            # what is below it alone; it ships one level deep (`dir/`), so every directory
-            # below is listed too (the root cannot have been moved in)
-            list_below = listed and rel != ""
-            try:
-                entries = list(os.scandir(full))
-            except OSError:
-                continue  # vanished meanwhile; its deletion is an event or its parent's ctime
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue
-                child = f"{rel}/{entry.name}" if rel else entry.name
-                if filtered and self.filters.excluded(child, is_dir=is_dir):
-                    continue
-                if is_dir:
-                    # not a refused one (set aside), nor one just made
-                    if child in watched or child in unwatched:
-                        stack.append((child, list_below))
-                elif self._changed_since(entry, since):
-                    changed.append((child, False))
-        return changed
+        self.changed = []
+        self._since = changed_since
+        try:
+            self._add_tree("", scan=False)
+        finally:
+            self._since = None
 
     def close(self) -> None:
         if self._inotify is not None:
@@ -235,12 +202,26 @@ class Watcher:
     def _add_tree(self, top: str, *, scan: bool) -> None:
         """Watch `top` and every directory below it; with `scan`, report what is in them
         (the watch comes first, so nothing created meanwhile slips through)."""
-        stack = [top]
+        # (directory, below a directory listed as changed)
+        stack: list[tuple[str, bool]] = [(top, False)]
+        since = self._since
         while stack:
-            rel = stack.pop()
+            rel, below_listed = stack.pop()
             full = os.path.join(self.root, rel) if rel else self.root
             if not self._watch(rel, full):
                 continue
+            listed = False
+            if since is not None:
+                # read after its watch exists: an entry added or removed before that is in
+                # its ctime, one after is an event (read at the parent's scan, a deletion
+                # between the two was neither)
+                listed = below_listed or self._dir_changed_since(full, since)
+                if listed:
+                    self.changed.append((rel or ".", True))
+            # a listed directory may have been moved in, and a rename leaves the ctime of
+            # what is below it alone; it ships one level deep (`dir/`), so every directory
+            # below is listed too (the root cannot have been moved in)
+            list_below = listed and rel != ""
             try:
                 entries = list(os.scandir(full))
             except OSError:
@@ -251,7 +232,7 @@ class Watcher:
                     is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
-                if not (is_dir or scan or filtered):
+                if not (is_dir or scan or filtered or since is not None):
                     # the first walk of a big tree is mostly this: count and go on (the
                     # path string and the filter call were a third of its time)
                     self.file_count += 1
@@ -259,8 +240,10 @@ class Watcher:
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 if filtered and self.filters.excluded(child, is_dir=is_dir):
                     continue
+                if since is not None and not is_dir and self._changed_since(entry, since):
+                    self.changed.append((child, False))
                 if is_dir:
-                    stack.append(child)
+                    stack.append((child, list_below))
                     if scan:
                         self._on_change(child, "create")
                 else:
@@ -290,7 +273,6 @@ class Watcher:
             watch = self._inotify.add_watch(full, WATCH_MASK)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                self._unwatched.add(rel)
                 self._out_of_watches()
             elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 # refused (a directory we may not read, a name too long, ...): that

@@ -4,18 +4,13 @@ ctime and shipped after the pass, so starting early loses nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from backup import replicator as replicator_module
 from backup.filters import Filters
-from backup.rsync import RsyncResult
 from backup.transport import parse_target
 from backup.watcher import Watcher
 from sentinel.store import Store
@@ -43,11 +38,10 @@ def test_the_first_walk_lists_what_changed_since_a_pass_began(tmp_path: Path) ->
 
     watcher = Watcher(src, Filters(), lambda rel, kind: None, lambda: None)
     try:
-        watcher.open()
-        changed = watcher.changes_since(since)
+        watcher.open(changed_since=since)
     finally:
         watcher.close()
-    assert sorted(changed) == [
+    assert sorted(watcher.changed) == [
         ("a", True),
         ("a/x.txt", False),
         ("b", True),
@@ -57,18 +51,16 @@ def test_the_first_walk_lists_what_changed_since_a_pass_began(tmp_path: Path) ->
     assert watcher.file_count == 4
 
 
-def test_nothing_changed_since_lists_nothing(tmp_path: Path) -> None:
+def test_without_a_pass_beside_it_the_walk_lists_nothing(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "a").mkdir(parents=True)
     (src / "a" / "x.txt").write_text("x")
-    _tick()
-    since = time.time()
     watcher = Watcher(src, Filters(), lambda rel, kind: None, lambda: None)
     try:
         watcher.open()
-        assert watcher.changes_since(since) == [] and watcher.file_count == 1
     finally:
         watcher.close()
+    assert watcher.changed == [] and watcher.file_count == 1
 
 
 async def test_a_change_behind_the_first_pass_before_its_watch_reaches_the_replica(
@@ -106,49 +98,3 @@ async def test_a_change_behind_the_first_pass_before_its_watch_reaches_the_repli
     assert (dst / "late" / "f.txt").read_text() == "rewritten after the pass read it\n"
     assert not (dst / "late" / "gone.txt").exists()
     assert (dst / "late" / "born.txt").read_text() == "created before the watch\n"
-
-
-async def test_the_ctime_look_waits_for_the_pass_instead_of_slowing_it(
-    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Reading the ctime of every entry cost 0.4 s of CPU per 100,000 files, taken from
-    rsync on a 2-core host while the pass ran (issue 18's first sync). It runs once the pass
-    is over: none while the pass is held after the walk ended, and a file rewritten while
-    the pass ran still arrives."""
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    (src / "d").mkdir(parents=True)
-    for i in range(30):
-        (src / "d" / f"f{i:02}.txt").write_text(f"{i}\n")
-    _tick()
-    stats: list[bool] = []  # one per ctime read: did the pass still run?
-    walked, passing = threading.Event(), threading.Event()
-    open_watcher, changed_since = Watcher.open, Watcher._changed_since
-    real_sync = replicator_module.full_sync
-
-    def opened(self: Watcher, *args: Any) -> None:
-        assert passing.wait(15), "the pass did not start"  # the walk runs beside the pass
-        open_watcher(self, *args)
-        walked.set()
-
-    def looked(entry: os.DirEntry[str], since: float) -> bool:
-        stats.append(passing.is_set())
-        return changed_since(entry, since)
-
-    async def held_sync(*args: Any, **kw: Any) -> RsyncResult:
-        passing.set()
-        try:
-            assert await asyncio.to_thread(walked.wait, 15), "the walk did not end"
-            (src / "d" / "f07.txt").write_text("rewritten while the pass ran\n")
-            await asyncio.sleep(0.2)  # the walk is over: a look beside the pass shows now
-            return await real_sync(*args, **kw)
-        finally:
-            passing.clear()
-
-    monkeypatch.setattr(Watcher, "open", opened)
-    monkeypatch.setattr(Watcher, "_changed_since", staticmethod(looked))
-    monkeypatch.setattr(replicator_module, "full_sync", held_sync)
-    spec = make_spec(src, parse_target(str(dst)), runtime)
-    async with running(spec, bstore) as rep:
-        await caught_up(rep, src, dst)
-    assert stats and not any(stats)  # it looked, and only after the pass
-    assert (dst / "d" / "f07.txt").read_text() == "rewritten while the pass ran\n"
