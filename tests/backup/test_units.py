@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from backup.filters import Filters
 from backup.guard import Guard, Verdict
@@ -52,3 +55,21 @@ def test_rsync_exit_codes() -> None:
         assert classify(code) is Outcome.RETRY
     for code in (1, 2, 4, 25, 127):
         assert classify(code) is Outcome.FATAL
+
+
+@pytest.mark.parametrize(
+    "pattern", ["a/*.tmp", "*.tmp", "a/**/x.tmp", "**.tmp", "a/?/x.tmp", "[ab]/x.tmp", "[!a]/*"]
+)
+def test_the_watcher_excludes_exactly_what_rsync_excludes(tmp_path: Path, pattern: str) -> None:
+    """rsync is the judge: a path the watcher ignores but rsync ships (fnmatch's `*` crossed
+    "/", so `a/*.tmp` hid `a/b/x.tmp` from the watcher) waited for the next full pass."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    files = ["x.tmp", "a/x.tmp", "a/b/x.tmp", "a/b/c/x.tmp", "b/x.tmp", "c/y.txt", "a/y.txt"]
+    for rel in files:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(rel)
+    filters = Filters(exclude=(pattern,))
+    subprocess.run(["rsync", "-a", *filters.rsync_args(), f"{src}/", f"{dst}/"], check=True)
+    shipped = {rel for rel in files if (dst / rel).exists()}
+    watched = {rel for rel in files if not filters.excluded(rel)}
+    assert watched == shipped
