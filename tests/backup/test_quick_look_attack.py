@@ -296,8 +296,8 @@ def _included(rel: str, entry: tuple[object, ...]) -> bool:
 @pytest.mark.xfail(
     strict=True,
     reason="cost, not correctness: a replica name the filters protect makes every look "
-    "fall back to the measured dry run (orphans.py does not know the filters, and "
-    "Filters.excluded is not rsync's matching: fnmatch's * crosses '/')",
+    "fall back to the measured dry run (orphans.py does not know the filters: "
+    "conservative by design)",
 )
 async def test_a_protected_stale_name_on_the_replica_keeps_the_quick_look_short(
     tmp_path: Path, runtime: Path, bstore: Store
