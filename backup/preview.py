@@ -131,9 +131,10 @@ async def already_matches(
 
     Only for a local replica: a dry run without --delete, and beside it (on the other core)
     the names of both trees compared for replica-only entries (backup/orphans.py). On an
-    unchanged 100k-file tree the two took 0.60-0.64 s against 0.73-0.87 s for the dry run
-    with --delete (`rsync -a` 0.63-0.71 s, tmpfs, 1,000 dirs). A reconcile that finds a
-    change pays both, then the measured dry run and the pass."""
+    unchanged 100k-file tree (1,000 dirs, tmpfs, medians of 7 interleaved runs) a reconcile
+    took 0.667 s this way against 0.749 s with the dry run with --delete (`rsync -a`
+    0.698 s). A reconcile that finds a change pays both, then the measured dry run and the
+    pass."""
     replica = spec.target.local_root
     if replica is None:
         return None
