@@ -15,20 +15,16 @@ from __future__ import annotations
 import os
 import re
 
-from backup.keeper_record import HEARTBEAT_FILE
-from backup.markers import SOURCE_MARKER, TARGET_MARKER, TargetCheck
+from backup.markers import TargetCheck
 from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
-from backup.target import PARTIAL_DIR, VERSIONS_DIR
-from backup.transfer import PROTECT
+from backup.transfer import PROTECT, PROTECTED
 
 # One itemized line (as in backup/preview.py): 11 change characters, a space, the name.
 _ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
 _DELETING = "*deleting "
 # Not documents: a replica root holding only these is an empty replica.
-_NOT_DOCUMENTS = frozenset(
-    {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE}
-)
+_NOT_DOCUMENTS = frozenset(PROTECTED)
 
 
 def source_adoptable(source: str, *, require_mountpoint: bool) -> bool:

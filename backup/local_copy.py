@@ -38,12 +38,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backup.keeper_record import HEARTBEAT_FILE
-from backup.markers import SOURCE_MARKER, TARGET_MARKER
 from backup.rsync import Outcome, RsyncResult, parse_itemized
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR, VERSIONS_DIR
 from backup.target_lock import target_lock
+from backup.transfer import PROTECTED
 from backup.versions import stamp
 
 # Bigger files go through rsync: its --partial-dir resumes an interrupted transfer, and a
@@ -51,9 +50,7 @@ from backup.versions import stamp
 COPY_MAX = 64 << 20
 TEMP_NAME = ".sentinel-copy"
 TEMP_DIR = f"{PARTIAL_DIR}/{TEMP_NAME}"
-_PROTECTED_TOP = frozenset(
-    {VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE}
-)
+_PROTECTED_TOP = frozenset(PROTECTED)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 8 << 20
 _counter = itertools.count()
