@@ -1199,23 +1199,23 @@ class Replicator:
             matched: RsyncResult | None = None
             if fresh is None and self.spec.guard.enabled:
                 matched = await already_matches(self.spec, started, skip=self.quarantine.reasons)
-            if fresh is None and matched is None and self.spec.guard.enabled:
-                preview, dry = await preview_full_sync(
-                    self.spec, started, skip=self.quarantine.reasons
-                )
-                if not dry.ok and dry.exit_code not in PER_PATH_CODES:
-                    await self._failed(dry)
-                    return dry
-                # exit 23/11 (a path it could not read): the counts still hold; the pass
-                # below fails the same way and falls back to shipping through the journal
-                if preview.trips(self.spec.guard):
-                    approved = self._approved(preview)
-                    if not approved:
-                        await self._trip_with(preview.damage, preview.describe())
-                        self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
-                        return None
-                if preview.changes == 0:
-                    matched = dry
+                if matched is None:
+                    preview, dry = await preview_full_sync(
+                        self.spec, started, skip=self.quarantine.reasons
+                    )
+                    if not dry.ok and dry.exit_code not in PER_PATH_CODES:
+                        await self._failed(dry)
+                        return dry
+                    # exit 23/11 (a path it could not read): the counts still hold; the pass
+                    # below fails the same way and falls back to shipping through the journal
+                    if preview.trips(self.spec.guard):
+                        approved = self._approved(preview)
+                        if not approved:
+                            await self._trip_with(preview.damage, preview.describe())
+                            self._skip(reason, f"ransomware guard tripped: {preview.describe()}")
+                            return None
+                    if preview.changes == 0:
+                        matched = dry
             if matched is not None:
                 # the pass would change nothing: the dry run was the whole pass (an
                 # unchanged tree, the nightly case, costs one walk instead of two)
