@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.config import Config
 from sentinel.store import Store
 from tests.alarm.helpers import SENSORS, MakeEngine, Outbox, config, started_engine

@@ -10,8 +10,8 @@ import aiosqlite
 from alerts.event import AlarmEvent
 from sensors.reading import Reading
 from sentinel import migrations
-from sentinel.alarm import Engine
 from sentinel.alarm.commands import add_command, connect
+from sentinel.alarm.engine import Engine
 from sentinel.alarm.repository import Enqueue
 from sentinel.config import Config
 from sentinel.store import Store

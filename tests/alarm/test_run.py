@@ -8,8 +8,8 @@ import time
 import aiosqlite
 import pytest
 
-from sentinel.alarm import Engine
 from sentinel.alarm.commands import add_command, connect
+from sentinel.alarm.engine import Engine
 from sentinel.store import Store
 from tests.alarm.helpers import SENSORS, MakeEngine, Outbox, config, events, reading
 from tests.fixtures.core import FakeClock

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from backup.logname import LogNaming
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.config import Config
 from sentinel.database_watch import DatabaseWatch, build_database_watches, newest_log
 from sentinel.store import Store

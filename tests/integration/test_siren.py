@@ -23,7 +23,7 @@ from sensors.modbus import ModbusSource, modbus_binding
 from sensors.reading import Reading
 from sensors.sim.modbus_device import ModbusDeviceSim
 from sensors.switch import ModbusCoil
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.config import Config
 from sentinel.outputs import Output, build_outputs
 from sentinel.sources import build_sources

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.config import Config
 from sentinel.outputs import Output, build_outputs
 from sentinel.store import Store

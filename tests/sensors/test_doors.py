@@ -22,7 +22,7 @@ from alerts.templates import Templates, sms_bytes
 from sensors.mqtt import MqttSettings, MqttSource, mqtt_binding
 from sensors.reading import Reading
 from sentinel import migrations
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.config import Config
 from sentinel.config.hours import Hours
 from sentinel.sources import to_mqtt_binding

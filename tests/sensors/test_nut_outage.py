@@ -10,7 +10,7 @@ import aiosqlite
 from alerts.event import AlarmEvent
 from sensors.reading import Reading
 from sentinel import migrations
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.config import Config
 from sentinel.store import Store
 from tests.fixtures.core import FakeClock

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 
 from sensors.reading import Reading
 from sentinel import migrations
-from sentinel.alarm import Engine
+from sentinel.alarm.engine import Engine
 from sentinel.cli.main import main
 from sentinel.config import Config, load_config
 from sentinel.delivery import build_delivery
