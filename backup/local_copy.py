@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import itertools
 import os
 import stat
@@ -94,8 +95,10 @@ async def ship_local(
         return LocalShip(rest=list(paths))
     stop = threading.Event()
     async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
-        work = asyncio.ensure_future(
-            asyncio.to_thread(_ship_all, spec, root, list(paths), now, frozenset(skip), stop)
+        # a future of the executor, not a task around to_thread: a task costs the loop
+        # turns of its own steps, at every run (issue 18)
+        work = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(_ship_all, spec, root, list(paths), now, frozenset(skip), stop)
         )
         try:
             return await asyncio.shield(work)

@@ -396,6 +396,7 @@ class Replicator:
         self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
         if kind != CREATED_OPEN:
             self._changes.add(rel)
+            self.coalesce.noted(time.monotonic())
             if kind == "attrib" and self.quarantine.unreadable and self._is_dir(rel):
                 # access granted on a directory (setfacl, chmod) sends no event for what is
                 # below it: the paths set aside there as unreadable get another try now.
@@ -496,8 +497,10 @@ class Replicator:
         wait = self.coalesce.decide(time.monotonic(), self.journal.pending, most)
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0 and self.journal.pending < most:
+            # asyncio.timeout, not wait_for: wait_for makes a task of each wait (3.11)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ship_wakeup.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._ship_wakeup.wait()
             self._ship_wakeup.clear()
 
     async def _guard_allows(self) -> bool:

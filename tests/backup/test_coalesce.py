@@ -70,13 +70,17 @@ def _simulate(policy: Coalescer, writes: list[float], wall: float) -> tuple[int,
     while queue or pending:
         if not pending:
             now = max(now, queue[0])
-        pending += [t for t in queue if t <= now]
+        for t in (t for t in queue if t <= now):
+            policy.noted(t)  # as the watcher's callback does
+            pending.append(t)
         queue = [t for t in queue if t > now]
         start = now + policy.decide(now, len(pending), MAX)
         pending += [t for t in queue if t <= start]
         queue = [t for t in queue if t > start]
-        policy.started(start)
         now = start + wall
+        for t in (t for t in queue if t <= now):
+            policy.noted(t)  # seen during the run: the next one carries them
+        policy.started(start)  # told once the run is over, as the shipper does
         policy.finished(wall)
         runs += 1
         worst = max(worst, *(now - t for t in pending))
@@ -92,6 +96,25 @@ def test_a_stream_at_20_per_second_shares_runs_within_the_budget() -> None:
     runs, worst = _simulate(Coalescer(REMOTE), writes, wall=0.150)
     assert runs < 0.5 * len(writes)
     assert worst <= REMOTE.budget
+
+
+def test_the_window_counts_from_the_oldest_waiting_change_not_the_previous_run() -> None:
+    # writes 50 ms apart and an 80 ms window: a window from the previous run's start gave
+    # one or two writes a run (12.5 runs a second); from the oldest waiting write, two
+    policy = Coalescer(LOCAL)
+    runs, worst = _simulate(policy, [1.0 + i / 20 for i in range(200)], wall=0.004)
+    assert runs <= 102, runs
+    assert worst <= LOCAL.high + 0.004 + 1e-9  # the longest wait is still one window
+    # a write during a stream waits for its own window, not the previous run's
+    policy = Coalescer(LOCAL)
+    policy.started(10.0)
+    policy.finished(0.004)
+    policy.noted(10.05)
+    assert policy.decide(10.06, 1, MAX) == pytest.approx(10.05 + LOCAL.high - 10.06)
+    # and one that comes a window after the last run is a lone write again: at once
+    policy.started(10.2)
+    policy.noted(10.2 + LOCAL.high)
+    assert policy.decide(10.2 + LOCAL.high, 1, MAX) == 0.0
 
 
 def test_without_a_latency_budget_the_limits_are_the_defaults() -> None:
