@@ -249,7 +249,8 @@ class Replicator:
                 self._changed_meanwhile(watcher.changed)
                 watcher.changed = []  # not kept for the daemon's life (a clock step lists all)
                 self._watched_before = True
-                self._phase = "running"
+                # the first pass ran beside the walk: a target it found missing stays so
+                self._phase = "running" if self._target_missing is None else "target missing"
                 if self.journal.pending:
                     self._ship_wakeup.set()
                 tg.create_task(watcher.run(), name=f"{self.name}:watch")

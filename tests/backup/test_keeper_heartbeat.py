@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from backup.keeper_record import HEARTBEAT_FILE, Receipt, read_heartbeat, write_atomic
 from backup.restore import restore
 from backup.target import VERSIONS_DIR
@@ -280,8 +282,9 @@ async def test_keeper_heartbeat_and_receipt_through_the_rsync_daemon_over_ssh(
         assert got is not None and got.safe_as_of == now - 2, room.receipt_error
 
 
+@pytest.mark.parametrize("walk", ["fast", "slow"])
 async def test_keeper_heartbeat_after_a_restart_claims_nothing_made_while_down(
-    tmp_path: Path, bstore: Store, runtime: Path
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch, walk: str
 ):
     """Changes made while the daemon was down are in no journal: until the full pass at
     start has run, the heartbeat's synced_through stays at the previous run's last success,
@@ -300,10 +303,27 @@ async def test_keeper_heartbeat_after_a_restart_claims_nothing_made_while_down(
     changed = time.time()
     (src / "docs" / "while-down.hwp").write_bytes(b"written while sentinel was stopped")
     (dst / ".sentinel-target").rename(tmp_path / "marker")  # and the replica is unreachable
+    if walk == "slow":
+        # the start pass runs beside the first walk of the tree: on a busy host (or a big
+        # tree) it finds the target missing before the walk ends, and the walk's end
+        # called the replicator "running" over "target missing" (and the heartbeat then
+        # claimed everything synced through now)
+        from backup.watcher import Watcher
+
+        opened = Watcher.open
+
+        def slow_open(self: Watcher, since: float | None = None) -> None:
+            time.sleep(1.0)
+            opened(self, since)
+
+        monkeypatch.setattr(Watcher, "open", slow_open)
     rep = Replicator(spec, bstore.db, bstore.write)
     task = asyncio.create_task(rep.run())
     try:
         await until(lambda: rep.health()["target_missing"], 15, "the missing target")
+        await until(lambda: rep.watcher is not None and rep.watcher.file_count, 15, "the walk")
+        await asyncio.sleep(0.2)  # the walk's end, past
+        assert rep.health()["phase"] == "target missing"
         room = RoomHeartbeat(spec, keeper(tmp_path / "receipt.json"), "main-office", rep, bstore.db)
         room._caught_up_before = await room._last_success()
         hb = await room.heartbeat()
