@@ -35,6 +35,9 @@ import pytest
 from tests.systemd.test_install import EXPECTED, SCRIPT, kind_of, manifest
 from tests.systemd.test_unit import QUIET_ENV, unit_settings
 
+# they add the accounts and /etc files other tests may look at: not beside them
+pytestmark = pytest.mark.serial
+
 UNIT = Path("/etc/systemd/system/sentinel.service")
 WANTS = Path("/etc/systemd/system/multi-user.target.wants/sentinel.service")
 VENV = Path("/opt/sentinel/venv")
