@@ -71,8 +71,6 @@ class Coalescer:
         self.alpha = alpha
         self.wall: float | None = None  # EWMA of a run's wall time, seconds
         self._last_start: float | None = None
-        # when the oldest change seen since the last run started was seen
-        self._oldest: float | None = None
         # the decisions taken, for status and tests: how many ran at once / waited
         self.at_once = 0
         self.waited = 0
@@ -83,39 +81,33 @@ class Coalescer:
         lim = self.limits
         return min(lim.high, max(lim.low, lim.budget - MARGIN * wall))
 
-    def delay(self, now: float, pending: int, max_files: int) -> float:
-        """Seconds the next run should wait from `now` (0: run now). Pure: call `started`
+    def delay(self, now: float, pending: int, max_files: int, oldest: float | None = None) -> float:
+        """Seconds the next run should wait from `now` (0: run now). `oldest`: when the
+        oldest change waiting for it was seen (None: not known). Pure: call `started`
         when the run really starts."""
         if pending >= max_files or self._last_start is None:
             return 0.0  # a full batch gains nothing from waiting; nothing ran yet: quiet
         window = self.window
-        first = now if self._oldest is None else self._oldest
+        first = now if oldest is None else oldest
         if first - self._last_start >= window:
             return 0.0  # the first change came a window or more after the last run: quiet
-        # (no change noted: rows left from before that run, a window after its start)
-        oldest = self._last_start if self._oldest is None else self._oldest
-        return max(0.0, oldest + window - now)
+        # (not known: rows left from before that run, a window after its start)
+        since = self._last_start if oldest is None else oldest
+        return max(0.0, since + window - now)
 
-    def decide(self, now: float, pending: int, max_files: int) -> float:
+    def decide(
+        self, now: float, pending: int, max_files: int, oldest: float | None = None
+    ) -> float:
         """`delay`, with the decision counted (a run that will wait, or one that goes now)."""
-        wait = self.delay(now, pending, max_files)
+        wait = self.delay(now, pending, max_files, oldest)
         if wait > 0:
             self.waited += 1
         else:
             self.at_once += 1
         return wait
 
-    def noted(self, at: float) -> None:
-        """A change was seen at `at` (the monotonic clock of `delay`)."""
-        if self._oldest is None:
-            self._oldest = at
-
     def started(self, now: float) -> None:
-        """A run started at `now` (told once it is over): the changes noted before `now` were
-        in it; one noted since (during the run) keeps its time."""
         self._last_start = now
-        if self._oldest is not None and self._oldest < now:
-            self._oldest = None
 
     def finished(self, wall: float) -> None:
         """The wall time of a run that shipped."""

@@ -159,6 +159,10 @@ class Replicator:
         self._approved_upto = 0  # journal seq up to which `resume` approved the pending rows
         self.watcher: Watcher | None = None
         self._changes: set[str] = set()
+        # monotonic times the coalescing window counts from: when the oldest change not yet
+        # journaled was seen, and the oldest journaled since the last run began
+        self._changes_since: float | None = None
+        self._journaled_since: float | None = None
         self._changed = asyncio.Event()
         self._ship_wakeup = asyncio.Event()
         self._reconcile_wakeup = asyncio.Event()
@@ -288,6 +292,8 @@ class Replicator:
         if self.spec.guard.enabled:
             self._dirs_gone |= changed
         self._changes |= changed
+        if changed and self._changes_since is None:
+            self._changes_since = time.monotonic()
         self._changed.set()
 
     async def load(self) -> None:
@@ -396,8 +402,9 @@ class Replicator:
             return
         self.guard.observe(rel, "create" if kind == CREATED_OPEN else kind, self._clock())
         if kind != CREATED_OPEN:
+            if self._changes_since is None:
+                self._changes_since = time.monotonic()
             self._changes.add(rel)
-            self.coalesce.noted(time.monotonic())
             if kind == "attrib" and self.quarantine.unreadable and self._is_dir(rel):
                 # access granted on a directory (setfacl, chmod) sends no event for what is
                 # below it: the paths set aside there as unreadable get another try now.
@@ -437,6 +444,7 @@ class Replicator:
             self._changed.clear()
             await self._set_aside_refused()
             batch, self._changes = self._changes, set()
+            since, self._changes_since = self._changes_since, None
             try:
                 # changed again: a quarantined path gets another try
                 await self._release(batch)
@@ -445,8 +453,15 @@ class Replicator:
                     await self.archive.save()  # a log gone before it shipped may be a gap
             except BaseException:
                 self._changes |= batch  # not recorded: keep them for the next try
+                self._changes_since = _earliest(since, self._changes_since)
                 raise
+            self._journaled_since = _earliest(since, self._journaled_since)
             self._ship_wakeup.set()
+
+    @property
+    def _waiting_since(self) -> float | None:
+        """When the oldest change the next run will carry was seen (None: not known)."""
+        return _earliest(self._changes_since, self._journaled_since)
 
     async def _join_next_run(self) -> None:
         """While writes stream in (the next run will wait out a coalescing window), the
@@ -459,7 +474,7 @@ class Replicator:
         if not self.spec.reconcile_at_start:
             return
         most = self.spec.batch_max_files
-        wait = self.coalesce.delay(time.monotonic(), len(self._changes), most)
+        wait = self.coalesce.delay(time.monotonic(), len(self._changes), most, self._waiting_since)
         if wait > JOIN_LEAD:
             await asyncio.sleep(wait - JOIN_LEAD)
 
@@ -482,6 +497,9 @@ class Replicator:
                     await self._backoff(self._target_failure)
                     continue
                 began = time.monotonic()
+                # the rows journaled so far go with this run (rows it leaves, past a full
+                # batch, are due a window after its start: sooner than their own window)
+                self._journaled_since = None
                 shipped = await self._ship_one()
                 if shipped is not None:  # a run that found nothing to ship is no run
                     self.coalesce.started(began)
@@ -495,7 +513,9 @@ class Replicator:
         """While writes keep coming, waits until one window after the previous run started
         (rows journaled meanwhile join this run); a full batch cuts the wait short."""
         most = self.spec.batch_max_files
-        wait = self.coalesce.decide(time.monotonic(), self.journal.pending, most)
+        wait = self.coalesce.decide(
+            time.monotonic(), self.journal.pending, most, self._waiting_since
+        )
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0 and self.journal.pending < most:
             # asyncio.timeout, not wait_for: wait_for makes a task of each wait (3.11)
@@ -1664,3 +1684,7 @@ class Replicator:
         self._ship_wakeup.set()
         if str(fresh.guard_reason or "").startswith(FULL_PASS_TRIP):
             self.request_reconcile("resumed by an operator")  # resume, not discard
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
