@@ -510,8 +510,9 @@ class Replicator:
             self.ship_rounds += 1
 
     async def _coalesce_wait(self) -> None:
-        """While writes keep coming, waits until one window after the previous run started
-        (rows journaled meanwhile join this run); a full batch cuts the wait short."""
+        """While writes keep coming, waits until the oldest change this run will carry has
+        waited one window (rows journaled meanwhile join it); a full batch cuts the wait
+        short."""
         most = self.spec.batch_max_files
         wait = self.coalesce.decide(
             time.monotonic(), self.journal.pending, most, self._waiting_since
