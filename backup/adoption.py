@@ -13,16 +13,12 @@ ransomware guard's dry run.
 from __future__ import annotations
 
 import os
-import re
 
 from backup.markers import TargetCheck
-from backup.rsync import COMMON_ARGS, Outcome, RsyncResult, run_rsync
+from backup.rsync import COMMON_ARGS, DELETING, ITEM, Outcome, RsyncResult, run_rsync
 from backup.spec import ReplicationSpec
 from backup.transfer import PROTECT, PROTECTED
 
-# One itemized line (as in backup/preview.py): 11 change characters, a space, the name.
-_ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
-_DELETING = "*deleting "
 # Not documents: a replica root holding only these is an empty replica.
 _NOT_DOCUMENTS = frozenset(PROTECTED)
 
@@ -72,9 +68,9 @@ async def replica_holds_files(spec: ReplicationSpec) -> TargetCheck:
         return TargetCheck(None, result)
     seen_root = False
     for line in result.output:
-        if line.startswith(_DELETING):
+        if line.startswith(DELETING):
             return TargetCheck(True, result)
-        m = _ITEM.match(line)
+        m = ITEM.match(line)
         if m is None:
             continue
         if line.endswith(" ./"):

@@ -15,15 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from backup.orphans import first_orphan
-from backup.rsync import RsyncResult
+from backup.rsync import DELETING, ITEM, RsyncResult
 from backup.spec import GuardSettings, ReplicationSpec
 from backup.transfer import PROTECTED, full_sync
 
 log = logging.getLogger("backup.preview")
 
-# One itemized line: 11 change characters, a space, the name (see rsync.OUT_FORMAT).
-_ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
-_DELETING = "*deleting "
 # The replica root's mtime alone: sentinel's own entries there (the marker, the versions
 # directory, the keeper's heartbeat) change it after every pass set it. Not a change to
 # pass for: it made every reconcile of an unchanged tree a dry run plus a whole pass.
@@ -64,10 +61,10 @@ class Preview:
 def damage(line: str) -> str | None:
     """For one itemized line: "delete" or "overwrite" when it destroys an existing replica
     file, "change" for any other itemized change, None for a line that is no item."""
-    if line.startswith(_DELETING):
+    if line.startswith(DELETING):
         # a directory's files are listed one by one
         return "change" if line.endswith("/") else "delete"
-    m = _ITEM.match(line)
+    m = ITEM.match(line)
     if m is None:
         return None
     # an existing file whose content is replaced (a new one shows "+++++++++")

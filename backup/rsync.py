@@ -7,6 +7,7 @@ import asyncio
 import codecs
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -92,6 +93,10 @@ class RsyncResult:
 
 
 CREATED_ROOT = "created directory "
+# One itemized line (OUT_FORMAT): 11 change characters, a space, the name; the groups are
+# the update type, the file type and the 9 attribute characters ("+++++++++": a new item).
+ITEM = re.compile(r"^([<>ch.*])([fdLDS])(.{9}) ")
+DELETING = "*deleting "
 
 
 # errno texts that describe the receiving file system, not the path being written: a full,
