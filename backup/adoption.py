@@ -19,9 +19,6 @@ from backup.rsync import COMMON_ARGS, DELETING, ITEM, Outcome, RsyncResult, run_
 from backup.spec import ReplicationSpec
 from backup.transfer import PROTECT, PROTECTED
 
-# Not documents: a replica root holding only these is an empty replica.
-_NOT_DOCUMENTS = frozenset(PROTECTED)
-
 
 def source_adoptable(source: str, *, require_mountpoint: bool) -> bool:
     """The source marker may be written: a (mounted) directory that holds something."""
@@ -29,7 +26,8 @@ def source_adoptable(source: str, *, require_mountpoint: bool) -> bool:
         return False
     try:
         with os.scandir(source) as entries:
-            return any(e.name not in _NOT_DOCUMENTS for e in entries)
+            # sentinel's own names (markers, versions) are not documents
+            return any(e.name not in PROTECTED for e in entries)
     except OSError:
         return False
 
@@ -44,7 +42,7 @@ async def replica_holds_files(spec: ReplicationSpec) -> TargetCheck:
     if local is not None:
         try:
             with os.scandir(local) as entries:
-                return TargetCheck(any(e.name not in _NOT_DOCUMENTS for e in entries))
+                return TargetCheck(any(e.name not in PROTECTED for e in entries))
         except FileNotFoundError:
             return TargetCheck(False)
         except OSError:  # not listable: nobody can tell it is empty (the pass into an empty

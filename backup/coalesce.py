@@ -88,12 +88,11 @@ class Coalescer:
         if pending >= max_files or self._last_start is None:
             return 0.0  # a full batch gains nothing from waiting; nothing ran yet: quiet
         window = self.window
-        first = now if oldest is None else oldest
-        if first - self._last_start >= window:
+        if oldest is None:  # not known: rows left from before that run, a window after it
+            return max(0.0, self._last_start + window - now)
+        if oldest - self._last_start >= window:
             return 0.0  # the first change came a window or more after the last run: quiet
-        # (not known: rows left from before that run, a window after its start)
-        since = self._last_start if oldest is None else oldest
-        return max(0.0, since + window - now)
+        return max(0.0, oldest + window - now)
 
     def decide(
         self, now: float, pending: int, max_files: int, oldest: float | None = None

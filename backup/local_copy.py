@@ -51,7 +51,6 @@ from backup.versions import stamp
 COPY_MAX = 64 << 20
 TEMP_NAME = ".sentinel-copy"
 TEMP_DIR = f"{PARTIAL_DIR}/{TEMP_NAME}"
-_PROTECTED_TOP = frozenset(PROTECTED)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 8 << 20
 _counter = itertools.count()
@@ -209,7 +208,7 @@ class _Batch:
         parts = rel.split("/")
         if (
             any(p in ("", ".", "..", PARTIAL_DIR) for p in parts)
-            or parts[0] in _PROTECTED_TOP
+            or parts[0] in PROTECTED
             or any("/".join(parts[: i + 1]) in self.skip for i in range(len(parts)))
             # include patterns: rsync's --include=*/ ... --exclude=* has the last word
             or self.spec.filters.include

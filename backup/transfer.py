@@ -23,8 +23,9 @@ _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR})
 # marker is not a document, and the target marker must survive every --delete. The keeper's
 # heartbeat (backup/keeper_record.py) is pushed to the replica root on its own, without
 # --backup: a full pass must neither delete it nor keep a version of it per heartbeat.
-PROTECTED = (VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE)
-PROTECT = tuple(f"--exclude=/{name}" for name in PROTECTED)
+PROTECTED = frozenset({VERSIONS_DIR, PARTIAL_DIR, SOURCE_MARKER, TARGET_MARKER, HEARTBEAT_FILE})
+# sorted: the same rsync command line in every process (a set's order is per process)
+PROTECT = tuple(f"--exclude=/{name}" for name in sorted(PROTECTED))
 
 
 def _base(spec: ReplicationSpec, *, partial: bool = True) -> list[str]:
