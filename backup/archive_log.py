@@ -143,23 +143,26 @@ class ArchiveLog:
             self._waiting.pop(name, None)
         return True
 
-    def scan(self) -> tuple[list[str], list[tuple[str, str]]]:
-        """Every whole log in the source (top level: archive commands write flat) and the
-        partial ones with their reason. Run in a thread."""
+    def scan(self, dirs: Iterable[str] = ("",)) -> tuple[list[str], list[tuple[str, str]]]:
+        """Every whole log directly in `dirs` (the source's top level by default: archive
+        commands write flat) and the partial ones with their reason. Run in a thread."""
         whole: list[str] = []
         partial: list[tuple[str, str]] = []
-        try:
-            entries = list(os.scandir(self.root))
-        except OSError:
-            return whole, partial
-        for entry in entries:
-            if self.parse(entry.name) is None and not _PG_BACKUP_LABEL.match(entry.name):
+        for top in dirs:
+            top = "" if top.strip("/") == "." else top.strip("/")
+            try:
+                entries = list(os.scandir(self.root / top))
+            except OSError:
                 continue
-            why = self.partial_at(entry.name)
-            if why is not None:
-                partial.append((entry.name, why))
-            else:
-                whole.append(entry.name)
+            for entry in entries:
+                if self.parse(entry.name) is None and not _PG_BACKUP_LABEL.match(entry.name):
+                    continue
+                rel = f"{top}/{entry.name}" if top else entry.name
+                why = self.partial_at(rel)
+                if why is not None:
+                    partial.append((rel, why))
+                else:
+                    whole.append(rel)
         return whole, partial
 
     # -- persistence -----------------------------------------------------------------------

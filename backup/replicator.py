@@ -673,6 +673,23 @@ class Replicator:
             await self.journal.complete(held, self._clock())
         return [e for e in entries if why[e.path] is None]
 
+    async def _hold_partial_logs_in(self, paths: list[str]) -> None:
+        """Archive-log: a directory in a batch ships with `-d --delete`, so rsync sends every
+        file in it, also a log renamed in after the batch was taken and not checked by
+        `_hold_partial_logs`. The partial logs there are set aside just before the run (the
+        run skips them); what is left is the sender's own moment, as for any listed file."""
+        archive = self.archive
+        assert archive is not None
+        if not paths:
+            return  # all copied in-process (a local replica): no directory among them
+
+        def partial_below() -> list[tuple[str, str]]:
+            return archive.scan([p for p in paths if self._is_dir(p)])[1]
+
+        partial = await asyncio.to_thread(partial_below)
+        if partial:
+            await self._set_aside([item for item in partial if item[0] not in self.quarantine])
+
     async def _archive_before_pass(self) -> list[str]:
         """Archive-log, before a full pass: partial logs are set aside so the pass skips
         them. Returns the whole logs there now: once the pass worked, those are on the
@@ -910,6 +927,8 @@ class Replicator:
             # a local replica: plain files in-process, the rest (and any error) by rsync
             local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
             paths = local.rest
+        if self.archive is not None:
+            await self._hold_partial_logs_in(paths)
         gone = [p for p in paths if not os.path.lexists(os.path.join(self.spec.source, p))]
         if gone:  # before the deletion, which would move a partial dir into the versions
             await self._remove_partials(gone)

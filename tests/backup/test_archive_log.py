@@ -9,12 +9,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from alerts import reasons
 from alerts.templates import KIND_LABELS
 from backup.archive_log import ArchiveLog
-from backup.logname import LogName, LogNaming
+from backup.logname import PG_SEGMENT_SIZE, LogName, LogNaming
 from backup.replicator import Replicator
 from backup.spec import GuardSettings
 from backup.status import read_status
@@ -33,11 +34,13 @@ from tests.backup.helpers import make_spec, running
 from tests.fixtures.poll import until
 
 ORACLE = LogNaming("oracle")
+PG = LogNaming("postgresql")
 
 
 def put(src: Path, name: str, body: bytes = b"redo", closed: float | None = None) -> float:
     """An archive command's way: written under a temporary name, renamed into place."""
-    tmp = src / f".{name}.tmp"
+    final = src / name
+    tmp = final.parent / f".{final.name}.tmp"
     tmp.write_bytes(body)
     if closed is not None:
         os.utime(tmp, (closed, closed))
@@ -294,3 +297,31 @@ async def test_a_stray_name_with_a_huge_number_is_one_gap_not_a_hang(
         )
         assert rep.archive.sequence.head == 2
         assert readings(rep)["replication_log_gap"].value is True
+
+
+@pytest.mark.parametrize("folder", [".", ".wal"])
+async def test_a_partial_log_beside_a_directory_entry_of_the_batch_is_held_back(
+    tmp_path: Path, bstore: Store, runtime: Path, folder: str
+) -> None:
+    """A directory in a batch ships with `-d --delete`: rsync sends every file in it. A
+    truncated segment renamed in there after the batch was taken, its own event not yet
+    journaled, rode along unchecked and reached the replica; its own event then held it
+    back, with the truncated copy already shipped (seen under four parallel test workers)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="pgdir", log_naming=PG)
+    rep = Replicator(spec, bstore.db, bstore.write)
+    (src / folder).mkdir(exist_ok=True)
+    await rep.load()
+    first = await rep.reconcile("first")
+    assert first is not None and first.ok
+    # the directory itself: the first walk found it changed
+    await rep.journal.record([folder])
+    here = "" if folder == "." else f"{folder}/"
+    whole, cut = f"{here}000000010000000000000001", f"{here}000000010000000000000002"
+    put(src, whole, b"w" * PG_SEGMENT_SIZE)
+    put(src, cut, b"c" * (1 << 20))  # the archive disk filled up: a copy cut short
+    assert await rep._ship_one() is True
+    assert (dst / whole).stat().st_size == PG_SEGMENT_SIZE  # the whole one went along
+    assert not (dst / cut).exists()
+    assert "partial log" in rep.quarantine.reasons[cut]
