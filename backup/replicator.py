@@ -51,7 +51,7 @@ from backup.transfer import (
     verify_replica,
 )
 from backup.versions import prune_versions
-from backup.watcher import CREATED_OPEN, SourceGone, Watcher
+from backup.watcher import CREATED_OPEN, SourceGone, Watcher, unwatchable
 from common.retry import Backoff
 
 log = logging.getLogger("backup.replicator")
@@ -633,11 +633,9 @@ class Replicator:
                 # journaled it again: the table says. Other changes to the table are read on
                 # the scheduler's poll (`_pick_up_journal`), not at every batch.
                 await self._reload_quarantine()
-            entries = self._cap_bytes(entries)
-            if self.archive is not None:
-                entries = await self._hold_partial_logs(entries)
-                if not entries:
-                    return True
+            entries = await self._hold_back(self._cap_bytes(entries))
+            if not entries:
+                return True
             if not await self._measured_allows(entries):
                 return None
             started = self._clock()
@@ -661,12 +659,20 @@ class Replicator:
         await self._backoff(result)
         return False
 
-    async def _hold_partial_logs(self, entries: list[Entry]) -> list[Entry]:
-        """Archive-log: a log that is not whole yet (a PostgreSQL segment shorter than the
-        segment size) is set aside instead of shipped; its next change (the archive command
-        writing it again) gives it another try. Never ship a log recovery would stop at."""
-        assert self.archive is not None
-        why = {e.path: self.archive.partial_at(e.path) for e in entries}
+    async def _hold_back(self, entries: list[Entry]) -> list[Entry]:
+        """Paths set aside instead of shipped, each until its next change:
+        * archive-log: a log that is not whole yet (a PostgreSQL segment shorter than the
+          segment size; the archive command writing it again is the next change). Never
+          ship a log recovery would stop at.
+        * a directory the kernel cannot watch (its absolute path is too long), released by a
+          full pass or by a change: rsync ships the directory itself without an error, and
+          counting that as shipped hid the subtree nobody watches (status said nothing)."""
+        root, archive = self.spec.source, self.archive
+        why = {
+            e.path: unwatchable(root, e.path)
+            or (archive.partial_at(e.path) if archive is not None else None)
+            for e in entries
+        }
         held = [e for e in entries if why[e.path] is not None]
         if held:
             await self._set_aside([(e.path, str(why[e.path])) for e in held])

@@ -39,6 +39,37 @@ WATCH_MASK = (
 CREATED_OPEN = "created"
 
 
+PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
+
+
+def too_long(size: int) -> str:
+    """Why a directory whose absolute path is `size` bytes is set aside."""
+    return (
+        f"path is {size} bytes, longer than Linux and rsync allow ({PATH_MAX}): "
+        f"nothing below it is replicated"
+    )
+
+
+def unwatchable(root: Path, rel: str) -> str | None:
+    """`too_long` for a directory the kernel cannot watch by its absolute name (None for a
+    shorter path, a file, or one gone). rsync, which works relative to the source, may ship
+    the directory itself; nothing below it would ever be seen change."""
+    size = len(os.fsencode(root)) + 1 + len(os.fsencode(rel))
+    if size < PATH_MAX:
+        return None
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        mode = os.lstat(rel, dir_fd=fd).st_mode  # relative: shorter than the whole path
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return too_long(size) if stat.S_ISDIR(mode) else None
+
+
 class SourceGone(RuntimeError):
     """The watched source directory itself was deleted or moved away."""
 
@@ -278,11 +309,7 @@ class Watcher:
                 # refused (a directory we may not read, a name too long, ...): that
                 # directory is set aside and listed, the rest of the tree goes on
                 if exc.errno == errno.ENAMETOOLONG:
-                    reason = (
-                        f"path is {len(os.fsencode(full))} bytes, longer than Linux "
-                        f"and rsync allow ({os.pathconf('/', 'PC_PATH_MAX')}): nothing "
-                        f"below it is replicated"
-                    )
+                    reason = too_long(len(os.fsencode(full)))
                 else:
                     reason = f"cannot watch: {exc.strerror}"
                 if self._on_refused is not None:
