@@ -242,7 +242,8 @@ def test_a_killed_writers_rsync_keeps_the_lock_until_it_exits(tmp_path: Path) ->
     src, dst, run, state = (tmp_path / n for n in ("src", "dst", "run", "state"))
     for d in (src, dst, run):
         d.mkdir()
-    (src / "big.bin").write_bytes(os.urandom(4 * 1024 * 1024))  # ~4 s at --bwlimit=1000
+    body = os.urandom(4 * 1024 * 1024)
+    (src / "big.bin").write_bytes(body)  # ~4 s at --bwlimit=1000
     writer = subprocess.Popen(
         [sys.executable, "-c", SLOW_WRITER, str(src), str(dst), str(run), str(state)]
     )
@@ -258,12 +259,15 @@ def test_a_killed_writers_rsync_keeps_the_lock_until_it_exits(tmp_path: Path) ->
         writer.wait(10)
         assert _running(rsync_pid), "rsync finished before the test could kill its parent"
 
-        async def next_writer() -> bool:
+        async def next_writer() -> bytes | None:
             async with asyncio.timeout(60), target_lock(state, parse_target(str(dst)).url):
-                return _running(rsync_pid)
+                shipped = dst / "big.bin"
+                return shipped.read_bytes() if shipped.exists() else None
 
-        # the orphaned rsync still writing would interleave with this writer
-        assert not asyncio.run(next_writer())
+        # the orphaned rsync still writing would interleave with this writer: the lock
+        # comes free only once its file is whole under its name. (Not "rsync no longer
+        # runs": its files close a moment before /proc calls it a zombie.)
+        assert asyncio.run(next_writer()) == body
     finally:
         if writer.poll() is None:
             writer.kill()
