@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -248,9 +249,19 @@ async def test_a_burst_is_taken_in_batches(
     collector = Collector(MqttSource(settings(mosquitto), binding))
     try:
         await connected(collector)
-        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
-            for n in range(burst):
-                await client.publish("zigbee2mqtt/t1", f'{{"temperature": {n / 100}}}', qos=0)
+        # a burst for certain: published by another process while this loop is held, so
+        # the messages are queued before the source can take the first (published from
+        # this loop, 4 test workers on 2 cores let it take them nearly one by one)
+        lines = "".join(f'{{"temperature": {n / 100}}}\n' for n in range(burst))
+        pub = ["mosquitto_pub", "-h", mosquitto.host, "-p", str(mosquitto.port)]
+        done = subprocess.run(  # noqa: ASYNC221 (holding the loop is the point)
+            [*pub, "-t", "zigbee2mqtt/t1", "-l", "-q", "0"],
+            input=lines.encode(),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
         await collector.wait_for(match("temp", "temperature", (burst - 1) / 100))
         assert sum(sizes) == burst
         assert len(sizes) < burst / 2, f"{len(sizes)} wakeups for {burst} messages"
