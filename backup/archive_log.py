@@ -41,6 +41,14 @@ _PG_BACKUP_LABEL = re.compile(r"^(?P<segment>[0-9A-F]{24})\.[0-9A-F]{8}\.backup$
 _PG_PER_LOG = 0x1_0000_0000 // PG_SEGMENT_SIZE
 
 
+PARTIAL = "partial log:"
+
+
+def partial_reason(reason: str | None) -> bool:
+    """A quarantine reason given by `ArchiveLog.partial`."""
+    return reason is not None and reason.startswith(PARTIAL)
+
+
 @dataclass(frozen=True, slots=True)
 class LogSequence:
     """What the arrived logs give (the worst thread's head when there are several)."""
@@ -97,9 +105,9 @@ class ArchiveLog:
         if self.parse(rel) is None:
             return None
         if self.naming.postgresql and size != PG_SEGMENT_SIZE:
-            return f"partial log: {size} of {PG_SEGMENT_SIZE} bytes, held until it is whole"
+            return f"{PARTIAL} {size} of {PG_SEGMENT_SIZE} bytes, held until it is whole"
         if size == 0:
-            return "partial log: empty, held until it is written"
+            return f"{PARTIAL} empty, held until it is written"
         return None
 
     def partial_at(self, rel: str) -> str | None:

@@ -21,7 +21,7 @@ import aiosqlite
 
 from backup.adoption import replica_holds_files, source_adoptable
 from backup.append_versions import drop_append_versions
-from backup.archive_log import ArchiveLog
+from backup.archive_log import ArchiveLog, partial_reason
 from backup.coalesce import Coalescer, limits_for
 from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
@@ -51,7 +51,7 @@ from backup.transfer import (
     verify_replica,
 )
 from backup.versions import prune_versions
-from backup.watcher import CREATED_OPEN, SourceGone, Watcher, unwatchable
+from backup.watcher import CREATED_OPEN, SourceGone, Watcher, too_long_reason, unwatchable
 from common.retry import Backoff
 
 log = logging.getLogger("backup.replicator")
@@ -664,37 +664,47 @@ class Replicator:
         * archive-log: a log that is not whole yet (a PostgreSQL segment shorter than the
           segment size; the archive command writing it again is the next change). Never
           ship a log recovery would stop at.
-        * a directory the kernel cannot watch (its absolute path is too long), released by a
-          full pass or by a change: rsync ships the directory itself without an error, and
-          counting that as shipped hid the subtree nobody watches (status said nothing)."""
+        * a directory the kernel cannot watch (its absolute path is too long), should
+          anything release it (`sentinel backup sync --full` from another process): rsync
+          ships the directory itself without an error, and counting that as shipped hid the
+          subtree nobody watches (status said nothing).
+        A log still set aside as partial that is whole by now (it was completed while
+        `_hold_partial_logs_in` looked at it) is released: the run ships it, instead of
+        leaving it out and counting it as arrived."""
         root, archive = self.spec.source, self.archive
+        base = len(os.fsencode(root)) + 1
         why = {
-            e.path: unwatchable(root, e.path)
+            e.path: unwatchable(root, e.path, base)
             or (archive.partial_at(e.path) if archive is not None else None)
             for e in entries
         }
         held = [e for e in entries if why[e.path] is not None]
         if held:
-            await self._set_aside([(e.path, str(why[e.path])) for e in held])
+            await self._set_aside_tried([(e.path, str(why[e.path])) for e in held])
             await self.journal.complete(held, self._clock())
+        whole = [
+            e.path
+            for e in entries
+            if why[e.path] is None and partial_reason(self.quarantine.reasons.get(e.path))
+        ]
+        if whole:
+            await self._release(whole)
         return [e for e in entries if why[e.path] is None]
 
     async def _hold_partial_logs_in(self, paths: list[str]) -> None:
         """Archive-log: a directory in a batch ships with `-d --delete`, so rsync sends every
         file in it, also a log renamed in after the batch was taken and not checked by
-        `_hold_partial_logs`. The partial logs there are set aside just before the run (the
-        run skips them); what is left is the sender's own moment, as for any listed file."""
+        `_hold_back`. The partial logs there are set aside just before the run (the run
+        skips them); what is left is the sender's own moment, as for any listed file. A log
+        that becomes whole meanwhile is released by the run that carries its event."""
         archive = self.archive
         assert archive is not None
-        if not paths:
-            return  # all copied in-process (a local replica): no directory among them
-
-        def partial_below() -> list[tuple[str, str]]:
-            return archive.scan([p for p in paths if self._is_dir(p)])[1]
-
-        partial = await asyncio.to_thread(partial_below)
-        if partial:
-            await self._set_aside([item for item in partial if item[0] not in self.quarantine])
+        # an lstat each, on the loop like `_cap_bytes`'s: no thread hop for a batch of files
+        dirs = [p for p in paths if self._is_dir(p)]
+        if not dirs:
+            return
+        _, partial = await asyncio.to_thread(archive.scan, dirs)
+        await self._set_aside([item for item in partial if item[0] not in self.quarantine])
 
     async def _archive_before_pass(self) -> list[str]:
         """Archive-log, before a full pass: partial logs are set aside so the pass skips
@@ -958,8 +968,8 @@ class Replicator:
             await self.journal.complete(entries, started, also=also)
             if values is not None:
                 self._state = replace(self._state, **values)
-            if self.archive is not None:
-                await self.archive.arrived(e.path for e in entries)
+            if self.archive is not None:  # a path set aside was left out of the run
+                await self.archive.arrived(e.path for e in entries if e.path not in self.quarantine)
             self._dirs_gone.difference_update(e.path for e in entries)
             self._retrying.difference_update(e.path for e in entries)
             self._unreadable_pending.difference_update(e.path for e in entries)
@@ -1098,10 +1108,18 @@ class Replicator:
     async def _quarantine_entries(
         self, bad: list[tuple[Entry, RsyncResult]], started: float
     ) -> None:
-        items = [(e.path, self._aside_reason(e.path, r)) for e, r in bad]
+        await self._set_aside_tried([(e.path, self._aside_reason(e.path, r)) for e, r in bad])
+        await self.journal.complete([e for e, _ in bad], started)
+        await self._remove_partials([e.path for e, _ in bad])
+        if any(target_condition(r.error) for _, r in bad):  # the room left without them
+            self._free_at_aside = self._local_free()
+
+    async def _set_aside_tried(self, items: list[tuple[str, str]]) -> None:
+        """`_set_aside`, except for paths released for another try: those were paged and
+        listed already, and go back without a new warning."""
         again = [(p, why) for p, why in items if p in self._retrying]
-        self._retrying.difference_update(e.path for e, _ in bad)
-        if again:  # tried again and still failing: already paged and listed, no new warning
+        self._retrying.difference_update(p for p, _ in items)
+        if again:
             await self.quarantine.add(again)
             self._unreadable_pending.difference_update(p for p, _ in again)
             log.info(
@@ -1111,10 +1129,6 @@ class Replicator:
                 shown(again[0][0], 200),
             )
         await self._set_aside([item for item in items if item not in again])
-        await self.journal.complete([e for e, _ in bad], started)
-        await self._remove_partials([e.path for e, _ in bad])
-        if any(target_condition(r.error) for _, r in bad):  # the room left without them
-            self._free_at_aside = self._local_free()
 
     def _aside_reason(self, rel: str, result: RsyncResult) -> str:
         """rsync's words, or "cannot read" when this account may not open the path: only
@@ -1564,6 +1578,13 @@ class Replicator:
         """Takes paths out of the quarantine for another try. Until they ship, each keeps
         its past: failing alone again for space, it goes back aside instead of counting as
         the replica failing."""
+        # a directory still too long to watch is not retried: shipping it would hide it
+        root = self.spec.source
+        paths = [
+            p
+            for p in paths
+            if not (too_long_reason(self.quarantine.reasons.get(p)) and unwatchable(root, p))
+        ]
         was_unreadable = set(self.quarantine.unreadable)
         released = await self.quarantine.release(paths)
         self._retrying.update(released)

@@ -42,19 +42,27 @@ CREATED_OPEN = "created"
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
 
 
+_TOO_LONG = "longer than Linux and rsync allow"
+
+
 def too_long(size: int) -> str:
     """Why a directory whose absolute path is `size` bytes is set aside."""
-    return (
-        f"path is {size} bytes, longer than Linux and rsync allow ({PATH_MAX}): "
-        f"nothing below it is replicated"
-    )
+    return f"path is {size} bytes, {_TOO_LONG} ({PATH_MAX}): nothing below it is replicated"
 
 
-def unwatchable(root: Path, rel: str) -> str | None:
+def too_long_reason(reason: str | None) -> bool:
+    """A quarantine reason given by `too_long`."""
+    return reason is not None and _TOO_LONG in reason
+
+
+def unwatchable(root: Path, rel: str, base: int | None = None) -> str | None:
     """`too_long` for a directory the kernel cannot watch by its absolute name (None for a
     shorter path, a file, or one gone). rsync, which works relative to the source, may ship
-    the directory itself; nothing below it would ever be seen change."""
-    size = len(os.fsencode(root)) + 1 + len(os.fsencode(rel))
+    the directory itself; nothing below it would ever be seen change. `base`: the bytes of
+    `root` and its "/", when the caller asks for many paths."""
+    if base is None:
+        base = len(os.fsencode(root)) + 1
+    size = base + len(os.fsencode(rel))
     if size < PATH_MAX:
         return None
     try:

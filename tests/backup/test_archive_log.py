@@ -4,9 +4,11 @@ numbers, the data RPO is the contiguous head's close time, and bad input loses n
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -325,3 +327,44 @@ async def test_a_partial_log_beside_a_directory_entry_of_the_batch_is_held_back(
     assert (dst / whole).stat().st_size == PG_SEGMENT_SIZE  # the whole one went along
     assert not (dst / cut).exists()
     assert "partial log" in rep.quarantine.reasons[cut]
+
+
+async def test_a_log_whole_by_the_time_it_is_set_aside_still_ships_and_counts(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy still being written (`cp` straight to the final name) when the directory scan
+    before a run saw it partial, and closed before the set-aside landed: its close was
+    journaled first (nothing to release yet), the next run left it out as set aside, and
+    still counted it as arrived. Whole in the source, never on the replica, and the head
+    past it. Found by a review; the scan is slowed to widen the window."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / ".wal").mkdir(parents=True)
+    spec = make_spec(src, parse_target(str(dst)), runtime, name="pgrace", log_naming=PG)
+    seg = ".wal/000000010000000000000001"
+    async with running(spec, bstore) as rep:
+        assert rep.archive is not None
+        await until(lambda: rep.caught_up, 30, "the start pass")
+        scan, seen = rep.archive.scan, asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def slow_scan(dirs: Iterable[str] = ("",)) -> tuple[list[str], list[tuple[str, str]]]:
+            found = scan(dirs)
+            if any(p == seg for p, _ in found[1]):
+                loop.call_soon_threadsafe(seen.set)
+                time.sleep(1.0)
+            return found
+
+        monkeypatch.setattr(rep.archive, "scan", slow_scan)
+        with open(src / seg, "wb") as copy:  # noqa: ASYNC230 (a writer, as cp is)
+            copy.write(b"w" * (1 << 20))
+            copy.flush()
+            os.chmod(src / ".wal", 0o750)  # the directory itself joins a batch
+            await asyncio.wait_for(seen.wait(), 30)
+            copy.write(b"w" * (PG_SEGMENT_SIZE - (1 << 20)))
+        await until(
+            lambda: (dst / seg).exists() and (dst / seg).stat().st_size == PG_SEGMENT_SIZE,
+            30,
+            "the whole segment at the target",
+        )
+        await until(lambda: seg not in rep.quarantine.reasons, 30, "no longer set aside")
+        await until(lambda: rep.archive.sequence.head_name == seg, 30, "counted once shipped")

@@ -114,6 +114,16 @@ async def test_path_longer_than_path_max_is_quarantined_and_pages_not_crashes(
         health = rep.health()
         assert health["quarantined"] == 1
         assert health["consecutive_failures"] == 0
+        again = await rep.reconcile("nightly")
+        assert again is not None and again.ok
+        if prefix:
+            # the next full pass gives set-aside paths another try, but not this one: its
+            # path below the source is short enough for rsync to ship the directory itself,
+            # which would only hide it (and the list would flap to 0 until it went back).
+            # With no prefix, the refused directory's own relative path is too long for
+            # rsync as well: it is retried and fails loudly, as any refused path.
+            assert rep.health()["quarantined"] == 1
+        await until(lambda: rep.caught_up and rep.health()["quarantined"] == 1, 30, "aside")
         readings = {r.kind: r.value for r in replication_readings([rep], 0.0)}
         assert readings[Kind.REPLICATION_QUARANTINE] == 1.0
     shown = status_of(bstore)["quarantine"]
