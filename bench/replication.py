@@ -339,6 +339,10 @@ class System:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def runs(self) -> int | None:
+        """Ship runs (rsync runs, or sentinel's in-process copies) so far; None: unknown."""
+        return None
+
     def stop(self) -> None:
         if self.proc is not None:
             kill_tree(self.proc.pid)
@@ -361,6 +365,7 @@ class Sentinel(System):
         }
         if self.budget is not None:
             cfg["latency_budget"] = self.budget
+        cfg["runs_file"] = str(self.work / "runs")
         if self.sshd is not None:
             cfg |= {
                 "ssh_port": self.sshd.port,
@@ -368,6 +373,18 @@ class Sentinel(System):
                 "known_hosts": str(self.sshd.known_hosts),
             }
         return [sys.executable, str(CHILD), "replicator", json.dumps(cfg)]
+
+    def runs(self) -> int | None:
+        assert self.proc is not None
+        answer = self.work / "runs"
+        answer.unlink(missing_ok=True)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                return int(answer.read_text())
+            time.sleep(0.01)
+        return None
 
 
 class Lsyncd(System):
@@ -389,6 +406,14 @@ class Lsyncd(System):
             f"target = {json.dumps(self.target)}, delay = {self.delay}{rsync} }}\n"
         )
         return ["lsyncd", str(conf)]
+
+    def runs(self) -> int | None:
+        # lsyncd logs each rsync it calls for a list of changes (the startup one aside)
+        try:
+            text = (self.work / "lsyncd.log").read_text(errors="replace")
+        except OSError:
+            return None
+        return text.count("Calling rsync with filter-list")
 
 
 # -- scenarios ---------------------------------------------------------------------------
@@ -471,10 +496,12 @@ def run_latency(
         started(system, arrivals, writer, f"{kind} {target_kind}")
         time.sleep(plan.settle)
         for name, rate, seconds in plan.workloads(target_kind):
-            cpu0 = system.cpu()
+            runs0, cpu0 = system.runs(), system.cpu()
             n, secs = writer.steady(f"r{rate}", rate, seconds)
             drained = settled(lambda: arrivals.outstanding() == 0, 120 + seconds, name)
             cpu = system.cpu() - cpu0
+            runs1 = system.runs()
+            runs = None if runs0 is None or runs1 is None else runs1 - runs0
             lat, in_place = arrivals.take()
             unseen, missing = arrivals.sweep() if not drained else (0, 0)
             out[name] = {
@@ -482,6 +509,7 @@ def run_latency(
                 "p99": pct(lat, 99),
                 "max": max(lat) if lat else None,
                 "cpu": cpu,
+                "runs": runs,
                 "files": n,
                 "write_s": secs,
                 "in_place": in_place,
@@ -491,7 +519,7 @@ def run_latency(
             }
             print(
                 f"  {kind:15} {name:12} p50={_ms(out[name]['p50'])} p99={_ms(out[name]['p99'])}"
-                f" cpu={cpu:.2f}s in_place={in_place} missing={missing}",
+                f" cpu={cpu:.2f}s runs={runs} in_place={in_place} missing={missing}",
                 flush=True,
             )
             time.sleep(plan.settle)
@@ -853,6 +881,10 @@ def _s(v: float) -> str:
     return f"{v:.2f} s" if v < 10 else f"{v:.1f} s"
 
 
+def _count(v: float) -> str:
+    return f"{v:.0f}"
+
+
 def _mb(v: float) -> str:
     return f"{v / 1e6:.1f} MB"
 
@@ -920,6 +952,10 @@ def goal_rows(data: dict[str, Any], plan: Plan) -> list[Row]:
     lrow(f"ssh {lo}", "p50", f"{n_lo} {plan.ssh_s:.0f} s ssh: p50", _ms)
     lrow(f"ssh {lo}", "p99", f"{n_lo} {plan.ssh_s:.0f} s ssh: p99", _ms, "<= 400 ms", _le(0.4))
     lrow(f"ssh {lo}", "cpu", f"{n_lo} {plan.ssh_s:.0f} s ssh: CPU", _s, "<= lsyncd", _vs(0, 1.0))
+    for where, rate, secs in (("local", lo, plan.low_s), ("local", hi, plan.high_s)):
+        n = rate.replace("/s", " writes/s")
+        lrow(f"{where} {rate}", "runs", f"{n} {secs:.0f} s {where}: runs", _count)
+    lrow(f"ssh {lo}", "runs", f"{n_lo} {plan.ssh_s:.0f} s ssh: runs", _count)
     for where, rate, secs in (
         ("local", lo, plan.low_s),
         ("local", hi, plan.high_s),
@@ -934,6 +970,7 @@ def goal_rows(data: dict[str, Any], plan: Plan) -> list[Row]:
             what = f'{n} {secs:.0f} s {where}, sentinel with `latency_budget = "1s"`'
             rows.append(Row(f"{what}: p99", wide, "p99", _ms, "<= lsyncd's", _vs(0, 1.0)))
             rows.append(Row(f"{what}: CPU", wide, "cpu", _s, "<= lsyncd", _vs(0, 1.0)))
+            rows.append(Row(f"{what}: runs", wide, "runs", _count))
     for dirs in plan.dir_shapes:
         runs = {k: ini.get(f"{k}|{dirs}") for k in (SENTINEL, LSYNCD, RSYNC)}
         if not runs[RSYNC] and not runs[SENTINEL]:

@@ -52,15 +52,19 @@ async def _replicator_main(cfg: dict[str, object]) -> None:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        # wired as sentinel/replication.py wires it in the daemon
+        rep = Replicator(
+            spec, store.db, store.write, journal_write=store.fast_write, journal_run=store.fast_run
+        )
+        if "runs_file" in cfg:
+            # the bench asks how many ship runs there were (SIGUSR1), between its workloads:
+            # nothing is written while a workload is measured
+            runs_file = Path(str(cfg["runs_file"]))
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGUSR1, lambda: runs_file.write_text(f"{rep.transfers}\n")
+            )
         with contextlib.suppress(asyncio.CancelledError):
-            # wired as sentinel/replication.py wires it in the daemon
-            await Replicator(
-                spec,
-                store.db,
-                store.write,
-                journal_write=store.fast_write,
-                journal_run=store.fast_run,
-            ).run()
+            await rep.run()
     finally:
         await store.close()
 
