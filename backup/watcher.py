@@ -40,8 +40,6 @@ CREATED_OPEN = "created"
 
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
-
-
 _TOO_LONG = "longer than Linux and rsync allow"
 
 
