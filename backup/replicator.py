@@ -704,7 +704,7 @@ class Replicator:
         if not dirs:
             return
         _, partial = await asyncio.to_thread(archive.scan, dirs)
-        await self._set_aside([item for item in partial if item[0] not in self.quarantine])
+        await self._set_aside_tried([item for item in partial if item[0] not in self.quarantine])
 
     async def _archive_before_pass(self) -> list[str]:
         """Archive-log, before a full pass: partial logs are set aside so the pass skips
@@ -938,6 +938,9 @@ class Replicator:
         """One rsync run; its rows leave the journal when it worked. `settle`: the success
         figures (`_succeeded`) are written in the same transaction."""
         paths = [e.path for e in entries]
+        # archive-log: what this run leaves out (set aside when its excludes were made) did
+        # not arrive, even if its own change releases it while rsync runs
+        left_out = set(self.quarantine.reasons) if self.archive is not None else set()
         local: LocalShip | None = None
         if usable(self.spec) and not self._measure_all and self._dirs_gone.isdisjoint(paths):
             # a local replica: plain files in-process, the rest (and any error) by rsync
@@ -945,6 +948,7 @@ class Replicator:
             paths = local.rest
         if self.archive is not None:
             await self._hold_partial_logs_in(paths)
+            left_out.update(self.quarantine.reasons)
         gone = [p for p in paths if not os.path.lexists(os.path.join(self.spec.source, p))]
         if gone:  # before the deletion, which would move a partial dir into the versions
             await self._remove_partials(gone)
@@ -968,8 +972,8 @@ class Replicator:
             await self.journal.complete(entries, started, also=also)
             if values is not None:
                 self._state = replace(self._state, **values)
-            if self.archive is not None:  # a path set aside was left out of the run
-                await self.archive.arrived(e.path for e in entries if e.path not in self.quarantine)
+            if self.archive is not None:
+                await self.archive.arrived(e.path for e in entries if e.path not in left_out)
             self._dirs_gone.difference_update(e.path for e in entries)
             self._retrying.difference_update(e.path for e in entries)
             self._unreadable_pending.difference_update(e.path for e in entries)
@@ -1115,9 +1119,10 @@ class Replicator:
             self._free_at_aside = self._local_free()
 
     async def _set_aside_tried(self, items: list[tuple[str, str]]) -> None:
-        """`_set_aside`, except for paths released for another try: those were paged and
-        listed already, and go back without a new warning."""
-        again = [(p, why) for p, why in items if p in self._retrying]
+        """`_set_aside`, except for paths released for another try or still listed (a
+        directory too long to watch is never released): those were paged and listed
+        already, and go back without a new warning."""
+        again = [(p, why) for p, why in items if p in self._retrying or p in self.quarantine]
         self._retrying.difference_update(p for p, _ in items)
         if again:
             await self.quarantine.add(again)

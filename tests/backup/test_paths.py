@@ -4,7 +4,9 @@ and hard links. None of them may stop replication of the rest."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -380,3 +382,36 @@ def test_exact_patterns_escape_wildcards_and_fit_rsync() -> None:
         f"{PARTIAL_DIR}/top",
         f"top/{PARTIAL_DIR}",
     ]
+
+
+async def test_a_directory_too_long_to_watch_warns_once_however_often_it_changes(
+    tmp_path: Path, bstore: Store, runtime: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its changes (a chmod) journal it again, and it goes back aside each time: listed and
+    paged once, not a new WARNING per change (found by a review)."""
+    caplog.set_level(logging.INFO, logger="backup.replicator")
+    base = tmp_path / ("p" * 100)  # its path below the source is short enough for rsync
+    src, dst = base / "src", base / "dst"
+    src.mkdir(parents=True)
+    deep_dir(src, 4200)
+    spec = make_spec(src, parse_target(str(dst)), runtime)
+    async with running(spec, bstore) as rep:
+        await until(lambda: rep._state.last_full_ok == 1 and rep.caught_up, 30, "a full pass")
+        await until(lambda: len(rep.quarantine) == 1, 30, "set aside")
+        (refused,) = rep.quarantine.reasons
+        parent, name = os.path.split(refused)
+        caplog.clear()
+        for mode in (0o700, 0o755, 0o700):
+            fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for part in parent.split("/"):  # too long for one path: a dir fd at a time
+                    deeper = os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                    os.close(fd)
+                    fd = deeper
+                os.chmod(name, mode, dir_fd=fd)
+            finally:
+                os.close(fd)
+            await asyncio.sleep(0.5)  # its event journaled and its batch taken
+            await until(lambda: rep.caught_up, 30, "caught up")
+        assert len(rep.quarantine) == 1
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
