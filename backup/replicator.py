@@ -416,11 +416,16 @@ class Replicator:
         elif self._refused:
             self._changed.set()  # a new directory was refused: record that
 
-    def _is_dir(self, rel: str) -> bool:
+    def _mode(self, rel: str) -> int | None:
+        """The source path's lstat mode; None when it is gone."""
         try:
-            return stat.S_ISDIR(os.lstat(os.path.join(self.spec.source, rel)).st_mode)
+            return os.lstat(os.path.join(self.spec.source, rel)).st_mode
         except OSError:
-            return False
+            return None
+
+    def _is_dir(self, rel: str) -> bool:
+        mode = self._mode(rel)
+        return mode is not None and stat.S_ISDIR(mode)
 
     def _on_overflow(self) -> None:
         self.request_reconcile("overflow")
@@ -691,18 +696,16 @@ class Replicator:
             await self._release(whole)
         return [e for e in entries if why[e.path] is None]
 
-    async def _hold_partial_logs_in(self, paths: list[str]) -> None:
+    async def _hold_partial_logs_in(self, dirs: list[str]) -> None:
         """Archive-log: a directory in a batch ships with `-d --delete`, so rsync sends every
         file in it, also a log renamed in after the batch was taken and not checked by
-        `_hold_back`. The partial logs there are set aside just before the run (the run
+        `_hold_back`. The partial logs in `dirs` are set aside just before the run (the run
         skips them); what is left is the sender's own moment, as for any listed file. A log
         that becomes whole meanwhile is released by the run that carries its event."""
         archive = self.archive
         assert archive is not None
-        # an lstat each, on the loop like `_cap_bytes`'s: no thread hop for a batch of files
-        dirs = [p for p in paths if self._is_dir(p)]
         if not dirs:
-            return
+            return  # no thread hop for a batch of files
         _, partial = await asyncio.to_thread(archive.scan, dirs)
         await self._set_aside_tried([item for item in partial if item[0] not in self.quarantine])
 
@@ -940,16 +943,19 @@ class Replicator:
         paths = [e.path for e in entries]
         # archive-log: what this run leaves out (set aside when its excludes were made) did
         # not arrive, even if its own change releases it while rsync runs
-        left_out = set(self.quarantine.reasons) if self.archive is not None else set()
+        # (the batch's own paths: a copy of the whole quarantine cost its size at every run)
+        left_out = {p for p in paths if p in self.quarantine} if self.archive is not None else set()
         local: LocalShip | None = None
         if usable(self.spec) and not self._measure_all and self._dirs_gone.isdisjoint(paths):
             # a local replica: plain files in-process, the rest (and any error) by rsync
             local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
             paths = local.rest
+        modes = {p: self._mode(p) for p in paths}  # one lstat each, on the loop like _cap_bytes
         if self.archive is not None:
-            await self._hold_partial_logs_in(paths)
-            left_out.update(self.quarantine.reasons)
-        gone = [p for p in paths if not os.path.lexists(os.path.join(self.spec.source, p))]
+            dirs = [p for p, mode in modes.items() if mode is not None and stat.S_ISDIR(mode)]
+            await self._hold_partial_logs_in(dirs)
+            left_out.update(e.path for e in entries if e.path in self.quarantine)
+        gone = [p for p, mode in modes.items() if mode is None]
         if gone:  # before the deletion, which would move a partial dir into the versions
             await self._remove_partials(gone)
         result = (
