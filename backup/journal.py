@@ -79,6 +79,12 @@ class Journal:
         """The last sequence number handed out (rows up to it are 'seen so far')."""
         return self._seq
 
+    def number_shipped(self, count: int) -> None:
+        """Numbers `count` changes that shipped without a row (the replicator's direct run):
+        the sequence the room's heartbeat reports as shipped moves on, which tells the
+        keeper something landed."""
+        self._seq += count
+
     async def record(self, paths: Iterable[str], *, ts: float | None = None) -> int:
         """Upserts the paths in one transaction, keeping each row's first-seen time."""
         now = self._clock() if ts is None else ts

@@ -246,8 +246,8 @@ class RoomHeartbeat:
         """Every change the room saw before this moment has been shipped. Until the full
         pass at start has run, changes made while the daemon was down may not have been:
         then no later than the last success of the previous run."""
-        journal = self._replicator.journal
-        synced = now if journal.oldest is None else min(now, journal.oldest)
+        unshipped = self._replicator.unshipped_since
+        synced = now if unshipped is None else min(now, unshipped)
         if not self._start_done:
             rep = self._replicator
             health = rep.replication_health()

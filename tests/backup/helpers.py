@@ -7,6 +7,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from backup.keeper_record import HEARTBEAT_FILE
 from backup.markers import SOURCE_MARKER, TARGET_MARKER
@@ -93,6 +94,19 @@ async def caught_up(rep: Replicator, source: Path, replica: Path, limit: float =
         raise AssertionError(
             f"{exc}: diff {tree_diff(source, replica)[:5]}, health {rep.health()}"
         ) from None
+
+
+def count_records(rep: Replicator) -> list[int]:
+    """From now on counts the journal's record transactions, in the returned `[n]`."""
+    box = [0]
+    record = rep.journal.record
+
+    async def counted(paths: Any, **kw: Any) -> int:
+        box[0] += 1
+        return int(await record(paths, **kw))
+
+    rep.journal.record = counted  # type: ignore[method-assign]
+    return box
 
 
 def populate_docs(src: Path, n: int = 5) -> None:

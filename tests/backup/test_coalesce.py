@@ -7,7 +7,6 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from backup.transport import parse_target
 from sentinel.config import ConfigError, load_config
 from sentinel.replication import spec_from_config
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running
+from tests.backup.helpers import caught_up, count_records, make_spec, running
 
 MAX = 5000
 
@@ -281,19 +280,21 @@ async def test_changes_held_for_a_coalesced_run_are_journaled_once_before_it(
     in that moment; without it every change is journaled at once, as before."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
-    spec = make_spec(src, parse_target(str(dst)), runtime, reconcile_at_start=reconcile_at_start)
+    # rsync ships (local_copy off): a local replica's plain files skip the journal (the
+    # direct run, tests/backup/test_direct_run.py); this is the road of every other target.
+    # A budget that leaves rsync's runs (~35 ms) a window wider than 50 ms.
+    spec = make_spec(
+        src,
+        parse_target(str(dst)),
+        runtime,
+        reconcile_at_start=reconcile_at_start,
+        local_copy=False,
+        latency_budget=1.0,
+    )
     async with running(spec, bstore, journal_write=bstore.fast_write) as rep:
         (src / "warm.txt").write_text("first")
         await caught_up(rep, src, dst)
-        records = 0
-        record = rep.journal.record
-
-        async def counted(paths: Any, **kw: Any) -> int:
-            nonlocal records
-            records += 1
-            return int(await record(paths, **kw))
-
-        rep.journal.record = counted  # type: ignore[method-assign]
+        records = count_records(rep)
         n = 40
         for i in range(n):
             (src / f"f{i:03}").write_bytes(f"file {i} ".encode() * (200 + i))
@@ -301,6 +302,6 @@ async def test_changes_held_for_a_coalesced_run_are_journaled_once_before_it(
         await caught_up(rep, src, dst)  # every file, byte for byte
         assert rep.coalesce.waited > 0
         if reconcile_at_start:
-            assert records < 0.8 * n, records
+            assert records[0] < 0.8 * n, records[0]
         else:
-            assert records >= 0.9 * n, records
+            assert records[0] >= 0.9 * n, records[0]
