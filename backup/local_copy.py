@@ -68,6 +68,7 @@ class LocalShip:
     done: list[str] = field(default_factory=list)
     rest: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
+    kept_versions: bool = False  # a replaced or deleted file went to the versions
 
     def merged(self, rsync: RsyncResult | None) -> RsyncResult:
         """One result for the batch: rsync's (for the rest), with these lines added."""
@@ -146,6 +147,7 @@ def _ship_all(
                 out.rest.append(rel)  # rsync sets them (the file itself is unchanged now)
     finally:
         batch.close()
+    out.kept_versions = batch.kept_versions
     return out
 
 
@@ -170,6 +172,7 @@ class _Batch:
         self.dst = self._keep(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         self.temp = self._temp_dir()
         self._dirs_done: set[str] = set()
+        self.kept_versions = False
 
     def _keep(self, fd: int) -> int:
         self._fds.append(fd)
@@ -342,6 +345,7 @@ class _Batch:
         return fd
 
     def _keep_version(self, parts: list[str], ddir: int) -> None:
+        self.kept_versions = True  # set first: a failed rename may have made the directory
         vdir = self._version_dir(parts)
         try:
             if _lstat_or_none(parts[-1], vdir) is not None:

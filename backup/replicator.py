@@ -179,6 +179,7 @@ class Replicator:
         self._direct_since: float | None = None  # wall time of a direct run's oldest change
         self._figures_due = False  # success figures of direct runs not in the database yet
         self._figures_written = 0.0  # monotonic time they were last written there
+        self._marker_seen: tuple[int, ...] | None = None  # identity of the marker last read
         self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
         self._running = False
@@ -548,20 +549,38 @@ class Replicator:
             or self._source_problem() is not None
         ):
             return batch
-        check = await check_target(self.spec)  # a local replica: read in place, no hop
-        if not check.present or check.unnamed or check.owner is not None:
+        if not await self._marker_still_ours():
             return batch  # the journal's run asks again, and says what is wrong
         async with self._transfer:
             began, started = time.monotonic(), self._clock()
             self.coalesce.started(began)
             local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
             self.transfers += 1
-            if local.done:
+            if local.kept_versions:
                 await drop_append_versions(self.spec, started)
+            if local.done:
                 self.journal.number_shipped(len(local.done))
                 await self._direct_succeeded(len(local.done))
                 self.coalesce.finished(time.monotonic() - began)
         return set(local.rest)
+
+    async def _marker_still_ours(self) -> bool:
+        """The local replica's marker names this replication: read when its identity
+        (device, inode, size, times) changed since it last did, else one stat. A replica
+        unmounted or replaced (another disk, a copy) is read again; reading it at every run
+        was a tenth of a direct run's cost."""
+        marker = os.path.join(str(self.spec.target.local_root), TARGET_MARKER)
+        try:
+            st = os.stat(marker)
+        except OSError:
+            return False
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if seen == self._marker_seen:
+            return True
+        check = await check_target(self.spec)  # local: read in place, no hop
+        ours = bool(check.present and not check.unnamed and check.owner is None)
+        self._marker_seen = seen if ours else None
+        return ours
 
     async def _direct_succeeded(self, files: int) -> None:
         """The success figures of a direct run: in memory now (status reads them there),

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -59,6 +60,7 @@ class HeldLock:
         return () if self.fd is None else (self.fd,)
 
 
+@functools.lru_cache(maxsize=64)
 def lock_path(directory: Path, target: str) -> Path:
     """The lock file of `target` (its full location string: host, module and path)."""
     digest = hashlib.sha256(target.encode()).hexdigest()[:16]
@@ -66,8 +68,13 @@ def lock_path(directory: Path, target: str) -> Path:
 
 
 def _open(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_MODE)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, LOCK_MODE)
+    except FileNotFoundError:  # the directory first (once per run a mkdir was a tenth of
+        # the lock's cost)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, flags, LOCK_MODE)
     try:
         _tighten(fd, path)
     except OSError:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import backup.local_copy as local_copy
+from backup.markers import TARGET_MARKER, target_text
 from backup.spec import GuardSettings
 from backup.transport import parse_target
 from sentinel.store import Store
@@ -168,3 +169,22 @@ async def test_a_guard_near_its_limit_sends_the_changes_through_the_journal(
         await asyncio.sleep(0.5)
     overwritten = sum((dst / f"f{i:02}").read_text() == "encrypted" for i in range(20))
     assert 1 <= overwritten <= 5, overwritten
+
+
+async def test_a_marker_rewritten_to_name_another_replication_stops_the_direct_run(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    """The marker is read again whenever its identity changed (here its content: size and
+    ctime), not only once: a replica now claimed by another replication gets nothing."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    async with running(make_spec(src, parse_target(str(dst)), runtime), bstore) as rep:
+        (src / "warm.txt").write_text("first")
+        await caught_up(rep, src, dst)
+        (src / "second.txt").write_text("second")  # a direct run: the marker is known now
+        await caught_up(rep, src, dst)
+        (dst / TARGET_MARKER).write_text(target_text("payroll"))
+        (src / "after.txt").write_text("after")
+        await until(lambda: rep.health()["target_missing"], 20, "target refused")
+        assert "belongs to replication 'payroll'" in str(rep.health()["blocked"])
+        assert not (dst / "after.txt").exists()
