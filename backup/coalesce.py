@@ -99,11 +99,15 @@ class Coalescer:
     ) -> float:
         """`delay`, with the decision counted (a run that will wait, or one that goes now)."""
         wait = self.delay(now, pending, max_files, oldest)
-        if wait > 0:
+        self.count(wait > 0)
+        return wait
+
+    def count(self, waited: bool) -> None:
+        """Counts a decision taken with `delay` for a run that happened."""
+        if waited:
             self.waited += 1
         else:
             self.at_once += 1
-        return wait
 
     def started(self, now: float) -> None:
         self._last_start = now

@@ -64,8 +64,8 @@ COLLECT_DELAY = 0.005
 CTIME_SLACK = 1.0
 # changes held for a coalesced run are journaled this long before it starts
 JOIN_LEAD = 0.004
-# The success figures of direct runs (last success, files shipped) are written to the
-# database at most this often; status reads the ones in memory.
+# The success figures of direct runs (last success, files shipped) go to the database this
+# long after the first one not written yet; status reads the ones in memory.
 FIGURES_EVERY = 1.0
 # Half way to a guard trip, shipping waits up to this long for the count to settle.
 HOLD_MAX = 3.0
@@ -176,9 +176,12 @@ class Replicator:
         self.coalesce = Coalescer(limits_for(spec.target.remote, spec.latency_budget))
         # a local replica's plain changes ship from the journal loop (`_direct_possible`)
         self._direct_run = usable(spec) and spec.reconcile_at_start
-        self._direct_since: float | None = None  # wall time of a direct run's oldest change
+        self._direct_wait = 0.0  # the window the journal loop waited for a direct run
+        # a batch taken by the journal loop and not yet recorded or shipped: wall time of
+        # its oldest change, and the journal's sequence before it
+        self._in_hand_since: float | None = None
+        self._in_hand_seq: int | None = None
         self._figures_due = False  # success figures of direct runs not in the database yet
-        self._figures_written = 0.0  # monotonic time they were last written there
         self._marker_seen: tuple[int, ...] | None = None  # identity of the marker last read
         self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
@@ -452,33 +455,46 @@ class Replicator:
 
     async def _journal_loop(self) -> None:
         while True:
-            await self._changed.wait()
+            await self._idle_until_changed()
             direct = self._direct_possible()
             await self._join_next_run(direct)
             self._changed.clear()
             await self._set_aside_refused()
             batch, self._changes = self._changes, set()
             since, self._changes_since = self._changes_since, None
-            if direct and batch:
-                self._direct_since = self._wall(since)
-                try:
-                    batch = await self._ship_direct(batch)
-                finally:
-                    self._direct_since = None
-                if not batch:
-                    continue
+            # until they are in a journal row (first seen then) or on the replica, these
+            # changes are in this task only: "synced through" stays before them, and the
+            # heartbeat's shipped sequence stays where it was
+            self._in_hand_since, self._in_hand_seq = self._wall(since), self.journal.seq
             try:
-                # changed again: a quarantined path gets another try
-                await self._release(batch)
-                await self.journal.record(sorted(batch))
-                if self.archive is not None and self.archive.note(batch):
-                    await self.archive.save()  # a log gone before it shipped may be a gap
+                if direct and batch:
+                    batch = await self._ship_direct(batch)
+                if batch:
+                    # changed again: a quarantined path gets another try
+                    await self._release(batch)
+                    await self.journal.record(sorted(batch), ts=self._in_hand_since)
+                    if self.archive is not None and self.archive.note(batch):
+                        await self.archive.save()  # a log gone before it shipped: a gap?
             except BaseException:
                 self._changes |= batch  # not recorded: keep them for the next try
                 self._changes_since = _earliest(since, self._changes_since)
                 raise
-            self._journaled_since = _earliest(since, self._journaled_since)
-            self._ship_wakeup.set()
+            finally:
+                self._in_hand_since = self._in_hand_seq = None
+            if batch:
+                self._journaled_since = _earliest(since, self._journaled_since)
+                self._ship_wakeup.set()
+
+    async def _idle_until_changed(self) -> None:
+        """Waits for a change; direct runs' success figures not yet in the database are
+        written after FIGURES_EVERY without one."""
+        while self._figures_due:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIGURES_EVERY):
+                    await self._changed.wait()
+                    return
+            await self._write_figures()
+        await self._changed.wait()
 
     @property
     def _waiting_since(self) -> float | None:
@@ -499,10 +515,10 @@ class Replicator:
         if self.spec.reconcile_at_start:
             most = self.spec.batch_max_files
             now, oldest = time.monotonic(), self._waiting_since
-            if direct:
-                wait = self.coalesce.decide(now, len(self._changes), most, oldest)
-            else:
-                wait = self.coalesce.delay(now, len(self._changes), most, oldest) - JOIN_LEAD
+            wait = self.coalesce.delay(now, len(self._changes), most, oldest)
+            self._direct_wait = wait  # counted by the run, when there is one
+            if not direct:
+                wait -= JOIN_LEAD
         await asyncio.sleep(max(COLLECT_DELAY, wait))
 
     # -- the direct run: a local replica's sparse writes without the journal ---------------
@@ -541,6 +557,7 @@ class Replicator:
         if (
             not self._direct_possible()  # changed while the window was waited out
             or len(paths) > self.spec.batch_max_files
+            or self._bytes_over(paths)
             or not self._dirs_gone.isdisjoint(paths)
             or any(p in self.quarantine or p in self._retrying for p in paths)
             or self._unreadable_pending.intersection(paths)
@@ -553,14 +570,17 @@ class Replicator:
             return batch  # the journal's run asks again, and says what is wrong
         async with self._transfer:
             began, started = time.monotonic(), self._clock()
-            self.coalesce.started(began)
             local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
-            self.transfers += 1
             if local.kept_versions:
                 await drop_append_versions(self.spec, started)
             if local.done:
+                # a run only when it shipped: what it handed back is not held a window more
+                # by the ship loop (a lone symlink after a quiet period ships at once)
+                self.coalesce.count(self._direct_wait > 0)
+                self.coalesce.started(began)
+                self.transfers += 1
                 self.journal.number_shipped(len(local.done))
-                await self._direct_succeeded(len(local.done))
+                self._direct_succeeded(len(local.done))
                 self.coalesce.finished(time.monotonic() - began)
         return set(local.rest)
 
@@ -582,25 +602,34 @@ class Replicator:
         self._marker_seen = seen if ours else None
         return ours
 
-    async def _direct_succeeded(self, files: int) -> None:
-        """The success figures of a direct run: in memory now (status reads them there),
-        in the database when FIGURES_EVERY has passed since they were last written there,
-        or at the scheduler's next round (`_write_figures`)."""
+    def _bytes_over(self, paths: list[str]) -> bool:
+        """More than batch_max_bytes in `paths` (one lstat each, as `_cap_bytes`): the
+        journal's road splits them into runs."""
+        total, root = 0, self.spec.source
+        for rel in paths:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, rel)).st_size
+        return total > self.spec.batch_max_bytes
+
+    def _direct_succeeded(self, files: int) -> None:
+        """The success figures of a direct run, in memory (status reads them there); the
+        journal loop writes them to the database FIGURES_EVERY after the first one not
+        written yet (`_idle_until_changed`, `_write_figures`), or the scheduler's round."""
         self._state = replace(self._state, **self._success_values(files))
         self._figures_due = True
-        if time.monotonic() - self._figures_written >= FIGURES_EVERY:
-            await self._write_figures()
 
     async def _write_figures(self) -> None:
+        """Writes the figures in memory to the database, and only there: a direct run that
+        succeeds while this write waits for the store's lock is ahead of what it writes,
+        and memory must keep it (the next write carries it)."""
         if not self._figures_due:
             return
         self._figures_due = False
-        self._figures_written = time.monotonic()
         st = self._state
-        await self._save(
+        await save_state(
             self._journal_write,
+            self.spec.name,
             last_success=st.last_success,
-            consecutive_failures=st.consecutive_failures,
             shipped_files=st.shipped_files,
         )
 
@@ -614,8 +643,15 @@ class Replicator:
         journal, in memory waiting for its run, or in a direct run (None: caught up). The
         room's heartbeat says "synced through" this."""
         return _earliest(
-            _earliest(self.journal.oldest, self._wall(self._changes_since)), self._direct_since
+            _earliest(self.journal.oldest, self._wall(self._changes_since)), self._in_hand_since
         )
+
+    @property
+    def in_hand_seq(self) -> int | None:
+        """The journal's sequence before the batch the journal loop holds (being recorded
+        or in a direct run), None when it holds none: the room's heartbeat reports no
+        later sequence as shipped until that batch is in rows or on the replica."""
+        return self._in_hand_seq
 
     # -- shipping --------------------------------------------------------------------------
 

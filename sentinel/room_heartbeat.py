@@ -238,9 +238,10 @@ class RoomHeartbeat:
                 row = await cur.fetchone()
         except aiosqlite.Error:
             row = None
-        if row is None or row[0] is None:
-            return journal.seq
-        return max(0, int(row[0]) - 1)
+        shipped = journal.seq if row is None or row[0] is None else max(0, int(row[0]) - 1)
+        # a batch the journal loop holds (being recorded, or in a direct run) is in no row
+        held = self._replicator.in_hand_seq
+        return shipped if held is None else min(shipped, held)
 
     def _synced_through(self, now: float) -> float:
         """Every change the room saw before this moment has been shipped. Until the full
