@@ -6,6 +6,7 @@ before the watch existed is still reported. Paths are relative to the source roo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -38,6 +39,9 @@ WATCH_MASK = (
 # it is not shipped until its close-write, but the guard needs to know it is new.
 CREATED_OPEN = "created"
 
+
+# events dispatched in one turn of the event loop before it does anything else
+EVENTS_PER_TURN = 1000
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
 _TOO_LONG = "longer than Linux and rsync allow"
@@ -141,13 +145,49 @@ class Watcher:
             self._inotify = None
 
     async def run(self) -> None:
-        assert self._inotify is not None, "call open() first"
-        async for event in self._inotify:
-            self._dispatch(
-                event.mask,
-                event.watch.wd if event.watch else None,
-                str(event.name) if event.name else None,
-            )
+        """Dispatches events until `close()`, or until the dispatch raises (SourceGone).
+
+        The reading is a reader callback of our own on the inotify descriptor, registered
+        once: asyncinotify's `async for` adds and removes a reader around every read and
+        wakes a task for it, ~0.1 ms a read, and a shipped file is one or two reads (issue
+        18). asyncinotify still reads and parses (`sync_get`; on the descriptor made
+        non-blocking, BlockingIOError when nothing is left) and keeps its watches. At most
+        EVENTS_PER_TURN events a turn: in a flood the loop's other work goes on between."""
+        ino = self._inotify
+        assert ino is not None, "call open() first"
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        fd = ino.fd
+        # asyncinotify asks for IN_NONBLOCK, yet its descriptor reads blocking here (4.x):
+        # one read too many would freeze the whole daemon, alarms included
+        os.set_blocking(fd, False)
+
+        def readable() -> None:
+            if ended.done():
+                return
+            try:
+                for _ in range(EVENTS_PER_TURN):
+                    try:
+                        event = ino.sync_get()
+                    except BlockingIOError:
+                        return
+                    if event is None:
+                        return
+                    self._dispatch(
+                        event.mask,
+                        event.watch.wd if event.watch else None,
+                        str(event.name) if event.name else None,
+                    )
+                loop.call_soon(readable)  # events may be left in asyncinotify's buffer
+            except BaseException as exc:  # handed to run()'s caller, as `async for` did
+                ended.set_exception(exc)
+
+        loop.add_reader(fd, readable)
+        try:
+            await ended
+        finally:
+            with contextlib.suppress(ValueError, OSError):  # closed meanwhile
+                loop.remove_reader(fd)
 
     # -- event handling ------------------------------------------------------------------
 
