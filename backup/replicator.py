@@ -181,7 +181,9 @@ class Replicator:
         # its oldest change, and the journal's sequence before it
         self._in_hand_since: float | None = None
         self._in_hand_seq: int | None = None
-        self._figures_due = False  # success figures of direct runs not in the database yet
+        # monotonic time by which the success figures of direct runs not in the database
+        # yet are written there (None: none waiting)
+        self._figures_due: float | None = None
         self._marker_seen: tuple[int, ...] | None = None  # identity of the marker last read
         self._state = ReplicatorState()
         self._verify: dict[str, Any] | None = None
@@ -486,14 +488,18 @@ class Replicator:
                 self._ship_wakeup.set()
 
     async def _idle_until_changed(self) -> None:
-        """Waits for a change; direct runs' success figures not yet in the database are
-        written after FIGURES_EVERY without one."""
-        while self._figures_due:
+        """Waits for a change. Direct runs' success figures not yet in the database are
+        written when due (FIGURES_EVERY after the first of them), whether changes keep
+        coming or not."""
+        while self._figures_due is not None:
+            left = self._figures_due - time.monotonic()
+            if left <= 0:
+                await self._write_figures()
+                break
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FIGURES_EVERY):
+                async with asyncio.timeout(left):
                     await self._changed.wait()
                     return
-            await self._write_figures()
         await self._changed.wait()
 
     @property
@@ -616,15 +622,16 @@ class Replicator:
         journal loop writes them to the database FIGURES_EVERY after the first one not
         written yet (`_idle_until_changed`, `_write_figures`), or the scheduler's round."""
         self._state = replace(self._state, **self._success_values(files))
-        self._figures_due = True
+        if self._figures_due is None:
+            self._figures_due = time.monotonic() + FIGURES_EVERY
 
     async def _write_figures(self) -> None:
         """Writes the figures in memory to the database, and only there: a direct run that
         succeeds while this write waits for the store's lock is ahead of what it writes,
         and memory must keep it (the next write carries it)."""
-        if not self._figures_due:
+        if self._figures_due is None:
             return
-        self._figures_due = False
+        self._figures_due = None
         st = self._state
         await save_state(
             self._journal_write,

@@ -307,7 +307,7 @@ async def test_figures_written_meanwhile_do_not_undo_a_direct_run(
         (src / "warm.txt").write_text("first")
         await caught_up(rep, src, dst)
         base = rep.health()["shipped_files"]
-        rep._figures_due = True
+        rep._figures_due = time.monotonic()
         write = asyncio.create_task(rep._write_figures())
         await asyncio.sleep(0.05)
         (src / "during.txt").write_text("during")  # a direct run lands meanwhile
@@ -343,3 +343,27 @@ async def test_a_direct_run_that_raises_keeps_its_batch(
     assert raised.group_contains(OSError)
     assert "kept.txt" in kept
     assert since is not None and since <= before + 0.2
+
+
+async def test_the_database_figures_follow_a_stream_that_never_pauses(
+    tmp_path: Path, bstore: Store, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures are written FIGURES_EVERY after the first unwritten one even while
+    changes keep coming (the first version waited for a quiet second, so during a stream
+    only the scheduler's round wrote them; here that round is an hour away)."""
+    monkeypatch.setattr(replicator_mod, "STATE_POLL", 3600.0)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    async with running(make_spec(src, parse_target(str(dst)), runtime), bstore) as rep:
+        (src / "warm.txt").write_text("first")
+        await caught_up(rep, src, dst)
+        base = _db_figures(bstore)[1]
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < 3.5:  # 20 writes a second, never a quiet second
+            (src / f"s{i:03}").write_bytes(b"x" * 100)
+            i += 1
+            await asyncio.sleep(0.05)
+        written_in_db = _db_figures(bstore)[1] - base
+        assert written_in_db >= 20, (written_in_db, i)  # at most ~1.5 s behind the stream
+        await caught_up(rep, src, dst)
