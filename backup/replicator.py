@@ -27,7 +27,7 @@ from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
 from backup.journal import Entry, Journal, WriteFn, WriteTx
-from backup.local_copy import LocalShip, ship_local, usable
+from backup.local_copy import COPY_MAX, LocalShip, ship_local, usable
 from backup.markers import (
     SOURCE_MARKER,
     TARGET_MARKER,
@@ -610,7 +610,10 @@ class Replicator:
 
     def _bytes_over(self, paths: list[str]) -> bool:
         """More than batch_max_bytes in `paths` (one lstat each, as `_cap_bytes`): the
-        journal's road splits them into runs."""
+        journal's road splits them into runs. No lstat when they cannot be: the copy takes
+        no file over COPY_MAX (rsync does, through the journal)."""
+        if len(paths) * COPY_MAX <= self.spec.batch_max_bytes:
+            return False
         total, root = 0, self.spec.source
         for rel in paths:
             with contextlib.suppress(OSError):

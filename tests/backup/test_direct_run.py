@@ -367,3 +367,20 @@ async def test_the_database_figures_follow_a_stream_that_never_pauses(
         written_in_db = _db_figures(bstore)[1] - base
         assert written_in_db >= 20, (written_in_db, i)  # at most ~1.5 s behind the stream
         await caught_up(rep, src, dst)
+
+
+async def test_a_batch_over_the_byte_cap_goes_the_journals_way_in_smaller_runs(
+    tmp_path: Path, bstore: Store, runtime: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    spec = make_spec(src, parse_target(str(dst)), runtime, batch_max_bytes=10_000)
+    async with running(spec, bstore) as rep:
+        (src / "warm.txt").write_text("first")
+        await caught_up(rep, src, dst)
+        records, runs = count_records(rep), rep.transfers
+        for i in range(3):  # one batch: written before the loop runs again
+            (src / f"big{i}").write_bytes(os.urandom(8000))
+        await caught_up(rep, src, dst)
+        assert records[0] >= 1
+        assert rep.transfers - runs >= 2  # split by the cap: 8000 bytes fit, 16000 do not
