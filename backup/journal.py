@@ -53,6 +53,8 @@ class Journal:
         self._run = run or run_in(write)
         self._clock = clock
         self._seq = 0
+        # the first number of each record() whose rows are not committed yet
+        self._recording: list[int] = []
         self.pending = 0
         self.oldest: float | None = None
 
@@ -79,6 +81,13 @@ class Journal:
         """The last sequence number handed out (rows up to it are 'seen so far')."""
         return self._seq
 
+    @property
+    def committed_below(self) -> int | None:
+        """The number just below the oldest one handed out whose row is not committed yet
+        (None: every number handed out is in a committed row or was shipped): until then,
+        no row says that change is pending."""
+        return min(self._recording) - 1 if self._recording else None
+
     def number_shipped(self, count: int) -> None:
         """Numbers `count` changes that shipped without a row (the replicator's direct run):
         the sequence the room's heartbeat reports as shipped moves on, which tells the
@@ -89,6 +98,7 @@ class Journal:
         """Upserts the paths in one transaction, keeping each row's first-seen time."""
         now = self._clock() if ts is None else ts
         rows = []
+        first = self._seq + 1
         for path in paths:
             self._seq += 1
             rows.append((self.source, os.fsencode(path), now, self._seq))
@@ -102,7 +112,11 @@ class Journal:
                 rows,
             )
 
-        await self._run(upsert)
+        self._recording.append(first)
+        try:
+            await self._run(upsert)
+        finally:
+            self._recording.remove(first)
         self.pending += len(rows)  # an upper bound until refresh(); cheap and monotone
         if self.oldest is None:
             self.oldest = now

@@ -145,14 +145,18 @@ class Watcher:
             self._inotify = None
 
     async def run(self) -> None:
-        """Dispatches events until `close()`, or until the dispatch raises (SourceGone).
+        """Dispatches events until cancelled, or until the dispatch raises (SourceGone).
+        Close the watcher only after this ended: a descriptor closed under it is never
+        readable again, and this would wait for ever (as asyncinotify's `async for` did).
 
         The reading is a reader callback of our own on the inotify descriptor, registered
         once: asyncinotify's `async for` adds and removes a reader around every read and
         wakes a task for it, ~0.1 ms a read, and a shipped file is one or two reads (issue
         18). asyncinotify still reads and parses (`sync_get`; on the descriptor made
         non-blocking, BlockingIOError when nothing is left) and keeps its watches. At most
-        EVENTS_PER_TURN events a turn: in a flood the loop's other work goes on between."""
+        EVENTS_PER_TURN events a turn of the loop, the rest in the next turn (one turn
+        queued at a time: the reader does nothing while one is): in a flood the loop's
+        other work goes on between."""
         ino = self._inotify
         assert ino is not None, "call open() first"
         loop = asyncio.get_running_loop()
@@ -161,8 +165,11 @@ class Watcher:
         # asyncinotify asks for IN_NONBLOCK, yet its descriptor reads blocking here (4.x):
         # one read too many would freeze the whole daemon, alarms included
         os.set_blocking(fd, False)
+        queued = False  # a turn is queued (call_soon) for what is left
 
-        def readable() -> None:
+        def turn() -> None:
+            nonlocal queued
+            queued = False
             if ended.done():
                 return
             try:
@@ -178,9 +185,15 @@ class Watcher:
                         event.watch.wd if event.watch else None,
                         str(event.name) if event.name else None,
                     )
-                loop.call_soon(readable)  # events may be left in asyncinotify's buffer
+                queued = True  # events may be left in asyncinotify's buffer
+                loop.call_soon(turn)
             except BaseException as exc:  # handed to run()'s caller, as `async for` did
-                ended.set_exception(exc)
+                if not ended.done():
+                    ended.set_exception(exc)
+
+        def readable() -> None:
+            if not queued:
+                turn()
 
         loop.add_reader(fd, readable)
         try:

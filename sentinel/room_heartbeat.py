@@ -231,6 +231,13 @@ class RoomHeartbeat:
     async def _shipped_seq(self) -> int:
         """The journal sequence up to which every change has left the journal (shipped)."""
         journal = self._replicator.journal
+        # read before the query, which takes turns of the loop: numbers handed out while it
+        # runs may be in rows it did not see. Rows not committed yet, and a batch the
+        # journal loop holds (being recorded, or in a direct run), are in no row at all.
+        seq = journal.seq
+        bounds = [
+            b for b in (journal.committed_below, self._replicator.in_hand_seq) if b is not None
+        ]
         try:
             async with self._db.execute(
                 "SELECT MIN(seq) FROM backup_journal WHERE source = ?", (self.spec.name,)
@@ -238,10 +245,9 @@ class RoomHeartbeat:
                 row = await cur.fetchone()
         except aiosqlite.Error:
             row = None
-        shipped = journal.seq if row is None or row[0] is None else max(0, int(row[0]) - 1)
-        # a batch the journal loop holds (being recorded, or in a direct run) is in no row
-        held = self._replicator.in_hand_seq
-        return shipped if held is None else min(shipped, held)
+        if row is not None and row[0] is not None:
+            bounds.append(max(0, int(row[0]) - 1))
+        return min([seq, *bounds])
 
     def _synced_through(self, now: float) -> float:
         """Every change the room saw before this moment has been shipped. Until the full

@@ -104,3 +104,45 @@ async def test_the_source_deleted_ends_run_with_source_gone(tmp_path: Path) -> N
             await asyncio.wait_for(task, 10)
     finally:
         watcher.close()
+
+
+async def test_a_flood_takes_at_most_one_turn_of_events_per_loop_iteration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One turn queued at a time: the reader callback, still registered while the kernel's
+    queue is not empty, must not start a second chain of turns (the first version added one
+    a loop iteration: 7, 14, 21 ... events an iteration; found by a review)."""
+    monkeypatch.setattr(watcher_mod, "EVENTS_PER_TURN", 7)
+    src = tmp_path / "src"
+    src.mkdir()
+    iteration = 0
+    per_iteration: dict[int, int] = {}
+
+    def seen(rel: str, kind: str) -> None:
+        per_iteration[iteration] = per_iteration.get(iteration, 0) + 1
+
+    watcher = Watcher(src, Filters(), seen, lambda: None)
+    watcher.open()
+    loop = asyncio.get_running_loop()
+    stop = False
+
+    def tick() -> None:
+        nonlocal iteration
+        iteration += 1
+        if not stop:
+            loop.call_soon(tick)
+
+    task = asyncio.create_task(watcher.run())
+    try:
+        for i in range(3000):
+            (src / f"f{i:04}").write_bytes(b"x")
+        tick()
+        await until(lambda: sum(per_iteration.values()) >= 6000, 20, "the flood")
+        stop = True
+        assert max(per_iteration.values()) <= 7, max(per_iteration.values())
+    finally:
+        stop = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        watcher.close()
