@@ -15,18 +15,25 @@ from backup.journal import Journal
 from sentinel.room_heartbeat import RoomHeartbeat
 
 
+async def _journal_db(tmp_path: Path) -> aiosqlite.Connection:
+    """A database with the journal's table, as backup/schema.py makes it (the columns the
+    journal and the heartbeat use)."""
+    db = await aiosqlite.connect(tmp_path / "j.db")
+    await db.execute(
+        "CREATE TABLE backup_journal(source TEXT, path BLOB, first_seen REAL, seq INTEGER,"
+        " PRIMARY KEY(source, path))"
+    )
+    await db.commit()
+    return db
+
+
 async def test_rows_committed_while_the_query_runs_are_not_called_shipped(
     tmp_path: Path,
 ) -> None:
     """The heartbeat's query sees no rows; while its answer comes back, a batch's rows are
     committed and the journal loop lets go of it. The answer must not include them."""
-    db = await aiosqlite.connect(tmp_path / "j.db")
+    db = await _journal_db(tmp_path)
     try:
-        await db.execute(
-            "CREATE TABLE backup_journal(source TEXT, path BLOB, first_seen REAL, seq INTEGER,"
-            " PRIMARY KEY(source, path))"
-        )
-        await db.commit()
 
         async def run(fn: Any) -> None:
             await db._execute(fn, db._conn)  # the upsert on the connection's thread
@@ -60,13 +67,8 @@ async def test_a_record_in_flight_from_anywhere_holds_the_shipped_sequence(
 ) -> None:
     """Not only the journal loop records: a full pass and the quarantine's releases do too,
     without holding a batch. Numbers handed out to rows not committed yet are not shipped."""
-    db = await aiosqlite.connect(tmp_path / "j.db")
+    db = await _journal_db(tmp_path)
     try:
-        await db.execute(
-            "CREATE TABLE backup_journal(source TEXT, path BLOB, first_seen REAL, seq INTEGER,"
-            " PRIMARY KEY(source, path))"
-        )
-        await db.commit()
         go = asyncio.Event()
 
         async def slow_run(fn: Any) -> None:
