@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from backup.replicator import Replicator  # noqa: E402
 from backup.spec import GuardSettings, ReplicationSpec  # noqa: E402
 from backup.transport import parse_target  # noqa: E402
+from bench.common import stat_cpu_seconds  # noqa: E402
 from sentinel import migrations  # noqa: E402
 from sentinel.store import Store  # noqa: E402
 
@@ -43,13 +44,11 @@ for i in range(n):
 
 def threads() -> dict[str, float]:
     """CPU seconds per thread of this process: the event loop's ("loop") and the others'."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {"loop": 0.0, "other threads": 0.0}
     for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
             key = "loop" if int(task.name) == os.getpid() else "other threads"
-            out[key] += (int(fields[11]) + int(fields[12])) / tick
+            out[key] += stat_cpu_seconds(task / "stat")
     return out
 
 

@@ -73,6 +73,14 @@ def machine_lines() -> list[str]:
 # -- /proc sampling --------------------------------------------------------------------------
 
 
+def stat_cpu_seconds(path: str | Path) -> float:
+    """User+system CPU seconds in a /proc stat file (a process's, or one of its threads')."""
+    with open(path, encoding="ascii") as f:
+        # the command name may hold spaces; the fields after its ')' are fixed
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 class ProcStats:
     """CPU time and memory of one process, read from /proc (no psutil needed)."""
 
@@ -80,10 +88,7 @@ class ProcStats:
         self.pid = pid
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat", encoding="ascii") as f:
-            # the command name may hold spaces; the fields after its ')' are fixed
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return stat_cpu_seconds(f"/proc/{self.pid}/stat")
 
     def memory_kb(self) -> dict[str, int]:
         out: dict[str, int] = {}
