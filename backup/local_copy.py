@@ -3,7 +3,8 @@
 One rsync run costs ~10 ms of CPU in process start-up alone, and its parent sleeps 20-40 ms
 before it exits while holding the target lock (docs: issue 18). For a local replica the
 common case (a regular file written or deleted) is copied here instead, with what rsync
--a --backup --backup-dir --delete-missing-args does for it:
+-a --backup --backup-dir --delete-missing-args does for it (the replica's side of that is
+`backup/replica_writer.py`, shared with the stream road's receiver):
 
 * the new content goes to a temporary file inside the replica root's protected partial dir
   (`.rsync-partial/.sentinel-copy/`: excluded from every full pass, compare and restore;
@@ -30,18 +31,18 @@ import asyncio
 import contextlib
 import errno
 import functools
-import itertools
 import os
 import stat
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backup.replica_writer import TEMP_DIR as TEMP_DIR  # where its temporary files are
+from backup.replica_writer import Fallback, ReplicaWriter, open_dir
 from backup.rsync import Outcome, RsyncResult, parse_itemized
 from backup.spec import ReplicationSpec
-from backup.target import PARTIAL_DIR, VERSIONS_DIR
+from backup.target import PARTIAL_DIR
 from backup.target_lock import target_lock
 from backup.transfer import PROTECTED
 from backup.versions import stamp
@@ -49,15 +50,7 @@ from backup.versions import stamp
 # Bigger files go through rsync: its --partial-dir resumes an interrupted transfer, and a
 # copy this size no longer costs mostly process start-up.
 COPY_MAX = 64 << 20
-TEMP_NAME = ".sentinel-copy"
-TEMP_DIR = f"{PARTIAL_DIR}/{TEMP_NAME}"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 8 << 20
-_counter = itertools.count()
-
-
-class Fallback(Exception):
-    """This path is not a plain case: rsync ships it."""
 
 
 @dataclass(slots=True)
@@ -151,63 +144,21 @@ def _ship_all(
     return out
 
 
-@dataclass(slots=True)
-class _Stat:
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    mtime_ns: int
+class Source:
+    """The source half of a batch: which paths are plain cases, and their attributes,
+    read without following a symlink anywhere below the source root. The local copy and
+    the stream road (`backup/stream.py`) both ask it."""
 
-
-class _Batch:
-    def __init__(self, spec: ReplicationSpec, root: Path, stamp_name: str, skip: frozenset[str]):
+    def __init__(self, spec: ReplicationSpec, skip: frozenset[str], max_size: int) -> None:
         self.spec = spec
-        self.stamp = stamp_name
         self.skip = skip
-        self.root_euid = os.geteuid() == 0
-        self.groups = {os.getegid(), *os.getgroups()}
-        self._fds: list[int] = []
-        self.src = self._keep(os.open(spec.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-        self.dst = self._keep(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-        self.temp = self._temp_dir()
-        self._dirs_done: set[str] = set()
-        self.kept_versions = False
-
-    def _keep(self, fd: int) -> int:
-        self._fds.append(fd)
-        return fd
+        self.max_size = max_size
+        self.fd = os.open(spec.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
-        for fd in self._fds:
-            os.close(fd)
-        self._fds.clear()
+        os.close(self.fd)
 
-    def _temp_dir(self) -> int:
-        fd = self._keep(_mkdirs(self.dst, [PARTIAL_DIR, TEMP_NAME], 0o700))
-        # Anything here now is left by a process killed during a copy: the target lock is
-        # held and batches are serial, so no copy is running (a dead process's threads died
-        # with it). Usually empty: one listdir per batch.
-        for name in os.listdir(fd):
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=fd)
-        return fd
-
-    # -- one path -------------------------------------------------------------------------
-
-    def ship(self, rel: str) -> list[str]:
-        parts = self._check_name(rel)
-        sdir = self._open_dir(self.src, parts[:-1])
-        try:
-            ddir = self._open_dir(self.dst, parts[:-1])
-            try:
-                return self._ship_in(rel, parts, sdir, ddir)
-            finally:
-                os.close(ddir)
-        finally:
-            os.close(sdir)
-
-    def _check_name(self, rel: str) -> list[str]:
+    def check_name(self, rel: str) -> list[str]:
         parts = rel.split("/")
         if (
             any(p in ("", ".", "..", PARTIAL_DIR) for p in parts)
@@ -220,146 +171,92 @@ class _Batch:
             raise Fallback(rel)
         return parts
 
-    def _ship_in(self, rel: str, parts: list[str], sdir: int, ddir: int) -> list[str]:
-        name = parts[-1]
+    def open_parent(self, parts: list[str]) -> int:
+        return open_dir(self.fd, parts[:-1])
+
+    def plain(self, rel: str, name: str, sdir: int) -> os.stat_result | None:
+        """The file's stat when it is a plain case, None when it is gone (a deletion)."""
         try:
             s = os.stat(name, dir_fd=sdir, follow_symlinks=False)
         except FileNotFoundError:
-            return self._delete(rel, parts, ddir)
+            return None
         if (
             not stat.S_ISREG(s.st_mode)
             or (self.spec.hardlinks and s.st_nlink > 1)
-            or s.st_size > COPY_MAX
+            or s.st_size > self.max_size
             or (self.spec.sparse and s.st_blocks * 512 < s.st_size)
         ):
             raise Fallback(rel)
-        old = _lstat_or_none(name, ddir)
-        if old is not None and not stat.S_ISREG(old.st_mode):
-            raise Fallback(rel)  # a type change: rsync's --force and itemizing
-        want = self._wanted(s)
-        if old is not None and old.st_size == s.st_size and old.st_mtime_ns == s.st_mtime_ns:
-            return self._attrs_only(rel, name, ddir, old, want)  # rsync's quick check
-        tmp = f"{os.getpid()}.{next(_counter)}"
-        self._copy(name, sdir, tmp, want)
-        try:
-            if old is not None:
-                self._keep_version(parts, ddir)
-            try:
-                os.rename(tmp, name, src_dir_fd=self.temp, dst_dir_fd=ddir)
-            except OSError:
-                if old is not None:  # put the replaced file back where it was
-                    with contextlib.suppress(OSError):
-                        self._restore_version(parts, ddir)
-                raise
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=self.temp)
-            raise
-        if old is None:
-            return [f">f+++++++++ {rel}"]
-        return [">f" + _changes(old, want, content=True, owner=self.root_euid) + f" {rel}"]
+        return s
 
-    def _wanted(self, s: os.stat_result) -> _Stat:
-        gid = s.st_gid if (self.root_euid or s.st_gid in self.groups) else os.getegid()
-        uid = s.st_uid if self.root_euid else os.geteuid()
-        return _Stat(stat.S_IMODE(s.st_mode), uid, gid, s.st_size, s.st_mtime_ns)
-
-    def _copy(self, name: str, sdir: int, tmp: str, want: _Stat) -> None:
+    def open_file(self, name: str, sdir: int) -> tuple[int, os.stat_result]:
         src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sdir)
+        before = os.fstat(src)
+        if not stat.S_ISREG(before.st_mode):
+            os.close(src)
+            raise Fallback(name)  # replaced between the lstat and the open
+        return src, before
+
+    def dir_stat(self, d: str) -> os.stat_result:
+        s = os.stat(d, dir_fd=self.fd, follow_symlinks=False)
+        if not stat.S_ISDIR(s.st_mode):
+            raise Fallback(d)
+        return s
+
+
+def unchanged(s: os.stat_result, before: os.stat_result, after: os.stat_result, n: int) -> bool:
+    """The bytes read (`n`) are the content the lstat `s` described: a file written while
+    it was read is shipped by rsync (as it was before); the writer's close is another
+    event, so the final content follows."""
+    want = (s.st_size, s.st_mtime_ns)
+    return n == after.st_size and (after.st_size, after.st_mtime_ns) == want == (
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
+class _Batch:
+    def __init__(self, spec: ReplicationSpec, root: Path, stamp_name: str, skip: frozenset[str]):
+        self.source = Source(spec, skip, COPY_MAX)
         try:
-            before = os.fstat(src)
-            if not stat.S_ISREG(before.st_mode):
-                raise Fallback(name)  # replaced between the lstat and the open
-            dst = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=self.temp
-            )
+            self.writer = ReplicaWriter(root, stamp_name)
+        except BaseException:
+            self.source.close()
+            raise
+
+    @property
+    def kept_versions(self) -> bool:
+        return self.writer.kept_versions
+
+    def close(self) -> None:
+        self.source.close()
+        self.writer.close()
+
+    def ship(self, rel: str) -> list[str]:
+        parts = self.source.check_name(rel)
+        sdir = self.source.open_parent(parts)
+        try:
+            ddir = self.writer.open_dir(parts[:-1])
             try:
-                try:
-                    copied = _copy_bytes(src, dst)
-                    after = os.fstat(src)
-                    if (
-                        copied != after.st_size
-                        or (after.st_size, after.st_mtime_ns) != (want.size, want.mtime_ns)
-                        or (before.st_size, before.st_mtime_ns) != (want.size, want.mtime_ns)
-                    ):
-                        # written while copied: rsync ships it (as it did before); the
-                        # writer's close is another event, so the final content follows
-                        raise Fallback(name)
-                    self._set_attrs(dst, want)
-                finally:
-                    os.close(dst)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=self.temp)
-                raise
+                s = self.source.plain(rel, parts[-1], sdir)
+                if s is None:
+                    return self.writer.delete(rel, parts, ddir)
+                want = self.writer.wanted(s.st_mode, s.st_uid, s.st_gid, s.st_size, s.st_mtime_ns)
+                fill = functools.partial(self._copy, parts[-1], sdir, s)
+                return self.writer.put(rel, parts, ddir, want, fill)
+            finally:
+                os.close(ddir)
+        finally:
+            os.close(sdir)
+
+    def _copy(self, name: str, sdir: int, s: os.stat_result, dst: int) -> None:
+        src, before = self.source.open_file(name, sdir)
+        try:
+            copied = _copy_bytes(src, dst)
+            if not unchanged(s, before, os.fstat(src), copied):
+                raise Fallback(name)
         finally:
             os.close(src)
-
-    def _set_attrs(self, fd: int, want: _Stat) -> None:
-        st = os.fstat(fd)
-        if (st.st_uid, st.st_gid) != (want.uid, want.gid):
-            os.fchown(fd, want.uid if self.root_euid else -1, want.gid)
-        os.fchmod(fd, want.mode)  # after the chown, which clears set-id bits
-        os.utime(fd, ns=(time.time_ns(), want.mtime_ns))
-
-    def _attrs_only(
-        self, rel: str, name: str, ddir: int, old: os.stat_result, want: _Stat
-    ) -> list[str]:
-        changes = _changes(old, want, content=False, owner=self.root_euid)
-        if changes.strip("."):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=ddir)
-            try:
-                self._set_attrs(fd, want)
-            finally:
-                os.close(fd)
-            return [".f" + changes + f" {rel}"]
-        return []
-
-    def _delete(self, rel: str, parts: list[str], ddir: int) -> list[str]:
-        old = _lstat_or_none(parts[-1], ddir)
-        if old is None:
-            return []  # nothing on the replica: rsync says nothing either
-        if not stat.S_ISREG(old.st_mode):
-            raise Fallback(rel)  # a directory (--force) or link: rsync's
-        self._keep_version(parts, ddir)
-        with contextlib.suppress(OSError):  # only space is at stake, as in remove_partials
-            os.unlink(f"{PARTIAL_DIR}/{parts[-1]}", dir_fd=ddir)
-        return [f"*deleting   {rel}"]
-
-    # -- versions and directories -----------------------------------------------------------
-
-    def _version_dir(self, parts: list[str]) -> int:
-        """`.sentinel-versions/<stamp>/<dirs of parts>`, made as rsync --backup-dir makes
-        it: the top two with the umask's mode, the others with their replica directory's
-        mode and (as root) owner."""
-        fd = _mkdirs(self.dst, [VERSIONS_DIR, self.stamp], 0o777)
-        try:
-            for i, part in enumerate(parts[:-1]):
-                like = os.stat("/".join(parts[: i + 1]), dir_fd=self.dst, follow_symlinks=False)
-                nxt = _mkdirs(fd, [part], 0o777, like=like, chown=self.root_euid)
-                os.close(fd)
-                fd = nxt
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _keep_version(self, parts: list[str], ddir: int) -> None:
-        self.kept_versions = True  # set first: a failed rename may have made the directory
-        vdir = self._version_dir(parts)
-        try:
-            if _lstat_or_none(parts[-1], vdir) is not None:
-                raise Fallback("/".join(parts))  # kept already in this stamp: rsync's call
-            os.rename(parts[-1], parts[-1], src_dir_fd=ddir, dst_dir_fd=vdir)
-        finally:
-            os.close(vdir)
-
-    def _restore_version(self, parts: list[str], ddir: int) -> None:
-        vdir = self._version_dir(parts)
-        try:
-            os.rename(parts[-1], parts[-1], src_dir_fd=vdir, dst_dir_fd=ddir)
-        finally:
-            os.close(vdir)
 
     def implied_dirs(self, rel: str) -> list[str]:
         """The directories above `rel` get the source's mode, owner and mtime, as rsync -R
@@ -368,88 +265,12 @@ class _Batch:
         lines = []
         for i in range(len(parts), 0, -1):
             d = "/".join(parts[:i])
-            if d in self._dirs_done:
+            if self.writer.dir_done(d):
                 continue
-            s = os.stat(d, dir_fd=self.src, follow_symlinks=False)
-            r = os.stat(d, dir_fd=self.dst, follow_symlinks=False)
-            if not (stat.S_ISDIR(s.st_mode) and stat.S_ISDIR(r.st_mode)):
-                raise Fallback(d)
-            want = self._wanted(s)
-            changes = _changes(r, want, content=False, owner=self.root_euid)
-            if changes.strip("."):
-                fd = os.open(d, _DIR_FLAGS, dir_fd=self.dst)
-                try:
-                    self._set_attrs(fd, want)
-                finally:
-                    os.close(fd)
-                lines.append(".d" + changes + f" {d}/")
-            self._dirs_done.add(d)
+            s = self.source.dir_stat(d)
+            want = self.writer.wanted(s.st_mode, s.st_uid, s.st_gid, 0, s.st_mtime_ns)
+            lines += self.writer.implied_dir(d, want)
         return lines
-
-    def _open_dir(self, base: int, parts: list[str]) -> int:
-        """The directory `parts` below `base`, never through a symlink (a planted link on
-        either side must not lead the copy elsewhere; rsync sorts those out)."""
-        fd = os.dup(base)
-        try:
-            for part in parts:
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-        except OSError:
-            os.close(fd)
-            raise Fallback("/".join(parts)) from None
-        return fd
-
-
-def _mkdirs(
-    base: int,
-    parts: list[str],
-    mode: int,
-    *,
-    like: os.stat_result | None = None,
-    chown: bool = False,
-) -> int:
-    """Opens (making what is missing) `parts` below `base`, never through a symlink.
-    `like`: a directory made here gets its mode and, with `chown`, its owner."""
-    fd = os.dup(base)
-    try:
-        for part in parts:
-            try:
-                os.mkdir(part, mode, dir_fd=fd)
-                made = True
-            except FileExistsError:
-                made = False
-            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-            if made and like is not None:
-                if chown:
-                    os.fchown(fd, like.st_uid, like.st_gid)
-                os.fchmod(fd, stat.S_IMODE(like.st_mode))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _lstat_or_none(name: str, dir_fd: int) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _changes(old: os.stat_result, want: _Stat, *, content: bool, owner: bool) -> str:
-    """Positions 3-11 of rsync's %i (c s t p o g u a x) for a file that had `old`."""
-    return (
-        "."  # c: rsync computes no checksum for a local copy
-        + ("s" if content and old.st_size != want.size else ".")
-        + ("t" if old.st_mtime_ns != want.mtime_ns else ".")
-        + ("p" if stat.S_IMODE(old.st_mode) != want.mode else ".")
-        + ("o" if owner and old.st_uid != want.uid else ".")
-        + ("g" if old.st_gid != want.gid else ".")
-        + "..."
-    )
 
 
 def _copy_bytes(src: int, dst: int) -> int:
