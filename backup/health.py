@@ -40,6 +40,8 @@ class ReplicationHealth:
     quarantined_other: int
     unreadable: int
     unreadable_first: str | None  # already `shown()`: printable, bounded
+    # the stream road (backup/stream.py): up, error, down_since; None without a stream key
+    stream: dict[str, Any] | None = None
     # kind = "archive-log" (backup/archive_log.py): now - close time of the contiguous head
     archive_log: bool = False
     data_rpo: float | None = None

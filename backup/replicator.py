@@ -27,7 +27,7 @@ from backup.control import DISCARDED
 from backup.guard import Guard, Verdict
 from backup.health import ReplicationHealth
 from backup.journal import Entry, Journal, WriteFn, WriteTx
-from backup.local_copy import COPY_MAX, LocalShip, ship_local, usable
+from backup.local_copy import COPY_MAX, LocalShip
 from backup.markers import (
     SOURCE_MARKER,
     TARGET_MARKER,
@@ -43,6 +43,8 @@ from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_den
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import ReplicatorState, load_state, put_state, save_state
+from backup.stream import close_session, ship_plain, usable
+from backup.stream import state_of as stream_state
 from backup.transfer import (
     full_sync,
     lock_target,
@@ -278,6 +280,7 @@ class Replicator:
                 tg.create_task(self._source_loop(), name=f"{self.name}:source")
         finally:
             watcher.close()
+            close_session(self.spec)  # the receiver sees its input end, and exits
             self._phase = "stopped"
 
     async def _first_pass(self, reason: str) -> None:
@@ -376,8 +379,20 @@ class Replicator:
             quarantined_other=len(self.quarantine) - len(self.quarantine.unreadable),
             unreadable=len(unreadable),
             unreadable_first=shown(min(unreadable), 200) if unreadable else None,
+            stream=self._stream_health(),
             **self._log_health(now),
         )
+
+    def _stream_health(self) -> dict[str, Any] | None:
+        state = stream_state(self.spec)
+        if state is None:
+            return None
+        return {
+            "up": state.up,
+            "error": state.error,
+            "down_since": state.down_since,
+            "files": state.files,
+        }
 
     def _log_health(self, now: float) -> dict[str, Any]:
         if self.archive is None:
@@ -576,7 +591,7 @@ class Replicator:
             return batch  # the journal's run asks again, and says what is wrong
         async with self._transfer:
             began, started = time.monotonic(), self._clock()
-            local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
+            local = await ship_plain(self.spec, paths, started, skip=self.quarantine.reasons)
             if local.kept_versions:
                 await drop_append_versions(self.spec, started)
             if local.done:
@@ -595,6 +610,8 @@ class Replicator:
         (device, inode, size, times) changed since it last did, else one stat. A replica
         unmounted or replaced (another disk, a copy) is read again; reading it at every run
         was a tenth of a direct run's cost."""
+        if self.spec.target.local_root is None:
+            return True  # the stream's receiver checks it at every batch, and refuses
         marker = os.path.join(str(self.spec.target.local_root), TARGET_MARKER)
         try:
             st = os.stat(marker)
@@ -1128,7 +1145,7 @@ class Replicator:
         local: LocalShip | None = None
         if usable(self.spec) and not self._measure_all and self._dirs_gone.isdisjoint(paths):
             # a local replica: plain files in-process, the rest (and any error) by rsync
-            local = await ship_local(self.spec, paths, started, skip=self.quarantine.reasons)
+            local = await ship_plain(self.spec, paths, started, skip=self.quarantine.reasons)
             paths = local.rest
         modes = {p: self._mode(p) for p in paths}  # one lstat each, on the loop like _cap_bytes
         if self.archive is not None:

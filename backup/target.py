@@ -30,6 +30,9 @@ class TransportOptions:
     known_hosts: Path | None = None
     strict_host_key_checking: str | bool = "yes"  # ssh's yes | accept-new | no
     contimeout: int = 10
+    # ssh only: the key whose forced command is `sentinel receive DIR` (the stream road,
+    # backup/stream.py); None: every batch is an rsync run
+    stream_identity_file: Path | None = None
 
 
 class Target(ABC):

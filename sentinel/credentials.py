@@ -30,6 +30,8 @@ def credential_files(config: Config, config_path: Path | None) -> list[tuple[Pat
             files.append((rep.password_file, f"rsync password for replication {rep.name!r}"))
         if rep.identity_file is not None:
             files.append((rep.identity_file, f"ssh key for replication {rep.name!r}"))
+        if rep.stream_identity_file is not None:
+            files.append((rep.stream_identity_file, f"stream ssh key for replication {rep.name!r}"))
     return files
 
 

@@ -56,6 +56,7 @@ def spec_from_config(
         known_hosts=rc.known_hosts,
         strict_host_key_checking=rc.strict_host_key_checking,
         contimeout=max(1, min(30, int(rc.timeout))),
+        stream_identity_file=rc.stream_identity_file,
     )
     g = rc.guard
     return ReplicationSpec(

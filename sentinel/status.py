@@ -214,6 +214,7 @@ def _report(state_dir: Path, interval: float | None, now: float | None) -> dict[
         if db_error:
             daemon["db_error"] = db_error
     _attach_keepers(sections["replication"], components, now)
+    _attach_streams(sections["replication"], components)
     return {
         "schema": SCHEMA_VERSION,
         "generated": now,
@@ -349,6 +350,15 @@ def _attach_keepers(rows: list[dict[str, Any]], components: dict[str, Any], now:
             row = by_name[name] = {"name": name}
             rows.append(row)
         row["keeper"] = keeper_view(health, now)
+
+
+def _attach_streams(rows: list[dict[str, Any]], components: dict[str, Any]) -> None:
+    """A replication with a stream key (backup/stream.py) gets "stream": up, error,
+    down_since, from its component's health."""
+    for row in rows:
+        health = components.get(f"replication:{row.get('name')}")
+        if isinstance(health, dict) and health.get("stream") is not None:
+            row["stream"] = health["stream"]
 
 
 def _clock(ts: Any) -> str:

@@ -33,6 +33,7 @@ def parse_target(
     known_hosts: Path | None = None,
     strict_host_key_checking: str | bool = "yes",
     contimeout: int = 10,
+    stream_identity_file: Path | None = None,
 ) -> Target:
     """`/mnt/backup`, `rsync://user@host[:port]/module/path`, `user@host:/path`,
     `user@host:` (the login's home, or the directory of an `rrsync DIR` key) or
@@ -44,6 +45,7 @@ def parse_target(
         known_hosts=known_hosts,
         strict_host_key_checking=strict_host_key_checking,
         contimeout=contimeout,
+        stream_identity_file=stream_identity_file,
     )
     return target_for(address, options)
 

@@ -36,6 +36,7 @@ class SshTarget(Target):
     known_hosts: Path | None = None
     strict_host_key_checking: str = "yes"  # ssh's yes | accept-new | no
     contimeout: int = 10
+    stream_identity_file: Path | None = None
 
     @classmethod
     def parse(cls, address: str, options: TransportOptions) -> Self:
@@ -73,6 +74,7 @@ class SshTarget(Target):
             known_hosts=options.known_hosts,
             strict_host_key_checking=_host_key_checking(options.strict_host_key_checking),
             contimeout=options.contimeout,
+            stream_identity_file=options.stream_identity_file,
         )
 
     @property
@@ -91,19 +93,7 @@ class SshTarget(Target):
 
     def ssh_command(self, runtime_dir: Path) -> list[str]:
         """ssh with host key checking and a persistent ControlMaster connection."""
-        cmd = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes"]
-        if self.ssh_port is not None:
-            cmd += ["-p", str(self.ssh_port)]
-        if self.identity_file is not None:
-            cmd += ["-i", str(self.identity_file), "-o", "IdentitiesOnly=yes"]
-        if self.known_hosts is not None:
-            cmd += [
-                "-o",
-                f"UserKnownHostsFile={self.known_hosts}",
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-            ]
-        cmd += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
+        cmd = self._ssh_base(self.identity_file)
         cmd += [
             "-o",
             f"ConnectTimeout={self.contimeout}",
@@ -116,6 +106,50 @@ class SshTarget(Target):
             "-o",
             "ServerAliveInterval=15",
         ]
+        return cmd
+
+    def stream_command(self) -> list[str] | None:
+        """The stream road's session (backup/stream.py): its own key, whose forced command
+        is `sentinel receive DIR`, and its own connection. Never the ControlMaster: a
+        session multiplexed over the rsync key's connection would run that key's forced
+        command."""
+        if self.stream_identity_file is None:
+            return None
+        login = self.url.split(":", 1)[0]
+        return [
+            *self._ssh_base(self.stream_identity_file),
+            "-o",
+            f"ConnectTimeout={self.contimeout}",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-T",
+            login,
+            # the forced command replaces it; without one sshd would run this name, which
+            # does not exist, and the session fails with "not found" instead of writing
+            # wherever a login shell lands
+            "sentinel-stream-needs-a-forced-command",
+        ]
+
+    def _ssh_base(self, identity: Path | None) -> list[str]:
+        cmd = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes"]
+        if self.ssh_port is not None:
+            cmd += ["-p", str(self.ssh_port)]
+        if identity is not None:
+            cmd += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts is not None:
+            cmd += [
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts}",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+            ]
+        cmd += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
         return cmd
 
     @property

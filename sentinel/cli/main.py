@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "simulate",
     "web",
     "report",
+    "receive",
 )
 # The module that adds each subcommand: a command imports only its own module, so
 # `sentinel status` (Nagios runs it every minute; the tests poll it) does not spend half a
@@ -41,6 +42,7 @@ COMMANDS = {
     "simulate": "simulate",
     "web": "web",
     "report": "report",
+    "receive": "receive",
 }
 
 # Exit codes shared by every command (documented in the README).

@@ -265,6 +265,8 @@ def _replication(report: dict[str, Any], console: Console, now: float, configure
     for r in report["replication"]:
         _keeper_line(r, console, now)
     for r in report["replication"]:
+        _stream_line(r, console)
+    for r in report["replication"]:
         drill = r.get("database_drill")
         if drill:
             problem = f" [yellow]({_t(drill['problem'])})[/]" if drill.get("problem") else ""
@@ -340,6 +342,20 @@ def _log_line(row: dict[str, Any], console: Console) -> None:
             markup=False,
             highlight=False,
         )
+
+
+def _stream_line(row: dict[str, Any], console: Console) -> None:
+    """A WARNING line while the stream road is down (rsync ships every batch meanwhile:
+    nothing is lost, each batch costs more and takes longer)."""
+    stream = row.get("stream")
+    if not stream or not stream.get("error"):
+        return
+    since = stream.get("down_since")
+    when = f" since {datetime.fromtimestamp(since).strftime('%H:%M:%S')}" if since else ""
+    console.print(
+        f"[yellow]{_t(row.get('name'))}: WARNING: the stream is down{when} "
+        f"({_t(stream['error'])}); rsync ships every batch until it is back[/]"
+    )
 
 
 def _keeper_line(row: dict[str, Any], console: Console, now: float) -> None:

@@ -179,6 +179,10 @@ class ReplicationConfig(Model):
     ssh_port: int | None = Field(None, ge=1, le=65535)
     identity_file: ConfigPath | None = None
     known_hosts: ConfigPath | None = None
+    # a second key, whose forced command on the backup host is `sentinel receive DIR`:
+    # plain files then go over one ssh session for the daemon's life, not an rsync run
+    # each (docs/transport.md, "The stream road")
+    stream_identity_file: ConfigPath | None = None
     # ssh's StrictHostKeyChecking: "yes" (default: the key must be in known_hosts),
     # "accept-new" (trust a host's first key, refuse a changed one), or "no"/false (trust
     # any key: turning it off must be this explicit)
@@ -234,7 +238,9 @@ class ReplicationConfig(Model):
             raise ValueError("use letters, digits, '.', '_' or '-' (it names state rows)")
         return value
 
-    @field_validator("source", "password_file", "identity_file", "known_hosts")
+    @field_validator(
+        "source", "password_file", "identity_file", "known_hosts", "stream_identity_file"
+    )
     @classmethod
     def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         base = (info.context or {}).get("base_dir") if info.context else None
@@ -265,9 +271,24 @@ class ReplicationConfig(Model):
         if not isinstance(target, RsyncdTarget) and self.password_file is not None:
             raise ValueError("password_file is only for rsync:// targets")
         if not isinstance(target, SshTarget) and (
-            self.identity_file or self.known_hosts or self.ssh_port
+            self.identity_file or self.known_hosts or self.ssh_port or self.stream_identity_file
         ):
-            raise ValueError("identity_file, known_hosts and ssh_port are only for ssh targets")
+            raise ValueError(
+                "identity_file, known_hosts, ssh_port and stream_identity_file are only for "
+                "ssh targets"
+            )
+        if self.stream_identity_file is not None and (
+            self.stream_identity_file == self.identity_file
+            or (
+                self.identity_file is not None
+                and _same_file(self.stream_identity_file, self.identity_file)
+            )
+        ):
+            raise ValueError(
+                "stream_identity_file is the rsync key (identity_file): the stream needs a "
+                "key of its own, whose forced command is `sentinel receive DIR` "
+                '(docs/transport.md, "The stream road")'
+            )
         if isinstance(target, LocalTarget) and Path(self.target).resolve().is_relative_to(
             self.source.resolve()
         ):

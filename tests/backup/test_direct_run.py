@@ -333,7 +333,7 @@ async def test_a_direct_run_that_raises_keeps_its_batch(
             async def broken(*a: Any, **kw: Any) -> Any:
                 raise OSError(28, "No space left on device")
 
-            monkeypatch.setattr(replicator_mod, "ship_local", broken)
+            monkeypatch.setattr(replicator_mod, "ship_plain", broken)
             before = time.time()
             (src / "kept.txt").write_text("kept")
             await until(lambda: rep.health()["phase"] == "stopped", 5, "the error")

@@ -1,0 +1,261 @@
+"""`sentinel receive DIR`: the backup host's end of the stream road (docs/transport.md).
+
+sshd starts it as the forced command of the stream key, so DIR is fixed on the backup
+host, not chosen by the sender. It reads frames (`backup/stream_frames.py`) on stdin and
+writes each plain file into DIR the way rsync --backup would (`backup/replica_writer.py`:
+temporary file, the replaced file to the versions, rename), then answers each batch with
+rsync's itemized lines. What it cannot do as a plain case it hands back, and the sender
+ships it with rsync.
+
+What the key can do, and no more:
+* write and delete below DIR, never through a symlink, never `..`, never the protected
+  names (versions, partial dir, markers, the keeper's heartbeat); a deleted or replaced
+  file goes to the versions, as with `rrsync -wo` and `--backup`;
+* nothing is read back: the answers name only paths the sender sent;
+* a batch is refused when DIR's marker does not name the sender's replication (an
+  unmounted disk, another replica): the sender then goes through rsync, which says why.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from backup.append_versions import drop_in
+from backup.markers import TARGET_MARKER
+from backup.replica_writer import Fallback, ReplicaWriter, open_temp_dir
+from backup.stream_frames import (
+    STREAM_MAX,
+    VERSION,
+    ProtocolError,
+    encode,
+    field,
+    read_exact,
+    read_header,
+)
+from backup.target import PARTIAL_DIR, VERSIONS_DIR
+from backup.transfer import PROTECTED
+from backup.versions import stamp
+
+log = logging.getLogger("backup.receiver")
+
+
+class Refused(Exception):
+    """The whole session cannot go on (no DIR, another receiver writing it)."""
+
+
+class Receiver:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.marker_text = ""
+        self._marker_seen: tuple[int, ...] | None = None
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise Refused(f"cannot open {root}: {exc.strerror}") from None
+        try:
+            self._lock = open_temp_dir(fd)
+        except OSError as exc:
+            raise Refused(f"cannot make {root}/{PARTIAL_DIR}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        try:
+            # batches are serial within one receiver; a second one would clear this one's
+            # temporary files when it starts a batch
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._lock)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise Refused(f"another sentinel receive is writing {root}") from None
+            raise
+
+    def close(self) -> None:
+        os.close(self._lock)
+
+    def serve(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+        hello = read_header(rfile)
+        if hello is None:
+            return
+        if hello.get("op") != "hello" or field(hello, "version", int) != VERSION:
+            raise ProtocolError(f"expected hello version {VERSION}, found {hello!r:.200}")
+        self.marker_text = field(hello, "marker", str)
+        wfile.write(encode({"op": "hello", "version": VERSION}))
+        wfile.flush()
+        while True:
+            header = read_header(rfile)
+            if header is None:
+                return
+            if header.get("op") != "batch":
+                raise ProtocolError(f"expected a batch, found {header.get('op')!r:.80}")
+            ts = header.get("ts")
+            if not isinstance(ts, int | float) or isinstance(ts, bool) or not 0 < ts < 1e11:
+                raise ProtocolError(f"a batch time that is no time: {ts!r:.80}")
+            reply = self._batch(rfile, float(ts))
+            wfile.write(encode(reply))
+            wfile.flush()
+
+    def _batch(self, rfile: BinaryIO, ts: float) -> dict[str, Any]:
+        refused = self._marker_problem()
+        writer: ReplicaWriter | None = None
+        if refused is None:
+            try:
+                writer = ReplicaWriter(self.root, stamp(ts))
+            except OSError as exc:
+                refused = f"cannot write {self.root}: {exc.strerror}"
+        done: list[str] = []
+        rest: list[str] = []
+        output: list[str] = []
+        try:
+            while True:
+                entry = read_header(rfile)
+                if entry is None:
+                    raise ProtocolError("the session ended inside a batch")
+                op = entry.get("op")
+                if op == "end":
+                    dirs = field(entry, "dirs", dict)
+                    break
+                rel = field(entry, "path", str)
+                if op == "file":
+                    size = field(entry, "size", int)
+                    if not 0 <= size <= STREAM_MAX:
+                        raise ProtocolError(f"a file of {size} bytes (at most {STREAM_MAX})")
+                    data = read_exact(rfile, size)
+                elif op != "delete":
+                    raise ProtocolError(f"unknown entry {op!r:.80}")
+                if writer is None:
+                    rest.append(rel)
+                    continue
+                try:
+                    lines = self._one(writer, rel, entry, data if op == "file" else None)
+                except (Fallback, OSError, ValueError):  # ValueError: a NUL in a name
+                    rest.append(rel)
+                    continue
+                done.append(rel)
+                output += lines
+            if writer is not None:
+                for rel in list(done):
+                    try:
+                        output += _implied_dirs(writer, rel, dirs)
+                    except (Fallback, OSError, ValueError, ProtocolError):
+                        done.remove(rel)
+                        rest.append(rel)
+        finally:
+            if writer is not None:
+                writer.close()
+        kept = writer is not None and writer.kept_versions
+        if kept:
+            # an append's version costs bytes and saves nothing (backup/append_versions.py);
+            # here the replica is local, so the check the local copy makes can be made
+            try:
+                drop_in(self.root, self.root / VERSIONS_DIR / stamp(ts))
+            except OSError as exc:
+                log.warning("keeping this batch's versions: %s", exc)
+        return {
+            "op": "done",
+            "done": done,
+            "rest": rest,
+            "output": output,
+            "kept_versions": kept,
+            "refused": refused,
+        }
+
+    def _one(
+        self, writer: ReplicaWriter, rel: str, entry: dict[str, Any], data: bytes | None
+    ) -> list[str]:
+        parts = _parts(rel)
+        ddir = writer.open_dir(parts[:-1])
+        try:
+            if data is None:
+                return writer.delete(rel, parts, ddir)
+            want = writer.wanted(
+                field(entry, "mode", int),
+                field(entry, "uid", int),
+                field(entry, "gid", int),
+                len(data),
+                field(entry, "mtime_ns", int),
+            )
+            return writer.put(rel, parts, ddir, want, lambda fd: _write_all(fd, data))
+        finally:
+            os.close(ddir)
+
+    def _marker_problem(self) -> str | None:
+        """Why this batch may not be written here, or None: the marker must be the one
+        the sender expects. Read again only when its stat identity changed."""
+        path = os.path.join(self.root, TARGET_MARKER)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if seen == self._marker_seen:
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                return f"{TARGET_MARKER} is not a file"
+            with open(path, "rb") as f:
+                text = f.read(65536).decode(errors="replace")
+        except FileNotFoundError:
+            self._marker_seen = None
+            return f"no {TARGET_MARKER} in the replica root"
+        except OSError as exc:
+            self._marker_seen = None
+            return f"cannot read {TARGET_MARKER}: {exc.strerror}"
+        if text != self.marker_text:
+            self._marker_seen = None
+            return f"{TARGET_MARKER} names another replication"
+        self._marker_seen = seen
+        return None
+
+
+def _parts(rel: str) -> list[str]:
+    parts = rel.split("/")
+    if any(p in ("", ".", "..", PARTIAL_DIR) for p in parts) or parts[0] in PROTECTED:
+        raise Fallback(rel)
+    return parts
+
+
+def _implied_dirs(writer: ReplicaWriter, rel: str, dirs: dict[str, Any]) -> list[str]:
+    parts = _parts(rel)[:-1]
+    lines = []
+    for i in range(len(parts), 0, -1):
+        d = "/".join(parts[:i])
+        if writer.dir_done(d):
+            continue
+        attrs = dirs.get(d)
+        if (
+            not isinstance(attrs, list)
+            or len(attrs) != 4
+            or not all(isinstance(a, int) and not isinstance(a, bool) for a in attrs)
+        ):
+            raise Fallback(d)  # the sender could not say: rsync's
+        mode, uid, gid, mtime_ns = attrs
+        lines += writer.implied_dir(d, writer.wanted(mode, uid, gid, 0, mtime_ns))
+    return lines
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def main(root: Path) -> int:
+    """Serves stdin/stdout until the sender closes the session; exit 0 then, else 1 with
+    the reason on stderr (ssh hands it to the sender, whose log and status show it)."""
+    logging.basicConfig(level=logging.WARNING, format="sentinel receive: %(message)s")
+    try:
+        receiver = Receiver(root)
+    except Refused as exc:
+        print(f"sentinel receive: {exc}", file=sys.stderr)
+        return 1
+    try:
+        receiver.serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (ProtocolError, OSError) as exc:
+        print(f"sentinel receive: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        receiver.close()
+    return 0
