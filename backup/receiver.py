@@ -27,10 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from backup.append_versions import drop_in
 from backup.markers import TARGET_MARKER
 from backup.replica_writer import Fallback, ReplicaWriter, open_temp_dir
 from backup.stream_frames import (
+    MAX_ENTRIES,
+    PATH_MAX,
     STREAM_MAX,
     VERSION,
     ProtocolError,
@@ -39,11 +40,13 @@ from backup.stream_frames import (
     read_exact,
     read_header,
 )
-from backup.target import PARTIAL_DIR, VERSIONS_DIR
+from backup.target import PARTIAL_DIR
 from backup.transfer import PROTECTED
 from backup.versions import stamp
 
 log = logging.getLogger("backup.receiver")
+
+_ID_MAX = (1 << 32) - 1  # (uid_t)-1 means "leave it" to chown
 
 
 class Refused(Exception):
@@ -97,6 +100,7 @@ class Receiver:
             if not isinstance(ts, int | float) or isinstance(ts, bool) or not 0 < ts < 1e11:
                 raise ProtocolError(f"a batch time that is no time: {ts!r:.80}")
             reply = self._batch(rfile, float(ts))
+            reply["seq"] = header.get("seq")  # which batch this answers
             wfile.write(encode(reply))
             wfile.flush()
 
@@ -121,6 +125,10 @@ class Receiver:
                     dirs = field(entry, "dirs", dict)
                     break
                 rel = field(entry, "path", str)
+                if len(rel) > PATH_MAX:
+                    raise ProtocolError(f"a name of {len(rel)} characters (at most {PATH_MAX})")
+                if len(done) + len(rest) >= MAX_ENTRIES:
+                    raise ProtocolError(f"more than {MAX_ENTRIES} entries in one batch")
                 if op == "file":
                     size = field(entry, "size", int)
                     if not 0 <= size <= STREAM_MAX:
@@ -148,14 +156,11 @@ class Receiver:
         finally:
             if writer is not None:
                 writer.close()
+        # Append versions are kept here, as rsync's road keeps them on a remote replica:
+        # dropping one compares it with the current file and rewrites the stamp's records,
+        # by paths a sender with the rsync key could replace with links meanwhile, and a
+        # sender choosing an older batch time would have an older stamp's versions dropped.
         kept = writer is not None and writer.kept_versions
-        if kept:
-            # an append's version costs bytes and saves nothing (backup/append_versions.py);
-            # here the replica is local, so the check the local copy makes can be made
-            try:
-                drop_in(self.root, self.root / VERSIONS_DIR / stamp(ts))
-            except OSError as exc:
-                log.warning("keeping this batch's versions: %s", exc)
         return {
             "op": "done",
             "done": done,
@@ -173,13 +178,13 @@ class Receiver:
         try:
             if data is None:
                 return writer.delete(rel, parts, ddir)
-            want = writer.wanted(
-                field(entry, "mode", int),
-                field(entry, "uid", int),
-                field(entry, "gid", int),
-                len(data),
-                field(entry, "mtime_ns", int),
-            )
+            mode, uid, gid = (field(entry, k, int) for k in ("mode", "uid", "gid"))
+            mtime_ns = field(entry, "mtime_ns", int)
+            if not (0 <= mode < 1 << 32 and 0 <= uid < _ID_MAX and 0 <= gid < _ID_MAX):
+                raise Fallback(rel)
+            if not -(1 << 62) < mtime_ns < 1 << 62:
+                raise Fallback(rel)
+            want = writer.wanted(mode, uid, gid, len(data), mtime_ns)
             return writer.put(rel, parts, ddir, want, lambda fd: _write_all(fd, data))
         finally:
             os.close(ddir)
@@ -232,6 +237,10 @@ def _implied_dirs(writer: ReplicaWriter, rel: str, dirs: dict[str, Any]) -> list
         ):
             raise Fallback(d)  # the sender could not say: rsync's
         mode, uid, gid, mtime_ns = attrs
+        if not (0 <= mode < 1 << 32 and 0 <= uid < _ID_MAX and 0 <= gid < _ID_MAX):
+            raise Fallback(d)
+        if not -(1 << 62) < mtime_ns < 1 << 62:
+            raise Fallback(d)
         lines += writer.implied_dir(d, writer.wanted(mode, uid, gid, 0, mtime_ns))
     return lines
 
@@ -255,6 +264,9 @@ def main(root: Path) -> int:
         receiver.serve(sys.stdin.buffer, sys.stdout.buffer)
     except (ProtocolError, OSError) as exc:
         print(f"sentinel receive: {exc}", file=sys.stderr)
+        return 1
+    except RecursionError:  # JSON nested beyond Python's limit
+        print("sentinel receive: a frame nested too deep", file=sys.stderr)
         return 1
     finally:
         receiver.close()

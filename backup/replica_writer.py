@@ -161,8 +161,14 @@ class ReplicaWriter:
         if not stat.S_ISREG(old.st_mode):
             raise Fallback(rel)  # a directory (--force) or link: rsync's
         self._keep_version(parts, ddir)
-        with contextlib.suppress(OSError):  # only space is at stake, as in remove_partials
-            os.unlink(f"{PARTIAL_DIR}/{parts[-1]}", dir_fd=ddir)
+        with contextlib.suppress(OSError, Fallback):  # only space is at stake
+            # opened without following a link: a planted `.rsync-partial -> /elsewhere`
+            # must not make this unlink a file there
+            pdir = open_dir(ddir, [PARTIAL_DIR])
+            try:
+                os.unlink(parts[-1], dir_fd=pdir)
+            finally:
+                os.close(pdir)
         return [f"*deleting   {rel}"]
 
     # -- versions and directories -----------------------------------------------------------
@@ -206,18 +212,18 @@ class ReplicaWriter:
     def implied_dir(self, d: str, want: Wanted) -> list[str]:
         """The replica directory `d` gets `want`'s mode, owner and mtime, as rsync -R sends
         its implied directories; once per batch."""
-        r = os.stat(d, dir_fd=self.dst, follow_symlinks=False)
-        if not stat.S_ISDIR(r.st_mode):
-            raise Fallback(d)
-        change = changes(r, want, content=False, owner=self.root_euid)
-        lines = []
-        if change.strip("."):
-            fd = os.open(d, DIR_FLAGS, dir_fd=self.dst)
-            try:
+        # component by component, never through a link: a directory above `d` replaced
+        # by a link since the file was written must not send the chmod elsewhere
+        fd = open_dir(self.dst, d.split("/"))
+        try:
+            r = os.fstat(fd)
+            change = changes(r, want, content=False, owner=self.root_euid)
+            lines = []
+            if change.strip("."):
                 self._set_attrs(fd, want)
-            finally:
-                os.close(fd)
-            lines.append(".d" + change + f" {d}/")
+                lines.append(".d" + change + f" {d}/")
+        finally:
+            os.close(fd)
         self._dirs_done.add(d)
         return lines
 

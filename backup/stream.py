@@ -33,6 +33,8 @@ from backup.local_copy import Fallback, LocalShip, Source, ship_local, unchanged
 from backup.markers import target_text
 from backup.spec import ReplicationSpec
 from backup.stream_frames import (
+    MAX_ENTRIES,
+    PATH_MAX,
     STREAM_MAX,
     VERSION,
     ProtocolError,
@@ -47,6 +49,7 @@ log = logging.getLogger("backup.stream")
 
 RETRY_FIRST = 1.0
 RETRY_MAX = 60.0
+_STOP_EVERY = 0.5  # seconds: how soon a wait notices that the batch was cancelled
 _STDERR_KEEP = 2000
 
 
@@ -161,6 +164,7 @@ class _Link:
             os.set_blocking(fd, False)
         self._buf = bytearray()
         self._stderr = bytearray()
+        self.stop = threading.Event()  # the current batch's: set when it is cancelled
 
     def close(self) -> None:
         """The end of input first: the receiver finishes cleanly and ssh exits; killed
@@ -191,17 +195,30 @@ class _Link:
                 del self._stderr[:-_STDERR_KEEP]
 
     def _wait(self, fd: int, event: int) -> None:
+        """Until `fd` is ready, at most `timeout` seconds in all (messages on stderr do not
+        count as progress), and no longer than the next check of `stop`."""
         poll = select.poll()
         poll.register(fd, event)
         poll.register(self.efd, select.POLLIN)  # ssh's messages must not fill their pipe
+        deadline = time.monotonic() + self.timeout
         while True:
-            ready = poll.poll(self.timeout * 1000)
-            if not ready:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise StreamDown(f"no progress for {self.timeout:g} s")
-            if any(f == self.efd for f, _ in ready):
-                self._drain_stderr()
-            if any(f == fd for f, _ in ready):
-                return
+            if self.stop.is_set():
+                raise StreamDown("stopped")
+            ready = poll.poll(min(left, _STOP_EVERY) * 1000)
+            for f, ev in ready:
+                if f == self.efd:
+                    self._drain_stderr()
+                    if ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                        poll.unregister(self.efd)  # closed: it would be ready forever
+                elif f == fd:
+                    if ev & (select.POLLERR | select.POLLNVAL) or (
+                        ev & select.POLLHUP and not ev & select.POLLIN
+                    ):
+                        raise StreamDown(self._ended())
+                    return
             if self.proc.poll() is not None:
                 raise StreamDown(self._ended())
 
@@ -251,6 +268,7 @@ class StreamSession:
         self.down_since: float | None = None
         self.refused: str | None = None  # why the receiver refused the last batch
         self.files = 0
+        self._seq = 0  # numbers the batches: a reply must answer the batch just sent
         self._retry_at = 0.0
         self._backoff = RETRY_FIRST
 
@@ -272,15 +290,19 @@ class StreamSession:
                 return LocalShip(rest=paths)
             try:
                 self.link = self._connect(spec)
-            except (OSError, StreamDown, ProtocolError) as exc:
+            except (OSError, StreamDown, ProtocolError, ValueError) as exc:
                 self._down(str(exc))
                 return LocalShip(rest=paths)
+        self.link.stop = stop
         try:
             out = self._ship(self.link, spec, paths, now, skip, stop)
-        except (OSError, StreamDown, ProtocolError) as exc:
+        except (OSError, StreamDown, ProtocolError, ValueError) as exc:
             # what the receiver did of this batch is unknown: rsync ships all of it (what
             # arrived already is found equal by its quick check)
-            self._down(str(exc))
+            if stop.is_set():
+                self.close()  # cancelled (the replicator stops): not a failure to report
+            else:
+                self._down(str(exc))
             return LocalShip(rest=paths)
         if self.error is not None:
             log.warning("replication %s: the stream is up again", self.name)
@@ -333,10 +355,11 @@ class StreamSession:
             return out
         sent: set[str] = set()
         dirs: dict[str, list[int] | None] = {}
+        self._seq += 1
         try:
-            link.send(encode({"op": "batch", "ts": now}))
+            link.send(encode({"op": "batch", "ts": now, "seq": self._seq}))
             for rel in paths:
-                if stop.is_set():
+                if stop.is_set() or len(sent) >= MAX_ENTRIES or len(rel) > PATH_MAX:
                     out.rest.append(rel)
                     continue
                 try:
@@ -356,6 +379,8 @@ class StreamSession:
             or not isinstance(done, list)
             or not isinstance(rest, list)
             or not isinstance(output, list)
+            or reply.get("seq") != self._seq
+            or not all(isinstance(p, str) for p in done)
             or not sent.issuperset(done)
             or not all(isinstance(line, str) for line in output)
         ):

@@ -25,6 +25,10 @@ MAX_HEADER = 8 << 20
 # Bigger files go through rsync: its --partial-dir resumes an interrupted transfer, and
 # each side holds one file of the stream in memory.
 STREAM_MAX = 16 << 20
+# Per batch, what the receiver holds until the batch ends: at most this many entries, each
+# name at most PATH_MAX bytes (Linux's own limit for a path).
+MAX_ENTRIES = 20_000
+PATH_MAX = 4096
 _LEN = struct.Struct(">I")
 
 

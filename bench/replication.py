@@ -56,6 +56,8 @@ MIN_SIZE, MAX_SIZE = 4 << 10, 256 << 10
 SENTINEL, LSYNCD, RSYNC = "sentinel", "lsyncd delay=1", "rsync -a"
 # sentinel with the operator's choice of CPU over latency (docs/architecture.md)
 WIDE, WIDE_BUDGET = "sentinel latency_budget=1s", 1.0
+# ssh only: sentinel with a stream key (backup/stream.py), one session to `sentinel receive`
+STREAM = "sentinel stream"
 PARTS = ("latency", "floor", "initial", "append", "rss", "outage")
 DEFAULT_PARTS = ("latency", "floor", "initial", "append", "rss")
 
@@ -103,6 +105,23 @@ def tree_cpu(root: int, marker: str) -> float:
     pids = descendants(root, table) if root in table else set()
     pids |= {pid for pid, row in table.items() if marker and marker in row[3]}
     return sum(table[p][1] + table[p][2] for p in pids if p in table)
+
+
+def remote_cpu() -> float:
+    """CPU seconds of the backup host's side: every process of the bench's replica
+    account (sshd's session processes, the remote rsyncs they reaped, `sentinel
+    receive`). Neither system's own figure holds it; a remote rsync that outlived its
+    session's process would be missed, and none does here."""
+    uid = bench_account()[0]
+    total = 0.0
+    for pid, row in _proc_table().items():
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+        except OSError:
+            continue
+        total += row[1] + row[2]
+    return total
 
 
 def kill_tree(root: int) -> None:
@@ -185,19 +204,14 @@ class Sshd:
     def __init__(self, base: Path) -> None:
         self.base = base
         base.mkdir(parents=True)
-        uid, gid = bench_account()
+        bench_account()
         host_key, self.identity = base / "host_ed25519", base / "id_ed25519"
-        for key in (host_key, self.identity):
+        self.stream_identity = base / "id_stream"
+        for key in (host_key, self.identity, self.stream_identity):
             subprocess.run(
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
             )
-        dot_ssh = BENCH_HOME / ".ssh"
-        dot_ssh.mkdir(mode=0o700, exist_ok=True)
-        authorized = dot_ssh / "authorized_keys"
-        authorized.write_text(self.identity.with_suffix(".pub").read_text())
-        authorized.chmod(0o600)
-        for p in (dot_ssh, authorized):
-            os.chown(p, uid, gid)
+        self.allow_stream(None)
         self.port = free_port()
         self.known_hosts = base / "known_hosts"
         self.known_hosts.write_text(
@@ -212,6 +226,25 @@ class Sshd:
         )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def allow_stream(self, replica: Path | None) -> None:
+        """The rsync key, and the stream key forced to `sentinel receive replica`
+        (docs/transport.md); the receiver runs with Debian's python3 and this checkout
+        (the bench's own interpreter lives under /root, which the account cannot read)."""
+        uid, gid = bench_account()
+        dot_ssh = BENCH_HOME / ".ssh"
+        dot_ssh.mkdir(mode=0o700, exist_ok=True)
+        authorized = dot_ssh / "authorized_keys"
+        text = self.identity.with_suffix(".pub").read_text()
+        if replica is not None:
+            command = f"env PYTHONPATH={ROOT} /usr/bin/python3 -m sentinel receive {replica}"
+            text += f'command="{command}",restrict ' + (
+                self.stream_identity.with_suffix(".pub").read_text()
+            )
+        authorized.write_text(text)
+        authorized.chmod(0o600)
+        for p in (dot_ssh, authorized):
+            os.chown(p, uid, gid)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -355,6 +388,7 @@ class Sentinel(System):
     label = "sentinel"
 
     budget: float | None = None
+    stream: bool = False
 
     def argv(self) -> list[str]:
         cfg: dict[str, object] = {
@@ -372,6 +406,8 @@ class Sentinel(System):
                 "identity": str(self.sshd.identity),
                 "known_hosts": str(self.sshd.known_hosts),
             }
+            if self.stream:
+                cfg["stream_identity"] = str(self.sshd.stream_identity)
         return [sys.executable, str(CHILD), "replicator", json.dumps(cfg)]
 
     def runs(self) -> int | None:
@@ -450,10 +486,12 @@ def order(kinds: list[str], repeat: int) -> list[str]:
 
 
 def make_system(kind: str, work: Path, source: Path, target: str, sshd: Sshd | None) -> System:
-    if kind in (SENTINEL, WIDE):
+    if kind in (SENTINEL, WIDE, STREAM):
         system = Sentinel(work, source, target, sshd)
         if kind == WIDE:
             system.budget, system.label = WIDE_BUDGET, WIDE
+        if kind == STREAM:
+            system.stream, system.label = True, STREAM
         return system
     return Lsyncd(work, source, target, sshd, delay=1)
 
@@ -487,6 +525,8 @@ def run_latency(
     if target_kind == "ssh":
         give(replica)
         target = f"{BENCH_USER}@127.0.0.1:{replica}"
+        assert sshd is not None
+        sshd.allow_stream(replica if kind == STREAM else None)
     system = make_system(kind, fs, source, target, sshd)
     arrivals = Arrivals(source, replica, SUBDIRS)
     arrivals.start()
@@ -496,10 +536,11 @@ def run_latency(
         started(system, arrivals, writer, f"{kind} {target_kind}")
         time.sleep(plan.settle)
         for name, rate, seconds in plan.workloads(target_kind):
-            runs0, cpu0 = system.runs(), system.cpu()
+            runs0, cpu0, far0 = system.runs(), system.cpu(), remote_cpu()
             n, secs = writer.steady(f"r{rate}", rate, seconds)
             drained = settled(lambda: arrivals.outstanding() == 0, 120 + seconds, name)
             cpu = system.cpu() - cpu0
+            far = remote_cpu() - far0 if target_kind == "ssh" else None
             runs1 = system.runs()
             runs = None if runs0 is None or runs1 is None else runs1 - runs0
             lat, in_place = arrivals.take()
@@ -509,6 +550,7 @@ def run_latency(
                 "p99": pct(lat, 99),
                 "max": max(lat) if lat else None,
                 "cpu": cpu,
+                "remote_cpu": far,
                 "runs": runs,
                 "files": n,
                 "write_s": secs,
@@ -519,7 +561,8 @@ def run_latency(
             }
             print(
                 f"  {kind:15} {name:12} p50={_ms(out[name]['p50'])} p99={_ms(out[name]['p99'])}"
-                f" cpu={cpu:.2f}s runs={runs} in_place={in_place} missing={missing}",
+                f" cpu={cpu:.2f}s runs={runs} in_place={in_place} missing={missing}"
+                + (f" remote_cpu={far:.2f}s" if far is not None else ""),
                 flush=True,
             )
             time.sleep(plan.settle)
@@ -956,6 +999,14 @@ def goal_rows(data: dict[str, Any], plan: Plan) -> list[Row]:
         n = rate.replace("/s", " writes/s")
         lrow(f"{where} {rate}", "runs", f"{n} {secs:.0f} s {where}: runs", _count)
     lrow(f"ssh {lo}", "runs", f"{n_lo} {plan.ssh_s:.0f} s ssh: runs", _count)
+    lrow(f"ssh {lo}", "remote_cpu", f"{n_lo} {plan.ssh_s:.0f} s ssh: backup host's CPU", _s)
+    stream = {SENTINEL: lat.get(f"{STREAM}|ssh {lo}"), LSYNCD: lat.get(f"{LSYNCD}|ssh {lo}")}
+    if stream[SENTINEL]:
+        what = f"{n_lo} {plan.ssh_s:.0f} s ssh, sentinel with a stream key"
+        rows.append(Row(f"{what}: p50", stream, "p50", _ms))
+        rows.append(Row(f"{what}: p99", stream, "p99", _ms, "<= 400 ms", _le(0.4)))
+        rows.append(Row(f"{what}: CPU", stream, "cpu", _s, "<= lsyncd", _vs(0, 1.0)))
+        rows.append(Row(f"{what}: backup host's CPU", stream, "remote_cpu", _s))
     for where, rate, secs in (
         ("local", lo, plan.low_s),
         ("local", hi, plan.high_s),
@@ -1171,11 +1222,17 @@ def main(argv: list[str]) -> None:
         help=f"comma-separated parts of {','.join(PARTS)} (default: all but outage)",
     )
     ap.add_argument("--repeats", type=int, help="interleaved repeats (default 2, quick 1)")
+    ap.add_argument(
+        "--targets",
+        default="local,ssh",
+        help="latency part: comma-separated targets of local,ssh (default both)",
+    )
     ap.add_argument("--fs", choices=KINDS, default="loop", help="filesystem per system")
     ap.add_argument("--fs-gb", type=int, default=8, help="size of each fresh filesystem")
     ap.add_argument("--tree-files", type=int, help="files in the initial-sync tree (100000)")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    targets = [t for t in ("local", "ssh") if t in args.targets.split(",")]
     plan = Plan(fs=args.fs, fs_gb=args.fs_gb)
     if args.quick:
         plan = Plan(
@@ -1221,8 +1278,9 @@ def main(argv: list[str]) -> None:
             systems = [SENTINEL, LSYNCD]
             for rep in range(plan.repeats):
                 if "latency" in parts:
-                    for target in ("local", "ssh"):
-                        for kind in order([*systems, WIDE], rep):
+                    for target in targets:
+                        kinds = [*systems, WIDE] + ([STREAM] if target == "ssh" else [])
+                        for kind in order(kinds, rep):
                             print(f"[{rep}] latency {kind} -> {target}", flush=True)
                             with fresh("lat") as fs:
                                 try:

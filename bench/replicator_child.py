@@ -32,6 +32,9 @@ def _spec(cfg: dict[str, object]) -> ReplicationSpec:
         ssh_port=cfg.get("ssh_port"),  # type: ignore[arg-type]
         identity_file=Path(str(cfg["identity"])) if "identity" in cfg else None,
         known_hosts=Path(str(cfg["known_hosts"])) if "known_hosts" in cfg else None,
+        stream_identity_file=(
+            Path(str(cfg["stream_identity"])) if "stream_identity" in cfg else None
+        ),
     )
     budget = cfg.get("latency_budget")
     return ReplicationSpec(

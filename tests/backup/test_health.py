@@ -43,6 +43,7 @@ JSON_KEYS = [
     "quarantined_other",
     "unreadable",
     "unreadable_first",
+    "stream",
     # kind = "archive-log" (issue 16); false/None/empty for a replication of files
     "archive_log",
     "data_rpo",

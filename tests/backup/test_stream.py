@@ -7,11 +7,16 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
+
+from rich.console import Console
 
 from backup.spec import ReplicationSpec
 from backup.target import VERSIONS_DIR
 from backup.transport import parse_target
+from sentinel.cli import status as cli_status
+from sentinel.status import _attach_streams
 from sentinel.store import Store
 from tests.backup.helpers import caught_up, make_spec, running
 from tests.fixtures.poll import until
@@ -29,6 +34,15 @@ def _spec(tmp_path: Path, runtime: Path, server: StreamServer, **kw: object) -> 
         stream_identity_file=server.stream_identity,
     )
     return make_spec(src, target, runtime, **kw)
+
+
+def _status_text(health: dict[str, object]) -> str:
+    """What `sentinel status` prints for this replication, from its component's health."""
+    rows: list[dict[str, object]] = [{"name": "docs", "consecutive_failures": 0}]
+    _attach_streams(rows, {"replication:docs": health})
+    console = Console(record=True, width=300)
+    cli_status._replication({"replication": rows}, console, time.time(), 1)
+    return console.export_text()
 
 
 def _receivers(replica: Path) -> list[int]:
@@ -95,6 +109,7 @@ async def test_a_killed_receiver_loses_nothing_and_the_stream_comes_back(
         await caught_up(rep, src, replica)
         down = rep.health()["stream"]
         assert not down["up"] and down["error"], down  # said, not silent
+        assert "the stream is down" in _status_text(rep.health())
         files = down["files"]
         # after the pause (1 s first) the next batch opens a new session
         await asyncio.sleep(1.5)
