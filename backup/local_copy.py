@@ -190,7 +190,9 @@ class Source:
         return s
 
     def open_file(self, name: str, sdir: int) -> tuple[int, os.stat_result]:
-        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sdir)
+        # O_NONBLOCK: a FIFO put there after the lstat must not hang the copy's thread
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        src = os.open(name, flags, dir_fd=sdir)
         before = os.fstat(src)
         if not stat.S_ISREG(before.st_mode):
             os.close(src)

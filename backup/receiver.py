@@ -18,10 +18,12 @@ What the key can do, and no more:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import os
+import select
 import stat
 import sys
 from pathlib import Path
@@ -31,6 +33,7 @@ from backup.markers import TARGET_MARKER
 from backup.replica_writer import Fallback, ReplicaWriter, open_temp_dir
 from backup.stream_frames import (
     MAX_ENTRIES,
+    MAX_NAMES,
     PATH_MAX,
     STREAM_MAX,
     VERSION,
@@ -57,6 +60,7 @@ class Receiver:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.marker_text = ""
+        self._out_fd: int | None = None
         self._marker_seen: tuple[int, ...] | None = None
         try:
             fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -88,6 +92,8 @@ class Receiver:
         if hello.get("op") != "hello" or field(hello, "version", int) != VERSION:
             raise ProtocolError(f"expected hello version {VERSION}, found {hello!r:.200}")
         self.marker_text = field(hello, "marker", str)
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self._out_fd = wfile.fileno()
         wfile.write(encode({"op": "hello", "version": VERSION}))
         wfile.flush()
         while True:
@@ -115,6 +121,7 @@ class Receiver:
         done: list[str] = []
         rest: list[str] = []
         output: list[str] = []
+        names = 0
         try:
             while True:
                 entry = read_header(rfile)
@@ -129,6 +136,9 @@ class Receiver:
                     raise ProtocolError(f"a name of {len(rel)} characters (at most {PATH_MAX})")
                 if len(done) + len(rest) >= MAX_ENTRIES:
                     raise ProtocolError(f"more than {MAX_ENTRIES} entries in one batch")
+                names += len(rel)
+                if names > MAX_NAMES:
+                    raise ProtocolError(f"more than {MAX_NAMES} characters of names in a batch")
                 if op == "file":
                     size = field(entry, "size", int)
                     if not 0 <= size <= STREAM_MAX:
@@ -139,6 +149,11 @@ class Receiver:
                 if writer is None:
                     rest.append(rel)
                     continue
+                if self._sender_gone():
+                    # The sender gave up on this session (a stall here longer than its
+                    # timeout) and hands the batch to rsync: what is still buffered must
+                    # not be renamed over what rsync writes now.
+                    raise ProtocolError("the sender closed the session inside a batch")
                 try:
                     lines = self._one(writer, rel, entry, data if op == "file" else None)
                 except (Fallback, OSError, ValueError):  # ValueError: a NUL in a name
@@ -189,6 +204,14 @@ class Receiver:
         finally:
             os.close(ddir)
 
+    def _sender_gone(self) -> bool:
+        """sshd closed our stdout's other end: the sender's ssh is gone."""
+        if self._out_fd is None:
+            return False
+        poll = select.poll()
+        poll.register(self._out_fd, 0)  # POLLERR and POLLHUP are always reported
+        return bool(poll.poll(0))
+
     def _marker_problem(self) -> str | None:
         """Why this batch may not be written here, or None: the marker must be the one
         the sender expects. Read again only when its stat identity changed."""
@@ -200,8 +223,14 @@ class Receiver:
                 return None
             if not stat.S_ISREG(st.st_mode):
                 return f"{TARGET_MARKER} is not a file"
-            with open(path, "rb") as f:
-                text = f.read(65536).decode(errors="replace")
+            # no link followed, no FIFO swapped in after the stat waited for
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return f"{TARGET_MARKER} is not a file"
+                text = os.read(fd, 65536).decode(errors="replace")
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             self._marker_seen = None
             return f"no {TARGET_MARKER} in the replica root"

@@ -145,8 +145,12 @@ class ReplicaWriter:
     ) -> list[str]:
         change = changes(old, want, content=False, owner=self.root_euid)
         if change.strip("."):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=ddir)
+            # O_NONBLOCK: a FIFO swapped in after the lstat must not hang the open
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(name, flags, dir_fd=ddir)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise Fallback(rel)
                 self._set_attrs(fd, want)
             finally:
                 os.close(fd)

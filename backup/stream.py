@@ -34,6 +34,7 @@ from backup.markers import target_text
 from backup.spec import ReplicationSpec
 from backup.stream_frames import (
     MAX_ENTRIES,
+    MAX_NAMES,
     PATH_MAX,
     STREAM_MAX,
     VERSION,
@@ -99,24 +100,31 @@ async def ship_plain(
 _sessions: dict[tuple[str, ...], StreamSession] = {}
 
 
-def session_for(spec: ReplicationSpec) -> StreamSession | None:
+def _key(spec: ReplicationSpec) -> tuple[str, ...] | None:
+    # per replication: two replications never share a session (and so its thread), even
+    # with one key (the config refuses that: one forced command, one directory)
     argv = _command(spec)
-    if argv is None:
+    return None if argv is None else (spec.name, *argv)
+
+
+def session_for(spec: ReplicationSpec) -> StreamSession | None:
+    key = _key(spec)
+    if key is None:
         return None
-    key = tuple(argv)
     session = _sessions.get(key)
     if session is None:
-        session = _sessions[key] = StreamSession(argv, spec.name)
+        session = _sessions[key] = StreamSession(list(key[1:]), spec.name)
     return session
 
 
 def close_session(spec: ReplicationSpec) -> None:
     """Ends the spec's session (the replicator stopped): the receiver sees the end of its
-    input and exits."""
-    argv = _command(spec)
-    session = _sessions.pop(tuple(argv), None) if argv is not None else None
-    if session is not None:
-        session.close()
+    input and exits. In a thread of its own: a hung link takes a second to kill, and the
+    event loop (the alarms) must not wait for it."""
+    key = _key(spec)
+    session = _sessions.pop(key, None) if key is not None else None
+    if session is not None and session.link is not None:
+        threading.Thread(target=session.close, name="stream-close", daemon=True).start()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +137,15 @@ class StreamState:
 
 def state_of(spec: ReplicationSpec) -> StreamState | None:
     """For status: None when the spec has no stream."""
-    argv = _command(spec)
-    if argv is None:
+    key = _key(spec)
+    if key is None:
         return None
-    session = _sessions.get(tuple(argv))
+    session = _sessions.get(key)
     if session is None:
         return StreamState(False, None, None, 0)
     return StreamState(
         session.link is not None,
-        session.error or session.refused,
+        session.error,
         session.down_since,
         session.files,
     )
@@ -266,7 +274,6 @@ class StreamSession:
         self.link: _Link | None = None
         self.error: str | None = None
         self.down_since: float | None = None
-        self.refused: str | None = None  # why the receiver refused the last batch
         self.files = 0
         self._seq = 0  # numbers the batches: a reply must answer the batch just sent
         self._retry_at = 0.0
@@ -289,9 +296,10 @@ class StreamSession:
             if time.monotonic() < self._retry_at:
                 return LocalShip(rest=paths)
             try:
-                self.link = self._connect(spec)
+                self.link = self._connect(spec, stop)
             except (OSError, StreamDown, ProtocolError, ValueError) as exc:
-                self._down(str(exc))
+                if not stop.is_set():  # cancelled while connecting: no outage
+                    self._down(str(exc))
                 return LocalShip(rest=paths)
         self.link.stop = stop
         try:
@@ -311,8 +319,9 @@ class StreamSession:
         self._backoff = RETRY_FIRST
         return out
 
-    def _connect(self, spec: ReplicationSpec) -> _Link:
+    def _connect(self, spec: ReplicationSpec, stop: threading.Event) -> _Link:
         link = _Link(self.argv, max(1.0, spec.timeout))
+        link.stop = stop
         try:
             link.send(encode({"op": "hello", "version": VERSION, "marker": target_text(spec.name)}))
             reply = link.recv_frame()
@@ -354,12 +363,18 @@ class StreamSession:
             out.rest = list(paths)  # a missing source: rsync sees (and reports) it
             return out
         sent: set[str] = set()
+        names = 0
         dirs: dict[str, list[int] | None] = {}
         self._seq += 1
         try:
             link.send(encode({"op": "batch", "ts": now, "seq": self._seq}))
             for rel in paths:
-                if stop.is_set() or len(sent) >= MAX_ENTRIES or len(rel) > PATH_MAX:
+                if (
+                    stop.is_set()
+                    or len(sent) >= MAX_ENTRIES
+                    or len(rel) > PATH_MAX
+                    or names + len(rel) > MAX_NAMES
+                ):
                     out.rest.append(rel)
                     continue
                 try:
@@ -369,6 +384,7 @@ class StreamSession:
                     continue
                 link.send(frame)
                 sent.add(rel)
+                names += len(rel)
         finally:
             source.close()
         link.send(encode({"op": "end", "dirs": dirs}))
@@ -386,15 +402,10 @@ class StreamSession:
         ):
             raise ProtocolError(f"the receiver answered {reply!r:.200}")
         refused = reply.get("refused")
-        refused = str(refused) if refused else None
-        if refused != self.refused:
-            if refused:
-                log.warning(
-                    "replication %s: the receiver refuses batches (%s); rsync ships them",
-                    self.name,
-                    refused,
-                )
-            self.refused = refused
+        if refused:
+            # a wrong replica stays wrong for a while: no batch crosses the link for
+            # nothing until the next try (rsync's marker check says what is wrong)
+            raise StreamDown(f"the receiver refuses batches: {refused!s:.300}")
         out.done = list(done)
         out.rest += sorted(sent.difference(done))
         out.output = output

@@ -20,8 +20,9 @@ import struct
 from typing import Any, BinaryIO
 
 VERSION = 1
-# An end frame names every implied directory of a batch (5,000 files by default).
-MAX_HEADER = 8 << 20
+# An end frame names every implied directory of a batch, a reply every name of it (a
+# non-UTF-8 byte travels as six characters).
+MAX_HEADER = 32 << 20
 # Bigger files go through rsync: its --partial-dir resumes an interrupted transfer, and
 # each side holds one file of the stream in memory.
 STREAM_MAX = 16 << 20
@@ -29,6 +30,7 @@ STREAM_MAX = 16 << 20
 # name at most PATH_MAX bytes (Linux's own limit for a path).
 MAX_ENTRIES = 20_000
 PATH_MAX = 4096
+MAX_NAMES = 1 << 20  # characters of all the batch's names together
 _LEN = struct.Struct(">I")
 
 

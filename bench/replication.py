@@ -1097,8 +1097,9 @@ def report(data: dict[str, Any], argv: list[str], plan: Plan) -> str:
         "IN_CLOSE_WRITE of a file on the source to IN_MOVED_TO of its final name on the "
         "replica, both read by one inotify thread, kept once the replica's bytes hash right. "
         "Files: random 4-256 KiB, incompressible, in 8 directories. CPU: user+sys of the "
-        "replicator's whole process tree (children reaped or alive, ssh ControlMaster; sshd's "
-        "side of ssh is not counted). sentinel: `backup.Replicator` with default settings "
+        "replicator's whole process tree (children reaped or alive, ssh ControlMaster); the "
+        "backup host's CPU is a row of its own: every process of the replica account (sshd's "
+        "sessions, the remote rsyncs they reaped, `sentinel receive`). sentinel: `backup.Replicator` with default settings "
         "wired as the daemon wires it; lsyncd: `default.rsync`, `delay = 1`; plain: "
         "`rsync -a src/ dst/`. Cells: median (min-max) over repeats.",
         "",

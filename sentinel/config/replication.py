@@ -357,3 +357,21 @@ def targets_apart(replications: list[ReplicationConfig]) -> None:
                     f"(target {b.target}) have {how}: a full pass of one would delete the "
                     "other's replica; give each replication a target of its own"
                 )
+
+
+def stream_keys_apart(replications: list[ReplicationConfig]) -> None:
+    """A stream key's forced command names one directory on the backup host: two
+    replications with one key would write into one replica (docs/transport.md)."""
+    seen: dict[Path, str] = {}
+    for r in replications:
+        key = r.stream_identity_file
+        if key is None:
+            continue
+        other = next((name for k, name in seen.items() if k == key or _same_file(k, key)), None)
+        if other is not None:
+            raise ValueError(
+                f"replication {r.name!r} and replication {other!r} have the same "
+                f"stream_identity_file ({key}): its forced command names one directory on "
+                "the backup host, so each replication needs a stream key of its own"
+            )
+        seen[key] = r.name

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sentinel.config.alerts import AlertsConfig
 from sentinel.config.keeper import KeeperConfig
 from sentinel.config.outputs import OutputConfig
-from sentinel.config.replication import ReplicationConfig, targets_apart
+from sentinel.config.replication import ReplicationConfig, stream_keys_apart, targets_apart
 from sentinel.config.reports import ReportsConfig
 from sentinel.config.rules import AlarmsConfig, RuleConfig
 from sentinel.config.sensors import (
@@ -85,6 +85,7 @@ class Config(Model):
         _unique("nut server name", [n.name for n in self.nut])
         _unique("replication name", [r.name for r in self.replication])
         targets_apart(self.replication)
+        stream_keys_apart(self.replication)
         ports = {p.name for p in self.serial}
         buses = {b.name for b in self.modbus}
         for i, sensor in enumerate(self.sensors):

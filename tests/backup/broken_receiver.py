@@ -16,6 +16,8 @@ from backup.stream_frames import encode, read_header
 def main(mode: str) -> None:
     r, w = sys.stdin.buffer, sys.stdout.buffer
     read_header(r)
+    if mode == "mute":
+        time.sleep(3600)
     w.write(encode({"op": "hello", "version": 1}))
     w.flush()
     while (batch := read_header(r)) is not None:
@@ -37,6 +39,8 @@ def main(mode: str) -> None:
         elif mode == "stderr-closed":
             os.close(2)
             time.sleep(3600)
+        elif mode == "refuses":
+            reply["done"], reply["refused"] = [], "no .sentinel-target in the replica root"
         elif mode == "double-reply":
             w.write(encode(reply))
         w.write(encode(reply))

@@ -280,3 +280,48 @@ def test_a_batch_may_not_grow_without_bound(tmp_path: Path) -> None:
     long_name = encode({"op": "delete", "path": "x" * (PATH_MAX + 1)})
     code, _replies, err = _session(root, encode({"op": "batch", "ts": TS}) + long_name)
     assert code == 1 and "a name of" in err
+
+
+def test_a_batch_left_by_its_sender_is_not_written(tmp_path: Path) -> None:
+    """The sender timed out and handed the batch to rsync: frames still buffered here must
+    not be renamed over what rsync writes meanwhile."""
+    root = _replica(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sentinel", "receive", str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    hello = encode({"op": "hello", "version": VERSION, "marker": target_text("docs")})
+    proc.stdin.write(hello)
+    proc.stdin.flush()
+    proc.stdout.read(4)  # its hello began: the batch comes after the sender left
+    proc.stdout.close()
+    proc.stdin.write(_batch(_file("late.txt", b"stale")))
+    proc.stdin.close()
+    assert proc.wait(30) == 1
+    assert b"the sender closed the session" in proc.stderr.read()
+    assert not (root / "late.txt").exists()
+
+
+def test_a_fifo_in_place_of_a_checked_file_does_not_hang_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swapped in between the lstat and the open (simulated: the lstat is the old file's)."""
+    from backup import replica_writer
+    from backup.replica_writer import Fallback, ReplicaWriter
+
+    root = _replica(tmp_path)
+    (root / "f").write_text("old")
+    old = os.stat(root / "f")
+    (root / "f").unlink()
+    os.mkfifo(root / "f")
+    monkeypatch.setattr(replica_writer, "lstat_or_none", lambda name, dir_fd: old)
+    writer = ReplicaWriter(root, "stamp")
+    try:
+        want = writer.wanted(0o600, 0, 0, old.st_size, old.st_mtime_ns)
+        with pytest.raises(Fallback):
+            writer.put("f", ["f"], writer.dst, want, lambda fd: None)
+    finally:
+        writer.close()

@@ -60,3 +60,30 @@ def test_a_receiver_that_never_answers_costs_at_most_the_timeout(tmp_path: Path,
     assert session.error and "no progress for 2 s" in session.error
     # 2 s of timeout plus the fake's start and the close; hung, it would never return
     assert took < 15, took
+
+
+def test_a_refusing_receiver_is_not_sent_every_batch(tmp_path: Path) -> None:
+    outs, session = _ship(tmp_path, "refuses", batches=2)
+    assert all(sorted(o.rest) == ["a.txt", "b.txt"] for o in outs)  # type: ignore[attr-defined]
+    assert session.error and "refuses batches: no .sentinel-target" in session.error
+    assert session.link is None  # the second batch waited for the retry: nothing sent
+
+
+def test_a_batch_cancelled_while_connecting_stops_at_once_and_is_no_outage(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    spec = make_spec(src, parse_target(str(tmp_path / "replica")), tmp_path, timeout=30.0)
+    session = StreamSession([sys.executable, str(FAKE), "mute"], "docs")
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    began = time.monotonic()
+    try:
+        out = session.ship(spec, ["a.txt"], time.time(), frozenset(), stop)
+    finally:
+        session.close()
+    assert out.rest == ["a.txt"]
+    assert time.monotonic() - began < 5  # not the 30 s timeout
+    assert session.error is None

@@ -74,3 +74,54 @@ def test_two_replications_with_one_name_are_refused(
     path = _config(tmp_path, f"{tmp_path}/dst-a", f"{tmp_path}/dst-b", name_b="a")
     assert main(["check-config", str(path)]) == 2
     assert "replication name 'a' is used twice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("target_b", "extra_b", "says"),
+    [
+        # one forced command names one directory: two replications would share a replica
+        ("u@host:/srv/b", 'stream_identity_file = "{t}/id_stream"\n', "same stream_identity_file"),
+        ("{t}/dst-b", 'stream_identity_file = "{t}/id_other"\n', "only for ssh targets"),
+        (
+            "u@host:/srv/b",
+            'identity_file = "{t}/id_other"\nstream_identity_file = "{t}/id_other"\n',
+            "a key of its own",
+        ),
+    ],
+)
+def test_a_stream_key_is_one_replications_and_only_over_ssh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target_b: str, extra_b: str, says: str
+) -> None:
+    for key in ("id_stream", "id_other"):
+        (tmp_path / key).write_text("key")
+        (tmp_path / key).chmod(0o600)
+    path = _config(
+        tmp_path, "u@host:/srv/a", target_b.format(t=tmp_path), extra_b=extra_b.format(t=tmp_path)
+    )
+    text = path.read_text().replace(
+        'target = "u@host:/srv/a"\n',
+        f'target = "u@host:/srv/a"\nstream_identity_file = "{tmp_path}/id_stream"\n',
+    )
+    path.write_text(text)
+    assert main(["check-config", str(path)]) == 2
+    _out, err = capsys.readouterr()
+    assert says in err, err
+
+
+def test_a_stream_key_reaches_the_target(tmp_path: Path) -> None:
+    from sentinel.config import load_config
+    from sentinel.replication import spec_from_config
+
+    (tmp_path / "id_stream").write_text("key")
+    path = _config(
+        tmp_path,
+        "u@host:/srv/a",
+        "u@host:/srv/b",
+        extra_b=f'stream_identity_file = "{tmp_path}/id_stream"\n',
+    )
+    config = load_config(path)
+    spec = spec_from_config(config.replication[1], tmp_path)
+    argv = spec.target.stream_command()  # type: ignore[attr-defined]
+    assert argv[argv.index("-i") + 1] == str(tmp_path / "id_stream")
+    assert "ControlMaster=no" in argv and "u@host" in argv
+    assert spec_from_config(config.replication[0], tmp_path).target.stream_command() is None  # type: ignore[attr-defined]
