@@ -1099,9 +1099,10 @@ def report(data: dict[str, Any], argv: list[str], plan: Plan) -> str:
         "Files: random 4-256 KiB, incompressible, in 8 directories. CPU: user+sys of the "
         "replicator's whole process tree (children reaped or alive, ssh ControlMaster); the "
         "backup host's CPU is a row of its own: every process of the replica account (sshd's "
-        "sessions, the remote rsyncs they reaped, `sentinel receive`). sentinel: `backup.Replicator` with default settings "
-        "wired as the daemon wires it; lsyncd: `default.rsync`, `delay = 1`; plain: "
-        "`rsync -a src/ dst/`. Cells: median (min-max) over repeats.",
+        "sessions, the remote rsyncs they reaped, `sentinel receive`). sentinel: "
+        "`backup.Replicator` with default settings wired as the daemon wires it; lsyncd: "
+        "`default.rsync`, `delay = 1`; plain: `rsync -a src/ dst/`. Cells: median (min-max) "
+        "over repeats.",
         "",
         f"| workload | {SENTINEL} | {LSYNCD} | {RSYNC} | sentinel / lsyncd | "
         "sentinel / rsync | goal | met |",
