@@ -41,6 +41,11 @@ class Limits:
 LOCAL = Limits(low=0.020, high=0.080, budget=0.100)
 # a remote top of 200 ms: an ssh run of 100-200 ms after a whole window still fits in 400
 REMOTE = Limits(low=0.020, high=0.200, budget=0.400)
+# the stream road (backup/stream.py): a run is one round trip on an open ssh session,
+# 10-20 ms, so 100 ms of the budget is left for it (the margin of measured runs still
+# applies, and runs through rsync while the stream is down shrink the window again)
+STREAM = Limits(low=0.020, high=0.300, budget=0.400)
+STREAM_RUN = 0.100
 # the top of the window: a local run costs a few ms, so 80 % of the budget may be the wait
 # (as in LOCAL); an ssh run costs 100-200 ms, so it keeps that much of the budget (as in
 # REMOTE: 400 - 200 ms)
@@ -48,7 +53,7 @@ LOCAL_SHARE = 0.8
 REMOTE_RUN = 0.200
 
 
-def limits_for(remote: bool, budget: float | None) -> Limits:
+def limits_for(remote: bool, budget: float | None, *, stream: bool = False) -> Limits:
     """The limits for a target: today's LOCAL/REMOTE, or the operator's `latency_budget`.
 
     The window is the wait; what is left of the budget is for the run that follows it
@@ -56,8 +61,9 @@ def limits_for(remote: bool, budget: float | None) -> Limits:
     Over ssh a budget of 1 s therefore means a run about every 0.8 s: about lsyncd's
     (delay=1) count of runs at 20 writes/s. The bottom stays 20 ms."""
     if budget is None:
-        return REMOTE if remote else LOCAL
-    high = budget - REMOTE_RUN if remote else LOCAL_SHARE * budget
+        return STREAM if stream else REMOTE if remote else LOCAL
+    run = STREAM_RUN if stream else REMOTE_RUN
+    high = budget - run if remote else LOCAL_SHARE * budget
     # a small budget leaves a top below 20 ms: the bottom follows it down
     high = max(high, min(LOCAL.low, budget / 2))
     return Limits(low=min(LOCAL.low, high), high=high, budget=budget)

@@ -43,7 +43,7 @@ from backup.readability import DIR_DENIED, FILE_DENIED, readable_now, sender_den
 from backup.rsync import Outcome, RsyncResult, target_condition
 from backup.spec import ReplicationSpec
 from backup.state import ReplicatorState, load_state, put_state, save_state
-from backup.stream import close_session, ship_plain, usable
+from backup.stream import close_session, ship_plain, streams, usable
 from backup.stream import state_of as stream_state
 from backup.transfer import (
     full_sync,
@@ -175,7 +175,9 @@ class Replicator:
         self._verify_requested = False
         self._transfer = asyncio.Lock()
         # when the next batch ships: a stream of sparse writes shares runs (issue 18)
-        self.coalesce = Coalescer(limits_for(spec.target.remote, spec.latency_budget))
+        self.coalesce = Coalescer(
+            limits_for(spec.target.remote, spec.latency_budget, stream=streams(spec))
+        )
         # a local replica's plain changes ship from the journal loop (`_direct_possible`)
         self._direct_run = usable(spec) and spec.reconcile_at_start
         self._direct_wait = 0.0  # the window the journal loop waited for a direct run

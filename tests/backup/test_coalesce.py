@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backup.coalesce import LOCAL, MARGIN, REMOTE, Coalescer, Limits, limits_for
+from backup.coalesce import LOCAL, MARGIN, REMOTE, STREAM, Coalescer, Limits, limits_for
 from backup.replicator import Replicator
 from backup.transport import parse_target
 from sentinel.config import ConfigError, load_config
@@ -93,6 +93,15 @@ def test_a_stream_at_20_per_second_shares_runs_within_the_budget() -> None:
     runs, worst = _simulate(Coalescer(REMOTE), writes, wall=0.150)
     assert runs < 0.5 * len(writes)
     assert worst <= REMOTE.budget
+    # the stream's runs cost 10-20 ms: a wider window, fewer runs, still within 400 ms
+    stream_runs, worst = _simulate(Coalescer(STREAM), writes, wall=0.015)
+    assert stream_runs < 0.25 * len(writes)
+    assert worst <= STREAM.budget
+    # and when the stream is down, rsync's slow runs shrink the window as over REMOTE
+    down = Coalescer(STREAM)
+    for _ in range(20):
+        down.finished(0.150)
+    assert down.window == pytest.approx(STREAM.low)
 
 
 def test_the_window_counts_from_the_oldest_waiting_change_not_the_previous_run() -> None:
@@ -161,6 +170,9 @@ async def test_no_change_in_a_stream_waits_longer_than_the_latency_budget(
 def test_without_a_latency_budget_the_limits_are_the_defaults() -> None:
     assert limits_for(remote=False, budget=None) == LOCAL
     assert limits_for(remote=True, budget=None) == REMOTE
+    assert limits_for(remote=True, budget=None, stream=True) == STREAM
+    scaled = limits_for(True, STREAM.budget, stream=True)
+    assert _parts(scaled) == pytest.approx(_parts(STREAM))
     # the defaults' own budgets give the defaults (the same bottom and top)
     for remote, default in ((False, LOCAL), (True, REMOTE)):
         scaled = limits_for(remote, default.budget)
