@@ -150,12 +150,13 @@ def state_of(spec: ReplicationSpec) -> StreamState | None:
     session = _sessions.get(key)
     if session is None:
         return StreamState(False, None, None, 0)
-    return StreamState(
-        session.link is not None,
-        session.error,
-        session.down_since,
-        session.files,
-    )
+    link = session.link
+    error = session.error
+    if link is not None and error is None and link.proc.poll() is not None:
+        # ended while idle (the backup host rebooted, ssh's keepalive gave up): said now,
+        # not only when the next batch finds out (poll: one waitpid that never blocks)
+        error = "the session ended; the next batch opens a new one"
+    return StreamState(link is not None and error is None, error, session.down_since, session.files)
 
 
 class _Link:

@@ -104,6 +104,9 @@ async def test_a_killed_receiver_loses_nothing_and_the_stream_comes_back(
         assert rep.health()["stream"]["up"]
         for pid in _receivers(replica):
             os.kill(pid, signal.SIGKILL)
+        # no batch yet: status says so anyway once ssh has exited
+        await until(lambda: not rep.health()["stream"]["up"], 10, "the idle session seen down")
+        assert "the session ended" in rep.health()["stream"]["error"]
         for i in range(30):  # written while the session is dead: rsync ships them
             (src / f"during{i}.txt").write_text(f"during {i}")
         await caught_up(rep, src, replica)
