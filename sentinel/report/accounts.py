@@ -61,8 +61,11 @@ def _sysusers(path: Path) -> list[tuple[str, str]]:
 
 
 def forced_commands(path: Path) -> list[tuple[str, str]]:
-    """(forced command, other options) of each key line; the key itself is left out."""
-    return [(m.group(1), m.group(2)) for m in _matching_lines(path, r'^command="([^"]*)",?(\S*)\s')]
+    """(forced command, other options) of each key line; the key itself is left out. A
+    line commented out with "# " is an optional key (the stream road's) and is listed too:
+    it is what the far host runs when it is set up."""
+    pattern = r'^(?:# )?command="([^"]*)",?(\S*)\s'
+    return [(m.group(1), m.group(2)) for m in _matching_lines(path, pattern)]
 
 
 def rsync_modules(path: Path) -> list[tuple[str, str]]:

@@ -126,6 +126,14 @@ def secret_files(ctx: ReportContext) -> list[SecretFile]:
             wanted.append(
                 (r.identity_file, t("ssh 개인 키", "ssh private key"), f"{key}.identity_file")
             )
+        if r.stream_identity_file:
+            wanted.append(
+                (
+                    r.stream_identity_file,
+                    t("스트림 ssh 키", "stream ssh key"),
+                    f"{key}.stream_identity_file",
+                )
+            )
         if r.keeper and r.keeper.history_identity_file:
             wanted.append(
                 (

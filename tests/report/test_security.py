@@ -103,6 +103,8 @@ def test_documented_remote_restrictions(examples: dict[tuple[str, Lang], str]) -
     text = examples[("sentinel.toml", "en")]
     # the forced command of the replica account and the write-only rsync module
     assert "/usr/bin/rrsync -wo /srv/replica/onnara" in text
+    # the stream road's optional key: what the backup host runs for it once set up
+    assert "/usr/local/bin/sentinel receive /srv/replica/onnara" in text
     assert re.search(r"\| main \|[^\n]*write only = true", text)
     assert "hosts allow = 192.0.2.10" in text
     # the keeper role reports its own unit and its capability
