@@ -4,23 +4,29 @@ command), with a real sshd on loopback and the receiver as sshd starts it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 
+from backup.replica_writer import TEMP_DIR
 from backup.spec import ReplicationSpec
 from backup.target import VERSIONS_DIR
 from backup.transport import parse_target
 from sentinel.cli import status as cli_status
 from sentinel.status import _attach_streams
 from sentinel.store import Store
-from tests.backup.helpers import caught_up, make_spec, running
+from tests.backup.churn import churn
+from tests.backup.helpers import caught_up, make_spec, running, tree_diff
 from tests.fixtures.poll import until
 from tests.fixtures.remote import StreamServer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spec(tmp_path: Path, runtime: Path, server: StreamServer, **kw: object) -> ReplicationSpec:
@@ -34,6 +40,10 @@ def _spec(tmp_path: Path, runtime: Path, server: StreamServer, **kw: object) -> 
         stream_identity_file=server.stream_identity,
     )
     return make_spec(src, target, runtime, **kw)
+
+
+def _start(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, cwd=ROOT)
 
 
 def _status_text(health: dict[str, object]) -> str:
@@ -121,3 +131,53 @@ async def test_a_killed_receiver_loses_nothing_and_the_stream_comes_back(
         back = rep.health()["stream"]
         assert back["up"] and back["error"] is None, back
         assert back["files"] > files
+
+
+async def test_kill_9_mid_churn_over_the_stream_then_restart_catches_up(
+    tmp_path: Path, runtime: Path, stream_sshd: StreamServer
+) -> None:
+    """The replicating process dies (kill -9) while batches stream: its receiver exits with
+    the session, and the restart (full pass, then the stream again) leaves the replica
+    byte-for-byte the source, with no temporary file left once a batch has run."""
+    src, replica, state = tmp_path / "src", stream_sshd.replica, tmp_path / "state"
+    src.mkdir()
+    options = {
+        "ssh_port": stream_sshd.port,
+        "identity_file": str(stream_sshd.identity),
+        "known_hosts": str(stream_sshd.known_hosts),
+        "stream_identity_file": str(stream_sshd.stream_identity),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.backup.runner",
+        str(state),
+        str(src),
+        stream_sshd.address(),
+        str(runtime),
+        json.dumps(options),
+    ]
+    proc = _start(argv)
+    try:
+        (src / "first.txt").write_text("first")
+        await until(lambda: tree_diff(src, replica) == [], 60, "the first files")
+        (src / "second.txt").write_text("second")  # after the full pass: a streamed batch
+        await until(lambda: bool(_receivers(replica)), 30, "a stream session")
+        stop = [False]
+        work = asyncio.create_task(asyncio.to_thread(churn, src, 6.0, 5, stop))
+        await asyncio.sleep(3)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-churn: a batch is streaming or about to
+        proc.wait()
+        await work
+        # the orphaned session ends with its input: no receiver keeps the replica's lock
+        await until(lambda: not _receivers(replica), 20, "the old receiver to exit")
+        proc = _start(argv)
+        await until(lambda: not tree_diff(src, replica), 90, "caught up after restart")
+        (src / "after.txt").write_text("after the restart")  # a batch over the new session
+        await until(lambda: not tree_diff(src, replica), 30, "the batch after")
+        assert _receivers(replica), "the restart streams again"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not tree_diff(src, replica)
+    assert not list((replica / TEMP_DIR).iterdir())
