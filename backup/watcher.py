@@ -1,4 +1,4 @@
-"""Recursive inotify watcher of one source tree (asyncinotify; it passes IN_Q_OVERFLOW on).
+"""Recursive inotify watcher of one source tree (backup/inotify.py; IN_Q_OVERFLOW is passed on).
 
 A new directory gets its watch first and is scanned afterwards, so a file created in it
 before the watch existed is still reported. Paths are relative to the source root.
@@ -15,24 +15,24 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from asyncinotify import Inotify, Mask
-
+from backup import inotify as IN
 from backup.filters import Filters
+from backup.inotify import Inotify
 
 log = logging.getLogger("backup.watcher")
 
 WATCH_MASK = (
-    Mask.CLOSE_WRITE
-    | Mask.ATTRIB
-    | Mask.CREATE
-    | Mask.DELETE
-    | Mask.MOVED_FROM
-    | Mask.MOVED_TO
-    | Mask.DELETE_SELF
-    | Mask.MOVE_SELF
-    | Mask.DONT_FOLLOW
-    | Mask.ONLYDIR
-    | Mask.EXCL_UNLINK
+    IN.CLOSE_WRITE
+    | IN.ATTRIB
+    | IN.CREATE
+    | IN.DELETE
+    | IN.MOVED_FROM
+    | IN.MOVED_TO
+    | IN.DELETE_SELF
+    | IN.MOVE_SELF
+    | IN.DONT_FOLLOW
+    | IN.ONLYDIR
+    | IN.EXCL_UNLINK
 )
 
 # Change kinds handed to `on_change`. "created" is a new regular file still being written:
@@ -147,47 +147,45 @@ class Watcher:
     async def run(self) -> None:
         """Dispatches events until cancelled, or until the dispatch raises (SourceGone).
         Close the watcher only after this ended: a descriptor closed under it is never
-        readable again, and this would wait for ever (as asyncinotify's `async for` did).
+        readable again, and this would wait for ever.
 
-        The reading is a reader callback of our own on the inotify descriptor, registered
-        once: asyncinotify's `async for` adds and removes a reader around every read and
-        wakes a task for it, ~0.1 ms a read, and a shipped file is one or two reads (issue
-        18). asyncinotify still reads and parses (`sync_get`; on the descriptor made
-        non-blocking, BlockingIOError when nothing is left) and keeps its watches. At most
-        EVENTS_PER_TURN events a turn of the loop, the rest in the next turn (one turn
-        queued at a time: the reader does nothing while one is): in a flood the loop's
-        other work goes on between."""
+        The reading is a reader callback on the (non-blocking) inotify descriptor,
+        registered once: adding and removing a reader around every read and waking a task
+        for it cost ~0.1 ms a read, and a shipped file is one or two reads (issue 18). At
+        most EVENTS_PER_TURN events a turn of the loop, the rest (read from the kernel and
+        not dispatched, or still in its queue) in the next turn, one turn queued at a time
+        (the reader does nothing while one is): in a flood the loop's other work goes on
+        between."""
         ino = self._inotify
         assert ino is not None, "call open() first"
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         fd = ino.fd
-        # asyncinotify asks for IN_NONBLOCK, yet its descriptor reads blocking here (4.x):
-        # one read too many would freeze the whole daemon, alarms included
-        os.set_blocking(fd, False)
+        pending: list[IN.Event] = []  # read from the kernel, not dispatched yet
+        at = 0
         queued = False  # a turn is queued (call_soon) for what is left
 
         def turn() -> None:
-            nonlocal queued
+            nonlocal queued, pending, at
             queued = False
             if ended.done():
                 return
             try:
                 for _ in range(EVENTS_PER_TURN):
-                    try:
-                        event = ino.sync_get()
-                    except BlockingIOError:
-                        return
-                    if event is None:
-                        return
-                    self._dispatch(
-                        event.mask,
-                        event.watch.wd if event.watch else None,
-                        str(event.name) if event.name else None,
-                    )
-                queued = True  # events may be left in asyncinotify's buffer
+                    if at == len(pending):
+                        try:
+                            pending, at = ino.read(), 0
+                        except BlockingIOError:
+                            pending, at = [], 0
+                            return
+                        if not pending:
+                            return
+                    wd, mask, name = pending[at]
+                    at += 1
+                    self._dispatch(mask, wd, name)
+                queued = True  # events may be left in `pending` or the kernel's queue
                 loop.call_soon(turn)
-            except BaseException as exc:  # handed to run()'s caller, as `async for` did
+            except BaseException as exc:  # handed to run()'s caller
                 if not ended.done():
                     ended.set_exception(exc)
 
@@ -204,8 +202,8 @@ class Watcher:
 
     # -- event handling ------------------------------------------------------------------
 
-    def _dispatch(self, mask: Mask, wd: int | None, name: str | None) -> None:
-        if Mask.Q_OVERFLOW in mask:
+    def _dispatch(self, mask: int, wd: int | None, name: str | None) -> None:
+        if mask & IN.Q_OVERFLOW:
             self.overflows += 1
             log.warning("inotify queue overflow on %s: a full reconcile follows", self.root)
             self._on_overflow()
@@ -213,17 +211,17 @@ class Watcher:
         if wd is None or wd not in self._dirs:
             return
         parent = self._dirs[wd]
-        if Mask.IGNORED in mask:
+        if mask & IN.IGNORED:
             self._forget(wd)
             return
-        if mask & (Mask.DELETE_SELF | Mask.MOVE_SELF):
+        if mask & (IN.DELETE_SELF | IN.MOVE_SELF):
             if parent == "":
                 raise SourceGone(f"source {self.root} was deleted or moved away")
             return
         if name is None:
             return
         rel = f"{parent}/{name}" if parent else name
-        is_dir = Mask.ISDIR in mask
+        is_dir = bool(mask & IN.ISDIR)
         if self.filters.excluded(rel, is_dir=is_dir):
             return
         if is_dir:
@@ -231,17 +229,17 @@ class Watcher:
         else:
             self._file_event(mask, rel)
 
-    def _dir_event(self, mask: Mask, rel: str) -> None:
-        if mask & (Mask.CREATE | Mask.MOVED_TO):
-            self._on_change(rel, "create" if Mask.CREATE in mask else "move_to")
+    def _dir_event(self, mask: int, rel: str) -> None:
+        if mask & (IN.CREATE | IN.MOVED_TO):
+            self._on_change(rel, "create" if mask & IN.CREATE else "move_to")
             self._add_tree(rel, scan=True)
-        elif mask & (Mask.MOVED_FROM | Mask.DELETE):
-            if Mask.MOVED_FROM in mask:
+        elif mask & (IN.MOVED_FROM | IN.DELETE):
+            if mask & IN.MOVED_FROM:
                 self._drop_tree(rel)
             if self._on_dir_gone is not None:
                 self._on_dir_gone(rel)
-            self._on_change(rel, "move_from" if Mask.MOVED_FROM in mask else "delete")
-        elif Mask.ATTRIB in mask:
+            self._on_change(rel, "move_from" if mask & IN.MOVED_FROM else "delete")
+        elif mask & IN.ATTRIB:
             self.watch_again(rel)  # a chmod or setfacl may let us read it now
             self._on_change(rel, "attrib")
 
@@ -258,10 +256,10 @@ class Watcher:
             return
         self._add_tree(rel, scan=True)
 
-    def _file_event(self, mask: Mask, rel: str) -> None:
-        if Mask.CLOSE_WRITE in mask:
+    def _file_event(self, mask: int, rel: str) -> None:
+        if mask & IN.CLOSE_WRITE:
             self._on_change(rel, "write")
-        elif Mask.CREATE in mask:
+        elif mask & IN.CREATE:
             self.file_count += 1
             try:
                 st = os.lstat(os.path.join(self.root, rel))
@@ -275,16 +273,16 @@ class Watcher:
                 self._on_change(rel, "create")
             else:
                 self._on_change(rel, CREATED_OPEN)
-        elif Mask.MOVED_TO in mask:
+        elif mask & IN.MOVED_TO:
             self.file_count += 1
             self._on_change(rel, "move_to")
-        elif Mask.MOVED_FROM in mask:
+        elif mask & IN.MOVED_FROM:
             self.file_count = max(0, self.file_count - 1)
             self._on_change(rel, "move_from")
-        elif Mask.DELETE in mask:
+        elif mask & IN.DELETE:
             self.file_count = max(0, self.file_count - 1)
             self._on_change(rel, "delete")
-        elif Mask.ATTRIB in mask:
+        elif mask & IN.ATTRIB:
             self._on_change(rel, "attrib")
 
     # -- watches -------------------------------------------------------------------------
@@ -360,7 +358,7 @@ class Watcher:
         if self._inotify is None:
             return True
         try:
-            watch = self._inotify.add_watch(full, WATCH_MASK)
+            wd = self._inotify.add_watch(full, WATCH_MASK)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 self._out_of_watches()
@@ -378,23 +376,21 @@ class Watcher:
                 return False
             return True
         old = self._by_rel.get(rel)
-        if old is not None and old != watch.wd:
+        if old is not None and old != wd:
             self._dirs.pop(old, None)
-        self._dirs[watch.wd] = rel
-        self._by_rel[rel] = watch.wd
+        self._dirs[wd] = rel
+        self._by_rel[rel] = wd
         return True
 
     def _drop_tree(self, rel: str) -> None:
         """A directory moved away: its watches would report paths under the old name."""
         prefix = rel + "/"
         gone = [wd for r, wd in self._by_rel.items() if r == rel or r.startswith(prefix)]
-        live = {w.wd: w for w in self._inotify.watches} if self._inotify is not None else {}
         for wd in gone:
             self._forget(wd)
-            watch = live.get(wd)
-            if watch is not None and self._inotify is not None:
+            if self._inotify is not None:
                 with contextlib.suppress(OSError):  # already gone with its directory
-                    self._inotify.rm_watch(watch)
+                    self._inotify.rm_watch(wd)
 
     def _forget(self, wd: int) -> None:
         rel = self._dirs.pop(wd, None)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asyncinotify import Inotify, Mask
 
+from backup.inotify import Inotify
 from backup.journal import Journal
 from backup.replicator import Replicator
 from backup.rsync import RsyncResult, run_rsync
@@ -104,19 +104,29 @@ async def test_an_rsync_run_starts_no_thread() -> None:
     assert all(r.ok for r in many)
 
 
+IN_OPEN, IN_CLOSE_NOWRITE = 0x20, 0x10  # inotify(7)
+
+
 @contextmanager
 def directory_reads(path: Path) -> Iterator[list[int]]:
     """How many times `path` itself is opened (rsync lists a directory once per walk) while
     the body runs: one number, appended when the body ends."""
     out: list[int] = []
-    with Inotify(sync_timeout=0) as ino:
+    ino = Inotify()
+    try:
         # with its close: two opens in a row would be merged into one event by the kernel
-        ino.add_watch(path, Mask.OPEN | Mask.CLOSE_NOWRITE)
+        ino.add_watch(str(path), IN_OPEN | IN_CLOSE_NOWRITE)
         yield out
         n = 0
-        while (event := ino.sync_get()) is not None:
-            n += event.name is None and Mask.OPEN in event.mask
+        while True:
+            try:
+                events = ino.read()
+            except BlockingIOError:
+                break
+            n += sum(name is None and bool(mask & IN_OPEN) for _wd, mask, name in events)
         out.append(n)
+    finally:
+        ino.close()
 
 
 def fill(src: Path, n: int, text: str) -> None:

@@ -1,6 +1,6 @@
 """The watcher's reader (backup/watcher.py, issue 18): one reader callback on the inotify
 descriptor for the watcher's life, at most EVENTS_PER_TURN events a turn. Nothing may stay
-in asyncinotify's buffer when the kernel's queue is empty, and what the dispatch raises
+read and not dispatched when the kernel's queue is empty, and what the dispatch raises
 ends `run()` with it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ async def test_a_burst_larger_than_one_turn_is_reported_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More events than a turn takes, all read from the kernel at once: the rest of
-    asyncinotify's buffer is taken on the next turn, not left until the next event."""
+    what was read is taken on the next turn, not left until the next event."""
     monkeypatch.setattr(watcher_mod, "EVENTS_PER_TURN", 7)
     src = tmp_path / "src"
     src.mkdir()
@@ -60,9 +60,10 @@ async def test_a_burst_larger_than_one_turn_is_reported_whole(
 
 
 async def test_the_reader_never_blocks_the_loop(tmp_path: Path) -> None:
-    """asyncinotify's descriptor reads blocking although it asks for IN_NONBLOCK: the
-    reader's last read of a turn would then wait for the next event with the whole loop
-    (the daemon's alarms too) frozen. A timer must fire while no event comes."""
+    """A descriptor that reads blocking (asyncinotify's did, although it asked for
+    IN_NONBLOCK; backup/inotify.py's must not): the reader's last read of a turn would
+    then wait for the next event with the whole loop (the daemon's alarms too) frozen. A
+    timer must fire while no event comes."""
     src = tmp_path / "src"
     src.mkdir()
     watcher = Watcher(src, Filters(), lambda rel, kind: None, lambda: None)

@@ -137,7 +137,7 @@ PR_GET_MDWE = 66
 PR_MDWE_REFUSE_EXEC_GAIN = 1
 
 # What the daemon does at run time that could need W+X memory: import every dependency,
-# call into libc through ctypes (asyncinotify), use a ctypes callback, watch a directory.
+# call into libc through ctypes (backup/inotify.py), use a ctypes callback, watch a directory.
 CHILD = textwrap.dedent(
     """
     import asyncio, ctypes, mmap, sqlite3, sys, tempfile
@@ -151,18 +151,19 @@ CHILD = textwrap.dedent(
     else:
         sys.exit("a W+X mapping was allowed: the sandbox is not applied")
     import aiomqtt, aiosqlite, apprise, pydantic, pymodbus, rich, serial, serial_asyncio_fast
-    import asyncinotify
+    from backup import inotify
     import sentinel.config.loader
     callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x + 1)
     assert callback(41) == 42
 
     async def main():
         with tempfile.TemporaryDirectory() as d:
-            with asyncinotify.Inotify() as inotify:
-                inotify.add_watch(d, asyncinotify.Mask.CREATE)
-                Path(d, "new").write_text("x")
-                event = await asyncio.wait_for(inotify.get(), 10)
-                assert event.name == Path("new"), event
+            ino = inotify.Inotify()
+            ino.add_watch(d, inotify.CREATE)
+            Path(d, "new").write_text("x")
+            events = ino.read()
+            assert [name for _wd, _mask, name in events] == ["new"], events
+            ino.close()
             async with aiosqlite.connect(Path(d, "t.db")) as db:
                 await db.execute("CREATE TABLE t (x)")
     asyncio.run(main())
