@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import os
 import struct
+import weakref
 
 # inotify(7), <sys/inotify.h>: the kernel's ABI, not a library's choice
 ATTRIB = 0x00000004
@@ -58,6 +59,7 @@ class Inotify:
         if fd < 0:
             raise _error()
         self._fd: int | None = fd
+        self._closer = weakref.finalize(self, os.close, fd)  # one its owner forgot
 
     @property
     def fd(self) -> int:
@@ -96,5 +98,5 @@ class Inotify:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            self._closer()
             self._fd = None

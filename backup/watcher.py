@@ -109,6 +109,10 @@ class Watcher:
         self._inotify: Inotify | None = None
         self._dirs: dict[int, str] = {}  # wd -> relative dir ("" = root)
         self._by_rel: dict[str, int] = {}
+        # read from the kernel and not dispatched yet: kept here, so a run() called again
+        # after one that was cancelled or raised starts with them
+        self._pending: list[IN.Event] = []
+        self._at = 0
         self.file_count = 0
         self.watch_limit = False
         self.watch_limit_error: str | None = None
@@ -161,27 +165,25 @@ class Watcher:
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         fd = ino.fd
-        pending: list[IN.Event] = []  # read from the kernel, not dispatched yet
-        at = 0
         queued = False  # a turn is queued (call_soon) for what is left
 
         def turn() -> None:
-            nonlocal queued, pending, at
+            nonlocal queued
             queued = False
             if ended.done():
                 return
             try:
                 for _ in range(EVENTS_PER_TURN):
-                    if at == len(pending):
+                    if self._at == len(self._pending):
                         try:
-                            pending, at = ino.read(), 0
+                            self._pending, self._at = ino.read(), 0
                         except BlockingIOError:
-                            pending, at = [], 0
+                            self._pending, self._at = [], 0
                             return
-                        if not pending:
+                        if not self._pending:
                             return
-                    wd, mask, name = pending[at]
-                    at += 1
+                    wd, mask, name = self._pending[self._at]
+                    self._at += 1
                     self._dispatch(mask, wd, name)
                 queued = True  # events may be left in `pending` or the kernel's queue
                 loop.call_soon(turn)
@@ -385,8 +387,14 @@ class Watcher:
     def _drop_tree(self, rel: str) -> None:
         """A directory moved away: its watches would report paths under the old name."""
         prefix = rel + "/"
-        gone = [wd for r, wd in self._by_rel.items() if r == rel or r.startswith(prefix)]
-        for wd in gone:
+        gone = [(r, wd) for r, wd in self._by_rel.items() if r == rel or r.startswith(prefix)]
+        for r, wd in gone:
+            if self._dirs.get(wd) != r:
+                # `mkdir P; mv A P/B` before these events were read: P's scan watched P/B
+                # and the kernel handed back A's watch, which is live there now; only the
+                # old name goes (removing the watch left P/B unwatched)
+                del self._by_rel[r]
+                continue
             self._forget(wd)
             if self._inotify is not None:
                 with contextlib.suppress(OSError):  # already gone with its directory

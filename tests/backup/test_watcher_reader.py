@@ -147,3 +147,32 @@ async def test_a_flood_takes_at_most_one_turn_of_events_per_loop_iteration(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         watcher.close()
+
+
+async def test_a_directory_moved_into_a_new_one_before_the_events_are_read_stays_watched(
+    tmp_path: Path,
+) -> None:
+    """`mkdir P; mv A P/B` while the loop is busy: P's scan watches P/B, and the kernel
+    hands back A's watch for it; the queued MOVED_FROM of A must not remove that watch."""
+    src = tmp_path / "src"
+    (src / "A" / "sub").mkdir(parents=True)
+    seen: list[tuple[str, str]] = []
+    watcher = Watcher(src, Filters(), lambda rel, kind: seen.append((rel, kind)), lambda: None)
+    watcher.open()
+    (src / "P").mkdir()  # both before run() reads anything: one queue
+    (src / "A").rename(src / "P" / "B")
+    task = asyncio.create_task(watcher.run())
+    try:
+        await until(lambda: ("A", "move_from") in seen, 10, "the move read")
+        (src / "P" / "B" / "f").write_bytes(b"x")
+        (src / "P" / "B" / "sub" / "g").write_bytes(b"x")
+        await until(
+            lambda: {("P/B/f", "write"), ("P/B/sub/g", "write")} <= set(seen),
+            10,
+            "writes in the moved directory",
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        watcher.close()
