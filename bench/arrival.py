@@ -12,15 +12,27 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asyncinotify import Inotify, Mask
+from backup import inotify as IN
+from backup.inotify import Inotify
 
-REPLICA_EVENTS = Mask.MOVED_TO | Mask.CREATE | Mask.CLOSE_WRITE
+REPLICA_EVENTS = IN.MOVED_TO | IN.CREATE | IN.CLOSE_WRITE
+
+
+def events(ino: Inotify, timeout: float = 0.1) -> list[IN.Event]:
+    """What is queued, waiting at most `timeout` for something; with the time it was read."""
+    if not select.select([ino.fd], [], [], timeout)[0]:
+        return []
+    try:
+        return ino.read()
+    except BlockingIOError:
+        return []
 
 
 def digest(data: bytes) -> bytes:
@@ -49,13 +61,11 @@ class Arrivals(threading.Thread):
     def __init__(self, source: Path, replica: Path, subdirs: Iterable[str]) -> None:
         super().__init__(daemon=True)
         self.replica = replica
-        self.ino = Inotify(sync_timeout=0.1)
-        self.sides: dict[str, tuple[str, str]] = {}  # watched dir -> (side, subdir)
+        self.ino = Inotify()
+        self.sides: dict[int, tuple[str, str]] = {}  # watch -> (side, subdir)
         for sub in subdirs:
-            self.ino.add_watch(source / sub, Mask.CLOSE_WRITE)
-            self.ino.add_watch(replica / sub, REPLICA_EVENTS)
-            self.sides[str(source / sub)] = ("src", sub)
-            self.sides[str(replica / sub)] = ("dst", sub)
+            self.sides[self.ino.add_watch(str(source / sub), IN.CLOSE_WRITE)] = ("src", sub)
+            self.sides[self.ino.add_watch(str(replica / sub), REPLICA_EVENTS)] = ("dst", sub)
         self.lock = threading.Lock()
         self.pending: dict[str, Pending] = {}
         self.done: list[float] = []
@@ -89,31 +99,29 @@ class Arrivals(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stop_flag.is_set():
-                ev = self.ino.sync_get()
-                if ev is None:
-                    continue
+                got = events(self.ino)
                 now = time.monotonic()
-                if ev.mask & Mask.Q_OVERFLOW:
-                    self.overflows += 1
-                    continue
-                if ev.watch is None or ev.name is None:
-                    continue
-                side, sub = self.sides.get(str(ev.watch.path), ("", ""))
-                name = str(ev.name)
-                if not side or name.startswith("."):
-                    continue  # rsync's temporary files are dot-named
-                self._event(side, f"{sub}/{name}", ev.mask, now)
+                for wd, mask, name in got:
+                    if mask & IN.Q_OVERFLOW:
+                        self.overflows += 1
+                        continue
+                    if name is None:
+                        continue
+                    side, sub = self.sides.get(wd, ("", ""))
+                    if not side or name.startswith("."):
+                        continue  # rsync's temporary files are dot-named
+                    self._event(side, f"{sub}/{name}", mask, now)
         finally:
             self.ino.close()
 
-    def _event(self, side: str, rel: str, mask: Mask, now: float) -> None:
+    def _event(self, side: str, rel: str, mask: int, now: float) -> None:
         with self.lock:
             p = self.pending.get(rel)
             if side == "src":
                 if p is not None and p.closed is None:
                     p.closed = now
                 return
-            if mask & Mask.CLOSE_WRITE:
+            if mask & IN.CLOSE_WRITE:
                 self.in_place += 1
         if p is None or p.closed is None:
             return
@@ -134,8 +142,8 @@ class Renames(threading.Thread):
 
     def __init__(self, directory: Path) -> None:
         super().__init__(daemon=True)
-        self.ino = Inotify(sync_timeout=0.1)
-        self.ino.add_watch(directory, Mask.MOVED_TO | Mask.CREATE)
+        self.ino = Inotify()
+        self.ino.add_watch(str(directory), IN.MOVED_TO | IN.CREATE)
         self.seen: dict[str, float] = {}
         self.cond = threading.Condition()
         self.stop_flag = threading.Event()
@@ -143,13 +151,14 @@ class Renames(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stop_flag.is_set():
-                ev = self.ino.sync_get()
-                if ev is None or ev.name is None or str(ev.name).startswith("."):
-                    continue
+                got = events(self.ino)
                 now = time.monotonic()
-                with self.cond:
-                    self.seen.setdefault(str(ev.name), now)
-                    self.cond.notify_all()
+                for _wd, _mask, name in got:
+                    if name is None or name.startswith("."):
+                        continue
+                    with self.cond:
+                        self.seen.setdefault(name, now)
+                        self.cond.notify_all()
         finally:
             self.ino.close()
 
