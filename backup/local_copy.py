@@ -34,7 +34,7 @@ import functools
 import os
 import stat
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,13 +86,21 @@ async def ship_local(
     root = spec.target.local_root
     if root is None:
         return LocalShip(rest=list(paths))
+    return await locked_in_thread(
+        spec, functools.partial(_ship_all, spec, root, list(paths), now, frozenset(skip))
+    )
+
+
+async def locked_in_thread(
+    spec: ReplicationSpec, ship: Callable[[threading.Event], LocalShip]
+) -> LocalShip:
+    """`ship(stop)` in the executor's thread, under the target's lock (the local copy, and
+    the stream road's batch: backup/stream.py)."""
     stop = threading.Event()
     async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
         # a future of the executor, not a task around to_thread: a task costs the loop
         # turns of its own steps, at every run (issue 18)
-        work = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(_ship_all, spec, root, list(paths), now, frozenset(skip), stop)
-        )
+        work = asyncio.get_running_loop().run_in_executor(None, ship, stop)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:

@@ -16,7 +16,6 @@ time (at most a minute); meanwhile the log and status say it is down and why.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import functools
@@ -30,7 +29,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backup.local_copy import Fallback, LocalShip, Source, ship_local, unchanged
+from backup.local_copy import (
+    Fallback,
+    LocalShip,
+    Source,
+    locked_in_thread,
+    ship_local,
+    unchanged,
+)
 from backup.markers import target_text
 from backup.spec import ReplicationSpec
 from backup.stream_frames import (
@@ -44,7 +50,6 @@ from backup.stream_frames import (
     encode,
     header_length,
 )
-from backup.target_lock import target_lock
 from backup.transport.ssh import SshTarget
 
 log = logging.getLogger("backup.stream")
@@ -87,21 +92,9 @@ async def ship_plain(
     session = session_for(spec)
     if session is None:
         return LocalShip(rest=list(paths))
-    stop = threading.Event()
-    async with target_lock(spec.lock_dir or spec.runtime_dir, spec.target.url):
-        work = asyncio.get_running_loop().run_in_executor(
-            None,
-            functools.partial(session.ship, spec, list(paths), now, frozenset(skip), stop),
-        )
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            # as ship_local: the lock outlives the thread, which stops at the next path
-            stop.set()
-            while not work.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({work})
-            raise
+    return await locked_in_thread(
+        spec, functools.partial(session.ship, spec, list(paths), now, frozenset(skip))
+    )
 
 
 _sessions: dict[tuple[str, ...], StreamSession] = {}
