@@ -325,3 +325,17 @@ def test_a_fifo_in_place_of_a_checked_file_does_not_hang_the_writer(
             writer.put("f", ["f"], writer.dst, want, lambda fd: None)
     finally:
         writer.close()
+
+
+def test_a_file_whose_directories_the_sender_could_not_describe_is_handed_back(
+    tmp_path: Path,
+) -> None:
+    root = _replica(tmp_path)
+    (root / "d").mkdir()
+    d = [0o40750, 0, 0, 1_700_000_000 * 10**9]
+    code, replies, err = _session(
+        root, _batch(_file("d/a", b"a"), _file("d/b", b"b"), _file("top", b"t"), dirs={"x": d})
+    )
+    assert code == 0, err
+    assert replies[1]["done"] == ["top"]
+    assert replies[1]["rest"] == ["d/a", "d/b"]  # rsync sets d's attributes (and finds a, b)
