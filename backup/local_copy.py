@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backup.replica_writer import TEMP_DIR as TEMP_DIR  # where its temporary files are
-from backup.replica_writer import Fallback, ReplicaWriter, open_dir
+from backup.replica_writer import DirAttrs, Fallback, ReplicaWriter, open_dir
 from backup.rsync import Outcome, RsyncResult, parse_itemized
 from backup.spec import ReplicationSpec
 from backup.target import PARTIAL_DIR
@@ -271,16 +271,11 @@ class _Batch:
     def implied_dirs(self, rel: str) -> list[str]:
         """The directories above `rel` get the source's mode, owner and mtime, as rsync -R
         sends its implied directories (the root is not one)."""
-        parts = rel.split("/")[:-1]
-        lines = []
-        for i in range(len(parts), 0, -1):
-            d = "/".join(parts[:i])
-            if self.writer.dir_done(d):
-                continue
-            s = self.source.dir_stat(d)
-            want = self.writer.wanted(s.st_mode, s.st_uid, s.st_gid, 0, s.st_mtime_ns)
-            lines += self.writer.implied_dir(d, want)
-        return lines
+        return self.writer.implied_dirs(rel, self._dir_attrs)
+
+    def _dir_attrs(self, d: str) -> DirAttrs:
+        s = self.source.dir_stat(d)
+        return s.st_mode, s.st_uid, s.st_gid, s.st_mtime_ns
 
 
 def _copy_bytes(src: int, dst: int) -> int:

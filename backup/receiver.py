@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import select
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from backup.markers import TARGET_MARKER
-from backup.replica_writer import Fallback, ReplicaWriter, open_temp_dir
+from backup.replica_writer import DirAttrs, Fallback, ReplicaWriter, open_temp_dir
 from backup.stream_frames import (
     MAX_ENTRIES,
     MAX_NAMES,
@@ -165,7 +166,7 @@ class Receiver:
                 failed = set()
                 for rel in done:
                     try:
-                        output += _implied_dirs(writer, rel, dirs)
+                        output += writer.implied_dirs(rel, functools.partial(_dir_attrs, dirs))
                     except (Fallback, OSError, ValueError, ProtocolError):
                         failed.add(rel)
                 if failed:  # a set, not list.remove: 20,000 entries must not cost 10^8 steps
@@ -196,12 +197,9 @@ class Receiver:
         try:
             if data is None:
                 return writer.delete(rel, parts, ddir)
-            mode, uid, gid = (field(entry, k, int) for k in ("mode", "uid", "gid"))
-            mtime_ns = field(entry, "mtime_ns", int)
-            if not (0 <= mode < 1 << 32 and 0 <= uid < _ID_MAX and 0 <= gid < _ID_MAX):
-                raise Fallback(rel)
-            if not -(1 << 62) < mtime_ns < 1 << 62:
-                raise Fallback(rel)
+            mode, uid, gid, mtime_ns = _in_range(
+                rel, *(field(entry, k, int) for k in ("mode", "uid", "gid", "mtime_ns"))
+            )
             want = writer.wanted(mode, uid, gid, len(data), mtime_ns)
             return writer.put(rel, parts, ddir, want, lambda fd: _write_all(fd, data))
         finally:
@@ -254,27 +252,26 @@ def _parts(rel: str) -> list[str]:
     return parts
 
 
-def _implied_dirs(writer: ReplicaWriter, rel: str, dirs: dict[str, Any]) -> list[str]:
-    parts = _parts(rel)[:-1]
-    lines = []
-    for i in range(len(parts), 0, -1):
-        d = "/".join(parts[:i])
-        if writer.dir_done(d):
-            continue
-        attrs = dirs.get(d)
-        if (
-            not isinstance(attrs, list)
-            or len(attrs) != 4
-            or not all(isinstance(a, int) and not isinstance(a, bool) for a in attrs)
-        ):
-            raise Fallback(d)  # the sender could not say: rsync's
-        mode, uid, gid, mtime_ns = attrs
-        if not (0 <= mode < 1 << 32 and 0 <= uid < _ID_MAX and 0 <= gid < _ID_MAX):
-            raise Fallback(d)
-        if not -(1 << 62) < mtime_ns < 1 << 62:
-            raise Fallback(d)
-        lines += writer.implied_dir(d, writer.wanted(mode, uid, gid, 0, mtime_ns))
-    return lines
+def _dir_attrs(dirs: dict[str, Any], d: str) -> DirAttrs:
+    """Directory `d`'s attributes as the batch's end frame gave them."""
+    attrs = dirs.get(d)
+    if (
+        not isinstance(attrs, list)
+        or len(attrs) != 4
+        or not all(isinstance(a, int) and not isinstance(a, bool) for a in attrs)
+    ):
+        raise Fallback(d)  # the sender could not say: rsync's
+    return _in_range(d, *attrs)
+
+
+def _in_range(rel: str, mode: int, uid: int, gid: int, mtime_ns: int) -> DirAttrs:
+    """Attributes the system calls take (a huge number would raise OverflowError there);
+    anything else is rsync's to ship."""
+    if not (0 <= mode < 1 << 32 and 0 <= uid < _ID_MAX and 0 <= gid < _ID_MAX):
+        raise Fallback(rel)
+    if not -(1 << 62) < mtime_ns < 1 << 62:
+        raise Fallback(rel)
+    return mode, uid, gid, mtime_ns
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -36,6 +36,7 @@ TEMP_NAME = ".sentinel-copy"
 TEMP_DIR = f"{PARTIAL_DIR}/{TEMP_NAME}"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _counter = itertools.count()
+DirAttrs = tuple[int, int, int, int]  # a source directory's st_mode, uid, gid, mtime_ns
 
 
 class Fallback(Exception):
@@ -210,12 +211,20 @@ class ReplicaWriter:
         finally:
             os.close(vdir)
 
-    def dir_done(self, d: str) -> bool:
-        return d in self._dirs_done
+    def implied_dirs(self, rel: str, attrs_of: Callable[[str], DirAttrs]) -> list[str]:
+        """The directories above `rel` get the source's mode, owner and mtime (`attrs_of`
+        of each, which raises Fallback when it cannot say), as rsync -R sends its implied
+        directories (the root is not one); each once per batch."""
+        parts = rel.split("/")[:-1]
+        lines = []
+        for i in range(len(parts), 0, -1):
+            d = "/".join(parts[:i])
+            if d not in self._dirs_done:
+                mode, uid, gid, mtime_ns = attrs_of(d)
+                lines += self._implied_dir(d, self.wanted(mode, uid, gid, 0, mtime_ns))
+        return lines
 
-    def implied_dir(self, d: str, want: Wanted) -> list[str]:
-        """The replica directory `d` gets `want`'s mode, owner and mtime, as rsync -R sends
-        its implied directories; once per batch."""
+    def _implied_dir(self, d: str, want: Wanted) -> list[str]:
         # component by component, never through a link: a directory above `d` replaced
         # by a link since the file was written must not send the chmod elsewhere
         fd = open_dir(self.dst, d.split("/"))
